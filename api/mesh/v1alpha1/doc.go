@@ -1,0 +1,9 @@
+// Package v1alpha1 holds the meshlens resource model: App Mesh's Mesh,
+// VirtualNode, VirtualService, VirtualRouter, Route, VirtualGateway and
+// GatewayRoute with App Mesh's field names and JSON shapes, the decoding of
+// documents (meshlens YAML/JSON and App Mesh's own API and describe-* JSON),
+// and validation with errors that name the field path.
+//
+// It is the one public API of the module: the control plane, the CLI and
+// any tooling that writes meshlens documents share it.
+package v1alpha1
