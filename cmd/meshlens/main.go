@@ -1,0 +1,14 @@
+// Command meshlens is the meshlens service mesh: control plane, proxy,
+// demo and CLI in one binary. All of it lives in internal/cli.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/meshlens/meshlens/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

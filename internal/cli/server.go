@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshlens/meshlens/internal/controlplane"
+)
+
+func newServerCmd(e *env) *cobra.Command {
+	var cfg controlplane.Config
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: store, REST API and xDS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger(cmd, e.stderr)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			s, err := controlplane.New(ctx, cfg)
+			if err != nil {
+				return runError{err}
+			}
+			if err := s.Run(ctx); err != nil {
+				return runError{err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "meshlens-data", "directory of the durable store (created if missing)")
+	f.StringVar(&cfg.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the REST API")
+	f.StringVar(&cfg.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address of the xDS (ADS) gRPC server")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
+	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
+	return cmd
+}

@@ -1,0 +1,120 @@
+package controlplane
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+)
+
+// resolver keeps the addresses of the hostnames that virtual nodes with
+// dns service discovery name, re-resolving them periodically. A failed
+// lookup keeps the last good answer: a resolver hiccup must not empty a
+// cluster.
+type resolver struct {
+	log      *slog.Logger
+	interval time.Duration
+	timeout  time.Duration
+	lookup   func(ctx context.Context, host string) ([]string, error)
+
+	mu      sync.Mutex
+	hosts   map[string][]string
+	changed chan struct{}
+}
+
+func newResolver(log *slog.Logger, interval time.Duration) *resolver {
+	return &resolver{
+		log: log, interval: interval, timeout: 2 * time.Second,
+		lookup:  net.DefaultResolver.LookupHost,
+		hosts:   map[string][]string{},
+		changed: make(chan struct{}, 1),
+	}
+}
+
+// Snapshot returns a copy of the current answers.
+func (r *resolver) Snapshot() map[string][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string][]string, len(r.hosts))
+	for h, a := range r.hosts {
+		out[h] = a
+	}
+	return out
+}
+
+// Changed signals (coalesced) that some answer changed.
+func (r *resolver) Changed() <-chan struct{} { return r.changed }
+
+// hostnames lists the dns hostnames named by virtual nodes in l.
+func hostnames(l v1alpha1.Lookup) []string {
+	seen := map[string]bool{}
+	for _, n := range l.List(v1alpha1.KindVirtualNode, "", "") {
+		if s := n.VirtualNodeSpec; s != nil && s.ServiceDiscovery != nil && s.ServiceDiscovery.DNS != nil {
+			seen[s.ServiceDiscovery.DNS.Hostname] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for h := range seen {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Resolve looks up every host now and drops answers for hosts no longer
+// named.
+func (r *resolver) Resolve(ctx context.Context, hosts []string) {
+	fresh := make(map[string][]string, len(hosts))
+	for _, h := range hosts {
+		lctx, cancel := context.WithTimeout(ctx, r.timeout)
+		addrs, err := r.lookup(lctx, h)
+		cancel()
+		if err != nil {
+			r.mu.Lock()
+			old, ok := r.hosts[h]
+			r.mu.Unlock()
+			r.log.Warn("dns service discovery lookup failed; keeping the last answer", "hostname", h, "error", err, "kept", len(old))
+			if ok {
+				fresh[h] = old
+			}
+			continue
+		}
+		sort.Strings(addrs)
+		fresh[h] = addrs
+	}
+	r.mu.Lock()
+	changed := len(fresh) != len(r.hosts)
+	for h, a := range fresh {
+		if !slices.Equal(r.hosts[h], a) {
+			changed = true
+		}
+	}
+	r.hosts = fresh
+	r.mu.Unlock()
+	if changed {
+		select {
+		case r.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run re-resolves the hosts that current() names every interval until ctx
+// ends.
+func (r *resolver) Run(ctx context.Context, current func() []string) {
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		r.Resolve(ctx, current())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

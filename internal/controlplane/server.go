@@ -1,0 +1,206 @@
+// Package controlplane is the meshlens control plane: it keeps resources in
+// the store, accepts instance registrations, serves the REST API, and
+// compiles each data plane's view of the mesh into xDS, pushed whenever
+// the resources, the registered instances or DNS answers change.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/registry"
+	"github.com/meshlens/meshlens/internal/store"
+	"github.com/meshlens/meshlens/internal/xds"
+)
+
+// Defaults: every listener binds to loopback unless told otherwise.
+const (
+	DefaultAPIAddr      = "127.0.0.1:7070"
+	DefaultXDSAddr      = "127.0.0.1:15010"
+	DefaultMaxBodyBytes = 8 << 20
+	DefaultDNSInterval  = 5 * time.Second
+	dbFileName          = "meshlens.db"
+)
+
+// Config configures a control plane.
+type Config struct {
+	DataDir      string
+	APIAddr      string
+	XDSAddr      string
+	MaxBodyBytes int64         // largest request body the API reads
+	DNSInterval  time.Duration // how often dns service discovery re-resolves
+	Logger       *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	if c.XDSAddr == "" {
+		c.XDSAddr = DefaultXDSAddr
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.DNSInterval <= 0 {
+		c.DNSInterval = DefaultDNSInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	registry *registry.Registry
+	dns      *resolver
+	xds      *xds.Server
+
+	apiLn, xdsLn net.Listener
+}
+
+// New opens the store and binds the API and xDS listeners, so that a
+// caller knows the addresses (and a port conflict is reported) before Run.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("data dir: is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, store: st,
+		registry: registry.New(nil),
+		dns:      newResolver(cfg.Logger, cfg.DNSInterval),
+	}
+	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{})
+	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("api address: %w", err)
+	}
+	if s.xdsLn, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
+		s.apiLn.Close()
+		st.Close()
+		return nil, fmt.Errorf("xds address: %w", err)
+	}
+	return s, nil
+}
+
+// APIAddr is the address the REST API listens on.
+func (s *Server) APIAddr() string { return s.apiLn.Addr().String() }
+
+// XDSAddr is the address the xDS server listens on.
+func (s *Server) XDSAddr() string { return s.xdsLn.Addr().String() }
+
+// Run serves until ctx ends, then shuts down gracefully and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer s.store.Close()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(3)
+	go func() { defer wg.Done(); s.registry.Run(ctx, time.Second) }()
+	go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
+	go func() { defer wg.Done(); s.feedXDS(ctx) }()
+
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(4<<20),
+		grpc.MaxConcurrentStreams(1000),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	s.xds.Register(g)
+	go func() {
+		if err := g.Serve(s.xdsLn); err != nil {
+			errc <- fmt.Errorf("xds server: %w", err)
+		}
+	}()
+
+	hs := &http.Server{
+		Handler:           s.api(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := hs.Serve(s.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("api server: %w", err)
+		}
+	}()
+	s.log.Info("control plane serving", "api", s.APIAddr(), "xds", s.XDSAddr(), "dataDir", s.cfg.DataDir,
+		"revision", s.store.Snapshot().Revision())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("control plane shutting down")
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer shutCancel()
+	_ = hs.Shutdown(shutCtx)
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutCtx.Done():
+		g.Stop() // ADS streams never end on their own
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// feedXDS hands the xDS server a new input whenever resources, instances
+// or DNS answers change. The xDS server debounces bursts.
+func (s *Server) feedXDS(ctx context.Context) {
+	snaps := s.store.Watch(ctx)
+	var snap *store.Snapshot
+	for {
+		regChanged := s.registry.Changed()
+		select {
+		case <-ctx.Done():
+			return
+		case next, ok := <-snaps:
+			if !ok {
+				return
+			}
+			snap = next
+		case <-regChanged:
+		case <-s.dns.Changed():
+		}
+		if snap == nil {
+			continue
+		}
+		s.xds.Update(snap, s.endpointView(snap))
+	}
+}
+
+func (s *Server) endpointView(l v1alpha1.Lookup) *endpointView {
+	return &endpointView{lookup: l, instances: s.registry.List("", ""), dns: s.dns.Snapshot()}
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every Fuzz* target in the module for the given time (default 10s).
+set -euo pipefail
+fuzztime=${1:-10s}
+cd "$(dirname "$0")/.."
+status=0
+while IFS= read -r file; do
+  dir=$(dirname "$file")
+  for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
+    echo "fuzz ./$dir $target ($fuzztime)"
+    if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "./$dir" >/tmp/fuzz-$target.log 2>&1; then
+      cat /tmp/fuzz-$target.log
+      status=1
+    fi
+  done
+done < <(git ls-files '*_test.go' | xargs grep -l '^func Fuzz' || true)
+exit $status
