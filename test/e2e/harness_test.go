@@ -1,0 +1,224 @@
+// Package e2e runs meshlens as real processes on loopback and drives them
+// the way a user does: the CLI, the REST API, and xDS clients.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the meshlens binary built once for the whole package.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "meshlens-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "meshlens")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/meshlens/meshlens/cmd/meshlens")
+	cmd := exec.Command("go", args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build meshlens:", err)
+		return 1
+	}
+	setupProxyless()
+	return m.Run()
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writer and a test reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// server is a running `meshlens server` process.
+type server struct {
+	t       testing.TB
+	dataDir string
+	api     string
+	xds     string
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	done    chan struct{}
+}
+
+// startServer starts a control plane on dataDir with fresh loopback ports
+// and waits until its API answers.
+func startServer(t testing.TB, dataDir string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir}
+	for attempt := 0; attempt < 3; attempt++ {
+		s.api, s.xds = freeAddr(t), freeAddr(t)
+		if err := s.start(); err == nil {
+			t.Cleanup(s.stop)
+			return s
+		} else if attempt == 2 {
+			t.Fatalf("start server: %v\n%s", err, s.logs.String())
+		}
+	}
+	return s
+}
+
+func (s *server) start() error {
+	s.logs = &syncBuffer{}
+	s.cmd = exec.Command(binary, "server", "--data-dir", s.dataDir, "--api-addr", s.api, "--xds-addr", s.xds, "--dns-interval", "500ms")
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	s.done = make(chan struct{})
+	go func() { s.cmd.Wait(); close(s.done) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("server exited: %s", s.cmd.ProcessState)
+		default:
+		}
+		resp, err := http.Get("http://" + s.api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+	return errors.New("server did not answer /healthz within 20s")
+}
+
+// URL is the API's base URL.
+func (s *server) URL() string { return "http://" + s.api }
+
+// kill sends SIGKILL and waits for the process to go.
+func (s *server) kill() {
+	if s.cmd.Process == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// restart starts the server again on the same data dir and ports.
+func (s *server) restart() {
+	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("restart server: %v\n%s", err, s.logs.String())
+	}
+}
+
+func (s *server) stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		s.t.Errorf("server did not stop within 15s of SIGTERM\n%s", s.logs.String())
+	}
+}
+
+// cliResult is what a CLI run printed and its exit code.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs the meshlens CLI against s with stdin.
+func (s *server) cli(t testing.TB, stdin string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "MESHLENS_SERVER="+s.URL())
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run meshlens %v: %v", args, err)
+	}
+	return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// mustCLI runs the CLI and fails the test unless it exits 0.
+func (s *server) mustCLI(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	r := s.cli(t, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("meshlens %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+}
