@@ -1,0 +1,365 @@
+// Package demo runs a whole mesh on one machine: a control plane with a
+// fresh data dir, the greeter applications, a sidecar per instance, an
+// ingress gateway and a light steady load, each a real process of the
+// meshlens binary on loopback. It is what `meshlens demo` runs and what
+// the end-to-end tests start.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshlens/meshlens/examples"
+	"github.com/meshlens/meshlens/internal/apiclient"
+)
+
+// Options configure a demo run. Zero values take the defaults.
+type Options struct {
+	Binary      string // the meshlens binary; default os.Executable()
+	DataDir     string // default a fresh temporary directory, removed at exit
+	Host        string // loopback address everything binds to; default 127.0.0.1
+	APIPort     int    // default 7070, so the CLI works without --server
+	XDSPort     int    // default 15010
+	GatewayPort int    // default 8080
+	// PortBase is the first of the ports the demo's apps, sidecars and
+	// admin endpoints use (about 30 in a row); default 20000.
+	PortBase int
+	RPS      float64 // steady load through the gateway; default 5; 0 < RPS
+	Out      io.Writer
+	Log      *slog.Logger
+	// Ready, when set, is called once the mesh answers through the gateway.
+	Ready func(Info)
+}
+
+// Info tells where the demo's parts listen.
+type Info struct {
+	APIURL     string
+	XDSAddr    string
+	GatewayURL string
+	Admin      map[string]string // process name -> admin URL
+	DataDir    string
+}
+
+// instance is one application instance with its sidecar.
+type instance struct {
+	node, id, role string
+	words          []string
+}
+
+var instances = []instance{
+	{node: "greeter", id: "greeter-1", role: "greeter"},
+	{node: "greeting-v1", id: "greeting-v1-1", role: "greeting", words: []string{"Hi", "Hello", "Greetings"}},
+	{node: "greeting-v2", id: "greeting-v2-1", role: "greeting", words: []string{"Howdy", "Hey"}},
+	{node: "name", id: "name-1", role: "name", words: []string{"Art", "Courtney", "Eduardo"}},
+}
+
+func (o *Options) defaults() error {
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the meshlens binary: %w", err)
+		}
+		o.Binary = exe
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.APIPort == 0 {
+		o.APIPort = 7070
+	}
+	if o.XDSPort == 0 {
+		o.XDSPort = 15010
+	}
+	if o.GatewayPort == 0 {
+		o.GatewayPort = 8080
+	}
+	if o.PortBase == 0 {
+		o.PortBase = 20000
+	}
+	if o.RPS <= 0 {
+		o.RPS = 5
+	}
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return nil
+}
+
+// proc is a child process of the demo.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+type runner struct {
+	opts  Options
+	logs  string
+	mu    sync.Mutex
+	procs []*proc
+}
+
+func (r *runner) addr(port int) string { return net.JoinHostPort(r.opts.Host, strconv.Itoa(port)) }
+
+func (r *runner) start(name string, args ...string) (*proc, error) {
+	f, err := os.Create(filepath.Join(r.logs, name+".log"))
+	if err != nil {
+		return nil, fmt.Errorf("log file for %s: %w", name, err)
+	}
+	cmd := exec.Command(r.opts.Binary, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: f}
+	go func() { cmd.Wait(); close(p.done) }()
+	r.mu.Lock()
+	r.procs = append(r.procs, p)
+	r.mu.Unlock()
+	return p, nil
+}
+
+// stopAll stops the children in reverse start order: gateway and
+// sidecars drain before the control plane goes.
+func (r *runner) stopAll() {
+	r.mu.Lock()
+	procs := append([]*proc(nil), r.procs...)
+	r.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		p.log.Close()
+	}
+}
+
+// exited reports the first child that ended on its own.
+func (r *runner) exited() <-chan *proc {
+	out := make(chan *proc, 1)
+	r.mu.Lock()
+	procs := append([]*proc(nil), r.procs...)
+	r.mu.Unlock()
+	for _, p := range procs {
+		go func(p *proc) {
+			<-p.done
+			select {
+			case out <- p:
+			default:
+			}
+		}(p)
+	}
+	return out
+}
+
+func waitHTTP(ctx context.Context, url string, ok func(*http.Response) bool, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if ok(resp) {
+				return nil
+			}
+			last = fmt.Errorf("%s: %s", url, resp.Status)
+		} else {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", url, errors.Join(last, ctx.Err()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func status200(r *http.Response) bool { return r.StatusCode == http.StatusOK }
+
+// Run starts the demo and keeps it running until ctx ends.
+func Run(ctx context.Context, opts Options) (err error) {
+	if err := opts.defaults(); err != nil {
+		return err
+	}
+	r := &runner{opts: opts}
+	if opts.DataDir == "" {
+		dir, err := os.MkdirTemp("", "meshlens-demo-")
+		if err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		opts.DataDir = dir
+		r.opts.DataDir = dir
+	}
+	r.logs = filepath.Join(opts.DataDir, "logs")
+	if err := os.MkdirAll(r.logs, 0o755); err != nil {
+		return fmt.Errorf("log dir: %w", err)
+	}
+	defer r.stopAll()
+
+	api, xds := r.addr(opts.APIPort), r.addr(opts.XDSPort)
+	apiURL := "http://" + api
+	if _, err := r.start("control-plane", "server", "--data-dir", filepath.Join(opts.DataDir, "store"), "--api-addr", api, "--xds-addr", xds); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, apiURL+"/healthz", status200, 15*time.Second); err != nil {
+		return fmt.Errorf("control plane (log: %s): %w", filepath.Join(r.logs, "control-plane.log"), err)
+	}
+	client, err := apiclient.New(apiURL, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := client.Apply(ctx, examples.Greeter, false); err != nil {
+		return fmt.Errorf("apply the demo mesh: %w", err)
+	}
+
+	info := Info{APIURL: apiURL, XDSAddr: xds, GatewayURL: "http://" + r.addr(opts.GatewayPort), Admin: map[string]string{}, DataDir: opts.DataDir}
+	port := opts.PortBase
+	next := func() int { port++; return port - 1 }
+	for _, in := range instances {
+		appPort, ingressPort, egressPort, adminPort := next(), next(), next(), next()
+		appArgs := []string{"demo-app", "--role", in.role, "--instance", in.id, "--listen", r.addr(appPort)}
+		for _, w := range in.words {
+			appArgs = append(appArgs, "--word", w)
+		}
+		if in.role == "greeter" {
+			appArgs = append(appArgs, "--proxy", "http://"+r.addr(egressPort))
+		}
+		if _, err := r.start(in.id, appArgs...); err != nil {
+			return err
+		}
+		admin := r.addr(adminPort)
+		info.Admin[in.id+" sidecar"] = "http://" + admin
+		if _, err := r.start(in.id+"-sidecar", "proxy",
+			"--node", "mesh/demo/virtualNode/"+in.node,
+			"--xds-addr", xds, "--server", apiURL,
+			"--admin-addr", admin,
+			"--ingress-addr", r.addr(ingressPort),
+			"--egress-addr", r.addr(egressPort),
+			"--app", "9080="+r.addr(appPort),
+			"--instance-id", in.id,
+		); err != nil {
+			return err
+		}
+	}
+	gwAdmin := r.addr(next())
+	info.Admin["ingress gateway"] = "http://" + gwAdmin
+	if _, err := r.start("ingress-gateway", "proxy",
+		"--node", "mesh/demo/virtualGateway/ingress",
+		"--xds-addr", xds, "--server", apiURL,
+		"--admin-addr", gwAdmin,
+		"--listen", fmt.Sprintf("8080=%s", r.addr(opts.GatewayPort)),
+	); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, info.GatewayURL+"/", status200, 30*time.Second); err != nil {
+		return fmt.Errorf("the mesh did not answer through the gateway (logs in %s): %w", r.logs, err)
+	}
+	printInfo(opts.Out, info, r.logs)
+	if opts.Ready != nil {
+		opts.Ready(info)
+	}
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	go runLoad(loadCtx, info.GatewayURL+"/", opts.RPS, opts.Out)
+
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(opts.Out, "\nstopping the demo...")
+		return nil
+	case p := <-r.exited():
+		return fmt.Errorf("%s exited unexpectedly (%v); its log: %s", p.name, p.cmd.ProcessState, p.log.Name())
+	}
+}
+
+func printInfo(w io.Writer, info Info, logs string) {
+	fmt.Fprintf(w, `
+meshlens demo is running.
+
+  gateway:        %s/
+  control plane:  %s   (xDS at %s)
+  logs:           %s
+`, info.GatewayURL, info.APIURL, info.XDSAddr, logs)
+	fmt.Fprintln(w, "  admin endpoints:")
+	for _, name := range []string{"greeter-1 sidecar", "greeting-v1-1 sidecar", "greeting-v2-1 sidecar", "name-1 sidecar", "ingress gateway"} {
+		if u, ok := info.Admin[name]; ok {
+			fmt.Fprintf(w, "    %-22s %s/server_info\n", name, u)
+		}
+	}
+	fmt.Fprintf(w, `
+Try:
+  curl %s/
+  meshlens get virtualnodes --mesh demo
+  meshlens describe route split --mesh demo --virtual-router greeting
+  # send half the greetings to v2:
+  meshlens get route split --mesh demo -o yaml | sed 's/weight: 90/weight: 50/; s/weight: 10/weight: 50/' | meshlens apply -f -
+
+A steady load of requests goes through the gateway; a summary prints every 10s.
+Press Ctrl-C to stop everything.
+
+`, info.GatewayURL)
+}
+
+// runLoad sends rps requests per second to url and prints a summary of
+// the answers every 10 seconds.
+func runLoad(ctx context.Context, url string, rps float64, out io.Writer) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rps))
+	defer tick.Stop()
+	report := time.NewTicker(10 * time.Second)
+	defer report.Stop()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-report.C:
+			mu.Lock()
+			fmt.Fprintf(out, "load: last 10s through the gateway: %v\n", counts)
+			counts = map[string]int{}
+			mu.Unlock()
+		case <-tick.C:
+			go func() {
+				key := "error"
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				if resp, err := client.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					key = strconv.Itoa(resp.StatusCode)
+				} else if ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				counts[key]++
+				mu.Unlock()
+			}()
+		}
+	}
+}

@@ -1,0 +1,324 @@
+package xds
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/nodeid"
+)
+
+// Endpoint is one reachable instance of a virtual node.
+//
+// Port, when set, is where the instance listens; it is used for a node with
+// a single listener. A node with several listeners is reached on each
+// listener's own port at Address (App Mesh's model: the instance's sidecar
+// takes every listener port), so leave Port zero for those.
+type Endpoint struct {
+	Address string
+	Port    uint32
+	Healthy bool
+	Zone    string // optional; becomes the endpoint's locality zone
+}
+
+// Endpoints gives the instances of a virtual node, already selected by its
+// service discovery. Implementations must be safe for concurrent use and
+// should be immutable snapshots: the server calls them while it builds.
+type Endpoints interface {
+	Endpoints(mesh, virtualNode string) []Endpoint
+}
+
+// Flavour is the shape of configuration a data plane understands.
+type Flavour int
+
+// The two flavours: Envoy (and the meshlens sidecar), which take the
+// App Mesh listeners on 15000/15001 and gateway listeners, and proxyless
+// gRPC clients, which take one api_listener per service port.
+const (
+	FlavourEnvoy Flavour = iota
+	FlavourProxyless
+)
+
+// String names the flavour as it appears in node keys and NodeStatus.
+func (f Flavour) String() string {
+	if f == FlavourProxyless {
+		return "proxyless"
+	}
+	return "envoy"
+}
+
+// View is the whole xDS configuration of one data plane, each type sorted
+// by resource name. The resources may be shared with other views built
+// from the same input and must not be modified.
+type View struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+	// Notes lists what could not be translated, for logs and debugging.
+	Notes []string
+}
+
+// Translate builds the view of the data plane id from one consistent state
+// of the meshes. A data plane whose resource does not exist gets an empty
+// view and a note: it waits, configured with nothing, until it is created.
+func Translate(l v1alpha1.Lookup, eps Endpoints, id nodeid.ID, fl Flavour) *View {
+	return newTranslator(l, eps).view(id, fl)
+}
+
+// translator builds views from one input. It caches what it builds for
+// one view (compiled routes of a service port, clusters, load
+// assignments) so that the next view reuses the same immutable objects:
+// memory and hashing are paid once per input, not once per data plane.
+type translator struct {
+	lookup v1alpha1.Lookup
+	eps    Endpoints
+
+	mu        sync.Mutex
+	routeSets map[routeSetKey]*routeSet
+	clusters  map[string]*clusterv3.Cluster
+	clas      map[string]*endpointv3.ClusterLoadAssignment
+	endpoints map[[2]string][]Endpoint
+}
+
+func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
+	return &translator{
+		lookup:    l,
+		eps:       eps,
+		routeSets: map[routeSetKey]*routeSet{},
+		clusters:  map[string]*clusterv3.Cluster{},
+		clas:      map[string]*endpointv3.ClusterLoadAssignment{},
+		endpoints: map[[2]string][]Endpoint{},
+	}
+}
+
+// view builds one data plane's view. It is safe to call concurrently.
+func (t *translator) view(id nodeid.ID, fl Flavour) *View {
+	b := &viewBuilder{t: t, mesh: id.Mesh, flavour: fl, clusterReqs: map[string]*clusterReq{}}
+	switch id.Kind {
+	case nodeid.VirtualGateway:
+		gw := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualGateway, Mesh: id.Mesh, Name: id.Name})
+		if gw == nil || gw.VirtualGatewaySpec == nil {
+			b.note("virtual gateway %s/%s does not exist: empty configuration", id.Mesh, id.Name)
+			break
+		}
+		b.gateway(gw)
+	default:
+		vn := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: id.Mesh, Name: id.Name})
+		if vn == nil || vn.VirtualNodeSpec == nil {
+			b.note("virtual node %s/%s does not exist: empty configuration", id.Mesh, id.Name)
+			break
+		}
+		if fl == FlavourProxyless {
+			b.proxyless(vn)
+		} else {
+			b.sidecar(vn)
+		}
+	}
+	return b.finish()
+}
+
+// viewBuilder accumulates one view.
+type viewBuilder struct {
+	t       *translator
+	mesh    string
+	flavour Flavour
+
+	listeners []*listenerv3.Listener
+	routes    []*routev3.RouteConfiguration
+	clusters  []*clusterv3.Cluster // clusters that are not outbound EDS clusters
+	// clusterReqs are the outbound clusters the routes name, with the client
+	// policy and limits that apply to them; first request wins.
+	clusterReqs map[string]*clusterReq
+	notes       []string
+}
+
+func (b *viewBuilder) note(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+}
+
+// finish builds the requested outbound clusters and their load
+// assignments and sorts every type by name.
+func (b *viewBuilder) finish() *View {
+	v := &View{Listeners: b.listeners, Routes: b.routes, Clusters: b.clusters, Notes: b.notes}
+	names := make([]string, 0, len(b.clusterReqs))
+	for name := range b.clusterReqs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		req := b.clusterReqs[name]
+		c, cla := b.t.outboundCluster(req, b.flavour)
+		v.Clusters = append(v.Clusters, c)
+		v.Endpoints = append(v.Endpoints, cla)
+	}
+	slices.SortFunc(v.Listeners, func(a, b *listenerv3.Listener) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(v.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(v.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(v.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+		return cmp.Compare(a.ClusterName, b.ClusterName)
+	})
+	return v
+}
+
+// ---- looking things up ----
+
+func (t *translator) mesh(mesh string) *v1alpha1.MeshSpec {
+	r := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindMesh, Name: mesh})
+	if r == nil || r.MeshSpec == nil {
+		return &v1alpha1.MeshSpec{}
+	}
+	return r.MeshSpec
+}
+
+// allowAll reports whether the mesh lets traffic leave for destinations it
+// does not know (egressFilter ALLOW_ALL; DROP_ALL is the default).
+func (t *translator) allowAll(mesh string) bool {
+	m := t.mesh(mesh)
+	return m.EgressFilter != nil && m.EgressFilter.Type == "ALLOW_ALL"
+}
+
+func (t *translator) virtualNode(mesh, name string) *v1alpha1.VirtualNodeSpec {
+	r := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: name})
+	if r == nil {
+		return nil
+	}
+	return r.VirtualNodeSpec
+}
+
+func (t *translator) virtualService(mesh, name string) *v1alpha1.VirtualServiceSpec {
+	r := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualService, Mesh: mesh, Name: name})
+	if r == nil {
+		return nil
+	}
+	return r.VirtualServiceSpec
+}
+
+func (t *translator) virtualRouter(mesh, name string) *v1alpha1.VirtualRouterSpec {
+	r := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualRouter, Mesh: mesh, Name: name})
+	if r == nil {
+		return nil
+	}
+	return r.VirtualRouterSpec
+}
+
+// nodeEndpoints returns the instances of a virtual node, asked once per
+// input.
+func (t *translator) nodeEndpoints(mesh, node string) []Endpoint {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := [2]string{mesh, node}
+	eps, ok := t.endpoints[k]
+	if !ok {
+		if t.eps != nil {
+			eps = t.eps.Endpoints(mesh, node)
+		}
+		t.endpoints[k] = eps
+	}
+	return eps
+}
+
+// portOf returns a port mapping's port and lower-cased protocol.
+func portOf(pm *v1alpha1.PortMapping) (uint32, string) {
+	if pm == nil || pm.Port <= 0 || pm.Port > 65535 {
+		return 0, ""
+	}
+	return uint32(pm.Port), pm.Protocol
+}
+
+// isHTTP reports whether a protocol is carried over HTTP.
+func isHTTP(protocol string) bool {
+	return protocol == "http" || protocol == "http2" || protocol == "grpc"
+}
+
+// isHTTP2 reports whether a protocol needs HTTP/2 upstream.
+func isHTTP2(protocol string) bool {
+	return protocol == "http2" || protocol == "grpc"
+}
+
+// servicePort is one port of a virtual service, as its provider listens.
+type servicePort struct {
+	port     uint32
+	protocol string
+}
+
+// servicePorts lists the ports of a virtual service: its provider router's
+// listeners or its provider node's listeners.
+func (t *translator) servicePorts(mesh, service string) []servicePort {
+	vs := t.virtualService(mesh, service)
+	if vs == nil || vs.Provider == nil {
+		return nil
+	}
+	var out []servicePort
+	switch {
+	case vs.Provider.VirtualRouter != nil:
+		vr := t.virtualRouter(mesh, vs.Provider.VirtualRouter.VirtualRouterName)
+		if vr == nil {
+			return nil
+		}
+		for _, l := range vr.Listeners {
+			if port, proto := portOf(l.PortMapping); port != 0 {
+				out = append(out, servicePort{port, proto})
+			}
+		}
+	case vs.Provider.VirtualNode != nil:
+		vn := t.virtualNode(mesh, vs.Provider.VirtualNode.VirtualNodeName)
+		if vn == nil {
+			return nil
+		}
+		for _, l := range vn.Listeners {
+			if port, proto := portOf(l.PortMapping); port != 0 {
+				out = append(out, servicePort{port, proto})
+			}
+		}
+	}
+	// A port listed twice keeps its first protocol.
+	seen := map[uint32]bool{}
+	uniq := out[:0]
+	for _, p := range out {
+		if !seen[p.port] {
+			seen[p.port] = true
+			uniq = append(uniq, p)
+		}
+	}
+	return uniq
+}
+
+// primaryPort picks the port that a service's bare name (no :port in the
+// Host header) reaches: port 80 when the service has it, the lowest HTTP
+// port otherwise. Only one virtual host may claim a domain.
+func primaryPort(ports []servicePort) uint32 {
+	var best uint32
+	for _, p := range ports {
+		if !isHTTP(p.protocol) {
+			continue
+		}
+		if p.port == 80 {
+			return 80
+		}
+		if best == 0 || p.port < best {
+			best = p.port
+		}
+	}
+	return best
+}
+
+// jsonKey renders v as a cache key.
+func jsonKey(v any) string {
+	if v == nil {
+		return "null"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%p", v)
+	}
+	return string(b)
+}
