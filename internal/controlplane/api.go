@@ -184,7 +184,7 @@ func (s *Server) decodeBody(r *http.Request) ([]*v1alpha1.Resource, error) {
 	docs, err := v1alpha1.DecodeReader(r.Body, s.cfg.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) || errors.Is(err, v1alpha1.ErrTooLarge) {
+		if errors.As(err, &tooLarge) || errors.Is(err, v1alpha1.ErrInputTooLarge) {
 			return nil, &apiclient.Error{Status: http.StatusRequestEntityTooLarge, Code: apiclient.CodeTooLarge,
 				Message: fmt.Sprintf("request body: larger than the limit of %d bytes", s.cfg.MaxBodyBytes)}
 		}

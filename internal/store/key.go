@@ -76,7 +76,7 @@ func checkKey(k v1alpha1.Key) error {
 	return nil
 }
 
-// arnAccount is the account and region part every meshlens ARN shares:
+// arnPrefix is the partition, region and account every meshlens ARN shares:
 // meshlens is not AWS, but clients written for App Mesh parse ARNs.
 const arnPrefix = "arn:aws:appmesh:meshlens:000000000000:"
 
