@@ -216,12 +216,14 @@ mesh: grpcdemo
 name: greeting-v1
 spec:
   listeners: [{portMapping: {port: 9080, protocol: grpc}}]
+  serviceDiscovery: {awsCloudMap: {namespaceName: grpc.local, serviceName: greeting-v1}}
 ---
 kind: VirtualNode
 mesh: grpcdemo
 name: greeting-v2
 spec:
   listeners: [{portMapping: {port: 9080, protocol: grpc}}]
+  serviceDiscovery: {awsCloudMap: {namespaceName: grpc.local, serviceName: greeting-v2}}
 ---
 kind: VirtualRouter
 mesh: grpcdemo

@@ -126,7 +126,9 @@ func decodeAppMeshInput(obj json.RawMessage, tags []yamlTag, idx int) ([]decoded
 	}
 	if err == nil {
 		r.Tags = in.Tags
-		err = r.setSpec(in.Spec)
+		if err = r.setSpec(in.Spec); err != nil {
+			err = betterError(err, in.Spec, r.Kind, false)
+		}
 	}
 	if err != nil {
 		return nil, &DocumentError{Index: idx, Name: name, Err: err}
@@ -141,7 +143,7 @@ func decodeAppMeshDescribe(key string, kind Kind, body json.RawMessage, tags []y
 	if err := strictUnmarshal(body, &d); err != nil {
 		var fe *FieldError
 		if errors.As(err, &fe) {
-			fe.Path = field(key, fe.Path)
+			fe.Path = join(key, fe.Path)
 		}
 		return nil, &DocumentError{Index: idx, Err: err}
 	}
@@ -154,7 +156,9 @@ func decodeAppMeshDescribe(key string, kind Kind, body json.RawMessage, tags []y
 		err = tagError(tags)
 	}
 	if err == nil {
-		err = r.setSpec(d.Spec)
+		if err = r.setSpec(d.Spec); err != nil {
+			err = betterError(err, d.Spec, r.Kind, false)
+		}
 	}
 	if err != nil {
 		return nil, &DocumentError{Index: idx, Name: name, Err: err}
@@ -347,7 +351,7 @@ func decodeCFNResource(res map[string]json.RawMessage, tags []yamlTag, idx int, 
 		}
 	}
 	if err := r.setSpec(spec); err != nil {
-		return fail(r, err)
+		return fail(r, betterError(err, spec, r.Kind, false))
 	}
 	return []decoded{{r: r, index: idx, name: label(r)}}, nil
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	yamlv2 "go.yaml.in/yaml/v2"
 	yamlv3 "go.yaml.in/yaml/v3"
@@ -191,7 +193,6 @@ type decoded struct {
 // rawDoc is one document as JSON, or the error that kept it from being one.
 type rawDoc struct {
 	json []byte
-	line int       // first line in the input; 0 when unknown
 	tags []yamlTag // local YAML tags, such as CloudFormation's !Ref
 	err  error
 }
@@ -203,13 +204,18 @@ func decodeAll(data []byte) ([]decoded, []error) {
 		var jerr error
 		docs, jerr = jsonDocuments(data)
 		if jerr != nil {
-			// Perhaps YAML flow style ({kind: Mesh, ...}): use YAML if it
-			// reads cleanly, otherwise report the JSON error.
-			ydocs := yamlDocuments(data)
-			if slices.ContainsFunc(ydocs, func(d rawDoc) bool { return d.err != nil }) {
-				return nil, []error{&DocumentError{Index: len(docs) + 1, Err: jerr}}
+			// Perhaps YAML flow style ({kind: Mesh, ...}): if the very
+			// first document is not JSON, use YAML when it reads cleanly.
+			// Otherwise report the JSON error, after the documents before it.
+			var ydocs []rawDoc
+			if len(docs) == 0 {
+				ydocs = yamlDocuments(data)
 			}
-			docs = ydocs
+			if len(ydocs) == 0 || slices.ContainsFunc(ydocs, func(d rawDoc) bool { return d.err != nil }) {
+				docs = append(docs, rawDoc{err: jerr})
+			} else {
+				docs = ydocs
+			}
 		}
 	} else {
 		docs = yamlDocuments(data)
@@ -319,19 +325,45 @@ func yamlDocuments(data []byte) []rawDoc {
 	for _, c := range splitYAML(data) {
 		j, err := yaml.YAMLToJSON(c.text)
 		if err != nil {
-			docs = append(docs, rawDoc{line: c.line, err: yamlError(err, c.line)})
+			docs = append(docs, rawDoc{err: yamlError(err, c.line)})
 			continue
 		}
 		if s := string(bytes.TrimSpace(j)); s == "null" || s == "" {
 			continue // only comments or whitespace
 		}
-		d := rawDoc{json: j, line: c.line}
+		if err := trailingContent(c.text, c.line); err != nil {
+			docs = append(docs, rawDoc{err: err})
+			continue
+		}
+		d := rawDoc{json: j}
 		if bytes.IndexByte(c.text, '!') >= 0 {
 			d.tags = findTags(c.text, c.line)
 		}
 		docs = append(docs, d)
 	}
 	return docs
+}
+
+// trailingContent refuses a flow collection followed by more content on
+// its document ({...}{...}), which the YAML 1.1 converter silently drops.
+func trailingContent(text []byte, firstLine int) error {
+	if t := bytes.TrimSpace(text); len(t) == 0 || t[0] != '{' && t[0] != '[' {
+		return nil
+	}
+	dec := yamlv3.NewDecoder(bytes.NewReader(text))
+	var n yamlv3.Node
+	if dec.Decode(&n) != nil {
+		return nil // the converter accepted it; let it be
+	}
+	var rest yamlv3.Node
+	if err := dec.Decode(&rest); err != io.EOF {
+		what := "mapping"
+		if bytes.TrimSpace(text)[0] == '[' {
+			what = "list"
+		}
+		return fmt.Errorf("invalid YAML: unexpected content after the %s that starts on line %d", what, n.Line+firstLine-1)
+	}
+	return nil
 }
 
 // yamlError makes the YAML library's message relative to the whole input.
@@ -476,16 +508,19 @@ func tagError(tags []yamlTag) error {
 
 // decodeMeshlens decodes a document in the meshlens form.
 func decodeMeshlens(obj json.RawMessage, tags []yamlTag, idx int) ([]decoded, error) {
+	// A tag first: it explains the error the converter's string in its
+	// place would cause.
+	if err := tagError(tags); err != nil {
+		return nil, &DocumentError{Index: idx, Name: peekName(obj), Err: err}
+	}
 	var r Resource
 	err := r.UnmarshalJSON(obj)
 	name := resourceName(&r)
 	if err != nil {
+		err = betterError(err, obj, "", true)
 		if name == "" {
 			name = peekName(obj)
 		}
-		return nil, &DocumentError{Index: idx, Name: name, Err: err}
-	}
-	if err := tagError(tags); err != nil {
 		return nil, &DocumentError{Index: idx, Name: name, Err: err}
 	}
 	return []decoded{{r: &r, index: idx, name: name}}, nil
@@ -518,4 +553,209 @@ func peekName(obj json.RawMessage) string {
 		return ""
 	}
 	return resourceName(&Resource{Kind: kind, Mesh: w.Mesh, Name: w.Name, VirtualRouter: w.VirtualRouter, VirtualGateway: w.VirtualGateway})
+}
+
+// ---- locating decode errors ----
+
+// encoding/json reports a type mismatch with a path that leaves out list
+// indices (spec.listeners.portMapping.port) and an unknown field with no
+// path at all. Once a decode has failed, explain walks the document along
+// the Go types to name the field exactly (spec.listeners[1].portMapping).
+// It only ever explains a failure: it never decides whether a document
+// decodes.
+
+var specTypes = map[Kind]reflect.Type{
+	KindMesh:           reflect.TypeFor[MeshSpec](),
+	KindVirtualNode:    reflect.TypeFor[VirtualNodeSpec](),
+	KindVirtualService: reflect.TypeFor[VirtualServiceSpec](),
+	KindVirtualRouter:  reflect.TypeFor[VirtualRouterSpec](),
+	KindRoute:          reflect.TypeFor[RouteSpec](),
+	KindVirtualGateway: reflect.TypeFor[VirtualGatewaySpec](),
+	KindGatewayRoute:   reflect.TypeFor[GatewayRouteSpec](),
+}
+
+// betterError returns a located version of err, a failure to decode the
+// JSON document obj as a meshlens resource (whole is true) or as the spec
+// of kind, or err itself.
+func betterError(err error, obj []byte, kind Kind, whole bool) error {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return err
+	}
+	var fe *FieldError
+	if whole {
+		fe = explainEnvelope(v)
+	} else if t, ok := specTypes[kind]; ok {
+		fe = explain(v, t, "spec")
+	}
+	if fe == nil {
+		return err
+	}
+	return fe
+}
+
+func explainEnvelope(v any) *FieldError {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil
+	}
+	kindName, _ := m["kind"].(string)
+	kind, kerr := ParseKind(kindName)
+	envelope := reflect.TypeFor[resourceJSON]()
+	for _, k := range sortedKeys(m) {
+		f, ok := jsonField(envelope, k)
+		if !ok {
+			return &FieldError{Message: fmt.Sprintf("unknown field %q", k)}
+		}
+		if f.Name == "Spec" {
+			if kerr != nil {
+				continue
+			}
+			if fe := explain(m[k], specTypes[kind], "spec"); fe != nil {
+				return fe
+			}
+			continue
+		}
+		if f.Name == "Kind" {
+			continue // ParseKind's own error is better
+		}
+		if fe := explain(m[k], f.Type, jsonName(f)); fe != nil {
+			return fe
+		}
+	}
+	return nil
+}
+
+var (
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	timeType       = reflect.TypeFor[time.Time]()
+)
+
+// explain finds the first value of v (in sorted key order) that does not
+// fit the type t, at path.
+func explain(v any, t reflect.Type, path string) *FieldError {
+	if v == nil {
+		return nil // null leaves a field as it is
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	mismatch := func(want string) *FieldError {
+		return &FieldError{Path: path, Message: fmt.Sprintf("must be %s, not %s", want, genericKind(v))}
+	}
+	switch {
+	case t == rawMessageType:
+		return nil
+	case t == timeType:
+		if _, ok := v.(string); !ok {
+			return mismatch("a string")
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return mismatch("an object")
+		}
+		for _, k := range sortedKeys(m) {
+			f, ok := jsonField(t, k)
+			if !ok {
+				return &FieldError{Path: path, Message: fmt.Sprintf("unknown field %q", k)}
+			}
+			if fe := explain(m[k], f.Type, field(path, jsonName(f))); fe != nil {
+				return fe
+			}
+		}
+	case reflect.Slice:
+		l, ok := v.([]any)
+		if !ok {
+			return mismatch("a list")
+		}
+		for i, e := range l {
+			if fe := explain(e, t.Elem(), index(path, i)); fe != nil {
+				return fe
+			}
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			return mismatch("a string")
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			return mismatch("a boolean")
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := v.(json.Number)
+		if !ok {
+			return mismatch("an integer")
+		}
+		if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); err != nil {
+			return &FieldError{Path: path, Message: fmt.Sprintf("must be an integer of %d bits, not %s", t.Bits(), n)}
+		}
+	}
+	return nil
+}
+
+// genericKind names the JSON type of a value decoded into any.
+func genericKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "string"
+	case json.Number, float64:
+		return "number"
+	case bool:
+		return "boolean"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "object"
+	}
+	return "null"
+}
+
+// jsonField finds the field of struct t that encoding/json decodes the
+// key into: the exact name, or else one that matches ignoring case.
+func jsonField(t reflect.Type, key string) (reflect.StructField, bool) {
+	var fold reflect.StructField
+	found := false
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := jsonName(f)
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+			if ef, ok := jsonField(f.Type, key); ok {
+				return ef, true
+			}
+			continue
+		}
+		if name == key {
+			return f, true
+		}
+		if !found && strings.EqualFold(name, key) {
+			fold, found = f, true
+		}
+	}
+	return fold, found
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -91,9 +91,9 @@ func nameProblem(kind Kind, name string) string {
 		// They would be path segments with a meaning in REST URLs.
 		return "must not be . or .."
 	}
-	for i := 0; i < len(name); i++ {
-		if !nameByte(name[i]) {
-			return fmt.Sprintf("must contain only letters, digits, hyphens, underscores and dots, not %q", rune(name[i]))
+	for _, c := range name {
+		if c >= 0x80 || !nameByte(byte(c)) {
+			return fmt.Sprintf("must contain only letters, digits, hyphens, underscores and dots, not %q", c)
 		}
 	}
 	if kind == KindVirtualService {
