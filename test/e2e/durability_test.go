@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ func TestAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
 		}
 		var mu sync.Mutex
 		acked := map[string]int64{} // node name -> acknowledged version
+		var applyErr error
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for w := 0; w < 4; w++ {
@@ -34,9 +36,14 @@ func TestAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
 				defer wg.Done()
 				for i := 0; ctx.Err() == nil; i++ {
 					name := fmt.Sprintf("r%d-w%d-n%d", round, w, i%5)
-					doc := fmt.Sprintf("kind: VirtualNode\nmesh: crash\nname: %s\nspec:\n  listeners:\n    - portMapping: {port: %d, protocol: http}\n", name, 1000+i)
+					doc := fmt.Sprintf("kind: VirtualNode\nmesh: crash\nname: %s\nspec:\n  listeners:\n    - portMapping: {port: %d, protocol: http}\n  serviceDiscovery:\n    dns: {hostname: %s.crash.local}\n", name, 1000+i, name)
 					resp, err := c.Apply(ctx, []byte(doc), false)
 					if err != nil {
+						if !errors.Is(err, apiclient.ErrUnreachable) && ctx.Err() == nil {
+							mu.Lock()
+							applyErr = err
+							mu.Unlock()
+						}
 						return // the server is gone
 					}
 					mu.Lock()
@@ -48,6 +55,9 @@ func TestAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
 		eventually(t, 30*time.Second, "writes acknowledged", func() error {
 			mu.Lock()
 			defer mu.Unlock()
+			if applyErr != nil {
+				t.Fatalf("apply failed: %v", applyErr)
+			}
 			total := int64(0)
 			for _, v := range acked {
 				total += v
