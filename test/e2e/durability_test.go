@@ -16,6 +16,7 @@ import (
 // The control plane is killed with SIGKILL while clients stream applies;
 // after a restart on the same data dir every acknowledged write is there.
 func TestAcknowledgedWritesSurviveSIGKILL(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := startServer(t, dir)
 	s.mustCLI(t, "kind: Mesh\nname: crash\n", "apply", "-f", "-")

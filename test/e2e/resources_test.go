@@ -36,6 +36,7 @@ func decodeOne(t *testing.T, out string) *v1alpha1.Resource {
 }
 
 func TestApplyGetRoundTripEveryKind(t *testing.T) {
+	t.Parallel()
 	for _, file := range []string{completeMesh, "../../examples/greeter.yaml"} {
 		t.Run(file, func(t *testing.T) {
 			s := startServer(t, t.TempDir())
@@ -96,6 +97,7 @@ func describeLine(k v1alpha1.Key) string {
 // App Mesh's own JSON, as `aws appmesh describe-virtual-node` prints it and
 // as --cli-input-json takes it, is accepted as is.
 func TestAppMeshJSONForms(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, `{"meshName": "legacy", "spec": {"egressFilter": {"type": "ALLOW_ALL"}}}`, "apply", "-f", "-")
 	describe := `{
@@ -133,6 +135,7 @@ func TestAppMeshJSONForms(t *testing.T) {
 }
 
 func TestKindNamesAsKubectlTakesThem(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, "", "apply", "-f", "../../examples/greeter.yaml")
 	for _, kind := range []string{"virtualnode", "VirtualNode", "virtualnodes", "VIRTUALNODES", "vn"} {
@@ -160,6 +163,7 @@ func TestKindNamesAsKubectlTakesThem(t *testing.T) {
 }
 
 func TestBadDocumentInBatchAppliesNothing(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	data, err := os.ReadFile("../../examples/greeter.yaml")
 	if err != nil {
@@ -209,6 +213,7 @@ spec:
 }
 
 func TestDeleteAndExitCodes(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, "", "apply", "-f", "../../examples/greeter.yaml")
 
@@ -259,6 +264,7 @@ func TestDeleteAndExitCodes(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, "", "apply", "-f", "../../examples/greeter.yaml")
 	out := s.mustCLI(t, "", "describe", "vn", "greeting-v1", "--mesh", "demo")

@@ -67,6 +67,7 @@ spec:
 // instance that goes away leaves its cluster's endpoints; a client that
 // reconnects after a control-plane restart gets the current state.
 func TestXDSPushesChanges(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, "", "apply", "-f", "../../examples/greeter.yaml")
 	register(t, s, "demo", "greeting-v1", "v1-a", "127.0.0.1", 19081)
@@ -131,6 +132,7 @@ func TestXDSPushesChanges(t *testing.T) {
 // An instance killed without deregistering disappears when its
 // registration expires.
 func TestRegistrationExpires(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, "", "apply", "-f", "../../examples/greeter.yaml")
 	body := `{"address": "127.0.0.1", "port": 19090, "ttlSeconds": 1}`
@@ -283,6 +285,7 @@ func runProxyless(t *testing.T, s *server, n int) map[string]int {
 // A grpc-go client with the xds:/// resolver, bootstrapped at meshlens as
 // a virtual node, follows the weights of the route to its backend.
 func TestProxylessGRPCFollowsWeights(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, grpcMesh+"---\n"+grpcRoute(80, 20), "apply", "-f", "-")
 	register(t, s, "grpcdemo", "greeting-v1", "v1", "127.0.0.1", startGRPCBackend(t, "v1"))
