@@ -33,7 +33,7 @@ type adsClient struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	versions  map[string]string               // type URL -> version
+	versions  map[string]string                // type URL -> version
 	resources map[string]map[string]*anypb.Any // type URL -> name -> resource
 	asked     map[string][]string              // type URL -> names asked
 	updates   chan string                      // type URL of each applied response
