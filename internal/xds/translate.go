@@ -84,9 +84,35 @@ type translator struct {
 
 	mu        sync.Mutex
 	routeSets map[routeSetKey]*routeSet
+	vhosts    map[vhostKey]*routev3.VirtualHost
+	apiRoutes map[routeSetKey]*routev3.RouteConfiguration
 	clusters  map[string]*clusterv3.Cluster
 	clas      map[string]*endpointv3.ClusterLoadAssignment
 	endpoints map[[2]string][]Endpoint
+}
+
+type vhostKey struct {
+	routeSetKey
+	primary bool
+}
+
+// cached returns the value cached under k in m, or builds, caches and
+// returns it. Two views racing to build the same value keep the first.
+func cached[K comparable, V any](t *translator, m map[K]V, k K, build func() V) V {
+	t.mu.Lock()
+	v, ok := m[k]
+	t.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = build()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if prev, ok := m[k]; ok {
+		return prev
+	}
+	m[k] = v
+	return v
 }
 
 func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
@@ -94,6 +120,8 @@ func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
 		lookup:    l,
 		eps:       eps,
 		routeSets: map[routeSetKey]*routeSet{},
+		vhosts:    map[vhostKey]*routev3.VirtualHost{},
+		apiRoutes: map[routeSetKey]*routev3.RouteConfiguration{},
 		clusters:  map[string]*clusterv3.Cluster{},
 		clas:      map[string]*endpointv3.ClusterLoadAssignment{},
 		endpoints: map[[2]string][]Endpoint{},
@@ -148,7 +176,14 @@ func (b *viewBuilder) note(format string, args ...any) {
 // finish builds the requested outbound clusters and their load
 // assignments and sorts every type by name.
 func (b *viewBuilder) finish() *View {
-	v := &View{Listeners: b.listeners, Routes: b.routes, Clusters: b.clusters, Notes: b.notes}
+	v := &View{Listeners: b.listeners, Routes: b.routes, Clusters: b.clusters}
+	seen := map[string]bool{}
+	for _, n := range b.notes {
+		if !seen[n] {
+			seen[n] = true
+			v.Notes = append(v.Notes, n)
+		}
+	}
 	names := make([]string, 0, len(b.clusterReqs))
 	for name := range b.clusterReqs {
 		names = append(names, name)

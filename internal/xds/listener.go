@@ -1,0 +1,564 @@
+package xds
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
+	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+)
+
+// ---- virtual node sidecar ----
+
+// sidecar builds a virtual node's Envoy view: the inbound listener with
+// its local clusters, and the outbound listener with its routes and the
+// clusters of every backend.
+func (b *viewBuilder) sidecar(vn *v1alpha1.Resource) {
+	spec := vn.VirtualNodeSpec
+	logs := accessLogs(spec.Logging)
+	if l := b.inboundListener(vn.Mesh, vn.Name, spec, logs); l != nil {
+		b.listeners = append(b.listeners, l)
+	}
+	b.outboundListener(vn.Mesh, spec, logs)
+}
+
+// inboundListener is lds_ingress_0.0.0.0_15000: one filter chain per
+// virtual node listener, chosen by the original destination port that
+// iptables redirected from.
+func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualNodeSpec, logs []*accesslogv3.AccessLog) *listenerv3.Listener {
+	var chains []*listenerv3.FilterChain
+	inspect := false
+	for i := range spec.Listeners {
+		l := &spec.Listeners[i]
+		port, proto := portOf(l.PortMapping)
+		if port == 0 {
+			b.note("virtual node %s: listener %d has no valid port mapping; skipped", node, i)
+			continue
+		}
+		cluster := inboundCluster(mesh, node, l)
+		var filter *listenerv3.Filter
+		var rc *routev3.RouteConfiguration
+		switch {
+		case isHTTP(proto):
+			rc = inboundRouteConfig(proto, port, cluster.Name, l.Timeout)
+			filter = hcmFilter(httpConnectionManager(inboundStatPrefix(proto, port), codecFor(proto), rc.Name, logs))
+		case proto == "tcp":
+			var idle *durationpb.Duration
+			if l.Timeout != nil && l.Timeout.TCP != nil {
+				idle = toDuration(l.Timeout.TCP.Idle)
+			}
+			filter = tcpProxyFilter(inboundStatPrefix(proto, port), []weightedTarget{{target: target{cluster: cluster.Name}, weight: 1}}, idle, logs)
+		default:
+			b.note("virtual node %s: listener on port %d has unknown protocol %q; skipped", node, port, proto)
+			continue
+		}
+		base := &listenerv3.FilterChain{
+			Name:             "ingress_" + proto + "_" + itoa32(port),
+			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port)},
+			Filters:          []*listenerv3.Filter{filter},
+		}
+		cs, needInspector, skip := tlsChains(base, l.TLS)
+		if skip != "" {
+			b.note("virtual node %s: listener on port %d: %s", node, port, skip)
+			continue
+		}
+		inspect = inspect || needInspector
+		chains = append(chains, cs...)
+		b.clusters = append(b.clusters, cluster)
+		if rc != nil {
+			b.routes = append(b.routes, rc)
+		}
+	}
+	if len(chains) == 0 {
+		return nil
+	}
+	filters := []*listenerv3.ListenerFilter{listenerFilter("envoy.filters.listener.original_dst", &originaldstv3.OriginalDst{})}
+	if inspect {
+		filters = append(filters, listenerFilter("envoy.filters.listener.tls_inspector", &tlsinspectorv3.TlsInspector{}))
+	}
+	return &listenerv3.Listener{
+		Name:             InboundListenerName,
+		Address:          socketAddress("0.0.0.0", InboundPort),
+		TrafficDirection: corev3.TrafficDirection_INBOUND,
+		ListenerFilters:  filters,
+		FilterChains:     chains,
+	}
+}
+
+// backendService is one virtual service a data plane may call, with the
+// client policy it calls it with.
+type backendService struct {
+	name   string
+	policy *v1alpha1.ClientPolicy
+}
+
+// backendServices lists the services a node calls: its backends in spec
+// order, then, with ALLOW_ALL, every other service of the mesh (with the
+// backend defaults' policy).
+func (b *viewBuilder) backendServices(mesh string, spec *v1alpha1.VirtualNodeSpec) []backendService {
+	var defaults *v1alpha1.ClientPolicy
+	if spec.BackendDefaults != nil {
+		defaults = spec.BackendDefaults.ClientPolicy
+	}
+	var out []backendService
+	seen := map[string]bool{}
+	for _, be := range spec.Backends {
+		if be.VirtualService == nil || be.VirtualService.VirtualServiceName == "" {
+			continue
+		}
+		name := be.VirtualService.VirtualServiceName
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		p := be.VirtualService.ClientPolicy
+		if p == nil {
+			p = defaults
+		}
+		out = append(out, backendService{name: name, policy: p})
+	}
+	if b.t.allowAll(mesh) {
+		for _, vs := range b.t.lookup.List(v1alpha1.KindVirtualService, mesh, "") {
+			if !seen[vs.Name] {
+				seen[vs.Name] = true
+				out = append(out, backendService{name: vs.Name, policy: defaults})
+			}
+		}
+	}
+	for _, s := range out {
+		if s.policy != nil && s.policy.TLS != nil && s.policy.TLS.Validation != nil && s.policy.TLS.Validation.Trust != nil &&
+			s.policy.TLS.Validation.Trust.ACM != nil {
+			b.note("backend %s: client policy trusts ACM certificate authorities, which meshlens cannot read; no TLS is originated", s.name)
+		}
+	}
+	return out
+}
+
+// requestCluster records that the view's routes name a target's cluster.
+// The first backend to reach a cluster decides its client policy.
+func (b *viewBuilder) requestCluster(tg target, policy *v1alpha1.ClientPolicy, gwPool *v1alpha1.VirtualGatewayConnectionPool) {
+	if _, ok := b.clusterReqs[tg.cluster]; ok {
+		return
+	}
+	if b.flavour == FlavourProxyless && effectiveTLS(policy, tg.port) != nil {
+		b.note("cluster %s: client policy TLS is not applied to proxyless gRPC clients", tg.cluster)
+	}
+	b.clusterReqs[tg.cluster] = &clusterReq{mesh: b.mesh, target: tg, policy: policy, gwPool: gwPool}
+}
+
+// outboundListener is lds_egress_0.0.0.0_15001: a chain per TCP backend
+// port, an HTTP chain whose route configuration has a virtual host per
+// backend port, and with ALLOW_ALL a passthrough for everything else.
+func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSpec, logs []*accesslogv3.AccessLog) {
+	allowAll := b.t.allowAll(mesh)
+	rc := &routev3.RouteConfiguration{Name: OutboundRouteName, ValidateClusters: wrapperspb.Bool(false)}
+	tcpChains := map[uint32]*listenerv3.FilterChain{}
+	for _, svc := range b.backendServices(mesh, spec) {
+		ports := b.t.servicePorts(mesh, svc.name)
+		if len(ports) == 0 {
+			b.note("virtual service %s has no provider listener; not routed", svc.name)
+			continue
+		}
+		primary := primaryPort(ports)
+		for _, p := range ports {
+			rs := b.t.serviceRoutes(mesh, svc.name, p.port)
+			b.notes = append(b.notes, rs.notes...)
+			switch {
+			case isHTTP(p.protocol):
+				rc.VirtualHosts = append(rc.VirtualHosts, b.t.outboundVirtualHost(mesh, svc.name, p.port, p.port == primary))
+			case p.protocol == "tcp":
+				if prev, ok := tcpChains[p.port]; ok {
+					b.note("virtual service %s: TCP port %d is already taken by %s; not routed", svc.name, p.port, prev.Name)
+					continue
+				}
+				if len(rs.rules) == 0 {
+					continue
+				}
+				r := rs.rules[0]
+				var wts []weightedTarget
+				for _, t := range r.targets {
+					if t.weight > 0 {
+						wts = append(wts, t)
+					}
+				}
+				if len(wts) == 0 {
+					b.note("virtual service %s: TCP port %d has no weighted target; not routed", svc.name, p.port)
+					continue
+				}
+				tcpChains[p.port] = &listenerv3.FilterChain{
+					Name:             virtualHostName(svc.name, p.port),
+					FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port)},
+					Filters:          []*listenerv3.Filter{tcpProxyFilter(outboundStatPrefix, wts, r.idle, logs)},
+				}
+			default:
+				continue
+			}
+			for _, r := range rs.rules {
+				for _, t := range r.targets {
+					b.requestCluster(t.target, svc.policy, nil)
+				}
+			}
+		}
+	}
+	slices.SortFunc(rc.VirtualHosts, func(a, b *routev3.VirtualHost) int { return strings.Compare(a.Name, b.Name) })
+	if allowAll {
+		rc.VirtualHosts = append(rc.VirtualHosts, passthroughVirtualHost())
+		b.clusters = append(b.clusters, passthroughCluster())
+	}
+	b.routes = append(b.routes, rc)
+
+	var chains []*listenerv3.FilterChain
+	ports := make([]uint32, 0, len(tcpChains))
+	for p := range tcpChains {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	for _, p := range ports {
+		chains = append(chains, tcpChains[p])
+	}
+	httpChain := &listenerv3.FilterChain{
+		Name:    "egress_http",
+		Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, OutboundRouteName, logs))},
+	}
+	filters := []*listenerv3.ListenerFilter{listenerFilter("envoy.filters.listener.original_dst", &originaldstv3.OriginalDst{})}
+	l := &listenerv3.Listener{
+		Name:             OutboundListenerName,
+		Address:          socketAddress("0.0.0.0", OutboundPort),
+		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
+	}
+	if allowAll {
+		// Only connections that speak HTTP go to the HTTP chain; the rest
+		// pass through to where they were going.
+		filters = append(filters, listenerFilter("envoy.filters.listener.http_inspector", &httpinspectorv3.HttpInspector{}))
+		httpChain.FilterChainMatch = &listenerv3.FilterChainMatch{ApplicationProtocols: []string{"http/1.1", "h2c"}}
+		l.DefaultFilterChain = &listenerv3.FilterChain{
+			Name:    "egress_passthrough",
+			Filters: []*listenerv3.Filter{tcpProxyFilter(outboundStatPrefix, []weightedTarget{{target: target{cluster: PassthroughClusterName}, weight: 1}}, nil, logs)},
+		}
+	}
+	l.ListenerFilters = filters
+	l.FilterChains = append(chains, httpChain)
+	b.listeners = append(b.listeners, l)
+}
+
+// ---- proxyless gRPC ----
+
+// proxyless builds a proxyless gRPC client's view: an api_listener named
+// <service>:<port> per HTTP port of every service it may call (and
+// <service> alone for the service's primary port), each with its own
+// route configuration, and the clusters they name.
+func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
+	for _, svc := range b.backendServices(vn.Mesh, vn.VirtualNodeSpec) {
+		ports := b.t.servicePorts(vn.Mesh, svc.name)
+		primary := primaryPort(ports)
+		for _, p := range ports {
+			if !isHTTP(p.protocol) {
+				continue
+			}
+			rs := b.t.serviceRoutes(vn.Mesh, svc.name, p.port)
+			b.notes = append(b.notes, rs.notes...)
+			rc := b.t.apiRouteConfig(vn.Mesh, svc.name, p.port)
+			b.routes = append(b.routes, rc)
+			b.listeners = append(b.listeners, apiListener(APIListenerName(svc.name, p.port), rc.Name))
+			if p.port == primary {
+				b.listeners = append(b.listeners, apiListener(svc.name, rc.Name))
+			}
+			for _, r := range rs.rules {
+				for _, t := range r.targets {
+					b.requestCluster(t.target, svc.policy, nil)
+				}
+			}
+		}
+	}
+}
+
+// apiListener is a listener gRPC uses as its client configuration: no
+// address, an HttpConnectionManager whose routes come over RDS, the router
+// as the last (here only) HTTP filter.
+func apiListener(name, routeConfig string) *listenerv3.Listener {
+	hcm := httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, routeConfig, nil)
+	return &listenerv3.Listener{Name: name, ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)}}
+}
+
+// ---- virtual gateway ----
+
+// gateway builds a virtual gateway's view: per gateway listener a listener
+// on its port whose routes are the gateway routes in App Mesh's order,
+// each expanded over the routes of its target service.
+func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
+	spec := gw.VirtualGatewaySpec
+	var policy *v1alpha1.ClientPolicy
+	if spec.BackendDefaults != nil {
+		policy = spec.BackendDefaults.ClientPolicy
+	}
+	var logs []*accesslogv3.AccessLog
+	if spec.Logging != nil {
+		logs = accessLogs(&v1alpha1.Logging{AccessLog: spec.Logging.AccessLog})
+	}
+	routes := b.t.lookup.List(v1alpha1.KindGatewayRoute, gw.Mesh, gw.Name)
+	for i := range spec.Listeners {
+		gl := &spec.Listeners[i]
+		port, proto := portOf(gl.PortMapping)
+		if port == 0 || !isHTTP(proto) {
+			b.note("virtual gateway %s: listener %d is not an http, http2 or grpc port; skipped", gw.Name, i)
+			continue
+		}
+		var rules []*gatewayRule
+		for _, r := range routes {
+			if r.GatewayRouteSpec == nil {
+				continue
+			}
+			if g, ok := compileGatewayRoute(r.Name, r.GatewayRouteSpec, proto, port); ok {
+				rules = append(rules, g)
+			}
+		}
+		sortGatewayRules(rules)
+		vh := &routev3.VirtualHost{Name: gw.Name, Domains: []string{"*"}}
+		for _, g := range rules {
+			vh.Routes = append(vh.Routes, b.expandGatewayRoute(g, policy, gl.ConnectionPool)...)
+		}
+		rc := &routev3.RouteConfiguration{
+			Name:             InboundRouteName(proto, port),
+			VirtualHosts:     []*routev3.VirtualHost{vh},
+			ValidateClusters: wrapperspb.Bool(false),
+		}
+		base := &listenerv3.FilterChain{
+			Name:    "ingress_" + proto + "_" + itoa32(port),
+			Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(inboundStatPrefix(proto, port), codecFor(proto), rc.Name, logs))},
+		}
+		chains, inspect, skip := tlsChains(base, gl.TLS)
+		if skip != "" {
+			b.note("virtual gateway %s: listener on port %d: %s", gw.Name, port, skip)
+			continue
+		}
+		l := &listenerv3.Listener{
+			Name:             GatewayListenerName(port),
+			Address:          socketAddress("0.0.0.0", port),
+			TrafficDirection: corev3.TrafficDirection_INBOUND,
+			FilterChains:     chains,
+		}
+		if inspect {
+			l.ListenerFilters = []*listenerv3.ListenerFilter{listenerFilter("envoy.filters.listener.tls_inspector", &tlsinspectorv3.TlsInspector{})}
+		}
+		b.routes = append(b.routes, rc)
+		b.listeners = append(b.listeners, l)
+	}
+}
+
+// expandGatewayRoute renders one gateway route as Envoy routes: one per
+// route of its target service that can match (see combine).
+func (b *viewBuilder) expandGatewayRoute(g *gatewayRule, policy *v1alpha1.ClientPolicy, pool *v1alpha1.VirtualGatewayConnectionPool) []*routev3.Route {
+	ports := b.t.servicePorts(b.mesh, g.service)
+	var port uint32
+	switch {
+	case g.port != 0:
+		port = uint32(g.port)
+	default:
+		for _, p := range ports {
+			if p.protocol == g.protocol {
+				port = p.port
+				break
+			}
+		}
+		if port == 0 && len(ports) > 0 {
+			port = ports[0].port
+		}
+	}
+	if port == 0 {
+		b.note("gateway route %s: target virtual service %s has no listener; not routed", g.name, g.service)
+		return nil
+	}
+	rs := b.t.serviceRoutes(b.mesh, g.service, port)
+	b.notes = append(b.notes, rs.notes...)
+	var out []*routev3.Route
+	for _, r := range rs.rules {
+		rt, res := gatewayRoute(g, r)
+		switch res {
+		case never:
+			continue // disjoint paths: nothing to route
+		case inexpressible:
+			b.note("gateway route %s: route %s of %s matches regular expressions that cannot be combined with the gateway route's match and rewrite; skipped", g.name, r.name, g.service)
+			continue
+		}
+		out = append(out, rt)
+		for _, t := range r.targets {
+			b.requestCluster(t.target, policy, pool)
+		}
+	}
+	return out
+}
+
+// ---- filters ----
+
+func codecFor(protocol string) hcmv3.HttpConnectionManager_CodecType {
+	if isHTTP2(protocol) {
+		return hcmv3.HttpConnectionManager_HTTP2
+	}
+	return hcmv3.HttpConnectionManager_HTTP1
+}
+
+// httpConnectionManager routes with the named route configuration,
+// delivered over ADS, through the router filter.
+func httpConnectionManager(statPrefix string, codec hcmv3.HttpConnectionManager_CodecType, routeConfig string, logs []*accesslogv3.AccessLog) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
+		StatPrefix: statPrefix,
+		CodecType:  codec,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource:    adsConfigSource(),
+			RouteConfigName: routeConfig,
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{{
+			Name:       "envoy.filters.http.router",
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+		}},
+		AccessLog: logs,
+	}
+}
+
+func hcmFilter(hcm *hcmv3.HttpConnectionManager) *listenerv3.Filter {
+	return &listenerv3.Filter{
+		Name:       "envoy.filters.network.http_connection_manager",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+	}
+}
+
+// tcpProxyFilter proxies connections to one cluster or splits them over
+// weighted clusters.
+func tcpProxyFilter(statPrefix string, wts []weightedTarget, idle *durationpb.Duration, logs []*accesslogv3.AccessLog) *listenerv3.Filter {
+	tp := &tcpproxyv3.TcpProxy{StatPrefix: statPrefix, IdleTimeout: idle, AccessLog: logs}
+	if len(wts) == 1 {
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_Cluster{Cluster: wts[0].cluster}
+	} else {
+		wc := &tcpproxyv3.TcpProxy_WeightedCluster{}
+		for _, t := range wts {
+			wc.Clusters = append(wc.Clusters, &tcpproxyv3.TcpProxy_WeightedCluster_ClusterWeight{Name: t.cluster, Weight: t.weight})
+		}
+		tp.ClusterSpecifier = &tcpproxyv3.TcpProxy_WeightedClusters{WeightedClusters: wc}
+	}
+	return &listenerv3.Filter{
+		Name:       "envoy.filters.network.tcp_proxy",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(tp)},
+	}
+}
+
+func listenerFilter(name string, m proto.Message) *listenerv3.ListenerFilter {
+	return &listenerv3.ListenerFilter{Name: name, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(m)}}
+}
+
+// ---- TLS termination ----
+
+// tlsChains applies a listener's TLS to its filter chain. STRICT
+// terminates TLS; PERMISSIVE adds a chain for TLS connections beside the
+// plaintext one, told apart by the TLS inspector; DISABLED (or no TLS)
+// leaves the chain plaintext. An ACM certificate cannot be read, so the
+// listener is skipped rather than served in plaintext (skip says why).
+func tlsChains(base *listenerv3.FilterChain, tls *v1alpha1.ListenerTLS) (chains []*listenerv3.FilterChain, inspector bool, skip string) {
+	if tls == nil || tls.Mode == "DISABLED" || tls.Mode == "" {
+		return []*listenerv3.FilterChain{base}, false, ""
+	}
+	ctx, skip := downstreamTLS(tls)
+	if skip != "" {
+		return nil, false, skip
+	}
+	if tls.Mode == "STRICT" {
+		base.TransportSocket = tlsTransportSocket(ctx)
+		return []*listenerv3.FilterChain{base}, false, ""
+	}
+	secure := proto.Clone(base).(*listenerv3.FilterChain)
+	secure.Name += "_tls"
+	if secure.FilterChainMatch == nil {
+		secure.FilterChainMatch = &listenerv3.FilterChainMatch{}
+	}
+	secure.FilterChainMatch.TransportProtocol = "tls"
+	secure.TransportSocket = tlsTransportSocket(ctx)
+	return []*listenerv3.FilterChain{secure, base}, true, ""
+}
+
+// downstreamTLS translates a listener's certificate (files or an SDS
+// secret) and, when set, the client certificates it requires.
+func downstreamTLS(tls *v1alpha1.ListenerTLS) (*tlsv3.DownstreamTlsContext, string) {
+	common := &tlsv3.CommonTlsContext{}
+	c := tls.Certificate
+	switch {
+	case c == nil:
+		return nil, "TLS has no certificate; listener skipped"
+	case c.File != nil:
+		common.TlsCertificates = []*tlsv3.TlsCertificate{fileCertificate(c.File)}
+	case c.SDS != nil:
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(c.SDS.SecretName)}
+	default:
+		return nil, "ACM certificates are kept but not translated (meshlens cannot read ACM); listener skipped rather than served without TLS"
+	}
+	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
+	if v := tls.Validation; v != nil && v.Trust != nil {
+		var file, sds string
+		if v.Trust.File != nil {
+			file = v.Trust.File.CertificateChain
+		}
+		if v.Trust.SDS != nil {
+			sds = v.Trust.SDS.SecretName
+		}
+		setValidation(common, file, sds, v.SubjectAlternativeNames)
+		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	}
+	return ctx, ""
+}
+
+// ---- access logs ----
+
+// accessLogs writes App Mesh's file access log: a path and Envoy's text
+// format or JSON keys (Envoy's default format when neither is set).
+func accessLogs(l *v1alpha1.Logging) []*accesslogv3.AccessLog {
+	if l == nil || l.AccessLog == nil || l.AccessLog.File == nil || l.AccessLog.File.Path == "" {
+		return nil
+	}
+	f := l.AccessLog.File
+	fal := &filev3.FileAccessLog{Path: f.Path}
+	if f.Format != nil {
+		switch {
+		case len(f.Format.JSON) > 0:
+			fields := map[string]any{}
+			for _, kv := range f.Format.JSON {
+				fields[kv.Key] = kv.Value
+			}
+			if st, err := structpb.NewStruct(fields); err == nil {
+				fal.AccessLogFormat = &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+					Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: st},
+				}}
+			}
+		case f.Format.Text != nil && *f.Format.Text != "":
+			text := *f.Format.Text
+			if !strings.HasSuffix(text, "\n") {
+				text += "\n"
+			}
+			fal.AccessLogFormat = &filev3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+				Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+					Specifier: &corev3.DataSource_InlineString{InlineString: text},
+				}},
+			}}
+		}
+	}
+	return []*accesslogv3.AccessLog{{
+		Name:       "envoy.access_loggers.file",
+		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(fal)},
+	}}
+}
+
+func itoa32(n uint32) string { return strconv.FormatUint(uint64(n), 10) }

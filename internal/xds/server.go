@@ -1,0 +1,875 @@
+package xds
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/nodeid"
+)
+
+// Options configure a Server. Zero values take the defaults.
+type Options struct {
+	// Debounce is how long Update waits for further updates before it
+	// rebuilds the views (default 100ms): a burst of changes costs one
+	// rebuild and one push.
+	Debounce time.Duration
+	// WarmTimeout bounds how long an Envoy is given to receive and ACK new
+	// clusters and their endpoints before the routes that name them are
+	// pushed (default 2s).
+	WarmTimeout time.Duration
+	// ClusterGrace is how long a cluster that no route names any more is
+	// kept, so that a route still in flight never names a missing cluster
+	// (default 10s).
+	ClusterGrace time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Debounce <= 0 {
+		o.Debounce = 100 * time.Millisecond
+	}
+	if o.WarmTimeout <= 0 {
+		o.WarmTimeout = 2 * time.Second
+	}
+	if o.ClusterGrace <= 0 {
+		o.ClusterGrace = 10 * time.Second
+	}
+	return o
+}
+
+// NodeStatus describes one connected data plane: all the streams opened
+// with one identity and flavour, which share one view.
+type NodeStatus struct {
+	// Key is the snapshot key: the identity, with ~proxyless for proxyless
+	// gRPC clients.
+	Key     string         `json:"key"`
+	ID      string         `json:"id"`
+	Mesh    string         `json:"mesh"`
+	Kind    string         `json:"kind"`
+	Name    string         `json:"name"`
+	Flavour string         `json:"flavour"`
+	Streams []StreamStatus `json:"streams"`
+	// Versions are the versions currently served, by type URL.
+	Versions map[string]string `json:"versions,omitempty"`
+	// NACKs counts the responses this data plane rejected.
+	NACKs    int   `json:"nacks"`
+	LastNACK *NACK `json:"lastNack,omitempty"`
+}
+
+// StreamStatus is one xDS stream of a data plane.
+type StreamStatus struct {
+	ID        int64     `json:"id"`
+	UserAgent string    `json:"userAgent"`
+	Cluster   string    `json:"cluster,omitempty"`
+	Delta     bool      `json:"delta,omitempty"`
+	Opened    time.Time `json:"opened"`
+	// Acked is the last version the stream accepted, by type URL.
+	Acked map[string]string `json:"acked,omitempty"`
+}
+
+// NACK is a response a data plane rejected.
+type NACK struct {
+	TypeURL string    `json:"typeUrl"`
+	Version string    `json:"version"`
+	Error   string    `json:"error"`
+	Stream  int64     `json:"stream"`
+	At      time.Time `json:"at"`
+}
+
+// Server serves the views of connected data planes over ADS (state of the
+// world and delta) and the per-type xDS services.
+//
+// Envoy-flavoured data planes are served from a snapshot cache in ADS
+// mode with ordered responses (clusters, then endpoints, then listeners,
+// then routes); proxyless gRPC clients, which ask for single listeners by
+// name, from a cache in non-ADS mode, which answers any subset of a
+// snapshot (see docs/xds.md).
+type Server struct {
+	ctx   context.Context
+	log   *slog.Logger
+	opts  Options
+	ads   cache.SnapshotCache
+	plain cache.SnapshotCache
+	xds   serverv3.Server
+
+	kickInput chan struct{}
+	kickNodes chan struct{}
+
+	mu      sync.Mutex
+	next    *input // latest Update, not yet applied
+	cur     *input // input the views are built from
+	tr      *translator
+	hash    *hasher
+	nodes   map[string]*nodeState
+	streams map[int64]*streamState
+}
+
+type input struct {
+	lookup v1alpha1.Lookup
+	eps    Endpoints
+}
+
+// nodeState is one snapshot key: every stream with that identity and
+// flavour, and what it was served.
+type nodeState struct {
+	key     string
+	id      nodeid.ID
+	nodeID  string
+	flavour Flavour
+	streams map[int64]*streamState
+
+	dirty    bool  // needs a build from the current input
+	desired  *View // last build
+	pushed   *View // what the cache holds
+	versions typeVersions
+	notes    []string
+
+	// make-before-break
+	retained     map[string]retainedCluster
+	warming      bool // pushed holds new clusters under old routes
+	warmDeadline time.Time
+
+	nacks    int
+	lastNACK *NACK
+}
+
+type retainedCluster struct {
+	cluster *clusterv3.Cluster
+	cla     *endpointv3.ClusterLoadAssignment
+	until   time.Time
+}
+
+type streamState struct {
+	id        int64
+	key       string
+	delta     bool
+	opened    time.Time
+	userAgent string
+	cluster   string
+	node      *corev3.Node
+	// sent is the last response per type: its nonce and version.
+	sent       map[string][2]string
+	acked      map[string]string
+	subscribed map[string]bool
+}
+
+// NewServer returns a server whose background work ends with ctx.
+func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		ctx:       ctx,
+		log:       log,
+		opts:      opts.withDefaults(),
+		kickInput: make(chan struct{}, 1),
+		kickNodes: make(chan struct{}, 1),
+		nodes:     map[string]*nodeState{},
+		streams:   map[int64]*streamState{},
+	}
+	cl := cacheLogger{log}
+	s.ads = cache.NewSnapshotCache(true, nodeHash{}, cl)
+	s.plain = cache.NewSnapshotCache(false, nodeHash{}, cl)
+	mux := &cache.MuxCache{
+		Classify: func(r *cache.Request) string { return flavourOf(r.GetNode()).String() },
+		ClassifyDelta: func(r *cache.DeltaRequest) string {
+			return flavourOf(r.GetNode()).String()
+		},
+		Caches: map[string]cache.Cache{FlavourEnvoy.String(): s.ads, FlavourProxyless.String(): s.plain},
+	}
+	s.xds = serverv3.NewServer(ctx, mux, s, sotw.WithOrderedADS())
+	go s.run()
+	return s
+}
+
+// Register adds the aggregated discovery service and the per-type
+// listener, route, cluster and endpoint discovery services to g.
+func (s *Server) Register(g *grpc.Server) {
+	discovery.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+	listenerservice.RegisterListenerDiscoveryServiceServer(g, s.xds)
+	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
+	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
+}
+
+// Update hands the server a new consistent state. The views of connected
+// data planes are rebuilt after the debounce delay and pushed where they
+// changed. eps must be safe for concurrent use and should not change
+// after the call (pass a new value instead).
+func (s *Server) Update(l v1alpha1.Lookup, eps Endpoints) {
+	s.mu.Lock()
+	s.next = &input{lookup: l, eps: eps}
+	s.mu.Unlock()
+	select {
+	case s.kickInput <- struct{}{}:
+	default:
+	}
+}
+
+// Nodes lists the connected data planes, sorted by key.
+func (s *Server) Nodes() []NodeStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]NodeStatus, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		if len(n.streams) == 0 {
+			continue
+		}
+		ns := NodeStatus{
+			Key: n.key, ID: n.nodeID, Mesh: n.id.Mesh, Kind: string(n.id.Kind), Name: n.id.Name,
+			Flavour: n.flavour.String(), NACKs: n.nacks,
+		}
+		if n.lastNACK != nil {
+			c := *n.lastNACK
+			ns.LastNACK = &c
+		}
+		if n.pushed != nil {
+			ns.Versions = map[string]string{
+				resource.ListenerType: n.versions.Listeners,
+				resource.RouteType:    n.versions.Routes,
+				resource.ClusterType:  n.versions.Clusters,
+				resource.EndpointType: n.versions.Endpoints,
+			}
+		}
+		for _, st := range n.streams {
+			ss := StreamStatus{ID: st.id, UserAgent: st.userAgent, Cluster: st.cluster, Delta: st.delta, Opened: st.opened}
+			if len(st.acked) > 0 {
+				ss.Acked = make(map[string]string, len(st.acked))
+				for k, v := range st.acked {
+					ss.Acked[k] = v
+				}
+			}
+			ns.Streams = append(ns.Streams, ss)
+		}
+		slices.SortFunc(ns.Streams, func(a, b StreamStatus) int { return cmp.Compare(a.ID, b.ID) })
+		out = append(out, ns)
+	}
+	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// ---- identity ----
+
+// proxylessFeature is a client feature only gRPC's xDS client announces.
+const proxylessFeature = "envoy.lb.does_not_support_overprovisioning"
+
+// flavourOf tells a proxyless gRPC client (user agent "gRPC Go", "gRPC
+// Java", ... or gRPC's client feature) from an Envoy-like data plane.
+func flavourOf(n *corev3.Node) Flavour {
+	if strings.HasPrefix(strings.ToLower(n.GetUserAgentName()), "grpc") {
+		return FlavourProxyless
+	}
+	if slices.Contains(n.GetClientFeatures(), proxylessFeature) {
+		return FlavourProxyless
+	}
+	return FlavourEnvoy
+}
+
+// nodeKey is the snapshot key of an identity and flavour: every instance
+// of a virtual node or gateway shares one snapshot.
+func nodeKey(id nodeid.ID, fl Flavour) string {
+	if fl == FlavourProxyless {
+		return id.String() + "~proxyless"
+	}
+	return id.String()
+}
+
+// nodeHash keys the caches by nodeKey.
+type nodeHash struct{}
+
+func (nodeHash) ID(n *corev3.Node) string {
+	id, err := nodeid.Parse(n.GetId())
+	if err != nil {
+		return "invalid:" + n.GetId()
+	}
+	return nodeKey(id, flavourOf(n))
+}
+
+func userAgent(n *corev3.Node) string {
+	ua := n.GetUserAgentName()
+	if v := n.GetUserAgentVersion(); v != "" {
+		return ua + "/" + v
+	}
+	if bv := n.GetUserAgentBuildVersion().GetVersion(); bv != nil {
+		return fmt.Sprintf("%s/%d.%d.%d", ua, bv.GetMajorNumber(), bv.GetMinorNumber(), bv.GetPatch())
+	}
+	return ua
+}
+
+// ---- server callbacks ----
+
+// OnStreamOpen records a new state-of-the-world stream.
+func (s *Server) OnStreamOpen(_ context.Context, id int64, _ string) error {
+	s.openStream(id, false)
+	return nil
+}
+
+// OnDeltaStreamOpen records a new delta stream.
+func (s *Server) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
+	s.openStream(id, true)
+	return nil
+}
+
+func (s *Server) openStream(id int64, delta bool) {
+	s.mu.Lock()
+	s.streams[id] = &streamState{
+		id: id, delta: delta, opened: time.Now(),
+		sent: map[string][2]string{}, acked: map[string]string{}, subscribed: map[string]bool{},
+	}
+	s.mu.Unlock()
+}
+
+// OnStreamClosed forgets a stream; a data plane with no stream left is
+// forgotten by the next build.
+func (s *Server) OnStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
+
+// OnDeltaStreamClosed forgets a delta stream.
+func (s *Server) OnDeltaStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
+
+func (s *Server) closeStream(id int64) {
+	s.mu.Lock()
+	st, ok := s.streams[id]
+	delete(s.streams, id)
+	if ok && st.key != "" {
+		if n := s.nodes[st.key]; n != nil {
+			delete(n.streams, id)
+			if len(n.streams) == 0 {
+				s.log.Info("xds: data plane disconnected", "node", n.nodeID, "flavour", n.flavour.String())
+			}
+		}
+	}
+	s.mu.Unlock()
+	s.kick(s.kickNodes)
+}
+
+// OnStreamRequest identifies the data plane on its first request, and
+// records ACKs and NACKs. A NACK's version_info is the last version the
+// client accepted; it is replaced with the rejected version so that the
+// cache waits for a new version instead of resending the rejected one.
+func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	return s.onRequest(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail(), func(v string) {
+		req.VersionInfo = v
+	})
+}
+
+// OnStreamDeltaRequest identifies the data plane and records ACKs and
+// NACKs of a delta stream.
+func (s *Server) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	return s.onRequest(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail(), nil)
+}
+
+func (s *Server) onRequest(id int64, node *corev3.Node, typeURL, nonce, version string, errDetail *rpcstatus.Status, setVersion func(string)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[id]
+	if st == nil {
+		return nil
+	}
+	if st.key == "" {
+		if err := s.identify(st, node); err != nil {
+			return err
+		}
+	}
+	n := s.nodes[st.key]
+	if n == nil {
+		return nil
+	}
+	st.subscribed[typeURL] = true
+	if nonce == "" {
+		return nil
+	}
+	sent, ok := st.sent[typeURL]
+	if !ok || sent[0] != nonce {
+		return nil // a stale nonce: the server ignores the request
+	}
+	if errDetail != nil {
+		n.nacks++
+		n.lastNACK = &NACK{TypeURL: typeURL, Version: sent[1], Error: errDetail.GetMessage(), Stream: id, At: time.Now()}
+		s.log.Warn("xds: data plane rejected configuration", "node", n.nodeID, "flavour", n.flavour.String(),
+			"stream", id, "type", typeURL, "version", sent[1], "error", errDetail.GetMessage())
+		if setVersion != nil {
+			setVersion(sent[1])
+		}
+		return nil
+	}
+	if setVersion != nil {
+		st.acked[typeURL] = version
+	} else {
+		st.acked[typeURL] = sent[1]
+	}
+	if n.warming {
+		s.kick(s.kickNodes)
+	}
+	return nil
+}
+
+// identify parses a stream's node on its first request and attaches the
+// stream to its data plane. An unparseable identity ends the stream with
+// InvalidArgument: such a node could never receive configuration.
+func (s *Server) identify(st *streamState, node *corev3.Node) error {
+	id, err := nodeid.Parse(node.GetId())
+	if err != nil {
+		s.log.Warn("xds: rejected a data plane with an invalid node id", "stream", st.id, "node", node.GetId(),
+			"user_agent", userAgent(node), "error", err)
+		return status.Errorf(codes.InvalidArgument, "meshlens: invalid node id: %v (want mesh/<mesh>/virtualNode/<name>, mesh/<mesh>/virtualGateway/<name> or its ARN)", err)
+	}
+	fl := flavourOf(node)
+	if fl == FlavourProxyless && id.Kind != nodeid.VirtualNode {
+		return status.Errorf(codes.InvalidArgument, "meshlens: node id %s: a proxyless gRPC client must be a virtualNode", node.GetId())
+	}
+	key := nodeKey(id, fl)
+	st.key, st.node, st.userAgent, st.cluster = key, node, userAgent(node), node.GetCluster()
+	n := s.nodes[key]
+	if n == nil {
+		n = &nodeState{key: key, id: id, nodeID: node.GetId(), flavour: fl, streams: map[int64]*streamState{}, dirty: true}
+		s.nodes[key] = n
+		s.kick(s.kickNodes)
+	}
+	n.streams[st.id] = st
+	s.log.Info("xds: data plane connected", "node", node.GetId(), "flavour", fl.String(), "stream", st.id,
+		"user_agent", st.userAgent, "delta", st.delta)
+	return nil
+}
+
+// OnStreamResponse remembers the nonce and version of the last response
+// per type, to recognise the ACK or NACK that answers it.
+func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+	s.recordSent(id, resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
+}
+
+// OnStreamDeltaResponse remembers the nonce and system version of the
+// last delta response per type.
+func (s *Server) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+	s.recordSent(id, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
+}
+
+func (s *Server) recordSent(id int64, typeURL, nonce, version string) {
+	s.mu.Lock()
+	if st := s.streams[id]; st != nil {
+		st.sent[typeURL] = [2]string{nonce, version}
+	}
+	s.mu.Unlock()
+}
+
+// OnFetchRequest accepts REST fetches from well-identified nodes.
+func (s *Server) OnFetchRequest(_ context.Context, req *discovery.DiscoveryRequest) error {
+	if _, err := nodeid.Parse(req.GetNode().GetId()); err != nil {
+		return status.Errorf(codes.InvalidArgument, "meshlens: invalid node id: %v", err)
+	}
+	return nil
+}
+
+// OnFetchResponse does nothing.
+func (s *Server) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
+
+// ---- building and pushing ----
+
+func (s *Server) kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// run owns every change to the caches: it applies updates after the
+// debounce delay, builds views for data planes that connect, advances
+// make-before-break steps, and forgets data planes that left.
+func (s *Server) run() {
+	var debounce <-chan time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.kickInput:
+			if debounce == nil {
+				debounce = time.After(s.opts.Debounce)
+			}
+			continue
+		case <-debounce:
+			debounce = nil
+			s.applyInput()
+		case <-s.kickNodes:
+		case <-timer.C:
+		}
+		wake := s.step(time.Now())
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if wake.IsZero() {
+			timer.Reset(time.Hour)
+		} else {
+			timer.Reset(max(time.Until(wake), time.Millisecond))
+		}
+	}
+}
+
+// applyInput switches to the latest input and marks for rebuild the data
+// planes of every mesh whose resources or endpoints changed.
+func (s *Server) applyInput() {
+	s.mu.Lock()
+	next, cur := s.next, s.cur
+	s.next = nil
+	if next == nil {
+		s.mu.Unlock()
+		return
+	}
+	meshes := map[string]bool{}
+	for _, n := range s.nodes {
+		meshes[n.id.Mesh] = true
+	}
+	oldTr := s.tr
+	s.mu.Unlock()
+
+	changed := changedMeshes(cur, next, oldTr, meshes)
+	tr := newTranslator(next.lookup, next.eps)
+
+	s.mu.Lock()
+	s.cur, s.tr, s.hash = next, tr, newHasher()
+	rebuild := 0
+	for _, n := range s.nodes {
+		if changed == nil || changed[n.id.Mesh] {
+			n.dirty = true
+			rebuild++
+		}
+	}
+	s.mu.Unlock()
+	s.log.Debug("xds: applied update", "changed_meshes", len(changed), "all", changed == nil, "rebuild", rebuild)
+}
+
+// changedMeshes returns the meshes (among those asked about) whose
+// resources or endpoints differ between two inputs, or nil for "all".
+func changedMeshes(old, next *input, oldTr *translator, meshes map[string]bool) map[string]bool {
+	if old == nil || oldTr == nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, k := range v1alpha1.Kinds {
+		a := old.lookup.List(k, "", "")
+		b := next.lookup.List(k, "", "")
+		diff := func(r *v1alpha1.Resource) {
+			m := r.Mesh
+			if r.Kind == v1alpha1.KindMesh {
+				m = r.Name
+			}
+			out[m] = true
+		}
+		i, j := 0, 0
+		for i < len(a) || j < len(b) {
+			switch {
+			case j == len(b) || (i < len(a) && keyLess(a[i].Key(), b[j].Key())):
+				diff(a[i])
+				i++
+			case i == len(a) || keyLess(b[j].Key(), a[i].Key()):
+				diff(b[j])
+				j++
+			default:
+				if a[i] != b[j] && !v1alpha1.SpecEqual(a[i], b[j]) {
+					diff(b[j])
+				}
+				i++
+				j++
+			}
+		}
+	}
+	// Endpoints: compare every node instance set the old views asked for.
+	oldTr.mu.Lock()
+	asked := make(map[[2]string][]Endpoint, len(oldTr.endpoints))
+	for k, v := range oldTr.endpoints {
+		asked[k] = v
+	}
+	oldTr.mu.Unlock()
+	for k, was := range asked {
+		if out[k[0]] || !meshes[k[0]] {
+			continue
+		}
+		var now []Endpoint
+		if next.eps != nil {
+			now = next.eps.Endpoints(k[0], k[1])
+		}
+		if !slices.Equal(was, now) {
+			out[k[0]] = true
+		}
+	}
+	return out
+}
+
+// keyLess orders keys as store snapshots list them; only equality and a
+// consistent order matter here.
+func keyLess(a, b v1alpha1.Key) bool {
+	if a.Mesh != b.Mesh {
+		return a.Mesh < b.Mesh
+	}
+	if a.Parent != b.Parent {
+		return a.Parent < b.Parent
+	}
+	return a.Name < b.Name
+}
+
+// step does the pending work for every data plane and returns when it
+// next needs to run (zero for "when something happens").
+func (s *Server) step(now time.Time) time.Time {
+	s.mu.Lock()
+	tr, h := s.tr, s.hash
+	var build []*nodeState
+	for key, n := range s.nodes {
+		if len(n.streams) == 0 {
+			delete(s.nodes, key)
+			s.cacheFor(n.flavour).ClearSnapshot(key)
+			continue
+		}
+		if n.dirty && tr != nil {
+			build = append(build, n)
+		}
+	}
+	s.mu.Unlock()
+
+	// Translate outside the lock, on every core: views only read the
+	// immutable input and the translator's caches.
+	views := make([]*View, len(build))
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), len(build)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				views[i] = tr.view(build[i].id, build[i].flavour)
+			}
+		}()
+	}
+	for i := range build {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tr != tr {
+		// A newer input arrived meanwhile; it rebuilds these nodes.
+		return now
+	}
+	for i, n := range build {
+		if s.nodes[n.key] != n {
+			continue
+		}
+		n.dirty = false
+		s.logNotes(n, views[i].Notes)
+		s.plan(n, views[i], h, now)
+	}
+	var wake time.Time
+	soonest := func(t time.Time) {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	for _, n := range s.nodes {
+		switch {
+		case n.warming && (now.After(n.warmDeadline) || s.warmed(n)):
+			n.warming = false
+			s.push(n, s.withRetained(n, n.desired, now), h)
+		case !n.warming && n.expired(now):
+			s.push(n, s.withRetained(n, n.desired, now), h)
+		}
+		if n.warming {
+			soonest(n.warmDeadline)
+		}
+		for _, rc := range n.retained {
+			soonest(rc.until)
+		}
+	}
+	return wake
+}
+
+func (s *Server) cacheFor(fl Flavour) cache.SnapshotCache {
+	if fl == FlavourProxyless {
+		return s.plain
+	}
+	return s.ads
+}
+
+func (s *Server) logNotes(n *nodeState, notes []string) {
+	if slices.Equal(notes, n.notes) {
+		return
+	}
+	n.notes = notes
+	for _, note := range notes {
+		s.log.Warn("xds: not translated", "node", n.nodeID, "flavour", n.flavour.String(), "note", note)
+	}
+}
+
+// plan pushes a freshly built view, make-before-break for Envoy:
+//
+//   - clusters the previous push had and this view lacks are kept, with
+//     their endpoints, for ClusterGrace, so that no route still in use
+//     names a cluster that is gone;
+//   - when the view adds clusters, they are first pushed under the old
+//     listeners and routes, and the new routes follow once every stream
+//     has ACKed those clusters and their endpoints (or after WarmTimeout).
+//
+// Proxyless clients fetch the clusters their routes name by themselves,
+// so they get the view as it is.
+func (s *Server) plan(n *nodeState, v *View, h *hasher, now time.Time) {
+	prev := n.pushed
+	n.desired = v
+	if prev == nil || n.flavour == FlavourProxyless {
+		n.retained, n.warming = nil, false
+		s.push(n, v, h)
+		return
+	}
+	want := map[string]bool{}
+	for _, c := range v.Clusters {
+		want[c.Name] = true
+	}
+	claOf := map[string]*endpointv3.ClusterLoadAssignment{}
+	for _, cla := range prev.Endpoints {
+		claOf[cla.ClusterName] = cla
+	}
+	if n.retained == nil {
+		n.retained = map[string]retainedCluster{}
+	}
+	for name := range n.retained {
+		if want[name] {
+			delete(n.retained, name)
+		}
+	}
+	had := map[string]bool{}
+	for _, c := range prev.Clusters {
+		had[c.Name] = true
+		if _, ok := n.retained[c.Name]; !ok && !want[c.Name] {
+			n.retained[c.Name] = retainedCluster{cluster: c, cla: claOf[c.Name], until: now.Add(s.opts.ClusterGrace)}
+		}
+	}
+	final := s.withRetained(n, v, now)
+	added := false
+	for _, c := range v.Clusters {
+		if !had[c.Name] {
+			added = true
+			break
+		}
+	}
+	if !added {
+		n.warming = false
+		s.push(n, final, h)
+		return
+	}
+	warm := &View{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: final.Clusters, Endpoints: final.Endpoints}
+	n.warming, n.warmDeadline = true, now.Add(s.opts.WarmTimeout)
+	s.push(n, warm, h)
+}
+
+// withRetained returns v plus the retained clusters that have not expired
+// (dropping the expired ones).
+func (s *Server) withRetained(n *nodeState, v *View, now time.Time) *View {
+	if len(n.retained) == 0 {
+		return v
+	}
+	out := &View{Listeners: v.Listeners, Routes: v.Routes, Notes: v.Notes,
+		Clusters: slices.Clone(v.Clusters), Endpoints: slices.Clone(v.Endpoints)}
+	for name, rc := range n.retained {
+		if !now.Before(rc.until) {
+			delete(n.retained, name)
+			continue
+		}
+		out.Clusters = append(out.Clusters, rc.cluster)
+		if rc.cla != nil {
+			out.Endpoints = append(out.Endpoints, rc.cla)
+		}
+	}
+	slices.SortFunc(out.Clusters, func(a, b *clusterv3.Cluster) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
+		return strings.Compare(a.ClusterName, b.ClusterName)
+	})
+	return out
+}
+
+func (n *nodeState) expired(now time.Time) bool {
+	for _, rc := range n.retained {
+		if !now.Before(rc.until) {
+			return true
+		}
+	}
+	return false
+}
+
+// warmed reports whether every stream that subscribed to clusters and
+// endpoints has ACKed the versions being warmed.
+func (s *Server) warmed(n *nodeState) bool {
+	for _, st := range n.streams {
+		if st.subscribed[resource.ClusterType] && st.acked[resource.ClusterType] != n.versions.Clusters {
+			return false
+		}
+		if st.subscribed[resource.EndpointType] && st.acked[resource.EndpointType] != n.versions.Endpoints {
+			return false
+		}
+	}
+	return true
+}
+
+// push hands a view to the node's cache. Types whose content did not
+// change keep their version, so the cache does not resend them.
+func (s *Server) push(n *nodeState, v *View, h *hasher) {
+	snap, tv, err := v.snapshot(h)
+	if err != nil {
+		s.log.Error("xds: not pushing an inconsistent view", "node", n.nodeID, "error", err)
+		return
+	}
+	n.pushed = v
+	if tv == n.versions {
+		return
+	}
+	n.versions = tv
+	if err := s.cacheFor(n.flavour).SetSnapshot(s.ctx, n.key, snap); err != nil {
+		s.log.Error("xds: set snapshot", "node", n.nodeID, "error", err)
+		return
+	}
+	s.log.Debug("xds: pushed", "node", n.nodeID, "flavour", n.flavour.String(),
+		"listeners", tv.Listeners, "routes", tv.Routes, "clusters", tv.Clusters, "endpoints", tv.Endpoints)
+}
+
+// cacheLogger sends go-control-plane's logs to slog, one level down: its
+// warnings (such as an ADS request naming a subset of a type) are normal
+// moments of the protocol.
+type cacheLogger struct{ log *slog.Logger }
+
+func (l cacheLogger) Debugf(format string, args ...any) {
+	l.log.Debug("xds cache: " + fmt.Sprintf(format, args...))
+}
+func (l cacheLogger) Infof(format string, args ...any) {
+	l.log.Debug("xds cache: " + fmt.Sprintf(format, args...))
+}
+func (l cacheLogger) Warnf(format string, args ...any) {
+	l.log.Info("xds cache: " + fmt.Sprintf(format, args...))
+}
+func (l cacheLogger) Errorf(format string, args ...any) {
+	l.log.Error("xds cache: " + fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,186 @@
+package xds
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sync"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+)
+
+// hasher computes a content hash per resource, once per object: views of
+// one input share their objects, so each is marshalled once however many
+// data planes receive it.
+type hasher struct {
+	mu sync.Mutex
+	m  map[proto.Message]string
+}
+
+func newHasher() *hasher { return &hasher{m: map[proto.Message]string{}} }
+
+func (h *hasher) hash(m proto.Message) string {
+	h.mu.Lock()
+	s, ok := h.m[m]
+	h.mu.Unlock()
+	if ok {
+		return s
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		// A generated message always marshals; hash its text instead of
+		// failing the whole view.
+		b = []byte(fmt.Sprint(m))
+	}
+	sum := sha256.Sum256(b)
+	s = hex.EncodeToString(sum[:12])
+	h.mu.Lock()
+	h.m[m] = s
+	h.mu.Unlock()
+	return s
+}
+
+// typeVersions are a snapshot's per-type versions, each a hash of the
+// names and contents of that type's resources: a type whose resources did
+// not change keeps its version, so go-control-plane does not resend it.
+type typeVersions struct {
+	Listeners, Routes, Clusters, Endpoints string
+}
+
+// byType returns v's resources keyed by type URL.
+func (v *View) byType() map[resource.Type][]types.Resource {
+	out := map[resource.Type][]types.Resource{
+		resource.ListenerType: make([]types.Resource, 0, len(v.Listeners)),
+		resource.RouteType:    make([]types.Resource, 0, len(v.Routes)),
+		resource.ClusterType:  make([]types.Resource, 0, len(v.Clusters)),
+		resource.EndpointType: make([]types.Resource, 0, len(v.Endpoints)),
+	}
+	for _, r := range v.Listeners {
+		out[resource.ListenerType] = append(out[resource.ListenerType], r)
+	}
+	for _, r := range v.Routes {
+		out[resource.RouteType] = append(out[resource.RouteType], r)
+	}
+	for _, r := range v.Clusters {
+		out[resource.ClusterType] = append(out[resource.ClusterType], r)
+	}
+	for _, r := range v.Endpoints {
+		out[resource.EndpointType] = append(out[resource.EndpointType], r)
+	}
+	return out
+}
+
+// versionOf hashes the names and content hashes of one type's resources,
+// which arrive sorted by name.
+func versionOf(h *hasher, rs []types.Resource) string {
+	d := sha256.New()
+	for _, r := range rs {
+		d.Write([]byte(cache.GetResourceName(r)))
+		d.Write([]byte{0})
+		d.Write([]byte(h.hash(r)))
+		d.Write([]byte{0})
+	}
+	return hex.EncodeToString(d.Sum(nil)[:12])
+}
+
+// snapshot turns a view into a go-control-plane snapshot with per-type
+// content versions, and checks that it is consistent: every load
+// assignment belongs to a cluster and every route configuration to a
+// listener.
+func (v *View) snapshot(h *hasher) (*cache.Snapshot, typeVersions, error) {
+	snap := &cache.Snapshot{}
+	var tv typeVersions
+	for typ, rs := range v.byType() {
+		ver := versionOf(h, rs)
+		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(ver, rs)
+		switch typ {
+		case resource.ListenerType:
+			tv.Listeners = ver
+		case resource.RouteType:
+			tv.Routes = ver
+		case resource.ClusterType:
+			tv.Clusters = ver
+		case resource.EndpointType:
+			tv.Endpoints = ver
+		}
+	}
+	if err := v.consistent(); err != nil {
+		return nil, tv, fmt.Errorf("inconsistent snapshot: %w", err)
+	}
+	return snap, tv, nil
+}
+
+// consistent checks what go-control-plane's Snapshot.Consistent checks,
+// and also follows api_listeners, which it does not look into (so it
+// rejects every proxyless view that uses RDS): the load assignments are
+// exactly those of the EDS clusters, and the route configurations exactly
+// those the listeners name.
+func (v *View) consistent() error {
+	eds := map[string]bool{}
+	for _, c := range v.Clusters {
+		if c.GetType() == clusterv3.Cluster_EDS {
+			name := c.GetEdsClusterConfig().GetServiceName()
+			if name == "" {
+				name = c.Name
+			}
+			eds[name] = true
+		}
+	}
+	if len(eds) != len(v.Endpoints) {
+		return fmt.Errorf("%d EDS clusters but %d load assignments", len(eds), len(v.Endpoints))
+	}
+	for _, cla := range v.Endpoints {
+		if !eds[cla.ClusterName] {
+			return fmt.Errorf("load assignment %s belongs to no EDS cluster", cla.ClusterName)
+		}
+	}
+	rds := map[string]bool{}
+	for _, l := range v.Listeners {
+		for _, name := range routeNames(l) {
+			rds[name] = true
+		}
+	}
+	if len(rds) != len(v.Routes) {
+		return fmt.Errorf("listeners name %d route configurations but there are %d", len(rds), len(v.Routes))
+	}
+	for _, rc := range v.Routes {
+		if !rds[rc.Name] {
+			return fmt.Errorf("route configuration %s is named by no listener", rc.Name)
+		}
+	}
+	return nil
+}
+
+// routeNames lists the RDS route configurations a listener names.
+func routeNames(l *listenerv3.Listener) []string {
+	var out []string
+	add := func(a *anypb.Any) {
+		hcm := &hcmv3.HttpConnectionManager{}
+		if a == nil || !a.MessageIs(hcm) || a.UnmarshalTo(hcm) != nil {
+			return
+		}
+		if n := hcm.GetRds().GetRouteConfigName(); n != "" {
+			out = append(out, n)
+		}
+	}
+	chains := slices.Clone(l.FilterChains)
+	if l.DefaultFilterChain != nil {
+		chains = append(chains, l.DefaultFilterChain)
+	}
+	for _, c := range chains {
+		for _, f := range c.Filters {
+			add(f.GetTypedConfig())
+		}
+	}
+	add(l.GetApiListener().GetApiListener())
+	return out
+}
