@@ -8,10 +8,27 @@
 // Lifecycle, as in the rest of meshlens: xDS resources are decoded, then
 // Compiled (references resolved, regexes compiled, weights summed), then
 // Validated (a snapshot that cannot be served is rejected and NACKed),
-// then swapped in.
+// then swapped in. Compile does the middle two in one pass (compile.go,
+// route.go, cluster.go); the request path is match.go (listener filter
+// chains and routes), pick.go (weighted clusters and endpoints) and
+// rewrite.go.
+//
+// The Envoy subset accepted, and what each field becomes, is documented in
+// docs/proxy-xds.md. Where Envoy offers a feature that would make a route,
+// filter chain or TLS context match or accept more than it says if it were
+// ignored (runtime_fraction, source_prefix_ranges, non-exact SAN
+// matchers...), Compile rejects it rather than serve a looser config;
+// features that only add behaviour (extra HTTP filters, header additions,
+// stats options) are ignored.
+//
+// Nothing here is written by hand that a library does: go-control-plane
+// provides the protos and their validation (Validate), regexp provides
+// RE2. What is hand-written is Envoy's matching and selection semantics,
+// which no Go library exposes for a data path.
 package table
 
 import (
+	"errors"
 	"net/netip"
 	"regexp"
 	"sync/atomic"
@@ -25,10 +42,16 @@ type Snapshot struct {
 	// Versions holds the xDS version of each resource type it was built
 	// from, keyed by type URL.
 	Versions map[string]string
-	// Listeners sorted by name.
+	// Listeners sorted by name. api_listener listeners (for proxyless
+	// gRPC clients) are not here.
 	Listeners []*Listener
-	// Clusters by name. Every cluster a route or TCP proxy names is here.
+	// Clusters by name: every cluster CDS delivered. A route or TCP proxy
+	// naming a cluster that is not here points at a placeholder whose
+	// NotFound is set (see Cluster.NotFound).
 	Clusters map[string]*Cluster
+	// Routes holds every route configuration a listener uses, by name:
+	// RDS ones and inline ones (named as the inline config names itself).
+	Routes map[string]*RouteTable
 	// Resources keeps the xDS resources the snapshot was compiled from,
 	// by type URL, for /config_dump.
 	Resources map[string][]proto.Message
@@ -45,12 +68,44 @@ const (
 	Gateway                   // a virtual gateway's listener
 )
 
+// String names the direction as Envoy's traffic_direction does.
+func (d Direction) String() string {
+	switch d {
+	case Inbound:
+		return "INBOUND"
+	case Outbound:
+		return "OUTBOUND"
+	case Gateway:
+		return "GATEWAY"
+	}
+	return "UNKNOWN"
+}
+
 // Listener is one xDS listener.
 type Listener struct {
 	Name      string
 	Address   netip.AddrPort // as configured; the runtime may bind elsewhere
 	Direction Direction
-	// Chains are tried in order; the first whose match holds wins.
+	// BindToPort is Envoy's bind_to_port (default true). A listener that
+	// does not bind only receives connections handed over by another
+	// listener with OriginalDst.
+	BindToPort bool
+	// OriginalDst: connections were redirected here (iptables REDIRECT or
+	// TPROXY); the runtime reads their original destination
+	// (SO_ORIGINAL_DST) and matches filter chains on it. Set by the
+	// envoy.filters.listener.original_dst listener filter or the legacy
+	// use_original_dst field.
+	OriginalDst bool
+	// TLSInspector and HTTPInspector: the runtime must peek at the first
+	// bytes to detect TLS (transport protocol "tls", SNI, ALPN) or the
+	// plaintext HTTP version (application protocol "http/1.1" or "h2c").
+	// Set when the listener filter is configured or when a filter chain
+	// matches on what only that inspector can tell.
+	TLSInspector  bool
+	HTTPInspector bool
+	// Chains in Envoy's precedence order (most specific first). Use
+	// MatchChain to select one: Envoy's selection is hierarchical, so
+	// "the first chain whose conditions hold" is not the same thing.
 	Chains []*FilterChain
 	// Default serves connections no chain matches; may be nil.
 	Default *FilterChain
@@ -65,11 +120,20 @@ type FilterChain struct {
 	DestinationPort uint32
 	// PrefixRanges match the original destination address; empty matches any.
 	PrefixRanges []netip.Prefix
+	// ServerNames match the TLS SNI, lower case: exact names and
+	// "*.suffix" wildcards; empty matches any.
+	ServerNames []string
 	// TransportProtocol is "tls", "raw_buffer" or "" (any).
 	TransportProtocol string
-	TLS               *DownstreamTLS
-	HTTP              *HTTPManager
-	TCP               *TCPProxy
+	// ApplicationProtocols match the TLS ALPN or the HTTP inspector's
+	// finding ("http/1.1", "h2c"); empty matches any.
+	ApplicationProtocols []string
+	TLS                  *DownstreamTLS
+	HTTP                 *HTTPManager
+	TCP                  *TCPProxy
+	// IgnoredFilters names the network filters before the terminal one,
+	// which meshlens does not run (for logs and /config_dump).
+	IgnoredFilters []string
 }
 
 // Codec is the HTTP codec of a connection manager.
@@ -88,17 +152,23 @@ type HTTPManager struct {
 	Codec           Codec
 	RouteConfigName string
 	Routes          *RouteTable // resolved from RDS or inline; never nil
-	// Timeouts; zero means the runtime's finite default.
+	// Timeouts. Unset fields get Envoy's defaults (IdleTimeout 1h,
+	// StreamIdleTimeout 5m, RequestTimeout none); zero (Envoy's
+	// "disabled") means the runtime's finite default.
 	IdleTimeout       time.Duration // connection idle
 	StreamIdleTimeout time.Duration
 	RequestTimeout    time.Duration // whole request, downstream side
 	MaxRequestHeaders uint32        // bytes (max_request_headers_kb * 1024); 0 = default
 	AccessLogs        []AccessLog
+	// IgnoredHTTPFilters names the HTTP filters before the router, which
+	// meshlens does not run yet (fault, rbac, ...).
+	IgnoredHTTPFilters []string
 }
 
 // AccessLog is a file access log of a connection manager. Format is an
 // Envoy format string, or JSONFormat key/format pairs; both empty means
-// Envoy's default format.
+// Envoy's default format. The stdout and stderr loggers become Path
+// /dev/stdout and /dev/stderr.
 type AccessLog struct {
 	Path       string
 	Format     string
@@ -110,6 +180,9 @@ type TCPProxy struct {
 	StatPrefix  string
 	Clusters    []WeightedCluster // one entry for a plain cluster
 	TotalWeight uint32
+	// IdleTimeout: unset in xDS means Envoy's 1h; an explicit 0 (Envoy's
+	// "disabled") is kept as 0, which the runtime treats as its finite
+	// default.
 	IdleTimeout time.Duration
 	AccessLogs  []AccessLog
 }
@@ -118,6 +191,21 @@ type TCPProxy struct {
 type RouteTable struct {
 	Name         string
 	VirtualHosts []*VirtualHost
+	// IgnorePortInHostMatching is Envoy's ignore_port_in_host_matching:
+	// the authority's port is dropped before matching domains.
+	IgnorePortInHostMatching bool
+
+	// Domain indexes, built by Compile, read-only afterwards.
+	exact    map[string]*VirtualHost // lower-case exact domains
+	suffixes []wildcardDomain        // "*.x" as ".x", longest first
+	prefixes []wildcardDomain        // "x.*" as "x.", longest first
+	any      *VirtualHost            // "*"
+}
+
+// wildcardDomain is a suffix or prefix wildcard, without its "*".
+type wildcardDomain struct {
+	part string
+	vh   *VirtualHost
 }
 
 // VirtualHost matches requests by authority and holds ordered routes.
@@ -128,7 +216,10 @@ type VirtualHost struct {
 	// longest suffix wildcard, then longest prefix wildcard, then "*".
 	Domains []string
 	Routes  []*Route
-	Retry   *RetryPolicy // virtual-host default, overridden by a route's
+	// Retry is the virtual-host default. Compile already copied it into
+	// every Route without its own policy, so the data path reads only
+	// Route.Retry.
+	Retry *RetryPolicy
 }
 
 // Route is one compiled route: a match and what to do.
@@ -141,16 +232,31 @@ type Route struct {
 	DirectStatus int
 	DirectBody   string
 
-	Timeout     time.Duration // 0 = no route timeout (Envoy's 0 disables); the runtime still bounds idle streams
+	// Timeout: unset in xDS means Envoy's 15s; an explicit 0 disables the
+	// route timeout (the runtime still bounds idle streams).
+	Timeout     time.Duration
 	IdleTimeout time.Duration
-	Retry       *RetryPolicy
+	Retry       *RetryPolicy // the route's, else its virtual host's; nil = no retries
 
-	PrefixRewrite   string         // replaces the matched prefix
+	PrefixRewrite   string         // replaces the matched prefix (or the whole matched path)
 	RegexRewrite    *regexp.Regexp // with RegexSubstitution
-	RegexSubstitute string
-	HostRewrite     string // literal authority to send upstream
+	RegexSubstitute string         // as configured (RE2 syntax: \1, \\)
+	HostRewrite     string         // literal authority to send upstream
 	AutoHostRewrite bool
+
+	// regexTemplate is RegexSubstitute in regexp.Expand syntax.
+	regexTemplate string
 }
+
+// pathKind says which path specifier a RouteMatch holds.
+type pathKind uint8
+
+const (
+	pathPrefix pathKind = iota
+	pathExact
+	pathRegex
+	pathSeparated
+)
 
 // RouteMatch is a compiled route match. All set conditions must hold.
 type RouteMatch struct {
@@ -158,44 +264,61 @@ type RouteMatch struct {
 	Path          string // exact
 	PathRegex     *regexp.Regexp
 	PathSeparated string // path_separated_prefix
-	CaseSensitive bool   // Envoy's default is true
+	CaseSensitive bool   // Envoy's default is true; never applies to PathRegex
 	Headers       []HeaderMatcher
 	Query         []QueryMatcher
 	GRPC          bool // only gRPC requests (content-type application/grpc*)
+
+	kind pathKind
 }
 
 // HeaderMatcher matches one header (pseudo-headers :method, :authority,
-// :scheme and :path included). A header with several values is matched
-// against the values joined by ",", as Envoy does.
+// :scheme and :path included; "host" means :authority, as in Envoy). A
+// header with several values is matched against the values joined by ",",
+// as Envoy does.
+//
+// A missing header fails every matcher except Present=false, and
+// Present=true with Invert, unless TreatMissingAsEmpty, which matches the
+// empty string instead: Envoy's rules, so an inverted value match does not
+// match a request without the header.
 type HeaderMatcher struct {
 	Name     string // lower case
 	Exact    *string
 	Prefix   *string
 	Suffix   *string
 	Contains *string
-	Regex    *regexp.Regexp
+	Regex    *regexp.Regexp // whole-value match
 	Range    *Int64Range
 	Present  *bool // present_match
 	Invert   bool
+	// IgnoreCase applies to Exact, Prefix, Suffix and Contains.
+	IgnoreCase          bool
+	TreatMissingAsEmpty bool
 }
 
 // Int64Range is [Start, End).
 type Int64Range struct{ Start, End int64 }
 
-// QueryMatcher matches one query parameter.
+// QueryMatcher matches one query parameter: its first occurrence,
+// percent-decoded, as Envoy does. With no value condition and neither
+// Present nor Absent, the parameter must be present.
 type QueryMatcher struct {
-	Name    string
-	Exact   *string
-	Prefix  *string
-	Regex   *regexp.Regexp
-	Present bool // only presence required
+	Name       string
+	Exact      *string
+	Prefix     *string
+	Suffix     *string
+	Contains   *string
+	Regex      *regexp.Regexp // whole-value match
+	IgnoreCase bool
+	Present    bool // present_match: true
+	Absent     bool // present_match: false
 }
 
 // WeightedCluster is a cluster and its share of traffic.
 type WeightedCluster struct {
 	Name    string
 	Weight  uint32
-	Cluster *Cluster // resolved at compile time
+	Cluster *Cluster // resolved at compile time; never nil (see Cluster.NotFound)
 }
 
 // RetryOn is a set of retry conditions.
@@ -214,13 +337,23 @@ const (
 	RetryGRPCInternal                              // internal
 	RetryGRPCResourceExhausted                     // resource-exhausted
 	RetryGRPCUnavailable                           // unavailable
+	RetryRetriableStatusCodes                      // retriable-status-codes (RetryPolicy.RetriableStatusCodes)
+	RetryResetBeforeRequest                        // reset-before-request
+	RetryEnvoyRateLimited                          // envoy-ratelimited
 )
 
 // RetryPolicy is a compiled retry policy.
 type RetryPolicy struct {
-	On            RetryOn
+	On RetryOn
+	// NumRetries: Envoy's default is 1 when a policy is set without it.
 	NumRetries    uint32
-	PerTryTimeout time.Duration
+	PerTryTimeout time.Duration // 0 = the route timeout
+	// RetriableStatusCodes are retried when On has RetryRetriableStatusCodes.
+	RetriableStatusCodes []uint32
+	// Backoff between attempts: Envoy's retry_back_off, defaulting to
+	// 25ms base and 10 times the base as the maximum.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
 }
 
 // ClusterType is how a cluster finds its endpoints.
@@ -247,20 +380,46 @@ const (
 
 // Cluster is a compiled upstream cluster with its endpoints.
 type Cluster struct {
-	Name           string
+	Name string
+	// ServiceName is the EDS service name whose assignment holds the
+	// endpoints (eds_cluster_config.service_name, else Name).
+	ServiceName    string
 	Type           ClusterType
 	LB             LBPolicy
-	ConnectTimeout time.Duration
-	HTTP2          bool // speak HTTP/2 (h2c, or h2 over TLS) upstream
-	Limits         CircuitBreakers
-	Outlier        *OutlierDetection
-	HealthCheck    *HealthCheck
-	TLS            *UpstreamTLS
+	ConnectTimeout time.Duration // Envoy's default 5s when unset
+	HTTP2          bool          // speak HTTP/2 (h2c, or h2 over TLS) upstream
+	// UseDownstreamProtocol: HttpProtocolOptions.use_downstream_protocol_config,
+	// speak upstream what the downstream spoke.
+	UseDownstreamProtocol bool
+	Limits                CircuitBreakers
+	Outlier               *OutlierDetection
+	HealthCheck           *HealthCheck
+	TLS                   *UpstreamTLS
 	// Endpoints of the cluster, in a stable order. Healthy ones are
 	// chosen first; the runtime may eject more (outlier detection).
 	Endpoints []Endpoint
 	// Healthy indexes Endpoints that xDS marked healthy (or unknown).
 	Healthy []int
+	// PanicThreshold is Envoy's healthy_panic_threshold in percent
+	// (default 50): below it, Pick uses every endpoint regardless of
+	// health, as Envoy does to avoid overloading the few healthy ones.
+	PanicThreshold float64
+	// Panic says the xDS health of this snapshot is below PanicThreshold,
+	// so Pick is choosing among all endpoints (Envoy's lb_healthy_panic).
+	Panic bool
+	// NotFound marks a placeholder for a cluster a route or TCP proxy
+	// names but CDS did not deliver (allowed when the route configuration
+	// does not validate clusters, Envoy's default for RDS). It has no
+	// endpoints, so Pick fails and the runtime answers 503 (or closes the
+	// TCP connection), as Envoy does for an unknown cluster.
+	NotFound bool
+
+	// sched is the weighted sequence of endpoint indexes Pick walks:
+	// the healthy endpoints of the best priority, or every endpoint in
+	// panic. all is every endpoint, the last resort when a skip function
+	// rejects every scheduled one.
+	sched []int
+	all   []int
 
 	// rr is the round-robin cursor. It is the one mutable field: shared,
 	// atomic, never locked.
@@ -269,10 +428,15 @@ type Cluster struct {
 
 // Endpoint is one upstream address.
 type Endpoint struct {
-	Address  netip.AddrPort // for ClusterEDS and ClusterStatic
+	Address  netip.AddrPort // for ClusterEDS and ClusterStatic; DNS clusters when the host is an IP literal
 	Hostname string         // for DNS clusters: host:port
 	Healthy  bool
-	Weight   uint32
+	Weight   uint32 // load_balancing_weight, default 1
+	// HealthCheckPort is the endpoint's health_check_config.port_value:
+	// active health checks go there instead of Address's port. 0 = same.
+	HealthCheckPort uint32
+	Priority        uint32 // locality priority, 0 = best
+	Zone            string // locality zone, for stats and logs
 }
 
 // CircuitBreakers are the default-priority thresholds; 0 means Envoy's
@@ -285,11 +449,14 @@ type CircuitBreakers struct {
 }
 
 // OutlierDetection ejects endpoints after consecutive server errors.
+// Compile fills Envoy's defaults for unset fields (5 errors, 10s interval,
+// 30s base ejection, 10%, enforcing 100%).
 type OutlierDetection struct {
-	Consecutive5xx     uint32
-	Interval           time.Duration
-	BaseEjectionTime   time.Duration
-	MaxEjectionPercent uint32
+	Consecutive5xx          uint32
+	Interval                time.Duration
+	BaseEjectionTime        time.Duration
+	MaxEjectionPercent      uint32
+	EnforcingConsecutive5xx uint32 // percent chance an ejection is enforced
 }
 
 // HealthCheck is an active health check.
@@ -299,15 +466,22 @@ type HealthCheck struct {
 	HealthyThreshold   uint32
 	UnhealthyThreshold uint32
 	HTTPPath           string // HTTP check when set
+	HTTPHost           string // Host of the HTTP check; empty = the cluster name, as Envoy
+	HTTP2              bool   // the HTTP check speaks HTTP/2 (codec_client_type HTTP2)
 	GRPC               bool   // gRPC health check
+	GRPCService        string // service name asked in the gRPC check
 	// otherwise a TCP connect check
 }
 
 // DownstreamTLS terminates TLS on a filter chain.
 type DownstreamTLS struct {
 	CertFile, KeyFile string
-	CAFile            string   // when set, client certificates are required and verified
-	MatchSANs         []string // exact SANs a client certificate must carry
+	// CAFile verifies client certificates. Clients must present one only
+	// when RequireClientCert is set; otherwise a presented certificate is
+	// verified and a missing one accepted, as in Envoy.
+	CAFile            string
+	RequireClientCert bool
+	MatchSANs         []string // exact SANs a client certificate must carry (any one)
 	SDSCertName       string   // secret names when served by SDS
 	SDSCAName         string
 	ALPN              []string
@@ -317,9 +491,15 @@ type DownstreamTLS struct {
 type UpstreamTLS struct {
 	CertFile, KeyFile string // client certificate for mTLS
 	CAFile            string
-	MatchSANs         []string
+	MatchSANs         []string // exact SANs the server certificate must carry (any one)
 	SNI               string
 	ALPN              []string
 	SDSCertName       string
 	SDSCAName         string
 }
+
+// ErrMissing is wrapped by Compile errors about a referenced resource that
+// was not received (a route configuration or an EDS assignment): the set
+// is incomplete rather than invalid. The xDS client waits for more
+// instead of NACKing these.
+var ErrMissing = errors.New("not received")

@@ -1,0 +1,328 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshlens/meshlens/internal/apiclient"
+	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy"
+	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/xdsclient"
+)
+
+// proxyFlags are the command line of `meshlens proxy`.
+type proxyFlags struct {
+	node, xdsAddr, adminAddr, ingressAddr, egressAddr string
+	listen, app                                       []string
+	instanceID, advertise                             string
+	register                                          bool
+	registrationTTL, drainTimeout                     time.Duration
+}
+
+func newProxyCmd(e *env) *cobra.Command {
+	var f proxyFlags
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run a sidecar or a virtual gateway, configured over xDS by the control plane",
+		Long: "proxy runs the data plane of one virtual node (a sidecar) or virtual gateway,\n" +
+			"chosen by its identity: --node mesh/M/virtualNode/N, or App Mesh's environment\n" +
+			"variables APPMESH_RESOURCE_ARN, APPMESH_RESOURCE_NAME, APPMESH_VIRTUAL_NODE_NAME.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runProxy(cmd, e, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.node, "node", "", "identity: mesh/M/virtualNode/N, mesh/M/virtualGateway/N or an App Mesh ARN (default from APPMESH_RESOURCE_ARN)")
+	fl.StringVar(&f.xdsAddr, "xds-addr", "", "control plane xDS address (default $MESHLENS_XDS_ADDR, $APPMESH_XDS_ENDPOINT, then 127.0.0.1:15010)")
+	fl.StringVar(&f.adminAddr, "admin-addr", "", "admin endpoint (default 127.0.0.1:$ENVOY_ADMIN_ACCESS_PORT, then 127.0.0.1:9901)")
+	fl.StringVar(&f.ingressAddr, "ingress-addr", "", "where the sidecar's inbound listener binds (default as xDS says, 0.0.0.0:15000; \"none\" for only --listen mappings)")
+	fl.StringVar(&f.egressAddr, "egress-addr", proxy.DefaultEgressAddr, "where the sidecar's outbound listener binds: an HTTP proxy (HTTP_PROXY) and h2c/gRPC by :authority")
+	fl.StringArrayVar(&f.listen, "listen", nil, "PORT=HOST:PORT: serve the listener of PORT at this address (repeatable)")
+	fl.StringArrayVar(&f.app, "app", nil, "PORT=HOST:PORT: the local application of inbound listener PORT is here (default 127.0.0.1:PORT; repeatable)")
+	fl.StringVar(&f.instanceID, "instance-id", "", "id under which the sidecar registers its instance (default hostname-pid)")
+	fl.StringVar(&f.advertise, "advertise-addr", "", "address other proxies reach this instance at (default the inbound listener's host, or 127.0.0.1 when it binds all addresses)")
+	fl.BoolVar(&f.register, "register", true, "register this sidecar's instance with the control plane (--server) and deregister on shutdown")
+	fl.DurationVar(&f.registrationTTL, "registration-ttl", 15*time.Second, "TTL of the instance registration; renewed at a third of it")
+	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long SIGTERM waits for in-flight requests")
+	return cmd
+}
+
+// portMap parses repeated PORT=HOST:PORT flags.
+func portMap(flag string, values []string) (map[uint32]string, error) {
+	out := map[uint32]string{}
+	for _, v := range values {
+		port, addr, ok := strings.Cut(v, "=")
+		p, err := strconv.ParseUint(port, 10, 16)
+		if !ok || err != nil || p == 0 {
+			return nil, usagef("--%s %q: want PORT=HOST:PORT", flag, v)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, usagef("--%s %q: %v", flag, v, err)
+		}
+		out[uint32(p)] = addr
+	}
+	return out, nil
+}
+
+func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
+	log, err := logger(cmd, e.stderr)
+	if err != nil {
+		return err
+	}
+	var id nodeid.ID
+	if f.node != "" {
+		id, err = nodeid.Parse(f.node)
+	} else {
+		id, err = nodeid.FromEnv(e.getenv)
+	}
+	if err != nil {
+		return usageError{fmt.Errorf("node identity: %w", err)}
+	}
+	listen, err := portMap("listen", f.listen)
+	if err != nil {
+		return err
+	}
+	app, err := portMap("app", f.app)
+	if err != nil {
+		return err
+	}
+	xdsAddr := firstNonEmpty(f.xdsAddr, e.getenv("MESHLENS_XDS_ADDR"), e.getenv("APPMESH_XDS_ENDPOINT"), "127.0.0.1:15010")
+	adminAddr := f.adminAddr
+	if adminAddr == "" {
+		if port := e.getenv("ENVOY_ADMIN_ACCESS_PORT"); port != "" {
+			adminAddr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	gateway := id.Kind == nodeid.VirtualGateway
+	cluster := firstNonEmpty(e.getenv("APPMESH_RESOURCE_CLUSTER"), id.Mesh+"/"+id.Name)
+
+	p, err := proxy.New(proxy.Config{
+		NodeID: id.String(), Cluster: cluster, Version: "meshlens/" + Version, Gateway: gateway,
+		AdminAddr: adminAddr, IngressAddr: f.ingressAddr, EgressAddr: f.egressAddr,
+		Listen: listen, App: app, Log: log, DrainTimeout: f.drainTimeout,
+	})
+	if err != nil {
+		return runError{err}
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := p.Run(runCtx); err != nil {
+			errc <- err
+		}
+	}()
+	warming := time.Duration(0)
+	if v := e.getenv("ENVOY_INITIAL_FETCH_TIMEOUT"); v != "" {
+		if warming, err = parseSecondsOrDuration(v); err != nil {
+			return usagef("ENVOY_INITIAL_FETCH_TIMEOUT %q: %v", v, err)
+		}
+	}
+	xc, err := xdsclient.New(xdsclient.Config{
+		Server:         xdsAddr,
+		Node:           xdsclient.NewNode(id.String(), cluster, Version),
+		Log:            log,
+		CompileOptions: table.CompileOptions{Gateway: gateway},
+		WarmingTimeout: warming,
+	}, p.Apply)
+	if err != nil {
+		return runError{err}
+	}
+	go func() {
+		defer wg.Done()
+		if err := xc.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("xds client: %w", err)
+		}
+	}()
+	// The admin endpoint and stats report whether the control plane is
+	// reachable.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			p.SetControlPlaneConnected(xc.Connected())
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	log.Info("proxy starting", "node", id.String(), "xds", xdsAddr, "admin", p.AdminAddr().String())
+
+	var reg *registration
+	if !gateway && f.register {
+		reg, err = newRegistration(cmd, e, id, f, p)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); reg.run(runCtx) }()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining")
+	case runErr = <-errc:
+	}
+	// Leave the mesh first, so that peers stop sending new requests, then
+	// drain what is in flight.
+	if reg != nil {
+		reg.deregister()
+	}
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), f.drainTimeout+5*time.Second)
+	defer shutCancel()
+	if err := p.Shutdown(shutCtx); err != nil && runErr == nil {
+		runErr = err
+	}
+	cancel()
+	wg.Wait()
+	if runErr != nil {
+		return runError{runErr}
+	}
+	return nil
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// registration keeps this sidecar's instance registered with the control
+// plane, renewing it before its TTL passes.
+type registration struct {
+	client   *apiclient.Client
+	id       nodeid.ID
+	instance string
+	body     apiclient.Instance
+	ttl      time.Duration
+	proxy    *proxy.Proxy
+	log      func(msg string, args ...any)
+}
+
+func newRegistration(cmd *cobra.Command, e *env, id nodeid.ID, f proxyFlags, p *proxy.Proxy) (*registration, error) {
+	c, err := client(cmd, e)
+	if err != nil {
+		return nil, err
+	}
+	// The instance is reachable where the inbound listener binds: the
+	// --ingress-addr, else the first --listen mapping, else App Mesh's
+	// 15000.
+	bound := "0.0.0.0:15000"
+	if f.ingressAddr != "" && f.ingressAddr != proxy.Disabled {
+		bound = f.ingressAddr
+	} else if len(f.listen) > 0 {
+		_, bound, _ = strings.Cut(f.listen[0], "=")
+	}
+	host, portStr, err := net.SplitHostPort(bound)
+	if err != nil {
+		return nil, usagef("inbound address %q: %v", bound, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	addr := f.advertise
+	if addr == "" {
+		addr = host
+		if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+			addr = "127.0.0.1"
+		}
+	}
+	inst := f.instanceID
+	if inst == "" {
+		hn, _ := os.Hostname()
+		inst = fmt.Sprintf("%s-%d", hn, os.Getpid())
+	}
+	ttl := f.registrationTTL
+	if ttl < 3*time.Second {
+		ttl = 3 * time.Second
+	}
+	return &registration{
+		client: c, id: id, instance: inst, ttl: ttl, proxy: p,
+		body: apiclient.Instance{Address: addr, Port: port, HealthStatus: "HEALTHY", TTLSeconds: int(ttl / time.Second)},
+		log:  func(msg string, args ...any) { fmt.Fprintln(e.stderr, append([]any{msg}, args...)...) },
+	}, nil
+}
+
+// run registers once the proxy has bound its inbound listener (it is
+// configured and can take traffic), then renews until ctx ends.
+func (r *registration) run(ctx context.Context) {
+	for !r.inboundBound() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := r.client.Register(rctx, r.id.Mesh, r.id.Name, r.instance, r.body)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			r.log("instance registration failed; retrying:", err)
+			wait = time.Second
+			continue
+		}
+		wait = r.ttl / 3
+	}
+}
+
+func (r *registration) deregister() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = r.client.Deregister(ctx, r.id.Mesh, r.id.Name, r.instance)
+}
+
+func (r *registration) inboundBound() bool {
+	for _, l := range r.proxy.Listeners() {
+		if strings.HasPrefix(l.Listener, "lds_ingress_") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseSecondsOrDuration reads "15s" or a plain number of seconds, as App
+// Mesh's Envoy image read its timeouts.
+func parseSecondsOrDuration(v string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want seconds or a duration such as 15s")
+	}
+	return d, nil
+}

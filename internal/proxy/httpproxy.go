@@ -1,0 +1,739 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/table"
+)
+
+// httpServer serves one HTTP filter chain of one listener: a net/http
+// server fed with the connections the listener matched to the chain. It
+// outlives snapshots while the chain keeps its name and connection
+// settings (serverKey); its route table and clusters are swapped per
+// snapshot through cfg.
+type httpServer struct {
+	p      *Proxy
+	key    string
+	srv    *http.Server
+	ln     *chanListener
+	tls    *tls.Config // nil for plaintext
+	scheme string      // "http" or "https"
+	cfg    atomic.Pointer[chainConfig]
+	done   chan struct{} // closed when Serve returns
+	// unusable says why the chain cannot serve (e.g. SDS TLS); its
+	// connections are closed.
+	unusable string
+}
+
+// chainConfig is what a request reads, once, through httpServer.cfg: the
+// filter chain and the snapshot state it belongs to.
+type chainConfig struct {
+	chain *table.FilterChain
+	rs    *runtimeState
+}
+
+// serverKey identifies the connection-level settings of an HTTP chain: a
+// chain whose key changes gets a new server, and the old one drains.
+func serverKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
+	var b strings.Builder
+	b.WriteString(c.Name)
+	b.WriteByte('|')
+	b.WriteByte(byte('0' + c.HTTP.Codec))
+	b.WriteByte('|')
+	b.WriteString(idle.String())
+	b.WriteByte('|')
+	b.WriteString(itoa(maxHdr))
+	if t := c.TLS; t != nil {
+		b.WriteString("|tls:")
+		b.WriteString(strings.Join([]string{t.CertFile, t.KeyFile, t.CAFile, t.SDSCertName, t.SDSCAName,
+			strings.Join(t.MatchSANs, ","), strings.Join(t.ALPN, ",")}, ";"))
+		if t.RequireClientCert {
+			b.WriteString(";require")
+		}
+	}
+	return b.String()
+}
+
+// newHTTPServer starts serving a chain. The caller owns the result and
+// stops it with drain or close.
+func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Duration, maxHdr int) *httpServer {
+	h := &httpServer{p: p, key: key, scheme: "http", done: make(chan struct{})}
+	protos := new(http.Protocols)
+	var next []string
+	switch c.HTTP.Codec {
+	case table.CodecHTTP1:
+		protos.SetHTTP1(true)
+		next = []string{"http/1.1"}
+	case table.CodecHTTP2:
+		protos.SetUnencryptedHTTP2(true)
+		protos.SetHTTP2(true)
+		next = []string{"h2"}
+	default:
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true)
+		protos.SetHTTP2(true)
+		next = []string{"h2", "http/1.1"}
+	}
+	if c.TLS != nil {
+		h.scheme = "https"
+		conf, err := downstreamTLSConfig(c.TLS, next)
+		if err != nil {
+			h.unusable = err.Error()
+		}
+		h.tls = conf
+	}
+	h.ln = newChanListener()
+	h.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    maxHdr,
+		Protocols:         protos,
+		ErrorLog:          p.errLog,
+		ConnContext:       connContext,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 1024,
+			// The HTTP/2 analogue of the header size limit: bound the
+			// HPACK table too.
+			MaxDecoderHeaderTableSize: 64 << 10,
+		},
+	}
+	go func() {
+		defer close(h.done)
+		_ = h.srv.Serve(h.ln)
+	}()
+	return h
+}
+
+// drain stops the server gracefully: idle connections close now, busy
+// ones after their response (HTTP/1.1 answers with Connection: close,
+// HTTP/2 sends GOAWAY); whatever is left at ctx's end is closed.
+func (h *httpServer) drain(ctx context.Context) {
+	if err := h.srv.Shutdown(ctx); err != nil {
+		_ = h.srv.Close()
+	}
+	<-h.done
+}
+
+// serve hands a matched downstream connection to the server, after the
+// TLS handshake when the chain terminates TLS.
+func (h *httpServer) serve(c *srvConn) {
+	if h.unusable != "" {
+		_ = c.Close()
+		return
+	}
+	var conn net.Conn = c
+	if h.tls != nil {
+		tc := tls.Server(c, h.tls)
+		_ = c.SetDeadline(time.Now().Add(h.p.cfg.HeaderReadTimeout))
+		if err := tc.Handshake(); err != nil {
+			_ = c.Close()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		conn = tc
+	}
+	h.ln.push(conn)
+}
+
+type connInfoKey struct{}
+
+// connContext gives a request access to what the listener learnt about
+// its connection (original destination for ORIGINAL_DST clusters).
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if sc, ok := c.(*srvConn); ok {
+		return context.WithValue(ctx, connInfoKey{}, &sc.info)
+	}
+	return ctx
+}
+
+// Envoy's local replies.
+const (
+	bodyNoHealthyUpstream = "no healthy upstream"
+	bodyTimeout           = "upstream request timeout"
+	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+
+// errRouteTimeout is the cause of a request context cancelled by the
+// route timeout.
+var errRouteTimeout = errors.New("route timeout")
+
+// ServeHTTP routes and forwards one request.
+func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cc := h.cfg.Load()
+	if r.Method == http.MethodConnect {
+		localReply(w, http.StatusMethodNotAllowed, "")
+		return
+	}
+	ex := exchangePool.Get().(*exchange)
+	defer ex.release()
+	ex.req.init(r, h.scheme)
+
+	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
+	if route == nil {
+		localReply(w, http.StatusNotFound, "")
+		return
+	}
+	if route.DirectStatus != 0 {
+		localReply(w, route.DirectStatus, route.DirectBody)
+		return
+	}
+	view := cc.rs.view(route.PickCluster(rand.Uint32()))
+	if view == nil {
+		localReply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream)
+		return
+	}
+	h.forward(w, r, ex, route, view)
+}
+
+// localReply answers a request from the proxy itself, as Envoy's
+// sendLocalReply does: text/plain, no sniffing.
+func localReply(w http.ResponseWriter, status int, body string) {
+	hdr := w.Header()
+	if body != "" {
+		hdr["Content-Type"] = textPlain
+		hdr["Content-Length"] = []string{itoa(len(body))}
+	} else {
+		hdr["Content-Length"] = zeroLength
+	}
+	w.WriteHeader(status)
+	if body != "" {
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+var (
+	textPlain  = []string{"text/plain"}
+	zeroLength = []string{"0"}
+)
+
+// forward sends the request to the cluster and streams the response back.
+func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchange, route *table.Route, view *clusterView) {
+	ctx := r.Context()
+	body := r.Body
+	if route.Timeout > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		var timer *time.Timer
+		start := func() { timer = time.AfterFunc(route.Timeout, func() { cancel(errRouteTimeout) }) }
+		var tb *timeoutBody
+		if body == nil || body == http.NoBody {
+			start()
+		} else {
+			// Envoy's route timeout starts once the downstream request
+			// is complete, so a long upload or a client stream is not
+			// cut. (Not pooled: the transport may read the body after
+			// the handler returned.)
+			tb = &timeoutBody{rc: body, start: start}
+			body = tb
+		}
+		defer func() {
+			if tb != nil {
+				// After this the timer cannot start, and timer's write in
+				// start happens before this returns.
+				tb.once.Do(func() {})
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
+	}
+	if r.ProtoMajor == 1 && body != nil && body != http.NoBody {
+		// Let the upstream answer while the client still sends (streaming
+		// uploads, early errors).
+		if fd, ok := w.(interface{ EnableFullDuplex() error }); ok {
+			_ = fd.EnableFullDuplex()
+		}
+	}
+
+	prepareRequestHeaders(r, h.scheme)
+	out := r.WithContext(ctx)
+	out.RequestURI = ""
+	out.Close = false
+	out.TransferEncoding = nil
+	out.Body = body
+	if r.Body == http.NoBody {
+		out.Body = nil
+	}
+	out.Host = r.Host
+	u := new(url.URL)
+	*u = *r.URL
+	u.Scheme, u.User, u.Fragment = "http", nil, ""
+	if view.up.key.tls != "" {
+		u.Scheme = "https"
+	}
+	if route.HasPathRewrite() {
+		if _, set := r.Header["X-Envoy-Original-Path"]; !set {
+			r.Header["X-Envoy-Original-Path"] = []string{ex.req.path}
+		}
+		setTarget(u, route.RewritePath(ex.req.path))
+	}
+	if route.HostRewrite != "" {
+		out.Host = route.HostRewrite
+	}
+	out.URL = u
+
+	resp, ep, err := h.attempt(out, r.ProtoMajor, view, route, ex)
+	if err != nil {
+		switch {
+		case errors.Is(err, errNoEndpoint):
+			localReply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream)
+		case context.Cause(ctx) == errRouteTimeout:
+			view.up.stats.rqTimeout.Add(1)
+			if ep != nil {
+				ep.stats.rqTimeout.Add(1)
+			}
+			localReply(w, http.StatusGatewayTimeout, bodyTimeout)
+		case r.Context().Err() != nil:
+			// The client went away; nobody to answer.
+		default:
+			var ce *connectError
+			if errors.As(err, &ce) {
+				localReply(w, http.StatusServiceUnavailable, bodyConnectFailure)
+			} else {
+				localReply(w, http.StatusServiceUnavailable, bodyReset)
+			}
+		}
+		return
+	}
+	defer func() {
+		ep.stats.rqActive.Add(-1)
+		view.up.stats.rqActive.Add(-1)
+	}()
+	countStatus(&view.up.stats, ep.stats, resp.StatusCode)
+	if err := writeResponse(w, resp); err != nil {
+		if errors.Is(err, errUpstreamBody) {
+			// The upstream failed mid-body: abort the downstream stream
+			// (HTTP/1.1 closes without the last chunk, HTTP/2 resets) so
+			// the client does not take a truncated body for a whole one.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// setTarget points u at a request target (escaped path and query).
+func setTarget(u *url.URL, target string) {
+	raw, query, _ := strings.Cut(target, "?")
+	u.RawQuery = query
+	if p, err := url.PathUnescape(raw); err == nil {
+		u.Path, u.RawPath = p, raw
+	} else {
+		u.Path, u.RawPath = raw, ""
+	}
+}
+
+// errNoEndpoint: the cluster has no endpoint to try.
+var errNoEndpoint = errors.New("no healthy upstream")
+
+// attempt performs one upstream try: pick an endpoint, send out, return
+// the response with its headers read. It is the seam for the retry policy
+// (route.Retry, a later change): a retry loop calls it again with a fresh
+// endpoint when the request body has not been consumed (or was buffered),
+// and the response is retriable under the policy.
+func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView, route *table.Route, ex *exchange) (*http.Response, *endpointRT, error) {
+	var ep *endpointRT
+	if view.origDst {
+		ci, _ := out.Context().Value(connInfoKey{}).(*connInfo)
+		var ok bool
+		if ep, ok = view.origDstEndpoint(ci, out.Host); !ok {
+			return nil, nil, errNoEndpoint
+		}
+	} else if ep = view.pick(); ep == nil {
+		return nil, nil, errNoEndpoint
+	}
+	out.URL.Host = ep.addr
+	if route.AutoHostRewrite && ep.hostname != "" {
+		out.Host = ep.hostname
+	}
+	tr := view.up.transport(downMajor)
+	if tr == nil {
+		return nil, ep, errNoEndpoint
+	}
+	ep.stats.rqTotal.Add(1)
+	view.up.stats.rqTotal.Add(1)
+	ep.stats.rqActive.Add(1)
+	view.up.stats.rqActive.Add(1)
+	resp, err := tr.RoundTrip(out)
+	if err != nil {
+		ep.stats.rqActive.Add(-1)
+		view.up.stats.rqActive.Add(-1)
+		ep.stats.rqError.Add(1)
+		view.up.stats.rqError.Add(1)
+		return nil, ep, err
+	}
+	return resp, ep, nil
+}
+
+func countStatus(cs *clusterStats, es *endpointStats, code int) {
+	switch code / 100 {
+	case 2:
+		cs.rq2xx.Add(1)
+	case 3:
+		cs.rq3xx.Add(1)
+	case 4:
+		cs.rq4xx.Add(1)
+	case 5:
+		cs.rq5xx.Add(1)
+		es.rqError.Add(1)
+		return
+	}
+	es.rqSuccess.Add(1)
+}
+
+// errUpstreamBody marks a failure reading the upstream response body, as
+// opposed to writing it downstream.
+var errUpstreamBody = errors.New("upstream body")
+
+// writeResponse copies an upstream response downstream: headers minus
+// hop-by-hop ones, the body streamed through a pooled buffer (flushed per
+// read when the response is of unknown length: gRPC, server-sent events,
+// chunked streams), then the trailers.
+func writeResponse(w http.ResponseWriter, resp *http.Response) error {
+	defer resp.Body.Close()
+	hdr := w.Header()
+	for k, vv := range resp.Header {
+		if isHopByHop(k) {
+			continue
+		}
+		hdr[k] = vv
+	}
+	if conn, ok := resp.Header["Connection"]; ok {
+		removeConnectionTokens(hdr, conn)
+	}
+	if _, ok := resp.Header["Content-Type"]; !ok {
+		hdr["Content-Type"] = nil // no content sniffing
+	}
+	w.WriteHeader(resp.StatusCode)
+	streaming := resp.ContentLength < 0
+	flusher, _ := w.(http.Flusher)
+	if streaming && flusher != nil {
+		flusher.Flush() // headers now: the client may be waiting for them (gRPC streams)
+	}
+
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if streaming && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return errors.Join(errUpstreamBody, rerr)
+		}
+	}
+	for k, vv := range resp.Trailer {
+		hdr[http.TrailerPrefix+k] = vv
+	}
+	return nil
+}
+
+// bufPool holds the 32 KiB buffers bodies are copied through.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// hopByHop are the headers that describe one connection and must not be
+// forwarded (RFC 9110 7.6.1), in canonical form. "TE: trailers" is put
+// back on requests: it is end-to-end for gRPC.
+var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer", "Te"}
+
+func isHopByHop(k string) bool {
+	for _, h := range hopByHop {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}
+
+// removeConnectionTokens deletes the headers a Connection header lists.
+func removeConnectionTokens(h http.Header, conn []string) {
+	for _, v := range conn {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(tok))
+			}
+		}
+	}
+}
+
+// prepareRequestHeaders edits the downstream request's headers in place
+// into the upstream request's (the handler owns them): hop-by-hop headers
+// go, x-forwarded-for gains the client address, x-forwarded-proto and
+// x-request-id are set when absent, as Envoy does at the edge.
+func prepareRequestHeaders(r *http.Request, scheme string) {
+	hdr := r.Header
+	if conn, ok := hdr["Connection"]; ok {
+		removeConnectionTokens(hdr, conn)
+	}
+	te := hdr["Te"]
+	for _, k := range hopByHop {
+		delete(hdr, k)
+	}
+	for _, v := range te {
+		if strings.Contains(strings.ToLower(v), "trailers") {
+			hdr["Te"] = teTrailers
+			break
+		}
+	}
+	if ip := remoteIP(r.RemoteAddr); ip != "" {
+		if prior, ok := hdr["X-Forwarded-For"]; ok && len(prior) > 0 {
+			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+		} else {
+			hdr["X-Forwarded-For"] = []string{ip}
+		}
+	}
+	if _, ok := hdr["X-Forwarded-Proto"]; !ok {
+		if scheme == "https" {
+			hdr["X-Forwarded-Proto"] = schemeHTTPS
+		} else {
+			hdr["X-Forwarded-Proto"] = schemeHTTP
+		}
+	}
+	if _, ok := hdr["X-Request-Id"]; !ok {
+		hdr["X-Request-Id"] = []string{newRequestID()}
+	}
+}
+
+var (
+	teTrailers  = []string{"trailers"}
+	schemeHTTP  = []string{"http"}
+	schemeHTTPS = []string{"https"}
+)
+
+// remoteIP is the address part of a RemoteAddr, without brackets.
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// newRequestID returns a random (version 4) UUID, as Envoy generates for
+// x-request-id. It uses the runtime's fast per-thread generator: request
+// ids need to be unique, not unpredictable.
+func newRequestID() string {
+	const hexd = "0123456789abcdef"
+	var u [16]byte
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := range 8 {
+		u[i] = byte(a >> (8 * i))
+		u[8+i] = byte(b >> (8 * i))
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	j := 0
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			s[j] = '-'
+			j++
+		}
+		s[j], s[j+1] = hexd[c>>4], hexd[c&0xf]
+		j += 2
+	}
+	return string(s[:])
+}
+
+// exchange holds the per-request state the handler would otherwise
+// allocate; pooled. Nothing in it may be referenced by the upstream
+// request once the handler returns.
+type exchange struct {
+	req reqView
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+func (ex *exchange) release() {
+	*ex = exchange{}
+	exchangePool.Put(ex)
+}
+
+// timeoutBody starts the route timeout when the request body ends.
+type timeoutBody struct {
+	rc    io.ReadCloser
+	start func()
+	once  sync.Once
+}
+
+func (b *timeoutBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.start)
+	}
+	return n, err
+}
+
+func (b *timeoutBody) Close() error { return b.rc.Close() }
+
+// reqView presents a downstream request to the route table
+// (table.Request) without copying it.
+type reqView struct {
+	r      *http.Request
+	scheme string
+	path   string // :path, query included
+}
+
+func (v *reqView) init(r *http.Request, scheme string) {
+	v.r = r
+	v.scheme = scheme
+	if r.URL.Scheme != "" {
+		v.scheme = r.URL.Scheme
+	}
+	v.path = requestPath(r.RequestURI)
+}
+
+// requestPath is :path for a request target: origin-form as is, the path
+// and query of an absolute-form target ("/" when it has none).
+func requestPath(target string) string {
+	if target == "" || target[0] == '/' || target == "*" {
+		return target
+	}
+	i := strings.Index(target, "://")
+	if i < 0 {
+		return target
+	}
+	rest := target[i+3:]
+	j := strings.IndexAny(rest, "/?")
+	if j < 0 {
+		return "/"
+	}
+	if rest[j] == '?' {
+		return "/" + rest[j:]
+	}
+	return rest[j:]
+}
+
+// Authority implements table.Request.
+func (v *reqView) Authority() string { return v.r.Host }
+
+// Method implements table.Request.
+func (v *reqView) Method() string { return v.r.Method }
+
+// Path implements table.Request: the request's :path, query included.
+func (v *reqView) Path() string { return v.path }
+
+// Scheme implements table.Request.
+func (v *reqView) Scheme() string { return v.scheme }
+
+// Header implements table.Request: name is lower case; pseudo-headers
+// and "host" are answered from the request line; several values are
+// joined with ",", as Envoy matches them.
+func (v *reqView) Header(name string) (string, bool) {
+	switch name {
+	case ":authority", "host":
+		return v.r.Host, true
+	case ":method":
+		return v.r.Method, true
+	case ":path":
+		return v.path, true
+	case ":scheme":
+		return v.scheme, true
+	}
+	vv := v.r.Header[canonicalKey(name)]
+	switch len(vv) {
+	case 0:
+		return "", false
+	case 1:
+		return vv[0], true
+	}
+	return strings.Join(vv, ","), true
+}
+
+// canonicalKeys caches the canonical form of the lower-case header names
+// route tables match on, so matching does not allocate.
+var canonicalKeys sync.Map
+
+func canonicalKey(name string) string {
+	if k, ok := canonicalKeys.Load(name); ok {
+		return k.(string)
+	}
+	k := textproto.CanonicalMIMEHeaderKey(name)
+	canonicalKeys.Store(name, k)
+	return k
+}
+
+// itoa formats a non-negative int.
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// chanListener is a net.Listener fed by the proxy's own accept loops,
+// after they inspected and matched a connection to a chain.
+type chanListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c to the server, or closes it when the server is gone.
+func (l *chanListener) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.closed:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }

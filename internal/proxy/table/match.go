@@ -1,0 +1,604 @@
+package table
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"unsafe"
+)
+
+// Request is what route matching reads from a request. The data path
+// implements it over its own request representation, so that matching
+// needs no copy of the headers.
+type Request interface {
+	Authority() string // :authority, or Host in HTTP/1.1
+	Method() string
+	// Path is the request target as received, query string included.
+	Path() string
+	Scheme() string
+	// Header returns a header by lower-case name; several values are
+	// joined by ",". Pseudo-headers are asked through the methods above,
+	// never through Header.
+	Header(name string) (value string, ok bool)
+}
+
+// Route selects the virtual host for the request's authority (Envoy's
+// precedence: exact domain, longest "*.suffix", longest "prefix*", then
+// "*"; case-insensitive; the port is part of the authority unless
+// IgnorePortInHostMatching) and then its first route whose match holds.
+// route is nil when no route matches (404); vh is nil when no virtual host
+// does. It does not allocate unless a query parameter it must read is
+// percent-encoded.
+func (t *RouteTable) Route(req Request) (vh *VirtualHost, route *Route) {
+	vh = t.VirtualHost(req.Authority())
+	if vh == nil {
+		return nil, nil
+	}
+	target := req.Path()
+	path, query := splitTarget(target)
+	for _, r := range vh.Routes {
+		if r.Match.matches(req, path, query) {
+			return vh, r
+		}
+	}
+	return vh, nil
+}
+
+// maxStackHost is the longest authority lower-cased without allocating.
+const maxStackHost = 256
+
+// VirtualHost finds the virtual host for an authority.
+func (t *RouteTable) VirtualHost(authority string) *VirtualHost {
+	if len(t.exact) == 0 && len(t.suffixes) == 0 && len(t.prefixes) == 0 {
+		return t.any
+	}
+	host := authority
+	if t.IgnorePortInHostMatching {
+		host = stripPort(host)
+	}
+	if !hasUpper(host) {
+		return t.lookup(host)
+	}
+	if len(host) > maxStackHost {
+		return t.lookup(strings.ToLower(host))
+	}
+	// Lower-case into a stack buffer; lookup only compares the string
+	// and never keeps it, so viewing the buffer as a string is safe.
+	var buf [maxStackHost]byte
+	n := copy(buf[:], host)
+	for i := range n {
+		if c := buf[i]; 'A' <= c && c <= 'Z' {
+			buf[i] = c + ('a' - 'A')
+		}
+	}
+	return t.lookup(unsafe.String(&buf[0], n))
+}
+
+// lookup matches a lower-case host: exact, then suffix and prefix
+// wildcards (Envoy requires the "*" to stand for at least one
+// character), then "*".
+func (t *RouteTable) lookup(host string) *VirtualHost {
+	if vh, ok := t.exact[host]; ok {
+		return vh
+	}
+	for _, w := range t.suffixes {
+		if len(host) > len(w.part) && host[len(host)-len(w.part):] == w.part {
+			return w.vh
+		}
+	}
+	for _, w := range t.prefixes {
+		if len(host) > len(w.part) && host[:len(w.part)] == w.part {
+			return w.vh
+		}
+	}
+	return t.any
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// stripPort drops ":port" from an authority, leaving IPv6 brackets alone.
+func stripPort(h string) string {
+	i := strings.LastIndexByte(h, ':')
+	if i < 0 || strings.LastIndexByte(h, ']') > i {
+		return h
+	}
+	for j := i + 1; j < len(h); j++ {
+		if h[j] < '0' || h[j] > '9' {
+			return h
+		}
+	}
+	return h[:i]
+}
+
+// splitTarget separates the path from the query; the fragment, if a
+// client sent one, belongs to neither (Envoy drops it for matching).
+func splitTarget(target string) (path, query string) {
+	end := len(target)
+	if i := strings.IndexByte(target, '#'); i >= 0 {
+		end = i
+	}
+	if i := strings.IndexByte(target[:end], '?'); i >= 0 {
+		return target[:i], target[i+1 : end]
+	}
+	return target[:end], ""
+}
+
+// Matches reports whether the route match holds for the request. It is
+// what Route uses; the data path may call it to re-check a route.
+func (m *RouteMatch) Matches(req Request) bool {
+	path, query := splitTarget(req.Path())
+	return m.matches(req, path, query)
+}
+
+func (m *RouteMatch) matches(req Request, path, query string) bool {
+	switch m.kind {
+	case pathPrefix:
+		if !hasPrefixCase(path, m.Prefix, m.CaseSensitive) {
+			return false
+		}
+	case pathExact:
+		if m.CaseSensitive {
+			if path != m.Path {
+				return false
+			}
+		} else if !strings.EqualFold(path, m.Path) {
+			return false
+		}
+	case pathRegex:
+		if !m.PathRegex.MatchString(path) {
+			return false
+		}
+	case pathSeparated:
+		p := m.PathSeparated
+		if !hasPrefixCase(path, p, m.CaseSensitive) || (len(path) > len(p) && path[len(p)] != '/') {
+			return false
+		}
+	}
+	if m.GRPC {
+		ct, ok := req.Header("content-type")
+		if !ok || !strings.HasPrefix(ct, "application/grpc") {
+			return false
+		}
+	}
+	for i := range m.Headers {
+		if !m.Headers[i].matches(req) {
+			return false
+		}
+	}
+	for i := range m.Query {
+		if !m.Query[i].matches(query) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefixCase(s, prefix string, caseSensitive bool) bool {
+	if caseSensitive {
+		return strings.HasPrefix(s, prefix)
+	}
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// header reads a header or pseudo-header.
+func header(req Request, name string) (string, bool) {
+	if len(name) > 0 && name[0] == ':' {
+		switch name {
+		case ":authority":
+			return req.Authority(), true
+		case ":method":
+			return req.Method(), true
+		case ":path":
+			return req.Path(), true
+		case ":scheme":
+			return req.Scheme(), true
+		}
+	}
+	return req.Header(name)
+}
+
+func (h *HeaderMatcher) matches(req Request) bool {
+	v, ok := header(req, h.Name)
+	if !ok {
+		if !h.TreatMissingAsEmpty {
+			if h.Present != nil {
+				return *h.Present == h.Invert
+			}
+			return false
+		}
+		v = ""
+	}
+	var match bool
+	switch {
+	case h.Present != nil:
+		match = *h.Present
+	case h.Exact != nil:
+		match = equalCase(v, *h.Exact, h.IgnoreCase)
+	case h.Prefix != nil:
+		match = hasPrefixCase(v, *h.Prefix, !h.IgnoreCase)
+	case h.Suffix != nil:
+		match = hasSuffixCase(v, *h.Suffix, !h.IgnoreCase)
+	case h.Contains != nil:
+		match = containsCase(v, *h.Contains, h.IgnoreCase)
+	case h.Regex != nil:
+		match = h.Regex.MatchString(v)
+	case h.Range != nil:
+		n, err := strconv.ParseInt(v, 10, 64)
+		match = err == nil && n >= h.Range.Start && n < h.Range.End
+	}
+	return match != h.Invert
+}
+
+func equalCase(a, b string, ignoreCase bool) bool {
+	if ignoreCase {
+		return strings.EqualFold(a, b)
+	}
+	return a == b
+}
+
+func hasSuffixCase(s, suffix string, caseSensitive bool) bool {
+	if caseSensitive {
+		return strings.HasSuffix(s, suffix)
+	}
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+func containsCase(s, sub string, ignoreCase bool) bool {
+	if !ignoreCase {
+		return strings.Contains(s, sub)
+	}
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *QueryMatcher) matches(query string) bool {
+	v, ok := queryParam(query, q.Name)
+	switch {
+	case q.Present:
+		return ok
+	case q.Absent:
+		return !ok
+	case !ok:
+		return false
+	case q.Exact != nil:
+		return equalCase(v, *q.Exact, q.IgnoreCase)
+	case q.Prefix != nil:
+		return hasPrefixCase(v, *q.Prefix, !q.IgnoreCase)
+	case q.Suffix != nil:
+		return hasSuffixCase(v, *q.Suffix, !q.IgnoreCase)
+	case q.Contains != nil:
+		return containsCase(v, *q.Contains, q.IgnoreCase)
+	case q.Regex != nil:
+		return q.Regex.MatchString(v)
+	}
+	return true
+}
+
+// queryParam finds the first occurrence of a parameter in a raw query
+// string and returns its percent-decoded value. A parameter without "="
+// has the empty value. Only a key or value holding '%' is decoded, which
+// is the only case that allocates.
+func queryParam(query, name string) (string, bool) {
+	for query != "" {
+		var kv string
+		kv, query, _ = strings.Cut(query, "&")
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.IndexByte(k, '%') >= 0 {
+			k = percentDecode(k)
+		}
+		if k != name {
+			continue
+		}
+		if strings.IndexByte(v, '%') >= 0 {
+			v = percentDecode(v)
+		}
+		return v, true
+	}
+	return "", false
+}
+
+// percentDecode decodes %XX escapes; a malformed escape is kept as is,
+// as Envoy keeps it.
+func percentDecode(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// ConnInfo is what filter chain selection reads from a new connection.
+type ConnInfo struct {
+	// Dest is the connection's destination: the original destination
+	// for a listener with OriginalDst, else the local address.
+	Dest netip.AddrPort
+	// ServerName is the TLS SNI, lower case ("" without TLS).
+	ServerName string
+	// TransportProtocol is "tls" when the TLS inspector saw a
+	// ClientHello, "raw_buffer" otherwise.
+	TransportProtocol string
+	// ApplicationProtocols are the ALPN values offered by a TLS client,
+	// or what the HTTP inspector found ("http/1.1" or "h2c").
+	ApplicationProtocols []string
+}
+
+// MatchChain selects the filter chain for a connection as Envoy does:
+// level by level (destination port, destination prefix, server name,
+// transport protocol, application protocol), keeping at each level only
+// the most specific chains that match, and never coming back to a less
+// specific level: a connection to a port that some chain names is never
+// served by a chain without a port. It returns Default when nothing
+// matches (nil when there is none). It does not allocate.
+func (l *Listener) MatchChain(c ConnInfo) *FilterChain {
+	// Each level narrows a bit set over Chains; listeners with more than
+	// 64 chains take the slower path with a per-call slice.
+	if len(l.Chains) > 64 {
+		return l.matchChainSlow(c)
+	}
+	all := uint64(1)<<len(l.Chains) - 1
+	if len(l.Chains) == 64 {
+		all = ^uint64(0)
+	}
+	set := l.narrowPort(all, c.Dest.Port())
+	set = l.narrowPrefix(set, c.Dest.Addr())
+	set = l.narrowServerName(set, c.ServerName)
+	set = l.narrowTransport(set, c.TransportProtocol)
+	set = l.narrowALPN(set, c.ApplicationProtocols)
+	if set == 0 {
+		return l.Default
+	}
+	for i := range l.Chains {
+		if set&(1<<i) != 0 {
+			return l.Chains[i]
+		}
+	}
+	return l.Default
+}
+
+func (l *Listener) narrowPort(set uint64, port uint16) uint64 {
+	var exact, any uint64
+	for i, ch := range l.Chains {
+		switch {
+		case set&(1<<i) == 0:
+		case ch.DestinationPort == uint32(port):
+			exact |= 1 << i
+		case ch.DestinationPort == 0:
+			any |= 1 << i
+		}
+	}
+	if exact != 0 {
+		return exact
+	}
+	return any
+}
+
+func (l *Listener) narrowPrefix(set uint64, addr netip.Addr) uint64 {
+	best, out := -1, uint64(0)
+	for i, ch := range l.Chains {
+		if set&(1<<i) == 0 {
+			continue
+		}
+		bits := -1
+		if len(ch.PrefixRanges) == 0 {
+			bits = 0
+		}
+		for _, p := range ch.PrefixRanges {
+			if p.Contains(addr.Unmap()) && p.Bits() > bits {
+				bits = p.Bits()
+			}
+		}
+		switch {
+		case bits < 0:
+		case bits > best:
+			best, out = bits, 1<<i
+		case bits == best:
+			out |= 1 << i
+		}
+	}
+	return out
+}
+
+func (l *Listener) narrowServerName(set uint64, sni string) uint64 {
+	// Exact name, then the longest wildcard, then chains without names.
+	var exact, none uint64
+	bestWild, wild := -1, uint64(0)
+	for i, ch := range l.Chains {
+		if set&(1<<i) == 0 {
+			continue
+		}
+		if len(ch.ServerNames) == 0 {
+			none |= 1 << i
+			continue
+		}
+		for _, n := range ch.ServerNames {
+			switch {
+			case n == sni && sni != "":
+				exact |= 1 << i
+			case strings.HasPrefix(n, "*.") && len(sni) > len(n)-1 && strings.HasSuffix(sni, n[1:]):
+				if len(n) > bestWild {
+					bestWild, wild = len(n), 1<<i
+				} else if len(n) == bestWild {
+					wild |= 1 << i
+				}
+			}
+		}
+	}
+	switch {
+	case exact != 0:
+		return exact
+	case wild != 0:
+		return wild
+	}
+	return none
+}
+
+func (l *Listener) narrowTransport(set uint64, tp string) uint64 {
+	var exact, any uint64
+	for i, ch := range l.Chains {
+		switch {
+		case set&(1<<i) == 0:
+		case ch.TransportProtocol == "":
+			any |= 1 << i
+		case ch.TransportProtocol == tp:
+			exact |= 1 << i
+		}
+	}
+	if exact != 0 {
+		return exact
+	}
+	return any
+}
+
+func (l *Listener) narrowALPN(set uint64, offered []string) uint64 {
+	// Envoy tries the offered protocols in the client's order.
+	for _, p := range offered {
+		var hit uint64
+		for i, ch := range l.Chains {
+			if set&(1<<i) != 0 && contains(ch.ApplicationProtocols, p) {
+				hit |= 1 << i
+			}
+		}
+		if hit != 0 {
+			return hit
+		}
+	}
+	var none uint64
+	for i, ch := range l.Chains {
+		if set&(1<<i) != 0 && len(ch.ApplicationProtocols) == 0 {
+			none |= 1 << i
+		}
+	}
+	return none
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// matchChainSlow is MatchChain for listeners with more than 64 chains:
+// the same levels over a slice of flags instead of a bit set. It
+// allocates, which such listeners are rare enough to afford.
+func (l *Listener) matchChainSlow(c ConnInfo) *FilterChain {
+	in := make([]bool, len(l.Chains))
+	for i := range in {
+		in[i] = true
+	}
+	keep := func(pred func(ch *FilterChain) int) {
+		// pred returns a specificity (-1 = no match); keep the best.
+		best := -1
+		for i, ch := range l.Chains {
+			if in[i] {
+				best = max(best, pred(ch))
+			}
+		}
+		for i, ch := range l.Chains {
+			in[i] = in[i] && best >= 0 && pred(ch) == best
+		}
+	}
+	port := uint32(c.Dest.Port())
+	keep(func(ch *FilterChain) int {
+		switch ch.DestinationPort {
+		case port:
+			return 1
+		case 0:
+			return 0
+		}
+		return -1
+	})
+	addr := c.Dest.Addr().Unmap()
+	keep(func(ch *FilterChain) int {
+		if len(ch.PrefixRanges) == 0 {
+			return 0
+		}
+		bits := -1
+		for _, p := range ch.PrefixRanges {
+			if p.Contains(addr) {
+				bits = max(bits, p.Bits())
+			}
+		}
+		return bits
+	})
+	keep(func(ch *FilterChain) int {
+		if len(ch.ServerNames) == 0 {
+			return 0
+		}
+		best := -1
+		for _, n := range ch.ServerNames {
+			switch {
+			case n == c.ServerName && c.ServerName != "":
+				best = max(best, 1<<20)
+			case strings.HasPrefix(n, "*.") && len(c.ServerName) > len(n)-1 && strings.HasSuffix(c.ServerName, n[1:]):
+				best = max(best, len(n))
+			}
+		}
+		return best
+	})
+	keep(func(ch *FilterChain) int {
+		switch ch.TransportProtocol {
+		case c.TransportProtocol:
+			if c.TransportProtocol != "" {
+				return 1
+			}
+			return 0
+		case "":
+			return 0
+		}
+		return -1
+	})
+	keep(func(ch *FilterChain) int {
+		if len(ch.ApplicationProtocols) == 0 {
+			return 0
+		}
+		for k, p := range c.ApplicationProtocols {
+			if contains(ch.ApplicationProtocols, p) {
+				return len(c.ApplicationProtocols) - k
+			}
+		}
+		return -1
+	})
+	for i, ch := range l.Chains {
+		if in[i] {
+			return ch
+		}
+	}
+	return l.Default
+}

@@ -1,0 +1,347 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/table"
+)
+
+// upstream is the connection-pool side of one cluster. It outlives
+// snapshots: a new snapshot whose cluster has the same connection settings
+// (upstreamKey) keeps the pooled connections and counters; one whose
+// settings changed gets a new upstream and the old one's idle connections
+// are closed once in-flight requests had time to finish.
+type upstream struct {
+	name string
+	key  upstreamKey
+	// h1 speaks HTTP/1.1, h2 HTTP/2 (h2c, or h2 over TLS); either may be
+	// nil when the cluster never speaks that protocol.
+	h1, h2 *http.Transport
+	dialer net.Dialer
+	// tlsConf originates TLS for tcp_proxy (the transports hold their own
+	// copies); nil for plaintext.
+	tlsConf *tls.Config
+	stats   clusterStats
+
+	mu        sync.Mutex
+	endpoints map[string]*endpointStats // by dialed address; grows only
+}
+
+// upstreamKey is everything about a cluster that shapes its connections.
+type upstreamKey struct {
+	http2, useDownstream bool
+	connectTimeout       time.Duration
+	maxConns             uint32
+	tls                  string // fingerprint of the UpstreamTLS settings; "" = plaintext
+}
+
+// clusterStats are a cluster's counters, Envoy's upstream_* stats.
+type clusterStats struct {
+	rqTotal, rqActive, rqTimeout, rqError atomic.Int64
+	cxTotal, cxActive, cxConnectFail      atomic.Int64
+	rq2xx, rq3xx, rq4xx, rq5xx            atomic.Int64
+}
+
+// endpointStats are one endpoint's counters, shown by /clusters.
+type endpointStats struct {
+	cxActive, cxTotal, cxConnectFail                 atomic.Int64
+	rqActive, rqTotal, rqSuccess, rqError, rqTimeout atomic.Int64
+}
+
+func keyOf(c *table.Cluster, def time.Duration) upstreamKey {
+	k := upstreamKey{
+		http2:          c.HTTP2,
+		useDownstream:  c.UseDownstreamProtocol,
+		connectTimeout: c.ConnectTimeout,
+		maxConns:       c.Limits.MaxConnections,
+	}
+	if k.connectTimeout <= 0 {
+		k.connectTimeout = def
+	}
+	if t := c.TLS; t != nil {
+		k.tls = fmt.Sprintf("%q", []any{t.CertFile, t.KeyFile, t.CAFile, t.MatchSANs, t.SNI, t.ALPN, t.SDSCertName, t.SDSCAName})
+	}
+	return k
+}
+
+// newUpstream builds the transports of a cluster. TLS material is read
+// here, so a missing file refuses the snapshot.
+func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error) {
+	u := &upstream{
+		name:      c.Name,
+		key:       key,
+		dialer:    net.Dialer{Timeout: key.connectTimeout, KeepAlive: 30 * time.Second},
+		endpoints: map[string]*endpointStats{},
+	}
+	var tlsConf *tls.Config
+	if c.TLS != nil {
+		var err error
+		if tlsConf, err = upstreamTLSConfig(c.TLS); err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		u.tlsConf = tlsConf
+	}
+	maxConns := p.cfg.MaxConnsPerHost
+	if key.maxConns > 0 {
+		maxConns = int(key.maxConns)
+	}
+	mk := func(h2 bool) *http.Transport {
+		t := &http.Transport{
+			Proxy:                  nil, // never the environment's HTTP_PROXY
+			DialContext:            u.dial,
+			MaxIdleConnsPerHost:    p.cfg.MaxIdleConnsPerHost,
+			MaxConnsPerHost:        maxConns,
+			IdleConnTimeout:        p.cfg.UpstreamIdleTimeout,
+			TLSHandshakeTimeout:    key.connectTimeout,
+			ExpectContinueTimeout:  time.Second,
+			DisableCompression:     true, // forward bodies as they are
+			MaxResponseHeaderBytes: 1 << 20,
+			WriteBufferSize:        16 << 10,
+			ReadBufferSize:         16 << 10,
+			Protocols:              new(http.Protocols),
+		}
+		if tlsConf != nil {
+			t.TLSClientConfig = tlsConf.Clone()
+		}
+		switch {
+		case h2 && tlsConf != nil:
+			t.Protocols.SetHTTP2(true)
+			t.TLSClientConfig.NextProtos = alpnOr(c.TLS.ALPN, "h2")
+		case h2:
+			t.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge
+		default:
+			t.Protocols.SetHTTP1(true)
+			if tlsConf != nil {
+				t.TLSClientConfig.NextProtos = alpnOr(c.TLS.ALPN, "http/1.1")
+			}
+		}
+		return t
+	}
+	if !c.HTTP2 || c.UseDownstreamProtocol {
+		u.h1 = mk(false)
+	}
+	if c.HTTP2 || c.UseDownstreamProtocol {
+		u.h2 = mk(true)
+	}
+	return u, nil
+}
+
+func alpnOr(alpn []string, def string) []string {
+	if len(alpn) > 0 {
+		return alpn
+	}
+	return []string{def}
+}
+
+// transport returns the transport for a request that came in over
+// downstream protocol major version downMajor.
+func (u *upstream) transport(downMajor int) *http.Transport {
+	switch {
+	case u.key.useDownstream && downMajor == 2:
+		return u.h2
+	case u.key.useDownstream:
+		return u.h1
+	case u.key.http2:
+		return u.h2
+	}
+	return u.h1
+}
+
+// closeIdle closes the pooled connections nobody uses.
+func (u *upstream) closeIdle() {
+	if u.h1 != nil {
+		u.h1.CloseIdleConnections()
+	}
+	if u.h2 != nil {
+		u.h2.CloseIdleConnections()
+	}
+}
+
+// endpoint returns the counters of an endpoint address, creating them.
+func (u *upstream) endpoint(addr string) *endpointStats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st := u.endpoints[addr]
+	if st == nil {
+		st = &endpointStats{}
+		u.endpoints[addr] = st
+	}
+	return st
+}
+
+// connectError marks a failed upstream dial, so that the handler answers
+// Envoy's "connection failure" rather than a reset.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "upstream connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// dial opens an upstream connection and keeps the connection counters.
+func (u *upstream) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	st := u.endpoint(addr)
+	c, err := u.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		st.cxConnectFail.Add(1)
+		u.stats.cxConnectFail.Add(1)
+		return nil, &connectError{err}
+	}
+	st.cxTotal.Add(1)
+	st.cxActive.Add(1)
+	u.stats.cxTotal.Add(1)
+	u.stats.cxActive.Add(1)
+	return &countedConn{Conn: c, ep: st, cl: &u.stats}, nil
+}
+
+// countedConn decrements the active-connection gauges once when closed.
+type countedConn struct {
+	net.Conn
+	ep     *endpointStats
+	cl     *clusterStats
+	closed atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.ep.cxActive.Add(-1)
+		c.cl.cxActive.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+// CloseWrite lets tcp_proxy half-close upstream connections.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("upstream connection cannot half-close")
+}
+
+// clusterView is a cluster as one snapshot sees it: its endpoints with
+// their counters, indexed as table.Cluster.Endpoints, on top of the
+// cluster's upstream.
+type clusterView struct {
+	c   *table.Cluster
+	up  *upstream
+	eps []*endpointRT
+	// override replaces every endpoint (Config.App).
+	override *endpointRT
+	// origDst: the cluster is ORIGINAL_DST; the endpoint is the
+	// connection's original destination.
+	origDst bool
+	// load reports an endpoint's active requests to least-request
+	// picking; bound once here so that picking does not allocate.
+	load func(i int) int64
+}
+
+// endpointRT is one endpoint with what the request path needs
+// precomputed.
+type endpointRT struct {
+	addr     string // host:port, dialed and used as the request URL's host
+	hostname string // DNS name without port, for auto_host_rewrite
+	ep       table.Endpoint
+	stats    *endpointStats
+}
+
+// newClusterView prepares c's endpoints. override, when set, replaces them
+// with one endpoint (Config.App).
+func newClusterView(c *table.Cluster, u *upstream, override string) *clusterView {
+	v := &clusterView{c: c, up: u, origDst: c.Type == table.ClusterOriginalDst}
+	v.load = func(i int) int64 { return v.eps[i].stats.rqActive.Load() }
+	if override != "" {
+		v.override = &endpointRT{addr: override, ep: table.Endpoint{Healthy: true, Weight: 1}, stats: u.endpoint(override)}
+	}
+	for _, ep := range c.Endpoints {
+		e := &endpointRT{ep: ep}
+		switch {
+		case ep.Address.IsValid():
+			e.addr = ep.Address.String()
+		default:
+			e.addr = ep.Hostname
+		}
+		if ep.Hostname != "" {
+			e.hostname = ep.Hostname
+			if h, _, err := net.SplitHostPort(ep.Hostname); err == nil {
+				e.hostname = h
+			}
+		}
+		e.stats = u.endpoint(e.addr)
+		v.eps = append(v.eps, e)
+	}
+	return v
+}
+
+// endpoints lists what /clusters shows: the override, or the endpoints.
+func (v *clusterView) endpoints() []*endpointRT {
+	if v.override != nil {
+		return []*endpointRT{v.override}
+	}
+	return v.eps
+}
+
+// pick returns the endpoint for a new request or connection by the
+// cluster's policy (package table), or nil when the cluster has none to
+// offer (Envoy's "no healthy upstream").
+func (v *clusterView) pick() *endpointRT {
+	if v.override != nil {
+		return v.override
+	}
+	i, ok := v.c.PickIndex(rand.Uint64(), nil, v.load)
+	if !ok || i < 0 || i >= len(v.eps) {
+		return nil
+	}
+	return v.eps[i]
+}
+
+// origDstEndpoint is the endpoint of an ORIGINAL_DST cluster for one
+// connection: its original destination when it was redirected; for HTTP
+// through a non-intercepted (HTTP_PROXY-style) listener, the request's
+// authority, port 80 by default. ok is false when there is nowhere to go.
+func (v *clusterView) origDstEndpoint(ci *connInfo, authority string) (*endpointRT, bool) {
+	var addr string
+	switch {
+	case ci != nil && ci.redirected:
+		addr = ci.dst.String()
+	case authority != "":
+		addr = authority
+		if _, _, err := net.SplitHostPort(authority); err != nil {
+			addr = net.JoinHostPort(authority, "80")
+		}
+	default:
+		return nil, false
+	}
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ci != nil && ap == ci.local {
+		return nil, false // would loop back into the listener
+	}
+	return &endpointRT{addr: addr, stats: v.up.endpoint(addr), ep: table.Endpoint{Healthy: true, Weight: 1}}, true
+}
+
+// runtimeState is a snapshot with its per-cluster views: what one
+// request or connection reads through a single atomic load.
+type runtimeState struct {
+	snap      *table.Snapshot
+	appliedAt time.Time
+	views     map[*table.Cluster]*clusterView
+	byName    map[string]*clusterView
+}
+
+// view returns the runtime view of a cluster a route or TCP proxy named;
+// nil for a cluster CDS did not deliver.
+func (rs *runtimeState) view(c *table.Cluster) *clusterView {
+	if c == nil {
+		return nil
+	}
+	if v := rs.views[c]; v != nil {
+		return v
+	}
+	return rs.byName[c.Name]
+}

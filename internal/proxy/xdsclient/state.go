@@ -1,0 +1,229 @@
+package xdsclient
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/meshlens/meshlens/internal/proxy/table"
+)
+
+// The resource types the client subscribes to, in the order it subscribes
+// (clusters before listeners, as Envoy initialises).
+var subscribed = []string{resourcev3.ClusterType, resourcev3.ListenerType, resourcev3.RouteType, resourcev3.EndpointType}
+
+// fullState reports whether a response of the type carries the whole set
+// (LDS, CDS) rather than some of the subscribed names (RDS, EDS).
+func fullState(typeURL string) bool {
+	return typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType
+}
+
+var typeHCM = "type.googleapis.com/" + string((&hcmv3.HttpConnectionManager{}).ProtoReflect().Descriptor().FullName())
+var typeResource = "type.googleapis.com/" + string((&discoveryv3.Resource{}).ProtoReflect().Descriptor().FullName())
+
+// resources is one set of resources by type URL and name. Values are
+// never modified once stored, so sets share them freely.
+type resources map[string]map[string]proto.Message
+
+// clone copies the maps (not the messages).
+func (r resources) clone() resources {
+	out := resources{}
+	for t, m := range r {
+		out[t] = maps.Clone(m)
+	}
+	return out
+}
+
+// decode unpacks a response's resources, checking types, names and each
+// resource's proto validation (the structural checks Envoy runs before
+// anything else).
+func decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.Message, error) {
+	out := map[string]proto.Message{}
+	for i, a := range resp.GetResources() {
+		if a.GetTypeUrl() == typeResource {
+			var w discoveryv3.Resource
+			if err := a.UnmarshalTo(&w); err != nil {
+				return nil, fmt.Errorf("resources[%d]: %w", i, err)
+			}
+			if w.GetResource() == nil {
+				continue // a TTL heartbeat: nothing new about this resource
+			}
+			a = w.GetResource()
+		}
+		if a.GetTypeUrl() != resp.GetTypeUrl() {
+			return nil, fmt.Errorf("resources[%d]: type %s in a %s response", i, a.GetTypeUrl(), resp.GetTypeUrl())
+		}
+		m, err := newResource(resp.GetTypeUrl())
+		if err != nil {
+			return nil, err
+		}
+		if err := anypb.UnmarshalTo(a, m, proto.UnmarshalOptions{}); err != nil {
+			return nil, fmt.Errorf("resources[%d]: %w", i, err)
+		}
+		name := resourceName(m)
+		if err := m.(interface{ Validate() error }).Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("%s: sent twice", name)
+		}
+		out[name] = m
+	}
+	return out, nil
+}
+
+func newResource(typeURL string) (proto.Message, error) {
+	switch typeURL {
+	case resourcev3.ListenerType:
+		return &listenerv3.Listener{}, nil
+	case resourcev3.RouteType:
+		return &routev3.RouteConfiguration{}, nil
+	case resourcev3.ClusterType:
+		return &clusterv3.Cluster{}, nil
+	case resourcev3.EndpointType:
+		return &endpointv3.ClusterLoadAssignment{}, nil
+	}
+	return nil, fmt.Errorf("unexpected type %s", typeURL)
+}
+
+func resourceName(m proto.Message) string {
+	switch r := m.(type) {
+	case *listenerv3.Listener:
+		return r.GetName()
+	case *routev3.RouteConfiguration:
+		return r.GetName()
+	case *clusterv3.Cluster:
+		return r.GetName()
+	case *endpointv3.ClusterLoadAssignment:
+		return r.GetClusterName()
+	}
+	return ""
+}
+
+// routeNames lists the route configurations the listeners name over RDS.
+// A connection manager that does not decode is left to Compile to report.
+func routeNames(ls map[string]proto.Message) []string {
+	set := map[string]bool{}
+	for _, m := range ls {
+		l := m.(*listenerv3.Listener)
+		if l.GetApiListener() != nil {
+			continue
+		}
+		chains := l.GetFilterChains()
+		if d := l.GetDefaultFilterChain(); d != nil {
+			chains = append(slices.Clip(chains), d)
+		}
+		for _, ch := range chains {
+			for _, f := range ch.GetFilters() {
+				if f.GetTypedConfig().GetTypeUrl() != typeHCM {
+					continue
+				}
+				var h hcmv3.HttpConnectionManager
+				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
+					continue
+				}
+				if n := h.GetRds().GetRouteConfigName(); n != "" {
+					set[n] = true
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// endpointNames lists the EDS service names of the EDS clusters.
+func endpointNames(cs map[string]proto.Message) []string {
+	set := map[string]bool{}
+	for _, m := range cs {
+		c := m.(*clusterv3.Cluster)
+		if c.GetType() != clusterv3.Cluster_EDS || c.GetClusterType() != nil {
+			continue
+		}
+		n := c.GetEdsClusterConfig().GetServiceName()
+		if n == "" {
+			n = c.GetName()
+		}
+		set[n] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// names computes the RDS and EDS subscriptions a set implies.
+func (r resources) names() map[string][]string {
+	return map[string][]string{
+		resourcev3.RouteType:    routeNames(r[resourcev3.ListenerType]),
+		resourcev3.EndpointType: endpointNames(r[resourcev3.ClusterType]),
+	}
+}
+
+// prune drops RDS and EDS resources outside the subscriptions.
+func (r resources) prune(names map[string][]string) {
+	for typ, want := range names {
+		for n := range r[typ] {
+			if !slices.Contains(want, n) {
+				delete(r[typ], n)
+			}
+		}
+	}
+}
+
+// complete reports whether the set can be compiled without missing
+// references; missing says what it waits for.
+func (r resources) complete(received map[string]bool, names map[string][]string) (ok bool, missing []string) {
+	for _, t := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if !received[t] {
+			missing = append(missing, t)
+		}
+	}
+	for _, typ := range []string{resourcev3.RouteType, resourcev3.EndpointType} {
+		for _, n := range names[typ] {
+			if _, ok := r[typ][n]; !ok {
+				missing = append(missing, typ+"/"+n)
+			}
+		}
+	}
+	return len(missing) == 0, missing
+}
+
+// tableResources lays a set out for table.Compile, sorted by name so that
+// errors come in a stable order.
+func (r resources) tableResources(versions map[string]string) table.Resources {
+	out := table.Resources{Versions: maps.Clone(versions)}
+	for _, n := range slices.Sorted(maps.Keys(r[resourcev3.ListenerType])) {
+		out.Listeners = append(out.Listeners, r[resourcev3.ListenerType][n].(*listenerv3.Listener))
+	}
+	for _, n := range slices.Sorted(maps.Keys(r[resourcev3.RouteType])) {
+		out.Routes = append(out.Routes, r[resourcev3.RouteType][n].(*routev3.RouteConfiguration))
+	}
+	for _, n := range slices.Sorted(maps.Keys(r[resourcev3.ClusterType])) {
+		out.Clusters = append(out.Clusters, r[resourcev3.ClusterType][n].(*clusterv3.Cluster))
+	}
+	for _, n := range slices.Sorted(maps.Keys(r[resourcev3.EndpointType])) {
+		out.Endpoints = append(out.Endpoints, r[resourcev3.EndpointType][n].(*endpointv3.ClusterLoadAssignment))
+	}
+	return out
+}
+
+// sameResources reports whether got (a response's resources) changes
+// nothing in have for the type.
+func sameResources(typeURL string, have, got map[string]proto.Message) bool {
+	if fullState(typeURL) && len(have) != len(got) {
+		return false
+	}
+	for n, m := range got {
+		if old, ok := have[n]; !ok || !proto.Equal(old, m) {
+			return false
+		}
+	}
+	return true
+}
