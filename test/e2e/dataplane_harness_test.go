@@ -1,0 +1,185 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proxyProc is a running `meshlens proxy`.
+type proxyProc struct {
+	t     testing.TB
+	admin string
+	cmd   *exec.Cmd
+	logs  *syncBuffer
+	done  chan struct{}
+}
+
+// startProxy starts a proxy for node against s with extra flags and, if
+// waitLive, waits until its admin endpoint reports LIVE.
+func startProxy(t testing.TB, s *server, node string, waitLive bool, flags ...string) *proxyProc {
+	t.Helper()
+	p := &proxyProc{t: t, admin: freeAddr(t), logs: &syncBuffer{}}
+	args := append([]string{"proxy", "--node", node, "--xds-addr", s.xds, "--server", s.URL(), "--admin-addr", p.admin, "--drain-timeout", "2s"}, flags...)
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.stop)
+	if waitLive {
+		p.waitLive(t)
+	}
+	return p
+}
+
+func (p *proxyProc) waitLive(t testing.TB) {
+	t.Helper()
+	eventually(t, 20*time.Second, "proxy LIVE", func() error {
+		select {
+		case <-p.done:
+			t.Fatalf("proxy exited: %s\n%s", p.cmd.ProcessState, p.logs.String())
+		default:
+		}
+		info, err := p.serverInfo()
+		if err != nil {
+			return err
+		}
+		if info.State != "LIVE" {
+			return fmt.Errorf("state %s", info.State)
+		}
+		return nil
+	})
+}
+
+type serverInfo struct {
+	State string `json:"state"`
+}
+
+func (p *proxyProc) serverInfo() (serverInfo, error) {
+	var info serverInfo
+	resp, err := http.Get("http://" + p.admin + "/server_info")
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&info)
+	return info, err
+}
+
+func (p *proxyProc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		p.t.Errorf("proxy did not stop within 15s of SIGTERM\n%s", p.logs.String())
+	}
+}
+
+// echoApp is an upstream HTTP application (HTTP/1.1 and h2c) that answers
+// with its name, the method, path and protocol it saw, and counts requests.
+type echoApp struct {
+	name  string
+	addr  string
+	count chan struct{}
+}
+
+func startEchoApp(t testing.TB, name string) *echoApp {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &echoApp{name: name, addr: ln.Addr().String(), count: make(chan struct{}, 1<<16)}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case a.count <- struct{}{}:
+			default:
+			}
+			io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%s %s %s %s", a.name, r.Method, r.URL.RequestURI(), r.Proto)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return a
+}
+
+func (a *echoApp) addrPort() int {
+	_, p, _ := net.SplitHostPort(a.addr)
+	var n int
+	fmt.Sscan(p, &n)
+	return n
+}
+
+// seen reports how many requests the app has received (and resets).
+func (a *echoApp) seen() int {
+	n := 0
+	for {
+		select {
+		case <-a.count:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// proxyClient sends requests through a sidecar's egress as an HTTP proxy.
+func proxyClient(egress string) *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:               http.ProxyURL(&url.URL{Scheme: "http", Host: egress}),
+			MaxIdleConnsPerHost: 4,
+		},
+		Timeout: 10 * time.Second,
+	}
+}
+
+// h2cClient speaks HTTP/2 with prior knowledge to addr, whatever the URL.
+func h2cClient(addr string) *http.Client {
+	tr := &http.Transport{}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+func body(t testing.TB, resp *http.Response, err error) (int, string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
