@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// startTCPEcho runs a TCP app that echoes what it reads and, when the
+// client half-closes, writes "bye" and closes.
+func startTCPEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				io.Copy(c, c) // returns at the client's FIN
+				c.Write([]byte("bye"))
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+const tcpMesh = `
+kind: Mesh
+name: tcp
+---
+kind: VirtualNode
+mesh: tcp
+name: db
+spec:
+  listeners: [{portMapping: {port: 7000, protocol: tcp}}]
+  serviceDiscovery: {awsCloudMap: {namespaceName: tcp.local, serviceName: db}}
+`
+
+// TCP proxying passes bytes both ways and half-closes correctly: after the
+// client's FIN the app still sends, and the client sees the app's FIN.
+func TestTCPProxyHalfClose(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, tcpMesh, "apply", "-f", "-")
+	app := startTCPEcho(t)
+	ingress := freeAddr(t)
+	startProxy(t, s, "mesh/tcp/virtualNode/db", true, "--ingress-addr", ingress, "--egress-addr", "none", "--app", "7000="+app, "--register=false")
+
+	payload := make([]byte, 1<<20)
+	rand.Read(payload)
+	c, err := net.Dial("tcp", ingress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(c) // until the app's FIN
+		got <- b
+	}()
+	if _, err := c.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	b := <-got
+	want := append(append([]byte{}, payload...), "bye"...)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("got %d bytes back, want %d (payload echoed, then bye after our half-close)", len(b), len(want))
+	}
+}
