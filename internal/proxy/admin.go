@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -247,6 +248,11 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 		}
 		lrt.servers = map[string]*httpServer{}
 	}
+	if !graceful {
+		for _, s := range socks {
+			s.close()
+		}
+	}
 	p.bg.Go(func() {
 		if graceful {
 			for _, hs := range servers {
@@ -258,9 +264,9 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 			case <-p.quit:
 				t.Stop()
 			}
-		}
-		for _, s := range socks {
-			s.close()
+			for _, s := range socks {
+				s.close()
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 		defer cancel()
@@ -618,6 +624,7 @@ func (p *Proxy) gatherStats() []metric {
 		add("upstream_rq_active", s.rqActive.Load(), false)
 		add("upstream_rq_total", s.rqTotal.Load(), true)
 		add("upstream_rq_timeout", s.rqTimeout.Load(), true)
+		add("upstream_rq_retry", s.rqRetry.Load(), true)
 		for class, c := range map[string]int64{"2": s.rq2xx.Load(), "3": s.rq3xx.Load(), "4": s.rq4xx.Load(), "5": s.rq5xx.Load()} {
 			ms = append(ms, metric{
 				name: "cluster." + n + ".upstream_rq_" + class + "xx", prom: "cluster_upstream_rq_xx",
@@ -639,10 +646,17 @@ func (p *Proxy) handleStats(w http.ResponseWriter, r *http.Request) {
 	}
 	ms := p.gatherStats()
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	var filter *regexp.Regexp
+	if f := r.URL.Query().Get("filter"); f != "" {
+		var err error
+		if filter, err = regexp.Compile(f); err != nil {
+			http.Error(w, "filter: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	var b bytes.Buffer
-	filter := r.URL.Query().Get("filter")
 	for _, m := range ms {
-		if filter != "" && !strings.Contains(m.name, filter) {
+		if filter != nil && !filter.MatchString(m.name) {
 			continue
 		}
 		fmt.Fprintf(&b, "%s: %d\n", m.name, m.value)

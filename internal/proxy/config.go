@@ -22,6 +22,7 @@ const (
 	DefaultMaxRequestHeaderBytes = 60 << 10 // Envoy's max_request_headers_kb default
 	DefaultHeaderReadTimeout     = 10 * time.Second
 	DefaultIdleTimeout           = 5 * time.Minute
+	DefaultStreamIdleTimeout     = 5 * time.Minute
 	DefaultTCPIdleTimeout        = time.Hour // Envoy's tcp_proxy default
 	DefaultConnectTimeout        = 5 * time.Second
 	DefaultUpstreamIdleTimeout   = 90 * time.Second
@@ -94,6 +95,12 @@ type Config struct {
 	// idle_timeout (when xDS leaves it unset, Envoy's 1h applies).
 	// Default 5m.
 	IdleTimeout time.Duration
+	// StreamIdleTimeout ends a request on which no body bytes moved in
+	// either direction for this long (408 before the response started,
+	// a reset after) when xDS disables the connection manager's
+	// stream_idle_timeout (when xDS leaves it unset, Envoy's 5m applies).
+	// Default 5m.
+	StreamIdleTimeout time.Duration
 	// TCPIdleTimeout closes a proxied TCP connection with no bytes in
 	// either direction when xDS disables tcp_proxy's idle_timeout.
 	// Default 1h.
@@ -136,6 +143,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDur(&c.DrainTimeout, DefaultDrainTimeout)
 	setDur(&c.HeaderReadTimeout, DefaultHeaderReadTimeout)
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
+	setDur(&c.StreamIdleTimeout, DefaultStreamIdleTimeout)
 	setDur(&c.TCPIdleTimeout, DefaultTCPIdleTimeout)
 	setDur(&c.ConnectTimeout, DefaultConnectTimeout)
 	setDur(&c.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout)
@@ -155,7 +163,7 @@ func (c Config) withDefaults() (Config, error) {
 		v    time.Duration
 	}{
 		{"DrainTimeout", c.DrainTimeout}, {"HeaderReadTimeout", c.HeaderReadTimeout},
-		{"IdleTimeout", c.IdleTimeout}, {"TCPIdleTimeout", c.TCPIdleTimeout},
+		{"IdleTimeout", c.IdleTimeout}, {"StreamIdleTimeout", c.StreamIdleTimeout}, {"TCPIdleTimeout", c.TCPIdleTimeout},
 		{"ConnectTimeout", c.ConnectTimeout}, {"UpstreamIdleTimeout", c.UpstreamIdleTimeout},
 	} {
 		if d.v < 0 {

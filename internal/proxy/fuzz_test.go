@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"strings"
 	"testing"
 )
@@ -144,4 +145,29 @@ func FuzzRequestPath(f *testing.F) {
 			t.Fatalf("requestPath(%q) = %q is not part of the target", target, p)
 		}
 	})
+}
+
+// TestOriginalDstNotRedirected: on a connection iptables did not touch,
+// SO_ORIGINAL_DST yields an error or the local address, both read as
+// "not redirected" by the listener.
+func TestOriginalDstNotRedirected(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dst, err := originalDst(s.(*net.TCPConn))
+	if err == nil && dst != s.LocalAddr().(*net.TCPAddr).AddrPort() {
+		t.Errorf("original destination %s of a direct connection to %s", dst, s.LocalAddr())
+	}
 }

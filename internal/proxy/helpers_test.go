@@ -121,7 +121,7 @@ func xRouteConfig(name string, vhs ...*routev3.VirtualHost) *routev3.RouteConfig
 }
 
 // xHCM is an HTTP connection manager taking its routes from RDS.
-func xHCM(statPrefix, routeConfig string) *listenerv3.Filter {
+func xHCM(statPrefix, routeConfig string, mods ...func(*hcmv3.HttpConnectionManager)) *listenerv3.Filter {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
@@ -129,6 +129,9 @@ func xHCM(statPrefix, routeConfig string) *listenerv3.Filter {
 			ConfigSource:    &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}},
 		}},
 		HttpFilters: []*hcmv3.HttpFilter{{Name: "envoy.filters.http.router", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}}},
+	}
+	for _, m := range mods {
+		m(hcm)
 	}
 	return &listenerv3.Filter{Name: "envoy.filters.network.http_connection_manager", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)}}
 }

@@ -19,6 +19,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -474,5 +475,81 @@ func TestRouteTimeoutStartsAfterRequest(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(b) != "16" {
 		t.Fatalf("slow upload: %d %q", resp.StatusCode, b)
+	}
+}
+
+// TestStreamIdleTimeout: a request on which nothing moves for the
+// connection manager's stream_idle_timeout ends with Envoy's 408, whether
+// the upstream or the client stalls, even on a route without a timeout.
+func TestStreamIdleTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	up := startUpstream(t, "stall", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	r := xRoute("/", to("cds_stall"))
+	r.GetRoute().Timeout = durationpb.New(0)
+	x := egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, r)}, xCluster("cds_stall", up.Addr()))
+	x.listeners[0].FilterChains[0].Filters[0] = xHCM("egress", "rds_egress_http_15001", func(h *hcmv3.HttpConnectionManager) {
+		h.StreamIdleTimeout = durationpb.New(200 * time.Millisecond)
+	})
+	p := startProxy(t, Config{})
+	mustApply(t, p, x.snap(t))
+	addr := addrOf(t, p, egressName, 0)
+
+	start := time.Now()
+	resp, body := get(t, testClient(), "http://"+addr+"/", "x", nil)
+	if resp.StatusCode != 408 || body != "stream timeout" {
+		t.Errorf("stalled upstream: %d %q", resp.StatusCode, body)
+	}
+	// A client that announces 10 bytes and sends 2.
+	resp2, _ := rawExchange(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+	if resp2.StatusCode != 408 {
+		t.Errorf("stalled client body: %d", resp2.StatusCode)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("idle streams ended after %s", d)
+	}
+}
+
+// TestPassthroughForwardProxy: with ALLOW_ALL, unknown hosts go to the
+// ORIGINAL_DST passthrough cluster; through a non-intercepted egress
+// listener (HTTP_PROXY) that means the request's authority. A request
+// for the listener itself is refused rather than looped.
+func TestPassthroughForwardProxy(t *testing.T) {
+	t.Parallel()
+	outside := startUpstream(t, "outside", nil)
+	passthrough := &clusterv3.Cluster{
+		Name:                 "cds_egress_passthrough",
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
+		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       durationpb.New(time.Second),
+	}
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("passthrough", []string{"*"}, xRoute("/", to("cds_egress_passthrough")))}, passthrough).snap(t))
+	egress := addrOf(t, p, egressName, 0)
+	proxyURL, _ := url.Parse("http://" + egress)
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	resp, err := c.Get("http://" + outside.Addr() + "/out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "outside" {
+		t.Errorf("passthrough: %d %q", resp.StatusCode, b)
+	}
+	resp, err = c.Get("http://" + egress + "/loop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("request for the listener itself: %d, want 503", resp.StatusCode)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,7 @@ func serverKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
 	b.WriteByte('|')
 	b.WriteString(idle.String())
 	b.WriteByte('|')
-	b.WriteString(itoa(maxHdr))
+	b.WriteString(strconv.Itoa(maxHdr))
 	if t := c.TLS; t != nil {
 		b.WriteString("|tls:")
 		b.WriteString(strings.Join([]string{t.CertFile, t.KeyFile, t.CAFile, t.SDSCertName, t.SDSCAName,
@@ -168,6 +169,7 @@ const (
 	bodyTimeout           = "upstream request timeout"
 	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+	bodyStreamTimeout     = "stream timeout"
 )
 
 // errRouteTimeout is the cause of a request context cancelled by the
@@ -199,7 +201,7 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		localReply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream)
 		return
 	}
-	h.forward(w, r, ex, route, view)
+	h.forward(w, r, ex, cc.chain.HTTP, route, view)
 }
 
 // localReply answers a request from the proxy itself, as Envoy's
@@ -208,7 +210,7 @@ func localReply(w http.ResponseWriter, status int, body string) {
 	hdr := w.Header()
 	if body != "" {
 		hdr["Content-Type"] = textPlain
-		hdr["Content-Length"] = []string{itoa(len(body))}
+		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	} else {
 		hdr["Content-Length"] = zeroLength
 	}
@@ -224,38 +226,18 @@ var (
 )
 
 // forward sends the request to the cluster and streams the response back.
-func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchange, route *table.Route, view *clusterView) {
-	ctx := r.Context()
-	body := r.Body
-	if route.Timeout > 0 {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		var timer *time.Timer
-		start := func() { timer = time.AfterFunc(route.Timeout, func() { cancel(errRouteTimeout) }) }
-		var tb *timeoutBody
-		if body == nil || body == http.NoBody {
-			start()
-		} else {
-			// Envoy's route timeout starts once the downstream request
-			// is complete, so a long upload or a client stream is not
-			// cut. (Not pooled: the transport may read the body after
-			// the handler returned.)
-			tb = &timeoutBody{rc: body, start: start}
-			body = tb
-		}
-		defer func() {
-			if tb != nil {
-				// After this the timer cannot start, and timer's write in
-				// start happens before this returns.
-				tb.once.Do(func() {})
-			}
-			if timer != nil {
-				timer.Stop()
-			}
-		}()
+func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *clusterView) {
+	idle := hcm.StreamIdleTimeout
+	if route.IdleTimeout > 0 {
+		idle = route.IdleTimeout
 	}
-	if r.ProtoMajor == 1 && body != nil && body != http.NoBody {
+	if idle <= 0 {
+		idle = h.p.cfg.StreamIdleTimeout
+	}
+	st, ctx := startStream(r.Context(), w, r.Body, route.Timeout, idle)
+	defer st.finish()
+	body := st.body()
+	if r.ProtoMajor == 1 && body != nil {
 		// Let the upstream answer while the client still sends (streaming
 		// uploads, early errors).
 		if fd, ok := w.(interface{ EnableFullDuplex() error }); ok {
@@ -269,9 +251,6 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	out.Close = false
 	out.TransferEncoding = nil
 	out.Body = body
-	if r.Body == http.NoBody {
-		out.Body = nil
-	}
 	out.Host = r.Host
 	u := new(url.URL)
 	*u = *r.URL
@@ -290,17 +269,48 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	out.URL = u
 
-	resp, ep, err := h.attempt(out, r.ProtoMajor, view, route, ex)
+	retries, replay, ok := replayable(route.Retry, body, r.ContentLength)
+	if !ok {
+		return // the client failed while sending its body
+	}
+	var tr tryResult
+	for n := 0; ; n++ {
+		o := out
+		if n > 0 {
+			// A fresh request per attempt: the transport may still hold
+			// the previous one.
+			o = out.WithContext(ctx)
+			u2 := *u
+			o.URL, o.Host = &u2, out.Host
+		}
+		if replay != nil {
+			withBody(o, replay)
+		}
+		tr = h.try(ctx, o, r.ProtoMajor, view, route)
+		if n >= retries || !retriable(route.Retry, &tr, ctx) {
+			break
+		}
+		tr.discard(view)
+		view.up.stats.rqRetry.Add(1)
+		if !backoff(ctx, route.Retry, n) {
+			tr = tryResult{err: context.Cause(ctx), cancel: func() {}}
+			break
+		}
+	}
+	defer tr.cancel()
+	resp, ep, err := tr.resp, tr.ep, tr.err
 	if err != nil {
 		switch {
 		case errors.Is(err, errNoEndpoint):
 			localReply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream)
-		case context.Cause(ctx) == errRouteTimeout:
+		case context.Cause(ctx) == errRouteTimeout || tr.perTryTimeout:
 			view.up.stats.rqTimeout.Add(1)
 			if ep != nil {
 				ep.stats.rqTimeout.Add(1)
 			}
 			localReply(w, http.StatusGatewayTimeout, bodyTimeout)
+		case context.Cause(ctx) == errStreamIdle:
+			localReply(w, http.StatusRequestTimeout, bodyStreamTimeout)
 		case r.Context().Err() != nil:
 			// The client went away; nobody to answer.
 		default:
@@ -318,7 +328,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		view.up.stats.rqActive.Add(-1)
 	}()
 	countStatus(&view.up.stats, ep.stats, resp.StatusCode)
-	if err := writeResponse(w, resp); err != nil {
+	if err := writeResponse(w, resp, st); err != nil {
 		if errors.Is(err, errUpstreamBody) {
 			// The upstream failed mid-body: abort the downstream stream
 			// (HTTP/1.1 closes without the last chunk, HTTP/2 resets) so
@@ -343,11 +353,12 @@ func setTarget(u *url.URL, target string) {
 var errNoEndpoint = errors.New("no healthy upstream")
 
 // attempt performs one upstream try: pick an endpoint, send out, return
-// the response with its headers read. It is the seam for the retry policy
-// (route.Retry, a later change): a retry loop calls it again with a fresh
-// endpoint when the request body has not been consumed (or was buffered),
-// and the response is retriable under the policy.
-func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView, route *table.Route, ex *exchange) (*http.Response, *endpointRT, error) {
+// the response with its headers read. The retry loop (forward, retry.go)
+// calls it again, with a fresh endpoint pick, while the outcome is
+// retriable under route.Retry and the body can be replayed; the later
+// retry and outlier-detection work (retry budgets, host predicates,
+// ejections) hooks in here.
+func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView, route *table.Route) (*http.Response, *endpointRT, error) {
 	var ep *endpointRT
 	if view.origDst {
 		ci, _ := out.Context().Value(connInfoKey{}).(*connInfo)
@@ -405,7 +416,7 @@ var errUpstreamBody = errors.New("upstream body")
 // hop-by-hop ones, the body streamed through a pooled buffer (flushed per
 // read when the response is of unknown length: gRPC, server-sent events,
 // chunked streams), then the trailers.
-func writeResponse(w http.ResponseWriter, resp *http.Response) error {
+func writeResponse(w http.ResponseWriter, resp *http.Response, st *stream) error {
 	defer resp.Body.Close()
 	hdr := w.Header()
 	for k, vv := range resp.Header {
@@ -433,6 +444,7 @@ func writeResponse(w http.ResponseWriter, resp *http.Response) error {
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
+			st.touch()
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
@@ -574,23 +586,6 @@ func (ex *exchange) release() {
 	exchangePool.Put(ex)
 }
 
-// timeoutBody starts the route timeout when the request body ends.
-type timeoutBody struct {
-	rc    io.ReadCloser
-	start func()
-	once  sync.Once
-}
-
-func (b *timeoutBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err == io.EOF {
-		b.once.Do(b.start)
-	}
-	return n, err
-}
-
-func (b *timeoutBody) Close() error { return b.rc.Close() }
-
 // reqView presents a downstream request to the route table
 // (table.Request) without copying it.
 type reqView struct {
@@ -676,29 +671,6 @@ func canonicalKey(name string) string {
 	k := textproto.CanonicalMIMEHeaderKey(name)
 	canonicalKeys.Store(name, k)
 	return k
-}
-
-// itoa formats a non-negative int.
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }
 
 // chanListener is a net.Listener fed by the proxy's own accept loops,

@@ -155,7 +155,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 			return fmt.Errorf("apply: listener %s appears twice", l.Name)
 		}
 		names[l.Name] = l
-		if p.stopped[l.Direction] || (p.stopped[table.Inbound] && l.Direction == table.Gateway) {
+		if p.stopped[l.Direction] {
 			continue // /drain_listeners: no new sockets for these
 		}
 		for _, b := range p.bindSpecs(l) {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,7 @@ type upstreamKey struct {
 // clusterStats are a cluster's counters, Envoy's upstream_* stats.
 type clusterStats struct {
 	rqTotal, rqActive, rqTimeout, rqError atomic.Int64
+	rqRetry                               atomic.Int64
 	cxTotal, cxActive, cxConnectFail      atomic.Int64
 	rq2xx, rq3xx, rq4xx, rq5xx            atomic.Int64
 }
@@ -319,10 +322,25 @@ func (v *clusterView) origDstEndpoint(ci *connInfo, authority string) (*endpoint
 	default:
 		return nil, false
 	}
-	if ap, err := netip.ParseAddrPort(addr); err == nil && ci != nil && ap == ci.local {
-		return nil, false // would loop back into the listener
+	if ci != nil && loopsBack(addr, ci.local) {
+		return nil, false
 	}
 	return &endpointRT{addr: addr, stats: v.up.endpoint(addr), ep: table.Endpoint{Healthy: true, Weight: 1}}, true
+}
+
+// loopsBack reports whether addr names the listener a connection came in
+// on, so that forwarding there would loop: the listener's own address, or
+// its port on localhost, a loopback or the unspecified address.
+func loopsBack(addr string, local netip.AddrPort) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != strconv.Itoa(int(local.Port())) {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && (ip.Unmap() == local.Addr().Unmap() || ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // runtimeState is a snapshot with its per-cluster views: what one

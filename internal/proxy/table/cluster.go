@@ -127,7 +127,7 @@ func (c *compiler) cluster(cl *clusterv3.Cluster) (*Cluster, error) {
 		}
 		out.Endpoints = eps
 	}
-	out.schedule()
+	out.prepare()
 	return out, nil
 }
 

@@ -137,8 +137,7 @@ type compiler struct {
 	placeholder map[string]*Cluster
 }
 
-// fail records one problem of a resource; it reports whether more are
-// still wanted.
+// fail records one problem of a resource, up to maxErrors.
 func (c *compiler) fail(kind, name string, err error) {
 	if len(c.errs) < maxErrors {
 		c.errs = append(c.errs, fmt.Errorf("%s %s: %w", kind, name, err))

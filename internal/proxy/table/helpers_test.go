@@ -196,7 +196,7 @@ func describe(s *Snapshot) string {
 		for i, e := range c.Endpoints {
 			p(1, "endpoint %d %s host=%q healthy=%v weight=%d hc_port=%d priority=%d zone=%q", i, e.Address, e.Hostname, e.Healthy, e.Weight, e.HealthCheckPort, e.Priority, e.Zone)
 		}
-		p(1, "healthy=%v schedule=%v", c.Healthy, c.sched)
+		p(1, "healthy=%v schedule=%v", c.Healthy, c.schedule().sched)
 	}
 	return b.String()
 }
@@ -233,7 +233,7 @@ func describeChain(p func(int, string, ...any), what string, ch *FilterChain) {
 
 func describeMatch(m *RouteMatch) string {
 	var parts []string
-	switch m.kind {
+	switch m.pathKind() {
 	case pathPrefix:
 		parts = append(parts, fmt.Sprintf("prefix=%q", m.Prefix))
 	case pathExact:

@@ -2,6 +2,7 @@ package table
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -49,18 +50,19 @@ const maxStackHost = 256
 
 // VirtualHost finds the virtual host for an authority.
 func (t *RouteTable) VirtualHost(authority string) *VirtualHost {
-	if len(t.exact) == 0 && len(t.suffixes) == 0 && len(t.prefixes) == 0 {
-		return t.any
+	ix := t.index()
+	if len(ix.exact) == 0 && len(ix.suffixes) == 0 && len(ix.prefixes) == 0 {
+		return ix.any
 	}
 	host := authority
 	if t.IgnorePortInHostMatching {
 		host = stripPort(host)
 	}
 	if !hasUpper(host) {
-		return t.lookup(host)
+		return ix.lookup(host)
 	}
 	if len(host) > maxStackHost {
-		return t.lookup(strings.ToLower(host))
+		return ix.lookup(strings.ToLower(host))
 	}
 	// Lower-case into a stack buffer; lookup only compares the string
 	// and never keeps it, so viewing the buffer as a string is safe.
@@ -71,27 +73,65 @@ func (t *RouteTable) VirtualHost(authority string) *VirtualHost {
 			buf[i] = c + ('a' - 'A')
 		}
 	}
-	return t.lookup(unsafe.String(&buf[0], n))
+	return ix.lookup(unsafe.String(&buf[0], n))
+}
+
+// index returns the domain index, building it on first use for a table
+// that Compile did not prepare (Compile also rejects duplicate domains,
+// where a hand-built table keeps the first).
+func (t *RouteTable) index() *domainIndex {
+	if ix := t.idx.Load(); ix != nil {
+		return ix
+	}
+	t.idx.CompareAndSwap(nil, buildIndex(t.VirtualHosts))
+	return t.idx.Load()
+}
+
+func buildIndex(vhs []*VirtualHost) *domainIndex {
+	ix := &domainIndex{exact: map[string]*VirtualHost{}}
+	for _, vh := range vhs {
+		for _, d := range vh.Domains {
+			ld := strings.ToLower(d)
+			switch {
+			case ld == "*":
+				if ix.any == nil {
+					ix.any = vh
+				}
+			case strings.HasPrefix(ld, "*"):
+				ix.suffixes = append(ix.suffixes, wildcardDomain{part: ld[1:], vh: vh})
+			case strings.HasSuffix(ld, "*"):
+				ix.prefixes = append(ix.prefixes, wildcardDomain{part: ld[:len(ld)-1], vh: vh})
+			default:
+				if _, dup := ix.exact[ld]; !dup {
+					ix.exact[ld] = vh
+				}
+			}
+		}
+	}
+	longestFirst := func(a, b wildcardDomain) int { return len(b.part) - len(a.part) }
+	slices.SortStableFunc(ix.suffixes, longestFirst)
+	slices.SortStableFunc(ix.prefixes, longestFirst)
+	return ix
 }
 
 // lookup matches a lower-case host: exact, then suffix and prefix
 // wildcards (Envoy requires the "*" to stand for at least one
 // character), then "*".
-func (t *RouteTable) lookup(host string) *VirtualHost {
-	if vh, ok := t.exact[host]; ok {
+func (ix *domainIndex) lookup(host string) *VirtualHost {
+	if vh, ok := ix.exact[host]; ok {
 		return vh
 	}
-	for _, w := range t.suffixes {
+	for _, w := range ix.suffixes {
 		if len(host) > len(w.part) && host[len(host)-len(w.part):] == w.part {
 			return w.vh
 		}
 	}
-	for _, w := range t.prefixes {
+	for _, w := range ix.prefixes {
 		if len(host) > len(w.part) && host[:len(w.part)] == w.part {
 			return w.vh
 		}
 	}
-	return t.any
+	return ix.any
 }
 
 func hasUpper(s string) bool {
@@ -137,8 +177,23 @@ func (m *RouteMatch) Matches(req Request) bool {
 	return m.matches(req, path, query)
 }
 
+// pathKind is the path condition in force; see RouteMatch.
+func (m *RouteMatch) pathKind() pathKind {
+	switch {
+	case m.kind != pathInfer:
+		return m.kind
+	case m.PathRegex != nil:
+		return pathRegex
+	case m.PathSeparated != "":
+		return pathSeparated
+	case m.Path != "":
+		return pathExact
+	}
+	return pathPrefix
+}
+
 func (m *RouteMatch) matches(req Request, path, query string) bool {
-	switch m.kind {
+	switch m.pathKind() {
 	case pathPrefix:
 		if !hasPrefixCase(path, m.Prefix, m.CaseSensitive) {
 			return false
@@ -362,7 +417,8 @@ type ConnInfo struct {
 // the most specific chains that match, and never coming back to a less
 // specific level: a connection to a port that some chain names is never
 // served by a chain without a port. It returns Default when nothing
-// matches (nil when there is none). It does not allocate.
+// matches (nil when there is none). It does not allocate for listeners of
+// up to 64 chains.
 func (l *Listener) MatchChain(c ConnInfo) *FilterChain {
 	// Each level narrows a bit set over Chains; listeners with more than
 	// 64 chains take the slower path with a per-call slice.

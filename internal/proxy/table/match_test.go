@@ -2,6 +2,7 @@ package table
 
 import (
 	"net/netip"
+	"regexp"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -402,5 +403,49 @@ func TestMatchChain(t *testing.T) {
 	c := ConnInfo{Dest: dst("10.1.3.4:80"), ApplicationProtocols: []string{"h2c"}}
 	if n := testing.AllocsPerRun(100, func() { ln.MatchChain(c) }); n != 0 {
 		t.Errorf("MatchChain allocates %.1f times per call", n)
+	}
+}
+
+// TestHandBuiltTables checks that tables built without Compile, as the
+// data path's tests build them, route and pick like compiled ones.
+func TestHandBuiltTables(t *testing.T) {
+	t.Parallel()
+	c := &Cluster{Name: "c", PanicThreshold: 50, Endpoints: []Endpoint{{Healthy: true, Weight: 1}, {Healthy: false, Weight: 1}, {Healthy: true, Weight: 1}}}
+	exact := &Route{Name: "exact", Match: RouteMatch{Path: "/x"}, Clusters: []WeightedCluster{{Name: "c", Weight: 1, Cluster: c}}, TotalWeight: 1}
+	regex := &Route{Name: "regex", Match: RouteMatch{PathRegex: regexp.MustCompile(`^/r/[0-9]+$`)}}
+	prefix := &Route{Name: "prefix", Match: RouteMatch{Prefix: "/p", CaseSensitive: true}}
+	rt := &RouteTable{Name: "r", VirtualHosts: []*VirtualHost{
+		{Name: "svc", Domains: []string{"svc", "*.svc"}, Routes: []*Route{exact, regex, prefix}},
+		{Name: "any", Domains: []string{"*"}, Routes: []*Route{prefix}},
+	}}
+	for _, tt := range []struct{ authority, path, vh, route string }{
+		{"svc", "/x", "svc", "exact"},
+		{"svc", "/xy", "svc", ""},
+		{"a.svc", "/r/12", "svc", "regex"},
+		{"SVC", "/p/q", "svc", "prefix"},
+		{"other", "/p", "any", "prefix"},
+	} {
+		vh, r := rt.Route(&testRequest{authority: tt.authority, path: tt.path})
+		gotVH, gotR := "", ""
+		if vh != nil {
+			gotVH = vh.Name
+		}
+		if r != nil {
+			gotR = r.Name
+		}
+		if gotVH != tt.vh || gotR != tt.route {
+			t.Errorf("%s %s: got %q %q, want %q %q", tt.authority, tt.path, gotVH, gotR, tt.vh, tt.route)
+		}
+	}
+	seen := map[int]int{}
+	for range 10 {
+		i, ok := exact.PickCluster(0).PickIndex(0, nil, nil)
+		if !ok {
+			t.Fatal("hand-built cluster picks nothing")
+		}
+		seen[i]++
+	}
+	if seen[1] != 0 || seen[0] != 5 || seen[2] != 5 {
+		t.Errorf("hand-built cluster picked %v, want the healthy 0 and 2 alike", seen)
 	}
 }

@@ -13,7 +13,8 @@ const maxSchedule = 4096
 // PickCluster chooses a cluster of the route by weight. rnd must be
 // uniformly random (the caller owns the generator, so picking never
 // locks). Zero-weight clusters are never chosen. It returns nil for a
-// direct-response route.
+// direct-response route, and for a hand-built route whose TotalWeight is
+// not the sum of its weights.
 func (r *Route) PickCluster(rnd uint32) *Cluster {
 	return pickWeighted(r.Clusters, r.TotalWeight, rnd)
 }
@@ -72,7 +73,8 @@ func (c *Cluster) Pick(rnd uint64) (Endpoint, bool) {
 //
 // It does not allocate; skip and load are only called, never kept.
 func (c *Cluster) PickIndex(rnd uint64, skip func(i int) bool, load func(i int) int64) (int, bool) {
-	s := c.sched
+	lb := c.schedule()
+	s := lb.sched
 	n := len(s)
 	if n == 0 {
 		return -1, false
@@ -108,7 +110,7 @@ func (c *Cluster) PickIndex(rnd uint64, skip func(i int) bool, load func(i int) 
 			return i, true
 		}
 	}
-	all := c.all
+	all := lb.all
 	for k := range all {
 		if i := all[(start+k)%len(all)]; !skip(i) {
 			return i, true
@@ -126,43 +128,68 @@ func reduce64(x uint64, n int) int {
 	return int(hi)
 }
 
-// schedule computes Healthy, Panic and the weighted sequences Pick walks.
-// Priorities: the best (lowest) priority with a healthy endpoint takes
-// all traffic; Envoy's gradual spill-over by overprovisioning factor is
-// not modelled.
-func (c *Cluster) schedule() {
-	c.Healthy, c.sched, c.all, c.Panic = nil, nil, nil, false
-	n := len(c.Endpoints)
-	if n == 0 {
-		return
+// schedule returns the cluster's pick schedule, building it on first use
+// for a cluster that Compile did not prepare. Concurrent first uses build
+// the same schedule; one wins.
+func (c *Cluster) schedule() *lbSchedule {
+	if lb := c.lb.Load(); lb != nil {
+		return lb
 	}
-	every := make([]int, n)
-	for i := range every {
-		every[i] = i
+	c.lb.CompareAndSwap(nil, c.buildSchedule())
+	return c.lb.Load()
+}
+
+// prepare is Compile's step: the schedule plus the exported Healthy and
+// Panic that describe it.
+func (c *Cluster) prepare() {
+	lb := c.buildSchedule()
+	c.lb.Store(lb)
+	c.Healthy, c.Panic = nil, lb.panic
+	for i := range c.Endpoints {
 		if c.Endpoints[i].Healthy {
 			c.Healthy = append(c.Healthy, i)
 		}
 	}
-	c.all = c.weighted(every)
-	if float64(len(c.Healthy))*100 < c.PanicThreshold*float64(n) {
-		c.Panic = true
-		c.sched = c.all
-		return
+}
+
+// buildSchedule computes the weighted sequences Pick walks. Priorities:
+// the best (lowest) priority with a healthy endpoint takes all traffic;
+// Envoy's gradual spill-over by overprovisioning factor is not modelled.
+func (c *Cluster) buildSchedule() *lbSchedule {
+	lb := &lbSchedule{}
+	n := len(c.Endpoints)
+	if n == 0 {
+		return lb
 	}
-	if len(c.Healthy) == 0 {
-		return
+	every := make([]int, n)
+	var healthy []int
+	for i := range every {
+		every[i] = i
+		if c.Endpoints[i].Healthy {
+			healthy = append(healthy, i)
+		}
 	}
-	best := c.Endpoints[c.Healthy[0]].Priority
-	for _, i := range c.Healthy {
+	lb.all = c.weighted(every)
+	if float64(len(healthy))*100 < c.PanicThreshold*float64(n) {
+		lb.panic = true
+		lb.sched = lb.all
+		return lb
+	}
+	if len(healthy) == 0 {
+		return lb
+	}
+	best := c.Endpoints[healthy[0]].Priority
+	for _, i := range healthy {
 		best = min(best, c.Endpoints[i].Priority)
 	}
 	var cand []int
-	for _, i := range c.Healthy {
+	for _, i := range healthy {
 		if c.Endpoints[i].Priority == best {
 			cand = append(cand, i)
 		}
 	}
-	c.sched = c.weighted(cand)
+	lb.sched = c.weighted(cand)
+	return lb
 }
 
 // weighted turns endpoint indexes into a round-robin sequence in which

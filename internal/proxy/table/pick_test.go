@@ -18,7 +18,7 @@ func weightedCluster(t testing.TB, n int, weight func(i int) uint32) *Cluster {
 			Healthy: true, Weight: weight(i),
 		})
 	}
-	c.schedule()
+	c.prepare()
 	return c
 }
 
@@ -91,8 +91,8 @@ func TestRoundRobinFairness(t *testing.T) {
 func TestWeightedRoundRobin(t *testing.T) {
 	t.Parallel()
 	c := weightedCluster(t, 3, func(i int) uint32 { return []uint32{30, 10, 20}[i] })
-	if len(c.sched) != 6 {
-		t.Fatalf("schedule %v, want 6 slots (weights divided by their gcd)", c.sched)
+	if len(c.schedule().sched) != 6 {
+		t.Fatalf("schedule %v, want 6 slots (weights divided by their gcd)", c.schedule().sched)
 	}
 	counts := make([]int, 3)
 	prev, runs := -1, 0
@@ -112,10 +112,10 @@ func TestWeightedRoundRobin(t *testing.T) {
 	}
 
 	big := weightedCluster(t, 2, func(i int) uint32 { return []uint32{1_000_000, 1}[i] })
-	if len(big.sched) > maxSchedule {
-		t.Errorf("schedule of %d slots exceeds %d", len(big.sched), maxSchedule)
+	if len(big.schedule().sched) > maxSchedule {
+		t.Errorf("schedule of %d slots exceeds %d", len(big.schedule().sched), maxSchedule)
 	}
-	if n := countOf(big.sched, 1); n != 1 {
+	if n := countOf(big.schedule().sched, 1); n != 1 {
 		t.Errorf("the light endpoint has %d slots, want 1", n)
 	}
 }
@@ -137,7 +137,7 @@ func TestPanicMode(t *testing.T) {
 		for i, h := range healthy {
 			c.Endpoints = append(c.Endpoints, Endpoint{Address: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 80), Healthy: h, Weight: 1})
 		}
-		c.schedule()
+		c.prepare()
 		return c
 	}
 	picked := func(c *Cluster) map[int]int {
@@ -181,7 +181,7 @@ func TestPanicMode(t *testing.T) {
 func TestPickIndexSkip(t *testing.T) {
 	c := weightedCluster(t, 4, func(int) uint32 { return 1 })
 	c.Endpoints[3].Healthy = false
-	c.schedule() // 3 of 4 healthy: no panic, schedule [0 1 2]
+	c.prepare() // 3 of 4 healthy: no panic, schedule [0 1 2]
 	ejected := map[int]bool{1: true}
 	skip := func(i int) bool { return ejected[i] }
 	counts := map[int]int{}
@@ -218,7 +218,7 @@ func TestPickPriorities(t *testing.T) {
 		{Healthy: true, Priority: 0, Weight: 1},
 		{Healthy: false, Priority: 0, Weight: 1},
 	}}
-	c.schedule()
+	c.prepare()
 	for range 10 {
 		if i, _ := c.PickIndex(0, nil, nil); i != 1 {
 			t.Fatalf("picked %d, want the healthy priority-0 endpoint", i)
@@ -226,7 +226,7 @@ func TestPickPriorities(t *testing.T) {
 	}
 	c.Endpoints[1].Healthy = false
 	c.PanicThreshold = 0 // one healthy of three would otherwise be panic
-	c.schedule()
+	c.prepare()
 	if i, _ := c.PickIndex(0, nil, nil); i != 0 {
 		t.Errorf("priority 0 down: picked %d, want priority 1", i)
 	}

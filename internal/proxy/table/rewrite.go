@@ -28,7 +28,7 @@ func (r *Route) RewritePath(target string) string {
 		return r.RegexRewrite.ReplaceAllString(path, r.regexTemplate) + rest
 	}
 	n := len(path)
-	switch r.Match.kind {
+	switch r.Match.pathKind() {
 	case pathPrefix:
 		n = min(n, len(r.Match.Prefix))
 	case pathSeparated:

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -42,7 +41,9 @@ var retryOnNames = map[string]RetryOn{
 // emptyRouteTable stands in for a route configuration that never came:
 // every request gets 404, as in Envoy.
 func emptyRouteTable(name string) *RouteTable {
-	return &RouteTable{Name: name, exact: map[string]*VirtualHost{}}
+	rt := &RouteTable{Name: name}
+	rt.idx.Store(buildIndex(nil))
+	return rt
 }
 
 // routeTable compiles a route configuration. validateDefault is Envoy's
@@ -80,22 +81,10 @@ func (c *compiler) routeTable(rc *routev3.RouteConfiguration, validateDefault bo
 				return nil, fmt.Errorf("%s: domain %q is already used by virtual_hosts[%d]", field, d, j)
 			}
 			domainOwner[ld] = i
-			switch {
-			case ld == "*":
-				rt.any = out
-			case strings.HasPrefix(ld, "*"):
-				rt.suffixes = append(rt.suffixes, wildcardDomain{part: ld[1:], vh: out})
-			case strings.HasSuffix(ld, "*"):
-				rt.prefixes = append(rt.prefixes, wildcardDomain{part: ld[:len(ld)-1], vh: out})
-			default:
-				rt.exact[ld] = out
-			}
 		}
 		rt.VirtualHosts = append(rt.VirtualHosts, out)
 	}
-	longestFirst := func(a, b wildcardDomain) int { return len(b.part) - len(a.part) }
-	slices.SortStableFunc(rt.suffixes, longestFirst)
-	slices.SortStableFunc(rt.prefixes, longestFirst)
+	rt.idx.Store(buildIndex(rt.VirtualHosts))
 	return rt, nil
 }
 

@@ -195,7 +195,13 @@ type RouteTable struct {
 	// the authority's port is dropped before matching domains.
 	IgnorePortInHostMatching bool
 
-	// Domain indexes, built by Compile, read-only afterwards.
+	// idx is the domain index: built by Compile, or on first use for a
+	// table built by hand (tests), then read-only.
+	idx atomic.Pointer[domainIndex]
+}
+
+// domainIndex finds virtual hosts by domain in Envoy's precedence.
+type domainIndex struct {
 	exact    map[string]*VirtualHost // lower-case exact domains
 	suffixes []wildcardDomain        // "*.x" as ".x", longest first
 	prefixes []wildcardDomain        // "x.*" as "x.", longest first
@@ -248,17 +254,21 @@ type Route struct {
 	regexTemplate string
 }
 
-// pathKind says which path specifier a RouteMatch holds.
+// pathKind says which path specifier a RouteMatch holds. Compile sets it;
+// a RouteMatch built by hand leaves it zero and the set field decides.
 type pathKind uint8
 
 const (
-	pathPrefix pathKind = iota
+	pathInfer pathKind = iota
+	pathPrefix
 	pathExact
 	pathRegex
 	pathSeparated
 )
 
 // RouteMatch is a compiled route match. All set conditions must hold.
+// Exactly one path condition applies: PathRegex, PathSeparated or Path
+// when set (in that order), else Prefix.
 type RouteMatch struct {
 	Prefix        string
 	Path          string // exact
@@ -397,8 +407,11 @@ type Cluster struct {
 	TLS                   *UpstreamTLS
 	// Endpoints of the cluster, in a stable order. Healthy ones are
 	// chosen first; the runtime may eject more (outlier detection).
+	// Picking reads Endpoints[i].Healthy, so a Cluster built by hand
+	// needs only Endpoints.
 	Endpoints []Endpoint
-	// Healthy indexes Endpoints that xDS marked healthy (or unknown).
+	// Healthy indexes Endpoints that xDS marked healthy (or unknown), for
+	// stats and the admin interface.
 	Healthy []int
 	// PanicThreshold is Envoy's healthy_panic_threshold in percent
 	// (default 50): below it, Pick uses every endpoint regardless of
@@ -406,6 +419,7 @@ type Cluster struct {
 	PanicThreshold float64
 	// Panic says the xDS health of this snapshot is below PanicThreshold,
 	// so Pick is choosing among all endpoints (Envoy's lb_healthy_panic).
+	// Set by Compile.
 	Panic bool
 	// NotFound marks a placeholder for a cluster a route or TCP proxy
 	// names but CDS did not deliver (allowed when the route configuration
@@ -414,16 +428,22 @@ type Cluster struct {
 	// TCP connection), as Envoy does for an unknown cluster.
 	NotFound bool
 
-	// sched is the weighted sequence of endpoint indexes Pick walks:
-	// the healthy endpoints of the best priority, or every endpoint in
-	// panic. all is every endpoint, the last resort when a skip function
-	// rejects every scheduled one.
-	sched []int
-	all   []int
+	// lb is what Pick walks: built by Compile, or on first use for a
+	// cluster built by hand, then read-only.
+	lb atomic.Pointer[lbSchedule]
 
 	// rr is the round-robin cursor. It is the one mutable field: shared,
 	// atomic, never locked.
 	rr atomic.Uint64
+}
+
+// lbSchedule is a cluster's weighted sequences of endpoint indexes.
+type lbSchedule struct {
+	// sched holds the healthy endpoints of the best priority, or every
+	// endpoint in panic; all holds every endpoint, the last resort when
+	// a skip function rejects every scheduled one.
+	sched, all []int
+	panic      bool
 }
 
 // Endpoint is one upstream address.

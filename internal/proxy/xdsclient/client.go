@@ -70,6 +70,10 @@ type Config struct {
 	// or EDS assignments after this long, with those missing (Envoy's
 	// initial_fetch_timeout). Zero waits forever, as App Mesh's Envoy did.
 	WarmingTimeout time.Duration
+	// OnConnectionChange, when set, is told whenever the stream goes up
+	// or down (the data path's control_plane.connected_state), on the
+	// client's goroutine.
+	OnConnectionChange func(connected bool)
 }
 
 // NewNode builds the node a meshlens proxy presents: id is its identity
@@ -169,6 +173,12 @@ func (c *Client) Versions() map[string]string {
 	return maps.Clone(c.versions)
 }
 
+func (c *Client) setConnected(up bool) {
+	if c.connected.Swap(up) != up && c.cfg.OnConnectionChange != nil {
+		c.cfg.OnConnectionChange(up)
+	}
+}
+
 func (c *Client) setErr(err error) {
 	c.mu.Lock()
 	c.lastErr = err
@@ -194,7 +204,7 @@ func (c *Client) Run(ctx context.Context) error {
 	defer warm.stop()
 	for attempt := 0; ; attempt++ {
 		progressed, err := c.stream(ctx, ads, &warm)
-		c.connected.Store(false)
+		c.setConnected(false)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -294,7 +304,7 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 			return false, err
 		}
 	}
-	c.connected.Store(true)
+	c.setConnected(true)
 	c.log.Info("xDS stream established")
 
 	type recv struct {

@@ -2,6 +2,7 @@ package xdsclient
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -442,7 +443,11 @@ func TestNACKKeepsPreviousSnapshot(t *testing.T) {
 func TestReconnects(t *testing.T) {
 	cp := newControlPlane(t)
 	cp.set(t, goodView("1", 80, 20))
-	h := startClient(t, cp.addr, nil)
+	var mu sync.Mutex
+	var changes []bool
+	h := startClient(t, cp.addr, func(c *Config) {
+		c.OnConnectionChange = func(up bool) { mu.Lock(); changes = append(changes, up); mu.Unlock() }
+	})
 	h.next(t)
 	eventually(t, "ACKs of version 1", func() bool { return len(cp.requests(acked(resourcev3.RouteType, "1"))) > 0 })
 
@@ -471,13 +476,20 @@ func TestReconnects(t *testing.T) {
 	if !h.client.Connected() {
 		t.Error("not Connected after reconnecting")
 	}
+	mu.Lock()
+	if got := fmt.Sprint(changes); got != "[true false true]" {
+		t.Errorf("connection changes %s, want [true false true]", got)
+	}
+	mu.Unlock()
 	// The new stream resubscribed at once, to everything, with the
 	// versions already accepted.
-	resub := cp.requests(func(s seen) bool { return s.gen == 2 && s.req.GetResponseNonce() == "" })
 	got := map[string]string{}
-	for _, r := range resub {
-		got[r.req.GetTypeUrl()] = r.req.GetVersionInfo() + " " + strings.Join(r.req.GetResourceNames(), ",")
-	}
+	eventually(t, "the server to see the four subscriptions", func() bool {
+		for _, r := range cp.requests(func(s seen) bool { return s.gen == 2 && s.req.GetResponseNonce() == "" }) {
+			got[r.req.GetTypeUrl()] = r.req.GetVersionInfo() + " " + strings.Join(r.req.GetResourceNames(), ",")
+		}
+		return len(got) == len(subscribed)
+	})
 	want := map[string]string{
 		resourcev3.ClusterType:  "1 ",
 		resourcev3.ListenerType: "1 ",

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestShutdownDrains: Shutdown turns the state DRAINING (admin stays up
+// meanwhile), stops accepting, lets the in-flight request finish, then
+// returns.
+func TestShutdownDrains(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	up := startUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		_, _ = io.WriteString(w, "done")
+	})
+	p, err := New(Config{AdminAddr: "127.0.0.1:0", EgressAddr: "127.0.0.1:0", DrainTimeout: 10 * time.Second, Log: quietLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- p.Run(ctx) }()
+	mustApply(t, p, outbound(xCluster("cds_slow", up.Addr())).snap(t))
+	addr := addrOf(t, p, egressName, 0)
+
+	got := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+		req.Host = "greeting.demo.local"
+		resp, err := testClient().Do(req)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-entered
+	cancel() // as SIGTERM does through the CLI
+
+	waitFor(t, "DRAINING", func() bool { return strings.Contains(stateLine(t, p), "DRAINING") })
+	if code, _ := adminGet(t, p, "/ready"); code != 503 {
+		t.Errorf("/ready while draining: %d", code)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("listener still accepts while draining")
+	}
+	select {
+	case err := <-runDone:
+		t.Fatalf("Run returned before the in-flight request finished: %v", err)
+	default:
+	}
+	close(release)
+	if body := <-got; body != "done" {
+		t.Errorf("in-flight request during shutdown: %q", body)
+	}
+	select {
+	case err := <-runDone:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the drain")
+	}
+	if _, err := net.DialTimeout("tcp", p.AdminAddr().String(), time.Second); err == nil {
+		t.Error("admin still up after shutdown")
+	}
+}
+
+// TestShutdownDrainTimeout: a request longer than DrainTimeout is cut.
+func TestShutdownDrainTimeout(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	up := startUpstream(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()
+	})
+	p, err := New(Config{AdminAddr: "127.0.0.1:0", EgressAddr: "127.0.0.1:0", DrainTimeout: 200 * time.Millisecond, Log: quietLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, p, outbound(xCluster("cds_stuck", up.Addr())).snap(t))
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addrOf(t, p, egressName, 0)+"/", nil)
+	req.Host = "greeting.demo.local"
+	go func() {
+		if resp, err := testClient().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	start := time.Now()
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Shutdown took %s with a 200ms drain", d)
+	}
+}

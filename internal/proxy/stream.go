@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errStreamIdle is the cause of a request context cancelled because
+// nothing moved on the stream for its idle timeout.
+var errStreamIdle = errors.New("stream idle timeout")
+
+// stream holds one forwarded request's timers: Envoy's route timeout,
+// which starts when the downstream request is complete, and its stream
+// idle timeout, which fires when no body bytes move either way. It wraps
+// the request body to see both the end of the request and activity.
+//
+// It is not pooled: the upstream transport may still read the body after
+// the handler returned.
+type stream struct {
+	rc     io.ReadCloser // downstream body; nil when there is none
+	cancel context.CancelCauseFunc
+	w      http.ResponseWriter
+
+	route      time.Duration
+	routeTimer *time.Timer
+	started    sync.Once // the route timer, at the request's end
+
+	idle      time.Duration
+	idleTimer *time.Timer
+	// last is the time of the last activity, in UnixNano. Activity only
+	// stores it; the idle timer re-arms itself from it, so the hot path
+	// never touches the timer.
+	last atomic.Int64
+}
+
+// startStream arms the timers of a request; route or idle 0 disables that
+// timer. The caller must call finish.
+func startStream(ctx context.Context, w http.ResponseWriter, body io.ReadCloser, route, idle time.Duration) (*stream, context.Context) {
+	s := &stream{w: w, route: route, idle: idle}
+	if body != nil && body != http.NoBody {
+		s.rc = body
+	}
+	ctx, s.cancel = context.WithCancelCause(ctx)
+	if idle > 0 {
+		s.last.Store(time.Now().UnixNano())
+		s.idleTimer = time.AfterFunc(idle, s.idleCheck)
+	}
+	if s.rc == nil {
+		s.started.Do(s.startRoute)
+	}
+	return s, ctx
+}
+
+// body is what the upstream request reads.
+func (s *stream) body() io.ReadCloser {
+	if s.rc == nil {
+		return nil
+	}
+	return s
+}
+
+// Read implements io.Reader over the downstream body.
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	if n > 0 && s.idle > 0 {
+		s.last.Store(time.Now().UnixNano())
+	}
+	if err == io.EOF {
+		// Envoy's route timeout starts once the downstream request is
+		// complete, so a long upload or a client stream is not cut.
+		s.started.Do(s.startRoute)
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (s *stream) Close() error { return s.rc.Close() }
+
+// touch records response activity.
+func (s *stream) touch() {
+	if s.idle > 0 {
+		s.last.Store(time.Now().UnixNano())
+	}
+}
+
+func (s *stream) startRoute() {
+	if s.route > 0 {
+		s.routeTimer = time.AfterFunc(s.route, func() { s.cancel(errRouteTimeout) })
+	}
+}
+
+func (s *stream) idleCheck() {
+	if rest := s.idle - time.Since(time.Unix(0, s.last.Load())); rest > 0 {
+		s.idleTimer.Reset(rest)
+		return
+	}
+	s.cancel(errStreamIdle)
+	// Unblock a read of a silent client's body.
+	_ = http.NewResponseController(s.w).SetReadDeadline(time.Now())
+}
+
+// finish stops the timers; after it returns they cannot fire or start.
+func (s *stream) finish() {
+	s.started.Do(func() {}) // routeTimer is now written, if ever
+	if s.routeTimer != nil {
+		s.routeTimer.Stop()
+	}
+	if s.idleTimer != nil {
+		s.idleTimer.Stop()
+	}
+	s.cancel(nil)
+}

@@ -1,0 +1,166 @@
+package proxy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+)
+
+// selfSigned writes a self-signed certificate for name (its own CA) and
+// returns the cert and key paths.
+func selfSigned(t *testing.T, name string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func fileSource(path string) *corev3.DataSource {
+	return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: path}}
+}
+
+// TestTLSListenerPermissive: one inbound port with a TLS chain and a
+// plaintext chain told apart by the TLS inspector (App Mesh's PERMISSIVE
+// mode); TLS clients get HTTP/2 or HTTP/1.1 by ALPN.
+func TestTLSListenerPermissive(t *testing.T) {
+	t.Parallel()
+	app := startUpstream(t, "app", nil)
+	certFile, keyFile, pool := selfSigned(t, "greeting.demo.local")
+	tlsCtx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		TlsCertificates: []*tlsv3.TlsCertificate{{CertificateChain: fileSource(certFile), PrivateKey: fileSource(keyFile)}},
+	}}
+	secure := xChain("ingress_http_9443_tls", 9443, xHCM("ingress.http.9443", "rds_ingress_http_9443"))
+	secure.FilterChainMatch.TransportProtocol = "tls"
+	secure.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(tlsCtx)}}
+	plain := xChain("ingress_http_9443", 9443, xHCM("ingress.http.9443", "rds_ingress_http_9443"))
+	l := xListener(ingressName, "0.0.0.0:15000", secure, plain)
+	l.ListenerFilters = append(l.ListenerFilters, &listenerv3.ListenerFilter{
+		Name: "envoy.filters.listener.tls_inspector", ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&tlsinspectorv3.TlsInspector{})},
+	})
+	p := startProxy(t, Config{Listen: map[uint32]string{9443: "127.0.0.1:0"}})
+	mustApply(t, p, xds{
+		listeners: []*listenerv3.Listener{l},
+		routes:    []*routev3.RouteConfiguration{xRouteConfig("rds_ingress_http_9443", xVHost("in", []string{"*"}, xRoute("/", to("cds_app"))))},
+		clusters:  []*clusterv3.Cluster{xCluster("cds_app", app.Addr())},
+	}.snap(t))
+	addr := addrOf(t, p, ingressName, 9443)
+
+	for _, tc := range []struct {
+		name  string
+		alpn  []string
+		major int
+	}{{"h2", []string{"h2", "http/1.1"}, 2}, {"http/1.1", []string{"http/1.1"}, 1}} {
+		tr := &http.Transport{Proxy: nil, ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "greeting.demo.local", NextProtos: tc.alpn}}
+		if tc.major == 1 {
+			tr.ForceAttemptHTTP2 = false
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		resp, body := get(t, &http.Client{Transport: tr, Timeout: 10 * time.Second}, "https://"+addr+"/x", "greeting.demo.local", nil)
+		if resp.StatusCode != 200 || body != "app" || resp.ProtoMajor != tc.major {
+			t.Errorf("%s over TLS: %s %d %q", tc.name, resp.Proto, resp.StatusCode, body)
+		}
+	}
+	if resp, body := get(t, testClient(), "http://"+addr+"/x", "greeting.demo.local", nil); resp.StatusCode != 200 || body != "app" {
+		t.Errorf("plaintext on the permissive port: %d %q", resp.StatusCode, body)
+	}
+	seen := app.Seen()
+	if len(seen) != 3 || seen[0].Header.Get("X-Forwarded-Proto") != "https" || seen[2].Header.Get("X-Forwarded-Proto") != "http" {
+		t.Errorf("x-forwarded-proto: %+v", seen)
+	}
+}
+
+// TestUpstreamTLS: a cluster with a TLS context verifies the upstream's
+// chain against its CA and its SAN against the match list, not its
+// hostname.
+func TestUpstreamTLS(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, _ := selfSigned(t, "backend.mesh.local")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "secure "+r.Proto) })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	withTLS := func(name, san string) *clusterv3.Cluster {
+		c := xCluster(name, ln.Addr().String())
+		c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
+			CommonTlsContext: &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: fileSource(certFile),
+				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+					SanType: tlsv3.SubjectAltNameMatcher_DNS,
+					Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: san}},
+				}},
+			}}},
+		})}}
+		return c
+	}
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{
+		xVHost("good", []string{"good.local"}, xRoute("/", to("cds_good"))),
+		xVHost("bad", []string{"bad.local"}, xRoute("/", to("cds_bad"))),
+	}, withTLS("cds_good", "backend.mesh.local"), withTLS("cds_bad", "someone.else")).snap(t))
+	base := "http://" + addrOf(t, p, egressName, 0)
+	if resp, body := get(t, testClient(), base+"/", "good.local", nil); resp.StatusCode != 200 || body != "secure HTTP/1.1" {
+		t.Errorf("TLS upstream: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, testClient(), base+"/", "bad.local", nil); resp.StatusCode != 503 {
+		t.Errorf("TLS upstream with the wrong SAN: %d, want 503", resp.StatusCode)
+	}
+}
