@@ -143,6 +143,9 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 		Log:            log,
 		CompileOptions: table.CompileOptions{Gateway: gateway},
 		WarmingTimeout: warming,
+		// The admin endpoint and stats report whether the control plane
+		// is reachable.
+		OnConnectionChange: p.SetControlPlaneConnected,
 	}, p.Apply)
 	if err != nil {
 		return runError{err}
@@ -151,22 +154,6 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 		defer wg.Done()
 		if err := xc.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 			errc <- fmt.Errorf("xds client: %w", err)
-		}
-	}()
-	// The admin endpoint and stats report whether the control plane is
-	// reachable.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			p.SetControlPlaneConnected(xc.Connected())
-			select {
-			case <-runCtx.Done():
-				return
-			case <-t.C:
-			}
 		}
 	}()
 	log.Info("proxy starting", "node", id.String(), "xds", xdsAddr, "admin", p.AdminAddr().String())
