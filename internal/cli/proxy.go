@@ -25,7 +25,7 @@ import (
 // proxyFlags are the command line of `meshlens proxy`.
 type proxyFlags struct {
 	node, xdsAddr, adminAddr, ingressAddr, egressAddr string
-	listen, app                                       []string
+	listen, app, egressPorts                          []string
 	instanceID, advertise                             string
 	register                                          bool
 	registrationTTL, drainTimeout                     time.Duration
@@ -51,6 +51,7 @@ func newProxyCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.ingressAddr, "ingress-addr", "", "where the sidecar's inbound listener binds (default as xDS says, 0.0.0.0:15000; \"none\" for only --listen mappings)")
 	fl.StringVar(&f.egressAddr, "egress-addr", proxy.DefaultEgressAddr, "where the sidecar's outbound listener binds: an HTTP proxy (HTTP_PROXY) and h2c/gRPC by :authority")
 	fl.StringArrayVar(&f.listen, "listen", nil, "PORT=HOST:PORT: serve the listener of PORT at this address (repeatable)")
+	fl.StringArrayVar(&f.egressPorts, "egress-port", nil, "PORT=HOST:PORT: serve the outbound chain of destination PORT (a TCP backend) at this local address (repeatable)")
 	fl.StringArrayVar(&f.app, "app", nil, "PORT=HOST:PORT: the local application of inbound listener PORT is here (default 127.0.0.1:PORT; repeatable)")
 	fl.StringVar(&f.instanceID, "instance-id", "", "id under which the sidecar registers its instance (default hostname-pid)")
 	fl.StringVar(&f.advertise, "advertise-addr", "", "address other proxies reach this instance at (default the inbound listener's host, or 127.0.0.1 when it binds all addresses)")
@@ -99,6 +100,10 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 	if err != nil {
 		return err
 	}
+	egressPorts, err := portMap("egress-port", f.egressPorts)
+	if err != nil {
+		return err
+	}
 	xdsAddr := firstNonEmpty(f.xdsAddr, e.getenv("MESHLENS_XDS_ADDR"), e.getenv("APPMESH_XDS_ENDPOINT"), "127.0.0.1:15010")
 	adminAddr := f.adminAddr
 	if adminAddr == "" {
@@ -111,7 +116,7 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 
 	p, err := proxy.New(proxy.Config{
 		NodeID: id.String(), Cluster: cluster, Version: "meshlens/" + Version, Gateway: gateway,
-		AdminAddr: adminAddr, IngressAddr: f.ingressAddr, EgressAddr: f.egressAddr,
+		AdminAddr: adminAddr, IngressAddr: f.ingressAddr, EgressAddr: f.egressAddr, EgressPorts: egressPorts,
 		Listen: listen, App: app, Log: log, DrainTimeout: f.drainTimeout,
 	})
 	if err != nil {

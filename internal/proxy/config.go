@@ -58,6 +58,12 @@ type Config struct {
 	// listener forwards anywhere the mesh allows, and an open forward proxy
 	// must be asked for. iptables REDIRECT still reaches it on loopback.
 	EgressAddr string
+	// EgressPorts maps a destination port P to a dedicated local address
+	// serving the outbound listener's filter chain for port P, so that an
+	// application that is not intercepted can reach a TCP backend (whose
+	// chain is chosen by destination port) at a fixed local port:
+	// 5432 -> 127.0.0.1:15432.
+	EgressPorts map[uint32]string
 	// Listen maps a virtual node or gateway listener port P to a dedicated
 	// bind address. For a sidecar the socket serves the inbound filter
 	// chain of port P without interception (e.g. 9080 -> 127.0.0.1:29080);
@@ -184,6 +190,9 @@ func (c Config) withDefaults() (Config, error) {
 	checkAddr("AdminAddr", c.AdminAddr, false)
 	checkAddr("IngressAddr", c.IngressAddr, true)
 	checkAddr("EgressAddr", c.EgressAddr, true)
+	for p, a := range c.EgressPorts {
+		checkAddr(fmt.Sprintf("EgressPorts[%d]", p), a, false)
+	}
 	for p, a := range c.Listen {
 		checkAddr(fmt.Sprintf("Listen[%d]", p), a, false)
 	}

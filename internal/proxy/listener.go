@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -100,10 +101,19 @@ func (p *Proxy) bindSpecs(l *table.Listener) []bindSpec {
 		}
 		return out
 	case table.Outbound:
-		if p.cfg.EgressAddr == Disabled {
-			return nil
+		var out []bindSpec
+		if p.cfg.EgressAddr != Disabled {
+			out = append(out, bindSpec{addr: p.cfg.EgressAddr, listener: l.Name})
 		}
-		return []bindSpec{{addr: p.cfg.EgressAddr, listener: l.Name}}
+		ports := make([]uint32, 0, len(p.cfg.EgressPorts))
+		for port := range p.cfg.EgressPorts {
+			ports = append(ports, port)
+		}
+		slices.Sort(ports)
+		for _, port := range ports {
+			out = append(out, bindSpec{addr: p.cfg.EgressPorts[port], listener: l.Name, forcedPort: port})
+		}
+		return out
 	default:
 		if a, ok := p.cfg.Listen[uint32(l.Address.Port())]; ok {
 			return []bindSpec{{addr: a, listener: l.Name}}

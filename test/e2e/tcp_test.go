@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -46,19 +47,27 @@ spec:
   serviceDiscovery: {awsCloudMap: {namespaceName: tcp.local, serviceName: db}}
 `
 
-// TCP proxying passes bytes both ways and half-closes correctly: after the
-// client's FIN the app still sends, and the client sees the app's FIN.
-func TestTCPProxyHalfClose(t *testing.T) {
-	t.Parallel()
-	s := startServer(t, t.TempDir())
-	s.mustCLI(t, tcpMesh, "apply", "-f", "-")
-	app := startTCPEcho(t)
-	ingress := freeAddr(t)
-	startProxy(t, s, "mesh/tcp/virtualNode/db", true, "--ingress-addr", ingress, "--egress-addr", "none", "--app", "7000="+app, "--register=false")
+const tcpClient = `
+---
+kind: VirtualNode
+mesh: tcp
+name: client
+spec:
+  backends: [{virtualService: {virtualServiceName: db.tcp.local}}]
+---
+kind: VirtualService
+mesh: tcp
+name: db.tcp.local
+spec: {provider: {virtualNode: {virtualNodeName: db}}}
+`
 
+// halfCloseRoundTrip sends a payload to addr, half-closes, and checks the
+// echo followed by the app's "bye" and FIN.
+func halfCloseRoundTrip(t *testing.T, addr string) {
+	t.Helper()
 	payload := make([]byte, 1<<20)
 	rand.Read(payload)
-	c, err := net.Dial("tcp", ingress)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,4 +89,40 @@ func TestTCPProxyHalfClose(t *testing.T) {
 	if !bytes.Equal(b, want) {
 		t.Fatalf("got %d bytes back, want %d (payload echoed, then bye after our half-close)", len(b), len(want))
 	}
+}
+
+// An application reaches a TCP backend through its sidecar's explicit
+// egress port; both directions and the half-close pass through.
+func TestTCPBackendThroughEgressPort(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, tcpMesh+tcpClient, "apply", "-f", "-")
+	app := startTCPEcho(t)
+	_, port, _ := net.SplitHostPort(app)
+	var p int
+	fmt.Sscan(port, &p)
+	register(t, s, "tcp", "db", "db-1", "127.0.0.1", p)
+	local := freeAddr(t)
+	startProxy(t, s, "mesh/tcp/virtualNode/client", true, "--ingress-addr", "none", "--egress-addr", "none", "--egress-port", "7000="+local, "--register=false")
+	eventually(t, 10*time.Second, "egress port bound", func() error {
+		c, err := net.Dial("tcp", local)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	halfCloseRoundTrip(t, local)
+}
+
+// TCP proxying passes bytes both ways and half-closes correctly: after the
+// client's FIN the app still sends, and the client sees the app's FIN.
+func TestTCPProxyHalfClose(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, tcpMesh, "apply", "-f", "-")
+	app := startTCPEcho(t)
+	ingress := freeAddr(t)
+	startProxy(t, s, "mesh/tcp/virtualNode/db", true, "--ingress-addr", ingress, "--egress-addr", "none", "--app", "7000="+app, "--register=false")
+
+	halfCloseRoundTrip(t, ingress)
 }
