@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/apiclient"
@@ -25,6 +26,7 @@ func (s *Server) api() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "revision": s.store.Snapshot().Revision()})
 	})
+	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("POST /v1/apply", s.handleApply)
 	mux.HandleFunc("GET /v1/proxies", s.handleProxies)
 
@@ -55,7 +57,7 @@ func (s *Server) api() http.Handler {
 		writeError(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound,
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return mux
+	return s.metrics.countRequests(mux)
 }
 
 // keyFromPath works out which kind and names a request's path addresses.
@@ -271,7 +273,13 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 			return errDryRun
 		}
 	}
+	start := time.Now()
 	results, err := s.store.Apply(ctx, docs, chk)
+	op := "apply"
+	if dryRun {
+		op = "dry_run"
+	}
+	s.metrics.observeStore(op, start, err)
 	if dryRun && errors.Is(err, errDryRun) {
 		out := apiclient.ApplyResponse{DryRun: true, Revision: s.store.Snapshot().Revision()}
 		for _, d := range docs {
@@ -316,7 +324,9 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	start := time.Now()
 	deleted, err := s.store.Delete(r.Context(), res.Key(), version, check)
+	s.metrics.observeStore("delete", start, err)
 	if err != nil {
 		writeError(w, err)
 		return

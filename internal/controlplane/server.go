@@ -70,6 +70,7 @@ type Server struct {
 	registry *registry.Registry
 	dns      *resolver
 	xds      *xds.Server
+	metrics  *metrics
 
 	apiLn, xdsLn net.Listener
 }
@@ -93,7 +94,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		registry: registry.New(nil),
 		dns:      newResolver(cfg.Logger, cfg.DNSInterval),
 	}
-	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{})
+	s.metrics = newMetrics()
+	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics})
+	s.metrics.reg.MustRegister(newStateCollector(s))
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("api address: %w", err)

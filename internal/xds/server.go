@@ -46,7 +46,30 @@ type Options struct {
 	// kept, so that a route still in flight never names a missing cluster
 	// (default 10s).
 	ClusterGrace time.Duration
+	// Metrics receives the server's events; nil ignores them.
+	Metrics Metrics
 }
+
+// Metrics is told what the server does, for the control plane's own
+// metrics. Calls come from the server's goroutines and must not block.
+type Metrics interface {
+	// Rebuilt: views of n data planes were translated, taking d.
+	Rebuilt(n int, d time.Duration)
+	// Sent: a response of typeURL went out on a stream.
+	Sent(typeURL string)
+	// Acked: a data plane accepted a response of typeURL, rtt after it
+	// was sent and sinceUpdate after the input change that led to it.
+	Acked(typeURL string, rtt, sinceUpdate time.Duration)
+	// NACKed: a data plane rejected a response of typeURL.
+	NACKed(typeURL string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Rebuilt(int, time.Duration)                 {}
+func (noMetrics) Sent(string)                                {}
+func (noMetrics) Acked(string, time.Duration, time.Duration) {}
+func (noMetrics) NACKed(string)                              {}
 
 func (o Options) withDefaults() Options {
 	if o.Debounce <= 0 {
@@ -119,13 +142,15 @@ type Server struct {
 	kickInput chan struct{}
 	kickNodes chan struct{}
 
-	mu      sync.Mutex
-	next    *input // latest Update, not yet applied
-	cur     *input // input the views are built from
-	tr      *translator
-	hash    *hasher
-	nodes   map[string]*nodeState
-	streams map[int64]*streamState
+	mu        sync.Mutex
+	next      *input // latest Update, not yet applied
+	cur       *input // input the views are built from
+	tr        *translator
+	hash      *hasher
+	nodes     map[string]*nodeState
+	streams   map[int64]*streamState
+	metrics   Metrics
+	updatedAt time.Time // of the latest Update, guarded by mu
 }
 
 type input struct {
@@ -173,6 +198,7 @@ type streamState struct {
 	node      *corev3.Node
 	// sent is the last response per type: its nonce and version.
 	sent       map[string][2]string
+	sentAt     map[string]time.Time
 	acked      map[string]string
 	subscribed map[string]bool
 }
@@ -190,6 +216,10 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 		kickNodes: make(chan struct{}, 1),
 		nodes:     map[string]*nodeState{},
 		streams:   map[int64]*streamState{},
+		metrics:   opts.Metrics,
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	cl := cacheLogger{log}
 	s.ads = cache.NewSnapshotCache(true, nodeHash{}, cl)
@@ -223,6 +253,7 @@ func (s *Server) Register(g *grpc.Server) {
 func (s *Server) Update(l v1alpha1.Lookup, eps Endpoints) {
 	s.mu.Lock()
 	s.next = &input{lookup: l, eps: eps}
+	s.updatedAt = time.Now()
 	s.mu.Unlock()
 	select {
 	case s.kickInput <- struct{}{}:
@@ -407,6 +438,7 @@ func (s *Server) onRequest(id int64, node *corev3.Node, typeURL, nonce, version 
 		return nil // a stale nonce: the server ignores the request
 	}
 	if errDetail != nil {
+		s.metrics.NACKed(typeURL)
 		n.nacks++
 		n.lastNACK = &NACK{TypeURL: typeURL, Version: sent[1], Error: errDetail.GetMessage(), Stream: id, At: time.Now()}
 		s.log.Warn("xds: data plane rejected configuration", "node", n.nodeID, "flavour", n.flavour.String(),
@@ -415,6 +447,14 @@ func (s *Server) onRequest(id int64, node *corev3.Node, typeURL, nonce, version 
 			setVersion(sent[1])
 		}
 		return nil
+	}
+	if st.acked[typeURL] != sent[1] {
+		now := time.Now()
+		var sinceUpdate time.Duration
+		if !s.updatedAt.IsZero() {
+			sinceUpdate = now.Sub(s.updatedAt)
+		}
+		s.metrics.Acked(typeURL, now.Sub(st.sentAt[typeURL]), sinceUpdate)
 	}
 	if setVersion != nil {
 		st.acked[typeURL] = version
@@ -471,8 +511,13 @@ func (s *Server) recordSent(id int64, typeURL, nonce, version string) {
 	s.mu.Lock()
 	if st := s.streams[id]; st != nil {
 		st.sent[typeURL] = [2]string{nonce, version}
+		if st.sentAt == nil {
+			st.sentAt = map[string]time.Time{}
+		}
+		st.sentAt[typeURL] = time.Now()
 	}
 	s.mu.Unlock()
+	s.metrics.Sent(typeURL)
 }
 
 // OnFetchRequest accepts REST fetches from well-identified nodes.
@@ -654,6 +699,7 @@ func (s *Server) step(now time.Time) time.Time {
 
 	// Translate outside the lock, on every core: views only read the
 	// immutable input and the translator's caches.
+	buildStart := time.Now()
 	views := make([]*View, len(build))
 	var wg sync.WaitGroup
 	work := make(chan int)
@@ -671,6 +717,9 @@ func (s *Server) step(now time.Time) time.Time {
 	}
 	close(work)
 	wg.Wait()
+	if len(build) > 0 {
+		s.metrics.Rebuilt(len(build), time.Since(buildStart))
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -309,3 +309,53 @@ func TestProxylessGRPCFollowsWeights(t *testing.T) {
 		return nil
 	})
 }
+
+// The control plane's own metrics on its API address: connected proxies,
+// pushes, ACKs and their latency, store operations; promtool accepts them.
+func TestControlPlaneMetrics(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, "", "apply", "-f", "../../examples/greeter.yaml")
+	s.cli(t, "", "delete", "vn", "greeting-v1", "--mesh", "demo") // refused: in use
+	c := dialADS(t, s.xds, "mesh/demo/virtualNode/greeter")
+	c.waitFor(10*time.Second, "routes", func(c *adsClient) error {
+		if len(c.routeConfigs()) == 0 {
+			return fmt.Errorf("no routes yet")
+		}
+		return nil
+	})
+	s.mustCLI(t, weightsRoute(50, 50), "apply", "-f", "-")
+	var text string
+	eventually(t, 10*time.Second, "metrics", func() error {
+		resp, err := http.Get(s.URL() + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		text = b.String()
+		for _, want := range []string{
+			`meshlens_controlplane_proxies_connected{flavour="envoy"} 1`,
+			`meshlens_controlplane_store_operations_total{op="apply",result="ok"} 2`,
+			`meshlens_controlplane_store_operations_total{op="delete",result="rejected"} 1`,
+			`meshlens_controlplane_xds_acks_total{type="rds"}`,
+			`meshlens_controlplane_xds_push_latency_seconds_count{type="rds"}`,
+			`meshlens_controlplane_resources{kind="VirtualNode"} 4`,
+			`meshlens_controlplane_xds_rebuild_seconds_count`,
+		} {
+			if !strings.Contains(text, want) {
+				return fmt.Errorf("missing %q", want)
+			}
+		}
+		return nil
+	})
+	if _, err := exec.LookPath("promtool"); err != nil {
+		t.Skip("promtool is not installed (make test-deps installs it)")
+	}
+	cmd := exec.Command("promtool", "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
