@@ -22,6 +22,9 @@ func newDemoCmd(e *env) *cobra.Command {
 				return err
 			}
 			opts.Log, opts.Out = log, e.stdout
+			if opts.RPS == 0 {
+				opts.RPS = -1 // --rps 0: no load
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			if err := demo.Run(ctx, opts); err != nil {
@@ -36,7 +39,7 @@ func newDemoCmd(e *env) *cobra.Command {
 	f.IntVar(&opts.XDSPort, "xds-port", 15010, "control plane xDS port")
 	f.IntVar(&opts.GatewayPort, "gateway-port", 8080, "ingress gateway port")
 	f.IntVar(&opts.PortBase, "port-base", 20000, "first of the ~25 consecutive ports used by apps, sidecars and admin endpoints")
-	f.Float64Var(&opts.RPS, "rps", 5, "steady load through the gateway, requests per second")
+	f.Float64Var(&opts.RPS, "rps", 5, "steady load through the gateway, requests per second (0: none)")
 	return cmd
 }
 

@@ -36,7 +36,7 @@ type Options struct {
 	// PortBase is the first of the ports the demo's apps, sidecars and
 	// admin endpoints use (about 30 in a row); default 20000.
 	PortBase int
-	RPS      float64 // steady load through the gateway; default 5; 0 < RPS
+	RPS      float64 // steady load through the gateway; 0 means the default 5, negative means none
 	Out      io.Writer
 	Log      *slog.Logger
 	// Ready, when set, is called once the mesh answers through the gateway.
@@ -88,7 +88,7 @@ func (o *Options) defaults() error {
 	if o.PortBase == 0 {
 		o.PortBase = 20000
 	}
-	if o.RPS <= 0 {
+	if o.RPS == 0 {
 		o.RPS = 5
 	}
 	if o.Out == nil {
@@ -287,7 +287,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	go runLoad(loadCtx, info.GatewayURL+"/", opts.RPS, opts.Out)
+	if opts.RPS > 0 {
+		go runLoad(loadCtx, info.GatewayURL+"/", opts.RPS, opts.Out)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -320,8 +322,8 @@ Try:
   # send half the greetings to v2:
   meshlens get route split --mesh demo -o yaml | sed 's/weight: 90/weight: 50/; s/weight: 10/weight: 50/' | meshlens apply -f -
 
-A steady load of requests goes through the gateway; a summary prints every 10s.
-Press Ctrl-C to stop everything.
+Unless started with --rps 0, a steady load of requests goes through the
+gateway and a summary prints every 10s. Press Ctrl-C to stop everything.
 
 `, info.GatewayURL)
 }
