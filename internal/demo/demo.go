@@ -314,9 +314,13 @@ meshlens demo is running.
 			fmt.Fprintf(w, "    %-22s %s/server_info\n", name, u)
 		}
 	}
+	serverHint := ""
+	if info.APIURL != "http://127.0.0.1:7070" {
+		serverHint = "  export MESHLENS_SERVER=" + info.APIURL + "\n"
+	}
 	fmt.Fprintf(w, `
 Try:
-  curl %s/
+%s  curl %s/
   meshlens get virtualnodes --mesh demo
   meshlens describe route split --mesh demo --virtual-router greeting
   # send half the greetings to v2:
@@ -325,7 +329,7 @@ Try:
 Unless started with --rps 0, a steady load of requests goes through the
 gateway and a summary prints every 10s. Press Ctrl-C to stop everything.
 
-`, info.GatewayURL)
+`, serverHint, info.GatewayURL)
 }
 
 // runLoad sends rps requests per second to url and prints a summary of
