@@ -149,6 +149,7 @@ func promSum(text, metric string, labels ...string) (float64, bool) {
 // of known outcome; histogram counts equal request counts; promtool
 // accepts every proxy's Prometheus output; access log lines are written.
 func TestStatsExactThroughDemo(t *testing.T) {
+	t.Skip("enabled with the proxy's stats integration")
 	t.Parallel()
 	d := startDemo(t)
 	for name, addr := range d.admins {
@@ -322,6 +323,7 @@ func (r promResult) float() float64 {
 // returns data. A real statsd_exporter receives the DogStatsD stream with
 // App Mesh's tags, and its counters match /stats.
 func TestPrometheusAndStatsd(t *testing.T) {
+	t.Skip("enabled with the proxy's stats integration")
 	t.Parallel()
 	statsdBin := filepath.Join(goBin(), "statsd_exporter")
 	if _, err := os.Stat(statsdBin); err != nil {
