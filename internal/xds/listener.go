@@ -206,6 +206,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 					Name:             virtualHostName(svc.name, p.port),
 					FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port)},
 					Filters:          []*listenerv3.Filter{tcpProxyFilter(outboundStatPrefix, wts, r.idle, logs)},
+					Metadata:         meshMetadata("virtualService", svc.name),
 				}
 			default:
 				continue

@@ -597,7 +597,7 @@ func outboundVirtualHost(service string, port uint32, primary bool, rs *routeSet
 	if primary {
 		domains = append(domains, service)
 	}
-	vh := &routev3.VirtualHost{Name: virtualHostName(service, port), Domains: domains}
+	vh := &routev3.VirtualHost{Name: virtualHostName(service, port), Domains: domains, Metadata: meshMetadata("virtualService", service)}
 	for _, r := range rs.rules {
 		vh.Routes = append(vh.Routes, r.envoyRoute(FlavourEnvoy))
 	}
@@ -954,7 +954,7 @@ func gatewayRoute(g *gatewayRule, r *rule) (*routev3.Route, combineResult) {
 	if r.name != g.service {
 		name = g.name + "/" + r.name
 	}
-	rt := &routev3.Route{Name: name, Match: m}
+	rt := &routev3.Route{Name: name, Match: m, Metadata: meshMetadata("virtualService", g.service)}
 	a := r.routeAction(FlavourEnvoy)
 	if a == nil {
 		rt.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 503}}

@@ -33,6 +33,7 @@ func (c *compiler) cluster(cl *clusterv3.Cluster) (*Cluster, error) {
 		ServiceName:    cl.GetName(),
 		ConnectTimeout: duration(cl.GetConnectTimeout(), defaultConnectTimeout),
 		PanicThreshold: defaultPanicThreshold,
+		Meta:           meshMetadata(cl.GetMetadata()),
 	}
 	var cla *endpointv3.ClusterLoadAssignment
 	switch t := cl.GetClusterDiscoveryType().(type) {

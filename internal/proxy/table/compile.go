@@ -416,7 +416,7 @@ func orAny(s []string) []string {
 }
 
 func (c *compiler) filterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
-	out := &FilterChain{Name: fc.GetName()}
+	out := &FilterChain{Name: fc.GetName(), Meta: meshMetadata(fc.GetMetadata())}
 	if m := fc.GetFilterChainMatch(); m != nil {
 		if p := m.GetDestinationPort(); p != nil {
 			out.DestinationPort = p.GetValue()

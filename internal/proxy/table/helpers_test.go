@@ -149,9 +149,9 @@ func describe(s *Snapshot) string {
 		rt := s.Routes[n]
 		p(0, "route config %s ignore_port=%v", rt.Name, rt.IgnorePortInHostMatching)
 		for _, vh := range rt.VirtualHosts {
-			p(1, "vhost %s domains=%v", vh.Name, vh.Domains)
+			p(1, "vhost %s domains=%v%s", vh.Name, vh.Domains, describeMeta(vh.Meta))
 			for _, r := range vh.Routes {
-				p(2, "route %q match=%s", r.Name, describeMatch(&r.Match))
+				p(2, "route %q match=%s%s", r.Name, describeMatch(&r.Match), describeMeta(r.Meta))
 				switch {
 				case r.DirectStatus != 0:
 					p(3, "direct %d %q", r.DirectStatus, r.DirectBody)
@@ -182,8 +182,8 @@ func describe(s *Snapshot) string {
 	slices.Sort(cnames)
 	for _, n := range cnames {
 		c := s.Clusters[n]
-		p(0, "cluster %s type=%d service=%s lb=%d connect=%s http2=%v downstream_proto=%v panic_threshold=%g panic=%v limits=%+v",
-			c.Name, c.Type, c.ServiceName, c.LB, c.ConnectTimeout, c.HTTP2, c.UseDownstreamProtocol, c.PanicThreshold, c.Panic, c.Limits)
+		p(0, "cluster %s type=%d service=%s lb=%d connect=%s http2=%v downstream_proto=%v panic_threshold=%g panic=%v limits=%+v%s",
+			c.Name, c.Type, c.ServiceName, c.LB, c.ConnectTimeout, c.HTTP2, c.UseDownstreamProtocol, c.PanicThreshold, c.Panic, c.Limits, describeMeta(c.Meta))
 		if c.Outlier != nil {
 			p(1, "outlier %+v", *c.Outlier)
 		}
@@ -201,6 +201,14 @@ func describe(s *Snapshot) string {
 	return b.String()
 }
 
+// describeMeta prints filter_metadata["meshlens"] when there is some.
+func describeMeta(m MeshMetadata) string {
+	if m == (MeshMetadata{}) {
+		return ""
+	}
+	return fmt.Sprintf(" meta=%+v", m)
+}
+
 func notFound(c *Cluster) string {
 	if c.NotFound {
 		return "(not found)"
@@ -209,7 +217,7 @@ func notFound(c *Cluster) string {
 }
 
 func describeChain(p func(int, string, ...any), what string, ch *FilterChain) {
-	p(1, "%s %q port=%d prefixes=%v sni=%v transport=%q alpn=%v ignored=%v", what, ch.Name, ch.DestinationPort, ch.PrefixRanges, ch.ServerNames, ch.TransportProtocol, ch.ApplicationProtocols, ch.IgnoredFilters)
+	p(1, "%s %q port=%d prefixes=%v sni=%v transport=%q alpn=%v ignored=%v%s", what, ch.Name, ch.DestinationPort, ch.PrefixRanges, ch.ServerNames, ch.TransportProtocol, ch.ApplicationProtocols, ch.IgnoredFilters, describeMeta(ch.Meta))
 	if ch.TLS != nil {
 		p(2, "tls %+v", *ch.TLS)
 	}

@@ -100,7 +100,7 @@ func (c *compiler) virtualHost(vh *routev3.VirtualHost, validate bool) (*Virtual
 	case len(vh.GetRouteSpecifiers()) > 0:
 		return nil, errors.New(".route_specifiers " + errNotSupported)
 	}
-	out := &VirtualHost{Name: vh.GetName()}
+	out := &VirtualHost{Name: vh.GetName(), Meta: meshMetadata(vh.GetMetadata())}
 	for j, d := range vh.GetDomains() {
 		if d != "*" && strings.Contains(strings.Trim(d, "*"), "*") || strings.HasPrefix(d, "*") && strings.HasSuffix(d, "*") && d != "*" {
 			return nil, fmt.Errorf(".domains[%d]: %q: a wildcard is allowed only as the first or last character", j, d)
@@ -119,6 +119,9 @@ func (c *compiler) virtualHost(vh *routev3.VirtualHost, validate bool) (*Virtual
 		if err != nil {
 			return nil, fmt.Errorf(".routes[%d]%w", j, err)
 		}
+		if rt.Meta.VirtualService == "" {
+			rt.Meta.VirtualService = out.Meta.VirtualService
+		}
 		out.Routes = append(out.Routes, rt)
 	}
 	return out, nil
@@ -132,7 +135,7 @@ func (c *compiler) route(r *routev3.Route, vhRetry *RetryPolicy, validate bool) 
 	if err != nil {
 		return nil, fmt.Errorf(".match%w", err)
 	}
-	out := &Route{Name: r.GetName(), Match: m}
+	out := &Route{Name: r.GetName(), Match: m, Meta: meshMetadata(r.GetMetadata())}
 	switch a := r.GetAction().(type) {
 	case *routev3.Route_Route:
 		if err := c.routeAction(a.Route, out, vhRetry, validate); err != nil {

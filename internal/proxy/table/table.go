@@ -134,6 +134,9 @@ type FilterChain struct {
 	// IgnoredFilters names the network filters before the terminal one,
 	// which meshlens does not run (for logs and /config_dump).
 	IgnoredFilters []string
+	// Meta is the chain's filter_metadata["meshlens"]: for a TCP chain of
+	// an outbound listener, the virtual service it reaches.
+	Meta MeshMetadata
 }
 
 // Codec is the HTTP codec of a connection manager.
@@ -226,6 +229,10 @@ type VirtualHost struct {
 	// every Route without its own policy, so the data path reads only
 	// Route.Retry.
 	Retry *RetryPolicy
+	// Meta is the virtual host's filter_metadata["meshlens"] (the
+	// virtual service it serves). Compile copies its VirtualService into
+	// every Route that names none, so the data path reads only Route.Meta.
+	Meta MeshMetadata
 }
 
 // Route is one compiled route: a match and what to do.
@@ -249,6 +256,10 @@ type Route struct {
 	RegexSubstitute string         // as configured (RE2 syntax: \1, \\)
 	HostRewrite     string         // literal authority to send upstream
 	AutoHostRewrite bool
+
+	// Meta is the route's filter_metadata["meshlens"], with its virtual
+	// host's VirtualService when the route names none.
+	Meta MeshMetadata
 
 	// regexTemplate is RegexSubstitute in regexp.Expand syntax.
 	regexTemplate string
@@ -421,6 +432,9 @@ type Cluster struct {
 	// so Pick is choosing among all endpoints (Envoy's lb_healthy_panic).
 	// Set by Compile.
 	Panic bool
+	// Meta is the cluster's filter_metadata["meshlens"]: the mesh and
+	// virtual node it reaches.
+	Meta MeshMetadata
 	// NotFound marks a placeholder for a cluster a route or TCP proxy
 	// names but CDS did not deliver (allowed when the route configuration
 	// does not validate clusters, Envoy's default for RDS). It has no
