@@ -1,0 +1,335 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// env is every process of the data-plane benchmarks, started once.
+type env struct {
+	dir       string // scratch: logs, data dir, configs
+	meshlens  string // the built binary
+	self      string // this program, re-executed as the upstream app
+	apiURL    string
+	xdsAddr   string
+	server    *proc
+	app       *proc
+	appAddrs  [3]string // http, grpc, tcp
+	sidecars  map[string]*sidecar
+	haInner   *proc
+	haOuter   *proc
+	haIn      haFrontends
+	haOut     haFrontends
+	egress    string
+	egressTCP string
+	// proxyFlags are the flags the proxy offers that the harness may use.
+	hasStatsFlag, hasPprofFlag bool
+	extraFlags                 []string
+}
+
+// sidecar is one running meshlens proxy.
+type sidecar struct {
+	node    string
+	admin   string
+	ingress string // "" for the client
+	p       *proc
+}
+
+// buildMeshlens builds the binary without the race detector.
+func buildMeshlens(ctx context.Context, repo, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/meshlens")
+	cmd.Dir = repo
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build meshlens: %w\n%s", err, b)
+	}
+	return nil
+}
+
+// proxyHelp reports which optional flags `meshlens proxy` has.
+func proxyHelp(bin string) (string, error) {
+	b, err := exec.Command(bin, "proxy", "--help").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("meshlens proxy --help: %w", err)
+	}
+	return string(b), nil
+}
+
+func startEnv(ctx context.Context, repo, dir string) (*env, error) {
+	e := &env{dir: dir, sidecars: map[string]*sidecar{}}
+	e.meshlens = filepath.Join(dir, "meshlens")
+	slog.Info("building meshlens", "out", e.meshlens)
+	if err := buildMeshlens(ctx, repo, e.meshlens); err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	e.self = self
+	help, err := proxyHelp(e.meshlens)
+	if err != nil {
+		return nil, err
+	}
+	e.hasStatsFlag = strings.Contains(help, "--stats")
+	e.hasPprofFlag = strings.Contains(help, "--pprof")
+	if err := e.startServer(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.applyMesh(ctx, ""); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.startApp(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.startSidecars(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	if err := e.startHAProxies(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) startServer(ctx context.Context) error {
+	api, err := freePort()
+	if err != nil {
+		return err
+	}
+	xds, err := freePort()
+	if err != nil {
+		return err
+	}
+	e.apiURL, e.xdsAddr = "http://"+api, xds
+	e.server, err = startProc(e.dir, "server", e.meshlens, "server", "--data-dir", filepath.Join(e.dir, "data"),
+		"--api-addr", api, "--xds-addr", xds, "--log-level", "warn")
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, 20*time.Second, "control plane", func() error {
+		if e.server.exited() {
+			return fmt.Errorf("server exited: %s", e.server.tail())
+		}
+		resp, err := plainHTTP.Get(e.apiURL + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("healthz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// applyMesh applies the benchmark mesh with `meshlens apply -f`.
+func (e *env) applyMesh(ctx context.Context, accessLogDir string) error {
+	f := filepath.Join(e.dir, "mesh.yaml")
+	if err := os.WriteFile(f, []byte(meshYAML(accessLogDir)), 0o644); err != nil {
+		return fmt.Errorf("write mesh: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, e.meshlens, "apply", "-f", f, "--server", e.apiURL)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("meshlens apply: %w\n%s", err, b)
+	}
+	return nil
+}
+
+func (e *env) startApp(ctx context.Context) error {
+	for i := range e.appAddrs {
+		a, err := freePort()
+		if err != nil {
+			return err
+		}
+		e.appAddrs[i] = a
+	}
+	var err error
+	e.app, err = startProc(e.dir, "upstream", e.self, "upstream", "-http", e.appAddrs[0], "-grpc", e.appAddrs[1], "-tcp", e.appAddrs[2])
+	if err != nil {
+		return err
+	}
+	for _, a := range e.appAddrs {
+		if err := waitTCP(ctx, a); err != nil {
+			return fmt.Errorf("upstream app: %w: %s", err, e.app.tail())
+		}
+	}
+	return nil
+}
+
+// appFor is the upstream address that serves a server node's listener.
+func (e *env) appFor(n serverNode) string {
+	switch n.protocol {
+	case "grpc":
+		return e.appAddrs[1]
+	case "tcp":
+		return e.appAddrs[2]
+	}
+	return e.appAddrs[0]
+}
+
+func (e *env) startSidecars(ctx context.Context) error {
+	var err error
+	if e.egress == "" {
+		if e.egress, err = freePort(); err != nil {
+			return err
+		}
+		if e.egressTCP, err = freePort(); err != nil {
+			return err
+		}
+	}
+	for _, n := range serverNodes {
+		sc := e.sidecars[n.name]
+		if sc == nil {
+			sc = &sidecar{node: n.name}
+			if sc.admin, err = freePort(); err != nil {
+				return err
+			}
+			if sc.ingress, err = freePort(); err != nil {
+				return err
+			}
+			e.sidecars[n.name] = sc
+		}
+		if err := e.startSidecar(sc, "--ingress-addr", sc.ingress, "--egress-addr", "none",
+			"--app", fmt.Sprintf("%d=%s", n.port, e.appFor(n))); err != nil {
+			return err
+		}
+	}
+	c := e.sidecars[clientNode]
+	if c == nil {
+		c = &sidecar{node: clientNode}
+		if c.admin, err = freePort(); err != nil {
+			return err
+		}
+		e.sidecars[clientNode] = c
+	}
+	if err := e.startSidecar(c, "--ingress-addr", "none", "--egress-addr", e.egress,
+		"--egress-port", fmt.Sprintf("%d=%s", portTCP, e.egressTCP), "--register=false"); err != nil {
+		return err
+	}
+	for _, sc := range e.sidecars {
+		if err := waitLive(ctx, sc); err != nil {
+			return err
+		}
+	}
+	// Endpoints reach the client sidecar by EDS after the sidecars
+	// register: wait until every path routes.
+	return e.waitRoutes(ctx)
+}
+
+func (e *env) startSidecar(sc *sidecar, flags ...string) error {
+	args := []string{"proxy", "--node", nodeID(sc.node), "--xds-addr", e.xdsAddr, "--server", e.apiURL,
+		"--admin-addr", sc.admin, "--drain-timeout", "1s", "--log-level", "warn"}
+	args = append(args, flags...)
+	args = append(args, e.extraFlags...)
+	p, err := startProc(e.dir, "sidecar-"+sc.node, e.meshlens, args...)
+	if err != nil {
+		return err
+	}
+	sc.p = p
+	return nil
+}
+
+func waitLive(ctx context.Context, sc *sidecar) error {
+	return waitFor(ctx, 30*time.Second, "sidecar "+sc.node+" LIVE", func() error {
+		if sc.p.exited() {
+			return fmt.Errorf("sidecar exited: %s", sc.p.tail())
+		}
+		resp, err := plainHTTP.Get("http://" + sc.admin + "/server_info")
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"LIVE"`) {
+			return fmt.Errorf("not LIVE yet")
+		}
+		return nil
+	})
+}
+
+// waitRoutes sends one request of every protocol over every meshlens path
+// until all succeed.
+func (e *env) waitRoutes(ctx context.Context) error {
+	for _, p := range []string{pathML1, pathML2} {
+		for _, s := range probeScenarios {
+			d, err := e.dialer(p, s)
+			if err != nil {
+				return err
+			}
+			err = waitFor(ctx, 30*time.Second, fmt.Sprintf("%s over %s", s.Proto, p), func() error {
+				c, err := d(ctx)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				defer cancel()
+				return c.Do(rctx)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (e *env) startHAProxies(ctx context.Context) error {
+	addrs := make([]string, 8)
+	for i := range addrs {
+		a, err := freePort()
+		if err != nil {
+			return err
+		}
+		addrs[i] = a
+	}
+	e.haIn = haFrontends{HTTP: addrs[0], H2C: addrs[1], GRPC: addrs[2], TCP: addrs[3]}
+	e.haOut = haFrontends{HTTP: addrs[4], H2C: addrs[5], GRPC: addrs[6], TCP: addrs[7]}
+	app := haTargets{HTTP: e.appAddrs[0], H2C: e.appAddrs[0], GRPC: e.appAddrs[1], TCP: e.appAddrs[2]}
+	var err error
+	if e.haInner, err = startHAProxy(e.dir, "haproxy-inner", e.haIn, app); err != nil {
+		return err
+	}
+	if e.haOuter, err = startHAProxy(e.dir, "haproxy-outer", e.haOut, e.haIn); err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if err := waitTCP(ctx, a); err != nil {
+			return fmt.Errorf("haproxy: %w: %s %s", err, e.haInner.tail(), e.haOuter.tail())
+		}
+	}
+	return nil
+}
+
+// restartSidecars stops every sidecar and starts them again with extra
+// flags (stats off, pprof), then waits until every path routes.
+func (e *env) restartSidecars(ctx context.Context, extra []string) error {
+	for _, sc := range e.sidecars {
+		sc.p.stop()
+	}
+	e.extraFlags = extra
+	return e.startSidecars(ctx)
+}
+
+func (e *env) close() {
+	for _, sc := range e.sidecars {
+		if sc.p != nil {
+			sc.p.stop()
+		}
+	}
+	for _, p := range []*proc{e.haOuter, e.haInner, e.app, e.server} {
+		p.stop()
+	}
+}

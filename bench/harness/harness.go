@@ -1,0 +1,368 @@
+// Package harness runs the meshlens benchmarks: it builds meshlens,
+// starts a control plane, an upstream application, sidecars and HAProxy
+// on loopback, drives every scenario over every path with the load
+// generator (paths interleaved, repeated), measures what each proxy
+// process costs, runs the Go microbenchmarks of the request path and the
+// control-plane simulator, and writes the results as JSON, a latency plot
+// and the generated sections of BENCHMARKS.md.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/meshlens/meshlens/bench/loadgen"
+	"github.com/meshlens/meshlens/bench/xdssim"
+)
+
+// Options choose what a run does.
+type Options struct {
+	// Repo is the meshlens repository root.
+	Repo string
+	// Out is the results directory (results.json, latency.png, logs).
+	Out string
+	// Markdown, when set, is the BENCHMARKS.md whose generated sections
+	// are rewritten.
+	Markdown string
+	// Smoke runs every scenario briefly, once, with a small simulator.
+	Smoke    bool
+	Reps     int
+	Duration time.Duration
+	Conns    int
+	// XDSStreams are the simulator's N values; XDSServices and
+	// XDSEndpoints size its mesh.
+	XDSStreams           []int
+	XDSServices          int
+	XDSEndpointsPerNode  int
+	XDSTimeout           time.Duration
+	SkipData, SkipXDS    bool
+	SkipGoBench, SkipCPU bool
+	// Only, when set, keeps the scenarios whose id contains it.
+	Only string
+}
+
+// Results is everything a run measured; results.json holds it.
+type Results struct {
+	Machine    Machine            `json:"machine"`
+	Mode       string             `json:"mode"`
+	Started    time.Time          `json:"started"`
+	Finished   time.Time          `json:"finished"`
+	Reps       int                `json:"reps"`
+	DurationS  float64            `json:"duration_s"`
+	Conns      int                `json:"conns"`
+	Runs       []Run              `json:"runs"`
+	IdleRSSMB  map[string]float64 `json:"idle_rss_mb"`
+	Goroutines *Goroutines        `json:"goroutines,omitempty"`
+	GoBench    []GoBench          `json:"go_bench"`
+	XDS        []XDSRun           `json:"xds"`
+	Profiles   []Profile          `json:"profiles"`
+	Notes      []string           `json:"notes"`
+	Failures   []string           `json:"failures"`
+}
+
+// Run is one scenario at one load over one path.
+type Run struct {
+	Scenario string  `json:"scenario"`
+	Proto    string  `json:"proto"`
+	Payload  string  `json:"payload"`
+	Load     string  `json:"load"`
+	Rate     float64 `json:"rate"`
+	Path     string  `json:"path"`
+	Variant  string  `json:"variant"`
+	Rep      int     `json:"rep"`
+	loadgen.Summary
+	Procs []ProcCost `json:"procs"`
+}
+
+// ProcCost is what one proxy process on the path spent during a run.
+type ProcCost struct {
+	Name       string  `json:"name"`
+	CPUSeconds float64 `json:"cpu_s"`
+	CPUPer1000 float64 `json:"cpu_s_per_1000"`
+	RSSPeakMB  float64 `json:"rss_peak_mb"`
+}
+
+// Goroutines counts a sidecar's goroutines idle and with the load
+// generator's connections open.
+type Goroutines struct {
+	Idle, Loaded, Conns int
+	PerConn             float64
+}
+
+// XDSRun is one control-plane simulation, or why it failed.
+type XDSRun struct {
+	Result *xdssim.Result `json:"result"`
+	Error  string         `json:"error,omitempty"`
+}
+
+// Main runs everything Options ask for and writes the results.
+func Main(ctx context.Context, o Options) error {
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return fmt.Errorf("results dir: %w", err)
+	}
+	work, err := os.MkdirTemp("", "meshbench-")
+	if err != nil {
+		return fmt.Errorf("scratch dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+	raiseFileLimit()
+
+	res := &Results{Mode: "full", Started: time.Now().UTC(), Reps: o.Reps, DurationS: o.Duration.Seconds(), Conns: o.Conns, IdleRSSMB: map[string]float64{}}
+	if o.Smoke {
+		res.Mode = "smoke"
+	}
+	res.Machine = describeMachine(ctx, o.Repo)
+	save := func() {
+		if err := writeJSON(filepath.Join(o.Out, "results.json"), res); err != nil {
+			slog.Error("save results", "err", err)
+		}
+	}
+
+	if !o.SkipData {
+		if err := runDataPlane(ctx, o, work, res, save); err != nil {
+			res.Failures = append(res.Failures, "data plane: "+err.Error())
+		}
+		save()
+	}
+	if !o.SkipGoBench {
+		res.GoBench, err = runGoBench(ctx, o)
+		if err != nil {
+			res.Failures = append(res.Failures, "go benchmarks: "+err.Error())
+		}
+		if len(res.Profiles) == 0 || !o.Smoke {
+			if p, err := profileMicrobench(ctx, o); err != nil {
+				res.Failures = append(res.Failures, "microbenchmark profile: "+err.Error())
+			} else {
+				res.Profiles = append(res.Profiles, p...)
+			}
+		}
+		save()
+	}
+	if !o.SkipXDS {
+		if err := runXDS(ctx, o, work, res, save); err != nil {
+			res.Failures = append(res.Failures, "xds simulator: "+err.Error())
+		}
+	}
+	res.Finished = time.Now().UTC()
+	save()
+	if err := writePlot(filepath.Join(o.Out, "latency.png"), res); err != nil {
+		res.Failures = append(res.Failures, "plot: "+err.Error())
+	}
+	if o.Markdown != "" {
+		if err := updateMarkdown(o.Markdown, res); err != nil {
+			res.Failures = append(res.Failures, "markdown: "+err.Error())
+		}
+	}
+	save()
+	if len(res.Failures) > 0 {
+		return fmt.Errorf("%d failures:\n  %s", len(res.Failures), strings.Join(res.Failures, "\n  "))
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// variant is a proxy configuration measured on a subset of scenarios.
+type variant struct {
+	name      string
+	scenarios []string
+	paths     []string
+	loads     []float64
+}
+
+func runDataPlane(ctx context.Context, o Options, work string, res *Results, save func()) error {
+	e, err := startEnv(ctx, o.Repo, work)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if e.hasPprofFlag {
+		if err := e.restartSidecars(ctx, []string{"--pprof"}); err != nil {
+			return fmt.Errorf("restart sidecars with --pprof: %w", err)
+		}
+	} else {
+		res.Notes = append(res.Notes, "`meshlens proxy` has no `--pprof` flag: the CPU profile is of BenchmarkHTTP1Proxy instead of a sidecar under load.")
+	}
+	time.Sleep(time.Second)
+	for name, p := range e.namedProcs() {
+		if u, err := readUsage(p.pid()); err == nil {
+			res.IdleRSSMB[name] = mb(u.RSS)
+		}
+	}
+
+	selected := slices.DeleteFunc(slices.Clone(scenarios), func(s Scenario) bool {
+		return o.Only != "" && !strings.Contains(s.ID, o.Only)
+	})
+	runBlock := func(variantName string, scs []Scenario, paths []string, loads func(Scenario) []float64) {
+		for rep := 1; rep <= o.Reps; rep++ {
+			for _, s := range scs {
+				for _, rate := range loads(s) {
+					for _, path := range paths {
+						r, err := e.runOne(ctx, o, s, rate, path)
+						r.Variant, r.Rep = variantName, rep
+						if err != nil {
+							res.Failures = append(res.Failures, fmt.Sprintf("%s %s %s %s: %v", variantName, s.ID, loadName(rate), path, err))
+						} else if r.Errors+r.BadStatus > 0 || r.Requests == 0 {
+							res.Failures = append(res.Failures, fmt.Sprintf("%s %s %s %s: %d requests, %d errors, %d bad: %s",
+								variantName, s.ID, loadName(rate), path, r.Requests, r.Errors, r.BadStatus, r.FirstErr))
+						}
+						res.Runs = append(res.Runs, r)
+						slog.Info("run", "variant", variantName, "rep", rep, "scenario", s.ID, "load", loadName(rate), "path", path,
+							"rps", int(r.Throughput), "p50_ms", r.P50, "p99_ms", r.P99, "errors", r.Errors+r.BadStatus)
+					}
+				}
+				save()
+			}
+		}
+	}
+	runBlock("default", selected, allPaths, func(s Scenario) []float64 { return s.Loads })
+
+	if !e.hasPprofFlag {
+		// Nothing to profile in the running sidecars.
+	} else if prof, g, err := e.profileUnderLoad(ctx, o); err != nil {
+		res.Failures = append(res.Failures, "profile under load: "+err.Error())
+	} else {
+		res.Profiles = append(res.Profiles, prof...)
+		res.Goroutines = g
+	}
+	if res.Goroutines == nil {
+		res.Notes = append(res.Notes, "goroutines per connection: not measured (the proxy exposes no goroutine count without `--pprof`).")
+	}
+
+	// Variants: the cost of the access log and of stats, on the two main
+	// protocols over the meshlens paths (direct as the reference).
+	sub := slices.DeleteFunc(slices.Clone(selected), func(s Scenario) bool { return s.ID != "http1-1k" && s.ID != "grpc-1k" })
+	subPaths := []string{pathDirect, pathML1, pathML2}
+	subLoads := func(Scenario) []float64 { return []float64{1000, closedLoop} }
+
+	logDir := filepath.Join(work, "accesslogs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("access log dir: %w", err)
+	}
+	if err := e.applyMesh(ctx, logDir); err != nil {
+		return fmt.Errorf("apply mesh with access logs: %w", err)
+	}
+	if err := e.waitConfig(ctx, logDir, true); err != nil {
+		res.Notes = append(res.Notes, "access log on: the sidecars' config_dump never showed the access log path ("+err.Error()+"); measured anyway.")
+	}
+	runBlock("accesslog-on", sub, subPaths, subLoads)
+	var logged int64
+	entries, _ := os.ReadDir(logDir)
+	for _, de := range entries {
+		if fi, err := de.Info(); err == nil {
+			logged += fi.Size()
+		}
+	}
+	if logged == 0 {
+		res.Notes = append(res.Notes, "access log on: the sidecars wrote no access log bytes, so the `accesslog-on` figures measure a proxy that does not log yet.")
+	} else {
+		res.Notes = append(res.Notes, fmt.Sprintf("access log on: the sidecars wrote %.1f MB of access logs.", mb(logged)))
+	}
+	if err := e.applyMesh(ctx, ""); err != nil {
+		return fmt.Errorf("apply mesh without access logs: %w", err)
+	}
+	if err := e.waitConfig(ctx, logDir, false); err != nil {
+		return err
+	}
+
+	if e.hasStatsFlag {
+		flags := []string{"--stats=false"}
+		if e.hasPprofFlag {
+			flags = append(flags, "--pprof")
+		}
+		if err := e.restartSidecars(ctx, flags); err != nil {
+			return fmt.Errorf("restart sidecars with --stats=false: %w", err)
+		}
+		runBlock("stats-off", sub, subPaths, subLoads)
+	} else {
+		res.Notes = append(res.Notes, "stats off: `meshlens proxy` has no `--stats` flag yet; the variant was skipped.")
+	}
+	return nil
+}
+
+// namedProcs are the proxy processes by the names the report uses.
+func (e *env) namedProcs() map[string]*proc {
+	m := map[string]*proc{"haproxy-inner": e.haInner, "haproxy-outer": e.haOuter}
+	for name, sc := range e.sidecars {
+		m["sidecar-"+name] = sc.p
+	}
+	return m
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// runOne runs one scenario at one rate over one path and accounts the
+// cost of each proxy process on it.
+func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, path string) (Run, error) {
+	r := Run{Scenario: s.ID, Proto: s.Proto, Payload: s.Payload, Load: loadName(rate), Rate: rate, Path: path}
+	d, err := e.dialer(path, s)
+	if err != nil {
+		return r, err
+	}
+	procs := e.procsOn(path, s.Proto)
+	pids := make([]int, len(procs))
+	for i, p := range procs {
+		pids[i] = p.pid()
+	}
+	before := make([]usage, len(procs))
+	var sampler *rssSampler
+	cfg := loadgen.Config{Rate: rate, Conns: o.Conns, Duration: o.Duration, Warmup: 20, Dial: d,
+		Started: func() {
+			for i, pid := range pids {
+				before[i], _ = readUsage(pid)
+			}
+			sampler = sampleRSS(pids, 250*time.Millisecond)
+		}}
+	if o.Smoke {
+		cfg.Warmup = 3
+	}
+	if s.Payload == "upload-1m" {
+		cfg.Warmup = 2
+	}
+	lr, err := loadgen.Run(ctx, cfg)
+	after := make([]usage, len(procs))
+	for i, pid := range pids {
+		after[i], _ = readUsage(pid)
+	}
+	var peaks map[int]int64
+	if sampler != nil {
+		peaks = sampler.finish()
+	}
+	if lr != nil {
+		r.Summary = lr.Summarize()
+	}
+	for i, p := range procs {
+		cpu := (after[i].CPU - before[i].CPU).Seconds()
+		pc := ProcCost{Name: p.name, CPUSeconds: cpu, RSSPeakMB: mb(max(peaks[pids[i]], after[i].RSS))}
+		if r.Requests > 0 {
+			pc.CPUPer1000 = cpu / float64(r.Requests) * 1000
+		}
+		r.Procs = append(r.Procs, pc)
+	}
+	for _, p := range procs {
+		if p.exited() {
+			return r, fmt.Errorf("%s exited: %s", p.name, p.tail())
+		}
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return r, err
+	}
+	return r, err
+}

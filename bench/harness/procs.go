@@ -1,0 +1,219 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is a child process the harness started and owns.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// startProc starts bin with args, logging to dir/name.log.
+func startProc(dir, name, bin string, args ...string) (*proc, error) {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// tail returns the end of the process's log, for error messages.
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// stop sends SIGTERM and waits, then SIGKILL.
+func (p *proc) stop() {
+	if p == nil || p.exited() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// usage is what /proc says about a process at one moment.
+type usage struct {
+	CPU time.Duration // user + system
+	RSS int64         // bytes
+}
+
+var clockTick = func() float64 {
+	// USER_HZ is 100 on every Linux this runs on; sysconf is not in the
+	// standard library.
+	return 100
+}()
+
+// readUsage reads utime+stime from /proc/<pid>/stat and VmRSS from
+// /proc/<pid>/status.
+func readUsage(pid int) (usage, error) {
+	var u usage
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, fmt.Errorf("read stat of %d: %w", pid, err)
+	}
+	// The command name may contain spaces; fields follow the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return u, fmt.Errorf("parse stat of %d", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime is field 14, stime 15.
+	if len(f) < 13 {
+		return u, fmt.Errorf("parse stat of %d: %d fields", pid, len(f))
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	u.CPU = time.Duration((ut + st) / clockTick * float64(time.Second))
+	sf, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, fmt.Errorf("read status of %d: %w", pid, err)
+	}
+	defer sf.Close()
+	sc := bufio.NewScanner(sf)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			u.RSS = kb << 10
+		}
+	}
+	return u, nil
+}
+
+// rssSampler records the peak RSS of some processes while a run lasts.
+type rssSampler struct {
+	mu   sync.Mutex
+	peak map[int]int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func sampleRSS(pids []int, every time.Duration) *rssSampler {
+	s := &rssSampler{peak: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			for _, pid := range pids {
+				if u, err := readUsage(pid); err == nil {
+					s.mu.Lock()
+					s.peak[pid] = max(s.peak[pid], u.RSS)
+					s.mu.Unlock()
+				}
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) finish() map[int]int64 {
+	close(s.stop)
+	<-s.done
+	return s.peak
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// waitFor polls cond until it returns nil or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		if last = cond(); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitTCP waits until addr accepts connections.
+func waitTCP(ctx context.Context, addr string) error {
+	return waitFor(ctx, 20*time.Second, "listener "+addr, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+}
+
+var (
+	plainHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	longHTTP  = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{Proxy: nil}}
+)
+
+func mkdir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return nil
+}

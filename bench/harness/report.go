@@ -1,0 +1,510 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+// stat is the median and spread of one figure over repetitions.
+type stat struct{ med, lo, hi float64 }
+
+func statOf(v []float64) stat {
+	if len(v) == 0 {
+		return stat{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	med := s[len(s)/2]
+	if len(s)%2 == 0 {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{med, s[0], s[len(s)-1]}
+}
+
+func (s stat) fmt(prec int) string {
+	if s.lo == s.hi {
+		return fmt.Sprintf("%.*f", prec, s.med)
+	}
+	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, s.med, prec, s.lo, prec, s.hi)
+}
+
+// agg indexes runs by variant, scenario, load and path.
+type agg map[string][]Run
+
+func key(variant, scenario, load, path string) string {
+	return variant + "|" + scenario + "|" + load + "|" + path
+}
+
+func aggregate(runs []Run) agg {
+	a := agg{}
+	for _, r := range runs {
+		k := key(r.Variant, r.Scenario, r.Load, r.Path)
+		a[k] = append(a[k], r)
+	}
+	return a
+}
+
+func (a agg) stat(variant, scenario, load, path string, f func(Run) float64) (stat, bool) {
+	runs := a[key(variant, scenario, load, path)]
+	if len(runs) == 0 {
+		return stat{}, false
+	}
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		v[i] = f(r)
+	}
+	return statOf(v), true
+}
+
+// hopCPU is the CPU per 1000 requests of each process on a path (per hop,
+// as a median over repetitions), and their sum.
+func (a agg) hopCPU(variant, scenario, load, path string) (per []stat, total stat, ok bool) {
+	runs := a[key(variant, scenario, load, path)]
+	if len(runs) == 0 || len(runs[0].Procs) == 0 {
+		return nil, stat{}, false
+	}
+	for i := range runs[0].Procs {
+		v := make([]float64, 0, len(runs))
+		for _, r := range runs {
+			if i < len(r.Procs) {
+				v = append(v, r.Procs[i].CPUPer1000)
+			}
+		}
+		per = append(per, statOf(v))
+	}
+	sums := make([]float64, 0, len(runs))
+	for _, r := range runs {
+		var s float64
+		for _, p := range r.Procs {
+			s += p.CPUPer1000
+		}
+		sums = append(sums, s)
+	}
+	return per, statOf(sums), true
+}
+
+func (a agg) peakRSS(variant, scenario, load, path string) float64 {
+	var m float64
+	for _, r := range a[key(variant, scenario, load, path)] {
+		for _, p := range r.Procs {
+			m = max(m, p.RSSPeakMB)
+		}
+	}
+	return m
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+var pathLabel = map[string]string{
+	pathDirect: "direct", pathML1: "meshlens, 1 hop", pathML2: "meshlens, 2 hops",
+	pathHA1: "HAProxy, 1 hop", pathHA2: "HAProxy, 2 hops",
+}
+
+func scenarioByID(id string) Scenario {
+	for _, s := range scenarios {
+		if s.ID == id {
+			return s
+		}
+	}
+	return Scenario{ID: id}
+}
+
+// sections renders every generated section of BENCHMARKS.md.
+func sections(res *Results) map[string]string {
+	a := aggregate(res.Runs)
+	out := map[string]string{}
+	var b strings.Builder
+
+	// Machine and method facts.
+	m := res.Machine
+	fmt.Fprintf(&b, "| | |\n|---|---|\n| CPU | %s |\n| cores | %d |\n| memory | %d GiB |\n| kernel | %s |\n| Go | %s |\n| HAProxy | %s |\n| load generator | %s |\n| meshlens commit | %s |\n| run | %s, %s to %s |\n| repetitions | %d, paths interleaved |\n| each run | %.0f s measured after warm-up, %d connections |\n",
+		m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, m.HAProxy, m.LoadGen, m.Commit, res.Mode,
+		res.Started.Format("2006-01-02 15:04"), res.Finished.Format("15:04 MST"), res.Reps, res.DurationS, res.Conns)
+	out["machine"] = b.String()
+
+	// Latency at fixed rates.
+	b.Reset()
+	for _, s := range scenarios {
+		for _, load := range s.Loads {
+			if load == closedLoop {
+				continue
+			}
+			ln := loadName(load)
+			d50, ok := a.stat("default", s.ID, ln, pathDirect, func(r Run) float64 { return r.P50 })
+			if !ok {
+				continue
+			}
+			d99, _ := a.stat("default", s.ID, ln, pathDirect, func(r Run) float64 { return r.P99 })
+			fmt.Fprintf(&b, "\n**%s %s at %s** (ms; median over repetitions, min–max in brackets)\n\n", s.Proto, s.Payload, ln)
+			b.WriteString("| path | p50 | p90 | p99 | p99.9 | p50 added | p99 added | achieved rps | failed |\n|---|---|---|---|---|---|---|---|---|\n")
+			for _, p := range allPaths {
+				p50, ok := a.stat("default", s.ID, ln, p, func(r Run) float64 { return r.P50 })
+				if !ok {
+					continue
+				}
+				p90, _ := a.stat("default", s.ID, ln, p, func(r Run) float64 { return r.P90 })
+				p99, _ := a.stat("default", s.ID, ln, p, func(r Run) float64 { return r.P99 })
+				p999, _ := a.stat("default", s.ID, ln, p, func(r Run) float64 { return r.P999 })
+				rps, _ := a.stat("default", s.ID, ln, p, func(r Run) float64 { return r.Throughput })
+				failed, _ := a.stat("default", s.ID, ln, p, func(r Run) float64 { return float64(r.Errors + r.BadStatus) })
+				added50, added99 := "–", "–"
+				if p != pathDirect {
+					added50 = fmt.Sprintf("%+.3f", p50.med-d50.med)
+					added99 = fmt.Sprintf("%+.3f", p99.med-d99.med)
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f |\n", pathLabel[p], p50.fmt(3), p90.fmt(3), p99.fmt(3), p999.fmt(2),
+					added50, added99, rps.med, failed.hi)
+			}
+		}
+	}
+	out["latency"] = b.String()
+
+	// Maximum throughput.
+	b.Reset()
+	b.WriteString("| scenario | direct | meshlens 1 hop | meshlens 2 hops | HAProxy 1 hop | HAProxy 2 hops | meshlens/HAProxy 1 hop | 2 hops |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range scenarios {
+		cells := map[string]stat{}
+		for _, p := range allPaths {
+			if st, ok := a.stat("default", s.ID, "max", p, func(r Run) float64 { return r.Throughput }); ok {
+				cells[p] = st
+			}
+		}
+		if len(cells) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Proto, s.Payload,
+			cells[pathDirect].fmt(0), cells[pathML1].fmt(0), cells[pathML2].fmt(0), cells[pathHA1].fmt(0), cells[pathHA2].fmt(0),
+			ratio(cells[pathML1].med, cells[pathHA1].med), ratio(cells[pathML2].med, cells[pathHA2].med))
+	}
+	b.WriteString("\nRequests per second over 16 connections, closed loop (each connection sends its next request when the last is answered); the load generator, the application and the proxies share the machine's cores.\n")
+	out["throughput"] = b.String()
+
+	// Cost per request.
+	b.Reset()
+	b.WriteString("| scenario, load | meshlens 1 hop | meshlens 2 hops: client, server sidecar | HAProxy 1 hop | HAProxy 2 hops: outer, inner | meshlens/HAProxy per hop (1 hop) | (2 hops) |\n|---|---|---|---|---|---|---|\n")
+	for _, s := range scenarios {
+		for _, load := range s.Loads {
+			ln := loadName(load)
+			ml1, _, ok1 := a.hopCPU("default", s.ID, ln, pathML1)
+			ml2, ml2t, ok2 := a.hopCPU("default", s.ID, ln, pathML2)
+			ha1, _, ok3 := a.hopCPU("default", s.ID, ln, pathHA1)
+			ha2, ha2t, ok4 := a.hopCPU("default", s.ID, ln, pathHA2)
+			if !ok1 || !ok2 || !ok3 || !ok4 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s %s, %s | %s | %s, %s | %s | %s, %s | %s | %s |\n", s.Proto, s.Payload, ln,
+				ml1[0].fmt(3), ml2[0].fmt(3), ml2[1].fmt(3), ha1[0].fmt(3), ha2[0].fmt(3), ha2[1].fmt(3),
+				ratio(ml1[0].med, ha1[0].med), ratio(ml2t.med, ha2t.med))
+		}
+	}
+	b.WriteString("\nCPU seconds (user + system, from `/proc/<pid>/stat`) of each proxy process per 1000 requests, median (min–max) over repetitions. In closed-loop rows the figure is per 1000 requests at whatever rate the path reached.\n\n")
+	b.WriteString("| process | RSS idle (MB) | peak RSS under 5000 rps, http1 1k (MB) |\n|---|---|---|\n")
+	names := make([]string, 0, len(res.IdleRSSMB))
+	for n := range res.IdleRSSMB {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		peak := 0.0
+		for _, r := range res.Runs {
+			if r.Variant == "default" && r.Rate == 5000 {
+				for _, p := range r.Procs {
+					if p.Name == n {
+						peak = max(peak, p.RSSPeakMB)
+					}
+				}
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %.1f | %s |\n", n, res.IdleRSSMB[n], orDash(peak))
+	}
+	if g := res.Goroutines; g != nil {
+		fmt.Fprintf(&b, "\nGoroutines of the server sidecar: %d idle, %d with %d client connections under load: %.1f per connection.\n", g.Idle, g.Loaded, g.Conns, g.PerConn)
+	}
+	out["cost"] = b.String()
+
+	// Variants.
+	b.Reset()
+	b.WriteString("| scenario, load | path | default p50 / p99 (ms) | access log on | stats off | default CPU-s/1000 (all hops) | access log on | stats off |\n|---|---|---|---|---|---|---|---|\n")
+	anyRow := false
+	for _, id := range []string{"http1-1k", "grpc-1k"} {
+		s := scenarioByID(id)
+		for _, ln := range []string{"1000rps", "max"} {
+			for _, p := range []string{pathML1, pathML2} {
+				row := []string{}
+				cpus := []string{}
+				have := false
+				for _, v := range []string{"default", "accesslog-on", "stats-off"} {
+					p50, ok := a.stat(v, id, ln, p, func(r Run) float64 { return r.P50 })
+					p99, _ := a.stat(v, id, ln, p, func(r Run) float64 { return r.P99 })
+					_, tot, _ := a.hopCPU(v, id, ln, p)
+					if !ok {
+						row, cpus = append(row, "–"), append(cpus, "–")
+						continue
+					}
+					if v != "default" {
+						have = true
+					}
+					if ln == "max" {
+						rps, _ := a.stat(v, id, ln, p, func(r Run) float64 { return r.Throughput })
+						row = append(row, fmt.Sprintf("%.0f rps", rps.med))
+					} else {
+						row = append(row, fmt.Sprintf("%.3f / %.3f", p50.med, p99.med))
+					}
+					cpus = append(cpus, fmt.Sprintf("%.3f", tot.med))
+				}
+				if !have {
+					continue
+				}
+				anyRow = true
+				fmt.Fprintf(&b, "| %s %s, %s | %s | %s | %s |\n", s.Proto, s.Payload, ln, pathLabel[p], strings.Join(row, " | "), strings.Join(cpus, " | "))
+			}
+		}
+	}
+	if !anyRow {
+		b.Reset()
+		b.WriteString("No variant was measured in this run.\n")
+	}
+	out["variants"] = b.String()
+
+	// Microbenchmarks.
+	b.Reset()
+	b.WriteString("| package | benchmark | ns/op | B/op | allocs/op |\n|---|---|---|---|---|\n")
+	for _, g := range res.GoBench {
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f |\n", g.Package, g.Name, g.NsPerOp, g.BytesPerOp, g.AllocsPerOp)
+	}
+	out["gobench"] = b.String()
+
+	// Control plane.
+	b.Reset()
+	b.WriteString("| N streams | services / endpoints | apply, register (s) | all configured (s) | server CPU to configure all (s) | route change p50 / p99 / max (ms) | endpoint change p50 / p99 / max (ms) | CPU per change (s) | RSS loaded / connected / peak (MB) |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, x := range res.XDS {
+		r := x.Result
+		if r == nil {
+			continue
+		}
+		status := ""
+		if x.Error != "" {
+			status = " (failed: see notes)"
+		}
+		fmt.Fprintf(&b, "| %d%s | %d / %d | %.1f, %.1f | %.1f | %.1f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.2f, %.2f | %.0f / %.0f / %.0f |\n",
+			r.Streams, status, r.Services, r.Endpoints, r.ApplySeconds, r.RegisterSeconds, r.ConnectSeconds, r.ConnectServerCPU,
+			r.Route.P50, r.Route.P99, r.Route.Max, r.Endpoint.P50, r.Endpoint.P99, r.Endpoint.Max,
+			r.Route.ServerCPU, r.Endpoint.ServerCPU, r.RSSLoadedMB, r.RSSConnectedMB, r.RSSPeakMB)
+	}
+	out["xds"] = b.String()
+
+	out["targets"] = targets(res, a)
+
+	// Profiles.
+	b.Reset()
+	for _, p := range res.Profiles {
+		fmt.Fprintf(&b, "\n%s:\n\n```\n%s```\n", p.Name, topLines(p.Top, 18))
+	}
+	out["profiles"] = b.String()
+
+	// Notes and failures.
+	b.Reset()
+	for _, n := range res.Notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	for _, f := range res.Failures {
+		fmt.Fprintf(&b, "- **failed:** %s\n", strings.ReplaceAll(f, "\n", " "))
+	}
+	if b.Len() == 0 {
+		b.WriteString("- none\n")
+	}
+	out["notes"] = b.String()
+	return out
+}
+
+func orDash(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// topLines keeps pprof's header and the first n rows.
+func topLines(top string, n int) string {
+	lines := strings.Split(top, "\n")
+	var out []string
+	rows := 0
+	header := true
+	for _, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "flat") {
+			header = false
+			out = append(out, l)
+			continue
+		}
+		if header {
+			if strings.HasPrefix(l, "Showing") || strings.HasPrefix(l, "Duration") || strings.HasPrefix(l, "Type") {
+				out = append(out, l)
+			}
+			continue
+		}
+		if rows < n && strings.TrimSpace(l) != "" {
+			out = append(out, l)
+			rows++
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+func targets(res *Results, a agg) string {
+	var b strings.Builder
+	b.WriteString("| target | measured | met |\n|---|---|---|\n")
+	row := func(target, measured string, met bool, known bool) {
+		v := "no"
+		switch {
+		case !known:
+			v = "not measured"
+		case met:
+			v = "yes"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", target, measured, v)
+	}
+	for _, id := range []string{"http1-1k", "grpc-1k"} {
+		s := scenarioByID(id)
+		d50, ok1 := a.stat("default", id, "1000rps", pathDirect, func(r Run) float64 { return r.P50 })
+		m50, ok2 := a.stat("default", id, "1000rps", pathML2, func(r Run) float64 { return r.P50 })
+		d99, _ := a.stat("default", id, "1000rps", pathDirect, func(r Run) float64 { return r.P99 })
+		m99, _ := a.stat("default", id, "1000rps", pathML2, func(r Run) float64 { return r.P99 })
+		add50, add99 := m50.med-d50.med, m99.med-d99.med
+		row(fmt.Sprintf("%s: two meshlens hops add ≤ 0.5 ms to p50 at 1000 rps", s.Proto), fmt.Sprintf("%+.3f ms", add50), add50 <= 0.5, ok1 && ok2)
+		row(fmt.Sprintf("%s: two meshlens hops add ≤ 2 ms to p99 at 1000 rps", s.Proto), fmt.Sprintf("%+.3f ms", add99), add99 <= 2, ok1 && ok2)
+
+		ml2, _, ok3 := a.hopCPU("default", id, "1000rps", pathML2)
+		ha2, _, ok4 := a.hopCPU("default", id, "1000rps", pathHA2)
+		if ok3 && ok4 {
+			worst := max(ml2[0].med, ml2[1].med)
+			haHop := (ha2[0].med + ha2[1].med) / 2
+			row(fmt.Sprintf("%s: each meshlens proxy ≤ 0.15 CPU-s per 1000 requests", s.Proto),
+				fmt.Sprintf("client %.3f, server %.3f", ml2[0].med, ml2[1].med), worst <= 0.15, true)
+			row(fmt.Sprintf("%s: each meshlens proxy ≤ 1.5x HAProxy's CPU on the same path", s.Proto),
+				fmt.Sprintf("%.3f vs HAProxy %.3f per hop: %s", worst, haHop, ratio(worst, haHop)), haHop > 0 && worst <= 1.5*haHop, true)
+		} else {
+			row(fmt.Sprintf("%s: CPU per proxy", s.Proto), "–", false, false)
+		}
+		m1, ok5 := a.stat("default", id, "max", pathML1, func(r Run) float64 { return r.Throughput })
+		h1, ok6 := a.stat("default", id, "max", pathHA1, func(r Run) float64 { return r.Throughput })
+		row(fmt.Sprintf("%s: max throughput through one hop ≥ 0.7x HAProxy's", s.Proto),
+			fmt.Sprintf("%.0f vs %.0f rps: %s", m1.med, h1.med, ratio(m1.med, h1.med)), h1.med > 0 && m1.med >= 0.7*h1.med, ok5 && ok6)
+	}
+	var idle float64
+	for n, v := range res.IdleRSSMB {
+		if strings.HasPrefix(n, "sidecar-") {
+			idle = max(idle, v)
+		}
+	}
+	row("RSS of an idle sidecar ≤ 25 MB", fmt.Sprintf("%.1f MB (largest sidecar)", idle), idle <= 25, idle > 0)
+	var loaded float64
+	for _, r := range res.Runs {
+		if r.Variant == "default" && r.Rate == 5000 && (r.Path == pathML1 || r.Path == pathML2) {
+			for _, p := range r.Procs {
+				loaded = max(loaded, p.RSSPeakMB)
+			}
+		}
+	}
+	row("RSS of a sidecar ≤ 60 MB under 5000 rps", fmt.Sprintf("%.1f MB (peak of any sidecar)", loaded), loaded <= 60, loaded > 0)
+	var statsAllocs float64
+	var nStats int
+	for _, g := range res.GoBench {
+		if strings.Contains(g.Package, "stats") {
+			statsAllocs = max(statsAllocs, g.AllocsPerOp)
+			nStats++
+		}
+	}
+	row("the stats path allocates nothing per request", fmt.Sprintf("at most %.0f allocs/op over %d internal/stats benchmarks", statsAllocs, nStats), statsAllocs == 0, nStats > 0)
+	for _, x := range res.XDS {
+		r := x.Result
+		if r == nil || r.Streams != 1000 {
+			continue
+		}
+		p99 := max(r.Route.P99, r.Endpoint.P99)
+		row("1000 proxies converge on a change in < 1 s at p99", fmt.Sprintf("route %.0f ms, endpoint %.0f ms", r.Route.P99, r.Endpoint.P99), x.Error == "" && p99 < 1000, true)
+		row("control plane < 500 MB RSS with 1000 proxies", fmt.Sprintf("%.0f MB peak", r.RSSPeakMB), r.RSSPeakMB < 500, true)
+	}
+	return b.String()
+}
+
+// updateMarkdown rewrites the generated sections of the BENCHMARKS.md at
+// path, between `<!-- BEGIN generated: NAME -->` and `<!-- END generated:
+// NAME -->`; the text around them is kept. A missing file starts from the
+// skeleton.
+func updateMarkdown(path string, res *Results) error {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		b, err = []byte(skeleton), nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	doc := string(b)
+	for name, body := range sections(res) {
+		begin := "<!-- BEGIN generated: " + name + " -->"
+		end := "<!-- END generated: " + name + " -->"
+		i := strings.Index(doc, begin)
+		j := strings.Index(doc, end)
+		if i < 0 || j < i {
+			continue
+		}
+		doc = doc[:i+len(begin)] + "\n" + strings.TrimLeft(body, "\n") + doc[j:]
+	}
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+const skeleton = `# Benchmarks
+
+Generated by ` + "`make bench`" + `; the sections between the generated markers are rewritten by each run.
+
+## Machine
+<!-- BEGIN generated: machine -->
+<!-- END generated: machine -->
+
+## Targets
+<!-- BEGIN generated: targets -->
+<!-- END generated: targets -->
+
+## Latency at a fixed rate
+![latency by percentile](bench/results/latency.png)
+<!-- BEGIN generated: latency -->
+<!-- END generated: latency -->
+
+## Maximum throughput
+<!-- BEGIN generated: throughput -->
+<!-- END generated: throughput -->
+
+## Cost per request
+<!-- BEGIN generated: cost -->
+<!-- END generated: cost -->
+
+## Access log and stats
+<!-- BEGIN generated: variants -->
+<!-- END generated: variants -->
+
+## Allocations on the request path
+<!-- BEGIN generated: gobench -->
+<!-- END generated: gobench -->
+
+## Control plane at scale
+<!-- BEGIN generated: xds -->
+<!-- END generated: xds -->
+
+## Profiles
+<!-- BEGIN generated: profiles -->
+<!-- END generated: profiles -->
+
+## Notes from the run
+<!-- BEGIN generated: notes -->
+<!-- END generated: notes -->
+`

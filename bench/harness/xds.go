@@ -1,0 +1,78 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/meshlens/meshlens/bench/xdssim"
+)
+
+// runXDS runs the control-plane simulator once per N, each time against a
+// fresh control plane loaded with the same mesh.
+func runXDS(ctx context.Context, o Options, work string, res *Results, save func()) error {
+	bin := filepath.Join(work, "meshlens")
+	if err := buildMeshlens(ctx, o.Repo, bin); err != nil {
+		return err
+	}
+	var failed int
+	for _, n := range o.XDSStreams {
+		r, err := runXDSOnce(ctx, o, work, bin, n)
+		run := XDSRun{Result: r}
+		if err != nil {
+			run.Error = err.Error()
+			failed++
+			res.Failures = append(res.Failures, fmt.Sprintf("xds N=%d: %v", n, err))
+		}
+		res.XDS = append(res.XDS, run)
+		save()
+		slog.Info("xds simulation", "streams", n, "route_p99_ms", r.Route.P99, "endpoint_p99_ms", r.Endpoint.P99, "rss_mb", r.RSSPeakMB, "err", err)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d simulations failed", failed, len(o.XDSStreams))
+	}
+	return nil
+}
+
+func runXDSOnce(ctx context.Context, o Options, work, bin string, n int) (*xdssim.Result, error) {
+	res := &xdssim.Result{Streams: n}
+	dir := filepath.Join(work, fmt.Sprintf("xds-%d", n))
+	api, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	xds, err := freePort()
+	if err != nil {
+		return res, err
+	}
+	if err := mkdir(dir); err != nil {
+		return res, err
+	}
+	srv, err := startProc(dir, "server", bin, "server", "--data-dir", filepath.Join(dir, "data"),
+		"--api-addr", api, "--xds-addr", xds, "--log-level", "warn", "--max-body-bytes", "67108864")
+	if err != nil {
+		return res, err
+	}
+	defer srv.stop()
+	if err := waitTCP(ctx, api); err != nil {
+		return res, fmt.Errorf("control plane: %w: %s", err, srv.tail())
+	}
+	cfg := xdssim.Config{
+		APIURL: "http://" + api, XDSAddr: xds,
+		Usage: func() (time.Duration, int64, error) {
+			u, err := readUsage(srv.pid())
+			return u.CPU, u.RSS, err
+		},
+		Services: o.XDSServices, EndpointsPerNode: o.XDSEndpointsPerNode, Backends: 5,
+		Streams: n, Timeout: o.XDSTimeout,
+	}
+	if err := xdssim.Load(ctx, cfg, res); err != nil {
+		return res, fmt.Errorf("load mesh: %w (%s)", err, srv.tail())
+	}
+	if err := xdssim.Run(ctx, cfg, res); err != nil {
+		return res, fmt.Errorf("simulate: %w (%s)", err, srv.tail())
+	}
+	return res, nil
+}

@@ -1,0 +1,540 @@
+// Package xdssim measures the control plane at scale: it loads a mesh of
+// many virtual services and registered endpoints through the REST API,
+// opens N concurrent ADS streams as distinct sidecars (each subscribing
+// and ACKing as Envoy does: CDS and LDS wildcard, then EDS and RDS by the
+// names those name), applies a route change and an endpoint change that
+// every sidecar sees, and times how long each stream takes to ACK the new
+// configuration.
+package xdssim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	typeCDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	typeLDS = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	typeRDS = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+	typeEDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	typeHCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+	meshName = "scale"
+	// The route change moves the shared service's split to these weights;
+	// the endpoint change registers an instance at this address. Both are
+	// what a stream looks for to know it has the new configuration.
+	newWeightA, newWeightB = 37, 63
+	newEndpointAddr        = "127.2.0.1"
+)
+
+// Config sizes one simulation.
+type Config struct {
+	APIURL, XDSAddr string
+	// Usage reads the control plane process's CPU time and RSS.
+	Usage func() (cpu time.Duration, rssBytes int64, err error)
+	// Services is the number of virtual services (each with its own
+	// router, route and virtual node); Endpoints per node are registered.
+	Services, EndpointsPerNode, Backends int
+	// Streams is N, the number of sidecars; sidecar i is an instance of
+	// virtual node i mod Services.
+	Streams int
+	Timeout time.Duration
+}
+
+// Convergence is how long the streams took to ACK one change.
+type Convergence struct {
+	Converged int     `json:"converged"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	Max       float64 `json:"max_ms"`
+	// ServerCPU is the control plane's CPU seconds from the change until
+	// the last ACK.
+	ServerCPU float64 `json:"server_cpu_s"`
+}
+
+// Result is one simulation.
+type Result struct {
+	Streams          int         `json:"streams"`
+	Services         int         `json:"services"`
+	Endpoints        int         `json:"endpoints"`
+	ApplySeconds     float64     `json:"apply_s"`
+	RegisterSeconds  float64     `json:"register_s"`
+	ConnectSeconds   float64     `json:"connect_s"`
+	ConnectServerCPU float64     `json:"connect_server_cpu_s"`
+	RSSLoadedMB      float64     `json:"rss_loaded_mb"`    // mesh loaded, no stream
+	RSSConnectedMB   float64     `json:"rss_connected_mb"` // every stream configured
+	RSSPeakMB        float64     `json:"rss_peak_mb"`
+	Route            Convergence `json:"route_change"`
+	Endpoint         Convergence `json:"endpoint_change"`
+}
+
+// Load applies the mesh and registers the endpoints through the REST API.
+// It is done once per control plane.
+func Load(ctx context.Context, cfg Config, res *Result) error {
+	start := time.Now()
+	if err := apply(ctx, cfg.APIURL, meshDocs(cfg.Services, cfg.Backends, 90, 10)); err != nil {
+		return err
+	}
+	res.ApplySeconds = time.Since(start).Seconds()
+	start = time.Now()
+	if err := registerAll(ctx, cfg); err != nil {
+		return err
+	}
+	res.RegisterSeconds = time.Since(start).Seconds()
+	res.Services = cfg.Services
+	res.Endpoints = cfg.Services * cfg.EndpointsPerNode
+	return nil
+}
+
+func nodeName(i int) string    { return fmt.Sprintf("n-%d", i) }
+func serviceName(i int) string { return fmt.Sprintf("svc-%d.%s.local", i, meshName) }
+
+// sharedRoute is the route of service 0, which every node calls (as every
+// service of a real mesh calls its auth or config service).
+func routeDoc(i, services, wa, wb int) string {
+	return fmt.Sprintf("---\nkind: Route\nmesh: %s\nvirtualRouter: r-%d\nname: rt-%d\nspec:\n  httpRoute:\n    match: {prefix: /}\n    action:\n      weightedTargets:\n        - {virtualNode: %s, weight: %d}\n        - {virtualNode: %s, weight: %d}\n",
+		meshName, i, i, nodeName(i), wa, nodeName((i+1)%services), wb)
+}
+
+func meshDocs(services, backends, wa, wb int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kind: Mesh\nname: %s\nspec:\n  egressFilter: {type: DROP_ALL}\n", meshName)
+	for i := 0; i < services; i++ {
+		fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: %s\nspec:\n  listeners: [{portMapping: {port: 8080, protocol: http}}]\n  serviceDiscovery: {awsCloudMap: {namespaceName: %s.local, serviceName: %s}}\n  backends:\n",
+			meshName, nodeName(i), meshName, nodeName(i))
+		// Service 0 (node 0 calls it too) and the next backends-1 services.
+		seen := map[int]bool{}
+		for _, t := range append([]int{0}, seq(i+1, backends)...) {
+			t %= services
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			fmt.Fprintf(&b, "    - virtualService: {virtualServiceName: %s}\n", serviceName(t))
+		}
+		fmt.Fprintf(&b, "---\nkind: VirtualRouter\nmesh: %s\nname: r-%d\nspec:\n  listeners: [{portMapping: {port: 8080, protocol: http}}]\n", meshName, i)
+		b.WriteString(routeDoc(i, services, wa, wb))
+		fmt.Fprintf(&b, "---\nkind: VirtualService\nmesh: %s\nname: %s\nspec:\n  provider: {virtualRouter: {virtualRouterName: r-%d}}\n", meshName, serviceName(i), i)
+	}
+	return b.String()
+}
+
+func seq(from, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = from + i
+	}
+	return out
+}
+
+var api = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64, Proxy: nil}}
+
+func apply(ctx context.Context, apiURL, docs string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/v1/apply", strings.NewReader(docs))
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := api.Do(req)
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
+		return fmt.Errorf("apply: %s: %s", resp.Status, b)
+	}
+	io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
+func register(ctx context.Context, apiURL, node, id, addr string) error {
+	body, _ := json.Marshal(map[string]any{"address": addr, "port": 8080, "ttlSeconds": 3600})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut,
+		fmt.Sprintf("%s/v1/meshes/%s/virtualNodes/%s/instances/%s", apiURL, meshName, node, id), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("register %s/%s: %w", node, id, err)
+	}
+	resp, err := api.Do(req)
+	if err != nil {
+		return fmt.Errorf("register %s/%s: %w", node, id, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("register %s/%s: %s", node, id, resp.Status)
+	}
+	return nil
+}
+
+// registerAll registers every endpoint over 32 keep-alive connections.
+// The addresses are loopback ones no process listens on: nothing is ever
+// sent to them.
+func registerAll(ctx context.Context, cfg Config) error {
+	type job struct{ node, id, addr string }
+	jobs := make(chan job)
+	errs := make(chan error, 32)
+	var wg sync.WaitGroup
+	for w := 0; w < 32; w++ {
+		wg.Go(func() {
+			for j := range jobs {
+				if err := register(ctx, cfg.APIURL, j.node, j.id, j.addr); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	n := 0
+	for i := 0; i < cfg.Services; i++ {
+		for k := 0; k < cfg.EndpointsPerNode; k++ {
+			jobs <- job{nodeName(i), fmt.Sprintf("i-%d", k), fmt.Sprintf("127.1.%d.%d", n/250, n%250+1)}
+			n++
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// Run opens cfg.Streams streams, waits until each is configured, then
+// makes the two changes and measures their convergence.
+func Run(ctx context.Context, cfg Config, res *Result) error {
+	res.Streams = cfg.Streams
+	_, rss, err := cfg.Usage()
+	if err != nil {
+		return err
+	}
+	res.RSSLoadedMB = mb(rss)
+	peak := rss
+	stopPeak := make(chan struct{})
+	peakDone := make(chan struct{})
+	go func() {
+		defer close(peakDone)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if _, r, err := cfg.Usage(); err == nil {
+				peak = max(peak, r)
+			}
+			select {
+			case <-stopPeak:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() {
+		close(stopPeak)
+		<-peakDone
+		res.RSSPeakMB = mb(peak)
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cpu0, _, _ := cfg.Usage()
+	start := time.Now()
+	streams := make([]*stream, cfg.Streams)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	var openErr atomic.Pointer[error]
+	for i := range streams {
+		s := &stream{node: "mesh/" + meshName + "/virtualNode/" + nodeName(i%cfg.Services), ready: make(chan struct{}), subs: map[string][]string{}, last: map[string]*discoveryv3.DiscoveryResponse{}}
+		streams[i] = s
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.open(ctx, cfg.XDSAddr, i); err != nil {
+				openErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, s := range streams {
+			s.close()
+		}
+	}()
+	if p := openErr.Load(); p != nil {
+		return fmt.Errorf("open streams: %w", *p)
+	}
+	deadline := time.After(cfg.Timeout)
+	for i, s := range streams {
+		select {
+		case <-s.ready:
+		case <-deadline:
+			return fmt.Errorf("stream %d (%s) not configured after %s: %s", i, s.node, cfg.Timeout, s.status())
+		}
+	}
+	res.ConnectSeconds = time.Since(start).Seconds()
+	cpu1, rss, _ := cfg.Usage()
+	res.ConnectServerCPU = (cpu1 - cpu0).Seconds()
+	res.RSSConnectedMB = mb(rss)
+	slog.Info("xds streams configured", "streams", cfg.Streams, "seconds", res.ConnectSeconds)
+
+	// Route change: the shared service's split.
+	res.Route, err = measure(ctx, cfg, streams, func(s *stream) *atomic.Int64 { return &s.routeAt }, func() error {
+		return apply(ctx, cfg.APIURL, routeDoc(0, cfg.Services, newWeightA, newWeightB))
+	})
+	if err != nil {
+		return fmt.Errorf("route change: %w", err)
+	}
+	// Endpoint change: one more instance of a node every sidecar reaches.
+	res.Endpoint, err = measure(ctx, cfg, streams, func(s *stream) *atomic.Int64 { return &s.endpointAt }, func() error {
+		return register(ctx, cfg.APIURL, nodeName(0), "i-new", newEndpointAddr)
+	})
+	if err != nil {
+		return fmt.Errorf("endpoint change: %w", err)
+	}
+	return nil
+}
+
+var epoch = time.Now()
+
+func measure(ctx context.Context, cfg Config, streams []*stream, at func(*stream) *atomic.Int64, change func() error) (Convergence, error) {
+	var c Convergence
+	cpu0, _, _ := cfg.Usage()
+	t0 := time.Now()
+	if err := change(); err != nil {
+		return c, err
+	}
+	deadline := time.Now().Add(cfg.Timeout)
+	var lat []float64
+	for _, s := range streams {
+		for at(s).Load() == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if v := at(s).Load(); v != 0 {
+			lat = append(lat, float64(epoch.Add(time.Duration(v)).Sub(t0))/float64(time.Millisecond))
+		}
+	}
+	cpu1, _, _ := cfg.Usage()
+	c.ServerCPU = (cpu1 - cpu0).Seconds()
+	c.Converged = len(lat)
+	if len(lat) == 0 {
+		return c, fmt.Errorf("no stream converged within %s", cfg.Timeout)
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, max(0, int(p*float64(len(lat))+0.5)-1))] }
+	c.P50, c.P99, c.Max = q(0.5), q(0.99), lat[len(lat)-1]
+	if len(lat) < len(streams) {
+		return c, fmt.Errorf("%d of %d streams converged within %s", len(lat), len(streams), cfg.Timeout)
+	}
+	return c, nil
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// stream is one simulated sidecar's ADS stream.
+type stream struct {
+	node  string
+	conn  *grpc.ClientConn
+	ads   discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	ready chan struct{}
+
+	// Owned by the receive goroutine.
+	subs map[string][]string
+	last map[string]*discoveryv3.DiscoveryResponse
+	seen uint8 // bit per type that has answered
+
+	routeAt, endpointAt atomic.Int64 // ns since epoch of the ACK; 0 = not yet
+	recvErr             atomic.Pointer[error]
+}
+
+func (s *stream) open(ctx context.Context, addr string, i int) error {
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	s.conn = conn
+	ads, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
+	if err != nil {
+		return fmt.Errorf("open ADS stream for %s: %w", s.node, err)
+	}
+	s.ads = ads
+	node := &corev3.Node{Id: s.node, Cluster: fmt.Sprintf("sim-%d", i), UserAgentName: "meshlens-xdssim"}
+	for _, t := range []string{typeCDS, typeLDS} {
+		if err := ads.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: t}); err != nil {
+			return fmt.Errorf("subscribe %s: %w", t, err)
+		}
+	}
+	go s.recv()
+	return nil
+}
+
+func (s *stream) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+}
+
+func (s *stream) status() string {
+	if p := s.recvErr.Load(); p != nil {
+		return (*p).Error()
+	}
+	return fmt.Sprintf("types answered: %04b", s.seen)
+}
+
+const (
+	seenCDS = 1 << iota
+	seenLDS
+	seenRDS
+	seenEDS
+	seenAll = seenCDS | seenLDS | seenRDS | seenEDS
+)
+
+func (s *stream) recv() {
+	for {
+		resp, err := s.ads.Recv()
+		if err != nil {
+			s.recvErr.Store(&err)
+			return
+		}
+		if err := s.handle(resp); err != nil {
+			s.recvErr.Store(&err)
+			return
+		}
+	}
+}
+
+// handle ACKs a response and subscribes to what it names, as Envoy does.
+func (s *stream) handle(resp *discoveryv3.DiscoveryResponse) error {
+	typ := resp.GetTypeUrl()
+	s.last[typ] = resp
+	var follow string
+	var followNames []string
+	var marker bool
+	switch typ {
+	case typeCDS:
+		s.seen |= seenCDS
+		follow = typeEDS
+		for _, r := range resp.GetResources() {
+			var c clusterv3.Cluster
+			if err := proto.Unmarshal(r.GetValue(), &c); err != nil {
+				return fmt.Errorf("decode cluster: %w", err)
+			}
+			if c.GetType() == clusterv3.Cluster_EDS || c.GetEdsClusterConfig() != nil {
+				name := c.GetEdsClusterConfig().GetServiceName()
+				if name == "" {
+					name = c.GetName()
+				}
+				followNames = append(followNames, name)
+			}
+		}
+	case typeLDS:
+		s.seen |= seenLDS
+		follow = typeRDS
+		for _, r := range resp.GetResources() {
+			var l listenerv3.Listener
+			if err := proto.Unmarshal(r.GetValue(), &l); err != nil {
+				return fmt.Errorf("decode listener: %w", err)
+			}
+			chains := append(slices.Clone(l.GetFilterChains()), l.GetDefaultFilterChain())
+			for _, fc := range chains {
+				for _, f := range fc.GetFilters() {
+					if tc := f.GetTypedConfig(); tc != nil && tc.GetTypeUrl() == typeHCM {
+						var h hcmv3.HttpConnectionManager
+						if err := proto.Unmarshal(tc.GetValue(), &h); err != nil {
+							return fmt.Errorf("decode connection manager: %w", err)
+						}
+						if n := h.GetRds().GetRouteConfigName(); n != "" {
+							followNames = append(followNames, n)
+						}
+					}
+				}
+			}
+		}
+	case typeRDS:
+		s.seen |= seenRDS
+		for _, r := range resp.GetResources() {
+			var rc routev3.RouteConfiguration
+			if err := proto.Unmarshal(r.GetValue(), &rc); err != nil {
+				return fmt.Errorf("decode route configuration: %w", err)
+			}
+			marker = marker || hasWeights(&rc, newWeightA, newWeightB)
+		}
+	case typeEDS:
+		s.seen |= seenEDS
+		for _, r := range resp.GetResources() {
+			// The address is a string field: its bytes appear verbatim.
+			marker = marker || bytes.Contains(r.GetValue(), []byte(newEndpointAddr))
+		}
+	}
+	ack := &discoveryv3.DiscoveryRequest{TypeUrl: typ, VersionInfo: resp.GetVersionInfo(), ResponseNonce: resp.GetNonce(), ResourceNames: s.subs[typ]}
+	if err := s.ads.Send(ack); err != nil {
+		return fmt.Errorf("ack %s: %w", typ, err)
+	}
+	now := int64(time.Since(epoch))
+	if marker {
+		switch typ {
+		case typeRDS:
+			s.routeAt.CompareAndSwap(0, now)
+		case typeEDS:
+			s.endpointAt.CompareAndSwap(0, now)
+		}
+	}
+	if follow != "" {
+		slices.Sort(followNames)
+		followNames = slices.Compact(followNames)
+		if !slices.Equal(followNames, s.subs[follow]) {
+			s.subs[follow] = followNames
+			req := &discoveryv3.DiscoveryRequest{TypeUrl: follow, ResourceNames: followNames}
+			if prev := s.last[follow]; prev != nil {
+				req.VersionInfo, req.ResponseNonce = prev.GetVersionInfo(), prev.GetNonce()
+			}
+			if err := s.ads.Send(req); err != nil {
+				return fmt.Errorf("subscribe %s: %w", follow, err)
+			}
+		}
+	}
+	if s.seen == seenAll {
+		select {
+		case <-s.ready:
+		default:
+			close(s.ready)
+		}
+	}
+	return nil
+}
+
+func hasWeights(rc *routev3.RouteConfiguration, a, b uint32) bool {
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			var got []uint32
+			for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
+				got = append(got, wc.GetWeight().GetValue())
+			}
+			if len(got) == 2 && got[0] == a && got[1] == b {
+				return true
+			}
+		}
+	}
+	return false
+}
