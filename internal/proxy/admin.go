@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"regexp"
 	"runtime"
 	"slices"
@@ -63,6 +64,7 @@ func (p *Proxy) adminRoutes() []adminRoute {
 		{"/ready", "print server state, return 200 if LIVE, otherwise return 503", false, p.handleReady},
 		{"/stats", "print server stats", false, p.handleStats},
 		{"/stats/prometheus", "print server stats in prometheus format", false, p.handlePrometheus},
+		{"/reset_counters", "reset all counters to zero", true, p.handleResetCounters},
 		{"/clusters", "upstream cluster status", false, p.handleClusters},
 		{"/listeners", "print listener info", false, p.handleListeners},
 		{"/config_dump", "dump current Envoy configs", false, p.handleConfigDump},
@@ -93,6 +95,13 @@ func (p *Proxy) newAdminServer() *http.Server {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			rt.handle(w, r)
 		})
+	}
+	if p.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
@@ -577,121 +586,76 @@ func sortedResources(ms []proto.Message) []proto.Message {
 
 // ---- /stats ----
 
-// metric is one stat as the admin endpoints render it. The full stats
-// store (a later change) replaces gatherStats; the renderers stay.
-type metric struct {
-	name    string // Envoy's dotted name, tags included
-	prom    string // tag-extracted name, without the envoy_ prefix
-	labels  [][2]string
-	value   int64
-	counter bool
-}
-
-func (p *Proxy) gatherStats() []metric {
-	live := int64(0)
-	st := p.serverState()
-	if st == adminv3.ServerInfo_LIVE {
-		live = 1
-	}
-	cp := int64(0)
-	if p.cpConnected.Load() {
-		cp = 1
-	}
-	ms := []metric{
-		{name: "server.live", prom: "server_live", value: live},
-		{name: "server.state", prom: "server_state", value: int64(envoyStateGauge(st))},
-		{name: "server.uptime", prom: "server_uptime", value: int64(time.Since(p.started) / time.Second)},
-		{name: "control_plane.connected_state", prom: "control_plane_connected_state", value: cp},
-	}
-	for _, v := range p.sortedViews() {
-		n := v.c.Name
-		lbl := [][2]string{{"envoy_cluster_name", n}}
-		healthy := 0
-		for _, e := range v.endpoints() {
-			if e.ep.Healthy {
-				healthy++
-			}
-		}
-		s := &v.up.stats
-		add := func(stat string, val int64, counter bool) {
-			ms = append(ms, metric{name: "cluster." + n + "." + stat, prom: "cluster_" + stat, labels: lbl, value: val, counter: counter})
-		}
-		add("membership_total", int64(len(v.endpoints())), false)
-		add("membership_healthy", int64(healthy), false)
-		add("upstream_cx_active", s.cxActive.Load(), false)
-		add("upstream_cx_total", s.cxTotal.Load(), true)
-		add("upstream_cx_connect_fail", s.cxConnectFail.Load(), true)
-		add("upstream_rq_active", s.rqActive.Load(), false)
-		add("upstream_rq_total", s.rqTotal.Load(), true)
-		add("upstream_rq_timeout", s.rqTimeout.Load(), true)
-		add("upstream_rq_retry", s.rqRetry.Load(), true)
-		for class, c := range map[string]int64{"2": s.rq2xx.Load(), "3": s.rq3xx.Load(), "4": s.rq4xx.Load(), "5": s.rq5xx.Load()} {
-			ms = append(ms, metric{
-				name: "cluster." + n + ".upstream_rq_" + class + "xx", prom: "cluster_upstream_rq_xx",
-				labels: [][2]string{{"envoy_cluster_name", n}, {"envoy_response_code_class", class}}, value: c, counter: true,
-			})
-		}
-	}
-	slices.SortFunc(ms, func(a, b metric) int { return strings.Compare(a.name, b.name) })
-	return ms
-}
-
-// envoyStateGauge is server.state's value: the ServerInfo.State enum.
-func envoyStateGauge(s adminv3.ServerInfo_State) int { return int(s) }
-
-func (p *Proxy) handleStats(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("format") == "prometheus" {
-		p.handlePrometheus(w, r)
-		return
-	}
-	ms := p.gatherStats()
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	var filter *regexp.Regexp
-	if f := r.URL.Query().Get("filter"); f != "" {
+// statsQuery reads the query parameters Envoy's /stats endpoints take:
+// filter (a regular expression over full stat names; 400 when it does not
+// compile) and usedonly.
+func statsQuery(w http.ResponseWriter, r *http.Request) (filter *regexp.Regexp, usedOnly, ok bool) {
+	q := r.URL.Query()
+	if f := q.Get("filter"); f != "" {
 		var err error
 		if filter, err = regexp.Compile(f); err != nil {
-			http.Error(w, "filter: "+err.Error(), http.StatusBadRequest)
-			return
+			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "Invalid regex: filter: %v\n", err)
+			return nil, false, false
 		}
 	}
+	_, usedOnly = q["usedonly"]
+	return filter, usedOnly, true
+}
+
+// handleStats is /stats: Envoy's text format, ?format=json or
+// ?format=prometheus.
+func (p *Proxy) handleStats(w http.ResponseWriter, r *http.Request) {
+	switch f := r.URL.Query().Get("format"); f {
+	case "prometheus":
+		p.handlePrometheus(w, r)
+		return
+	case "", "text", "json":
+	default:
+		http.Error(w, "format: must be one of text, json, prometheus", http.StatusBadRequest)
+		return
+	}
+	filter, usedOnly, ok := statsQuery(w, r)
+	if !ok {
+		return
+	}
+	p.refreshServerStats()
 	var b bytes.Buffer
-	for _, m := range ms {
-		if filter != nil && !filter.MatchString(m.name) {
-			continue
-		}
-		fmt.Fprintf(&b, "%s: %d\n", m.name, m.value)
+	if r.URL.Query().Get("format") == "json" {
+		w.Header().Set("Content-Type", "application/json")
+		_ = p.stats.WriteJSON(&b, filter, usedOnly)
+	} else {
+		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+		_ = p.stats.WriteText(&b, filter, usedOnly)
 	}
 	_, _ = w.Write(b.Bytes())
 }
 
+// handlePrometheus is /stats/prometheus: Envoy's stats with Envoy's
+// Prometheus naming, then the mesh metrics (meshlens_*).
 func (p *Proxy) handlePrometheus(w http.ResponseWriter, r *http.Request) {
-	ms := p.gatherStats()
-	slices.SortStableFunc(ms, func(a, b metric) int { return strings.Compare(a.prom, b.prom) })
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	var b bytes.Buffer
-	last := ""
-	for _, m := range ms {
-		name := "envoy_" + m.prom
-		if name != last {
-			typ := "gauge"
-			if m.counter {
-				typ = "counter"
-			}
-			fmt.Fprintf(&b, "# TYPE %s %s\n", name, typ)
-			last = name
-		}
-		b.WriteString(name)
-		if len(m.labels) > 0 {
-			b.WriteByte('{')
-			for i, l := range m.labels {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "%s=%q", l[0], l[1])
-			}
-			b.WriteByte('}')
-		}
-		fmt.Fprintf(&b, " %d\n", m.value)
+	filter, usedOnly, ok := statsQuery(w, r)
+	if !ok {
+		return
 	}
+	p.refreshServerStats()
+	var b bytes.Buffer
+	_ = p.stats.WritePrometheus(&b, filter, usedOnly)
+	if p.mesh.store != nil {
+		_ = p.mesh.store.WritePrometheus(&b, filter, usedOnly)
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write(b.Bytes())
+}
+
+// handleResetCounters is POST /reset_counters: every counter to zero, as
+// Envoy does (gauges and histograms stay).
+func (p *Proxy) handleResetCounters(w http.ResponseWriter, r *http.Request) {
+	p.stats.ResetCounters()
+	if p.mesh.store != nil {
+		p.mesh.store.ResetCounters()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	fmt.Fprintln(w, "OK")
 }

@@ -201,10 +201,10 @@ func TestAdminClustersListenersConfigDumpStats(t *testing.T) {
 	}
 	_, prom := adminGet(t, p, "/stats/prometheus")
 	for _, want := range []string{
-		"# TYPE envoy_server_live gauge\nenvoy_server_live 1\n",
-		"envoy_control_plane_connected_state 1\n",
+		"# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n",
+		"envoy_control_plane_connected_state{} 1\n",
 		`envoy_cluster_upstream_rq_total{envoy_cluster_name="cds_app"} 3` + "\n",
-		`envoy_cluster_upstream_rq_xx{envoy_cluster_name="cds_app",envoy_response_code_class="2"} 3` + "\n",
+		`envoy_cluster_upstream_rq_xx{envoy_response_code_class="2",envoy_cluster_name="cds_app"} 3` + "\n",
 		`envoy_cluster_membership_total{envoy_cluster_name="cds_other"} 1` + "\n",
 	} {
 		if !strings.Contains(prom, want) {

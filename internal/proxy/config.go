@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/stats"
 )
 
 // Disabled is the value of Config.IngressAddr or Config.EgressAddr that
@@ -124,6 +126,22 @@ type Config struct {
 	// MaxIdleConnsPerHost bounds pooled idle connections per upstream
 	// endpoint. Default 128.
 	MaxIdleConnsPerHost int
+
+	// Stats is the store the proxy's stats live in (Envoy's names; see
+	// docs/stats.md). Nil means a new store without fixed tags; pass one
+	// built with stats.FixedTagsFromEnv for App Mesh's tags.
+	Stats *stats.Store
+	// StatsSinks receive the stats every StatsFlushInterval (statsD,
+	// DogStatsD, EMF). The flush also refreshes the histogram quantiles
+	// /stats prints, so it runs without sinks too.
+	StatsSinks []stats.Sink
+	// StatsFlushInterval is Envoy's stats_flush_interval; 0 means 5s.
+	StatsFlushInterval time.Duration
+	// DisableStats turns off the per-listener, per-cluster and mesh
+	// stats of the data path (server.* stays), to measure their cost.
+	DisableStats bool
+	// Pprof serves Go's profiles under /debug/pprof/ on the admin port.
+	Pprof bool
 }
 
 // withDefaults returns c with every unset field at its default, or an
@@ -159,6 +177,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxConnsPerHost == 0 {
 		c.MaxConnsPerHost = DefaultMaxConnsPerHost
 	}
+	setDur(&c.StatsFlushInterval, stats.DefaultFlushInterval)
 	if c.MaxIdleConnsPerHost == 0 {
 		c.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}
@@ -171,6 +190,7 @@ func (c Config) withDefaults() (Config, error) {
 		{"DrainTimeout", c.DrainTimeout}, {"HeaderReadTimeout", c.HeaderReadTimeout},
 		{"IdleTimeout", c.IdleTimeout}, {"StreamIdleTimeout", c.StreamIdleTimeout}, {"TCPIdleTimeout", c.TCPIdleTimeout},
 		{"ConnectTimeout", c.ConnectTimeout}, {"UpstreamIdleTimeout", c.UpstreamIdleTimeout},
+		{"StatsFlushInterval", c.StatsFlushInterval},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s: negative duration %s", d.name, d.v))

@@ -440,7 +440,7 @@ func TestUpstreamFailures(t *testing.T) {
 		}
 	}
 	// The timeout is counted.
-	if got := p.state.Load().byName["cds_slow"].up.stats.rqTimeout.Load(); got != 1 {
+	if got := p.state.Load().byName["cds_slow"].up.stats.rqTimeout.Value(); got != 1 {
 		t.Errorf("rq_timeout = %d, want 1", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -39,10 +40,21 @@ type httpServer struct {
 }
 
 // chainConfig is what a request reads, once, through httpServer.cfg: the
-// filter chain and the snapshot state it belongs to.
+// filter chain and the snapshot state it belongs to, with the chain's
+// stats and access logs.
 type chainConfig struct {
 	chain *table.FilterChain
 	rs    *runtimeState
+	dir   table.Direction
+	stats *hcmStats
+	logs  []chainLog
+}
+
+// chainLog is one access log of a chain: a compiled format and the
+// (shared, non-blocking) writer of its file.
+type chainLog struct {
+	f *accesslog.Format
+	w *accesslog.Writer
 }
 
 // serverKey identifies the connection-level settings of an HTTP chain: a
@@ -104,6 +116,7 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 		Protocols:         protos,
 		ErrorLog:          p.errLog,
 		ConnContext:       connContext,
+		ConnState:         h.connState,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 1024,
 			// The HTTP/2 analogue of the header size limit: bound the
@@ -176,32 +189,167 @@ const (
 // route timeout.
 var errRouteTimeout = errors.New("route timeout")
 
-// ServeHTTP routes and forwards one request.
+// ServeHTTP routes and forwards one request, then counts it and writes
+// its access log lines.
 func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	cc := h.cfg.Load()
+	hs := cc.stats
+	ex := exchangePool.Get().(*exchange)
+	ex.start = start
+	ex.hcm = hs
+	hs.rqTotal.Inc()
+	hs.rqActive.Inc()
+	if r.ProtoMajor == 2 {
+		hs.rqHTTP2Total.Inc()
+	} else {
+		hs.rqHTTP1Total.Inc()
+	}
+	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	if ci != nil {
+		ci.noteProto(r.ProtoMajor)
+	}
+	ex.req.init(r, h.scheme)
+	if cc.dir == table.Inbound {
+		var src string
+		if v := r.Header[sourceHeader]; len(v) > 0 {
+			src = v[0]
+		}
+		delete(r.Header, sourceHeader) // the application never sees it
+		if h.p.dataStats != nil {
+			ex.edge = h.p.mesh.inboundEdge(src)
+		}
+	}
+	// Deferred so that a request aborted mid-body (panic
+	// http.ErrAbortHandler) is counted and logged too.
+	defer h.finish(w, r, ex, cc, ci)
+	h.route(w, r, ex, cc)
+}
+
+// route finds the request's route and cluster and forwards it, or
+// answers it locally.
+func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
+	hs := cc.stats
 	if r.Method == http.MethodConnect {
-		localReply(w, http.StatusMethodNotAllowed, "")
+		ex.reply(w, http.StatusMethodNotAllowed, "", 0)
 		return
 	}
-	ex := exchangePool.Get().(*exchange)
-	defer ex.release()
-	ex.req.init(r, h.scheme)
-
 	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
 	if route == nil {
-		localReply(w, http.StatusNotFound, "")
+		hs.noRoute.Inc()
+		ex.reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
 		return
 	}
+	ex.route = route
 	if route.DirectStatus != 0 {
-		localReply(w, route.DirectStatus, route.DirectBody)
+		hs.directResponse.Inc()
+		ex.reply(w, route.DirectStatus, route.DirectBody, 0)
 		return
 	}
 	view := cc.rs.view(route.PickCluster(rand.Uint32()))
 	if view == nil {
-		localReply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream)
+		hs.noCluster.Inc()
+		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoClusterFound)
 		return
 	}
+	ex.view = view
+	if cc.dir != table.Inbound {
+		if e := view.edges[route.Meta.VirtualService]; e != nil {
+			ex.edge = e
+			r.Header[sourceHeader] = e.header
+		} else {
+			delete(r.Header, sourceHeader)
+		}
+	}
 	h.forward(w, r, ex, cc.chain.HTTP, route, view)
+}
+
+// finish counts a finished request in the connection manager's stats and
+// the mesh metrics, writes its access log lines and returns its exchange
+// to the pool.
+func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig, ci *connInfo) {
+	d := time.Since(ex.start)
+	if ex.st != nil {
+		ex.received = ex.st.received.Load()
+	}
+	hs := cc.stats
+	hs.rqActive.Dec()
+	if ex.status != 0 {
+		hs.codes.Class(ex.status).Inc()
+		hs.rqCompleted.Inc()
+	}
+	hs.rqTime.RecordDuration(d)
+	ex.edge.record(requestProto(r), ex.status, d, ex.received, ex.sent)
+	if len(cc.logs) > 0 {
+		e := &ex.log
+		e.Start = ex.start
+		e.Method, e.Path, e.Authority, e.Scheme = r.Method, ex.req.path, r.Host, ex.req.scheme
+		e.Protocol = accesslog.ProtocolName(r.ProtoMajor, r.ProtoMinor)
+		e.Request = accesslog.HTTPHeader(r.Header)
+		if ex.status != 0 {
+			e.Response = accesslog.HTTPHeader(w.Header())
+		}
+		e.ResponseCode, e.Flags = ex.status, ex.flags
+		e.BytesReceived, e.BytesSent = ex.received, ex.sent
+		e.Duration = d
+		if !ex.firstByte.IsZero() {
+			e.ResponseDuration = max(ex.firstByte.Sub(ex.start), 1)
+		}
+		if ex.ep != nil {
+			e.UpstreamHost = ex.ep.addr
+		}
+		if ex.view != nil {
+			e.UpstreamCluster = ex.view.c.Name
+		}
+		if ex.route != nil {
+			e.RouteName = ex.route.Name
+		}
+		e.AttemptCount = ex.attempts
+		if ci != nil {
+			e.DownstreamRemote, e.DownstreamLocal = ci.remote, ci.dst
+			e.RequestedServerName = ci.serverName
+			e.ConnectionID = ci.id
+		}
+		if r.TLS != nil {
+			e.DownstreamTLSVersion = accesslog.TLSVersionName(r.TLS.Version)
+		}
+		for _, l := range cc.logs {
+			l.w.LogEntry(l.f, e)
+		}
+	}
+	ex.release()
+}
+
+// connState keeps the connection stats of the chain's connection manager.
+func (h *httpServer) connState(c net.Conn, s http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(*srvConn)
+	if !ok {
+		return
+	}
+	switch s {
+	case http.StateNew:
+		hs := h.cfg.Load().stats
+		sc.info.hcm = hs
+		hs.cxTotal.Inc()
+		hs.cxActive.Inc()
+	case http.StateClosed, http.StateHijacked:
+		hs := sc.info.hcm
+		if hs == nil {
+			return
+		}
+		hs.cxActive.Dec()
+		hs.cxDestroy.Inc()
+		hs.cxLength.RecordDuration(time.Since(sc.opened))
+		switch sc.info.proto.Load() {
+		case 1:
+			hs.cxHTTP1Active.Dec()
+		case 2:
+			hs.cxHTTP2Active.Dec()
+		}
+	}
 }
 
 // localReply answers a request from the proxy itself, as Envoy's
@@ -235,6 +383,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		idle = h.p.cfg.StreamIdleTimeout
 	}
 	st, ctx := startStream(r.Context(), w, r.Body, route.Timeout, idle)
+	ex.st = st
 	defer st.finish()
 	body := st.body()
 	if r.ProtoMajor == 1 && body != nil {
@@ -287,11 +436,12 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 			withBody(o, replay)
 		}
 		tr = h.try(ctx, o, r.ProtoMajor, view, route)
+		ex.attempts++
 		if n >= retries || !retriable(route.Retry, &tr, ctx) {
 			break
 		}
 		tr.discard(view)
-		view.up.stats.rqRetry.Add(1)
+		view.up.stats.rqRetry.Inc()
 		if !backoff(ctx, route.Retry, n) {
 			tr = tryResult{err: context.Cause(ctx), cancel: func() {}}
 			break
@@ -299,37 +449,54 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	defer tr.cancel()
 	resp, ep, err := tr.resp, tr.ep, tr.err
+	ex.ep = ep
+	cs := view.up.stats
 	if err != nil {
 		switch {
 		case errors.Is(err, errNoEndpoint):
-			localReply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream)
+			ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 		case context.Cause(ctx) == errRouteTimeout || tr.perTryTimeout:
-			view.up.stats.rqTimeout.Add(1)
+			if tr.perTryTimeout {
+				cs.rqPerTryTimeout.Inc()
+			} else {
+				cs.rqTimeout.Inc()
+			}
 			if ep != nil {
 				ep.stats.rqTimeout.Add(1)
 			}
-			localReply(w, http.StatusGatewayTimeout, bodyTimeout)
+			ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
 		case context.Cause(ctx) == errStreamIdle:
-			localReply(w, http.StatusRequestTimeout, bodyStreamTimeout)
+			ex.hcm.rqIdleTimeout.Inc()
+			ex.reply(w, http.StatusRequestTimeout, bodyStreamTimeout, accesslog.StreamIdleTimeout)
 		case r.Context().Err() != nil:
 			// The client went away; nobody to answer.
+			ex.flags |= accesslog.DownstreamConnectionTermination
 		default:
 			var ce *connectError
 			if errors.As(err, &ce) {
-				localReply(w, http.StatusServiceUnavailable, bodyConnectFailure)
+				ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
 			} else {
-				localReply(w, http.StatusServiceUnavailable, bodyReset)
+				cs.rqRxReset.Inc()
+				ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
 			}
 		}
 		return
 	}
+	ex.firstByte = time.Now()
 	defer func() {
 		ep.stats.rqActive.Add(-1)
-		view.up.stats.rqActive.Add(-1)
+		cs.rqActive.Dec()
+		cs.rqTime.RecordDuration(time.Since(tr.start))
 	}()
-	countStatus(&view.up.stats, ep.stats, resp.StatusCode)
-	if err := writeResponse(w, resp, st); err != nil {
+	countStatus(cs, ep.stats, resp.StatusCode)
+	if ex.attempts > 1 && resp.StatusCode < 500 {
+		cs.rqRetrySuccess.Inc()
+	}
+	ex.status = resp.StatusCode
+	if err := writeResponse(w, resp, st, ex); err != nil {
 		if errors.Is(err, errUpstreamBody) {
+			ex.hcm.rqTxReset.Inc()
+			ex.flags |= accesslog.UpstreamRemoteReset
 			// The upstream failed mid-body: abort the downstream stream
 			// (HTTP/1.1 closes without the last chunk, HTTP/2 resets) so
 			// the client does not take a truncated body for a whole one.
@@ -377,31 +544,27 @@ func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView
 	if tr == nil {
 		return nil, ep, errNoEndpoint
 	}
+	cs := view.up.stats
 	ep.stats.rqTotal.Add(1)
-	view.up.stats.rqTotal.Add(1)
+	cs.rqTotal.Inc()
 	ep.stats.rqActive.Add(1)
-	view.up.stats.rqActive.Add(1)
+	cs.rqActive.Inc()
 	resp, err := tr.RoundTrip(out)
 	if err != nil {
 		ep.stats.rqActive.Add(-1)
-		view.up.stats.rqActive.Add(-1)
+		cs.rqActive.Dec()
 		ep.stats.rqError.Add(1)
-		view.up.stats.rqError.Add(1)
 		return nil, ep, err
 	}
 	return resp, ep, nil
 }
 
+// countStatus counts an upstream response: cluster.<c>.upstream_rq_<code>,
+// _<class>xx and _completed, and the endpoint's success or error.
 func countStatus(cs *clusterStats, es *endpointStats, code int) {
-	switch code / 100 {
-	case 2:
-		cs.rq2xx.Add(1)
-	case 3:
-		cs.rq3xx.Add(1)
-	case 4:
-		cs.rq4xx.Add(1)
-	case 5:
-		cs.rq5xx.Add(1)
+	cs.codes.Inc(code)
+	cs.rqCompleted.Inc()
+	if code >= 500 {
 		es.rqError.Add(1)
 		return
 	}
@@ -416,7 +579,7 @@ var errUpstreamBody = errors.New("upstream body")
 // hop-by-hop ones, the body streamed through a pooled buffer (flushed per
 // read when the response is of unknown length: gRPC, server-sent events,
 // chunked streams), then the trailers.
-func writeResponse(w http.ResponseWriter, resp *http.Response, st *stream) error {
+func writeResponse(w http.ResponseWriter, resp *http.Response, st *stream, ex *exchange) error {
 	defer resp.Body.Close()
 	hdr := w.Header()
 	for k, vv := range resp.Header {
@@ -445,7 +608,9 @@ func writeResponse(w http.ResponseWriter, resp *http.Response, st *stream) error
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			st.touch()
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			wn, werr := w.Write(buf[:n])
+			ex.sent += uint64(wn)
+			if werr != nil {
 				return werr
 			}
 			if streaming && flusher != nil {
@@ -576,7 +741,30 @@ func newRequestID() string {
 // allocate; pooled. Nothing in it may be referenced by the upstream
 // request once the handler returns.
 type exchange struct {
-	req reqView
+	req   reqView
+	start time.Time
+	hcm   *hcmStats
+
+	// The outcome, filled as the request goes.
+	status         int
+	flags          accesslog.ResponseFlags
+	sent, received uint64
+	attempts       uint32
+	firstByte      time.Time
+	route          *table.Route
+	view           *clusterView
+	ep             *endpointRT
+	edge           *meshEdge
+	st             *stream
+	log            accesslog.Entry
+}
+
+// reply answers the request locally (localReply) and records the outcome.
+func (ex *exchange) reply(w http.ResponseWriter, status int, body string, flags accesslog.ResponseFlags) {
+	ex.status = status
+	ex.flags |= flags
+	ex.sent = uint64(len(body))
+	localReply(w, status, body)
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}

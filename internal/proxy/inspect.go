@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/stats"
 )
 
 // maxPeek bounds what the listener inspectors read before deciding: a TLS
@@ -32,6 +35,29 @@ type connInfo struct {
 	transport  string
 	serverName string   // TLS SNI, lower case
 	appProtos  []string // TLS ALPN offers, or the HTTP inspector's finding
+
+	// id numbers the connection (%CONNECTION_ID%).
+	id uint64
+	// hcm is the connection manager stats the connection is counted in
+	// (set when net/http takes it); proto its HTTP major version once the
+	// first request told it.
+	hcm   *hcmStats
+	proto atomic.Int32
+}
+
+// noteProto counts the connection as HTTP/1 or HTTP/2 on its first
+// request.
+func (ci *connInfo) noteProto(major int) {
+	if ci.proto.Load() != 0 || !ci.proto.CompareAndSwap(0, int32(major)) {
+		return
+	}
+	if major == 2 {
+		ci.hcm.cxHTTP2Total.Inc()
+		ci.hcm.cxHTTP2Active.Inc()
+	} else {
+		ci.hcm.cxHTTP1Total.Inc()
+		ci.hcm.cxHTTP1Active.Inc()
+	}
 }
 
 // srvConn is a downstream connection: it replays the bytes the inspectors
@@ -40,6 +66,32 @@ type srvConn struct {
 	net.Conn
 	peeked []byte
 	info   connInfo
+
+	// Stats: the chain's byte counters (set once a chain is matched) and
+	// the listener's connection stats, closed out once in Close.
+	opened   time.Time
+	rx, tx   *stats.Counter
+	listener *listenerStats
+	p        *Proxy
+	closed   atomic.Bool
+}
+
+// Write sends p and counts the bytes.
+func (c *srvConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.tx.Add(uint64(n))
+	return n, err
+}
+
+// Close closes the connection and, the first time, counts it closed.
+func (c *srvConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.listener.cxActive.Dec()
+		c.listener.cxDestroy.Inc()
+		c.listener.cxLength.RecordDuration(time.Since(c.opened))
+		c.p.openConns.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 // Read returns the peeked bytes first.
@@ -50,9 +102,12 @@ func (c *srvConn) Read(p []byte) (int, error) {
 		if len(c.peeked) == 0 {
 			c.peeked = nil
 		}
+		c.rx.Add(uint64(n))
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.rx.Add(uint64(n))
+	return n, err
 }
 
 // CloseWrite half-closes the underlying TCP connection (for tcp_proxy).

@@ -37,6 +37,16 @@ type listenerConfig struct {
 	rs *runtimeState
 	// servers maps each HTTP chain of l to its server.
 	servers map[*table.FilterChain]*httpServer
+	// tcp holds the stats and access logs of each TCP chain of l.
+	tcp   map[*table.FilterChain]*tcpChain
+	stats *listenerStats
+}
+
+// tcpChain is what a TCP proxy chain's sessions count and log into.
+type tcpChain struct {
+	stats *tcpStats
+	logs  []chainLog
+	dir   table.Direction
 }
 
 // socket is one bound listening socket.
@@ -170,7 +180,11 @@ func (s *socket) close() {
 func (lrt *listenerRT) handleConn(c net.Conn, forcedPort uint32) {
 	cfg := lrt.cfg.Load()
 	l := cfg.l
-	sc := &srvConn{Conn: c}
+	sc := &srvConn{Conn: c, opened: time.Now(), listener: cfg.stats, p: lrt.p}
+	sc.info.id = lrt.p.connIDs.Add(1)
+	lrt.p.openConns.Add(1)
+	cfg.stats.cxTotal.Inc()
+	cfg.stats.cxActive.Inc()
 	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
 		sc.info.local = a.AddrPort()
 	}
@@ -207,18 +221,27 @@ func (lrt *listenerRT) handleConn(c net.Conn, forcedPort uint32) {
 	}
 	switch {
 	case chain == nil:
-		_ = c.Close()
+		cfg.stats.noChain.Inc()
+		_ = sc.Close()
 	case chain.HTTP != nil:
 		hs := cfg.servers[chain]
 		if hs == nil {
-			_ = c.Close()
+			_ = sc.Close()
 			return
+		}
+		if cc := hs.cfg.Load(); cc != nil {
+			sc.rx, sc.tx = cc.stats.cxRxBytes, cc.stats.cxTxBytes
 		}
 		hs.serve(sc)
 	case chain.TCP != nil:
-		lrt.proxyTCP(cfg.rs, chain.TCP, sc)
+		tc := cfg.tcp[chain]
+		if tc == nil {
+			tc = &tcpChain{stats: &tcpStats{}}
+		}
+		sc.rx, sc.tx = tc.stats.rxBytes, tc.stats.txBytes
+		lrt.proxyTCP(cfg.rs, chain, tc, sc)
 	default:
-		_ = c.Close()
+		_ = sc.Close()
 	}
 }
 

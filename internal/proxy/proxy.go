@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/stats"
 )
 
 // Proxy is the data plane runtime. Create it with New, feed it snapshots
@@ -48,6 +51,16 @@ type Proxy struct {
 	admin   *http.Server
 	adminLn net.Listener
 
+	// stats holds every stat; dataStats is the same store, or nil when
+	// Config.DisableStats leaves the data path without stats.
+	stats     *stats.Store
+	dataStats *stats.Store
+	srvStats  *serverStats
+	mesh      *meshMetrics
+	flusher   *stats.Flusher
+	openConns atomic.Int64 // downstream connections, server.total_connections
+	connIDs   atomic.Uint64
+
 	bg    sync.WaitGroup // drains and server goroutines
 	conns sync.WaitGroup // per-connection goroutines
 
@@ -79,6 +92,27 @@ func New(cfg Config) (*Proxy, error) {
 		done:      make(chan struct{}),
 	}
 	p.listenConfig.KeepAlive = 30 * time.Second
+	p.stats = cfg.Stats
+	if p.stats == nil {
+		if p.stats, err = stats.NewStore(stats.Options{}); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.DisableStats {
+		p.dataStats = p.stats
+	}
+	p.srvStats = newServerStats(p.stats)
+	p.srvStats.version.Set(cfg.Version)
+	self, _ := nodeid.Parse(cfg.NodeID) // an unparsable id labels as unknown
+	var meshStore *stats.Store
+	if !cfg.DisableStats {
+		meshStore, err = stats.NewStore(stats.Options{TagRules: []stats.TagRule{}, PrometheusPrefix: "meshlens_", PrometheusSeconds: true})
+		if err != nil {
+			return nil, err
+		}
+	}
+	p.mesh = newMeshMetrics(meshStore, self)
+	p.flusher = stats.NewFlusher(p.stats, cfg.StatsFlushInterval, cfg.Log, cfg.StatsSinks...)
 	ln, err := p.listenConfig.Listen(context.Background(), "tcp", cfg.AdminAddr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.AdminAddr, err)
@@ -124,7 +158,17 @@ func (p *Proxy) Listeners() []BoundListener {
 
 // SetControlPlaneConnected records whether the xDS stream is up, for
 // /stats (control_plane.connected_state) and /server_info.
-func (p *Proxy) SetControlPlaneConnected(up bool) { p.cpConnected.Store(up) }
+func (p *Proxy) SetControlPlaneConnected(up bool) {
+	p.cpConnected.Store(up)
+	v := int64(0)
+	if up {
+		v = 1
+	}
+	p.srvStats.cpConnected.Set(v)
+}
+
+// Stats is the proxy's stats store.
+func (p *Proxy) Stats() *stats.Store { return p.stats }
 
 // ErrShutdown is returned by Apply once Shutdown has begun.
 var ErrShutdown = errors.New("proxy is shutting down")
@@ -170,9 +214,16 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 	// 2. Upstreams: reuse when the connection settings are unchanged.
 	newUps := map[string]*upstream{}
 	var created []*upstream
+	var res scopes
+	var logs []*accesslog.Writer
 	fail := func(err error) error {
 		for _, u := range created {
 			u.closeIdle()
+			u.stats.release()
+		}
+		res.release()
+		for _, w := range logs {
+			_ = w.Close()
 		}
 		return err
 	}
@@ -185,7 +236,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 		u, err := p.newUpstream(c, key)
 		if errors.Is(err, errSDS) {
 			p.log.Warn("cluster not served: its TLS context uses SDS", "cluster", name)
-			u = &upstream{name: name, key: key, endpoints: map[string]*endpointStats{}}
+			u = &upstream{name: name, key: key, endpoints: map[string]*endpointStats{}, stats: newClusterStats(p.clusterScope(name))}
 		} else if err != nil {
 			return fail(fmt.Errorf("apply: %w", err))
 		}
@@ -193,6 +244,50 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 		created = append(created, u)
 	}
 	rs := p.buildState(s, newUps)
+
+	// Stats scopes and access logs of the listeners and chains. The
+	// previous snapshot's are released after the swap, so the stats of
+	// what stays carry over.
+	type chainRT struct {
+		stats *hcmStats
+		tcp   *tcpStats
+		logs  []chainLog
+	}
+	chainRTs := map[*table.FilterChain]*chainRT{}
+	lstats := map[string]*listenerStats{}
+	for _, l := range s.Listeners {
+		lstats[l.Name] = newListenerStats(res.acquire(p.dataStats, "listener."+listenerStatName(l)+"."))
+		chains := l.Chains
+		if l.Default != nil {
+			chains = append(slices.Clip(chains), l.Default)
+		}
+		for _, c := range chains {
+			crt := &chainRT{}
+			var als []table.AccessLog
+			switch {
+			case c.HTTP != nil:
+				crt.stats = newHCMStats(res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				als = c.HTTP.AccessLogs
+			case c.TCP != nil:
+				crt.tcp = newTCPStats(res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				als = c.TCP.AccessLogs
+			}
+			for _, al := range als {
+				f, err := accesslog.FromConfig(al.Format, al.JSONFormat)
+				if err != nil {
+					return fail(fmt.Errorf("apply: listener %s: chain %q: access log %s: %w", l.Name, c.Name, al.Path, err))
+				}
+				w, err := accesslog.Get(al.Path, accesslog.Options{})
+				if err != nil {
+					return fail(fmt.Errorf("apply: listener %s: chain %q: access log: %w", l.Name, c.Name, err))
+				}
+				logs = append(logs, w)
+				crt.logs = append(crt.logs, chainLog{f: f, w: w})
+			}
+			chainRTs[c] = crt
+		}
+	}
+	rs.scopes, rs.logWriters = res, logs
 
 	// 3. Bind the sockets that are new. Nothing is swapped until all bound.
 	var bound []*socket
@@ -241,7 +336,8 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 					p.log.Warn("filter chain not served", "listener", l.Name, "chain", c.Name, "reason", hs.unusable)
 				}
 			}
-			hs.cfg.Store(&chainConfig{chain: c, rs: rs})
+			crt := chainRTs[c]
+			hs.cfg.Store(&chainConfig{chain: c, rs: rs, dir: l.Direction, stats: crt.stats, logs: crt.logs})
 			servers[key] = hs
 			byChain[c] = hs
 		}
@@ -259,9 +355,17 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 			})
 		}
 		lrt.servers = servers
-		lrt.cfg.Store(&listenerConfig{l: l, rs: rs, servers: byChain})
+		tcp := map[*table.FilterChain]*tcpChain{}
+		for _, c := range chains {
+			if crt := chainRTs[c]; crt.tcp != nil {
+				tcp[c] = &tcpChain{stats: crt.tcp, logs: crt.logs, dir: l.Direction}
+			}
+		}
+		lrt.cfg.Store(&listenerConfig{l: l, rs: rs, servers: byChain, stats: lstats[l.Name], tcp: tcp})
 	}
-	p.state.Store(rs)
+	if old := p.state.Swap(rs); old != nil {
+		old.release()
+	}
 
 	// 5. Point sockets at their listeners; start the new ones; close the
 	// ones no listener wants.
@@ -311,6 +415,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 			wg.Wait()
 			for _, u := range oldUps {
 				u.closeIdle()
+				u.stats.release()
 			}
 		})
 	}
@@ -367,8 +472,71 @@ func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*upstream) *runtime
 		}
 		rs.views[c] = v
 		rs.byName[name] = v
+		v.up.stats.setMembership(v)
+		if v.c.Panic {
+			v.up.stats.lbHealthyPanic.Inc()
+		}
 	}
+	p.meshEdges(s, rs)
 	return rs
+}
+
+// meshEdges gives every cluster view the calling side's mesh-metric
+// edges of the virtual services routed to it, keyed by service.
+func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
+	if p.dataStats == nil {
+		return
+	}
+	add := func(service string, c *table.Cluster) {
+		v := rs.byName[c.Name]
+		if v == nil {
+			return
+		}
+		if v.edges == nil {
+			v.edges = map[string]*meshEdge{}
+		}
+		if v.edges[service] == nil {
+			v.edges[service] = p.mesh.outboundEdge(service, c.Meta.Mesh, c.Meta.VirtualNode)
+		}
+	}
+	for _, l := range s.Listeners {
+		if l.Direction == table.Inbound {
+			continue
+		}
+		chains := l.Chains
+		if l.Default != nil {
+			chains = append(slices.Clip(chains), l.Default)
+		}
+		for _, c := range chains {
+			if c.TCP != nil {
+				for _, wc := range c.TCP.Clusters {
+					if wc.Cluster != nil {
+						add(c.Meta.VirtualService, wc.Cluster)
+					}
+				}
+			}
+			if c.HTTP == nil || c.HTTP.Routes == nil {
+				continue
+			}
+			for _, vh := range c.HTTP.Routes.VirtualHosts {
+				for _, r := range vh.Routes {
+					for _, wc := range r.Clusters {
+						if wc.Cluster != nil {
+							add(r.Meta.VirtualService, wc.Cluster)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// clusterScope acquires a cluster's stats scope, nil when stats are off.
+func (p *Proxy) clusterScope(name string) *stats.Scope {
+	if p.dataStats == nil {
+		return nil
+	}
+	return p.dataStats.Scope("cluster." + name + ".")
 }
 
 // chainClusters names the clusters a filter chain can send to.
@@ -396,6 +564,7 @@ func chainClusters(c *table.FilterChain) []string {
 // gracefully (Config.DrainTimeout) before returning.
 func (p *Proxy) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
+	p.bg.Go(p.flushLoop)
 	p.bg.Go(func() {
 		if err := p.admin.Serve(p.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -469,8 +638,36 @@ func (p *Proxy) shutdown(ctx context.Context, drain time.Duration) error {
 	_ = p.adminLn.Close()
 	p.conns.Wait()
 	p.bg.Wait()
+	// The sinks receive the last counts.
+	p.refreshServerStats()
+	fctx, fcancel := context.WithTimeout(context.Background(), time.Second)
+	_ = p.flusher.Flush(fctx)
+	fcancel()
+	if rs := p.state.Load(); rs != nil {
+		rs.release()
+	}
 	p.log.Info("proxy stopped")
 	return ctx.Err()
+}
+
+// flushLoop refreshes the server stats and flushes the store every
+// Config.StatsFlushInterval until the proxy quits.
+func (p *Proxy) flushLoop() {
+	t := time.NewTicker(p.cfg.StatsFlushInterval)
+	defer t.Stop()
+	ctx := context.Background()
+	for {
+		select {
+		case <-p.quit:
+			return // shutdown flushes once more when traffic has stopped
+		case <-t.C:
+			p.refreshServerStats()
+			_ = p.flusher.Flush(ctx)
+			if p.mesh.store != nil {
+				p.mesh.store.MergeHistograms()
+			}
+		}
+	}
 }
 
 // quitNow is /quitquitquit: shut down without a drain period, as Envoy

@@ -29,11 +29,12 @@ type tryResult struct {
 	// fired, not the route's.
 	perTryTimeout bool
 	cancel        context.CancelFunc
+	start         time.Time
 }
 
 // try performs one attempt under the retry policy's per-try timeout.
 func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, view *clusterView, route *table.Route) tryResult {
-	tr := tryResult{cancel: func() {}}
+	tr := tryResult{cancel: func() {}, start: time.Now()}
 	actx := ctx
 	if p := route.Retry; p != nil && p.PerTryTimeout > 0 {
 		actx, tr.cancel = context.WithTimeout(ctx, p.PerTryTimeout)
@@ -49,10 +50,11 @@ func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, 
 // discard releases an attempt that will not be answered downstream.
 func (tr *tryResult) discard(view *clusterView) {
 	if tr.resp != nil {
-		countStatus(&view.up.stats, tr.ep.stats, tr.resp.StatusCode)
+		countStatus(view.up.stats, tr.ep.stats, tr.resp.StatusCode)
 		_ = tr.resp.Body.Close()
 		tr.ep.stats.rqActive.Add(-1)
-		view.up.stats.rqActive.Add(-1)
+		view.up.stats.rqActive.Dec()
+		view.up.stats.rqTime.RecordDuration(time.Since(tr.start))
 	}
 	tr.cancel()
 }

@@ -36,6 +36,8 @@ type stream struct {
 	// stores it; the idle timer re-arms itself from it, so the hot path
 	// never touches the timer.
 	last atomic.Int64
+	// received counts the body bytes read from downstream.
+	received atomic.Uint64
 }
 
 // startStream arms the timers of a request; route or idle 0 disables that
@@ -67,6 +69,9 @@ func (s *stream) body() io.ReadCloser {
 // Read implements io.Reader over the downstream body.
 func (s *stream) Read(p []byte) (int, error) {
 	n, err := s.rc.Read(p)
+	if n > 0 {
+		s.received.Add(uint64(n))
+	}
 	if n > 0 && s.idle > 0 {
 		s.last.Store(time.Now().UnixNano())
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -33,7 +34,10 @@ func (s *tcpSession) close() {
 
 // proxyTCP runs a tcp_proxy filter chain on c until both directions end,
 // either side fails, or the session is idle for the idle timeout.
-func (lrt *listenerRT) proxyTCP(rs *runtimeState, tp *table.TCPProxy, c *srvConn) {
+func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *tcpChain, c *srvConn) {
+	tp := chain.TCP
+	start := time.Now()
+	tc.stats.cxTotal.Inc()
 	s := &tcpSession{down: c}
 	lrt.mu.Lock()
 	if lrt.draining {
@@ -55,17 +59,61 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, tp *table.TCPProxy, c *srvConn
 		lrt.wg.Done()
 	}()
 
-	view := rs.view(tp.PickCluster(rand.Uint32()))
+	// What the session did, for the access log and the mesh metrics.
+	var (
+		view    *clusterView
+		ep      *endpointRT
+		flags   accesslog.ResponseFlags
+		rx, tx  int64
+		started bool
+	)
+	defer func() {
+		d := time.Since(start)
+		if started {
+			var edge *meshEdge
+			if tc.dir == table.Inbound {
+				edge = lrt.p.mesh.unknown
+			} else if view != nil {
+				edge = view.edges[chain.Meta.VirtualService]
+			}
+			if lrt.p.dataStats != nil {
+				edge.record(protoTCP, 0, d, uint64(rx), uint64(tx))
+			}
+		}
+		if len(tc.logs) == 0 {
+			return
+		}
+		e := &accesslog.Entry{
+			Start: start, Duration: d, Flags: flags,
+			BytesReceived: uint64(rx), BytesSent: uint64(tx),
+			DownstreamRemote: c.info.remote, DownstreamLocal: c.info.dst,
+			ConnectionID: c.info.id, RequestedServerName: c.info.serverName,
+		}
+		if view != nil {
+			e.UpstreamCluster = view.c.Name
+		}
+		if ep != nil {
+			e.UpstreamHost = ep.addr
+		}
+		for _, l := range tc.logs {
+			l.w.LogEntry(l.f, e)
+		}
+	}()
+
+	view = rs.view(tp.PickCluster(rand.Uint32()))
 	if view == nil {
+		tc.stats.cxNoRoute.Inc()
+		flags |= accesslog.NoClusterFound
 		return
 	}
-	var ep *endpointRT
 	if view.origDst {
 		var ok bool
 		if ep, ok = view.origDstEndpoint(&c.info, ""); !ok {
+			flags |= accesslog.NoHealthyUpstream
 			return
 		}
 	} else if ep = view.pick(); ep == nil {
+		flags |= accesslog.NoHealthyUpstream
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), view.up.key.connectTimeout)
@@ -73,18 +121,21 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, tp *table.TCPProxy, c *srvConn
 	cancel()
 	if err != nil {
 		lrt.p.log.Debug("tcp proxy: upstream connect failed", "listener", lrt.name, "cluster", view.c.Name, "endpoint", ep.addr, "err", err)
+		flags |= accesslog.UpstreamConnectionFailure
 		return
 	}
 	if view.up.tlsConf != nil {
-		tc := tls.Client(up, view.up.tlsConf)
-		_ = tc.SetDeadline(time.Now().Add(view.up.key.connectTimeout))
-		if err := tc.Handshake(); err != nil {
+		tlsc := tls.Client(up, view.up.tlsConf)
+		_ = tlsc.SetDeadline(time.Now().Add(view.up.key.connectTimeout))
+		if err := tlsc.Handshake(); err != nil {
 			_ = up.Close()
+			flags |= accesslog.UpstreamConnectionFailure
 			return
 		}
-		_ = tc.SetDeadline(time.Time{})
-		up = tc
+		_ = tlsc.SetDeadline(time.Time{})
+		up = tlsc
 	}
+	started = true
 	lrt.mu.Lock()
 	s.up = up
 	lrt.mu.Unlock()
@@ -93,47 +144,64 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, tp *table.TCPProxy, c *srvConn
 	if idle <= 0 {
 		idle = lrt.p.cfg.TCPIdleTimeout
 	}
-	pipeBoth(c, up, idle)
+	var idled bool
+	tx, rx, idled = pipeBoth(c, up, idle)
+	if idled {
+		tc.stats.idleTimeout.Inc()
+	}
 }
 
 // pipeBoth copies both ways until each direction has ended. A FIN from
 // one side is passed on as a half-close and the other direction keeps
 // flowing; an error or the idle timeout (no bytes either way for idle)
-// ends both.
-func pipeBoth(down, up net.Conn, idle time.Duration) {
+// ends both. It returns the bytes sent downstream and upstream, and
+// whether the idle timeout ended the session.
+func pipeBoth(down, up net.Conn, idle time.Duration) (toDown, toUp int64, idled bool) {
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
-	errc := make(chan error, 1)
-	go func() { errc <- pipe(up, down, idle, &last) }()
-	err := pipe(down, up, idle, &last)
+	type result struct {
+		n   int64
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		n, err := pipe(up, down, idle, &last)
+		res <- result{n, err}
+	}()
+	toDown, err := pipe(down, up, idle, &last)
 	if err != nil {
 		// Unblock the other direction.
 		_ = down.Close()
 		_ = up.Close()
 	}
-	if err2 := <-errc; err2 != nil && err == nil {
+	r := <-res
+	if r.err != nil && err == nil {
 		_ = down.Close()
 		_ = up.Close()
 	}
+	return toDown, r.n, errors.Is(err, errIdle) || errors.Is(r.err, errIdle)
 }
 
 // errIdle ends a TCP session idle for too long.
 var errIdle = errors.New("tcp session idle")
 
 // pipe copies src to dst through a pooled buffer; at src's EOF it
-// half-closes dst.
-func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64) error {
+// half-closes dst. It returns the bytes written to dst.
+func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
+	var total int64
 	for {
 		_ = src.SetReadDeadline(time.Now().Add(idle))
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
 			_ = dst.SetWriteDeadline(time.Now().Add(idle))
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
+			wn, werr := dst.Write(buf[:n])
+			total += int64(wn)
+			if werr != nil {
+				return total, werr
 			}
 		}
 		switch {
@@ -144,14 +212,14 @@ func pipe(dst, src net.Conn, idle time.Duration, last *atomic.Int64) error {
 			} else {
 				_ = dst.Close()
 			}
-			return nil
+			return total, nil
 		case errors.Is(rerr, os.ErrDeadlineExceeded):
 			if time.Since(time.Unix(0, last.Load())) < idle {
 				continue // the other direction is busy
 			}
-			return errIdle
+			return total, errIdle
 		default:
-			return rerr
+			return total, rerr
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -33,7 +34,7 @@ type upstream struct {
 	// tlsConf originates TLS for tcp_proxy (the transports hold their own
 	// copies); nil for plaintext.
 	tlsConf *tls.Config
-	stats   clusterStats
+	stats   *clusterStats
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointStats // by dialed address; grows only
@@ -45,14 +46,6 @@ type upstreamKey struct {
 	connectTimeout       time.Duration
 	maxConns             uint32
 	tls                  string // fingerprint of the UpstreamTLS settings; "" = plaintext
-}
-
-// clusterStats are a cluster's counters, Envoy's upstream_* stats.
-type clusterStats struct {
-	rqTotal, rqActive, rqTimeout, rqError atomic.Int64
-	rqRetry                               atomic.Int64
-	cxTotal, cxActive, cxConnectFail      atomic.Int64
-	rq2xx, rq3xx, rq4xx, rq5xx            atomic.Int64
 }
 
 // endpointStats are one endpoint's counters, shown by /clusters.
@@ -85,6 +78,7 @@ func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error
 		key:       key,
 		dialer:    net.Dialer{Timeout: key.connectTimeout, KeepAlive: 30 * time.Second},
 		endpoints: map[string]*endpointStats{},
+		stats:     newClusterStats(p.clusterScope(c.Name)),
 	}
 	var tlsConf *tls.Config
 	if c.TLS != nil {
@@ -132,9 +126,17 @@ func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error
 	}
 	if !c.HTTP2 || c.UseDownstreamProtocol {
 		u.h1 = mk(false)
+		u.h1.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			u.stats.cxHTTP1Total.Inc()
+			return u.dial(ctx, network, addr)
+		}
 	}
 	if c.HTTP2 || c.UseDownstreamProtocol {
 		u.h2 = mk(true)
+		u.h2.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			u.stats.cxHTTP2Total.Inc()
+			return u.dial(ctx, network, addr)
+		}
 	}
 	return u, nil
 }
@@ -192,31 +194,54 @@ func (e *connectError) Unwrap() error { return e.err }
 // dial opens an upstream connection and keeps the connection counters.
 func (u *upstream) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	st := u.endpoint(addr)
+	start := time.Now()
 	c, err := u.dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		st.cxConnectFail.Add(1)
-		u.stats.cxConnectFail.Add(1)
+		u.stats.cxConnectFail.Inc()
+		var ne net.Error
+		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+			u.stats.cxConnectTimeout.Inc()
+		}
 		return nil, &connectError{err}
 	}
+	now := time.Now()
+	u.stats.cxConnectMs.RecordDuration(now.Sub(start))
 	st.cxTotal.Add(1)
 	st.cxActive.Add(1)
-	u.stats.cxTotal.Add(1)
-	u.stats.cxActive.Add(1)
-	return &countedConn{Conn: c, ep: st, cl: &u.stats}, nil
+	u.stats.cxTotal.Inc()
+	u.stats.cxActive.Inc()
+	return &countedConn{Conn: c, ep: st, cl: u.stats, opened: now}, nil
 }
 
-// countedConn decrements the active-connection gauges once when closed.
+// countedConn keeps a pooled upstream connection's stats: bytes both
+// ways, and the active gauges and lifetime once when it closes.
 type countedConn struct {
 	net.Conn
 	ep     *endpointStats
 	cl     *clusterStats
+	opened time.Time
 	closed atomic.Bool
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.cl.cxRxBytes.Add(uint64(n))
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.cl.cxTxBytes.Add(uint64(n))
+	return n, err
 }
 
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.ep.cxActive.Add(-1)
-		c.cl.cxActive.Add(-1)
+		c.cl.cxActive.Dec()
+		c.cl.cxDestroy.Inc()
+		c.cl.cxLength.RecordDuration(time.Since(c.opened))
 	}
 	return c.Conn.Close()
 }
@@ -244,6 +269,9 @@ type clusterView struct {
 	// load reports an endpoint's active requests to least-request
 	// picking; bound once here so that picking does not allocate.
 	load func(i int) int64
+	// edges are the calling side's mesh-metric edges, by the virtual
+	// service a route reached this cluster for.
+	edges map[string]*meshEdge
 }
 
 // endpointRT is one endpoint with what the request path needs
@@ -350,6 +378,25 @@ type runtimeState struct {
 	appliedAt time.Time
 	views     map[*table.Cluster]*clusterView
 	byName    map[string]*clusterView
+
+	// scopes and logWriters are what the snapshot acquired for its
+	// listeners and chains; released when it is replaced.
+	scopes     scopes
+	logWriters []*accesslog.Writer
+	released   atomic.Bool
+}
+
+// release gives back the snapshot's stats scopes and access-log writers
+// (once). Requests still running on it may keep using them: released
+// handles and closed writers drop updates.
+func (rs *runtimeState) release() {
+	if !rs.released.CompareAndSwap(false, true) {
+		return
+	}
+	rs.scopes.release()
+	for _, w := range rs.logWriters {
+		_ = w.Close()
+	}
 }
 
 // view returns the runtime view of a cluster a route or TCP proxy named;

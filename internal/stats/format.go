@@ -68,6 +68,7 @@ type histView struct {
 	buckets   [len(Buckets)]uint64
 	count     uint64
 	sum       uint64
+	unit      Unit
 }
 
 func (h *Histogram) view() histView {
@@ -75,7 +76,7 @@ func (h *Histogram) view() histView {
 	defer h.mu.Unlock()
 	return histView{
 		m: h.m, used: h.used, intervalQ: h.intervalQ, cumQ: h.cumQ,
-		buckets: h.buckets, count: h.cumulative.Count, sum: h.cumulative.Sum,
+		buckets: h.buckets, count: h.cumulative.Count, sum: h.cumulative.Sum, unit: h.unit,
 	}
 }
 

@@ -12,14 +12,14 @@ import (
 )
 
 // promIdentity computes a stat's Prometheus metric name and label text
-// once, when the stat is created: envoy_ + the tag-extracted name with
+// once, when the stat is created: prefix (envoy_) + the tag-extracted name with
 // every character outside [a-zA-Z0-9_] made '_', and its tags as labels
 // in tag order (names sanitized the same way, values escaped as the text
 // format requires). A tag whose sanitized name repeats an earlier one, or
 // is le or text_value (which the renderer adds), is left out so that
 // every sample stays valid.
-func promIdentity(m *Metric) (name, labels string) {
-	name = "envoy_" + sanitizeProm(m.TagExtractedName)
+func promIdentity(m *Metric, prefix string) (name, labels string) {
+	name = prefix + sanitizeProm(m.TagExtractedName)
 	var b strings.Builder
 	var seen []string
 	for _, t := range m.Tags {
@@ -133,11 +133,19 @@ func (s *Store) WritePrometheus(w io.Writer, filter *regexp.Regexp, usedOnly boo
 			if lb != "" {
 				lb += ","
 			}
+			secs := s.promSecs && h.unit == Milliseconds
 			for i, le := range Buckets {
+				if secs {
+					le /= 1000
+				}
 				writeSample(bw, bucket, lb+`le="`+strconv.FormatFloat(le, 'f', -1, 64)+`"`, strconv.FormatUint(h.buckets[i], 10))
 			}
 			writeSample(bw, bucket, lb+`le="+Inf"`, strconv.FormatUint(h.count, 10))
-			writeSample(bw, sum, l, strconv.FormatUint(h.sum, 10))
+			if secs {
+				writeSample(bw, sum, l, strconv.FormatFloat(float64(h.sum)/1000, 'f', -1, 64))
+			} else {
+				writeSample(bw, sum, l, strconv.FormatUint(h.sum, 10))
+			}
 			writeSample(bw, count, l, strconv.FormatUint(h.count, 10))
 		}
 	}

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,6 +19,13 @@ type Options struct {
 	// TagRules are the tag extractors; nil means DefaultTagRules (Envoy's
 	// and App Mesh's). An empty non-nil slice disables extraction.
 	TagRules []TagRule
+	// PrometheusPrefix starts every metric name of WritePrometheus; empty
+	// means "envoy_", Envoy's. The proxy's mesh metrics use "meshlens_".
+	PrometheusPrefix string
+	// PrometheusSeconds prints Milliseconds histograms in seconds (bucket
+	// bounds and _sum divided by 1000), Prometheus's base unit, for
+	// metrics that are not Envoy's; name such histograms ..._seconds.
+	PrometheusSeconds bool
 }
 
 // Store owns every stat of one process. Creating handles (Scope, Counter,
@@ -25,8 +33,10 @@ type Options struct {
 // updating a handle is lock-free. Outputs (WriteText, WritePrometheus,
 // sinks) read a consistent list of the live stats.
 type Store struct {
-	tags      *TagProducer
-	fixedTags []Tag
+	tags       *TagProducer
+	fixedTags  []Tag
+	promPrefix string
+	promSecs   bool
 
 	mu         sync.Mutex
 	scopes     map[string]*scopeState
@@ -50,6 +60,8 @@ func NewStore(opts Options) (*Store, error) {
 	return &Store{
 		tags:       tp,
 		fixedTags:  slices.Clone(opts.FixedTags),
+		promPrefix: cmp.Or(opts.PrometheusPrefix, "envoy_"),
+		promSecs:   opts.PrometheusSeconds,
 		scopes:     map[string]*scopeState{},
 		counters:   map[string]*Counter{},
 		gauges:     map[string]*Gauge{},
@@ -173,7 +185,7 @@ func (s *Store) newMetric(st *scopeState, name string) *Metric {
 	all = appendUniqueTags(all, st.tags)
 	all = appendUniqueTags(all, s.fixedTags)
 	m := &Metric{Name: full, TagExtractedName: extracted, Tags: all}
-	m.promName, m.promLabels = promIdentity(m)
+	m.promName, m.promLabels = promIdentity(m, s.promPrefix)
 	return m
 }
 

@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/stats"
+)
+
+// Mesh metrics are the service graph's raw material: for every request,
+// counted on both sides of each hop (like Istio's standard metrics),
+// meshlens_requests_total, meshlens_request_duration_seconds and the
+// body byte counters, labelled by who called whom. They live in a store of
+// their own whose Prometheus names start with meshlens_, printed after
+// Envoy's stats on /stats/prometheus.
+//
+// The calling side knows the destination from its configuration (the
+// virtual service of the route, the virtual node of the cluster: the
+// control plane's filter_metadata "meshlens"). The called side learns the
+// caller from the x-meshlens-source header the calling proxy adds,
+// "<mesh>/<kind>/<name>/<virtual service>", and removes it before the
+// request reaches the application.
+
+// sourceHeader is the canonical name of the header a proxy sends with
+// every request it forwards into the mesh.
+const sourceHeader = "X-Meshlens-Source"
+
+// unknown is the value of a label the proxy cannot know (a request from
+// outside the mesh, a passthrough destination).
+const unknown = "unknown"
+
+// maxInboundSources bounds the distinct callers (x-meshlens-source
+// values) a proxy keeps series for; later ones are counted as unknown.
+const maxInboundSources = 512
+
+// Protocols of the protocol label.
+const (
+	protoHTTP = iota
+	protoGRPC
+	protoTCP
+	numProtos
+)
+
+var protoNames = [numProtos]string{"http", "grpc", "tcp"}
+
+// meshLabels are the labels of one edge of the graph, as seen by one
+// reporter.
+type meshLabels struct {
+	reporter                         string // "source" or "destination"
+	srcMesh, srcWorkload, srcKind    string
+	dstMesh, dstService, dstWorkload string
+}
+
+// meshSeries are the stats of one edge, response code and protocol.
+type meshSeries struct {
+	requests, reqBytes, respBytes *stats.Counter
+	duration                      *stats.Histogram
+}
+
+// meshEdge is one edge's series, created on first use per code and
+// protocol and then reached with one atomic load.
+type meshEdge struct {
+	m      *meshMetrics
+	labels meshLabels
+	// header is the x-meshlens-source value the calling side sends.
+	header []string
+	series [numProtos][600]atomic.Pointer[meshSeries]
+}
+
+// meshMetrics owns the mesh metric series of one proxy.
+type meshMetrics struct {
+	store *stats.Store // nil when stats are off
+	self  nodeid.ID
+
+	mu    sync.Mutex
+	edges map[meshLabels]*meshEdge
+	// inbound maps x-meshlens-source values to the called side's edges;
+	// replaced whole (copy on write) so that reading needs no lock.
+	inbound atomic.Pointer[map[string]*meshEdge]
+	unknown *meshEdge // inbound from outside the mesh
+}
+
+func newMeshMetrics(store *stats.Store, self nodeid.ID) *meshMetrics {
+	m := &meshMetrics{store: store, self: self, edges: map[meshLabels]*meshEdge{}}
+	empty := map[string]*meshEdge{}
+	m.inbound.Store(&empty)
+	m.unknown = m.edge(meshLabels{
+		reporter: "destination", srcMesh: unknown, srcWorkload: unknown, srcKind: unknown,
+		dstMesh: orUnknown(self.Mesh), dstService: unknown, dstWorkload: orUnknown(self.Name),
+	})
+	return m
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return unknown
+	}
+	return s
+}
+
+// edge returns the edge with the given labels, creating it.
+func (m *meshMetrics) edge(l meshLabels) *meshEdge {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.edges[l]; e != nil {
+		return e
+	}
+	e := &meshEdge{m: m, labels: l}
+	if l.reporter == "source" {
+		e.header = []string{l.srcMesh + "/" + l.srcKind + "/" + l.srcWorkload + "/" + l.dstService}
+	}
+	m.edges[l] = e
+	return e
+}
+
+// outboundEdge is the calling side's edge towards a virtual service
+// served by a cluster whose metadata names mesh and node.
+func (m *meshMetrics) outboundEdge(service, mesh, node string) *meshEdge {
+	return m.edge(meshLabels{
+		reporter: "source",
+		srcMesh:  orUnknown(m.self.Mesh), srcWorkload: orUnknown(m.self.Name), srcKind: orUnknown(string(m.self.Kind)),
+		dstMesh: orUnknown(mesh), dstService: orUnknown(service), dstWorkload: orUnknown(node),
+	})
+}
+
+// inboundEdge is the called side's edge for a request's
+// x-meshlens-source value: a map lookup, and on the first request from a
+// new caller a parse and a copy of the map.
+func (m *meshMetrics) inboundEdge(src string) *meshEdge {
+	if src == "" {
+		return m.unknown
+	}
+	if e := (*m.inbound.Load())[src]; e != nil {
+		return e
+	}
+	parts := strings.Split(src, "/")
+	if len(parts) != 4 || !validLabelValues(parts) {
+		return m.unknown
+	}
+	m.mu.Lock()
+	cur := *m.inbound.Load()
+	if e := cur[src]; e != nil {
+		m.mu.Unlock()
+		return e
+	}
+	if len(cur) >= maxInboundSources {
+		m.mu.Unlock()
+		return m.unknown
+	}
+	m.mu.Unlock()
+	e := m.edge(meshLabels{
+		reporter: "destination",
+		srcMesh:  parts[0], srcKind: parts[1], srcWorkload: parts[2],
+		dstMesh: orUnknown(m.self.Mesh), dstService: parts[3], dstWorkload: orUnknown(m.self.Name),
+	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur = *m.inbound.Load()
+	if prev := cur[src]; prev != nil {
+		return prev
+	}
+	next := make(map[string]*meshEdge, len(cur)+1)
+	for k, v := range cur {
+		next[k] = v
+	}
+	next[src] = e
+	m.inbound.Store(&next)
+	return e
+}
+
+// validLabelValues accepts names as App Mesh allows them (and DNS names),
+// up to 255 bytes of printable ASCII.
+func validLabelValues(parts []string) bool {
+	for _, p := range parts {
+		if p == "" || len(p) > 255 {
+			return false
+		}
+		for i := 0; i < len(p); i++ {
+			if p[i] <= ' ' || p[i] >= 0x7f || p[i] == '"' || p[i] == '\\' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// record counts one request (or TCP connection, code 0) on the edge.
+func (e *meshEdge) record(proto, code int, d time.Duration, in, out uint64) {
+	if e == nil || e.m.store == nil {
+		return
+	}
+	if code < 0 || code >= 600 {
+		code = 0
+	}
+	slot := &e.series[proto][code]
+	s := slot.Load()
+	if s == nil {
+		s = e.newSeries(slot, proto, code)
+	}
+	s.requests.Inc()
+	s.reqBytes.Add(in)
+	s.respBytes.Add(out)
+	s.duration.RecordDuration(d)
+}
+
+func (e *meshEdge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) *meshSeries {
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	if s := slot.Load(); s != nil {
+		return s
+	}
+	l := e.labels
+	sc := e.m.store.ScopeWithTags("", []stats.Tag{
+		{Name: "reporter", Value: l.reporter},
+		{Name: "source_mesh", Value: l.srcMesh},
+		{Name: "source_workload", Value: l.srcWorkload},
+		{Name: "source_kind", Value: l.srcKind},
+		{Name: "destination_mesh", Value: l.dstMesh},
+		{Name: "destination_service", Value: l.dstService},
+		{Name: "destination_workload", Value: l.dstWorkload},
+		{Name: "response_code", Value: strconv.Itoa(code)},
+		{Name: "protocol", Value: protoNames[proto]},
+	})
+	s := &meshSeries{
+		requests:  sc.Counter("requests_total"),
+		reqBytes:  sc.Counter("request_bytes_total"),
+		respBytes: sc.Counter("response_bytes_total"),
+		duration:  sc.Histogram("request_duration_seconds", stats.Milliseconds),
+	}
+	slot.Store(s)
+	return s
+}
+
+// requestProto is the protocol label of an HTTP request.
+func requestProto(r *http.Request) int {
+	if ct := r.Header["Content-Type"]; len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc") {
+		return protoGRPC
+	}
+	return protoHTTP
+}

@@ -1,0 +1,290 @@
+package proxy
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/stats"
+)
+
+// The proxy's stats follow Envoy's names and meanings (docs/stats.md,
+// "Stats the proxy emits"). Handles are resolved when a snapshot is
+// applied; the data path only updates them. With Config.DisableStats
+// every handle is nil, which the stats package treats as a no-op, so the
+// cost of the stats is a measurable difference.
+
+// serverStats are the process-wide server.* and control_plane.* stats.
+type serverStats struct {
+	live, state, uptime, concurrency  *stats.Gauge
+	memAllocated, memHeapSize         *stats.Gauge
+	totalConnections, cpConnected     *stats.Gauge
+	version                           *stats.TextReadout
+	accessLogDropped, accessLogWrites *stats.Gauge
+}
+
+func newServerStats(s *stats.Store) *serverStats {
+	sc := s.Scope("server.")
+	cp := s.Scope("control_plane.")
+	al := s.Scope("access_log.")
+	return &serverStats{
+		live:             sc.Gauge("live"),
+		state:            sc.Gauge("state"),
+		uptime:           sc.Gauge("uptime"),
+		concurrency:      sc.Gauge("concurrency"),
+		memAllocated:     sc.Gauge("memory_allocated"),
+		memHeapSize:      sc.Gauge("memory_heap_size"),
+		totalConnections: sc.Gauge("total_connections"),
+		version:          sc.TextReadout("version"),
+		cpConnected:      cp.Gauge("connected_state"),
+		accessLogDropped: al.Gauge("dropped"),
+		accessLogWrites:  al.Gauge("written"),
+	}
+}
+
+// memSamples are the runtime metrics behind server.memory_*.
+var memSamples = []metrics.Sample{
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/memory/classes/total:bytes"},
+}
+
+// refreshServerStats brings the sampled server gauges up to date; it runs
+// before every flush and every admin stats output.
+func (p *Proxy) refreshServerStats() {
+	ss := p.srvStats
+	st := p.serverState()
+	live := int64(0)
+	if st == 0 { // adminv3.ServerInfo_LIVE
+		live = 1
+	}
+	ss.live.Set(live)
+	ss.state.Set(int64(st))
+	ss.uptime.Set(int64(time.Since(p.started) / time.Second))
+	ss.concurrency.Set(int64(runtime.GOMAXPROCS(0)))
+	samples := make([]metrics.Sample, len(memSamples))
+	copy(samples, memSamples)
+	metrics.Read(samples)
+	if v := samples[0].Value; v.Kind() == metrics.KindUint64 {
+		ss.memAllocated.Set(int64(v.Uint64()))
+	}
+	if v := samples[1].Value; v.Kind() == metrics.KindUint64 {
+		ss.memHeapSize.Set(int64(v.Uint64()))
+	}
+	ss.totalConnections.Set(p.openConns.Load())
+	cp := int64(0)
+	if p.cpConnected.Load() {
+		cp = 1
+	}
+	ss.cpConnected.Set(cp)
+	var dropped, written uint64
+	if rs := p.state.Load(); rs != nil {
+		for _, w := range rs.logWriters {
+			dropped += w.Dropped()
+			written += w.Written()
+		}
+	}
+	ss.accessLogDropped.Set(int64(dropped))
+	ss.accessLogWrites.Set(int64(written))
+}
+
+// listenerStats are listener.<address>.*.
+type listenerStats struct {
+	cxTotal, cxDestroy, noChain *stats.Counter
+	cxActive                    *stats.Gauge
+	cxLength                    *stats.Histogram
+}
+
+// listenerStatName is Envoy's name of a listener in stats: its address
+// with ':' made '_' (0.0.0.0_15001).
+func listenerStatName(l *table.Listener) string {
+	if !l.Address.IsValid() {
+		return l.Name
+	}
+	return strings.ReplaceAll(l.Address.String(), ":", "_")
+}
+
+func newListenerStats(sc *stats.Scope) *listenerStats {
+	if sc == nil {
+		return &listenerStats{}
+	}
+	return &listenerStats{
+		cxTotal:   sc.Counter("downstream_cx_total"),
+		cxDestroy: sc.Counter("downstream_cx_destroy"),
+		noChain:   sc.Counter("no_filter_chain_match"),
+		cxActive:  sc.Gauge("downstream_cx_active"),
+		cxLength:  sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
+	}
+}
+
+// hcmStats are an HTTP connection manager's http.<stat_prefix>.* stats,
+// the router's included (no_route, no_cluster, rq_direct_response).
+type hcmStats struct {
+	cxTotal, cxHTTP1Total, cxHTTP2Total, cxDestroy *stats.Counter
+	cxActive, cxHTTP1Active, cxHTTP2Active         *stats.Gauge
+	cxRxBytes, cxTxBytes                           *stats.Counter
+	cxLength                                       *stats.Histogram
+
+	rqTotal, rqHTTP1Total, rqHTTP2Total, rqCompleted *stats.Counter
+	rqActive                                         *stats.Gauge
+	codes                                            *stats.CodeCounters // classes only
+	rqTime                                           *stats.Histogram
+	rqIdleTimeout, rqTxReset                         *stats.Counter
+	noRoute, noCluster, directResponse               *stats.Counter
+}
+
+func newHCMStats(sc *stats.Scope) *hcmStats {
+	if sc == nil {
+		return &hcmStats{}
+	}
+	return &hcmStats{
+		cxTotal:        sc.Counter("downstream_cx_total"),
+		cxHTTP1Total:   sc.Counter("downstream_cx_http1_total"),
+		cxHTTP2Total:   sc.Counter("downstream_cx_http2_total"),
+		cxDestroy:      sc.Counter("downstream_cx_destroy"),
+		cxActive:       sc.Gauge("downstream_cx_active"),
+		cxHTTP1Active:  sc.Gauge("downstream_cx_http1_active"),
+		cxHTTP2Active:  sc.Gauge("downstream_cx_http2_active"),
+		cxRxBytes:      sc.Counter("downstream_cx_rx_bytes_total"),
+		cxTxBytes:      sc.Counter("downstream_cx_tx_bytes_total"),
+		cxLength:       sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
+		rqTotal:        sc.Counter("downstream_rq_total"),
+		rqHTTP1Total:   sc.Counter("downstream_rq_http1_total"),
+		rqHTTP2Total:   sc.Counter("downstream_rq_http2_total"),
+		rqCompleted:    sc.Counter("downstream_rq_completed"),
+		rqActive:       sc.Gauge("downstream_rq_active"),
+		codes:          sc.CodeCounters("downstream_rq"),
+		rqTime:         sc.Histogram("downstream_rq_time", stats.Milliseconds),
+		rqIdleTimeout:  sc.Counter("downstream_rq_idle_timeout"),
+		rqTxReset:      sc.Counter("downstream_rq_tx_reset"),
+		noRoute:        sc.Counter("no_route"),
+		noCluster:      sc.Counter("no_cluster"),
+		directResponse: sc.Counter("rq_direct_response"),
+	}
+}
+
+// tcpStats are a tcp_proxy's tcp.<stat_prefix>.* stats.
+type tcpStats struct {
+	cxTotal, cxNoRoute, rxBytes, txBytes, idleTimeout *stats.Counter
+}
+
+func newTCPStats(sc *stats.Scope) *tcpStats {
+	if sc == nil {
+		return &tcpStats{}
+	}
+	return &tcpStats{
+		cxTotal:     sc.Counter("downstream_cx_total"),
+		cxNoRoute:   sc.Counter("downstream_cx_no_route"),
+		rxBytes:     sc.Counter("downstream_cx_rx_bytes_total"),
+		txBytes:     sc.Counter("downstream_cx_tx_bytes_total"),
+		idleTimeout: sc.Counter("idle_timeout"),
+	}
+}
+
+// clusterStats are a cluster's cluster.<name>.* stats. They belong to the
+// cluster's upstream, which outlives snapshots; a replaced upstream's
+// successor acquires the same scope first, so counts carry over.
+type clusterStats struct {
+	scope *stats.Scope
+
+	cxTotal, cxConnectFail, cxConnectTimeout, cxDestroy *stats.Counter
+	cxHTTP1Total, cxHTTP2Total, cxRxBytes, cxTxBytes    *stats.Counter
+	cxActive                                            *stats.Gauge
+	cxConnectMs, cxLength                               *stats.Histogram
+
+	rqTotal, rqCompleted, rqTimeout, rqPerTryTimeout *stats.Counter
+	rqRetry, rqRetrySuccess, rqRxReset               *stats.Counter
+	rqActive                                         *stats.Gauge
+	codes                                            *stats.CodeCounters
+	rqTime                                           *stats.Histogram
+
+	membershipTotal, membershipHealthy, membershipDegraded, membershipExcluded *stats.Gauge
+	maxHostWeight                                                              *stats.Gauge
+	membershipChange, lbHealthyPanic, updateSuccess                            *stats.Counter
+}
+
+func newClusterStats(sc *stats.Scope) *clusterStats {
+	if sc == nil {
+		return &clusterStats{}
+	}
+	return &clusterStats{
+		scope:              sc,
+		cxTotal:            sc.Counter("upstream_cx_total"),
+		cxConnectFail:      sc.Counter("upstream_cx_connect_fail"),
+		cxConnectTimeout:   sc.Counter("upstream_cx_connect_timeout"),
+		cxDestroy:          sc.Counter("upstream_cx_destroy"),
+		cxHTTP1Total:       sc.Counter("upstream_cx_http1_total"),
+		cxHTTP2Total:       sc.Counter("upstream_cx_http2_total"),
+		cxRxBytes:          sc.Counter("upstream_cx_rx_bytes_total"),
+		cxTxBytes:          sc.Counter("upstream_cx_tx_bytes_total"),
+		cxActive:           sc.Gauge("upstream_cx_active"),
+		cxConnectMs:        sc.Histogram("upstream_cx_connect_ms", stats.Milliseconds),
+		cxLength:           sc.Histogram("upstream_cx_length_ms", stats.Milliseconds),
+		rqTotal:            sc.Counter("upstream_rq_total"),
+		rqCompleted:        sc.Counter("upstream_rq_completed"),
+		rqTimeout:          sc.Counter("upstream_rq_timeout"),
+		rqPerTryTimeout:    sc.Counter("upstream_rq_per_try_timeout"),
+		rqRetry:            sc.Counter("upstream_rq_retry"),
+		rqRetrySuccess:     sc.Counter("upstream_rq_retry_success"),
+		rqRxReset:          sc.Counter("upstream_rq_rx_reset"),
+		rqActive:           sc.Gauge("upstream_rq_active"),
+		codes:              sc.CodeCounters("upstream_rq"),
+		rqTime:             sc.Histogram("upstream_rq_time", stats.Milliseconds),
+		membershipTotal:    sc.Gauge("membership_total"),
+		membershipHealthy:  sc.Gauge("membership_healthy"),
+		membershipDegraded: sc.Gauge("membership_degraded"),
+		membershipExcluded: sc.Gauge("membership_excluded"),
+		maxHostWeight:      sc.Gauge("max_host_weight"),
+		membershipChange:   sc.Counter("membership_change"),
+		lbHealthyPanic:     sc.Counter("lb_healthy_panic"),
+		updateSuccess:      sc.Counter("update_success"),
+	}
+}
+
+// release gives the cluster's scope back (the upstream is gone).
+func (c *clusterStats) release() {
+	if c != nil && c.scope != nil {
+		c.scope.Release()
+	}
+}
+
+// setMembership records a snapshot's view of the cluster's endpoints.
+func (c *clusterStats) setMembership(v *clusterView) {
+	var total, healthy, maxW int64
+	for _, e := range v.endpoints() {
+		total++
+		if e.ep.Healthy {
+			healthy++
+		}
+		maxW = max(maxW, int64(e.ep.Weight))
+	}
+	if prev := c.membershipTotal.Value(); c.membershipTotal.Used() && prev != total {
+		c.membershipChange.Inc()
+	}
+	c.membershipTotal.Set(total)
+	c.membershipHealthy.Set(healthy)
+	c.membershipDegraded.Set(0)
+	c.membershipExcluded.Set(0)
+	c.maxHostWeight.Set(maxW)
+	c.updateSuccess.Inc()
+}
+
+// scopes is the set of stats scopes one snapshot acquired, released when
+// the next snapshot has acquired its own.
+type scopes []*stats.Scope
+
+func (s *scopes) acquire(store *stats.Store, prefix string) *stats.Scope {
+	if store == nil {
+		return nil
+	}
+	sc := store.Scope(prefix)
+	*s = append(*s, sc)
+	return sc
+}
+
+func (s scopes) release() {
+	for _, sc := range s {
+		sc.Release()
+	}
+}
