@@ -3,14 +3,14 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: build test test-deps unit fuzz lint demo
+.PHONY: build test test-deps unit fuzz lint demo bench bench-smoke
 
 build:
 	$(GO) build -o bin/meshlens ./cmd/meshlens
 
 # Everything CI runs: installs what the tests need, vets, runs every test
 # under the race detector, then gives each fuzz target a short run.
-test: test-deps lint unit fuzz
+test: test-deps lint unit fuzz bench-smoke
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -29,3 +29,17 @@ fuzz:
 
 demo:
 	$(GO) run ./cmd/meshlens demo
+
+# The benchmark suite (bench/, its own Go module): installs HAProxy, then
+# measures every scenario and regenerates BENCHMARKS.md and its plot.
+# Takes about 30 minutes.
+bench:
+	./bench/install.sh
+	cd bench && $(GO) run ./cmd/meshbench
+
+# Every benchmark scenario for about a second, the control-plane simulator
+# with a few streams; fails if any scenario errors or drops a request.
+bench-smoke:
+	./bench/install.sh
+	cd bench && $(GO) vet ./... && $(GO) test ./...
+	cd bench && $(GO) run ./cmd/meshbench -smoke

@@ -24,7 +24,7 @@ func haproxyConfig(listen haFrontends, to haTargets) string {
 	var b strings.Builder
 	b.WriteString(`global
   nbthread 1
-  maxconn 20000
+  maxconn 4000
   tune.bufsize 32768
 
 defaults

@@ -251,6 +251,9 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 	sub := slices.DeleteFunc(slices.Clone(selected), func(s Scenario) bool { return s.ID != "http1-1k" && s.ID != "grpc-1k" })
 	subPaths := []string{pathDirect, pathML1, pathML2}
 	subLoads := func(Scenario) []float64 { return []float64{1000, closedLoop} }
+	if o.Smoke {
+		subLoads = func(Scenario) []float64 { return []float64{1000} }
+	}
 
 	logDir := filepath.Join(work, "accesslogs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {

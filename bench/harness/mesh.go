@@ -47,8 +47,8 @@ func meshYAML(accessLogDir string) string {
 	fmt.Fprintf(&b, "kind: Mesh\nname: %s\nspec:\n  egressFilter: {type: DROP_ALL}\n", meshName)
 	var backends []string
 	for _, n := range serverNodes {
-		fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: %s\nspec:\n  listeners:\n    - portMapping: {port: %d, protocol: %s}\n%s",
-			meshName, n.name, n.port, n.protocol, logging(n.name))
+		fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: %s\nspec:\n  listeners:\n    - portMapping: {port: %d, protocol: %s}\n  serviceDiscovery: {awsCloudMap: {namespaceName: %s.local, serviceName: %s}}\n%s",
+			meshName, n.name, n.port, n.protocol, meshName, n.name, logging(n.name))
 		fmt.Fprintf(&b, "---\nkind: VirtualService\nmesh: %s\nname: %s\nspec:\n  provider: {virtualNode: {virtualNodeName: %s}}\n",
 			meshName, serviceName(n.name), n.name)
 		backends = append(backends, fmt.Sprintf("    - virtualService: {virtualServiceName: %s}\n", serviceName(n.name)))
