@@ -207,67 +207,72 @@ func profileMicrobench(ctx context.Context, o Options) ([]Profile, error) {
 }
 
 // profileUnderLoad takes CPU and allocation profiles of the client and
-// server sidecars while a closed loop of HTTP/1.1 1 KB requests runs over
-// two hops, and counts goroutines idle and loaded.
+// server sidecars while a closed loop of 1 KB requests runs over two hops,
+// once with HTTP/1.1 and once with gRPC, and counts the HTTP/1.1 server
+// sidecar's goroutines idle and loaded.
 func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goroutines, error) {
 	secs := 10
 	if o.Smoke {
 		secs = 1
 	}
-	sidecars := []*sidecar{e.sidecars[clientNode], e.sidecars[serverNodes[0].name]}
-	g := &Goroutines{Conns: o.Conns}
-	var err error
-	if g.Idle, err = goroutines(sidecars[1]); err != nil {
-		return nil, nil, err
-	}
-	type fetched struct {
-		name, file string
-		err        error
-	}
-	results := make(chan fetched, 2*len(sidecars))
-	go func() {
+	var out []Profile
+	var g *Goroutines
+	for _, s := range []Scenario{scenarios[0], scenarios[1]} {
+		server := e.sidecars[serverNodeFor(s.Proto).name]
+		sidecars := []*sidecar{e.sidecars[clientNode], server}
+		idle, err := goroutines(server)
+		if err != nil {
+			return nil, nil, err
+		}
+		type fetched struct {
+			name, file string
+			err        error
+		}
+		results := make(chan fetched, len(sidecars))
 		for _, sc := range sidecars {
 			go func() {
-				f := fmt.Sprintf("%s/sidecar-%s-cpu.prof", o.Out, sc.node)
-				results <- fetched{"sidecar " + sc.node + " CPU under load", f, fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", sc.admin, secs), f)}
+				f := fmt.Sprintf("%s/%s-sidecar-%s-cpu.prof", o.Out, s.ID, sc.node)
+				results <- fetched{fmt.Sprintf("%s over two hops, sidecar %s, CPU", s.ID, sc.node), f,
+					fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", sc.admin, secs), f)}
 			}()
 		}
-	}()
-	d, err := e.dialer(pathML2, scenarios[0])
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := loadgen.Config{Rate: closedLoop, Conns: o.Conns, Duration: time.Duration(secs+1) * time.Second, Warmup: 5, Dial: d}
-	loaded := make(chan int, 1)
-	go func() {
-		time.Sleep(time.Duration(secs) * time.Second / 2)
-		n, _ := goroutines(sidecars[1])
-		loaded <- n
-	}()
-	if _, err := loadgen.Run(ctx, cfg); err != nil {
-		return nil, nil, fmt.Errorf("load for profiling: %w", err)
-	}
-	g.Loaded = <-loaded
-	if g.Conns > 0 {
-		g.PerConn = float64(g.Loaded-g.Idle) / float64(g.Conns)
-	}
-	var out []Profile
-	for range sidecars {
-		f := <-results
-		if f.err != nil {
-			return nil, g, f.err
-		}
-		top, err := pprofTop(ctx, o.Repo, f.file, "")
+		d, err := e.dialer(pathML2, s)
 		if err != nil {
-			return nil, g, err
+			return nil, nil, err
 		}
-		out = append(out, Profile{Name: f.name, File: f.file, Top: top})
-	}
-	// Allocations since start, of the server sidecar.
-	f := fmt.Sprintf("%s/sidecar-%s-allocs.prof", o.Out, serverNodes[0].name)
-	if err := fetch("http://"+sidecars[1].admin+"/debug/pprof/allocs", f); err == nil {
-		if top, err := pprofTop(ctx, o.Repo, f, "alloc_space"); err == nil {
-			out = append(out, Profile{Name: "sidecar app-http allocations (alloc_space)", File: f, Top: top})
+		cfg := loadgen.Config{Rate: closedLoop, Conns: o.Conns, Duration: time.Duration(secs+1) * time.Second, Warmup: 5, Dial: d}
+		loaded := make(chan int, 1)
+		go func() {
+			time.Sleep(time.Duration(secs) * time.Second / 2)
+			n, _ := goroutines(server)
+			loaded <- n
+		}()
+		if _, err := loadgen.Run(ctx, cfg); err != nil {
+			return nil, nil, fmt.Errorf("load for profiling: %w", err)
+		}
+		if g == nil {
+			g = &Goroutines{Conns: o.Conns, Idle: idle, Loaded: <-loaded}
+			if g.Conns > 0 {
+				g.PerConn = float64(g.Loaded-g.Idle) / float64(g.Conns)
+			}
+		}
+		for range sidecars {
+			f := <-results
+			if f.err != nil {
+				return nil, g, f.err
+			}
+			top, err := pprofTop(ctx, o.Repo, f.file, "")
+			if err != nil {
+				return nil, g, err
+			}
+			out = append(out, Profile{Name: f.name, File: f.file, Top: top})
+		}
+		// Allocations since the sidecar started.
+		f := fmt.Sprintf("%s/%s-sidecar-%s-allocs.prof", o.Out, s.ID, server.node)
+		if err := fetch("http://"+server.admin+"/debug/pprof/allocs", f); err == nil {
+			if top, err := pprofTop(ctx, o.Repo, f, "alloc_space"); err == nil {
+				out = append(out, Profile{Name: fmt.Sprintf("sidecar %s allocations since start (alloc_space)", server.node), File: f, Top: top})
+			}
 		}
 	}
 	return out, g, nil
