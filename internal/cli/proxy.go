@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,11 +17,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/apiclient"
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/xdsclient"
+	"github.com/meshlens/meshlens/internal/stats"
+	"github.com/meshlens/meshlens/internal/stats/emf"
+	"github.com/meshlens/meshlens/internal/stats/statsd"
 )
 
 // proxyFlags are the command line of `meshlens proxy`.
@@ -29,6 +35,8 @@ type proxyFlags struct {
 	instanceID, advertise                             string
 	register                                          bool
 	registrationTTL, drainTimeout                     time.Duration
+	stats, pprof                                      bool
+	emfPath, emfNamespace, emfInclude                 string
 }
 
 func newProxyCmd(e *env) *cobra.Command {
@@ -58,6 +66,11 @@ func newProxyCmd(e *env) *cobra.Command {
 	fl.BoolVar(&f.register, "register", true, "register this sidecar's instance with the control plane (--server) and deregister on shutdown")
 	fl.DurationVar(&f.registrationTTL, "registration-ttl", 15*time.Second, "TTL of the instance registration; renewed at a third of it")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long SIGTERM waits for in-flight requests")
+	fl.BoolVar(&f.stats, "stats", true, "keep the data path's stats and mesh metrics (false only to measure their cost; server.* stays)")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin port")
+	fl.StringVar(&f.emfPath, "emf-path", "", "write the stats as CloudWatch Embedded Metric Format lines to this file (\"-\" for stdout) every flush")
+	fl.StringVar(&f.emfNamespace, "emf-namespace", "meshlens", "CloudWatch namespace of the EMF lines")
+	fl.StringVar(&f.emfInclude, "emf-include", "", "regular expression: only stats whose full name matches go to EMF (CloudWatch bills per metric)")
 	return cmd
 }
 
@@ -114,10 +127,28 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 	gateway := id.Kind == nodeid.VirtualGateway
 	cluster := firstNonEmpty(e.getenv("APPMESH_RESOURCE_CLUSTER"), id.Mesh+"/"+id.Name)
 
+	st, err := newProxyStats(e, f, id)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	// Access logs may go to /dev/stdout: a reader that went away must
+	// count as dropped lines, not kill the process (as Envoy does).
+	signal.Ignore(syscall.SIGPIPE)
+	reopen := make(chan os.Signal, 1)
+	signal.Notify(reopen, syscall.SIGUSR1)
+	defer signal.Stop(reopen)
+	go func() {
+		for range reopen {
+			accesslog.ReopenAll() // log rotation, as Envoy reopens on SIGUSR1
+		}
+	}()
+
 	p, err := proxy.New(proxy.Config{
 		NodeID: id.String(), Cluster: cluster, Version: "meshlens/" + Version, Gateway: gateway,
 		AdminAddr: adminAddr, IngressAddr: f.ingressAddr, EgressAddr: f.egressAddr, EgressPorts: egressPorts,
 		Listen: listen, App: app, Log: log, DrainTimeout: f.drainTimeout,
+		Stats: st.store, StatsSinks: st.sinks, StatsFlushInterval: st.interval, DisableStats: !f.stats, Pprof: f.pprof,
 	})
 	if err != nil {
 		return runError{err}
@@ -197,6 +228,71 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 		return runError{runErr}
 	}
 	return nil
+}
+
+// proxyStats is the stats setup of `meshlens proxy`, from App Mesh's
+// environment variables and the flags.
+type proxyStats struct {
+	store    *stats.Store
+	sinks    []stats.Sink
+	interval time.Duration
+	closers  []func() error
+}
+
+func newProxyStats(e *env, f proxyFlags, id nodeid.ID) (*proxyStats, error) {
+	fixed, err := stats.FixedTagsFromEnv(e.getenv, id.Mesh, id.Name, id.Kind == nodeid.VirtualGateway)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	ps := &proxyStats{}
+	if ps.store, err = stats.NewStore(stats.Options{FixedTags: fixed}); err != nil {
+		return nil, runError{err}
+	}
+	if v := e.getenv("ENVOY_STATS_FLUSH_INTERVAL"); v != "" {
+		d, err := parseSecondsOrDuration(v)
+		if err != nil || d <= 0 {
+			return nil, usagef("ENVOY_STATS_FLUSH_INTERVAL %q: want a positive duration such as 10s", v)
+		}
+		ps.interval = d
+	}
+	cfg, on, err := statsd.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if on {
+		sink, err := statsd.New(cfg)
+		if err != nil {
+			return nil, runError{err}
+		}
+		ps.sinks = append(ps.sinks, sink)
+		ps.closers = append(ps.closers, sink.Close)
+	}
+	if f.emfPath != "" {
+		opts := emf.Options{Namespace: f.emfNamespace}
+		if f.emfInclude != "" {
+			if opts.Include, err = regexp.Compile(f.emfInclude); err != nil {
+				return nil, usagef("--emf-include: %v", err)
+			}
+		}
+		out := io.Writer(e.stdout)
+		if f.emfPath != "-" {
+			file, err := os.OpenFile(f.emfPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				return nil, runError{fmt.Errorf("--emf-path: %w", err)}
+			}
+			out = file
+			ps.closers = append(ps.closers, file.Close)
+		}
+		ps.sinks = append(ps.sinks, emf.New(out, opts))
+	}
+	return ps, nil
+}
+
+// close releases the sinks, after the proxy's last flush.
+func (ps *proxyStats) close() {
+	for _, c := range ps.closers {
+		_ = c()
+	}
 }
 
 func firstNonEmpty(vals ...string) string {
