@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/stats"
+)
+
+// testStatsSet is one request's worth of stat handles, resolved as Apply
+// resolves them.
+type testStatsSet struct {
+	hcm     *hcmStats
+	cluster *clusterStats
+	out, in *meshEdge
+	mesh    *meshMetrics
+}
+
+func newTestStatsSet(tb testing.TB) *testStatsSet {
+	store, err := stats.NewStore(stats.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	meshStore, err := stats.NewStore(stats.Options{TagRules: []stats.TagRule{}, PrometheusPrefix: "meshlens_", PrometheusSeconds: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := newMeshMetrics(meshStore, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
+	s := &testStatsSet{
+		hcm:     newHCMStats(store.Scope("http.egress.")),
+		cluster: newClusterStats(store.Scope("cluster.cds_egress_demo_greeting_http_9080.")),
+		out:     m.outboundEdge("greeting.demo.local", "demo", "greeting"),
+		mesh:    m,
+	}
+	s.in = m.inboundEdge("demo/virtualNode/client/greeter.demo.local")
+	s.record(200) // first use of a code creates its counters
+	return s
+}
+
+// record is what the request path does for one forwarded request.
+func (s *testStatsSet) record(code int) {
+	h, c := s.hcm, s.cluster
+	h.rqTotal.Inc()
+	h.rqActive.Inc()
+	h.rqHTTP1Total.Inc()
+	c.rqTotal.Inc()
+	c.rqActive.Inc()
+	countStatus(c, &endpointStats{}, code)
+	c.rqActive.Dec()
+	c.rqTime.RecordDuration(3 * time.Millisecond)
+	c.cxRxBytes.Add(1024)
+	h.rqActive.Dec()
+	h.codes.Class(code).Inc()
+	h.rqCompleted.Inc()
+	h.rqTime.RecordDuration(4 * time.Millisecond)
+	s.out.record(protoHTTP, code, 4*time.Millisecond, 0, 1024)
+	s.mesh.inboundEdge("demo/virtualNode/client/greeter.demo.local").record(protoHTTP, code, 3*time.Millisecond, 0, 1024)
+}
+
+// The stats of a request add no allocation once their handles exist.
+func TestRequestStatsAllocateNothing(t *testing.T) {
+	s := newTestStatsSet(t)
+	if n := testing.AllocsPerRun(1000, func() { s.record(200) }); n != 0 {
+		t.Errorf("recording a request's stats allocates %v times", n)
+	}
+}
