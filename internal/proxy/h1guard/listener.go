@@ -17,11 +17,11 @@ var (
 	// ErrTransferEncodingHTTP10: HTTP/1.0 has no Transfer-Encoding;
 	// net/http ignores the field and frames by Content-Length, which an
 	// HTTP/1.1 intermediary may not.
-	ErrTransferEncodingHTTP10 = errors.New("HTTP/1.0 request has Transfer-Encoding")
+	ErrTransferEncodingHTTP10 = errors.New("request has Transfer-Encoding on HTTP/1.0")
 	// ErrFoldedFramingField: an obs-fold continuation line starts with
 	// Content-Length or Transfer-Encoding; net/http reads it as part of the
 	// previous field's value, an intermediary may read it as a field.
-	ErrFoldedFramingField = errors.New("Content-Length or Transfer-Encoding in an obs-fold continuation line")
+	ErrFoldedFramingField = errors.New("obs-fold continuation line starts with Content-Length or Transfer-Encoding")
 )
 
 // headSlop is what net/http may read of a request head beyond
