@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -37,6 +38,10 @@ type httpServer struct {
 	// unusable says why the chain cannot serve (e.g. SDS TLS); its
 	// connections are closed.
 	unusable string
+	// guard: the chain speaks HTTP/1, so its connections go through the
+	// framing guard (h1guard) with the chain's header limit.
+	guard  bool
+	maxHdr int
 }
 
 // chainConfig is what a request reads, once, through httpServer.cfg: the
@@ -82,7 +87,7 @@ func serverKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
 // newHTTPServer starts serving a chain. The caller owns the result and
 // stops it with drain or close.
 func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Duration, maxHdr int) *httpServer {
-	h := &httpServer{p: p, key: key, scheme: "http", done: make(chan struct{})}
+	h := &httpServer{p: p, key: key, scheme: "http", done: make(chan struct{}), guard: c.HTTP.Codec != table.CodecHTTP2, maxHdr: maxHdr}
 	protos := new(http.Protocols)
 	var next []string
 	switch c.HTTP.Codec {
@@ -159,7 +164,36 @@ func (h *httpServer) serve(c *srvConn) {
 		_ = c.SetDeadline(time.Time{})
 		conn = tc
 	}
+	if h.guard {
+		// A request framed both by Content-Length and Transfer-Encoding
+		// (a smuggling attempt) must get a 400, not be re-framed.
+		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
+	}
 	h.ln.push(conn)
+}
+
+// onReject counts a request the framing guard refused.
+func (h *httpServer) onReject(c net.Conn, err error) {
+	if cc := h.cfg.Load(); cc != nil {
+		cc.stats.cxProtocolError.Inc()
+	}
+	h.p.log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
+}
+
+// srvConnOf finds the listener's connection under the wrappers net/http
+// is given (TLS, the framing guard).
+func srvConnOf(c net.Conn) *srvConn {
+	for c != nil {
+		switch v := c.(type) {
+		case *srvConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 type connInfoKey struct{}
@@ -167,10 +201,7 @@ type connInfoKey struct{}
 // connContext gives a request access to what the listener learnt about
 // its connection (original destination for ORIGINAL_DST clusters).
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if sc, ok := c.(*srvConn); ok {
+	if sc := srvConnOf(c); sc != nil {
 		return context.WithValue(ctx, connInfoKey{}, &sc.info)
 	}
 	return ctx
@@ -322,11 +353,8 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 
 // connState keeps the connection stats of the chain's connection manager.
 func (h *httpServer) connState(c net.Conn, s http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	sc, ok := c.(*srvConn)
-	if !ok {
+	sc := srvConnOf(c)
+	if sc == nil {
 		return
 	}
 	switch s {
