@@ -47,6 +47,12 @@ type Options struct {
 	SkipGoBench, SkipCPU bool
 	// Only, when set, keeps the scenarios whose id contains it.
 	Only string
+	// A run during which processes outside the benchmark used more than
+	// MaxForeignCPU cores is run again after RetryPause, up to Retries
+	// times; the last attempt is kept either way, with its figure.
+	MaxForeignCPU float64
+	Retries       int
+	RetryPause    time.Duration
 }
 
 // Results is everything a run measured; results.json holds it.
@@ -80,6 +86,11 @@ type Run struct {
 	Rep      int     `json:"rep"`
 	loadgen.Summary
 	Procs []ProcCost `json:"procs"`
+	// ForeignCPU is the CPU (in cores) that processes outside the
+	// benchmark used during the run; Attempts counts runs redone because
+	// it was too high.
+	ForeignCPU float64 `json:"foreign_cpu_cores"`
+	Attempts   int     `json:"attempts"`
 }
 
 // ProcCost is what one proxy process on the path spent during a run.
@@ -215,7 +226,19 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 			for _, s := range scs {
 				for _, rate := range loads(s) {
 					for _, path := range paths {
-						r, err := e.runOne(ctx, o, s, rate, path)
+						var r Run
+						var err error
+						for attempt := 1; ; attempt++ {
+							fm := startForeign(e.allPids())
+							r, err = e.runOne(ctx, o, s, rate, path)
+							r.ForeignCPU, r.Attempts = fm.cores(), attempt
+							if err != nil || r.ForeignCPU <= o.MaxForeignCPU || attempt > o.Retries || ctx.Err() != nil {
+								break
+							}
+							slog.Warn("another workload used the machine during the run; running it again",
+								"scenario", s.ID, "load", loadName(rate), "path", path, "foreign_cores", r.ForeignCPU)
+							time.Sleep(o.RetryPause)
+						}
 						r.Variant, r.Rep = variantName, rep
 						if err != nil {
 							res.Failures = append(res.Failures, fmt.Sprintf("%s %s %s %s: %v", variantName, s.ID, loadName(rate), path, err))
@@ -225,7 +248,7 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 						}
 						res.Runs = append(res.Runs, r)
 						slog.Info("run", "variant", variantName, "rep", rep, "scenario", s.ID, "load", loadName(rate), "path", path,
-							"rps", int(r.Throughput), "p50_ms", r.P50, "p99_ms", r.P99, "errors", r.Errors+r.BadStatus)
+							"rps", int(r.Throughput), "p50_ms", r.P50, "p99_ms", r.P99, "errors", r.Errors+r.BadStatus, "foreign_cores", r.ForeignCPU)
 					}
 				}
 				save()
@@ -298,6 +321,22 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 		res.Notes = append(res.Notes, "stats off: `meshlens proxy` has no `--stats` flag yet; the variant was skipped.")
 	}
 	return nil
+}
+
+// allPids are the processes the harness started.
+func (e *env) allPids() []int {
+	var pids []int
+	for _, p := range []*proc{e.server, e.app, e.haInner, e.haOuter} {
+		if p != nil {
+			pids = append(pids, p.pid())
+		}
+	}
+	for _, sc := range e.sidecars {
+		if sc.p != nil {
+			pids = append(pids, sc.p.pid())
+		}
+	}
+	return pids
 }
 
 // namedProcs are the proxy processes by the names the report uses.

@@ -217,3 +217,66 @@ func mkdir(dir string) error {
 	}
 	return nil
 }
+
+// machineBusy reads the CPU time every core spent outside idle and iowait
+// since boot, from /proc/stat.
+func machineBusy() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/stat: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("parse /proc/stat: %q", line)
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return time.Duration(busy / clockTick * float64(time.Second)), nil
+}
+
+// foreignMeter measures how much CPU processes outside the benchmark
+// (neither this program nor the processes it started) used during a run:
+// another workload on the machine distorts every figure.
+type foreignMeter struct {
+	pids  []int
+	busy0 time.Duration
+	own0  time.Duration
+	t0    time.Time
+}
+
+func ownCPU(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		if u, err := readUsage(pid); err == nil {
+			sum += u.CPU
+		}
+	}
+	return sum
+}
+
+func startForeign(pids []int) *foreignMeter {
+	m := &foreignMeter{pids: append([]int{os.Getpid()}, pids...), t0: time.Now()}
+	m.busy0, _ = machineBusy()
+	m.own0 = ownCPU(m.pids)
+	return m
+}
+
+// cores returns the foreign CPU used since the start, in cores.
+func (m *foreignMeter) cores() float64 {
+	busy, err := machineBusy()
+	if err != nil {
+		return 0
+	}
+	foreign := (busy - m.busy0) - (ownCPU(m.pids) - m.own0)
+	return max(0, foreign.Seconds()/time.Since(m.t0).Seconds())
+}

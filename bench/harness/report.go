@@ -127,6 +127,16 @@ func sections(res *Results) map[string]string {
 	fmt.Fprintf(&b, "| | |\n|---|---|\n| CPU | %s |\n| cores | %d |\n| memory | %d GiB |\n| kernel | %s |\n| Go | %s |\n| HAProxy | %s |\n| load generator | %s |\n| meshlens commit | %s |\n| run | %s, %s to %s |\n| repetitions | %d, paths interleaved |\n| each run | %.0f s measured after warm-up, %d connections |\n",
 		m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, m.HAProxy, m.LoadGen, m.Commit, res.Mode,
 		res.Started.Format("2006-01-02 15:04"), res.Finished.Format("15:04 MST"), res.Reps, res.DurationS, res.Conns)
+	if len(res.Runs) > 0 {
+		var foreign []float64
+		redone := 0
+		for _, r := range res.Runs {
+			foreign = append(foreign, r.ForeignCPU)
+			redone += max(0, r.Attempts-1)
+		}
+		fs := statOf(foreign)
+		fmt.Fprintf(&b, "| other workloads | processes outside the benchmark used %.2f cores during the median run (max %.2f); %d runs were redone because they used more than the limit |\n", fs.med, fs.hi, redone)
+	}
 	out["machine"] = b.String()
 
 	// Latency at fixed rates.

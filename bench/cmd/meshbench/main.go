@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	smoke := fs.Bool("smoke", false, "run every scenario briefly once, with a small control-plane simulation; fail on any error")
 	fs.StringVar(&o.Repo, "repo", "", "meshlens repository root (default: found from the working directory)")
 	fs.StringVar(&o.Out, "out", "", "results directory (default bench/results, or bench/results-smoke with -smoke)")
-	fs.StringVar(&o.Markdown, "markdown", "", "BENCHMARKS.md to regenerate (default: the repository's, not with -smoke)")
+	fs.StringVar(&o.Markdown, "markdown", "", "BENCHMARKS.md to regenerate (default: the repository's, unless -smoke or -out)")
 	fs.IntVar(&o.Reps, "reps", 3, "repetitions of every run, paths interleaved")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "measured time of each run")
 	fs.IntVar(&o.Conns, "conns", 16, "connections of the load generator")
@@ -71,6 +71,9 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.SkipXDS, "skip-xds", false, "skip the control-plane simulation")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", false, "skip the Go microbenchmarks")
 	fs.StringVar(&o.Only, "only", "", "run only the scenarios whose id contains this")
+	fs.Float64Var(&o.MaxForeignCPU, "max-foreign-cpu", 0.25, "redo a run during which other processes used more than this many cores")
+	fs.IntVar(&o.Retries, "retries", 3, "how many times a disturbed run is redone")
+	fs.DurationVar(&o.RetryPause, "retry-pause", 5*time.Second, "pause before redoing a disturbed run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,6 +95,9 @@ func run(ctx context.Context, args []string) error {
 		}
 		if !set["xds-endpoints"] {
 			o.XDSEndpointsPerNode = 4
+		}
+		if !set["retries"] {
+			o.Retries = 0 // the smoke checks that scenarios work, not figures
 		}
 		if !set["xds-timeout"] {
 			o.XDSTimeout = time.Minute
@@ -120,7 +126,9 @@ func run(ctx context.Context, args []string) error {
 			o.Out = filepath.Join(o.Repo, "bench", "results-smoke")
 		}
 	}
-	if o.Markdown == "" && !o.Smoke {
+	// A run into another directory is an experiment: it leaves
+	// BENCHMARKS.md alone unless told otherwise.
+	if o.Markdown == "" && !o.Smoke && !set["out"] {
 		o.Markdown = filepath.Join(o.Repo, "BENCHMARKS.md")
 	}
 	var err error
