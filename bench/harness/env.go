@@ -33,6 +33,7 @@ type env struct {
 	// proxyFlags are the flags the proxy offers that the harness may use.
 	hasStatsFlag, hasPprofFlag bool
 	extraFlags                 []string
+	extraEnv                   []string
 }
 
 // sidecar is one running meshlens proxy.
@@ -233,7 +234,7 @@ func (e *env) startSidecar(sc *sidecar, flags ...string) error {
 		"--admin-addr", sc.admin, "--drain-timeout", "1s", "--log-level", "warn"}
 	args = append(args, flags...)
 	args = append(args, e.extraFlags...)
-	p, err := startProc(e.dir, "sidecar-"+sc.node, e.meshlens, args...)
+	p, err := startProcEnv(e.dir, "sidecar-"+sc.node, e.extraEnv, e.meshlens, args...)
 	if err != nil {
 		return err
 	}
@@ -314,12 +315,13 @@ func (e *env) startHAProxies(ctx context.Context) error {
 }
 
 // restartSidecars stops every sidecar and starts them again with extra
-// flags (stats off, pprof), then waits until every path routes.
-func (e *env) restartSidecars(ctx context.Context, extra []string) error {
+// flags (stats off, pprof) and environment, then waits until every path
+// routes.
+func (e *env) restartSidecars(ctx context.Context, extra, env []string) error {
 	for _, sc := range e.sidecars {
 		sc.p.stop()
 	}
-	e.extraFlags = extra
+	e.extraFlags, e.extraEnv = extra, env
 	return e.startSidecars(ctx)
 }
 

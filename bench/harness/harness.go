@@ -164,6 +164,10 @@ func Main(ctx context.Context, o Options) error {
 	}
 	res.Finished = time.Now().UTC()
 	save()
+	if ctx.Err() != nil {
+		// Interrupted: keep the raw results, leave the report alone.
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
 	if err := writePlot(filepath.Join(o.Out, "latency.png"), res); err != nil {
 		res.Failures = append(res.Failures, "plot: "+err.Error())
 	}
@@ -205,7 +209,7 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 	}
 	defer e.close()
 	if e.hasPprofFlag {
-		if err := e.restartSidecars(ctx, []string{"--pprof"}); err != nil {
+		if err := e.restartSidecars(ctx, []string{"--pprof"}, nil); err != nil {
 			return fmt.Errorf("restart sidecars with --pprof: %w", err)
 		}
 	} else {
@@ -313,13 +317,24 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 		if e.hasPprofFlag {
 			flags = append(flags, "--pprof")
 		}
-		if err := e.restartSidecars(ctx, flags); err != nil {
+		if err := e.restartSidecars(ctx, flags, nil); err != nil {
 			return fmt.Errorf("restart sidecars with --stats=false: %w", err)
 		}
 		runBlock("stats-off", sub, subPaths, subLoads)
 	} else {
 		res.Notes = append(res.Notes, "stats off: `meshlens proxy` has no `--stats` flag yet; the variant was skipped.")
 	}
+
+	// One core per sidecar, as HAProxy runs one thread: what the Go
+	// scheduler's work across cores costs per request.
+	var flags []string
+	if e.hasPprofFlag {
+		flags = []string{"--pprof"}
+	}
+	if err := e.restartSidecars(ctx, flags, []string{"GOMAXPROCS=1"}); err != nil {
+		return fmt.Errorf("restart sidecars with GOMAXPROCS=1: %w", err)
+	}
+	runBlock("gomaxprocs-1", sub, subPaths, subLoads)
 	return nil
 }
 
