@@ -887,6 +887,16 @@ func (s *Server) warmed(n *nodeState) bool {
 // push hands a view to the node's cache. Types whose content did not
 // change keep their version, so the cache does not resend them.
 func (s *Server) push(n *nodeState, v *View, h *hasher) {
+	if v.Missing {
+		// Nothing to serve: a data plane of a resource that does not
+		// exist must not turn LIVE with an empty configuration. One whose
+		// resource was deleted keeps what it had.
+		if n.pushed == nil || !n.pushed.Missing {
+			s.log.Info("xds: data plane of a resource that does not exist; not configured", "node", n.nodeID)
+		}
+		n.pushed = v
+		return
+	}
 	snap, tv, err := v.snapshot(h)
 	if err != nil {
 		s.log.Error("xds: not pushing an inconsistent view", "node", n.nodeID, "error", err)

@@ -65,11 +65,17 @@ type View struct {
 	Endpoints []*endpointv3.ClusterLoadAssignment
 	// Notes lists what could not be translated, for logs and debugging.
 	Notes []string
+	// Missing: the virtual node or gateway does not exist, so the view
+	// is empty and the server sends nothing (the data plane keeps waiting,
+	// or keeps its last configuration if the resource was deleted).
+	Missing bool
 }
 
 // Translate builds the view of the data plane id from one consistent state
 // of the meshes. A data plane whose resource does not exist gets an empty
-// view and a note: it waits, configured with nothing, until it is created.
+// view marked Missing and a note: the server does not send it, so the data
+// plane stays unconfigured (and fails its health check, as App Mesh's
+// Envoy did) until the resource is created.
 func Translate(l v1alpha1.Lookup, eps Endpoints, id nodeid.ID, fl Flavour) *View {
 	return newTranslator(l, eps).view(id, fl)
 }
@@ -135,14 +141,16 @@ func (t *translator) view(id nodeid.ID, fl Flavour) *View {
 	case nodeid.VirtualGateway:
 		gw := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualGateway, Mesh: id.Mesh, Name: id.Name})
 		if gw == nil || gw.VirtualGatewaySpec == nil {
-			b.note("virtual gateway %s/%s does not exist: empty configuration", id.Mesh, id.Name)
+			b.note("virtual gateway %s/%s does not exist: no configuration", id.Mesh, id.Name)
+			b.missing = true
 			break
 		}
 		b.gateway(gw)
 	default:
 		vn := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: id.Mesh, Name: id.Name})
 		if vn == nil || vn.VirtualNodeSpec == nil {
-			b.note("virtual node %s/%s does not exist: empty configuration", id.Mesh, id.Name)
+			b.note("virtual node %s/%s does not exist: no configuration", id.Mesh, id.Name)
+			b.missing = true
 			break
 		}
 		if fl == FlavourProxyless {
@@ -156,6 +164,7 @@ func (t *translator) view(id nodeid.ID, fl Flavour) *View {
 
 // viewBuilder accumulates one view.
 type viewBuilder struct {
+	missing bool
 	t       *translator
 	mesh    string
 	flavour Flavour
@@ -176,7 +185,7 @@ func (b *viewBuilder) note(format string, args ...any) {
 // finish builds the requested outbound clusters and their load
 // assignments and sorts every type by name.
 func (b *viewBuilder) finish() *View {
-	v := &View{Listeners: b.listeners, Routes: b.routes, Clusters: b.clusters}
+	v := &View{Listeners: b.listeners, Routes: b.routes, Clusters: b.clusters, Missing: b.missing}
 	seen := map[string]bool{}
 	for _, n := range b.notes {
 		if !seen[n] {
