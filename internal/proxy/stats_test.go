@@ -328,3 +328,33 @@ func promtoolProblems(t *testing.T, text string) []string {
 	}
 	return problems
 }
+
+// The stats of a cluster that leaves the configuration disappear; those
+// of a cluster that stays keep counting across snapshots.
+func TestStatsFollowConfiguration(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, "app", nil)
+	p := startProxy(t, Config{})
+	mustApply(t, p, outbound(xCluster("cds_app", up.Addr()), xCluster("cds_gone", up.Addr())).snap(t))
+	proxyURL, _ := url.Parse("http://" + addrOf(t, p, egressName, 0))
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 10 * time.Second}
+	if resp, _ := get(t, hc, "http://greeting.demo.local:9080/", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if statValue(t, p, "cluster.cds_gone.membership_total") != 1 {
+		t.Fatalf("cds_gone has no stats")
+	}
+	// A new snapshot with a different endpoint set for cds_app.
+	mustApply(t, p, outbound(xCluster("cds_app", up.Addr(), "127.0.0.1:1")).snap(t))
+	if resp, _ := get(t, hc, "http://greeting.demo.local:9080/", "", nil); resp.StatusCode != 200 && resp.StatusCode != 503 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := statValue(t, p, "cluster.cds_app.upstream_rq_total"); got != 2 {
+		t.Errorf("cds_app upstream_rq_total %d across snapshots, want 2", got)
+	}
+	if got := statValue(t, p, "cluster.cds_app.membership_total"); got != 2 {
+		t.Errorf("cds_app membership_total %d, want 2", got)
+	}
+	// Its upstream is released once in-flight requests had their drain.
+	waitFor(t, "cds_gone's stats to go", func() bool { return statValue(t, p, "cluster.cds_gone.membership_total") == -1 })
+}
