@@ -29,7 +29,7 @@ type upstream struct {
 	key  upstreamKey
 	// h1 speaks HTTP/1.1, h2 HTTP/2 (h2c, or h2 over TLS); either may be
 	// nil when the cluster never speaks that protocol.
-	h1, h2 *http.Transport
+	h1, h2 roundTripper
 	dialer net.Dialer
 	// tlsConf originates TLS for tcp_proxy (the transports hold their own
 	// copies); nil for plaintext.
@@ -38,6 +38,13 @@ type upstream struct {
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointStats // by dialed address; grows only
+}
+
+// roundTripper is an upstream connection pool: net/http's Transport, or
+// the synchronous HTTP/1.1 client.
+type roundTripper interface {
+	RoundTrip(*http.Request) (*http.Response, error)
+	CloseIdleConnections()
 }
 
 // upstreamKey is everything about a cluster that shapes its connections.
@@ -125,18 +132,20 @@ func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error
 		return t
 	}
 	if !c.HTTP2 || c.UseDownstreamProtocol {
-		u.h1 = mk(false)
-		u.h1.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		t := mk(false)
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			u.stats.cxHTTP1Total.Inc()
 			return u.dial(ctx, network, addr)
 		}
+		u.h1 = t
 	}
 	if c.HTTP2 || c.UseDownstreamProtocol {
-		u.h2 = mk(true)
-		u.h2.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		t := mk(true)
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			u.stats.cxHTTP2Total.Inc()
 			return u.dial(ctx, network, addr)
 		}
+		u.h2 = t
 	}
 	return u, nil
 }
@@ -150,7 +159,7 @@ func alpnOr(alpn []string, def string) []string {
 
 // transport returns the transport for a request that came in over
 // downstream protocol major version downMajor.
-func (u *upstream) transport(downMajor int) *http.Transport {
+func (u *upstream) transport(downMajor int) roundTripper {
 	switch {
 	case u.key.useDownstream && downMajor == 2:
 		return u.h2
