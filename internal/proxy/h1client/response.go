@@ -61,7 +61,7 @@ func (c *conn) readResponse(ctx context.Context, req *http.Request, stop func() 
 		if stop != nil {
 			stop()
 		}
-		resp.ContentLength = -1
+		resp.ContentLength = 0 // as net/http reports it
 		resp.Close = true
 		resp.Body = &upgradeBody{c: c}
 		return resp, nil
@@ -141,7 +141,9 @@ func declaredTrailers(vv []string) (http.Header, error) {
 				continue
 			}
 			if !validToken(name) {
-				return nil, fmt.Errorf("%w: invalid name %q in Trailer", ErrMalformedResponse, name)
+				// Not a name, so no trailer field can match it;
+				// net/http does not refuse the response either.
+				continue
 			}
 			name = http.CanonicalHeaderKey(name)
 			switch name {
