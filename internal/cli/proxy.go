@@ -35,7 +35,7 @@ type proxyFlags struct {
 	instanceID, advertise                             string
 	register                                          bool
 	registrationTTL, drainTimeout                     time.Duration
-	stats, pprof                                      bool
+	stats, pprof, stdlibH1                            bool
 	emfPath, emfNamespace, emfInclude                 string
 }
 
@@ -68,6 +68,8 @@ func newProxyCmd(e *env) *cobra.Command {
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long SIGTERM waits for in-flight requests")
 	fl.BoolVar(&f.stats, "stats", true, "keep the data path's stats and mesh metrics (false only to measure their cost; server.* stays)")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin port")
+	fl.BoolVar(&f.stdlibH1, "stdlib-http1-client", false, "send plaintext HTTP/1.1 upstream with net/http's Transport (for comparison benchmarks)")
+	_ = fl.MarkHidden("stdlib-http1-client")
 	fl.StringVar(&f.emfPath, "emf-path", "", "write the stats as CloudWatch Embedded Metric Format lines to this file (\"-\" for stdout) every flush")
 	fl.StringVar(&f.emfNamespace, "emf-namespace", "meshlens", "CloudWatch namespace of the EMF lines")
 	fl.StringVar(&f.emfInclude, "emf-include", "", "regular expression: only stats whose full name matches go to EMF (CloudWatch bills per metric)")
@@ -149,6 +151,7 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 		AdminAddr: adminAddr, IngressAddr: f.ingressAddr, EgressAddr: f.egressAddr, EgressPorts: egressPorts,
 		Listen: listen, App: app, Log: log, DrainTimeout: f.drainTimeout,
 		Stats: st.store, StatsSinks: st.sinks, StatsFlushInterval: st.interval, DisableStats: !f.stats, Pprof: f.pprof,
+		StdlibHTTP1Client: f.stdlibH1,
 	})
 	if err != nil {
 		return runError{err}

@@ -80,3 +80,12 @@ func BenchmarkRequestStats(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHTTP1ProxyStdlibClient is BenchmarkHTTP1Proxy with net/http's
+// Transport upstream instead of the synchronous client.
+func BenchmarkHTTP1ProxyStdlibClient(b *testing.B) {
+	up := benchUpstream(b)
+	p := startProxy(b, Config{StdlibHTTP1Client: true})
+	mustApply(b, p, outbound(xCluster("cds_bench", up.Addr())).snap(b))
+	benchLoop(b, "http://"+addrOf(b, p, egressName, 0)+"/bench", "greeting.demo.local")
+}

@@ -142,6 +142,10 @@ type Config struct {
 	DisableStats bool
 	// Pprof serves Go's profiles under /debug/pprof/ on the admin port.
 	Pprof bool
+	// StdlibHTTP1Client sends plaintext HTTP/1.1 upstream with net/http's
+	// Transport instead of the synchronous client (h1client), to compare
+	// the two.
+	StdlibHTTP1Client bool
 }
 
 // withDefaults returns c with every unset field at its default, or an

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/h1client"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -131,12 +132,25 @@ func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error
 		}
 		return t
 	}
-	if !c.HTTP2 || c.UseDownstreamProtocol {
-		t := mk(false)
-		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			u.stats.cxHTTP1Total.Inc()
-			return u.dial(ctx, network, addr)
+	dialH1 := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		u.stats.cxHTTP1Total.Inc()
+		return u.dial(ctx, network, addr)
+	}
+	switch {
+	case c.HTTP2 && !c.UseDownstreamProtocol:
+	case tlsConf == nil && !p.cfg.StdlibHTTP1Client:
+		// Plaintext HTTP/1.1: the synchronous client, which reads and
+		// writes on the request's goroutine (no hand-off per request).
+		u.h1 = &h1client.Transport{
+			Dial:                   dialH1,
+			MaxIdleConnsPerHost:    p.cfg.MaxIdleConnsPerHost,
+			MaxConnsPerHost:        maxConns,
+			IdleConnTimeout:        p.cfg.UpstreamIdleTimeout,
+			MaxResponseHeaderBytes: 1 << 20,
 		}
+	default:
+		t := mk(false)
+		t.DialContext = dialH1
 		u.h1 = t
 	}
 	if c.HTTP2 || c.UseDownstreamProtocol {
