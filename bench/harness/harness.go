@@ -144,6 +144,7 @@ func Main(ctx context.Context, o Options) error {
 		save()
 	}
 	if !o.SkipGoBench {
+		slog.Info("go microbenchmarks", "packages", "internal/proxy, internal/stats, internal/accesslog")
 		res.GoBench, err = runGoBench(ctx, o)
 		if err != nil {
 			res.Failures = append(res.Failures, "go benchmarks: "+err.Error())

@@ -58,6 +58,11 @@ func describeMachine(ctx context.Context, repo string) Machine {
 	cmd.Dir = repo
 	if b, err := cmd.Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(b))
+		st := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no")
+		st.Dir = repo
+		if out, err := st.Output(); err == nil && len(strings.TrimSpace(string(out))) > 0 {
+			m.Commit += " with uncommitted changes"
+		}
 	}
 	var si syscall.Sysinfo_t
 	if syscall.Sysinfo(&si) == nil {
