@@ -32,7 +32,7 @@ demo:
 
 # The benchmark suite (bench/, its own Go module): installs HAProxy, then
 # measures every scenario and regenerates BENCHMARKS.md and its plot.
-# Takes about 30 minutes.
+# Takes about 40 minutes.
 bench:
 	./bench/install.sh
 	cd bench && $(GO) run ./cmd/meshbench

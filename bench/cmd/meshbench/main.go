@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Out, "out", "", "results directory (default bench/results, or bench/results-smoke with -smoke)")
 	fs.StringVar(&o.Markdown, "markdown", "", "BENCHMARKS.md to regenerate (default: the repository's, unless -smoke or -out)")
 	fs.IntVar(&o.Reps, "reps", 3, "repetitions of every run, paths interleaved")
-	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "measured time of each run")
+	fs.DurationVar(&o.Duration, "duration", 4*time.Second, "measured time of each run")
 	fs.IntVar(&o.Conns, "conns", 16, "connections of the load generator")
 	xdsN := fs.String("xds-streams", "100,1000,5000", "comma-separated numbers of simulated sidecars")
 	fs.IntVar(&o.XDSServices, "xds-services", 1000, "virtual services of the simulated mesh")
@@ -72,8 +72,8 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", false, "skip the Go microbenchmarks")
 	fs.StringVar(&o.Only, "only", "", "run only the scenarios whose id contains this")
 	fs.Float64Var(&o.MaxForeignCPU, "max-foreign-cpu", 0.25, "redo a run during which other processes used more than this many cores")
-	fs.IntVar(&o.Retries, "retries", 3, "how many times a disturbed run is redone")
-	fs.DurationVar(&o.RetryPause, "retry-pause", 5*time.Second, "pause before redoing a disturbed run")
+	fs.IntVar(&o.Retries, "retries", 1, "how many times a disturbed run is redone")
+	fs.DurationVar(&o.RetryPause, "retry-pause", 3*time.Second, "pause before redoing a disturbed run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
