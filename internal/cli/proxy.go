@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ type proxyFlags struct {
 	registrationTTL, drainTimeout                     time.Duration
 	stats, pprof, stdlibH1                            bool
 	emfPath, emfNamespace, emfInclude                 string
+	concurrency                                       int
 }
 
 func newProxyCmd(e *env) *cobra.Command {
@@ -67,6 +69,7 @@ func newProxyCmd(e *env) *cobra.Command {
 	fl.DurationVar(&f.registrationTTL, "registration-ttl", 15*time.Second, "TTL of the instance registration; renewed at a third of it")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long SIGTERM waits for in-flight requests")
 	fl.BoolVar(&f.stats, "stats", true, "keep the data path's stats and mesh metrics (false only to measure their cost; server.* stays)")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "cores the proxy runs on (Envoy's --concurrency; GOMAXPROCS); 0: Go's default, the CPU count or the container's CPU limit")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin port")
 	fl.BoolVar(&f.stdlibH1, "stdlib-http1-client", false, "send plaintext HTTP/1.1 upstream with net/http's Transport (for comparison benchmarks)")
 	_ = fl.MarkHidden("stdlib-http1-client")
@@ -129,6 +132,12 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 	gateway := id.Kind == nodeid.VirtualGateway
 	cluster := firstNonEmpty(e.getenv("APPMESH_RESOURCE_CLUSTER"), id.Mesh+"/"+id.Name)
 
+	switch {
+	case f.concurrency < 0:
+		return usagef("--concurrency %d: must be 0 or more", f.concurrency)
+	case f.concurrency > 0:
+		runtime.GOMAXPROCS(f.concurrency)
+	}
 	st, err := newProxyStats(e, f, id)
 	if err != nil {
 		return err

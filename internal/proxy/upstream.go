@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -255,6 +256,21 @@ func (c *countedConn) Read(p []byte) (int, error) {
 
 func (c *countedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
+	c.cl.cxTxBytes.Add(uint64(n))
+	return n, err
+}
+
+// ReadFrom sends a request body, counting it, through the connection's
+// own ReadFrom (splice, or a pooled buffer) rather than the 32 KiB buffer
+// io.Copy would allocate for a connection that hides it.
+func (c *countedConn) ReadFrom(r io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{c.Conn}, r)
+	}
 	c.cl.cxTxBytes.Add(uint64(n))
 	return n, err
 }
