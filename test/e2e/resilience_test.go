@@ -102,7 +102,13 @@ func TestControlPlaneOutage(t *testing.T) {
 	s.mustCLI(t, outageRoute("b"), "apply", "-f", "-")
 	register(t, s, "outage", "a", "a-1", "127.0.0.1", a.addrPort())
 	register(t, s, "outage", "b", "b-1", "127.0.0.1", b.addrPort())
-	eventually(t, 30*time.Second, "the proxy reconnects and routes to b", func() error { return answers("b") })
+	// The proxy reconnects with Envoy's backoff (0.5 s doubling to 30 s),
+	// so on a loaded machine, where the restart is slow, the next attempt
+	// can be half a minute away; the registrations are renewed meanwhile.
+	eventually(t, 60*time.Second, "the proxy reconnects and routes to b", func() error {
+		register(t, s, "outage", "b", "b-1", "127.0.0.1", b.addrPort())
+		return answers("b")
+	})
 }
 
 // A config the proxy cannot apply (a gateway listener on a port something
