@@ -102,7 +102,11 @@ func ConfigFromEnv(getenv func(string) string) (cfg Config, enabled bool, err er
 			return Config{}, false, fmt.Errorf("%s: not a port: %q", EnvPort, p)
 		}
 	}
-	cfg.Network, cfg.Address = "udp", net.JoinHostPort(host, strconv.Itoa(port))
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	if h, _, err := net.SplitHostPort(addr); err != nil || h != host || strings.ContainsAny(host, " \t\r\n/") {
+		return Config{}, false, fmt.Errorf("%s: not a host name or IP address: %q", EnvAddress, host)
+	}
+	cfg.Network, cfg.Address = "udp", addr
 	return cfg, true, nil
 }
 

@@ -243,6 +243,8 @@ func TestConfigFromEnv(t *testing.T) {
 			want: Config{Network: "unixgram", Address: "/var/run/datadog/dsd.socket", Tagged: true}},
 		{env: map[string]string{EnvEnableDogStatsD: "1", EnvPort: "99999"}, err: true},
 		{env: map[string]string{EnvEnableDogStatsD: "sure"}, err: true},
+		{env: map[string]string{EnvEnableDogStatsD: "1", EnvAddress: "[", EnvPort: "1"}, err: true},
+		{env: map[string]string{EnvEnableDogStatsD: "1", EnvAddress: "agent host"}, err: true},
 	} {
 		got, enabled, err := ConfigFromEnv(func(k string) string { return tc.env[k] })
 		if (err != nil) != tc.err || enabled != tc.enabled || got != tc.want {
