@@ -310,7 +310,9 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 		hs.rqCompleted.Inc()
 	}
 	hs.rqTime.RecordDuration(d)
-	ex.edge.record(requestProto(r), ex.status, d, ex.received, ex.sent)
+	if ex.edge != nil {
+		ex.edge.record(requestProto(r), ex.status, d, ex.received, ex.sent)
+	}
 	if len(cc.logs) > 0 {
 		e := &ex.log
 		e.Start = ex.start
