@@ -182,7 +182,7 @@ func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
 	warming := time.Duration(0)
 	if v := e.getenv("ENVOY_INITIAL_FETCH_TIMEOUT"); v != "" {
 		if warming, err = parseSecondsOrDuration(v); err != nil {
-			return usagef("ENVOY_INITIAL_FETCH_TIMEOUT %q: %v", v, err)
+			return usagef("ENVOY_INITIAL_FETCH_TIMEOUT: %v", err)
 		}
 	}
 	xc, err := xdsclient.New(xdsclient.Config{
@@ -414,15 +414,23 @@ func (r *registration) inboundBound() bool {
 	return false
 }
 
+// maxSeconds bounds a timeout given in seconds (100 years).
+const maxSeconds = 100 * 365 * 24 * 3600.0
+
 // parseSecondsOrDuration reads "15s" or a plain number of seconds, as App
 // Mesh's Envoy image read its timeouts.
 func parseSecondsOrDuration(v string) (time.Duration, error) {
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		// Whole seconds up to a century; beyond, or negative, NaN or
+		// infinite, it is not a timeout.
+		if !(n >= 0 && n <= maxSeconds) {
+			return 0, fmt.Errorf("%q: want seconds between 0 and %d, or a duration such as 15s", v, int(maxSeconds))
+		}
 		return time.Duration(n * float64(time.Second)), nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("want seconds or a duration such as 15s")
+		return 0, fmt.Errorf("%q: want seconds or a duration such as 15s", v)
 	}
 	return d, nil
 }
