@@ -52,11 +52,11 @@
 // canonical MIME spelling, computed by Parse, so a lookup in an
 // http.Header needs no canonicalisation at request time.
 //
-// Dropped and Written are the Writer's counters; the proxy should export
-// Dropped as the access_log.dropped counter (not wired yet). Writer.Reopen
-// and ReopenAll reopen files for log rotation; the proxy's SIGUSR1 handler
-// should call ReopenAll, as Envoy reopens its logs on SIGUSR1 (the
-// package installs no signal handler itself: a library should not).
+// Dropped and Written are the Writer's counters; the proxy exports their
+// sums as the access_log.dropped and access_log.written gauges.
+// Writer.Reopen and ReopenAll reopen files for log rotation; the proxy's
+// SIGUSR1 handler calls ReopenAll, as Envoy reopens its logs on SIGUSR1
+// (the package installs no signal handler itself: a library should not).
 //
 // A process that logs to /dev/stdout or /dev/stderr should ignore
 // SIGPIPE (signal.Ignore), as Envoy does: otherwise the Go runtime kills
