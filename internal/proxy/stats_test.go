@@ -231,6 +231,12 @@ func TestStatsExactTwoHops(t *testing.T) {
 		b, _ := os.ReadFile(logPath)
 		return strings.Count(string(b), "\n") == total
 	})
+	if got := statValue(t, server, "access_log.written"); got != total {
+		t.Errorf("access_log.written %d, want %d", got, total)
+	}
+	if got := statValue(t, server, "access_log.dropped"); got != 0 {
+		t.Errorf("access_log.dropped %d, want 0", got)
+	}
 	b, _ := os.ReadFile(logPath)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if lines[0] != "200 /ok cds_ingress_demo_server_http_9080 -" || lines[total-1] != "503 /fail cds_ingress_demo_server_http_9080 -" {
