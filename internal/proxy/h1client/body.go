@@ -145,8 +145,13 @@ func (b *body) finish(clean bool) {
 				reuse = false
 			}
 		default:
-			// The response ended before the request body was sent.
-			reuse = false
+			// The response ended before the request body goroutine
+			// finished: it may be about to, or the upstream answered
+			// without reading the whole body.
+			if reuse {
+				b.c.reuseAfterWrite(b.wdone)
+				return
+			}
 		}
 	}
 	if reuse {

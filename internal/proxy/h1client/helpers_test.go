@@ -104,3 +104,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// waitIdle waits until the pool for addr holds n idle connections: a
+// connection whose response ended before its request body goroutine
+// finished joins the pool a moment later.
+func waitIdle(t *testing.T, tr *Transport, addr string, n int) {
+	t.Helper()
+	p := tr.pool(addr)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p.mu.Lock()
+		got := len(p.idle)
+		p.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections to %s, want %d", got, addr, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -331,6 +331,29 @@ func (c *conn) idleExpired() {
 	p.mu.Unlock()
 }
 
+// writeGrace bounds how long a connection whose response has ended waits
+// for its request body to finish going out before it is closed instead of
+// reused.
+const writeGrace = time.Second
+
+// reuseAfterWrite returns c to the idle pool once the request body
+// goroutine that closes wdone has finished without error. The upstream
+// can answer as soon as the last byte arrives, before that goroutine has
+// noticed its write completed; waiting for it here would hold up the
+// caller, so the decision is handed off. A body not sent within
+// writeGrace closes the connection, which also ends a blocked write.
+func (c *conn) reuseAfterWrite(wdone chan struct{}) {
+	timer := time.AfterFunc(writeGrace, func() { c.nc.Close() })
+	go func() {
+		<-wdone
+		if timer.Stop() && c.werr == nil {
+			c.p.put(c)
+			return
+		}
+		c.close()
+	}()
+}
+
 // close closes a connection that is not in the idle pool and frees its
 // slot.
 func (c *conn) close() {

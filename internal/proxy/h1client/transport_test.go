@@ -326,6 +326,7 @@ func TestLargeBodies(t *testing.T) {
 		if want := fmt.Sprintf("%d %x <nil> %s", size, sum, te); string(b) != want {
 			t.Fatalf("POST with ContentLength %d: server saw %q, want %q", cl, b, want)
 		}
+		waitIdle(t, tr, s.Listener.Addr().String(), 1)
 	}
 	if n := dials.Load(); n != 1 {
 		t.Fatalf("%d dials, want 1", n)
