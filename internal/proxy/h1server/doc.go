@@ -1,0 +1,31 @@
+// Package h1server serves HTTP/1.x connections with an http.Handler that
+// runs on the connection's own goroutine.
+//
+// It exists for the sidecar's plaintext HTTP/1.1 listeners. net/http's
+// server starts a background read for every request (a goroutine that
+// watches the connection for a client hang-up, parked and woken through
+// read deadlines and a condition variable when the handler ends) and
+// derives a cancellable context per request. For a proxy that forwards
+// each request synchronously (internal/proxy/h1client) those hand-offs
+// are most of its CPU at moderate rates: every one is a wake-up of another
+// thread. Here one goroutine reads a request, runs the handler, writes the
+// response and reads the next, as Envoy's and HAProxy's event loops do.
+//
+// Parsing is net/http's own (http.ReadRequest), followed by the checks
+// net/http's server adds (Host present, single and valid; header names and
+// values valid; Expect), so both servers accept and refuse the same
+// requests with the same status codes: 400, 431 for a header section over
+// the limit, 501 for an unsupported Transfer-Encoding, 417 for an unknown
+// expectation.
+//
+// Differences from net/http's server:
+//   - A client that hangs up while its request is being handled is
+//     noticed when the response is written (or by the handler's own
+//     timeouts), not at once: the request context is the connection's and
+//     is cancelled only when the connection ends.
+//   - A request body the handler did not read to its end closes the
+//     connection after the response, rather than being drained.
+//   - Hijacking, HTTP/2 upgrades and Server-level TLS are not offered;
+//     callers hand TLS and h2c connections to net/http.
+//   - Header keys are written in map order, not sorted.
+package h1server

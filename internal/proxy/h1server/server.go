@@ -1,0 +1,478 @@
+package h1server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Defaults for the zero values of Server's fields.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 5 * time.Minute
+	DefaultMaxHeaderBytes    = http.DefaultMaxHeaderBytes
+	bufferSize               = 4 << 10
+)
+
+// Server serves HTTP/1.x on connections handed to ServeConn. Its fields
+// must not change once a connection is being served.
+type Server struct {
+	// Handler answers every request.
+	Handler http.Handler
+	// ReadHeaderTimeout bounds reading a request's head; IdleTimeout how
+	// long a kept-alive connection may wait for its next request.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	// MaxHeaderBytes bounds a request's head (request line and header
+	// section), as net/http's server does: with 4 KiB of slack.
+	MaxHeaderBytes int
+	// ConnContext, if set, derives the context of a connection's
+	// requests from a background context.
+	ConnContext func(context.Context, net.Conn) context.Context
+	// ConnState, if set, is told when a connection starts being served
+	// (http.StateNew) and when it is closed (http.StateClosed).
+	ConnState func(net.Conn, http.ConnState)
+	// Log receives handler panics; nil means slog.Default().
+	Log *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	shutdown atomic.Bool
+	done     chan struct{} // closed when the last connection ends after Shutdown
+}
+
+// ErrServerClosed is returned by ServeConn when the server is shutting
+// down; the connection has been closed.
+var ErrServerClosed = errors.New("h1server: server closed")
+
+func (s *Server) readHeaderTimeout() time.Duration {
+	if s.ReadHeaderTimeout > 0 {
+		return s.ReadHeaderTimeout
+	}
+	return DefaultReadHeaderTimeout
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+func (s *Server) headerLimit() int64 {
+	n := s.MaxHeaderBytes
+	if n <= 0 {
+		n = DefaultMaxHeaderBytes
+	}
+	return int64(n) + 4096 // net/http's slack
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// ServeConn serves rwc until the client closes it, an error or timeout
+// ends it, or the server shuts down. It runs the handler on the calling
+// goroutine and closes rwc before it returns.
+func (s *Server) ServeConn(rwc net.Conn) error {
+	c := &conn{s: s, rwc: rwc}
+	if !s.track(c) {
+		_ = rwc.Close()
+		return ErrServerClosed
+	}
+	if s.ConnState != nil {
+		s.ConnState(rwc, http.StateNew)
+	}
+	defer func() {
+		_ = rwc.Close()
+		if s.ConnState != nil {
+			s.ConnState(rwc, http.StateClosed)
+		}
+		s.untrack(c)
+	}()
+	ctx := context.Background()
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, rwc)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.ctx = ctx
+	c.remoteAddr = rwc.RemoteAddr().String()
+	c.lr.R = rwc
+	c.rec.r = &c.lr
+	c.br = bufio.NewReaderSize(&c.rec, bufferSize)
+	c.bw = bufio.NewWriterSize(rwc, bufferSize)
+	c.w.c = c
+	c.w.hdr = make(http.Header)
+	c.serve()
+	return nil
+}
+
+// track registers c, unless the server is shutting down.
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.done != nil {
+		close(s.done)
+		s.done = nil
+	}
+	s.mu.Unlock()
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it wakes a blocked
+// read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Shutdown stops the server gracefully: connections waiting for a request
+// close now, busy ones after their response (which says Connection:
+// close), and new connections are refused. If ctx ends first, the
+// remaining connections are closed and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	if len(s.conns) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	done := s.done
+	if done == nil {
+		done = make(chan struct{})
+		s.done = done
+	}
+	for c := range s.conns {
+		if c.state.Load() == stateIdle {
+			_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes every connection now and refuses new ones.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	for c := range s.conns {
+		_ = c.rwc.Close()
+	}
+	s.mu.Unlock()
+}
+
+// Connection states, for Shutdown.
+const (
+	stateIdle   = iota // waiting for the first byte of a request
+	stateActive        // reading a request or answering it
+)
+
+// conn is one connection being served.
+type conn struct {
+	s          *Server
+	rwc        net.Conn
+	ctx        context.Context
+	remoteAddr string
+	lr         io.LimitedReader // bounds the head being read
+	rec        headRecorder     // sees what lr reads
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	state      atomic.Int32
+	w          response // reused for every request
+	lastPOST   bool
+}
+
+// serve is the connection's loop: read a request, run the handler, finish
+// the response, until one side wants the connection closed.
+func (c *conn) serve() {
+	s := c.s
+	for first := true; ; first = false {
+		if s.shutdown.Load() {
+			return
+		}
+		if !first {
+			// Wait for the next request; a Shutdown sets a past deadline
+			// on idle connections to end this wait.
+			c.state.Store(stateIdle)
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			if s.shutdown.Load() {
+				return
+			}
+			if _, err := c.br.Peek(4); err != nil { // as net/http
+				return
+			}
+		}
+		c.state.Store(stateActive)
+		_ = c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+		req, err := c.readRequest()
+		if err != nil {
+			c.refuse(err)
+			return
+		}
+		_ = c.rwc.SetReadDeadline(time.Time{})
+		if !c.handle(req) {
+			return
+		}
+	}
+}
+
+// statusError is a request refused with a status.
+type statusError struct {
+	code int
+	text string
+}
+
+func (e statusError) Error() string { return e.text }
+
+var (
+	errTooLarge  = statusError{http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large"}
+	errNoHost    = statusError{http.StatusBadRequest, "missing required Host header"}
+	errBadHost   = statusError{http.StatusBadRequest, "malformed Host header"}
+	errManyHosts = statusError{http.StatusBadRequest, "too many Host headers"}
+	errBadName   = statusError{http.StatusBadRequest, "invalid header name"}
+	errBadValue  = statusError{http.StatusBadRequest, "invalid header value"}
+	errVersion   = statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	errExpect    = statusError{http.StatusExpectationFailed, "Expectation Failed"}
+)
+
+// readRequest reads and checks one request head, as net/http's server
+// does.
+func (c *conn) readRequest() (*http.Request, error) {
+	c.lr.N = c.s.headerLimit()
+	if c.lastPOST {
+		// Tolerate the stray CRLF old clients send after a POST body.
+		peek, _ := c.br.Peek(4)
+		n := 0
+		for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+			n++
+		}
+		_, _ = c.br.Discard(n)
+	}
+	// http.ReadRequest drops the Host fields, so record the head's
+	// bytes (those buffered already and those read now) to count them.
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	c.rec.buf = append(c.rec.buf[:0], buffered...)
+	c.rec.on = true
+	req, err := http.ReadRequest(c.br)
+	c.rec.on = false
+	if err != nil {
+		if c.lr.N <= 0 {
+			return nil, errTooLarge
+		}
+		return nil, err
+	}
+	c.lr.N = 1<<63 - 1
+	hostFields := countHostFields(c.rec.buf)
+	if cap(c.rec.buf) > 64<<10 {
+		c.rec.buf = nil // a large head: do not keep its buffer
+	}
+	c.lastPOST = req.Method == http.MethodPost
+	if req.ProtoMajor != 1 {
+		return nil, errVersion
+	}
+	if req.ProtoAtLeast(1, 1) && hostFields == 0 && req.Method != http.MethodConnect {
+		return nil, errNoHost
+	}
+	if hostFields > 1 {
+		return nil, errManyHosts
+	}
+	if hostFields == 1 && req.URL.Host == "" && !httpguts.ValidHostHeader(req.Host) {
+		return nil, errBadHost
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, errBadName
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, errBadValue
+			}
+		}
+	}
+	return req, nil
+}
+
+// headRecorder keeps the bytes read from the connection while on.
+type headRecorder struct {
+	r   io.Reader
+	on  bool
+	buf []byte
+}
+
+func (h *headRecorder) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if h.on {
+		h.buf = append(h.buf, p[:n]...)
+	}
+	return n, err
+}
+
+// countHostFields counts the Host fields of the request head at the start
+// of b (which http.ReadRequest has parsed, so it is well formed).
+func countHostFields(b []byte) int {
+	n := 0
+	// Skip the request line.
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return 0
+	}
+	b = b[i+1:]
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break // end of the header section
+		}
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok && len(name) == 4 && bytes.EqualFold(name, []byte("host")) {
+			n++
+		}
+	}
+	return n
+}
+
+// refuse answers a request that could not be read, unless the connection
+// simply ended or timed out, and leaves the connection to be closed.
+func (c *conn) refuse(err error) {
+	// As net/http: no answer when the connection ended, timed out or
+	// failed (an incomplete head is answered).
+	if err == io.EOF || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "read" {
+		return
+	}
+	// The same status lines and bodies as net/http's server.
+	var se statusError
+	body := "400 Bad Request"
+	code := http.StatusBadRequest
+	switch {
+	case errors.Is(err, errExpect):
+		code, body = http.StatusExpectationFailed, ""
+	case errors.Is(err, errTooLarge):
+		code, body = http.StatusRequestHeaderFieldsTooLarge, "431 Request Header Fields Too Large"
+	case errors.As(err, &se):
+		code = se.code
+		body = fmt.Sprintf("%d %s: %s", code, http.StatusText(code), se.text)
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+		code, body = http.StatusNotImplemented, "Unsupported transfer encoding"
+	}
+	_ = c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
+	if body == "" {
+		fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code, http.StatusText(code))
+		return
+	}
+	fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s", code, http.StatusText(code), body)
+}
+
+// handle runs the handler for req and finishes its response. It reports
+// whether the connection may carry another request.
+func (c *conn) handle(req *http.Request) (keep bool) {
+	w := &c.w
+	w.reset(req)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &reqBody{w: w, rc: req.Body}
+	} else {
+		w.bodyDone.Store(true)
+	}
+	if v, ok := req.Header["Expect"]; ok && len(v) > 0 {
+		// As net/http: the first field decides; empty is no expectation.
+		switch {
+		case httpHasToken(v[:1], "100-continue"):
+			if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+				w.cont.Store(contPending)
+			}
+		case v[0] != "":
+			c.refuse(errExpect)
+			return false
+		}
+	}
+	req.RemoteAddr = c.remoteAddr
+	req = req.WithContext(c.ctx)
+	w.req = req
+
+	h := c.s.Handler
+	if req.RequestURI == "*" && req.Method == http.MethodOptions {
+		h = optionsHandler // as net/http: the server itself answers
+	}
+	if !c.run(w, req, h) {
+		return false
+	}
+	w.finish()
+	if err := c.bw.Flush(); err != nil {
+		return false
+	}
+	// A body the handler left unread (or still reads on another
+	// goroutine) cannot be skipped safely: close.
+	return !w.closeAfter && w.bodyDone.Load() && w.cont.Load() != contPending
+}
+
+// run calls the handler, turning a panic into a closed connection: after
+// http.ErrAbortHandler what was written goes out as is (a chunked body
+// without its last chunk reads as truncated), any other panic is logged.
+func (c *conn) run(w *response, req *http.Request, h http.Handler) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.log().Error("panic serving request", "remote", c.remoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
+			}
+			_ = c.bw.Flush()
+			ok = false
+		}
+	}()
+	h.ServeHTTP(w, req)
+	return true
+}
+
+// optionsHandler answers "OPTIONS *" as net/http's server does.
+var optionsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Content-Length"] = zero
+	if r.ContentLength != 0 {
+		// Read a little of the body, as net/http does, so the
+		// connection may be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 256<<10+1))
+	}
+})
