@@ -1,7 +1,7 @@
 package h1server
 
 import (
-		"io"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
