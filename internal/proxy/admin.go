@@ -265,7 +265,7 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 	p.bg.Go(func() {
 		if graceful {
 			for _, hs := range servers {
-				hs.srv.SetKeepAlivesEnabled(false)
+				hs.setKeepAlives(false)
 			}
 			t := time.NewTimer(p.cfg.DrainTimeout)
 			select {

@@ -18,11 +18,14 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/h1guard"
+	"github.com/meshlens/meshlens/internal/proxy/h1server"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
-// httpServer serves one HTTP filter chain of one listener: a net/http
-// server fed with the connections the listener matched to the chain. It
+// httpServer serves one HTTP filter chain of one listener: plaintext
+// HTTP/1.x connections on their own goroutine (h1server), TLS and h2c ones
+// through a net/http server fed with the connections the listener matched
+// to the chain. It
 // outlives snapshots while the chain keeps its name and connection
 // settings (serverKey); its route table and clusters are swapped per
 // snapshot through cfg.
@@ -30,6 +33,8 @@ type httpServer struct {
 	p      *Proxy
 	key    string
 	srv    *http.Server
+	h1     *h1server.Server // nil when the chain is TLS or HTTP/2 only
+	auto   bool             // plaintext HTTP/1.1 or h2c, told by the preface
 	ln     *chanListener
 	tls    *tls.Config // nil for plaintext
 	scheme string      // "http" or "https"
@@ -129,6 +134,18 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 			MaxDecoderHeaderTableSize: 64 << 10,
 		},
 	}
+	if c.TLS == nil && c.HTTP.Codec != table.CodecHTTP2 {
+		h.h1 = &h1server.Server{
+			Handler:           h,
+			ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
+			IdleTimeout:       idle,
+			MaxHeaderBytes:    maxHdr,
+			ConnContext:       connContext,
+			ConnState:         h.connState,
+			Log:               p.log,
+		}
+		h.auto = c.HTTP.Codec == table.CodecAuto
+	}
 	go func() {
 		defer close(h.done)
 		_ = h.srv.Serve(h.ln)
@@ -136,10 +153,26 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 	return h
 }
 
+// setKeepAlives turns keep-alive on or off for the chain's connections.
+func (h *httpServer) setKeepAlives(on bool) {
+	h.srv.SetKeepAlivesEnabled(on)
+	if h.h1 != nil {
+		h.h1.SetKeepAlivesEnabled(on)
+	}
+}
+
 // drain stops the server gracefully: idle connections close now, busy
 // ones after their response (HTTP/1.1 answers with Connection: close,
 // HTTP/2 sends GOAWAY); whatever is left at ctx's end is closed.
 func (h *httpServer) drain(ctx context.Context) {
+	if h.h1 != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = h.h1.Shutdown(ctx)
+		}()
+		defer func() { <-done }()
+	}
 	if err := h.srv.Shutdown(ctx); err != nil {
 		_ = h.srv.Close()
 	}
@@ -168,6 +201,11 @@ func (h *httpServer) serve(c *srvConn) {
 		// A request framed both by Content-Length and Transfer-Encoding
 		// (a smuggling attempt) must get a 400, not be re-framed.
 		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
+	}
+	if h.h1 != nil && (!h.auto || !c.h2Preface(time.Now().Add(h.p.cfg.HeaderReadTimeout))) {
+		// Served on this goroutine (the listener's, per connection).
+		_ = h.h1.ServeConn(conn)
+		return
 	}
 	h.ln.push(conn)
 }

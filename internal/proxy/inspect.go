@@ -165,6 +165,26 @@ func (c *srvConn) inspect(tlsInspector, httpInspector bool, deadline time.Time) 
 	}
 }
 
+// h2Preface reports whether the connection starts with the HTTP/2
+// connection preface, reading (and keeping for replay) only as far as the
+// bytes match it. A connection that sends nothing before deadline is not
+// HTTP/2.
+func (c *srvConn) h2Preface(deadline time.Time) bool {
+	_ = c.Conn.SetReadDeadline(deadline)
+	defer func() { _ = c.Conn.SetReadDeadline(time.Time{}) }()
+	r := &recorder{conn: c.Conn, buf: c.peeked}
+	defer func() { c.peeked = r.buf }()
+	for n := 1; n <= len(h2Preface); n++ {
+		if len(r.buf) < n && r.fill(n) != nil {
+			return false
+		}
+		if r.buf[n-1] != h2Preface[n-1] {
+			return false
+		}
+	}
+	return true
+}
+
 // recorder reads from a connection and keeps every byte for replay.
 type recorder struct {
 	conn net.Conn

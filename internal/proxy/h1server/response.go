@@ -153,7 +153,7 @@ func (w *response) writeHead() {
 	default:
 		w.closeAfter = true // HTTP/1.0: the body ends with the connection
 	}
-	if w.c.s.shutdown.Load() {
+	if s := w.c.s; s.shutdown.Load() || s.noKeepAlive.Load() {
 		w.closeAfter = true
 	}
 

@@ -48,9 +48,10 @@ type Server struct {
 	// Log receives handler panics; nil means slog.Default().
 	Log *slog.Logger
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	shutdown atomic.Bool
+	mu          sync.Mutex
+	conns       map[*conn]struct{}
+	shutdown    atomic.Bool
+	noKeepAlive atomic.Bool
 	done     chan struct{} // closed when the last connection ends after Shutdown
 }
 
@@ -91,7 +92,13 @@ func (s *Server) log() *slog.Logger {
 // ends it, or the server shuts down. It runs the handler on the calling
 // goroutine and closes rwc before it returns.
 func (s *Server) ServeConn(rwc net.Conn) error {
-	c := &conn{s: s, rwc: rwc}
+	ctx := context.Background()
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, rwc)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := &conn{s: s, rwc: rwc, ctx: ctx, cancel: cancel}
 	if !s.track(c) {
 		_ = rwc.Close()
 		return ErrServerClosed
@@ -106,13 +113,6 @@ func (s *Server) ServeConn(rwc net.Conn) error {
 		}
 		s.untrack(c)
 	}()
-	ctx := context.Background()
-	if s.ConnContext != nil {
-		ctx = s.ConnContext(ctx, rwc)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c.ctx = ctx
 	c.remoteAddr = rwc.RemoteAddr().String()
 	c.lr.R = rwc
 	c.rec.r = &c.lr
@@ -147,6 +147,11 @@ func (s *Server) untrack(c *conn) {
 	}
 	s.mu.Unlock()
 }
+
+// SetKeepAlivesEnabled controls whether connections are kept open
+// between requests; when off, every response says Connection: close. A
+// draining listener turns them off before it stops accepting.
+func (s *Server) SetKeepAlivesEnabled(on bool) { s.noKeepAlive.Store(!on) }
 
 // aLongTimeAgo is a deadline that has passed: setting it wakes a blocked
 // read.
@@ -189,6 +194,7 @@ func (s *Server) Close() {
 	s.shutdown.Store(true)
 	for c := range s.conns {
 		_ = c.rwc.Close()
+		c.cancel() // ends what the handler waits for
 	}
 	s.mu.Unlock()
 }
@@ -204,6 +210,7 @@ type conn struct {
 	s          *Server
 	rwc        net.Conn
 	ctx        context.Context
+	cancel     context.CancelFunc
 	remoteAddr string
 	lr         io.LimitedReader // bounds the head being read
 	rec        headRecorder     // sees what lr reads

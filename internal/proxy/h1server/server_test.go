@@ -454,3 +454,30 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Fatalf("connection not closed: %v", err)
 	}
 }
+
+// TestCloseCancelsRequests: a handler waiting on its request's context is
+// released when the server closes the connection.
+func TestCloseCancelsRequests(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	released := make(chan struct{})
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()
+		close(released)
+	})}
+	addr := serve(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-entered
+	s.Close()
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler not released by Close")
+	}
+}
