@@ -52,7 +52,7 @@ type Server struct {
 	conns       map[*conn]struct{}
 	shutdown    atomic.Bool
 	noKeepAlive atomic.Bool
-	done     chan struct{} // closed when the last connection ends after Shutdown
+	done        chan struct{} // closed when the last connection ends after Shutdown
 }
 
 // ErrServerClosed is returned by ServeConn when the server is shutting
