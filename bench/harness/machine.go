@@ -212,9 +212,14 @@ func profileMicrobench(ctx context.Context, o Options) ([]Profile, error) {
 }
 
 // profileUnderLoad takes CPU and allocation profiles of the client and
-// server sidecars while a closed loop of 1 KB requests runs over two hops,
+// server sidecars while 1 KB requests run over two hops at 1000 requests
+// per second (the rate the CPU target is set at, where waking up per
+// request weighs most; the closed-loop maximum shows the forwarding work),
 // once with HTTP/1.1 and once with gRPC, and counts the HTTP/1.1 server
 // sidecar's goroutines idle and loaded.
+// profileRate is the load the profiles are taken under.
+const profileRate = 1000
+
 func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goroutines, error) {
 	secs := 10
 	if o.Smoke {
@@ -237,7 +242,7 @@ func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goro
 		for _, sc := range sidecars {
 			go func() {
 				f := fmt.Sprintf("%s/%s-sidecar-%s-cpu.prof", o.Out, s.ID, sc.node)
-				results <- fetched{fmt.Sprintf("%s over two hops, sidecar %s, CPU", s.ID, sc.node), f,
+				results <- fetched{fmt.Sprintf("%s over two hops at %d rps, sidecar %s, CPU", s.ID, profileRate, sc.node), f,
 					fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", sc.admin, secs), f)}
 			}()
 		}
@@ -245,7 +250,7 @@ func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goro
 		if err != nil {
 			return nil, nil, err
 		}
-		cfg := loadgen.Config{Rate: closedLoop, Conns: o.Conns, Duration: time.Duration(secs+1) * time.Second, Warmup: 5, Dial: d}
+		cfg := loadgen.Config{Rate: profileRate, Conns: o.Conns, Duration: time.Duration(secs+1) * time.Second, Warmup: 5, Dial: d}
 		loaded := make(chan int, 1)
 		go func() {
 			time.Sleep(time.Duration(secs) * time.Second / 2)
