@@ -246,6 +246,10 @@ func (c *conn) serve() {
 		req, err := c.readRequest()
 		if err != nil {
 			c.refuse(err)
+			if errors.Is(err, errTooLarge) {
+				// The client may still be sending its head.
+				c.closeWriteAndWait()
+			}
 			return
 		}
 		_ = c.rwc.SetReadDeadline(time.Time{})
@@ -452,7 +456,32 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 	}
 	// A body the handler left unread (or still reads on another
 	// goroutine) cannot be skipped safely: close.
+	if !w.bodyDone.Load() && w.cont.Load() != contPending {
+		// The client may still be sending it.
+		c.closeWriteAndWait()
+		return false
+	}
 	return !w.closeAfter && w.bodyDone.Load() && w.cont.Load() != contPending
+}
+
+// rstAvoidanceDelay is how long a connection stays half-closed after a
+// response sent while the client may still be writing, as in net/http:
+// closing a socket with unread input sends a reset, which can destroy the
+// response before the client reads it.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait sends a FIN after what was written, then waits a
+// moment before the caller closes the connection.
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	t := time.NewTimer(rstAvoidanceDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done(): // the server closed the connection
+	}
 }
 
 // run calls the handler, turning a panic into a closed connection: after
