@@ -230,7 +230,7 @@ func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goro
 	for _, s := range []Scenario{scenarios[0], scenarios[1]} {
 		server := e.sidecars[serverNodeFor(s.Proto).name]
 		sidecars := []*sidecar{e.sidecars[clientNode], server}
-		idle, err := goroutines(server)
+		idle, err := settledGoroutines(server)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -309,6 +309,25 @@ func fetch(url, file string) error {
 }
 
 var goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
+
+// settledGoroutines counts a sidecar's goroutines once the count holds
+// still for a second (connections of the previous run winding down), or
+// after ten seconds.
+func settledGoroutines(sc *sidecar) (int, error) {
+	prev, err := goroutines(sc)
+	for range 10 {
+		if err != nil {
+			return 0, err
+		}
+		time.Sleep(time.Second)
+		var n int
+		if n, err = goroutines(sc); err == nil && n == prev {
+			return n, nil
+		}
+		prev = n
+	}
+	return prev, err
+}
 
 func goroutines(sc *sidecar) (int, error) {
 	resp, err := plainHTTP.Get("http://" + sc.admin + "/debug/pprof/goroutine?debug=1")
