@@ -110,6 +110,10 @@ func (c *srvConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// NetConn returns the connection under the counters and the replay, for
+// looks at the socket (internal/proxy/sockpeek); I/O goes through c.
+func (c *srvConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite half-closes the underlying TCP connection (for tcp_proxy).
 func (c *srvConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

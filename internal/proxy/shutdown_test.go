@@ -107,3 +107,39 @@ func TestShutdownDrainTimeout(t *testing.T) {
 		t.Errorf("Shutdown took %s with a 200ms drain", d)
 	}
 }
+
+// TestClientHangupCancelsUpstream: a client that closes its connection
+// while its request waits for the upstream has the upstream request
+// cancelled within about a second (h1server's hang-up look), not at the
+// route timeout.
+func TestClientHangupCancelsUpstream(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	cancelled := make(chan struct{})
+	up := startUpstream(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(30 * time.Second):
+		}
+	})
+	p := startProxy(t, Config{})
+	mustApply(t, p, outbound(xCluster("cds_stuck", up.Addr())).snap(t))
+	c, err := net.Dial("tcp", addrOf(t, p, egressName, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: greeting.demo.local\r\n\r\n")
+	<-entered
+	start := time.Now()
+	c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream request not cancelled after the client hung up")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("cancelled after %s", d)
+	}
+}

@@ -248,6 +248,10 @@ type countedConn struct {
 	closed atomic.Bool
 }
 
+// NetConn returns the connection under the counters, for looks at the
+// socket (internal/proxy/sockpeek); I/O goes through c.
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.cl.cxRxBytes.Add(uint64(n))

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/sockpeek"
 )
 
 // Defaults for the zero values of Transport's fields.
@@ -400,5 +402,6 @@ func (c *conn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	return peekAlive(c.nc)
+	st := sockpeek.Look(c.nc)
+	return st == sockpeek.Quiet || st == sockpeek.Unknown
 }

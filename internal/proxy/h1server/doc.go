@@ -20,9 +20,11 @@
 //
 // Differences from net/http's server:
 //   - A client that hangs up while its request is being handled is
-//     noticed when the response is written (or by the handler's own
-//     timeouts), not at once: the request context is the connection's and
-//     is cancelled only when the connection ends.
+//     noticed by a look at the socket (internal/proxy/sockpeek) that one
+//     goroutine per server makes every HangupCheck (1 s) at the
+//     connections whose request has waited that long, which then cancels
+//     the request's context; or when the response is written. net/http
+//     notices at once, through a read it starts for every request.
 //   - A request body the handler did not read to its end closes the
 //     connection after the response, rather than being drained.
 //   - Hijacking, HTTP/2 upgrades and Server-level TLS are not offered;

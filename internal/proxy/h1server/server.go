@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/meshlens/meshlens/internal/proxy/sockpeek"
 )
 
 // Defaults for the zero values of Server's fields.
@@ -24,6 +26,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 5 * time.Minute
 	DefaultMaxHeaderBytes    = http.DefaultMaxHeaderBytes
+	DefaultHangupCheck       = time.Second
 	bufferSize               = 4 << 10
 )
 
@@ -47,9 +50,15 @@ type Server struct {
 	ConnState func(net.Conn, http.ConnState)
 	// Log receives handler panics; nil means slog.Default().
 	Log *slog.Logger
+	// HangupCheck is how often the connections of requests that have
+	// been in the handler that long (with their body read) are looked at
+	// for a client that hung up; the request's context is then
+	// cancelled. 0 means DefaultHangupCheck.
+	HangupCheck time.Duration
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
+	watching    bool // a watch goroutine runs
 	shutdown    atomic.Bool
 	noKeepAlive atomic.Bool
 	done        chan struct{} // closed when the last connection ends after Shutdown
@@ -135,7 +144,59 @@ func (s *Server) track(c *conn) bool {
 		s.conns = make(map[*conn]struct{})
 	}
 	s.conns[c] = struct{}{}
+	if !s.watching {
+		s.watching = true
+		go s.watch()
+	}
 	return true
+}
+
+// watch looks, every HangupCheck, at the connections whose request has
+// been in the handler for that long with its body read, and cancels the
+// request of a client that hung up. net/http's server learns this at once
+// from the background read it starts for every request; a look at a
+// socket once a second costs nothing per request, and only a request that
+// waits that long has anything to gain. It returns when no connection is
+// left; track starts it again.
+func (s *Server) watch() {
+	every := s.HangupCheck
+	if every <= 0 {
+		every = DefaultHangupCheck
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var busy []*conn
+	for range t.C {
+		busy = busy[:0]
+		now := time.Now().UnixNano()
+		s.mu.Lock()
+		if len(s.conns) == 0 {
+			s.watching = false
+			s.mu.Unlock()
+			return
+		}
+		for c := range s.conns {
+			// Only when nothing reads the connection: a look waits for a
+			// blocked read to end.
+			if st := c.reqStart.Load(); st != 0 && now-st >= int64(every) && c.w.bodyDone.Load() {
+				busy = append(busy, c)
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range busy {
+			// On its own goroutine: if the request ends meanwhile and
+			// the connection goes back to reading, the look waits for
+			// that read, and must not hold up the others.
+			if c.looking.CompareAndSwap(false, true) {
+				go func() {
+					defer c.looking.Store(false)
+					if sockpeek.Look(c.rwc) == sockpeek.Closed {
+						c.cancel()
+					}
+				}()
+			}
+		}
+	}
 }
 
 func (s *Server) untrack(c *conn) {
@@ -217,7 +278,9 @@ type conn struct {
 	br         *bufio.Reader
 	bw         *bufio.Writer
 	state      atomic.Int32
-	w          response // reused for every request
+	reqStart   atomic.Int64 // UnixNano when the handler started; 0 outside it
+	looking    atomic.Bool  // a hang-up look is under way
+	w          response     // reused for every request
 	lastPOST   bool
 }
 
@@ -447,7 +510,10 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 	if req.RequestURI == "*" && req.Method == http.MethodOptions {
 		h = optionsHandler // as net/http: the server itself answers
 	}
-	if !c.run(w, req, h) {
+	c.reqStart.Store(time.Now().UnixNano())
+	ok := c.run(w, req, h)
+	c.reqStart.Store(0)
+	if !ok {
 		return false
 	}
 	w.finish()

@@ -481,3 +481,47 @@ func TestCloseCancelsRequests(t *testing.T) {
 		t.Fatal("handler not released by Close")
 	}
 }
+
+// TestHangupCancelsRequest: a client that closes its connection while its
+// request waits in the handler has the request's context cancelled.
+func TestHangupCancelsRequest(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	released := make(chan error, 1)
+	s := &Server{HangupCheck: 50 * time.Millisecond, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/quick" {
+			return
+		}
+		close(entered)
+		select {
+		case <-r.Context().Done():
+			released <- nil
+		case <-time.After(10 * time.Second):
+			released <- fmt.Errorf("not cancelled")
+		}
+	})}
+	addr := serve(t, s)
+	// A slow request on a connection that stays open is not cancelled.
+	c0, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c0.Close()
+	io.WriteString(c0, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-entered
+	time.Sleep(200 * time.Millisecond) // several looks at an open connection
+	select {
+	case err := <-released:
+		t.Fatalf("released while the client was connected: %v", err)
+	default:
+	}
+	c.Close()
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+}
