@@ -249,17 +249,29 @@ func isTokenByte(b byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 }
 
-// httpHasToken reports whether a comma-separated header value lists tok.
+// httpHasToken reports whether the first of a header's values holds tok
+// between token boundaries (space, tab, comma), case-insensitively: the
+// rule net/http's server applies to Expect and Connection.
 func httpHasToken(vv []string, tok string) bool {
-	for _, v := range vv {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), tok) {
-				return true
-			}
+	if len(vv) == 0 {
+		return false
+	}
+	v := vv[0]
+	for sp := 0; sp+len(tok) <= len(v); sp++ {
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(tok); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(tok)], tok) {
+			return true
 		}
 	}
 	return false
 }
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // Write implements http.ResponseWriter.
 func (w *response) Write(p []byte) (int, error) {

@@ -368,7 +368,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 		return nil, err
 	}
 	c.lr.N = 1<<63 - 1
-	hostFields := countHostFields(c.rec.buf)
+	hostFields, hostValue := hostFields(c.rec.buf)
 	if cap(c.rec.buf) > 64<<10 {
 		c.rec.buf = nil // a large head: do not keep its buffer
 	}
@@ -382,7 +382,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 	if hostFields > 1 {
 		return nil, errManyHosts
 	}
-	if hostFields == 1 && req.URL.Host == "" && !httpguts.ValidHostHeader(req.Host) {
+	if hostFields == 1 && !httpguts.ValidHostHeader(hostValue) {
 		return nil, errBadHost
 	}
 	for k, vv := range req.Header {
@@ -413,16 +413,17 @@ func (h *headRecorder) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// countHostFields counts the Host fields of the request head at the start
-// of b (which http.ReadRequest has parsed, so it is well formed).
-func countHostFields(b []byte) int {
-	n := 0
+// hostFields counts the Host fields of the request head at the start of b
+// (which http.ReadRequest has parsed, so it is well formed) and returns
+// the first one's value, trimmed as textproto trims it.
+func hostFields(b []byte) (n int, first string) {
 	// Skip the request line.
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		return 0
+		return 0, ""
 	}
 	b = b[i+1:]
+	inFirst := false // the last field was the first Host: continuations join it
 	for len(b) > 0 {
 		line := b
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -434,11 +435,23 @@ func countHostFields(b []byte) int {
 		if len(line) == 0 {
 			break // end of the header section
 		}
-		if name, _, ok := bytes.Cut(line, []byte(":")); ok && len(name) == 4 && bytes.EqualFold(name, []byte("host")) {
+		if line[0] == ' ' || line[0] == '\t' {
+			// An obsolete line folding: textproto joins it with a space.
+			if inFirst {
+				first += " " + string(bytes.Trim(line, " \t"))
+			}
+			continue
+		}
+		inFirst = false
+		if name, value, ok := bytes.Cut(line, []byte(":")); ok && len(name) == 4 && bytes.EqualFold(name, []byte("host")) {
+			if n == 0 {
+				first = string(bytes.Trim(value, " \t"))
+				inFirst = true
+			}
 			n++
 		}
 	}
-	return n
+	return n, strings.TrimLeft(first, " \t")
 }
 
 // refuse answers a request that could not be read, unless the connection
