@@ -25,8 +25,6 @@
 //     connections whose request has waited that long, which then cancels
 //     the request's context; or when the response is written. net/http
 //     notices at once, through a read it starts for every request.
-//   - A request body the handler did not read to its end closes the
-//     connection after the response, rather than being drained.
 //   - Hijacking, HTTP/2 upgrades and Server-level TLS are not offered;
 //     callers hand TLS and h2c connections to net/http.
 //   - Header keys are written in map order, not sorted.

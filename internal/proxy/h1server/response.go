@@ -1,6 +1,7 @@
 package h1server
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -380,16 +381,36 @@ func (w *response) finish() {
 // body was read to its end. It is allocated per request: a goroutine the
 // handler started may read it after the handler returned.
 type reqBody struct {
-	w   *response
-	rc  io.ReadCloser
-	eof bool
+	w     *response
+	rc    io.ReadCloser
+	eof   bool
+	state atomic.Int32 // bodyIdle, bodyReading or bodyClosed
 }
+
+// reqBody states: the connection's goroutine may drain an unread body
+// only while no other goroutine is reading it.
+const (
+	bodyIdle = iota
+	bodyReading
+	bodyClosed
+)
+
+// errBodyClosed is what a read of a body gets once the connection's
+// goroutine took the body over after the handler returned.
+var errBodyClosed = errors.New("h1server: read of a request body after its handler returned")
 
 // Read implements io.Reader.
 func (b *reqBody) Read(p []byte) (int, error) {
 	if b.eof {
 		return 0, io.EOF
 	}
+	if !b.state.CompareAndSwap(bodyIdle, bodyReading) {
+		if b.state.Load() == bodyClosed {
+			return 0, errBodyClosed
+		}
+		return 0, errors.New("h1server: concurrent reads of a request body")
+	}
+	defer b.state.Store(bodyIdle)
 	w := b.w
 	if w.cont.Load() == contPending {
 		w.sendContinue()
@@ -402,6 +423,6 @@ func (b *reqBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close implements io.Closer. It does not drain the body: the connection
-// closes after the response instead.
+// Close implements io.Closer. It does not drain the body: the
+// connection's goroutine does once the handler returned, or closes.
 func (b *reqBody) Close() error { return nil }

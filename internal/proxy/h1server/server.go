@@ -519,6 +519,7 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 	req = req.WithContext(c.ctx)
 	w.req = req
 
+	body, _ := req.Body.(*reqBody)
 	h := c.s.Handler
 	if req.RequestURI == "*" && req.Method == http.MethodOptions {
 		h = optionsHandler // as net/http: the server itself answers
@@ -533,14 +534,39 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 	if err := c.bw.Flush(); err != nil {
 		return false
 	}
-	// A body the handler left unread (or still reads on another
-	// goroutine) cannot be skipped safely: close.
-	if !w.bodyDone.Load() && w.cont.Load() != contPending {
-		// The client may still be sending it.
-		c.closeWriteAndWait()
+	if w.cont.Load() == contPending {
+		// The client waits for a 100 Continue that will not come, and
+		// may or may not send the body: the connection cannot be reused.
 		return false
 	}
-	return !w.closeAfter && w.bodyDone.Load() && w.cont.Load() != contPending
+	if !w.bodyDone.Load() {
+		// A body the handler left unread: read the rest if it is short
+		// and nothing else reads it (a goroutine the handler started
+		// may), as net/http does, so the connection can carry the next
+		// request; otherwise close.
+		if w.closeAfter || body == nil || !c.drain(body) {
+			// The client may still be sending it.
+			c.closeWriteAndWait()
+			return false
+		}
+	}
+	return !w.closeAfter
+}
+
+// maxDrain is how much of an unread request body is read and discarded
+// to keep the connection (net/http's maxPostHandlerReadBytes).
+const maxDrain = 256 << 10
+
+// drain reads the rest of an unread request body, up to maxDrain and
+// within the header timeout, and reports whether it reached its end.
+func (c *conn) drain(b *reqBody) bool {
+	if !b.state.CompareAndSwap(bodyIdle, bodyClosed) {
+		return false // a read is in progress on another goroutine
+	}
+	_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.readHeaderTimeout()))
+	defer func() { _ = c.rwc.SetReadDeadline(time.Time{}) }()
+	n, err := io.Copy(io.Discard, io.LimitReader(b.rc, maxDrain+1))
+	return err == nil && n <= maxDrain
 }
 
 // rstAvoidanceDelay is how long a connection stays half-closed after a

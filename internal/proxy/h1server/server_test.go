@@ -354,14 +354,50 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
-func TestUnreadBodyClosesConnection(t *testing.T) {
+func TestUnreadBody(t *testing.T) {
 	t.Parallel()
 	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "16")
 		w.Write([]byte("ignored the body"))
 	})})
-	got := exchange(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	// A short unread body is read and discarded: the connection goes on.
+	got := exchange(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"+
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"+
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if len(got) != 3 {
+		t.Fatalf("got %q: want three responses on one connection", got)
+	}
+	// A long one closes the connection after the response.
+	big := strings.Repeat("x", maxDrain+1)
+	got = exchange(t, addr, fmt.Sprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%sGET / HTTP/1.1\r\nHost: x\r\n\r\n", len(big), big))
 	if len(got) != 1 {
-		t.Fatalf("got %q: the connection must close after a response whose request body was not read", got)
+		t.Fatalf("got %d responses: the connection must close after a response whose long request body was not read", len(got))
+	}
+}
+
+// TestBodyReadAfterHandler: a goroutine the handler started that reads
+// the body after the handler returned gets an error, never the next
+// request's bytes.
+func TestBodyReadAfterHandler(t *testing.T) {
+	t.Parallel()
+	late := make(chan error, 1)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			go func() {
+				time.Sleep(100 * time.Millisecond)
+				_, err := r.Body.Read(make([]byte, 10))
+				late <- err
+			}()
+		}
+		w.Header().Set("Content-Length", "2")
+		w.Write([]byte("ok"))
+	})})
+	got := exchange(t, addr, "POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	if len(got) != 2 {
+		t.Fatalf("got %q", got)
+	}
+	if err := <-late; err == nil {
+		t.Fatal("a late read of a drained body succeeded")
 	}
 }
 
