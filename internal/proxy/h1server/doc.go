@@ -28,4 +28,5 @@
 //   - Hijacking, HTTP/2 upgrades and Server-level TLS are not offered;
 //     callers hand TLS and h2c connections to net/http.
 //   - Header keys are written in map order, not sorted.
+//   - A 400 says which field or line it refuses, after net/http's text.
 package h1server

@@ -70,8 +70,30 @@ func FuzzAgainstNetHTTP(f *testing.F) {
 		}
 		ours, ref := fuzzServers()
 		got, want := exchange(t, ours, raw), exchange(t, ref, raw)
-		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		if !sameResponses(got, want) {
 			t.Fatalf("input %q\nh1server:\n%s\nnet/http:\n%s", raw, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
 	})
+}
+
+// sameResponses compares the responses of both servers. A 400 of this
+// server may say more than net/http's (the field it refuses): net/http's
+// text must be where it starts.
+func sameResponses(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] == want[i] {
+			continue
+		}
+		// Whether a refusal's body is cut short by the reset of a
+		// connection with unread input is a matter of timing.
+		g := strings.TrimSuffix(got[i], " (truncated)")
+		w := strings.TrimSuffix(strings.TrimSuffix(want[i], " (truncated)"), `"`)
+		if !strings.HasPrefix(w, "400 ") || !strings.HasPrefix(g, w+": ") {
+			return false
+		}
+	}
+	return true
 }

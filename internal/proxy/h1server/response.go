@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"errors"
+	"golang.org/x/net/http/httpguts"
 	"io"
 	"net/http"
 	"strconv"
@@ -214,7 +215,7 @@ func writeField(bw interface {
 	WriteString(string) (int, error)
 	WriteByte(byte) error
 }, k string, vv []string) {
-	if !validFieldName(k) {
+	if !httpguts.ValidHeaderFieldName(k) {
 		return
 	}
 	for _, v := range vv {
@@ -229,26 +230,6 @@ func writeField(bw interface {
 }
 
 var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
-
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !isTokenByte(k[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTokenByte(b byte) bool {
-	switch {
-	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
-}
 
 // httpHasToken reports whether the first of a header's values holds tok
 // between token boundaries (space, tab, comma), case-insensitively: the

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -333,13 +334,29 @@ func (e statusError) Error() string { return e.text }
 var (
 	errTooLarge  = statusError{http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large"}
 	errNoHost    = statusError{http.StatusBadRequest, "missing required Host header"}
-	errBadHost   = statusError{http.StatusBadRequest, "malformed Host header"}
 	errManyHosts = statusError{http.StatusBadRequest, "too many Host headers"}
-	errBadName   = statusError{http.StatusBadRequest, "invalid header name"}
-	errBadValue  = statusError{http.StatusBadRequest, "invalid header value"}
 	errVersion   = statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	errExpect    = statusError{http.StatusExpectationFailed, "Expectation Failed"}
 )
+
+// badField is a 400 whose text starts with net/http's for the same
+// refusal and goes on to name the field and, quoted and shortened, the
+// offending value, so the client can tell which of its headers is wrong.
+func badField(what, name, value string) statusError {
+	text := what + ": " + quoteShort(name)
+	if value != "" {
+		text += " = " + quoteShort(value)
+	}
+	return statusError{http.StatusBadRequest, text}
+}
+
+// quoteShort quotes s, cut to 64 bytes.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
+}
 
 // readRequest reads and checks one request head, as net/http's server
 // does.
@@ -383,15 +400,15 @@ func (c *conn) readRequest() (*http.Request, error) {
 		return nil, errManyHosts
 	}
 	if hostFields == 1 && !httpguts.ValidHostHeader(hostValue) {
-		return nil, errBadHost
+		return nil, badField("malformed Host header", "Host", hostValue)
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, errBadName
+			return nil, badField("invalid header name", k, "")
 		}
 		for _, v := range vv {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return nil, errBadValue
+				return nil, badField("invalid header value", k, v)
 			}
 		}
 	}
@@ -484,6 +501,10 @@ func (c *conn) refuse(err error) {
 		body = fmt.Sprintf("%d %s: %s", code, http.StatusText(code), se.text)
 	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
 		code, body = http.StatusNotImplemented, "Unsupported transfer encoding"
+	default:
+		// net/http says only "400 Bad Request"; the parser's reason
+		// names the line or field it refused.
+		body += ": " + quoteShort(err.Error())
 	}
 	_ = c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
 	if body == "" {

@@ -320,6 +320,16 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("%q: got %q, want one %s", tc.raw, got, tc.want)
 		}
 	}
+	// A refusal names the field and the reason.
+	for _, tc := range []struct{ raw, want string }{
+		{"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", "Bad Name"},
+		{"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", `malformed Host header: \"Host\" = \"a b\"`},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", "Content-Length"},
+	} {
+		if got := exchange(t, addr, tc.raw); len(got) != 1 || !strings.Contains(got[0], tc.want) {
+			t.Errorf("%q: got %q, want a 400 naming %s", tc.raw, got, tc.want)
+		}
+	}
 	// A client that closes mid-line gets a 400, as from net/http; one that
 	// closes between requests gets nothing.
 	if got := exchange(t, addr, "GET / HTTP/1.1\r\nHo"); len(got) != 1 || !strings.HasPrefix(got[0], "400 ") {
