@@ -11,5 +11,6 @@ if ! command -v haproxy >/dev/null 2>&1; then
   # The package starts a system HAProxy; the harness runs its own.
   $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
-haproxy -v | head -1
+# sed reads all of the output, so haproxy never gets SIGPIPE under pipefail.
+haproxy -v | sed -n 1p
 go version
