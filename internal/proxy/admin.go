@@ -313,10 +313,17 @@ func thresholds(l table.CircuitBreakers) [4]uint32 {
 }
 
 func healthFlags(e *endpointRT) string {
-	if e.ep.Healthy {
+	var f string
+	if !e.ep.Healthy {
+		f = "/failed_eds_health"
+	}
+	if e.stats != nil && e.stats.outlier.ejected() {
+		f += "/failed_outlier_check"
+	}
+	if f == "" {
 		return "healthy"
 	}
-	return "/failed_eds_health"
+	return f
 }
 
 func hostStats(e *endpointRT) []struct {
@@ -363,6 +370,7 @@ func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
 				if !e.ep.Healthy {
 					hs.HealthStatus.EdsHealthStatus = corev3.HealthStatus_UNHEALTHY
 				}
+				hs.HealthStatus.FailedOutlierCheck = e.stats != nil && e.stats.outlier.ejected()
 				if e.ep.Zone != "" {
 					hs.Locality = &corev3.Locality{Zone: e.ep.Zone}
 				}

@@ -561,7 +561,11 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		cs.rqRetrySuccess.Inc()
 	}
 	ex.status = resp.StatusCode
-	if err := writeResponse(w, resp, st, ex); err != nil {
+	err = writeResponse(w, resp, st, ex)
+	if tr.trailersJudge {
+		view.outcome(ep, grpcOutcome(resp, err))
+	}
+	if err != nil {
 		if errors.Is(err, errUpstreamBody) {
 			ex.hcm.rqTxReset.Inc()
 			ex.flags |= accesslog.UpstreamRemoteReset

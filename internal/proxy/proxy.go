@@ -236,7 +236,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 		u, err := p.newUpstream(c, key)
 		if errors.Is(err, errSDS) {
 			p.log.Warn("cluster not served: its TLS context uses SDS", "cluster", name)
-			u = &upstream{name: name, key: key, endpoints: map[string]*endpointStats{}, stats: newClusterStats(p.clusterScope(name))}
+			u = &upstream{name: name, key: key, endpoints: map[string]*endpointStats{}, stats: newClusterStats(p.clusterScope(name)), log: p.log}
 		} else if err != nil {
 			return fail(fmt.Errorf("apply: %w", err))
 		}
@@ -415,6 +415,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 			wg.Wait()
 			for _, u := range oldUps {
 				u.closeIdle()
+				u.retireOutliers()
 				u.stats.release()
 			}
 		})
@@ -565,6 +566,7 @@ func chainClusters(c *table.FilterChain) []string {
 func (p *Proxy) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	p.bg.Go(p.flushLoop)
+	p.bg.Go(p.outlierLoop)
 	p.bg.Go(func() {
 		if err := p.admin.Serve(p.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err

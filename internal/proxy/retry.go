@@ -28,6 +28,8 @@ type tryResult struct {
 	// perTryTimeout: the attempt's own timeout (RetryPolicy.PerTryTimeout)
 	// fired, not the route's.
 	perTryTimeout bool
+	// trailersJudge: outlier detection waits for the gRPC trailers.
+	trailersJudge bool
 	cancel        context.CancelFunc
 	start         time.Time
 }
@@ -43,6 +45,16 @@ func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, 
 	tr.resp, tr.ep, tr.err = h.attempt(out, downMajor, view, route)
 	if tr.err != nil && actx.Err() != nil && ctx.Err() == nil {
 		tr.perTryTimeout = true
+	}
+	if view.skip != nil {
+		switch judge(ctx, &tr) {
+		case verdictOK:
+			view.outcome(tr.ep, false)
+		case verdictFail:
+			view.outcome(tr.ep, true)
+		case verdictTrailers:
+			tr.trailersJudge = true
+		}
 	}
 	return tr
 }

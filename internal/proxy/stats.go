@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -203,6 +204,10 @@ type clusterStats struct {
 	membershipTotal, membershipHealthy, membershipDegraded, membershipExcluded *stats.Gauge
 	maxHostWeight                                                              *stats.Gauge
 	membershipChange, lbHealthyPanic, updateSuccess                            *stats.Counter
+
+	// od are the outlier_detection.* stats, once a snapshot gives the
+	// cluster outlier detection (outlier.go).
+	od atomic.Pointer[outlierStats]
 }
 
 func newClusterStats(sc *stats.Scope) *clusterStats {

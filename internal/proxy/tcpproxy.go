@@ -122,6 +122,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	if err != nil {
 		lrt.p.log.Debug("tcp proxy: upstream connect failed", "listener", lrt.name, "cluster", view.c.Name, "endpoint", ep.addr, "err", err)
 		flags |= accesslog.UpstreamConnectionFailure
+		view.outcome(ep, true)
 		return
 	}
 	if view.up.tlsConf != nil {
@@ -130,11 +131,15 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		if err := tlsc.Handshake(); err != nil {
 			_ = up.Close()
 			flags |= accesslog.UpstreamConnectionFailure
+			view.outcome(ep, true)
 			return
 		}
 		_ = tlsc.SetDeadline(time.Time{})
 		up = tlsc
 	}
+	// A TCP session is judged by its connect, as Envoy's tcp_proxy
+	// reports to outlier detection.
+	view.outcome(ep, false)
 	started = true
 	lrt.mu.Lock()
 	s.up = up

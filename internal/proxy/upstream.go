@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -37,6 +38,13 @@ type upstream struct {
 	// copies); nil for plaintext.
 	tlsConf *tls.Config
 	stats   *clusterStats
+	log     *slog.Logger
+
+	// ejected counts the endpoints outlier detection has ejected now
+	// (outlier.go); nextSweep is when its sweeper next looks at them,
+	// owned by that goroutine.
+	ejected   atomic.Int64
+	nextSweep time.Time
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointStats // by dialed address; grows only
@@ -61,6 +69,7 @@ type upstreamKey struct {
 type endpointStats struct {
 	cxActive, cxTotal, cxConnectFail                 atomic.Int64
 	rqActive, rqTotal, rqSuccess, rqError, rqTimeout atomic.Int64
+	outlier                                          outlierHost
 }
 
 func keyOf(c *table.Cluster, def time.Duration) upstreamKey {
@@ -88,6 +97,7 @@ func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error
 		dialer:    net.Dialer{Timeout: key.connectTimeout, KeepAlive: 30 * time.Second},
 		endpoints: map[string]*endpointStats{},
 		stats:     newClusterStats(p.clusterScope(c.Name)),
+		log:       p.log,
 	}
 	var tlsConf *tls.Config
 	if c.TLS != nil {
@@ -310,8 +320,13 @@ type clusterView struct {
 	// connection's original destination.
 	origDst bool
 	// load reports an endpoint's active requests to least-request
-	// picking; bound once here so that picking does not allocate.
+	// picking, skip passes over ejected endpoints (nil without outlier
+	// detection); bound once here so that picking does not allocate.
 	load func(i int) int64
+	skip func(i int) bool
+	// od are the cluster's outlier-detection stats when it has outlier
+	// detection.
+	od *outlierStats
 	// edges are the calling side's mesh-metric edges, by the virtual
 	// service a route reached this cluster for.
 	edges map[string]*meshEdge
@@ -331,6 +346,10 @@ type endpointRT struct {
 func newClusterView(c *table.Cluster, u *upstream, override string) *clusterView {
 	v := &clusterView{c: c, up: u, origDst: c.Type == table.ClusterOriginalDst}
 	v.load = func(i int) int64 { return v.eps[i].stats.rqActive.Load() }
+	if c.Outlier != nil && override == "" && !v.origDst {
+		v.od = u.stats.outlier()
+		v.skip = func(i int) bool { return v.eps[i].stats.outlier.ejected() }
+	}
 	if override != "" {
 		v.override = &endpointRT{addr: override, ep: table.Endpoint{Healthy: true, Weight: 1}, stats: u.endpoint(override)}
 	}
@@ -369,7 +388,7 @@ func (v *clusterView) pick() *endpointRT {
 	if v.override != nil {
 		return v.override
 	}
-	i, ok := v.c.PickIndex(rand.Uint64(), nil, v.load)
+	i, ok := v.c.PickIndex(rand.Uint64(), v.skip, v.load)
 	if !ok || i < 0 || i >= len(v.eps) {
 		return nil
 	}

@@ -1,0 +1,266 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// withOutlier gives a cluster App Mesh's outlier detection: eject after
+// n consecutive 5xx for base, at most pct percent of the endpoints.
+func withOutlier(c *clusterv3.Cluster, n uint32, interval, base time.Duration, pct uint32) *clusterv3.Cluster {
+	c.OutlierDetection = &clusterv3.OutlierDetection{
+		Consecutive_5Xx:          wrapperspb.UInt32(n),
+		EnforcingConsecutive_5Xx: wrapperspb.UInt32(100),
+		EnforcingSuccessRate:     wrapperspb.UInt32(0),
+		Interval:                 durationpb.New(interval),
+		BaseEjectionTime:         durationpb.New(base),
+		MaxEjectionPercent:       wrapperspb.UInt32(pct),
+	}
+	return c
+}
+
+// failingUpstream answers 500 while fail is set, else its name.
+func failingUpstream(t *testing.T, name string, fail *atomic.Bool) *upstreamServer {
+	return startUpstream(t, name, func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			http.Error(w, "broken", http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte(name))
+	})
+}
+
+func TestOutlierDetectionEjectsAndReturns(t *testing.T) {
+	t.Parallel()
+	var badFails, goodFails atomic.Bool
+	badFails.Store(true)
+	bad := failingUpstream(t, "bad", &badFails)
+	good := failingUpstream(t, "good", &goodFails)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withOutlier(xCluster("cds_svc", bad.Addr(), good.Addr()), 3, 50*time.Millisecond, 1500*time.Millisecond, 50)).snap(t))
+	base := "http://" + addrOf(t, p, egressName, 0) + "/"
+	c := testClient()
+	view := p.state.Load().byName["cds_svc"]
+	od := view.up.stats.outlier()
+
+	// Round robin alternates: the bad endpoint fails its third request on
+	// the sixth, and is ejected then.
+	var fails int
+	for range 6 {
+		if resp, _ := get(t, c, base, "svc", nil); resp.StatusCode == 500 {
+			fails++
+		}
+	}
+	if fails != 3 {
+		t.Fatalf("%d failures before the ejection, want 3", fails)
+	}
+	if got := od.active.Value(); got != 1 {
+		t.Fatalf("ejections_active %d, want 1", got)
+	}
+	for name, c := range map[string]uint64{
+		"ejections_enforced_total":           od.enforcedTotal.Value(),
+		"ejections_enforced_consecutive_5xx": od.enforced5xx.Value(),
+		"ejections_detected_consecutive_5xx": od.detected5xx.Value(),
+		"ejections_total":                    od.total.Value(),
+		"ejections_consecutive_5xx":          od.legacy5xx.Value(),
+		"ejections_overflow (want 0, not 1)": od.overflow.Value() + 1,
+	} {
+		if c != 1 {
+			t.Errorf("%s = %d, want 1", name, c)
+		}
+	}
+	// While ejected, every request goes to the good endpoint.
+	for i := range 10 {
+		if resp, body := get(t, c, base, "svc", nil); resp.StatusCode != 200 || body != "good" {
+			t.Fatalf("request %d while bad is ejected: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	// /clusters shows the ejection as Envoy does.
+	resp, text := get(t, testClient(), "http://"+p.AdminAddr().String()+"/clusters", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(text, "cds_svc::"+bad.Addr()+"::health_flags::/failed_outlier_check\n") ||
+		!strings.Contains(text, "cds_svc::"+good.Addr()+"::health_flags::healthy\n") {
+		t.Errorf("/clusters does not show the ejection:\n%s", text)
+	}
+
+	// Repaired, the endpoint returns once its ejection time is up.
+	badFails.Store(false)
+	waitFor(t, "the ejected endpoint to return", func() bool { return od.active.Value() == 0 })
+	seen := map[string]int{}
+	for range 4 {
+		_, body := get(t, c, base, "svc", nil)
+		seen[body]++
+	}
+	if seen["bad"] != 2 || seen["good"] != 2 {
+		t.Errorf("after the return: %v, want both endpoints twice", seen)
+	}
+}
+
+func TestOutlierDetectionMaxEjectionPercent(t *testing.T) {
+	t.Parallel()
+	var fail atomic.Bool
+	fail.Store(true)
+	a, b := failingUpstream(t, "a", &fail), failingUpstream(t, "b", &fail)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withOutlier(xCluster("cds_svc", a.Addr(), b.Addr()), 2, time.Second, time.Minute, 10)).snap(t))
+	base := "http://" + addrOf(t, p, egressName, 0) + "/"
+	c := testClient()
+	// 10% of two endpoints is none, but one ejection is always allowed;
+	// the second endpoint then takes everything and is not ejected.
+	for range 10 {
+		if resp, _ := get(t, c, base, "svc", nil); resp.StatusCode != 500 {
+			t.Fatalf("status %d, want the upstream's 500", resp.StatusCode)
+		}
+	}
+	od := p.state.Load().byName["cds_svc"].up.stats.outlier()
+	if od.active.Value() != 1 || od.enforcedTotal.Value() != 1 {
+		t.Errorf("ejections_active %d, enforced %d; want 1, 1", od.active.Value(), od.enforcedTotal.Value())
+	}
+	if od.overflow.Value() == 0 || od.detected5xx.Value() != 1+od.overflow.Value() {
+		t.Errorf("overflow %d, detected %d: each later detection must overflow", od.overflow.Value(), od.detected5xx.Value())
+	}
+}
+
+// Connect failures count as server errors, over HTTP and TCP alike.
+func TestOutlierDetectionConnectFailures(t *testing.T) {
+	t.Parallel()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	good := startUpstream(t, "good", nil)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withOutlier(xCluster("cds_svc", deadAddr, good.Addr()), 2, time.Second, time.Minute, 50)).snap(t))
+	base := "http://" + addrOf(t, p, egressName, 0) + "/"
+	c := testClient()
+	var failed int
+	for range 14 {
+		if resp, _ := get(t, c, base, "svc", nil); resp.StatusCode == 503 {
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Errorf("%d connect failures answered 503, want 2 before the ejection", failed)
+	}
+	if od := p.state.Load().byName["cds_svc"].up.stats.outlier(); od.active.Value() != 1 {
+		t.Errorf("ejections_active %d, want 1", od.active.Value())
+	}
+}
+
+// The ejection time grows with each ejection and the multiplier decays
+// while the endpoint stays in; an endpoint that leaves the cluster while
+// ejected leaves the count.
+func TestOutlierSweep(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, "x", nil)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withOutlier(xCluster("cds_svc", up.Addr(), "127.0.0.1:1"), 1, time.Hour, 10*time.Second, 100)).snap(t))
+	v := p.state.Load().byName["cds_svc"]
+	ep := v.eps[0]
+	h := &ep.stats.outlier
+	t0 := time.Now()
+	v.eject(ep, t0)
+	if got := time.Duration(h.ejectedUntil.Load() - t0.UnixNano()); got != 10*time.Second {
+		t.Fatalf("first ejection for %v, want 10s", got)
+	}
+	v.sweep(t0.Add(9 * time.Second))
+	if !h.ejected() {
+		t.Fatal("returned before its time")
+	}
+	v.sweep(t0.Add(10 * time.Second))
+	if h.ejected() || v.up.ejected.Load() != 0 || v.od.active.Value() != 0 {
+		t.Fatalf("not returned at its time: ejected %v, count %d, gauge %d", h.ejected(), v.up.ejected.Load(), v.od.active.Value())
+	}
+	t1 := t0.Add(11 * time.Second)
+	v.eject(ep, t1)
+	if got := time.Duration(h.ejectedUntil.Load() - t1.UnixNano()); got != 20*time.Second {
+		t.Fatalf("second ejection for %v, want 20s", got)
+	}
+	v.sweep(t1.Add(20 * time.Second))
+	for range 2 {
+		v.sweep(t1.Add(21 * time.Second))
+	}
+	if m := h.ejections.Load(); m != 0 {
+		t.Errorf("multiplier %d after two sweeps in, want 0", m)
+	}
+
+	// Ejected, then removed from the cluster by a new snapshot.
+	v.eject(ep, t1)
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withOutlier(xCluster("cds_svc", "127.0.0.1:1"), 1, time.Hour, 10*time.Second, 100)).snap(t))
+	v2 := p.state.Load().byName["cds_svc"]
+	if v2.up != v.up {
+		t.Fatal("the upstream was replaced; the test needs it kept")
+	}
+	v2.sweep(t1)
+	if h.ejected() || v2.od.active.Value() != 0 {
+		t.Errorf("an endpoint that left stays ejected")
+	}
+}
+
+func TestJudge(t *testing.T) {
+	t.Parallel()
+	ep := &endpointRT{stats: &endpointStats{}}
+	resp := func(code int, hdr ...string) *http.Response {
+		r := &http.Response{StatusCode: code, Header: http.Header{}}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		return r
+	}
+	live := context.Background()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	timedOut, cancel2 := context.WithCancelCause(context.Background())
+	cancel2(errRouteTimeout)
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		tr   tryResult
+		want verdict
+	}{
+		{"200", live, tryResult{ep: ep, resp: resp(200)}, verdictOK},
+		{"404", live, tryResult{ep: ep, resp: resp(404)}, verdictOK},
+		{"503", live, tryResult{ep: ep, resp: resp(503)}, verdictFail},
+		{"reset", live, tryResult{ep: ep, err: errors.New("EOF")}, verdictFail},
+		{"per-try timeout", live, tryResult{ep: ep, err: context.DeadlineExceeded, perTryTimeout: true}, verdictFail},
+		{"route timeout", timedOut, tryResult{ep: ep, err: context.Canceled}, verdictFail},
+		{"client gone", gone, tryResult{ep: ep, err: context.Canceled}, verdictNone},
+		{"no endpoint", live, tryResult{err: errNoEndpoint}, verdictNone},
+		{"grpc trailers-only UNAVAILABLE", live, tryResult{ep: ep, resp: resp(200, "Content-Type", "application/grpc", "Grpc-Status", "14")}, verdictFail},
+		{"grpc trailers-only NOT_FOUND", live, tryResult{ep: ep, resp: resp(200, "Content-Type", "application/grpc+proto", "Grpc-Status", "5")}, verdictOK},
+		{"grpc streaming", live, tryResult{ep: ep, resp: resp(200, "Content-Type", "application/grpc")}, verdictTrailers},
+	} {
+		if got := judge(tc.ctx, &tc.tr); got != tc.want {
+			t.Errorf("%s: verdict %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	for status, fails := range map[string]bool{"0": false, "1": false, "2": true, "4": true, "5": false, "8": false, "12": true, "13": true, "14": true, "15": true, "16": false, "": true} {
+		r := &http.Response{Trailer: http.Header{}}
+		if status != "" {
+			r.Trailer.Set("Grpc-Status", status)
+		}
+		if got := grpcOutcome(r, nil); got != fails {
+			t.Errorf("grpc-status %q in trailers: failed %v, want %v", status, got, fails)
+		}
+	}
+	if !grpcOutcome(&http.Response{Trailer: http.Header{"Grpc-Status": {"0"}}}, errUpstreamBody) {
+		t.Error("an upstream body error is a failure whatever the trailers")
+	}
+}
