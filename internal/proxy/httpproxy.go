@@ -504,13 +504,17 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 			withBody(o, replay)
 		}
 		tr = h.try(ctx, o, r.ProtoMajor, view, route)
+		if n > 0 {
+			view.up.breakers.retries.Add(-1)
+		}
 		ex.attempts++
-		if n >= retries || !retriable(route.Retry, &tr, ctx) {
+		if n >= retries || !retriable(route.Retry, &tr, ctx) || !view.admitRetry() {
 			break
 		}
 		tr.discard(view)
 		view.up.stats.rqRetry.Inc()
 		if !backoff(ctx, route.Retry, n) {
+			view.up.breakers.retries.Add(-1)
 			tr = tryResult{err: context.Cause(ctx), cancel: func() {}}
 			break
 		}
@@ -523,6 +527,9 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		switch {
 		case errors.Is(err, errNoEndpoint):
 			ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
+		case errors.Is(err, errOverflow):
+			w.Header()["X-Envoy-Overflow"] = []string{"true"}
+			ex.reply(w, http.StatusServiceUnavailable, bodyOverflow, accesslog.UpstreamOverflow)
 		case context.Cause(ctx) == errRouteTimeout || tr.perTryTimeout:
 			if tr.perTryTimeout {
 				cs.rqPerTryTimeout.Inc()
@@ -552,8 +559,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	ex.firstByte = time.Now()
 	defer func() {
-		ep.stats.rqActive.Add(-1)
-		cs.rqActive.Dec()
+		view.up.attemptDone(ep.stats)
 		cs.rqTime.RecordDuration(time.Since(tr.start))
 	}()
 	countStatus(cs, ep.stats, resp.StatusCode)
@@ -616,6 +622,9 @@ func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView
 	if tr == nil {
 		return nil, ep, errNoEndpoint
 	}
+	if !view.admitRequest(tr == view.up.h2) {
+		return nil, nil, errOverflow
+	}
 	cs := view.up.stats
 	ep.stats.rqTotal.Add(1)
 	cs.rqTotal.Inc()
@@ -623,8 +632,7 @@ func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView
 	cs.rqActive.Inc()
 	resp, err := tr.RoundTrip(out)
 	if err != nil {
-		ep.stats.rqActive.Add(-1)
-		cs.rqActive.Dec()
+		view.up.attemptDone(ep.stats)
 		ep.stats.rqError.Add(1)
 		return nil, ep, err
 	}

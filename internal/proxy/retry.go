@@ -64,8 +64,7 @@ func (tr *tryResult) discard(view *clusterView) {
 	if tr.resp != nil {
 		countStatus(view.up.stats, tr.ep.stats, tr.resp.StatusCode)
 		_ = tr.resp.Body.Close()
-		tr.ep.stats.rqActive.Add(-1)
-		view.up.stats.rqActive.Dec()
+		view.up.attemptDone(tr.ep.stats)
 		view.up.stats.rqTime.RecordDuration(time.Since(tr.start))
 	}
 	tr.cancel()
@@ -121,7 +120,9 @@ func retriable(pol *table.RetryPolicy, tr *tryResult, ctx context.Context) bool 
 	if tr.err != nil {
 		var ce *connectError
 		switch {
-		case errors.Is(tr.err, errNoEndpoint):
+		case errors.Is(tr.err, errNoEndpoint), errors.Is(tr.err, errOverflow):
+			// Envoy retries neither a cluster with nothing to offer nor
+			// a circuit breaker's refusal.
 			return false
 		case errors.As(tr.err, &ce):
 			return on&(table.RetryConnectFailure|table.Retry5xx|table.RetryGatewayError|table.RetryResetBeforeRequest) != 0

@@ -197,6 +197,7 @@ type clusterStats struct {
 
 	rqTotal, rqCompleted, rqTimeout, rqPerTryTimeout *stats.Counter
 	rqRetry, rqRetrySuccess, rqRxReset               *stats.Counter
+	rqPendingOverflow, rqRetryOverflow, cxOverflow   *stats.Counter
 	rqActive                                         *stats.Gauge
 	codes                                            *stats.CodeCounters
 	rqTime                                           *stats.Histogram
@@ -234,6 +235,9 @@ func newClusterStats(sc *stats.Scope) *clusterStats {
 		rqRetry:            sc.Counter("upstream_rq_retry"),
 		rqRetrySuccess:     sc.Counter("upstream_rq_retry_success"),
 		rqRxReset:          sc.Counter("upstream_rq_rx_reset"),
+		rqPendingOverflow:  sc.Counter("upstream_rq_pending_overflow"),
+		rqRetryOverflow:    sc.Counter("upstream_rq_retry_overflow"),
+		cxOverflow:         sc.Counter("upstream_cx_overflow"),
 		rqActive:           sc.Gauge("upstream_rq_active"),
 		codes:              sc.CodeCounters("upstream_rq"),
 		rqTime:             sc.Histogram("upstream_rq_time", stats.Milliseconds),

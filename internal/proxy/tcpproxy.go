@@ -116,6 +116,12 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		flags |= accesslog.NoHealthyUpstream
 		return
 	}
+	if !view.admitSession() {
+		flags |= accesslog.UpstreamOverflow
+		ep = nil
+		return
+	}
+	defer view.up.breakers.sessions.Add(-1)
 	ctx, cancel := context.WithTimeout(context.Background(), view.up.key.connectTimeout)
 	up, err := view.up.dial(ctx, "tcp", ep.addr)
 	cancel()

@@ -45,6 +45,9 @@ type upstream struct {
 	// owned by that goroutine.
 	ejected   atomic.Int64
 	nextSweep time.Time
+	// breakers are the attempts, retries and TCP sessions in progress,
+	// which the circuit breakers bound (breaker.go).
+	breakers breakerCounts
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointStats // by dialed address; grows only
@@ -218,6 +221,13 @@ func (u *upstream) endpoint(addr string) *endpointStats {
 	return st
 }
 
+// attemptDone ends an attempt that attempt counted as active.
+func (u *upstream) attemptDone(ep *endpointStats) {
+	ep.rqActive.Add(-1)
+	u.stats.rqActive.Dec()
+	u.breakers.requests.Add(-1)
+}
+
 // connectError marks a failed upstream dial, so that the handler answers
 // Envoy's "connection failure" rather than a reset.
 type connectError struct{ err error }
@@ -327,6 +337,8 @@ type clusterView struct {
 	// od are the cluster's outlier-detection stats when it has outlier
 	// detection.
 	od *outlierStats
+	// limits are the cluster's circuit-breaker thresholds.
+	limits breakerLimits
 	// edges are the calling side's mesh-metric edges, by the virtual
 	// service a route reached this cluster for.
 	edges map[string]*meshEdge
@@ -344,7 +356,7 @@ type endpointRT struct {
 // newClusterView prepares c's endpoints. override, when set, replaces them
 // with one endpoint (Config.App).
 func newClusterView(c *table.Cluster, u *upstream, override string) *clusterView {
-	v := &clusterView{c: c, up: u, origDst: c.Type == table.ClusterOriginalDst}
+	v := &clusterView{c: c, up: u, origDst: c.Type == table.ClusterOriginalDst, limits: limitsOf(c.Limits)}
 	v.load = func(i int) int64 { return v.eps[i].stats.rqActive.Load() }
 	if c.Outlier != nil && override == "" && !v.origDst {
 		v.od = u.stats.outlier()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -173,4 +174,123 @@ func grepLines(text, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+const breakerMesh = `
+kind: Mesh
+name: cb
+---
+kind: VirtualNode
+mesh: cb
+name: client
+spec:
+  backends: [{virtualService: {virtualServiceName: svc.cb.local}}]
+---
+kind: VirtualNode
+mesh: cb
+name: svc
+spec:
+  listeners:
+    - portMapping: {port: 8080, protocol: http}
+      connectionPool: {http: {maxConnections: 1, maxPendingRequests: 1}}
+  serviceDiscovery: {awsCloudMap: {namespaceName: cb.local, serviceName: svc}}
+---
+kind: VirtualService
+mesh: cb
+name: svc.cb.local
+spec: {provider: {virtualNode: {virtualNodeName: svc}}}
+`
+
+// A listener's connectionPool bounds what its clients' sidecars send it:
+// one connection and one queued request, so a third concurrent request
+// gets Envoy's overflow 503 and the application never sees it.
+func TestConnectionPoolOverflow(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, breakerMesh, "apply", "-f", "-")
+	var held atomic.Int64
+	var served atomic.Int64
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		if r.URL.Path == "/hold" {
+			held.Add(1)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		io.WriteString(w, "done")
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+	register(t, s, "cb", "svc", "svc-1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port)
+
+	egress := freeAddr(t)
+	p := startProxy(t, s, "mesh/cb/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	c := proxyClient(egress)
+	eventually(t, 20*time.Second, "the service answers", func() error {
+		resp, err := c.Get("http://svc.cb.local:8080/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	})
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := c.Get("http://svc.cb.local:8080/hold")
+			if err != nil {
+				codes <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	eventually(t, 10*time.Second, "the first request is held", func() error {
+		if held.Load() != 1 {
+			return fmt.Errorf("%d held", held.Load())
+		}
+		return nil
+	})
+	before := served.Load()
+	resp, err := c.Get("http://svc.cb.local:8080/third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" || !strings.Contains(string(b), "overflow") {
+		t.Errorf("third concurrent request: %s %q, want 503 overflow", resp.Status, b)
+	}
+	if served.Load() != before {
+		t.Errorf("the overflowing request reached the application")
+	}
+	once.Do(func() { close(release) })
+	for range 2 {
+		if code := <-codes; code != 200 {
+			t.Errorf("admitted request: %d", code)
+		}
+	}
+	st, err := http.Get("http://" + p.admin + "/stats?filter=upstream_rq_pending_overflow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := io.ReadAll(st.Body)
+	st.Body.Close()
+	if !regexp.MustCompile(`(?m)^cluster\.[^ ]+\.upstream_rq_pending_overflow: 1$`).Match(sb) {
+		t.Errorf("/stats:\n%s", sb)
+	}
 }

@@ -1,0 +1,212 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// withBreakers sets a cluster's default-priority thresholds; 0 leaves one
+// unset.
+func withBreakers(c *clusterv3.Cluster, conns, pending, requests, retries uint32) *clusterv3.Cluster {
+	th := &clusterv3.CircuitBreakers_Thresholds{Priority: corev3.RoutingPriority_DEFAULT}
+	set := func(dst **wrapperspb.UInt32Value, v uint32) {
+		if v > 0 {
+			*dst = wrapperspb.UInt32(v)
+		}
+	}
+	set(&th.MaxConnections, conns)
+	set(&th.MaxPendingRequests, pending)
+	set(&th.MaxRequests, requests)
+	set(&th.MaxRetries, retries)
+	c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{th}}
+	return c
+}
+
+// gate is an upstream handler that holds every request until opened, and
+// says how many it holds.
+type gate struct {
+	open    chan struct{}
+	once    sync.Once
+	holding atomic.Int64
+}
+
+func newGate() *gate { return &gate{open: make(chan struct{})} }
+
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+func (g *gate) handler(w http.ResponseWriter, r *http.Request) {
+	g.holding.Add(1)
+	defer g.holding.Add(-1)
+	select {
+	case <-g.open:
+	case <-r.Context().Done():
+		return
+	}
+	_, _ = io.WriteString(w, "ok")
+}
+
+// overflowAfter sends n requests that the upstream holds, waits until it
+// holds want of them, then sends one more and returns that response.
+func overflowAfter(t *testing.T, c *http.Client, url string, g *gate, n, want int) (*http.Response, string, []chan int) {
+	t.Helper()
+	var codes []chan int
+	for range n {
+		ch := make(chan int, 1)
+		codes = append(codes, ch)
+		go func() {
+			resp, err := c.Get(url)
+			if err != nil {
+				ch <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ch <- resp.StatusCode
+		}()
+	}
+	waitFor(t, "the upstream to hold the first requests", func() bool { return g.holding.Load() == int64(want) })
+	resp, body := get(t, c, url, "", nil)
+	return resp, body, codes
+}
+
+func TestCircuitBreakerHTTP1Pending(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	up := startUpstream(t, "held", g.handler)
+	p := startProxy(t, Config{})
+	// One connection and one queued request: the third concurrent one
+	// overflows, and is not retried (as Envoy).
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, withRetry(xRoute("/", to("cds_svc")), "5xx,connect-failure,reset", 2, 0))},
+		withBreakers(xCluster("cds_svc", up.Addr()), 1, 1, 0, 0)).snap(t))
+	url := "http://" + addrOf(t, p, egressName, 0) + "/"
+	c := testClient()
+	resp, body, codes := overflowAfter(t, c, url, g, 2, 1)
+	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" || body != bodyOverflow {
+		t.Errorf("third request: %d %q overflow=%q, want 503 %q with x-envoy-overflow", resp.StatusCode, body, resp.Header.Get("X-Envoy-Overflow"), bodyOverflow)
+	}
+	g.release()
+	for i, ch := range codes {
+		if code := <-ch; code != 200 {
+			t.Errorf("admitted request %d: %d", i, code)
+		}
+	}
+	st := p.state.Load().byName["cds_svc"].up
+	if got := st.stats.rqPendingOverflow.Value(); got != 1 {
+		t.Errorf("upstream_rq_pending_overflow %d, want 1", got)
+	}
+	if n := st.breakers.requests.Load(); n != 0 {
+		t.Errorf("%d attempts still counted after all ended", n)
+	}
+	if resp, body := get(t, c, url, "", nil); resp.StatusCode != 200 || body != "ok" {
+		t.Errorf("after the overflow: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestCircuitBreakerHTTP2Requests(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	up := startUpstream(t, "held", g.handler)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withBreakers(withHTTP2(xCluster("cds_svc", up.Addr())), 0, 0, 2, 0)).snap(t))
+	url := "http://" + addrOf(t, p, egressName, 0) + "/"
+	c := testClient()
+	resp, _, codes := overflowAfter(t, c, url, g, 2, 2)
+	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" {
+		t.Errorf("third concurrent HTTP/2 request: %d, want 503 with x-envoy-overflow", resp.StatusCode)
+	}
+	g.release()
+	for _, ch := range codes {
+		if code := <-ch; code != 200 {
+			t.Errorf("admitted request: %d", code)
+		}
+	}
+	if got := p.state.Load().byName["cds_svc"].up.stats.rqPendingOverflow.Value(); got != 1 {
+		t.Errorf("upstream_rq_pending_overflow %d, want 1", got)
+	}
+}
+
+// With one retry allowed at a time, a second failing request gets the
+// upstream's answer instead of a retry.
+func TestCircuitBreakerRetries(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	var calls atomic.Int64
+	// The first request's retry (the second call) is held; every other
+	// call fails.
+	up := startUpstream(t, "flaky", func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 2 {
+			g.handler(w, r)
+			return
+		}
+		w.WriteHeader(503)
+	})
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, withRetry(xRoute("/", to("cds_svc")), "5xx", 1, 0))},
+		withBreakers(xCluster("cds_svc", up.Addr()), 0, 0, 0, 1)).snap(t))
+	url := "http://" + addrOf(t, p, egressName, 0) + "/"
+	c := testClient()
+	resp, _, codes := overflowAfter(t, c, url, g, 1, 1)
+	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "" {
+		t.Errorf("second request: %d overflow=%q, want the upstream's own 503", resp.StatusCode, resp.Header.Get("X-Envoy-Overflow"))
+	}
+	g.release()
+	if code := <-codes[0]; code != 200 {
+		t.Errorf("the retried request: %d, want 200", code)
+	}
+	st := p.state.Load().byName["cds_svc"].up
+	if got := st.stats.rqRetryOverflow.Value(); got != 1 {
+		t.Errorf("upstream_rq_retry_overflow %d, want 1", got)
+	}
+	if n := st.breakers.retries.Load(); n != 0 {
+		t.Errorf("%d retries still counted", n)
+	}
+}
+
+func TestCircuitBreakerTCPConnections(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, Config{Listen: map[uint32]string{5432: "127.0.0.1:0"}})
+	mustApply(t, p, xds{
+		listeners: []*listenerv3.Listener{xListener(ingressName, "0.0.0.0:15000", xChain("ingress_tcp_5432", 5432, xTCP("ingress.tcp.5432", 0, to("cds_tcp"))))},
+		clusters:  []*clusterv3.Cluster{withBreakers(xCluster("cds_tcp", startTCPUpstream(t)), 1, 0, 0, 0)},
+	}.snap(t))
+	addr := addrOf(t, p, ingressName, 5432)
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	up := p.state.Load().byName["cds_tcp"].up
+	waitFor(t, "the first session to be admitted", func() bool { return up.breakers.sessions.Load() == 1 })
+	second, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	_ = second.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := second.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("second session: read %d, %v; want it closed", n, err)
+	}
+	if got := up.stats.cxOverflow.Value(); got != 1 {
+		t.Errorf("upstream_cx_overflow %d, want 1", got)
+	}
+	// The first session still works, and its place is free once it ends.
+	_, _ = first.Write([]byte("abc"))
+	_ = first.(*net.TCPConn).CloseWrite()
+	_ = first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, _ := io.ReadAll(first); string(b) != "got 3" {
+		t.Errorf("first session answered %q", b)
+	}
+	waitFor(t, "the session's place to be freed", func() bool { return up.breakers.sessions.Load() == 0 })
+}
