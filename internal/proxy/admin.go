@@ -313,12 +313,19 @@ func thresholds(l table.CircuitBreakers) [4]uint32 {
 }
 
 func healthFlags(e *endpointRT) string {
+	// Envoy's order: active HC, outlier, EDS, then pending.
 	var f string
-	if !e.ep.Healthy {
-		f = "/failed_eds_health"
+	if e.stats != nil && e.stats.hc.failed.Load() {
+		f = "/failed_active_hc"
 	}
 	if e.stats != nil && e.stats.outlier.ejected() {
 		f += "/failed_outlier_check"
+	}
+	if !e.ep.Healthy {
+		f += "/failed_eds_health"
+	}
+	if e.stats != nil && e.stats.hc.pending.Load() {
+		f += "/pending_active_hc"
 	}
 	if f == "" {
 		return "healthy"
@@ -370,7 +377,11 @@ func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
 				if !e.ep.Healthy {
 					hs.HealthStatus.EdsHealthStatus = corev3.HealthStatus_UNHEALTHY
 				}
-				hs.HealthStatus.FailedOutlierCheck = e.stats != nil && e.stats.outlier.ejected()
+				if e.stats != nil {
+					hs.HealthStatus.FailedOutlierCheck = e.stats.outlier.ejected()
+					hs.HealthStatus.FailedActiveHealthCheck = e.stats.hc.failed.Load()
+					hs.HealthStatus.PendingActiveHc = e.stats.hc.pending.Load()
+				}
 				if e.ep.Zone != "" {
 					hs.Locality = &corev3.Locality{Zone: e.ep.Zone}
 				}

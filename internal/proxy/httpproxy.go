@@ -285,7 +285,10 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			src = v[0]
 		}
 		delete(r.Header, sourceHeader) // the application never sees it
-		if h.p.dataStats != nil {
+		// Health checks (Envoy's and ours send User-Agent Envoy/HC) are
+		// not service traffic: Envoy's stats count them, the mesh
+		// metrics and so the service graph do not.
+		if h.p.dataStats != nil && (src != "" || !isHealthCheck(r)) {
 			ex.edge = h.p.mesh.inboundEdge(src)
 		}
 	}
@@ -622,6 +625,7 @@ func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView
 	if tr == nil {
 		return nil, ep, errNoEndpoint
 	}
+	view.up.markUsed()
 	if !view.admitRequest(tr == view.up.h2) {
 		return nil, nil, errOverflow
 	}

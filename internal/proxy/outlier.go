@@ -143,6 +143,7 @@ func (v *clusterView) eject(ep *endpointRT, now time.Time) {
 	st.active.Inc()
 	st.enforcedTotal.Inc()
 	st.enforced5xx.Inc()
+	v.up.refreshMembership()
 	v.up.log.Info("outlier detection ejected an endpoint", "cluster", v.c.Name, "endpoint", ep.addr,
 		"consecutive_5xx", od.Consecutive5xx, "for", d)
 }
@@ -318,6 +319,7 @@ func (u *upstream) unEject(s *endpointStats, until int64, addr string) {
 	if o := u.stats.od.Load(); o != nil {
 		o.active.Dec()
 	}
+	u.refreshMembership()
 	u.log.Info("outlier detection returned an endpoint", "cluster", u.name, "endpoint", addr)
 }
 

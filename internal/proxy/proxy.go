@@ -400,6 +400,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 	for name, u := range p.upstreams {
 		if newUps[name] != u {
 			oldUps = append(oldUps, u)
+			u.stopHealthChecks()
 		}
 	}
 	p.listeners = newLRTs
@@ -473,6 +474,8 @@ func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*upstream) *runtime
 		}
 		rs.views[c] = v
 		rs.byName[name] = v
+		v.up.view.Store(v)
+		v.up.syncHealthChecks(v)
 		v.up.stats.setMembership(v)
 		if v.c.Panic {
 			v.up.stats.lbHealthyPanic.Inc()
@@ -629,6 +632,7 @@ func (p *Proxy) shutdown(ctx context.Context, drain time.Duration) error {
 
 	p.mu.Lock()
 	for _, u := range p.upstreams {
+		u.stopHealthChecks()
 		u.closeIdle()
 	}
 	p.mu.Unlock()

@@ -209,6 +209,9 @@ type clusterStats struct {
 	// od are the outlier_detection.* stats, once a snapshot gives the
 	// cluster outlier detection (outlier.go).
 	od atomic.Pointer[outlierStats]
+	// hc are the health_check.* stats, once a snapshot gives the cluster
+	// active health checks (healthcheck.go).
+	hc atomic.Pointer[hcStats]
 }
 
 func newClusterStats(sc *stats.Scope) *clusterStats {
@@ -264,7 +267,7 @@ func (c *clusterStats) setMembership(v *clusterView) {
 	var total, healthy, maxW int64
 	for _, e := range v.endpoints() {
 		total++
-		if e.ep.Healthy {
+		if e.ep.Healthy && (e.stats == nil || !e.stats.unusable()) {
 			healthy++
 		}
 		maxW = max(maxW, int64(e.ep.Weight))

@@ -243,6 +243,26 @@ func TestStatsExactTwoHops(t *testing.T) {
 		t.Errorf("access log:\n%s", b)
 	}
 
+	// A health check reaches the application and Envoy's stats, not the
+	// mesh metrics.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+serverAddr+"/health", nil)
+	req.Header.Set("User-Agent", hcUserAgent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("health check: %s", resp.Status)
+	}
+	if got := statValue(t, server, "http.ingress.http.9080.downstream_rq_2xx"); got != ok+1 {
+		t.Errorf("downstream_rq_2xx after a health check: %d, want %d", got, ok+1)
+	}
+	_, sp = adminGet(t, server, "/stats/prometheus")
+	if got, _ := promValue(sp, "meshlens_requests_total", `reporter="destination"`); got != total {
+		t.Errorf("meshlens_requests_total after a health check: %v, want %d", got, total)
+	}
+
 	// POST /reset_counters zeroes counters, not gauges.
 	if code, _ := adminDo(t, client, http.MethodPost, "/reset_counters"); code != 200 {
 		t.Fatalf("reset_counters: %d", code)

@@ -116,6 +116,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		flags |= accesslog.NoHealthyUpstream
 		return
 	}
+	view.up.markUsed()
 	if !view.admitSession() {
 		flags |= accesslog.UpstreamOverflow
 		ep = nil

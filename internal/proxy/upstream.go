@@ -48,6 +48,13 @@ type upstream struct {
 	// breakers are the attempts, retries and TCP sessions in progress,
 	// which the circuit breakers bound (breaker.go).
 	breakers breakerCounts
+	// hc runs the cluster's active health checks (healthcheck.go); only
+	// the configuration path touches the field. used: the cluster has had
+	// a request or session. view is the latest snapshot's view, for the
+	// membership gauges.
+	hc   *healthChecker
+	used atomic.Bool
+	view atomic.Pointer[clusterView]
 
 	mu        sync.Mutex
 	endpoints map[string]*endpointStats // by dialed address; grows only
@@ -73,6 +80,7 @@ type endpointStats struct {
 	cxActive, cxTotal, cxConnectFail                 atomic.Int64
 	rqActive, rqTotal, rqSuccess, rqError, rqTimeout atomic.Int64
 	outlier                                          outlierHost
+	hc                                               hcHost
 }
 
 func keyOf(c *table.Cluster, def time.Duration) upstreamKey {
@@ -221,6 +229,28 @@ func (u *upstream) endpoint(addr string) *endpointStats {
 	return st
 }
 
+// unusable reports whether picking should pass the endpoint over: it is
+// ejected by outlier detection or fails its active health checks.
+func (s *endpointStats) unusable() bool {
+	return s.outlier.ejected() || s.hc.failed.Load()
+}
+
+// refreshMembership updates the membership gauges after an endpoint's
+// health changed.
+func (u *upstream) refreshMembership() {
+	if v := u.view.Load(); v != nil {
+		u.stats.setMembership(v)
+	}
+}
+
+// markUsed notes that the cluster has had traffic (for the health checks'
+// interval).
+func (u *upstream) markUsed() {
+	if !u.used.Load() {
+		u.used.Store(true)
+	}
+}
+
 // attemptDone ends an attempt that attempt counted as active.
 func (u *upstream) attemptDone(ep *endpointStats) {
 	ep.rqActive.Add(-1)
@@ -360,7 +390,9 @@ func newClusterView(c *table.Cluster, u *upstream, override string) *clusterView
 	v.load = func(i int) int64 { return v.eps[i].stats.rqActive.Load() }
 	if c.Outlier != nil && override == "" && !v.origDst {
 		v.od = u.stats.outlier()
-		v.skip = func(i int) bool { return v.eps[i].stats.outlier.ejected() }
+	}
+	if (c.Outlier != nil || c.HealthCheck != nil) && override == "" && !v.origDst {
+		v.skip = func(i int) bool { return v.eps[i].stats.unusable() }
 	}
 	if override != "" {
 		v.override = &endpointRT{addr: override, ep: table.Endpoint{Healthy: true, Weight: 1}, stats: u.endpoint(override)}

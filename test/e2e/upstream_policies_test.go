@@ -294,3 +294,122 @@ func TestConnectionPoolOverflow(t *testing.T) {
 		t.Errorf("/stats:\n%s", sb)
 	}
 }
+
+const healthMesh = `
+kind: Mesh
+name: hc
+---
+kind: VirtualNode
+mesh: hc
+name: client
+spec:
+  backends: [{virtualService: {virtualServiceName: svc.hc.local}}]
+---
+kind: VirtualNode
+mesh: hc
+name: svc
+spec:
+  listeners:
+    - portMapping: {port: 8080, protocol: http}
+      healthCheck: {protocol: http, path: /health, healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000}
+  serviceDiscovery: {awsCloudMap: {namespaceName: hc.local, serviceName: svc}}
+---
+kind: VirtualService
+mesh: hc
+name: svc.hc.local
+spec: {provider: {virtualNode: {virtualNodeName: svc}}}
+`
+
+// The listener's healthCheck makes its clients' sidecars check every
+// instance: one whose /health fails gets no traffic and shows as
+// failed_active_hc, and comes back after healthyThreshold passing checks.
+func TestActiveHealthCheck(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, healthMesh, "apply", "-f", "-")
+	start := func(name string, healthy *atomic.Bool) int {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" && !healthy.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, name)
+		}), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	var goodHealthy, sickHealthy atomic.Bool
+	goodHealthy.Store(true)
+	good, sick := start("good", &goodHealthy), start("sick", &sickHealthy)
+	register(t, s, "hc", "svc", "svc-good", "127.0.0.1", good)
+	register(t, s, "hc", "svc", "svc-sick", "127.0.0.1", sick)
+
+	egress := freeAddr(t)
+	p := startProxy(t, s, "mesh/hc/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	c := proxyClient(egress)
+	answers := func() (map[string]int, error) {
+		seen := map[string]int{}
+		for range 10 {
+			resp, err := c.Get("http://svc.hc.local:8080/")
+			if err != nil {
+				return nil, err
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			seen[string(b)]++
+		}
+		return seen, nil
+	}
+	clusters := func() string {
+		resp, err := http.Get("http://" + p.admin + "/clusters")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	// Failed, not merely pending its first check.
+	sickFlag := fmt.Sprintf("127.0.0.1:%d::health_flags::/failed_active_hc\n", sick)
+	eventually(t, 20*time.Second, "the sick instance is out", func() error {
+		if cl := clusters(); !strings.Contains(cl, sickFlag) {
+			return fmt.Errorf("/clusters lacks %s:\n%s", sickFlag, grepLines(cl, "health_flags"))
+		}
+		seen, err := answers()
+		if err != nil {
+			return err
+		}
+		if seen["good"] != 10 {
+			return fmt.Errorf("answers %v, want all from good", seen)
+		}
+		return nil
+	})
+	st, err := http.Get("http://" + p.admin + "/stats?filter=health_check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := io.ReadAll(st.Body)
+	st.Body.Close()
+	if !regexp.MustCompile(`(?m)^cluster\.[^ ]+\.health_check\.healthy: 1$`).Match(sb) ||
+		!regexp.MustCompile(`(?m)^cluster\.[^ ]+\.health_check\.failure: [1-9]`).Match(sb) {
+		t.Errorf("health_check stats:\n%s", sb)
+	}
+
+	// Repaired: two passing checks (5 s apart) bring it back.
+	sickHealthy.Store(true)
+	eventually(t, 30*time.Second, "the repaired instance returns", func() error {
+		seen, err := answers()
+		if err != nil {
+			return err
+		}
+		if seen["sick"] == 0 {
+			return fmt.Errorf("answers %v", seen)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,413 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/stats"
+)
+
+// Active health checking, as Envoy's: the calling side checks every
+// endpoint of a cluster that has health_checks (what App Mesh's listener
+// healthCheck becomes on the clusters of the node's clients), and picking
+// passes over the endpoints that fail.
+//
+//   - A check is an HTTP GET of the path (HTTP/1.1, or HTTP/2 when the
+//     check says so; over TLS when the cluster originates TLS) that must
+//     answer 200, a gRPC Health/Check that must answer SERVING, or a TCP
+//     connect. Each has the check's timeout. HTTP and gRPC checks keep
+//     their connection between checks.
+//   - An endpoint starts failing, with a check pending; its first
+//     successful check makes it healthy (Envoy: "during startup, only a
+//     single successful health check is required"). After that,
+//     unhealthy_threshold failures in a row take it out and
+//     healthy_threshold successes in a row bring it back.
+//   - Checks run every interval once the cluster has had a request or a
+//     TCP session, and every noTrafficInterval before (Envoy's
+//     no_traffic_interval), so an idle sidecar does not load every
+//     instance it might call; the first request brings the normal pace
+//     within an interval.
+//   - When every endpoint fails, picking uses them all, as Envoy's panic
+//     mode.
+//
+// The checker belongs to the cluster's upstream, so a configuration update
+// that keeps the cluster's connection settings and health check keeps the
+// endpoints' health; one goroutine runs per checked endpoint.
+
+// noTrafficInterval is Envoy's no_traffic_interval default.
+const noTrafficInterval = 60 * time.Second
+
+// hcUserAgent is the User-Agent of HTTP checks, Envoy's.
+const hcUserAgent = "Envoy/HC"
+
+// isHealthCheck reports whether a request is an active health check
+// from a proxy: Envoy's User-Agent, which ours sends too.
+func isHealthCheck(r *http.Request) bool {
+	ua := r.Header["User-Agent"]
+	return len(ua) == 1 && ua[0] == hcUserAgent
+}
+
+// hcHost is one endpoint's active health.
+type hcHost struct {
+	// failed: the endpoint fails its checks, or has not passed one yet.
+	failed atomic.Bool
+	// pending: no check has completed since checking began.
+	pending atomic.Bool
+}
+
+// hcStats are a cluster's cluster.<name>.health_check.* stats.
+type hcStats struct {
+	attempt, success, failure, networkFailure *stats.Counter
+	healthy                                   *stats.Gauge
+}
+
+// healthChecker runs one cluster's active health checks.
+type healthChecker struct {
+	u     *upstream
+	cfg   table.HealthCheck
+	stats *hcStats
+	ctx   context.Context
+	stop  context.CancelFunc
+
+	mu       sync.Mutex
+	sessions map[*endpointStats]*hcSession
+}
+
+// hcSession checks one endpoint until cancelled.
+type hcSession struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// health returns the cluster's health-check stats, creating them on first
+// use (when a snapshot is applied).
+func (c *clusterStats) health() *hcStats {
+	if h := c.hc.Load(); h != nil {
+		return h
+	}
+	h := &hcStats{}
+	if sc := c.scope; sc != nil {
+		h = &hcStats{
+			attempt:        sc.Counter("health_check.attempt"),
+			success:        sc.Counter("health_check.success"),
+			failure:        sc.Counter("health_check.failure"),
+			networkFailure: sc.Counter("health_check.network_failure"),
+			healthy:        sc.Gauge("health_check.healthy"),
+		}
+	}
+	if c.hc.CompareAndSwap(nil, h) {
+		return h
+	}
+	return c.hc.Load()
+}
+
+// syncHealthChecks makes the upstream check exactly the view's endpoints
+// by the view's health check: a new or changed check starts afresh, an
+// endpoint that left stops being checked, and a cluster without a check
+// (or whose endpoint is the local app or the original destination) has
+// every endpoint in.
+func (u *upstream) syncHealthChecks(v *clusterView) {
+	hc := v.c.HealthCheck
+	if hc == nil || v.override != nil || v.origDst || len(v.eps) == 0 {
+		u.stopHealthChecks()
+		return
+	}
+	if u.hc != nil && u.hc.cfg != *hc {
+		u.stopHealthChecks()
+	}
+	if u.hc == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		u.hc = &healthChecker{u: u, cfg: *hc, stats: u.stats.health(), ctx: ctx, stop: cancel, sessions: map[*endpointStats]*hcSession{}}
+	}
+	u.hc.sync(v)
+}
+
+// stopHealthChecks ends the upstream's checks and puts every endpoint
+// back in; it waits for the check goroutines.
+func (u *upstream) stopHealthChecks() {
+	c := u.hc
+	if c == nil {
+		return
+	}
+	u.hc = nil
+	c.stop()
+	c.mu.Lock()
+	sessions := c.sessions
+	c.sessions = nil
+	c.mu.Unlock()
+	for s, sess := range sessions {
+		<-sess.done
+		s.hc.failed.Store(false)
+		s.hc.pending.Store(false)
+	}
+	c.stats.healthy.Set(0)
+	u.refreshMembership()
+}
+
+// sync starts sessions for the view's new endpoints and stops those of
+// endpoints that left.
+func (c *healthChecker) sync(v *clusterView) {
+	in := make(map[*endpointStats]*endpointRT, len(v.eps))
+	for _, e := range v.eps {
+		in[e.stats] = e
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s, sess := range c.sessions {
+		if in[s] == nil {
+			sess.cancel()
+			<-sess.done
+			delete(c.sessions, s)
+			if !s.hc.failed.Load() {
+				c.stats.healthy.Dec()
+			}
+			s.hc.failed.Store(false)
+			s.hc.pending.Store(false)
+		}
+	}
+	for s, e := range in {
+		if c.sessions[s] != nil {
+			continue
+		}
+		s.hc.failed.Store(true)
+		s.hc.pending.Store(true)
+		ctx, cancel := context.WithCancel(c.ctx)
+		sess := &hcSession{cancel: cancel, done: make(chan struct{})}
+		c.sessions[s] = sess
+		go func() {
+			defer close(sess.done)
+			c.run(ctx, s, checkAddr(e))
+		}()
+	}
+}
+
+// checkAddr is where an endpoint is checked: its address, on its
+// health_check_config port when EDS gave one.
+func checkAddr(e *endpointRT) string {
+	if e.ep.HealthCheckPort == 0 {
+		return e.addr
+	}
+	host, _, err := net.SplitHostPort(e.addr)
+	if err != nil {
+		return e.addr
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(e.ep.HealthCheckPort)))
+}
+
+// run checks one endpoint until ctx ends.
+func (c *healthChecker) run(ctx context.Context, s *endpointStats, addr string) {
+	p := c.newProber(addr)
+	defer p.close()
+	var okRun, failRun uint32
+	// A little jitter spreads the checks of many endpoints.
+	every := max(c.cfg.Interval, time.Millisecond)
+	t := time.NewTimer(rand.N(max(every/10, time.Millisecond)))
+	defer t.Stop()
+	var idle time.Duration // since the last check, while the cluster had no traffic
+	for first := true; ; first = false {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !first && !c.u.used.Load() && idle+every < noTrafficInterval {
+			// No traffic yet: check every noTrafficInterval, but look
+			// every interval so that the first request brings the
+			// normal pace.
+			idle += every
+			t.Reset(every)
+			continue
+		}
+		idle = 0
+		c.stats.attempt.Inc()
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		err, network := p.probe(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		h := &s.hc
+		pending := h.pending.Swap(false)
+		if err == nil {
+			c.stats.success.Inc()
+			okRun, failRun = okRun+1, 0
+			if h.failed.Load() && (pending || okRun >= max(c.cfg.HealthyThreshold, 1)) {
+				h.failed.Store(false)
+				c.stats.healthy.Inc()
+				c.u.refreshMembership()
+				c.u.log.Info("health check passed; endpoint healthy", "cluster", c.u.name, "endpoint", addr)
+			}
+		} else {
+			c.stats.failure.Inc()
+			if network {
+				c.stats.networkFailure.Inc()
+			}
+			okRun, failRun = 0, failRun+1
+			if !h.failed.Load() && failRun >= max(c.cfg.UnhealthyThreshold, 1) {
+				h.failed.Store(true)
+				c.stats.healthy.Dec()
+				c.u.refreshMembership()
+				c.u.log.Warn("health check failed; endpoint unhealthy", "cluster", c.u.name, "endpoint", addr, "err", err)
+			} else if pending {
+				c.u.log.Info("first health check failed", "cluster", c.u.name, "endpoint", addr, "err", err)
+			}
+		}
+		t.Reset(every)
+	}
+}
+
+// prober performs one kind of check against one address.
+type prober interface {
+	// probe runs one check; network says a failure was a connection
+	// failure or timeout rather than a bad answer.
+	probe(ctx context.Context) (err error, network bool)
+	close()
+}
+
+func (c *healthChecker) newProber(addr string) prober {
+	host := c.cfg.HTTPHost
+	if host == "" {
+		host = c.u.name // Envoy's default: the cluster name
+	}
+	switch {
+	case c.cfg.GRPC:
+		return &grpcProber{addr: addr, authority: host, service: c.cfg.GRPCService, tls: c.u.tlsConf}
+	case c.cfg.HTTPPath != "":
+		return newHTTPProber(addr, host, c.cfg.HTTPPath, c.cfg.HTTP2, c.u.tlsConf)
+	default:
+		return &tcpProber{addr: addr}
+	}
+}
+
+// tcpProber connects and closes.
+type tcpProber struct{ addr string }
+
+func (p *tcpProber) probe(ctx context.Context) (error, bool) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return err, true
+	}
+	_ = conn.Close()
+	return nil, false
+}
+
+func (p *tcpProber) close() {}
+
+// httpProber GETs a path on a connection kept between checks.
+type httpProber struct {
+	client *http.Client
+	tr     *http.Transport
+	url    string
+	host   string
+}
+
+func newHTTPProber(addr, host, path string, h2 bool, tlsConf *tls.Config) *httpProber {
+	tr := &http.Transport{
+		Proxy:                  nil,
+		MaxIdleConnsPerHost:    1,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 64 << 10,
+		Protocols:              new(http.Protocols),
+	}
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+		tr.TLSClientConfig = tlsConf.Clone()
+	}
+	switch {
+	case h2 && tlsConf != nil:
+		tr.Protocols.SetHTTP2(true)
+		tr.TLSClientConfig.NextProtos = []string{"h2"}
+	case h2:
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	default:
+		tr.Protocols.SetHTTP1(true)
+		if tlsConf != nil {
+			tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		}
+	}
+	return &httpProber{
+		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		tr:     tr,
+		url:    scheme + "://" + addr + path,
+		host:   host,
+	}
+}
+
+func (p *httpProber) probe(ctx context.Context) (error, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return err, false
+	}
+	req.Host = p.host
+	req.Header.Set("User-Agent", hcUserAgent)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err, true
+	}
+	// Read a little of the body so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d, want 200", resp.StatusCode), false
+	}
+	return nil, false
+}
+
+func (p *httpProber) close() { p.tr.CloseIdleConnections() }
+
+// grpcProber calls grpc.health.v1.Health/Check on a connection kept
+// between checks.
+type grpcProber struct {
+	addr, authority, service string
+	tls                      *tls.Config
+	conn                     *grpc.ClientConn
+}
+
+func (p *grpcProber) probe(ctx context.Context) (error, bool) {
+	if p.conn == nil {
+		creds := insecure.NewCredentials()
+		if p.tls != nil {
+			creds = credentials.NewTLS(p.tls.Clone())
+		}
+		conn, err := grpc.NewClient("passthrough:///"+p.addr, grpc.WithTransportCredentials(creds), grpc.WithAuthority(p.authority),
+			grpc.WithUserAgent(hcUserAgent))
+		if err != nil {
+			return err, true
+		}
+		p.conn = conn
+	}
+	resp, err := healthpb.NewHealthClient(p.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: p.service})
+	if err != nil {
+		c := status.Code(err)
+		return err, c == codes.Unavailable || c == codes.DeadlineExceeded
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("status %s, want SERVING", st), false
+	}
+	return nil, false
+}
+
+func (p *grpcProber) close() {
+	if p.conn != nil {
+		_ = p.conn.Close()
+	}
+}

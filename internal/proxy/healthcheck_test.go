@@ -1,0 +1,213 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// withHealthCheck gives a cluster an active health check every interval:
+// HTTP GET of path when path is set, else TCP.
+func withHealthCheck(c *clusterv3.Cluster, interval time.Duration, path string, healthy, unhealthy uint32) *clusterv3.Cluster {
+	hc := &corev3.HealthCheck{
+		Timeout:            durationpb.New(time.Second),
+		Interval:           durationpb.New(interval),
+		HealthyThreshold:   wrapperspb.UInt32(healthy),
+		UnhealthyThreshold: wrapperspb.UInt32(unhealthy),
+		HealthChecker:      &corev3.HealthCheck_TcpHealthCheck_{TcpHealthCheck: &corev3.HealthCheck_TcpHealthCheck{}},
+	}
+	if path != "" {
+		hc.HealthChecker = &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: &corev3.HealthCheck_HttpHealthCheck{Path: path}}
+	}
+	c.HealthChecks = []*corev3.HealthCheck{hc}
+	return c
+}
+
+// healthApp answers /health with 200 while healthy, 503 otherwise, and
+// anything else with its name; it counts the checks and what asked.
+type healthApp struct {
+	*upstreamServer
+	healthy atomic.Bool
+	checks  atomic.Int64
+	agent   atomic.Value
+}
+
+func startHealthApp(t *testing.T, name string, healthy bool) *healthApp {
+	a := &healthApp{}
+	a.healthy.Store(healthy)
+	a.upstreamServer = startUpstream(t, name, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			a.checks.Add(1)
+			a.agent.Store(r.UserAgent() + " " + r.Host)
+			if !a.healthy.Load() {
+				w.WriteHeader(503)
+			}
+			return
+		}
+		_, _ = io.WriteString(w, name)
+	})
+	return a
+}
+
+// spread sends n requests and counts the answers by body.
+func spread(t *testing.T, c *http.Client, url string, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		resp, body := get(t, c, url, "svc", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d %q", resp.StatusCode, body)
+		}
+		seen[body]++
+	}
+	return seen
+}
+
+func TestHealthCheckHTTP(t *testing.T) {
+	t.Parallel()
+	a, b := startHealthApp(t, "a", true), startHealthApp(t, "b", false)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withHealthCheck(xCluster("cds_svc", a.Addr(), b.Addr()), 20*time.Millisecond, "/health", 2, 2)).snap(t))
+	url := "http://" + addrOf(t, p, egressName, 0) + "/"
+	c := testClient()
+	up := p.state.Load().byName["cds_svc"].up
+	hs := up.stats.health()
+
+	// The first check decides: a is in, b (503) stays out.
+	waitFor(t, "the first checks", func() bool { return a.checks.Load() > 0 && b.checks.Load() > 0 && hs.healthy.Value() == 1 })
+	if seen := spread(t, c, url, 10); seen["a"] != 10 {
+		t.Errorf("with b failing its check: %v, want everything on a", seen)
+	}
+	if got, _ := a.agent.Load().(string); got != "Envoy/HC cds_svc" {
+		t.Errorf("check sent User-Agent and Host %q, want Envoy's: Envoy/HC cds_svc", got)
+	}
+	resp, text := get(t, testClient(), "http://"+p.AdminAddr().String()+"/clusters", "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(text, "cds_svc::"+b.Addr()+"::health_flags::/failed_active_hc\n") ||
+		!strings.Contains(text, "cds_svc::"+a.Addr()+"::health_flags::healthy\n") {
+		t.Errorf("/clusters:\n%s", text)
+	}
+	if got := up.stats.membershipHealthy.Value(); got != 1 {
+		t.Errorf("membership_healthy %d, want 1", got)
+	}
+
+	// Repaired, b needs two passing checks; then both take traffic.
+	b.healthy.Store(true)
+	waitFor(t, "b to pass its checks", func() bool { return hs.healthy.Value() == 2 })
+	if seen := spread(t, c, url, 10); seen["a"] != 5 || seen["b"] != 5 {
+		t.Errorf("both healthy: %v, want 5 each", seen)
+	}
+	// a fails: out after two failed checks.
+	a.healthy.Store(false)
+	waitFor(t, "a to fail its checks", func() bool { return hs.healthy.Value() == 1 && up.stats.membershipHealthy.Value() == 1 })
+	if seen := spread(t, c, url, 10); seen["b"] != 10 {
+		t.Errorf("with a failing: %v, want everything on b", seen)
+	}
+	// Both failing: every endpoint is used rather than none (panic).
+	b.healthy.Store(false)
+	waitFor(t, "both to fail", func() bool { return hs.healthy.Value() == 0 })
+	if seen := spread(t, c, url, 10); seen["a"]+seen["b"] != 10 {
+		t.Errorf("all failing: %v", seen)
+	}
+	if hs.attempt.Value() == 0 || hs.success.Value() == 0 || hs.failure.Value() == 0 || hs.attempt.Value() < hs.success.Value()+hs.failure.Value() {
+		t.Errorf("health_check attempt %d success %d failure %d", hs.attempt.Value(), hs.success.Value(), hs.failure.Value())
+	}
+
+	// Taking the check off the cluster puts every endpoint back.
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		xCluster("cds_svc", a.Addr(), b.Addr())).snap(t))
+	for _, e := range p.state.Load().byName["cds_svc"].eps {
+		if e.stats.hc.failed.Load() {
+			t.Errorf("%s still marked failing after the check was removed", e.addr)
+		}
+	}
+	checks := a.checks.Load()
+	time.Sleep(100 * time.Millisecond)
+	if a.checks.Load() != checks {
+		t.Error("checks go on after the check was removed")
+	}
+}
+
+func TestHealthCheckTCP(t *testing.T) {
+	t.Parallel()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	good := startUpstream(t, "good", nil)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withHealthCheck(xCluster("cds_svc", deadAddr, good.Addr()), 20*time.Millisecond, "", 1, 1)).snap(t))
+	hs := p.state.Load().byName["cds_svc"].up.stats.health()
+	waitFor(t, "the TCP checks", func() bool { return hs.healthy.Value() == 1 && hs.networkFailure.Value() > 0 })
+	c := testClient()
+	if seen := spread(t, c, "http://"+addrOf(t, p, egressName, 0)+"/", 6); seen["good"] != 6 {
+		t.Errorf("%v, want every request on the live endpoint (no connect failure)", seen)
+	}
+}
+
+func TestHealthCheckGRPC(t *testing.T) {
+	t.Parallel()
+	serve := func(st healthpb.HealthCheckResponse_ServingStatus) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := grpc.NewServer()
+		h := health.NewServer()
+		h.SetServingStatus("color.Color", st)
+		healthpb.RegisterHealthServer(s, h)
+		go s.Serve(ln)
+		t.Cleanup(s.Stop)
+		return ln.Addr().String()
+	}
+	serving, notServing := serve(healthpb.HealthCheckResponse_SERVING), serve(healthpb.HealthCheckResponse_NOT_SERVING)
+	cl := withHTTP2(xCluster("cds_grpc", serving, notServing))
+	cl.HealthChecks = []*corev3.HealthCheck{{
+		Timeout: durationpb.New(time.Second), Interval: durationpb.New(20 * time.Millisecond),
+		HealthyThreshold: wrapperspb.UInt32(1), UnhealthyThreshold: wrapperspb.UInt32(1),
+		HealthChecker: &corev3.HealthCheck_GrpcHealthCheck_{GrpcHealthCheck: &corev3.HealthCheck_GrpcHealthCheck{ServiceName: "color.Color"}},
+	}}
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_grpc")))}, cl).snap(t))
+	v := p.state.Load().byName["cds_grpc"]
+	hs := v.up.stats.health()
+	waitFor(t, "the gRPC checks", func() bool { return hs.healthy.Value() == 1 && hs.failure.Value() > 0 })
+	for _, e := range v.eps {
+		if want := e.addr == notServing; e.stats.hc.failed.Load() != want {
+			t.Errorf("%s failed=%v, want %v", e.addr, e.stats.hc.failed.Load(), want)
+		}
+	}
+}
+
+// Before the cluster has traffic, checks slow to the no-traffic pace;
+// the first request brings back the interval.
+func TestHealthCheckNoTrafficInterval(t *testing.T) {
+	t.Parallel()
+	a := startHealthApp(t, "a", true)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withHealthCheck(xCluster("cds_svc", a.Addr()), 20*time.Millisecond, "/health", 1, 1)).snap(t))
+	waitFor(t, "the first check", func() bool { return a.checks.Load() == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := a.checks.Load(); n != 1 {
+		t.Fatalf("%d checks in 300ms without traffic, want 1 (next after %v)", n, noTrafficInterval)
+	}
+	spread(t, testClient(), "http://"+addrOf(t, p, egressName, 0)+"/", 1)
+	waitFor(t, "checks at the interval once there is traffic", func() bool { return a.checks.Load() >= 4 })
+}
