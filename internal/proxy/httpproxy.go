@@ -47,6 +47,8 @@ type httpServer struct {
 	// framing guard (h1guard) with the chain's header limit.
 	guard  bool
 	maxHdr int
+	// tunnels are the connections upgraded (WebSocket) from requests.
+	tunnels tunnels
 }
 
 // chainConfig is what a request reads, once, through httpServer.cfg: the
@@ -177,6 +179,7 @@ func (h *httpServer) drain(ctx context.Context) {
 		_ = h.srv.Close()
 	}
 	<-h.done
+	h.tunnels.drain(ctx)
 }
 
 // serve hands a matched downstream connection to the server, after the
@@ -306,6 +309,16 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		ex.reply(w, http.StatusMethodNotAllowed, "", 0)
 		return
 	}
+	upgrade := upgradeType(r)
+	if upgrade != "" && !cc.chain.HTTP.UpgradeAllowed(upgrade) {
+		// Envoy refuses an upgrade its connection manager was not
+		// configured for.
+		if strings.EqualFold(upgrade, "websocket") {
+			hs.rqWsOnNonWsRoute.Inc()
+		}
+		ex.reply(w, http.StatusForbidden, "", 0)
+		return
+	}
 	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
 	if route == nil {
 		hs.noRoute.Inc()
@@ -332,6 +345,10 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		} else {
 			delete(r.Header, sourceHeader)
 		}
+	}
+	if upgrade != "" {
+		h.upgrade(w, r, ex, cc.chain.HTTP, route, view)
+		return
 	}
 	h.forward(w, r, ex, cc.chain.HTTP, route, view)
 }

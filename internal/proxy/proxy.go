@@ -218,6 +218,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 	var logs []*accesslog.Writer
 	fail := func(err error) error {
 		for _, u := range created {
+			u.stopHealthChecks()
 			u.closeIdle()
 			u.stats.release()
 		}

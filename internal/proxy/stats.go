@@ -133,6 +133,8 @@ type hcmStats struct {
 	rqTime                                           *stats.Histogram
 	rqIdleTimeout, rqTxReset, cxProtocolError        *stats.Counter
 	noRoute, noCluster, directResponse               *stats.Counter
+	cxUpgradesTotal, rqWsOnNonWsRoute                *stats.Counter
+	cxUpgradesActive                                 *stats.Gauge
 }
 
 func newHCMStats(sc *stats.Scope) *hcmStats {
@@ -140,29 +142,32 @@ func newHCMStats(sc *stats.Scope) *hcmStats {
 		return &hcmStats{}
 	}
 	return &hcmStats{
-		cxTotal:         sc.Counter("downstream_cx_total"),
-		cxHTTP1Total:    sc.Counter("downstream_cx_http1_total"),
-		cxHTTP2Total:    sc.Counter("downstream_cx_http2_total"),
-		cxDestroy:       sc.Counter("downstream_cx_destroy"),
-		cxActive:        sc.Gauge("downstream_cx_active"),
-		cxHTTP1Active:   sc.Gauge("downstream_cx_http1_active"),
-		cxHTTP2Active:   sc.Gauge("downstream_cx_http2_active"),
-		cxRxBytes:       sc.Counter("downstream_cx_rx_bytes_total"),
-		cxTxBytes:       sc.Counter("downstream_cx_tx_bytes_total"),
-		cxLength:        sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
-		rqTotal:         sc.Counter("downstream_rq_total"),
-		rqHTTP1Total:    sc.Counter("downstream_rq_http1_total"),
-		rqHTTP2Total:    sc.Counter("downstream_rq_http2_total"),
-		rqCompleted:     sc.Counter("downstream_rq_completed"),
-		rqActive:        sc.Gauge("downstream_rq_active"),
-		codes:           sc.CodeCounters("downstream_rq"),
-		rqTime:          sc.Histogram("downstream_rq_time", stats.Milliseconds),
-		rqIdleTimeout:   sc.Counter("downstream_rq_idle_timeout"),
-		rqTxReset:       sc.Counter("downstream_rq_tx_reset"),
-		cxProtocolError: sc.Counter("downstream_cx_protocol_error"),
-		noRoute:         sc.Counter("no_route"),
-		noCluster:       sc.Counter("no_cluster"),
-		directResponse:  sc.Counter("rq_direct_response"),
+		cxTotal:          sc.Counter("downstream_cx_total"),
+		cxHTTP1Total:     sc.Counter("downstream_cx_http1_total"),
+		cxHTTP2Total:     sc.Counter("downstream_cx_http2_total"),
+		cxDestroy:        sc.Counter("downstream_cx_destroy"),
+		cxActive:         sc.Gauge("downstream_cx_active"),
+		cxHTTP1Active:    sc.Gauge("downstream_cx_http1_active"),
+		cxHTTP2Active:    sc.Gauge("downstream_cx_http2_active"),
+		cxRxBytes:        sc.Counter("downstream_cx_rx_bytes_total"),
+		cxTxBytes:        sc.Counter("downstream_cx_tx_bytes_total"),
+		cxLength:         sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
+		rqTotal:          sc.Counter("downstream_rq_total"),
+		rqHTTP1Total:     sc.Counter("downstream_rq_http1_total"),
+		rqHTTP2Total:     sc.Counter("downstream_rq_http2_total"),
+		rqCompleted:      sc.Counter("downstream_rq_completed"),
+		rqActive:         sc.Gauge("downstream_rq_active"),
+		codes:            sc.CodeCounters("downstream_rq"),
+		rqTime:           sc.Histogram("downstream_rq_time", stats.Milliseconds),
+		rqIdleTimeout:    sc.Counter("downstream_rq_idle_timeout"),
+		cxUpgradesTotal:  sc.Counter("downstream_cx_upgrades_total"),
+		cxUpgradesActive: sc.Gauge("downstream_cx_upgrades_active"),
+		rqWsOnNonWsRoute: sc.Counter("downstream_rq_ws_on_non_ws_route"),
+		rqTxReset:        sc.Counter("downstream_rq_tx_reset"),
+		cxProtocolError:  sc.Counter("downstream_cx_protocol_error"),
+		noRoute:          sc.Counter("no_route"),
+		noCluster:        sc.Counter("no_cluster"),
+		directResponse:   sc.Counter("rq_direct_response"),
 	}
 }
 

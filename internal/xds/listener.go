@@ -416,11 +416,17 @@ func codecFor(protocol string) hcmv3.HttpConnectionManager_CodecType {
 }
 
 // httpConnectionManager routes with the named route configuration,
-// delivered over ADS, through the router filter.
+// delivered over ADS, through the router filter. Connection managers that
+// speak HTTP/1.1 forward WebSocket upgrades, as App Mesh's did.
 func httpConnectionManager(statPrefix string, codec hcmv3.HttpConnectionManager_CodecType, routeConfig string, logs []*accesslogv3.AccessLog) *hcmv3.HttpConnectionManager {
+	var upgrades []*hcmv3.HttpConnectionManager_UpgradeConfig
+	if codec != hcmv3.HttpConnectionManager_HTTP2 {
+		upgrades = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
+	}
 	return &hcmv3.HttpConnectionManager{
-		StatPrefix: statPrefix,
-		CodecType:  codec,
+		UpgradeConfigs: upgrades,
+		StatPrefix:     statPrefix,
+		CodecType:      codec,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			ConfigSource:    adsConfigSource(),
 			RouteConfigName: routeConfig,

@@ -143,6 +143,11 @@ func (c *conn) report() {
 // NetConn returns the wrapped connection.
 func (c *conn) NetConn() net.Conn { return c.Conn }
 
+// StopScanning ends the scanning for good: the connection no longer
+// carries HTTP/1.1 requests (a protocol upgrade took it over). It must
+// not be called concurrently with Read.
+func (c *conn) StopScanning() { c.s.st = stDone }
+
 // CloseWrite half-closes the wrapped connection when it supports that
 // (TCP, TLS), and closes it otherwise.
 func (c *conn) CloseWrite() error {

@@ -25,8 +25,10 @@
 //     connections whose request has waited that long, which then cancels
 //     the request's context; or when the response is written. net/http
 //     notices at once, through a read it starts for every request.
-//   - Hijacking, HTTP/2 upgrades and Server-level TLS are not offered;
-//     callers hand TLS and h2c connections to net/http.
+//   - HTTP/2 upgrades and Server-level TLS are not offered; callers hand
+//     TLS and h2c connections to net/http. Hijack is offered (for
+//     WebSocket and other HTTP/1.1 upgrades): the hijacked connection
+//     leaves the server, which Shutdown then does not wait for.
 //   - Header keys are written in map order, not sorted.
 //   - A 400 says which field or line it refuses, after net/http's text.
 package h1server

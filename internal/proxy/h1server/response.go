@@ -1,9 +1,12 @@
 package h1server
 
 import (
+	"bufio"
 	"errors"
 	"golang.org/x/net/http/httpguts"
 	"io"
+	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -64,7 +67,7 @@ func (w *response) Header() http.Header { return w.hdr }
 // WriteHeader implements http.ResponseWriter. An informational status
 // (1xx other than 101) is sent at once and does not count as the response.
 func (w *response) WriteHeader(code int) {
-	if w.headWritten || w.status != 0 {
+	if w.headWritten || w.status != 0 || w.c.hijacked {
 		return
 	}
 	if code < 100 || code > 999 {
@@ -257,6 +260,9 @@ func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // Write implements http.ResponseWriter.
 func (w *response) Write(p []byte) (int, error) {
+	if w.c.hijacked {
+		return 0, http.ErrHijacked
+	}
 	if !w.headWritten {
 		w.writeHead()
 	}
@@ -329,6 +335,33 @@ func (w *response) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDe
 
 // SetWriteDeadline implements the interface http.ResponseController uses.
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.rwc.SetWriteDeadline(t) }
+
+// Hijack implements http.Hijacker: the handler takes the connection over,
+// for a protocol upgrade (WebSocket). What the server buffered of the
+// client's bytes is in the returned reader. The server stops watching
+// the connection and will not read, write or close it again; a response
+// head already written is flushed first. It fails once the response has
+// been finished or the connection hijacked.
+func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c := w.c
+	if c.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if w.handlerDone {
+		return nil, nil, errors.New("h1server: Hijack after the handler returned")
+	}
+	if w.headWritten {
+		if err := c.bw.Flush(); err != nil {
+			return nil, nil, err
+		}
+	}
+	c.hijacked = true
+	c.reqStart.Store(0)
+	c.lr.N = math.MaxInt64 // the reader is no longer bounded to a head
+	c.s.untrack(c)
+	_ = c.rwc.SetDeadline(time.Time{})
+	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
+}
 
 // finish ends the response after the handler returned: the head if it
 // was never written, the last chunk with the trailers, and the verdict on

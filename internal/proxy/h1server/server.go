@@ -117,6 +117,12 @@ func (s *Server) ServeConn(rwc net.Conn) error {
 		s.ConnState(rwc, http.StateNew)
 	}
 	defer func() {
+		if c.hijacked {
+			if s.ConnState != nil {
+				s.ConnState(rwc, http.StateHijacked)
+			}
+			return // untracked by Hijack; the handler owns rwc
+		}
 		_ = rwc.Close()
 		if s.ConnState != nil {
 			s.ConnState(rwc, http.StateClosed)
@@ -283,6 +289,9 @@ type conn struct {
 	looking    atomic.Bool  // a hang-up look is under way
 	w          response     // reused for every request
 	lastPOST   bool
+	// hijacked: the handler took the connection over (Hijack); the
+	// server no longer reads, writes, tracks or closes it.
+	hijacked bool
 }
 
 // serve is the connection's loop: read a request, run the handler, finish
@@ -548,7 +557,7 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 	c.reqStart.Store(time.Now().UnixNano())
 	ok := c.run(w, req, h)
 	c.reqStart.Store(0)
-	if !ok {
+	if !ok || c.hijacked {
 		return false
 	}
 	w.finish()

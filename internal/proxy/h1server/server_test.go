@@ -571,3 +571,70 @@ func TestHangupCancelsRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A handler that hijacks gets the connection with the bytes the client
+// sent after its head, writes raw, and the server leaves the connection
+// alone: a Shutdown does not wait for it.
+func TestHijack(t *testing.T) {
+	t.Parallel()
+	hijacked := make(chan struct{})
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		if _, _, err := w.(http.Hijacker).Hijack(); err != http.ErrHijacked {
+			t.Errorf("second Hijack: %v, want ErrHijacked", err)
+		}
+		if _, err := w.Write([]byte("x")); err != http.ErrHijacked {
+			t.Errorf("Write after Hijack: %v, want ErrHijacked", err)
+		}
+		close(hijacked)
+		go func() {
+			defer conn.Close()
+			brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			brw.Flush()
+			// Echo lines until the client closes.
+			for {
+				line, err := brw.ReadString('\n')
+				if err != nil {
+					return
+				}
+				brw.WriteString("echo " + line)
+				brw.Flush()
+			}
+		}()
+	})}
+	addr := serve(t, s)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The first line goes with the head, so the server has it buffered.
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nfirst\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-hijacked
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown waited for a hijacked connection: %v", err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("response %v, %v", resp, err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []string{"echo first\n", "echo second\n"} {
+		if want == "echo second\n" {
+			io.WriteString(c, "second\n")
+		}
+		got, err := br.ReadString('\n')
+		if err != nil || got != want {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+	}
+}

@@ -583,6 +583,18 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 		return nil, err
 	}
 	out.AccessLogs = logs
+	for i, u := range hcm.GetUpgradeConfigs() {
+		typ := strings.ToLower(u.GetUpgradeType())
+		switch {
+		case typ == "connect":
+			return nil, fmt.Errorf("upgrade_configs[%d]: upgrade_type CONNECT "+errNotSupported, i)
+		case len(u.GetFilters()) > 0:
+			return nil, fmt.Errorf("upgrade_configs[%d].filters "+errNotSupported, i)
+		case u.GetEnabled() != nil && !u.GetEnabled().GetValue():
+			continue
+		}
+		out.Upgrades = append(out.Upgrades, typ)
+	}
 
 	filters := hcm.GetHttpFilters()
 	for i, f := range filters {

@@ -511,3 +511,43 @@ func TestRewritePath(t *testing.T) {
 		t.Errorf("invalid escape accepted: %v", err)
 	}
 }
+
+func TestCompileUpgradeConfigs(t *testing.T) {
+	t.Parallel()
+	compileWith := func(ucs ...*hcmv3.HttpConnectionManager_UpgradeConfig) (*HTTPManager, error) {
+		res := validSet(t)
+		l := res.Listeners[0]
+		h := hcmOf(t, l)
+		h.UpgradeConfigs = ucs
+		setHCM(t, l, h)
+		snap, err := Compile(res, CompileOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for _, sl := range snap.Listeners {
+			if sl.Name == l.Name {
+				return sl.Chains[0].HTTP, nil
+			}
+		}
+		t.Fatalf("listener %s not compiled", l.Name)
+		return nil, nil
+	}
+	m, err := compileWith(
+		&hcmv3.HttpConnectionManager_UpgradeConfig{UpgradeType: "WebSocket"},
+		&hcmv3.HttpConnectionManager_UpgradeConfig{UpgradeType: "spdy/3.1", Enabled: boolValue(false)},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.UpgradeAllowed("websocket") || !m.UpgradeAllowed("WEBSOCKET") || m.UpgradeAllowed("spdy/3.1") || m.UpgradeAllowed("h2c") {
+		t.Errorf("upgrades %v", m.Upgrades)
+	}
+	for _, bad := range []*hcmv3.HttpConnectionManager_UpgradeConfig{
+		{UpgradeType: "CONNECT"},
+		{UpgradeType: "websocket", Filters: []*hcmv3.HttpFilter{{Name: "x"}}},
+	} {
+		if _, err := compileWith(bad); err == nil || !strings.Contains(err.Error(), "upgrade_configs[0]") {
+			t.Errorf("%v: err %v, want one naming upgrade_configs[0]", bad, err)
+		}
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"net/netip"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -163,9 +164,24 @@ type HTTPManager struct {
 	RequestTimeout    time.Duration // whole request, downstream side
 	MaxRequestHeaders uint32        // bytes (max_request_headers_kb * 1024); 0 = default
 	AccessLogs        []AccessLog
+	// Upgrades are the HTTP/1.1 upgrade types (upgrade_configs, lower
+	// case, "websocket") forwarded as upgrades; requests for others get
+	// 403, as in Envoy.
+	Upgrades []string
 	// IgnoredHTTPFilters names the HTTP filters before the router, which
 	// meshlens does not run yet (fault, rbac, ...).
 	IgnoredHTTPFilters []string
+}
+
+// UpgradeAllowed reports whether upgrade (a request's Upgrade header
+// value, any case) is one the connection manager forwards.
+func (m *HTTPManager) UpgradeAllowed(upgrade string) bool {
+	for _, u := range m.Upgrades {
+		if strings.EqualFold(u, upgrade) {
+			return true
+		}
+	}
+	return false
 }
 
 // AccessLog is a file access log of a connection manager. Format is an

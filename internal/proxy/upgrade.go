@@ -1,0 +1,345 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/table"
+)
+
+// HTTP/1.1 upgrades (WebSocket), as Envoy's upgrade_configs: a request
+// with "Connection: upgrade" and an Upgrade type the connection manager
+// allows is routed like any other, sent to the chosen endpoint on a
+// connection of its own with its Upgrade and Connection headers, and when
+// the endpoint answers 101 the proxy relays the 101 and then copies bytes
+// both ways until either side closes, as a TCP proxy does (half-closes
+// passed on, the stream idle timeout, the drain). Any other answer is
+// relayed as a plain response. An upgrade type the connection manager
+// does not allow gets 403, as Envoy answers.
+
+// upgradeType is the protocol an HTTP/1.x request asks to switch to, or
+// "" when it is not an upgrade request.
+func upgradeType(r *http.Request) string {
+	if r.ProtoMajor != 1 {
+		return ""
+	}
+	up := r.Header["Upgrade"]
+	if len(up) == 0 || !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+		return ""
+	}
+	typ, _, _ := strings.Cut(up[0], ",")
+	typ, _, _ = strings.Cut(typ, "/") // "websocket", "h2c", "foo/2"
+	return strings.TrimSpace(typ)
+}
+
+// tunnels are the upgraded connections of an HTTP server, which its drain
+// closes when the drain time is up.
+type tunnels struct {
+	mu   sync.Mutex
+	set  map[*tcpSession]struct{}
+	wg   sync.WaitGroup
+	shut bool
+}
+
+// add registers a tunnel, unless the server is draining.
+func (t *tunnels) add(s *tcpSession) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.shut {
+		return false
+	}
+	if t.set == nil {
+		t.set = map[*tcpSession]struct{}{}
+	}
+	t.set[s] = struct{}{}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *tunnels) remove(s *tcpSession) {
+	t.mu.Lock()
+	delete(t.set, s)
+	t.mu.Unlock()
+	t.wg.Done()
+}
+
+// drain refuses new tunnels, waits for the open ones until ctx ends, then
+// closes what is left.
+func (t *tunnels) drain(ctx context.Context) {
+	t.mu.Lock()
+	t.shut = true
+	t.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	for s := range t.set {
+		s.close()
+	}
+	t.mu.Unlock()
+	<-idle
+}
+
+// errNotHijackable: the downstream connection cannot be taken over.
+var errNotHijackable = errors.New("the downstream connection cannot be taken over")
+
+// upgrade forwards an upgrade request of type typ to the route's cluster
+// and, when the endpoint switches protocols, tunnels the two connections.
+func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *clusterView) {
+	hs := ex.hcm
+	cs := view.up.stats
+	var ep *endpointRT
+	if view.origDst {
+		ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+		ep, _ = view.origDstEndpoint(ci, r.Host)
+	} else {
+		ep = view.pick()
+	}
+	if ep == nil {
+		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
+		return
+	}
+	view.up.markUsed()
+	if !view.admitRequest(false) {
+		w.Header()["X-Envoy-Overflow"] = []string{"true"}
+		ex.reply(w, http.StatusServiceUnavailable, bodyOverflow, accesslog.UpstreamOverflow)
+		return
+	}
+	ex.ep = ep
+	ex.attempts = 1
+	ep.stats.rqTotal.Add(1)
+	cs.rqTotal.Inc()
+	ep.stats.rqActive.Add(1)
+	cs.rqActive.Inc()
+	start := time.Now()
+	defer func() {
+		view.up.attemptDone(ep.stats)
+		cs.rqTime.RecordDuration(time.Since(start))
+	}()
+
+	// The head to send: the request's, with its hop-by-hop fields gone
+	// but for the two that ask for the upgrade.
+	upgrade := r.Header["Upgrade"]
+	prepareRequestHeaders(r, h.scheme)
+	r.Header["Connection"] = []string{"Upgrade"}
+	r.Header["Upgrade"] = upgrade
+	target := ex.req.path
+	if route.HasPathRewrite() {
+		if _, set := r.Header["X-Envoy-Original-Path"]; !set {
+			r.Header["X-Envoy-Original-Path"] = []string{ex.req.path}
+		}
+		target = route.RewritePath(ex.req.path)
+	}
+	if u, err := url.Parse(target); err == nil && u.IsAbs() {
+		target = u.RequestURI() // absolute-form, as sent to a forward proxy
+	}
+	host := r.Host
+	if route.HostRewrite != "" {
+		host = route.HostRewrite
+	} else if route.AutoHostRewrite && ep.hostname != "" {
+		host = ep.hostname
+	}
+
+	timeout := route.Timeout
+	if timeout <= 0 {
+		timeout = defaultRouteTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	up, resp, br, err := h.openUpgrade(r.Context(), view, ep, r.Method, target, host, r.Header, deadline)
+	if err != nil {
+		if r.Context().Err() == nil {
+			view.outcome(ep, true)
+		}
+		ep.stats.rqError.Add(1)
+		var ce *connectError
+		switch {
+		case r.Context().Err() != nil:
+			ex.flags |= accesslog.DownstreamConnectionTermination
+		case errors.As(err, &ce):
+			ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
+		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+			cs.rqTimeout.Inc()
+			ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
+		default:
+			cs.rqRxReset.Inc()
+			ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
+		}
+		return
+	}
+	defer up.Close()
+	ex.firstByte = time.Now()
+	countStatus(cs, ep.stats, resp.StatusCode)
+	view.outcome(ep, resp.StatusCode >= 500)
+	ex.status = resp.StatusCode
+
+	hdr := w.Header()
+	for k, vv := range resp.Header {
+		if isHopByHop(k) && k != "Connection" && k != "Upgrade" {
+			continue
+		}
+		hdr[k] = vv
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		// Not upgraded: an ordinary response, on a connection nobody
+		// else will use.
+		delete(hdr, "Connection")
+		delete(hdr, "Upgrade")
+		w.WriteHeader(resp.StatusCode)
+		n, _ := io.Copy(w, resp.Body)
+		ex.sent = uint64(n)
+		_ = resp.Body.Close()
+		return
+	}
+
+	down, err := hijack(w)
+	if err != nil {
+		h.p.log.Warn("upgrade: cannot take the downstream connection over", "err", err)
+		ex.flags |= accesslog.DownstreamConnectionTermination
+		return
+	}
+	sess := &tcpSession{down: down.Conn, up: up}
+	defer sess.close()
+	if !h.tunnels.add(sess) {
+		return // draining
+	}
+	defer h.tunnels.remove(sess)
+	hs.cxUpgradesTotal.Inc()
+	hs.cxUpgradesActive.Inc()
+	defer hs.cxUpgradesActive.Dec()
+
+	// The 101 head, then what either side sent early.
+	bw := down.rw.Writer
+	bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	_ = hdr.Write(bw)
+	bw.WriteString("\r\n")
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		_, _ = bw.Write(b)
+		ex.sent += uint64(n)
+	}
+	if err := bw.Flush(); err != nil {
+		return
+	}
+	if n := down.rw.Reader.Buffered(); n > 0 {
+		b, _ := down.rw.Reader.Peek(n)
+		if _, err := up.Write(b); err != nil {
+			return
+		}
+		ex.received += uint64(n)
+	}
+
+	idle := hcm.StreamIdleTimeout
+	if route.IdleTimeout > 0 {
+		idle = route.IdleTimeout
+	}
+	if idle <= 0 {
+		idle = h.p.cfg.StreamIdleTimeout
+	}
+	toDown, toUp, idled := pipeBoth(down.Conn, up, idle)
+	ex.sent += uint64(toDown)
+	ex.received += uint64(toUp)
+	if idled {
+		hs.rqIdleTimeout.Inc()
+		ex.flags |= accesslog.StreamIdleTimeout
+	}
+}
+
+// defaultRouteTimeout bounds the wait for the upgrade answer when the
+// route has no timeout (Envoy's route timeout default).
+const defaultRouteTimeout = 15 * time.Second
+
+// openUpgrade dials ep, sends the request head and reads the response
+// head, all before deadline. On success the caller owns conn; br holds
+// what the endpoint sent after its head.
+func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *endpointRT, method, target, host string, hdr http.Header, deadline time.Time) (conn net.Conn, resp *http.Response, br *bufio.Reader, err error) {
+	dctx, cancel := context.WithTimeout(ctx, view.up.key.connectTimeout)
+	conn, err = view.up.dial(dctx, "tcp", ep.addr)
+	cancel()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = conn.Close()
+		}
+	}()
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if cfg := view.up.tlsConf; cfg != nil {
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, nil, nil, err
+		}
+		conn = tc
+	}
+	bw := bufio.NewWriterSize(conn, 4<<10)
+	bw.WriteString(method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n")
+	if err := hdr.Write(bw); err != nil {
+		return nil, nil, nil, err
+	}
+	bw.WriteString("\r\n")
+	if err := bw.Flush(); err != nil {
+		return nil, nil, nil, err
+	}
+	// A 101 has no body (net/http gives it http.NoBody), so after it br
+	// holds only what the endpoint sent in the new protocol.
+	br = bufio.NewReaderSize(conn, 4<<10)
+	resp, err = http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, resp, br, nil
+}
+
+// hijacked is a downstream connection taken over for a tunnel.
+type hijacked struct {
+	net.Conn
+	rw *bufio.ReadWriter
+}
+
+// hijack takes the downstream connection over; the HTTP/1.1 framing guard
+// stops reading it as requests.
+func hijack(w http.ResponseWriter) (*hijacked, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, errNotHijackable
+	}
+	c, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, err
+	}
+	if g, ok := c.(interface{ StopScanning() }); ok {
+		g.StopScanning()
+	}
+	_ = c.SetDeadline(time.Time{})
+	return &hijacked{Conn: c, rw: rw}, nil
+}
+
+// isTimeout reports a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

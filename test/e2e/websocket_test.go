@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/websocket"
+)
+
+const wsMesh = `
+kind: Mesh
+name: ws
+---
+kind: VirtualNode
+mesh: ws
+name: client
+spec:
+  backends: [{virtualService: {virtualServiceName: chat.ws.local}}]
+---
+kind: VirtualNode
+mesh: ws
+name: chat
+spec:
+  listeners: [{portMapping: {port: 8080, protocol: http}}]
+  serviceDiscovery: {awsCloudMap: {namespaceName: ws.local, serviceName: chat}}
+---
+kind: VirtualService
+mesh: ws
+name: chat.ws.local
+spec: {provider: {virtualNode: {virtualNodeName: chat}}}
+`
+
+// A WebSocket session crosses both sidecars of an http listener, as it
+// did through App Mesh's Envoys: the handshake is routed like a request,
+// then messages flow both ways until the client closes.
+func TestWebSocketThroughTwoSidecars(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, wsMesh, "apply", "-f", "-")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: websocket.Handler(func(c *websocket.Conn) {
+		for {
+			var msg string
+			if err := websocket.Message.Receive(c, &msg); err != nil {
+				return
+			}
+			if err := websocket.Message.Send(c, "echo "+msg); err != nil {
+				return
+			}
+		}
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+
+	ingress := freeAddr(t)
+	server := startProxy(t, s, "mesh/ws/virtualNode/chat", true, "--ingress-addr", ingress, "--egress-addr", "none", "--app", "8080="+ln.Addr().String(), "--register=false")
+	_, port, _ := net.SplitHostPort(ingress)
+	p, _ := strconv.Atoi(port)
+	register(t, s, "ws", "chat", "chat-1", "127.0.0.1", p)
+	egress := freeAddr(t)
+	client := startProxy(t, s, "mesh/ws/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+
+	cfg, err := websocket.NewConfig("ws://chat.ws.local:8080/room", "http://chat.ws.local/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws *websocket.Conn
+	eventually(t, 20*time.Second, "the WebSocket handshake through the sidecars", func() error {
+		conn, err := net.Dial("tcp", egress)
+		if err != nil {
+			return err
+		}
+		ws, err = websocket.NewClient(cfg, conn)
+		if err != nil {
+			conn.Close()
+			return err
+		}
+		return nil
+	})
+	defer ws.Close()
+	ws.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, msg := range []string{"hello", strings.Repeat("x", 100<<10)} {
+		if err := websocket.Message.Send(ws, msg); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := websocket.Message.Receive(ws, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != "echo "+msg {
+			t.Fatalf("received %d bytes %.20q, want the echo of %d bytes", len(got), got, len(msg))
+		}
+	}
+	for name, p := range map[string]*proxyProc{"client": client, "server": server} {
+		resp, err := http.Get("http://" + p.admin + "/stats?filter=downstream_cx_upgrades_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := new(strings.Builder)
+		_, _ = io.Copy(b, resp.Body)
+		resp.Body.Close()
+		if !regexp.MustCompile(`(?m)^http\.[^ ]+\.downstream_cx_upgrades_total: 1$`).MatchString(b.String()) {
+			t.Errorf("%s sidecar stats:\n%s", name, b)
+		}
+	}
+}
