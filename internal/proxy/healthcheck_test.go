@@ -143,12 +143,7 @@ func TestHealthCheckHTTP(t *testing.T) {
 
 func TestHealthCheckTCP(t *testing.T) {
 	t.Parallel()
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := closedAddr(t)
 	good := startUpstream(t, "good", nil)
 	p := startProxy(t, Config{})
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},

@@ -380,6 +380,19 @@ func get(t testing.TB, c *http.Client, url, host string, hdr map[string]string) 
 	return resp, string(b)
 }
 
+// closedAddr is a loopback address that nothing listens on: connecting
+// fails at once.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()

@@ -399,9 +399,7 @@ func TestUpstreamFailures(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { close(release) })
-	dead, _ := net.Listen("tcp", "127.0.0.1:0")
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := closedAddr(t)
 
 	sick := xCluster("cds_sick", slow.Addr())
 	sick.LoadAssignment.Endpoints[0].LbEndpoints[0].HealthStatus = corev3.HealthStatus_UNHEALTHY

@@ -48,7 +48,7 @@ type httpServer struct {
 	guard  bool
 	maxHdr int
 	// tunnels are the connections upgraded (WebSocket) from requests.
-	tunnels tunnels
+	tunnels sessionSet
 }
 
 // chainConfig is what a request reads, once, through httpServer.cfg: the

@@ -25,10 +25,7 @@ type listenerRT struct {
 	// servers by serverKey; only Apply and drains touch it (under p.mu).
 	servers map[string]*httpServer
 
-	mu       sync.Mutex
-	sessions map[*tcpSession]struct{}
-	wg       sync.WaitGroup // TCP sessions
-	draining bool
+	sessions sessionSet // TCP sessions
 }
 
 // listenerConfig is what the accept path reads, once per connection.
@@ -254,23 +251,6 @@ func (lrt *listenerRT) drain(ctx context.Context, servers []*httpServer) {
 	for _, hs := range servers {
 		wg.Go(func() { hs.drain(ctx) })
 	}
-	lrt.mu.Lock()
-	lrt.draining = true
-	lrt.mu.Unlock()
-	idle := make(chan struct{})
-	go func() {
-		lrt.wg.Wait()
-		close(idle)
-	}()
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		lrt.mu.Lock()
-		for s := range lrt.sessions {
-			s.close()
-		}
-		lrt.mu.Unlock()
-		<-idle
-	}
+	lrt.sessions.drain(ctx)
 	wg.Wait()
 }

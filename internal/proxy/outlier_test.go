@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -136,12 +135,7 @@ func TestOutlierDetectionMaxEjectionPercent(t *testing.T) {
 // Connect failures count as server errors, over HTTP and TCP alike.
 func TestOutlierDetectionConnectFailures(t *testing.T) {
 	t.Parallel()
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := closedAddr(t)
 	good := startUpstream(t, "good", nil)
 	p := startProxy(t, Config{})
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -42,9 +41,7 @@ func TestRetries(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "ok "+string(b))
 	})
-	dead, _ := net.Listen("tcp", "127.0.0.1:0")
-	deadAddr := dead.Addr().String()
-	dead.Close()
+	deadAddr := closedAddr(t)
 	good := startUpstream(t, "good", nil)
 	slowOnce := atomic.Bool{}
 	slow := startUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {

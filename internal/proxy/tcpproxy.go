@@ -32,6 +32,69 @@ func (s *tcpSession) close() {
 	})
 }
 
+// sessionSet is the open sessions of a listener (TCP proxy) or an HTTP
+// server (upgraded connections), which a drain waits for and then closes.
+type sessionSet struct {
+	mu       sync.Mutex
+	set      map[*tcpSession]struct{}
+	wg       sync.WaitGroup
+	draining bool
+}
+
+// add registers s, unless the drain has begun.
+func (t *sessionSet) add(s *tcpSession) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		return false
+	}
+	if t.set == nil {
+		t.set = map[*tcpSession]struct{}{}
+	}
+	t.set[s] = struct{}{}
+	t.wg.Add(1)
+	return true
+}
+
+// setUp records s's upstream connection, which a drain closes too.
+func (t *sessionSet) setUp(s *tcpSession, up net.Conn) {
+	t.mu.Lock()
+	s.up = up
+	t.mu.Unlock()
+}
+
+// remove unregisters s, which has ended.
+func (t *sessionSet) remove(s *tcpSession) {
+	t.mu.Lock()
+	delete(t.set, s)
+	t.mu.Unlock()
+	t.wg.Done()
+}
+
+// drain refuses new sessions, lets the open ones run until ctx ends, then
+// closes what is left and waits for it.
+func (t *sessionSet) drain(ctx context.Context) {
+	t.mu.Lock()
+	t.draining = true
+	t.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	for s := range t.set {
+		s.close()
+	}
+	t.mu.Unlock()
+	<-idle
+}
+
 // proxyTCP runs a tcp_proxy filter chain on c until both directions end,
 // either side fails, or the session is idle for the idle timeout.
 func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *tcpChain, c *srvConn) {
@@ -39,24 +102,13 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	start := time.Now()
 	tc.stats.cxTotal.Inc()
 	s := &tcpSession{down: c}
-	lrt.mu.Lock()
-	if lrt.draining {
-		lrt.mu.Unlock()
+	if !lrt.sessions.add(s) {
 		_ = c.Close()
 		return
 	}
-	if lrt.sessions == nil {
-		lrt.sessions = map[*tcpSession]struct{}{}
-	}
-	lrt.sessions[s] = struct{}{}
-	lrt.wg.Add(1)
-	lrt.mu.Unlock()
 	defer func() {
 		s.close()
-		lrt.mu.Lock()
-		delete(lrt.sessions, s)
-		lrt.mu.Unlock()
-		lrt.wg.Done()
+		lrt.sessions.remove(s)
 	}()
 
 	// What the session did, for the access log and the mesh metrics.
@@ -148,9 +200,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	// reports to outlier detection.
 	view.outcome(ep, false)
 	started = true
-	lrt.mu.Lock()
-	s.up = up
-	lrt.mu.Unlock()
+	lrt.sessions.setUp(s, up)
 
 	idle := tp.IdleTimeout
 	if idle <= 0 {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -42,61 +41,6 @@ func upgradeType(r *http.Request) string {
 	typ, _, _ := strings.Cut(up[0], ",")
 	typ, _, _ = strings.Cut(typ, "/") // "websocket", "h2c", "foo/2"
 	return strings.TrimSpace(typ)
-}
-
-// tunnels are the upgraded connections of an HTTP server, which its drain
-// closes when the drain time is up.
-type tunnels struct {
-	mu   sync.Mutex
-	set  map[*tcpSession]struct{}
-	wg   sync.WaitGroup
-	shut bool
-}
-
-// add registers a tunnel, unless the server is draining.
-func (t *tunnels) add(s *tcpSession) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.shut {
-		return false
-	}
-	if t.set == nil {
-		t.set = map[*tcpSession]struct{}{}
-	}
-	t.set[s] = struct{}{}
-	t.wg.Add(1)
-	return true
-}
-
-func (t *tunnels) remove(s *tcpSession) {
-	t.mu.Lock()
-	delete(t.set, s)
-	t.mu.Unlock()
-	t.wg.Done()
-}
-
-// drain refuses new tunnels, waits for the open ones until ctx ends, then
-// closes what is left.
-func (t *tunnels) drain(ctx context.Context) {
-	t.mu.Lock()
-	t.shut = true
-	t.mu.Unlock()
-	idle := make(chan struct{})
-	go func() {
-		t.wg.Wait()
-		close(idle)
-	}()
-	select {
-	case <-idle:
-		return
-	case <-ctx.Done():
-	}
-	t.mu.Lock()
-	for s := range t.set {
-		s.close()
-	}
-	t.mu.Unlock()
-	<-idle
 }
 
 // errNotHijackable: the downstream connection cannot be taken over.
