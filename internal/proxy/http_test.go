@@ -125,19 +125,19 @@ func TestHTTP1ForwardProxyKeepAlive(t *testing.T) {
 		t.Errorf("unknown host: %d %q, want 404 with empty body", resp.StatusCode, body)
 	}
 
-	// CONNECT is not supported.
+	// CONNECT is routed by its authority: an unknown one gets 404.
 	conn, err := net.Dial("tcp", addrOf(t, p, egressName, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "CONNECT greeting.demo.local:443 HTTP/1.1\r\nHost: greeting.demo.local:443\r\n\r\n")
+	fmt.Fprintf(conn, "CONNECT unknown.local:443 HTTP/1.1\r\nHost: unknown.local:443\r\n\r\n")
 	r, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("CONNECT: %d, want 405", r.StatusCode)
+	if r.StatusCode != http.StatusNotFound {
+		t.Errorf("CONNECT to an unknown authority: %d, want 404", r.StatusCode)
 	}
 }
 

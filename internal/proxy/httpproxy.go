@@ -306,7 +306,11 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
 	hs := cc.stats
 	if r.Method == http.MethodConnect {
-		ex.reply(w, http.StatusMethodNotAllowed, "", 0)
+		if cc.dir == table.Inbound || r.ProtoMajor != 1 {
+			ex.reply(w, http.StatusMethodNotAllowed, "", 0)
+			return
+		}
+		h.connect(w, r, ex, cc)
 		return
 	}
 	upgrade := upgradeType(r)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -46,39 +47,147 @@ func upgradeType(r *http.Request) string {
 // errNotHijackable: the downstream connection cannot be taken over.
 var errNotHijackable = errors.New("the downstream connection cannot be taken over")
 
-// upgrade forwards an upgrade request of type typ to the route's cluster
-// and, when the endpoint switches protocols, tunnels the two connections.
-func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *clusterView) {
-	hs := ex.hcm
-	cs := view.up.stats
+// tunnelAttempt is the endpoint a tunnel (upgrade or CONNECT) goes to,
+// counted as an attempt on it until done is called.
+type tunnelAttempt struct {
+	view  *clusterView
+	ep    *endpointRT
+	start time.Time
+}
+
+// done ends the attempt's accounting.
+func (a *tunnelAttempt) done() {
+	a.view.up.attemptDone(a.ep.stats)
+	a.view.up.stats.rqTime.RecordDuration(time.Since(a.start))
+}
+
+// beginTunnel picks the endpoint for a tunnel to authority's route
+// cluster and admits it past the circuit breakers; when it cannot, it
+// answers as a request would be answered and returns nil.
+func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, view *clusterView, authority string) *tunnelAttempt {
 	var ep *endpointRT
 	if view.origDst {
 		ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-		ep, _ = view.origDstEndpoint(ci, r.Host)
+		ep, _ = view.origDstEndpoint(ci, authority)
 	} else {
 		ep = view.pick()
 	}
 	if ep == nil {
 		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
-		return
+		return nil
 	}
 	view.up.markUsed()
 	if !view.admitRequest(false) {
 		w.Header()["X-Envoy-Overflow"] = []string{"true"}
 		ex.reply(w, http.StatusServiceUnavailable, bodyOverflow, accesslog.UpstreamOverflow)
-		return
+		return nil
 	}
 	ex.ep = ep
 	ex.attempts = 1
+	cs := view.up.stats
 	ep.stats.rqTotal.Add(1)
 	cs.rqTotal.Inc()
 	ep.stats.rqActive.Add(1)
 	cs.rqActive.Inc()
-	start := time.Now()
-	defer func() {
-		view.up.attemptDone(ep.stats)
-		cs.rqTime.RecordDuration(time.Since(start))
-	}()
+	return &tunnelAttempt{view: view, ep: ep, start: time.Now()}
+}
+
+// failTunnel answers a tunnel whose upstream side failed, as a request's
+// failure is answered, and tells outlier detection.
+func (h *httpServer) failTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, a *tunnelAttempt, err error) {
+	if r.Context().Err() == nil {
+		a.view.outcome(a.ep, true)
+	}
+	a.ep.stats.rqError.Add(1)
+	cs := a.view.up.stats
+	var ce *connectError
+	switch {
+	case r.Context().Err() != nil:
+		ex.flags |= accesslog.DownstreamConnectionTermination
+	case errors.As(err, &ce):
+		ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		cs.rqTimeout.Inc()
+		ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
+	default:
+		cs.rqRxReset.Inc()
+		ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
+	}
+}
+
+// streamIdle is the stream idle timeout of a route: its own, else the
+// connection manager's, else the proxy's default.
+func (h *httpServer) streamIdle(hcm *table.HTTPManager, route *table.Route) time.Duration {
+	idle := hcm.StreamIdleTimeout
+	if route.IdleTimeout > 0 {
+		idle = route.IdleTimeout
+	}
+	if idle <= 0 {
+		idle = h.p.cfg.StreamIdleTimeout
+	}
+	return idle
+}
+
+// relay takes the downstream connection over, writes head to it (the
+// 101 or 200 that opens the tunnel) with what the upstream sent early
+// (upEarly, may be nil), passes on what the client sent early, and then
+// copies both ways until the tunnel ends. It counts the tunnel in the
+// connection manager's upgrade stats and the bytes in ex.
+func (h *httpServer) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upEarly *bufio.Reader, head func(*bufio.Writer), idle time.Duration) {
+	down, err := hijack(w)
+	if err != nil {
+		h.p.log.Warn("cannot take the downstream connection over for a tunnel", "err", err)
+		ex.flags |= accesslog.DownstreamConnectionTermination
+		return
+	}
+	sess := &tcpSession{down: down.Conn, up: up}
+	defer sess.close()
+	if !h.tunnels.add(sess) {
+		return // draining
+	}
+	defer h.tunnels.remove(sess)
+	hs := ex.hcm
+	hs.cxUpgradesTotal.Inc()
+	hs.cxUpgradesActive.Inc()
+	defer hs.cxUpgradesActive.Dec()
+
+	bw := down.rw.Writer
+	head(bw)
+	if upEarly != nil {
+		if n := upEarly.Buffered(); n > 0 {
+			b, _ := upEarly.Peek(n)
+			_, _ = bw.Write(b)
+			ex.sent += uint64(n)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return
+	}
+	if n := down.rw.Reader.Buffered(); n > 0 {
+		b, _ := down.rw.Reader.Peek(n)
+		if _, err := up.Write(b); err != nil {
+			return
+		}
+		ex.received += uint64(n)
+	}
+	toDown, toUp, idled := pipeBoth(down.Conn, up, idle)
+	ex.sent += uint64(toDown)
+	ex.received += uint64(toUp)
+	if idled {
+		hs.rqIdleTimeout.Inc()
+		ex.flags |= accesslog.StreamIdleTimeout
+	}
+}
+
+// upgrade forwards an upgrade request to the route's cluster and, when
+// the endpoint switches protocols, tunnels the two connections.
+func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *clusterView) {
+	a := h.beginTunnel(w, r, ex, view, r.Host)
+	if a == nil {
+		return
+	}
+	defer a.done()
+	ep := a.ep
 
 	// The head to send: the request's, with its hop-by-hop fields gone
 	// but for the two that ask for the upgrade.
@@ -107,31 +216,14 @@ func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchang
 	if timeout <= 0 {
 		timeout = defaultRouteTimeout
 	}
-	deadline := time.Now().Add(timeout)
-	up, resp, br, err := h.openUpgrade(r.Context(), view, ep, r.Method, target, host, r.Header, deadline)
+	up, resp, br, err := h.openUpgrade(r.Context(), view, ep, r.Method, target, host, r.Header, time.Now().Add(timeout))
 	if err != nil {
-		if r.Context().Err() == nil {
-			view.outcome(ep, true)
-		}
-		ep.stats.rqError.Add(1)
-		var ce *connectError
-		switch {
-		case r.Context().Err() != nil:
-			ex.flags |= accesslog.DownstreamConnectionTermination
-		case errors.As(err, &ce):
-			ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
-		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-			cs.rqTimeout.Inc()
-			ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
-		default:
-			cs.rqRxReset.Inc()
-			ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
-		}
+		h.failTunnel(w, r, ex, a, err)
 		return
 	}
 	defer up.Close()
 	ex.firstByte = time.Now()
-	countStatus(cs, ep.stats, resp.StatusCode)
+	countStatus(view.up.stats, ep.stats, resp.StatusCode)
 	view.outcome(ep, resp.StatusCode >= 500)
 	ex.status = resp.StatusCode
 
@@ -153,71 +245,98 @@ func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchang
 		_ = resp.Body.Close()
 		return
 	}
+	h.relay(w, ex, up, br, func(bw *bufio.Writer) {
+		bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+		_ = hdr.Write(bw)
+		bw.WriteString("\r\n")
+	}, h.streamIdle(hcm, route))
+}
 
-	down, err := hijack(w)
+// connect opens a CONNECT tunnel from the egress: the authority is
+// routed as a GET of "/" to it would be, and the tunnel goes to the
+// chosen endpoint (for the mesh's passthrough cluster, the authority
+// itself) over the cluster's transport, TLS included.
+func (h *httpServer) connect(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
+	authority := r.Host
+	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
+		ex.reply(w, http.StatusBadRequest, "CONNECT: the authority must be host:port", 0)
+		return
+	}
+	ex.req.path = "/"
+	hs := cc.stats
+	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
+	if route == nil {
+		hs.noRoute.Inc()
+		ex.reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
+		return
+	}
+	ex.route = route
+	if route.DirectStatus != 0 {
+		hs.directResponse.Inc()
+		ex.reply(w, route.DirectStatus, route.DirectBody, 0)
+		return
+	}
+	view := cc.rs.view(route.PickCluster(rand.Uint32()))
+	if view == nil {
+		hs.noCluster.Inc()
+		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoClusterFound)
+		return
+	}
+	ex.view = view
+	if e := view.edges[route.Meta.VirtualService]; e != nil {
+		ex.edge = e
+	}
+	a := h.beginTunnel(w, r, ex, view, authority)
+	if a == nil {
+		return
+	}
+	defer a.done()
+	up, err := h.dialTunnel(r.Context(), view, a.ep)
 	if err != nil {
-		h.p.log.Warn("upgrade: cannot take the downstream connection over", "err", err)
-		ex.flags |= accesslog.DownstreamConnectionTermination
+		h.failTunnel(w, r, ex, a, err)
 		return
 	}
-	sess := &tcpSession{down: down.Conn, up: up}
-	defer sess.close()
-	if !h.tunnels.add(sess) {
-		return // draining
-	}
-	defer h.tunnels.remove(sess)
-	hs.cxUpgradesTotal.Inc()
-	hs.cxUpgradesActive.Inc()
-	defer hs.cxUpgradesActive.Dec()
-
-	// The 101 head, then what either side sent early.
-	bw := down.rw.Writer
-	bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
-	_ = hdr.Write(bw)
-	bw.WriteString("\r\n")
-	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		_, _ = bw.Write(b)
-		ex.sent += uint64(n)
-	}
-	if err := bw.Flush(); err != nil {
-		return
-	}
-	if n := down.rw.Reader.Buffered(); n > 0 {
-		b, _ := down.rw.Reader.Peek(n)
-		if _, err := up.Write(b); err != nil {
-			return
-		}
-		ex.received += uint64(n)
-	}
-
-	idle := hcm.StreamIdleTimeout
-	if route.IdleTimeout > 0 {
-		idle = route.IdleTimeout
-	}
-	if idle <= 0 {
-		idle = h.p.cfg.StreamIdleTimeout
-	}
-	toDown, toUp, idled := pipeBoth(down.Conn, up, idle)
-	ex.sent += uint64(toDown)
-	ex.received += uint64(toUp)
-	if idled {
-		hs.rqIdleTimeout.Inc()
-		ex.flags |= accesslog.StreamIdleTimeout
-	}
+	defer up.Close()
+	view.outcome(a.ep, false)
+	ex.firstByte = time.Now()
+	countStatus(view.up.stats, a.ep.stats, http.StatusOK)
+	ex.status = http.StatusOK
+	h.relay(w, ex, up, nil, func(bw *bufio.Writer) {
+		bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
+	}, h.streamIdle(cc.chain.HTTP, route))
 }
 
 // defaultRouteTimeout bounds the wait for the upgrade answer when the
 // route has no timeout (Envoy's route timeout default).
 const defaultRouteTimeout = 15 * time.Second
 
-// openUpgrade dials ep, sends the request head and reads the response
-// head, all before deadline. On success the caller owns conn; br holds
-// what the endpoint sent after its head.
-func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *endpointRT, method, target, host string, hdr http.Header, deadline time.Time) (conn net.Conn, resp *http.Response, br *bufio.Reader, err error) {
+// dialTunnel connects to ep, originating TLS when the cluster does, within
+// the cluster's connect timeout.
+func (h *httpServer) dialTunnel(ctx context.Context, view *clusterView, ep *endpointRT) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, view.up.key.connectTimeout)
-	conn, err = view.up.dial(dctx, "tcp", ep.addr)
-	cancel()
+	defer cancel()
+	conn, err := view.up.dial(dctx, "tcp", ep.addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg := view.up.tlsConf; cfg != nil {
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			_ = conn.Close()
+			return nil, &connectError{err}
+		}
+		conn = tc
+	}
+	return conn, nil
+}
+
+// openUpgrade connects to ep, sends the request head and reads the
+// response head, the last two before deadline. On success the caller
+// owns conn; br holds what the endpoint sent after its head.
+func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *endpointRT, method, target, host string, hdr http.Header, deadline time.Time) (conn net.Conn, resp *http.Response, br *bufio.Reader, err error) {
+	conn, err = h.dialTunnel(ctx, view, ep)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -229,15 +348,6 @@ func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *end
 	_ = conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if cfg := view.up.tlsConf; cfg != nil {
-		cfg = cfg.Clone()
-		cfg.NextProtos = []string{"http/1.1"}
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, nil, nil, err
-		}
-		conn = tc
-	}
 	bw := bufio.NewWriterSize(conn, 4<<10)
 	bw.WriteString(method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\n")
 	if err := hdr.Write(bw); err != nil {

@@ -195,3 +195,43 @@ func TestUpgradeDrain(t *testing.T) {
 		t.Errorf("the tunnel lasted %v after the drain began", d)
 	}
 }
+
+// CONNECT through the egress opens a tunnel to the route's endpoint; a
+// half-close crosses it. The inbound side refuses CONNECT.
+func TestConnectTunnel(t *testing.T) {
+	t.Parallel()
+	p, addr := upgradeProxy(t, startTCPUpstream(t), "websocket")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "CONNECT db.local:5432 HTTP/1.1\r\nHost: db.local:5432\r\n\r\nearly ")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	io.WriteString(c, "bytes")
+	c.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(br)
+	if err != nil || string(b) != "got 11" {
+		t.Fatalf("through the tunnel: %q %v, want the upstream's count of 11 bytes", b, err)
+	}
+	waitFor(t, "the tunnel to be counted", func() bool {
+		return statValue(t, p, "http.egress.downstream_cx_upgrades_total") == 1 &&
+			statValue(t, p, "http.egress.downstream_cx_upgrades_active") == 0 &&
+			statValue(t, p, "cluster.cds_ws.upstream_rq_200") == 1
+	})
+	// A CONNECT without a port is refused.
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "CONNECT db.local HTTP/1.1\r\nHost: db.local\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c2), &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 400 {
+		t.Errorf("CONNECT without a port: %v %v, want 400", resp, err)
+	}
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -101,6 +102,32 @@ func TestWebSocketThroughTwoSidecars(t *testing.T) {
 			t.Fatalf("received %d bytes %.20q, want the echo of %d bytes", len(got), got, len(msg))
 		}
 	}
+	// WebSocket clients behind an HTTP proxy (HTTP_PROXY) open a CONNECT
+	// tunnel first; the egress routes it by its authority.
+	conn, err := net.Dial("tcp", egress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "CONNECT chat.ws.local:8080 HTTP/1.1\r\nHost: chat.ws.local:8080\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT through the egress: %v %v", resp, err)
+	}
+	ws2, err := websocket.NewClient(cfg, conn)
+	if err != nil {
+		t.Fatalf("WebSocket handshake in the CONNECT tunnel: %v", err)
+	}
+	defer ws2.Close()
+	if err := websocket.Message.Send(ws2, "tunnelled"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := websocket.Message.Receive(ws2, &got); err != nil || got != "echo tunnelled" {
+		t.Fatalf("through the CONNECT tunnel: %q %v", got, err)
+	}
+
 	for name, p := range map[string]*proxyProc{"client": client, "server": server} {
 		resp, err := http.Get("http://" + p.admin + "/stats?filter=downstream_cx_upgrades_total")
 		if err != nil {
@@ -109,7 +136,9 @@ func TestWebSocketThroughTwoSidecars(t *testing.T) {
 		b := new(strings.Builder)
 		_, _ = io.Copy(b, resp.Body)
 		resp.Body.Close()
-		if !regexp.MustCompile(`(?m)^http\.[^ ]+\.downstream_cx_upgrades_total: 1$`).MatchString(b.String()) {
+		// The client sidecar counts the upgrade and the CONNECT tunnel,
+		// the server sidecar both upgrades.
+		if !regexp.MustCompile(`(?m)^http\.[^ ]+\.downstream_cx_upgrades_total: 2$`).MatchString(b.String()) {
 			t.Errorf("%s sidecar stats:\n%s", name, b)
 		}
 	}
