@@ -22,7 +22,11 @@ import (
 //   - A tcp_proxy session needs a place under max_connections.
 //
 // The counts are the cluster's, shared by every snapshot while its
-// upstream lives: one atomic add to enter, one to leave.
+// upstream lives: one atomic add to enter, one to leave. Envoy's
+// circuit_breakers.default.*_open gauges say 1 while a threshold is
+// reached (rq_open: max_requests; rq_pending_open: the HTTP/1.1 bound;
+// rq_retry_open: max_retries; cx_open: upstream_cx_active at
+// max_connections); they change only when a count crosses a threshold.
 
 // Envoy's defaults for thresholds xDS leaves unset.
 const (
@@ -76,27 +80,88 @@ func enter(n *atomic.Int64, limit int64) bool {
 }
 
 // admitRequest takes a place for one attempt, over HTTP/2 upstream when
-// h2; on overflow it counts upstream_rq_pending_overflow.
+// h2; on overflow it counts upstream_rq_pending_overflow. requestDone
+// gives the place back.
 func (v *clusterView) admitRequest(h2 bool) bool {
-	limit := v.limits.h1Requests
+	l := &v.limits
+	limit := l.h1Requests
 	if h2 {
-		limit = v.limits.h2Requests
+		limit = l.h2Requests
 	}
-	if enter(&v.up.breakers.requests, limit) {
-		return true
+	n := v.up.breakers.requests.Add(1)
+	if n > limit {
+		v.up.breakers.requests.Add(-1)
+		v.up.stats.rqPendingOverflow.Inc()
+		return false
 	}
-	v.up.stats.rqPendingOverflow.Inc()
-	return false
+	if n >= min(l.h1Requests, l.h2Requests) {
+		v.up.stats.noteRequests(n, l)
+	}
+	return true
+}
+
+// requestDone gives back an attempt's place.
+func (u *upstream) requestDone() {
+	n := u.breakers.requests.Add(-1)
+	if l := u.limits.Load(); l != nil && (n == l.h1Requests-1 || n == l.h2Requests-1) {
+		u.stats.noteRequests(n, l)
+	}
+}
+
+// noteRequests sets the request gauges for n attempts in progress.
+func (c *clusterStats) noteRequests(n int64, l *breakerLimits) {
+	c.cbRqOpen.Set(open(n >= l.h2Requests))
+	c.cbRqPendingOpen.Set(open(n >= l.h1Requests))
+}
+
+func open(at bool) int64 {
+	if at {
+		return 1
+	}
+	return 0
 }
 
 // admitRetry takes a place for one retry; on overflow it counts
-// upstream_rq_retry_overflow.
+// upstream_rq_retry_overflow. retryDone gives the place back.
 func (v *clusterView) admitRetry() bool {
-	if enter(&v.up.breakers.retries, v.limits.retries) {
-		return true
+	n := v.up.breakers.retries.Add(1)
+	if n > v.limits.retries {
+		v.up.breakers.retries.Add(-1)
+		v.up.stats.rqRetryOverflow.Inc()
+		return false
 	}
-	v.up.stats.rqRetryOverflow.Inc()
-	return false
+	if n == v.limits.retries {
+		v.up.stats.cbRqRetryOpen.Set(1)
+	}
+	return true
+}
+
+// retryDone gives back a retry's place.
+func (u *upstream) retryDone() {
+	n := u.breakers.retries.Add(-1)
+	if l := u.limits.Load(); l != nil && n == l.retries-1 {
+		u.stats.cbRqRetryOpen.Set(0)
+	}
+}
+
+// noteConnections sets cx_open for n upstream connections open, when n
+// is at the threshold or just below it.
+func (c *clusterStats) noteConnections(n int64) {
+	if limit := c.cxLimit.Load(); limit > 0 && (n == limit || n == limit-1) {
+		c.cbCxOpen.Set(open(n >= limit))
+	}
+}
+
+// setLimits records a snapshot's thresholds for the gauges, and sets the
+// gauges for what is in progress under them.
+func (u *upstream) setLimits(l breakerLimits) {
+	u.limits.Store(&l)
+	c := u.stats
+	c.cxLimit.Store(l.connections)
+	c.noteRequests(u.breakers.requests.Load(), &l)
+	c.cbRqRetryOpen.Set(open(u.breakers.retries.Load() >= l.retries))
+	c.cbCxOpen.Set(open(c.cxActive.Value() >= l.connections))
+	c.cbCxPoolOpen.Set(0) // max_connection_pools is not supported
 }
 
 // admitSession takes a place for one TCP session; on overflow it counts

@@ -95,6 +95,10 @@ func TestCircuitBreakerHTTP1Pending(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" || body != bodyOverflow {
 		t.Errorf("third request: %d %q overflow=%q, want 503 %q with x-envoy-overflow", resp.StatusCode, body, resp.Header.Get("X-Envoy-Overflow"), bodyOverflow)
 	}
+	cs := p.state.Load().byName["cds_svc"].up.stats
+	if cs.cbRqPendingOpen.Value() != 1 || cs.cbRqOpen.Value() != 0 || cs.cbCxOpen.Value() != 1 {
+		t.Errorf("at the limit: rq_pending_open %d rq_open %d cx_open %d, want 1 0 1", cs.cbRqPendingOpen.Value(), cs.cbRqOpen.Value(), cs.cbCxOpen.Value())
+	}
 	g.release()
 	for i, ch := range codes {
 		if code := <-ch; code != 200 {
@@ -111,6 +115,9 @@ func TestCircuitBreakerHTTP1Pending(t *testing.T) {
 	if resp, body := get(t, c, url, "", nil); resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("after the overflow: %d %q", resp.StatusCode, body)
 	}
+	if cs.cbRqPendingOpen.Value() != 0 {
+		t.Errorf("rq_pending_open %d after the requests ended, want 0", cs.cbRqPendingOpen.Value())
+	}
 }
 
 func TestCircuitBreakerHTTP2Requests(t *testing.T) {
@@ -126,12 +133,17 @@ func TestCircuitBreakerHTTP2Requests(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" {
 		t.Errorf("third concurrent HTTP/2 request: %d, want 503 with x-envoy-overflow", resp.StatusCode)
 	}
+	cs := p.state.Load().byName["cds_svc"].up.stats
+	if cs.cbRqOpen.Value() != 1 {
+		t.Errorf("rq_open %d at max_requests, want 1", cs.cbRqOpen.Value())
+	}
 	g.release()
 	for _, ch := range codes {
 		if code := <-ch; code != 200 {
 			t.Errorf("admitted request: %d", code)
 		}
 	}
+	waitFor(t, "rq_open to close", func() bool { return cs.cbRqOpen.Value() == 0 })
 	if got := p.state.Load().byName["cds_svc"].up.stats.rqPendingOverflow.Value(); got != 1 {
 		t.Errorf("upstream_rq_pending_overflow %d, want 1", got)
 	}
@@ -160,6 +172,9 @@ func TestCircuitBreakerRetries(t *testing.T) {
 	resp, _, codes := overflowAfter(t, c, url, g, 1, 1)
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "" {
 		t.Errorf("second request: %d overflow=%q, want the upstream's own 503", resp.StatusCode, resp.Header.Get("X-Envoy-Overflow"))
+	}
+	if v := p.state.Load().byName["cds_svc"].up.stats.cbRqRetryOpen.Value(); v != 1 {
+		t.Errorf("rq_retry_open %d with max_retries in progress, want 1", v)
 	}
 	g.release()
 	if code := <-codes[0]; code != 200 {
@@ -201,6 +216,14 @@ func TestCircuitBreakerTCPConnections(t *testing.T) {
 	if got := up.stats.cxOverflow.Value(); got != 1 {
 		t.Errorf("upstream_cx_overflow %d, want 1", got)
 	}
+	if v := up.stats.cbCxOpen.Value(); v != 1 {
+		t.Errorf("cx_open %d at max_connections, want 1", v)
+	}
+	// What App Mesh's dashboards query.
+	_, prom := adminGet(t, p, "/stats/prometheus")
+	if v, ok := promValue(prom, "envoy_cluster_circuit_breakers_default_cx_open", `envoy_cluster_name="cds_tcp"`); !ok || v != 1 {
+		t.Errorf("envoy_cluster_circuit_breakers_default_cx_open{envoy_cluster_name=\"cds_tcp\"} = %v (found %v), want 1", v, ok)
+	}
 	// The first session still works, and its place is free once it ends.
 	_, _ = first.Write([]byte("abc"))
 	_ = first.(*net.TCPConn).CloseWrite()
@@ -208,5 +231,7 @@ func TestCircuitBreakerTCPConnections(t *testing.T) {
 	if b, _ := io.ReadAll(first); string(b) != "got 3" {
 		t.Errorf("first session answered %q", b)
 	}
-	waitFor(t, "the session's place to be freed", func() bool { return up.breakers.sessions.Load() == 0 })
+	waitFor(t, "the session's place to be freed", func() bool {
+		return up.breakers.sessions.Load() == 0 && up.stats.cbCxOpen.Value() == 0
+	})
 }

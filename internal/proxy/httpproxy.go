@@ -529,7 +529,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		}
 		tr = h.try(ctx, o, r.ProtoMajor, view, route)
 		if n > 0 {
-			view.up.breakers.retries.Add(-1)
+			view.up.retryDone()
 		}
 		ex.attempts++
 		if n >= retries || !retriable(route.Retry, &tr, ctx) || !view.admitRetry() {
@@ -538,7 +538,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		tr.discard(view)
 		view.up.stats.rqRetry.Inc()
 		if !backoff(ctx, route.Retry, n) {
-			view.up.breakers.retries.Add(-1)
+			view.up.retryDone()
 			tr = tryResult{err: context.Cause(ctx), cancel: func() {}}
 			break
 		}

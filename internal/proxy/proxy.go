@@ -469,13 +469,14 @@ func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*upstream) *runtime
 		u := ups[name]
 		var v *clusterView
 		if u.h1 == nil && u.h2 == nil && u.tlsConf == nil && c.TLS != nil {
-			v = &clusterView{c: c, up: u} // unusable (SDS): no endpoints
+			v = &clusterView{c: c, up: u, limits: limitsOf(c.Limits)} // unusable (SDS): no endpoints
 		} else {
 			v = newClusterView(c, u, overrides[name])
 		}
 		rs.views[c] = v
 		rs.byName[name] = v
 		v.up.view.Store(v)
+		v.up.setLimits(v.limits)
 		v.up.syncHealthChecks(v)
 		v.up.stats.setMembership(v)
 		if v.c.Panic {

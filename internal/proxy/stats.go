@@ -203,9 +203,14 @@ type clusterStats struct {
 	rqTotal, rqCompleted, rqTimeout, rqPerTryTimeout *stats.Counter
 	rqRetry, rqRetrySuccess, rqRxReset               *stats.Counter
 	rqPendingOverflow, rqRetryOverflow, cxOverflow   *stats.Counter
-	rqActive                                         *stats.Gauge
-	codes                                            *stats.CodeCounters
-	rqTime                                           *stats.Histogram
+	// circuit_breakers.default.*_open (breaker.go); cxLimit is the
+	// latest max_connections, for cx_open.
+	cbCxOpen, cbCxPoolOpen, cbRqPendingOpen *stats.Gauge
+	cbRqOpen, cbRqRetryOpen                 *stats.Gauge
+	cxLimit                                 atomic.Int64
+	rqActive                                *stats.Gauge
+	codes                                   *stats.CodeCounters
+	rqTime                                  *stats.Histogram
 
 	membershipTotal, membershipHealthy, membershipDegraded, membershipExcluded *stats.Gauge
 	maxHostWeight                                                              *stats.Gauge
@@ -246,6 +251,11 @@ func newClusterStats(sc *stats.Scope) *clusterStats {
 		rqPendingOverflow:  sc.Counter("upstream_rq_pending_overflow"),
 		rqRetryOverflow:    sc.Counter("upstream_rq_retry_overflow"),
 		cxOverflow:         sc.Counter("upstream_cx_overflow"),
+		cbCxOpen:           sc.Gauge("circuit_breakers.default.cx_open"),
+		cbCxPoolOpen:       sc.Gauge("circuit_breakers.default.cx_pool_open"),
+		cbRqPendingOpen:    sc.Gauge("circuit_breakers.default.rq_pending_open"),
+		cbRqOpen:           sc.Gauge("circuit_breakers.default.rq_open"),
+		cbRqRetryOpen:      sc.Gauge("circuit_breakers.default.rq_retry_open"),
 		rqActive:           sc.Gauge("upstream_rq_active"),
 		codes:              sc.CodeCounters("upstream_rq"),
 		rqTime:             sc.Histogram("upstream_rq_time", stats.Milliseconds),

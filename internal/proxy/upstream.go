@@ -48,6 +48,7 @@ type upstream struct {
 	// breakers are the attempts, retries and TCP sessions in progress,
 	// which the circuit breakers bound (breaker.go).
 	breakers breakerCounts
+	limits   atomic.Pointer[breakerLimits] // the latest snapshot's, for the gauges
 	// hc runs the cluster's active health checks (healthcheck.go); only
 	// the configuration path touches the field. used: the cluster has had
 	// a request or session. view is the latest snapshot's view, for the
@@ -255,7 +256,7 @@ func (u *upstream) markUsed() {
 func (u *upstream) attemptDone(ep *endpointStats) {
 	ep.rqActive.Add(-1)
 	u.stats.rqActive.Dec()
-	u.breakers.requests.Add(-1)
+	u.requestDone()
 }
 
 // connectError marks a failed upstream dial, so that the handler answers
@@ -285,6 +286,7 @@ func (u *upstream) dial(ctx context.Context, network, addr string) (net.Conn, er
 	st.cxActive.Add(1)
 	u.stats.cxTotal.Inc()
 	u.stats.cxActive.Inc()
+	u.stats.noteConnections(u.stats.cxActive.Value())
 	return &countedConn{Conn: c, ep: st, cl: u.stats, opened: now}, nil
 }
 
@@ -333,6 +335,7 @@ func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.ep.cxActive.Add(-1)
 		c.cl.cxActive.Dec()
+		c.cl.noteConnections(c.cl.cxActive.Value())
 		c.cl.cxDestroy.Inc()
 		c.cl.cxLength.RecordDuration(time.Since(c.opened))
 	}
