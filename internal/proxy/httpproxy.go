@@ -193,7 +193,11 @@ func (h *httpServer) serve(c *srvConn) {
 	if h.tls != nil {
 		tc := tls.Server(c, h.tls)
 		_ = c.SetDeadline(time.Now().Add(h.p.cfg.HeaderReadTimeout))
-		if err := tc.Handshake(); err != nil {
+		err := tc.Handshake()
+		if ls := c.listener; ls != nil {
+			ls.ssl.get(ls.scope).record(err, tc.ConnectionState(), true)
+		}
+		if err != nil {
 			_ = c.Close()
 			return
 		}

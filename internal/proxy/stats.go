@@ -95,6 +95,8 @@ type listenerStats struct {
 	cxTotal, cxDestroy, noChain *stats.Counter
 	cxActive                    *stats.Gauge
 	cxLength                    *stats.Histogram
+	scope                       *stats.Scope
+	ssl                         lazySSL // listener.<addr>.ssl.*, on the first TLS handshake
 }
 
 // listenerStatName is Envoy's name of a listener in stats: its address
@@ -116,6 +118,7 @@ func newListenerStats(sc *stats.Scope) *listenerStats {
 		noChain:   sc.Counter("no_filter_chain_match"),
 		cxActive:  sc.Gauge("downstream_cx_active"),
 		cxLength:  sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
+		scope:     sc,
 	}
 }
 
@@ -208,9 +211,11 @@ type clusterStats struct {
 	cbCxOpen, cbCxPoolOpen, cbRqPendingOpen *stats.Gauge
 	cbRqOpen, cbRqRetryOpen                 *stats.Gauge
 	cxLimit                                 atomic.Int64
-	rqActive                                *stats.Gauge
-	codes                                   *stats.CodeCounters
-	rqTime                                  *stats.Histogram
+	// ssl are the cluster.<name>.ssl.* stats, on the first TLS handshake.
+	ssl      lazySSL
+	rqActive *stats.Gauge
+	codes    *stats.CodeCounters
+	rqTime   *stats.Histogram
 
 	membershipTotal, membershipHealthy, membershipDegraded, membershipExcluded *stats.Gauge
 	maxHostWeight                                                              *stats.Gauge

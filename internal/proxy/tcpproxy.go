@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -185,15 +184,12 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		return
 	}
 	if view.up.tlsConf != nil {
-		tlsc := tls.Client(up, view.up.tlsConf)
-		_ = tlsc.SetDeadline(time.Now().Add(view.up.key.connectTimeout))
-		if err := tlsc.Handshake(); err != nil {
-			_ = up.Close()
+		tlsc, err := view.up.handshake(context.Background(), up, view.up.tlsConf)
+		if err != nil {
 			flags |= accesslog.UpstreamConnectionFailure
 			view.outcome(ep, true)
 			return
 		}
-		_ = tlsc.SetDeadline(time.Time{})
 		up = tlsc
 	}
 	// A TCP session is judged by its connect, as Envoy's tcp_proxy

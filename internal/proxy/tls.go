@@ -8,9 +8,77 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"sync/atomic"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/stats"
 )
+
+// Certificate verification failures, told apart for Envoy's ssl.* stats.
+var errNoPeerCert = errors.New("the peer sent no certificate")
+
+// sanError: the certificate is valid but carries none of the SANs asked
+// for.
+type sanError struct{ msg string }
+
+func (e *sanError) Error() string { return e.msg }
+
+// sslStats are Envoy's ssl.* stats of a listener or a cluster.
+type sslStats struct {
+	handshake, sessionReused, noCertificate, connectionError *stats.Counter
+	failVerifyNoCert, failVerifyError, failVerifySAN         *stats.Counter
+}
+
+func newSSLStats(sc *stats.Scope) *sslStats {
+	if sc == nil {
+		return &sslStats{}
+	}
+	return &sslStats{
+		handshake:        sc.Counter("ssl.handshake"),
+		sessionReused:    sc.Counter("ssl.session_reused"),
+		noCertificate:    sc.Counter("ssl.no_certificate"),
+		connectionError:  sc.Counter("ssl.connection_error"),
+		failVerifyNoCert: sc.Counter("ssl.fail_verify_no_cert"),
+		failVerifyError:  sc.Counter("ssl.fail_verify_error"),
+		failVerifySAN:    sc.Counter("ssl.fail_verify_san"),
+	}
+}
+
+// lazySSL creates a scope's ssl.* stats on the first TLS handshake.
+type lazySSL struct{ p atomic.Pointer[sslStats] }
+
+func (l *lazySSL) get(sc *stats.Scope) *sslStats {
+	if s := l.p.Load(); s != nil {
+		return s
+	}
+	l.p.CompareAndSwap(nil, newSSLStats(sc))
+	return l.p.Load()
+}
+
+// record counts a handshake: a success (a resumed session, and for a
+// server a client without a certificate, counted too) or why it failed.
+func (s *sslStats) record(err error, cs tls.ConnectionState, server bool) {
+	var san *sanError
+	var verr *tls.CertificateVerificationError
+	switch {
+	case err == nil:
+		s.handshake.Inc()
+		if cs.DidResume {
+			s.sessionReused.Inc()
+		}
+		if server && len(cs.PeerCertificates) == 0 {
+			s.noCertificate.Inc()
+		}
+	case errors.As(err, &san):
+		s.failVerifySAN.Inc()
+	case errors.Is(err, errNoPeerCert):
+		s.failVerifyNoCert.Inc()
+	case errors.As(err, &verr):
+		s.failVerifyError.Inc()
+	default:
+		s.connectionError.Inc()
+	}
+}
 
 // errSDS says a TLS context names SDS secrets, which this runtime cannot
 // fetch yet: the filter chain or cluster is not served rather than served
@@ -42,20 +110,25 @@ func downstreamTLSConfig(t *table.DownstreamTLS, nextProtos []string) (*tls.Conf
 			return nil, err
 		}
 		c.ClientCAs = pool
+		// A missing certificate is refused below rather than by
+		// crypto/tls, so that it can be told from a bad one.
 		c.ClientAuth = tls.VerifyClientCertIfGiven
-		if t.RequireClientCert {
-			c.ClientAuth = tls.RequireAndVerifyClientCert
-		}
 	} else if t.RequireClientCert {
 		return nil, errors.New("client certificates required but no CA to verify them")
 	}
-	if len(t.MatchSANs) > 0 {
-		sans := t.MatchSANs
-		c.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
-			if len(chains) == 0 {
-				return nil // no client certificate: accepted unless required (ClientAuth)
+	require, sans := t.RequireClientCert, t.MatchSANs
+	if require || len(sans) > 0 {
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				if require {
+					return errNoPeerCert
+				}
+				return nil // accepted without a certificate
 			}
-			return matchSAN(chains[0][0], sans)
+			if len(sans) > 0 {
+				return matchSAN(cs.PeerCertificates[0], sans)
+			}
+			return nil
 		}
 	}
 	return c, nil
@@ -93,14 +166,14 @@ func upstreamTLSConfig(t *table.UpstreamTLS) (*tls.Config, error) {
 				certs = append(certs, cert)
 			}
 			if len(certs) == 0 {
-				return errors.New("upstream sent no certificate")
+				return errNoPeerCert
 			}
 			inter := x509.NewCertPool()
 			for _, ic := range certs[1:] {
 				inter.AddCert(ic)
 			}
 			if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter}); err != nil {
-				return fmt.Errorf("upstream certificate: %w", err)
+				return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
 			}
 			if len(sans) > 0 {
 				return matchSAN(certs[0], sans)
@@ -139,5 +212,5 @@ func matchSAN(cert *x509.Certificate, sans []string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("certificate SANs %q match none of %q", have, sans)
+	return &sanError{fmt.Sprintf("certificate SANs %q match none of %q", have, sans)}
 }

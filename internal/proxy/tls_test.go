@@ -23,6 +23,7 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // selfSigned writes a self-signed certificate for name (its own CA) and
@@ -40,7 +41,7 @@ func selfSigned(t *testing.T, name string) (certFile, keyFile string, pool *x509
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
@@ -118,6 +119,76 @@ func TestTLSListenerPermissive(t *testing.T) {
 	if len(seen) != 3 || seen[0].Header.Get("X-Forwarded-Proto") != "https" || seen[2].Header.Get("X-Forwarded-Proto") != "http" {
 		t.Errorf("x-forwarded-proto: %+v", seen)
 	}
+	for name, want := range map[string]int64{
+		"listener.0.0.0.0_15000.ssl.handshake":        2,
+		"listener.0.0.0.0_15000.ssl.no_certificate":   2,
+		"listener.0.0.0.0_15000.ssl.connection_error": 0,
+	} {
+		if got := statValue(t, p, name); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+// A listener that requires client certificates tells a missing one, an
+// untrusted one and a good one apart in its ssl.* stats.
+func TestTLSListenerClientCertificates(t *testing.T) {
+	t.Parallel()
+	app := startUpstream(t, "app", nil)
+	certFile, keyFile, pool := selfSigned(t, "greeting.demo.local")
+	clientCert, clientKey, _ := selfSigned(t, "client.mesh.local")
+	strangerCert, strangerKey, _ := selfSigned(t, "stranger.mesh.local")
+	tlsCtx := &tlsv3.DownstreamTlsContext{
+		RequireClientCertificate: wrapperspb.Bool(true),
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			TlsCertificates: []*tlsv3.TlsCertificate{{CertificateChain: fileSource(certFile), PrivateKey: fileSource(keyFile)}},
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: fileSource(clientCert),
+			}},
+		},
+	}
+	secure := xChain("ingress_http_9443_tls", 9443, xHCM("ingress.http.9443", "rds_ingress_http_9443"))
+	secure.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(tlsCtx)}}
+	p := startProxy(t, Config{Listen: map[uint32]string{9443: "127.0.0.1:0"}})
+	mustApply(t, p, xds{
+		listeners: []*listenerv3.Listener{xListener(ingressName, "0.0.0.0:15000", secure)},
+		routes:    []*routev3.RouteConfiguration{xRouteConfig("rds_ingress_http_9443", xVHost("in", []string{"*"}, xRoute("/", to("cds_app"))))},
+		clusters:  []*clusterv3.Cluster{xCluster("cds_app", app.Addr())},
+	}.snap(t))
+	addr := addrOf(t, p, ingressName, 9443)
+	try := func(cert, key string) error {
+		cfg := &tls.Config{RootCAs: pool, ServerName: "greeting.demo.local"}
+		if cert != "" {
+			c, err := tls.LoadX509KeyPair(cert, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Sent whatever CAs the server asks for (crypto/tls would
+			// send none that the server's CA list does not name).
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }
+		}
+		c := &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+		resp, err := c.Get("https://" + addr + "/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	}
+	if err := try(clientCert, clientKey); err != nil {
+		t.Fatalf("with the trusted client certificate: %v", err)
+	}
+	if err := try("", ""); err == nil {
+		t.Error("accepted without a client certificate")
+	}
+	if err := try(strangerCert, strangerKey); err == nil {
+		t.Error("accepted an untrusted client certificate")
+	}
+	waitFor(t, "the ssl stats", func() bool {
+		return statValue(t, p, "listener.0.0.0.0_15000.ssl.handshake") == 1 &&
+			statValue(t, p, "listener.0.0.0.0_15000.ssl.fail_verify_no_cert") == 1 &&
+			statValue(t, p, "listener.0.0.0.0_15000.ssl.fail_verify_error") == 1
+	})
 }
 
 // TestUpstreamTLS: a cluster with a TLS context verifies the upstream's
@@ -162,5 +233,14 @@ func TestUpstreamTLS(t *testing.T) {
 	}
 	if resp, _ := get(t, testClient(), base+"/", "bad.local", nil); resp.StatusCode != 503 {
 		t.Errorf("TLS upstream with the wrong SAN: %d, want 503", resp.StatusCode)
+	}
+	if got := statValue(t, p, "cluster.cds_good.ssl.handshake"); got != 1 {
+		t.Errorf("cluster.cds_good.ssl.handshake = %d, want 1", got)
+	}
+	if got := statValue(t, p, "cluster.cds_bad.ssl.fail_verify_san"); got < 1 {
+		t.Errorf("cluster.cds_bad.ssl.fail_verify_san = %d, want at least 1", got)
+	}
+	if got := statValue(t, p, "cluster.cds_bad.ssl.handshake"); got != 0 {
+		t.Errorf("cluster.cds_bad.ssl.handshake = %d, want 0", got)
 	}
 }

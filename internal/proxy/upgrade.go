@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -322,12 +321,7 @@ func (h *httpServer) dialTunnel(ctx context.Context, view *clusterView, ep *endp
 	if cfg := view.up.tlsConf; cfg != nil {
 		cfg = cfg.Clone()
 		cfg.NextProtos = []string{"http/1.1"}
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			_ = conn.Close()
-			return nil, &connectError{err}
-		}
-		conn = tc
+		return view.up.handshake(ctx, conn, cfg)
 	}
 	return conn, nil
 }

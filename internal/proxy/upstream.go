@@ -174,7 +174,7 @@ func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error
 	default:
 		t := mk(false)
 		t.DialContext = dialH1
-		u.h1 = t
+		u.h1 = withHandshake(u, t)
 	}
 	if c.HTTP2 || c.UseDownstreamProtocol {
 		t := mk(true)
@@ -182,9 +182,27 @@ func (p *Proxy) newUpstream(c *table.Cluster, key upstreamKey) (*upstream, error
 			u.stats.cxHTTP2Total.Inc()
 			return u.dial(ctx, network, addr)
 		}
-		u.h2 = t
+		u.h2 = withHandshake(u, t)
 	}
 	return u, nil
+}
+
+// withHandshake makes a TLS transport run its handshakes through
+// upstream.handshake, for the cluster's ssl.* stats; a plaintext one is
+// returned as it is.
+func withHandshake(u *upstream, t *http.Transport) *http.Transport {
+	if t.TLSClientConfig == nil {
+		return t
+	}
+	cfg, dial := t.TLSClientConfig, t.DialContext
+	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return u.handshake(ctx, conn, cfg)
+	}
+	return t
 }
 
 func alpnOr(alpn []string, def string) []string {
@@ -250,6 +268,22 @@ func (u *upstream) markUsed() {
 	if !u.used.Load() {
 		u.used.Store(true)
 	}
+}
+
+// handshake originates TLS on conn with cfg within the cluster's connect
+// timeout, and counts the outcome in the cluster's ssl.* stats. A failure
+// closes conn and is a connect failure.
+func (u *upstream) handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.key.connectTimeout)
+	defer cancel()
+	tc := tls.Client(conn, cfg)
+	err := tc.HandshakeContext(ctx)
+	u.stats.ssl.get(u.stats.scope).record(err, tc.ConnectionState(), false)
+	if err != nil {
+		_ = conn.Close()
+		return nil, &connectError{err}
+	}
+	return tc, nil
 }
 
 // attemptDone ends an attempt that attempt counted as active.
