@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -44,6 +45,11 @@ type tcpChain struct {
 	stats *tcpStats
 	logs  []chainLog
 	dir   table.Direction
+	// tls terminates the chain's TLS; unusable says why the chain cannot
+	// serve (its TLS names SDS secrets or its files do not load), and
+	// its connections are closed.
+	tls      *tls.Config
+	unusable string
 }
 
 // socket is one bound listening socket.

@@ -359,7 +359,16 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 		tcp := map[*table.FilterChain]*tcpChain{}
 		for _, c := range chains {
 			if crt := chainRTs[c]; crt.tcp != nil {
-				tcp[c] = &tcpChain{stats: crt.tcp, logs: crt.logs, dir: l.Direction}
+				tc := &tcpChain{stats: crt.tcp, logs: crt.logs, dir: l.Direction}
+				if c.TLS != nil {
+					conf, err := downstreamTLSConfig(c.TLS, nil)
+					if err != nil {
+						p.log.Warn("TCP filter chain not served: its TLS cannot be set up", "listener", l.Name, "chain", c.Name, "err", err)
+						tc.unusable = err.Error()
+					}
+					tc.tls = conf
+				}
+				tcp[c] = tc
 			}
 		}
 		lrt.cfg.Store(&listenerConfig{l: l, rs: rs, servers: byChain, stats: lstats[l.Name], tcp: tcp})

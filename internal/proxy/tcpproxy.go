@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -100,9 +101,30 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	tp := chain.TCP
 	start := time.Now()
 	tc.stats.cxTotal.Inc()
-	s := &tcpSession{down: c}
-	if !lrt.sessions.add(s) {
+	var down net.Conn = c
+	switch {
+	case tc.unusable != "":
 		_ = c.Close()
+		return
+	case tc.tls != nil:
+		// The chain terminates TLS (App Mesh's listener tls on a tcp
+		// port): the application gets the plaintext.
+		tlsc := tls.Server(c, tc.tls)
+		_ = c.SetDeadline(time.Now().Add(lrt.p.cfg.HeaderReadTimeout))
+		err := tlsc.Handshake()
+		if ls := c.listener; ls != nil {
+			ls.ssl.get(ls.scope).record(err, tlsc.ConnectionState(), true)
+		}
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		down = tlsc
+	}
+	s := &tcpSession{down: down}
+	if !lrt.sessions.add(s) {
+		_ = down.Close()
 		return
 	}
 	defer func() {
@@ -203,7 +225,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		idle = lrt.p.cfg.TCPIdleTimeout
 	}
 	var idled bool
-	tx, rx, idled = pipeBoth(c, up, idle)
+	tx, rx, idled = pipeBoth(down, up, idle)
 	if idled {
 		tc.stats.idleTimeout.Inc()
 	}

@@ -244,3 +244,39 @@ func TestUpstreamTLS(t *testing.T) {
 		t.Errorf("cluster.cds_bad.ssl.handshake = %d, want 0", got)
 	}
 }
+
+// A TCP chain with TLS terminates it: the application gets plaintext,
+// and the listener counts the handshake.
+func TestTLSTerminatedTCPChain(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, pool := selfSigned(t, "db.mesh.local")
+	tlsCtx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		TlsCertificates: []*tlsv3.TlsCertificate{{CertificateChain: fileSource(certFile), PrivateKey: fileSource(keyFile)}},
+	}}
+	chain := xChain("ingress_tcp_5432", 5432, xTCP("ingress.tcp.5432", 0, to("cds_tcp")))
+	chain.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(tlsCtx)}}
+	p := startProxy(t, Config{Listen: map[uint32]string{5432: "127.0.0.1:0"}})
+	mustApply(t, p, xds{
+		listeners: []*listenerv3.Listener{xListener(ingressName, "0.0.0.0:15000", chain)},
+		clusters:  []*clusterv3.Cluster{xCluster("cds_tcp", startTCPUpstream(t))},
+	}.snap(t))
+	conn, err := tls.Dial("tcp", addrOf(t, p, ingressName, 5432), &tls.Config{RootCAs: pool, ServerName: "db.mesh.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "over tls"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(conn)
+	if err != nil || string(b) != "got 8" {
+		t.Fatalf("through the TLS TCP chain: %q %v, want the upstream's plaintext count", b, err)
+	}
+	if got := statValue(t, p, "listener.0.0.0.0_15000.ssl.handshake"); got != 1 {
+		t.Errorf("ssl.handshake %d, want 1", got)
+	}
+}
