@@ -550,4 +550,13 @@ func TestPassthroughForwardProxy(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Errorf("request for the listener itself: %d, want 503", resp.StatusCode)
 	}
+	// Destinations are not kept: a sidecar reaching many outside hosts
+	// does not grow.
+	up := p.state.Load().byName["cds_egress_passthrough"].up
+	up.mu.Lock()
+	kept := len(up.endpoints)
+	up.mu.Unlock()
+	if kept != 0 {
+		t.Errorf("the passthrough cluster keeps %d destinations, want none", kept)
+	}
 }

@@ -74,6 +74,9 @@ type upstreamKey struct {
 	connectTimeout       time.Duration
 	maxConns             uint32
 	tls                  string // fingerprint of the UpstreamTLS settings; "" = plaintext
+	// origDst: the cluster connects to each connection's original
+	// destination, so its endpoints are not kept (endpoint).
+	origDst bool
 }
 
 // endpointStats are one endpoint's counters, shown by /clusters.
@@ -90,6 +93,7 @@ func keyOf(c *table.Cluster, def time.Duration) upstreamKey {
 		useDownstream:  c.UseDownstreamProtocol,
 		connectTimeout: c.ConnectTimeout,
 		maxConns:       c.Limits.MaxConnections,
+		origDst:        c.Type == table.ClusterOriginalDst,
 	}
 	if k.connectTimeout <= 0 {
 		k.connectTimeout = def
@@ -237,7 +241,13 @@ func (u *upstream) closeIdle() {
 }
 
 // endpoint returns the counters of an endpoint address, creating them.
+// An ORIGINAL_DST cluster's destinations are not kept (they are any
+// address its clients reach): each gets counters of its own that /clusters
+// does not show.
 func (u *upstream) endpoint(addr string) *endpointStats {
+	if u.key.origDst {
+		return &endpointStats{}
+	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	st := u.endpoints[addr]

@@ -78,6 +78,28 @@ type hostPool struct {
 	idle    []*conn // LIFO: the most recently used connection is last
 	open    int     // connections idle, in use or being dialled
 	waiters []chan struct{}
+	// retired: the pool had nothing left and left the transport's map
+	// (so that addresses used once do not accumulate); a RoundTrip that
+	// still holds it looks the address up again.
+	retired bool
+}
+
+// errPoolRetired tells RoundTrip to look its pool up again.
+var errPoolRetired = errors.New("h1client: host pool retired")
+
+// freeLocked gives up one connection slot, wakes a waiter, and retires
+// the pool when nothing is left in it.
+func (p *hostPool) freeLocked() {
+	p.open--
+	p.wakeLocked()
+	p.retireIfEmptyLocked()
+}
+
+func (p *hostPool) retireIfEmptyLocked() {
+	if p.open == 0 && len(p.idle) == 0 && len(p.waiters) == 0 && !p.retired {
+		p.retired = true
+		p.t.pools.CompareAndDelete(p.addr, p)
+	}
 }
 
 func (t *Transport) maxIdle() int {
@@ -137,6 +159,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	p := t.pool(req.URL.Host)
 	for attempt := 0; ; attempt++ {
 		c, err := p.get(ctx, attempt > 0, hasBody && req.ContentLength != 0)
+		if err == errPoolRetired {
+			p = t.pool(req.URL.Host)
+			attempt--
+			continue
+		}
 		if err != nil {
 			if hasBody {
 				req.Body.Close()
@@ -182,6 +209,10 @@ func (p *hostPool) get(ctx context.Context, fresh, probe bool) (*conn, error) {
 	max := t.MaxConnsPerHost
 	for {
 		p.mu.Lock()
+		if p.retired {
+			p.mu.Unlock()
+			return nil, errPoolRetired
+		}
 		if !fresh {
 			for len(p.idle) > 0 {
 				c := p.idle[len(p.idle)-1]
@@ -189,8 +220,7 @@ func (p *hostPool) get(ctx context.Context, fresh, probe bool) (*conn, error) {
 				p.idle = p.idle[:len(p.idle)-1]
 				c.timer.Stop()
 				if time.Since(c.idleAt) >= t.idleTimeout() {
-					p.open--
-					p.wakeLocked()
+					p.freeLocked()
 					p.mu.Unlock()
 					c.nc.Close()
 					p.mu.Lock()
@@ -264,8 +294,7 @@ func (p *hostPool) dial(ctx context.Context) (*conn, error) {
 	nc, err := t.Dial(ctx, "tcp", p.addr)
 	if err != nil || nc == nil {
 		p.mu.Lock()
-		p.open--
-		p.wakeLocked()
+		p.freeLocked()
 		p.mu.Unlock()
 		if err == nil {
 			err = errors.New("h1client: Dial returned no connection")
@@ -286,8 +315,7 @@ func (p *hostPool) dial(ctx context.Context) (*conn, error) {
 func (p *hostPool) put(c *conn) {
 	p.mu.Lock()
 	if len(p.idle) >= p.t.maxIdle() {
-		p.open--
-		p.wakeLocked()
+		p.freeLocked()
 		p.mu.Unlock()
 		c.nc.Close()
 		return
@@ -324,8 +352,7 @@ func (c *conn) idleExpired() {
 		copy(p.idle[i:], p.idle[i+1:])
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
-		p.open--
-		p.wakeLocked()
+		p.freeLocked()
 		p.mu.Unlock()
 		c.nc.Close()
 		return
@@ -362,8 +389,7 @@ func (c *conn) close() {
 	c.nc.Close()
 	p := c.p
 	p.mu.Lock()
-	p.open--
-	p.wakeLocked()
+	p.freeLocked()
 	p.mu.Unlock()
 }
 
@@ -379,6 +405,7 @@ func (t *Transport) CloseIdleConnections() {
 		for range idle {
 			p.wakeLocked()
 		}
+		p.retireIfEmptyLocked()
 		p.mu.Unlock()
 		for _, c := range idle {
 			c.timer.Stop()

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -777,4 +779,87 @@ func TestDialErrorAsIs(t *testing.T) {
 	if _, err := tr.RoundTrip(req); err != want {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// poolCount is how many addresses the transport keeps pools for.
+func poolCount(tr *Transport) int {
+	n := 0
+	tr.pools.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
+// Pools of addresses with no connection left are dropped, so a transport
+// that reaches many addresses once (an original-destination cluster)
+// does not grow without bound; the next request makes a new pool.
+func TestEmptyPoolsAreDropped(t *testing.T) {
+	t.Parallel()
+	tr, _ := testTransport()
+	tr.IdleConnTimeout = 50 * time.Millisecond
+	var urls []string
+	for range 5 {
+		urls = append(urls, newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }).URL)
+	}
+	for _, u := range urls {
+		get(t, tr, u)
+	}
+	if n := poolCount(tr); n != 5 {
+		t.Fatalf("%d pools with idle connections, want 5", n)
+	}
+	waitFor(t, "the pools to empty and be dropped", func() bool { return poolCount(tr) == 0 })
+	get(t, tr, urls[0])
+	if n := poolCount(tr); n != 1 {
+		t.Fatalf("%d pools after a new request, want 1", n)
+	}
+	tr.CloseIdleConnections()
+	if n := poolCount(tr); n != 0 {
+		t.Fatalf("%d pools after CloseIdleConnections, want 0", n)
+	}
+	// A connection that fails to dial leaves no pool behind either.
+	dead := closedAddr(t)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+dead+"/", nil)
+	if _, err := tr.RoundTrip(req); err == nil {
+		t.Fatal("request to a closed port succeeded")
+	}
+	if n := poolCount(tr); n != 0 {
+		t.Fatalf("%d pools after a failed dial, want 0", n)
+	}
+}
+
+// Requests racing with pools being dropped all succeed.
+func TestPoolRetirementRace(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	tr, _ := testTransport()
+	tr.IdleConnTimeout = time.Millisecond
+	tr.MaxIdleConnsPerHost = 1
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				req, _ := http.NewRequest(http.MethodGet, s.URL, nil)
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if rand.IntN(4) == 0 {
+					tr.CloseIdleConnections()
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
