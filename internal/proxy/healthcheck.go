@@ -49,7 +49,8 @@ import (
 //
 // The checker belongs to the cluster's upstream, so a configuration update
 // that keeps the cluster's connection settings and health check keeps the
-// endpoints' health; one goroutine runs per checked endpoint.
+// endpoints' health. Each checked endpoint has a timer, and a goroutine
+// only while its check runs.
 
 // noTrafficInterval is Envoy's no_traffic_interval default.
 const noTrafficInterval = 60 * time.Second
@@ -90,10 +91,25 @@ type healthChecker struct {
 	sessions map[*endpointStats]*hcSession
 }
 
-// hcSession checks one endpoint until cancelled.
+// hcSession checks one endpoint on a timer: no goroutine waits between
+// checks, so a sidecar that checks thousands of endpoints (a large mesh
+// that allows all egress) holds only a timer and a prober for each.
 type hcSession struct {
+	c      *healthChecker
+	s      *endpointStats
+	addr   string
+	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
+	every  time.Duration
+
+	mu      sync.Mutex // a check, and stop, run alone
+	timer   *time.Timer
+	p       prober
+	stopped bool
+	checked bool          // a check has run
+	idle    time.Duration // since the last check, while the cluster had no traffic
+	okRun   uint32
+	failRun uint32
 }
 
 // health returns the cluster's health-check stats, creating them on first
@@ -153,7 +169,7 @@ func (u *upstream) stopHealthChecks() {
 	c.sessions = nil
 	c.mu.Unlock()
 	for s, sess := range sessions {
-		<-sess.done
+		sess.stop()
 		s.hc.failed.Store(false)
 		s.hc.pending.Store(false)
 	}
@@ -172,8 +188,7 @@ func (c *healthChecker) sync(v *clusterView) {
 	defer c.mu.Unlock()
 	for s, sess := range c.sessions {
 		if in[s] == nil {
-			sess.cancel()
-			<-sess.done
+			sess.stop()
 			delete(c.sessions, s)
 			if !s.hc.failed.Load() {
 				c.stats.healthy.Dec()
@@ -188,13 +203,7 @@ func (c *healthChecker) sync(v *clusterView) {
 		}
 		s.hc.failed.Store(true)
 		s.hc.pending.Store(true)
-		ctx, cancel := context.WithCancel(c.ctx)
-		sess := &hcSession{cancel: cancel, done: make(chan struct{})}
-		c.sessions[s] = sess
-		go func() {
-			defer close(sess.done)
-			c.run(ctx, s, checkAddr(e))
-		}()
+		c.sessions[s] = c.start(s, checkAddr(e))
 	}
 }
 
@@ -211,65 +220,77 @@ func checkAddr(e *endpointRT) string {
 	return net.JoinHostPort(host, strconv.Itoa(int(e.ep.HealthCheckPort)))
 }
 
-// run checks one endpoint until ctx ends.
-func (c *healthChecker) run(ctx context.Context, s *endpointStats, addr string) {
-	p := c.newProber(addr)
-	defer p.close()
-	var okRun, failRun uint32
-	// A little jitter spreads the checks of many endpoints.
-	every := max(c.cfg.Interval, time.Millisecond)
-	t := time.NewTimer(rand.N(max(every/10, time.Millisecond)))
-	defer t.Stop()
-	var idle time.Duration // since the last check, while the cluster had no traffic
-	for first := true; ; first = false {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+// start begins checking one endpoint: the first check at once, with a
+// little jitter that spreads the checks of many endpoints.
+func (c *healthChecker) start(s *endpointStats, addr string) *hcSession {
+	ctx, cancel := context.WithCancel(c.ctx)
+	sess := &hcSession{c: c, s: s, addr: addr, ctx: ctx, cancel: cancel,
+		every: max(c.cfg.Interval, time.Millisecond), p: c.newProber(addr)}
+	sess.mu.Lock()
+	sess.timer = time.AfterFunc(rand.N(max(sess.every/10, time.Millisecond)), sess.tick)
+	sess.mu.Unlock()
+	return sess
+}
+
+// stop ends the session: an in-flight check is cancelled and waited for.
+func (h *hcSession) stop() {
+	h.cancel()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	h.timer.Stop()
+	h.p.close()
+}
+
+// tick runs one check, when one is due, and arms the next.
+func (h *hcSession) tick() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	defer h.timer.Reset(h.every)
+	c := h.c
+	if h.checked && !c.u.used.Load() && h.idle+h.every < noTrafficInterval {
+		// No traffic yet: check every noTrafficInterval, but look every
+		// interval so that the first request brings the normal pace.
+		h.idle += h.every
+		return
+	}
+	h.checked, h.idle = true, 0
+	c.stats.attempt.Inc()
+	cctx, cancel := context.WithTimeout(h.ctx, c.cfg.Timeout)
+	err, network := h.p.probe(cctx)
+	cancel()
+	if h.ctx.Err() != nil {
+		return
+	}
+	st := &h.s.hc
+	pending := st.pending.Swap(false)
+	if err == nil {
+		c.stats.success.Inc()
+		h.okRun, h.failRun = h.okRun+1, 0
+		if st.failed.Load() && (pending || h.okRun >= max(c.cfg.HealthyThreshold, 1)) {
+			st.failed.Store(false)
+			c.stats.healthy.Inc()
+			c.u.refreshMembership()
+			c.u.log.Info("health check passed; endpoint healthy", "cluster", c.u.name, "endpoint", h.addr)
 		}
-		if !first && !c.u.used.Load() && idle+every < noTrafficInterval {
-			// No traffic yet: check every noTrafficInterval, but look
-			// every interval so that the first request brings the
-			// normal pace.
-			idle += every
-			t.Reset(every)
-			continue
-		}
-		idle = 0
-		c.stats.attempt.Inc()
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-		err, network := p.probe(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		h := &s.hc
-		pending := h.pending.Swap(false)
-		if err == nil {
-			c.stats.success.Inc()
-			okRun, failRun = okRun+1, 0
-			if h.failed.Load() && (pending || okRun >= max(c.cfg.HealthyThreshold, 1)) {
-				h.failed.Store(false)
-				c.stats.healthy.Inc()
-				c.u.refreshMembership()
-				c.u.log.Info("health check passed; endpoint healthy", "cluster", c.u.name, "endpoint", addr)
-			}
-		} else {
-			c.stats.failure.Inc()
-			if network {
-				c.stats.networkFailure.Inc()
-			}
-			okRun, failRun = 0, failRun+1
-			if !h.failed.Load() && failRun >= max(c.cfg.UnhealthyThreshold, 1) {
-				h.failed.Store(true)
-				c.stats.healthy.Dec()
-				c.u.refreshMembership()
-				c.u.log.Warn("health check failed; endpoint unhealthy", "cluster", c.u.name, "endpoint", addr, "err", err)
-			} else if pending {
-				c.u.log.Info("first health check failed", "cluster", c.u.name, "endpoint", addr, "err", err)
-			}
-		}
-		t.Reset(every)
+		return
+	}
+	c.stats.failure.Inc()
+	if network {
+		c.stats.networkFailure.Inc()
+	}
+	h.okRun, h.failRun = 0, h.failRun+1
+	switch {
+	case !st.failed.Load() && h.failRun >= max(c.cfg.UnhealthyThreshold, 1):
+		st.failed.Store(true)
+		c.stats.healthy.Dec()
+		c.u.refreshMembership()
+		c.u.log.Warn("health check failed; endpoint unhealthy", "cluster", c.u.name, "endpoint", h.addr, "err", err)
+	case pending:
+		c.u.log.Info("first health check failed", "cluster", c.u.name, "endpoint", h.addr, "err", err)
 	}
 }
 
