@@ -203,7 +203,9 @@ func TestCircuitBreakerTCPConnections(t *testing.T) {
 	}
 	defer first.Close()
 	up := p.state.Load().byName["cds_tcp"].up
-	waitFor(t, "the first session to be admitted", func() bool { return up.breakers.sessions.Load() == 1 })
+	waitFor(t, "the first session to be connected upstream", func() bool {
+		return up.breakers.sessions.Load() == 1 && up.stats.cxActive.Value() == 1
+	})
 	second, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
