@@ -258,3 +258,34 @@ func TestJudge(t *testing.T) {
 		t.Error("an upstream body error is a failure whatever the trailers")
 	}
 }
+
+// The policies' request path (circuit-breaker admission and release, the
+// pick past ejected and failing endpoints, the outlier verdict) allocates
+// nothing.
+func TestPolicyPathAllocatesNothing(t *testing.T) {
+	up := startUpstream(t, "x", nil)
+	p := startProxy(t, Config{})
+	c := withOutlier(xCluster("cds_svc", up.Addr(), closedAddr(t), closedAddr(t)), 5, time.Hour, time.Minute, 50)
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withBreakers(c, 100, 100, 100, 3)).snap(t))
+	v := p.state.Load().byName["cds_svc"]
+	v.eps[1].stats.outlier.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	v.eps[2].stats.hc.failed.Store(true)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if !v.admitRequest(false) {
+			t.Fatal("not admitted")
+		}
+		ep := v.pick()
+		if ep != v.eps[0] {
+			t.Fatalf("picked %s, want the only usable endpoint", ep.addr)
+		}
+		v.outcome(ep, false)
+		if v.admitRetry() {
+			v.up.retryDone()
+		}
+		v.up.attemptDone(ep.stats)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per request, want 0", allocs)
+	}
+}
