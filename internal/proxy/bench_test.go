@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // benchUpstream answers every request with 1 KB, as the performance
@@ -64,6 +65,19 @@ func BenchmarkHTTP1ProxyNoStats(b *testing.B) {
 	up := benchUpstream(b)
 	p := startProxy(b, Config{DisableStats: true})
 	mustApply(b, p, outbound(xCluster("cds_bench", up.Addr())).snap(b))
+	benchLoop(b, "http://"+addrOf(b, p, egressName, 0)+"/bench", "greeting.demo.local")
+}
+
+// BenchmarkHTTP1ProxyPolicies is BenchmarkHTTP1Proxy with App Mesh's
+// listener policies on the cluster (outlier detection, circuit breakers,
+// a health check every minute): their cost per request, which must
+// allocate nothing more.
+func BenchmarkHTTP1ProxyPolicies(b *testing.B) {
+	up := benchUpstream(b)
+	p := startProxy(b, Config{})
+	c := withBreakers(withOutlier(xCluster("cds_bench", up.Addr()), 5, 10*time.Second, 30*time.Second, 10), 1024, 1024, 1024, 3)
+	c = withHealthCheck(c, time.Minute, "", 1, 1)
+	mustApply(b, p, outbound(c).snap(b))
 	benchLoop(b, "http://"+addrOf(b, p, egressName, 0)+"/bench", "greeting.demo.local")
 }
 
