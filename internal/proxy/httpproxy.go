@@ -327,25 +327,10 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		ex.reply(w, http.StatusForbidden, "", 0)
 		return
 	}
-	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
-	if route == nil {
-		hs.noRoute.Inc()
-		ex.reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
-		return
-	}
-	ex.route = route
-	if route.DirectStatus != 0 {
-		hs.directResponse.Inc()
-		ex.reply(w, route.DirectStatus, route.DirectBody, 0)
-		return
-	}
-	view := cc.rs.view(route.PickCluster(rand.Uint32()))
+	route, view := routeTo(w, ex, cc)
 	if view == nil {
-		hs.noCluster.Inc()
-		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoClusterFound)
 		return
 	}
-	ex.view = view
 	if cc.dir != table.Inbound {
 		if e := view.edges[route.Meta.VirtualService]; e != nil {
 			ex.edge = e
@@ -359,6 +344,34 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		return
 	}
 	h.forward(w, r, ex, cc.chain.HTTP, route, view)
+}
+
+// routeTo finds the request's route and draws its cluster. When there is
+// nothing to forward to it answers locally (404 without a route, the
+// route's direct response, 503 for a cluster CDS did not send) and
+// returns a nil view.
+func routeTo(w http.ResponseWriter, ex *exchange, cc *chainConfig) (*table.Route, *clusterView) {
+	hs := cc.stats
+	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
+	if route == nil {
+		hs.noRoute.Inc()
+		ex.reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
+		return nil, nil
+	}
+	ex.route = route
+	if route.DirectStatus != 0 {
+		hs.directResponse.Inc()
+		ex.reply(w, route.DirectStatus, route.DirectBody, 0)
+		return nil, nil
+	}
+	view := cc.rs.view(route.PickCluster(rand.Uint32()))
+	if view == nil {
+		hs.noCluster.Inc()
+		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoClusterFound)
+		return nil, nil
+	}
+	ex.view = view
+	return route, view
 }
 
 // finish counts a finished request in the connection manager's stats and

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -262,26 +261,10 @@ func (h *httpServer) connect(w http.ResponseWriter, r *http.Request, ex *exchang
 		return
 	}
 	ex.req.path = "/"
-	hs := cc.stats
-	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
-	if route == nil {
-		hs.noRoute.Inc()
-		ex.reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
-		return
-	}
-	ex.route = route
-	if route.DirectStatus != 0 {
-		hs.directResponse.Inc()
-		ex.reply(w, route.DirectStatus, route.DirectBody, 0)
-		return
-	}
-	view := cc.rs.view(route.PickCluster(rand.Uint32()))
+	route, view := routeTo(w, ex, cc)
 	if view == nil {
-		hs.noCluster.Inc()
-		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoClusterFound)
 		return
 	}
-	ex.view = view
 	if e := view.edges[route.Meta.VirtualService]; e != nil {
 		ex.edge = e
 	}
