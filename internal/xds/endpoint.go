@@ -20,8 +20,14 @@ func (t *translator) loadAssignment(mesh string, tg target) *endpointv3.ClusterL
 		if vn := t.virtualNode(mesh, tg.node); vn != nil {
 			single = len(vn.Listeners) == 1
 		}
+		// App Mesh asks for the listener's own port in a health check:
+		// that means "where the traffic goes", which is the instance's
+		// registered port when it has its own (a mapped container port, or
+		// several instances on one host). Only another port moves the
+		// checks.
 		var hcPort uint32
-		if tg.listener != nil && tg.listener.HealthCheck != nil && tg.listener.HealthCheck.Port > 0 {
+		if tg.listener != nil && tg.listener.HealthCheck != nil && tg.listener.HealthCheck.Port > 0 &&
+			uint32(tg.listener.HealthCheck.Port) != tg.port {
 			hcPort = uint32(tg.listener.HealthCheck.Port)
 		}
 		return buildLoadAssignment(tg.cluster, tg.port, single, hcPort, t.nodeEndpoints(mesh, tg.node))

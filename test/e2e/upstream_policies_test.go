@@ -311,7 +311,7 @@ name: svc
 spec:
   listeners:
     - portMapping: {port: 8080, protocol: http}
-      healthCheck: {protocol: http, path: /health, healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000}
+      healthCheck: {protocol: http, path: /health, port: 8080, healthyThreshold: 2, unhealthyThreshold: 2, intervalMillis: 5000, timeoutMillis: 2000}
   serviceDiscovery: {awsCloudMap: {namespaceName: hc.local, serviceName: svc}}
 ---
 kind: VirtualService
