@@ -609,8 +609,10 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	ex.status = resp.StatusCode
 	err = writeResponse(w, resp, st, ex)
-	if tr.trailersJudge {
-		view.outcome(ep, grpcOutcome(resp, err))
+	if tr.trailersJudge && r.Context().Err() == nil {
+		if v := grpcOutcome(resp, err); v != verdictNone {
+			view.outcome(ep, v == verdictFail)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, errUpstreamBody) {

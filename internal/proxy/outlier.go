@@ -188,12 +188,19 @@ func judge(ctx context.Context, tr *tryResult) verdict {
 }
 
 // grpcOutcome is the outlier verdict on a gRPC response whose status came
-// in the trailers, once its body has been copied.
-func grpcOutcome(resp *http.Response, bodyErr error) bool {
-	if bodyErr != nil && errors.Is(bodyErr, errUpstreamBody) {
-		return true
+// in the trailers, once its body has been copied: the upstream failing
+// mid-body counts against it, the client going away (a cancelled stream)
+// does not count.
+func grpcOutcome(resp *http.Response, bodyErr error) verdict {
+	switch {
+	case bodyErr != nil && errors.Is(bodyErr, errUpstreamBody):
+		return verdictFail
+	case bodyErr != nil:
+		return verdictNone
+	case grpcStatusFails(resp.Trailer.Get("Grpc-Status")):
+		return verdictFail
 	}
-	return grpcStatusFails(resp.Trailer.Get("Grpc-Status"))
+	return verdictOK
 }
 
 func isGRPCResponse(resp *http.Response) bool {

@@ -250,12 +250,15 @@ func TestJudge(t *testing.T) {
 		if status != "" {
 			r.Trailer.Set("Grpc-Status", status)
 		}
-		if got := grpcOutcome(r, nil); got != fails {
-			t.Errorf("grpc-status %q in trailers: failed %v, want %v", status, got, fails)
+		if got := grpcOutcome(r, nil); (got == verdictFail) != fails || got == verdictNone {
+			t.Errorf("grpc-status %q in trailers: verdict %d, want failed=%v", status, got, fails)
 		}
 	}
-	if !grpcOutcome(&http.Response{Trailer: http.Header{"Grpc-Status": {"0"}}}, errUpstreamBody) {
+	if grpcOutcome(&http.Response{Trailer: http.Header{"Grpc-Status": {"0"}}}, errUpstreamBody) != verdictFail {
 		t.Error("an upstream body error is a failure whatever the trailers")
+	}
+	if grpcOutcome(&http.Response{Trailer: http.Header{}}, errors.New("write: broken pipe")) != verdictNone {
+		t.Error("a client that went away mid-stream counts against the endpoint")
 	}
 }
 
