@@ -39,7 +39,14 @@ func upgradeType(r *http.Request) string {
 	}
 	typ, _, _ := strings.Cut(up[0], ",")
 	typ, _, _ = strings.Cut(typ, "/") // "websocket", "h2c", "foo/2"
-	return strings.TrimSpace(typ)
+	typ = strings.TrimSpace(typ)
+	if strings.EqualFold(typ, "h2c") {
+		// HTTP/2's cleartext upgrade (curl --http2 asks for it): as
+		// Envoy does, the request goes on as HTTP/1.1, its hop-by-hop
+		// Upgrade dropped.
+		return ""
+	}
+	return typ
 }
 
 // errNotHijackable: the downstream connection cannot be taken over.

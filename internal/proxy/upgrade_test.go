@@ -135,6 +135,22 @@ func TestUpgradeRefusedOrDeclined(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Errorf("upgrade to echo: %d, want 403", resp.StatusCode)
 	}
+	// The h2c upgrade curl --http2 asks for: the request goes on as
+	// HTTP/1.1 without it.
+	req, _ = http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Host = "x"
+	req.Header.Set("Connection", "Upgrade, HTTP2-Settings")
+	req.Header.Set("Upgrade", "h2c")
+	req.Header.Set("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "plain" || resp.ProtoMajor != 1 {
+		t.Errorf("h2c upgrade request: %s %d %q, want a plain HTTP/1.1 200", resp.Proto, resp.StatusCode, b)
+	}
 	// The upstream declines (answers 200): a plain response.
 	req, _ = http.NewRequest(http.MethodGet, "http://"+addr+"/plain", nil)
 	req.Host = "x"
@@ -144,7 +160,7 @@ func TestUpgradeRefusedOrDeclined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(b) != "plain" || resp.Header.Get("Upgrade") != "" {
 		t.Errorf("declined upgrade: %d %q %v", resp.StatusCode, b, resp.Header)
