@@ -320,10 +320,9 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 	upgrade := upgradeType(r)
 	if upgrade != "" && !cc.chain.HTTP.UpgradeAllowed(upgrade) {
 		// Envoy refuses an upgrade its connection manager was not
-		// configured for.
-		if strings.EqualFold(upgrade, "websocket") {
-			hs.rqWsOnNonWsRoute.Inc()
-		}
+		// configured for, and counts it (WebSocket or not) as
+		// downstream_rq_ws_on_non_ws_route.
+		hs.rqWsOnNonWsRoute.Inc()
 		ex.reply(w, http.StatusForbidden, "", 0)
 		return
 	}
