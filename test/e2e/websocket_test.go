@@ -35,11 +35,27 @@ kind: VirtualService
 mesh: ws
 name: chat.ws.local
 spec: {provider: {virtualNode: {virtualNodeName: chat}}}
+---
+kind: VirtualGateway
+mesh: ws
+name: edge
+spec:
+  listeners: [{portMapping: {port: 8080, protocol: http}}]
+---
+kind: GatewayRoute
+mesh: ws
+virtualGateway: edge
+name: chat
+spec:
+  httpRoute:
+    match: {prefix: /room}
+    action: {target: {virtualService: {virtualServiceName: chat.ws.local}}}
 `
 
-// A WebSocket session crosses both sidecars of an http listener, as it
-// did through App Mesh's Envoys: the handshake is routed like a request,
-// then messages flow both ways until the client closes.
+// A WebSocket session crosses both sidecars of an http listener, and the
+// ingress gateway, as it did through App Mesh's Envoys: the handshake is
+// routed like a request, then messages flow both ways until the client
+// closes.
 func TestWebSocketThroughTwoSidecars(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, t.TempDir())
@@ -128,6 +144,31 @@ func TestWebSocketThroughTwoSidecars(t *testing.T) {
 		t.Fatalf("through the CONNECT tunnel: %q %v", got, err)
 	}
 
+	// From outside the mesh, through the ingress gateway.
+	gwAddr := freeAddr(t)
+	startProxy(t, s, "mesh/ws/virtualGateway/edge", true, "--listen", "8080="+gwAddr)
+	var ws3 *websocket.Conn
+	eventually(t, 20*time.Second, "the WebSocket handshake through the gateway", func() error {
+		conn, err := net.Dial("tcp", gwAddr)
+		if err != nil {
+			return err
+		}
+		ws3, err = websocket.NewClient(cfg, conn)
+		if err != nil {
+			conn.Close()
+			return err
+		}
+		return nil
+	})
+	defer ws3.Close()
+	ws3.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := websocket.Message.Send(ws3, "from outside"); err != nil {
+		t.Fatal(err)
+	}
+	if err := websocket.Message.Receive(ws3, &got); err != nil || got != "echo from outside" {
+		t.Fatalf("through the gateway: %q %v", got, err)
+	}
+
 	for name, p := range map[string]*proxyProc{"client": client, "server": server} {
 		resp, err := http.Get("http://" + p.admin + "/stats?filter=downstream_cx_upgrades_total")
 		if err != nil {
@@ -137,8 +178,9 @@ func TestWebSocketThroughTwoSidecars(t *testing.T) {
 		_, _ = io.Copy(b, resp.Body)
 		resp.Body.Close()
 		// The client sidecar counts the upgrade and the CONNECT tunnel,
-		// the server sidecar both upgrades.
-		if !regexp.MustCompile(`(?m)^http\.[^ ]+\.downstream_cx_upgrades_total: 2$`).MatchString(b.String()) {
+		// the server sidecar both upgrades and the gateway's.
+		want := map[string]string{"client": "2", "server": "3"}[name]
+		if !regexp.MustCompile(`(?m)^http\.[^ ]+\.downstream_cx_upgrades_total: ` + want + `$`).MatchString(b.String()) {
 			t.Errorf("%s sidecar stats:\n%s", name, b)
 		}
 	}
