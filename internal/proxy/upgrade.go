@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -295,6 +297,10 @@ func (h *httpServer) connect(w http.ResponseWriter, r *http.Request, ex *exchang
 	}, h.streamIdle(cc.chain.HTTP, route))
 }
 
+// maxUpgradeResponseHead bounds the status line and headers an endpoint
+// answers an upgrade with (as MaxResponseHeaderBytes does for requests).
+const maxUpgradeResponseHead = 1 << 20
+
 // defaultRouteTimeout bounds the wait for the upgrade answer when the
 // route has no timeout (Envoy's route timeout default).
 const defaultRouteTimeout = 15 * time.Second
@@ -319,14 +325,14 @@ func (h *httpServer) dialTunnel(ctx context.Context, view *clusterView, ep *endp
 // openUpgrade connects to ep, sends the request head and reads the
 // response head, the last two before deadline. On success the caller
 // owns conn; br holds what the endpoint sent after its head.
-func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *endpointRT, method, target, host string, hdr http.Header, deadline time.Time) (conn net.Conn, resp *http.Response, br *bufio.Reader, err error) {
-	conn, err = h.dialTunnel(ctx, view, ep)
+func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *endpointRT, method, target, host string, hdr http.Header, deadline time.Time) (_ net.Conn, resp *http.Response, br *bufio.Reader, err error) {
+	conn, err := h.dialTunnel(ctx, view, ep)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer func() {
 		if err != nil {
-			_ = conn.Close()
+			_ = conn.Close() // conn, not the result, which the failing return sets to nil
 		}
 	}()
 	_ = conn.SetDeadline(deadline)
@@ -342,12 +348,18 @@ func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *end
 		return nil, nil, nil, err
 	}
 	// A 101 has no body (net/http gives it http.NoBody), so after it br
-	// holds only what the endpoint sent in the new protocol.
-	br = bufio.NewReaderSize(conn, 4<<10)
+	// holds only what the endpoint sent in the new protocol. The head is
+	// bounded as the transports bound a response head.
+	lr := &io.LimitedReader{R: conn, N: maxUpgradeResponseHead}
+	br = bufio.NewReaderSize(lr, 4<<10)
 	resp, err = http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {
+		if lr.N <= 0 {
+			err = fmt.Errorf("upgrade response head over %d bytes: %w", maxUpgradeResponseHead, err)
+		}
 		return nil, nil, nil, err
 	}
+	lr.N = math.MaxInt64 // the body of a refused upgrade reads on
 	_ = conn.SetDeadline(time.Time{})
 	return conn, resp, br, nil
 }

@@ -251,3 +251,48 @@ func TestConnectTunnel(t *testing.T) {
 		t.Errorf("CONNECT without a port: %v %v, want 400", resp, err)
 	}
 }
+
+// An endpoint that answers an upgrade with an endless head gets the
+// request refused (503), not the proxy's memory.
+func TestUpgradeResponseHeadBounded(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n")
+				line := "X-Filler: " + strings.Repeat("y", 1000) + "\r\n"
+				for range 4000 { // 4 MB of headers
+					if _, err := io.WriteString(c, line); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	_, addr := upgradeProxy(t, ln.Addr().String(), "websocket")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 503 {
+		t.Errorf("endless upgrade response head: %d, want 503", resp.StatusCode)
+	}
+}
