@@ -19,8 +19,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# -count=1: the end-to-end tests build the binary in a subprocess, which
+# go test's result cache cannot see, so a cached pass could be stale.
 unit:
-	$(GO) test -race -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # Each fuzz target runs for FUZZTIME on its own (go test allows one -fuzz
 # target per invocation).
