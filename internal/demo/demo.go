@@ -124,7 +124,11 @@ func (r *runner) start(name string, args ...string) (*proc, error) {
 	}
 	cmd := exec.Command(r.opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// A process group of its own: Ctrl-C in the terminal reaches only the
+	// demo, which stops its processes in order, rather than all of them at
+	// once (a process that exits first would read as a failure).
+	// Pdeathsig still stops them if the demo itself dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
