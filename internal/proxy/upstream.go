@@ -318,8 +318,7 @@ func (u *upstream) dial(ctx context.Context, network, addr string) (net.Conn, er
 	if err != nil {
 		st.cxConnectFail.Add(1)
 		u.stats.cxConnectFail.Inc()
-		var ne net.Error
-		if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			u.stats.cxConnectTimeout.Inc()
 		}
 		return nil, &connectError{err}
