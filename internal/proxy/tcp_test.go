@@ -18,6 +18,20 @@ import (
 // and the reverse direction keeps flowing after it.
 func startTCPUpstream(t *testing.T) string {
 	t.Helper()
+	return serveConns(t, func(c net.Conn) {
+		n, err := io.Copy(io.Discard, c)
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(c, "got %d", n)
+	})
+}
+
+// serveConns accepts connections on loopback until the test ends and
+// runs serve on each (which the connection is closed after); it returns
+// the address.
+func serveConns(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -31,11 +45,7 @@ func startTCPUpstream(t *testing.T) string {
 			}
 			go func() {
 				defer c.Close()
-				n, err := io.Copy(io.Discard, c)
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(c, "got %d", n)
+				serve(c)
 			}()
 		}
 	}()

@@ -72,19 +72,8 @@ func TestWebSocketUpgrade(t *testing.T) {
 	t.Parallel()
 	app := upgradeApp(t)
 	p, addr := upgradeProxy(t, app.Addr(), "websocket")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	// The first line of the new protocol goes with the head.
-	io.WriteString(c, "GET http://chat.local/room?x=1 HTTP/1.1\r\nHost: chat.local\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\nfirst\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, br, resp := rawRequest(t, addr, "GET http://chat.local/room?x=1 HTTP/1.1\r\nHost: chat.local\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\nfirst\n", nil)
 	if resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "websocket" || !strings.EqualFold(resp.Header.Get("Connection"), "upgrade") {
 		t.Fatalf("response %d %v", resp.StatusCode, resp.Header)
 	}
@@ -188,16 +177,9 @@ func TestUpgradeDrain(t *testing.T) {
 	t.Parallel()
 	app := upgradeApp(t)
 	p, addr := upgradeProxy(t, app.Addr(), "websocket")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	br := bufio.NewReader(c)
-	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 101 {
-		t.Fatalf("%v %v", resp, err)
+	_, br, resp := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", nil)
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v", resp.Status)
 	}
 	br.ReadString('\n') // hello
 	// The listener leaves the configuration: its drain (2 s here) ends
@@ -217,17 +199,9 @@ func TestUpgradeDrain(t *testing.T) {
 func TestConnectTunnel(t *testing.T) {
 	t.Parallel()
 	p, addr := upgradeProxy(t, startTCPUpstream(t), "websocket")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "CONNECT db.local:5432 HTTP/1.1\r\nHost: db.local:5432\r\n\r\nearly ")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v %v", resp, err)
+	c, br, resp := rawRequest(t, addr, "CONNECT db.local:5432 HTTP/1.1\r\nHost: db.local:5432\r\n\r\nearly ", &http.Request{Method: http.MethodConnect})
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v", resp.Status)
 	}
 	io.WriteString(c, "bytes")
 	c.(*net.TCPConn).CloseWrite()
@@ -241,14 +215,8 @@ func TestConnectTunnel(t *testing.T) {
 			statValue(t, p, "cluster.cds_ws.upstream_rq_200") == 1
 	})
 	// A CONNECT without a port is refused.
-	c2, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	io.WriteString(c2, "CONNECT db.local HTTP/1.1\r\nHost: db.local\r\n\r\n")
-	if resp, err := http.ReadResponse(bufio.NewReader(c2), &http.Request{Method: http.MethodConnect}); err != nil || resp.StatusCode != 400 {
-		t.Errorf("CONNECT without a port: %v %v, want 400", resp, err)
+	if _, _, resp := rawRequest(t, addr, "CONNECT db.local HTTP/1.1\r\nHost: db.local\r\n\r\n", &http.Request{Method: http.MethodConnect}); resp.StatusCode != 400 {
+		t.Errorf("CONNECT without a port: %v, want 400", resp.Status)
 	}
 }
 
@@ -256,43 +224,41 @@ func TestConnectTunnel(t *testing.T) {
 // request refused (503), not the proxy's memory.
 func TestUpgradeResponseHeadBounded(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	endless := serveConns(t, func(c net.Conn) {
+		_, _ = bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n")
+		line := "X-Filler: " + strings.Repeat("y", 1000) + "\r\n"
+		for range 4000 { // 4 MB of headers
+			if _, err := io.WriteString(c, line); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				_, _ = bufio.NewReader(c).ReadString('\n')
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n")
-				line := "X-Filler: " + strings.Repeat("y", 1000) + "\r\n"
-				for range 4000 { // 4 MB of headers
-					if _, err := io.WriteString(c, line); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	_, addr := upgradeProxy(t, ln.Addr().String(), "websocket")
+	})
+	_, addr := upgradeProxy(t, endless, "websocket")
+	_, _, resp := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", nil)
+	if resp.StatusCode != 503 {
+		t.Errorf("endless upgrade response head: %d, want 503", resp.StatusCode)
+	}
+}
+
+// rawRequest sends raw bytes to addr on a new connection (closed when the
+// test ends, with a 10 s deadline) and reads the response head; req says
+// its method when it matters (CONNECT). The reader holds what follows.
+func rawRequest(t *testing.T, addr, raw string, req *http.Request) (net.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
+	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != 503 {
-		t.Errorf("endless upgrade response head: %d, want 503", resp.StatusCode)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatalf("response to %.40q: %v", raw, err)
 	}
+	return c, br, resp
 }
