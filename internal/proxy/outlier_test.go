@@ -292,3 +292,38 @@ func TestPolicyPathAllocatesNothing(t *testing.T) {
 		t.Errorf("%v allocations per request, want 0", allocs)
 	}
 }
+
+// Endpoints that left the cluster are forgotten once idle; those that stay
+// keep their counters across the update.
+func TestEndpointCountersPruned(t *testing.T) {
+	t.Parallel()
+	a, b := startUpstream(t, "a", nil), startUpstream(t, "b", nil)
+	p := startProxy(t, Config{})
+	vh := []*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))}
+	mustApply(t, p, egressRoutes(vh, xCluster("cds_svc", a.Addr(), b.Addr())).snap(t))
+	c := testClient()
+	base := "http://" + addrOf(t, p, egressName, 0) + "/"
+	for range 4 {
+		get(t, c, base, "svc", nil)
+	}
+	c.CloseIdleConnections()
+	up := p.state.Load().byName["cds_svc"].up
+	up.closeIdle() // nothing in flight to b any more
+	waitFor(t, "the upstream connections to close", func() bool {
+		return up.endpoint(b.Addr()).cxActive.Load() == 0
+	})
+	kept := up.endpoint(a.Addr())
+	mustApply(t, p, egressRoutes(vh, xCluster("cds_svc", a.Addr())).snap(t))
+	if p.state.Load().byName["cds_svc"].up != up {
+		t.Fatal("the upstream was replaced; the test needs it kept")
+	}
+	up.mu.Lock()
+	_, hasB := up.endpoints[b.Addr()]
+	up.mu.Unlock()
+	if hasB {
+		t.Error("the counters of an idle endpoint that left the cluster are still kept")
+	}
+	if up.endpoint(a.Addr()) != kept || kept.rqTotal.Load() != 2 {
+		t.Errorf("the endpoint that stayed lost its counters (rq_total %d, want 2)", kept.rqTotal.Load())
+	}
+}

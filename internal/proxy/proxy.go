@@ -485,6 +485,7 @@ func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*upstream) *runtime
 		rs.views[c] = v
 		rs.byName[name] = v
 		v.up.view.Store(v)
+		v.up.prune(v)
 		v.up.setLimits(v.limits)
 		v.up.syncHealthChecks(v)
 		v.up.stats.setMembership(v)

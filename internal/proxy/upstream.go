@@ -58,7 +58,7 @@ type upstream struct {
 	view atomic.Pointer[clusterView]
 
 	mu        sync.Mutex
-	endpoints map[string]*endpointStats // by dialed address; grows only
+	endpoints map[string]*endpointStats // by dialed address; pruned by prune
 }
 
 // roundTripper is an upstream connection pool: net/http's Transport, or
@@ -301,6 +301,24 @@ func (u *upstream) attemptDone(ep *endpointStats) {
 	ep.rqActive.Add(-1)
 	u.stats.rqActive.Dec()
 	u.requestDone()
+}
+
+// prune forgets the counters of addresses that left the cluster (v is
+// the new snapshot's view) and have nothing in flight and no ejection
+// pending, so that a long-running sidecar whose endpoints come and go
+// does not keep every address it ever had.
+func (u *upstream) prune(v *clusterView) {
+	in := make(map[*endpointStats]bool, len(v.eps)+1)
+	for _, e := range v.endpoints() {
+		in[e.stats] = true
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for addr, s := range u.endpoints {
+		if !in[s] && s.cxActive.Load() == 0 && s.rqActive.Load() == 0 && !s.outlier.ejected() {
+			delete(u.endpoints, addr)
+		}
+	}
 }
 
 // connectError marks a failed upstream dial, so that the handler answers
