@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,15 +51,21 @@ spec:
 
 func TestEndpointSelection(t *testing.T) {
 	snap := store.NewSnapshot(1, mustDecode(t, nodes))
+	reg := registry.New(nil)
+	for _, in := range []registry.Instance{
+		{Mesh: "m", VirtualNode: "v1", ID: "a", Address: "10.0.0.1", Port: 9080, HealthStatus: registry.Healthy, NamespaceName: "ns", ServiceName: "greeting", Attributes: map[string]string{"version": "v1"}},
+		{Mesh: "m", VirtualNode: "v2", ID: "b", Address: "10.0.0.2", Port: 9080, HealthStatus: registry.Healthy, NamespaceName: "ns", ServiceName: "greeting", Attributes: map[string]string{"version": "v2"}},
+		{Mesh: "m", VirtualNode: "v1", ID: "c", Address: "10.0.0.3", Port: 9081, HealthStatus: registry.Unhealthy, NamespaceName: "ns", ServiceName: "greeting", Attributes: map[string]string{"version": "v1"}},
+		{Mesh: "m", VirtualNode: "plain", ID: "d", Address: "10.0.0.4", Port: 1234, HealthStatus: registry.Healthy},
+	} {
+		if _, err := reg.Register(in); err != nil {
+			t.Fatal(err)
+		}
+	}
 	v := &endpointView{
-		lookup: snap,
-		instances: []registry.Instance{
-			{Mesh: "m", VirtualNode: "v1", ID: "a", Address: "10.0.0.1", Port: 9080, HealthStatus: registry.Healthy, NamespaceName: "ns", ServiceName: "greeting", Attributes: map[string]string{"version": "v1"}},
-			{Mesh: "m", VirtualNode: "v2", ID: "b", Address: "10.0.0.2", Port: 9080, HealthStatus: registry.Healthy, NamespaceName: "ns", ServiceName: "greeting", Attributes: map[string]string{"version": "v2"}},
-			{Mesh: "m", VirtualNode: "v1", ID: "c", Address: "10.0.0.3", Port: 9081, HealthStatus: registry.Unhealthy, NamespaceName: "ns", ServiceName: "greeting", Attributes: map[string]string{"version": "v1"}},
-			{Mesh: "m", VirtualNode: "plain", ID: "d", Address: "10.0.0.4", Port: 1234, HealthStatus: registry.Healthy},
-		},
-		dns: map[string][]string{"db.example": {"192.0.2.1", "192.0.2.2"}},
+		lookup:    snap,
+		instances: reg.View(),
+		dns:       map[string][]string{"db.example": {"192.0.2.1", "192.0.2.2"}},
 	}
 	got := v.Endpoints("m", "v1")
 	if len(got) != 2 || got[0].Address != "10.0.0.1" || !got[0].Healthy || got[1].Address != "10.0.0.3" || got[1].Healthy {
@@ -76,7 +83,7 @@ func TestEndpointSelection(t *testing.T) {
 }
 
 func TestResolverKeepsLastGoodAnswer(t *testing.T) {
-	r := newResolver(slog.New(slog.NewTextHandler(io.Discard, nil)), 0)
+	r := newResolver(slog.New(slog.NewTextHandler(io.Discard, nil)), 0, nil)
 	fail := false
 	r.lookup = func(_ context.Context, host string) ([]string, error) {
 		if fail {
@@ -201,5 +208,37 @@ func TestAPIPutMustMatchPath(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("dry run wrote mesh c: GET %s", resp.Status)
+	}
+}
+
+func TestPickFamily(t *testing.T) {
+	answer := []string{"192.0.2.1", "2001:db8::1", "192.0.2.2"}
+	v4only := []string{"192.0.2.1"}
+	cases := []struct {
+		addrs []string
+		pref  string
+		want  []string
+	}{
+		{answer, "", answer},
+		{answer, ipv4Only, []string{"192.0.2.1", "192.0.2.2"}},
+		{answer, ipv6Only, []string{"2001:db8::1"}},
+		{answer, ipv4Preferred, []string{"192.0.2.1", "192.0.2.2"}},
+		{answer, ipv6Preferred, []string{"2001:db8::1"}},
+		{v4only, ipv6Preferred, v4only},
+		{v4only, ipv6Only, nil},
+	}
+	for _, c := range cases {
+		if got := pickFamily(c.addrs, c.pref); !slices.Equal(got, c.want) {
+			t.Errorf("pickFamily(%v, %q) = %v, want %v", c.addrs, c.pref, got, c.want)
+		}
+	}
+	in := &registry.Instance{Address: "2001:db8::1", Attributes: map[string]string{registry.AttrIPv4: "10.0.0.1"}}
+	for pref, want := range map[string]string{"": "2001:db8::1", ipv4Only: "10.0.0.1", ipv6Only: "2001:db8::1", ipv4Preferred: "10.0.0.1", ipv6Preferred: "2001:db8::1"} {
+		if got := pickAddress(in, pref); got != want {
+			t.Errorf("pickAddress(%q) = %q, want %q", pref, got, want)
+		}
+	}
+	if got := pickAddress(&registry.Instance{Address: "10.0.0.1"}, ipv6Only); got != "" {
+		t.Errorf("an IPv4-only instance under IPv6_ONLY: %q, want none", got)
 	}
 }

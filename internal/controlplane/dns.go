@@ -13,9 +13,9 @@ import (
 )
 
 // resolver keeps the addresses of the hostnames that virtual nodes with
-// dns service discovery name, re-resolving them periodically. A failed
-// lookup keeps the last good answer: a resolver hiccup must not empty a
-// cluster.
+// dns service discovery name, re-resolving them periodically, and at once
+// when a hostname appears. A failed lookup keeps the last good answer: a
+// resolver hiccup must not empty a cluster.
 type resolver struct {
 	log      *slog.Logger
 	interval time.Duration
@@ -25,14 +25,28 @@ type resolver struct {
 	mu      sync.Mutex
 	hosts   map[string][]string
 	changed chan struct{}
+	kick    chan struct{}
 }
 
-func newResolver(log *slog.Logger, interval time.Duration) *resolver {
+func newResolver(log *slog.Logger, interval time.Duration, r Resolver) *resolver {
+	if r == nil {
+		r = net.DefaultResolver
+	}
 	return &resolver{
 		log: log, interval: interval, timeout: 2 * time.Second,
-		lookup:  net.DefaultResolver.LookupHost,
+		lookup:  r.LookupHost,
 		hosts:   map[string][]string{},
 		changed: make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+	}
+}
+
+// Kick asks Run to resolve the hostnames it has no answer for now,
+// without waiting for the next interval.
+func (r *resolver) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -68,9 +82,22 @@ func hostnames(l v1alpha1.Lookup) []string {
 
 // Resolve looks up every host now and drops answers for hosts no longer
 // named.
-func (r *resolver) Resolve(ctx context.Context, hosts []string) {
+func (r *resolver) Resolve(ctx context.Context, hosts []string) { r.resolve(ctx, hosts, false) }
+
+// resolve looks up hosts (only those without an answer when onlyNew) and
+// drops answers for hosts no longer named.
+func (r *resolver) resolve(ctx context.Context, hosts []string, onlyNew bool) {
 	fresh := make(map[string][]string, len(hosts))
 	for _, h := range hosts {
+		if onlyNew {
+			r.mu.Lock()
+			old, ok := r.hosts[h]
+			r.mu.Unlock()
+			if ok {
+				fresh[h] = old
+				continue
+			}
+		}
 		lctx, cancel := context.WithTimeout(ctx, r.timeout)
 		addrs, err := r.lookup(lctx, h)
 		cancel()
@@ -105,16 +132,20 @@ func (r *resolver) Resolve(ctx context.Context, hosts []string) {
 }
 
 // Run re-resolves the hosts that current() names every interval until ctx
-// ends.
+// ends, and resolves the new ones whenever Kick is called.
 func (r *resolver) Run(ctx context.Context, current func() []string) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
+	onlyNew := false
 	for {
-		r.Resolve(ctx, current())
+		r.resolve(ctx, current(), onlyNew)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			onlyNew = false
+		case <-r.kick:
+			onlyNew = true
 		}
 	}
 }

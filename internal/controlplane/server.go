@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,7 +42,16 @@ type Config struct {
 	XDSAddr      string
 	MaxBodyBytes int64         // largest request body the API reads
 	DNSInterval  time.Duration // how often dns service discovery re-resolves
-	Logger       *slog.Logger
+	// Resolver answers dns service discovery's lookups (default: the
+	// system's resolver, net.DefaultResolver).
+	Resolver Resolver
+	Logger   *slog.Logger
+}
+
+// Resolver looks up a hostname's IPv4 and IPv6 addresses, as
+// net.Resolver's LookupHost does.
+type Resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
 }
 
 func (c *Config) setDefaults() {
@@ -60,6 +70,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
 }
 
 // Server is a running control plane.
@@ -71,6 +84,9 @@ type Server struct {
 	dns      *resolver
 	xds      *xds.Server
 	metrics  *metrics
+	// afterRead, when set (by tests), runs after feedXDS read the
+	// instances and before it hands them on.
+	afterRead func()
 
 	apiLn, xdsLn net.Listener
 }
@@ -92,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st,
 		registry: registry.New(nil),
-		dns:      newResolver(cfg.Logger, cfg.DNSInterval),
+		dns:      newResolver(cfg.Logger, cfg.DNSInterval, cfg.Resolver),
 	}
 	s.metrics = newMetrics()
 	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics})
@@ -181,11 +197,15 @@ func (s *Server) Run(ctx context.Context) error {
 
 // feedXDS hands the xDS server a new input whenever resources, instances
 // or DNS answers change. The xDS server debounces bursts.
+//
+// The registry's change channel is taken before the instances are read:
+// a registration that lands after the read closes the channel the next
+// wait is on, so it is never missed.
 func (s *Server) feedXDS(ctx context.Context) {
 	snaps := s.store.Watch(ctx)
 	var snap *store.Snapshot
+	regChanged := s.registry.Changed()
 	for {
-		regChanged := s.registry.Changed()
 		select {
 		case <-ctx.Done():
 			return
@@ -193,17 +213,25 @@ func (s *Server) feedXDS(ctx context.Context) {
 			if !ok {
 				return
 			}
+			if snap == nil || !slices.Equal(hostnames(snap), hostnames(next)) {
+				s.dns.Kick() // resolve a new hostname now, not at the next tick
+			}
 			snap = next
 		case <-regChanged:
 		case <-s.dns.Changed():
 		}
+		regChanged = s.registry.Changed()
 		if snap == nil {
 			continue
 		}
-		s.xds.Update(snap, s.endpointView(snap))
+		view := s.endpointView(snap)
+		if s.afterRead != nil {
+			s.afterRead()
+		}
+		s.xds.Update(snap, view)
 	}
 }
 
 func (s *Server) endpointView(l v1alpha1.Lookup) *endpointView {
-	return &endpointView{lookup: l, instances: s.registry.List("", ""), dns: s.dns.Snapshot()}
+	return &endpointView{lookup: l, instances: s.registry.View(), dns: s.dns.Snapshot()}
 }

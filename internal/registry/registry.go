@@ -90,6 +90,16 @@ func (in *Instance) Validate() error {
 			return bad("attributes", fmt.Sprintf("keys must be 1 to %d characters and values at most %d", maxAttrLen, maxAttrLen))
 		}
 	}
+	if v, ok := in.Attributes[AttrIPv4]; ok {
+		if a, err := netip.ParseAddr(v); err != nil || !a.Is4() {
+			return bad("attributes."+AttrIPv4, "must be an IPv4 address")
+		}
+	}
+	if v, ok := in.Attributes[AttrIPv6]; ok {
+		if a, err := netip.ParseAddr(v); err != nil || !a.Is6() || a.Is4In6() {
+			return bad("attributes."+AttrIPv6, "must be an IPv6 address")
+		}
+	}
 	switch {
 	case in.TTLSeconds == 0:
 		in.TTLSeconds = int(DefaultTTL / time.Second)
@@ -101,14 +111,25 @@ func (in *Instance) Validate() error {
 
 type key struct{ mesh, node, id string }
 
+// Cloud Map's attributes for an instance's addresses. An instance whose
+// Address is of one family may carry its address of the other family in
+// one of these, so that an IP preference can pick it.
+const (
+	AttrIPv4 = "AWS_INSTANCE_IPV4"
+	AttrIPv6 = "AWS_INSTANCE_IPV6"
+)
+
 // Registry holds registrations. It is safe for concurrent use.
 type Registry struct {
 	now func() time.Time
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// instances are never modified once stored (a renewal stores a new
+	// value), so that views can share them.
 	instances map[key]*Instance
 	version   uint64
 	changed   chan struct{} // closed and replaced on every change
+	view      *View         // the last view, reused while it is current
 }
 
 // New returns an empty registry. now may be nil for time.Now.
@@ -191,22 +212,95 @@ func (r *Registry) List(mesh, node string) []Instance {
 // that carry every given attribute: Cloud Map's DiscoverInstances.
 func (r *Registry) Select(namespace, service string, attrs map[string]string) []Instance {
 	var out []Instance
-	for _, in := range r.List("", "") {
-		if in.NamespaceName != namespace || in.ServiceName != service {
-			continue
-		}
+	for _, in := range r.View().Service(namespace, service) {
 		match := true
 		for k, v := range attrs {
-			if in.Attributes[k] != v {
+			if bv, ok := in.Attributes[k]; !ok || bv != v {
 				match = false
 				break
 			}
 		}
 		if match {
-			out = append(out, in)
+			out = append(out, copyInstance(in))
 		}
 	}
 	return out
+}
+
+// View is an immutable picture of the live instances at one moment,
+// indexed by Cloud Map namespace and service and by virtual node, so that
+// selecting one node's instances costs that node's instances, not the
+// registry's. Its instances are shared and must not be modified.
+type View struct {
+	version   uint64
+	byService map[[2]string][]*Instance
+	byNode    map[[2]string][]*Instance
+	// until is when the first instance in the view expires: the view is
+	// reused until then, or until the registry changes.
+	until time.Time
+}
+
+// View returns the live instances now. Views are cached: two calls with
+// no change in between return the same value.
+func (r *Registry) View() *View {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v := r.view; v != nil && v.version == r.version && now.Before(v.until) {
+		return v
+	}
+	v := &View{version: r.version, byService: map[[2]string][]*Instance{}, byNode: map[[2]string][]*Instance{}}
+	for k, in := range r.instances {
+		if !now.Before(in.ExpiresAt) {
+			continue
+		}
+		if v.until.IsZero() || in.ExpiresAt.Before(v.until) {
+			v.until = in.ExpiresAt
+		}
+		nk := [2]string{k.mesh, k.node}
+		v.byNode[nk] = append(v.byNode[nk], in)
+		sk := [2]string{in.NamespaceName, in.ServiceName}
+		v.byService[sk] = append(v.byService[sk], in)
+	}
+	for _, b := range v.byNode {
+		sortInstances(b)
+	}
+	for _, b := range v.byService {
+		sortInstances(b)
+	}
+	if v.until.IsZero() {
+		v.until = now.Add(MaxTTL)
+	}
+	r.view = v
+	return v
+}
+
+// Version is the registry version the view was taken at.
+func (v *View) Version() uint64 { return v.version }
+
+// Service returns the live instances registered under a Cloud Map
+// namespace and service, sorted by mesh, node and id.
+func (v *View) Service(namespace, service string) []*Instance {
+	return v.byService[[2]string{namespace, service}]
+}
+
+// Node returns the live instances registered for a virtual node, sorted by
+// id.
+func (v *View) Node(mesh, node string) []*Instance {
+	return v.byNode[[2]string{mesh, node}]
+}
+
+func sortInstances(b []*Instance) {
+	sort.Slice(b, func(i, j int) bool {
+		x, y := b[i], b[j]
+		if x.Mesh != y.Mesh {
+			return x.Mesh < y.Mesh
+		}
+		if x.VirtualNode != y.VirtualNode {
+			return x.VirtualNode < y.VirtualNode
+		}
+		return x.ID < y.ID
+	})
 }
 
 // Version grows with every change to the set of live instances.

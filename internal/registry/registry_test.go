@@ -140,3 +140,66 @@ func TestReturnedInstancesAreCopies(t *testing.T) {
 		t.Fatal("caller changed the registry's copy")
 	}
 }
+
+func TestViewIndexesAndStaysCurrent(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	r := New(clk.Now)
+	reg := func(in Instance) {
+		t.Helper()
+		if _, err := r.Register(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := inst("a", "10.0.0.1", 9080)
+	a.TTLSeconds = 10
+	reg(a)
+	reg(inst("b", "10.0.0.2", 9080))
+	other := Instance{Mesh: "other", VirtualNode: "x", ID: "c", Address: "10.0.0.3", Port: 1, NamespaceName: "demo.local", ServiceName: "greeting"}
+	reg(other)
+	ids := func(ins []*Instance) string {
+		var s []string
+		for _, in := range ins {
+			s = append(s, in.Mesh+"/"+in.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	v := r.View()
+	if got := ids(v.Service("demo.local", "greeting")); got != "demo/a,demo/b,other/c" {
+		t.Errorf("Service = %s", got)
+	}
+	if got := ids(v.Node("demo", "greeting-v1")); got != "demo/a,demo/b" {
+		t.Errorf("Node = %s", got)
+	}
+	if r.View() != v {
+		t.Error("a view with no change in between was rebuilt")
+	}
+	reg(inst("d", "10.0.0.4", 9080))
+	if got := ids(r.View().Node("demo", "greeting-v1")); got != "demo/a,demo/b,demo/d" {
+		t.Errorf("after a registration, Node = %s", got)
+	}
+	clk.Add(10 * time.Second) // a expires; Expire has not run
+	if got := ids(r.View().Node("demo", "greeting-v1")); got != "demo/b,demo/d" {
+		t.Errorf("after a's expiry, Node = %s", got)
+	}
+}
+
+func TestAddressAttributes(t *testing.T) {
+	cases := []struct {
+		attrs map[string]string
+		err   string
+	}{
+		{map[string]string{AttrIPv4: "10.0.0.1", AttrIPv6: "2001:db8::1"}, ""},
+		{map[string]string{AttrIPv4: "2001:db8::1"}, "attributes.AWS_INSTANCE_IPV4: must be an IPv4 address"},
+		{map[string]string{AttrIPv6: "10.0.0.1"}, "attributes.AWS_INSTANCE_IPV6: must be an IPv6 address"},
+		{map[string]string{AttrIPv6: "::ffff:10.0.0.1"}, "attributes.AWS_INSTANCE_IPV6: must be an IPv6 address"},
+		{map[string]string{AttrIPv6: "nope"}, "attributes.AWS_INSTANCE_IPV6: must be an IPv6 address"},
+	}
+	for _, c := range cases {
+		in := inst("a", "10.0.0.1", 9080)
+		in.Attributes = c.attrs
+		err := in.Validate()
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%v: error %v, want %q", c.attrs, err, c.err)
+		}
+	}
+}
