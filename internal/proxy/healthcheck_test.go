@@ -206,3 +206,18 @@ func TestHealthCheckNoTrafficInterval(t *testing.T) {
 	spread(t, testClient(), "http://"+addrOf(t, p, egressName, 0)+"/", 1)
 	waitFor(t, "checks at the interval once there is traffic", func() bool { return a.checks.Load() >= 4 })
 }
+
+// A check path without its leading "/" (App Mesh accepted "health") is
+// checked as "/health" rather than appended to the port.
+func TestHealthCheckPathWithoutSlash(t *testing.T) {
+	t.Parallel()
+	a := startHealthApp(t, "a", true)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withHealthCheck(xCluster("cds_svc", a.Addr()), 20*time.Millisecond, "health", 1, 1)).snap(t))
+	hs := p.state.Load().byName["cds_svc"].up.stats.health()
+	waitFor(t, "a passing check of /health", func() bool { return a.checks.Load() > 0 && hs.healthy.Value() == 1 })
+	if n := hs.failure.Value() + hs.networkFailure.Value(); n != 0 {
+		t.Errorf("%d failed checks, want none", n)
+	}
+}
