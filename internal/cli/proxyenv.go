@@ -120,4 +120,3 @@ func proxyLogger(cmd *cobra.Command, w io.Writer, getenv func(string) string) (*
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), nil
 }
-

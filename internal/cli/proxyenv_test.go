@@ -136,4 +136,3 @@ func TestReadmeListsAppMeshEnv(t *testing.T) {
 		}
 	}
 }
-
