@@ -97,10 +97,11 @@ func portMap(flag string, values []string) (map[uint32]string, error) {
 }
 
 func runProxy(cmd *cobra.Command, e *env, f proxyFlags) error {
-	log, err := logger(cmd, e.stderr)
+	log, err := proxyLogger(cmd, e.stderr, e.getenv)
 	if err != nil {
 		return err
 	}
+	warnIgnoredEnv(log, e.getenv)
 	var id nodeid.ID
 	if f.node != "" {
 		id, err = nodeid.Parse(f.node)

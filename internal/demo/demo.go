@@ -16,7 +16,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -342,34 +344,117 @@ func runLoad(ctx context.Context, url string, rps float64, out io.Writer) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rps))
 	defer tick.Stop()
-	report := time.NewTicker(10 * time.Second)
+	const every = 10 * time.Second
+	report := time.NewTicker(every)
 	defer report.Stop()
 	var mu sync.Mutex
-	counts := map[string]int{}
+	var w loadWindow
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-report.C:
 			mu.Lock()
-			fmt.Fprintf(out, "load: last 10s through the gateway: %v\n", counts)
-			counts = map[string]int{}
+			fmt.Fprintln(out, w.summary(every))
+			w = loadWindow{}
 			mu.Unlock()
 		case <-tick.C:
 			go func() {
-				key := "error"
+				start := time.Now()
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				if resp, err := client.Do(req); err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					key = strconv.Itoa(resp.StatusCode)
-				} else if ctx.Err() != nil {
+				resp, err := client.Do(req)
+				if err != nil && ctx.Err() != nil {
 					return
 				}
+				status := 0
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+					status = resp.StatusCode
+				}
+				took := time.Since(start)
 				mu.Lock()
-				counts[key]++
+				w.add(status, took)
 				mu.Unlock()
 			}()
 		}
+	}
+}
+
+// maxLoadSamples bounds the latencies a window keeps (10 s at 6500 rps);
+// percentiles over more are taken from the first ones.
+const maxLoadSamples = 1 << 16
+
+// loadWindow is what the demo's load saw in one reporting period.
+type loadWindow struct {
+	byStatus  map[int]int     // answers by status code
+	errors    int             // requests that got no answer (refused, reset, timed out)
+	latencies []time.Duration // of the answered requests, at most maxLoadSamples
+}
+
+// add records one request: status 0 means it got no answer.
+func (w *loadWindow) add(status int, took time.Duration) {
+	if status == 0 {
+		w.errors++
+		return
+	}
+	if w.byStatus == nil {
+		w.byStatus = map[int]int{}
+	}
+	w.byStatus[status]++
+	if len(w.latencies) < maxLoadSamples {
+		w.latencies = append(w.latencies, took)
+	}
+}
+
+// summary is the line a person reads every period, e.g.
+//
+//	load, last 10s through the gateway: 50 requests (5.0/s); by status: 200=49 503=1; errors: 0; latency p50 3.1ms p99 12ms
+func (w *loadWindow) summary(period time.Duration) string {
+	answered := 0
+	codes := make([]int, 0, len(w.byStatus))
+	for code, n := range w.byStatus {
+		answered += n
+		codes = append(codes, code)
+	}
+	total := answered + w.errors
+	head := fmt.Sprintf("load, last %s through the gateway: ", period)
+	if total == 0 {
+		return head + "no requests completed"
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	fmt.Fprintf(&b, "%d requests (%.1f/s); by status:", total, float64(total)/period.Seconds())
+	if len(codes) == 0 {
+		b.WriteString(" none")
+	}
+	slices.Sort(codes)
+	for _, code := range codes {
+		fmt.Fprintf(&b, " %d=%d", code, w.byStatus[code])
+	}
+	fmt.Fprintf(&b, "; errors: %d", w.errors)
+	if len(w.latencies) > 0 {
+		lat := slices.Clone(w.latencies)
+		slices.Sort(lat)
+		fmt.Fprintf(&b, "; latency p50 %s p99 %s", roundLatency(percentile(lat, 50)), roundLatency(percentile(lat, 99)))
+	}
+	return b.String()
+}
+
+// percentile is the nearest-rank percentile p of sorted, non-empty d.
+func percentile(d []time.Duration, p int) time.Duration {
+	i := (len(d)*p + 99) / 100 // ceil(len*p/100), the nearest rank
+	return d[max(i, 1)-1]
+}
+
+// roundLatency keeps two or three significant digits: 850µs, 3.1ms, 12ms.
+func roundLatency(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Millisecond:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	default:
+		return d.Round(time.Microsecond)
 	}
 }

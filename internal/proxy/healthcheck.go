@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -340,7 +341,15 @@ type httpProber struct {
 	host   string
 }
 
+// newHTTPProber checks path on addr. A path without its leading "/"
+// ("health", as App Mesh accepted it) gets one: appended as it is to the
+// address it would name another port ("10.0.0.1:8080health") and fail
+// every check. The control plane sends the path normalised; this covers
+// any other xDS server.
 func newHTTPProber(addr, host, path string, h2 bool, tlsConf *tls.Config) *httpProber {
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
 	tr := &http.Transport{
 		Proxy:                  nil,
 		MaxIdleConnsPerHost:    1,

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -205,4 +207,39 @@ func TestHealthCheckNoTrafficInterval(t *testing.T) {
 	}
 	spread(t, testClient(), "http://"+addrOf(t, p, egressName, 0)+"/", 1)
 	waitFor(t, "checks at the interval once there is traffic", func() bool { return a.checks.Load() >= 4 })
+}
+
+// A check path without its leading "/" (App Mesh accepted "health") is
+// checked as "/health" rather than appended to the port.
+func TestHealthCheckPathWithoutSlash(t *testing.T) {
+	t.Parallel()
+	a := startHealthApp(t, "a", true)
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
+		withHealthCheck(xCluster("cds_svc", a.Addr()), 20*time.Millisecond, "health", 1, 1)).snap(t))
+	hs := p.state.Load().byName["cds_svc"].up.stats.health()
+	waitFor(t, "a passing check of /health", func() bool { return a.checks.Load() > 0 && hs.healthy.Value() == 1 })
+	if n := hs.failure.Value() + hs.networkFailure.Value(); n != 0 {
+		t.Errorf("%d failed checks, want none", n)
+	}
+}
+
+// Checked endpoints wait for their next check on a timer, not in a
+// goroutine each: 400 endpoints between checks add no goroutines.
+func TestHealthCheckNoGoroutinePerEndpoint(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
+	p := startProxy(t, Config{})
+	base := runtime.NumGoroutine()
+	var addrs []string
+	for i := range 400 {
+		// Nothing listens on port 1: each check is refused at once.
+		addrs = append(addrs, fmt.Sprintf("127.0.%d.%d:1", 1+i/200, 1+i%200))
+	}
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_many")))},
+		withHealthCheck(xCluster("cds_many", addrs...), 50*time.Millisecond, "", 1, 1)).snap(t))
+	hs := p.state.Load().byName["cds_many"].up.stats.health()
+	// Without traffic the next checks come after noTrafficInterval: every
+	// endpoint now waits.
+	waitFor(t, "every endpoint's first check", func() bool { return hs.networkFailure.Value() >= uint64(len(addrs)) })
+	waitFor(t, "the checks to end", func() bool { return runtime.NumGoroutine() < base+50 })
 }

@@ -217,10 +217,7 @@ func healthCheck(hc *v1alpha1.HealthCheckPolicy) *corev3.HealthCheck {
 		HealthyThreshold:   wrapperspb.UInt32(uint32(max(hc.HealthyThreshold, 1))),
 		UnhealthyThreshold: wrapperspb.UInt32(uint32(max(hc.UnhealthyThreshold, 1))),
 	}
-	path := hc.Path
-	if path == "" {
-		path = "/"
-	}
+	path := healthCheckPath(hc.Path)
 	switch hc.Protocol {
 	case "http":
 		out.HealthChecker = &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: &corev3.HealthCheck_HttpHealthCheck{Path: path}}
@@ -234,6 +231,18 @@ func healthCheck(hc *v1alpha1.HealthCheckPolicy) *corev3.HealthCheck {
 		out.HealthChecker = &corev3.HealthCheck_TcpHealthCheck_{TcpHealthCheck: &corev3.HealthCheck_TcpHealthCheck{}}
 	}
 	return out
+}
+
+// healthCheckPath is the request path of an HTTP health check: "/" when
+// none is given, and a leading "/" added when the path lacks one. App
+// Mesh accepted "health" (its CDK examples write it so) and checked
+// "/health"; a path without the slash would otherwise be appended to the
+// endpoint's address ("http://10.0.0.1:8080health") and fail every check.
+func healthCheckPath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return "/" + p
+	}
+	return p
 }
 
 // effectiveTLS returns the TLS a client policy originates to a target

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestProxyLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		flag      string
+		flagGiven bool
+		want      slog.Level
+		err       string
+	}{
+		{"", "info", false, slog.LevelInfo, ""},
+		{"trace", "info", false, levelTrace, ""},
+		{"debug", "info", false, slog.LevelDebug, ""},
+		{"DEBUG", "info", false, slog.LevelDebug, ""},
+		{"info", "info", false, slog.LevelInfo, ""},
+		{"warning", "info", false, slog.LevelWarn, ""},
+		{"warn", "info", false, slog.LevelWarn, ""},
+		{"error", "info", false, slog.LevelError, ""},
+		{"critical", "info", false, levelCritical, ""},
+		{"off", "info", false, levelOff, ""},
+		{"debug", "error", true, slog.LevelError, ""}, // the flag, given, wins
+		{"", "warn", true, slog.LevelWarn, ""},
+		{"loud", "info", false, 0, "ENVOY_LOG_LEVEL \"loud\": want trace, debug"},
+		{"", "loud", true, 0, "--log-level \"loud\""},
+	} {
+		got, err := proxyLogLevel(tc.flag, tc.flagGiven, envOf(map[string]string{"ENVOY_LOG_LEVEL": tc.env}))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("env %q flag %q: error %v, want %q", tc.env, tc.flag, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("env %q flag %q (given %v): %v %v, want %v", tc.env, tc.flag, tc.flagGiven, got, err, tc.want)
+		}
+	}
+}
+
+// ENVOY_LOG_LEVEL=debug turns on the proxy's debug logs unless
+// --log-level is on the command line.
+func TestProxyLoggerEnvoyLogLevel(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		wantDebug bool
+	}{
+		{nil, true},
+		{[]string{"--log-level", "info"}, false},
+		{[]string{"--log-level=debug"}, true},
+	} {
+		cmd := &cobra.Command{}
+		cmd.Flags().String("log-level", "info", "")
+		if err := cmd.Flags().Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		log, err := proxyLogger(cmd, &out, envOf(map[string]string{"ENVOY_LOG_LEVEL": "debug"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Debug("a debug line")
+		if got := strings.Contains(out.String(), "level=DEBUG msg=\"a debug line\""); got != tc.wantDebug {
+			t.Errorf("args %v: debug line written %v, want %v: %q", tc.args, got, tc.wantDebug, out.String())
+		}
+	}
+}
+
+func TestWarnIgnoredEnv(t *testing.T) {
+	env := map[string]string{
+		"ENABLE_ENVOY_XRAY_TRACING":    "1",
+		"APPMESH_SDS_SOCKET_PATH":      "/run/spire/sockets/agent.sock",
+		"ENVOY_CONCURRENCY":            "2",
+		"ENABLE_ENVOY_JAEGER_TRACING":  "0", // asks for nothing
+		"ENABLE_ENVOY_DATADOG_TRACING": "maybe",
+		"ENVOY_LOG_LEVEL":              "debug", // read
+		"APPMESH_RESOURCE_ARN":         "mesh/m/virtualNode/n",
+	}
+	var out bytes.Buffer
+	warnIgnoredEnv(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})), envOf(env))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	warned := map[string]bool{}
+	for _, l := range lines {
+		if strings.Contains(l, "level=WARN msg=\"App Mesh environment variable ignored\"") {
+			name := strings.Fields(l[strings.Index(l, "name="):])[0]
+			warned[strings.TrimPrefix(name, "name=")] = true
+			if !strings.Contains(l, "reason=") {
+				t.Errorf("warning without a reason: %s", l)
+			}
+		}
+	}
+	for _, name := range []string{"ENABLE_ENVOY_XRAY_TRACING", "APPMESH_SDS_SOCKET_PATH", "ENVOY_CONCURRENCY", "ENABLE_ENVOY_DATADOG_TRACING"} {
+		if !warned[name] {
+			t.Errorf("no warning for %s:\n%s", name, out.String())
+		}
+	}
+	for _, name := range []string{"ENABLE_ENVOY_JAEGER_TRACING", "ENVOY_LOG_LEVEL", "APPMESH_RESOURCE_ARN"} {
+		if warned[name] {
+			t.Errorf("warning for %s, which is read or off:\n%s", name, out.String())
+		}
+	}
+	if len(warned) != 4 {
+		t.Errorf("%d warnings, want 4:\n%s", len(warned), out.String())
+	}
+	if !strings.Contains(out.String(), "level=DEBUG msg=\"App Mesh environment variable read\" name=ENVOY_LOG_LEVEL") {
+		t.Errorf("no debug line for a variable read:\n%s", out.String())
+	}
+}
+
+// The README lists every App Mesh variable the proxy reads and every one
+// it ignores.
+func TestReadmeListsAppMeshEnv(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	for _, name := range appMeshEnvRead {
+		if !strings.Contains(readme, "`"+name+"`") {
+			t.Errorf("README does not list %s, which the proxy reads", name)
+		}
+	}
+	for _, v := range appMeshEnvIgnored {
+		if !strings.Contains(readme, "`"+v.name+"`") {
+			t.Errorf("README does not list %s, which the proxy ignores", v.name)
+		}
+	}
+}
