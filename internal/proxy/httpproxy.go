@@ -310,7 +310,11 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
 	hs := cc.stats
 	if r.Method == http.MethodConnect {
-		if cc.dir == table.Inbound || r.ProtoMajor != 1 {
+		// Only a sidecar's egress tunnels (HTTPS_PROXY clients): on a
+		// gateway or an inbound listener a tunnel would carry anything
+		// past the routes, their timeouts and the per-request stats.
+		// HTTP/2 CONNECT (extended or not) is not tunnelled anywhere.
+		if cc.dir != table.Outbound || r.ProtoMajor != 1 {
 			ex.reply(w, http.StatusMethodNotAllowed, "", 0)
 			return
 		}
