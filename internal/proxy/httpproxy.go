@@ -788,7 +788,8 @@ func removeConnectionTokens(h http.Header, conn []string) {
 // prepareRequestHeaders edits the downstream request's headers in place
 // into the upstream request's (the handler owns them): hop-by-hop headers
 // go, x-forwarded-for gains the client address, x-forwarded-proto and
-// x-request-id are set when absent, as Envoy does at the edge.
+// x-request-id are set when absent, as Envoy does at the edge. Nothing
+// else is added: a request without User-Agent goes on without one.
 func prepareRequestHeaders(r *http.Request, scheme string) {
 	hdr := r.Header
 	if conn, ok := hdr["Connection"]; ok {
@@ -820,6 +821,11 @@ func prepareRequestHeaders(r *http.Request, scheme string) {
 	}
 	if _, ok := hdr["X-Request-Id"]; !ok {
 		hdr["X-Request-Id"] = []string{newRequestID()}
+	}
+	if _, ok := hdr["User-Agent"]; !ok {
+		// Present and empty: net/http's transports (HTTP/1.1 and HTTP/2)
+		// then send none of their own (Go-http-client/...).
+		hdr["User-Agent"] = nil
 	}
 }
 

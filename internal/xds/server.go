@@ -151,10 +151,6 @@ type Server struct {
 	streams   map[int64]*streamState
 	metrics   Metrics
 	updatedAt time.Time // of the latest Update, guarded by mu
-	// built holds, per mesh and virtual node, the endpoints the views
-	// now served were built from: what the next input is compared with.
-	// It belongs to the run goroutine.
-	built map[string]map[string][]Endpoint
 }
 
 type input struct {
@@ -221,7 +217,6 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 		nodes:     map[string]*nodeState{},
 		streams:   map[int64]*streamState{},
 		metrics:   opts.Metrics,
-		built:     map[string]map[string][]Endpoint{},
 	}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
@@ -596,16 +591,10 @@ func (s *Server) applyInput() {
 	for _, n := range s.nodes {
 		meshes[n.id.Mesh] = true
 	}
+	oldTr := s.tr
 	s.mu.Unlock()
 
-	// Endpoints of meshes nobody is connected to are forgotten: a data
-	// plane that connects there is built from scratch.
-	for m := range s.built {
-		if !meshes[m] {
-			delete(s.built, m)
-		}
-	}
-	changed := changedMeshes(cur, next, s.built)
+	changed := changedMeshes(cur, next, oldTr, meshes)
 	tr := newTranslator(next.lookup, next.eps)
 
 	s.mu.Lock()
@@ -618,52 +607,19 @@ func (s *Server) applyInput() {
 		}
 	}
 	s.mu.Unlock()
-	// Every data plane of a changed mesh is rebuilt from the new input,
-	// which records what it asks for.
-	if changed == nil {
-		clear(s.built)
-	}
-	for m := range changed {
-		delete(s.built, m)
-	}
 	s.log.Debug("xds: applied update", "changed_meshes", len(changed), "all", changed == nil, "rebuild", rebuild)
 }
 
-// changedMeshes returns the meshes whose resources differ between two
-// inputs, or whose endpoints in next differ from those the served views
-// were built from (built, by mesh and node); nil means "all".
-func changedMeshes(old, next *input, built map[string]map[string][]Endpoint) map[string]bool {
-	if old == nil {
+// changedMeshes returns the meshes (among those asked about) whose
+// resources or endpoints differ between two inputs, or nil for "all".
+func changedMeshes(old, next *input, oldTr *translator, meshes map[string]bool) map[string]bool {
+	if old == nil || oldTr == nil {
 		return nil
 	}
 	out := map[string]bool{}
-	if old.lookup != next.lookup {
-		diffResources(old.lookup, next.lookup, out)
-	}
-	for m, nodes := range built {
-		if out[m] {
-			continue
-		}
-		for node, was := range nodes {
-			var now []Endpoint
-			if next.eps != nil {
-				now = next.eps.Endpoints(m, node)
-			}
-			if !slices.Equal(was, now) {
-				out[m] = true
-				break
-			}
-		}
-	}
-	return out
-}
-
-// diffResources marks in out the meshes whose resources differ between
-// two lookups.
-func diffResources(old, next v1alpha1.Lookup, out map[string]bool) {
 	for _, k := range v1alpha1.Kinds {
-		a := old.List(k, "", "")
-		b := next.List(k, "", "")
+		a := old.lookup.List(k, "", "")
+		b := next.lookup.List(k, "", "")
 		diff := func(r *v1alpha1.Resource) {
 			m := r.Mesh
 			if r.Kind == v1alpha1.KindMesh {
@@ -689,22 +645,26 @@ func diffResources(old, next v1alpha1.Lookup, out map[string]bool) {
 			}
 		}
 	}
-}
-
-// recordBuilt adds the endpoints tr handed out to built: the views just
-// built from tr (and every view built before them, whose endpoints did not
-// change since) depend on exactly these.
-func (s *Server) recordBuilt(tr *translator) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	for k, eps := range tr.endpoints {
-		m := s.built[k[0]]
-		if m == nil {
-			m = map[string][]Endpoint{}
-			s.built[k[0]] = m
-		}
-		m[k[1]] = eps
+	// Endpoints: compare every node instance set the old views asked for.
+	oldTr.mu.Lock()
+	asked := make(map[[2]string][]Endpoint, len(oldTr.endpoints))
+	for k, v := range oldTr.endpoints {
+		asked[k] = v
 	}
+	oldTr.mu.Unlock()
+	for k, was := range asked {
+		if out[k[0]] || !meshes[k[0]] {
+			continue
+		}
+		var now []Endpoint
+		if next.eps != nil {
+			now = next.eps.Endpoints(k[0], k[1])
+		}
+		if !slices.Equal(was, now) {
+			out[k[0]] = true
+		}
+	}
+	return out
 }
 
 // keyLess orders keys as store snapshots list them; only equality and a
@@ -759,7 +719,6 @@ func (s *Server) step(now time.Time) time.Time {
 	wg.Wait()
 	if len(build) > 0 {
 		s.metrics.Rebuilt(len(build), time.Since(buildStart))
-		s.recordBuilt(tr)
 	}
 
 	s.mu.Lock()
