@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"golang.org/x/net/http2/hpack"
 )
 
 // The proxy adds no header the client did not send but the ones it
@@ -57,5 +59,85 @@ func TestNoHeaderAddedUpstream(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A request with more header fields than max_headers_count (Envoy's 100
+// by default, Host included) gets 431 and never reaches the upstream:
+// HTTP/1.1 then closes the connection, HTTP/2 refuses that stream only.
+func TestHeaderCountLimit(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, "app", nil)
+	p := startProxy(t, Config{})
+	mustApply(t, p, outbound(xCluster("cds_greeting", up.Addr())).snap(t))
+	addr := addrOf(t, p, egressName, 0)
+	head := func(fields int, sameName bool) string {
+		var b strings.Builder
+		b.WriteString("GET / HTTP/1.1\r\nHost: greeting.demo.local\r\n")
+		for i := range fields - 1 { // Host is one
+			if sameName {
+				b.WriteString("X-A: 1\r\n")
+			} else {
+				fmt.Fprintf(&b, "X-H%d: %d\r\n", i, i)
+			}
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+	if _, _, resp := rawRequest(t, addr, head(100, false), nil); resp.StatusCode != 200 {
+		t.Fatalf("100 header fields: %s, want 200", resp.Status)
+	}
+	for _, same := range []bool{false, true} {
+		c, br, resp := rawRequest(t, addr, head(101, same)+head(1, false), nil)
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || !resp.Close {
+			t.Errorf("101 header fields (one name: %v): %s close %v, want 431 and close", same, resp.Status, resp.Close)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		// The pipelined request after it is not served.
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("after the 431: %v, want the connection closed", err)
+		}
+		c.Close()
+	}
+	if n := statValue(t, p, "http.egress.downstream_cx_protocol_error"); n != 2 {
+		t.Errorf("downstream_cx_protocol_error %d, want 2", n)
+	}
+
+	h := dialH2(t, addr)
+	var many, same []hpack.HeaderField
+	for i := range 5000 {
+		many = append(many, hpack.HeaderField{Name: fmt.Sprintf("x-h%d", i), Value: "v"})
+	}
+	for range 9662 {
+		same = append(same, hpack.HeaderField{Name: "x-a", Value: "1"})
+	}
+	big := []hpack.HeaderField{{Name: "x-big", Value: strings.Repeat("b", DefaultMaxRequestHeaderBytes)}}
+	for i, tc := range []struct {
+		fields []hpack.HeaderField
+		want   string
+	}{
+		{many[:99], "200"}, // and :authority
+		{many[:100], "431"},
+		{many, "431"}, // over the size limit too, in CONTINUATION frames
+		{same, "431"}, // 9662 fields of a few bytes each
+		{big, "431"},  // one field over the size limit
+		{nil, "200"},
+	} {
+		id := uint32(2*i + 1)
+		if err := h.request(id, "GET", "greeting.demo.local", true, tc.fields...); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := h.response(id); err != nil || st != tc.want {
+			t.Errorf("HTTP/2 request with %d fields and :authority: %q %v, want %s on the same connection", len(tc.fields), st, err, tc.want)
+		}
+	}
+	if n := statValue(t, p, "http2.header_overflow"); n != 4 {
+		t.Errorf("http2.header_overflow %d, want 4", n)
+	}
+	if n := statValue(t, p, "http.egress.downstream_rq_4xx"); n != 6 {
+		t.Errorf("downstream_rq_4xx %d, want 6", n)
+	}
+	if n := up.count.Load(); n != 3 {
+		t.Errorf("the upstream saw %d requests, want 3", n)
 	}
 }
