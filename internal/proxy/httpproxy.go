@@ -119,12 +119,22 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 		}
 		h.tls = conf
 	}
+	srvMaxHdr := maxHdr
+	if c.HTTP.Codec != table.CodecHTTP1 {
+		// net/http's HTTP/2 server makes MaxHeaderBytes its header
+		// list limit (HPACK's measure: 32 bytes more per field) and
+		// ends the whole connection with GOAWAY when a list over it
+		// goes on in CONTINUATION frames. So that a list of too many
+		// or too large headers costs its stream only (431, route),
+		// the connection's bound is set well above the request's.
+		srvMaxHdr = max(maxHdr, h2HeaderListBound)
+	}
 	h.ln = newChanListener()
 	h.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
 		IdleTimeout:       idle,
-		MaxHeaderBytes:    maxHdr,
+		MaxHeaderBytes:    srvMaxHdr,
 		Protocols:         protos,
 		ErrorLog:          p.errLog,
 		ConnContext:       connContext,
@@ -154,6 +164,11 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 	}()
 	return h
 }
+
+// h2HeaderListBound is the HTTP/2 header list size (HPACK's measure)
+// past which a client that keeps sending CONTINUATION frames loses its
+// connection: net/http's default header limit.
+const h2HeaderListBound = http.DefaultMaxHeaderBytes
 
 // setKeepAlives turns keep-alive on or off for the chain's connections.
 func (h *httpServer) setKeepAlives(on bool) {
@@ -259,6 +274,7 @@ const (
 	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 	bodyStreamTimeout     = "stream timeout"
+	bodyTooManyHeaders    = "Request Header Fields Too Large"
 )
 
 // errRouteTimeout is the cause of a request context cancelled by the
@@ -309,8 +325,16 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answers it locally.
 func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
 	hs := cc.stats
+	if n, size := headerCount(r); size > h.maxHdr || n > int(cc.chain.HTTP.MaxHeadersCount) && cc.chain.HTTP.MaxHeadersCount > 0 {
+		h.tooManyHeaders(w, r, ex, cc)
+		return
+	}
 	if r.Method == http.MethodConnect {
-		if cc.dir == table.Inbound || r.ProtoMajor != 1 {
+		// Only a sidecar's egress tunnels (HTTPS_PROXY clients): on a
+		// gateway or an inbound listener a tunnel would carry anything
+		// past the routes, their timeouts and the per-request stats.
+		// HTTP/2 CONNECT (extended or not) is not tunnelled anywhere.
+		if cc.dir != table.Outbound || r.ProtoMajor != 1 {
 			ex.reply(w, http.StatusMethodNotAllowed, "", 0)
 			return
 		}
@@ -344,6 +368,42 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 	}
 	h.forward(w, r, ex, cc.chain.HTTP, route, view)
 }
+
+// headerCount is the number of header fields of a request as Envoy's
+// max_headers_count counts them (every field line or HTTP/2 field, Host
+// or :authority included, the other pseudo-headers not), and their size
+// as Envoy's max_request_headers_kb measures it (names and values).
+func headerCount(r *http.Request) (n, size int) {
+	for k, vv := range r.Header {
+		n += len(vv)
+		for _, v := range vv {
+			size += len(k) + len(v)
+		}
+	}
+	if r.Host != "" {
+		n++
+		size += len("host") + len(r.Host)
+	}
+	return n, size
+}
+
+// tooManyHeaders answers a request over max_headers_count or
+// max_request_headers_kb with 431, as Envoy's codecs refuse it: HTTP/1.1
+// closes the connection after the answer and counts a downstream
+// protocol error; HTTP/2 refuses that stream only and counts
+// http2.header_overflow. (Plaintext HTTP/1.1 heads over the size are
+// refused before, by the server: h1server.)
+func (h *httpServer) tooManyHeaders(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
+	if r.ProtoMajor == 1 {
+		w.Header()["Connection"] = connectionClose
+		cc.stats.cxProtocolError.Inc()
+	} else {
+		h.p.codec.h2HeaderOverflow.Inc()
+	}
+	ex.reply(w, http.StatusRequestHeaderFieldsTooLarge, bodyTooManyHeaders, accesslog.DownstreamProtocolError)
+}
+
+var connectionClose = []string{"close"}
 
 // routeTo finds the request's route and draws its cluster. When there is
 // nothing to forward to it answers locally (404 without a route, the
@@ -784,7 +844,8 @@ func removeConnectionTokens(h http.Header, conn []string) {
 // prepareRequestHeaders edits the downstream request's headers in place
 // into the upstream request's (the handler owns them): hop-by-hop headers
 // go, x-forwarded-for gains the client address, x-forwarded-proto and
-// x-request-id are set when absent, as Envoy does at the edge.
+// x-request-id are set when absent, as Envoy does at the edge. Nothing
+// else is added: a request without User-Agent goes on without one.
 func prepareRequestHeaders(r *http.Request, scheme string) {
 	hdr := r.Header
 	if conn, ok := hdr["Connection"]; ok {
@@ -816,6 +877,11 @@ func prepareRequestHeaders(r *http.Request, scheme string) {
 	}
 	if _, ok := hdr["X-Request-Id"]; !ok {
 		hdr["X-Request-Id"] = []string{newRequestID()}
+	}
+	if _, ok := hdr["User-Agent"]; !ok {
+		// Present and empty: net/http's transports (HTTP/1.1 and HTTP/2)
+		// then send none of their own (Go-http-client/...).
+		hdr["User-Agent"] = nil
 	}
 }
 

@@ -56,6 +56,7 @@ type Proxy struct {
 	stats     *stats.Store
 	dataStats *stats.Store
 	srvStats  *serverStats
+	codec     *codecStats
 	mesh      *meshMetrics
 	flusher   *stats.Flusher
 	openConns atomic.Int64 // downstream connections, server.total_connections
@@ -102,6 +103,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.dataStats = p.stats
 	}
 	p.srvStats = newServerStats(p.stats)
+	p.codec = newCodecStats(p.dataStats)
 	p.srvStats.version.Set(cfg.Version)
 	self, _ := nodeid.Parse(cfg.NodeID) // an unparsable id labels as unknown
 	var meshStore *stats.Store

@@ -174,6 +174,19 @@ func newHCMStats(sc *stats.Scope) *hcmStats {
 	}
 }
 
+// codecStats are the codecs' process-wide stats, Envoy's http2.*.
+type codecStats struct {
+	h2HeaderOverflow *stats.Counter
+}
+
+func newCodecStats(s *stats.Store) *codecStats {
+	if s == nil {
+		return &codecStats{}
+	}
+	sc := s.Scope("http2.")
+	return &codecStats{h2HeaderOverflow: sc.Counter("header_overflow")}
+}
+
 // tcpStats are a tcp_proxy's tcp.<stat_prefix>.* stats.
 type tcpStats struct {
 	cxTotal, cxNoRoute, rxBytes, txBytes, idleTimeout *stats.Counter

@@ -578,6 +578,10 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 	if kb := hcm.GetMaxRequestHeadersKb(); kb != nil {
 		out.MaxRequestHeaders = kb.GetValue() * 1024
 	}
+	out.MaxHeadersCount = DefaultMaxHeadersCount
+	if n := hcm.GetCommonHttpProtocolOptions().GetMaxHeadersCount(); n != nil && n.GetValue() > 0 {
+		out.MaxHeadersCount = n.GetValue()
+	}
 	logs, err := accessLogs(hcm.GetAccessLog())
 	if err != nil {
 		return nil, err

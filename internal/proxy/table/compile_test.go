@@ -409,7 +409,7 @@ func TestCompileDefaultsAndOptions(t *testing.T) {
 	h.StreamIdleTimeout = durationpb.New(0)
 	h.RequestTimeout = durationpb.New(3 * time.Second)
 	h.MaxRequestHeadersKb = wrapperspb.UInt32(8)
-	h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(time.Minute)}
+	h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(time.Minute), MaxHeadersCount: wrapperspb.UInt32(20)}
 	h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault"}}, h.HttpFilters...)
 	setHCM(t, l, h)
 	rt := res.Routes[0].VirtualHosts[0]
@@ -439,7 +439,7 @@ func TestCompileDefaultsAndOptions(t *testing.T) {
 		t.Errorf("direction %s bind %v, want GATEWAY false", eg.Direction, eg.BindToPort)
 	}
 	hm := eg.Chains[0].HTTP
-	if hm.Codec != CodecHTTP2 || hm.StreamIdleTimeout != 0 || hm.RequestTimeout != 3*time.Second || hm.MaxRequestHeaders != 8192 || hm.IdleTimeout != time.Minute {
+	if hm.Codec != CodecHTTP2 || hm.StreamIdleTimeout != 0 || hm.RequestTimeout != 3*time.Second || hm.MaxRequestHeaders != 8192 || hm.IdleTimeout != time.Minute || hm.MaxHeadersCount != 20 {
 		t.Errorf("HCM: %+v", hm)
 	}
 	if len(hm.IgnoredHTTPFilters) != 1 || hm.IgnoredHTTPFilters[0] != "envoy.filters.http.fault" {

@@ -150,6 +150,10 @@ const (
 	CodecHTTP2              // HTTP/2 only (prior knowledge or TLS ALPN)
 )
 
+// DefaultMaxHeadersCount is Envoy's bound on the header fields of a
+// request when max_headers_count is unset.
+const DefaultMaxHeadersCount = 100
+
 // HTTPManager is a compiled HttpConnectionManager.
 type HTTPManager struct {
 	StatPrefix      string
@@ -163,7 +167,11 @@ type HTTPManager struct {
 	StreamIdleTimeout time.Duration
 	RequestTimeout    time.Duration // whole request, downstream side
 	MaxRequestHeaders uint32        // bytes (max_request_headers_kb * 1024); 0 = default
-	AccessLogs        []AccessLog
+	// MaxHeadersCount bounds the header fields of a request
+	// (common_http_protocol_options.max_headers_count; Envoy's 100 when
+	// unset).
+	MaxHeadersCount uint32
+	AccessLogs      []AccessLog
 	// Upgrades are the HTTP/1.1 upgrade types (upgrade_configs, lower
 	// case, "websocket") forwarded as upgrades; requests for others get
 	// 403, as in Envoy.
