@@ -157,12 +157,12 @@ func (v *bodyView) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	switch {
+	case v.off != rb.total:
+		return 0, errBodyOutgrew // what this view needs next is not kept
 	case rb.err != nil:
 		return 0, rb.err
 	case rb.eof:
 		return 0, io.EOF
-	case v.off != rb.total:
-		return 0, errBodyOutgrew
 	}
 	n, err := rb.src.Read(p)
 	if n > 0 {
