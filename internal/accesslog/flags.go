@@ -44,13 +44,19 @@ const (
 	DropOverload                                               // DO: dropped by the endpoint drop_overload policy
 	DownstreamRemoteReset                                      // DR: downstream remote reset
 	UnconditionalDropOverload                                  // UDO: unconditionally dropped by drop_overload
+
+	// NoResponseWritten (NRW) is meshlens's own, past Envoy's flags: the
+	// proxy's request handler returned without answering (a bug), and
+	// the proxy answered 500 in its place rather than let the server
+	// send an empty 200.
+	NoResponseWritten
 )
 
 // flagCodes are the short codes in bit order.
 var flagCodes = [...]string{
 	"LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE",
 	"DC", "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF",
-	"DO", "DR", "UDO",
+	"DO", "DR", "UDO", "NRW",
 }
 
 // Has reports whether every flag of g is set in f.

@@ -17,8 +17,17 @@ import (
 //     place under max_connections + max_pending_requests (App Mesh's
 //     connectionPool.http) as well as under max_requests: Envoy's queue of
 //     requests waiting for a connection, counted as one.
-//   - A retry needs a place under max_retries; without one the response
-//     that would have been retried is the answer.
+//   - A retry needs a place under the cluster's retry limit; without one
+//     the response that would have been retried is the answer. The limit
+//     is the retry budget (Envoy's retry_budget): retries in progress at
+//     most budget_percent of the attempts in progress, but always
+//     min_retry_concurrency. A retry_budget from xDS replaces
+//     max_retries, as in Envoy; without one the default budget (20 %,
+//     3) applies together with max_retries, so that retries cannot
+//     multiply the load of a failing cluster even where max_retries is
+//     unlimited (App Mesh's default). A retry holds its place from the
+//     decision to retry, through the back-off, until the retry's
+//     response head (or failure).
 //   - A tcp_proxy session needs a place under max_connections.
 //
 // The counts are the cluster's, shared by every snapshot while its
@@ -46,6 +55,22 @@ const bodyOverflow = "upstream connect error or disconnect/reset before headers.
 // in.
 type breakerLimits struct {
 	h1Requests, h2Requests, retries, connections int64
+	// The retry budget: retries in progress at most budgetPercent of the
+	// attempts in progress, but always budgetMin; budgetOnly when xDS
+	// set it, and so replaced max_retries.
+	budgetPercent float64
+	budgetMin     int64
+	budgetOnly    bool
+}
+
+// retryLimit is how many retries may be in progress while active
+// attempts are.
+func (l *breakerLimits) retryLimit(active int64) int64 {
+	budget := max(l.budgetMin, int64(l.budgetPercent*float64(active)/100))
+	if l.budgetOnly {
+		return budget
+	}
+	return min(l.retries, budget)
 }
 
 func limitsOf(l table.CircuitBreakers) breakerLimits {
@@ -57,12 +82,18 @@ func limitsOf(l table.CircuitBreakers) breakerLimits {
 	}
 	maxReq := or(l.MaxRequests, defaultMaxRequests)
 	conns := or(l.MaxConnections, defaultMaxConnections)
-	return breakerLimits{
-		h1Requests:  min(maxReq, conns+or(l.MaxPendingRequests, defaultMaxPendingRequests)),
-		h2Requests:  maxReq,
-		retries:     or(l.MaxRetries, defaultMaxRetries),
-		connections: conns,
+	b := breakerLimits{
+		h1Requests:    min(maxReq, conns+or(l.MaxPendingRequests, defaultMaxPendingRequests)),
+		h2Requests:    maxReq,
+		retries:       or(l.MaxRetries, defaultMaxRetries),
+		connections:   conns,
+		budgetPercent: table.DefaultRetryBudgetPercent,
+		budgetMin:     table.DefaultRetryBudgetMinConcurrency,
 	}
+	if rb := l.RetryBudget; rb != nil {
+		b.budgetPercent, b.budgetMin, b.budgetOnly = rb.Percent, int64(rb.MinConcurrency), true
+	}
+	return b
 }
 
 // breakerCounts are what a cluster has in progress.
@@ -121,16 +152,19 @@ func open(at bool) int64 {
 	return 0
 }
 
-// admitRetry takes a place for one retry; on overflow it counts
+// admitRetry takes a place for one retry under the retry limit (max
+// retries and the retry budget); on overflow it counts
 // upstream_rq_retry_overflow. retryDone gives the place back.
 func (v *clusterView) admitRetry() bool {
+	limit := v.limits.retryLimit(v.up.breakers.requests.Load())
 	n := v.up.breakers.retries.Add(1)
-	if n > v.limits.retries {
+	if n > limit {
 		v.up.breakers.retries.Add(-1)
 		v.up.stats.rqRetryOverflow.Inc()
+		v.up.stats.cbRqRetryOpen.Set(1)
 		return false
 	}
-	if n == v.limits.retries {
+	if n == limit {
 		v.up.stats.cbRqRetryOpen.Set(1)
 	}
 	return true
@@ -139,7 +173,7 @@ func (v *clusterView) admitRetry() bool {
 // retryDone gives back a retry's place.
 func (u *upstream) retryDone() {
 	n := u.breakers.retries.Add(-1)
-	if l := u.limits.Load(); l != nil && n == l.retries-1 {
+	if l := u.limits.Load(); l != nil && n < l.retryLimit(u.breakers.requests.Load()) {
 		u.stats.cbRqRetryOpen.Set(0)
 	}
 }
@@ -159,7 +193,7 @@ func (u *upstream) setLimits(l breakerLimits) {
 	c := u.stats
 	c.cxLimit.Store(l.connections)
 	c.noteRequests(u.breakers.requests.Load(), &l)
-	c.cbRqRetryOpen.Set(open(u.breakers.retries.Load() >= l.retries))
+	c.cbRqRetryOpen.Set(open(u.breakers.retries.Load() >= l.retryLimit(u.breakers.requests.Load())))
 	c.cbCxOpen.Set(open(c.cxActive.Value() >= l.connections))
 	c.cbCxPoolOpen.Set(0) // max_connection_pools is not supported
 }

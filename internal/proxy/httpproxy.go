@@ -319,6 +319,35 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// http.ErrAbortHandler) is counted and logged too.
 	defer h.finish(w, r, ex, cc, ci)
 	h.route(w, r, ex, cc)
+	h.ensureAnswered(w, r, ex)
+}
+
+// bodyUnanswered is the local reply of ensureAnswered.
+const bodyUnanswered = "the proxy did not answer this request"
+
+// ensureAnswered runs when the request's handling returned: every path
+// must have answered (ex.status set by a local reply, an upstream
+// response or a tunnel) or found the client gone. A path that did
+// neither is a bug which the server would hide behind its default empty
+// 200, as if the request had been forwarded: it is answered 500 with
+// response flag NRW, counted as downstream_rq_unanswered and logged as
+// an error.
+func (h *httpServer) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	switch {
+	case ex.status != 0:
+		return
+	case ex.flags.Has(accesslog.DownstreamConnectionTermination):
+		// Nobody to answer: end the stream without the server's
+		// default response.
+		panic(http.ErrAbortHandler)
+	}
+	ex.hcm.rqUnanswered.Inc()
+	route := ""
+	if ex.route != nil {
+		route = ex.route.Name
+	}
+	h.p.log.Error("request handled without a response; answered 500", "method", r.Method, "path", ex.req.path, "route", route)
+	ex.reply(w, http.StatusInternalServerError, bodyUnanswered, accesslog.NoResponseWritten)
 }
 
 // route finds the request's route and cluster and forwards it, or
@@ -586,11 +615,18 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	out.URL = u
 
-	retries, replay, ok := replayable(route.Retry, body, r.ContentLength)
-	if !ok {
-		return // the client failed while sending its body
+	// With a retry policy the body is kept (up to maxRetryBody) as it
+	// streams to the first attempt, so that a retry can replay it.
+	var retries int
+	var rb *replayBody
+	if pol := route.Retry; pol != nil && pol.NumRetries > 0 {
+		retries = int(pol.NumRetries)
+		if body != nil {
+			rb = newReplayBody(body, r.ContentLength, maxRetryBody)
+		}
 	}
 	var tr tryResult
+	var bv *bodyView
 	for n := 0; ; n++ {
 		o := out
 		if n > 0 {
@@ -600,16 +636,19 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 			u2 := *u
 			o.URL, o.Host = &u2, out.Host
 		}
-		if replay != nil {
-			withBody(o, replay)
+		if rb != nil {
+			bv = rb.attach(o)
 		}
-		tr = h.try(ctx, o, r.ProtoMajor, view, route)
+		tr = h.try(ctx, o, r.ProtoMajor, view, route, st)
 		if n > 0 {
 			view.up.retryDone()
 		}
 		ex.attempts++
-		if n >= retries || !retriable(route.Retry, &tr, ctx) || !view.admitRetry() {
+		if n >= retries || !retriable(route.Retry, &tr, ctx) || (rb != nil && !rb.canReplay()) || !view.admitRetry() {
 			break
+		}
+		if bv != nil {
+			_ = bv.Close() // its transport may still be reading: detach it
 		}
 		tr.discard(view)
 		view.up.stats.rqRetry.Inc()
@@ -646,6 +685,10 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		case r.Context().Err() != nil:
 			// The client went away; nobody to answer.
 			ex.flags |= accesslog.DownstreamConnectionTermination
+		case tr.downstream:
+			// The client's body was malformed or cut short: its fault,
+			// as Envoy and HAProxy answer it.
+			ex.badRequest(w, r, st.bodyError())
 		default:
 			var ce *connectError
 			if errors.As(err, &ce) {
@@ -668,12 +711,19 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	ex.status = resp.StatusCode
 	err = writeResponse(w, resp, st, ex)
-	if tr.trailersJudge && r.Context().Err() == nil {
+	if tr.trailersJudge && r.Context().Err() == nil && !st.bodyFailed() {
 		if v := grpcOutcome(resp, err); v != verdictNone {
 			view.outcome(ep, v == verdictFail)
 		}
 	}
 	if err != nil {
+		if st.bodyFailed() {
+			// The upstream answered early, then the client's body
+			// failed: the stream ends, and it is the client's fault.
+			ex.hcm.cxProtocolError.Inc()
+			ex.flags |= accesslog.DownstreamProtocolError
+			panic(http.ErrAbortHandler)
+		}
 		if errors.Is(err, errUpstreamBody) {
 			ex.hcm.rqTxReset.Inc()
 			ex.flags |= accesslog.UpstreamRemoteReset
@@ -735,8 +785,7 @@ func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView
 	cs.rqActive.Inc()
 	resp, err := tr.RoundTrip(out)
 	if err != nil {
-		view.up.attemptDone(ep.stats)
-		ep.stats.rqError.Add(1)
+		view.up.attemptDone(ep.stats) // try counts the endpoint's error
 		return nil, ep, err
 	}
 	return resp, ep, nil
@@ -955,6 +1004,29 @@ func (ex *exchange) reply(w http.ResponseWriter, status int, body string, flags 
 	ex.sent = uint64(len(body))
 	localReply(w, status, body)
 }
+
+// badRequest answers a request whose body could not be read (a malformed
+// chunk, fewer bytes than its Content-Length, an HTTP/2 stream that ended
+// short of its content-length): 400, response flag DPE, counted as a
+// downstream protocol error, as Envoy does. An HTTP/1.1 connection is
+// closed after it: where the next request starts is unknown.
+func (ex *exchange) badRequest(w http.ResponseWriter, r *http.Request, cause error) {
+	ex.hcm.cxProtocolError.Inc()
+	if r.ProtoMajor == 1 {
+		w.Header()["Connection"] = connClose
+	}
+	body := bodyBadRequestBody
+	if cause != nil {
+		body += ": " + cause.Error()
+	}
+	ex.reply(w, http.StatusBadRequest, body, accesslog.DownstreamProtocolError)
+}
+
+// bodyBadRequestBody starts the local reply to a request whose body
+// failed; the reason follows.
+const bodyBadRequestBody = "bad request body"
+
+var connClose = []string{"close"}
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,15 +8,21 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
-// maxRetryBody is the largest request body buffered so that a request can
-// be retried. Larger bodies, and bodies of unknown length, are streamed
-// and their requests tried once: a retry must not replay a body that was
-// partly sent, nor buffer an upload without bound.
+// maxRetryBody is how much of a request body is kept so that the request
+// can be retried: Envoy's per-request buffer limit (64 KiB by default).
+// The body streams to the first attempt as it arrives, whatever its
+// framing (Content-Length, chunked, HTTP/2 DATA, gRPC), while a copy of
+// what was read is kept; a retry replays the copy and goes on with the
+// rest. Once the body outgrew the copy the request is not retried: a
+// retry must not replay a body partly, nor buffer an upload without
+// bound.
 const maxRetryBody = 64 << 10
 
 // tryResult is one upstream attempt.
@@ -30,12 +35,18 @@ type tryResult struct {
 	perTryTimeout bool
 	// trailersJudge: outlier detection waits for the gRPC trailers.
 	trailersJudge bool
-	cancel        context.CancelFunc
-	start         time.Time
+	// downstream: the attempt failed because reading the downstream
+	// request body failed (or, after a retry, because the body was no
+	// longer all kept): not the upstream's fault, not retried, not fed
+	// to outlier detection.
+	downstream bool
+	cancel     context.CancelFunc
+	start      time.Time
 }
 
-// try performs one attempt under the retry policy's per-try timeout.
-func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, view *clusterView, route *table.Route) tryResult {
+// try performs one attempt under the retry policy's per-try timeout; st
+// is the request's stream, which tells a downstream body failure.
+func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, view *clusterView, route *table.Route, st *stream) tryResult {
 	tr := tryResult{cancel: func() {}, start: time.Now()}
 	actx := ctx
 	if p := route.Retry; p != nil && p.PerTryTimeout > 0 {
@@ -43,8 +54,16 @@ func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, 
 		out = out.WithContext(actx)
 	}
 	tr.resp, tr.ep, tr.err = h.attempt(out, downMajor, view, route)
-	if tr.err != nil && actx.Err() != nil && ctx.Err() == nil {
-		tr.perTryTimeout = true
+	if tr.err != nil {
+		switch {
+		case isDownstreamBodyError(tr.err, st), errors.Is(tr.err, errBodyOutgrew):
+			tr.downstream = true
+		case actx.Err() != nil && ctx.Err() == nil:
+			tr.perTryTimeout = true
+		}
+		if tr.ep != nil && !tr.downstream {
+			tr.ep.stats.rqError.Add(1)
+		}
 	}
 	if view.skip != nil {
 		switch judge(ctx, &tr) {
@@ -70,33 +89,122 @@ func (tr *tryResult) discard(view *clusterView) {
 	tr.cancel()
 }
 
-// replayable prepares a request for retries: a body of known length up to
-// maxRetryBody is read (through the stream, so the route timeout starts
-// at its end) and replayed from memory on each attempt. It returns the
-// number of retries allowed and the body (nil for none), or ok false when
-// the client failed while sending the body.
-func replayable(pol *table.RetryPolicy, body io.Reader, contentLength int64) (retries int, replay []byte, ok bool) {
-	if pol == nil || pol.NumRetries == 0 {
-		return 0, nil, true
-	}
-	if body == nil {
-		return int(pol.NumRetries), nil, true
-	}
-	if contentLength < 0 || contentLength > maxRetryBody {
-		return 0, nil, true
-	}
-	b, err := io.ReadAll(io.LimitReader(body, maxRetryBody+1))
-	if err != nil || int64(len(b)) != contentLength {
-		return 0, nil, false
-	}
-	return int(pol.NumRetries), b, true
+// errBodyOutgrew: a retry needed the part of the request body that was
+// not kept (it outgrew maxRetryBody meanwhile).
+var errBodyOutgrew = errors.New("request body outgrew the retry buffer")
+
+// errAttemptOver: a body reader of an attempt that was given up.
+var errAttemptOver = errors.New("request body read by an attempt that was given up")
+
+// replayBody is a request body read once from downstream (src) and fed to
+// as many attempts as the retry policy allows, each through a bodyView of
+// its own. It keeps what it read, up to limit, so that a later attempt
+// replays it and then reads on from src. One read of src at a time: a
+// view reads src under mu, so an abandoned attempt whose transport is
+// still blocked reading the body delays the next attempt's read of src
+// until the client sends more, never loses those bytes (they are kept)
+// and never reads them concurrently.
+type replayBody struct {
+	src   io.Reader
+	limit int
+
+	mu    sync.Mutex
+	kept  []byte // the first bytes of the body, while over is false
+	total int64  // bytes read from src
+	over  bool   // the body outgrew limit: kept is gone
+	eof   bool   // src is at its end
+	err   error  // src failed; sticky
 }
 
-// withBody points an attempt at the replayed body.
-func withBody(out *http.Request, replay []byte) {
-	out.Body = io.NopCloser(bytes.NewReader(replay))
-	out.ContentLength = int64(len(replay))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
+func newReplayBody(src io.Reader, contentLength int64, limit int) *replayBody {
+	rb := &replayBody{src: src, limit: limit}
+	if contentLength > 0 && contentLength <= int64(limit) {
+		rb.kept = make([]byte, 0, contentLength)
+	}
+	return rb
+}
+
+// canReplay reports whether a new attempt can be given the whole body:
+// everything read so far is kept and src did not fail.
+func (rb *replayBody) canReplay() bool {
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	return !rb.over && rb.err == nil
+}
+
+// view returns a reader of the body from its start, for one attempt.
+func (rb *replayBody) view() *bodyView { return &bodyView{rb: rb} }
+
+// bodyView is one attempt's reader of a replayBody. Close (which a
+// transport may call while Read is blocked) only detaches it.
+type bodyView struct {
+	rb   *replayBody
+	off  int64
+	dead atomic.Bool
+}
+
+// Read implements io.Reader.
+func (v *bodyView) Read(p []byte) (int, error) {
+	rb := v.rb
+	rb.mu.Lock()
+	defer rb.mu.Unlock()
+	if v.dead.Load() {
+		return 0, errAttemptOver
+	}
+	if !rb.over && v.off < int64(len(rb.kept)) {
+		n := copy(p, rb.kept[v.off:])
+		v.off += int64(n)
+		return n, nil
+	}
+	switch {
+	case v.off != rb.total:
+		return 0, errBodyOutgrew // what this view needs next is not kept
+	case rb.err != nil:
+		return 0, rb.err
+	case rb.eof:
+		return 0, io.EOF
+	}
+	n, err := rb.src.Read(p)
+	if n > 0 {
+		rb.total += int64(n)
+		v.off += int64(n)
+		if !rb.over {
+			if len(rb.kept)+n <= rb.limit {
+				rb.kept = append(rb.kept, p[:n]...)
+			} else {
+				rb.over, rb.kept = true, nil
+			}
+		}
+	}
+	switch {
+	case err == io.EOF:
+		rb.eof = true
+	case err != nil:
+		rb.err = err
+	}
+	return n, err
+}
+
+// Close implements io.Closer: the attempt is over; the downstream body
+// stays open for the next one.
+func (v *bodyView) Close() error {
+	v.dead.Store(true)
+	return nil
+}
+
+// attach gives an attempt's request its own view of the body.
+func (rb *replayBody) attach(out *http.Request) *bodyView {
+	v := rb.view()
+	out.Body = v
+	// A transport that retries on its own (HTTP/2 after a refused
+	// stream) asks for the body again.
+	out.GetBody = func() (io.ReadCloser, error) {
+		if !rb.canReplay() {
+			return nil, errBodyOutgrew
+		}
+		return rb.view(), nil
+	}
+	return v
 }
 
 // gRPC status codes the retry policy can name.
@@ -113,7 +221,7 @@ const (
 // retried once the request itself is over (route timeout, stream idle,
 // client gone).
 func retriable(pol *table.RetryPolicy, tr *tryResult, ctx context.Context) bool {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || tr.downstream {
 		return false
 	}
 	on := pol.On

@@ -135,6 +135,7 @@ type hcmStats struct {
 	codes                                            *stats.CodeCounters // classes only
 	rqTime                                           *stats.Histogram
 	rqIdleTimeout, rqTxReset, cxProtocolError        *stats.Counter
+	rqUnanswered                                     *stats.Counter // meshlens's own: see ensureAnswered
 	noRoute, noCluster, directResponse               *stats.Counter
 	cxUpgradesTotal, rqWsOnNonWsRoute                *stats.Counter
 	cxUpgradesActive                                 *stats.Gauge
@@ -168,6 +169,7 @@ func newHCMStats(sc *stats.Scope) *hcmStats {
 		rqWsOnNonWsRoute: sc.Counter("downstream_rq_ws_on_non_ws_route"),
 		rqTxReset:        sc.Counter("downstream_rq_tx_reset"),
 		cxProtocolError:  sc.Counter("downstream_cx_protocol_error"),
+		rqUnanswered:     sc.Counter("downstream_rq_unanswered"),
 		noRoute:          sc.Counter("no_route"),
 		noCluster:        sc.Counter("no_cluster"),
 		directResponse:   sc.Counter("rq_direct_response"),

@@ -38,6 +38,31 @@ type stream struct {
 	last atomic.Int64
 	// received counts the body bytes read from downstream.
 	received atomic.Uint64
+	// bodyErr is set when reading the downstream body failed (a
+	// malformed chunk, a body shorter than its Content-Length, a reset):
+	// the request is then the client's fault, whatever the upstream
+	// attempt reports.
+	bodyErr atomic.Pointer[downstreamBodyError]
+}
+
+// downstreamBodyError is an error reading the downstream request body. It
+// wraps what the server's body reader said, and travels through the
+// upstream transports (which wrap it in turn) so that the attempt's error
+// can be told from an upstream failure.
+type downstreamBodyError struct{ err error }
+
+func (e *downstreamBodyError) Error() string { return "read downstream request body: " + e.err.Error() }
+func (e *downstreamBodyError) Unwrap() error { return e.err }
+
+// isDownstreamBodyError reports whether err, or the stream, says that
+// reading the downstream request body failed. The stream is asked too: a
+// transport may replace the body reader's error with its own.
+func isDownstreamBodyError(err error, st *stream) bool {
+	if st.bodyFailed() {
+		return true
+	}
+	var de *downstreamBodyError
+	return err != nil && errors.As(err, &de)
 }
 
 // startStream arms the timers of a request; route or idle 0 disables that
@@ -75,12 +100,29 @@ func (s *stream) Read(p []byte) (int, error) {
 	if n > 0 && s.idle > 0 {
 		s.last.Store(time.Now().UnixNano())
 	}
-	if err == io.EOF {
+	switch {
+	case err == nil:
+	case err == io.EOF:
 		// Envoy's route timeout starts once the downstream request is
 		// complete, so a long upload or a client stream is not cut.
 		s.started.Do(s.startRoute)
+	default:
+		de := &downstreamBodyError{err}
+		s.bodyErr.CompareAndSwap(nil, de)
+		err = de
 	}
 	return n, err
+}
+
+// bodyFailed reports whether reading the downstream body failed.
+func (s *stream) bodyFailed() bool { return s != nil && s.bodyErr.Load() != nil }
+
+// bodyError is the first error reading the downstream body, nil if none.
+func (s *stream) bodyError() error {
+	if de := s.bodyErr.Load(); de != nil {
+		return de.err
+	}
+	return nil
 }
 
 // Close implements io.Closer.

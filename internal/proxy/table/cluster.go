@@ -205,12 +205,26 @@ func circuitBreakers(cb *clusterv3.CircuitBreakers) CircuitBreakers {
 		if t.GetPriority() != corev3.RoutingPriority_DEFAULT {
 			continue
 		}
-		return CircuitBreakers{
+		out := CircuitBreakers{
 			MaxConnections:     t.GetMaxConnections().GetValue(),
 			MaxPendingRequests: t.GetMaxPendingRequests().GetValue(),
 			MaxRequests:        t.GetMaxRequests().GetValue(),
 			MaxRetries:         t.GetMaxRetries().GetValue(),
 		}
+		if rb := t.GetRetryBudget(); rb != nil {
+			out.RetryBudget = &RetryBudget{Percent: DefaultRetryBudgetPercent, MinConcurrency: DefaultRetryBudgetMinConcurrency}
+			if p := rb.GetBudgetPercent(); p != nil {
+				v := p.GetValue()
+				if !(v >= 0) { // negative or NaN
+					v = 0
+				}
+				out.RetryBudget.Percent = min(v, 100)
+			}
+			if m := rb.GetMinRetryConcurrency(); m != nil {
+				out.RetryBudget.MinConcurrency = m.GetValue()
+			}
+		}
+		return out
 	}
 	return CircuitBreakers{}
 }

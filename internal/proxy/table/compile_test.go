@@ -551,3 +551,26 @@ func TestCompileUpgradeConfigs(t *testing.T) {
 		}
 	}
 }
+
+func TestCompileRetryBudget(t *testing.T) {
+	t.Parallel()
+	def := &RetryBudget{Percent: DefaultRetryBudgetPercent, MinConcurrency: DefaultRetryBudgetMinConcurrency}
+	for _, tc := range []struct {
+		name string
+		rb   *clusterv3.CircuitBreakers_Thresholds_RetryBudget
+		want *RetryBudget
+	}{
+		{"unset", nil, nil},
+		{"empty: Envoy's defaults", &clusterv3.CircuitBreakers_Thresholds_RetryBudget{}, def},
+		{"set", &clusterv3.CircuitBreakers_Thresholds_RetryBudget{BudgetPercent: &typev3.Percent{Value: 35.5}, MinRetryConcurrency: wrapperspb.UInt32(0)}, &RetryBudget{Percent: 35.5}},
+		{"over 100 %", &clusterv3.CircuitBreakers_Thresholds_RetryBudget{BudgetPercent: &typev3.Percent{Value: 250}}, &RetryBudget{Percent: 100, MinConcurrency: 3}},
+		{"negative", &clusterv3.CircuitBreakers_Thresholds_RetryBudget{BudgetPercent: &typev3.Percent{Value: -1}}, &RetryBudget{Percent: 0, MinConcurrency: 3}},
+	} {
+		got := circuitBreakers(&clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			MaxRetries: wrapperspb.UInt32(7), RetryBudget: tc.rb,
+		}}})
+		if got.MaxRetries != 7 || (got.RetryBudget == nil) != (tc.want == nil) || got.RetryBudget != nil && *got.RetryBudget != *tc.want {
+			t.Errorf("%s: %+v (budget %+v), want budget %+v", tc.name, got, got.RetryBudget, tc.want)
+		}
+	}
+}

@@ -182,8 +182,14 @@ func describe(s *Snapshot) string {
 	slices.Sort(cnames)
 	for _, n := range cnames {
 		c := s.Clusters[n]
-		p(0, "cluster %s type=%d service=%s lb=%d connect=%s http2=%v downstream_proto=%v panic_threshold=%g panic=%v limits=%+v%s",
-			c.Name, c.Type, c.ServiceName, c.LB, c.ConnectTimeout, c.HTTP2, c.UseDownstreamProtocol, c.PanicThreshold, c.Panic, c.Limits, describeMeta(c.Meta))
+		l := c.Limits
+		budget := ""
+		if l.RetryBudget != nil {
+			budget = fmt.Sprintf(" retry_budget=%+v", *l.RetryBudget)
+		}
+		p(0, "cluster %s type=%d service=%s lb=%d connect=%s http2=%v downstream_proto=%v panic_threshold=%g panic=%v limits={MaxConnections:%d MaxPendingRequests:%d MaxRequests:%d MaxRetries:%d}%s%s",
+			c.Name, c.Type, c.ServiceName, c.LB, c.ConnectTimeout, c.HTTP2, c.UseDownstreamProtocol, c.PanicThreshold, c.Panic,
+			l.MaxConnections, l.MaxPendingRequests, l.MaxRequests, l.MaxRetries, budget, describeMeta(c.Meta))
 		if c.Outlier != nil {
 			p(1, "outlier %+v", *c.Outlier)
 		}

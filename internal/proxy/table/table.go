@@ -504,7 +504,24 @@ type CircuitBreakers struct {
 	MaxPendingRequests uint32
 	MaxRequests        uint32
 	MaxRetries         uint32
+	// RetryBudget is the thresholds' retry_budget, nil when unset (the
+	// proxy then applies the default budget together with MaxRetries).
+	RetryBudget *RetryBudget
 }
+
+// RetryBudget bounds the retries in progress to a share of the requests
+// in progress, as Envoy's retry_budget: at most Percent of them, but
+// always MinConcurrency. Compile fills Envoy's defaults (20 %, 3).
+type RetryBudget struct {
+	Percent        float64
+	MinConcurrency uint32
+}
+
+// Envoy's retry_budget defaults.
+const (
+	DefaultRetryBudgetPercent        = 20.0
+	DefaultRetryBudgetMinConcurrency = 3
+)
 
 // OutlierDetection ejects endpoints after consecutive server errors.
 // Compile fills Envoy's defaults for unset fields (5 errors, 10s interval,
