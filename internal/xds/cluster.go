@@ -45,11 +45,50 @@ type clusterReq struct {
 // request, built once per input and shared by every view that asks for the
 // same cluster with the same policy. The load assignment depends only on
 // the target, so it is shared whatever the policy.
+//
+// A cluster whose client policy trusts ACM Private CA gets no endpoints:
+// meshlens cannot verify servers against ACM, and sending the traffic in
+// plaintext instead would silently drop the encryption the policy asks
+// for. Requests to it fail as to a backend without instances (503, no
+// healthy upstream) and a note says why.
 func (t *translator) outboundCluster(req *clusterReq, fl Flavour) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment) {
 	tls := effectiveTLS(req.policy, req.target.port)
-	key := fmt.Sprintf("%s|%d|%s|%s", req.target.cluster, fl, jsonKey(tls), jsonKey(req.gwPool))
+	refused := acmRefused(req.policy, req.target.port)
+	key := fmt.Sprintf("%s|%d|%s|%s|%t", req.target.cluster, fl, jsonKey(tls), jsonKey(req.gwPool), refused)
 	c := cached(t, t.clusters, key, func() *clusterv3.Cluster { return buildOutboundCluster(req, tls, fl) })
+	if refused {
+		return c, cached(t, t.clas, "acm-refused|"+req.target.cluster, func() *endpointv3.ClusterLoadAssignment {
+			return &endpointv3.ClusterLoadAssignment{ClusterName: req.target.cluster}
+		})
+	}
 	return c, t.loadAssignment(req.mesh, req.target)
+}
+
+// trustsACM reports whether an enforced client policy trusts only ACM
+// Private CA, which meshlens cannot read.
+func trustsACM(p *v1alpha1.ClientPolicy) bool {
+	if p == nil || p.TLS == nil || (p.TLS.Enforce != nil && !*p.TLS.Enforce) {
+		return false
+	}
+	v := p.TLS.Validation
+	return v != nil && v.Trust != nil && v.Trust.ACM != nil && v.Trust.File == nil && v.Trust.SDS == nil
+}
+
+// acmRefused reports whether traffic to a port is refused because its
+// client policy trusts ACM Private CA.
+func acmRefused(p *v1alpha1.ClientPolicy, port uint32) bool {
+	if !trustsACM(p) {
+		return false
+	}
+	if len(p.TLS.Ports) == 0 {
+		return true
+	}
+	for _, pt := range p.TLS.Ports {
+		if uint32(pt) == port {
+			return true
+		}
+	}
+	return false
 }
 
 func buildOutboundCluster(req *clusterReq, tls *v1alpha1.ClientPolicyTLS, fl Flavour) *clusterv3.Cluster {
@@ -247,9 +286,9 @@ func healthCheckPath(p string) string {
 
 // effectiveTLS returns the TLS a client policy originates to a target
 // port: none when the policy is absent, not enforced, limited to other
-// ports, or trusts only ACM private CAs (kept, not translated: meshlens
-// cannot read ACM, and a TLS context without trust would accept any
-// server).
+// ports, or trusts only ACM private CAs (meshlens cannot read ACM, and a
+// TLS context without trust would accept any server: such traffic is
+// refused instead, see outboundCluster).
 func effectiveTLS(p *v1alpha1.ClientPolicy, port uint32) *v1alpha1.ClientPolicyTLS {
 	if p == nil || p.TLS == nil {
 		return nil

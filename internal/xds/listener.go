@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ import (
 func (b *viewBuilder) sidecar(vn *v1alpha1.Resource) {
 	spec := vn.VirtualNodeSpec
 	logs := accessLogs(spec.Logging)
+	b.acmNotes(backendDefaults(spec), spec.Backends)
 	if l := b.inboundListener(vn.Mesh, vn.Name, spec, logs); l != nil {
 		b.listeners = append(b.listeners, l)
 	}
@@ -48,8 +50,9 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 	for i := range spec.Listeners {
 		l := &spec.Listeners[i]
 		port, proto := portOf(l.PortMapping)
+		at := fmt.Sprintf("spec.listeners[%d]", i)
 		if port == 0 {
-			b.note("virtual node %s: listener %d has no valid port mapping; skipped", node, i)
+			b.note(b.self, at+".portMapping", "no valid port mapping: the listener is skipped")
 			continue
 		}
 		cluster := inboundCluster(mesh, node, l)
@@ -66,7 +69,7 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 			}
 			filter = tcpProxyFilter(inboundStatPrefix(proto, port), []weightedTarget{{target: target{cluster: cluster.Name}, weight: 1}}, idle, logs)
 		default:
-			b.note("virtual node %s: listener on port %d has unknown protocol %q; skipped", node, port, proto)
+			b.note(b.self, at+".portMapping.protocol", "unknown protocol %q: the listener on port %d is skipped", proto, port)
 			continue
 		}
 		base := &listenerv3.FilterChain{
@@ -75,8 +78,8 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 			Filters:          []*listenerv3.Filter{filter},
 		}
 		cs, needInspector, skip := tlsChains(base, l.TLS)
-		if skip != "" {
-			b.note("virtual node %s: listener on port %d: %s", node, port, skip)
+		if skip != nil {
+			b.note(b.self, at+"."+skip.field, skip.why, port)
 			continue
 		}
 		inspect = inspect || needInspector
@@ -107,6 +110,12 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 type backendService struct {
 	name   string
 	policy *v1alpha1.ClientPolicy
+	// policyPath is the field the policy comes from, for notes.
+	policyPath string
+	// ref is the resource and field that make the node call the service,
+	// for notes: the backend, or with ALLOW_ALL the service itself.
+	ref     v1alpha1.Key
+	refPath string
 }
 
 // backendServices lists the services a node calls: its backends in spec
@@ -117,9 +126,10 @@ func (b *viewBuilder) backendServices(mesh string, spec *v1alpha1.VirtualNodeSpe
 	if spec.BackendDefaults != nil {
 		defaults = spec.BackendDefaults.ClientPolicy
 	}
+	const defaultsPath = "spec.backendDefaults.clientPolicy"
 	var out []backendService
 	seen := map[string]bool{}
-	for _, be := range spec.Backends {
+	for i, be := range spec.Backends {
 		if be.VirtualService == nil || be.VirtualService.VirtualServiceName == "" {
 			continue
 		}
@@ -128,37 +138,64 @@ func (b *viewBuilder) backendServices(mesh string, spec *v1alpha1.VirtualNodeSpe
 			continue
 		}
 		seen[name] = true
-		p := be.VirtualService.ClientPolicy
+		at := fmt.Sprintf("spec.backends[%d].virtualService", i)
+		p, pp := be.VirtualService.ClientPolicy, at+".clientPolicy"
 		if p == nil {
-			p = defaults
+			p, pp = defaults, defaultsPath
 		}
-		out = append(out, backendService{name: name, policy: p})
+		out = append(out, backendService{name: name, policy: p, policyPath: pp, ref: b.self, refPath: at + ".virtualServiceName"})
 	}
 	if b.t.allowAll(mesh) {
 		for _, vs := range b.t.lookup.List(v1alpha1.KindVirtualService, mesh, "") {
 			if !seen[vs.Name] {
 				seen[vs.Name] = true
-				out = append(out, backendService{name: vs.Name, policy: defaults})
+				out = append(out, backendService{name: vs.Name, policy: defaults, policyPath: defaultsPath, ref: vs.Key(), refPath: "spec.provider"})
 			}
-		}
-	}
-	for _, s := range out {
-		if s.policy != nil && s.policy.TLS != nil && s.policy.TLS.Validation != nil && s.policy.TLS.Validation.Trust != nil &&
-			s.policy.TLS.Validation.Trust.ACM != nil {
-			b.note("backend %s: client policy trusts ACM certificate authorities, which meshlens cannot read; no TLS is originated", s.name)
 		}
 	}
 	return out
 }
 
+// acmNotes notes every client policy of a node or gateway that trusts ACM
+// Private CA: its traffic is refused (see acmRefused).
+func (b *viewBuilder) acmNotes(defaults *v1alpha1.ClientPolicy, backends []v1alpha1.Backend) {
+	const why = "ACM Private CA is not available in meshlens; traffic to %s is refused rather than sent in plaintext"
+	if trustsACM(defaults) {
+		b.note(b.self, "spec.backendDefaults.clientPolicy.tls.validation.trust.acm", why, "backends that use the defaults"+onPorts(defaults))
+	}
+	for i, be := range backends {
+		if vs := be.VirtualService; vs != nil && trustsACM(vs.ClientPolicy) {
+			b.note(b.self, fmt.Sprintf("spec.backends[%d].virtualService.clientPolicy.tls.validation.trust.acm", i), why,
+				vs.VirtualServiceName+onPorts(vs.ClientPolicy))
+		}
+	}
+}
+
+// backendDefaults is a node's default client policy, or nil.
+func backendDefaults(spec *v1alpha1.VirtualNodeSpec) *v1alpha1.ClientPolicy {
+	if spec.BackendDefaults == nil {
+		return nil
+	}
+	return spec.BackendDefaults.ClientPolicy
+}
+
+// onPorts says which ports a client policy's TLS is limited to, if any.
+func onPorts(p *v1alpha1.ClientPolicy) string {
+	if len(p.TLS.Ports) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" on ports %v", p.TLS.Ports)
+}
+
 // requestCluster records that the view's routes name a target's cluster.
 // The first backend to reach a cluster decides its client policy.
-func (b *viewBuilder) requestCluster(tg target, policy *v1alpha1.ClientPolicy, gwPool *v1alpha1.VirtualGatewayConnectionPool) {
+// policyPath is the field the policy comes from, for notes.
+func (b *viewBuilder) requestCluster(tg target, policy *v1alpha1.ClientPolicy, policyPath string, gwPool *v1alpha1.VirtualGatewayConnectionPool) {
 	if _, ok := b.clusterReqs[tg.cluster]; ok {
 		return
 	}
 	if b.flavour == FlavourProxyless && effectiveTLS(policy, tg.port) != nil {
-		b.note("cluster %s: client policy TLS is not applied to proxyless gRPC clients", tg.cluster)
+		b.note(b.self, policyPath+".tls", "proxyless gRPC clients do not apply client policy TLS: they call virtual node %s on port %d in plaintext", tg.node, tg.port)
 	}
 	b.clusterReqs[tg.cluster] = &clusterReq{mesh: b.mesh, target: tg, policy: policy, gwPool: gwPool}
 }
@@ -173,7 +210,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 	for _, svc := range b.backendServices(mesh, spec) {
 		ports := b.t.servicePorts(mesh, svc.name)
 		if len(ports) == 0 {
-			b.note("virtual service %s has no provider listener; not routed", svc.name)
+			b.note(svc.ref, svc.refPath, "virtual service %s has no provider listener: not routed", svc.name)
 			continue
 		}
 		primary := primaryPort(ports)
@@ -185,7 +222,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 				rc.VirtualHosts = append(rc.VirtualHosts, b.t.outboundVirtualHost(mesh, svc.name, p.port, p.port == primary))
 			case p.protocol == "tcp":
 				if prev, ok := tcpChains[p.port]; ok {
-					b.note("virtual service %s: TCP port %d is already taken by %s; not routed", svc.name, p.port, prev.Name)
+					b.note(svc.ref, svc.refPath, "virtual service %s: TCP port %d is already taken by %s: not routed", svc.name, p.port, prev.Name)
 					continue
 				}
 				if len(rs.rules) == 0 {
@@ -199,7 +236,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 					}
 				}
 				if len(wts) == 0 {
-					b.note("virtual service %s: TCP port %d has no weighted target; not routed", svc.name, p.port)
+					b.note(svc.ref, svc.refPath, "virtual service %s: TCP port %d has no target with a weight: not routed", svc.name, p.port)
 					continue
 				}
 				tcpChains[p.port] = &listenerv3.FilterChain{
@@ -213,7 +250,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 			}
 			for _, r := range rs.rules {
 				for _, t := range r.targets {
-					b.requestCluster(t.target, svc.policy, nil)
+					b.requestCluster(t.target, svc.policy, svc.policyPath, nil)
 				}
 			}
 		}
@@ -266,6 +303,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 // <service> alone for the service's primary port), each with its own
 // route configuration, and the clusters they name.
 func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
+	b.acmNotes(backendDefaults(vn.VirtualNodeSpec), vn.VirtualNodeSpec.Backends)
 	for _, svc := range b.backendServices(vn.Mesh, vn.VirtualNodeSpec) {
 		ports := b.t.servicePorts(vn.Mesh, svc.name)
 		primary := primaryPort(ports)
@@ -283,7 +321,7 @@ func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
 			}
 			for _, r := range rs.rules {
 				for _, t := range r.targets {
-					b.requestCluster(t.target, svc.policy, nil)
+					b.requestCluster(t.target, svc.policy, svc.policyPath, nil)
 				}
 			}
 		}
@@ -309,6 +347,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 	if spec.BackendDefaults != nil {
 		policy = spec.BackendDefaults.ClientPolicy
 	}
+	b.acmNotes(policy, nil)
 	var logs []*accesslogv3.AccessLog
 	if spec.Logging != nil {
 		logs = accessLogs(&v1alpha1.Logging{AccessLog: spec.Logging.AccessLog})
@@ -316,10 +355,14 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 	routes := b.t.lookup.List(v1alpha1.KindGatewayRoute, gw.Mesh, gw.Name)
 	for i := range spec.Listeners {
 		gl := &spec.Listeners[i]
+		at := fmt.Sprintf("spec.listeners[%d]", i)
 		port, proto := portOf(gl.PortMapping)
 		if port == 0 || !isHTTP(proto) {
-			b.note("virtual gateway %s: listener %d is not an http, http2 or grpc port; skipped", gw.Name, i)
+			b.note(b.self, at+".portMapping", "not an http, http2 or grpc port: the listener is skipped")
 			continue
+		}
+		if gl.HealthCheck != nil {
+			b.note(b.self, at+".healthCheck", "kept, not translated: the gateway's data plane is not health-checked by the mesh")
 		}
 		var rules []*gatewayRule
 		for _, r := range routes {
@@ -327,6 +370,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 				continue
 			}
 			if g, ok := compileGatewayRoute(r.Name, r.GatewayRouteSpec, proto, port); ok {
+				g.key = r.Key()
 				rules = append(rules, g)
 			}
 		}
@@ -345,8 +389,8 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(inboundStatPrefix(proto, port), codecFor(proto), rc.Name, logs))},
 		}
 		chains, inspect, skip := tlsChains(base, gl.TLS)
-		if skip != "" {
-			b.note("virtual gateway %s: listener on port %d: %s", gw.Name, port, skip)
+		if skip != nil {
+			b.note(b.self, at+"."+skip.field, skip.why, port)
 			continue
 		}
 		l := &listenerv3.Listener{
@@ -382,8 +426,9 @@ func (b *viewBuilder) expandGatewayRoute(g *gatewayRule, policy *v1alpha1.Client
 			port = ports[0].port
 		}
 	}
+	field := "spec." + g.protocol + "Route" // httpRoute, http2Route, grpcRoute
 	if port == 0 {
-		b.note("gateway route %s: target virtual service %s has no listener; not routed", g.name, g.service)
+		b.note(g.key, field+".action.target.virtualService.virtualServiceName", "target virtual service %s has no listener: not routed", g.service)
 		return nil
 	}
 	rs := b.t.serviceRoutes(b.mesh, g.service, port)
@@ -395,12 +440,12 @@ func (b *viewBuilder) expandGatewayRoute(g *gatewayRule, policy *v1alpha1.Client
 		case never:
 			continue // disjoint paths: nothing to route
 		case inexpressible:
-			b.note("gateway route %s: route %s of %s matches regular expressions that cannot be combined with the gateway route's match and rewrite; skipped", g.name, r.name, g.service)
+			b.note(g.key, field+".match", "route %s of %s matches regular expressions that cannot be combined with this match and rewrite: that route is skipped", r.name, g.service)
 			continue
 		}
 		out = append(out, rt)
 		for _, t := range r.targets {
-			b.requestCluster(t.target, policy, pool)
+			b.requestCluster(t.target, policy, "spec.backendDefaults.clientPolicy", pool)
 		}
 	}
 	return out
@@ -476,17 +521,17 @@ func listenerFilter(name string, m proto.Message) *listenerv3.ListenerFilter {
 // plaintext one, told apart by the TLS inspector; DISABLED (or no TLS)
 // leaves the chain plaintext. An ACM certificate cannot be read, so the
 // listener is skipped rather than served in plaintext (skip says why).
-func tlsChains(base *listenerv3.FilterChain, tls *v1alpha1.ListenerTLS) (chains []*listenerv3.FilterChain, inspector bool, skip string) {
+func tlsChains(base *listenerv3.FilterChain, tls *v1alpha1.ListenerTLS) (chains []*listenerv3.FilterChain, inspector bool, skip *skipped) {
 	if tls == nil || tls.Mode == "DISABLED" || tls.Mode == "" {
-		return []*listenerv3.FilterChain{base}, false, ""
+		return []*listenerv3.FilterChain{base}, false, nil
 	}
 	ctx, skip := downstreamTLS(tls)
-	if skip != "" {
+	if skip != nil {
 		return nil, false, skip
 	}
 	if tls.Mode == "STRICT" {
 		base.TransportSocket = tlsTransportSocket(ctx)
-		return []*listenerv3.FilterChain{base}, false, ""
+		return []*listenerv3.FilterChain{base}, false, nil
 	}
 	secure := proto.Clone(base).(*listenerv3.FilterChain)
 	secure.Name += "_tls"
@@ -495,23 +540,29 @@ func tlsChains(base *listenerv3.FilterChain, tls *v1alpha1.ListenerTLS) (chains 
 	}
 	secure.FilterChainMatch.TransportProtocol = "tls"
 	secure.TransportSocket = tlsTransportSocket(ctx)
-	return []*listenerv3.FilterChain{secure, base}, true, ""
+	return []*listenerv3.FilterChain{secure, base}, true, nil
+}
+
+// skipped says why a listener is not served: the field of the listener at
+// fault and a message with a %d for the listener's port.
+type skipped struct {
+	field, why string
 }
 
 // downstreamTLS translates a listener's certificate (files or an SDS
 // secret) and, when set, the client certificates it requires.
-func downstreamTLS(tls *v1alpha1.ListenerTLS) (*tlsv3.DownstreamTlsContext, string) {
+func downstreamTLS(tls *v1alpha1.ListenerTLS) (*tlsv3.DownstreamTlsContext, *skipped) {
 	common := &tlsv3.CommonTlsContext{}
 	c := tls.Certificate
 	switch {
 	case c == nil:
-		return nil, "TLS has no certificate; listener skipped"
+		return nil, &skipped{"tls.certificate", "TLS has no certificate: the listener on port %d is not served"}
 	case c.File != nil:
 		common.TlsCertificates = []*tlsv3.TlsCertificate{fileCertificate(c.File)}
 	case c.SDS != nil:
 		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(c.SDS.SecretName)}
 	default:
-		return nil, "ACM certificates are kept but not translated (meshlens cannot read ACM); listener skipped rather than served without TLS"
+		return nil, &skipped{"tls.certificate.acm", "ACM certificates are not available in meshlens; the listener on port %d is not served rather than served without TLS"}
 	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 	if v := tls.Validation; v != nil && v.Trust != nil {
@@ -525,7 +576,7 @@ func downstreamTLS(tls *v1alpha1.ListenerTLS) (*tlsv3.DownstreamTlsContext, stri
 		setValidation(common, file, sds, v.SubjectAlternativeNames)
 		ctx.RequireClientCertificate = wrapperspb.Bool(true)
 	}
-	return ctx, ""
+	return ctx, nil
 }
 
 // ---- access logs ----

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"cmp"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -72,7 +73,7 @@ type rule struct {
 type routeSet struct {
 	protocol string
 	rules    []*rule
-	notes    []string
+	notes    []Note
 }
 
 type routeSetKey struct {
@@ -109,9 +110,10 @@ func (t *translator) apiRouteConfig(mesh, service string, port uint32) *routev3.
 
 func (t *translator) compileRoutes(mesh, service string, port uint32) *routeSet {
 	rs := &routeSet{}
+	vsKey := v1alpha1.Key{Kind: v1alpha1.KindVirtualService, Mesh: mesh, Name: service}
 	vs := t.virtualService(mesh, service)
 	if vs == nil || vs.Provider == nil {
-		rs.notes = append(rs.notes, "virtual service "+service+" has no provider")
+		rs.notes = append(rs.notes, Note{Resource: vsKey, Path: "spec.provider", Message: "no provider: not routed"})
 		return rs
 	}
 	for _, p := range t.servicePorts(mesh, service) {
@@ -124,7 +126,8 @@ func (t *translator) compileRoutes(mesh, service string, port uint32) *routeSet 
 		node := vs.Provider.VirtualNode.VirtualNodeName
 		tg, ok := t.resolveTarget(mesh, node, int(port), port)
 		if !ok {
-			rs.notes = append(rs.notes, "virtual service "+service+": provider virtual node "+node+" has no listener on the port")
+			rs.notes = append(rs.notes, Note{Resource: vsKey, Path: "spec.provider.virtualNode.virtualNodeName",
+				Message: fmt.Sprintf("provider virtual node %s has no listener on port %d: not routed", node, port)})
 			return rs
 		}
 		rs.rules = append(rs.rules, &rule{
@@ -138,7 +141,7 @@ func (t *translator) compileRoutes(mesh, service string, port uint32) *routeSet 
 			if r.RouteSpec == nil {
 				continue
 			}
-			ru, ok := t.compileRoute(mesh, r.Name, r.RouteSpec, rs.protocol, port, &rs.notes)
+			ru, ok := t.compileRoute(r.Key(), r.RouteSpec, rs.protocol, port, &rs.notes)
 			if ok {
 				rs.rules = append(rs.rules, ru)
 			}
@@ -150,7 +153,9 @@ func (t *translator) compileRoutes(mesh, service string, port uint32) *routeSet 
 
 // compileRoute translates one App Mesh route for one router port, or
 // reports that it does not apply to that port.
-func (t *translator) compileRoute(mesh, name string, spec *v1alpha1.RouteSpec, protocol string, port uint32, notes *[]string) (*rule, bool) {
+func (t *translator) compileRoute(key v1alpha1.Key, spec *v1alpha1.RouteSpec, protocol string, port uint32, notes *[]Note) (*rule, bool) {
+	mesh, name := key.Mesh, key.Name
+	field := "spec." + protocol + "Route" // httpRoute, http2Route, grpcRoute, tcpRoute
 	ru := &rule{name: name, priority: spec.Priority, path: pathMatch{kind: pathPrefix, value: "/"}}
 	var wts []v1alpha1.WeightedTarget
 	var matchPort int
@@ -210,10 +215,11 @@ func (t *translator) compileRoute(mesh, name string, spec *v1alpha1.RouteSpec, p
 	if matchPort != 0 && uint32(matchPort) != port {
 		return nil, false
 	}
-	for _, wt := range wts {
+	for i, wt := range wts {
 		tg, ok := t.resolveTarget(mesh, wt.VirtualNode, wt.Port, port)
 		if !ok {
-			*notes = append(*notes, "route "+name+": target virtual node "+wt.VirtualNode+" has no matching listener; dropped")
+			*notes = append(*notes, Note{Resource: key, Path: fmt.Sprintf("%s.action.weightedTargets[%d]", field, i),
+				Message: fmt.Sprintf("target virtual node %s has no matching listener: the target is dropped", wt.VirtualNode)})
 			continue
 		}
 		w := wt.Weight
@@ -649,6 +655,7 @@ type gatewayRewrite struct {
 
 // gatewayRule is one gateway route, translated.
 type gatewayRule struct {
+	key       v1alpha1.Key // the gateway route, for notes
 	name      string
 	priority  *int
 	path      pathMatch

@@ -175,7 +175,7 @@ type nodeState struct {
 	desired  *View // last build
 	pushed   *View // what the cache holds
 	versions typeVersions
-	notes    []string
+	notes    []Note
 
 	// make-before-break
 	retained     map[string]retainedCluster
@@ -807,13 +807,17 @@ func (s *Server) cacheFor(fl Flavour) cache.SnapshotCache {
 	return s.ads
 }
 
-func (s *Server) logNotes(n *nodeState, notes []string) {
+// logNotes logs a data plane's notes when they change. The user sees them
+// as warnings on the resources (Warnings), whether or not a data plane is
+// connected; the log says which data plane they concern.
+func (s *Server) logNotes(n *nodeState, notes []Note) {
 	if slices.Equal(notes, n.notes) {
 		return
 	}
 	n.notes = notes
 	for _, note := range notes {
-		s.log.Warn("xds: not translated", "node", n.nodeID, "flavour", n.flavour.String(), "note", note)
+		s.log.Warn("xds: not translated", "node", n.nodeID, "flavour", n.flavour.String(),
+			"resource", note.Resource.String(), "field", note.Path, "note", note.Message)
 	}
 }
 

@@ -4,11 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"weak"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -21,20 +25,73 @@ import (
 // hasher computes a content hash per resource, once per object: views of
 // one input share their objects, so each is marshalled once however many
 // data planes receive it.
+//
+// It remembers an object by a weak pointer and forgets it when the object
+// is collected: the listeners and routes of a view built for one data
+// plane die with that view once the data plane disconnects, and a hasher
+// holding them would keep every view ever built from the input alive
+// until the next input change.
 type hasher struct {
 	mu sync.Mutex
-	m  map[proto.Message]string
+	m  map[any]string // weak.Pointer[T] of a resource -> its hash
 }
 
-func newHasher() *hasher { return &hasher{m: map[proto.Message]string{}} }
+func newHasher() *hasher { return &hasher{m: map[any]string{}} }
 
 func (h *hasher) hash(m proto.Message) string {
+	switch r := m.(type) {
+	case *listenerv3.Listener:
+		return hashWeak(h, r)
+	case *routev3.RouteConfiguration:
+		return hashWeak(h, r)
+	case *clusterv3.Cluster:
+		return hashWeak(h, r)
+	case *endpointv3.ClusterLoadAssignment:
+		return hashWeak(h, r)
+	}
+	return contentHash(m)
+}
+
+// hashWeak returns the hash of p, remembered under a weak pointer until p
+// is collected.
+func hashWeak[T any, P interface {
+	*T
+	proto.Message
+}](h *hasher, p P) string {
+	k := weak.Make((*T)(p))
 	h.mu.Lock()
-	s, ok := h.m[m]
+	s, ok := h.m[k]
 	h.mu.Unlock()
 	if ok {
 		return s
 	}
+	s = contentHash(p)
+	h.mu.Lock()
+	_, had := h.m[k]
+	h.m[k] = s
+	h.mu.Unlock()
+	if !had {
+		runtime.AddCleanup((*T)(p), h.forget, any(k))
+	}
+	return s
+}
+
+// forget drops the hash of an object that was collected.
+func (h *hasher) forget(k any) {
+	h.mu.Lock()
+	delete(h.m, k)
+	h.mu.Unlock()
+}
+
+// len reports how many objects the hasher remembers.
+func (h *hasher) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}
+
+// contentHash hashes the deterministic encoding of m.
+func contentHash(m proto.Message) string {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		// A generated message always marshals; hash its text instead of
@@ -42,11 +99,7 @@ func (h *hasher) hash(m proto.Message) string {
 		b = []byte(fmt.Sprint(m))
 	}
 	sum := sha256.Sum256(b)
-	s = hex.EncodeToString(sum[:12])
-	h.mu.Lock()
-	h.m[m] = s
-	h.mu.Unlock()
-	return s
+	return hex.EncodeToString(sum[:12])
 }
 
 // typeVersions are a snapshot's per-type versions, each a hash of the

@@ -63,13 +63,41 @@ type View struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
-	// Notes lists what could not be translated, for logs and debugging.
-	Notes []string
+	// Notes lists what could not be translated or enforced, each naming
+	// the resource and field it comes from.
+	Notes []Note
 	// Missing: the virtual node or gateway does not exist, so the view
 	// is empty and the server sends nothing (the data plane keeps waiting,
 	// or keeps its last configuration if the resource was deleted).
 	Missing bool
 }
+
+// Note is something a resource asks for that the control plane keeps but
+// cannot translate or enforce, such as a listener that is skipped or a
+// backend whose traffic is refused. Notes reach the user as warnings (see
+// Warnings), not only the control plane's log.
+type Note struct {
+	// Resource is the resource the note is about.
+	Resource v1alpha1.Key
+	// Path is the field the note is about, as validation errors name
+	// fields (spec.listeners[0].tls.certificate.acm); empty for the
+	// resource as a whole.
+	Path string
+	// Message says what the control plane does instead, and why.
+	Message string
+}
+
+// Warning renders the note for the resource's own owner: its field path
+// and message.
+func (n Note) Warning() string {
+	if n.Path == "" {
+		return n.Message
+	}
+	return n.Path + ": " + n.Message
+}
+
+// String renders the note with its resource.
+func (n Note) String() string { return n.Resource.String() + ": " + n.Warning() }
 
 // Translate builds the view of the data plane id from one consistent state
 // of the meshes. A data plane whose resource does not exist gets an empty
@@ -137,11 +165,15 @@ func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
 // view builds one data plane's view. It is safe to call concurrently.
 func (t *translator) view(id nodeid.ID, fl Flavour) *View {
 	b := &viewBuilder{t: t, mesh: id.Mesh, flavour: fl, clusterReqs: map[string]*clusterReq{}}
+	b.self = v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: id.Mesh, Name: id.Name}
+	if id.Kind == nodeid.VirtualGateway {
+		b.self.Kind = v1alpha1.KindVirtualGateway
+	}
 	switch id.Kind {
 	case nodeid.VirtualGateway:
 		gw := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualGateway, Mesh: id.Mesh, Name: id.Name})
 		if gw == nil || gw.VirtualGatewaySpec == nil {
-			b.note("virtual gateway %s/%s does not exist: no configuration", id.Mesh, id.Name)
+			b.note(b.self, "", "does not exist: no configuration")
 			b.missing = true
 			break
 		}
@@ -149,7 +181,7 @@ func (t *translator) view(id nodeid.ID, fl Flavour) *View {
 	default:
 		vn := t.lookup.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: id.Mesh, Name: id.Name})
 		if vn == nil || vn.VirtualNodeSpec == nil {
-			b.note("virtual node %s/%s does not exist: no configuration", id.Mesh, id.Name)
+			b.note(b.self, "", "does not exist: no configuration")
 			b.missing = true
 			break
 		}
@@ -165,6 +197,7 @@ func (t *translator) view(id nodeid.ID, fl Flavour) *View {
 // viewBuilder accumulates one view.
 type viewBuilder struct {
 	missing bool
+	self    v1alpha1.Key // the virtual node or gateway, for notes
 	t       *translator
 	mesh    string
 	flavour Flavour
@@ -175,18 +208,20 @@ type viewBuilder struct {
 	// clusterReqs are the outbound clusters the routes name, with the client
 	// policy and limits that apply to them; first request wins.
 	clusterReqs map[string]*clusterReq
-	notes       []string
+	notes       []Note
 }
 
-func (b *viewBuilder) note(format string, args ...any) {
-	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+// note records what the field at path of resource k asks for and the
+// view does not do.
+func (b *viewBuilder) note(k v1alpha1.Key, path, format string, args ...any) {
+	b.notes = append(b.notes, Note{Resource: k, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 // finish builds the requested outbound clusters and their load
 // assignments and sorts every type by name.
 func (b *viewBuilder) finish() *View {
 	v := &View{Listeners: b.listeners, Routes: b.routes, Clusters: b.clusters, Missing: b.missing}
-	seen := map[string]bool{}
+	seen := map[Note]bool{}
 	for _, n := range b.notes {
 		if !seen[n] {
 			seen[n] = true

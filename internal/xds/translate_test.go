@@ -157,8 +157,9 @@ func renderView(t testing.TB, v *View) []byte {
 	for _, r := range v.Endpoints {
 		add("endpoints", r)
 	}
-	if len(v.Notes) > 0 {
-		doc["notes"] = v.Notes
+	for _, n := range v.Notes {
+		list, _ := doc["notes"].([]string)
+		doc["notes"] = append(list, n.String())
 	}
 	j, err := json.Marshal(doc)
 	if err != nil {

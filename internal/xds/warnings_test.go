@@ -1,0 +1,107 @@
+package xds
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/nodeid"
+)
+
+// acmPolicy trusts an ACM Private CA, optionally on some ports only or
+// not enforced.
+func acmPolicy(enforce *bool, ports ...int) *v1alpha1.ClientPolicy {
+	return &v1alpha1.ClientPolicy{TLS: &v1alpha1.ClientPolicyTLS{
+		Enforce: enforce, Ports: ports,
+		Validation: &v1alpha1.TLSValidationContext{Trust: &v1alpha1.TLSValidationContextTrust{
+			ACM: &v1alpha1.TLSValidationACMTrust{CertificateAuthorityArns: []string{"arn:aws:acm-pca:us-west-2:123456789012:certificate-authority/ca"}},
+		}},
+	}}
+}
+
+// TestACMTrustRefusesTraffic: a backend whose enforced client policy
+// trusts ACM Private CA gets a cluster without endpoints (never a
+// plaintext cluster with the backend's instances), for sidecars, proxyless
+// clients and gateways, and a warning names the field.
+func TestACMTrustRefusesTraffic(t *testing.T) {
+	t.Parallel()
+	base := loadMesh(t, "testdata/mesh.yaml")
+	no := false
+	const red = "cds_egress_demo_colors-red_http_8080"
+	cases := []struct {
+		name    string
+		policy  *v1alpha1.ClientPolicy
+		refused bool
+	}{
+		{"ACM trust", acmPolicy(nil), true},
+		{"ACM trust on the backend's port", acmPolicy(nil, 8080), true},
+		{"ACM trust on another port", acmPolicy(nil, 9999), false},
+		{"ACM trust not enforced", acmPolicy(&no), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client := base.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "client"}).DeepCopy()
+			client.VirtualNodeSpec.BackendDefaults = &v1alpha1.BackendDefaults{ClientPolicy: tc.policy}
+			gw := base.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualGateway, Mesh: "demo", Name: "ingress-gw"}).DeepCopy()
+			gw.VirtualGatewaySpec.BackendDefaults = &v1alpha1.VirtualGatewayBackendDefaults{ClientPolicy: tc.policy}
+			l := base.With(base.Revision()+1, []*v1alpha1.Resource{client, gw}, nil)
+			views := map[string]*View{
+				"sidecar":   Translate(l, fixtureEndpoints(), nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "client"}, FlavourEnvoy),
+				"proxyless": Translate(l, fixtureEndpoints(), nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "client"}, FlavourProxyless),
+				"gateway":   Translate(l, fixtureEndpoints(), nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualGateway, Name: "ingress-gw"}, FlavourEnvoy),
+			}
+			for what, v := range views {
+				i := slices.IndexFunc(v.Endpoints, func(c *endpointv3.ClusterLoadAssignment) bool { return c.ClusterName == red })
+				if i < 0 {
+					t.Fatalf("%s: no load assignment for %s", what, red)
+				}
+				n := countEndpoints(v.Endpoints[i])
+				if tc.refused && n != 0 {
+					t.Errorf("%s: %s has %d endpoints: traffic trusting ACM would be sent in plaintext", what, red, n)
+				}
+				if !tc.refused && n == 0 {
+					t.Errorf("%s: %s has no endpoints, want the backend's instances", what, red)
+				}
+			}
+			w := Warnings(l, "demo")
+			note := "spec.backendDefaults.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to backends that use the defaults"
+			for _, k := range []v1alpha1.Key{client.Key(), gw.Key()} {
+				has := slices.ContainsFunc(w[k], func(s string) bool { return strings.HasPrefix(s, note) })
+				if has != (tc.refused || len(tc.policy.TLS.Ports) > 0) {
+					t.Errorf("warnings of %s = %q, want the ACM note: %v", k, w[k], tc.refused)
+				}
+			}
+		})
+	}
+}
+
+// TestWarnings: notes reach the resource they are about, with the field
+// path, without any data plane connected.
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	w := Warnings(loadMesh(t, "testdata/mesh.yaml"), "")
+	want := map[v1alpha1.Key][]string{
+		{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "acm-node"}: {
+			"spec.backends[0].virtualService.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to colors.demo.local is refused rather than sent in plaintext",
+			"spec.listeners[0].tls.certificate.acm: ACM certificates are not available in meshlens; the listener on port 8080 is not served rather than served without TLS",
+		},
+		{Kind: v1alpha1.KindRoute, Mesh: "demo", Parent: "colors", Name: "nowhere"}: {
+			"spec.httpRoute.action.weightedTargets[0]: target virtual node ghost has no matching listener: the target is dropped",
+		},
+		{Kind: v1alpha1.KindGatewayRoute, Mesh: "demo", Parent: "ingress-gw", Name: "v2"}: {
+			"spec.httpRoute.match: route regex of colors.demo.local matches regular expressions that cannot be combined with this match and rewrite: that route is skipped",
+		},
+	}
+	for k, ws := range want {
+		if !slices.Equal(w[k], ws) {
+			t.Errorf("warnings of %s =\n%q\nwant\n%q", k, w[k], ws)
+		}
+	}
+	if ws := w[v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "colors-red"}]; len(ws) != 0 {
+		t.Errorf("colors-red has warnings %q, want none", ws)
+	}
+}
