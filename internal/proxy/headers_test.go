@@ -7,8 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // The proxy adds no header the client did not send but the ones it
@@ -139,5 +143,20 @@ func TestHeaderCountLimit(t *testing.T) {
 	}
 	if n := up.count.Load(); n != 3 {
 		t.Errorf("the upstream saw %d requests, want 3", n)
+	}
+
+	// The connection manager's max_headers_count replaces the default.
+	x := outbound(xCluster("cds_greeting", up.Addr()))
+	x.listeners = []*listenerv3.Listener{xListener(egressName, "0.0.0.0:15001", xChain("egress_http", 0, xHCM("egress", "rds_egress_http_15001", func(h *hcmv3.HttpConnectionManager) {
+		h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{MaxHeadersCount: wrapperspb.UInt32(10)}
+	})))}
+	p10 := startProxy(t, Config{})
+	mustApply(t, p10, x.snap(t))
+	addr = addrOf(t, p10, egressName, 0)
+	if _, _, resp := rawRequest(t, addr, head(10, false), nil); resp.StatusCode != 200 {
+		t.Errorf("10 header fields, max_headers_count 10: %s, want 200", resp.Status)
+	}
+	if _, _, resp := rawRequest(t, addr, head(11, false), nil); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("11 header fields, max_headers_count 10: %s, want 431", resp.Status)
 	}
 }
