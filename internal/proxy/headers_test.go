@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,18 +51,32 @@ func TestNoHeaderAddedUpstream(t *testing.T) {
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			seen := up.Seen()
-			got := seen[len(seen)-1]
-			for k, v := range got.Header {
-				switch {
-				case k == "X-Client", k == "Accept-Encoding",
-					k == "X-Forwarded-For", k == "X-Forwarded-Proto", k == "X-Request-Id",
-					strings.HasPrefix(k, "X-Envoy-"),
-					k == "X-Meshlens-Source": // the mesh metrics' caller (docs/stats.md)
-				default:
-					t.Errorf("stdlib h1 client %v, %s (%s upstream): the proxy added %s: %q", stdlib, tc.name, got.Proto, k, v)
-				}
-			}
+			checkAdded(t, fmt.Sprintf("stdlib h1 client %v, %s", stdlib, tc.name), up)
+		}
+	}
+	// An upgrade goes on its own connection, written by the proxy.
+	_, addr := upgradeProxy(t, up.Addr(), "websocket")
+	if _, _, resp := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: svc.local\r\nX-Client: 1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", nil); resp.StatusCode != 200 {
+		t.Fatalf("upgrade answered 200 upstream: %s", resp.Status)
+	}
+	checkAdded(t, "upgrade", up, "Connection", "Upgrade")
+}
+
+// checkAdded fails the test when up's last request carries a header
+// other than the client's (X-Client, Accept-Encoding and sent) and the
+// ones the proxy documents.
+func checkAdded(t *testing.T, what string, up *upstreamServer, sent ...string) {
+	t.Helper()
+	seen := up.Seen()
+	got := seen[len(seen)-1]
+	for k, v := range got.Header {
+		switch {
+		case k == "X-Client", k == "Accept-Encoding", slices.Contains(sent, k),
+			k == "X-Forwarded-For", k == "X-Forwarded-Proto", k == "X-Request-Id",
+			strings.HasPrefix(k, "X-Envoy-"),
+			k == "X-Meshlens-Source": // the mesh metrics' caller (docs/stats.md)
+		default:
+			t.Errorf("%s (%s upstream): the proxy added %s: %q", what, got.Proto, k, v)
 		}
 	}
 }
