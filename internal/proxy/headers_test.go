@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -149,6 +150,17 @@ func TestHeaderCountLimit(t *testing.T) {
 		if st, err := h.response(id); err != nil || st != tc.want {
 			t.Errorf("HTTP/2 request with %d fields and :authority: %q %v, want %s on the same connection", len(tc.fields), st, err, tc.want)
 		}
+	}
+	// Past 1 MiB in HPACK's measure, in CONTINUATION frames, the
+	// connection ends (net/http's defence against CONTINUATION floods).
+	flood := dialH2(t, addr)
+	var huge []hpack.HeaderField
+	for i := range 40_000 { // 40,000 * (6 + 1 + 32) bytes
+		huge = append(huge, hpack.HeaderField{Name: fmt.Sprintf("x-%04x", i), Value: "v"})
+	}
+	_ = flood.request(1, "GET", "greeting.demo.local", true, huge...) // the proxy may close while it writes
+	if st, err := flood.response(1); !errors.Is(err, errGoAway) {
+		t.Errorf("a 1.5 MiB HTTP/2 header list: %q %v, want GOAWAY", st, err)
 	}
 	if n := statValue(t, p, "http2.header_overflow"); n != 4 {
 		t.Errorf("http2.header_overflow %d, want 4", n)
