@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"golang.org/x/net/http2/hpack"
 )
 
 // CONNECT opens a tunnel only on a sidecar's egress: a gateway and an
@@ -59,6 +62,15 @@ func TestConnectRefusedOffTheEgress(t *testing.T) {
 			}
 			if st, err := h.response(1); err != nil || st != "405" {
 				t.Errorf("HTTP/2 CONNECT: %q %v, want 405", st, err)
+			}
+			// Extended CONNECT (RFC 8441, WebSocket over HTTP/2) is not
+			// offered: the stream is refused.
+			if err := h.request(3, "CONNECT", "anything.example:443", false,
+				hpack.HeaderField{Name: ":protocol", Value: "websocket"}, hpack.HeaderField{Name: ":scheme", Value: "http"}, hpack.HeaderField{Name: ":path", Value: "/"}); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := h.response(3); err == nil || errors.Is(err, errGoAway) || !strings.Contains(err.Error(), "PROTOCOL_ERROR") {
+				t.Errorf("HTTP/2 extended CONNECT: %q %v, want the stream reset", st, err)
 			}
 			if n := statValue(t, tc.p, "http."+tc.prefix+".downstream_cx_upgrades_total"); n != 0 {
 				t.Errorf("%d tunnels opened", n)

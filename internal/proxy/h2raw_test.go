@@ -48,12 +48,17 @@ func dialH2(t testing.TB, addr string) *h2Raw {
 
 // request sends a request's HEADERS (split into CONTINUATION frames of
 // 16 KiB) on stream id: the pseudo-headers for method and authority
-// (path "/" and scheme "http" unless the method is CONNECT), then extra.
+// (path "/" and scheme "http" unless the method is CONNECT; a :path in
+// extra replaces "/"), then extra.
 func (h *h2Raw) request(id uint32, method, authority string, endStream bool, extra ...hpack.HeaderField) error {
 	h.buf.Reset()
 	fields := []hpack.HeaderField{{Name: ":method", Value: method}, {Name: ":authority", Value: authority}}
 	if method != "CONNECT" {
-		fields = append(fields, hpack.HeaderField{Name: ":scheme", Value: "http"}, hpack.HeaderField{Name: ":path", Value: "/"})
+		path := "/"
+		if len(extra) > 0 && extra[0].Name == ":path" {
+			path, extra = extra[0].Value, extra[1:]
+		}
+		fields = append(fields, hpack.HeaderField{Name: ":scheme", Value: "http"}, hpack.HeaderField{Name: ":path", Value: path})
 	}
 	for _, f := range append(fields, extra...) {
 		if err := h.enc.WriteField(f); err != nil {

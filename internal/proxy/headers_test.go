@@ -1,14 +1,20 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // The proxy adds no header the client did not send but the ones it
@@ -46,18 +52,32 @@ func TestNoHeaderAddedUpstream(t *testing.T) {
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			seen := up.Seen()
-			got := seen[len(seen)-1]
-			for k, v := range got.Header {
-				switch {
-				case k == "X-Client", k == "Accept-Encoding",
-					k == "X-Forwarded-For", k == "X-Forwarded-Proto", k == "X-Request-Id",
-					strings.HasPrefix(k, "X-Envoy-"),
-					k == "X-Meshlens-Source": // the mesh metrics' caller (docs/stats.md)
-				default:
-					t.Errorf("stdlib h1 client %v, %s (%s upstream): the proxy added %s: %q", stdlib, tc.name, got.Proto, k, v)
-				}
-			}
+			checkAdded(t, fmt.Sprintf("stdlib h1 client %v, %s", stdlib, tc.name), up)
+		}
+	}
+	// An upgrade goes on its own connection, written by the proxy.
+	_, addr := upgradeProxy(t, up.Addr(), "websocket")
+	if _, _, resp := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: svc.local\r\nX-Client: 1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", nil); resp.StatusCode != 200 {
+		t.Fatalf("upgrade answered 200 upstream: %s", resp.Status)
+	}
+	checkAdded(t, "upgrade", up, "Connection", "Upgrade")
+}
+
+// checkAdded fails the test when up's last request carries a header
+// other than the client's (X-Client, Accept-Encoding and sent) and the
+// ones the proxy documents.
+func checkAdded(t *testing.T, what string, up *upstreamServer, sent ...string) {
+	t.Helper()
+	seen := up.Seen()
+	got := seen[len(seen)-1]
+	for k, v := range got.Header {
+		switch {
+		case k == "X-Client", k == "Accept-Encoding", slices.Contains(sent, k),
+			k == "X-Forwarded-For", k == "X-Forwarded-Proto", k == "X-Request-Id",
+			strings.HasPrefix(k, "X-Envoy-"),
+			k == "X-Meshlens-Source": // the mesh metrics' caller (docs/stats.md)
+		default:
+			t.Errorf("%s (%s upstream): the proxy added %s: %q", what, got.Proto, k, v)
 		}
 	}
 }
@@ -131,6 +151,17 @@ func TestHeaderCountLimit(t *testing.T) {
 			t.Errorf("HTTP/2 request with %d fields and :authority: %q %v, want %s on the same connection", len(tc.fields), st, err, tc.want)
 		}
 	}
+	// Past 1 MiB in HPACK's measure, in CONTINUATION frames, the
+	// connection ends (net/http's defence against CONTINUATION floods).
+	flood := dialH2(t, addr)
+	var huge []hpack.HeaderField
+	for i := range 40_000 { // 40,000 * (6 + 1 + 32) bytes
+		huge = append(huge, hpack.HeaderField{Name: fmt.Sprintf("x-%04x", i), Value: "v"})
+	}
+	_ = flood.request(1, "GET", "greeting.demo.local", true, huge...) // the proxy may close while it writes
+	if st, err := flood.response(1); !errors.Is(err, errGoAway) {
+		t.Errorf("a 1.5 MiB HTTP/2 header list: %q %v, want GOAWAY", st, err)
+	}
 	if n := statValue(t, p, "http2.header_overflow"); n != 4 {
 		t.Errorf("http2.header_overflow %d, want 4", n)
 	}
@@ -139,5 +170,20 @@ func TestHeaderCountLimit(t *testing.T) {
 	}
 	if n := up.count.Load(); n != 3 {
 		t.Errorf("the upstream saw %d requests, want 3", n)
+	}
+
+	// The connection manager's max_headers_count replaces the default.
+	x := outbound(xCluster("cds_greeting", up.Addr()))
+	x.listeners = []*listenerv3.Listener{xListener(egressName, "0.0.0.0:15001", xChain("egress_http", 0, xHCM("egress", "rds_egress_http_15001", func(h *hcmv3.HttpConnectionManager) {
+		h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{MaxHeadersCount: wrapperspb.UInt32(10)}
+	})))}
+	p10 := startProxy(t, Config{})
+	mustApply(t, p10, x.snap(t))
+	addr = addrOf(t, p10, egressName, 0)
+	if _, _, resp := rawRequest(t, addr, head(10, false), nil); resp.StatusCode != 200 {
+		t.Errorf("10 header fields, max_headers_count 10: %s, want 200", resp.Status)
+	}
+	if _, _, resp := rawRequest(t, addr, head(11, false), nil); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("11 header fields, max_headers_count 10: %s, want 431", resp.Status)
 	}
 }

@@ -262,6 +262,7 @@ type connInfoKey struct{}
 // its connection (original destination for ORIGINAL_DST clusters).
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	if sc := srvConnOf(c); sc != nil {
+		sc.info.closer = sc
 		return context.WithValue(ctx, connInfoKey{}, &sc.info)
 	}
 	return ctx
@@ -477,6 +478,9 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 		hs.rqCompleted.Inc()
 	}
 	hs.rqTime.RecordDuration(d)
+	if r.ProtoMajor == 2 && ci != nil {
+		h.noteStreamEnd(ci, hs, r, ex.status, d)
+	}
 	if ex.edge != nil {
 		ex.edge.record(requestProto(r), ex.status, d, ex.received, ex.sent)
 	}

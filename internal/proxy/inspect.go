@@ -43,6 +43,11 @@ type connInfo struct {
 	// first request told it.
 	hcm   *hcmStats
 	proto atomic.Int32
+	// closer closes the connection (set when net/http takes it);
+	// streams counts its HTTP/2 streams for the rapid reset check
+	// (rapidreset.go).
+	closer  io.Closer
+	streams streamTally
 }
 
 // noteProto counts the connection as HTTP/1 or HTTP/2 on its first

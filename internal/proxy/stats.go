@@ -139,6 +139,7 @@ type hcmStats struct {
 	noRoute, noCluster, directResponse               *stats.Counter
 	cxUpgradesTotal, rqWsOnNonWsRoute                *stats.Counter
 	cxUpgradesActive                                 *stats.Gauge
+	rqTooManyPrematureResets                         *stats.Counter
 }
 
 func newHCMStats(sc *stats.Scope) *hcmStats {
@@ -173,6 +174,8 @@ func newHCMStats(sc *stats.Scope) *hcmStats {
 		noRoute:          sc.Counter("no_route"),
 		noCluster:        sc.Counter("no_cluster"),
 		directResponse:   sc.Counter("rq_direct_response"),
+
+		rqTooManyPrematureResets: sc.Counter("downstream_rq_too_many_premature_resets"),
 	}
 }
 
