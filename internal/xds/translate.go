@@ -69,6 +69,9 @@ type View struct {
 	// is empty and the server sends nothing (the data plane keeps waiting,
 	// or keeps its last configuration if the resource was deleted).
 	Missing bool
+	// uses lists the virtual nodes (mesh, name) whose endpoints the view
+	// contains: an endpoint change rebuilds only the views that use it.
+	uses map[[2]string]bool
 }
 
 // Translate builds the view of the data plane id from one consistent state
@@ -203,6 +206,10 @@ func (b *viewBuilder) finish() *View {
 		c, cla := b.t.outboundCluster(req, b.flavour)
 		v.Clusters = append(v.Clusters, c)
 		v.Endpoints = append(v.Endpoints, cla)
+		if v.uses == nil {
+			v.uses = map[[2]string]bool{}
+		}
+		v.uses[[2]string{req.mesh, req.target.node}] = true
 	}
 	slices.SortFunc(v.Listeners, func(a, b *listenerv3.Listener) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(v.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.Name, b.Name) })
