@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -643,7 +644,7 @@ func changes(old, next *input, built map[string]map[string][]Endpoint) (map[stri
 		return nil, nil
 	}
 	out := map[string]bool{}
-	if old.lookup != next.lookup {
+	if !sameLookup(old.lookup, next.lookup) {
 		diffResources(old.lookup, next.lookup, out)
 	}
 	moved := map[[2]string]bool{}
@@ -662,6 +663,14 @@ func changes(old, next *input, built map[string]map[string][]Endpoint) (map[stri
 		}
 	}
 	return out, moved
+}
+
+// sameLookup reports whether a and b are the same value (the same store
+// snapshot, when only endpoints changed). Values of a type that cannot be
+// compared are taken as different.
+func sameLookup(a, b v1alpha1.Lookup) bool {
+	ta := reflect.TypeOf(a)
+	return ta != nil && ta == reflect.TypeOf(b) && ta.Comparable() && a == b
 }
 
 // usesAny reports whether a view contains the endpoints of any of nodes.
