@@ -18,7 +18,7 @@ import (
 	"github.com/meshlens/meshlens/internal/store"
 )
 
-func mustDecode(t *testing.T, doc string) []*v1alpha1.Resource {
+func mustDecode(t testing.TB, doc string) []*v1alpha1.Resource {
 	t.Helper()
 	rs, err := v1alpha1.Decode([]byte(doc))
 	if err != nil {

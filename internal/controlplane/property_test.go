@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -22,8 +23,10 @@ import (
 var (
 	propMeshes = []string{"m0", "m1", "m2"}
 	propNodes  = []string{"s0", "s1", "s2", "d0"}
-	ipPrefs    = []string{"", ipv4Only, ipv6Only, ipv4Preferred, ipv6Preferred}
-	respTypes  = []string{"", "ENDPOINTS", dnsLoadBalancer}
+	// propClients are the client nodes and the backends each reaches.
+	propClients = map[string][]string{"c": propNodes, "c1": {"s0", "d0"}}
+	ipPrefs     = []string{"", ipv4Only, ipv6Only, ipv4Preferred, ipv6Preferred}
+	respTypes   = []string{"", "ENDPOINTS", dnsLoadBalancer}
 )
 
 type propMesh struct {
@@ -61,16 +64,21 @@ func (p *propState) doc() string {
 			"s2": fmt.Sprintf("{awsCloudMap: {namespaceName: %s.local, serviceName: s2, attributes: [{key: version, value: %s}]}}", name, m.s2Version),
 			"d0": fmt.Sprintf("{dns: {hostname: %s%s%s}}", p.hosts[m.dnsHostIndex], optField("ipPreference", m.dnsPref), optField("responseType", m.dnsResponse)),
 		}
-		var backends []string
 		for _, n := range propNodes {
 			fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: %s\nspec:\n  listeners: [{portMapping: {port: 9080, protocol: http}}]\n", name, n)
 			if s, ok := sd[n]; ok {
 				fmt.Fprintf(&b, "  serviceDiscovery: %s\n", s)
 			}
 			fmt.Fprintf(&b, "---\nkind: VirtualService\nmesh: %s\nname: %s.%s.local\nspec: {provider: {virtualNode: {virtualNodeName: %s}}}\n", name, n, name, n)
-			backends = append(backends, fmt.Sprintf("{virtualService: {virtualServiceName: %s.%s.local}}", n, name))
 		}
-		fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: c\nspec:\n  backends: [%s]\n", name, strings.Join(backends, ", "))
+		for _, client := range slices.Sorted(maps.Keys(propClients)) {
+			nodes := propClients[client]
+			var backends []string
+			for _, n := range nodes {
+				backends = append(backends, fmt.Sprintf("{virtualService: {virtualServiceName: %s.%s.local}}", n, name))
+			}
+			fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: %s\nspec:\n  backends: [%s]\n", name, client, strings.Join(backends, ", "))
+		}
 	}
 	return b.String()
 }
@@ -206,18 +214,22 @@ func TestEndpointsProperty(t *testing.T) {
 	}
 	cp := startCP(t, Config{Resolver: p.res, DNSInterval: 200 * time.Millisecond})
 	cp.apply(t, p.doc())
-	clients := map[string]*edsClient{}
+	clients := map[[2]string]*edsClient{}
 	for _, m := range propMeshes {
-		clients[m] = dialEDS(t, cp.s.XDSAddr(), "mesh/"+m+"/virtualNode/c")
+		for c := range propClients {
+			clients[[2]string{m, c}] = dialEDS(t, cp.s.XDSAddr(), "mesh/"+m+"/virtualNode/"+c)
+		}
 	}
 	ctx := context.Background()
 	for i := range steps {
 		p.step(ctx, t, cp)
 		eventually(t, 10*time.Second, func() string {
 			for _, m := range propMeshes {
-				for _, n := range propNodes {
-					if msg := converged(t, cp, clients[m], m, n); msg != "" {
-						return fmt.Sprintf("seed %d, step %d (%s): %s", seed, i, p.lastStep, msg)
+				for c, nodes := range propClients {
+					for _, n := range nodes {
+						if msg := converged(t, cp, clients[[2]string{m, c}], m, n); msg != "" {
+							return fmt.Sprintf("seed %d, step %d (%s): client %s: %s", seed, i, p.lastStep, c, msg)
+						}
 					}
 				}
 			}

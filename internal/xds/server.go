@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -605,41 +606,48 @@ func (s *Server) applyInput() {
 			delete(s.built, m)
 		}
 	}
-	changed := changedMeshes(cur, next, s.built)
+	changed, moved := changes(cur, next, s.built)
 	tr := newTranslator(next.lookup, next.eps)
 
 	s.mu.Lock()
 	s.cur, s.tr, s.hash = next, tr, newHasher()
 	rebuild := 0
 	for _, n := range s.nodes {
-		if changed == nil || changed[n.id.Mesh] {
+		if changed == nil || changed[n.id.Mesh] || n.desired != nil && usesAny(n.desired, moved) {
 			n.dirty = true
 			rebuild++
 		}
 	}
 	s.mu.Unlock()
-	// Every data plane of a changed mesh is rebuilt from the new input,
-	// which records what it asks for.
+	// Every data plane of a changed mesh, and every one that uses moved
+	// endpoints, is rebuilt from the new input, which records what it asks
+	// for.
 	if changed == nil {
 		clear(s.built)
 	}
 	for m := range changed {
 		delete(s.built, m)
 	}
-	s.log.Debug("xds: applied update", "changed_meshes", len(changed), "all", changed == nil, "rebuild", rebuild)
+	for k := range moved {
+		delete(s.built[k[0]], k[1])
+	}
+	s.log.Debug("xds: applied update", "changed_meshes", len(changed), "all", changed == nil,
+		"moved_endpoints", len(moved), "rebuild", rebuild)
 }
 
-// changedMeshes returns the meshes whose resources differ between two
-// inputs, or whose endpoints in next differ from those the served views
-// were built from (built, by mesh and node); nil means "all".
-func changedMeshes(old, next *input, built map[string]map[string][]Endpoint) map[string]bool {
+// changes compares two inputs: it returns the meshes whose resources
+// differ (nil for "all") and the virtual nodes (mesh, name) of other
+// meshes whose endpoints in next differ from those the served views were
+// built from (built, by mesh and node).
+func changes(old, next *input, built map[string]map[string][]Endpoint) (map[string]bool, map[[2]string]bool) {
 	if old == nil {
-		return nil
+		return nil, nil
 	}
 	out := map[string]bool{}
-	if old.lookup != next.lookup {
+	if !sameLookup(old.lookup, next.lookup) {
 		diffResources(old.lookup, next.lookup, out)
 	}
+	moved := map[[2]string]bool{}
 	for m, nodes := range built {
 		if out[m] {
 			continue
@@ -650,12 +658,29 @@ func changedMeshes(old, next *input, built map[string]map[string][]Endpoint) map
 				now = next.eps.Endpoints(m, node)
 			}
 			if !slices.Equal(was, now) {
-				out[m] = true
-				break
+				moved[[2]string{m, node}] = true
 			}
 		}
 	}
-	return out
+	return out, moved
+}
+
+// sameLookup reports whether a and b are the same value (the same store
+// snapshot, when only endpoints changed). Values of a type that cannot be
+// compared are taken as different.
+func sameLookup(a, b v1alpha1.Lookup) bool {
+	ta := reflect.TypeOf(a)
+	return ta != nil && ta == reflect.TypeOf(b) && ta.Comparable() && a == b
+}
+
+// usesAny reports whether a view contains the endpoints of any of nodes.
+func usesAny(v *View, nodes map[[2]string]bool) bool {
+	for k := range nodes {
+		if v.uses[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // diffResources marks in out the meshes whose resources differ between

@@ -70,6 +70,9 @@ type View struct {
 	// is empty and the server sends nothing (the data plane keeps waiting,
 	// or keeps its last configuration if the resource was deleted).
 	Missing bool
+	// uses lists the virtual nodes (mesh, name) whose endpoints the view
+	// contains: an endpoint change rebuilds only the views that use it.
+	uses map[[2]string]bool
 }
 
 // Note is something a resource asks for that the control plane keeps but
@@ -238,6 +241,10 @@ func (b *viewBuilder) finish() *View {
 		c, cla := b.t.outboundCluster(req, b.flavour)
 		v.Clusters = append(v.Clusters, c)
 		v.Endpoints = append(v.Endpoints, cla)
+		if v.uses == nil {
+			v.uses = map[[2]string]bool{}
+		}
+		v.uses[[2]string{req.mesh, req.target.node}] = true
 	}
 	slices.SortFunc(v.Listeners, func(a, b *listenerv3.Listener) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(v.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.Name, b.Name) })
