@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -133,41 +134,60 @@ func TestBrokenRequestBodyIs400(t *testing.T) {
 	}
 }
 
-// Malformed request bodies never feed outlier detection: after more of
-// them than the consecutive-5xx threshold the endpoint is still in, and
-// the cluster counts no upstream failure.
+// Malformed request bodies never feed outlier detection, retries or the
+// cluster's failure stats: after more of them than the consecutive-5xx
+// threshold every endpoint is still in. Over HTTP/1.1 and HTTP/2 upstream
+// transports, from HTTP/1.1 (a bad chunk) and HTTP/2 (a stream ended
+// short of its content-length) clients.
 func TestBrokenRequestBodyDoesNotEject(t *testing.T) {
 	t.Parallel()
-	up := startUpstream(t, "app", nil)
-	spare := startUpstream(t, "spare", nil)
-	cl := withOutlier(xCluster("cds_app", up.Addr(), spare.Addr()), 3, time.Hour, time.Hour, 100)
-	cfg, _ := loggedEgress(t, []*routev3.VirtualHost{xVHost("v", []string{"*"},
-		withRetry(xRoute("/", to("cds_app")), "5xx,reset", 2, 0))}, cl)
-	p := startProxy(t, Config{})
-	mustApply(t, p, cfg.snap(t))
-	addr := addrOf(t, p, egressName, 0)
-	for range 8 {
-		resp, _, _ := halfClosed(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("malformed chunk: %d, want 400", resp.StatusCode)
-		}
-	}
-	for _, name := range []string{
-		"cluster.cds_app.outlier_detection.ejections_total",
-		"cluster.cds_app.outlier_detection.ejections_active",
-		"cluster.cds_app.upstream_rq_5xx",
-		"cluster.cds_app.upstream_rq_rx_reset",
-		"cluster.cds_app.upstream_rq_retry",
-	} {
-		if got := statValue(t, p, name); got > 0 {
-			t.Errorf("%s = %d after malformed request bodies, want 0", name, got)
-		}
-	}
-	_, clusters := adminGet(t, p, "/clusters")
-	for _, a := range []string{up.Addr(), spare.Addr()} {
-		if !strings.Contains(clusters, "cds_app::"+a+"::health_flags::healthy") || strings.Contains(clusters, "cds_app::"+a+"::rq_error::") && !strings.Contains(clusters, "cds_app::"+a+"::rq_error::0") {
-			t.Errorf("endpoint %s blamed for the clients' bodies:\n%s", a, clusters)
-		}
+	for _, h2up := range []bool{false, true} {
+		t.Run(fmt.Sprintf("http2 upstream %v", h2up), func(t *testing.T) {
+			t.Parallel()
+			up := startUpstream(t, "app", nil)
+			spare := startUpstream(t, "spare", nil)
+			cl := withOutlier(xCluster("cds_app", up.Addr(), spare.Addr()), 3, time.Hour, time.Hour, 100)
+			if h2up {
+				cl = withHTTP2(cl)
+			}
+			cfg, _ := loggedEgress(t, []*routev3.VirtualHost{xVHost("v", []string{"*"},
+				withRetry(xRoute("/", to("cds_app")), "5xx,reset", 2, 0))}, cl)
+			p := startProxy(t, Config{})
+			mustApply(t, p, cfg.snap(t))
+			addr := addrOf(t, p, egressName, 0)
+			for range 6 {
+				resp, _, _ := halfClosed(t, addr, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("malformed chunk: %d, want 400", resp.StatusCode)
+				}
+				status, _, rst := h2Request(t, addr, [][2]string{
+					{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}, {"content-length", "100"},
+				}, "0123456789")
+				if status != http.StatusBadRequest {
+					t.Errorf("HTTP/2 body short of its content-length: %d (reset %v), want 400", status, rst)
+				}
+			}
+			for _, name := range []string{
+				"cluster.cds_app.outlier_detection.ejections_total",
+				"cluster.cds_app.outlier_detection.ejections_active",
+				"cluster.cds_app.upstream_rq_5xx",
+				"cluster.cds_app.upstream_rq_rx_reset",
+				"cluster.cds_app.upstream_rq_retry",
+			} {
+				if got := statValue(t, p, name); got > 0 {
+					t.Errorf("%s = %d after malformed request bodies, want 0", name, got)
+				}
+			}
+			if got := statValue(t, p, "http.egress.downstream_cx_protocol_error"); got != 12 {
+				t.Errorf("downstream_cx_protocol_error = %d, want 12", got)
+			}
+			_, clusters := adminGet(t, p, "/clusters")
+			for _, a := range []string{up.Addr(), spare.Addr()} {
+				if !strings.Contains(clusters, "cds_app::"+a+"::health_flags::healthy") || !strings.Contains(clusters, "cds_app::"+a+"::rq_error::0") {
+					t.Errorf("endpoint %s blamed for the clients' bodies:\n%s", a, clusters)
+				}
+			}
+		})
 	}
 }
 

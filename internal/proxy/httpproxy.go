@@ -154,6 +154,7 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 			MaxHeaderBytes:    maxHdr,
 			ConnContext:       connContext,
 			ConnState:         h.connState,
+			OnRefuse:          h.onRefuse,
 			Log:               p.log,
 		}
 		h.auto = c.HTTP.Codec == table.CodecAuto
@@ -232,12 +233,43 @@ func (h *httpServer) serve(c *srvConn) {
 	h.ln.push(conn)
 }
 
-// onReject counts a request the framing guard refused.
+// onReject counts a request the framing guard refused, unless h1server
+// serves the connection and so counts the refusal (onRefuse).
 func (h *httpServer) onReject(c net.Conn, err error) {
-	if cc := h.cfg.Load(); cc != nil {
+	if cc := h.cfg.Load(); cc != nil && h.h1 == nil {
 		cc.stats.cxProtocolError.Inc()
 	}
 	h.p.log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
+}
+
+// onRefuse counts and logs a request h1server answered itself (status)
+// because it could not be read or served: a downstream protocol error,
+// as Envoy counts its codec errors (downstream_cx_protocol_error, the
+// status class, an access log line with flag DPE).
+func (h *httpServer) onRefuse(c net.Conn, status int, _ error) {
+	cc := h.cfg.Load()
+	if cc == nil {
+		return
+	}
+	hs := cc.stats
+	hs.cxProtocolError.Inc()
+	hs.rqTotal.Inc()
+	hs.rqHTTP1Total.Inc()
+	hs.codes.Class(status).Inc()
+	hs.rqCompleted.Inc()
+	if len(cc.logs) == 0 {
+		return
+	}
+	e := &accesslog.Entry{Start: time.Now(), Protocol: "HTTP/1.1", ResponseCode: status, Flags: accesslog.DownstreamProtocolError}
+	if sc := srvConnOf(c); sc != nil {
+		ci := &sc.info
+		e.DownstreamRemote, e.DownstreamLocal = ci.remote, ci.dst
+		e.RequestedServerName = ci.serverName
+		e.ConnectionID = ci.id
+	}
+	for _, l := range cc.logs {
+		l.w.LogEntry(l.f, e)
+	}
 }
 
 // srvConnOf finds the listener's connection under the wrappers net/http
@@ -669,6 +701,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	if err != nil {
 		switch {
 		case errors.Is(err, errNoEndpoint):
+			cs.cxNoneHealthy.Inc()
 			ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 		case errors.Is(err, errOverflow):
 			w.Header()["X-Envoy-Overflow"] = []string{"true"}

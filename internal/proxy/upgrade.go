@@ -80,6 +80,7 @@ func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exc
 		ep = view.pick()
 	}
 	if ep == nil {
+		view.up.stats.cxNoneHealthy.Inc()
 		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 		return nil
 	}

@@ -51,6 +51,12 @@ type Server struct {
 	ConnState func(net.Conn, http.ConnState)
 	// Log receives handler panics; nil means slog.Default().
 	Log *slog.Logger
+	// OnRefuse, if set, is told of every request the server answers
+	// itself because it could not be read or served (a malformed head, a
+	// header section over the limit, an unsupported Transfer-Encoding or
+	// Expect, another HTTP version), with the status it sent, after the
+	// answer was written. It runs on the connection's goroutine.
+	OnRefuse func(c net.Conn, status int, err error)
 	// HangupCheck is how often the connections of requests that have
 	// been in the handler that long (with their body read) are looked at
 	// for a client that hung up; the request's context is then
@@ -518,9 +524,12 @@ func (c *conn) refuse(err error) {
 	_ = c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
 	if body == "" {
 		fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code, http.StatusText(code))
-		return
+	} else {
+		fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s", code, http.StatusText(code), body)
 	}
-	fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s", code, http.StatusText(code), body)
+	if f := c.s.OnRefuse; f != nil {
+		f(c.rwc, code, err)
+	}
 }
 
 // handle runs the handler for req and finishes its response. It reports

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -302,7 +303,14 @@ func TestExpectContinue(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	t.Parallel()
-	addr := serve(t, &Server{Handler: http.HandlerFunc(echo), MaxHeaderBytes: 1 << 10})
+	refused := make(chan int, 100)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(echo), MaxHeaderBytes: 1 << 10,
+		OnRefuse: func(_ net.Conn, status int, err error) {
+			if err == nil {
+				t.Errorf("OnRefuse(%d) without an error", status)
+			}
+			refused <- status
+		}})
 	for _, tc := range []struct{ raw, want string }{
 		{"GET / HTTP/1.1\r\n\r\n", "400 "},
 		{"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400 "},
@@ -319,6 +327,17 @@ func TestRefusals(t *testing.T) {
 		if len(got) != 1 || !strings.HasPrefix(got[0], tc.want) {
 			t.Errorf("%q: got %q, want one %s", tc.raw, got, tc.want)
 		}
+		select {
+		case status := <-refused:
+			if strconv.Itoa(status)+" " != tc.want {
+				t.Errorf("%q: OnRefuse(%d), want %s", tc.raw, status, tc.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%q: OnRefuse not called", tc.raw)
+		}
+	}
+	for len(refused) > 0 {
+		<-refused
 	}
 	// A refusal names the field and the reason.
 	for _, tc := range []struct{ raw, want string }{
