@@ -87,18 +87,44 @@ type Endpoint struct {
 
 // Proxy is a data plane connected over xDS.
 type Proxy struct {
-	ID          string            `json:"id"`
-	Mesh        string            `json:"mesh,omitempty"`
-	Kind        string            `json:"kind,omitempty"`
-	Name        string            `json:"name,omitempty"`
-	UserAgent   string            `json:"userAgent,omitempty"`
-	Proxyless   bool              `json:"proxyless,omitempty"`
-	Streams     int               `json:"streams"`
-	Acked       map[string]string `json:"acked,omitempty"`
-	Nacks       int               `json:"nacks,omitempty"`
-	LastNack    string            `json:"lastNack,omitempty"`
-	ConnectedAt time.Time         `json:"connectedAt,omitzero"`
+	ID        string `json:"id"`
+	Mesh      string `json:"mesh,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+	Name      string `json:"name,omitempty"`
+	UserAgent string `json:"userAgent,omitempty"`
+	// Flavour is how the control plane serves it: "envoy" (Envoy and
+	// meshlens proxy) or "proxyless" (a gRPC client).
+	Flavour   string `json:"flavour,omitempty"`
+	Proxyless bool   `json:"proxyless,omitempty"`
+	Streams   int    `json:"streams"`
+	// Acked is the last version the data plane accepted, by type URL.
+	Acked map[string]string `json:"acked,omitempty"`
+	// Latest is the version of its current view, by type URL: what it
+	// has when it is in sync.
+	Latest map[string]string `json:"latest,omitempty"`
+	// Sync is each type's state, by type URL: SyncSynced, SyncNotSent,
+	// SyncStale or SyncNACKed.
+	Sync map[string]string `json:"sync,omitempty"`
+	// InSync: every type sent has its latest version accepted.
+	InSync bool `json:"inSync"`
+	Nacks  int  `json:"nacks,omitempty"`
+	// LastNack is the reason of the last rejected response, of type
+	// LastNackType and version LastNackVersion, at LastNackAt.
+	LastNack        string    `json:"lastNack,omitempty"`
+	LastNackType    string    `json:"lastNackType,omitempty"`
+	LastNackVersion string    `json:"lastNackVersion,omitempty"`
+	LastNackAt      time.Time `json:"lastNackAt,omitzero"`
+	ConnectedAt     time.Time `json:"connectedAt,omitzero"`
 }
+
+// The states of one xDS type of a Proxy, as istioctl proxy-status names
+// them.
+const (
+	SyncSynced  = "SYNCED"   // the latest version is accepted
+	SyncNotSent = "NOT SENT" // nothing of the type was sent (not subscribed, or nothing yet)
+	SyncStale   = "STALE"    // a version was sent and not yet accepted, or an older one is held
+	SyncNACKed  = "NACKED"   // the last version sent was rejected
+)
 
 // Description is a resource with what surrounds it.
 type Description struct {

@@ -221,8 +221,13 @@ func newGetCmd(e *env) *cobra.Command {
 		Short: "List resources of a kind, or show one",
 		Long: "KIND is accepted in any case, singular or plural, or by its short name:\n" +
 			"mesh, virtualnode (vn), virtualservice (vs), virtualrouter (vr), route (rt),\n" +
-			"virtualgateway (vg), gatewayroute (gr).",
+			"virtualgateway (vg), gatewayroute (gr).\n" +
+			"KIND proxies lists the data planes connected to the control plane and\n" +
+			"whether each has the latest configuration (see docs/cli.md).",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && isProxiesKind(args[0]) {
+				return runGetProxies(cmd, e, args[1:], output)
+			}
 			k, err := kindAndKey(cmd, e, args, false)
 			if err != nil {
 				return err

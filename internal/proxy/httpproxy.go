@@ -60,6 +60,9 @@ type chainConfig struct {
 	dir   table.Direction
 	stats *hcmStats
 	logs  []chainLog
+	// listenerTLS: some chain of the listener terminates TLS, so a
+	// client of the mesh is expected to authenticate (mesh metrics).
+	listenerTLS bool
 }
 
 // chainLog is one access log of a chain: a compiled format and the
@@ -218,6 +221,8 @@ func (h *httpServer) serve(c *srvConn) {
 			return
 		}
 		_ = c.SetDeadline(time.Time{})
+		cs := tc.ConnectionState()
+		c.info.tls = &cs
 		conn = tc
 	}
 	if h.guard {
@@ -335,17 +340,26 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ci.noteProto(r.ProtoMajor)
 	}
 	ex.req.init(r, h.scheme)
+	// x-meshlens-source never passes through a proxy: the application
+	// never sees it, and a request forwarded into the mesh carries the
+	// proxy's own (set when routed), never one its client made up. On a
+	// gateway or a sidecar's egress it is not read at all: the client is
+	// outside the mesh or the local application.
+	var src string
+	if v := r.Header[sourceHeader]; len(v) > 0 {
+		src = v[0]
+		delete(r.Header, sourceHeader)
+	}
 	if cc.dir == table.Inbound {
-		var src string
-		if v := r.Header[sourceHeader]; len(v) > 0 {
-			src = v[0]
-		}
-		delete(r.Header, sourceHeader) // the application never sees it
 		// Health checks (Envoy's and ours send User-Agent Envoy/HC) are
 		// not service traffic: Envoy's stats count them, the mesh
 		// metrics and so the service graph do not.
 		if h.p.dataStats != nil && (src != "" || !isHealthCheck(r)) {
-			ex.edge = h.p.mesh.inboundEdge(src)
+			cs := r.TLS // nil under the framing guard's wrapper
+			if cs == nil && ci != nil {
+				cs = ci.tls
+			}
+			ex.edge = h.p.mesh.callerEdge(cs, cc.listenerTLS, src)
 		}
 	}
 	// Deferred so that a request aborted mid-body (panic

@@ -35,6 +35,10 @@ type connInfo struct {
 	transport  string
 	serverName string   // TLS SNI, lower case
 	appProtos  []string // TLS ALPN offers, or the HTTP inspector's finding
+	// tls is the connection's TLS state once an HTTP chain terminated
+	// TLS (the mesh metrics read the client certificate from it); set
+	// before the connection is served.
+	tls *tls.ConnectionState
 
 	// id numbers the connection (%CONNECTION_ID%).
 	id uint64

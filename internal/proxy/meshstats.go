@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,10 +23,28 @@ import (
 //
 // The calling side knows the destination from its configuration (the
 // virtual service of the route, the virtual node of the cluster: the
-// control plane's filter_metadata "meshlens"). The called side learns the
-// caller from the x-meshlens-source header the calling proxy adds,
-// "<mesh>/<kind>/<name>/<virtual service>", and removes it before the
-// request reaches the application.
+// control plane's filter_metadata "meshlens"). It sends the
+// x-meshlens-source header, "<mesh>/<kind>/<name>/<virtual service>",
+// with every request it forwards to a virtual service. A proxy removes
+// the header from every request it receives (the application never sees
+// it, and only the proxy's own value goes upstream), and the called side
+// (a sidecar's inbound listener) decides who called by how far it can
+// trust the connection (callerEdge):
+//
+//   - The client presented a certificate the listener verified (mTLS):
+//     the caller is the certificate's identity, whatever the header
+//     says. A URI SAN naming a node, spiffe://<trust domain>/mesh/<mesh>/
+//     virtualNode/<name> (or virtualGateway), gives the source's mesh,
+//     kind and name; any other certificate gives its first DNS SAN (else
+//     URI SAN) as source_workload, its mesh and kind unknown. The header
+//     supplies only the virtual service the caller asked for.
+//   - The listener terminates TLS (App Mesh's STRICT or PERMISSIVE) but
+//     this client presented no verified certificate: it is not
+//     authenticated as a member of the mesh, and is counted as unknown.
+//   - The listener has no TLS: the header is trusted as far as the
+//     network is. Anyone who can reach the port can name any caller, as
+//     with any plaintext mesh; mTLS is what makes the source label
+//     trustworthy.
 
 // sourceHeader is the canonical name of the header a proxy sends with
 // every request it forwards into the mesh.
@@ -82,13 +102,22 @@ type meshMetrics struct {
 	// inbound maps x-meshlens-source values to the called side's edges;
 	// replaced whole (copy on write) so that reading needs no lock.
 	inbound atomic.Pointer[map[string]*meshEdge]
+	// peers maps certificate identities (with the service asked for) to
+	// the called side's edges, as inbound does.
+	peers   atomic.Pointer[map[peerKey]*meshEdge]
 	unknown *meshEdge // inbound from outside the mesh
 }
+
+// peerKey is the caller of a request on a mutually authenticated
+// connection: the certificate's identity and the service it asked for.
+type peerKey struct{ mesh, kind, name, service string }
 
 func newMeshMetrics(store *stats.Store, self nodeid.ID) *meshMetrics {
 	m := &meshMetrics{store: store, self: self, edges: map[meshLabels]*meshEdge{}}
 	empty := map[string]*meshEdge{}
 	m.inbound.Store(&empty)
+	noPeers := map[peerKey]*meshEdge{}
+	m.peers.Store(&noPeers)
 	m.unknown = m.edge(meshLabels{
 		reporter: "destination", srcMesh: unknown, srcWorkload: unknown, srcKind: unknown,
 		dstMesh: orUnknown(self.Mesh), dstService: unknown, dstWorkload: orUnknown(self.Name),
@@ -171,6 +200,101 @@ func (m *meshMetrics) inboundEdge(src string) *meshEdge {
 	next[src] = e
 	m.inbound.Store(&next)
 	return e
+}
+
+// callerEdge is the called side's edge for a request with
+// x-meshlens-source value src, on a connection with TLS state cs (nil
+// for plaintext) of a listener that terminates TLS on some chain when
+// listenerTLS: see the rules at the top of this file.
+func (m *meshMetrics) callerEdge(cs *tls.ConnectionState, listenerTLS bool, src string) *meshEdge {
+	if cs != nil && len(cs.VerifiedChains) > 0 && len(cs.PeerCertificates) > 0 {
+		return m.peerEdge(cs.PeerCertificates[0], src)
+	}
+	if listenerTLS {
+		return m.unknown
+	}
+	return m.inboundEdge(src)
+}
+
+// peerEdge is the called side's edge for a caller that presented the
+// verified certificate cert; src says only which service it asked for.
+// It allocates nothing once the edge exists.
+func (m *meshMetrics) peerEdge(cert *x509.Certificate, src string) *meshEdge {
+	k := peerIdentity(cert)
+	k.service = unknown
+	if i := strings.LastIndexByte(src, '/'); i >= 0 && strings.Count(src, "/") == 3 {
+		k.service = src[i+1:]
+	}
+	if !validLabelValues([]string{k.mesh, k.kind, k.name}) {
+		return m.unknown
+	}
+	if !validLabelValues([]string{k.service}) {
+		k.service = unknown
+	}
+	if e := (*m.peers.Load())[k]; e != nil {
+		return e
+	}
+	m.mu.Lock()
+	cur := *m.peers.Load()
+	if e := cur[k]; e != nil {
+		m.mu.Unlock()
+		return e
+	}
+	if len(cur)+len(*m.inbound.Load()) >= maxInboundSources {
+		m.mu.Unlock()
+		return m.unknown
+	}
+	m.mu.Unlock()
+	// Copies, so that the map does not hold the request or certificate.
+	k = peerKey{strings.Clone(k.mesh), strings.Clone(k.kind), strings.Clone(k.name), strings.Clone(k.service)}
+	e := m.edge(meshLabels{
+		reporter: "destination",
+		srcMesh:  k.mesh, srcKind: k.kind, srcWorkload: k.name,
+		dstMesh: orUnknown(m.self.Mesh), dstService: k.service, dstWorkload: orUnknown(m.self.Name),
+	})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur = *m.peers.Load()
+	if prev := cur[k]; prev != nil {
+		return prev
+	}
+	next := make(map[peerKey]*meshEdge, len(cur)+1)
+	for key, v := range cur {
+		next[key] = v
+	}
+	next[k] = e
+	m.peers.Store(&next)
+	return e
+}
+
+// peerIdentity is who a verified certificate names: the mesh, kind and
+// name of a URI SAN spiffe://<trust domain>/mesh/<mesh>/<kind>/<name>
+// (kind virtualNode or virtualGateway), else its first DNS SAN, else its
+// first URI SAN, as the workload of an unknown mesh and kind.
+func peerIdentity(cert *x509.Certificate) peerKey {
+	for _, u := range cert.URIs {
+		if u.Scheme != "spiffe" {
+			continue
+		}
+		rest, ok := strings.CutPrefix(u.Path, "/mesh/")
+		if !ok {
+			continue
+		}
+		mesh, rest, _ := strings.Cut(rest, "/")
+		kind, name, _ := strings.Cut(rest, "/")
+		if mesh != "" && name != "" && !strings.Contains(name, "/") &&
+			(kind == string(nodeid.VirtualNode) || kind == string(nodeid.VirtualGateway)) {
+			return peerKey{mesh: mesh, kind: kind, name: name}
+		}
+	}
+	k := peerKey{mesh: unknown, kind: unknown, name: unknown}
+	switch {
+	case len(cert.DNSNames) > 0:
+		k.name = cert.DNSNames[0]
+	case len(cert.URIs) > 0:
+		k.name = cert.URIs[0].String()
+	}
+	return k
 }
 
 // validLabelValues accepts names as App Mesh allows them (and DNS names),

@@ -323,6 +323,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 		if l.Default != nil {
 			chains = append(slices.Clip(chains), l.Default)
 		}
+		listenerTLS := slices.ContainsFunc(chains, func(c *table.FilterChain) bool { return c.TLS != nil })
 		for _, c := range chains {
 			if c.HTTP == nil {
 				continue
@@ -340,7 +341,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 				}
 			}
 			crt := chainRTs[c]
-			hs.cfg.Store(&chainConfig{chain: c, rs: rs, dir: l.Direction, stats: crt.stats, logs: crt.logs})
+			hs.cfg.Store(&chainConfig{chain: c, rs: rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS})
 			servers[key] = hs
 			byChain[c] = hs
 		}

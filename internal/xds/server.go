@@ -113,6 +113,8 @@ type StreamStatus struct {
 	Opened    time.Time `json:"opened"`
 	// Acked is the last version the stream accepted, by type URL.
 	Acked map[string]string `json:"acked,omitempty"`
+	// Sent is the version of the last response sent, by type URL.
+	Sent map[string]string `json:"sent,omitempty"`
 }
 
 // NACK is a response a data plane rejected.
@@ -298,6 +300,12 @@ func (s *Server) Nodes() []NodeStatus {
 				ss.Acked = make(map[string]string, len(st.acked))
 				for k, v := range st.acked {
 					ss.Acked[k] = v
+				}
+			}
+			if len(st.sent) > 0 {
+				ss.Sent = make(map[string]string, len(st.sent))
+				for k, v := range st.sent {
+					ss.Sent[k] = v[1]
 				}
 			}
 			ns.Streams = append(ns.Streams, ss)

@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -28,9 +30,20 @@ type proxyProc struct {
 // waitLive, waits until its admin endpoint reports LIVE.
 func startProxy(t testing.TB, s *server, node string, waitLive bool, flags ...string) *proxyProc {
 	t.Helper()
-	p := &proxyProc{t: t, admin: freeAddr(t), logs: &syncBuffer{}}
-	args := append([]string{"proxy", "--node", node, "--xds-addr", s.xds, "--server", s.URL(), "--admin-addr", p.admin, "--drain-timeout", "2s"}, flags...)
+	return startProxyEnv(t, s, node, nil, waitLive, flags...)
+}
+
+// startProxyEnv is startProxy with extra environment variables (NAME=value)
+// on top of the test's. The admin endpoint binds a port the kernel picks;
+// startProxyEnv returns once the proxy has logged it.
+func startProxyEnv(t testing.TB, s *server, node string, env []string, waitLive bool, flags ...string) *proxyProc {
+	t.Helper()
+	p := &proxyProc{t: t, logs: &syncBuffer{}}
+	args := append([]string{"proxy", "--node", node, "--xds-addr", s.xds, "--server", s.URL(), "--admin-addr", "127.0.0.1:0", "--drain-timeout", "2s"}, flags...)
 	p.cmd = exec.Command(binary, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -38,10 +51,77 @@ func startProxy(t testing.TB, s *server, node string, waitLive bool, flags ...st
 	p.done = make(chan struct{})
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.stop)
+	eventually(t, 20*time.Second, "proxy admin address in its log", func() error {
+		select {
+		case <-p.done:
+			t.Fatalf("proxy exited: %s\n%s", p.cmd.ProcessState, p.logs.String())
+		default:
+		}
+		if p.admin = logAddr(p.logs.String(), "proxy starting", "admin"); p.admin == "" {
+			return errors.New("no \"proxy starting\" line yet")
+		}
+		return nil
+	})
 	if waitLive {
 		p.waitLive(t)
 	}
 	return p
+}
+
+// listenerAddrs returns the addresses the proxy's listener named name
+// (or, with a trailing "*", every listener with that prefix) is bound to,
+// as /listeners prints them: the listener's own socket first, then its
+// --listen or --egress-port sockets by port.
+func (p *proxyProc) listenerAddrs(t testing.TB, name string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.admin + "/listeners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		ln, addrs, ok := strings.Cut(line, "::")
+		if !ok {
+			continue
+		}
+		if ln == name || (strings.HasSuffix(name, "*") && strings.HasPrefix(ln, strings.TrimSuffix(name, "*"))) {
+			out = append(out, strings.Split(addrs, ",")...)
+		}
+	}
+	return out
+}
+
+// listenerAddr is the one address of listener name (see listenerAddrs);
+// the test fails unless there is exactly one.
+func (p *proxyProc) listenerAddr(t testing.TB, name string) string {
+	t.Helper()
+	addrs := p.listenerAddrs(t, name)
+	if len(addrs) != 1 {
+		t.Fatalf("listener %s bound to %v, want one address", name, addrs)
+	}
+	return addrs[0]
+}
+
+// waitEndpoint waits until the proxy has endpoint addr, healthy, in one
+// of its clusters (as /clusters shows it): a proxy is live with its
+// first configuration, and an instance registered before it started may
+// still reach it by a later EDS update.
+func (p *proxyProc) waitEndpoint(t testing.TB, addr string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "endpoint "+addr+" in the proxy's clusters", func() error {
+		resp, err := http.Get("http://" + p.admin + "/clusters")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(b), "::"+addr+"::health_flags::healthy\n") {
+			return fmt.Errorf("not in /clusters:\n%s", b)
+		}
+		return nil
+	})
 }
 
 func (p *proxyProc) waitLive(t testing.TB) {
@@ -57,7 +137,7 @@ func (p *proxyProc) waitLive(t testing.TB) {
 			return err
 		}
 		if info.State != "LIVE" {
-			return fmt.Errorf("state %s", info.State)
+			return fmt.Errorf("state %s; log:\n%s", info.State, p.logs.String())
 		}
 		return nil
 	})

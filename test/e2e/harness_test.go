@@ -49,8 +49,33 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
+// unusedAddr returns a loopback address where nothing listens, for tests
+// of what a client does when it cannot connect. A process cannot bind it
+// either: a process under test binds 127.0.0.1:0 and reports its address.
+func unusedAddr(t testing.TB) string {
+	t.Helper()
+	// Bound, never listening, held until the test ends: connections are
+	// refused and no other test's listener can be given the port.
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
+// toolAddr returns a loopback address whose port was free a moment ago,
+// for third-party programs (prometheus, statsd_exporter) that cannot
+// report a port they picked themselves. Another process may take the
+// port before the tool binds it; meshlens processes never use this.
+func toolAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,6 +83,22 @@ func freeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// logAddr finds the address a process logged as key= on its line with
+// msg, e.g. api= on msg="control plane serving".
+func logAddr(logs, msg, key string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, `msg="`+msg+`"`) {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, key+"="); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // syncBuffer is a bytes.Buffer safe for a process writer and a test reader.
@@ -89,26 +130,27 @@ type server struct {
 	done    chan struct{}
 }
 
-// startServer starts a control plane on dataDir with fresh loopback ports
-// and waits until its API answers.
+// startServer starts a control plane on dataDir, its API and xDS on
+// ports the kernel picks, and waits until its API answers.
 func startServer(t testing.TB, dataDir string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: dataDir}
-	for attempt := 0; attempt < 3; attempt++ {
-		s.api, s.xds = freeAddr(t), freeAddr(t)
-		if err := s.start(); err == nil {
-			t.Cleanup(s.stop)
-			return s
-		} else if attempt == 2 {
-			t.Fatalf("start server: %v\n%s", err, s.logs.String())
-		}
+	if err := s.start(); err != nil {
+		t.Fatalf("start server: %v\n%s", err, s.logs.String())
 	}
+	t.Cleanup(s.stop)
 	return s
 }
 
+// start runs the server: on fresh ports the first time (it binds port 0
+// and logs where it listens), on the same ones after a restart.
 func (s *server) start() error {
 	s.logs = &syncBuffer{}
-	s.cmd = exec.Command(binary, "server", "--data-dir", s.dataDir, "--api-addr", s.api, "--xds-addr", s.xds, "--dns-interval", "500ms")
+	api, xds := s.api, s.xds
+	if api == "" {
+		api, xds = "127.0.0.1:0", "127.0.0.1:0"
+	}
+	s.cmd = exec.Command(binary, "server", "--data-dir", s.dataDir, "--api-addr", api, "--xds-addr", xds, "--dns-interval", "500ms")
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		return err
@@ -121,6 +163,15 @@ func (s *server) start() error {
 		case <-s.done:
 			return fmt.Errorf("server exited: %s", s.cmd.ProcessState)
 		default:
+		}
+		if s.api == "" {
+			logs := s.logs.String()
+			s.api, s.xds = logAddr(logs, "control plane serving", "api"), logAddr(logs, "control plane serving", "xds")
+			if s.api == "" || s.xds == "" {
+				s.api, s.xds = "", ""
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
 		}
 		resp, err := http.Get("http://" + s.api + "/healthz")
 		if err == nil {

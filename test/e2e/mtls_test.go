@@ -147,9 +147,9 @@ func TestMutualTLSBetweenSidecars(t *testing.T) {
 	s.mustCLI(t, mtlsMesh(ca, certs), "apply", "-f", "-")
 
 	web := startEchoApp(t, "web")
-	webIn, dbIn := freeAddr(t), freeAddr(t)
-	webProxy := startProxy(t, s, "mesh/mtls/virtualNode/web", true, "--ingress-addr", webIn, "--egress-addr", "none", "--app", "8080="+web.addr, "--register=false")
-	startProxy(t, s, "mesh/mtls/virtualNode/db", true, "--ingress-addr", dbIn, "--egress-addr", "none", "--app", "5432="+startTCPEcho(t), "--register=false")
+	webProxy := startProxy(t, s, "mesh/mtls/virtualNode/web", true, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "8080="+web.addr, "--register=false")
+	dbProxy := startProxy(t, s, "mesh/mtls/virtualNode/db", true, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "5432="+startTCPEcho(t), "--register=false")
+	webIn, dbIn := webProxy.listenerAddr(t, "lds_ingress_*"), dbProxy.listenerAddr(t, "lds_ingress_*")
 	port := func(addr string) int {
 		_, p, _ := net.SplitHostPort(addr)
 		n, _ := strconv.Atoi(p)
@@ -157,8 +157,13 @@ func TestMutualTLSBetweenSidecars(t *testing.T) {
 	}
 	register(t, s, "mtls", "web", "web-1", "127.0.0.1", port(webIn))
 	register(t, s, "mtls", "db", "db-1", "127.0.0.1", port(dbIn))
-	egress, dbLocal := freeAddr(t), freeAddr(t)
-	client := startProxy(t, s, "mesh/mtls/virtualNode/client", true, "--egress-addr", egress, "--egress-port", "5432="+dbLocal, "--ingress-addr", "none", "--register=false")
+	client := startProxy(t, s, "mesh/mtls/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--egress-port", "5432=127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	// The egress listener's own socket first, then its --egress-port one.
+	egressAddrs := client.listenerAddrs(t, "lds_egress_*")
+	if len(egressAddrs) != 2 {
+		t.Fatalf("egress listener bound to %v, want its own socket and the egress port", egressAddrs)
+	}
+	egress, dbLocal := egressAddrs[0], egressAddrs[1]
 
 	c := proxyClient(egress)
 	eventually(t, 20*time.Second, "HTTP over mutual TLS", func() error {

@@ -305,7 +305,7 @@ func startPrometheus(t *testing.T, jobs map[string][]string) string {
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := toolAddr(t)
 	cmd := exec.Command("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	logs := &syncBuffer{}
@@ -374,7 +374,7 @@ func TestPrometheusAndStatsd(t *testing.T) {
 		t.Skip("statsd_exporter is not installed (make test-deps installs it)")
 	}
 	udp := freeUDPAddr(t)
-	exporterWeb := freeAddr(t)
+	exporterWeb := toolAddr(t)
 	exp := exec.Command(statsdBin, "--statsd.listen-udp="+udp, "--statsd.listen-tcp=", "--web.listen-address="+exporterWeb)
 	exp.Stdout, exp.Stderr = io.Discard, io.Discard
 	if err := exp.Start(); err != nil {

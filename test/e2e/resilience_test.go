@@ -69,8 +69,8 @@ func TestControlPlaneOutage(t *testing.T) {
 	a, b := startEchoApp(t, "a"), startEchoApp(t, "b")
 	register(t, s, "outage", "a", "a-1", "127.0.0.1", a.addrPort())
 	register(t, s, "outage", "b", "b-1", "127.0.0.1", b.addrPort())
-	egress := freeAddr(t)
-	startProxy(t, s, "mesh/outage/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	clientProxy := startProxy(t, s, "mesh/outage/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := clientProxy.listenerAddr(t, "lds_egress_*")
 	c := proxyClient(egress)
 	answers := func(want string) error {
 		for i := 0; i < 20; i++ {
@@ -140,8 +140,8 @@ spec:
 `, "apply", "-f", "-")
 	a := startEchoApp(t, "a")
 	register(t, s, "outage", "a", "a-1", "127.0.0.1", a.addrPort())
-	gwAddr := freeAddr(t)
-	gw := startProxy(t, s, "mesh/outage/virtualGateway/gw", true, "--listen", "8080="+gwAddr)
+	gw := startProxy(t, s, "mesh/outage/virtualGateway/gw", true, "--listen", "8080=127.0.0.1:0")
+	gwAddr := gw.listenerAddr(t, "lds_*")
 	get := func() error {
 		resp, err := http.Get("http://" + gwAddr + "/x")
 		if err != nil {
@@ -232,7 +232,7 @@ func TestAppMeshHealthCheckCommand(t *testing.T) {
 		return cmd.Run()
 	}
 	// The node does not exist yet: the proxy gets no config.
-	p := startProxy(t, s, "mesh/outage/virtualNode/a", false, "--ingress-addr", freeAddr(t), "--egress-addr", freeAddr(t), "--app", "8080=127.0.0.1:1")
+	p := startProxy(t, s, "mesh/outage/virtualNode/a", false, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "127.0.0.1:0", "--app", "8080=127.0.0.1:1")
 	eventually(t, 10*time.Second, "admin answers", func() error { _, err := p.serverInfo(); return err })
 	if err := check(p.admin); err == nil {
 		t.Fatal("health check passed before the proxy had any config")

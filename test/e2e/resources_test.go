@@ -241,7 +241,7 @@ func TestDeleteAndExitCodes(t *testing.T) {
 		})
 	}
 	// Unreachable server.
-	r := s.cli(t, "", "get", "meshes", "--server", "http://"+freeAddr(t))
+	r := s.cli(t, "", "get", "meshes", "--server", "http://"+unusedAddr(t))
 	if r.code != 6 {
 		t.Errorf("unreachable server: exit %d, want 6 (%s)", r.code, r.stderr)
 	}

@@ -233,8 +233,8 @@ func TestRoutingThroughSidecar(t *testing.T) {
 	register(t, s, "routing", "ga", "ga-1", "127.0.0.1", startGRPCApp(t, "ga"))
 	register(t, s, "routing", "gb", "gb-1", "127.0.0.1", startGRPCApp(t, "gb"))
 
-	egress := freeAddr(t)
-	startProxy(t, s, "mesh/routing/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	clientProxy := startProxy(t, s, "mesh/routing/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := clientProxy.listenerAddr(t, "lds_egress_*")
 
 	clients := map[string]*http.Client{"http1-proxy": proxyClient(egress), "h2c": h2cClient(egress)}
 	// Endpoints arrive by EDS after the listener: wait until routing works.

@@ -99,19 +99,15 @@ func TestTCPBackendThroughEgressPort(t *testing.T) {
 	s.mustCLI(t, tcpMesh+tcpClient, "apply", "-f", "-")
 	app := startTCPEcho(t)
 	_, port, _ := net.SplitHostPort(app)
-	var p int
-	fmt.Sscan(port, &p)
-	register(t, s, "tcp", "db", "db-1", "127.0.0.1", p)
-	local := freeAddr(t)
-	startProxy(t, s, "mesh/tcp/virtualNode/client", true, "--ingress-addr", "none", "--egress-addr", "none", "--egress-port", "7000="+local, "--register=false")
-	eventually(t, 10*time.Second, "egress port bound", func() error {
-		c, err := net.Dial("tcp", local)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
-	halfCloseRoundTrip(t, local)
+	var appPort int
+	fmt.Sscan(port, &appPort)
+	register(t, s, "tcp", "db", "db-1", "127.0.0.1", appPort)
+	p := startProxy(t, s, "mesh/tcp/virtualNode/client", true, "--ingress-addr", "none", "--egress-addr", "none", "--egress-port", "7000=127.0.0.1:0", "--register=false")
+	// The egress port is bound once the proxy is live, but the
+	// instance may reach it by EDS later: until then a connection has
+	// nowhere to go and is closed.
+	p.waitEndpoint(t, app)
+	halfCloseRoundTrip(t, p.listenerAddr(t, "lds_egress_*"))
 }
 
 // TCP proxying passes bytes both ways and half-closes correctly: after the
@@ -121,8 +117,7 @@ func TestTCPProxyHalfClose(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, tcpMesh, "apply", "-f", "-")
 	app := startTCPEcho(t)
-	ingress := freeAddr(t)
-	startProxy(t, s, "mesh/tcp/virtualNode/db", true, "--ingress-addr", ingress, "--egress-addr", "none", "--app", "7000="+app, "--register=false")
+	p := startProxy(t, s, "mesh/tcp/virtualNode/db", true, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "7000="+app, "--register=false")
 
-	halfCloseRoundTrip(t, ingress)
+	halfCloseRoundTrip(t, p.listenerAddr(t, "lds_ingress_*"))
 }

@@ -69,8 +69,8 @@ func TestOutlierDetection(t *testing.T) {
 	register(t, s, "od", "svc", "svc-good", "127.0.0.1", good.addrPort())
 	register(t, s, "od", "svc", "svc-flaky", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port)
 
-	egress := freeAddr(t)
-	p := startProxy(t, s, "mesh/od/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	p := startProxy(t, s, "mesh/od/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := p.listenerAddr(t, "lds_egress_*")
 	c := proxyClient(egress)
 	send := func() (int, string) {
 		resp, err := c.Get("http://svc.od.local:8080/")
@@ -232,8 +232,8 @@ func TestConnectionPoolOverflow(t *testing.T) {
 	t.Cleanup(func() { app.Close() })
 	register(t, s, "cb", "svc", "svc-1", "127.0.0.1", ln.Addr().(*net.TCPAddr).Port)
 
-	egress := freeAddr(t)
-	p := startProxy(t, s, "mesh/cb/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	p := startProxy(t, s, "mesh/cb/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := p.listenerAddr(t, "lds_egress_*")
 	c := proxyClient(egress)
 	eventually(t, 20*time.Second, "the service answers", func() error {
 		resp, err := c.Get("http://svc.cb.local:8080/")
@@ -349,8 +349,8 @@ func TestActiveHealthCheck(t *testing.T) {
 	register(t, s, "hc", "svc", "svc-good", "127.0.0.1", good)
 	register(t, s, "hc", "svc", "svc-sick", "127.0.0.1", sick)
 
-	egress := freeAddr(t)
-	p := startProxy(t, s, "mesh/hc/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	p := startProxy(t, s, "mesh/hc/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := p.listenerAddr(t, "lds_egress_*")
 	c := proxyClient(egress)
 	answers := func() (map[string]int, error) {
 		seen := map[string]int{}

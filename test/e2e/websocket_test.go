@@ -79,13 +79,13 @@ func TestWebSocketThroughTwoSidecars(t *testing.T) {
 	go app.Serve(ln)
 	t.Cleanup(func() { app.Close() })
 
-	ingress := freeAddr(t)
-	server := startProxy(t, s, "mesh/ws/virtualNode/chat", true, "--ingress-addr", ingress, "--egress-addr", "none", "--app", "8080="+ln.Addr().String(), "--register=false")
+	server := startProxy(t, s, "mesh/ws/virtualNode/chat", true, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "8080="+ln.Addr().String(), "--register=false")
+	ingress := server.listenerAddr(t, "lds_ingress_*")
 	_, port, _ := net.SplitHostPort(ingress)
 	p, _ := strconv.Atoi(port)
 	register(t, s, "ws", "chat", "chat-1", "127.0.0.1", p)
-	egress := freeAddr(t)
-	client := startProxy(t, s, "mesh/ws/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	client := startProxy(t, s, "mesh/ws/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := client.listenerAddr(t, "lds_egress_*")
 
 	cfg, err := websocket.NewConfig("ws://chat.ws.local:8080/room", "http://chat.ws.local/")
 	if err != nil {
@@ -145,8 +145,8 @@ func TestWebSocketThroughTwoSidecars(t *testing.T) {
 	}
 
 	// From outside the mesh, through the ingress gateway.
-	gwAddr := freeAddr(t)
-	startProxy(t, s, "mesh/ws/virtualGateway/edge", true, "--listen", "8080="+gwAddr)
+	gw := startProxy(t, s, "mesh/ws/virtualGateway/edge", true, "--listen", "8080=127.0.0.1:0")
+	gwAddr := gw.listenerAddr(t, "lds_*")
 	var ws3 *websocket.Conn
 	eventually(t, 20*time.Second, "the WebSocket handshake through the gateway", func() error {
 		conn, err := net.Dial("tcp", gwAddr)
