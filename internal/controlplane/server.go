@@ -71,6 +71,7 @@ type Server struct {
 	dns      *resolver
 	xds      *xds.Server
 	metrics  *metrics
+	warnings warningCache
 
 	apiLn, xdsLn net.Listener
 }
