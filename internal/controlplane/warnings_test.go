@@ -134,6 +134,20 @@ func TestAPIWarnings(t *testing.T) {
 	}
 	check("describe", described)
 
+	// PUT answers as apply does.
+	client := acmMesh[strings.Index(acmMesh, "kind: VirtualNode\nmesh: m\nname: client"):]
+	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/v1/meshes/m/virtualNodes/client", strings.NewReader(client))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var put apiclient.ApplyResponse
+	if err := json.NewDecoder(resp.Body).Decode(&put); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	check("PUT", put.Warnings)
+
 	// Applying the same documents again still warns: the warnings are
 	// about the resources, not about the change.
 	again, _ := apply("")

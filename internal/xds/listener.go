@@ -195,7 +195,7 @@ func (b *viewBuilder) requestCluster(tg target, policy *v1alpha1.ClientPolicy, p
 		return
 	}
 	if b.flavour == FlavourProxyless && effectiveTLS(policy, tg.port) != nil {
-		b.note(b.self, policyPath+".tls", "proxyless gRPC clients do not apply client policy TLS: they call virtual node %s on port %d in plaintext", tg.node, tg.port)
+		b.note(b.self, policyPath+".tls", "proxyless gRPC clients do not apply client policy TLS: their calls to the backends it covers are plaintext")
 	}
 	b.clusterReqs[tg.cluster] = &clusterReq{mesh: b.mesh, target: tg, policy: policy, gwPool: gwPool}
 }

@@ -83,8 +83,22 @@ func TestACMTrustRefusesTraffic(t *testing.T) {
 // path, without any data plane connected.
 func TestWarnings(t *testing.T) {
 	t.Parallel()
-	w := Warnings(loadMesh(t, "testdata/mesh.yaml"), "")
+	l := loadMesh(t, "testdata/mesh.yaml")
+	gw := l.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualGateway, Mesh: "demo", Name: "ingress-gw"}).DeepCopy()
+	gw.VirtualGatewaySpec.Listeners[0].HealthCheck = &v1alpha1.HealthCheckPolicy{Protocol: "http", Path: "/ping"}
+	l = l.With(l.Revision()+1, []*v1alpha1.Resource{gw}, nil)
+	w := Warnings(l, "")
 	want := map[v1alpha1.Key][]string{
+		gw.Key(): {
+			"spec.listeners[0].healthCheck: kept, not translated: the gateway's data plane is not health-checked by the mesh",
+		},
+		// greeter's client policies use TLS, which a proxyless client of
+		// greeter would not apply.
+		{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "greeter"}: {
+			"spec.backendDefaults.clientPolicy.tls: proxyless gRPC clients do not apply client policy TLS: their calls to the backends it covers are plaintext",
+			"spec.backends[0].virtualService.clientPolicy.tls: proxyless gRPC clients do not apply client policy TLS: their calls to the backends it covers are plaintext",
+			"spec.backends[4].virtualService.virtualServiceName: virtual service missing.demo.local has no provider listener: not routed",
+		},
 		{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "acm-node"}: {
 			"spec.backends[0].virtualService.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to colors.demo.local is refused rather than sent in plaintext",
 			"spec.listeners[0].tls.certificate.acm: ACM certificates are not available in meshlens; the listener on port 8080 is not served rather than served without TLS",

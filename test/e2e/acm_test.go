@@ -138,8 +138,8 @@ func TestACMTrustSendsNoPlaintext(t *testing.T) {
 	for i := range 5 {
 		resp, err := c.Get(fmt.Sprintf("http://secure.acm.local:8080/%d", i))
 		code, got := body(t, resp, err)
-		if code != http.StatusServiceUnavailable {
-			t.Errorf("request %d to the ACM-trusting backend: %d %q, want 503", i, code, got)
+		if code != http.StatusServiceUnavailable || !strings.Contains(got, "no healthy upstream") {
+			t.Errorf("request %d to the ACM-trusting backend: %d %q, want 503 no healthy upstream", i, code, got)
 		}
 	}
 	if n := secure.seen(); n != 0 {
