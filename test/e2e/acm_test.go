@@ -138,8 +138,8 @@ func TestACMTrustSendsNoPlaintext(t *testing.T) {
 	for i := range 5 {
 		resp, err := c.Get(fmt.Sprintf("http://secure.acm.local:8080/%d", i))
 		code, got := body(t, resp, err)
-		if code != http.StatusServiceUnavailable || !strings.Contains(got, "no healthy upstream") {
-			t.Errorf("request %d to the ACM-trusting backend: %d %q, want 503 no healthy upstream", i, code, got)
+		if code != http.StatusServiceUnavailable || !strings.Contains(got, "trusts ACM Private CA, which is not available in meshlens; the request is refused rather than sent in plaintext") {
+			t.Errorf("request %d to the ACM-trusting backend: %d %q, want 503 saying why", i, code, got)
 		}
 	}
 	if n := secure.seen(); n != 0 {
