@@ -401,7 +401,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			continue
 		}
 		if gl.HealthCheck != nil {
-			b.note(b.self, at+".healthCheck", "kept, not translated: the gateway's data plane is not health-checked by the mesh")
+			b.note(b.self, at+".healthCheck", "kept, not translated: the gateway's own health check is not configured in its data plane")
 		}
 		var rules []*gatewayRule
 		for _, r := range routes {

@@ -96,7 +96,7 @@ func TestWarnings(t *testing.T) {
 	w := Warnings(l, "")
 	want := map[v1alpha1.Key][]string{
 		gw.Key(): {
-			"spec.listeners[0].healthCheck: kept, not translated: the gateway's data plane is not health-checked by the mesh",
+			"spec.listeners[0].healthCheck: kept, not translated: the gateway's own health check is not configured in its data plane",
 		},
 		// greeter's client policies use TLS, which a proxyless client of
 		// greeter would not apply.
