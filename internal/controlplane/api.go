@@ -109,7 +109,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	for i, it := range items {
 		keys[i] = it.Key()
 	}
-	setWarningHeaders(w, resourceWarnings(s.warningsOf(snap, keys, true), keys))
+	setWarningHeaders(w, s.readWarnings(snap, keys))
 	writeJSON(w, http.StatusOK, apiclient.ListResponse{Items: items})
 }
 
@@ -156,8 +156,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("view") != "describe" {
-		keys := []v1alpha1.Key{res.Key()}
-		setWarningHeaders(w, resourceWarnings(s.warningsOf(snap, keys, true), keys))
+		setWarningHeaders(w, s.readWarnings(snap, []v1alpha1.Key{res.Key()}))
 		writeJSON(w, http.StatusOK, res)
 		return
 	}

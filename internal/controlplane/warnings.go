@@ -20,14 +20,6 @@ type warningCache struct {
 	byMesh map[string]map[v1alpha1.Key][]string
 }
 
-// meshOf is the mesh a resource belongs to (a mesh's is itself).
-func meshOf(k v1alpha1.Key) string {
-	if k.Kind == v1alpha1.KindMesh {
-		return k.Name
-	}
-	return k.Mesh
-}
-
 // warningsOf returns what the control plane keeps but cannot translate or
 // enforce in the meshes of keys in snap, by resource (see xds.Warnings).
 // The store's own snapshot is cached; others (a dry run's) are not.
@@ -41,7 +33,10 @@ func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache boo
 	}
 	done := map[string]bool{}
 	for _, k := range keys {
-		mesh := meshOf(k)
+		mesh := k.Mesh
+		if k.Kind == v1alpha1.KindMesh {
+			mesh = k.Name // a mesh's notes are on its resources
+		}
 		if done[mesh] {
 			continue
 		}
@@ -58,6 +53,16 @@ func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache boo
 		}
 	}
 	return out
+}
+
+// readWarnings are the warnings a read of resources answers with: none
+// for meshes (no note is about a mesh itself, so listing meshes translates
+// nothing).
+func (s *Server) readWarnings(snap *store.Snapshot, keys []v1alpha1.Key) []string {
+	if len(keys) == 0 || keys[0].Kind == v1alpha1.KindMesh {
+		return nil
+	}
+	return resourceWarnings(s.warningsOf(snap, keys, true), keys)
 }
 
 // resourceWarnings renders the warnings of the given resources, each
