@@ -54,6 +54,10 @@ type ApplyResponse struct {
 	Revision uint64   `json:"revision"`
 	DryRun   bool     `json:"dryRun,omitempty"`
 	Results  []Result `json:"results"`
+	// Warnings name what the control plane keeps but cannot translate or
+	// enforce, for the applied resources and for others the apply
+	// affected: "<Kind> <mesh>/<name>: <field>: <what happens instead>".
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ListResponse is the answer to a list.
@@ -133,12 +137,19 @@ type Description struct {
 	Instances  []Instance         `json:"instances,omitempty"`
 	Endpoints  []Endpoint         `json:"endpoints,omitempty"`
 	Proxies    []Proxy            `json:"proxies,omitempty"`
+	// Warnings name what the control plane keeps of the resource but
+	// cannot translate or enforce.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Client talks to one control plane.
 type Client struct {
 	base string
 	http *http.Client
+	// OnWarning, when set, is called with each warning an answer carries
+	// in its Warning headers (see FormatWarning), as kubectl prints
+	// admission warnings.
+	OnWarning func(string)
 }
 
 // New returns a client for the API at base (e.g. http://127.0.0.1:7070).
@@ -290,6 +301,13 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
 	}
 	defer resp.Body.Close()
+	if c.OnWarning != nil {
+		for _, h := range resp.Header.Values("Warning") {
+			if msg, ok := ParseWarning(h); ok {
+				c.OnWarning(msg)
+			}
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
 		return fmt.Errorf("%s %s: read response: %w", method, path, err)

@@ -50,6 +50,7 @@ func newApplyCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			printWarnings(e.stderr, resp.Warnings)
 			for _, r := range resp.Results {
 				line := fmt.Sprintf("%s %s", describeKey(r.Resource.Key()), r.Op)
 				if r.Resource.Metadata != nil && r.Resource.Metadata.Version > 0 {
@@ -67,6 +68,15 @@ func newApplyCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVarP(&recursive, "recursive", "R", false, "read directories recursively")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "validate against the server's state without writing")
 	return cmd
+}
+
+// printWarnings prints what the control plane keeps but cannot translate
+// or enforce, one "Warning:" line each on stderr, as kubectl prints
+// admission warnings: output on stdout stays what it was.
+func printWarnings(w io.Writer, warnings []string) {
+	for _, msg := range warnings {
+		fmt.Fprintln(w, "Warning: "+msg)
+	}
 }
 
 // readInputs concatenates the documents of every input as one YAML stream.
@@ -241,6 +251,7 @@ func newGetCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			c.OnWarning = func(msg string) { printWarnings(e.stderr, []string{msg}) }
 			var items []*v1alpha1.Resource
 			if k.Name != "" {
 				r, err := c.Get(cmd.Context(), k)
@@ -388,6 +399,12 @@ func printDescription(w io.Writer, d *apiclient.Description) {
 			if inSpec && line != "" {
 				fmt.Fprintln(w, "  "+line)
 			}
+		}
+	}
+	if len(d.Warnings) > 0 {
+		fmt.Fprintln(w, "Warnings:")
+		for _, msg := range d.Warnings {
+			fmt.Fprintln(w, "  "+msg)
 		}
 	}
 	fmt.Fprintln(w, "Referred by:")

@@ -105,6 +105,11 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	if items == nil {
 		items = []*v1alpha1.Resource{}
 	}
+	keys := make([]v1alpha1.Key, len(items))
+	for i, it := range items {
+		keys[i] = it.Key()
+	}
+	setWarningHeaders(w, s.readWarnings(snap, keys))
 	writeJSON(w, http.StatusOK, apiclient.ListResponse{Items: items})
 }
 
@@ -151,6 +156,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("view") != "describe" {
+		setWarningHeaders(w, s.readWarnings(snap, []v1alpha1.Key{res.Key()}))
 		writeJSON(w, http.StatusOK, res)
 		return
 	}
@@ -158,7 +164,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) describe(snap *store.Snapshot, res *v1alpha1.Resource) apiclient.Description {
-	d := apiclient.Description{Resource: res, ReferredBy: v1alpha1.Referrers(snap, res.Key())}
+	d := apiclient.Description{Resource: res, ReferredBy: v1alpha1.Referrers(snap, res.Key()),
+		Warnings: s.warningsOf(snap, []v1alpha1.Key{res.Key()}, true)[res.Key()]}
 	if d.ReferredBy == nil {
 		d.ReferredBy = []v1alpha1.Key{}
 	}
@@ -264,14 +271,27 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 			Message: strings.Join(msgs, "\n"), Details: fieldErrs})
 		return
 	}
-	chk := check
-	if dryRun {
-		chk = func(next *store.Snapshot, changed []v1alpha1.Key) error {
-			if err := check(next, changed); err != nil {
-				return err
-			}
+	// The warnings compare the state the batch is checked against with
+	// the state it makes.
+	var before, after *store.Snapshot
+	chk := func(next *store.Snapshot, changed []v1alpha1.Key) error {
+		if err := check(next, changed); err != nil {
+			return err
+		}
+		after = next
+		if dryRun {
 			return errDryRun
 		}
+		return nil
+	}
+	before = s.store.Snapshot()
+	warnings := func(keys []v1alpha1.Key) []string {
+		if after == nil {
+			// Nothing changed, so nothing was checked: the warnings are
+			// those of the current state.
+			after = s.store.Snapshot()
+		}
+		return applyWarnings(s.warningsOf(before, keys, true), s.warningsOf(after, keys, !dryRun), keys)
 	}
 	start := time.Now()
 	results, err := s.store.Apply(ctx, docs, chk)
@@ -282,9 +302,13 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 	s.metrics.observeStore(op, start, err)
 	if dryRun && errors.Is(err, errDryRun) {
 		out := apiclient.ApplyResponse{DryRun: true, Revision: s.store.Snapshot().Revision()}
+		keys := make([]v1alpha1.Key, 0, len(docs))
 		for _, d := range docs {
 			out.Results = append(out.Results, apiclient.Result{Op: "valid", Resource: d})
+			keys = append(keys, d.Key())
 		}
+		out.Warnings = warnings(keys)
+		setWarningHeaders(w, out.Warnings)
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
@@ -293,14 +317,18 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 		return
 	}
 	out := apiclient.ApplyResponse{Revision: s.store.Snapshot().Revision()}
+	keys := make([]v1alpha1.Key, 0, len(results))
 	for _, res := range results {
 		out.Results = append(out.Results, apiclient.Result{Op: string(res.Op), Resource: res.Resource})
+		keys = append(keys, res.Resource.Key())
 	}
 	for _, res := range results {
 		if res.Op != store.OpUnchanged {
 			s.log.Info("resource applied", "key", res.Resource.Key().String(), "op", res.Op, "version", res.Resource.Metadata.Version)
 		}
 	}
+	out.Warnings = warnings(keys)
+	setWarningHeaders(w, out.Warnings)
 	writeJSON(w, http.StatusOK, out)
 }
 

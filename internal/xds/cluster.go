@@ -39,6 +39,11 @@ type clusterReq struct {
 	// gwPool is a virtual gateway listener's connection pool, which limits
 	// what the gateway sends to its targets.
 	gwPool *v1alpha1.VirtualGatewayConnectionPool
+	// refused: a backend that reaches this cluster trusts ACM Private CA,
+	// so the cluster gets no endpoints (see outboundCluster). Refusal wins
+	// over the first backend's policy: traffic that asks for ACM trust is
+	// never sent in plaintext through a cluster another backend set up.
+	refused bool
 }
 
 // outboundCluster returns the EDS cluster and load assignment of a
@@ -49,11 +54,12 @@ type clusterReq struct {
 // A cluster whose client policy trusts ACM Private CA gets no endpoints:
 // meshlens cannot verify servers against ACM, and sending the traffic in
 // plaintext instead would silently drop the encryption the policy asks
-// for. Requests to it fail as to a backend without instances (503, no
-// healthy upstream) and a note says why.
+// for. TCP connections to it are closed and proxyless calls fail with
+// UNAVAILABLE (HTTP routes of such a backend answer 503 themselves, see
+// refusedVirtualHost), and a note says why.
 func (t *translator) outboundCluster(req *clusterReq, fl Flavour) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment) {
 	tls := effectiveTLS(req.policy, req.target.port)
-	refused := acmRefused(req.policy, req.target.port)
+	refused := req.refused
 	key := fmt.Sprintf("%s|%d|%s|%s|%t", req.target.cluster, fl, jsonKey(tls), jsonKey(req.gwPool), refused)
 	c := cached(t, t.clusters, key, func() *clusterv3.Cluster { return buildOutboundCluster(req, tls, fl) })
 	if refused {

@@ -171,6 +171,39 @@ func (b *viewBuilder) acmNotes(defaults *v1alpha1.ClientPolicy, backends []v1alp
 	}
 }
 
+// refusedVirtualHost returns (once per input) the virtual host of a
+// service port whose caller's client policy trusts ACM Private CA: every
+// request is answered 503 with a body that says why, instead of being
+// sent in plaintext. Its domains are the service's, so that with
+// ALLOW_ALL the request does not fall through to the passthrough.
+func (t *translator) refusedVirtualHost(mesh, service string, port uint32, primary bool) *routev3.VirtualHost {
+	return cached(t, t.refused, vhostKey{routeSetKey{mesh, service, port}, primary}, func() *routev3.VirtualHost {
+		domains := []string{virtualHostName(service, port)}
+		if primary {
+			domains = append(domains, service)
+		}
+		return &routev3.VirtualHost{
+			Name: virtualHostName(service, port), Domains: domains, Metadata: meshMetadata("virtualService", service),
+			Routes: []*routev3.Route{{
+				Name:   "acm-refused",
+				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: acmRefusedResponse(service),
+			}},
+		}
+	})
+}
+
+// acmRefusedResponse answers a request to a backend whose client policy
+// trusts ACM Private CA.
+func acmRefusedResponse(service string) *routev3.Route_DirectResponse {
+	return &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+		Status: 503,
+		Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{
+			InlineString: "meshlens: the client policy for " + service + " trusts ACM Private CA, which is not available in meshlens; the request is refused rather than sent in plaintext\n",
+		}},
+	}}
+}
+
 // backendDefaults is a node's default client policy, or nil.
 func backendDefaults(spec *v1alpha1.VirtualNodeSpec) *v1alpha1.ClientPolicy {
 	if spec.BackendDefaults == nil {
@@ -191,13 +224,15 @@ func onPorts(p *v1alpha1.ClientPolicy) string {
 // The first backend to reach a cluster decides its client policy.
 // policyPath is the field the policy comes from, for notes.
 func (b *viewBuilder) requestCluster(tg target, policy *v1alpha1.ClientPolicy, policyPath string, gwPool *v1alpha1.VirtualGatewayConnectionPool) {
-	if _, ok := b.clusterReqs[tg.cluster]; ok {
+	refused := acmRefused(policy, tg.port)
+	if req, ok := b.clusterReqs[tg.cluster]; ok {
+		req.refused = req.refused || refused
 		return
 	}
 	if b.flavour == FlavourProxyless && effectiveTLS(policy, tg.port) != nil {
-		b.note(b.self, policyPath+".tls", "proxyless gRPC clients do not apply client policy TLS: they call virtual node %s on port %d in plaintext", tg.node, tg.port)
+		b.note(b.self, policyPath+".tls", "proxyless gRPC clients do not apply client policy TLS: their calls to the backends it covers are plaintext")
 	}
-	b.clusterReqs[tg.cluster] = &clusterReq{mesh: b.mesh, target: tg, policy: policy, gwPool: gwPool}
+	b.clusterReqs[tg.cluster] = &clusterReq{mesh: b.mesh, target: tg, policy: policy, gwPool: gwPool, refused: refused}
 }
 
 // outboundListener is lds_egress_0.0.0.0_15001: a chain per TCP backend
@@ -218,6 +253,10 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 			rs := b.t.serviceRoutes(mesh, svc.name, p.port)
 			b.notes = append(b.notes, rs.notes...)
 			switch {
+			case isHTTP(p.protocol) && acmRefused(svc.policy, p.port):
+				// Routes that would name no cluster: nothing to request.
+				rc.VirtualHosts = append(rc.VirtualHosts, b.t.refusedVirtualHost(mesh, svc.name, p.port, p.port == primary))
+				continue
 			case isHTTP(p.protocol):
 				rc.VirtualHosts = append(rc.VirtualHosts, b.t.outboundVirtualHost(mesh, svc.name, p.port, p.port == primary))
 			case p.protocol == "tcp":
@@ -362,7 +401,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			continue
 		}
 		if gl.HealthCheck != nil {
-			b.note(b.self, at+".healthCheck", "kept, not translated: the gateway's data plane is not health-checked by the mesh")
+			b.note(b.self, at+".healthCheck", "kept, not translated: the gateway's own health check is not configured in its data plane")
 		}
 		var rules []*gatewayRule
 		for _, r := range routes {
@@ -433,6 +472,7 @@ func (b *viewBuilder) expandGatewayRoute(g *gatewayRule, policy *v1alpha1.Client
 	}
 	rs := b.t.serviceRoutes(b.mesh, g.service, port)
 	b.notes = append(b.notes, rs.notes...)
+	refused := acmRefused(policy, port)
 	var out []*routev3.Route
 	for _, r := range rs.rules {
 		rt, res := gatewayRoute(g, r)
@@ -441,6 +481,11 @@ func (b *viewBuilder) expandGatewayRoute(g *gatewayRule, policy *v1alpha1.Client
 			continue // disjoint paths: nothing to route
 		case inexpressible:
 			b.note(g.key, field+".match", "route %s of %s matches regular expressions that cannot be combined with this match and rewrite: that route is skipped", r.name, g.service)
+			continue
+		}
+		if refused {
+			rt.Action = acmRefusedResponse(g.service)
+			out = append(out, rt)
 			continue
 		}
 		out = append(out, rt)

@@ -122,6 +122,7 @@ type translator struct {
 	mu        sync.Mutex
 	routeSets map[routeSetKey]*routeSet
 	vhosts    map[vhostKey]*routev3.VirtualHost
+	refused   map[vhostKey]*routev3.VirtualHost // see refusedVirtualHost
 	apiRoutes map[routeSetKey]*routev3.RouteConfiguration
 	clusters  map[string]*clusterv3.Cluster
 	clas      map[string]*endpointv3.ClusterLoadAssignment
@@ -158,6 +159,7 @@ func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
 		eps:       eps,
 		routeSets: map[routeSetKey]*routeSet{},
 		vhosts:    map[vhostKey]*routev3.VirtualHost{},
+		refused:   map[vhostKey]*routev3.VirtualHost{},
 		apiRoutes: map[routeSetKey]*routev3.RouteConfiguration{},
 		clusters:  map[string]*clusterv3.Cluster{},
 		clas:      map[string]*endpointv3.ClusterLoadAssignment{},

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/nodeid"
 )
@@ -55,16 +53,24 @@ func TestACMTrustRefusesTraffic(t *testing.T) {
 				"gateway":   Translate(l, fixtureEndpoints(), nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualGateway, Name: "ingress-gw"}, FlavourEnvoy),
 			}
 			for what, v := range views {
-				i := slices.IndexFunc(v.Endpoints, func(c *endpointv3.ClusterLoadAssignment) bool { return c.ClusterName == red })
-				if i < 0 {
-					t.Fatalf("%s: no load assignment for %s", what, red)
+				for _, c := range []struct {
+					name string
+					port int
+				}{{red, 8080}, {"cds_egress_demo_db_tcp_5432", 5432}} {
+					if what != "sidecar" && c.port == 5432 {
+						continue // TCP backends are a sidecar's only
+					}
+					refused := tc.refused && (len(tc.policy.TLS.Ports) == 0 || slices.Contains(tc.policy.TLS.Ports, c.port))
+					n, named := endpointsOf(v, c.name), namedByRoutes(t, v)[c.name]
+					switch {
+					case refused && n > 0:
+						t.Errorf("%s: %s has %d endpoints: traffic trusting ACM would be sent in plaintext", what, c.name, n)
+					case !refused && (n == 0 || (!named && c.port == 8080 && what != "proxyless")):
+						t.Errorf("%s: %s has %d endpoints (named by a route: %v), want the backend's instances", what, c.name, n, named)
+					}
 				}
-				n := countEndpoints(v.Endpoints[i])
-				if tc.refused && n != 0 {
-					t.Errorf("%s: %s has %d endpoints: traffic trusting ACM would be sent in plaintext", what, red, n)
-				}
-				if !tc.refused && n == 0 {
-					t.Errorf("%s: %s has no endpoints, want the backend's instances", what, red)
+				if tc.refused && what != "proxyless" && !refusesWithBody(v, "trusts ACM Private CA") {
+					t.Errorf("%s: no route answers 503 saying the request is refused", what)
 				}
 			}
 			w := Warnings(l, "demo")
@@ -83,8 +89,22 @@ func TestACMTrustRefusesTraffic(t *testing.T) {
 // path, without any data plane connected.
 func TestWarnings(t *testing.T) {
 	t.Parallel()
-	w := Warnings(loadMesh(t, "testdata/mesh.yaml"), "")
+	l := loadMesh(t, "testdata/mesh.yaml")
+	gw := l.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualGateway, Mesh: "demo", Name: "ingress-gw"}).DeepCopy()
+	gw.VirtualGatewaySpec.Listeners[0].HealthCheck = &v1alpha1.HealthCheckPolicy{Protocol: "http", Path: "/ping"}
+	l = l.With(l.Revision()+1, []*v1alpha1.Resource{gw}, nil)
+	w := Warnings(l, "")
 	want := map[v1alpha1.Key][]string{
+		gw.Key(): {
+			"spec.listeners[0].healthCheck: kept, not translated: the gateway's own health check is not configured in its data plane",
+		},
+		// greeter's client policies use TLS, which a proxyless client of
+		// greeter would not apply.
+		{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "greeter"}: {
+			"spec.backendDefaults.clientPolicy.tls: proxyless gRPC clients do not apply client policy TLS: their calls to the backends it covers are plaintext",
+			"spec.backends[0].virtualService.clientPolicy.tls: proxyless gRPC clients do not apply client policy TLS: their calls to the backends it covers are plaintext",
+			"spec.backends[4].virtualService.virtualServiceName: virtual service missing.demo.local has no provider listener: not routed",
+		},
 		{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "acm-node"}: {
 			"spec.backends[0].virtualService.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to colors.demo.local is refused rather than sent in plaintext",
 			"spec.listeners[0].tls.certificate.acm: ACM certificates are not available in meshlens; the listener on port 8080 is not served rather than served without TLS",
@@ -104,4 +124,105 @@ func TestWarnings(t *testing.T) {
 	if ws := w[v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "colors-red"}]; len(ws) != 0 {
 		t.Errorf("colors-red has warnings %q, want none", ws)
 	}
+}
+
+// endpointsOf counts the endpoints of a cluster's load assignment in v
+// (none when it has no load assignment).
+func endpointsOf(v *View, cluster string) int {
+	for _, cla := range v.Endpoints {
+		if cla.ClusterName == cluster {
+			return countEndpoints(cla)
+		}
+	}
+	return 0
+}
+
+// namedByRoutes lists the clusters v's HTTP routes send to.
+func namedByRoutes(t *testing.T, v *View) map[string]bool {
+	out := map[string]bool{}
+	for _, rc := range v.Routes {
+		for _, vh := range rc.VirtualHosts {
+			for _, rt := range vh.Routes {
+				a := rt.GetRoute()
+				if c := a.GetCluster(); c != "" {
+					out[c] = true
+				}
+				for _, wc := range a.GetWeightedClusters().GetClusters() {
+					out[wc.Name] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// refusesWithBody reports whether some route of v answers 503 with a body
+// holding text.
+func refusesWithBody(v *View, text string) bool {
+	for _, rc := range v.Routes {
+		for _, vh := range rc.VirtualHosts {
+			for _, rt := range vh.Routes {
+				if d := rt.GetDirectResponse(); d.GetStatus() == 503 && strings.Contains(d.GetBody().GetInlineString(), text) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// TestACMRefusalWinsOverASharedCluster: when a backend without a policy
+// and a backend trusting ACM reach the same target, the cluster they share
+// is refused, whichever comes first: the ACM backend's traffic never goes
+// out in plaintext through the other's cluster.
+func TestACMRefusalWinsOverASharedCluster(t *testing.T) {
+	t.Parallel()
+	base := loadMesh(t, "testdata/mesh.yaml")
+	docs := mustDecodeResources(t, `
+kind: VirtualRouter
+mesh: demo
+name: dbr
+spec:
+  listeners: [{portMapping: {port: 6000, protocol: tcp}}]
+---
+kind: Route
+mesh: demo
+virtualRouter: dbr
+name: to-db
+spec:
+  tcpRoute:
+    action: {weightedTargets: [{virtualNode: db, weight: 1}]}
+---
+kind: VirtualService
+mesh: demo
+name: dbr.demo.local
+spec: {provider: {virtualRouter: {virtualRouterName: dbr}}}
+---
+kind: VirtualNode
+mesh: demo
+name: both
+spec:
+  backends:
+    - virtualService: {virtualServiceName: db.demo.local}
+    - virtualService:
+        virtualServiceName: dbr.demo.local
+        clientPolicy:
+          tls:
+            validation:
+              trust: {acm: {certificateAuthorityArns: ["arn:aws:acm-pca:us-west-2:123456789012:certificate-authority/ca"]}}
+`)
+	l := base.With(base.Revision()+1, docs, nil)
+	v := Translate(l, fixtureEndpoints(), nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "both"}, FlavourEnvoy)
+	if n := endpointsOf(v, "cds_egress_demo_db_tcp_5432"); n != 0 {
+		t.Fatalf("the cluster shared with an ACM-trusting backend has %d endpoints", n)
+	}
+}
+
+func mustDecodeResources(t *testing.T, doc string) []*v1alpha1.Resource {
+	t.Helper()
+	rs, err := v1alpha1.Decode([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }

@@ -1,0 +1,116 @@
+package controlplane
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/apiclient"
+	"github.com/meshlens/meshlens/internal/store"
+	"github.com/meshlens/meshlens/internal/xds"
+)
+
+// warningCache keeps the warnings of the latest store snapshot asked
+// about, per mesh: reads between two writes translate a mesh once.
+type warningCache struct {
+	mu     sync.Mutex
+	snap   *store.Snapshot
+	byMesh map[string]map[v1alpha1.Key][]string
+}
+
+// warningsOf returns what the control plane keeps but cannot translate or
+// enforce in the meshes of keys in snap, by resource (see xds.Warnings).
+// The store's own snapshot is cached; others (a dry run's) are not.
+func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache bool) map[v1alpha1.Key][]string {
+	out := map[v1alpha1.Key][]string{}
+	c := &s.warnings
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cache && c.snap != snap {
+		c.snap, c.byMesh = snap, map[string]map[v1alpha1.Key][]string{}
+	}
+	done := map[string]bool{}
+	for _, k := range keys {
+		mesh := k.Mesh
+		if k.Kind == v1alpha1.KindMesh {
+			mesh = k.Name // a mesh's notes are on its resources
+		}
+		if done[mesh] {
+			continue
+		}
+		done[mesh] = true
+		w, ok := c.byMesh[mesh]
+		if !cache || !ok {
+			w = xds.Warnings(snap, mesh)
+			if cache {
+				c.byMesh[mesh] = w
+			}
+		}
+		for k, ws := range w {
+			out[k] = ws
+		}
+	}
+	return out
+}
+
+// readWarnings are the warnings a read of resources answers with: none
+// for meshes (no note is about a mesh itself, so listing meshes translates
+// nothing).
+func (s *Server) readWarnings(snap *store.Snapshot, keys []v1alpha1.Key) []string {
+	if len(keys) == 0 || keys[0].Kind == v1alpha1.KindMesh {
+		return nil
+	}
+	return resourceWarnings(s.warningsOf(snap, keys, true), keys)
+}
+
+// resourceWarnings renders the warnings of the given resources, each
+// prefixed with its resource, in the keys' order.
+func resourceWarnings(w map[v1alpha1.Key][]string, keys []v1alpha1.Key) []string {
+	var out []string
+	for _, k := range keys {
+		for _, msg := range w[k] {
+			out = append(out, k.String()+": "+msg)
+		}
+	}
+	return out
+}
+
+// applyWarnings are the warnings an apply answers with: those of the
+// applied resources, then those it caused on other resources (a backend
+// of a node that now names a service without a listener, say), which
+// were not there before.
+func applyWarnings(before, after map[v1alpha1.Key][]string, applied []v1alpha1.Key) []string {
+	out := resourceWarnings(after, applied)
+	var others []v1alpha1.Key
+	for k, ws := range after {
+		if slices.Contains(applied, k) {
+			continue
+		}
+		for _, msg := range ws {
+			if !slices.Contains(before[k], msg) {
+				others = append(others, k)
+				break
+			}
+		}
+	}
+	slices.SortFunc(others, func(a, b v1alpha1.Key) int { return strings.Compare(a.String(), b.String()) })
+	for _, k := range others {
+		for _, msg := range after[k] {
+			if !slices.Contains(before[k], msg) {
+				out = append(out, k.String()+": "+msg)
+			}
+		}
+	}
+	return out
+}
+
+// setWarningHeaders adds one Warning header per warning, as Kubernetes
+// answers with admission warnings, so that a client sees them on any
+// answer, even one whose body is a bare resource.
+func setWarningHeaders(w http.ResponseWriter, warnings []string) {
+	for _, msg := range warnings {
+		w.Header().Add("Warning", apiclient.FormatWarning(msg))
+	}
+}

@@ -1,0 +1,217 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meshlens/meshlens/internal/apiclient"
+)
+
+// acmMesh has a node whose backend trusts ACM Private CA and a listener
+// with an ACM certificate: both are kept, neither can be enforced.
+const acmMesh = `
+kind: Mesh
+name: m
+---
+kind: VirtualNode
+mesh: m
+name: app
+spec:
+  listeners: [{portMapping: {port: 8080, protocol: http}}]
+  serviceDiscovery: {dns: {hostname: app.example}}
+---
+kind: VirtualService
+mesh: m
+name: app.m.local
+spec: {provider: {virtualNode: {virtualNodeName: app}}}
+---
+kind: VirtualNode
+mesh: m
+name: client
+spec:
+  listeners:
+    - portMapping: {port: 9090, protocol: http}
+      tls:
+        mode: STRICT
+        certificate: {acm: {certificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/abc"}}
+  serviceDiscovery: {dns: {hostname: client.example}}
+  backends:
+    - virtualService:
+        virtualServiceName: app.m.local
+        clientPolicy:
+          tls:
+            validation:
+              trust: {acm: {certificateAuthorityArns: ["arn:aws:acm-pca:us-west-2:123456789012:certificate-authority/ca"]}}
+`
+
+const (
+	acmTrustWarning = "VirtualNode m/client: spec.backends[0].virtualService.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to app.m.local is refused rather than sent in plaintext"
+	acmCertWarning  = "VirtualNode m/client: spec.listeners[0].tls.certificate.acm: ACM certificates are not available in meshlens; the listener on port 9090 is not served rather than served without TLS"
+)
+
+// TestAPIWarnings: what cannot be enforced comes back with the apply (and
+// its dry run) in warnings, on GET and list in Warning headers, and in
+// describe, without any data plane connected.
+func TestAPIWarnings(t *testing.T) {
+	hs := newTestServer(t, 0)
+	want := []string{acmTrustWarning, acmCertWarning}
+	apply := func(query string) (apiclient.ApplyResponse, http.Header) {
+		t.Helper()
+		resp, err := http.Post(hs.URL+"/v1/apply"+query, "application/yaml", strings.NewReader(acmMesh))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out apiclient.ApplyResponse
+		if resp.StatusCode != 200 {
+			t.Fatalf("apply%s: %s %+v", query, resp.Status, apiErr(t, resp))
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out, resp.Header
+	}
+	headerWarnings := func(h http.Header) []string {
+		var out []string
+		for _, v := range h.Values("Warning") {
+			msg, ok := apiclient.ParseWarning(v)
+			if !ok {
+				t.Fatalf("malformed Warning header %q", v)
+			}
+			out = append(out, msg)
+		}
+		return out
+	}
+	check := func(what string, got []string) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s warnings =\n%q\nwant\n%q", what, got, want)
+		}
+	}
+
+	dry, h := apply("?dryRun=true")
+	check("dry run", dry.Warnings)
+	check("dry run headers", headerWarnings(h))
+	out, h := apply("")
+	check("apply", out.Warnings)
+	check("apply headers", headerWarnings(h))
+
+	get := func(path string) (*http.Response, http.Header) {
+		t.Helper()
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+		return resp, resp.Header
+	}
+	resp, h := get("/v1/meshes/m/virtualNodes/client")
+	resp.Body.Close()
+	check("GET", headerWarnings(h))
+	resp, h = get("/v1/meshes/m/virtualNodes")
+	resp.Body.Close()
+	check("list", headerWarnings(h))
+	resp, h = get("/v1/meshes/m/virtualNodes/app")
+	resp.Body.Close()
+	if w := headerWarnings(h); len(w) != 0 {
+		t.Errorf("GET of a node without warnings: %q", w)
+	}
+
+	resp, _ = get("/v1/meshes/m/virtualNodes/client?view=describe")
+	var d apiclient.Description
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var described []string
+	for _, w := range d.Warnings {
+		described = append(described, "VirtualNode m/client: "+w)
+	}
+	check("describe", described)
+
+	// PUT answers as apply does.
+	client := acmMesh[strings.Index(acmMesh, "kind: VirtualNode\nmesh: m\nname: client"):]
+	req, _ := http.NewRequest(http.MethodPut, hs.URL+"/v1/meshes/m/virtualNodes/client", strings.NewReader(client))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var put apiclient.ApplyResponse
+	if err := json.NewDecoder(resp.Body).Decode(&put); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	check("PUT", put.Warnings)
+
+	// Applying the same documents again still warns: the warnings are
+	// about the resources, not about the change.
+	again, _ := apply("")
+	check("apply again", again.Warnings)
+}
+
+// TestApplyWarnsAboutOtherResources: an apply answers with the warnings
+// it caused on resources it did not name.
+func TestApplyWarnsAboutOtherResources(t *testing.T) {
+	hs := newTestServer(t, 0)
+	post := func(body string) apiclient.ApplyResponse {
+		t.Helper()
+		resp, err := http.Post(hs.URL+"/v1/apply", "application/yaml", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("apply: %s %+v", resp.Status, apiErr(t, resp))
+		}
+		var out apiclient.ApplyResponse
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	post(`
+kind: Mesh
+name: m
+---
+kind: VirtualNode
+mesh: m
+name: app
+spec:
+  listeners: [{portMapping: {port: 8080, protocol: http}}]
+  serviceDiscovery: {dns: {hostname: app.example}}
+---
+kind: VirtualNode
+mesh: m
+name: bare
+spec: {}
+---
+kind: VirtualService
+mesh: m
+name: app.m.local
+spec: {provider: {virtualNode: {virtualNodeName: app}}}
+---
+kind: VirtualNode
+mesh: m
+name: client
+spec:
+  backends: [{virtualService: {virtualServiceName: app.m.local}}]
+`)
+	// The service's new provider has no listener: the node that calls it
+	// can no longer reach it, and the apply says so though it did not
+	// name that node.
+	out := post(`
+kind: VirtualService
+mesh: m
+name: app.m.local
+spec: {provider: {virtualNode: {virtualNodeName: bare}}}
+`)
+	want := []string{"VirtualNode m/client: spec.backends[0].virtualService.virtualServiceName: virtual service app.m.local has no provider listener: not routed"}
+	if !slices.Equal(out.Warnings, want) {
+		t.Errorf("warnings = %q, want %q", out.Warnings, want)
+	}
+}
