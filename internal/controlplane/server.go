@@ -87,7 +87,7 @@ type Server struct {
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
-	warnings warningCache
+	warnings  warningCache
 
 	apiLn, xdsLn net.Listener
 }
