@@ -118,8 +118,8 @@ func TestACMTrustSendsNoPlaintext(t *testing.T) {
 	register(t, s, "acm", "secure", "secure-1", "127.0.0.1", secure.addrPort())
 	register(t, s, "acm", "plain", "plain-1", "127.0.0.1", plain.addrPort())
 
-	egress := freeAddr(t)
-	startProxy(t, s, "mesh/acm/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	client := startProxy(t, s, "mesh/acm/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := client.listenerAddr(t, "lds_egress_*")
 	c := proxyClient(egress)
 	// The plain backend's endpoints arrive with the secure one's (or its
 	// lack of them): once it answers, the sidecar has both.

@@ -52,13 +52,13 @@ func TestConnectRefusedByGatewayAndInbound(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, connectMesh, "apply", "-f", "-")
 	app := startEchoApp(t, "web")
-	ingress := freeAddr(t)
-	startProxy(t, s, "mesh/tun/virtualNode/web", true, "--ingress-addr", ingress, "--egress-addr", "none", "--app", "8080="+app.addr, "--register=false")
+	web := startProxy(t, s, "mesh/tun/virtualNode/web", true, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "8080="+app.addr, "--register=false")
+	ingress := web.listenerAddr(t, "lds_ingress_*")
 	_, port, _ := net.SplitHostPort(ingress)
 	p, _ := strconv.Atoi(port)
 	register(t, s, "tun", "web", "web-1", "127.0.0.1", p)
-	gwAddr := freeAddr(t)
-	startProxy(t, s, "mesh/tun/virtualGateway/edge", true, "--listen", "8080="+gwAddr)
+	gw := startProxy(t, s, "mesh/tun/virtualGateway/edge", true, "--listen", "8080=127.0.0.1:0")
+	gwAddr := gw.listenerAddr(t, "lds_*")
 
 	for name, addr := range map[string]string{"gateway": gwAddr, "inbound": ingress} {
 		// Routed first, so a 405 is the answer of a configured listener.
