@@ -374,7 +374,17 @@ func newRegistration(cmd *cobra.Command, e *env, id nodeid.ID, f proxyFlags, p *
 // run registers once the proxy has bound its inbound listener (it is
 // configured and can take traffic), then renews until ctx ends.
 func (r *registration) run(ctx context.Context) {
-	for !r.inboundBound() {
+	for {
+		bound := r.inboundBound()
+		if bound != nil {
+			if r.body.Port == 0 {
+				// Bound to port 0: register the port the kernel picked.
+				if ta, ok := bound.(*net.TCPAddr); ok {
+					r.body.Port = ta.Port
+				}
+			}
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -406,13 +416,15 @@ func (r *registration) deregister() {
 	_ = r.client.Deregister(ctx, r.id.Mesh, r.id.Name, r.instance)
 }
 
-func (r *registration) inboundBound() bool {
+// inboundBound is the address of the inbound listener's first socket,
+// nil until it is bound.
+func (r *registration) inboundBound() net.Addr {
 	for _, l := range r.proxy.Listeners() {
 		if strings.HasPrefix(l.Listener, "lds_ingress_") {
-			return true
+			return l.Addr
 		}
 	}
-	return false
+	return nil
 }
 
 // maxSeconds bounds a timeout given in seconds (100 years).

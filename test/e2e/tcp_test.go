@@ -121,3 +121,16 @@ func TestTCPProxyHalfClose(t *testing.T) {
 
 	halfCloseRoundTrip(t, p.listenerAddr(t, "lds_ingress_*"))
 }
+
+// A sidecar whose inbound listener binds port 0 registers the port the
+// kernel picked: a client's sidecar reaches the application through it.
+func TestTCPThroughTwoSidecarsOnPickedPorts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, t.TempDir())
+	s.mustCLI(t, tcpMesh+tcpClient, "apply", "-f", "-")
+	app := startTCPEcho(t)
+	db := startProxy(t, s, "mesh/tcp/virtualNode/db", true, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "7000="+app)
+	client := startProxy(t, s, "mesh/tcp/virtualNode/client", true, "--ingress-addr", "none", "--egress-addr", "none", "--egress-port", "7000=127.0.0.1:0", "--register=false")
+	client.waitEndpoint(t, db.listenerAddr(t, "lds_ingress_*"))
+	halfCloseRoundTrip(t, client.listenerAddr(t, "lds_egress_*"))
+}
