@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
@@ -86,4 +87,69 @@ func TestFiltersGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFilterDocsGolden checks that the xDS shown in docs/filters/*.md is
+// what the translation produces: every YAML block after a
+// "<!-- golden: NAME -->" line must be a run of consecutive lines of
+// testdata/NAME.golden.yaml, indented alike.
+func TestFilterDocsGolden(t *testing.T) {
+	t.Parallel()
+	pages, err := filepath.Glob("../../docs/filters/*.md")
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no pages under docs/filters (%v)", err)
+	}
+	const marker = "<!-- golden: "
+	n := 0
+	for _, page := range pages {
+		data, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range strings.Split(string(data), marker)[1:] {
+			name, rest, _ := strings.Cut(part, " -->\n")
+			block, ok := strings.CutPrefix(rest, "```yaml\n")
+			if !ok {
+				t.Errorf("%s: %s%s --> is not followed by a yaml block", page, marker, name)
+				continue
+			}
+			block, _, _ = strings.Cut(block, "```")
+			golden, err := os.ReadFile(filepath.Join("testdata", name+".golden.yaml"))
+			if err != nil {
+				t.Errorf("%s: %v", page, err)
+				continue
+			}
+			n++
+			if !containsLines(string(golden), block) {
+				t.Errorf("%s: this block is not in testdata/%s.golden.yaml (run go test -update, then copy the new xDS into the page):\n%s", page, name, block)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("checked %d blocks, want every block of the four pages", n)
+	}
+}
+
+// containsLines reports whether the lines of block appear consecutively in
+// text, each with the same added indentation.
+func containsLines(text, block string) bool {
+	lines := strings.Split(text, "\n")
+	want := strings.Split(strings.TrimRight(block, "\n"), "\n")
+	for i := 0; i+len(want) <= len(lines); i++ {
+		indent, ok := strings.CutSuffix(lines[i], want[0])
+		if !ok || strings.TrimLeft(indent, " ") != "" {
+			continue
+		}
+		match := true
+		for j, w := range want[1:] {
+			if lines[i+1+j] != indent+w {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }

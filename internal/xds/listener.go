@@ -417,7 +417,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 		hf.grpcWeb = ext.GRPCWeb != nil && ext.GRPCWeb.Enabled
 		hf.forRoutes(rc, prefix)
 		codec := codecFor(proto)
-		if hf.grpcWeb {
+		if hf.grpcWeb && isHTTP2(proto) {
 			// Browsers send gRPC-Web over HTTP/1.1 as well as HTTP/2, so
 			// an http2 or grpc listener that takes gRPC-Web accepts both.
 			codec = hcmv3.HttpConnectionManager_AUTO

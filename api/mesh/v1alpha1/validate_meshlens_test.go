@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -260,5 +262,70 @@ func TestDecodeMeshlensErrors(t *testing.T) {
 				t.Errorf("Decode error:\n got: %v\nwant: %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestFilterDocsExamples decodes and validates the YAML of
+// docs/filters/*.md: every resource, and every fragment that starts with a
+// policy (fault:, rateLimit:, cors:, grpcWeb:) placed where it applies.
+func TestFilterDocsExamples(t *testing.T) {
+	t.Parallel()
+	pages, err := filepath.Glob("../../../docs/filters/*.md")
+	if err != nil || len(pages) != 4 {
+		t.Fatalf("want the four pages under docs/filters, found %v (%v)", pages, err)
+	}
+	// Where a fragment goes: a Route's or a gateway listener's extension,
+	// and the indentation of its members there.
+	const route = "kind: Route\nmesh: demo\nvirtualRouter: router\nname: route\nspec:\n  httpRoute:\n    match: {prefix: /}\n" +
+		"    action:\n      weightedTargets: [{virtualNode: node, weight: 1}]\n    meshlens:\n"
+	const gateway = "kind: VirtualGateway\nmesh: demo\nname: gateway\nspec:\n  listeners:\n    - portMapping: {port: 8080, protocol: http}\n      meshlens:\n"
+	type host struct{ doc, indent string }
+	hosts := map[string]host{
+		"fault":     {route, "      "},
+		"rateLimit": {route, "      "},
+		"cors":      {gateway, "        "},
+		"grpcWeb":   {gateway, "        "},
+	}
+	resources, fragments := 0, 0
+	for _, page := range pages {
+		data, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range strings.Split(string(data), "```yaml\n")[1:] {
+			text, _, _ := strings.Cut(b, "```")
+			first, _, _ := strings.Cut(text, "\n")
+			policy, isFragment := strings.CutSuffix(first, ":")
+			switch host, ok := hosts[policy]; {
+			case strings.HasPrefix(text, "kind:"):
+				resources++
+			case isFragment && ok:
+				fragments++
+				text = host.doc + host.indent + strings.ReplaceAll(strings.TrimRight(text, "\n"), "\n", "\n"+host.indent) + "\n"
+			default:
+				continue // xDS
+			}
+			if _, err := DecodeAndValidate([]byte(text)); err != nil {
+				t.Errorf("%s: %v\n%s", page, err, text)
+			}
+		}
+	}
+	// The sketch of docs/resources.md, a Route's spec.
+	data, err := os.ReadFile("../../../docs/resources.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sketch = "```yaml\n# in a Route's spec\n"
+	_, rest, ok := strings.Cut(string(data), sketch)
+	if !ok {
+		t.Fatalf("docs/resources.md has no block starting %q", sketch)
+	}
+	spec, _, _ := strings.Cut(rest, "```")
+	doc := "kind: Route\nmesh: demo\nvirtualRouter: router\nname: route\nspec:\n  " + strings.ReplaceAll(strings.TrimRight(spec, "\n"), "\n", "\n  ") + "\n"
+	if rs, err := DecodeAndValidate([]byte(doc)); err != nil || rs[0].RouteSpec.HTTPRoute.Meshlens == nil {
+		t.Errorf("docs/resources.md: %v\n%s", err, doc)
+	}
+	if resources < 6 || fragments != 4 {
+		t.Errorf("checked %d resources and %d fragments, want every example and the four field sketches", resources, fragments)
 	}
 }
