@@ -416,15 +416,16 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 		hf := hcmFilters{rateLimit: rateLimitConfig(prefix, ext.RateLimit)}
 		hf.grpcWeb = ext.GRPCWeb != nil && ext.GRPCWeb.Enabled
 		hf.forRoutes(rc, prefix)
-		codec := codecFor(proto)
+		hcm := httpConnectionManager(prefix, codecFor(proto), rc.Name, logs, hf)
 		if hf.grpcWeb && isHTTP2(proto) {
 			// Browsers send gRPC-Web over HTTP/1.1 as well as HTTP/2, so
-			// an http2 or grpc listener that takes gRPC-Web accepts both.
-			codec = hcmv3.HttpConnectionManager_AUTO
+			// an http2 or grpc listener that takes gRPC-Web accepts both;
+			// it still forwards no WebSocket upgrade, as before.
+			hcm.CodecType = hcmv3.HttpConnectionManager_AUTO
 		}
 		base := &listenerv3.FilterChain{
 			Name:    "ingress_" + proto + "_" + itoa32(port),
-			Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(prefix, codec, rc.Name, logs, hf))},
+			Filters: []*listenerv3.Filter{hcmFilter(hcm)},
 		}
 		chains, inspect, skip := tlsChains(base, gl.TLS)
 		if skip != nil {
