@@ -153,3 +153,26 @@ func containsLines(text, block string) bool {
 	}
 	return false
 }
+
+func TestFractionalPercent(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   *float64
+		want string
+	}{
+		{nil, "100/HUNDRED"},
+		{ptrTo(0.0), "0/HUNDRED"},
+		{ptrTo(5.0), "5/HUNDRED"},
+		{ptrTo(0.0001), "1/MILLION"},
+		{ptrTo(12.5), "125000/MILLION"},
+		{ptrTo(99.9999), "999999/MILLION"},
+	}
+	for _, tc := range cases {
+		fp := fractionalPercent(tc.in)
+		if got := itoa32(fp.Numerator) + "/" + fp.Denominator.String(); got != tc.want {
+			t.Errorf("fractionalPercent(%v) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
