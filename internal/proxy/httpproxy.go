@@ -291,6 +291,9 @@ const (
 	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 	bodyStreamTimeout     = "stream timeout"
+	// bodyRetryBufferExceeded: a retry needed more of the request body
+	// than the retry buffer kept.
+	bodyRetryBufferExceeded = "exceeded request buffer limit while retrying upstream"
 )
 
 // errRouteTimeout is the cause of a request context cancelled by the
@@ -662,6 +665,9 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 			// The client's body was malformed or cut short: its fault,
 			// as Envoy and HAProxy answer it.
 			ex.badRequest(w, r, st.bodyError())
+		case tr.outgrew:
+			cs.rqRetryAbandoned.Inc()
+			ex.reply(w, http.StatusInsufficientStorage, bodyRetryBufferExceeded, 0)
 		default:
 			var ce *connectError
 			if errors.As(err, &ce) {
