@@ -61,10 +61,15 @@ func localRepliesTable(t *testing.T) []localReplyRow {
 // localReplySkipped are the rows of the table that TestLocalRepliesTable
 // does not provoke, and why.
 var localReplySkipped = map[string]string{
-	"the proxy's handler returned without answering (a bug; logged as an error)":                                              "no request reaches it; TestEnsureAnswered covers it",
-	"`CONNECT` to a virtual gateway":                                                                                          "gateways do not refuse CONNECT yet",
-	"a retry needed more of the request body than the retry buffer kept (a transport read the body for two attempts at once)": "no client can cause it: an abandoned attempt's read is kept for the next; TestReplayBody covers the reader",
-	"HTTP/1.1 request with more header fields than the limit (100); the connection is closed":                                 "the header count limit is not enforced yet",
+	"the proxy's handler returned without answering (a bug; logged as an error)":              "no request reaches it; TestEnsureAnswered covers it",
+	"`CONNECT` to a virtual gateway":                                                          "gateways do not refuse CONNECT yet",
+	"HTTP/1.1 request with more header fields than the limit (100); the connection is closed": "the header count limit is not enforced yet",
+}
+
+// localReplyUnreachable are rows no request can provoke: they guard
+// against a race inside the proxy, and a unit test covers each.
+var localReplyUnreachable = map[string]string{
+	"a retry needed more of the request body than the retry buffer kept (a transport read the body for two attempts at once)": "an abandoned attempt's read is kept for the next; TestReplayBody covers the reader",
 }
 
 // replyOutcome is what a provoked situation got.
@@ -226,6 +231,10 @@ func TestLocalRepliesTable(t *testing.T) {
 			t.Logf("not provoked: %q: %s", row.situation, why)
 			continue
 		}
+		if why, ok := localReplyUnreachable[row.situation]; ok {
+			t.Logf("not provoked: %q: %s", row.situation, why)
+			continue
+		}
 		pr, ok := provoke[row.situation]
 		if !ok {
 			t.Errorf("docs/proxy.md local reply %q: no provoker in TestLocalRepliesTable", row.situation)
@@ -283,6 +292,11 @@ func TestLocalRepliesTable(t *testing.T) {
 	for s := range localReplySkipped {
 		if !seen[s] {
 			t.Errorf("skipped row %q is not in docs/proxy.md's table", s)
+		}
+	}
+	for s := range localReplyUnreachable {
+		if !seen[s] {
+			t.Errorf("unreachable row %q is not in docs/proxy.md's table", s)
 		}
 	}
 }
