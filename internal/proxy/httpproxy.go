@@ -291,9 +291,6 @@ const (
 	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 	bodyStreamTimeout     = "stream timeout"
-	// bodyRetryBufferExceeded: a retry needed more of the request body
-	// than the retry buffer kept.
-	bodyRetryBufferExceeded = "exceeded request buffer limit while retrying upstream"
 )
 
 // errRouteTimeout is the cause of a request context cancelled by the
@@ -998,6 +995,10 @@ func (ex *exchange) badRequest(w http.ResponseWriter, r *http.Request, cause err
 // bodyBadRequestBody starts the local reply to a request whose body
 // failed; the reason follows.
 const bodyBadRequestBody = "bad request body"
+
+// bodyRetryBufferExceeded is Envoy's local reply (507) when a retry needs
+// more of the request body than the retry buffer kept.
+const bodyRetryBufferExceeded = "exceeded request buffer limit while retrying upstream"
 
 var connClose = []string{"close"}
 
