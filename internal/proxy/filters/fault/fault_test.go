@@ -326,4 +326,3 @@ func BenchmarkDecide(b *testing.B) {
 		_ = c.Decide(h, r)
 	}
 }
-
