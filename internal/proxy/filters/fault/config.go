@@ -258,14 +258,19 @@ func compileHeader(h *routev3.HeaderMatcher, field string) (headerMatcher, error
 			hm.invert = !hm.invert
 		}
 	case *routev3.HeaderMatcher_ExactMatch:
+		//lint:ignore SA1019 Envoy still honours the deprecated specifiers, so a control plane may send them.
 		sm = exactMatcher(s.ExactMatch)
 	case *routev3.HeaderMatcher_PrefixMatch:
+		//lint:ignore SA1019 Envoy still honours the deprecated specifiers, so a control plane may send them.
 		sm = prefixMatcher(s.PrefixMatch)
 	case *routev3.HeaderMatcher_SuffixMatch:
+		//lint:ignore SA1019 Envoy still honours the deprecated specifiers, so a control plane may send them.
 		sm = suffixMatcher(s.SuffixMatch)
 	case *routev3.HeaderMatcher_ContainsMatch:
+		//lint:ignore SA1019 Envoy still honours the deprecated specifiers, so a control plane may send them.
 		sm = containsMatcher(s.ContainsMatch)
 	case *routev3.HeaderMatcher_SafeRegexMatch:
+		//lint:ignore SA1019 Envoy still honours the deprecated specifiers, so a control plane may send them.
 		sm = regexMatcher(s.SafeRegexMatch)
 	case *routev3.HeaderMatcher_StringMatch:
 		sm = s.StringMatch

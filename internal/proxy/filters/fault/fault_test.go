@@ -95,7 +95,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"range matcher", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{Name: "x", HeaderMatchSpecifier: &routev3.HeaderMatcher_RangeMatch{}}}}, "headers[0].range_match: not supported"},
 		{"pseudo header", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{Name: ":path"}}}, "headers[0].name: pseudo-header"},
 		{"bad header name", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{Name: "a b"}}}, "headers[0].name"},
-		{"bad regex", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{Name: "x", HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: &matcherv3.RegexMatcher{Regex: "("}}}}}, "headers[0].string_match.safe_regex.regex"},
+		{"bad regex", &faultv3.HTTPFault{Headers: []*routev3.HeaderMatcher{{Name: "x", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "("}}}}}}}, "headers[0].string_match.safe_regex.regex"},
 		{"empty node", &faultv3.HTTPFault{DownstreamNodes: []string{""}}, "downstream_nodes[0]: empty"},
 	}
 	for _, tc := range tests {
@@ -155,10 +155,10 @@ func TestDecide(t *testing.T) {
 		{"header matcher hit", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{re("test-")}}, hdr("X-User", "test-1"), 0, Decision{Abort: 500}},
 		{"header matcher miss", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{re("test-")}}, hdr("X-User", "prod-1"), 0, Decision{}},
 		{"header matcher absent", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{re("test-")}}, hdr(), 0, Decision{}},
-		{"inverted matcher absent", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{{Name: "x-user", InvertMatch: true, HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: "a"}}}}, hdr(), 0, Decision{Abort: 500}},
+		{"inverted matcher absent", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{{Name: "x-user", InvertMatch: true, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "a"}}}}}}, hdr(), 0, Decision{Abort: 500}},
 		{"present match", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{{Name: "x-canary", HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}}}}, hdr("X-Canary", "1"), 0, Decision{Abort: 500}},
 		{"present match false", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{{Name: "x-canary", HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: false}}}}, hdr("X-Canary", "1"), 0, Decision{}},
-		{"missing as empty", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{{Name: "x-a", TreatMissingHeaderAsEmpty: true, HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: ""}}}}, hdr(), 0, Decision{Abort: 500}},
+		{"missing as empty", &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{{Name: "x-a", TreatMissingHeaderAsEmpty: true, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: ""}}}}}}, hdr(), 0, Decision{Abort: 500}},
 		{"downstream node hit", &faultv3.HTTPFault{Abort: httpAbort(500, 100), DownstreamNodes: []string{"a", "b"}}, hdr(HeaderDownstreamServiceNode, "b"), 0, Decision{Abort: 500}},
 		{"downstream node miss", &faultv3.HTTPFault{Abort: httpAbort(500, 100), DownstreamNodes: []string{"a"}}, hdr(HeaderDownstreamServiceNode, "c"), 0, Decision{}},
 	}
@@ -192,6 +192,39 @@ func TestDecideIndependentFractions(t *testing.T) {
 				t.Fatalf("combination delay=%d abort=%d happened %d times of 10000: %v", i, j, n[i][j], n)
 			}
 		}
+	}
+}
+
+// The deprecated HeaderMatcher specifiers still match, as in Envoy.
+func TestDeprecatedHeaderSpecifiers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		hm   *routev3.HeaderMatcher
+		hit  string
+		miss string
+	}{
+		//lint:ignore SA1019 testing the deprecated specifier on purpose
+		{"exact", &routev3.HeaderMatcher{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: "v"}}, "v", "vv"},
+		//lint:ignore SA1019 testing the deprecated specifier on purpose
+		{"prefix", &routev3.HeaderMatcher{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_PrefixMatch{PrefixMatch: "v"}}, "vv", "w"},
+		//lint:ignore SA1019 testing the deprecated specifier on purpose
+		{"suffix", &routev3.HeaderMatcher{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_SuffixMatch{SuffixMatch: "z"}}, "az", "za"},
+		//lint:ignore SA1019 testing the deprecated specifier on purpose
+		{"contains", &routev3.HeaderMatcher{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_ContainsMatch{ContainsMatch: "m"}}, "ama", "aaa"},
+		//lint:ignore SA1019 testing the deprecated specifier on purpose
+		{"safe regex", &routev3.HeaderMatcher{Name: "x-a", HeaderMatchSpecifier: &routev3.HeaderMatcher_SafeRegexMatch{SafeRegexMatch: &matcherv3.RegexMatcher{Regex: "[0-9]+"}}}, "123", "12a"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustDecode(t, &faultv3.HTTPFault{Abort: httpAbort(500, 100), Headers: []*routev3.HeaderMatcher{tc.hm}})
+			if c.Decide(hdr("X-A", tc.hit), 0).Abort != 500 {
+				t.Errorf("%q did not match", tc.hit)
+			}
+			if c.Decide(hdr("X-A", tc.miss), 0).Faulted() {
+				t.Errorf("%q matched", tc.miss)
+			}
+		})
 	}
 }
 
@@ -309,7 +342,7 @@ func TestParseUint(t *testing.T) {
 
 func TestDecideAllocs(t *testing.T) {
 	c := mustDecode(t, &faultv3.HTTPFault{Delay: headerDelay(100), Abort: headerAbort(100),
-		Headers: []*routev3.HeaderMatcher{{Name: "x-user", HeaderMatchSpecifier: &routev3.HeaderMatcher_PrefixMatch{PrefixMatch: "t"}}}})
+		Headers: []*routev3.HeaderMatcher{{Name: "x-user", HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: "t"}}}}}})
 	h := hdr("X-User", "t1", HeaderDelayRequest, "5", HeaderAbortRequest, "503")
 	if n := testing.AllocsPerRun(100, func() { _ = c.Decide(h, 42) }); n != 0 {
 		t.Fatalf("Decide allocates %v times", n)

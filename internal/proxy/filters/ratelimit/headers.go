@@ -47,6 +47,7 @@ func compileHeaders(in []*corev3.HeaderValueOption, field string) ([]headerOp, e
 			continue
 		}
 		action := o.GetAppendAction()
+		//lint:ignore SA1019 Envoy still honours the deprecated append, so a control plane may send it.
 		if a := o.GetAppend(); a != nil {
 			if a.GetValue() {
 				action = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
