@@ -25,6 +25,11 @@
 // emitted: the per-downstream-cluster stats
 // (http.<prefix>.fault.<downstream_cluster>.*), which would need a stat
 // looked up per request.
+//
+// One deliberate difference from Envoy: Envoy checks max_active_faults
+// before deciding, so at the bound faults_overflow counts every request;
+// here it counts only requests that would have been faulted, and the
+// bound is taken with a compare-and-swap, so it is never overshot.
 package fault
 
 import (
