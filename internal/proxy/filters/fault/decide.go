@@ -165,11 +165,12 @@ func ParseHTTPStatus(s string) (int, bool) {
 	return int(n), true
 }
 
-// ParseGRPCStatus parses x-envoy-fault-abort-grpc-request: any unsigned
-// 32-bit status (gRPC clients map unknown codes to UNKNOWN).
+// ParseGRPCStatus parses x-envoy-fault-abort-grpc-request: a status in
+// [0, 16], the well-known gRPC codes, else no abort (Envoy's documented
+// range).
 func ParseGRPCStatus(s string) (int, bool) {
 	n, ok := ParseUint(s)
-	if !ok || n > 1<<31-1 {
+	if !ok || n > 16 {
 		return 0, false
 	}
 	return int(n), true

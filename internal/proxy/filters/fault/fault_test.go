@@ -148,6 +148,8 @@ func TestDecide(t *testing.T) {
 		{"header abort http", &faultv3.HTTPFault{Abort: headerAbort(100)}, hdr(HeaderAbortRequest, "429"), 0, Decision{Abort: 429}},
 		{"header abort http out of range", &faultv3.HTTPFault{Abort: headerAbort(100)}, hdr(HeaderAbortRequest, "600"), 0, Decision{}},
 		{"header abort grpc", &faultv3.HTTPFault{Abort: headerAbort(100)}, hdr(HeaderAbortGRPCRequest, "8"), 0, Decision{Abort: 200, GRPCAbort: 8, GRPC: true}},
+		{"header abort grpc 16", &faultv3.HTTPFault{Abort: headerAbort(100)}, hdr(HeaderAbortGRPCRequest, "16"), 0, Decision{Abort: 200, GRPCAbort: 16, GRPC: true}},
+		{"header abort grpc out of range", &faultv3.HTTPFault{Abort: headerAbort(100)}, hdr(HeaderAbortGRPCRequest, "17"), 0, Decision{}},
 		{"header abort http wins over grpc", &faultv3.HTTPFault{Abort: headerAbort(100)}, hdr(HeaderAbortRequest, "503", HeaderAbortGRPCRequest, "8"), 0, Decision{Abort: 503}},
 		{"header abort percentage 0", &faultv3.HTTPFault{Abort: headerAbort(100)}, hdr(HeaderAbortRequest, "503", HeaderAbortRequestPercentage, "0"), 0, Decision{}},
 		{"header abort ignored without header_abort", &faultv3.HTTPFault{Abort: httpAbort(500, 0)}, hdr(HeaderAbortRequest, "503"), 0, Decision{}},

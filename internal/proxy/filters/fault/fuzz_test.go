@@ -60,7 +60,7 @@ func FuzzHeaders(f *testing.F) {
 		if d.Abort != 0 && !d.GRPC && (d.Abort < 200 || d.Abort >= 600) {
 			t.Fatalf("abort status %d outside [200, 600)", d.Abort)
 		}
-		if d.GRPC && (d.Abort != 200 || d.GRPCAbort < 0) {
+		if d.GRPC && (d.Abort != 200 || d.GRPCAbort < 0 || d.GRPCAbort > 16) {
 			t.Fatalf("gRPC abort %+v", d)
 		}
 	})
