@@ -21,7 +21,11 @@ const (
 var ErrBadText = errors.New("grpc-web-text body is not valid base64")
 
 // RequestBody wraps a gRPC-Web request body as the gRPC request body: the
-// body itself when binary, a streaming base64 decoder when text.
+// body itself when binary, a streaming base64 decoder when text. A text
+// body that is not base64 makes Read fail with an error wrapping
+// ErrBadText; Envoy answers such a request 400 ("Bad gRPC-web request,
+// invalid base64 data."), which a caller can do while nothing has been
+// sent downstream, and otherwise resets the stream.
 func (s Stream) RequestBody(body io.Reader) io.Reader {
 	if !s.textRequest {
 		return body

@@ -67,6 +67,12 @@ func startGateway(t *testing.T, upstream string) *httptest.Server {
 		}
 		defer resp.Body.Close()
 		translate := s.ResponseHeaders(resp.StatusCode, resp.Header)
+		if !translate {
+			if err := NonGRPCMessage(resp.Header, resp.Body); err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
 		for k, v := range resp.Header {
 			w.Header()[k] = v
 		}
@@ -101,6 +107,7 @@ type webCall struct {
 	text   bool
 	split  bool // text only: send the body as two separately padded chunks
 	accept string
+	path   string // default /grpc.health.v1.Health/Check
 }
 
 type webResult struct {
@@ -189,7 +196,6 @@ func TestGRPCWebAgainstGRPCGo(t *testing.T) {
 	t.Parallel()
 	addr, _ := startGRPC(t)
 	gw := startGateway(t, addr)
-	url := gw.URL + "/grpc.health.v1.Health/Check"
 	tests := []struct {
 		name       string
 		call       webCall
@@ -205,13 +211,18 @@ func TestGRPCWebAgainstGRPCGo(t *testing.T) {
 		{"text in padded chunks", webCall{text: true, split: true, accept: ContentTypeGRPCWebText}, "", "0", healthpb.HealthCheckResponse_SERVING, true},
 		{"binary, unknown service: NOT_FOUND", webCall{}, "nope", "5", 0, false},
 		{"text, unknown service: NOT_FOUND", webCall{text: true, accept: ContentTypeGRPCWebText}, "nope", "5", 0, false},
+		{"unknown method: UNIMPLEMENTED", webCall{path: "/grpc.health.v1.Health/Nope"}, "", "12", 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			res := tc.call.do(t, ctx, url, &healthpb.HealthCheckRequest{Service: tc.service})
+			path := tc.call.path
+			if path == "" {
+				path = "/grpc.health.v1.Health/Check"
+			}
+			res := tc.call.do(t, ctx, gw.URL+path, &healthpb.HealthCheckRequest{Service: tc.service})
 			if got := res.status(); got != tc.wantStatus {
 				t.Fatalf("grpc-status %q, want %q (headers %v, trailer %v)", got, tc.wantStatus, res.header, res.trailer)
 			}

@@ -9,7 +9,8 @@
 //   - Request headers (RequestHeaders): content-type application/grpc-web,
 //     application/grpc-web+X, application/grpc-web-text and
 //     application/grpc-web-text+X become application/grpc (or
-//     application/grpc+X); te: trailers is set; content-length is removed,
+//     application/grpc+X); te: trailers is set, and grpc-accept-encoding:
+//     identity when the client sent none; content-length is removed,
 //     since a text body shrinks when decoded.
 //   - Request body (Stream.RequestBody): binary passes through untouched
 //     (gRPC-Web and gRPC share the length-prefixed message framing); text
@@ -20,9 +21,11 @@
 //     the upstream's +X subtype); content-length is removed. A
 //     trailers-only response (grpc-status in the headers) keeps its
 //     grpc-status header, as the protocol allows. A response that is not
-//     gRPC at all (an HTTP error from a proxy on the way) becomes a
+//     gRPC at all (not 200 with a gRPC content type, and no grpc-status:
+//     an HTTP error from a proxy on the way, or a local reply) becomes a
 //     trailers-only gRPC-Web response with the grpc-status the gRPC
-//     specification maps its HTTP status to.
+//     specification maps its HTTP status to and, with NonGRPCMessage, the
+//     start of its body as grpc-message, as Envoy does.
 //   - Response body (Stream.ResponseBody): messages pass through; at the
 //     end, the upstream's trailers are appended as one frame with flag 0x80
 //     holding "name:value\r\n" lines with lower-case names. For a text
@@ -41,6 +44,7 @@ package grpcweb
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -145,6 +149,9 @@ func RequestHeaders(h http.Header) Stream {
 	h.Set("Content-Type", ct)
 	h.Set("Te", "trailers")
 	h.Del("Content-Length")
+	if h.Get("Grpc-Accept-Encoding") == "" {
+		h.Set("Grpc-Accept-Encoding", "identity")
+	}
 	return s
 }
 
@@ -177,12 +184,49 @@ func (s Stream) ResponseHeaders(status int, h http.Header) (translateBody bool) 
 		sub = "proto"
 	}
 	h.Set("Content-Type", base+"+"+sub)
-	if isGRPC || h.Get("Grpc-Status") != "" {
+	if h.Get("Grpc-Status") != "" || (status == http.StatusOK && isGRPC) {
 		return true
 	}
 	h.Set("Grpc-Status", strconv.Itoa(HTTPStatusToGRPC(status)))
-	h.Set("Grpc-Message", "upstream answered HTTP status "+strconv.Itoa(status)+" without gRPC")
+	h.Set("Grpc-Message", "")
+	h.Set("Content-Length", "0")
 	return false
+}
+
+// MaxNonGRPCMessage bounds how much of a non-gRPC response's body
+// NonGRPCMessage reads into grpc-message, as Envoy does.
+const MaxNonGRPCMessage = 16 << 10
+
+// NonGRPCMessage sets grpc-message, in a response that ResponseHeaders
+// found not to be gRPC, to the first MaxNonGRPCMessage bytes of its body,
+// percent-encoded as gRPC requires, so that the browser sees why the call
+// failed (an error page, a proxy's local reply). Call it before writing
+// the headers; the body is then dropped.
+func NonGRPCMessage(h http.Header, body io.Reader) error {
+	b, err := io.ReadAll(io.LimitReader(body, MaxNonGRPCMessage))
+	if err != nil {
+		return fmt.Errorf("grpc_web: reading a non-gRPC response body: %w", err)
+	}
+	h.Set("Grpc-Message", PercentEncode(b))
+	return nil
+}
+
+// PercentEncode encodes a grpc-message value: bytes outside printable
+// ASCII, and '%', become %XX.
+func PercentEncode(b []byte) string {
+	const hex = "0123456789ABCDEF"
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '%' {
+			sb.WriteByte('%')
+			sb.WriteByte(hex[c>>4])
+			sb.WriteByte(hex[c&15])
+			continue
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
 }
 
 // grpcSubtype reports whether ct is a gRPC content type and its subtype.

@@ -64,7 +64,7 @@ func TestRequestHeaders(t *testing.T) {
 		if got := h.Get("Content-Type"); got != tc.wantCT {
 			t.Errorf("%q: content-type %q, want %q", tc.ct, got, tc.wantCT)
 		}
-		if tc.web && (h.Get("Te") != "trailers" || h.Get("Content-Length") != "") {
+		if tc.web && (h.Get("Te") != "trailers" || h.Get("Content-Length") != "" || h.Get("Grpc-Accept-Encoding") != "identity") {
 			t.Errorf("%q: te %q, content-length %q", tc.ct, h.Get("Te"), h.Get("Content-Length"))
 		}
 		if !tc.web && h.Get("Content-Length") != "10" {
@@ -92,6 +92,7 @@ func TestResponseHeaders(t *testing.T) {
 		{"not grpc 503", bin, 503, http.Header{"Content-Type": {"text/plain"}}, false, ContentTypeGRPCWebProto, "14"},
 		{"not grpc 404", text, 404, http.Header{}, false, ContentTypeGRPCWebTextProto, "12"},
 		{"not grpc 500", bin, 500, http.Header{}, false, ContentTypeGRPCWebProto, "2"},
+		{"grpc content type but not 200", bin, 503, http.Header{"Content-Type": {"application/grpc"}}, false, ContentTypeGRPCWebProto, "14"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,14 +106,52 @@ func TestResponseHeaders(t *testing.T) {
 			if st := tc.in.Get("Grpc-Status"); st != tc.wantStatus {
 				t.Fatalf("grpc-status %q, want %q", st, tc.wantStatus)
 			}
-			if tc.in.Get("Content-Length") != "" {
-				t.Fatal("content-length kept")
+			wantCL := ""
+			if !tc.translate {
+				wantCL = "0"
+			}
+			if cl := tc.in.Get("Content-Length"); cl != wantCL {
+				t.Fatalf("content-length %q, want %q", cl, wantCL)
 			}
 		})
 	}
 	h := http.Header{"Content-Type": {"text/html"}}
 	if !(Stream{}).ResponseHeaders(500, h) || h.Get("Content-Type") != "text/html" || h.Get("Grpc-Status") != "" {
 		t.Fatal("zero Stream changed a response")
+	}
+}
+
+func TestRequestHeadersKeepsAcceptEncoding(t *testing.T) {
+	t.Parallel()
+	h := http.Header{"Content-Type": {ContentTypeGRPCWeb}, "Grpc-Accept-Encoding": {"gzip"}}
+	RequestHeaders(h)
+	if h.Get("Grpc-Accept-Encoding") != "gzip" {
+		t.Fatalf("grpc-accept-encoding %q", h.Get("Grpc-Accept-Encoding"))
+	}
+}
+
+func TestNonGRPCMessage(t *testing.T) {
+	t.Parallel()
+	h := http.Header{"Content-Type": {"text/plain"}}
+	s := Stream{web: true}
+	if s.ResponseHeaders(http.StatusServiceUnavailable, h) {
+		t.Fatal("a 503 text/plain response was taken for gRPC")
+	}
+	if err := NonGRPCMessage(h, strings.NewReader("no healthy upstream\n100%")); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Get("Grpc-Message"); got != "no healthy upstream%0A100%25" {
+		t.Fatalf("grpc-message %q", got)
+	}
+	if h.Get("Grpc-Status") != "14" {
+		t.Fatalf("grpc-status %q", h.Get("Grpc-Status"))
+	}
+	long := strings.Repeat("x", MaxNonGRPCMessage+100)
+	if err := NonGRPCMessage(h, strings.NewReader(long)); err != nil || len(h.Get("Grpc-Message")) != MaxNonGRPCMessage {
+		t.Fatalf("long body: %d bytes, %v", len(h.Get("Grpc-Message")), err)
+	}
+	if err := NonGRPCMessage(h, iotest.ErrReader(errors.New("reset"))); err == nil {
+		t.Fatal("read error not reported")
 	}
 }
 
