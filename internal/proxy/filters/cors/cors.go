@@ -9,7 +9,8 @@
 // allow_origin_string_match accepts is counted as origin_invalid and the
 // request goes on without CORS headers (a preflight with such an origin is
 // forwarded upstream too, unless forward_not_matching_preflights is
-// false, in which case it is answered 200 without CORS headers). With an
+// false, in which case it is answered 200 without
+// Access-Control-Allow-Origin). With an
 // accepted origin (origin_valid), a preflight (OPTIONS with
 // Access-Control-Request-Method) is answered locally with 200 and the
 // allow-* headers and max-age; any other request is forwarded and its
@@ -54,6 +55,7 @@ const (
 const (
 	HeaderOrigin                    = "Origin"
 	HeaderRequestMethod             = "Access-Control-Request-Method"
+	HeaderRequestHeaders            = "Access-Control-Request-Headers"
 	HeaderRequestPrivateNetwork     = "Access-Control-Request-Private-Network"
 	HeaderAllowOrigin               = "Access-Control-Allow-Origin"
 	HeaderAllowCredentials          = "Access-Control-Allow-Credentials"
@@ -193,8 +195,9 @@ func opt(set, v bool) optBool {
 }
 
 // Merge combines policies given most specific first (route, then virtual
-// host): each field comes from the first policy that sets it, as Envoy's
-// CORS filter resolves them. nil policies are skipped; Merge of none is
+// host): each field comes from the first policy that sets it, except
+// filter_enabled and shadow_enabled, which come from the first policy, as
+// Envoy's CORS filter resolves them. nil policies are skipped; Merge of none is
 // nil, which Check treats as "no CORS".
 func Merge(policies ...*Policy) *Policy {
 	var out *Policy
@@ -210,7 +213,9 @@ func Merge(policies ...*Policy) *Policy {
 	if n <= 1 {
 		return out
 	}
-	m := &Policy{}
+	// filter_enabled and shadow_enabled come from the most specific policy
+	// alone, set or not (unset filter_enabled means enabled), as in Envoy.
+	m := &Policy{enabled: out.enabled, shadow: out.shadow}
 	for _, p := range policies {
 		if p == nil {
 			continue
@@ -230,12 +235,6 @@ func Merge(policies ...*Policy) *Policy {
 		}
 		if m.forwardNoMatch == unset {
 			m.forwardNoMatch = p.forwardNoMatch
-		}
-		if m.enabled == nil {
-			m.enabled = p.enabled
-		}
-		if m.shadow == nil {
-			m.shadow = p.shadow
 		}
 	}
 	return m
@@ -301,7 +300,8 @@ const (
 	Preflight
 	// RejectedPreflight: a preflight from an origin not allowed, with
 	// forward_not_matching_preflights false: answer locally with 200 and
-	// no CORS headers.
+	// Policy.Preflight's headers, which then lack
+	// Access-Control-Allow-Origin, so the browser refuses the call.
 	RejectedPreflight
 )
 
@@ -347,23 +347,35 @@ func (f *Filter) Check(p *Policy, method string, h HeaderGetter, rnd uint64) Res
 	return Result{Kind: Actual, Origin: origin}
 }
 
-// Preflight sets the headers of the local 200 reply to a Preflight
-// result: Access-Control-Allow-Origin (the origin), -Allow-Credentials,
-// -Allow-Methods, -Allow-Headers, -Max-Age, and
+// Preflight sets the headers of the local 200 reply to a Preflight or
+// RejectedPreflight result: Access-Control-Allow-Origin (the origin, for
+// Preflight only), -Allow-Credentials, -Allow-Methods, -Allow-Headers
+// (a configured "*" echoes the request's Access-Control-Request-Method or
+// -Headers, as Envoy does), -Max-Age, and
 // Access-Control-Allow-Private-Network when allowed and asked for (req is
 // the preflight's request headers). It does nothing for other kinds.
 func (p *Policy) Preflight(r Result, req HeaderGetter, h http.Header) {
-	if r.Kind != Preflight || p == nil {
+	if (r.Kind != Preflight && r.Kind != RejectedPreflight) || p == nil {
 		return
 	}
-	h.Set(HeaderAllowOrigin, r.Origin)
+	if r.Kind == Preflight {
+		h.Set(HeaderAllowOrigin, r.Origin)
+	}
 	if p.credentials == yes {
 		h.Set(HeaderAllowCredentials, "true")
 	}
-	if p.allowMethods != "" {
+	switch p.allowMethods {
+	case "":
+	case "*":
+		h.Set(HeaderAllowMethods, req.Get(HeaderRequestMethod))
+	default:
 		h.Set(HeaderAllowMethods, p.allowMethods)
 	}
-	if p.allowHeaders != "" {
+	switch p.allowHeaders {
+	case "":
+	case "*":
+		h.Set(HeaderAllowHeaders, req.Get(HeaderRequestHeaders))
+	default:
 		h.Set(HeaderAllowHeaders, p.allowHeaders)
 	}
 	if p.maxAge != "" {

@@ -103,7 +103,12 @@ func TestCheckAndHeaders(t *testing.T) {
 			p := gateway()
 			p.ForwardNotMatchingPreflights = wrapperspb.Bool(false)
 			return p
-		}(), method: "OPTIONS", req: preflight("https://evil.example"), wantKind: RejectedPreflight, inv: 1},
+		}(), method: "OPTIONS", req: preflight("https://evil.example"), wantKind: RejectedPreflight,
+			wantLocal: map[string]string{HeaderAllowOrigin: "", HeaderAllowMethods: "GET, POST, PUT", HeaderMaxAge: "86400"}, inv: 1},
+		{name: "wildcard methods and headers echo the request's", policy: &corsv3.CorsPolicy{
+			AllowOriginStringMatch: []*matcherv3.StringMatcher{exact("https://app.example.com")}, AllowMethods: "*", AllowHeaders: "*",
+		}, method: "OPTIONS", req: preflight("https://app.example.com"), wantKind: Preflight,
+			wantLocal: map[string]string{HeaderAllowMethods: "POST", HeaderAllowHeaders: "content-type"}, valid: 1},
 		{name: "wildcard origin", policy: &corsv3.CorsPolicy{AllowOriginStringMatch: []*matcherv3.StringMatcher{exact("*")}}, method: "GET",
 			req: hdr(HeaderOrigin, "https://any.example"), wantKind: Actual, wantResp: map[string]string{HeaderAllowOrigin: "https://any.example", HeaderAllowCredentials: ""}, valid: 1},
 		{name: "no allowed origins: every origin invalid", policy: &corsv3.CorsPolicy{AllowMethods: "GET"}, method: "GET", req: hdr(HeaderOrigin, "https://a"), wantKind: None, inv: 1},
@@ -139,7 +144,7 @@ func TestCheckAndHeaders(t *testing.T) {
 			local, resp := http.Header{}, http.Header{}
 			p.Preflight(r, tc.req, local)
 			p.ResponseHeaders(r, resp)
-			if r.Kind != Preflight && len(local) != 0 {
+			if r.Kind != Preflight && r.Kind != RejectedPreflight && len(local) != 0 {
 				t.Fatalf("preflight headers for kind %d: %v", r.Kind, local)
 			}
 			if r.Kind != Actual && len(resp) != 0 {
@@ -186,6 +191,16 @@ func TestMerge(t *testing.T) {
 	}
 	if h.Get(HeaderMaxAge) != "86400" {
 		t.Errorf("max-age = %q, want the virtual host's", h.Get(HeaderMaxAge))
+	}
+	// filter_enabled comes from the most specific policy only: the route's
+	// (unset: enabled) wins over a virtual host that disables the filter.
+	off := gateway()
+	off.FilterEnabled = &corev3.RuntimeFractionalPercent{DefaultValue: &typev3.FractionalPercent{Numerator: 0}}
+	if r := f.Check(Merge(route, mustPolicy(t, off)), "OPTIONS", req, 0); r.Kind != Preflight {
+		t.Fatalf("virtual host's filter_enabled applied over the route's: kind %d", r.Kind)
+	}
+	if r := f.Check(Merge(mustPolicy(t, off), vhost), "OPTIONS", req, 0); r.Kind != None {
+		t.Fatalf("route's filter_enabled 0%% ignored: kind %d", r.Kind)
 	}
 	if Merge() != nil || Merge(nil, vhost) != vhost {
 		t.Fatal("Merge of zero or one policy")
