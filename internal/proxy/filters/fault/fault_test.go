@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -359,5 +362,52 @@ func BenchmarkDecide(b *testing.B) {
 	for b.Loop() {
 		r++
 		_ = c.Decide(h, r)
+	}
+}
+
+// max_active_faults holds under concurrency: however streams interleave,
+// no more than the bound hold a fault at once, and every stream either
+// got a slot or was counted as overflow.
+func TestMaxActiveFaultsConcurrent(t *testing.T) {
+	t.Parallel()
+	f, st := newTestFilter(t)
+	const max, streams = 3, 64
+	cfg := mustDecode(t, &faultv3.HTTPFault{Abort: httpAbort(503, 100), MaxActiveFaults: wrapperspb.UInt32(max)})
+	var peak atomic.Int64
+	var held atomic.Int64
+	var wg sync.WaitGroup
+	for range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := f.Inject(context.Background(), cfg, cfg.Decide(hdr(), 0))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !ok {
+				return
+			}
+			held.Add(1)
+			for {
+				p, n := peak.Load(), f.Active()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			runtime.Gosched()
+			f.Release()
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > max {
+		t.Fatalf("%d faults active at once, bound %d", p, max)
+	}
+	overflow := counter(st, "http.ingress.fault.faults_overflow")
+	if uint64(held.Load())+overflow != streams {
+		t.Fatalf("held %d + overflow %d != %d streams", held.Load(), overflow, streams)
+	}
+	if f.Active() != 0 {
+		t.Fatalf("active = %d after all released", f.Active())
 	}
 }
