@@ -661,8 +661,8 @@ func (p *Proxy) handlePrometheus(w http.ResponseWriter, r *http.Request) {
 	p.refreshServerStats()
 	var b bytes.Buffer
 	_ = p.stats.WritePrometheus(&b, filter, usedOnly)
-	if p.mesh.store != nil {
-		_ = p.mesh.store.WritePrometheus(&b, filter, usedOnly)
+	if p.mesh.Store() != nil {
+		_ = p.mesh.Store().WritePrometheus(&b, filter, usedOnly)
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write(b.Bytes())
@@ -672,8 +672,8 @@ func (p *Proxy) handlePrometheus(w http.ResponseWriter, r *http.Request) {
 // Envoy does (gauges and histograms stay).
 func (p *Proxy) handleResetCounters(w http.ResponseWriter, r *http.Request) {
 	p.stats.ResetCounters()
-	if p.mesh.store != nil {
-		p.mesh.store.ResetCounters()
+	if p.mesh.Store() != nil {
+		p.mesh.Store().ResetCounters()
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	fmt.Fprintln(w, "OK")

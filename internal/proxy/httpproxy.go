@@ -19,6 +19,7 @@ import (
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -346,9 +347,9 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// gateway or a sidecar's egress it is not read at all: the client is
 	// outside the mesh or the local application.
 	var src string
-	if v := r.Header[sourceHeader]; len(v) > 0 {
+	if v := r.Header[meshmetrics.SourceHeader]; len(v) > 0 {
 		src = v[0]
-		delete(r.Header, sourceHeader)
+		delete(r.Header, meshmetrics.SourceHeader)
 	}
 	if cc.dir == table.Inbound {
 		// Health checks (Envoy's and ours send User-Agent Envoy/HC) are
@@ -359,7 +360,7 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if cs == nil && ci != nil {
 				cs = ci.tls
 			}
-			ex.edge = h.p.mesh.callerEdge(cs, cc.listenerTLS, src)
+			ex.edge = h.p.mesh.Caller(cs, cc.listenerTLS, src)
 		}
 	}
 	// Deferred so that a request aborted mid-body (panic
@@ -433,9 +434,9 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 	if cc.dir != table.Inbound {
 		if e := view.edges[route.Meta.VirtualService]; e != nil {
 			ex.edge = e
-			r.Header[sourceHeader] = e.header
+			r.Header[meshmetrics.SourceHeader] = e.Header()
 		} else {
-			delete(r.Header, sourceHeader)
+			delete(r.Header, meshmetrics.SourceHeader)
 		}
 	}
 	if upgrade != "" {
@@ -528,7 +529,7 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 		h.noteStreamEnd(ci, hs, r, ex.status, d)
 	}
 	if ex.edge != nil {
-		ex.edge.record(requestProto(r), ex.status, d, ex.received, ex.sent)
+		ex.edge.Record(meshmetrics.RequestProto(r), ex.status, d, ex.received, ex.sent)
 	}
 	if len(cc.logs) > 0 {
 		e := &ex.log
@@ -1046,7 +1047,7 @@ type exchange struct {
 	route          *table.Route
 	view           *clusterView
 	ep             *endpointRT
-	edge           *meshEdge
+	edge           *meshmetrics.Edge
 	st             *stream
 	log            accesslog.Entry
 }

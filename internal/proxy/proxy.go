@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
 )
@@ -57,7 +58,7 @@ type Proxy struct {
 	dataStats *stats.Store
 	srvStats  *serverStats
 	codec     *codecStats
-	mesh      *meshMetrics
+	mesh      *meshmetrics.Metrics
 	flusher   *stats.Flusher
 	openConns atomic.Int64 // downstream connections, server.total_connections
 	connIDs   atomic.Uint64
@@ -113,7 +114,7 @@ func New(cfg Config) (*Proxy, error) {
 			return nil, err
 		}
 	}
-	p.mesh = newMeshMetrics(meshStore, self)
+	p.mesh = meshmetrics.New(meshStore, self)
 	p.flusher = stats.NewFlusher(p.stats, cfg.StatsFlushInterval, cfg.Log, cfg.StatsSinks...)
 	ln, err := p.listenConfig.Listen(context.Background(), "tcp", cfg.AdminAddr)
 	if err != nil {
@@ -512,10 +513,10 @@ func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
 			return
 		}
 		if v.edges == nil {
-			v.edges = map[string]*meshEdge{}
+			v.edges = map[string]*meshmetrics.Edge{}
 		}
 		if v.edges[service] == nil {
-			v.edges[service] = p.mesh.outboundEdge(service, c.Meta.Mesh, c.Meta.VirtualNode)
+			v.edges[service] = p.mesh.Outbound(service, c.Meta.Mesh, c.Meta.VirtualNode)
 		}
 	}
 	for _, l := range s.Listeners {
@@ -684,8 +685,8 @@ func (p *Proxy) flushLoop() {
 		case <-t.C:
 			p.refreshServerStats()
 			_ = p.flusher.Flush(ctx)
-			if p.mesh.store != nil {
-				p.mesh.store.MergeHistograms()
+			if p.mesh.Store() != nil {
+				p.mesh.Store().MergeHistograms()
 			}
 		}
 	}

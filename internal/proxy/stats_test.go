@@ -20,6 +20,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -92,7 +93,7 @@ func promValue(text, family string, labels ...string) (float64, bool) {
 func TestStatsExactTwoHops(t *testing.T) {
 	t.Parallel()
 	app := startUpstream(t, "app", func(w http.ResponseWriter, r *http.Request) {
-		if _, seen := r.Header[sourceHeader]; seen {
+		if _, seen := r.Header[meshmetrics.SourceHeader]; seen {
 			w.WriteHeader(http.StatusTeapot) // must never happen
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -13,8 +14,8 @@ import (
 type testStatsSet struct {
 	hcm     *hcmStats
 	cluster *clusterStats
-	out, in *meshEdge
-	mesh    *meshMetrics
+	out, in *meshmetrics.Edge
+	mesh    *meshmetrics.Metrics
 }
 
 func newTestStatsSet(tb testing.TB) *testStatsSet {
@@ -26,14 +27,14 @@ func newTestStatsSet(tb testing.TB) *testStatsSet {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m := newMeshMetrics(meshStore, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
+	m := meshmetrics.New(meshStore, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
 	s := &testStatsSet{
 		hcm:     newHCMStats(store.Scope("http.egress.")),
 		cluster: newClusterStats(store.Scope("cluster.cds_egress_demo_greeting_http_9080.")),
-		out:     m.outboundEdge("greeting.demo.local", "demo", "greeting"),
+		out:     m.Outbound("greeting.demo.local", "demo", "greeting"),
 		mesh:    m,
 	}
-	s.in = m.inboundEdge("demo/virtualNode/client/greeter.demo.local")
+	s.in = m.Inbound("demo/virtualNode/client/greeter.demo.local")
 	s.record(200) // first use of a code creates its counters
 	return s
 }
@@ -54,8 +55,8 @@ func (s *testStatsSet) record(code int) {
 	h.codes.Class(code).Inc()
 	h.rqCompleted.Inc()
 	h.rqTime.RecordDuration(4 * time.Millisecond)
-	s.out.record(protoHTTP, code, 4*time.Millisecond, 0, 1024)
-	s.mesh.inboundEdge("demo/virtualNode/client/greeter.demo.local").record(protoHTTP, code, 3*time.Millisecond, 0, 1024)
+	s.out.Record(meshmetrics.HTTP, code, 4*time.Millisecond, 0, 1024)
+	s.mesh.Inbound("demo/virtualNode/client/greeter.demo.local").Record(meshmetrics.HTTP, code, 3*time.Millisecond, 0, 1024)
 }
 
 // The stats of a request add no allocation once their handles exist.

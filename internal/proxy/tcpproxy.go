@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -143,14 +144,14 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	defer func() {
 		d := time.Since(start)
 		if started {
-			var edge *meshEdge
+			var edge *meshmetrics.Edge
 			if tc.dir == table.Inbound {
-				edge = lrt.p.mesh.unknown
+				edge = lrt.p.mesh.Unknown()
 			} else if view != nil {
 				edge = view.edges[chain.Meta.VirtualService]
 			}
 			if lrt.p.dataStats != nil {
-				edge.record(protoTCP, 0, d, uint64(rx), uint64(tx))
+				edge.Record(meshmetrics.TCP, 0, d, uint64(rx), uint64(tx))
 			}
 		}
 		if len(tc.logs) == 0 {

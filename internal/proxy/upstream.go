@@ -19,6 +19,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/h1client"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -435,7 +436,7 @@ type clusterView struct {
 	limits breakerLimits
 	// edges are the calling side's mesh-metric edges, by the virtual
 	// service a route reached this cluster for.
-	edges map[string]*meshEdge
+	edges map[string]*meshmetrics.Edge
 }
 
 // endpointRT is one endpoint with what the request path needs
