@@ -27,6 +27,7 @@ import (
 	"github.com/meshlens/meshlens/internal/stats"
 	"github.com/meshlens/meshlens/internal/stats/emf"
 	"github.com/meshlens/meshlens/internal/stats/statsd"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // proxyFlags are the command line of `meshlens proxy`.
@@ -337,7 +338,7 @@ func newRegistration(cmd *cobra.Command, e *env, id nodeid.ID, f proxyFlags, p *
 	// The instance is reachable where the inbound listener binds: the
 	// --ingress-addr, else the first --listen mapping, else App Mesh's
 	// 15000.
-	bound := "0.0.0.0:15000"
+	bound := net.JoinHostPort("0.0.0.0", strconv.Itoa(xdsmeta.InboundPort))
 	if f.ingressAddr != "" && f.ingressAddr != proxy.Disabled {
 		bound = f.ingressAddr
 	} else if len(f.listen) > 0 {
@@ -420,7 +421,7 @@ func (r *registration) deregister() {
 // nil until it is bound.
 func (r *registration) inboundBound() net.Addr {
 	for _, l := range r.proxy.Listeners() {
-		if strings.HasPrefix(l.Listener, "lds_ingress_") {
+		if xdsmeta.IsInboundListener(l.Listener) {
 			return l.Addr
 		}
 	}
