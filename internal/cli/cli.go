@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/apiclient"
 )
 
@@ -50,7 +51,7 @@ func ExitCode(err error) int {
 	if errors.Is(err, apiclient.ErrUnreachable) {
 		return ExitUnreachable
 	}
-	var ae *apiclient.Error
+	var ae *restv1.Error
 	if errors.As(err, &ae) {
 		switch {
 		case ae.Status == http.StatusNotFound:
@@ -103,7 +104,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 func isOurs(err error) bool {
 	var ue usageError
-	var ae *apiclient.Error
+	var ae *restv1.Error
 	var de decodeError
 	return errors.As(err, &ue) || errors.As(err, &ae) || errors.As(err, &de) || errors.Is(err, apiclient.ErrUnreachable) || errors.As(err, new(runError))
 }

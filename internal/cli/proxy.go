@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/apiclient"
 	"github.com/meshlens/meshlens/internal/nodeid"
@@ -324,7 +325,7 @@ type registration struct {
 	client   *apiclient.Client
 	id       nodeid.ID
 	instance string
-	body     apiclient.Instance
+	body     restv1.Instance
 	ttl      time.Duration
 	proxy    *proxy.Proxy
 	log      func(msg string, args ...any)
@@ -367,7 +368,7 @@ func newRegistration(cmd *cobra.Command, e *env, id nodeid.ID, f proxyFlags, p *
 	}
 	return &registration{
 		client: c, id: id, instance: inst, ttl: ttl, proxy: p,
-		body: apiclient.Instance{Address: addr, Port: port, HealthStatus: "HEALTHY", TTLSeconds: int(ttl / time.Second)},
+		body: restv1.Instance{Address: addr, Port: port, HealthStatus: "HEALTHY", TTLSeconds: int(ttl / time.Second)},
 		log:  func(msg string, args ...any) { fmt.Fprintln(e.stderr, append([]any{msg}, args...)...) },
 	}, nil
 }
