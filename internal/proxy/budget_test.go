@@ -27,7 +27,7 @@ func TestRetryBudgetBoundsLoad(t *testing.T) {
 	const (
 		requests   = 40
 		numRetries = 3
-		attemptFor = 100 * time.Millisecond
+		attemptFor = 250 * time.Millisecond
 	)
 	for _, tc := range []struct {
 		name    string

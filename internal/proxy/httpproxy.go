@@ -740,6 +740,9 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 			// The client's body was malformed or cut short: its fault,
 			// as Envoy and HAProxy answer it.
 			ex.badRequest(w, r, st.bodyError())
+		case tr.outgrew:
+			cs.rqRetryAbandoned.Inc()
+			ex.reply(w, http.StatusInsufficientStorage, bodyRetryBufferExceeded, 0)
 		default:
 			var ce *connectError
 			if errors.As(err, &ce) {
@@ -1076,6 +1079,10 @@ func (ex *exchange) badRequest(w http.ResponseWriter, r *http.Request, cause err
 // bodyBadRequestBody starts the local reply to a request whose body
 // failed; the reason follows.
 const bodyBadRequestBody = "bad request body"
+
+// bodyRetryBufferExceeded is Envoy's local reply (507) when a retry needs
+// more of the request body than the retry buffer kept.
+const bodyRetryBufferExceeded = "exceeded request buffer limit while retrying upstream"
 
 var connClose = []string{"close"}
 

@@ -66,6 +66,12 @@ var localReplySkipped = map[string]string{
 	"`CONNECT` to a virtual gateway":                                             "this test runs an egress listener; TestConnectRefusedOffTheEgress and the end-to-end TestConnectRefusedByGatewayAndInbound provoke it on a gateway",
 }
 
+// localReplyUnreachable are rows no request can provoke: they guard
+// against a race inside the proxy, and a unit test covers each.
+var localReplyUnreachable = map[string]string{
+	"a retry needed more of the request body than the retry buffer kept (a transport read the body for two attempts at once)": "an abandoned attempt's read is kept for the next; TestReplayBody covers the reader",
+}
+
 // replyOutcome is what a provoked situation got.
 type replyOutcome struct {
 	status int
@@ -242,6 +248,10 @@ func TestLocalRepliesTable(t *testing.T) {
 			t.Logf("not provoked: %q: %s", row.situation, why)
 			continue
 		}
+		if why, ok := localReplyUnreachable[row.situation]; ok {
+			t.Logf("not provoked: %q: %s", row.situation, why)
+			continue
+		}
 		pr, ok := provoke[row.situation]
 		if !ok {
 			t.Errorf("docs/proxy.md local reply %q: no provoker in TestLocalRepliesTable", row.situation)
@@ -299,6 +309,11 @@ func TestLocalRepliesTable(t *testing.T) {
 	for s := range localReplySkipped {
 		if !seen[s] {
 			t.Errorf("skipped row %q is not in docs/proxy.md's table", s)
+		}
+	}
+	for s := range localReplyUnreachable {
+		if !seen[s] {
+			t.Errorf("unreachable row %q is not in docs/proxy.md's table", s)
 		}
 	}
 }

@@ -163,9 +163,9 @@ const (
 // went away or the stream idled is not counted.
 func judge(ctx context.Context, tr *tryResult) verdict {
 	switch {
-	case tr.ep == nil || tr.downstream || errors.Is(tr.err, errNoEndpoint):
-		// A request the client broke (its body failed) says nothing of
-		// the endpoint.
+	case tr.ep == nil || tr.downstream || tr.outgrew || errors.Is(tr.err, errNoEndpoint):
+		// A request the client broke (its body failed), or whose body
+		// could not be replayed, says nothing of the endpoint.
 		return verdictNone
 	case tr.err != nil:
 		if tr.perTryTimeout || context.Cause(ctx) == errRouteTimeout {

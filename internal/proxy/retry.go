@@ -36,12 +36,14 @@ type tryResult struct {
 	// trailersJudge: outlier detection waits for the gRPC trailers.
 	trailersJudge bool
 	// downstream: the attempt failed because reading the downstream
-	// request body failed (or, after a retry, because the body was no
-	// longer all kept): not the upstream's fault, not retried, not fed
-	// to outlier detection.
+	// request body failed: not the upstream's fault, not retried, not
+	// fed to outlier detection.
 	downstream bool
-	cancel     context.CancelFunc
-	start      time.Time
+	// outgrew: a retry could not replay the body, which outgrew the
+	// retry buffer meanwhile; not the upstream's fault either.
+	outgrew bool
+	cancel  context.CancelFunc
+	start   time.Time
 }
 
 // try performs one attempt under the retry policy's per-try timeout; st
@@ -56,12 +58,14 @@ func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, 
 	tr.resp, tr.ep, tr.err = h.attempt(out, downMajor, view, route)
 	if tr.err != nil {
 		switch {
-		case isDownstreamBodyError(tr.err, st), errors.Is(tr.err, errBodyOutgrew):
+		case isDownstreamBodyError(tr.err, st):
 			tr.downstream = true
+		case errors.Is(tr.err, errBodyOutgrew):
+			tr.outgrew = true
 		case actx.Err() != nil && ctx.Err() == nil:
 			tr.perTryTimeout = true
 		}
-		if tr.ep != nil && !tr.downstream {
+		if tr.ep != nil && !tr.downstream && !tr.outgrew {
 			tr.ep.stats.rqError.Add(1)
 		}
 	}
@@ -102,16 +106,18 @@ var errAttemptOver = errors.New("request body read by an attempt that was given 
 // replays it and then reads on from src. One read of src at a time: a
 // view reads src under mu, so an abandoned attempt whose transport is
 // still blocked reading the body delays the next attempt's read of src
-// until the client sends more, never loses those bytes (they are kept)
-// and never reads them concurrently.
+// until the client sends more, and never reads them concurrently. What
+// such an abandoned read brings is kept even past limit (one read more),
+// for the attempt that replaced it; only then does the body count as
+// outgrown.
 type replayBody struct {
 	src   io.Reader
 	limit int
 
 	mu    sync.Mutex
-	kept  []byte // the first bytes of the body, while over is false
+	kept  []byte // the first bytes of the body
 	total int64  // bytes read from src
-	over  bool   // the body outgrew limit: kept is gone
+	over  bool   // the body outgrew limit: kept is no longer all of it
 	eof   bool   // src is at its end
 	err   error  // src failed; sticky
 }
@@ -151,7 +157,7 @@ func (v *bodyView) Read(p []byte) (int, error) {
 	if v.dead.Load() {
 		return 0, errAttemptOver
 	}
-	if !rb.over && v.off < int64(len(rb.kept)) {
+	if v.off < int64(len(rb.kept)) {
 		n := copy(p, rb.kept[v.off:])
 		v.off += int64(n)
 		return n, nil
@@ -168,12 +174,18 @@ func (v *bodyView) Read(p []byte) (int, error) {
 	if n > 0 {
 		rb.total += int64(n)
 		v.off += int64(n)
-		if !rb.over {
-			if len(rb.kept)+n <= rb.limit {
-				rb.kept = append(rb.kept, p[:n]...)
-			} else {
-				rb.over, rb.kept = true, nil
-			}
+		switch {
+		case rb.over:
+		case len(rb.kept)+n <= rb.limit:
+			rb.kept = append(rb.kept, p[:n]...)
+		case v.dead.Load():
+			// An abandoned attempt read them: the next attempt needs
+			// them, and nothing after them can be replayed.
+			rb.kept = append(rb.kept, p[:n]...)
+			rb.over = true
+		default:
+			// This view goes on streaming; no other attempt follows.
+			rb.over = true
 		}
 	}
 	switch {
@@ -221,7 +233,7 @@ const (
 // retried once the request itself is over (route timeout, stream idle,
 // client gone).
 func retriable(pol *table.RetryPolicy, tr *tryResult, ctx context.Context) bool {
-	if ctx.Err() != nil || tr.downstream {
+	if ctx.Err() != nil || tr.downstream || tr.outgrew {
 		return false
 	}
 	on := pol.On

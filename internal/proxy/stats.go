@@ -224,7 +224,7 @@ type clusterStats struct {
 	rqTotal, rqCompleted, rqTimeout, rqPerTryTimeout *stats.Counter
 	rqRetry, rqRetrySuccess, rqRxReset               *stats.Counter
 	rqPendingOverflow, rqRetryOverflow, cxOverflow   *stats.Counter
-	cxNoneHealthy                                    *stats.Counter
+	cxNoneHealthy, rqRetryAbandoned                  *stats.Counter
 	// circuit_breakers.default.*_open (breaker.go); cxLimit is the
 	// latest max_connections, for cx_open.
 	cbCxOpen, cbCxPoolOpen, cbRqPendingOpen *stats.Gauge
@@ -276,6 +276,7 @@ func newClusterStats(sc *stats.Scope) *clusterStats {
 		rqRetryOverflow:    sc.Counter("upstream_rq_retry_overflow"),
 		cxOverflow:         sc.Counter("upstream_cx_overflow"),
 		cxNoneHealthy:      sc.Counter("upstream_cx_none_healthy"),
+		rqRetryAbandoned:   sc.Counter("retry_or_shadow_abandoned"),
 		cbCxOpen:           sc.Gauge("circuit_breakers.default.cx_open"),
 		cbCxPoolOpen:       sc.Gauge("circuit_breakers.default.cx_pool_open"),
 		cbRqPendingOpen:    sc.Gauge("circuit_breakers.default.rq_pending_open"),

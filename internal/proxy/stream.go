@@ -23,6 +23,7 @@ var errStreamIdle = errors.New("stream idle timeout")
 // the handler returned.
 type stream struct {
 	rc     io.ReadCloser // downstream body; nil when there is none
+	ctx    context.Context
 	cancel context.CancelCauseFunc
 	w      http.ResponseWriter
 
@@ -73,6 +74,7 @@ func startStream(ctx context.Context, w http.ResponseWriter, body io.ReadCloser,
 		s.rc = body
 	}
 	ctx, s.cancel = context.WithCancelCause(ctx)
+	s.ctx = ctx
 	if idle > 0 {
 		s.last.Store(time.Now().UnixNano())
 		s.idleTimer = time.AfterFunc(idle, s.idleCheck)
@@ -106,6 +108,9 @@ func (s *stream) Read(p []byte) (int, error) {
 		// Envoy's route timeout starts once the downstream request is
 		// complete, so a long upload or a client stream is not cut.
 		s.started.Do(s.startRoute)
+	case s.ctx.Err() != nil:
+		// The request is over (client gone, timeout): its own outcome
+		// says why, not the body.
 	default:
 		de := &downstreamBodyError{err}
 		s.bodyErr.CompareAndSwap(nil, de)

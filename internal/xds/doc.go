@@ -6,8 +6,9 @@
 // gateway, or a proxyless gRPC client (api_listeners named after the
 // authority it dials). Resource names are App Mesh's, so dashboards and
 // scripts keep working; one file per xDS type holds the translation
-// (listener.go, route.go, cluster.go, endpoint.go) and docs/xds.md says
-// what every App Mesh field becomes.
+// (listener.go, route.go, cluster.go, endpoint.go), filters.go the HTTP
+// and network filters of the meshlens extension (fault, local rate limit,
+// CORS, gRPC-Web), and docs/xds.md says what every field becomes.
 //
 // Serving (server.go) builds a view only for data planes that connect,
 // shares identical resources between views of one input, versions each

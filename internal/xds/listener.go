@@ -11,7 +11,6 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
-	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	httpinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
 	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
@@ -19,6 +18,7 @@ import (
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -57,18 +57,29 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 			continue
 		}
 		cluster := inboundCluster(mesh, node, l)
-		var filter *listenerv3.Filter
+		var filters []*listenerv3.Filter
 		var rc *routev3.RouteConfiguration
+		ext := l.Meshlens
+		if ext == nil {
+			ext = &v1alpha1.ListenerMeshlens{}
+		}
 		switch {
 		case isHTTP(proto):
 			rc = inboundRouteConfig(proto, port, cluster.Name, l.Timeout)
-			filter = hcmFilter(httpConnectionManager(inboundStatPrefix(proto, port), codecFor(proto), rc.Name, logs))
+			prefix := inboundStatPrefix(proto, port)
+			hf := hcmFilters{fault: faultConfig(ext.Fault), rateLimit: rateLimitConfig(prefix, ext.RateLimit)}
+			filters = []*listenerv3.Filter{hcmFilter(httpConnectionManager(prefix, codecFor(proto), rc.Name, logs, hf))}
 		case proto == "tcp":
 			var idle *durationpb.Duration
 			if l.Timeout != nil && l.Timeout.TCP != nil {
 				idle = toDuration(l.Timeout.TCP.Idle)
 			}
-			filter = tcpProxyFilter(inboundStatPrefix(proto, port), []weightedTarget{{target: target{cluster: cluster.Name}, weight: 1}}, idle, logs)
+			// The connection limit comes first: a refused connection
+			// never reaches tcp_proxy, which would open an upstream one.
+			if ext.RateLimit != nil {
+				filters = append(filters, networkRateLimitFilter(inboundStatPrefix(proto, port), ext.RateLimit))
+			}
+			filters = append(filters, tcpProxyFilter(inboundStatPrefix(proto, port), []weightedTarget{{target: target{cluster: cluster.Name}, weight: 1}}, idle, logs))
 		default:
 			b.note(b.self, at+".portMapping.protocol", "unknown protocol %q: the listener on port %d is skipped", proto, port)
 			continue
@@ -76,7 +87,7 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 		base := &listenerv3.FilterChain{
 			Name:             "ingress_" + proto + "_" + itoa32(port),
 			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port)},
-			Filters:          []*listenerv3.Filter{filter},
+			Filters:          filters,
 		}
 		cs, needInspector, skip := tlsChains(base, l.TLS)
 		if skip != nil {
@@ -311,9 +322,11 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 	for _, p := range ports {
 		chains = append(chains, tcpChains[p])
 	}
+	var hf hcmFilters
+	hf.forRoutes(rc, outboundStatPrefix)
 	httpChain := &listenerv3.FilterChain{
 		Name:    "egress_http",
-		Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, xdsmeta.OutboundRouteName, logs))},
+		Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, xdsmeta.OutboundRouteName, logs, hf))},
 	}
 	filters := []*listenerv3.ListenerFilter{listenerFilter("envoy.filters.listener.original_dst", &originaldstv3.OriginalDst{})}
 	l := &listenerv3.Listener{
@@ -355,11 +368,14 @@ func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
 			b.notes = append(b.notes, rs.notes...)
 			rc := b.t.apiRouteConfig(vn.Mesh, svc.name, p.port)
 			b.routes = append(b.routes, rc)
-			b.listeners = append(b.listeners, apiListener(xdsmeta.APIListenerName(svc.name, p.port), rc.Name))
+			b.listeners = append(b.listeners, apiListener(xdsmeta.APIListenerName(svc.name, p.port), rc))
 			if p.port == primary {
-				b.listeners = append(b.listeners, apiListener(svc.name, rc.Name))
+				b.listeners = append(b.listeners, apiListener(svc.name, rc))
 			}
 			for _, r := range rs.rules {
+				if r.rateLimit != nil {
+					b.note(r.key, r.extPath+".rateLimit", "proxyless gRPC clients do not apply local rate limits: not translated for %s", svc.name)
+				}
 				for _, t := range r.targets {
 					b.requestCluster(t.target, svc.policy, svc.policyPath, nil)
 				}
@@ -370,9 +386,12 @@ func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
 
 // apiListener is a listener gRPC uses as its client configuration: no
 // address, an HttpConnectionManager whose routes come over RDS, the router
-// as the last (here only) HTTP filter.
-func apiListener(name, routeConfig string) *listenerv3.Listener {
-	hcm := httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, routeConfig, nil)
+// as the last HTTP filter, after the fault filter when a route injects
+// faults.
+func apiListener(name string, rc *routev3.RouteConfiguration) *listenerv3.Listener {
+	var hf hcmFilters
+	hf.forRoutes(rc, outboundStatPrefix)
+	hcm := httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, rc.Name, nil, hf)
 	return &listenerv3.Listener{Name: name, ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)}}
 }
 
@@ -415,7 +434,16 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			}
 		}
 		sortGatewayRules(rules)
+		ext := gl.Meshlens
+		if ext == nil {
+			ext = &v1alpha1.GatewayListenerMeshlens{}
+		}
 		vh := &routev3.VirtualHost{Name: gw.Name, Domains: []string{"*"}}
+		if c := corsPolicy(ext.CORS); c != nil {
+			// The listener's policy applies to every route that has
+			// none of its own.
+			vh.TypedPerFilterConfig = map[string]*anypb.Any{CORSFilterName: mustAny(c)}
+		}
 		for _, g := range rules {
 			vh.Routes = append(vh.Routes, b.expandGatewayRoute(g, policy, gl.ConnectionPool)...)
 		}
@@ -424,9 +452,20 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			VirtualHosts:     []*routev3.VirtualHost{vh},
 			ValidateClusters: wrapperspb.Bool(false),
 		}
+		prefix := inboundStatPrefix(proto, port)
+		hf := hcmFilters{rateLimit: rateLimitConfig(prefix, ext.RateLimit)}
+		hf.grpcWeb = ext.GRPCWeb != nil && ext.GRPCWeb.Enabled
+		hf.forRoutes(rc, prefix)
+		hcm := httpConnectionManager(prefix, codecFor(proto), rc.Name, logs, hf)
+		if hf.grpcWeb && isHTTP2(proto) {
+			// Browsers send gRPC-Web over HTTP/1.1 as well as HTTP/2, so
+			// an http2 or grpc listener that takes gRPC-Web accepts both;
+			// it still forwards no WebSocket upgrade, as before.
+			hcm.CodecType = hcmv3.HttpConnectionManager_AUTO
+		}
 		base := &listenerv3.FilterChain{
 			Name:    "ingress_" + proto + "_" + itoa32(port),
-			Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(inboundStatPrefix(proto, port), codecFor(proto), rc.Name, logs))},
+			Filters: []*listenerv3.Filter{hcmFilter(hcm)},
 		}
 		chains, inspect, skip := tlsChains(base, gl.TLS)
 		if skip != nil {
@@ -507,9 +546,10 @@ func codecFor(protocol string) hcmv3.HttpConnectionManager_CodecType {
 }
 
 // httpConnectionManager routes with the named route configuration,
-// delivered over ADS, through the router filter. Connection managers that
-// speak HTTP/1.1 forward WebSocket upgrades, as App Mesh's did.
-func httpConnectionManager(statPrefix string, codec hcmv3.HttpConnectionManager_CodecType, routeConfig string, logs []*accesslogv3.AccessLog) *hcmv3.HttpConnectionManager {
+// delivered over ADS, through the HTTP filters of filters and the router.
+// Connection managers that speak HTTP/1.1 forward WebSocket upgrades, as
+// App Mesh's did.
+func httpConnectionManager(statPrefix string, codec hcmv3.HttpConnectionManager_CodecType, routeConfig string, logs []*accesslogv3.AccessLog, filters hcmFilters) *hcmv3.HttpConnectionManager {
 	var upgrades []*hcmv3.HttpConnectionManager_UpgradeConfig
 	if codec != hcmv3.HttpConnectionManager_HTTP2 {
 		upgrades = []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}}
@@ -522,11 +562,8 @@ func httpConnectionManager(statPrefix string, codec hcmv3.HttpConnectionManager_
 			ConfigSource:    adsConfigSource(),
 			RouteConfigName: routeConfig,
 		}},
-		HttpFilters: []*hcmv3.HttpFilter{{
-			Name:       "envoy.filters.http.router",
-			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
-		}},
-		AccessLog: logs,
+		HttpFilters: filters.httpFilters(),
+		AccessLog:   logs,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -68,6 +69,23 @@ type rule struct {
 	idle          *durationpb.Duration
 	retry         *routev3.RetryPolicy // explicit policy (nil with retryExplicit: none)
 	retryExplicit bool
+
+	// The route's meshlens extension as per-route filter configuration
+	// (nil when unset), and where it is, for notes.
+	key       v1alpha1.Key
+	extPath   string
+	fault     *anypb.Any // faultv3.HTTPFault
+	rateLimit *anypb.Any // local_ratelimitv3.LocalRateLimit
+}
+
+// setExtension records a route's meshlens extension.
+func (r *rule) setExtension(key v1alpha1.Key, path string, ext *v1alpha1.RouteMeshlens) {
+	if ext == nil {
+		return
+	}
+	r.key, r.extPath = key, path
+	r.fault = anyOrNil(faultConfig(ext.Fault))
+	r.rateLimit = anyOrNil(rateLimitConfig(routeStatPrefix(key), ext.RateLimit))
 }
 
 // routeSet is the ordered rules of one port of a virtual service.
@@ -181,6 +199,7 @@ func (t *translator) compileRoute(key v1alpha1.Key, spec *v1alpha1.RouteSpec, pr
 			ru.retryExplicit = true
 			ru.retry = retryPolicy(hr.RetryPolicy.HTTPRetryEvents, hr.RetryPolicy.TCPRetryEvents, nil, hr.RetryPolicy.MaxRetries, hr.RetryPolicy.PerRetryTimeout)
 		}
+		ru.setExtension(key, field+".meshlens", hr.Meshlens)
 	case spec.GRPCRoute != nil && protocol == "grpc":
 		gr := spec.GRPCRoute
 		if gr.Action == nil {
@@ -198,6 +217,7 @@ func (t *translator) compileRoute(key v1alpha1.Key, spec *v1alpha1.RouteSpec, pr
 			ru.retryExplicit = true
 			ru.retry = retryPolicy(p.HTTPRetryEvents, p.TCPRetryEvents, p.GRPCRetryEvents, p.MaxRetries, p.PerRetryTimeout)
 		}
+		ru.setExtension(key, field+".meshlens", gr.Meshlens)
 	case spec.TCPRoute != nil && protocol == "tcp":
 		tr := spec.TCPRoute
 		if tr.Action == nil {
@@ -508,7 +528,7 @@ func defaultRetryPolicy() *routev3.RetryPolicy {
 // gets only what it implements: max_stream_duration from an explicit
 // per-request timeout, and retries with at least one attempt.
 func (r *rule) envoyRoute(fl Flavour) *routev3.Route {
-	rt := &routev3.Route{Name: r.name, Match: r.path.routeMatch()}
+	rt := &routev3.Route{Name: r.name, Match: r.path.routeMatch(), TypedPerFilterConfig: routeFilterConfig(fl, r.fault, r.rateLimit)}
 	rt.Match.Headers = r.headers
 	rt.Match.QueryParameters = r.query
 	action := r.routeAction(fl)
@@ -667,6 +687,19 @@ type gatewayRule struct {
 	port      int
 	protocol  string // http, http2 or grpc
 	hostMatch int    // number of hostname conditions, for ordering
+	// The gateway route's meshlens extension as per-route filter
+	// configuration; nil when unset.
+	cors      *anypb.Any // corsv3.CorsPolicy
+	rateLimit *anypb.Any // local_ratelimitv3.LocalRateLimit
+}
+
+// setExtension records a gateway route's meshlens extension.
+func (g *gatewayRule) setExtension(ext *v1alpha1.GatewayRouteMeshlens) {
+	if ext == nil {
+		return
+	}
+	g.cors = anyOrNil(corsPolicy(ext.CORS))
+	g.rateLimit = anyOrNil(rateLimitConfig(gatewayRouteStatPrefix(g.name), ext.RateLimit))
 }
 
 // compileGatewayRoute translates one gateway route, or reports it does not
@@ -712,6 +745,7 @@ func compileGatewayRoute(name string, spec *v1alpha1.GatewayRouteSpec, protocol 
 			g.hostMatch = 1
 		}
 		g.query = queryMatchers(m.QueryParameters)
+		g.setExtension(hr.Meshlens)
 		rw := hr.Action.Rewrite
 		if rw != nil && rw.Hostname != nil && rw.Hostname.DefaultTargetHostname == "DISABLED" {
 			g.rewrite.host = false
@@ -743,6 +777,7 @@ func compileGatewayRoute(name string, spec *v1alpha1.GatewayRouteSpec, protocol 
 			return nil, false
 		}
 		tgt = gr.Action.Target
+		g.setExtension(gr.Meshlens)
 		if m := gr.Match; m != nil {
 			matchPort = m.Port
 			if m.ServiceName != "" {
@@ -963,6 +998,20 @@ func gatewayRoute(g *gatewayRule, r *rule) (*routev3.Route, combineResult) {
 		name = g.name + "/" + r.name
 	}
 	rt := &routev3.Route{Name: name, Match: m, Metadata: xdsmeta.Metadata(xdsmeta.KeyVirtualService, g.service)}
+	// The target's route brings its fault and rate limit, as it does to
+	// every caller; the gateway route's own rate limit replaces the
+	// latter, being the more specific to this gateway.
+	rateLimit := r.rateLimit
+	if g.rateLimit != nil {
+		rateLimit = g.rateLimit
+	}
+	rt.TypedPerFilterConfig = routeFilterConfig(FlavourEnvoy, r.fault, rateLimit)
+	if g.cors != nil {
+		if rt.TypedPerFilterConfig == nil {
+			rt.TypedPerFilterConfig = map[string]*anypb.Any{}
+		}
+		rt.TypedPerFilterConfig[CORSFilterName] = g.cors
+	}
 	a := r.routeAction(FlavourEnvoy)
 	if a == nil {
 		rt.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 503}}

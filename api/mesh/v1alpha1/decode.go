@@ -687,6 +687,10 @@ func explain(v any, t reflect.Type, path string) *FieldError {
 		if _, ok := v.(bool); !ok {
 			return mismatch("a boolean")
 		}
+	case reflect.Float32, reflect.Float64:
+		if _, ok := v.(json.Number); !ok {
+			return mismatch("a number")
+		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, ok := v.(json.Number)
 		if !ok {

@@ -52,6 +52,8 @@ func jsonTypeName(goKind string) string {
 	switch goKind {
 	case "int", "int64", "int32", "uint", "uint32", "uint64":
 		return "an integer"
+	case "float32", "float64":
+		return "a number"
 	case "string":
 		return "a string"
 	case "bool":

@@ -391,6 +391,8 @@ type Listener struct {
 	PortMapping      *PortMapping       `json:"portMapping"`
 	Timeout          *ListenerTimeout   `json:"timeout,omitempty"`
 	TLS              *ListenerTLS       `json:"tls,omitempty"`
+	// Meshlens holds the listener's meshlens extension (not App Mesh).
+	Meshlens *ListenerMeshlens `json:"meshlens,omitempty"`
 }
 
 // ServiceDiscovery says how a node's instances are found: by DNS or in the
@@ -474,6 +476,8 @@ type HTTPRoute struct {
 	Match       *HTTPRouteMatch  `json:"match"`
 	RetryPolicy *HTTPRetryPolicy `json:"retryPolicy,omitempty"`
 	Timeout     *HTTPTimeout     `json:"timeout,omitempty"`
+	// Meshlens holds the route's meshlens extension (not App Mesh).
+	Meshlens *RouteMeshlens `json:"meshlens,omitempty"`
 }
 
 // HTTPRouteAction splits traffic over weighted targets.
@@ -552,6 +556,8 @@ type GRPCRoute struct {
 	Match       *GRPCRouteMatch  `json:"match"`
 	RetryPolicy *GRPCRetryPolicy `json:"retryPolicy,omitempty"`
 	Timeout     *GRPCTimeout     `json:"timeout,omitempty"`
+	// Meshlens holds the route's meshlens extension (not App Mesh).
+	Meshlens *RouteMeshlens `json:"meshlens,omitempty"`
 }
 
 // GRPCRouteAction splits calls over weighted targets.
@@ -625,6 +631,8 @@ type VirtualGatewayListener struct {
 	HealthCheck    *HealthCheckPolicy            `json:"healthCheck,omitempty"`
 	PortMapping    *PortMapping                  `json:"portMapping"`
 	TLS            *ListenerTLS                  `json:"tls,omitempty"`
+	// Meshlens holds the listener's meshlens extension (not App Mesh).
+	Meshlens *GatewayListenerMeshlens `json:"meshlens,omitempty"`
 }
 
 // VirtualGatewayConnectionPool limits the gateway's connections; a gateway
@@ -649,6 +657,8 @@ type GatewayRouteSpec struct {
 type HTTPGatewayRoute struct {
 	Action *HTTPGatewayRouteAction `json:"action"`
 	Match  *HTTPGatewayRouteMatch  `json:"match"`
+	// Meshlens holds the gateway route's meshlens extension (not App Mesh).
+	Meshlens *GatewayRouteMeshlens `json:"meshlens,omitempty"`
 }
 
 // HTTPGatewayRouteAction sends matched requests to a virtual service.
@@ -720,6 +730,8 @@ type GatewayRouteHostnameMatch struct {
 type GRPCGatewayRoute struct {
 	Action *GRPCGatewayRouteAction `json:"action"`
 	Match  *GRPCGatewayRouteMatch  `json:"match"`
+	// Meshlens holds the gateway route's meshlens extension (not App Mesh).
+	Meshlens *GatewayRouteMeshlens `json:"meshlens,omitempty"`
 }
 
 // GRPCGatewayRouteAction sends matched calls to a virtual service.

@@ -677,6 +677,7 @@ func (v *validator) nodeListener(p string, l *Listener) {
 	if l.TLS != nil {
 		v.listenerTLS(field(p, "tls"), l.TLS)
 	}
+	v.listenerMeshlens(p, proto, l.Meshlens)
 }
 
 func (v *validator) serviceDiscovery(p string, sd *ServiceDiscovery, hasListeners bool) {
@@ -830,6 +831,7 @@ func (v *validator) httpRoute(p string, r *HTTPRoute) {
 	if r.Timeout != nil {
 		v.httpTimeout(field(p, "timeout"), r.Timeout)
 	}
+	v.routeMeshlens(p, r.Meshlens)
 }
 
 func (v *validator) retryBasics(p string, maxRetries *int64, perRetry *Duration) {
@@ -976,6 +978,7 @@ func (v *validator) grpcRoute(p string, r *GRPCRoute) {
 	if r.Timeout != nil {
 		v.grpcTimeout(field(p, "timeout"), r.Timeout)
 	}
+	v.routeMeshlens(p, r.Meshlens)
 }
 
 func (v *validator) tcpRoute(p string, r *TCPRoute) {
@@ -1023,6 +1026,7 @@ func (v *validator) virtualGateway(p string, s *VirtualGatewaySpec) {
 		if l.TLS != nil {
 			v.listenerTLS(field(lp, "tls"), l.TLS)
 		}
+		v.gatewayListenerMeshlens(lp, l.Meshlens)
 	}
 	if s.BackendDefaults != nil {
 		v.clientPolicy(field(p, "backendDefaults.clientPolicy"), s.BackendDefaults.ClientPolicy)
@@ -1078,6 +1082,7 @@ func (v *validator) hostnameRewrite(p string, h *GatewayRouteHostnameRewrite) {
 }
 
 func (v *validator) httpGatewayRoute(p string, r *HTTPGatewayRoute) {
+	v.gatewayRouteMeshlens(p, r.Meshlens)
 	m := r.Match
 	mp := field(p, "match")
 	if m == nil {
@@ -1145,6 +1150,7 @@ func (v *validator) httpGatewayRoute(p string, r *HTTPGatewayRoute) {
 }
 
 func (v *validator) grpcGatewayRoute(p string, r *GRPCGatewayRoute) {
+	v.gatewayRouteMeshlens(p, r.Meshlens)
 	if m := r.Match; m == nil {
 		v.required(field(p, "match"))
 	} else {
