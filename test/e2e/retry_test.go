@@ -142,8 +142,8 @@ func TestRetriesThroughSidecar(t *testing.T) {
 	t.Cleanup(func() { _ = hs.Close() })
 	register(t, s, "retry", "h", "h-1", "127.0.0.1", hl.Addr().(*net.TCPAddr).Port)
 
-	egress := freeAddr(t)
-	startProxy(t, s, "mesh/retry/virtualNode/client", true, "--egress-addr", egress, "--ingress-addr", "none", "--register=false")
+	sidecar := startProxy(t, s, "mesh/retry/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
+	egress := sidecar.listenerAddr(t, "lds_egress_*")
 
 	conn, err := grpc.NewClient("passthrough:///"+egress,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
