@@ -211,17 +211,10 @@ func (h *httpServer) serve(c *srvConn) {
 	}
 	var conn net.Conn = c
 	if h.tls != nil {
-		tc := tls.Server(c, h.tls)
-		_ = c.SetDeadline(time.Now().Add(h.p.cfg.HeaderReadTimeout))
-		err := tc.Handshake()
-		if ls := c.listener; ls != nil {
-			ls.ssl.get(ls.scope).record(err, tc.ConnectionState(), true)
-		}
-		if err != nil {
-			_ = c.Close()
+		tc := terminateTLS(c, h.tls, h.p.cfg.HeaderReadTimeout)
+		if tc == nil {
 			return
 		}
-		_ = c.SetDeadline(time.Time{})
 		cs := tc.ConnectionState()
 		c.info.tls = &cs
 		conn = tc

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -110,17 +109,10 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	case tc.tls != nil:
 		// The chain terminates TLS (App Mesh's listener tls on a tcp
 		// port): the application gets the plaintext.
-		tlsc := tls.Server(c, tc.tls)
-		_ = c.SetDeadline(time.Now().Add(lrt.p.cfg.HeaderReadTimeout))
-		err := tlsc.Handshake()
-		if ls := c.listener; ls != nil {
-			ls.ssl.get(ls.scope).record(err, tlsc.ConnectionState(), true)
-		}
-		if err != nil {
-			_ = c.Close()
+		tlsc := terminateTLS(c, tc.tls, lrt.p.cfg.HeaderReadTimeout)
+		if tlsc == nil {
 			return
 		}
-		_ = c.SetDeadline(time.Time{})
 		down = tlsc
 	}
 	s := &tcpSession{down: down}

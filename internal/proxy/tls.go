@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -84,6 +85,25 @@ func (s *sslStats) record(err error, cs tls.ConnectionState, server bool) {
 // fetch yet: the filter chain or cluster is not served rather than served
 // without the TLS it asks for.
 var errSDS = errors.New("TLS secrets from SDS are not supported yet")
+
+// terminateTLS runs the server side of the TLS handshake on a matched
+// downstream connection, within timeout, and counts it in the listener's
+// ssl.* stats. It is the one place both HTTP and TCP chains terminate
+// TLS. On failure it closes c and returns nil.
+func terminateTLS(c *srvConn, conf *tls.Config, timeout time.Duration) *tls.Conn {
+	tc := tls.Server(c, conf)
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	err := tc.Handshake()
+	if ls := c.listener; ls != nil {
+		ls.ssl.get(ls.scope).record(err, tc.ConnectionState(), true)
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil
+	}
+	_ = c.SetDeadline(time.Time{})
+	return tc
+}
 
 // downstreamTLSConfig builds the server side of a filter chain's TLS from
 // files. nextProtos is what the chain's codec speaks, used when xDS sets
