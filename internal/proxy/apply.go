@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -73,8 +74,8 @@ type applyTxn struct {
 	// ones), the runtime state, the stats scopes and access-log writers
 	// acquired, the sockets bound, and the listener runtimes with the
 	// configs swap stores.
-	ups      map[string]*upstream
-	created  []*upstream
+	ups      map[string]*cluster.Upstream
+	created  []*cluster.Upstream
 	rs       *runtimeState
 	res      scopes
 	logs     []*accesslog.Writer
@@ -181,11 +182,11 @@ func (t *applyTxn) retire() {
 		}
 		t.retired = append(t.retired, func(ctx context.Context) { lrt.drain(ctx, servers) })
 	}
-	var oldUps []*upstream
+	var oldUps []*cluster.Upstream
 	for name, u := range p.upstreams {
 		if t.ups[name] != u {
 			oldUps = append(oldUps, u)
-			u.stopHealthChecks()
+			u.StopHealthChecks()
 		}
 	}
 	p.listeners = t.lrts
@@ -203,9 +204,9 @@ func (t *applyTxn) retire() {
 		}
 		wg.Wait()
 		for _, u := range oldUps {
-			u.closeIdle()
-			u.retireOutliers()
-			u.stats.release()
+			u.CloseIdle()
+			u.RetireOutliers()
+			u.Stats.Release()
 		}
 	})
 }

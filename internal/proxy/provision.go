@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -41,9 +44,9 @@ func (t *applyTxn) abort() {
 		b.close()
 	}
 	for _, u := range t.created {
-		u.stopHealthChecks()
-		u.closeIdle()
-		u.stats.release()
+		u.StopHealthChecks()
+		u.CloseIdle()
+		u.Stats.Release()
 	}
 	t.res.release()
 	for _, w := range t.logs {
@@ -55,17 +58,17 @@ func (t *applyTxn) abort() {
 // settings are unchanged and builds a new one otherwise.
 func (t *applyTxn) provisionUpstreams() error {
 	p := t.p
-	t.ups = map[string]*upstream{}
+	t.ups = map[string]*cluster.Upstream{}
 	for name, c := range t.s.Clusters {
-		key := keyOf(c, p.cfg.ConnectTimeout)
-		if u := p.upstreams[name]; u != nil && u.key == key {
+		key := cluster.KeyOf(c, p.cfg.ConnectTimeout)
+		if u := p.upstreams[name]; u != nil && u.Key == key {
 			t.ups[name] = u
 			continue
 		}
-		u, err := p.newUpstream(c, key)
-		if errors.Is(err, errSDS) {
+		u, err := cluster.NewUpstream(c, key, p.poolOptions(), p.clusterScope(name), p.log)
+		if errors.Is(err, tlsctx.ErrSDS) {
 			p.log.Warn("cluster not served: its TLS context uses SDS", "cluster", name)
-			u = &upstream{name: name, key: key, endpoints: map[string]*endpointStats{}, stats: newClusterStats(p.clusterScope(name)), log: p.log}
+			u = cluster.UnservedUpstream(name, key, p.clusterScope(name), p.log)
 		} else if err != nil {
 			return fmt.Errorf("apply: %w", err)
 		}
@@ -190,7 +193,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 		if crt := t.chainRTs[c]; crt.tcp != nil {
 			tc := &tcpChain{stats: crt.tcp, logs: crt.logs, dir: l.Direction}
 			if c.TLS != nil {
-				conf, err := downstreamTLSConfig(c.TLS, nil)
+				conf, err := tlsctx.DownstreamConfig(c.TLS, nil)
 				if err != nil {
 					p.log.Warn("TCP filter chain not served: its TLS cannot be set up", "listener", l.Name, "chain", c.Name, "err", err)
 					tc.unusable = err.Error()
@@ -219,7 +222,7 @@ func (p *Proxy) httpLimits(m *table.HTTPManager) (time.Duration, int) {
 
 // buildState prepares the per-cluster views of a snapshot, applying the
 // Config.App overrides to the clusters inbound chains route to.
-func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*upstream) *runtimeState {
+func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*cluster.Upstream) *runtimeState {
 	overrides := map[string]string{}
 	for _, l := range s.Listeners {
 		if l.Direction != table.Inbound {
@@ -238,27 +241,15 @@ func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*upstream) *runtime
 	rs := &runtimeState{
 		snap:      s,
 		appliedAt: time.Now(),
-		views:     make(map[*table.Cluster]*clusterView, len(s.Clusters)),
-		byName:    make(map[string]*clusterView, len(s.Clusters)),
+		views:     make(map[*table.Cluster]*cluster.View, len(s.Clusters)),
+		byName:    make(map[string]*cluster.View, len(s.Clusters)),
 	}
 	for name, c := range s.Clusters {
 		u := ups[name]
-		var v *clusterView
-		if u.h1 == nil && u.h2 == nil && u.tlsConf == nil && c.TLS != nil {
-			v = &clusterView{c: c, up: u, limits: limitsOf(c.Limits)} // unusable (SDS): no endpoints
-		} else {
-			v = newClusterView(c, u, overrides[name])
-		}
+		v := cluster.NewView(c, u, overrides[name])
 		rs.views[c] = v
 		rs.byName[name] = v
-		v.up.view.Store(v)
-		v.up.prune(v)
-		v.up.setLimits(v.limits)
-		v.up.syncHealthChecks(v)
-		v.up.stats.setMembership(v)
-		if v.c.Panic {
-			v.up.stats.lbHealthyPanic.Inc()
-		}
+		u.Provision(v)
 	}
 	p.meshEdges(s, rs)
 	return rs
@@ -275,11 +266,11 @@ func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
 		if v == nil {
 			return
 		}
-		if v.edges == nil {
-			v.edges = map[string]*meshmetrics.Edge{}
+		if v.Edges == nil {
+			v.Edges = map[string]*meshmetrics.Edge{}
 		}
-		if v.edges[service] == nil {
-			v.edges[service] = p.mesh.Outbound(service, c.Meta.Mesh, c.Meta.VirtualNode)
+		if v.Edges[service] == nil {
+			v.Edges[service] = p.mesh.Outbound(service, c.Meta.Mesh, c.Meta.VirtualNode)
 		}
 	}
 	for _, l := range s.Listeners {
@@ -314,6 +305,16 @@ func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
 	}
 }
 
+// poolOptions are the proxy-wide settings of the upstream pools.
+func (p *Proxy) poolOptions() cluster.PoolOptions {
+	return cluster.PoolOptions{
+		MaxConnsPerHost:     p.cfg.MaxConnsPerHost,
+		MaxIdleConnsPerHost: p.cfg.MaxIdleConnsPerHost,
+		IdleTimeout:         p.cfg.UpstreamIdleTimeout,
+		StdlibHTTP1Client:   p.cfg.StdlibHTTP1Client,
+	}
+}
+
 // clusterScope acquires a cluster's stats scope, nil when stats are off.
 func (p *Proxy) clusterScope(name string) *stats.Scope {
 	if p.dataStats == nil {
@@ -340,4 +341,44 @@ func chainClusters(c *table.FilterChain) []string {
 		}
 	}
 	return out
+}
+
+// runtimeState is a snapshot with its per-cluster views: what one
+// request or connection reads through a single atomic load.
+type runtimeState struct {
+	snap      *table.Snapshot
+	appliedAt time.Time
+	views     map[*table.Cluster]*cluster.View
+	byName    map[string]*cluster.View
+
+	// scopes and logWriters are what the snapshot acquired for its
+	// listeners and chains; released when it is replaced.
+	scopes     scopes
+	logWriters []*accesslog.Writer
+	released   atomic.Bool
+}
+
+// release gives back the snapshot's stats scopes and access-log writers
+// (once). Requests still running on it may keep using them: released
+// handles and closed writers drop updates.
+func (rs *runtimeState) release() {
+	if !rs.released.CompareAndSwap(false, true) {
+		return
+	}
+	rs.scopes.release()
+	for _, w := range rs.logWriters {
+		_ = w.Close()
+	}
+}
+
+// view returns the runtime view of a cluster a route or TCP proxy named;
+// nil for a cluster CDS did not deliver.
+func (rs *runtimeState) view(c *table.Cluster) *cluster.View {
+	if c == nil {
+		return nil
+	}
+	if v := rs.views[c]; v != nil {
+		return v
+	}
+	return rs.byName[c.Name]
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -43,8 +44,8 @@ type Proxy struct {
 	// path never takes it.
 	mu        sync.Mutex
 	listeners map[string]*listenerRT
-	sockets   map[string]*socket   // by bindSpec.key
-	upstreams map[string]*upstream // by cluster name
+	sockets   map[string]*socket           // by bindSpec.key
+	upstreams map[string]*cluster.Upstream // by cluster name
 	stopped   map[table.Direction]bool
 	closed    bool
 
@@ -87,7 +88,7 @@ func New(cfg Config) (*Proxy, error) {
 		started:   time.Now(),
 		listeners: map[string]*listenerRT{},
 		sockets:   map[string]*socket{},
-		upstreams: map[string]*upstream{},
+		upstreams: map[string]*cluster.Upstream{},
 		stopped:   map[table.Direction]bool{},
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -241,8 +242,8 @@ func (p *Proxy) shutdown(ctx context.Context, drain time.Duration) error {
 
 	p.mu.Lock()
 	for _, u := range p.upstreams {
-		u.stopHealthChecks()
-		u.closeIdle()
+		u.StopHealthChecks()
+		u.CloseIdle()
 	}
 	p.mu.Unlock()
 	actx, acancel := context.WithTimeout(context.Background(), time.Second)
@@ -294,4 +295,24 @@ func (p *Proxy) quitNow() {
 			close(p.done)
 		})
 	}()
+}
+
+// outlierLoop returns ejected endpoints when their time is up and decays
+// the ejection multipliers, every cluster at its own interval, until the
+// proxy quits.
+func (p *Proxy) outlierLoop() {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case now := <-t.C:
+			next := cluster.MaxOutlierSweep
+			if rs := p.state.Load(); rs != nil {
+				next = cluster.SweepOutliers(now, rs.views)
+			}
+			t.Reset(next)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/stats"
 )
@@ -13,7 +14,7 @@ import (
 // resolves them.
 type testStatsSet struct {
 	hcm     *hcmStats
-	cluster *clusterStats
+	cluster *cluster.Stats
 	out, in *meshmetrics.Edge
 	mesh    *meshmetrics.Metrics
 }
@@ -30,7 +31,7 @@ func newTestStatsSet(tb testing.TB) *testStatsSet {
 	m := meshmetrics.New(meshStore, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
 	s := &testStatsSet{
 		hcm:     newHCMStats(store.Scope("http.egress.")),
-		cluster: newClusterStats(store.Scope("cluster.cds_egress_demo_greeting_http_9080.")),
+		cluster: cluster.NewStats(store.Scope("cluster.cds_egress_demo_greeting_http_9080.")),
 		out:     m.Outbound("greeting.demo.local", "demo", "greeting"),
 		mesh:    m,
 	}
@@ -45,12 +46,12 @@ func (s *testStatsSet) record(code int) {
 	h.rqTotal.Inc()
 	h.rqActive.Inc()
 	h.rqHTTP1Total.Inc()
-	c.rqTotal.Inc()
-	c.rqActive.Inc()
-	countStatus(c, &endpointStats{}, code)
-	c.rqActive.Dec()
-	c.rqTime.RecordDuration(3 * time.Millisecond)
-	c.cxRxBytes.Add(1024)
+	c.RqTotal.Inc()
+	c.RqActive.Inc()
+	countStatus(c, &cluster.EndpointStats{}, code)
+	c.RqActive.Dec()
+	c.RqTime.RecordDuration(3 * time.Millisecond)
+	c.CxRxBytes.Add(1024)
 	h.rqActive.Dec()
 	h.codes.Class(code).Inc()
 	h.rqCompleted.Inc()
