@@ -102,7 +102,7 @@ func (t *Tracer) Begin(parent propagation.SpanContext, route string, start time.
 	if parent.IsValid() {
 		r.Parent = parent.SpanID
 	} else {
-		ctx.TraceID = newTraceID()
+		ctx.TraceID = newTraceID(start)
 		ctx.TraceState = ""
 	}
 	ctx.Sampled = t.sampler.Sample(ctx, route)
@@ -201,15 +201,24 @@ func (t *Tracer) export(d *SpanData) {
 	}
 }
 
-// newTraceID is a random non-zero 128-bit id. math/rand/v2's top-level
-// functions use the runtime's per-thread ChaCha8 generator: no lock, no
-// allocation.
-func newTraceID() (id [16]byte) {
-	for id == [16]byte{} {
-		putUint64(id[:8], rand.Uint64())
+// newTraceID is a new 128-bit trace id: the start time in epoch seconds
+// in the first 4 bytes, as X-Ray requires of its trace ids (it rejects
+// ids whose time is far off), and 12 random bytes, the low 8 of which
+// the sampler reads. math/rand/v2's top-level functions use the runtime's
+// per-thread ChaCha8 generator: no lock, no allocation.
+func newTraceID(start time.Time) (id [16]byte) {
+	secs := uint32(start.Unix())
+	id[0], id[1], id[2], id[3] = byte(secs>>24), byte(secs>>16), byte(secs>>8), byte(secs)
+	for isZero8(id[8:]) {
+		r := rand.Uint64()
+		id[4], id[5], id[6], id[7] = byte(r>>24), byte(r>>16), byte(r>>8), byte(r)
 		putUint64(id[8:], rand.Uint64())
 	}
 	return id
+}
+
+func isZero8(b []byte) bool {
+	return b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] == 0
 }
 
 // newSpanID is a random non-zero 64-bit id.

@@ -158,6 +158,9 @@ func TestUnsampledAndNil(t *testing.T) {
 	if r.Span != nil || r.Ctx.Sampled || !r.Ctx.SampledKnown || !r.Ctx.IsValid() {
 		t.Fatalf("unsampled fresh request: %+v", r)
 	}
+	if secs := uint32(r.Ctx.TraceID[0])<<24 | uint32(r.Ctx.TraceID[1])<<16 | uint32(r.Ctx.TraceID[2])<<8 | uint32(r.Ctx.TraceID[3]); int64(secs) != t0.Unix() {
+		t.Errorf("trace id %x does not start with the epoch seconds of %v (X-Ray)", r.Ctx.TraceID, t0)
+	}
 	// Every method of a nil span is a no-op.
 	var s *Span
 	s.SetHTTPRequest("GET", "/", "")
