@@ -21,11 +21,15 @@ type queryError struct {
 	TraceID string `json:"traceID,omitempty"`
 }
 
-// Register mounts the store on mux: OTLP/HTTP's POST /v1/traces and
-// Jaeger's query API under /api, at the paths Jaeger's query service
-// uses, so that a Jaeger data source's URL is the mux's address.
-func (s *Store) Register(mux *http.ServeMux) {
+// RegisterOTLP mounts OTLP/HTTP's POST /v1/traces on mux.
+func (s *Store) RegisterOTLP(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/traces", s.handleOTLP)
+}
+
+// RegisterQuery mounts Jaeger's query API on mux under /api, at the
+// paths Jaeger's query service uses, so that a Jaeger data source's URL
+// is the mux's address.
+func (s *Store) RegisterQuery(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/services", s.handleServices)
 	mux.HandleFunc("GET /api/services/{service}/operations", s.handleOperationNames)
 	mux.HandleFunc("GET /api/operations", s.handleOperations)

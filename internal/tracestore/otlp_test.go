@@ -37,7 +37,8 @@ func serve(t *testing.T, s *Store) (grpcAddr, httpURL string) {
 	go func() { _ = g.Serve(ln) }()
 	t.Cleanup(g.Stop)
 	mux := http.NewServeMux()
-	s.Register(mux)
+	s.RegisterOTLP(mux)
+	s.RegisterQuery(mux)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return ln.Addr().String(), hs.URL
