@@ -554,3 +554,27 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("xray: no error")
 	}
 }
+
+// TestExportAllocatesNothing: queueing a span costs the request path no
+// allocation (the span is copied into the queue by value).
+func TestExportAllocatesNothing(t *testing.T) {
+	discard := func(context.Context, []tracing.SpanData) (int, error) { return 0, nil }
+	b := newBatcher("test", discard, nil, Options{QueueSize: 4096, BatchSize: 4096, FlushInterval: time.Hour})
+	defer shutdown(t, b)
+	d := tracing.SpanData{Kind: tracing.KindServer, TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "x"}
+	if n := testing.AllocsPerRun(1000, func() { b.Export(d) }); n != 0 {
+		t.Fatalf("Export: %v allocs", n)
+	}
+}
+
+func BenchmarkExport(b *testing.B) {
+	discard := func(context.Context, []tracing.SpanData) (int, error) { return 0, nil }
+	var c counters
+	bt := newBatcher("bench", discard, nil, Options{Stats: c.stats()})
+	defer bt.Shutdown(context.Background())
+	d := tracing.SpanData{Kind: tracing.KindServer, TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "x"}
+	b.ReportAllocs()
+	for b.Loop() {
+		bt.Export(d)
+	}
+}
