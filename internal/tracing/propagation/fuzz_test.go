@@ -60,7 +60,16 @@ func FuzzParseB3Multi(f *testing.F) {
 	f.Add("a3ce929d0e0e4736", "00f067aa0ba902b7", "", "1")
 	f.Add("", "", "0", "")
 	f.Fuzz(func(t *testing.T, traceID, spanID, sampled, flags string) {
-		ParseB3Multi(traceID, spanID, sampled, flags)
+		sc, ok := ParseB3Multi(traceID, spanID, sampled, flags)
+		if !ok {
+			return
+		}
+		h := hdr()
+		Inject(h, sc, Formats(B3Multi))
+		back, ok2 := parseB3Multi(h)
+		if !ok2 || back != sc {
+			t.Fatalf("%q %q %q %q: %+v round-trips to %+v", traceID, spanID, sampled, flags, sc, back)
+		}
 	})
 }
 
