@@ -121,35 +121,56 @@ func TestOpenMetricsPromtool(t *testing.T) {
 	if err != nil {
 		t.Skip("promtool not installed (apt-get install prometheus)")
 	}
+	ts := fmt.Sprint(time.Now().Add(-time.Hour).Unix())
+	// withTimestamps adds a timestamp after each sample's value.
+	withTimestamps := func(om string) string {
+		var in strings.Builder
+		for l := range strings.Lines(om) {
+			if !strings.HasPrefix(l, "#") {
+				series, exemplar, hasEx := strings.Cut(strings.TrimSuffix(l, "\n"), " # ")
+				l = series + " " + ts
+				if hasEx {
+					l += " # " + exemplar
+				}
+				l += "\n"
+			}
+			in.WriteString(l)
+		}
+		return in.String()
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "in.om")
+	check := func(name, input string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(input), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", file, filepath.Join(dir, name)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("promtool rejected the OpenMetrics exposition of %s: %v\n%s\ninput:\n%s", name, err, out, input)
+		}
+	}
+	// The formats' fixture (escaped label values, App Mesh's names,
+	// gauges ending in _total) and the exemplar fixture, in milliseconds
+	// and in seconds.
+	for name, s := range map[string]*Store{
+		"fixture": fixture(t), "exemplars": exemplarFixture(t, Options{}),
+		"exemplars-seconds": exemplarFixture(t, Options{PrometheusSeconds: true}),
+	} {
+		var b bytes.Buffer
+		if err := s.WriteOpenMetrics(&b, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		check(name, withTimestamps(b.String()))
+	}
 	var b bytes.Buffer
 	if err := exemplarFixture(t, Options{}).WriteOpenMetrics(&b, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	ts := fmt.Sprint(time.Now().Add(-time.Hour).Unix())
-	var in strings.Builder
-	for l := range strings.Lines(b.String()) {
-		if !strings.HasPrefix(l, "#") {
-			series, exemplar, hasEx := strings.Cut(strings.TrimSuffix(l, "\n"), " # ")
-			l = series + " " + ts
-			if hasEx {
-				l += " # " + exemplar
-			}
-			l += "\n"
-		}
-		in.WriteString(l)
-	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "in.om")
-	if err := os.WriteFile(file, []byte(in.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", file, filepath.Join(dir, "blocks")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool rejected the OpenMetrics exposition: %v\n%s\ninput:\n%s", err, out, in.String())
-	}
+	in := withTimestamps(b.String())
 	// The parser is strict: the same input with a broken exemplar fails,
 	// so the check above is not vacuous.
-	bad := strings.Replace(in.String(), `# {trace_id="`, `# {trace_id=`, 1)
+	bad := strings.Replace(in, `# {trace_id="`, `# {trace_id=`, 1)
 	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
