@@ -193,6 +193,9 @@ func checkOTLP(t *testing.T, reqs []*coltracepb.ExportTraceServiceRequest, r tra
 			t.Errorf("client %d: %v", i, c)
 		}
 	}
+	if srv.Flags != 0x301 || c1.Flags != 0x101 {
+		t.Errorf("flags: server %#x (want remote parent 0x301), client %#x (want 0x101)", srv.Flags, c1.Flags)
+	}
 	if c1.Status.Code != tracepb.Status_STATUS_CODE_ERROR || c2.Status.Code != tracepb.Status_STATUS_CODE_UNSET {
 		t.Errorf("client statuses %v %v", c1.Status, c2.Status)
 	}
