@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
 )
@@ -252,9 +253,14 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 	// previous snapshot's are released after the swap, so the stats of
 	// what stays carry over.
 	type chainRT struct {
-		stats *hcmStats
-		tcp   *tcpStats
-		logs  []chainLog
+		stats   *hcmStats
+		tcp     *tcpStats
+		logs    []chainLog
+		filters *chain.Chain
+	}
+	acquire := func(prefix string) *stats.Scope { return res.acquire(p.dataStats, prefix) }
+	for _, rl := range s.RateLimits {
+		rl.Provision(acquire(rl.StatsPrefix()))
 	}
 	chainRTs := map[*table.FilterChain]*chainRT{}
 	lstats := map[string]*listenerStats{}
@@ -270,9 +276,13 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 			switch {
 			case c.HTTP != nil:
 				crt.stats = newHCMStats(res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				crt.filters = chain.New(c.HTTP.Filters, c.HTTP.StatPrefix, acquire)
 				als = c.HTTP.AccessLogs
 			case c.TCP != nil:
 				crt.tcp = newTCPStats(res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				if rl := c.NetRateLimit; rl != nil {
+					rl.Provision(acquire(rl.StatsPrefix()))
+				}
 				als = c.TCP.AccessLogs
 			}
 			for _, al := range als {
@@ -341,7 +351,7 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 				}
 			}
 			crt := chainRTs[c]
-			hs.cfg.Store(&chainConfig{chain: c, rs: rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS})
+			hs.cfg.Store(&chainConfig{chain: c, rs: rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS, filters: crt.filters})
 			servers[key] = hs
 			byChain[c] = hs
 		}

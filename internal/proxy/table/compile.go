@@ -21,6 +21,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
+	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 )
 
 // Resources is one set of xDS resources, as the xDS client holds them
@@ -119,6 +122,7 @@ func Compile(res Resources, opts ...CompileOptions) (*Snapshot, error) {
 		clusters:    map[string]*Cluster{},
 		routes:      map[string]*RouteTable{},
 		placeholder: map[string]*Cluster{},
+		now:         ratelimit.Now(),
 	}
 	if len(opts) > 0 {
 		c.opts = opts[0]
@@ -135,6 +139,11 @@ type compiler struct {
 	clusters    map[string]*Cluster
 	routes      map[string]*RouteTable
 	placeholder map[string]*Cluster
+	// now starts the token buckets of the rate limits compiled.
+	now int64
+	// rateLimits collects every HTTP rate limit configuration compiled
+	// (listener and route level), for the runtime to provision.
+	rateLimits []*ratelimit.Config
 }
 
 // fail records one problem of a resource, up to maxErrors.
@@ -248,6 +257,7 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
+	snap.RateLimits = c.rateLimits
 	return snap, nil
 }
 
@@ -471,12 +481,30 @@ func (c *compiler) filterChain(fc *listenerv3.FilterChain) (*FilterChain, error)
 		switch {
 		case terminal && !last:
 			return nil, fmt.Errorf("filters[%d]: %s must be the last filter", i, f.GetName())
+		case !last && isFilter(f, ratelimit.NetworkName, ratelimit.NetworkTypeURL):
+			if f.GetTypedConfig() == nil {
+				return nil, fmt.Errorf("filters[%d]: %s: typed_config is required", i, f.GetName())
+			}
+			if out.NetRateLimit != nil {
+				return nil, fmt.Errorf("filters[%d]: %s appears twice", i, ratelimit.NetworkName)
+			}
+			rl, err := ratelimit.DecodeNetwork(f.GetTypedConfig(), c.now)
+			if err != nil {
+				return nil, fmt.Errorf("filters[%d]: %w", i, err)
+			}
+			out.NetRateLimit = rl
+			continue
 		case !last:
 			out.IgnoredFilters = append(out.IgnoredFilters, f.GetName())
 			continue
 		case f.GetConfigDiscovery() != nil:
 			return nil, fmt.Errorf("filters[%d]: config_discovery "+errNotSupported, i)
 		case isFilter(f, nameHCM, typeHCM):
+			if out.NetRateLimit != nil {
+				// The runtime limits connections where a TCP proxy
+				// session starts only.
+				return nil, fmt.Errorf("filters: %s before %s %s; it limits tcp_proxy connections only", ratelimit.NetworkName, nameHCM, errNotSupported)
+			}
 			h, err := c.httpManager(f.GetTypedConfig())
 			if err != nil {
 				return nil, fmt.Errorf("http_connection_manager: %w", err)
@@ -600,17 +628,8 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 		out.Upgrades = append(out.Upgrades, typ)
 	}
 
-	filters := hcm.GetHttpFilters()
-	for i, f := range filters {
-		router := f.GetName() == nameRouter || f.GetTypedConfig().GetTypeUrl() == typeRouter
-		switch {
-		case router && i != len(filters)-1:
-			return nil, fmt.Errorf("http_filters[%d]: %s must be the last filter", i, nameRouter)
-		case !router && i == len(filters)-1:
-			return nil, fmt.Errorf("http_filters[%d]: the last filter is %q; want %s", i, f.GetName(), nameRouter)
-		case !router:
-			out.IgnoredHTTPFilters = append(out.IgnoredHTTPFilters, f.GetName())
-		}
+	if err := c.httpFilters(hcm.GetHttpFilters(), out); err != nil {
+		return nil, err
 	}
 
 	switch rs := hcm.GetRouteSpecifier().(type) {
@@ -646,6 +665,62 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 		return nil, errors.New("scoped_routes " + errNotSupported + "; use rds or route_config")
 	}
 	return out, nil
+}
+
+// httpFilters compiles a connection manager's http_filters: the router
+// last, the filters before it into out.Filters (chain), in order. As in
+// Envoy, a filter meshlens does not run is refused unless it is marked
+// is_optional, in which case it is skipped and listed in
+// out.IgnoredHTTPFilters.
+func (c *compiler) httpFilters(filters []*hcmv3.HttpFilter, out *HTTPManager) error {
+	cfg := &chain.Config{}
+	for i, f := range filters {
+		router := f.GetName() == nameRouter || f.GetTypedConfig().GetTypeUrl() == typeRouter
+		switch {
+		case router && i != len(filters)-1:
+			return fmt.Errorf("http_filters[%d]: %s must be the last filter", i, nameRouter)
+		case !router && i == len(filters)-1:
+			return fmt.Errorf("http_filters[%d]: the last filter is %q; want %s", i, f.GetName(), nameRouter)
+		case router:
+			continue
+		case f.GetConfigDiscovery() != nil:
+			return fmt.Errorf("http_filters[%d] (%s): config_discovery "+errNotSupported, i, f.GetName())
+		case f.GetDisabled():
+			// Envoy skips a disabled filter unless a route enables it,
+			// which meshlens does not support: it is not run.
+			out.IgnoredHTTPFilters = append(out.IgnoredHTTPFilters, f.GetName())
+			continue
+		}
+		known, err := cfg.Add(f.GetName(), f.GetTypedConfig(), c.now)
+		switch {
+		case err != nil:
+			return fmt.Errorf("http_filters[%d] (%s): %w", i, f.GetName(), err)
+		case !known && f.GetIsOptional():
+			out.IgnoredHTTPFilters = append(out.IgnoredHTTPFilters, f.GetName())
+		case !known:
+			return fmt.Errorf("http_filters[%d]: %q (%s) "+errNotSupported+"; mark it is_optional to have it ignored", i, f.GetName(), f.GetTypedConfig().GetTypeUrl())
+		}
+	}
+	if !cfg.Empty() {
+		out.Filters = cfg
+		if rl := cfg.RateLimit(); rl != nil {
+			c.rateLimits = append(c.rateLimits, rl)
+		}
+	}
+	return nil
+}
+
+// perFilter decodes one level's typed_per_filter_config and keeps its
+// rate limit for provisioning.
+func (c *compiler) perFilter(m map[string]*anypb.Any) (*chain.Route, error) {
+	r, err := chain.DecodePerFilter(m, c.now)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil && r.RateLimit != nil {
+		c.rateLimits = append(c.rateLimits, r.RateLimit)
+	}
+	return r, nil
 }
 
 func (c *compiler) tcpProxy(a *anypb.Any) (*TCPProxy, error) {
