@@ -228,3 +228,40 @@ func TestHTTPFiltersOnTheRequestPath(t *testing.T) {
 		t.Errorf("a.rate_limited = %d, b.ok = %d; want 1, 1", a, b)
 	}
 }
+
+// TestRateLimitBucketsPerConfiguration: a rate limit's bucket belongs to
+// the configuration it was compiled with; applying a new configuration
+// starts it full, as a new Envoy filter configuration does.
+func TestRateLimitBucketsPerConfiguration(t *testing.T) {
+	t.Parallel()
+	app := startUpstream(t, "app", nil)
+	cfg := xds{
+		listeners: []*listenerv3.Listener{xListener(egressName, "0.0.0.0:15001",
+			xChain("egress_http", 0, xHCM("egress", "rds_egress_http_15001", withHTTPFilters())))},
+		routes: []*routev3.RouteConfiguration{xRouteConfig("rds_egress_http_15001", xVHost("v", []string{"*"},
+			withPerFilter(xRoute("/", to("cds_app")), "envoy.filters.http.local_ratelimit", rateLimit("rl", 1)),
+		))},
+		clusters: []*clusterv3.Cluster{xCluster("cds_app", app.Addr())},
+	}
+	p := startProxy(t, Config{})
+	mustApply(t, p, cfg.snap(t))
+	base := "http://" + addrOf(t, p, egressName, 0)
+	status := func() int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+"/", nil)
+		req.Host = "x"
+		resp, err := testClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if a, b := status(), status(); a != 200 || b != 429 {
+		t.Fatalf("through a bucket of 1: %d then %d, want 200 then 429", a, b)
+	}
+	mustApply(t, p, cfg.snap(t))
+	if s := status(); s != 200 {
+		t.Errorf("after a new configuration: %d, want 200 (a full bucket)", s)
+	}
+}

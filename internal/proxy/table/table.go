@@ -18,8 +18,10 @@
 // filter chain or TLS context match or accept more than it says if it were
 // ignored (runtime_fraction, source_prefix_ranges, non-exact SAN
 // matchers...), Compile rejects it rather than serve a looser config;
-// features that only add behaviour (extra HTTP filters, header additions,
-// stats options) are ignored.
+// features that only add behaviour (header additions, stats options) are
+// ignored. HTTP filters are compiled into the filter chain the proxy runs
+// (package chain); an HTTP filter meshlens does not run is refused unless
+// it is marked is_optional, as Envoy refuses one it does not know.
 //
 // Nothing here is written by hand that a library does: go-control-plane
 // provides the protos and their validation (Validate), regexp provides

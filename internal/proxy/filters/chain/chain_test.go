@@ -249,3 +249,27 @@ func TestDecodePerFilterOptional(t *testing.T) {
 		t.Errorf("Combine of empty levels: %+v, want nil", got)
 	}
 }
+
+// TestResponseNotGRPC: a response to a gRPC-Web call that is not gRPC (an
+// error page) becomes a trailers-only gRPC-Web response: HTTP 200, the
+// grpc-status of its HTTP status and its body as grpc-message.
+func TestResponseNotGRPC(t *testing.T) {
+	c := New(gatewayChain(t), "gw", func(string) *stats.Scope { return nil })
+	r, _ := http.NewRequest("POST", "http://gw/pkg.Svc/M", bytes.NewReader(grpcweb.AppendFrame(nil, 0, nil)))
+	r.Header.Set("Content-Type", "application/grpc-web")
+	var s Stream
+	defer s.End()
+	if rep, err := c.Request(context.Background(), r, nil, &s, http.Header{}); rep.Status != 0 || err != nil {
+		t.Fatal(rep, err)
+	}
+	resp := &http.Response{
+		StatusCode: 503,
+		Header:     http.Header{"Content-Type": {"text/plain"}},
+		Body:       io.NopCloser(strings.NewReader("no healthy upstream")),
+	}
+	c.Response(&s, resp)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.Header.Get("Grpc-Status") != "14" || resp.Header.Get("Grpc-Message") != "no healthy upstream" {
+		t.Errorf("response %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+}
