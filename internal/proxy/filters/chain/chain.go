@@ -242,7 +242,8 @@ func isGRPC(ct string) bool {
 // gRPC-Web's translation of the headers, body and trailers). It edits
 // resp in place: a translated gRPC-Web body replaces resp.Body (closing
 // it closes the upstream's), its trailers move into the body, and
-// resp.ContentLength becomes -1 so that the body streams.
+// resp.ContentLength becomes -1 so that the body streams; resp.Trailer is
+// empty until the body is closed.
 func (c *Chain) Response(s *Stream, resp *http.Response) {
 	if c == nil {
 		return
@@ -263,14 +264,34 @@ func (c *Chain) Response(s *Stream, resp *http.Response) {
 		resp.Trailer = nil
 		return
 	}
-	resp.Body = readCloser{s.web.ResponseBody(up, func() http.Header {
-		// Read once the upstream body ended; the trailers go in the
-		// body, not after it.
-		t := resp.Trailer
-		resp.Trailer = nil
-		return t
-	}), up}
+	b := &webBody{up: up, resp: resp}
+	b.Reader = s.web.ResponseBody(up, b.takeTrailer)
+	resp.Body = b
 	resp.ContentLength = -1
+}
+
+// webBody is a gRPC-Web response body. The upstream's trailers go in the
+// body, so while it is read resp.Trailer is empty (a stream writes no
+// HTTP trailers); closing it puts them back, so that whoever judges the
+// call by its grpc-status after the body (outlier detection) still can.
+type webBody struct {
+	io.Reader
+	up      io.Closer
+	resp    *http.Response
+	trailer http.Header
+}
+
+// takeTrailer is called once the upstream body has ended.
+func (b *webBody) takeTrailer() http.Header {
+	b.trailer, b.resp.Trailer = b.resp.Trailer, nil
+	return b.trailer
+}
+
+func (b *webBody) Close() error {
+	if b.trailer != nil {
+		b.resp.Trailer = b.trailer
+	}
+	return b.up.Close()
 }
 
 // readCloser reads through a translator and closes the original body.

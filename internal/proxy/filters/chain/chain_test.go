@@ -217,7 +217,13 @@ func TestResponseGRPCWeb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Trailer != nil || resp.ContentLength != -1 || resp.Header.Get("Content-Type") != "application/grpc-web+proto" || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+	if resp.Trailer != nil {
+		t.Errorf("resp.Trailer = %v while the body is read, want none (the trailers are in the body)", resp.Trailer)
+	}
+	if err := resp.Body.Close(); err != nil || resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Errorf("after Close, resp.Trailer = %v (%v), want the upstream's back for outlier detection", resp.Trailer, err)
+	}
+	if resp.ContentLength != -1 || resp.Header.Get("Content-Type") != "application/grpc-web+proto" || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
 		t.Errorf("response head: trailer %v length %d header %v", resp.Trailer, resp.ContentLength, resp.Header)
 	}
 	br := bytes.NewReader(body)
