@@ -106,15 +106,15 @@ func netRateLimit(statPrefix string, maxTokens uint32) *listenerv3.Filter {
 func TestTCPNetworkRateLimit(t *testing.T) {
 	t.Parallel()
 	p := startProxy(t, Config{Listen: map[uint32]string{5432: "127.0.0.1:0"}})
-	snap := xds{
+	cfg := xds{
 		listeners: []*listenerv3.Listener{xListener(ingressName, "0.0.0.0:15000", &listenerv3.FilterChain{
 			Name:             "ingress_tcp_5432",
 			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(5432)},
 			Filters:          []*listenerv3.Filter{netRateLimit("ingress.tcp.5432", 2), xTCP("ingress.tcp.5432", 0, to("cds_tcp"))},
 		})},
 		clusters: []*clusterv3.Cluster{xCluster("cds_tcp", startTCPUpstream(t))},
-	}.snap(t)
-	mustApply(t, p, snap)
+	}
+	mustApply(t, p, cfg.snap(t))
 	addr := addrOf(t, p, ingressName, 5432)
 	session := func() (string, error) {
 		conn, err := net.Dial("tcp", addr)
@@ -140,6 +140,11 @@ func TestTCPNetworkRateLimit(t *testing.T) {
 	}
 	if n := statValue(t, p, "local_ratelimit.ingress.tcp.5432.rate_limited"); n != 1 {
 		t.Errorf("local_ratelimit.ingress.tcp.5432.rate_limited = %d, want 1", n)
+	}
+	// A new configuration with the same limit keeps the empty bucket.
+	mustApply(t, p, cfg.snap(t))
+	if got, _ := session(); got != "" {
+		t.Errorf("after an unchanged configuration was applied again, a connection got %q, want it closed", got)
 	}
 }
 
@@ -229,9 +234,10 @@ func TestHTTPFiltersOnTheRequestPath(t *testing.T) {
 	}
 }
 
-// TestRateLimitBucketsPerConfiguration: a rate limit's bucket belongs to
-// the configuration it was compiled with; applying a new configuration
-// starts it full, as a new Envoy filter configuration does.
+// TestRateLimitBucketsPerConfiguration: a new configuration whose rate
+// limit is unchanged keeps its bucket's tokens (an xDS update elsewhere
+// does not refill it); one whose bucket changed starts full, as a new
+// Envoy filter configuration does.
 func TestRateLimitBucketsPerConfiguration(t *testing.T) {
 	t.Parallel()
 	app := startUpstream(t, "app", nil)
@@ -260,8 +266,14 @@ func TestRateLimitBucketsPerConfiguration(t *testing.T) {
 	if a, b := status(), status(); a != 200 || b != 429 {
 		t.Fatalf("through a bucket of 1: %d then %d, want 200 then 429", a, b)
 	}
+	cfg.clusters = append(cfg.clusters, xCluster("cds_other", app.Addr()))
 	mustApply(t, p, cfg.snap(t))
-	if s := status(); s != 200 {
-		t.Errorf("after a new configuration: %d, want 200 (a full bucket)", s)
+	if s := status(); s != 429 {
+		t.Errorf("after an update that left the rate limit alone: %d, want 429 (the same empty bucket)", s)
+	}
+	cfg.routes[0].VirtualHosts[0].Routes[0].TypedPerFilterConfig["envoy.filters.http.local_ratelimit"] = rateLimit("rl", 2)
+	mustApply(t, p, cfg.snap(t))
+	if a, b, c := status(), status(), status(); a != 200 || b != 200 || c != 429 {
+		t.Errorf("after the bucket grew to 2: %d %d %d, want a new full bucket (200 200 429)", a, b, c)
 	}
 }

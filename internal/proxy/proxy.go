@@ -259,6 +259,9 @@ func (p *Proxy) Apply(s *table.Snapshot) error {
 		filters *chain.Chain
 	}
 	acquire := func(prefix string) *stats.Scope { return res.acquire(p.dataStats, prefix) }
+	if old := p.state.Load(); old != nil {
+		carryBuckets(old.snap, s)
+	}
 	for _, rl := range s.RateLimits {
 		rl.Provision(acquire(rl.StatsPrefix()))
 	}
