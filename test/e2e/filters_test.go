@@ -278,6 +278,11 @@ func TestFaultInjectionThroughGateway(t *testing.T) {
 		t.Errorf("fault.aborts_injected = %d, want %d", got, aborted)
 	}
 	lab.logCount(t, "503 FI /abort", aborted)
+	// In Prometheus, with Envoy's tag-extracted name and App Mesh's tags.
+	prom := adminGet(t, lab.gw.admin, "/stats/prometheus")
+	if v, _ := promSum(prom, "envoy_http_fault_aborts_injected", `envoy_http_conn_manager_prefix="ingress"`, `appmesh_listener_protocol="http"`, `appmesh_listener_port="8080"`); v != float64(aborted) {
+		t.Errorf("envoy_http_fault_aborts_injected{...listener 8080} = %v, want %d", v, aborted)
+	}
 
 	start := time.Now()
 	if resp, _ := lab.get(t, "GET", "/delay"); resp.StatusCode != 200 {
@@ -330,6 +335,10 @@ func TestRateLimitThroughGateway(t *testing.T) {
 		t.Errorf("gateway_route.limited.http_local_rate_limit.rate_limited = %d, want 1", got)
 	}
 	lab.logCount(t, "429 RL /limited", 1)
+	// A prefix of two tokens stays in the Prometheus name, as in Envoy.
+	if v, _ := promSum(adminGet(t, lab.gw.admin, "/stats/prometheus"), "envoy_gateway_route_limited_http_local_rate_limit_rate_limited"); v != 1 {
+		t.Errorf("envoy_gateway_route_limited_http_local_rate_limit_rate_limited = %v, want 1", v)
+	}
 	// Other routes have no limit.
 	if resp, _ := lab.get(t, "GET", "/other"); resp.StatusCode != 200 {
 		t.Errorf("a route without a rate limit: %d", resp.StatusCode)
