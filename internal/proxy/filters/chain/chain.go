@@ -123,77 +123,99 @@ func (c *Chain) Request(ctx context.Context, r *http.Request, rt *Route, s *Stre
 		rt = &noRoute
 	}
 	for _, k := range c.cfg.order {
+		var err error
 		switch k {
 		case kindGRPCWeb:
-			s.web = grpcweb.RequestHeaders(r.Header)
-			if s.web.IsGRPCWeb() && r.Body != nil && r.Body != http.NoBody {
-				r.Body = readCloser{s.web.RequestBody(r.Body), r.Body}
-				if s.web.TextRequest() {
-					r.ContentLength = -1
-				}
-			}
+			requestGRPCWeb(r, s)
 		case kindCORS:
-			res := c.cors.Check(rt.CORS, r.Method, r.Header, rand.Uint64())
-			switch res.Kind {
-			case cors.Preflight, cors.RejectedPreflight:
-				rt.CORS.Preflight(res, r.Header, resp)
-				out.Status = http.StatusOK
-				c.localReplyHeaders(s, out.Status, resp)
-				return out, nil
-			case cors.Actual:
-				s.cors, s.corsPolicy = res, rt.CORS
-			}
+			c.requestCORS(r, rt, s, resp, &out)
 		case kindFault:
-			cfg := fault.Override(c.cfg.fault, rt.Fault)
-			d := cfg.Decide(r.Header, rand.Uint64())
-			if !d.Faulted() {
-				continue
-			}
-			abort, held, err := c.fault.Inject(ctx, cfg, d)
-			if held {
-				s.faultHeld = c.fault
-				if d.Delay > 0 {
-					out.Flags |= accesslog.DelayInjected
-				}
-			}
-			if err != nil {
-				return out, err
-			}
-			if abort.Abort != 0 {
-				out.Flags |= accesslog.FaultInjected
-				body := abort.Body
-				if body == "" {
-					body = BodyFaultAbort
-				}
-				grpcStatus := -1
-				if abort.GRPC {
-					grpcStatus = abort.GRPCAbort
-				}
-				out.Status, out.Body = c.localReply(r, s, abort.Abort, grpcStatus, body, resp)
-				return out, nil
-			}
+			err = c.requestFault(ctx, r, rt, s, resp, &out)
 		case kindRateLimit:
-			cfg := ratelimit.Override(c.cfg.rateLimit, rt.RateLimit)
-			if cfg == nil {
-				continue
-			}
-			d := cfg.Decide(ratelimit.Now(), rand.Uint64())
-			s.rl, s.rlDecision = cfg, d
-			if !d.Enforced {
-				cfg.RequestHeaders(d, r.Header)
-				continue
-			}
-			out.Flags |= accesslog.RateLimited
-			cfg.LocalReplyHeaders(d, resp)
-			grpcStatus := -1
-			if d.GRPCStatus != 0 {
-				grpcStatus = d.GRPCStatus
-			}
-			out.Status, out.Body = c.localReply(r, s, d.Status, grpcStatus, BodyRateLimited, resp)
-			return out, nil
+			c.requestRateLimit(r, rt, s, resp, &out)
+		}
+		if err != nil || out.Status != 0 {
+			return out, err
 		}
 	}
 	return out, nil
+}
+
+// requestGRPCWeb turns a gRPC-Web request into a gRPC one.
+func requestGRPCWeb(r *http.Request, s *Stream) {
+	s.web = grpcweb.RequestHeaders(r.Header)
+	if s.web.IsGRPCWeb() && r.Body != nil && r.Body != http.NoBody {
+		r.Body = readCloser{s.web.RequestBody(r.Body), r.Body}
+		if s.web.TextRequest() {
+			r.ContentLength = -1 // the decoded body is shorter
+		}
+	}
+}
+
+// requestCORS answers a preflight, or notes an actual CORS request for
+// the response phase.
+func (c *Chain) requestCORS(r *http.Request, rt *Route, s *Stream, resp http.Header, out *Reply) {
+	res := c.cors.Check(rt.CORS, r.Method, r.Header, rand.Uint64())
+	switch res.Kind {
+	case cors.Preflight, cors.RejectedPreflight:
+		rt.CORS.Preflight(res, r.Header, resp)
+		out.Status = http.StatusOK
+		c.localReplyHeaders(s, out.Status, resp)
+	case cors.Actual:
+		s.cors, s.corsPolicy = res, rt.CORS
+	}
+}
+
+// requestFault delays and aborts as the fault configuration decides.
+func (c *Chain) requestFault(ctx context.Context, r *http.Request, rt *Route, s *Stream, resp http.Header, out *Reply) error {
+	cfg := fault.Override(c.cfg.fault, rt.Fault)
+	d := cfg.Decide(r.Header, rand.Uint64())
+	if !d.Faulted() {
+		return nil
+	}
+	abort, held, err := c.fault.Inject(ctx, cfg, d)
+	if held {
+		s.faultHeld = c.fault
+		if d.Delay > 0 {
+			out.Flags |= accesslog.DelayInjected
+		}
+	}
+	if err != nil || abort.Abort == 0 {
+		return err
+	}
+	out.Flags |= accesslog.FaultInjected
+	body := abort.Body
+	if body == "" {
+		body = BodyFaultAbort
+	}
+	grpcStatus := -1
+	if abort.GRPC {
+		grpcStatus = abort.GRPCAbort
+	}
+	out.Status, out.Body = c.localReply(r, s, abort.Abort, grpcStatus, body, resp)
+	return nil
+}
+
+// requestRateLimit takes a token, or answers locally when there is none
+// and the limit is enforced.
+func (c *Chain) requestRateLimit(r *http.Request, rt *Route, s *Stream, resp http.Header, out *Reply) {
+	cfg := ratelimit.Override(c.cfg.rateLimit, rt.RateLimit)
+	if cfg == nil {
+		return
+	}
+	d := cfg.Decide(ratelimit.Now(), rand.Uint64())
+	s.rl, s.rlDecision = cfg, d
+	if !d.Enforced {
+		cfg.RequestHeaders(d, r.Header)
+		return
+	}
+	out.Flags |= accesslog.RateLimited
+	cfg.LocalReplyHeaders(d, resp)
+	grpcStatus := -1
+	if d.GRPCStatus != 0 {
+		grpcStatus = d.GRPCStatus
+	}
+	out.Status, out.Body = c.localReply(r, s, d.Status, grpcStatus, BodyRateLimited, resp)
 }
 
 var noRoute Route
