@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -90,12 +91,13 @@ type applyTxn struct {
 	retired []func(ctx context.Context)
 }
 
-// chainRT is what a filter chain acquired for the snapshot: its stats
-// and access logs.
+// chainRT is what a filter chain acquired for the snapshot: its stats,
+// access logs and, for an HTTP chain, its compiled HTTP filter chain.
 type chainRT struct {
-	stats *hcmStats
-	tcp   *tcpStats
-	logs  []chainLog
+	stats   *hcmStats
+	tcp     *tcpStats
+	logs    []chainLog
+	filters *chain.Chain
 }
 
 // listenerSwap is one listener's new configuration, stored by swap.

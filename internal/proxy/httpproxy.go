@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/h1server"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
@@ -66,6 +67,8 @@ type chainConfig struct {
 	// listenerTLS: some chain of the listener terminates TLS, so a
 	// client of the mesh is expected to authenticate (mesh metrics).
 	listenerTLS bool
+	// filters is the HTTP filter chain before the router; nil: none.
+	filters *chain.Chain
 }
 
 // chainLog is one access log of a chain: a compiled format and the
@@ -435,6 +438,9 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 			delete(r.Header, meshmetrics.SourceHeader)
 		}
 	}
+	if cc.filters != nil && !runFilters(w, r, ex, cc.filters, route) {
+		return
+	}
 	if upgrade != "" {
 		h.upgrade(w, r, ex, cc.chain.HTTP, route, view)
 		return
@@ -760,6 +766,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	if ex.attempts > 1 && resp.StatusCode < 500 {
 		cs.RqRetrySuccess.Inc()
 	}
+	ex.filters.Response(&ex.filt, resp)
 	ex.status = resp.StatusCode
 	err = writeResponse(w, resp, st, ex)
 	if tr.trailersJudge && r.Context().Err() == nil && !st.bodyFailed() {
@@ -1046,6 +1053,9 @@ type exchange struct {
 	edge           *meshmetrics.Edge
 	st             *stream
 	log            accesslog.Entry
+	// filters ran on the request (nil: none); filt is their state.
+	filters *chain.Chain
+	filt    chain.Stream
 }
 
 // reply answers the request locally (localReply) and records the outcome.
@@ -1086,6 +1096,7 @@ var connClose = []string{"close"}
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
 
 func (ex *exchange) release() {
+	ex.filt.End()
 	*ex = exchange{}
 	exchangePool.Put(ex)
 }

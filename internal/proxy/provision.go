@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
@@ -87,10 +88,20 @@ func allChains(l *table.Listener) []*table.FilterChain {
 }
 
 // provisionChains acquires the stats scopes and access logs of the
-// listeners and chains. The previous snapshot's are released after the
-// swap, so the stats of what stays carry over.
+// listeners and chains, builds each HTTP chain's filter chain and
+// provisions the rate limits (HTTP and network), whose buckets carry over
+// from the previous snapshot where unchanged. The previous snapshot's
+// scopes are released after the swap, so the stats of what stays carry
+// over.
 func (t *applyTxn) provisionChains() error {
 	p := t.p
+	acquire := func(prefix string) *stats.Scope { return t.res.acquire(p.dataStats, prefix) }
+	if old := p.state.Load(); old != nil {
+		carryBuckets(old.snap, t.s)
+	}
+	for _, rl := range t.s.RateLimits {
+		rl.Provision(acquire(rl.StatsPrefix()))
+	}
 	t.chainRTs = map[*table.FilterChain]*chainRT{}
 	t.lstats = map[string]*listenerStats{}
 	for _, l := range t.s.Listeners {
@@ -101,9 +112,13 @@ func (t *applyTxn) provisionChains() error {
 			switch {
 			case c.HTTP != nil:
 				crt.stats = newHCMStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				crt.filters = chain.New(c.HTTP.Filters, c.HTTP.StatPrefix, acquire)
 				als = c.HTTP.AccessLogs
 			case c.TCP != nil:
 				crt.tcp = newTCPStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				if rl := c.NetRateLimit; rl != nil {
+					rl.Provision(acquire(rl.StatsPrefix()))
+				}
 				als = c.TCP.AccessLogs
 			}
 			for _, al := range als {
@@ -171,7 +186,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			}
 		}
 		crt := t.chainRTs[c]
-		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &chainConfig{chain: c, rs: t.rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS}})
+		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &chainConfig{chain: c, rs: t.rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS, filters: crt.filters}})
 		ls.servers[key] = hs
 		byChain[c] = hs
 	}

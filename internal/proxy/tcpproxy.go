@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
@@ -104,6 +105,11 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	tc.stats.cxTotal.Inc()
 	var down net.Conn = c
 	switch {
+	case !chain.NetRateLimit.AllowConnection(ratelimit.Now()):
+		// The network local_ratelimit filter before tcp_proxy found
+		// its bucket empty: closed at once, counted by the filter.
+		_ = c.Close()
+		return
 	case tc.unusable != "":
 		_ = c.Close()
 		return

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
@@ -119,6 +120,7 @@ func Compile(res Resources, opts ...CompileOptions) (*Snapshot, error) {
 		clusters:    map[string]*Cluster{},
 		routes:      map[string]*RouteTable{},
 		placeholder: map[string]*Cluster{},
+		now:         ratelimit.Now(),
 	}
 	if len(opts) > 0 {
 		c.opts = opts[0]
@@ -135,6 +137,11 @@ type compiler struct {
 	clusters    map[string]*Cluster
 	routes      map[string]*RouteTable
 	placeholder map[string]*Cluster
+	// now starts the token buckets of the rate limits compiled.
+	now int64
+	// rateLimits collects every HTTP rate limit configuration compiled
+	// (listener and route level), for the runtime to provision.
+	rateLimits []*ratelimit.Config
 }
 
 // fail records one problem of a resource, up to maxErrors.
@@ -248,6 +255,7 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
+	snap.RateLimits = c.rateLimits
 	return snap, nil
 }
 
@@ -471,12 +479,30 @@ func (c *compiler) filterChain(fc *listenerv3.FilterChain) (*FilterChain, error)
 		switch {
 		case terminal && !last:
 			return nil, fmt.Errorf("filters[%d]: %s must be the last filter", i, f.GetName())
+		case !last && isFilter(f, ratelimit.NetworkName, ratelimit.NetworkTypeURL):
+			if f.GetTypedConfig() == nil {
+				return nil, fmt.Errorf("filters[%d]: %s: typed_config is required", i, f.GetName())
+			}
+			if out.NetRateLimit != nil {
+				return nil, fmt.Errorf("filters[%d]: %s appears twice", i, ratelimit.NetworkName)
+			}
+			rl, err := ratelimit.DecodeNetwork(f.GetTypedConfig(), c.now)
+			if err != nil {
+				return nil, fmt.Errorf("filters[%d]: %w", i, err)
+			}
+			out.NetRateLimit = rl
+			continue
 		case !last:
 			out.IgnoredFilters = append(out.IgnoredFilters, f.GetName())
 			continue
 		case f.GetConfigDiscovery() != nil:
 			return nil, fmt.Errorf("filters[%d]: config_discovery "+errNotSupported, i)
 		case isFilter(f, nameHCM, typeHCM):
+			if out.NetRateLimit != nil {
+				// The runtime limits connections where a TCP proxy
+				// session starts only.
+				return nil, fmt.Errorf("filters: %s before %s %s; it limits tcp_proxy connections only", ratelimit.NetworkName, nameHCM, errNotSupported)
+			}
 			h, err := c.httpManager(f.GetTypedConfig())
 			if err != nil {
 				return nil, fmt.Errorf("http_connection_manager: %w", err)
@@ -600,17 +626,8 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 		out.Upgrades = append(out.Upgrades, typ)
 	}
 
-	filters := hcm.GetHttpFilters()
-	for i, f := range filters {
-		router := f.GetName() == nameRouter || f.GetTypedConfig().GetTypeUrl() == typeRouter
-		switch {
-		case router && i != len(filters)-1:
-			return nil, fmt.Errorf("http_filters[%d]: %s must be the last filter", i, nameRouter)
-		case !router && i == len(filters)-1:
-			return nil, fmt.Errorf("http_filters[%d]: the last filter is %q; want %s", i, f.GetName(), nameRouter)
-		case !router:
-			out.IgnoredHTTPFilters = append(out.IgnoredHTTPFilters, f.GetName())
-		}
+	if err := c.httpFilters(hcm.GetHttpFilters(), out); err != nil {
+		return nil, err
 	}
 
 	switch rs := hcm.GetRouteSpecifier().(type) {
