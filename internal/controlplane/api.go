@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
+	"github.com/meshlens/meshlens/internal/consoleui"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
 )
@@ -57,6 +58,8 @@ func (s *Server) api() http.Handler {
 	if !s.cfg.DisableOTLP {
 		s.traces.RegisterOTLP(mux)
 	}
+
+	mux.Handle(consoleui.Prefix, consoleui.Handler())
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,

@@ -310,10 +310,11 @@ func printInfo(w io.Writer, info Info, logs string) {
 	fmt.Fprintf(w, `
 meshlens demo is running.
 
+  console:        %s/ui/
   gateway:        %s/
   control plane:  %s   (xDS at %s)
   logs:           %s
-`, info.GatewayURL, info.APIURL, info.XDSAddr, logs)
+`, info.APIURL, info.GatewayURL, info.APIURL, info.XDSAddr, logs)
 	fmt.Fprintln(w, "  admin endpoints:")
 	for _, name := range []string{"greeter-1 sidecar", "greeting-v1-1 sidecar", "greeting-v2-1 sidecar", "name-1 sidecar", "ingress gateway"} {
 		if u, ok := info.Admin[name]; ok {

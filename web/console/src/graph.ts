@@ -1,0 +1,426 @@
+// The service graph page: gateways, virtual nodes and virtual services
+// (each service a box with its versions inside), edges labelled with the
+// observed traffic, kept live over server-sent events. Positions are kept
+// between updates so that nodes coming and going do not reshuffle the
+// rest.
+
+import cytoscape from 'cytoscape';
+import fcose from 'cytoscape-fcose';
+import { NotAvailable, get } from './api';
+import { Graph, GraphEdge, GraphNode, configGraph, nodeID, nodeRates } from './model';
+import { clear, describeError, fmtLatency, fmtPct, fmtRate, h, link, notice } from './ui';
+
+cytoscape.use(fcose);
+
+const badgeIcon: Record<string, string> = {
+  retries: '↻',
+  timeout: '⏱',
+  outlierDetection: '⊘',
+  circuitBreaker: '⚡',
+  fault: '☢',
+  rateLimit: '≋',
+  healthCheck: '♥',
+  tls: '🔒',
+};
+
+/** Positions of nodes by id, kept across page visits. */
+const positions = new Map<string, cytoscape.Position>();
+
+export function graphPage(root: HTMLElement, mesh: string): () => void {
+  const status = h('div', { class: 'graph-status', id: 'graph-status' });
+  const find = h('input', { type: 'search', id: 'graph-find', placeholder: 'find a node…', 'aria-label': 'find a node' });
+  const hideBtn = h('button', { type: 'button', id: 'graph-hide' }, 'hide found');
+  const showBtn = h('button', { type: 'button', id: 'graph-show' }, 'show all');
+  const idleBox = h('input', { type: 'checkbox', id: 'graph-idle', checked: true });
+  const unknownBox = h('input', { type: 'checkbox', id: 'graph-unknown', checked: true });
+  const toolbar = h(
+    'div',
+    { class: 'toolbar' },
+    find,
+    hideBtn,
+    showBtn,
+    h('label', {}, idleBox, ' idle edges'),
+    h('label', {}, unknownBox, ' unknown callers'),
+    h('span', { class: 'legend' },
+      h('span', { class: 'sw healthy' }), 'healthy ', h('span', { class: 'sw degraded' }), 'errors ≥1% ',
+      h('span', { class: 'sw failing' }), 'errors ≥5% ', h('span', { class: 'sw idle' }), 'idle'),
+  );
+  const canvas = h('div', { id: 'graph', class: 'graph' });
+  const side = h('aside', { class: 'side', id: 'graph-side' }, h('p', { class: 'muted' }, 'Select a node or an edge.'));
+  const tables = h('div', { class: 'graph-tables' });
+  clear(root);
+  root.append(h('h1', {}, `Service graph · ${mesh}`), status, toolbar, h('div', { class: 'graph-wrap' }, canvas, side), tables);
+
+  const cy = cytoscape({
+    container: canvas,
+    wheelSensitivity: 0.3,
+    minZoom: 0.2,
+    maxZoom: 3,
+    style: graphStyle(),
+  });
+  const hidden = new Set<string>();
+  let current: Graph | undefined;
+  let stopped = false;
+  let es: EventSource | undefined;
+  let timer: number | undefined;
+
+  const apply = (g: Graph) => {
+    current = g;
+    render(cy, g, hidden, idleBox.checked, unknownBox.checked);
+    renderTables(tables, g, mesh);
+    clear(status);
+    if (g.configOnly) {
+      status.append(notice('na', 'Traffic metrics are not available from this control plane (GET /v1/console/graph): the graph shows the configured topology only, with no rates.'));
+    } else {
+      status.append(h('span', { class: 'muted', id: 'graph-updated' }, `live · window ${g.window ?? ''} · updated ${new Date(g.generatedAt ?? Date.now()).toLocaleTimeString()}`));
+    }
+  };
+  const fail = (err: unknown) => {
+    clear(status);
+    status.append(notice('error', `The graph could not be loaded: ${describeError(err)}`));
+  };
+
+  const pollConfig = async () => {
+    try {
+      apply(await configGraph(mesh));
+    } catch (err) {
+      fail(err);
+    }
+    if (!stopped) timer = window.setTimeout(pollConfig, 3000);
+  };
+
+  (async () => {
+    try {
+      const g = await get<Graph>('/v1/console/graph', { mesh });
+      if (stopped) return;
+      apply(g);
+      es = new EventSource(`/v1/console/graph/stream?mesh=${encodeURIComponent(mesh)}`);
+      es.addEventListener('graph', (ev) => {
+        try {
+          apply(JSON.parse((ev as MessageEvent).data));
+        } catch (err) {
+          fail(err);
+        }
+      });
+      es.addEventListener('error', () => {
+        // EventSource reconnects by itself; say so meanwhile.
+        if (es?.readyState === EventSource.CONNECTING) {
+          document.getElementById('graph-updated')?.replaceChildren('reconnecting…');
+        }
+      });
+    } catch (err) {
+      if (stopped) return;
+      if (err instanceof NotAvailable) pollConfig();
+      else fail(err);
+    }
+  })();
+
+  const refilter = () => current && render(cy, current, hidden, idleBox.checked, unknownBox.checked);
+  idleBox.addEventListener('change', refilter);
+  unknownBox.addEventListener('change', refilter);
+  find.addEventListener('input', () => {
+    const q = find.value.trim().toLowerCase();
+    cy.batch(() => {
+      cy.nodes().removeClass('found dim');
+      if (!q) return;
+      const found = cy.nodes().filter((n) => String(n.data('label') ?? '').toLowerCase().includes(q));
+      found.addClass('found');
+      cy.nodes().not(found).not(found.ancestors()).addClass('dim');
+    });
+  });
+  hideBtn.addEventListener('click', () => {
+    cy.nodes('.found').forEach((n) => {
+      hidden.add(n.id());
+    });
+    find.value = '';
+    cy.nodes().removeClass('found dim');
+    refilter();
+  });
+  showBtn.addEventListener('click', () => {
+    hidden.clear();
+    refilter();
+  });
+  cy.on('tap', 'node', (ev) => showNode(side, mesh, current, ev.target.data()));
+  cy.on('tap', 'edge', (ev) => showEdge(side, mesh, current, ev.target.data('edge')));
+  cy.on('dragfree', 'node', (ev) => positions.set(ev.target.id(), { ...ev.target.position() }));
+
+  return () => {
+    stopped = true;
+    es?.close();
+    if (timer) clearTimeout(timer);
+    cy.nodes().forEach((n) => {
+      positions.set(n.id(), { ...n.position() });
+    });
+    cy.destroy();
+  };
+}
+
+function graphStyle(): cytoscape.StylesheetJson {
+  return [
+    {
+      selector: 'node',
+      style: {
+        label: 'data(label)',
+        'font-size': 11,
+        'text-valign': 'bottom',
+        'text-margin-y': 4,
+        'background-color': '#6b8fb5',
+        width: 26,
+        height: 26,
+        color: '#1d2733',
+        'text-wrap': 'wrap',
+      },
+    },
+    { selector: 'node.gateway', style: { shape: 'round-diamond', 'background-color': '#7a5fb0', width: 32, height: 32 } },
+    { selector: 'node.unknown', style: { shape: 'round-triangle', 'background-color': '#9aa3ad', 'border-style': 'dashed', 'border-width': 2 } },
+    {
+      selector: 'node.service',
+      style: {
+        shape: 'round-rectangle',
+        'background-color': '#eef3f8',
+        'background-opacity': 1,
+        'border-width': 1,
+        'border-color': '#93a8be',
+        'text-valign': 'top',
+        'text-halign': 'center',
+        'text-margin-y': -4,
+        'font-weight': 'bold',
+        padding: '14px',
+      },
+    },
+    { selector: 'node.version', style: { shape: 'round-rectangle', width: 30, height: 22, 'background-color': '#4f7cac' } },
+    { selector: 'node.found', style: { 'border-width': 3, 'border-color': '#e0a000' } },
+    { selector: 'node.dim', style: { opacity: 0.25 } },
+    { selector: 'node:selected', style: { 'border-width': 3, 'border-color': '#1d2733' } },
+    {
+      selector: 'edge',
+      style: {
+        width: 2,
+        'curve-style': 'bezier',
+        'target-arrow-shape': 'triangle',
+        'line-color': '#3f9a54',
+        'target-arrow-color': '#3f9a54',
+        label: 'data(label)',
+        'font-size': 9,
+        'text-wrap': 'wrap',
+        'text-background-color': '#ffffff',
+        'text-background-opacity': 0.85,
+        'text-background-padding': '2px',
+        color: '#1d2733',
+      },
+    },
+    { selector: 'edge.degraded', style: { 'line-color': '#d08a00', 'target-arrow-color': '#d08a00' } },
+    { selector: 'edge.failing', style: { 'line-color': '#c8312b', 'target-arrow-color': '#c8312b', width: 3 } },
+    { selector: 'edge.idle', style: { 'line-color': '#b8c0c8', 'target-arrow-color': '#b8c0c8', 'line-style': 'dashed' } },
+    { selector: 'edge.unknown-source', style: { 'line-style': 'dotted' } },
+    { selector: 'edge:selected', style: { width: 4 } },
+  ];
+}
+
+function edgeLabel(e: GraphEdge): string {
+  const lock = e.mtls ? '🔒 ' : '';
+  if (e.idle || e.rps === null) return `${lock}idle`;
+  const lines = [`${lock}${fmtRate(e.rps)} · ${fmtPct(e.errorRatio)} err`, `p50 ${fmtLatency(e.p50)} · p99 ${fmtLatency(e.p99)}`];
+  const split = (e.split ?? []).filter((s) => s.configuredShare !== undefined && s.configuredShare !== null);
+  if (split.length > 1) lines.push(split.map((s) => `${s.virtualNode} ${fmtPct(s.observedShare ?? 0, 0)} (cfg ${fmtPct(s.configuredShare, 0)})`).join('\n'));
+  return lines.join('\n');
+}
+
+function nodeLabel(n: GraphNode): string {
+  const b = (n.badges ?? []).map((x) => badgeIcon[x] ?? '•').join('');
+  return b ? `${n.name} ${b}` : n.name;
+}
+
+/** render puts g into cy, keeping known positions and laying out only what is new. */
+function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boolean, showUnknown: boolean): void {
+  const els: cytoscape.ElementDefinition[] = [];
+  // A virtual node inside the box of the first service that lists it as a version.
+  const parentOf = new Map<string, string>();
+  for (const n of g.nodes) {
+    if (n.kind !== 'virtualService') continue;
+    for (const v of n.versions ?? []) {
+      const vid = nodeID(n.mesh ?? '', 'virtualNode', v);
+      if (!parentOf.has(vid)) parentOf.set(vid, n.id);
+    }
+  }
+  const present = new Set<string>();
+  for (const n of g.nodes) {
+    if (hidden.has(n.id)) continue;
+    if (n.kind === 'unknown' && !showUnknown) continue;
+    const cls = n.kind === 'virtualGateway' ? 'gateway' : n.kind === 'virtualService' ? 'service' : n.kind === 'unknown' ? 'unknown' : 'node';
+    const parent = parentOf.get(n.id);
+    const isVersion = parent !== undefined && !hidden.has(parent);
+    present.add(n.id);
+    els.push({
+      group: 'nodes',
+      data: { id: n.id, label: nodeLabel(n), kind: n.kind, name: n.name, mesh: n.mesh, parent: isVersion ? parent : undefined },
+      classes: isVersion ? `${cls} version` : cls,
+    });
+  }
+  for (const e of g.edges) {
+    if (!present.has(e.source) || !present.has(e.target)) continue;
+    if (e.idle && !showIdle) continue;
+    if (e.unknownSource && !showUnknown) continue;
+    const cls = [e.idle ? 'idle' : e.health ?? 'healthy'];
+    if (e.unknownSource) cls.push('unknown-source');
+    els.push({ group: 'edges', data: { id: e.id, source: e.source, target: e.target, label: edgeLabel(e), edge: e }, classes: cls.join(' ') });
+  }
+
+  const before = new Set(cy.elements().map((x) => x.id()));
+  const want = new Set(els.map((x) => x.data.id as string));
+  const structural = els.some((x) => !before.has(x.data.id as string)) || [...before].some((id) => !want.has(id)) ||
+    els.some((x) => x.group === 'nodes' && cy.getElementById(x.data.id as string).data('parent') !== x.data.parent);
+  cy.batch(() => {
+    if (structural) {
+      cy.nodes().forEach((n) => {
+        positions.set(n.id(), { ...n.position() });
+      });
+      cy.elements().remove();
+      cy.add(els);
+    } else {
+      for (const x of els) {
+        const el = cy.getElementById(x.data.id as string);
+        el.data(x.data);
+        el.classes(x.classes as string);
+      }
+    }
+  });
+  if (!structural) return;
+  const fresh = cy.nodes().filter((n) => !positions.has(n.id()) && n.isChildless());
+  cy.nodes().forEach((n) => {
+    const p = positions.get(n.id());
+    if (p && n.isChildless()) n.position(p);
+  });
+  if (fresh.length === 0) {
+    cy.fit(undefined, 30);
+    return;
+  }
+  const fixed = cy.nodes().filter((n) => n.isChildless() && positions.has(n.id())).map((n) => ({ nodeId: n.id(), position: { ...positions.get(n.id())! } }));
+  cy.layout({
+    name: 'fcose',
+    animate: false,
+    randomize: fixed.length === 0,
+    quality: 'default',
+    nodeRepulsion: () => 9000,
+    idealEdgeLength: () => 140,
+    nestingFactor: 0.6,
+    fixedNodeConstraint: fixed.length ? fixed : undefined,
+    fit: true,
+    padding: 30,
+  } as cytoscape.LayoutOptions).run();
+  cy.nodes().forEach((n) => {
+    if (n.isChildless()) positions.set(n.id(), { ...n.position() });
+  });
+}
+
+/** The graph as tables: every node and edge with its numbers, for reading and for tests. */
+function renderTables(root: HTMLElement, g: Graph, mesh: string): void {
+  const rates = nodeRates(g);
+  const byID = new Map(g.nodes.map((n) => [n.id, n]));
+  const nodeRows = g.nodes.map((n) => {
+    const r = rates.get(n.id) ?? { in: 0, out: 0 };
+    const mk = n.kind === 'virtualService' ? 'service' : n.kind === 'unknown' ? '' : 'node';
+    return h(
+      'tr',
+      { 'data-node-id': n.id, 'data-kind': n.kind, 'data-in': r.in, 'data-out': r.out },
+      h('td', {}, mk ? h('a', { href: link(['metrics', mk, n.mesh ?? mesh, n.name]) }, n.name) : n.name),
+      h('td', {}, kindName(n.kind)),
+      h('td', { class: 'num' }, g.configOnly ? '–' : fmtRate(r.in)),
+      h('td', { class: 'num' }, g.configOnly ? '–' : fmtRate(r.out)),
+      h('td', {}, (n.versions ?? []).join(', ')),
+      h('td', {}, (n.badges ?? []).map((b) => `${badgeIcon[b] ?? '•'} ${b}`).join('  ')),
+    );
+  });
+  const edgeRows = g.edges.map((e) => {
+    const src = byID.get(e.source);
+    const dst = byID.get(e.target);
+    return h(
+      'tr',
+      {
+        'data-edge-id': e.id,
+        'data-rps': e.rps ?? '',
+        'data-idle': e.idle ? 'true' : 'false',
+        'data-unknown-source': e.unknownSource ? 'true' : 'false',
+        class: e.idle ? 'idle' : e.health ?? '',
+      },
+      h('td', {}, src?.name ?? e.source),
+      h('td', {}, dst?.name ?? e.target),
+      h('td', { class: 'num' }, e.idle ? 'idle' : fmtRate(e.rps)),
+      h('td', { class: 'num' }, fmtPct(e.errorRatio)),
+      h('td', { class: 'num' }, `${fmtLatency(e.p50)} / ${fmtLatency(e.p99)}`),
+      h('td', {}, ...splitCells(e)),
+      h('td', {}, e.mtls === true ? '🔒 mTLS' : e.mtls === false ? 'plaintext' : '–'),
+      h('td', {}, h('a', { href: link(['traces'], { service: src?.name ?? '' }) }, 'traces')),
+    );
+  });
+  clear(root);
+  root.append(
+    h('h2', {}, 'Edges'),
+    h('table', { class: 'data', id: 'edges' },
+      h('thead', {}, h('tr', {}, ...['from', 'to', 'rate', 'errors', 'p50 / p99', 'split: observed (configured)', 'mTLS', ''].map((x) => h('th', {}, x)))),
+      h('tbody', {}, ...edgeRows)),
+    h('h2', {}, 'Nodes'),
+    h('table', { class: 'data', id: 'nodes' },
+      h('thead', {}, h('tr', {}, ...['name', 'kind', 'in', 'out', 'versions', 'policies'].map((x) => h('th', {}, x)))),
+      h('tbody', {}, ...nodeRows)),
+  );
+}
+
+function splitCells(e: GraphEdge): HTMLElement[] {
+  return (e.split ?? []).map((s) =>
+    h('span', {
+      class: 'split',
+      'data-split-vn': s.virtualNode,
+      'data-observed': s.observedShare ?? '',
+      'data-configured': s.configuredShare ?? '',
+    }, `${s.virtualNode} ${s.observedShare === undefined ? '–' : fmtPct(s.observedShare, 0)} (${s.configuredShare === undefined || s.configuredShare === null ? '–' : fmtPct(s.configuredShare, 0)})`),
+  );
+}
+
+function kindName(k: string): string {
+  return { virtualNode: 'virtual node', virtualGateway: 'gateway', virtualService: 'virtual service', unknown: 'unknown caller' }[k] ?? k;
+}
+
+function showNode(side: HTMLElement, mesh: string, g: Graph | undefined, d: { id: string }): void {
+  const n = g?.nodes.find((x) => x.id === d.id);
+  clear(side);
+  if (!n) return;
+  const m = n.mesh ?? mesh;
+  const links: HTMLElement[] = [];
+  if (n.kind === 'virtualNode') links.push(h('a', { href: link(['metrics', 'node', m, n.name]) }, 'golden metrics'));
+  if (n.kind === 'virtualService') links.push(h('a', { href: link(['metrics', 'service', m, n.name]) }, 'golden metrics'));
+  const cfgKind = { virtualNode: 'VirtualNode', virtualGateway: 'VirtualGateway', virtualService: 'VirtualService' }[n.kind as string];
+  if (cfgKind) links.push(h('a', { href: link(['config', m, cfgKind, n.name]) }, 'config'));
+  links.push(h('a', { href: link(['traces'], { service: n.name }) }, 'traces'));
+  const items: (Node | null)[] = [
+    h('h3', {}, n.name),
+    h('p', { class: 'muted' }, kindName(n.kind)),
+    n.versions?.length ? h('p', {}, `versions: ${n.versions.join(', ')}`) : null,
+    ...(n.routes ?? []).map((r) => h('p', {}, `route ${r.name}: `, r.targets.map((t) => `${t.virtualNode} ${t.weight}`).join(', '))),
+    n.badges?.length ? h('p', {}, ...n.badges.map((b) => h('span', { class: 'badge' }, `${badgeIcon[b] ?? '•'} ${b}`))) : null,
+    h('p', { class: 'links' }, ...links.flatMap((l) => [l, ' '])),
+  ];
+  side.append(...items.filter((x): x is Node => x !== null));
+}
+
+function showEdge(side: HTMLElement, mesh: string, g: Graph | undefined, e: GraphEdge): void {
+  clear(side);
+  if (!e) return;
+  const src = g?.nodes.find((x) => x.id === e.source);
+  const dst = g?.nodes.find((x) => x.id === e.target);
+  const links: HTMLElement[] = [];
+  if (src && dst && src.kind !== 'unknown') {
+    links.push(h('a', { href: link(['metrics', 'edge', src.mesh ?? mesh, dst.name], { source: src.name }) }, 'golden metrics'));
+  }
+  links.push(h('a', { href: link(['traces'], { service: src?.name ?? '', minDuration: '' }) }, 'traces'));
+  const items: (Node | null)[] = [
+    h('h3', {}, `${src?.name ?? e.source} → ${dst?.name ?? e.target}`),
+    h('p', {}, e.idle ? 'idle: configured, no traffic in the window' : `${fmtRate(e.rps)}, ${fmtPct(e.errorRatio)} errors`),
+    h('p', {}, `p50 ${fmtLatency(e.p50)}, p99 ${fmtLatency(e.p99)}`),
+    e.unknownSource ? h('p', {}, 'caller outside the mesh') : null,
+    e.mtls !== undefined && e.mtls !== null ? h('p', {}, e.mtls ? '🔒 mutual TLS on the connection' : 'plaintext') : null,
+    ...(e.split ?? []).map((s) => h('p', {}, `${s.virtualNode}: observed ${s.observedShare === undefined ? '–' : fmtPct(s.observedShare, 0)}, configured ${fmtPct(s.configuredShare, 0)}`)),
+    h('p', { class: 'links' }, ...links.flatMap((l) => [l, ' '])),
+  ];
+  side.append(...items.filter((x): x is Node => x !== null));
+}

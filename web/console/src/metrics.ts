@@ -1,0 +1,182 @@
+// Golden-metrics pages: a node's, a service's, a route's or an edge's
+// rate, errors by code and latency quantiles over time, the slowest and
+// most failing routes, and the instances with their health.
+
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { NotAvailable, get, meshResources } from './api';
+import { clear, describeError, fmtLatency, fmtPct, fmtRate, h, link, notice } from './ui';
+
+interface Point {
+  time: string;
+  rps: number | null;
+  errorRatio: number | null;
+  errorsByCode?: Record<string, number>;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+}
+
+interface RouteStat {
+  mesh: string;
+  route: string;
+  service: string;
+  rps: number | null;
+  errorRatio: number | null;
+  p50: number | null;
+  p99: number | null;
+}
+
+const colours = ['#2f6db3', '#c8312b', '#3f9a54', '#d08a00', '#7a5fb0', '#1f9aa8', '#8c564b'];
+
+/** The index: every node and service of the mesh, with its page's link. */
+export async function metricsIndex(root: HTMLElement, mesh: string): Promise<void> {
+  clear(root);
+  root.append(h('h1', {}, `Golden metrics · ${mesh}`));
+  try {
+    const res = await meshResources(mesh);
+    const list = (title: string, kind: string, names: string[], q?: (n: string) => Record<string, string>) =>
+      h('section', {}, h('h2', {}, title), h('ul', { class: 'cols' }, ...names.map((n) => h('li', {}, h('a', { href: link(['metrics', kind, mesh, n], q?.(n)) }, n)))));
+    root.append(
+      list('Virtual nodes', 'node', (res.get('VirtualNode') ?? []).map((r) => r.name)),
+      list('Virtual services', 'service', (res.get('VirtualService') ?? []).map((r) => r.name)),
+      list('Routes', 'route', [...(res.get('Route') ?? []).map((r) => `${r.virtualRouter}/${r.name}`), ...(res.get('GatewayRoute') ?? []).map((r) => `${r.virtualGateway}/${r.name}`)]),
+    );
+    root.append(h('h2', {}, 'Top routes'), await topTables(mesh));
+  } catch (err) {
+    root.append(notice('error', describeError(err)));
+  }
+}
+
+export function metricsPage(root: HTMLElement, kind: string, mesh: string, name: string, query: URLSearchParams): () => void {
+  clear(root);
+  const source = query.get('source') ?? '';
+  const title = kind === 'edge' ? `${source} → ${name}` : name;
+  const plots = h('div', { class: 'plots', id: 'plots' });
+  const side = h('div', { class: 'metrics-side' });
+  root.append(
+    h('h1', {}, `${{ node: 'Virtual node', service: 'Virtual service', route: 'Route', edge: 'Edge' }[kind] ?? kind} · ${title}`),
+    h('p', { class: 'links' },
+      h('a', { href: link(['traces'], { service: kind === 'edge' ? source : name }) }, 'traces'), ' ',
+      kind === 'node' ? h('a', { href: link(['config', mesh, 'VirtualNode', name]) }, 'config') : null),
+    plots,
+    side,
+  );
+  const made: uPlot[] = [];
+  let stopped = false;
+  let timer: number | undefined;
+
+  const load = async () => {
+    try {
+      const m = await get<{ points: Point[]; step: string }>('/v1/console/metrics', { kind, mesh, name, source: source || undefined, window: '15m', step: '10s' });
+      if (stopped) return;
+      made.splice(0).forEach((p) => p.destroy());
+      clear(plots);
+      drawPlots(plots, m.points, made);
+    } catch (err) {
+      clear(plots);
+      plots.append(err instanceof NotAvailable
+        ? notice('na', 'Time series are not available from this control plane (GET /v1/console/metrics).')
+        : notice('error', `Metrics could not be loaded: ${describeError(err)}`));
+    }
+    if (!stopped) timer = window.setTimeout(load, 10000);
+  };
+  load();
+  (async () => {
+    side.append(h('h2', {}, 'Top routes'), await topTables(mesh, kind === 'service' ? name : undefined));
+    if (kind === 'node') side.append(h('h2', {}, 'Instances'), await instancesTable(mesh, name));
+  })();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+    made.forEach((p) => p.destroy());
+  };
+}
+
+function drawPlots(root: HTMLElement, points: Point[], made: uPlot[]): void {
+  if (!points.length) {
+    root.append(notice('empty', 'No traffic recorded in the last 15 minutes.'));
+    return;
+  }
+  const t = points.map((p) => Date.parse(p.time) / 1000);
+  const n = (v: number | null) => (v === null || v === undefined ? null : v);
+  const width = Math.max(320, Math.min(560, Math.floor((root.clientWidth || 1100) / 2) - 20));
+  const plot = (id: string, title: string, series: { label: string; data: (number | null)[] }[], fmt: (v: number) => string) => {
+    const box = h('figure', { class: 'plot', id }, h('figcaption', {}, title));
+    root.append(box);
+    made.push(
+      new uPlot(
+        {
+          width,
+          height: 200,
+          series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: colours[i % colours.length], width: 1.5, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : fmt(v)) }))],
+          axes: [{}, { values: (_u: uPlot, vals: number[]) => vals.map(fmt), size: 70 }],
+          scales: { x: { time: true } },
+          legend: { live: true },
+        },
+        [t, ...series.map((s) => s.data)] as uPlot.AlignedData,
+        box,
+      ),
+    );
+  };
+  plot('plot-rps', 'Requests per second', [{ label: 'rps', data: points.map((p) => n(p.rps)) }], (v) => fmtRate(v));
+  const codes = [...new Set(points.flatMap((p) => Object.keys(p.errorsByCode ?? {})))].sort();
+  plot('plot-errors', 'Errors per second by code',
+    codes.length ? codes.map((c) => ({ label: c, data: points.map((p) => p.errorsByCode?.[c] ?? 0) })) : [{ label: 'errors', data: points.map((p) => (p.rps ?? 0) * (p.errorRatio ?? 0)) }],
+    (v) => fmtRate(v));
+  plot('plot-latency', 'Latency', [
+    { label: 'p50', data: points.map((p) => n(p.p50)) },
+    { label: 'p90', data: points.map((p) => n(p.p90)) },
+    { label: 'p99', data: points.map((p) => n(p.p99)) },
+  ], (v) => fmtLatency(v));
+}
+
+async function topTables(mesh: string, service?: string): Promise<HTMLElement> {
+  try {
+    const top = await get<{ slowest: RouteStat[]; failing: RouteStat[]; window: string }>('/v1/console/top', { mesh, limit: '10' });
+    const keep = (l: RouteStat[]) => (service ? l.filter((r) => r.service === service) : l);
+    const table = (id: string, title: string, l: RouteStat[]) =>
+      h('div', {}, h('h3', {}, title),
+        l.length === 0 ? notice('empty', 'none in the window') :
+        h('table', { class: 'data', id },
+          h('thead', {}, h('tr', {}, ...['route', 'service', 'rate', 'errors', 'p50', 'p99'].map((x) => h('th', {}, x)))),
+          h('tbody', {}, ...l.map((r) => h('tr', {},
+            h('td', {}, h('a', { href: link(['metrics', 'route', r.mesh || mesh, r.route]) }, r.route || '(none)')),
+            h('td', {}, r.service), h('td', { class: 'num' }, fmtRate(r.rps)), h('td', { class: 'num' }, fmtPct(r.errorRatio)),
+            h('td', { class: 'num' }, fmtLatency(r.p50)), h('td', { class: 'num' }, fmtLatency(r.p99)))))));
+    return h('div', { class: 'top' }, table('top-slow', `Slowest (p99, last ${top.window})`, keep(top.slowest ?? [])), table('top-failing', `Most failing (last ${top.window})`, keep(top.failing ?? [])));
+  } catch (err) {
+    return err instanceof NotAvailable ? notice('na', 'Route statistics are not available from this control plane (GET /v1/console/top).') : notice('error', describeError(err));
+  }
+}
+
+/** A virtual node's instances: from /v1/console/instances where served, else the resource's describe view. */
+async function instancesTable(mesh: string, node: string): Promise<HTMLElement> {
+  let rows: { id: string; address: string; health: string; detail: string }[] = [];
+  try {
+    const r = await get<{ items: any[] }>('/v1/console/instances', { mesh, node });
+    rows = (r.items ?? []).map((i) => ({
+      id: i.id ?? '',
+      address: i.address ? `${i.address}:${i.port ?? ''}` : '',
+      health: i.health ?? i.healthStatus ?? (i.healthy === false ? 'UNHEALTHY' : i.healthy ? 'HEALTHY' : ''),
+      detail: [i.ejected ? 'ejected' : '', i.reporter ? `seen by ${i.reporter}` : ''].filter(Boolean).join(', '),
+    }));
+  } catch (err) {
+    if (!(err instanceof NotAvailable)) return notice('error', describeError(err));
+    try {
+      const d = await get<any>(`/v1/meshes/${encodeURIComponent(mesh)}/virtualNodes/${encodeURIComponent(node)}`, { view: 'describe' });
+      const eps = new Map<string, any>((d.endpoints ?? []).map((e: any) => [`${e.address}:${e.port}`, e]));
+      rows = (d.instances ?? []).map((i: any) => {
+        const addr = `${i.address}:${i.port}`;
+        const ep = eps.get(addr);
+        return { id: i.id ?? '', address: addr, health: i.healthStatus ?? '', detail: ep ? (ep.healthy ? 'endpoint healthy' : 'endpoint unhealthy') : 'no endpoint' };
+      });
+    } catch (err2) {
+      return notice('error', describeError(err2));
+    }
+  }
+  if (!rows.length) return notice('empty', 'No registered instances.');
+  return h('table', { class: 'data', id: 'instances' },
+    h('thead', {}, h('tr', {}, ...['instance', 'address', 'health', ''].map((x) => h('th', {}, x)))),
+    h('tbody', {}, ...rows.map((r) => h('tr', { class: r.health.toLowerCase() }, h('td', {}, r.id), h('td', {}, r.address), h('td', {}, r.health), h('td', {}, r.detail)))));
+}
