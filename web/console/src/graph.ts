@@ -188,7 +188,18 @@ function graphStyle(): cytoscape.StylesheetJson {
         padding: '14px',
       },
     },
-    { selector: 'node.version', style: { shape: 'round-rectangle', width: 30, height: 22, 'background-color': '#4f7cac' } },
+    {
+      selector: 'node.version',
+      style: {
+        shape: 'round-rectangle',
+        width: 'data(w)',
+        height: 24,
+        'background-color': '#4f7cac',
+        color: '#ffffff',
+        'text-valign': 'center',
+        'text-margin-y': 0,
+      },
+    },
     { selector: 'node.found', style: { 'border-width': 3, 'border-color': '#e0a000' } },
     { selector: 'node.dim', style: { opacity: 0.25 } },
     { selector: 'node:selected', style: { 'border-width': 3, 'border-color': '#1d2733' } },
@@ -253,7 +264,7 @@ function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boo
     present.add(n.id);
     els.push({
       group: 'nodes',
-      data: { id: n.id, label: nodeLabel(n), kind: n.kind, name: n.name, mesh: n.mesh, parent: isVersion ? parent : undefined },
+      data: { id: n.id, label: nodeLabel(n), kind: n.kind, name: n.name, mesh: n.mesh, parent: isVersion ? parent : undefined, w: Math.max(40, nodeLabel(n).length * 7 + 16) },
       classes: isVersion ? `${cls} version` : cls,
     });
   }
