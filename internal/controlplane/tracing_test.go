@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -116,5 +122,56 @@ func TestOTLPDisabled(t *testing.T) {
 	}
 	if got := cp.s.builtinCollector(); got != "" {
 		t.Fatalf("builtin collector with OTLP disabled = %q", got)
+	}
+}
+
+// TestBuiltinTracingCluster: a data plane of a mesh that configures no
+// tracing gets the builtin provider's cluster, pointing at an address
+// where the control plane takes OTLP exports.
+func TestBuiltinTracingCluster(t *testing.T) {
+	t.Parallel()
+	cp := startCP(t, Config{})
+	cp.apply(t, "kind: Mesh\nname: demo\nspec: {}\n---\nkind: VirtualNode\nmesh: demo\nname: web\nspec:\n  listeners:\n    - portMapping: {port: 8080, protocol: http}\n  serviceDiscovery:\n    dns: {hostname: web.demo.local}\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient(cp.s.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "mesh/demo/virtualNode/web", Cluster: "test", UserAgentName: "envoy"}
+	if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	var addr string
+	for addr == "" {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("no cluster %s: %v", "cds_tracing_meshlens", err)
+		}
+		for _, a := range resp.Resources {
+			cl := &clusterv3.Cluster{}
+			if a.UnmarshalTo(cl) != nil || cl.Name != "cds_tracing_meshlens" {
+				continue
+			}
+			sa := cl.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+			addr = net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
+		}
+		if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if addr != cp.s.XDSAddr() {
+		t.Fatalf("builtin tracing cluster reaches %s, want the xDS address %s", addr, cp.s.XDSAddr())
+	}
+	if err := exportOTLP(ctx, addr, otlpRequest("demo/web", 3, 3)); err != nil {
+		t.Fatalf("export to the builtin cluster's address: %v", err)
+	}
+	if svcs := cp.s.traces.Services(); len(svcs) != 1 || svcs[0] != "demo/web" {
+		t.Fatalf("services = %v", svcs)
 	}
 }

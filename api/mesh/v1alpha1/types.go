@@ -131,6 +131,8 @@ type Tag struct {
 type MeshSpec struct {
 	EgressFilter     *EgressFilter         `json:"egressFilter,omitempty"`
 	ServiceDiscovery *MeshServiceDiscovery `json:"serviceDiscovery,omitempty"`
+	// Meshlens holds meshlens's extensions (see meshlens.go).
+	Meshlens *MeshMeshlens `json:"meshlens,omitempty"`
 }
 
 // EgressFilter says whether traffic may leave the mesh: ALLOW_ALL or DROP_ALL.

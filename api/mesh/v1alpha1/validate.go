@@ -326,6 +326,7 @@ func (v *validator) mesh(p string, s *MeshSpec) {
 	if s.ServiceDiscovery != nil {
 		v.optEnum(field(p, "serviceDiscovery.ipPreference"), s.ServiceDiscovery.IPPreference, ipPreferences)
 	}
+	v.meshMeshlens(p, s.Meshlens)
 }
 
 // ---- shared pieces ----

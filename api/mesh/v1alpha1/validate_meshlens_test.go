@@ -38,6 +38,13 @@ func gwRouteExt(r *Resource) *GatewayRouteMeshlens {
 	return r.GatewayRouteSpec.HTTPRoute.Meshlens
 }
 
+func meshTracing(r *Resource) *Tracing {
+	if r.MeshSpec.Meshlens == nil {
+		r.MeshSpec.Meshlens = &MeshMeshlens{Tracing: &Tracing{}}
+	}
+	return r.MeshSpec.Meshlens.Tracing
+}
+
 func goodBucket() *RateLimit { return &RateLimit{MaxTokens: 10, FillInterval: dur("s", 1)} }
 
 func goodCORS() *CORSPolicy {
@@ -51,6 +58,7 @@ func TestValidateMeshlens(t *testing.T) {
 	const rf = "spec.httpRoute.meshlens.fault"
 	const rl = "spec.httpRoute.meshlens.rateLimit"
 	const gc = "spec.listeners[0].meshlens.cors"
+	const mt = "spec.meshlens.tracing"
 	cases := []struct {
 		name   string
 		kind   Kind
@@ -198,6 +206,47 @@ func TestValidateMeshlens(t *testing.T) {
 
 		// gRPC-Web.
 		{"grpc-web", KindVirtualGateway, func(r *Resource) { gwListenerExt(r).GRPCWeb = &GRPCWeb{Enabled: true} }, nil},
+
+		// Tracing.
+		{"tracing builtin by default", KindMesh, func(r *Resource) { meshTracing(r).SamplingPercentage = ptr(100.0) }, nil},
+		{"tracing otlp", KindMesh, func(r *Resource) {
+			*meshTracing(r) = Tracing{Provider: "otlp", Endpoint: "otel-collector.observability:4317"}
+		}, nil},
+		{"tracing zipkin by ip", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "zipkin", Endpoint: "10.0.0.9:9411"} }, nil},
+		{"tracing xray with defaults", KindMesh, func(r *Resource) {
+			*meshTracing(r) = Tracing{Provider: "xray", SamplingRuleManifest: "/etc/xray/rules.json"}
+		}, nil},
+		{"tracing unknown provider", KindMesh, func(r *Resource) { meshTracing(r).Provider = "jaeger" },
+			[]string{mt + ".provider: must be one of builtin, otlp, zipkin, xray, none"}},
+		{"tracing otlp needs an endpoint", KindMesh, func(r *Resource) { meshTracing(r).Provider = "otlp" },
+			[]string{mt + ".endpoint: is required for provider otlp"}},
+		{"tracing builtin takes no endpoint", KindMesh, func(r *Resource) { meshTracing(r).Endpoint = "a:1" },
+			[]string{mt + ".endpoint: must be empty for provider builtin"}},
+		{"tracing endpoint without port", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "zipkin", Endpoint: "zipkin"} },
+			[]string{mt + `.endpoint: must be host:port, not "zipkin"`}},
+		{"tracing endpoint port", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "otlp", Endpoint: "c:70000"} },
+			[]string{mt + `.endpoint: must be host:port with a port 1-65535, not "c:70000"`}},
+		{"tracing endpoint host", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "otlp", Endpoint: "a b:4317"} },
+			[]string{mt + `.endpoint: host must contain only letters, digits, hyphens, underscores and dots, not ' '`}},
+		{"tracing sampling", KindMesh, func(r *Resource) { meshTracing(r).SamplingPercentage = ptr(101.0) },
+			[]string{mt + ".samplingPercentage: must be between 0 and 100"}},
+		{"tracing manifest only for xray", KindMesh, func(r *Resource) { meshTracing(r).SamplingRuleManifest = "/x" },
+			[]string{mt + ".samplingRuleManifest: applies only to provider xray"}},
+		{"tracing custom tags", KindMesh, func(r *Resource) {
+			meshTracing(r).CustomTags = []TracingTag{
+				{Tag: "team", Literal: "blue"},
+				{Tag: "team", RequestHeader: &TracingHeaderTag{Name: "x tenant"}},
+				{Literal: "x", RequestHeader: &TracingHeaderTag{Name: "a"}},
+			}
+		}, []string{
+			mt + `.customTags[1].tag: duplicate tag "team" (also customTags[0])`,
+			mt + `.customTags[1].requestHeader.name: must be an HTTP header name of at most 256 characters, not "x tenant"`,
+			mt + ".customTags[2].tag: is required",
+			mt + ".customTags[2]: exactly one of literal, requestHeader must be set",
+		}},
+		{"route tracing", KindRoute, func(r *Resource) { routeExt(r).Tracing = &RouteTracing{SamplingPercentage: ptr(0.5)} }, nil},
+		{"route tracing sampling", KindRoute, func(r *Resource) { routeExt(r).Tracing = &RouteTracing{SamplingPercentage: ptr(-1.0)} },
+			[]string{"spec.httpRoute.meshlens.tracing.samplingPercentage: must be between 0 and 100"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
