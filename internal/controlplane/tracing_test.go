@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -173,5 +175,35 @@ func TestBuiltinTracingCluster(t *testing.T) {
 	}
 	if svcs := cp.s.traces.Services(); len(svcs) != 1 || svcs[0] != "demo/web" {
 		t.Fatalf("services = %v", svcs)
+	}
+}
+
+// fixedListener is a listener that only reports an address.
+type fixedListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (f fixedListener) Addr() net.Addr { return f.addr }
+
+// TestBuiltinCollectorAddress: proxies are given the xDS address, or the
+// advertised one; never a wildcard they cannot dial.
+func TestBuiltinCollectorAddress(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, listen, advertise, want string
+	}{
+		{"loopback", "127.0.0.1:15010", "", "127.0.0.1:15010"},
+		{"wildcard", "0.0.0.0:15010", "", ""},
+		{"wildcard advertised", "0.0.0.0:15010", "cp.mesh.internal:15010", "cp.mesh.internal:15010"},
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", tc.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Server{cfg: Config{OTLPAdvertiseAddr: tc.advertise}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), xdsLn: fixedListener{addr: addr}}
+		if got := s.builtinCollector(); got != tc.want {
+			t.Errorf("%s: builtin collector = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -28,6 +28,8 @@ var tracingCases = []struct {
 	// OTLP to a collector by name (STRICT_DNS), custom tags, a route
 	// that samples every request.
 	{"tracing_otlp_client", "mesh/otlp/virtualNode/client", FlavourEnvoy},
+	// A gateway expanding over the route keeps the route's sampling.
+	{"tracing_otlp_gateway", "mesh/otlp/virtualGateway/edge", FlavourEnvoy},
 	// Proxyless gRPC reads no tracing: nothing changes.
 	{"tracing_otlp_proxyless", "mesh/otlp/virtualNode/client", FlavourProxyless},
 	// Zipkin v2 JSON to an address (STATIC).
