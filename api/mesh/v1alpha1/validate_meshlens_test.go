@@ -302,6 +302,15 @@ func TestDecodeMeshlensErrors(t *testing.T) {
 		{"CloudFormation",
 			`{"Type": "AWS::AppMesh::VirtualGateway", "Properties": {"MeshName": "demo", "VirtualGatewayName": "g", "Spec": {"Listeners": [{"PortMapping": {"Port": 80, "Protocol": "http"}, "Meshlens": {"GrpcWeb": {"Enabled": "yes"}}}]}}}`,
 			`document 1 (VirtualGateway demo/g): spec.listeners[0].meshlens.grpcWeb.enabled: must be a boolean, not string`},
+		{"mesh tracing unknown field",
+			"kind: Mesh\nname: demo\nspec:\n  meshlens: {tracing: {sampling: 5}}\n",
+			`document 1 (Mesh demo): spec.meshlens.tracing: unknown field "sampling"`},
+		{"mesh tracing in App Mesh API input",
+			`{"meshName": "demo", "spec": {"meshlens": {"tracing": {"samplingPercentage": "all"}}}}`,
+			`document 1 (Mesh demo): spec.meshlens.tracing.samplingPercentage: must be a number, not string`},
+		{"mesh tracing in CloudFormation",
+			`{"Type": "AWS::AppMesh::Mesh", "Properties": {"MeshName": "demo", "Spec": {"Meshlens": {"Tracing": {"CustomTags": [{"Tag": 5}]}}}}}`,
+			`document 1 (Mesh demo): spec.meshlens.tracing.customTags[0].tag: must be a string, not number`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -376,5 +385,27 @@ func TestFilterDocsExamples(t *testing.T) {
 	}
 	if resources < 6 || fragments != 4 {
 		t.Errorf("checked %d resources and %d fragments, want every example and the four field sketches", resources, fragments)
+	}
+}
+
+// TestDecodeMeshTracing: the Mesh's extension reads the same in the
+// meshlens form and in CloudFormation.
+func TestDecodeMeshTracing(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"kind: Mesh\nname: demo\nspec:\n  meshlens:\n    tracing: {provider: zipkin, endpoint: \"zipkin:9411\", samplingPercentage: 2.5}\n",
+		`{"Type": "AWS::AppMesh::Mesh", "Properties": {"MeshName": "demo", "Spec": {"Meshlens": {"Tracing": {"Provider": "zipkin", "Endpoint": "zipkin:9411", "SamplingPercentage": 2.5}}}}}`,
+	} {
+		rs, err := Decode([]byte(in))
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", in, err)
+		}
+		tr := rs[0].MeshSpec.Meshlens.Tracing
+		if tr.Provider != "zipkin" || tr.Endpoint != "zipkin:9411" || *tr.SamplingPercentage != 2.5 {
+			t.Fatalf("Decode(%s) = %+v", in, tr)
+		}
+		if err := rs[0].Validate(); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
 	}
 }
