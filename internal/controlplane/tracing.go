@@ -1,6 +1,32 @@
 package controlplane
 
-import "net"
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+
+	"github.com/meshlens/meshlens/internal/tracestore"
+)
+
+// traceDirName is the trace store's folder under the data dir.
+const traceDirName = "traces"
+
+// openTraceStore opens the built-in trace store: in memory, and on disk
+// under the data dir when a disk budget is given.
+func openTraceStore(cfg Config) (*tracestore.Store, error) {
+	opts := cfg.TraceStore
+	if opts.Logger == nil {
+		opts.Logger = cfg.Logger
+	}
+	if opts.MaxDiskBytes > 0 && opts.Dir == "" {
+		opts.Dir = filepath.Join(cfg.DataDir, traceDirName)
+	}
+	s, err := tracestore.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open trace store: %w", err)
+	}
+	return s, nil
+}
 
 // builtinCollector is where proxies send spans for the builtin tracing
 // provider: the control plane's gRPC address, which serves OTLP beside

@@ -16,16 +16,17 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"github.com/meshlens/meshlens/internal/tracestore"
 )
 
 func otlpRequest(service string, traceByte, spanByte byte) *collectorpb.ExportTraceServiceRequest {
@@ -206,4 +207,41 @@ func TestBuiltinCollectorAddress(t *testing.T) {
 			t.Errorf("%s: builtin collector = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestTraceStoreDiskRetention: with a disk budget, spans stored by one
+// control plane are answered by the next one on the same data dir.
+func TestTraceStoreDiskRetention(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	run := func(check func(s *Server)) {
+		ctx, cancel := context.WithCancel(context.Background())
+		s, err := New(ctx, Config{DataDir: dir, APIAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0",
+			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+			TraceStore: tracestore.Options{MaxDiskBytes: 8 << 20}})
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		check(s)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(func(s *Server) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := exportOTLP(ctx, s.XDSAddr(), otlpRequest("demo/web", 4, 4)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	run(func(s *Server) {
+		code, v := jaegerGET(t, "http://"+s.APIAddr()+"/api/traces/04040404040404040404040404040404")
+		if data, _ := v["data"].([]any); code != 200 || len(data) != 1 {
+			t.Fatalf("after a restart: %d %v", code, v)
+		}
+	})
 }
