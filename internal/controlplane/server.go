@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
 	s.metrics.reg.MustRegister(newStateCollector(s))
+	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +99,18 @@ func TestTraceStoreServed(t *testing.T) {
 	}
 	if code, _ := jaegerGET(t, api+"/api/traces/0101010101010101"+"0101010101010101"); code != 200 {
 		t.Fatalf("trace by id = %d", code)
+	}
+	resp, err = http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"meshlens_controlplane_tracestore_spans 2\n", "meshlens_controlplane_tracestore_spans_received_total 2\n",
+		"meshlens_controlplane_tracestore_services 2\n", "meshlens_controlplane_tracestore_spans_evicted_total 0\n"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 
