@@ -70,6 +70,9 @@ func (b *viewBuilder) tracingOf() *meshTracing {
 			mt.sampling = *t.SamplingPercentage
 		}
 	}
+	if o := b.selfTracing(); o != nil && o.SamplingPercentage != nil {
+		mt.sampling = *o.SamplingPercentage
+	}
 	switch mt.provider {
 	case v1alpha1.TracingNone:
 		return nil
@@ -84,6 +87,20 @@ func (b *viewBuilder) tracingOf() *meshTracing {
 		}
 	}
 	return mt
+}
+
+// selfTracing is the virtual node's or gateway's own override, or nil.
+func (b *viewBuilder) selfTracing() *v1alpha1.TracingOverride {
+	r := b.t.lookup.Get(b.self)
+	switch {
+	case r == nil:
+		return nil
+	case r.VirtualNodeSpec != nil && r.VirtualNodeSpec.Meshlens != nil:
+		return r.VirtualNodeSpec.Meshlens.Tracing
+	case r.VirtualGatewaySpec != nil && r.VirtualGatewaySpec.Meshlens != nil:
+		return r.VirtualGatewaySpec.Meshlens.Tracing
+	}
+	return nil
 }
 
 // traced sets the tracing of an HTTP connection manager of the view and
@@ -226,7 +243,7 @@ func splitHostPort(s string) (string, uint32) {
 }
 
 // routeTracing is a route's override of the mesh's sampling, or nil.
-func routeTracing(t *v1alpha1.RouteTracing) *routev3.Tracing {
+func routeTracing(t *v1alpha1.TracingOverride) *routev3.Tracing {
 	if t == nil || t.SamplingPercentage == nil {
 		return nil
 	}

@@ -34,7 +34,8 @@ var tracingCases = []struct {
 	{"tracing_otlp_proxyless", "mesh/otlp/virtualNode/client", FlavourProxyless},
 	// Zipkin v2 JSON to an address (STATIC).
 	{"tracing_zipkin", "mesh/zipkin/virtualNode/web", FlavourEnvoy},
-	// X-Ray on a gateway: a UDP daemon endpoint, no cluster.
+	// X-Ray on a gateway: a UDP daemon endpoint, no cluster; the
+	// gateway's own 0.5 % replaces the mesh's 5 %.
 	{"tracing_xray_gateway", "mesh/xray/virtualGateway/ingress", FlavourEnvoy},
 	// provider none: no tracing field, no cluster.
 	{"tracing_off", "mesh/quiet/virtualNode/web", FlavourEnvoy},

@@ -13,9 +13,9 @@ package v1alpha1
 // proxy of every caller of the route's virtual router, and in gateways
 // that send to it.
 type RouteMeshlens struct {
-	Fault     *Fault        `json:"fault,omitempty"`
-	RateLimit *RateLimit    `json:"rateLimit,omitempty"`
-	Tracing   *RouteTracing `json:"tracing,omitempty"`
+	Fault     *Fault           `json:"fault,omitempty"`
+	RateLimit *RateLimit       `json:"rateLimit,omitempty"`
+	Tracing   *TracingOverride `json:"tracing,omitempty"`
 }
 
 // ListenerMeshlens is the meshlens extension of a virtual node's
@@ -164,9 +164,16 @@ type TracingHeaderTag struct {
 	DefaultValue string `json:"defaultValue,omitempty"`
 }
 
-// RouteTracing overrides the mesh's tracing for the requests one route
-// matches.
-type RouteTracing struct {
+// TracingOverride overrides the mesh's tracing where it is written: for
+// the requests one route matches, or for every request a virtual node or
+// gateway starts a trace for.
+type TracingOverride struct {
 	// SamplingPercentage replaces the mesh's samplingPercentage.
 	SamplingPercentage *float64 `json:"samplingPercentage,omitempty"`
+}
+
+// NodeMeshlens is the meshlens extension of a VirtualNode's or
+// VirtualGateway's spec: what applies to every listener of its proxy.
+type NodeMeshlens struct {
+	Tracing *TracingOverride `json:"tracing,omitempty"`
 }

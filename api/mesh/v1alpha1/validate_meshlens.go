@@ -236,6 +236,15 @@ func humanDuration(d time.Duration) string {
 	return strconv.FormatInt(int64(d/time.Millisecond), 10) + " ms"
 }
 
+// nodeMeshlens checks the extension of a virtual node's or gateway's
+// spec.
+func (v *validator) nodeMeshlens(p string, m *NodeMeshlens) {
+	if m == nil || m.Tracing == nil {
+		return
+	}
+	v.percentage(field(p, "meshlens.tracing.samplingPercentage"), m.Tracing.SamplingPercentage)
+}
+
 // tracingProviders are the values of spec.meshlens.tracing.provider.
 var tracingProviders = []string{TracingBuiltin, TracingOTLP, TracingZipkin, TracingXRay, TracingNone}
 

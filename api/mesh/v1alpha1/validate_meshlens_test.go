@@ -244,9 +244,18 @@ func TestValidateMeshlens(t *testing.T) {
 			mt + ".customTags[2].tag: is required",
 			mt + ".customTags[2]: exactly one of literal, requestHeader must be set",
 		}},
-		{"route tracing", KindRoute, func(r *Resource) { routeExt(r).Tracing = &RouteTracing{SamplingPercentage: ptr(0.5)} }, nil},
-		{"route tracing sampling", KindRoute, func(r *Resource) { routeExt(r).Tracing = &RouteTracing{SamplingPercentage: ptr(-1.0)} },
+		{"route tracing", KindRoute, func(r *Resource) { routeExt(r).Tracing = &TracingOverride{SamplingPercentage: ptr(0.5)} }, nil},
+		{"route tracing sampling", KindRoute, func(r *Resource) { routeExt(r).Tracing = &TracingOverride{SamplingPercentage: ptr(-1.0)} },
 			[]string{"spec.httpRoute.meshlens.tracing.samplingPercentage: must be between 0 and 100"}},
+		{"node tracing", KindVirtualNode, func(r *Resource) {
+			r.VirtualNodeSpec.Meshlens = &NodeMeshlens{Tracing: &TracingOverride{SamplingPercentage: ptr(25.0)}}
+		}, nil},
+		{"node tracing sampling", KindVirtualNode, func(r *Resource) {
+			r.VirtualNodeSpec.Meshlens = &NodeMeshlens{Tracing: &TracingOverride{SamplingPercentage: ptr(0.00001)}}
+		}, []string{"spec.meshlens.tracing.samplingPercentage: must have at most 4 decimal places"}},
+		{"gateway tracing sampling", KindVirtualGateway, func(r *Resource) {
+			r.VirtualGatewaySpec.Meshlens = &NodeMeshlens{Tracing: &TracingOverride{SamplingPercentage: ptr(200.0)}}
+		}, []string{"spec.meshlens.tracing.samplingPercentage: must be between 0 and 100"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
