@@ -200,6 +200,11 @@ func TestOTLPToJaegerAPI(t *testing.T) {
 	_, v = get(t, url+"/api/traces?service=greeter&tags="+strings.ReplaceAll(`{"error":"true"}`, `"`, "%22")+"&lookback=2h&limit=20")
 	wantJSON(t, "search", v, `{"data":[`+trace+`],"total":0,"limit":0,"offset":0,"errors":null}`)
 
+	_, v = get(t, url+"/api/dependencies?endTs="+itoa(int(testNow.UnixMilli()))+"&lookback=7200000")
+	wantJSON(t, "dependencies", v, `{"data":[{"parent":"gateway","child":"greeter","callCount":1}],"total":0,"limit":0,"offset":0,"errors":null}`)
+	_, v = get(t, url+"/api/dependencies?endTs="+itoa(int(testNow.UnixMilli()))+"&lookback=60000")
+	wantJSON(t, "dependencies outside the window", v, `{"data":[],"total":0,"limit":0,"offset":0,"errors":null}`)
+
 	_, v = get(t, url+"/api/traces?traceID=abc0000000000000007&traceID=99")
 	wantJSON(t, "search by ids", v, `{"data":[`+trace+`],"total":0,"limit":0,"offset":0,
 		"errors":[{"msg":"trace not found","traceID":"0000000000000099"}]}`)
@@ -218,6 +223,8 @@ func TestJaegerAPIErrors(t *testing.T) {
 		{"/api/traces/nothex", 400, "traceID must be 1 to 32 hex digits"},
 		{"/api/traces/abc", 404, "trace not found"},
 		{"/api/operations", 400, "parameter 'service' is required"},
+		{"/api/dependencies?endTs=soon", 400, `unable to parse param 'endTs': want milliseconds since the epoch, not "soon"`},
+		{"/api/dependencies?lookback=0", 400, `unable to parse param 'lookback': want a positive number of milliseconds, not "0"`},
 	} {
 		code, v := get(t, url+tc.path)
 		if code != tc.code {

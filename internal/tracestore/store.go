@@ -373,6 +373,50 @@ func (s *Store) Operations(service, kind string) []Operation {
 	return out
 }
 
+// Dependency is a caller and a callee service and how many spans of the
+// callee have a parent span of the caller (Jaeger's DependencyLink).
+type Dependency struct {
+	Parent    string `json:"parent"`
+	Child     string `json:"child"`
+	CallCount uint64 `json:"callCount"`
+}
+
+// Dependencies counts the calls between services among the spans that
+// started in [from, to], sorted by parent then child.
+func (s *Store) Dependencies(from, to time.Time) []Dependency {
+	lo, hi := from.UnixMicro(), to.UnixMicro()
+	counts := map[[2]string]uint64{}
+	s.mu.RLock()
+	for _, tr := range s.traces {
+		svcOf := make(map[string]string, len(tr.spans))
+		for _, st := range tr.spans {
+			svcOf[st.span.SpanID] = st.process.ServiceName
+		}
+		for _, st := range tr.spans {
+			if st.start < lo || st.start > hi {
+				continue
+			}
+			for _, ref := range st.span.References {
+				if ref.RefType != refChildOf {
+					continue
+				}
+				if parent, ok := svcOf[ref.SpanID]; ok && parent != st.process.ServiceName {
+					counts[[2]string{parent, st.process.ServiceName}]++
+				}
+			}
+		}
+	}
+	s.mu.RUnlock()
+	out := make([]Dependency, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, Dependency{Parent: k[0], Child: k[1], CallCount: n})
+	}
+	slices.SortFunc(out, func(a, b Dependency) int {
+		return cmp.Or(cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
+	})
+	return out
+}
+
 // Trace returns the kept spans of a trace in Jaeger's form, or nil.
 func (s *Store) Trace(id traceID) *Trace {
 	s.mu.RLock()
