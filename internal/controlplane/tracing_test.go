@@ -190,6 +190,26 @@ func TestBuiltinTracingCluster(t *testing.T) {
 	if svcs := cp.s.traces.Services(); len(svcs) != 1 || svcs[0] != "demo/web" {
 		t.Fatalf("services = %v", svcs)
 	}
+
+	// Turning tracing off in the mesh takes the cluster away.
+	cp.apply(t, "kind: Mesh\nname: demo\nspec:\n  meshlens:\n    tracing: {provider: none}\n")
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("cluster %s still there after provider none: %v", "cds_tracing_meshlens", err)
+		}
+		found := false
+		for _, a := range resp.Resources {
+			cl := &clusterv3.Cluster{}
+			found = found || a.UnmarshalTo(cl) == nil && cl.Name == "cds_tracing_meshlens"
+		}
+		if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce}); err != nil {
+			t.Fatal(err)
+		}
+		if !found {
+			return
+		}
+	}
 }
 
 // fixedListener is a listener that only reports an address.
