@@ -1,7 +1,8 @@
-// Package apiclient is the client of the control plane's REST API, shared
-// by the CLI and by data planes that register their instances. It depends
-// only on the public resource model, so the proxy can use it without
-// importing the control plane.
+// Package apiclient is the HTTP client of the control plane's REST API,
+// shared by the CLI and by sidecars that register their instances. The
+// bodies it sends and reads are the public wire types of api/rest/v1; it
+// depends only on those and the resource model, so a data plane can use it
+// without importing the control plane.
 package apiclient
 
 import (
@@ -17,137 +18,18 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 )
-
-// Error codes the API returns, App Mesh's exception names.
-const (
-	CodeBadRequest     = "BadRequestException"
-	CodeNotFound       = "NotFoundException"
-	CodeConflict       = "ConflictException"
-	CodeResourceInUse  = "ResourceInUseException"
-	CodeTooLarge       = "PayloadTooLargeException"
-	CodeInternal       = "InternalServerErrorException"
-	CodeMethodNotAllow = "MethodNotAllowedException"
-)
-
-// Error is an error answer of the API.
-type Error struct {
-	Status  int                    `json:"-"`
-	Code    string                 `json:"code"`
-	Message string                 `json:"message"`
-	Details []*v1alpha1.FieldError `json:"details,omitempty"`
-}
-
-func (e *Error) Error() string { return e.Message }
 
 // ErrUnreachable wraps failures to reach the server at all.
 var ErrUnreachable = errors.New("control plane unreachable")
-
-// Result is the outcome of applying one resource.
-type Result struct {
-	Op       string             `json:"op"`
-	Resource *v1alpha1.Resource `json:"resource"`
-}
-
-// ApplyResponse is the answer to an apply.
-type ApplyResponse struct {
-	Revision uint64   `json:"revision"`
-	DryRun   bool     `json:"dryRun,omitempty"`
-	Results  []Result `json:"results"`
-	// Warnings name what the control plane keeps but cannot translate or
-	// enforce, for the applied resources and for others the apply
-	// affected: "<Kind> <mesh>/<name>: <field>: <what happens instead>".
-	Warnings []string `json:"warnings,omitempty"`
-}
-
-// ListResponse is the answer to a list.
-type ListResponse struct {
-	Items []*v1alpha1.Resource `json:"items"`
-}
-
-// Instance is a registered instance of a virtual node, as the API shows it.
-type Instance struct {
-	Mesh          string            `json:"mesh,omitempty"`
-	VirtualNode   string            `json:"virtualNode,omitempty"`
-	ID            string            `json:"id,omitempty"`
-	Address       string            `json:"address"`
-	Port          int               `json:"port"`
-	HealthStatus  string            `json:"healthStatus,omitempty"`
-	NamespaceName string            `json:"namespaceName,omitempty"`
-	ServiceName   string            `json:"serviceName,omitempty"`
-	Attributes    map[string]string `json:"attributes,omitempty"`
-	TTLSeconds    int               `json:"ttlSeconds,omitempty"`
-	RegisteredAt  time.Time         `json:"registeredAt,omitzero"`
-	RenewedAt     time.Time         `json:"renewedAt,omitzero"`
-	ExpiresAt     time.Time         `json:"expiresAt,omitzero"`
-}
-
-// Endpoint is an address the control plane sends traffic to.
-type Endpoint struct {
-	Address string `json:"address"`
-	Port    uint32 `json:"port"`
-	Healthy bool   `json:"healthy"`
-}
-
-// Proxy is a data plane connected over xDS.
-type Proxy struct {
-	ID        string `json:"id"`
-	Mesh      string `json:"mesh,omitempty"`
-	Kind      string `json:"kind,omitempty"`
-	Name      string `json:"name,omitempty"`
-	UserAgent string `json:"userAgent,omitempty"`
-	// Flavour is how the control plane serves it: "envoy" (Envoy and
-	// meshlens proxy) or "proxyless" (a gRPC client).
-	Flavour   string `json:"flavour,omitempty"`
-	Proxyless bool   `json:"proxyless,omitempty"`
-	Streams   int    `json:"streams"`
-	// Acked is the last version the data plane accepted, by type URL.
-	Acked map[string]string `json:"acked,omitempty"`
-	// Latest is the version of its current view, by type URL: what it
-	// has when it is in sync.
-	Latest map[string]string `json:"latest,omitempty"`
-	// Sync is each type's state, by type URL: SyncSynced, SyncNotSent,
-	// SyncStale or SyncNACKed.
-	Sync map[string]string `json:"sync,omitempty"`
-	// InSync: every type sent has its latest version accepted.
-	InSync bool `json:"inSync"`
-	Nacks  int  `json:"nacks,omitempty"`
-	// LastNack is the reason of the last rejected response, of type
-	// LastNackType and version LastNackVersion, at LastNackAt.
-	LastNack        string    `json:"lastNack,omitempty"`
-	LastNackType    string    `json:"lastNackType,omitempty"`
-	LastNackVersion string    `json:"lastNackVersion,omitempty"`
-	LastNackAt      time.Time `json:"lastNackAt,omitzero"`
-	ConnectedAt     time.Time `json:"connectedAt,omitzero"`
-}
-
-// The states of one xDS type of a Proxy, as istioctl proxy-status names
-// them.
-const (
-	SyncSynced  = "SYNCED"   // the latest version is accepted
-	SyncNotSent = "NOT SENT" // nothing of the type was sent (not subscribed, or nothing yet)
-	SyncStale   = "STALE"    // a version was sent and not yet accepted, or an older one is held
-	SyncNACKed  = "NACKED"   // the last version sent was rejected
-)
-
-// Description is a resource with what surrounds it.
-type Description struct {
-	Resource   *v1alpha1.Resource `json:"resource"`
-	ReferredBy []v1alpha1.Key     `json:"referredBy"`
-	Instances  []Instance         `json:"instances,omitempty"`
-	Endpoints  []Endpoint         `json:"endpoints,omitempty"`
-	Proxies    []Proxy            `json:"proxies,omitempty"`
-	// Warnings name what the control plane keeps of the resource but
-	// cannot translate or enforce.
-	Warnings []string `json:"warnings,omitempty"`
-}
 
 // Client talks to one control plane.
 type Client struct {
 	base string
 	http *http.Client
 	// OnWarning, when set, is called with each warning an answer carries
-	// in its Warning headers (see FormatWarning), as kubectl prints
+	// in its Warning headers (see restv1.FormatWarning), as kubectl prints
 	// admission warnings.
 	OnWarning func(string)
 }
@@ -186,12 +68,12 @@ func ResourcePath(k v1alpha1.Key) string {
 
 // Apply sends documents (YAML or JSON, any form Decode accepts) as one
 // atomic batch.
-func (c *Client) Apply(ctx context.Context, docs []byte, dryRun bool) (*ApplyResponse, error) {
+func (c *Client) Apply(ctx context.Context, docs []byte, dryRun bool) (*restv1.ApplyResponse, error) {
 	path := "/v1/apply"
 	if dryRun {
 		path += "?dryRun=true"
 	}
-	var out ApplyResponse
+	var out restv1.ApplyResponse
 	err := c.do(ctx, http.MethodPost, path, "application/yaml", docs, &out)
 	return &out, err
 }
@@ -206,8 +88,8 @@ func (c *Client) Get(ctx context.Context, k v1alpha1.Key) (*v1alpha1.Resource, e
 }
 
 // Describe fetches one resource with its referrers, instances and proxies.
-func (c *Client) Describe(ctx context.Context, k v1alpha1.Key) (*Description, error) {
-	var out Description
+func (c *Client) Describe(ctx context.Context, k v1alpha1.Key) (*restv1.Description, error) {
+	var out restv1.Description
 	if err := c.do(ctx, http.MethodGet, ResourcePath(k)+"?view=describe", "", nil, &out); err != nil {
 		return nil, err
 	}
@@ -216,7 +98,7 @@ func (c *Client) Describe(ctx context.Context, k v1alpha1.Key) (*Description, er
 
 // List fetches the resources of kind in mesh, under parent if given.
 func (c *Client) List(ctx context.Context, kind v1alpha1.Kind, mesh, parent string) ([]*v1alpha1.Resource, error) {
-	var out ListResponse
+	var out restv1.ListResponse
 	if err := c.do(ctx, http.MethodGet, CollectionPath(kind, mesh, parent), "", nil, &out); err != nil {
 		return nil, err
 	}
@@ -245,12 +127,12 @@ func instancePath(mesh, node, id string) string {
 }
 
 // Register registers or renews an instance of a virtual node.
-func (c *Client) Register(ctx context.Context, mesh, node, id string, in Instance) (*Instance, error) {
+func (c *Client) Register(ctx context.Context, mesh, node, id string, in restv1.Instance) (*restv1.Instance, error) {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return nil, fmt.Errorf("encode instance: %w", err)
 	}
-	var out Instance
+	var out restv1.Instance
 	if err := c.do(ctx, http.MethodPut, instancePath(mesh, node, id), "application/json", body, &out); err != nil {
 		return nil, err
 	}
@@ -263,19 +145,15 @@ func (c *Client) Deregister(ctx context.Context, mesh, node, id string) error {
 }
 
 // Instances lists the live instances of a virtual node.
-func (c *Client) Instances(ctx context.Context, mesh, node string) ([]Instance, error) {
-	var out struct {
-		Items []Instance `json:"items"`
-	}
+func (c *Client) Instances(ctx context.Context, mesh, node string) ([]restv1.Instance, error) {
+	var out restv1.InstanceList
 	err := c.do(ctx, http.MethodGet, instancePath(mesh, node, ""), "", nil, &out)
 	return out.Items, err
 }
 
 // Proxies lists the data planes connected over xDS.
-func (c *Client) Proxies(ctx context.Context) ([]Proxy, error) {
-	var out struct {
-		Items []Proxy `json:"items"`
-	}
+func (c *Client) Proxies(ctx context.Context) ([]restv1.Proxy, error) {
+	var out restv1.ProxyList
 	err := c.do(ctx, http.MethodGet, "/v1/proxies", "", nil, &out)
 	return out.Items, err
 }
@@ -303,7 +181,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 	defer resp.Body.Close()
 	if c.OnWarning != nil {
 		for _, h := range resp.Header.Values("Warning") {
-			if msg, ok := ParseWarning(h); ok {
+			if msg, ok := restv1.ParseWarning(h); ok {
 				c.OnWarning(msg)
 			}
 		}
@@ -313,7 +191,7 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		return fmt.Errorf("%s %s: read response: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		apiErr := &Error{Status: resp.StatusCode}
+		apiErr := &restv1.Error{Status: resp.StatusCode}
 		if json.Unmarshal(data, apiErr) != nil || apiErr.Message == "" {
 			apiErr.Code = http.StatusText(resp.StatusCode)
 			apiErr.Message = strings.TrimSpace(string(data))

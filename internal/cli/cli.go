@@ -1,6 +1,7 @@
-// Package cli implements the meshlens command line: the server and the
-// resource commands (apply, get, describe, delete). Each command parses its
-// flags and calls into the package that does the work; exit codes are
+// Package cli implements the meshlens command line: the server, the
+// resource commands (apply, get, describe, delete) and the proxy. Each
+// command parses its flags and calls into the package that does the work
+// (`proxy` fills a sidecar.Config and calls sidecar.Run); exit codes are
 // stable so scripts can branch on them.
 package cli
 
@@ -16,7 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/apiclient"
+	"github.com/meshlens/meshlens/internal/sidecar"
 )
 
 // Exit codes. They are part of the CLI's contract (docs/cli.md).
@@ -50,7 +53,7 @@ func ExitCode(err error) int {
 	if errors.Is(err, apiclient.ErrUnreachable) {
 		return ExitUnreachable
 	}
-	var ae *apiclient.Error
+	var ae *restv1.Error
 	if errors.As(err, &ae) {
 		switch {
 		case ae.Status == http.StatusNotFound:
@@ -79,6 +82,8 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// runSidecar runs `meshlens proxy`; nil is sidecar.Run.
+	runSidecar func(context.Context, sidecar.Config) error
 }
 
 // Main runs the command line with args (without the program name) and
@@ -103,7 +108,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 
 func isOurs(err error) bool {
 	var ue usageError
-	var ae *apiclient.Error
+	var ae *restv1.Error
 	var de decodeError
 	return errors.As(err, &ue) || errors.As(err, &ae) || errors.As(err, &de) || errors.Is(err, apiclient.ErrUnreachable) || errors.As(err, new(runError))
 }
@@ -142,7 +147,9 @@ func newVersionCmd(e *env) *cobra.Command {
 	}
 }
 
-func client(cmd *cobra.Command, e *env) (*apiclient.Client, error) {
+// serverURL is the control plane's API URL: --server, else
+// $MESHLENS_SERVER, else the default.
+func serverURL(cmd *cobra.Command, e *env) string {
 	url, _ := cmd.Flags().GetString("server")
 	if url == "" {
 		url = e.getenv("MESHLENS_SERVER")
@@ -150,7 +157,11 @@ func client(cmd *cobra.Command, e *env) (*apiclient.Client, error) {
 	if url == "" {
 		url = "http://127.0.0.1:7070"
 	}
-	c, err := apiclient.New(url, nil)
+	return url
+}
+
+func client(cmd *cobra.Command, e *env) (*apiclient.Client, error) {
+	c, err := apiclient.New(serverURL(cmd, e), nil)
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 )
 
 // `meshlens get proxies` is the control plane's view of its data planes,
@@ -53,7 +53,7 @@ func runGetProxies(cmd *cobra.Command, e *env, args []string, output string) err
 		return err
 	}
 	mesh, _ := cmd.Flags().GetString("mesh")
-	items := []apiclient.Proxy{}
+	items := []restv1.Proxy{}
 	for _, p := range all {
 		if mesh != "" && p.Mesh != mesh {
 			continue
@@ -91,7 +91,7 @@ func runGetProxies(cmd *cobra.Command, e *env, args []string, output string) err
 const maxNackWidth = 80
 
 // printProxies writes the table of `get proxies`.
-func printProxies(w io.Writer, items []apiclient.Proxy) {
+func printProxies(w io.Writer, items []restv1.Proxy) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := []string{"NAME", "FLAVOUR", "AGENT"}
 	for _, col := range xdsColumns {
@@ -117,12 +117,12 @@ func printProxies(w io.Writer, items []apiclient.Proxy) {
 // syncCell is a type's state with the version accepted, and the latest
 // when that is another: "SYNCED (d38bf054)", "STALE (0be86e00, latest
 // cf3aa4e2)", "NOT SENT".
-func syncCell(p apiclient.Proxy, typeURL string) string {
+func syncCell(p restv1.Proxy, typeURL string) string {
 	state := p.Sync[typeURL]
 	if state == "" {
-		state = apiclient.SyncNotSent
+		state = restv1.SyncNotSent
 	}
-	if state == apiclient.SyncNotSent {
+	if state == restv1.SyncNotSent {
 		return state
 	}
 	acked, latest := shortVersion(orDash(p.Acked[typeURL])), shortVersion(p.Latest[typeURL])
@@ -133,7 +133,7 @@ func syncCell(p apiclient.Proxy, typeURL string) string {
 }
 
 // lastNackCell is "<TYPE> <version>: <reason>", on one line and bounded.
-func lastNackCell(p apiclient.Proxy) string {
+func lastNackCell(p restv1.Proxy) string {
 	if p.LastNack == "" {
 		return "-"
 	}

@@ -1,84 +1,69 @@
 package cli
 
 import (
+	"bytes"
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/sidecar"
 )
 
-func TestParseSecondsOrDuration(t *testing.T) {
+// The proxy command only parses flags into a sidecar.Config: every flag
+// lands in its field, and the root's --server and --log-level and the
+// environment come along.
+func TestProxyFlagsToConfig(t *testing.T) {
+	var got *sidecar.Config
+	var stdout, stderr bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		getenv:     func(k string) string { return map[string]string{"MESHLENS_SERVER": "http://10.0.0.1:7070"}[k] },
+		runSidecar: func(_ context.Context, cfg sidecar.Config) error { got = &cfg; return nil },
+	}
+	root := newRoot(e)
+	root.SetArgs([]string{"--log-level", "debug", "proxy",
+		"--node", "mesh/demo/virtualNode/greeter", "--xds-addr", "cp:15010", "--admin-addr", "127.0.0.1:0",
+		"--ingress-addr", "127.0.0.1:0", "--egress-addr", "127.0.0.1:0", "--listen", "9080=127.0.0.1:0",
+		"--app", "9080=127.0.0.1:8080", "--egress-port", "5432=127.0.0.1:0", "--instance-id", "i-1",
+		"--advertise-addr", "10.0.0.2", "--register=false", "--registration-ttl", "30s", "--drain-timeout", "2s",
+		"--stats=false", "--concurrency", "2", "--pprof", "--emf-path", "-", "--emf-namespace", "ns", "--emf-include", "^http",
+	})
+	if err := root.ExecuteContext(context.Background()); err != nil || got == nil {
+		t.Fatalf("%v, config %v", err, got)
+	}
+	cfg := *got
+	switch {
+	case cfg.Node != "mesh/demo/virtualNode/greeter", cfg.XDSAddr != "cp:15010", cfg.AdminAddr != "127.0.0.1:0",
+		cfg.IngressAddr != "127.0.0.1:0", cfg.EgressAddr != "127.0.0.1:0",
+		!slices.Equal(cfg.Listen, []string{"9080=127.0.0.1:0"}), !slices.Equal(cfg.App, []string{"9080=127.0.0.1:8080"}),
+		!slices.Equal(cfg.EgressPorts, []string{"5432=127.0.0.1:0"}), cfg.InstanceID != "i-1", cfg.Advertise != "10.0.0.2",
+		cfg.Register, cfg.RegistrationTTL != 30*time.Second, cfg.DrainTimeout != 2*time.Second, cfg.Stats,
+		cfg.Concurrency != 2, !cfg.Pprof, cfg.EMFPath != "-", cfg.EMFNamespace != "ns", cfg.EMFInclude != "^http",
+		cfg.Server != "http://10.0.0.1:7070", cfg.Version != Version, cfg.Getenv == nil, cfg.Stderr != &stderr, cfg.Stdout != &stdout:
+		t.Errorf("config %+v", cfg)
+	}
+	if cfg.LogLevel != "debug" || !cfg.LogLevelSet {
+		t.Errorf("log level %q given %v, want debug given", cfg.LogLevel, cfg.LogLevelSet)
+	}
+}
+
+// A configuration the sidecar cannot use exits with the usage code and
+// says why, before anything binds.
+func TestProxyConfigErrorsAreUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
-		in   string
-		want time.Duration
-		err  bool
+		args []string
+		want string
 	}{
-		{"15", 15 * time.Second, false},
-		{"0.5", 500 * time.Millisecond, false},
-		{"15s", 15 * time.Second, false},
-		{"2m", 2 * time.Minute, false},
-		{"0", 0, false},
-		{"-1", 0, true},
-		{"-1s", 0, true},
-		{"NaN", 0, true},
-		{"Inf", 0, true},
-		{"1e300", 0, true},
-		{"soon", 0, true},
-		{"", 0, true},
+		{[]string{"proxy", "--node", "nonsense"}, "node identity"},
+		{[]string{"proxy", "--node", "mesh/m/virtualNode/n", "--listen", "9080"}, "--listen"},
+		{[]string{"proxy", "--node", "mesh/m/virtualNode/n", "--concurrency", "-1"}, "--concurrency -1"},
+		{[]string{"proxy", "--node", "mesh/m/virtualNode/n", "--log-level", "loud"}, "--log-level"},
 	} {
-		got, err := parseSecondsOrDuration(tc.in)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("%q: %v %v, want %v (error %v)", tc.in, got, err, tc.want, tc.err)
-		}
-		if err != nil && !strings.Contains(err.Error(), "want") {
-			t.Errorf("%q: error %q does not say what is wanted", tc.in, err)
+		var stdout, stderr bytes.Buffer
+		code := Main(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
+		if code != ExitUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr.String(), ExitUsage, tc.want)
 		}
 	}
-}
-
-func TestPortMap(t *testing.T) {
-	m, err := portMap("listen", []string{"9080=0.0.0.0:9080", "8080=[::1]:18080"})
-	if err != nil || m[9080] != "0.0.0.0:9080" || m[8080] != "[::1]:18080" {
-		t.Fatalf("%v %v", m, err)
-	}
-	for _, bad := range []string{"9080", "0=127.0.0.1:1", "70000=127.0.0.1:1", "x=127.0.0.1:1", "9080=nohostport"} {
-		if _, err := portMap("listen", []string{bad}); err == nil || !strings.Contains(err.Error(), "--listen") {
-			t.Errorf("%q: error %v should name --listen", bad, err)
-		}
-	}
-}
-
-// FuzzParseSecondsOrDuration: any value is a non-negative, finite
-// duration or an error.
-func FuzzParseSecondsOrDuration(f *testing.F) {
-	for _, s := range []string{"15", "15s", "1e300", "NaN", "-0", "0x10", "1h2m3.5s"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, v string) {
-		d, err := parseSecondsOrDuration(v)
-		if err == nil && d < 0 {
-			t.Fatalf("%q: negative %v", v, d)
-		}
-	})
-}
-
-// FuzzPortMap: a parsed mapping always has a port in 1..65535 and an
-// address with a host and a port.
-func FuzzPortMap(f *testing.F) {
-	f.Add("9080=0.0.0.0:9080")
-	f.Add("1=[::1]:0")
-	f.Add("=:")
-	f.Fuzz(func(t *testing.T, v string) {
-		m, err := portMap("app", []string{v})
-		if err != nil {
-			if !strings.Contains(err.Error(), "--app") {
-				t.Fatalf("error %q does not name the flag", err)
-			}
-			return
-		}
-		for p, a := range m {
-			if p == 0 || p > 65535 || !strings.Contains(a, ":") {
-				t.Fatalf("%q: %d=%q", v, p, a)
-			}
-		}
-	})
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 )
 
 // maxInput bounds what apply reads from files and stdin.
@@ -364,7 +364,7 @@ func newDescribeCmd(e *env) *cobra.Command {
 	return cmd
 }
 
-func printDescription(w io.Writer, d *apiclient.Description) {
+func printDescription(w io.Writer, d *restv1.Description) {
 	r := d.Resource
 	fmt.Fprintf(w, "Kind:       %s\nName:       %s\n", r.Kind, r.Name)
 	k := r.Key()

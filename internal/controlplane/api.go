@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
 )
@@ -59,7 +59,7 @@ func (s *Server) api() http.Handler {
 	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound,
+		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
 	})
 	return s.metrics.countRequests(mux)
@@ -83,7 +83,7 @@ func keyFromPath(r *http.Request) (v1alpha1.Key, error) {
 	default:
 		kind, err := v1alpha1.ParseKind(r.PathValue("plural"))
 		if err != nil || kind == v1alpha1.KindMesh || r.PathValue("plural") != kind.Plural() {
-			return k, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound,
+			return k, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,
 				Message: fmt.Sprintf("no resource collection %q: want one of virtualNodes, virtualServices, virtualRouters, routes, virtualGateways, gatewayRoutes", r.PathValue("plural"))}
 		}
 		k.Kind = kind
@@ -115,7 +115,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		keys[i] = it.Key()
 	}
 	setWarningHeaders(w, s.readWarnings(snap, keys))
-	writeJSON(w, http.StatusOK, apiclient.ListResponse{Items: items})
+	writeJSON(w, http.StatusOK, restv1.ListResponse{Items: items})
 }
 
 // resolve finds the resource a path names. A route or gateway route named
@@ -138,7 +138,7 @@ func (s *Server) resolve(snap *store.Snapshot, k v1alpha1.Key) (*v1alpha1.Resour
 		for _, c := range found {
 			parents = append(parents, c.Key().Parent)
 		}
-		return nil, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest,
+		return nil, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest,
 			Message: fmt.Sprintf("%s %s/%s is ambiguous: it exists under %s; name the parent", k.Kind, k.Mesh, k.Name, strings.Join(parents, ", "))}
 	}
 	res := snap.Get(k)
@@ -168,8 +168,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.describe(snap, res))
 }
 
-func (s *Server) describe(snap *store.Snapshot, res *v1alpha1.Resource) apiclient.Description {
-	d := apiclient.Description{Resource: res, ReferredBy: v1alpha1.Referrers(snap, res.Key()),
+func (s *Server) describe(snap *store.Snapshot, res *v1alpha1.Resource) restv1.Description {
+	d := restv1.Description{Resource: res, ReferredBy: v1alpha1.Referrers(snap, res.Key()),
 		Warnings: s.warningsOf(snap, []v1alpha1.Key{res.Key()}, true)[res.Key()]}
 	if d.ReferredBy == nil {
 		d.ReferredBy = []v1alpha1.Key{}
@@ -180,7 +180,7 @@ func (s *Server) describe(snap *store.Snapshot, res *v1alpha1.Resource) apiclien
 			d.Instances = append(d.Instances, toAPIInstance(in))
 		}
 		for _, e := range s.endpointView(snap).Endpoints(res.Mesh, res.Name) {
-			d.Endpoints = append(d.Endpoints, apiclient.Endpoint{Address: e.Address, Port: e.Port, Healthy: e.Healthy})
+			d.Endpoints = append(d.Endpoints, restv1.Endpoint{Address: e.Address, Port: e.Port, Healthy: e.Healthy})
 		}
 		d.Proxies = s.proxies(string(res.Kind), res.Mesh, res.Name)
 	case v1alpha1.KindVirtualGateway:
@@ -190,7 +190,7 @@ func (s *Server) describe(snap *store.Snapshot, res *v1alpha1.Resource) apiclien
 }
 
 func (s *Server) handleProxies(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"items": s.proxies("", "", "")})
+	writeJSON(w, http.StatusOK, restv1.ProxyList{Items: s.proxies("", "", "")})
 }
 
 // decodeBody reads at most MaxBodyBytes of documents.
@@ -199,7 +199,7 @@ func (s *Server) decodeBody(r *http.Request) ([]*v1alpha1.Resource, error) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) || errors.Is(err, v1alpha1.ErrInputTooLarge) {
-			return nil, &apiclient.Error{Status: http.StatusRequestEntityTooLarge, Code: apiclient.CodeTooLarge,
+			return nil, &restv1.Error{Status: http.StatusRequestEntityTooLarge, Code: restv1.CodeTooLarge,
 				Message: fmt.Sprintf("request body: larger than the limit of %d bytes", s.cfg.MaxBodyBytes)}
 		}
 		return nil, badRequest(err)
@@ -214,7 +214,7 @@ func (s *Server) handleApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(docs) == 0 {
-		writeError(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: "request body: no documents"})
+		writeError(w, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest, Message: "request body: no documents"})
 		return
 	}
 	dryRun, _ := strconv.ParseBool(r.URL.Query().Get("dryRun"))
@@ -228,7 +228,7 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if (k.Kind == v1alpha1.KindRoute || k.Kind == v1alpha1.KindGatewayRoute) && k.Parent == "" {
-		writeError(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest,
+		writeError(w, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest,
 			Message: fmt.Sprintf("PUT a %s under its parent: /v1/meshes/%s/%s/{parent}/%s/%s", k.Kind, k.Mesh,
 				map[v1alpha1.Kind]string{v1alpha1.KindRoute: "virtualRouters", v1alpha1.KindGatewayRoute: "virtualGateways"}[k.Kind], k.Kind.Plural(), k.Name)})
 		return
@@ -239,12 +239,12 @@ func (s *Server) handlePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(docs) != 1 {
-		writeError(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest,
+		writeError(w, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest,
 			Message: fmt.Sprintf("request body: want exactly one document, got %d", len(docs))})
 		return
 	}
 	if got := docs[0].Key(); got != k {
-		writeError(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest,
+		writeError(w, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest,
 			Message: fmt.Sprintf("request body: the document is %s but the path names %s", got, k)})
 		return
 	}
@@ -272,7 +272,7 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 		}
 	}
 	if len(msgs) > 0 {
-		writeError(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest,
+		writeError(w, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest,
 			Message: strings.Join(msgs, "\n"), Details: fieldErrs})
 		return
 	}
@@ -306,10 +306,10 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 	}
 	s.metrics.observeStore(op, start, err)
 	if dryRun && errors.Is(err, errDryRun) {
-		out := apiclient.ApplyResponse{DryRun: true, Revision: s.store.Snapshot().Revision()}
+		out := restv1.ApplyResponse{DryRun: true, Revision: s.store.Snapshot().Revision()}
 		keys := make([]v1alpha1.Key, 0, len(docs))
 		for _, d := range docs {
-			out.Results = append(out.Results, apiclient.Result{Op: "valid", Resource: d})
+			out.Results = append(out.Results, restv1.Result{Op: "valid", Resource: d})
 			keys = append(keys, d.Key())
 		}
 		out.Warnings = warnings(keys)
@@ -321,10 +321,10 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 		writeError(w, err)
 		return
 	}
-	out := apiclient.ApplyResponse{Revision: s.store.Snapshot().Revision()}
+	out := restv1.ApplyResponse{Revision: s.store.Snapshot().Revision()}
 	keys := make([]v1alpha1.Key, 0, len(results))
 	for _, res := range results {
-		out.Results = append(out.Results, apiclient.Result{Op: string(res.Op), Resource: res.Resource})
+		out.Results = append(out.Results, restv1.Result{Op: string(res.Op), Resource: res.Resource})
 		keys = append(keys, res.Resource.Key())
 	}
 	for _, res := range results {
@@ -348,7 +348,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	var version int64
 	if v := r.URL.Query().Get("version"); v != "" {
 		if version, err = strconv.ParseInt(v, 10, 64); err != nil || version < 1 {
-			writeError(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: "version: must be a positive integer"})
+			writeError(w, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest, Message: "version: must be a positive integer"})
 			return
 		}
 	}
@@ -370,8 +370,8 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 
 // ---- instances ----
 
-func toAPIInstance(in registry.Instance) apiclient.Instance {
-	return apiclient.Instance{
+func toAPIInstance(in registry.Instance) restv1.Instance {
+	return restv1.Instance{
 		Mesh: in.Mesh, VirtualNode: in.VirtualNode, ID: in.ID, Address: in.Address, Port: in.Port,
 		HealthStatus: in.HealthStatus, NamespaceName: in.NamespaceName, ServiceName: in.ServiceName,
 		Attributes: in.Attributes, TTLSeconds: in.TTLSeconds,
@@ -385,11 +385,11 @@ func (s *Server) handleListInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node}))
 		return
 	}
-	items := []apiclient.Instance{}
+	items := []restv1.Instance{}
 	for _, in := range s.registry.List(mesh, node) {
 		items = append(items, toAPIInstance(in))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	writeJSON(w, http.StatusOK, restv1.InstanceList{Items: items})
 }
 
 // maxInstanceBody bounds a registration's body.
@@ -402,11 +402,11 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notFound(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node}))
 		return
 	}
-	var body apiclient.Instance
+	var body restv1.Instance
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxInstanceBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		writeError(w, &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: "request body: " + err.Error()})
+		writeError(w, &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest, Message: "request body: " + err.Error()})
 		return
 	}
 	in := registry.Instance{
@@ -440,7 +440,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
 	if err := s.registry.Deregister(r.PathValue("mesh"), r.PathValue("node"), r.PathValue("id")); err != nil {
-		writeError(w, &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: err.Error()})
+		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound, Message: err.Error()})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -449,11 +449,11 @@ func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
 // ---- answers ----
 
 func notFound(k v1alpha1.Key) error {
-	return &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: k.String() + " not found"}
+	return &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound, Message: k.String() + " not found"}
 }
 
 func badRequest(err error) error {
-	e := &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: err.Error()}
+	e := &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest, Message: err.Error()}
 	var fe *v1alpha1.FieldError
 	var fes v1alpha1.FieldErrors
 	switch {
@@ -467,21 +467,21 @@ func badRequest(err error) error {
 
 // writeError maps an error to App Mesh's exception names and HTTP status.
 func writeError(w http.ResponseWriter, err error) {
-	var apiErr *apiclient.Error
+	var apiErr *restv1.Error
 	switch {
 	case errors.As(err, &apiErr):
 	case errors.Is(err, v1alpha1.ErrResourceInUse):
-		apiErr = &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeResourceInUse, Message: err.Error()}
+		apiErr = &restv1.Error{Status: http.StatusConflict, Code: restv1.CodeResourceInUse, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
-		apiErr = &apiclient.Error{Status: http.StatusConflict, Code: apiclient.CodeConflict, Message: err.Error()}
+		apiErr = &restv1.Error{Status: http.StatusConflict, Code: restv1.CodeConflict, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
-		apiErr = &apiclient.Error{Status: http.StatusNotFound, Code: apiclient.CodeNotFound, Message: err.Error()}
+		apiErr = &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, v1alpha1.ErrReferenceNotFound), errors.Is(err, v1alpha1.ErrInvalidReference):
-		apiErr = &apiclient.Error{Status: http.StatusBadRequest, Code: apiclient.CodeBadRequest, Message: err.Error()}
+		apiErr = &restv1.Error{Status: http.StatusBadRequest, Code: restv1.CodeBadRequest, Message: err.Error()}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		apiErr = &apiclient.Error{Status: http.StatusServiceUnavailable, Code: apiclient.CodeInternal, Message: err.Error()}
+		apiErr = &restv1.Error{Status: http.StatusServiceUnavailable, Code: restv1.CodeInternal, Message: err.Error()}
 	default:
-		apiErr = &apiclient.Error{Status: http.StatusInternalServerError, Code: apiclient.CodeInternal, Message: err.Error()}
+		apiErr = &restv1.Error{Status: http.StatusInternalServerError, Code: restv1.CodeInternal, Message: err.Error()}
 	}
 	writeJSON(w, apiErr.Status, apiErr)
 }

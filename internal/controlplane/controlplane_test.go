@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
 )
@@ -131,10 +131,10 @@ func newTestServer(t *testing.T, maxBody int64) *httptest.Server {
 	return hs
 }
 
-func apiErr(t *testing.T, resp *http.Response) apiclient.Error {
+func apiErr(t *testing.T, resp *http.Response) restv1.Error {
 	t.Helper()
 	defer resp.Body.Close()
-	var e apiclient.Error
+	var e restv1.Error
 	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
 		t.Fatal(err)
 	}
@@ -157,10 +157,10 @@ func TestAPIErrors(t *testing.T) {
 		code   string
 		msg    string
 	}{
-		{"too large", post("kind: Mesh\nname: m\n# " + strings.Repeat("x", 2048) + "\n"), 413, apiclient.CodeTooLarge, "larger than the limit of 1024 bytes"},
-		{"empty", post("# nothing\n"), 400, apiclient.CodeBadRequest, "no documents"},
-		{"invalid", post("kind: Mesh\nname: m\nspec: {egressFilter: {type: SOME}}\n"), 400, apiclient.CodeBadRequest, "spec.egressFilter.type"},
-		{"missing mesh", post("kind: VirtualRouter\nmesh: nope\nname: r\nspec: {listeners: [{portMapping: {port: 1, protocol: http}}]}\n"), 400, apiclient.CodeBadRequest, "nope"},
+		{"too large", post("kind: Mesh\nname: m\n# " + strings.Repeat("x", 2048) + "\n"), 413, restv1.CodeTooLarge, "larger than the limit of 1024 bytes"},
+		{"empty", post("# nothing\n"), 400, restv1.CodeBadRequest, "no documents"},
+		{"invalid", post("kind: Mesh\nname: m\nspec: {egressFilter: {type: SOME}}\n"), 400, restv1.CodeBadRequest, "spec.egressFilter.type"},
+		{"missing mesh", post("kind: VirtualRouter\nmesh: nope\nname: r\nspec: {listeners: [{portMapping: {port: 1, protocol: http}}]}\n"), 400, restv1.CodeBadRequest, "nope"},
 	}
 	for _, c := range cases {
 		e := apiErr(t, c.resp)
@@ -173,7 +173,7 @@ func TestAPIErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e := apiErr(t, resp); resp.StatusCode != 404 || e.Code != apiclient.CodeNotFound {
+		if e := apiErr(t, resp); resp.StatusCode != 404 || e.Code != restv1.CodeNotFound {
 			t.Errorf("GET %s: %d %+v", path, resp.StatusCode, e)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/registry"
 )
 
@@ -55,12 +55,12 @@ func TestEndpointChangeAfterRegistrationInAnotherMesh(t *testing.T) {
 	c := dialEDS(t, cp.s.XDSAddr(), "mesh/a/virtualNode/c")
 	eventually(t, 10*time.Second, func() string { return converged(t, cp, c, "a", "x") })
 	ctx := context.Background()
-	if _, err := cp.api.Register(ctx, "b", "yy", "i1", apiclient.Instance{Address: "10.0.2.1", Port: 9080}); err != nil {
+	if _, err := cp.api.Register(ctx, "b", "yy", "i1", restv1.Instance{Address: "10.0.2.1", Port: 9080}); err != nil {
 		t.Fatal(err)
 	}
 	// Let the control plane apply the change in mesh b on its own.
 	time.Sleep(500 * time.Millisecond)
-	if _, err := cp.api.Register(ctx, "a", "x", "i1", apiclient.Instance{Address: "10.0.1.1", Port: 9080}); err != nil {
+	if _, err := cp.api.Register(ctx, "a", "x", "i1", restv1.Instance{Address: "10.0.1.1", Port: 9080}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 6*time.Second, func() string {
@@ -198,7 +198,7 @@ spec: {provider: {virtualNode: {virtualNodeName: %s}}}
 	}
 	cp.apply(t, doc+client)
 	ctx := context.Background()
-	for i, in := range []apiclient.Instance{
+	for i, in := range []restv1.Instance{
 		{Address: "10.0.0.1", Attributes: map[string]string{registry.AttrIPv6: "2001:db8::a"}},
 		{Address: "2001:db8::b", Attributes: map[string]string{registry.AttrIPv4: "10.0.0.2"}},
 		{Address: "10.0.0.3"},
@@ -253,7 +253,7 @@ func TestRegistrationWhileReadingIsNotMissed(t *testing.T) {
 	close(armed)
 	// Any change makes the control plane read the registry; the hook
 	// registers "late" right after that read.
-	if _, err := cp.api.Register(context.Background(), "b", "yy", "i1", apiclient.Instance{Address: "10.0.2.1", Port: 9080}); err != nil {
+	if _, err := cp.api.Register(context.Background(), "b", "yy", "i1", restv1.Instance{Address: "10.0.2.1", Port: 9080}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() string {

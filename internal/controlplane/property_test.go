@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/registry"
 )
 
@@ -109,7 +109,7 @@ func (p *propState) step(ctx context.Context, t *testing.T, cp *runningCP) {
 		mesh, node := pick(r, propMeshes), pick(r, []string{"s0", "s1", "s2"})
 		id := "i" + strconv.Itoa(r.IntN(4))
 		v4, v6 := p.nextAddr()
-		in := apiclient.Instance{Address: v4, Port: 9000 + r.IntN(3), HealthStatus: pick(r, []string{"", registry.Healthy, registry.Unhealthy}), TTLSeconds: 3600}
+		in := restv1.Instance{Address: v4, Port: 9000 + r.IntN(3), HealthStatus: pick(r, []string{"", registry.Healthy, registry.Unhealthy}), TTLSeconds: 3600}
 		switch r.IntN(4) {
 		case 0:
 			in.Address = v6
@@ -149,7 +149,7 @@ func (p *propState) step(ctx context.Context, t *testing.T, cp *runningCP) {
 		in := p.live[i]
 		p.live = slices.Delete(p.live, i, i+1)
 		err := cp.api.Deregister(ctx, in.mesh, in.node, in.id)
-		var apiErr *apiclient.Error
+		var apiErr *restv1.Error
 		if err != nil && !(errors.As(err, &apiErr) && apiErr.Status == 404) { // it may have expired
 			t.Fatalf("deregister %v: %v", in, err)
 		}

@@ -3,14 +3,14 @@ package controlplane
 import (
 	"sort"
 
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/xds"
 )
 
 // proxies lists the connected data planes, narrowed to one virtual node
 // or gateway when kind, mesh and name are given.
-func (s *Server) proxies(kind, mesh, name string) []apiclient.Proxy {
-	out := []apiclient.Proxy{}
+func (s *Server) proxies(kind, mesh, name string) []restv1.Proxy {
+	out := []restv1.Proxy{}
 	for _, n := range s.xds.Nodes() {
 		if kind != "" && (n.Kind != kind || n.Mesh != mesh || n.Name != name) {
 			continue
@@ -23,8 +23,8 @@ func (s *Server) proxies(kind, mesh, name string) []apiclient.Proxy {
 
 // proxyOf is the API's view of one data plane: what each of its streams
 // accepted against the latest version of its view.
-func proxyOf(n xds.NodeStatus) apiclient.Proxy {
-	p := apiclient.Proxy{
+func proxyOf(n xds.NodeStatus) restv1.Proxy {
+	p := restv1.Proxy{
 		ID: n.ID, Mesh: n.Mesh, Kind: n.Kind, Name: n.Name,
 		Flavour: n.Flavour, Proxyless: n.Flavour == xds.FlavourProxyless.String(),
 		Streams: len(n.Streams), Nacks: n.NACKs, Acked: map[string]string{},
@@ -35,7 +35,7 @@ func proxyOf(n xds.NodeStatus) apiclient.Proxy {
 	}
 	for typ, v := range n.Versions {
 		p.Latest[typ] = v
-		p.Sync[typ] = apiclient.SyncNotSent
+		p.Sync[typ] = restv1.SyncNotSent
 	}
 	for _, st := range n.Streams {
 		if p.UserAgent == "" {
@@ -57,7 +57,7 @@ func proxyOf(n xds.NodeStatus) apiclient.Proxy {
 		}
 	}
 	for _, state := range p.Sync {
-		if state == apiclient.SyncStale || state == apiclient.SyncNACKed {
+		if state == restv1.SyncStale || state == restv1.SyncNACKed {
 			p.InSync = false
 		}
 	}
@@ -66,7 +66,7 @@ func proxyOf(n xds.NodeStatus) apiclient.Proxy {
 
 // syncRank orders the states from in sync to most behind.
 var syncRank = map[string]int{
-	"": 0, apiclient.SyncNotSent: 1, apiclient.SyncSynced: 2, apiclient.SyncStale: 3, apiclient.SyncNACKed: 4,
+	"": 0, restv1.SyncNotSent: 1, restv1.SyncSynced: 2, restv1.SyncStale: 3, restv1.SyncNACKed: 4,
 }
 
 // syncState is one stream's state for type typ, whose last response
@@ -75,10 +75,10 @@ func syncState(n xds.NodeStatus, st xds.StreamStatus, typ, sent string) string {
 	acked, latest := st.Acked[typ], n.Versions[typ]
 	switch {
 	case acked == sent && sent == latest:
-		return apiclient.SyncSynced
+		return restv1.SyncSynced
 	case acked != sent && n.LastNACK != nil && n.LastNACK.Stream == st.ID && n.LastNACK.TypeURL == typ && n.LastNACK.Version == sent:
-		return apiclient.SyncNACKed
+		return restv1.SyncNACKed
 	default:
-		return apiclient.SyncStale
+		return restv1.SyncStale
 	}
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/xds"
 )
 
@@ -21,21 +21,21 @@ func TestProxySyncState(t *testing.T) {
 		inSync  bool
 	}{
 		{"synced", []xds.StreamStatus{{ID: 1, Sent: map[string]string{cds: "c2", lds: "l2"}, Acked: map[string]string{cds: "c2", lds: "l2"}}}, nil,
-			map[string]string{cds: apiclient.SyncSynced, lds: apiclient.SyncSynced}, true},
+			map[string]string{cds: restv1.SyncSynced, lds: restv1.SyncSynced}, true},
 		{"sent, not yet acked", []xds.StreamStatus{{ID: 1, Sent: map[string]string{cds: "c2", lds: "l2"}, Acked: map[string]string{cds: "c1", lds: "l2"}}}, nil,
-			map[string]string{cds: apiclient.SyncStale, lds: apiclient.SyncSynced}, false},
+			map[string]string{cds: restv1.SyncStale, lds: restv1.SyncSynced}, false},
 		{"an older version sent", []xds.StreamStatus{{ID: 1, Sent: map[string]string{cds: "c1"}, Acked: map[string]string{cds: "c1"}}}, nil,
-			map[string]string{cds: apiclient.SyncStale, lds: apiclient.SyncNotSent}, false},
+			map[string]string{cds: restv1.SyncStale, lds: restv1.SyncNotSent}, false},
 		{"rejected", []xds.StreamStatus{{ID: 1, Sent: map[string]string{lds: "l2"}, Acked: map[string]string{lds: "l1"}}},
 			&xds.NACK{TypeURL: lds, Version: "l2", Stream: 1, Error: "bind: address already in use"},
-			map[string]string{lds: apiclient.SyncNACKed}, false},
+			map[string]string{lds: restv1.SyncNACKed}, false},
 		{"an old NACK, since accepted", []xds.StreamStatus{{ID: 1, Sent: map[string]string{lds: "l2"}, Acked: map[string]string{lds: "l2"}}},
 			&xds.NACK{TypeURL: lds, Version: "l1", Stream: 1, Error: "old"},
-			map[string]string{lds: apiclient.SyncSynced}, true},
+			map[string]string{lds: restv1.SyncSynced}, true},
 		{"the most behind stream counts", []xds.StreamStatus{
 			{ID: 1, Sent: map[string]string{cds: "c2"}, Acked: map[string]string{cds: "c2"}},
 			{ID: 2, Sent: map[string]string{cds: "c2"}, Acked: map[string]string{}},
-		}, nil, map[string]string{cds: apiclient.SyncStale}, false},
+		}, nil, map[string]string{cds: restv1.SyncStale}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := proxyOf(xds.NodeStatus{ID: "mesh/m/virtualNode/n", Flavour: "envoy", Versions: latest, Streams: tc.streams, LastNACK: tc.nack})

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/store"
 	"github.com/meshlens/meshlens/internal/xds"
 )
@@ -111,6 +111,6 @@ func applyWarnings(before, after map[v1alpha1.Key][]string, applied []v1alpha1.K
 // answer, even one whose body is a bare resource.
 func setWarningHeaders(w http.ResponseWriter, warnings []string) {
 	for _, msg := range warnings {
-		w.Header().Add("Warning", apiclient.FormatWarning(msg))
+		w.Header().Add("Warning", restv1.FormatWarning(msg))
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshlens/meshlens/internal/apiclient"
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 )
 
 // acmMesh has a node whose backend trusts ACM Private CA and a listener
@@ -58,14 +58,14 @@ const (
 func TestAPIWarnings(t *testing.T) {
 	hs := newTestServer(t, 0)
 	want := []string{acmTrustWarning, acmCertWarning}
-	apply := func(query string) (apiclient.ApplyResponse, http.Header) {
+	apply := func(query string) (restv1.ApplyResponse, http.Header) {
 		t.Helper()
 		resp, err := http.Post(hs.URL+"/v1/apply"+query, "application/yaml", strings.NewReader(acmMesh))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var out apiclient.ApplyResponse
+		var out restv1.ApplyResponse
 		if resp.StatusCode != 200 {
 			t.Fatalf("apply%s: %s %+v", query, resp.Status, apiErr(t, resp))
 		}
@@ -77,7 +77,7 @@ func TestAPIWarnings(t *testing.T) {
 	headerWarnings := func(h http.Header) []string {
 		var out []string
 		for _, v := range h.Values("Warning") {
-			msg, ok := apiclient.ParseWarning(v)
+			msg, ok := restv1.ParseWarning(v)
 			if !ok {
 				t.Fatalf("malformed Warning header %q", v)
 			}
@@ -123,7 +123,7 @@ func TestAPIWarnings(t *testing.T) {
 	}
 
 	resp, _ = get("/v1/meshes/m/virtualNodes/client?view=describe")
-	var d apiclient.Description
+	var d restv1.Description
 	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestAPIWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var put apiclient.ApplyResponse
+	var put restv1.ApplyResponse
 	if err := json.NewDecoder(resp.Body).Decode(&put); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestAPIWarnings(t *testing.T) {
 // it caused on resources it did not name.
 func TestApplyWarnsAboutOtherResources(t *testing.T) {
 	hs := newTestServer(t, 0)
-	post := func(body string) apiclient.ApplyResponse {
+	post := func(body string) restv1.ApplyResponse {
 		t.Helper()
 		resp, err := http.Post(hs.URL+"/v1/apply", "application/yaml", strings.NewReader(body))
 		if err != nil {
@@ -168,7 +168,7 @@ func TestApplyWarnsAboutOtherResources(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("apply: %s %+v", resp.Status, apiErr(t, resp))
 		}
-		var out apiclient.ApplyResponse
+		var out restv1.ApplyResponse
 		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 
 	// The typed configs that listeners and clusters embed: /config_dump
@@ -288,16 +289,16 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 
 // ---- /clusters ----
 
-func (p *Proxy) sortedViews() []*clusterView {
+func (p *Proxy) sortedViews() []*cluster.View {
 	rs := p.state.Load()
 	if rs == nil {
 		return nil
 	}
-	out := make([]*clusterView, 0, len(rs.byName))
+	out := make([]*cluster.View, 0, len(rs.byName))
 	for _, v := range rs.byName {
 		out = append(out, v)
 	}
-	slices.SortFunc(out, func(a, b *clusterView) int { return strings.Compare(a.c.Name, b.c.Name) })
+	slices.SortFunc(out, func(a, b *cluster.View) int { return strings.Compare(a.Cluster.Name, b.Cluster.Name) })
 	return out
 }
 
@@ -312,19 +313,19 @@ func thresholds(l table.CircuitBreakers) [4]uint32 {
 	return [4]uint32{or(l.MaxConnections, 1024), or(l.MaxPendingRequests, 1024), or(l.MaxRequests, 1024), or(l.MaxRetries, 3)}
 }
 
-func healthFlags(e *endpointRT) string {
+func healthFlags(e *cluster.Endpoint) string {
 	// Envoy's order: active HC, outlier, EDS, then pending.
 	var f string
-	if e.stats != nil && e.stats.hc.failed.Load() {
+	if e.Stats != nil && e.Stats.HC.Failed.Load() {
 		f = "/failed_active_hc"
 	}
-	if e.stats != nil && e.stats.outlier.ejected() {
+	if e.Stats != nil && e.Stats.Outlier.Ejected() {
 		f += "/failed_outlier_check"
 	}
-	if !e.ep.Healthy {
+	if !e.Spec.Healthy {
 		f += "/failed_eds_health"
 	}
-	if e.stats != nil && e.stats.hc.pending.Load() {
+	if e.Stats != nil && e.Stats.HC.Pending.Load() {
 		f += "/pending_active_hc"
 	}
 	if f == "" {
@@ -333,25 +334,25 @@ func healthFlags(e *endpointRT) string {
 	return f
 }
 
-func hostStats(e *endpointRT) []struct {
+func hostStats(e *cluster.Endpoint) []struct {
 	name  string
 	gauge bool
 	v     int64
 } {
-	s := e.stats
+	s := e.Stats
 	return []struct {
 		name  string
 		gauge bool
 		v     int64
 	}{
-		{"cx_active", true, s.cxActive.Load()},
-		{"cx_connect_fail", false, s.cxConnectFail.Load()},
-		{"cx_total", false, s.cxTotal.Load()},
-		{"rq_active", true, s.rqActive.Load()},
-		{"rq_error", false, s.rqError.Load()},
-		{"rq_success", false, s.rqSuccess.Load()},
-		{"rq_timeout", false, s.rqTimeout.Load()},
-		{"rq_total", false, s.rqTotal.Load()},
+		{"cx_active", true, s.CxActive.Load()},
+		{"cx_connect_fail", false, s.CxConnectFail.Load()},
+		{"cx_total", false, s.CxTotal.Load()},
+		{"rq_active", true, s.RqActive.Load()},
+		{"rq_error", false, s.RqError.Load()},
+		{"rq_success", false, s.RqSuccess.Load()},
+		{"rq_timeout", false, s.RqTimeout.Load()},
+		{"rq_total", false, s.RqTotal.Load()},
 	}
 }
 
@@ -360,30 +361,30 @@ func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("format") == "json" {
 		out := &adminv3.Clusters{}
 		for _, v := range views {
-			cs := &adminv3.ClusterStatus{Name: v.c.Name, AddedViaApi: true, ObservabilityName: v.c.Name}
-			if v.c.Type == table.ClusterEDS && v.c.ServiceName != "" && v.c.ServiceName != v.c.Name {
-				cs.EdsServiceName = v.c.ServiceName
+			cs := &adminv3.ClusterStatus{Name: v.Cluster.Name, AddedViaApi: true, ObservabilityName: v.Cluster.Name}
+			if v.Cluster.Type == table.ClusterEDS && v.Cluster.ServiceName != "" && v.Cluster.ServiceName != v.Cluster.Name {
+				cs.EdsServiceName = v.Cluster.ServiceName
 			}
-			for _, e := range v.endpoints() {
+			for _, e := range v.Endpoints() {
 				hs := &adminv3.HostStatus{
-					Address:  socketAddress(e.addr),
-					Weight:   max(e.ep.Weight, 1),
-					Hostname: e.hostname,
-					Priority: e.ep.Priority,
+					Address:  socketAddress(e.Addr),
+					Weight:   max(e.Spec.Weight, 1),
+					Hostname: e.Hostname,
+					Priority: e.Spec.Priority,
 					HealthStatus: &adminv3.HostHealthStatus{
 						EdsHealthStatus: corev3.HealthStatus_HEALTHY,
 					},
 				}
-				if !e.ep.Healthy {
+				if !e.Spec.Healthy {
 					hs.HealthStatus.EdsHealthStatus = corev3.HealthStatus_UNHEALTHY
 				}
-				if e.stats != nil {
-					hs.HealthStatus.FailedOutlierCheck = e.stats.outlier.ejected()
-					hs.HealthStatus.FailedActiveHealthCheck = e.stats.hc.failed.Load()
-					hs.HealthStatus.PendingActiveHc = e.stats.hc.pending.Load()
+				if e.Stats != nil {
+					hs.HealthStatus.FailedOutlierCheck = e.Stats.Outlier.Ejected()
+					hs.HealthStatus.FailedActiveHealthCheck = e.Stats.HC.Failed.Load()
+					hs.HealthStatus.PendingActiveHc = e.Stats.HC.Pending.Load()
 				}
-				if e.ep.Zone != "" {
-					hs.Locality = &corev3.Locality{Zone: e.ep.Zone}
+				if e.Spec.Zone != "" {
+					hs.Locality = &corev3.Locality{Zone: e.Spec.Zone}
 				}
 				for _, st := range hostStats(e) {
 					t := adminv3.SimpleMetric_COUNTER
@@ -401,9 +402,9 @@ func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
 	}
 	var b bytes.Buffer
 	for _, v := range views {
-		n := v.c.Name
+		n := v.Cluster.Name
 		fmt.Fprintf(&b, "%s::observability_name::%s\n", n, n)
-		t := thresholds(v.c.Limits)
+		t := thresholds(v.Cluster.Limits)
 		for _, prio := range []string{"default_priority", "high_priority"} {
 			fmt.Fprintf(&b, "%s::%s::max_connections::%d\n", n, prio, t[0])
 			fmt.Fprintf(&b, "%s::%s::max_pending_requests::%d\n", n, prio, t[1])
@@ -411,22 +412,22 @@ func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(&b, "%s::%s::max_retries::%d\n", n, prio, t[3])
 		}
 		fmt.Fprintf(&b, "%s::added_via_api::true\n", n)
-		if v.c.Type == table.ClusterEDS && v.c.ServiceName != "" && v.c.ServiceName != n {
-			fmt.Fprintf(&b, "%s::eds_service_name::%s\n", n, v.c.ServiceName)
+		if v.Cluster.Type == table.ClusterEDS && v.Cluster.ServiceName != "" && v.Cluster.ServiceName != n {
+			fmt.Fprintf(&b, "%s::eds_service_name::%s\n", n, v.Cluster.ServiceName)
 		}
-		for _, e := range v.endpoints() {
-			h := n + "::" + e.addr
+		for _, e := range v.Endpoints() {
+			h := n + "::" + e.Addr
 			for _, st := range hostStats(e) {
 				fmt.Fprintf(&b, "%s::%s::%d\n", h, st.name, st.v)
 			}
-			fmt.Fprintf(&b, "%s::hostname::%s\n", h, e.hostname)
+			fmt.Fprintf(&b, "%s::hostname::%s\n", h, e.Hostname)
 			fmt.Fprintf(&b, "%s::health_flags::%s\n", h, healthFlags(e))
-			fmt.Fprintf(&b, "%s::weight::%d\n", h, max(e.ep.Weight, 1))
+			fmt.Fprintf(&b, "%s::weight::%d\n", h, max(e.Spec.Weight, 1))
 			fmt.Fprintf(&b, "%s::region::\n", h)
-			fmt.Fprintf(&b, "%s::zone::%s\n", h, e.ep.Zone)
+			fmt.Fprintf(&b, "%s::zone::%s\n", h, e.Spec.Zone)
 			fmt.Fprintf(&b, "%s::sub_zone::\n", h)
 			fmt.Fprintf(&b, "%s::canary::false\n", h)
-			fmt.Fprintf(&b, "%s::priority::%d\n", h, e.ep.Priority)
+			fmt.Fprintf(&b, "%s::priority::%d\n", h, e.Spec.Priority)
 			fmt.Fprintf(&b, "%s::success_rate::-1\n", h)
 			fmt.Fprintf(&b, "%s::local_origin_success_rate::-1\n", h)
 		}
@@ -661,8 +662,8 @@ func (p *Proxy) handlePrometheus(w http.ResponseWriter, r *http.Request) {
 	p.refreshServerStats()
 	var b bytes.Buffer
 	_ = p.stats.WritePrometheus(&b, filter, usedOnly)
-	if p.mesh.store != nil {
-		_ = p.mesh.store.WritePrometheus(&b, filter, usedOnly)
+	if p.mesh.Store() != nil {
+		_ = p.mesh.Store().WritePrometheus(&b, filter, usedOnly)
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write(b.Bytes())
@@ -672,8 +673,8 @@ func (p *Proxy) handlePrometheus(w http.ResponseWriter, r *http.Request) {
 // Envoy does (gauges and histograms stay).
 func (p *Proxy) handleResetCounters(w http.ResponseWriter, r *http.Request) {
 	p.stats.ResetCounters()
-	if p.mesh.store != nil {
-		p.mesh.store.ResetCounters()
+	if p.mesh.Store() != nil {
+		p.mesh.Store().ResetCounters()
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	fmt.Fprintln(w, "OK")

@@ -95,9 +95,9 @@ func TestCircuitBreakerHTTP1Pending(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" || body != bodyOverflow {
 		t.Errorf("third request: %d %q overflow=%q, want 503 %q with x-envoy-overflow", resp.StatusCode, body, resp.Header.Get("X-Envoy-Overflow"), bodyOverflow)
 	}
-	cs := p.state.Load().byName["cds_svc"].up.stats
-	if cs.cbRqPendingOpen.Value() != 1 || cs.cbRqOpen.Value() != 0 || cs.cbCxOpen.Value() != 1 {
-		t.Errorf("at the limit: rq_pending_open %d rq_open %d cx_open %d, want 1 0 1", cs.cbRqPendingOpen.Value(), cs.cbRqOpen.Value(), cs.cbCxOpen.Value())
+	cs := p.state.Load().byName["cds_svc"].Up.Stats
+	if cs.CbRqPendingOpen.Value() != 1 || cs.CbRqOpen.Value() != 0 || cs.CbCxOpen.Value() != 1 {
+		t.Errorf("at the limit: rq_pending_open %d rq_open %d cx_open %d, want 1 0 1", cs.CbRqPendingOpen.Value(), cs.CbRqOpen.Value(), cs.CbCxOpen.Value())
 	}
 	g.release()
 	for i, ch := range codes {
@@ -105,18 +105,18 @@ func TestCircuitBreakerHTTP1Pending(t *testing.T) {
 			t.Errorf("admitted request %d: %d", i, code)
 		}
 	}
-	st := p.state.Load().byName["cds_svc"].up
-	if got := st.stats.rqPendingOverflow.Value(); got != 1 {
+	st := p.state.Load().byName["cds_svc"].Up
+	if got := st.Stats.RqPendingOverflow.Value(); got != 1 {
 		t.Errorf("upstream_rq_pending_overflow %d, want 1", got)
 	}
-	if n := st.breakers.requests.Load(); n != 0 {
+	if n := st.Breakers.Requests.Load(); n != 0 {
 		t.Errorf("%d attempts still counted after all ended", n)
 	}
 	if resp, body := get(t, c, url, "", nil); resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("after the overflow: %d %q", resp.StatusCode, body)
 	}
-	if cs.cbRqPendingOpen.Value() != 0 {
-		t.Errorf("rq_pending_open %d after the requests ended, want 0", cs.cbRqPendingOpen.Value())
+	if cs.CbRqPendingOpen.Value() != 0 {
+		t.Errorf("rq_pending_open %d after the requests ended, want 0", cs.CbRqPendingOpen.Value())
 	}
 }
 
@@ -133,9 +133,9 @@ func TestCircuitBreakerHTTP2Requests(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" {
 		t.Errorf("third concurrent HTTP/2 request: %d, want 503 with x-envoy-overflow", resp.StatusCode)
 	}
-	cs := p.state.Load().byName["cds_svc"].up.stats
-	if cs.cbRqOpen.Value() != 1 {
-		t.Errorf("rq_open %d at max_requests, want 1", cs.cbRqOpen.Value())
+	cs := p.state.Load().byName["cds_svc"].Up.Stats
+	if cs.CbRqOpen.Value() != 1 {
+		t.Errorf("rq_open %d at max_requests, want 1", cs.CbRqOpen.Value())
 	}
 	g.release()
 	for _, ch := range codes {
@@ -143,8 +143,8 @@ func TestCircuitBreakerHTTP2Requests(t *testing.T) {
 			t.Errorf("admitted request: %d", code)
 		}
 	}
-	waitFor(t, "rq_open to close", func() bool { return cs.cbRqOpen.Value() == 0 })
-	if got := p.state.Load().byName["cds_svc"].up.stats.rqPendingOverflow.Value(); got != 1 {
+	waitFor(t, "rq_open to close", func() bool { return cs.CbRqOpen.Value() == 0 })
+	if got := p.state.Load().byName["cds_svc"].Up.Stats.RqPendingOverflow.Value(); got != 1 {
 		t.Errorf("upstream_rq_pending_overflow %d, want 1", got)
 	}
 }
@@ -173,18 +173,18 @@ func TestCircuitBreakerRetries(t *testing.T) {
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "" {
 		t.Errorf("second request: %d overflow=%q, want the upstream's own 503", resp.StatusCode, resp.Header.Get("X-Envoy-Overflow"))
 	}
-	if v := p.state.Load().byName["cds_svc"].up.stats.cbRqRetryOpen.Value(); v != 1 {
+	if v := p.state.Load().byName["cds_svc"].Up.Stats.CbRqRetryOpen.Value(); v != 1 {
 		t.Errorf("rq_retry_open %d with max_retries in progress, want 1", v)
 	}
 	g.release()
 	if code := <-codes[0]; code != 200 {
 		t.Errorf("the retried request: %d, want 200", code)
 	}
-	st := p.state.Load().byName["cds_svc"].up
-	if got := st.stats.rqRetryOverflow.Value(); got != 1 {
+	st := p.state.Load().byName["cds_svc"].Up
+	if got := st.Stats.RqRetryOverflow.Value(); got != 1 {
 		t.Errorf("upstream_rq_retry_overflow %d, want 1", got)
 	}
-	if n := st.breakers.retries.Load(); n != 0 {
+	if n := st.Breakers.Retries.Load(); n != 0 {
 		t.Errorf("%d retries still counted", n)
 	}
 }
@@ -202,9 +202,9 @@ func TestCircuitBreakerTCPConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	up := p.state.Load().byName["cds_tcp"].up
+	up := p.state.Load().byName["cds_tcp"].Up
 	waitFor(t, "the first session to be connected upstream", func() bool {
-		return up.breakers.sessions.Load() == 1 && up.stats.cxActive.Value() == 1
+		return up.Breakers.Sessions.Load() == 1 && up.Stats.CxActive.Value() == 1
 	})
 	second, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -215,10 +215,10 @@ func TestCircuitBreakerTCPConnections(t *testing.T) {
 	if n, err := second.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("second session: read %d, %v; want it closed", n, err)
 	}
-	if got := up.stats.cxOverflow.Value(); got != 1 {
+	if got := up.Stats.CxOverflow.Value(); got != 1 {
 		t.Errorf("upstream_cx_overflow %d, want 1", got)
 	}
-	if v := up.stats.cbCxOpen.Value(); v != 1 {
+	if v := up.Stats.CbCxOpen.Value(); v != 1 {
 		t.Errorf("cx_open %d at max_connections, want 1", v)
 	}
 	// What App Mesh's dashboards query.
@@ -234,6 +234,6 @@ func TestCircuitBreakerTCPConnections(t *testing.T) {
 		t.Errorf("first session answered %q", b)
 	}
 	waitFor(t, "the session's place to be freed", func() bool {
-		return up.breakers.sessions.Load() == 0 && up.stats.cbCxOpen.Value() == 0
+		return up.Breakers.Sessions.Load() == 0 && up.Stats.CbCxOpen.Value() == 0
 	})
 }

@@ -13,6 +13,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -121,8 +122,8 @@ func TestRetryLimit(t *testing.T) {
 		{"xDS budget replaces max_retries", table.CircuitBreakers{MaxRetries: 1, RetryBudget: &table.RetryBudget{Percent: 50, MinConcurrency: 2}}, 100, 50},
 		{"xDS budget minimum", table.CircuitBreakers{RetryBudget: &table.RetryBudget{Percent: 50, MinConcurrency: 2}}, 1, 2},
 	} {
-		l := limitsOf(tc.cb)
-		if got := l.retryLimit(tc.active); got != tc.want {
+		l := cluster.LimitsOf(tc.cb)
+		if got := l.RetryLimit(tc.active); got != tc.want {
 			t.Errorf("%s: retryLimit(%d) = %d, want %d", tc.name, tc.active, got, tc.want)
 		}
 	}

@@ -6,10 +6,6 @@ import (
 	"net"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/meshlens/meshlens/internal/nodeid"
-	"github.com/meshlens/meshlens/internal/stats"
 )
 
 func FuzzParseSockaddr(f *testing.F) {
@@ -174,37 +170,4 @@ func TestOriginalDstNotRedirected(t *testing.T) {
 	if err == nil && dst != s.LocalAddr().(*net.TCPAddr).AddrPort() {
 		t.Errorf("original destination %s of a direct connection to %s", dst, s.LocalAddr())
 	}
-}
-
-// FuzzInboundEdge: any x-meshlens-source value yields an edge whose
-// labels are either the caller's four well-formed parts or "unknown";
-// nothing panics, and recording on it works.
-func FuzzInboundEdge(f *testing.F) {
-	for _, s := range []string{"", "demo/virtualNode/client/greeter.demo.local", "a/b/c", "a/b/c/d/e", "a/b/c/\"", "//x/", "demo/virtualGateway/ingress/greeter.demo.local"} {
-		f.Add(s)
-	}
-	store, err := stats.NewStore(stats.Options{TagRules: []stats.TagRule{}, PrometheusPrefix: "meshlens_", PrometheusSeconds: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	m := newMeshMetrics(store, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "server"})
-	f.Fuzz(func(t *testing.T, src string) {
-		e := m.inboundEdge(src)
-		l := e.labels
-		if e != m.unknown {
-			if l.srcMesh+"/"+l.srcKind+"/"+l.srcWorkload+"/"+l.dstService != src {
-				t.Fatalf("edge %+v for %q", l, src)
-			}
-			if !validLabelValues([]string{l.srcMesh, l.srcKind, l.srcWorkload, l.dstService}) {
-				t.Fatalf("invalid labels %+v", l)
-			}
-		}
-		if l.reporter != "destination" || l.dstWorkload != "server" {
-			t.Fatalf("edge %+v", l)
-		}
-		e.record(protoHTTP, 200, time.Millisecond, 1, 2)
-		if n := len(*m.inbound.Load()); n > maxInboundSources {
-			t.Fatalf("%d inbound sources", n)
-		}
-	})
 }

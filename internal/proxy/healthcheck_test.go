@@ -14,6 +14,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -86,11 +87,11 @@ func TestHealthCheckHTTP(t *testing.T) {
 		withHealthCheck(xCluster("cds_svc", a.Addr(), b.Addr()), 20*time.Millisecond, "/health", 2, 2)).snap(t))
 	url := "http://" + addrOf(t, p, egressName, 0) + "/"
 	c := testClient()
-	up := p.state.Load().byName["cds_svc"].up
-	hs := up.stats.health()
+	up := p.state.Load().byName["cds_svc"].Up
+	hs := up.Stats.Health()
 
 	// The first check decides: a is in, b (503) stays out.
-	waitFor(t, "the first checks", func() bool { return a.checks.Load() > 0 && b.checks.Load() > 0 && hs.healthy.Value() == 1 })
+	waitFor(t, "the first checks", func() bool { return a.checks.Load() > 0 && b.checks.Load() > 0 && hs.Healthy.Value() == 1 })
 	if seen := spread(t, c, url, 10); seen["a"] != 10 {
 		t.Errorf("with b failing its check: %v, want everything on a", seen)
 	}
@@ -102,38 +103,38 @@ func TestHealthCheckHTTP(t *testing.T) {
 		!strings.Contains(text, "cds_svc::"+a.Addr()+"::health_flags::healthy\n") {
 		t.Errorf("/clusters:\n%s", text)
 	}
-	if got := up.stats.membershipHealthy.Value(); got != 1 {
+	if got := up.Stats.MembershipHealthy.Value(); got != 1 {
 		t.Errorf("membership_healthy %d, want 1", got)
 	}
 
 	// Repaired, b needs two passing checks; then both take traffic.
 	b.healthy.Store(true)
-	waitFor(t, "b to pass its checks", func() bool { return hs.healthy.Value() == 2 })
+	waitFor(t, "b to pass its checks", func() bool { return hs.Healthy.Value() == 2 })
 	if seen := spread(t, c, url, 10); seen["a"] != 5 || seen["b"] != 5 {
 		t.Errorf("both healthy: %v, want 5 each", seen)
 	}
 	// a fails: out after two failed checks.
 	a.healthy.Store(false)
-	waitFor(t, "a to fail its checks", func() bool { return hs.healthy.Value() == 1 && up.stats.membershipHealthy.Value() == 1 })
+	waitFor(t, "a to fail its checks", func() bool { return hs.Healthy.Value() == 1 && up.Stats.MembershipHealthy.Value() == 1 })
 	if seen := spread(t, c, url, 10); seen["b"] != 10 {
 		t.Errorf("with a failing: %v, want everything on b", seen)
 	}
 	// Both failing: every endpoint is used rather than none (panic).
 	b.healthy.Store(false)
-	waitFor(t, "both to fail", func() bool { return hs.healthy.Value() == 0 })
+	waitFor(t, "both to fail", func() bool { return hs.Healthy.Value() == 0 })
 	if seen := spread(t, c, url, 10); seen["a"]+seen["b"] != 10 {
 		t.Errorf("all failing: %v", seen)
 	}
-	if hs.attempt.Value() == 0 || hs.success.Value() == 0 || hs.failure.Value() == 0 || hs.attempt.Value() < hs.success.Value()+hs.failure.Value() {
-		t.Errorf("health_check attempt %d success %d failure %d", hs.attempt.Value(), hs.success.Value(), hs.failure.Value())
+	if hs.Attempt.Value() == 0 || hs.Success.Value() == 0 || hs.Failure.Value() == 0 || hs.Attempt.Value() < hs.Success.Value()+hs.Failure.Value() {
+		t.Errorf("health_check attempt %d success %d failure %d", hs.Attempt.Value(), hs.Success.Value(), hs.Failure.Value())
 	}
 
 	// Taking the check off the cluster puts every endpoint back.
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
 		xCluster("cds_svc", a.Addr(), b.Addr())).snap(t))
-	for _, e := range p.state.Load().byName["cds_svc"].eps {
-		if e.stats.hc.failed.Load() {
-			t.Errorf("%s still marked failing after the check was removed", e.addr)
+	for _, e := range p.state.Load().byName["cds_svc"].Hosts {
+		if e.Stats.HC.Failed.Load() {
+			t.Errorf("%s still marked failing after the check was removed", e.Addr)
 		}
 	}
 	checks := a.checks.Load()
@@ -150,8 +151,8 @@ func TestHealthCheckTCP(t *testing.T) {
 	p := startProxy(t, Config{})
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
 		withHealthCheck(xCluster("cds_svc", deadAddr, good.Addr()), 20*time.Millisecond, "", 1, 1)).snap(t))
-	hs := p.state.Load().byName["cds_svc"].up.stats.health()
-	waitFor(t, "the TCP checks", func() bool { return hs.healthy.Value() == 1 && hs.networkFailure.Value() > 0 })
+	hs := p.state.Load().byName["cds_svc"].Up.Stats.Health()
+	waitFor(t, "the TCP checks", func() bool { return hs.Healthy.Value() == 1 && hs.NetworkFailure.Value() > 0 })
 	c := testClient()
 	if seen := spread(t, c, "http://"+addrOf(t, p, egressName, 0)+"/", 6); seen["good"] != 6 {
 		t.Errorf("%v, want every request on the live endpoint (no connect failure)", seen)
@@ -183,11 +184,11 @@ func TestHealthCheckGRPC(t *testing.T) {
 	p := startProxy(t, Config{})
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_grpc")))}, cl).snap(t))
 	v := p.state.Load().byName["cds_grpc"]
-	hs := v.up.stats.health()
-	waitFor(t, "the gRPC checks", func() bool { return hs.healthy.Value() == 1 && hs.failure.Value() > 0 })
-	for _, e := range v.eps {
-		if want := e.addr == notServing; e.stats.hc.failed.Load() != want {
-			t.Errorf("%s failed=%v, want %v", e.addr, e.stats.hc.failed.Load(), want)
+	hs := v.Up.Stats.Health()
+	waitFor(t, "the gRPC checks", func() bool { return hs.Healthy.Value() == 1 && hs.Failure.Value() > 0 })
+	for _, e := range v.Hosts {
+		if want := e.Addr == notServing; e.Stats.HC.Failed.Load() != want {
+			t.Errorf("%s failed=%v, want %v", e.Addr, e.Stats.HC.Failed.Load(), want)
 		}
 	}
 }
@@ -203,7 +204,7 @@ func TestHealthCheckNoTrafficInterval(t *testing.T) {
 	waitFor(t, "the first check", func() bool { return a.checks.Load() == 1 })
 	time.Sleep(300 * time.Millisecond)
 	if n := a.checks.Load(); n != 1 {
-		t.Fatalf("%d checks in 300ms without traffic, want 1 (next after %v)", n, noTrafficInterval)
+		t.Fatalf("%d checks in 300ms without traffic, want 1 (next after %v)", n, cluster.NoTrafficInterval)
 	}
 	spread(t, testClient(), "http://"+addrOf(t, p, egressName, 0)+"/", 1)
 	waitFor(t, "checks at the interval once there is traffic", func() bool { return a.checks.Load() >= 4 })
@@ -217,9 +218,9 @@ func TestHealthCheckPathWithoutSlash(t *testing.T) {
 	p := startProxy(t, Config{})
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
 		withHealthCheck(xCluster("cds_svc", a.Addr()), 20*time.Millisecond, "health", 1, 1)).snap(t))
-	hs := p.state.Load().byName["cds_svc"].up.stats.health()
-	waitFor(t, "a passing check of /health", func() bool { return a.checks.Load() > 0 && hs.healthy.Value() == 1 })
-	if n := hs.failure.Value() + hs.networkFailure.Value(); n != 0 {
+	hs := p.state.Load().byName["cds_svc"].Up.Stats.Health()
+	waitFor(t, "a passing check of /health", func() bool { return a.checks.Load() > 0 && hs.Healthy.Value() == 1 })
+	if n := hs.Failure.Value() + hs.NetworkFailure.Value(); n != 0 {
 		t.Errorf("%d failed checks, want none", n)
 	}
 }
@@ -237,9 +238,9 @@ func TestHealthCheckNoGoroutinePerEndpoint(t *testing.T) {
 	}
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_many")))},
 		withHealthCheck(xCluster("cds_many", addrs...), 50*time.Millisecond, "", 1, 1)).snap(t))
-	hs := p.state.Load().byName["cds_many"].up.stats.health()
+	hs := p.state.Load().byName["cds_many"].Up.Stats.Health()
 	// Without traffic the next checks come after noTrafficInterval: every
 	// endpoint now waits.
-	waitFor(t, "every endpoint's first check", func() bool { return hs.networkFailure.Value() >= uint64(len(addrs)) })
+	waitFor(t, "every endpoint's first check", func() bool { return hs.NetworkFailure.Value() >= uint64(len(addrs)) })
 	waitFor(t, "the checks to end", func() bool { return runtime.NumGoroutine() < base+50 })
 }

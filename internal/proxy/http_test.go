@@ -438,7 +438,7 @@ func TestUpstreamFailures(t *testing.T) {
 		}
 	}
 	// The timeout is counted.
-	if got := p.state.Load().byName["cds_slow"].up.stats.rqTimeout.Value(); got != 1 {
+	if got := p.state.Load().byName["cds_slow"].Up.Stats.RqTimeout.Value(); got != 1 {
 		t.Errorf("rq_timeout = %d, want 1", got)
 	}
 }
@@ -552,10 +552,8 @@ func TestPassthroughForwardProxy(t *testing.T) {
 	}
 	// Destinations are not kept: a sidecar reaching many outside hosts
 	// does not grow.
-	up := p.state.Load().byName["cds_egress_passthrough"].up
-	up.mu.Lock()
-	kept := len(up.endpoints)
-	up.mu.Unlock()
+	up := p.state.Load().byName["cds_egress_passthrough"].Up
+	kept, _ := up.KnownEndpoints("")
 	if kept != 0 {
 		t.Errorf("the passthrough cluster keeps %d destinations, want none", kept)
 	}

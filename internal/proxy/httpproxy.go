@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 )
 
 // httpServer serves one HTTP filter chain of one listener: plaintext
@@ -116,7 +119,7 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 	}
 	if c.TLS != nil {
 		h.scheme = "https"
-		conf, err := downstreamTLSConfig(c.TLS, next)
+		conf, err := tlsctx.DownstreamConfig(c.TLS, next)
 		if err != nil {
 			h.unusable = err.Error()
 		}
@@ -210,17 +213,10 @@ func (h *httpServer) serve(c *srvConn) {
 	}
 	var conn net.Conn = c
 	if h.tls != nil {
-		tc := tls.Server(c, h.tls)
-		_ = c.SetDeadline(time.Now().Add(h.p.cfg.HeaderReadTimeout))
-		err := tc.Handshake()
-		if ls := c.listener; ls != nil {
-			ls.ssl.get(ls.scope).record(err, tc.ConnectionState(), true)
-		}
-		if err != nil {
-			_ = c.Close()
+		tc := terminateTLS(c, h.tls, h.p.cfg.HeaderReadTimeout)
+		if tc == nil {
 			return
 		}
-		_ = c.SetDeadline(time.Time{})
 		cs := tc.ConnectionState()
 		c.info.tls = &cs
 		conn = tc
@@ -311,6 +307,7 @@ const (
 	bodyTimeout           = "upstream request timeout"
 	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+	bodyOverflow          = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 	bodyStreamTimeout     = "stream timeout"
 	bodyTooManyHeaders    = "Request Header Fields Too Large"
 )
@@ -346,20 +343,20 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// gateway or a sidecar's egress it is not read at all: the client is
 	// outside the mesh or the local application.
 	var src string
-	if v := r.Header[sourceHeader]; len(v) > 0 {
+	if v := r.Header[meshmetrics.SourceHeader]; len(v) > 0 {
 		src = v[0]
-		delete(r.Header, sourceHeader)
+		delete(r.Header, meshmetrics.SourceHeader)
 	}
 	if cc.dir == table.Inbound {
 		// Health checks (Envoy's and ours send User-Agent Envoy/HC) are
 		// not service traffic: Envoy's stats count them, the mesh
 		// metrics and so the service graph do not.
-		if h.p.dataStats != nil && (src != "" || !isHealthCheck(r)) {
+		if h.p.dataStats != nil && (src != "" || !cluster.IsHealthCheck(r)) {
 			cs := r.TLS // nil under the framing guard's wrapper
 			if cs == nil && ci != nil {
 				cs = ci.tls
 			}
-			ex.edge = h.p.mesh.callerEdge(cs, cc.listenerTLS, src)
+			ex.edge = h.p.mesh.Caller(cs, cc.listenerTLS, src)
 		}
 	}
 	// Deferred so that a request aborted mid-body (panic
@@ -431,11 +428,11 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		return
 	}
 	if cc.dir != table.Inbound {
-		if e := view.edges[route.Meta.VirtualService]; e != nil {
+		if e := view.Edges[route.Meta.VirtualService]; e != nil {
 			ex.edge = e
-			r.Header[sourceHeader] = e.header
+			r.Header[meshmetrics.SourceHeader] = e.Header()
 		} else {
-			delete(r.Header, sourceHeader)
+			delete(r.Header, meshmetrics.SourceHeader)
 		}
 	}
 	if upgrade != "" {
@@ -485,7 +482,7 @@ var connectionClose = []string{"close"}
 // nothing to forward to it answers locally (404 without a route, the
 // route's direct response, 503 for a cluster CDS did not send) and
 // returns a nil view.
-func routeTo(w http.ResponseWriter, ex *exchange, cc *chainConfig) (*table.Route, *clusterView) {
+func routeTo(w http.ResponseWriter, ex *exchange, cc *chainConfig) (*table.Route, *cluster.View) {
 	hs := cc.stats
 	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
 	if route == nil {
@@ -528,7 +525,7 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 		h.noteStreamEnd(ci, hs, r, ex.status, d)
 	}
 	if ex.edge != nil {
-		ex.edge.record(requestProto(r), ex.status, d, ex.received, ex.sent)
+		ex.edge.Record(meshmetrics.RequestProto(r), ex.status, d, ex.received, ex.sent)
 	}
 	if len(cc.logs) > 0 {
 		e := &ex.log
@@ -546,10 +543,10 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 			e.ResponseDuration = max(ex.firstByte.Sub(ex.start), 1)
 		}
 		if ex.ep != nil {
-			e.UpstreamHost = ex.ep.addr
+			e.UpstreamHost = ex.ep.Addr
 		}
 		if ex.view != nil {
-			e.UpstreamCluster = ex.view.c.Name
+			e.UpstreamCluster = ex.view.Cluster.Name
 		}
 		if ex.route != nil {
 			e.RouteName = ex.route.Name
@@ -621,7 +618,7 @@ var (
 )
 
 // forward sends the request to the cluster and streams the response back.
-func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *clusterView) {
+func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
 	idle := hcm.StreamIdleTimeout
 	if route.IdleTimeout > 0 {
 		idle = route.IdleTimeout
@@ -651,7 +648,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	u := new(url.URL)
 	*u = *r.URL
 	u.Scheme, u.User, u.Fragment = "http", nil, ""
-	if view.up.key.tls != "" {
+	if view.Up.Key.TLS != "" {
 		u.Scheme = "https"
 	}
 	if route.HasPathRewrite() {
@@ -691,19 +688,19 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 		}
 		tr = h.try(ctx, o, r.ProtoMajor, view, route, st)
 		if n > 0 {
-			view.up.retryDone()
+			view.Up.RetryDone()
 		}
 		ex.attempts++
-		if n >= retries || !retriable(route.Retry, &tr, ctx) || (rb != nil && !rb.canReplay()) || !view.admitRetry() {
+		if n >= retries || !retriable(route.Retry, &tr, ctx) || (rb != nil && !rb.canReplay()) || !view.AdmitRetry() {
 			break
 		}
 		if bv != nil {
 			_ = bv.Close() // its transport may still be reading: detach it
 		}
 		tr.discard(view)
-		view.up.stats.rqRetry.Inc()
+		view.Up.Stats.RqRetry.Inc()
 		if !backoff(ctx, route.Retry, n) {
-			view.up.retryDone()
+			view.Up.RetryDone()
 			tr = tryResult{err: context.Cause(ctx), cancel: func() {}}
 			break
 		}
@@ -711,23 +708,23 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	defer tr.cancel()
 	resp, ep, err := tr.resp, tr.ep, tr.err
 	ex.ep = ep
-	cs := view.up.stats
+	cs := view.Up.Stats
 	if err != nil {
 		switch {
 		case errors.Is(err, errNoEndpoint):
-			cs.cxNoneHealthy.Inc()
+			cs.CxNoneHealthy.Inc()
 			ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
-		case errors.Is(err, errOverflow):
+		case errors.Is(err, cluster.ErrOverflow):
 			w.Header()["X-Envoy-Overflow"] = []string{"true"}
 			ex.reply(w, http.StatusServiceUnavailable, bodyOverflow, accesslog.UpstreamOverflow)
 		case context.Cause(ctx) == errRouteTimeout || tr.perTryTimeout:
 			if tr.perTryTimeout {
-				cs.rqPerTryTimeout.Inc()
+				cs.RqPerTryTimeout.Inc()
 			} else {
-				cs.rqTimeout.Inc()
+				cs.RqTimeout.Inc()
 			}
 			if ep != nil {
-				ep.stats.rqTimeout.Add(1)
+				ep.Stats.RqTimeout.Add(1)
 			}
 			ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
 		case context.Cause(ctx) == errStreamIdle:
@@ -741,14 +738,14 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 			// as Envoy and HAProxy answer it.
 			ex.badRequest(w, r, st.bodyError())
 		case tr.outgrew:
-			cs.rqRetryAbandoned.Inc()
+			cs.RqRetryAbandoned.Inc()
 			ex.reply(w, http.StatusInsufficientStorage, bodyRetryBufferExceeded, 0)
 		default:
-			var ce *connectError
+			var ce *cluster.ConnectError
 			if errors.As(err, &ce) {
 				ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
 			} else {
-				cs.rqRxReset.Inc()
+				cs.RqRxReset.Inc()
 				ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
 			}
 		}
@@ -756,18 +753,18 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	ex.firstByte = time.Now()
 	defer func() {
-		view.up.attemptDone(ep.stats)
-		cs.rqTime.RecordDuration(time.Since(tr.start))
+		view.Up.AttemptDone(ep.Stats)
+		cs.RqTime.RecordDuration(time.Since(tr.start))
 	}()
-	countStatus(cs, ep.stats, resp.StatusCode)
+	countStatus(cs, ep.Stats, resp.StatusCode)
 	if ex.attempts > 1 && resp.StatusCode < 500 {
-		cs.rqRetrySuccess.Inc()
+		cs.RqRetrySuccess.Inc()
 	}
 	ex.status = resp.StatusCode
 	err = writeResponse(w, resp, st, ex)
 	if tr.trailersJudge && r.Context().Err() == nil && !st.bodyFailed() {
 		if v := grpcOutcome(resp, err); v != verdictNone {
-			view.outcome(ep, v == verdictFail)
+			view.Outcome(ep, v == verdictFail)
 		}
 	}
 	if err != nil {
@@ -809,37 +806,37 @@ var errNoEndpoint = errors.New("no healthy upstream")
 // retriable under route.Retry and the body can be replayed; the later
 // retry and outlier-detection work (retry budgets, host predicates,
 // ejections) hooks in here.
-func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView, route *table.Route) (*http.Response, *endpointRT, error) {
-	var ep *endpointRT
-	if view.origDst {
+func (h *httpServer) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
+	var ep *cluster.Endpoint
+	if view.OrigDst {
 		ci, _ := out.Context().Value(connInfoKey{}).(*connInfo)
 		var ok bool
-		if ep, ok = view.origDstEndpoint(ci, out.Host); !ok {
+		if ep, ok = origDstEndpoint(view, ci, out.Host); !ok {
 			return nil, nil, errNoEndpoint
 		}
-	} else if ep = view.pick(); ep == nil {
+	} else if ep = view.Pick(); ep == nil {
 		return nil, nil, errNoEndpoint
 	}
-	out.URL.Host = ep.addr
-	if route.AutoHostRewrite && ep.hostname != "" {
-		out.Host = ep.hostname
+	out.URL.Host = ep.Addr
+	if route.AutoHostRewrite && ep.Hostname != "" {
+		out.Host = ep.Hostname
 	}
-	tr := view.up.transport(downMajor)
+	tr := view.Up.Transport(downMajor)
 	if tr == nil {
 		return nil, ep, errNoEndpoint
 	}
-	view.up.markUsed()
-	if !view.admitRequest(tr == view.up.h2) {
-		return nil, nil, errOverflow
+	view.Up.MarkUsed()
+	if !view.AdmitRequest(tr == view.Up.H2) {
+		return nil, nil, cluster.ErrOverflow
 	}
-	cs := view.up.stats
-	ep.stats.rqTotal.Add(1)
-	cs.rqTotal.Inc()
-	ep.stats.rqActive.Add(1)
-	cs.rqActive.Inc()
+	cs := view.Up.Stats
+	ep.Stats.RqTotal.Add(1)
+	cs.RqTotal.Inc()
+	ep.Stats.RqActive.Add(1)
+	cs.RqActive.Inc()
 	resp, err := tr.RoundTrip(out)
 	if err != nil {
-		view.up.attemptDone(ep.stats) // try counts the endpoint's error
+		view.Up.AttemptDone(ep.Stats) // try counts the endpoint's error
 		return nil, ep, err
 	}
 	return resp, ep, nil
@@ -847,14 +844,14 @@ func (h *httpServer) attempt(out *http.Request, downMajor int, view *clusterView
 
 // countStatus counts an upstream response: cluster.<c>.upstream_rq_<code>,
 // _<class>xx and _completed, and the endpoint's success or error.
-func countStatus(cs *clusterStats, es *endpointStats, code int) {
-	cs.codes.Inc(code)
-	cs.rqCompleted.Inc()
+func countStatus(cs *cluster.Stats, es *cluster.EndpointStats, code int) {
+	cs.Codes.Inc(code)
+	cs.RqCompleted.Inc()
 	if code >= 500 {
-		es.rqError.Add(1)
+		es.RqError.Add(1)
 		return
 	}
-	es.rqSuccess.Add(1)
+	es.RqSuccess.Add(1)
 }
 
 // errUpstreamBody marks a failure reading the upstream response body, as
@@ -1044,9 +1041,9 @@ type exchange struct {
 	attempts       uint32
 	firstByte      time.Time
 	route          *table.Route
-	view           *clusterView
-	ep             *endpointRT
-	edge           *meshEdge
+	view           *cluster.View
+	ep             *cluster.Endpoint
+	edge           *meshmetrics.Edge
 	st             *stream
 	log            accesslog.Entry
 }

@@ -260,3 +260,22 @@ func (lrt *listenerRT) drain(ctx context.Context, servers []*httpServer) {
 	lrt.sessions.drain(ctx)
 	wg.Wait()
 }
+
+// terminateTLS runs the server side of the TLS handshake on a matched
+// downstream connection, within timeout, and counts it in the listener's
+// ssl.* stats. It is the one place both HTTP and TCP chains terminate
+// TLS. On failure it closes c and returns nil.
+func terminateTLS(c *srvConn, conf *tls.Config, timeout time.Duration) *tls.Conn {
+	tc := tls.Server(c, conf)
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	err := tc.Handshake()
+	if ls := c.listener; ls != nil {
+		ls.ssl.Get(ls.scope).Record(err, tc.ConnectionState(), true)
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil
+	}
+	_ = c.SetDeadline(time.Time{})
+	return tc
+}

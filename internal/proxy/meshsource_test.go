@@ -23,8 +23,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-
-	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 )
 
 // forged is an x-meshlens-source naming a workload that does not exist.
@@ -105,7 +104,7 @@ func meshEdgeCount(t *testing.T, p *Proxy, labels ...string) float64 {
 func TestMeshSourceFromPeerCertificate(t *testing.T) {
 	t.Parallel()
 	app := startUpstream(t, "app", func(w http.ResponseWriter, r *http.Request) {
-		if _, seen := r.Header[sourceHeader]; seen {
+		if _, seen := r.Header[meshmetrics.SourceHeader]; seen {
 			w.WriteHeader(http.StatusTeapot) // must never happen
 		}
 	})
@@ -140,7 +139,7 @@ func TestMeshSourceFromPeerCertificate(t *testing.T) {
 			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 		}
 		c := &http.Client{Transport: &http.Transport{Proxy: nil, TLSClientConfig: cfg}, Timeout: 10 * time.Second}
-		resp, body := get(t, c, scheme+"://"+addr+"/", "server.demo.local", map[string]string{sourceHeader: forged})
+		resp, body := get(t, c, scheme+"://"+addr+"/", "server.demo.local", map[string]string{meshmetrics.SourceHeader: forged})
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %q", scheme, resp.StatusCode, body)
 		}
@@ -190,7 +189,7 @@ func TestMeshSourceDroppedAtGateway(t *testing.T) {
 		clusters:  []*clusterv3.Cluster{cl},
 	}.snap(t))
 	for _, path := range []string{"/svc/x", "/raw/x"} {
-		if resp, body := get(t, testClient(), "http://"+addrOf(t, p, gwName, 0)+path, "gw.example.com", map[string]string{sourceHeader: forged}); resp.StatusCode != 200 {
+		if resp, body := get(t, testClient(), "http://"+addrOf(t, p, gwName, 0)+path, "gw.example.com", map[string]string{meshmetrics.SourceHeader: forged}); resp.StatusCode != 200 {
 			t.Fatalf("%s: %d %q", path, resp.StatusCode, body)
 		}
 	}
@@ -199,7 +198,7 @@ func TestMeshSourceDroppedAtGateway(t *testing.T) {
 		t.Fatalf("%d requests upstream", len(seen))
 	}
 	for i, want := range []string{"demo/virtualGateway/gw/backend.demo.local", "demo/virtualGateway/gw/unknown"} {
-		if got := seen[i].Header.Values(sourceHeader); len(got) != 1 || got[0] != want {
+		if got := seen[i].Header.Values(meshmetrics.SourceHeader); len(got) != 1 || got[0] != want {
 			t.Errorf("upstream saw x-meshlens-source %q, want the gateway's own %q", got, want)
 		}
 	}
@@ -207,70 +206,4 @@ func TestMeshSourceDroppedAtGateway(t *testing.T) {
 	if strings.Contains(text, "ghost") {
 		t.Errorf("the forged caller reached the gateway's metrics:\n%s", text)
 	}
-}
-
-// The called side finds a certificate caller's edge without allocating
-// once the edge exists, and tells the identities apart.
-func TestPeerEdge(t *testing.T) {
-	ca := newTestCA(t)
-	parse := func(c tls.Certificate) *x509.Certificate {
-		x, err := x509.ParseCertificate(c.Certificate[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return x
-	}
-	node := parse(ca.issue(t, "a.demo.local", "spiffe://td/mesh/demo/virtualNode/a"))
-	gw := parse(ca.issue(t, "", "spiffe://td/mesh/demo/virtualGateway/edge"))
-	other := parse(ca.issue(t, "", "spiffe://td/ns/default/sa/web"))
-	self, err := nodeid.Parse("mesh/demo/virtualNode/server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := newMeshMetrics(nil, self)
-	for _, c := range []struct {
-		cert                 *x509.Certificate
-		src                  string
-		mesh, kind, name, sv string
-	}{
-		{node, forged, "demo", "virtualNode", "a", "server.demo.local"},
-		{node, "", "demo", "virtualNode", "a", "unknown"},
-		{node, "a/b/c/d/e", "demo", "virtualNode", "a", "unknown"},
-		{node, "a/b/c/bad\x01", "demo", "virtualNode", "a", "unknown"},
-		{gw, "x/y/z/svc.demo.local", "demo", "virtualGateway", "edge", "svc.demo.local"},
-		{other, forged, "unknown", "unknown", "spiffe://td/ns/default/sa/web", "server.demo.local"},
-	} {
-		l := m.peerEdge(c.cert, c.src).labels
-		if l.srcMesh != c.mesh || l.srcKind != c.kind || l.srcWorkload != c.name || l.dstService != c.sv || l.reporter != "destination" {
-			t.Errorf("%v %q: %+v", c.cert.URIs, c.src, l)
-		}
-	}
-	if n := testing.AllocsPerRun(100, func() { m.peerEdge(node, forged) }); n != 0 {
-		t.Errorf("%v allocations per request", n)
-	}
-}
-
-// FuzzPeerEdge: whatever a certificate's URI SAN and the header say, the
-// edge's labels are fit for Prometheus and never exceed the bound.
-func FuzzPeerEdge(f *testing.F) {
-	for _, s := range [][2]string{
-		{"spiffe://td/mesh/demo/virtualNode/a", forged},
-		{"spiffe://td/mesh//virtualNode/", "///"},
-		{"spiffe://td/mesh/a/virtualGateway/b/c", "a/b/c/d\"e"},
-		{"urn:x", ""},
-	} {
-		f.Add(s[0], s[1])
-	}
-	self, _ := nodeid.Parse("mesh/demo/virtualNode/server")
-	m := newMeshMetrics(nil, self)
-	f.Fuzz(func(t *testing.T, uri, src string) {
-		u, err := url.Parse(uri)
-		if err != nil {
-			return
-		}
-		l := m.peerEdge(&x509.Certificate{URIs: []*url.URL{u}}, src).labels
-		if !validLabelValues([]string{l.srcMesh, l.srcKind, l.srcWorkload, l.dstService}) {
-			t.Fatalf("%q %q: labels %+v", uri, src, l)
-		}
-	})
 }

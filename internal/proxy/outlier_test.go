@@ -11,6 +11,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -52,7 +53,7 @@ func TestOutlierDetectionEjectsAndReturns(t *testing.T) {
 	base := "http://" + addrOf(t, p, egressName, 0) + "/"
 	c := testClient()
 	view := p.state.Load().byName["cds_svc"]
-	od := view.up.stats.outlier()
+	od := view.Up.Stats.Outlier()
 
 	// Round robin alternates: the bad endpoint fails its third request on
 	// the sixth, and is ejected then.
@@ -65,16 +66,16 @@ func TestOutlierDetectionEjectsAndReturns(t *testing.T) {
 	if fails != 3 {
 		t.Fatalf("%d failures before the ejection, want 3", fails)
 	}
-	if got := od.active.Value(); got != 1 {
+	if got := od.Active.Value(); got != 1 {
 		t.Fatalf("ejections_active %d, want 1", got)
 	}
 	for name, c := range map[string]uint64{
-		"ejections_enforced_total":           od.enforcedTotal.Value(),
-		"ejections_enforced_consecutive_5xx": od.enforced5xx.Value(),
-		"ejections_detected_consecutive_5xx": od.detected5xx.Value(),
-		"ejections_total":                    od.total.Value(),
-		"ejections_consecutive_5xx":          od.legacy5xx.Value(),
-		"ejections_overflow (want 0, not 1)": od.overflow.Value() + 1,
+		"ejections_enforced_total":           od.EnforcedTotal.Value(),
+		"ejections_enforced_consecutive_5xx": od.Enforced5xx.Value(),
+		"ejections_detected_consecutive_5xx": od.Detected5xx.Value(),
+		"ejections_total":                    od.Total.Value(),
+		"ejections_consecutive_5xx":          od.Legacy5xx.Value(),
+		"ejections_overflow (want 0, not 1)": od.Overflow.Value() + 1,
 	} {
 		if c != 1 {
 			t.Errorf("%s = %d, want 1", name, c)
@@ -95,7 +96,7 @@ func TestOutlierDetectionEjectsAndReturns(t *testing.T) {
 
 	// Repaired, the endpoint returns once its ejection time is up.
 	badFails.Store(false)
-	waitFor(t, "the ejected endpoint to return", func() bool { return od.active.Value() == 0 })
+	waitFor(t, "the ejected endpoint to return", func() bool { return od.Active.Value() == 0 })
 	seen := map[string]int{}
 	for range 4 {
 		_, body := get(t, c, base, "svc", nil)
@@ -123,12 +124,12 @@ func TestOutlierDetectionMaxEjectionPercent(t *testing.T) {
 			t.Fatalf("status %d, want the upstream's 500", resp.StatusCode)
 		}
 	}
-	od := p.state.Load().byName["cds_svc"].up.stats.outlier()
-	if od.active.Value() != 1 || od.enforcedTotal.Value() != 1 {
-		t.Errorf("ejections_active %d, enforced %d; want 1, 1", od.active.Value(), od.enforcedTotal.Value())
+	od := p.state.Load().byName["cds_svc"].Up.Stats.Outlier()
+	if od.Active.Value() != 1 || od.EnforcedTotal.Value() != 1 {
+		t.Errorf("ejections_active %d, enforced %d; want 1, 1", od.Active.Value(), od.EnforcedTotal.Value())
 	}
-	if od.overflow.Value() == 0 || od.detected5xx.Value() != 1+od.overflow.Value() {
-		t.Errorf("overflow %d, detected %d: each later detection must overflow", od.overflow.Value(), od.detected5xx.Value())
+	if od.Overflow.Value() == 0 || od.Detected5xx.Value() != 1+od.Overflow.Value() {
+		t.Errorf("overflow %d, detected %d: each later detection must overflow", od.Overflow.Value(), od.Detected5xx.Value())
 	}
 }
 
@@ -151,8 +152,8 @@ func TestOutlierDetectionConnectFailures(t *testing.T) {
 	if failed != 2 {
 		t.Errorf("%d connect failures answered 503, want 2 before the ejection", failed)
 	}
-	if od := p.state.Load().byName["cds_svc"].up.stats.outlier(); od.active.Value() != 1 {
-		t.Errorf("ejections_active %d, want 1", od.active.Value())
+	if od := p.state.Load().byName["cds_svc"].Up.Stats.Outlier(); od.Active.Value() != 1 {
+		t.Errorf("ejections_active %d, want 1", od.Active.Value())
 	}
 }
 
@@ -166,51 +167,51 @@ func TestOutlierSweep(t *testing.T) {
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
 		withOutlier(xCluster("cds_svc", up.Addr(), "127.0.0.1:1"), 1, time.Hour, 10*time.Second, 100)).snap(t))
 	v := p.state.Load().byName["cds_svc"]
-	ep := v.eps[0]
-	h := &ep.stats.outlier
+	ep := v.Hosts[0]
+	h := &ep.Stats.Outlier
 	t0 := time.Now()
-	v.eject(ep, t0)
-	if got := time.Duration(h.ejectedUntil.Load() - t0.UnixNano()); got != 10*time.Second {
+	v.Eject(ep, t0)
+	if got := time.Duration(h.EjectedUntil.Load() - t0.UnixNano()); got != 10*time.Second {
 		t.Fatalf("first ejection for %v, want 10s", got)
 	}
-	v.sweep(t0.Add(9 * time.Second))
-	if !h.ejected() {
+	v.Sweep(t0.Add(9 * time.Second))
+	if !h.Ejected() {
 		t.Fatal("returned before its time")
 	}
-	v.sweep(t0.Add(10 * time.Second))
-	if h.ejected() || v.up.ejected.Load() != 0 || v.od.active.Value() != 0 {
-		t.Fatalf("not returned at its time: ejected %v, count %d, gauge %d", h.ejected(), v.up.ejected.Load(), v.od.active.Value())
+	v.Sweep(t0.Add(10 * time.Second))
+	if h.Ejected() || v.Up.Ejected.Load() != 0 || v.OutlierStats.Active.Value() != 0 {
+		t.Fatalf("not returned at its time: ejected %v, count %d, gauge %d", h.Ejected(), v.Up.Ejected.Load(), v.OutlierStats.Active.Value())
 	}
 	t1 := t0.Add(11 * time.Second)
-	v.eject(ep, t1)
-	if got := time.Duration(h.ejectedUntil.Load() - t1.UnixNano()); got != 20*time.Second {
+	v.Eject(ep, t1)
+	if got := time.Duration(h.EjectedUntil.Load() - t1.UnixNano()); got != 20*time.Second {
 		t.Fatalf("second ejection for %v, want 20s", got)
 	}
-	v.sweep(t1.Add(20 * time.Second))
+	v.Sweep(t1.Add(20 * time.Second))
 	for range 2 {
-		v.sweep(t1.Add(21 * time.Second))
+		v.Sweep(t1.Add(21 * time.Second))
 	}
-	if m := h.ejections.Load(); m != 0 {
+	if m := h.Ejections.Load(); m != 0 {
 		t.Errorf("multiplier %d after two sweeps in, want 0", m)
 	}
 
 	// Ejected, then removed from the cluster by a new snapshot.
-	v.eject(ep, t1)
+	v.Eject(ep, t1)
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
 		withOutlier(xCluster("cds_svc", "127.0.0.1:1"), 1, time.Hour, 10*time.Second, 100)).snap(t))
 	v2 := p.state.Load().byName["cds_svc"]
-	if v2.up != v.up {
+	if v2.Up != v.Up {
 		t.Fatal("the upstream was replaced; the test needs it kept")
 	}
-	v2.sweep(t1)
-	if h.ejected() || v2.od.active.Value() != 0 {
+	v2.Sweep(t1)
+	if h.Ejected() || v2.OutlierStats.Active.Value() != 0 {
 		t.Errorf("an endpoint that left stays ejected")
 	}
 }
 
 func TestJudge(t *testing.T) {
 	t.Parallel()
-	ep := &endpointRT{stats: &endpointStats{}}
+	ep := &cluster.Endpoint{Stats: &cluster.EndpointStats{}}
 	resp := func(code int, hdr ...string) *http.Response {
 		r := &http.Response{StatusCode: code, Header: http.Header{}}
 		for i := 0; i+1 < len(hdr); i += 2 {
@@ -272,21 +273,21 @@ func TestPolicyPathAllocatesNothing(t *testing.T) {
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_svc")))},
 		withBreakers(c, 100, 100, 100, 3)).snap(t))
 	v := p.state.Load().byName["cds_svc"]
-	v.eps[1].stats.outlier.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
-	v.eps[2].stats.hc.failed.Store(true)
+	v.Hosts[1].Stats.Outlier.EjectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	v.Hosts[2].Stats.HC.Failed.Store(true)
 	allocs := testing.AllocsPerRun(1000, func() {
-		if !v.admitRequest(false) {
+		if !v.AdmitRequest(false) {
 			t.Fatal("not admitted")
 		}
-		ep := v.pick()
-		if ep != v.eps[0] {
-			t.Fatalf("picked %s, want the only usable endpoint", ep.addr)
+		ep := v.Pick()
+		if ep != v.Hosts[0] {
+			t.Fatalf("picked %s, want the only usable endpoint", ep.Addr)
 		}
-		v.outcome(ep, false)
-		if v.admitRetry() {
-			v.up.retryDone()
+		v.Outcome(ep, false)
+		if v.AdmitRetry() {
+			v.Up.RetryDone()
 		}
-		v.up.attemptDone(ep.stats)
+		v.Up.AttemptDone(ep.Stats)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per request, want 0", allocs)
@@ -307,23 +308,21 @@ func TestEndpointCountersPruned(t *testing.T) {
 		get(t, c, base, "svc", nil)
 	}
 	c.CloseIdleConnections()
-	up := p.state.Load().byName["cds_svc"].up
-	up.closeIdle() // nothing in flight to b any more
+	up := p.state.Load().byName["cds_svc"].Up
+	up.CloseIdle() // nothing in flight to b any more
 	waitFor(t, "the upstream connections to close", func() bool {
-		return up.endpoint(b.Addr()).cxActive.Load() == 0
+		return up.Endpoint(b.Addr()).CxActive.Load() == 0
 	})
-	kept := up.endpoint(a.Addr())
+	kept := up.Endpoint(a.Addr())
 	mustApply(t, p, egressRoutes(vh, xCluster("cds_svc", a.Addr())).snap(t))
-	if p.state.Load().byName["cds_svc"].up != up {
+	if p.state.Load().byName["cds_svc"].Up != up {
 		t.Fatal("the upstream was replaced; the test needs it kept")
 	}
-	up.mu.Lock()
-	_, hasB := up.endpoints[b.Addr()]
-	up.mu.Unlock()
+	_, hasB := up.KnownEndpoints(b.Addr())
 	if hasB {
 		t.Error("the counters of an idle endpoint that left the cluster are still kept")
 	}
-	if up.endpoint(a.Addr()) != kept || kept.rqTotal.Load() != 2 {
-		t.Errorf("the endpoint that stayed lost its counters (rq_total %d, want 2)", kept.rqTotal.Load())
+	if up.Endpoint(a.Addr()) != kept || kept.RqTotal.Load() != 2 {
+		t.Errorf("the endpoint that stayed lost its counters (rq_total %d, want 2)", kept.RqTotal.Load())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -28,7 +29,7 @@ const maxRetryBody = 64 << 10
 // tryResult is one upstream attempt.
 type tryResult struct {
 	resp *http.Response
-	ep   *endpointRT
+	ep   *cluster.Endpoint
 	err  error
 	// perTryTimeout: the attempt's own timeout (RetryPolicy.PerTryTimeout)
 	// fired, not the route's.
@@ -48,7 +49,7 @@ type tryResult struct {
 
 // try performs one attempt under the retry policy's per-try timeout; st
 // is the request's stream, which tells a downstream body failure.
-func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, view *clusterView, route *table.Route, st *stream) tryResult {
+func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *stream) tryResult {
 	tr := tryResult{cancel: func() {}, start: time.Now()}
 	actx := ctx
 	if p := route.Retry; p != nil && p.PerTryTimeout > 0 {
@@ -66,15 +67,15 @@ func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, 
 			tr.perTryTimeout = true
 		}
 		if tr.ep != nil && !tr.downstream && !tr.outgrew {
-			tr.ep.stats.rqError.Add(1)
+			tr.ep.Stats.RqError.Add(1)
 		}
 	}
-	if view.skip != nil {
+	if view.Skip != nil {
 		switch judge(ctx, &tr) {
 		case verdictOK:
-			view.outcome(tr.ep, false)
+			view.Outcome(tr.ep, false)
 		case verdictFail:
-			view.outcome(tr.ep, true)
+			view.Outcome(tr.ep, true)
 		case verdictTrailers:
 			tr.trailersJudge = true
 		}
@@ -83,12 +84,12 @@ func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, 
 }
 
 // discard releases an attempt that will not be answered downstream.
-func (tr *tryResult) discard(view *clusterView) {
+func (tr *tryResult) discard(view *cluster.View) {
 	if tr.resp != nil {
-		countStatus(view.up.stats, tr.ep.stats, tr.resp.StatusCode)
+		countStatus(view.Up.Stats, tr.ep.Stats, tr.resp.StatusCode)
 		_ = tr.resp.Body.Close()
-		view.up.attemptDone(tr.ep.stats)
-		view.up.stats.rqTime.RecordDuration(time.Since(tr.start))
+		view.Up.AttemptDone(tr.ep.Stats)
+		view.Up.Stats.RqTime.RecordDuration(time.Since(tr.start))
 	}
 	tr.cancel()
 }
@@ -238,9 +239,9 @@ func retriable(pol *table.RetryPolicy, tr *tryResult, ctx context.Context) bool 
 	}
 	on := pol.On
 	if tr.err != nil {
-		var ce *connectError
+		var ce *cluster.ConnectError
 		switch {
-		case errors.Is(tr.err, errNoEndpoint), errors.Is(tr.err, errOverflow):
+		case errors.Is(tr.err, errNoEndpoint), errors.Is(tr.err, cluster.ErrOverflow):
 			// Envoy retries neither a cluster with nothing to offer nor
 			// a circuit breaker's refusal.
 			return false

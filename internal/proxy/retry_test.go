@@ -98,7 +98,7 @@ func TestRetries(t *testing.T) {
 		t.Errorf("per-try timeout retried: %d %q", resp.StatusCode, body)
 	}
 	st := p.state.Load().byName
-	if st["cds_flaky"].up.stats.rqRetry.Value() < 4 || st["cds_half_dead"].up.stats.rqRetry.Value() < 1 {
+	if st["cds_flaky"].Up.Stats.RqRetry.Value() < 4 || st["cds_half_dead"].Up.Stats.RqRetry.Value() < 1 {
 		t.Errorf("upstream_rq_retry not counted")
 	}
 }

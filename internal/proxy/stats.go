@@ -4,10 +4,10 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -96,7 +96,7 @@ type listenerStats struct {
 	cxActive                    *stats.Gauge
 	cxLength                    *stats.Histogram
 	scope                       *stats.Scope
-	ssl                         lazySSL // listener.<addr>.ssl.*, on the first TLS handshake
+	ssl                         tlsctx.LazySSL // listener.<addr>.ssl.*, on the first TLS handshake
 }
 
 // listenerStatName is Envoy's name of a listener in stats: its address
@@ -208,120 +208,6 @@ func newTCPStats(sc *stats.Scope) *tcpStats {
 		txBytes:     sc.Counter("downstream_cx_tx_bytes_total"),
 		idleTimeout: sc.Counter("idle_timeout"),
 	}
-}
-
-// clusterStats are a cluster's cluster.<name>.* stats. They belong to the
-// cluster's upstream, which outlives snapshots; a replaced upstream's
-// successor acquires the same scope first, so counts carry over.
-type clusterStats struct {
-	scope *stats.Scope
-
-	cxTotal, cxConnectFail, cxConnectTimeout, cxDestroy *stats.Counter
-	cxHTTP1Total, cxHTTP2Total, cxRxBytes, cxTxBytes    *stats.Counter
-	cxActive                                            *stats.Gauge
-	cxConnectMs, cxLength                               *stats.Histogram
-
-	rqTotal, rqCompleted, rqTimeout, rqPerTryTimeout *stats.Counter
-	rqRetry, rqRetrySuccess, rqRxReset               *stats.Counter
-	rqPendingOverflow, rqRetryOverflow, cxOverflow   *stats.Counter
-	cxNoneHealthy, rqRetryAbandoned                  *stats.Counter
-	// circuit_breakers.default.*_open (breaker.go); cxLimit is the
-	// latest max_connections, for cx_open.
-	cbCxOpen, cbCxPoolOpen, cbRqPendingOpen *stats.Gauge
-	cbRqOpen, cbRqRetryOpen                 *stats.Gauge
-	cxLimit                                 atomic.Int64
-	// ssl are the cluster.<name>.ssl.* stats, on the first TLS handshake.
-	ssl      lazySSL
-	rqActive *stats.Gauge
-	codes    *stats.CodeCounters
-	rqTime   *stats.Histogram
-
-	membershipTotal, membershipHealthy, membershipDegraded, membershipExcluded *stats.Gauge
-	maxHostWeight                                                              *stats.Gauge
-	membershipChange, lbHealthyPanic, updateSuccess                            *stats.Counter
-
-	// od are the outlier_detection.* stats, once a snapshot gives the
-	// cluster outlier detection (outlier.go).
-	od atomic.Pointer[outlierStats]
-	// hc are the health_check.* stats, once a snapshot gives the cluster
-	// active health checks (healthcheck.go).
-	hc atomic.Pointer[hcStats]
-}
-
-func newClusterStats(sc *stats.Scope) *clusterStats {
-	if sc == nil {
-		return &clusterStats{}
-	}
-	return &clusterStats{
-		scope:              sc,
-		cxTotal:            sc.Counter("upstream_cx_total"),
-		cxConnectFail:      sc.Counter("upstream_cx_connect_fail"),
-		cxConnectTimeout:   sc.Counter("upstream_cx_connect_timeout"),
-		cxDestroy:          sc.Counter("upstream_cx_destroy"),
-		cxHTTP1Total:       sc.Counter("upstream_cx_http1_total"),
-		cxHTTP2Total:       sc.Counter("upstream_cx_http2_total"),
-		cxRxBytes:          sc.Counter("upstream_cx_rx_bytes_total"),
-		cxTxBytes:          sc.Counter("upstream_cx_tx_bytes_total"),
-		cxActive:           sc.Gauge("upstream_cx_active"),
-		cxConnectMs:        sc.Histogram("upstream_cx_connect_ms", stats.Milliseconds),
-		cxLength:           sc.Histogram("upstream_cx_length_ms", stats.Milliseconds),
-		rqTotal:            sc.Counter("upstream_rq_total"),
-		rqCompleted:        sc.Counter("upstream_rq_completed"),
-		rqTimeout:          sc.Counter("upstream_rq_timeout"),
-		rqPerTryTimeout:    sc.Counter("upstream_rq_per_try_timeout"),
-		rqRetry:            sc.Counter("upstream_rq_retry"),
-		rqRetrySuccess:     sc.Counter("upstream_rq_retry_success"),
-		rqRxReset:          sc.Counter("upstream_rq_rx_reset"),
-		rqPendingOverflow:  sc.Counter("upstream_rq_pending_overflow"),
-		rqRetryOverflow:    sc.Counter("upstream_rq_retry_overflow"),
-		cxOverflow:         sc.Counter("upstream_cx_overflow"),
-		cxNoneHealthy:      sc.Counter("upstream_cx_none_healthy"),
-		rqRetryAbandoned:   sc.Counter("retry_or_shadow_abandoned"),
-		cbCxOpen:           sc.Gauge("circuit_breakers.default.cx_open"),
-		cbCxPoolOpen:       sc.Gauge("circuit_breakers.default.cx_pool_open"),
-		cbRqPendingOpen:    sc.Gauge("circuit_breakers.default.rq_pending_open"),
-		cbRqOpen:           sc.Gauge("circuit_breakers.default.rq_open"),
-		cbRqRetryOpen:      sc.Gauge("circuit_breakers.default.rq_retry_open"),
-		rqActive:           sc.Gauge("upstream_rq_active"),
-		codes:              sc.CodeCounters("upstream_rq"),
-		rqTime:             sc.Histogram("upstream_rq_time", stats.Milliseconds),
-		membershipTotal:    sc.Gauge("membership_total"),
-		membershipHealthy:  sc.Gauge("membership_healthy"),
-		membershipDegraded: sc.Gauge("membership_degraded"),
-		membershipExcluded: sc.Gauge("membership_excluded"),
-		maxHostWeight:      sc.Gauge("max_host_weight"),
-		membershipChange:   sc.Counter("membership_change"),
-		lbHealthyPanic:     sc.Counter("lb_healthy_panic"),
-		updateSuccess:      sc.Counter("update_success"),
-	}
-}
-
-// release gives the cluster's scope back (the upstream is gone).
-func (c *clusterStats) release() {
-	if c != nil && c.scope != nil {
-		c.scope.Release()
-	}
-}
-
-// setMembership records a snapshot's view of the cluster's endpoints.
-func (c *clusterStats) setMembership(v *clusterView) {
-	var total, healthy, maxW int64
-	for _, e := range v.endpoints() {
-		total++
-		if e.ep.Healthy && (e.stats == nil || !e.stats.unusable()) {
-			healthy++
-		}
-		maxW = max(maxW, int64(e.ep.Weight))
-	}
-	if prev := c.membershipTotal.Value(); c.membershipTotal.Used() && prev != total {
-		c.membershipChange.Inc()
-	}
-	c.membershipTotal.Set(total)
-	c.membershipHealthy.Set(healthy)
-	c.membershipDegraded.Set(0)
-	c.membershipExcluded.Set(0)
-	c.maxHostWeight.Set(maxW)
-	c.updateSuccess.Inc()
 }
 
 // scopes is the set of stats scopes one snapshot acquired, released when

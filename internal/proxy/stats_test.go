@@ -20,6 +20,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -92,7 +94,7 @@ func promValue(text, family string, labels ...string) (float64, bool) {
 func TestStatsExactTwoHops(t *testing.T) {
 	t.Parallel()
 	app := startUpstream(t, "app", func(w http.ResponseWriter, r *http.Request) {
-		if _, seen := r.Header[sourceHeader]; seen {
+		if _, seen := r.Header[meshmetrics.SourceHeader]; seen {
 			w.WriteHeader(http.StatusTeapot) // must never happen
 			return
 		}
@@ -246,7 +248,7 @@ func TestStatsExactTwoHops(t *testing.T) {
 	// A health check reaches the application and Envoy's stats, not the
 	// mesh metrics.
 	req, _ := http.NewRequest(http.MethodGet, "http://"+serverAddr+"/health", nil)
-	req.Header.Set("User-Agent", hcUserAgent)
+	req.Header.Set("User-Agent", cluster.HealthCheckUserAgent)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -12,9 +14,9 @@ import (
 // resolves them.
 type testStatsSet struct {
 	hcm     *hcmStats
-	cluster *clusterStats
-	out, in *meshEdge
-	mesh    *meshMetrics
+	cluster *cluster.Stats
+	out, in *meshmetrics.Edge
+	mesh    *meshmetrics.Metrics
 }
 
 func newTestStatsSet(tb testing.TB) *testStatsSet {
@@ -26,14 +28,14 @@ func newTestStatsSet(tb testing.TB) *testStatsSet {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m := newMeshMetrics(meshStore, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
+	m := meshmetrics.New(meshStore, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
 	s := &testStatsSet{
 		hcm:     newHCMStats(store.Scope("http.egress.")),
-		cluster: newClusterStats(store.Scope("cluster.cds_egress_demo_greeting_http_9080.")),
-		out:     m.outboundEdge("greeting.demo.local", "demo", "greeting"),
+		cluster: cluster.NewStats(store.Scope("cluster.cds_egress_demo_greeting_http_9080.")),
+		out:     m.Outbound("greeting.demo.local", "demo", "greeting"),
 		mesh:    m,
 	}
-	s.in = m.inboundEdge("demo/virtualNode/client/greeter.demo.local")
+	s.in = m.Inbound("demo/virtualNode/client/greeter.demo.local")
 	s.record(200) // first use of a code creates its counters
 	return s
 }
@@ -44,18 +46,18 @@ func (s *testStatsSet) record(code int) {
 	h.rqTotal.Inc()
 	h.rqActive.Inc()
 	h.rqHTTP1Total.Inc()
-	c.rqTotal.Inc()
-	c.rqActive.Inc()
-	countStatus(c, &endpointStats{}, code)
-	c.rqActive.Dec()
-	c.rqTime.RecordDuration(3 * time.Millisecond)
-	c.cxRxBytes.Add(1024)
+	c.RqTotal.Inc()
+	c.RqActive.Inc()
+	countStatus(c, &cluster.EndpointStats{}, code)
+	c.RqActive.Dec()
+	c.RqTime.RecordDuration(3 * time.Millisecond)
+	c.CxRxBytes.Add(1024)
 	h.rqActive.Dec()
 	h.codes.Class(code).Inc()
 	h.rqCompleted.Inc()
 	h.rqTime.RecordDuration(4 * time.Millisecond)
-	s.out.record(protoHTTP, code, 4*time.Millisecond, 0, 1024)
-	s.mesh.inboundEdge("demo/virtualNode/client/greeter.demo.local").record(protoHTTP, code, 3*time.Millisecond, 0, 1024)
+	s.out.Record(meshmetrics.HTTP, code, 4*time.Millisecond, 0, 1024)
+	s.mesh.Inbound("demo/virtualNode/client/greeter.demo.local").Record(meshmetrics.HTTP, code, 3*time.Millisecond, 0, 1024)
 }
 
 // The stats of a request add no allocation once their handles exist.

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -109,17 +110,10 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	case tc.tls != nil:
 		// The chain terminates TLS (App Mesh's listener tls on a tcp
 		// port): the application gets the plaintext.
-		tlsc := tls.Server(c, tc.tls)
-		_ = c.SetDeadline(time.Now().Add(lrt.p.cfg.HeaderReadTimeout))
-		err := tlsc.Handshake()
-		if ls := c.listener; ls != nil {
-			ls.ssl.get(ls.scope).record(err, tlsc.ConnectionState(), true)
-		}
-		if err != nil {
-			_ = c.Close()
+		tlsc := terminateTLS(c, tc.tls, lrt.p.cfg.HeaderReadTimeout)
+		if tlsc == nil {
 			return
 		}
-		_ = c.SetDeadline(time.Time{})
 		down = tlsc
 	}
 	s := &tcpSession{down: down}
@@ -134,8 +128,8 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 
 	// What the session did, for the access log and the mesh metrics.
 	var (
-		view    *clusterView
-		ep      *endpointRT
+		view    *cluster.View
+		ep      *cluster.Endpoint
 		flags   accesslog.ResponseFlags
 		rx, tx  int64
 		started bool
@@ -143,14 +137,14 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	defer func() {
 		d := time.Since(start)
 		if started {
-			var edge *meshEdge
+			var edge *meshmetrics.Edge
 			if tc.dir == table.Inbound {
-				edge = lrt.p.mesh.unknown
+				edge = lrt.p.mesh.Unknown()
 			} else if view != nil {
-				edge = view.edges[chain.Meta.VirtualService]
+				edge = view.Edges[chain.Meta.VirtualService]
 			}
 			if lrt.p.dataStats != nil {
-				edge.record(protoTCP, 0, d, uint64(rx), uint64(tx))
+				edge.Record(meshmetrics.TCP, 0, d, uint64(rx), uint64(tx))
 			}
 		}
 		if len(tc.logs) == 0 {
@@ -163,10 +157,10 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 			ConnectionID: c.info.id, RequestedServerName: c.info.serverName,
 		}
 		if view != nil {
-			e.UpstreamCluster = view.c.Name
+			e.UpstreamCluster = view.Cluster.Name
 		}
 		if ep != nil {
-			e.UpstreamHost = ep.addr
+			e.UpstreamHost = ep.Addr
 		}
 		for _, l := range tc.logs {
 			l.w.LogEntry(l.f, e)
@@ -179,44 +173,44 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		flags |= accesslog.NoClusterFound
 		return
 	}
-	if view.origDst {
+	if view.OrigDst {
 		var ok bool
-		if ep, ok = view.origDstEndpoint(&c.info, ""); !ok {
+		if ep, ok = origDstEndpoint(view, &c.info, ""); !ok {
 			flags |= accesslog.NoHealthyUpstream
 			return
 		}
-	} else if ep = view.pick(); ep == nil {
+	} else if ep = view.Pick(); ep == nil {
 		flags |= accesslog.NoHealthyUpstream
 		return
 	}
-	view.up.markUsed()
-	if !view.admitSession() {
+	view.Up.MarkUsed()
+	if !view.AdmitSession() {
 		flags |= accesslog.UpstreamOverflow
 		ep = nil
 		return
 	}
-	defer view.up.breakers.sessions.Add(-1)
-	ctx, cancel := context.WithTimeout(context.Background(), view.up.key.connectTimeout)
-	up, err := view.up.dial(ctx, "tcp", ep.addr)
+	defer view.Up.Breakers.Sessions.Add(-1)
+	ctx, cancel := context.WithTimeout(context.Background(), view.Up.Key.ConnectTimeout)
+	up, err := view.Up.Dial(ctx, "tcp", ep.Addr)
 	cancel()
 	if err != nil {
-		lrt.p.log.Debug("tcp proxy: upstream connect failed", "listener", lrt.name, "cluster", view.c.Name, "endpoint", ep.addr, "err", err)
+		lrt.p.log.Debug("tcp proxy: upstream connect failed", "listener", lrt.name, "cluster", view.Cluster.Name, "endpoint", ep.Addr, "err", err)
 		flags |= accesslog.UpstreamConnectionFailure
-		view.outcome(ep, true)
+		view.Outcome(ep, true)
 		return
 	}
-	if view.up.tlsConf != nil {
-		tlsc, err := view.up.handshake(context.Background(), up, view.up.tlsConf)
+	if view.Up.TLSConf != nil {
+		tlsc, err := view.Up.Handshake(context.Background(), up, view.Up.TLSConf)
 		if err != nil {
 			flags |= accesslog.UpstreamConnectionFailure
-			view.outcome(ep, true)
+			view.Outcome(ep, true)
 			return
 		}
 		up = tlsc
 	}
 	// A TCP session is judged by its connect, as Envoy's tcp_proxy
 	// reports to outlier detection.
-	view.outcome(ep, false)
+	view.Outcome(ep, false)
 	started = true
 	lrt.sessions.setUp(s, up)
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -57,46 +58,46 @@ var errNotHijackable = errors.New("the downstream connection cannot be taken ove
 // tunnelAttempt is the endpoint a tunnel (upgrade or CONNECT) goes to,
 // counted as an attempt on it until done is called.
 type tunnelAttempt struct {
-	view  *clusterView
-	ep    *endpointRT
+	view  *cluster.View
+	ep    *cluster.Endpoint
 	start time.Time
 }
 
 // done ends the attempt's accounting.
 func (a *tunnelAttempt) done() {
-	a.view.up.attemptDone(a.ep.stats)
-	a.view.up.stats.rqTime.RecordDuration(time.Since(a.start))
+	a.view.Up.AttemptDone(a.ep.Stats)
+	a.view.Up.Stats.RqTime.RecordDuration(time.Since(a.start))
 }
 
 // beginTunnel picks the endpoint for a tunnel to authority's route
 // cluster and admits it past the circuit breakers; when it cannot, it
 // answers as a request would be answered and returns nil.
-func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, view *clusterView, authority string) *tunnelAttempt {
-	var ep *endpointRT
-	if view.origDst {
+func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, view *cluster.View, authority string) *tunnelAttempt {
+	var ep *cluster.Endpoint
+	if view.OrigDst {
 		ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-		ep, _ = view.origDstEndpoint(ci, authority)
+		ep, _ = origDstEndpoint(view, ci, authority)
 	} else {
-		ep = view.pick()
+		ep = view.Pick()
 	}
 	if ep == nil {
-		view.up.stats.cxNoneHealthy.Inc()
+		view.Up.Stats.CxNoneHealthy.Inc()
 		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 		return nil
 	}
-	view.up.markUsed()
-	if !view.admitRequest(false) {
+	view.Up.MarkUsed()
+	if !view.AdmitRequest(false) {
 		w.Header()["X-Envoy-Overflow"] = []string{"true"}
 		ex.reply(w, http.StatusServiceUnavailable, bodyOverflow, accesslog.UpstreamOverflow)
 		return nil
 	}
 	ex.ep = ep
 	ex.attempts = 1
-	cs := view.up.stats
-	ep.stats.rqTotal.Add(1)
-	cs.rqTotal.Inc()
-	ep.stats.rqActive.Add(1)
-	cs.rqActive.Inc()
+	cs := view.Up.Stats
+	ep.Stats.RqTotal.Add(1)
+	cs.RqTotal.Inc()
+	ep.Stats.RqActive.Add(1)
+	cs.RqActive.Inc()
 	return &tunnelAttempt{view: view, ep: ep, start: time.Now()}
 }
 
@@ -104,21 +105,21 @@ func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exc
 // failure is answered, and tells outlier detection.
 func (h *httpServer) failTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, a *tunnelAttempt, err error) {
 	if r.Context().Err() == nil {
-		a.view.outcome(a.ep, true)
+		a.view.Outcome(a.ep, true)
 	}
-	a.ep.stats.rqError.Add(1)
-	cs := a.view.up.stats
-	var ce *connectError
+	a.ep.Stats.RqError.Add(1)
+	cs := a.view.Up.Stats
+	var ce *cluster.ConnectError
 	switch {
 	case r.Context().Err() != nil:
 		ex.flags |= accesslog.DownstreamConnectionTermination
 	case errors.As(err, &ce):
 		ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		cs.rqTimeout.Inc()
+		cs.RqTimeout.Inc()
 		ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
 	default:
-		cs.rqRxReset.Inc()
+		cs.RqRxReset.Inc()
 		ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
 	}
 }
@@ -189,7 +190,7 @@ func (h *httpServer) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upE
 
 // upgrade forwards an upgrade request to the route's cluster and, when
 // the endpoint switches protocols, tunnels the two connections.
-func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *clusterView) {
+func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
 	a := h.beginTunnel(w, r, ex, view, r.Host)
 	if a == nil {
 		return
@@ -216,8 +217,8 @@ func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchang
 	host := r.Host
 	if route.HostRewrite != "" {
 		host = route.HostRewrite
-	} else if route.AutoHostRewrite && ep.hostname != "" {
-		host = ep.hostname
+	} else if route.AutoHostRewrite && ep.Hostname != "" {
+		host = ep.Hostname
 	}
 
 	timeout := route.Timeout
@@ -231,8 +232,8 @@ func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchang
 	}
 	defer up.Close()
 	ex.firstByte = time.Now()
-	countStatus(view.up.stats, ep.stats, resp.StatusCode)
-	view.outcome(ep, resp.StatusCode >= 500)
+	countStatus(view.Up.Stats, ep.Stats, resp.StatusCode)
+	view.Outcome(ep, resp.StatusCode >= 500)
 	ex.status = resp.StatusCode
 
 	hdr := w.Header()
@@ -275,7 +276,7 @@ func (h *httpServer) connect(w http.ResponseWriter, r *http.Request, ex *exchang
 	if view == nil {
 		return
 	}
-	if e := view.edges[route.Meta.VirtualService]; e != nil {
+	if e := view.Edges[route.Meta.VirtualService]; e != nil {
 		ex.edge = e
 	}
 	a := h.beginTunnel(w, r, ex, view, authority)
@@ -289,9 +290,9 @@ func (h *httpServer) connect(w http.ResponseWriter, r *http.Request, ex *exchang
 		return
 	}
 	defer up.Close()
-	view.outcome(a.ep, false)
+	view.Outcome(a.ep, false)
 	ex.firstByte = time.Now()
-	countStatus(view.up.stats, a.ep.stats, http.StatusOK)
+	countStatus(view.Up.Stats, a.ep.Stats, http.StatusOK)
 	ex.status = http.StatusOK
 	h.relay(w, ex, up, nil, func(bw *bufio.Writer) {
 		bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
@@ -308,17 +309,17 @@ const defaultRouteTimeout = 15 * time.Second
 
 // dialTunnel connects to ep, originating TLS when the cluster does, within
 // the cluster's connect timeout.
-func (h *httpServer) dialTunnel(ctx context.Context, view *clusterView, ep *endpointRT) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, view.up.key.connectTimeout)
+func (h *httpServer) dialTunnel(ctx context.Context, view *cluster.View, ep *cluster.Endpoint) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, view.Up.Key.ConnectTimeout)
 	defer cancel()
-	conn, err := view.up.dial(dctx, "tcp", ep.addr)
+	conn, err := view.Up.Dial(dctx, "tcp", ep.Addr)
 	if err != nil {
 		return nil, err
 	}
-	if cfg := view.up.tlsConf; cfg != nil {
+	if cfg := view.Up.TLSConf; cfg != nil {
 		cfg = cfg.Clone()
 		cfg.NextProtos = []string{"http/1.1"}
-		return view.up.handshake(ctx, conn, cfg)
+		return view.Up.Handshake(ctx, conn, cfg)
 	}
 	return conn, nil
 }
@@ -326,7 +327,7 @@ func (h *httpServer) dialTunnel(ctx context.Context, view *clusterView, ep *endp
 // openUpgrade connects to ep, sends the request head and reads the
 // response head, the last two before deadline. On success the caller
 // owns conn; br holds what the endpoint sent after its head.
-func (h *httpServer) openUpgrade(ctx context.Context, view *clusterView, ep *endpointRT, method, target, host string, hdr http.Header, deadline time.Time) (_ net.Conn, resp *http.Response, br *bufio.Reader, err error) {
+func (h *httpServer) openUpgrade(ctx context.Context, view *cluster.View, ep *cluster.Endpoint, method, target, host string, hdr http.Header, deadline time.Time) (_ net.Conn, resp *http.Response, br *bufio.Reader, err error) {
 	conn, err := h.dialTunnel(ctx, view, ep)
 	if err != nil {
 		return nil, nil, nil, err

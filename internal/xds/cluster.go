@@ -15,10 +15,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // connectTimeout is the connect timeout of every cluster, App Mesh's.
@@ -105,7 +105,7 @@ func buildOutboundCluster(req *clusterReq, tls *v1alpha1.ClientPolicyTLS, fl Fla
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource()},
 		ConnectTimeout:       durationpb.New(connectTimeout),
 		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
-		Metadata:             meshMetadata("mesh", req.mesh, "virtualNode", tg.node),
+		Metadata:             xdsmeta.Metadata(xdsmeta.KeyMesh, req.mesh, xdsmeta.KeyVirtualNode, tg.node),
 	}
 	if isHTTP2(tg.protocol) {
 		c.TypedExtensionProtocolOptions = http2ProtocolOptions()
@@ -139,7 +139,7 @@ func buildOutboundCluster(req *clusterReq, tls *v1alpha1.ClientPolicyTLS, fl Fla
 // pool as App Mesh limits the sidecar's connections to its application.
 func inboundCluster(mesh, node string, l *v1alpha1.Listener) *clusterv3.Cluster {
 	port, proto := portOf(l.PortMapping)
-	name := InboundClusterName(mesh, node, proto, port)
+	name := xdsmeta.InboundClusterName(mesh, node, proto, port)
 	c := &clusterv3.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
@@ -152,7 +152,7 @@ func inboundCluster(mesh, node string, l *v1alpha1.Listener) *clusterv3.Cluster 
 			}},
 		},
 		CircuitBreakers: circuitBreakers(proto, l.ConnectionPool),
-		Metadata:        meshMetadata("mesh", mesh, "virtualNode", node),
+		Metadata:        xdsmeta.Metadata(xdsmeta.KeyMesh, mesh, xdsmeta.KeyVirtualNode, node),
 	}
 	if isHTTP2(proto) {
 		c.TypedExtensionProtocolOptions = http2ProtocolOptions()
@@ -164,7 +164,7 @@ func inboundCluster(mesh, node string, l *v1alpha1.Listener) *clusterv3.Cluster 
 // (egressFilter ALLOW_ALL).
 func passthroughCluster() *clusterv3.Cluster {
 	return &clusterv3.Cluster{
-		Name:                 PassthroughClusterName,
+		Name:                 xdsmeta.PassthroughClusterName,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST},
 		ConnectTimeout:       durationpb.New(connectTimeout),
 		LbPolicy:             clusterv3.Cluster_CLUSTER_PROVIDED,
@@ -408,21 +408,6 @@ func tlsTransportSocket(ctx proto.Message) *corev3.TransportSocket {
 		Name:       "envoy.transport_sockets.tls",
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(ctx)},
 	}
-}
-
-// metadataNamespace is the filter_metadata key of the App Mesh resources
-// behind an xDS resource. The meshlens proxy labels its mesh metrics with
-// them (the virtual node a cluster reaches, the virtual service a route
-// serves); Envoy ignores a namespace no filter of it reads.
-const metadataNamespace = "meshlens"
-
-// meshMetadata builds filter_metadata["meshlens"] from key/value pairs.
-func meshMetadata(kv ...string) *corev3.Metadata {
-	fields := make(map[string]*structpb.Value, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		fields[kv[i]] = structpb.NewStringValue(kv[i+1])
-	}
-	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{metadataNamespace: {Fields: fields}}}
 }
 
 // mustAny packs a message deterministically (map entries sorted), so the

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // ---- virtual node sidecar ----
@@ -108,8 +109,8 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 		filters = append(filters, listenerFilter("envoy.filters.listener.tls_inspector", &tlsinspectorv3.TlsInspector{}))
 	}
 	return &listenerv3.Listener{
-		Name:             InboundListenerName,
-		Address:          socketAddress("0.0.0.0", InboundPort),
+		Name:             xdsmeta.InboundListenerName,
+		Address:          socketAddress("0.0.0.0", xdsmeta.InboundPort),
 		TrafficDirection: corev3.TrafficDirection_INBOUND,
 		ListenerFilters:  filters,
 		FilterChains:     chains,
@@ -194,7 +195,7 @@ func (t *translator) refusedVirtualHost(mesh, service string, port uint32, prima
 			domains = append(domains, service)
 		}
 		return &routev3.VirtualHost{
-			Name: virtualHostName(service, port), Domains: domains, Metadata: meshMetadata("virtualService", service),
+			Name: virtualHostName(service, port), Domains: domains, Metadata: xdsmeta.Metadata(xdsmeta.KeyVirtualService, service),
 			Routes: []*routev3.Route{{
 				Name:   "acm-refused",
 				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
@@ -251,7 +252,7 @@ func (b *viewBuilder) requestCluster(tg target, policy *v1alpha1.ClientPolicy, p
 // backend port, and with ALLOW_ALL a passthrough for everything else.
 func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSpec, logs []*accesslogv3.AccessLog) {
 	allowAll := b.t.allowAll(mesh)
-	rc := &routev3.RouteConfiguration{Name: OutboundRouteName, ValidateClusters: wrapperspb.Bool(false)}
+	rc := &routev3.RouteConfiguration{Name: xdsmeta.OutboundRouteName, ValidateClusters: wrapperspb.Bool(false)}
 	tcpChains := map[uint32]*listenerv3.FilterChain{}
 	for _, svc := range b.backendServices(mesh, spec) {
 		ports := b.t.servicePorts(mesh, svc.name)
@@ -293,7 +294,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 					Name:             virtualHostName(svc.name, p.port),
 					FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port)},
 					Filters:          []*listenerv3.Filter{tcpProxyFilter(outboundStatPrefix, wts, r.idle, logs)},
-					Metadata:         meshMetadata("virtualService", svc.name),
+					Metadata:         xdsmeta.Metadata(xdsmeta.KeyVirtualService, svc.name),
 				}
 			default:
 				continue
@@ -325,12 +326,12 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 	hf.forRoutes(rc, outboundStatPrefix)
 	httpChain := &listenerv3.FilterChain{
 		Name:    "egress_http",
-		Filters: []*listenerv3.Filter{hcmFilter(b.traced(httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, OutboundRouteName, logs, hf), true))},
+		Filters: []*listenerv3.Filter{hcmFilter(b.traced(httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, xdsmeta.OutboundRouteName, logs, hf), true))},
 	}
 	filters := []*listenerv3.ListenerFilter{listenerFilter("envoy.filters.listener.original_dst", &originaldstv3.OriginalDst{})}
 	l := &listenerv3.Listener{
-		Name:             OutboundListenerName,
-		Address:          socketAddress("0.0.0.0", OutboundPort),
+		Name:             xdsmeta.OutboundListenerName,
+		Address:          socketAddress("0.0.0.0", xdsmeta.OutboundPort),
 		TrafficDirection: corev3.TrafficDirection_OUTBOUND,
 	}
 	if allowAll {
@@ -340,7 +341,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 		httpChain.FilterChainMatch = &listenerv3.FilterChainMatch{ApplicationProtocols: []string{"http/1.1", "h2c"}}
 		l.DefaultFilterChain = &listenerv3.FilterChain{
 			Name:    "egress_passthrough",
-			Filters: []*listenerv3.Filter{tcpProxyFilter(outboundStatPrefix, []weightedTarget{{target: target{cluster: PassthroughClusterName}, weight: 1}}, nil, logs)},
+			Filters: []*listenerv3.Filter{tcpProxyFilter(outboundStatPrefix, []weightedTarget{{target: target{cluster: xdsmeta.PassthroughClusterName}, weight: 1}}, nil, logs)},
 		}
 	}
 	l.ListenerFilters = filters
@@ -367,7 +368,7 @@ func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
 			b.notes = append(b.notes, rs.notes...)
 			rc := b.t.apiRouteConfig(vn.Mesh, svc.name, p.port)
 			b.routes = append(b.routes, rc)
-			b.listeners = append(b.listeners, apiListener(APIListenerName(svc.name, p.port), rc))
+			b.listeners = append(b.listeners, apiListener(xdsmeta.APIListenerName(svc.name, p.port), rc))
 			if p.port == primary {
 				b.listeners = append(b.listeners, apiListener(svc.name, rc))
 			}
@@ -447,7 +448,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			vh.Routes = append(vh.Routes, b.expandGatewayRoute(g, policy, gl.ConnectionPool)...)
 		}
 		rc := &routev3.RouteConfiguration{
-			Name:             InboundRouteName(proto, port),
+			Name:             xdsmeta.InboundRouteName(proto, port),
 			VirtualHosts:     []*routev3.VirtualHost{vh},
 			ValidateClusters: wrapperspb.Bool(false),
 		}
@@ -472,7 +473,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			continue
 		}
 		l := &listenerv3.Listener{
-			Name:             GatewayListenerName(port),
+			Name:             xdsmeta.GatewayListenerName(port),
 			Address:          socketAddress("0.0.0.0", port),
 			TrafficDirection: corev3.TrafficDirection_INBOUND,
 			FilterChains:     chains,

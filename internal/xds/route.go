@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // defaultRequestTimeout is App Mesh's per-request timeout when a route or
@@ -289,7 +290,7 @@ func (t *translator) resolveTarget(mesh, node string, port int, routerPort uint3
 	if p == 0 {
 		return target{}, false
 	}
-	return target{node: node, port: p, protocol: proto, listener: l, cluster: OutboundClusterName(mesh, node, proto, p)}, true
+	return target{node: node, port: p, protocol: proto, listener: l, cluster: xdsmeta.OutboundClusterName(mesh, node, proto, p)}, true
 }
 
 // sortRules puts rules in App Mesh's order: priority ascending with unset
@@ -606,7 +607,7 @@ func inboundRouteConfig(protocol string, port uint32, cluster string, timeout *v
 		}
 		a.IdleTimeout = toDuration(idle)
 	}
-	name := InboundRouteName(protocol, port)
+	name := xdsmeta.InboundRouteName(protocol, port)
 	return &routev3.RouteConfiguration{
 		Name: name,
 		VirtualHosts: []*routev3.VirtualHost{{
@@ -628,7 +629,7 @@ func outboundVirtualHost(service string, port uint32, primary bool, rs *routeSet
 	if primary {
 		domains = append(domains, service)
 	}
-	vh := &routev3.VirtualHost{Name: virtualHostName(service, port), Domains: domains, Metadata: meshMetadata("virtualService", service)}
+	vh := &routev3.VirtualHost{Name: virtualHostName(service, port), Domains: domains, Metadata: xdsmeta.Metadata(xdsmeta.KeyVirtualService, service)}
 	for _, r := range rs.rules {
 		vh.Routes = append(vh.Routes, r.envoyRoute(FlavourEnvoy))
 	}
@@ -644,7 +645,7 @@ func passthroughVirtualHost() *routev3.VirtualHost {
 		Routes: []*routev3.Route{{
 			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: PassthroughClusterName},
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: xdsmeta.PassthroughClusterName},
 				Timeout:          durationpb.New(defaultRequestTimeout),
 			}},
 		}},
@@ -655,7 +656,7 @@ func passthroughVirtualHost() *routev3.VirtualHost {
 // of a service: one virtual host for any authority (the listener already
 // selected the service), its routes in App Mesh's order.
 func apiRouteConfig(service string, port uint32, rs *routeSet) *routev3.RouteConfiguration {
-	name := APIRouteName(rs.protocol, service, port)
+	name := xdsmeta.APIRouteName(rs.protocol, service, port)
 	vh := &routev3.VirtualHost{Name: virtualHostName(service, port), Domains: []string{"*"}}
 	for _, r := range rs.rules {
 		vh.Routes = append(vh.Routes, r.envoyRoute(FlavourProxyless))
@@ -1001,7 +1002,7 @@ func gatewayRoute(g *gatewayRule, r *rule) (*routev3.Route, combineResult) {
 	if r.name != g.service {
 		name = g.name + "/" + r.name
 	}
-	rt := &routev3.Route{Name: name, Match: m, Metadata: meshMetadata("virtualService", g.service)}
+	rt := &routev3.Route{Name: name, Match: m, Metadata: xdsmeta.Metadata(xdsmeta.KeyVirtualService, g.service)}
 	// The target's route brings its fault and rate limit, as it does to
 	// every caller; the gateway route's own rate limit replaces the
 	// latter, being the more specific to this gateway.

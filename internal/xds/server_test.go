@@ -27,6 +27,7 @@ import (
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/store"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // testLogger sends the server's logs to the test log until the test ends
@@ -323,11 +324,11 @@ func TestServerADS(t *testing.T) {
 
 	c := dialADS(t, addr, "mesh/demo/virtualNode/greeter")
 	c.until(10*time.Second, "the first configuration", c.synced)
-	if got := sorted(names(listenersOf(t, c.last[resource.ListenerType]))); !slices.Equal(got, []string{OutboundListenerName, InboundListenerName}) {
+	if got := sorted(names(listenersOf(t, c.last[resource.ListenerType]))); !slices.Equal(got, []string{xdsmeta.OutboundListenerName, xdsmeta.InboundListenerName}) {
 		t.Fatalf("listeners = %v", got)
 	}
 	routes := names(routesOf(t, c.last[resource.RouteType]))
-	for _, want := range []string{OutboundRouteName, "rds_ingress_http_8080", "rds_ingress_grpc_9080"} {
+	for _, want := range []string{xdsmeta.OutboundRouteName, "rds_ingress_http_8080", "rds_ingress_grpc_9080"} {
 		if !slices.Contains(routes, want) {
 			t.Fatalf("routes %v lack %s", routes, want)
 		}

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // Resources is one set of xDS resources, as the xDS client holds them
@@ -96,8 +98,6 @@ const (
 	typeRoundRobin     = typePrefix + "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"
 	typeLeastRequest   = typePrefix + "envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest"
 	typeRandom         = typePrefix + "envoy.extensions.load_balancing_policies.random.v3.Random"
-	prefixIngress      = "lds_ingress_"
-	prefixEgress       = "lds_egress_"
 	errNotSupported    = "is not supported"
 	errNotSupportedFmt = "%s " + errNotSupported
 )
@@ -273,9 +273,9 @@ func (c *compiler) listener(l *listenerv3.Listener) (*Listener, error) {
 	switch {
 	case c.opts.Gateway:
 		out.Direction = Gateway
-	case strings.HasPrefix(out.Name, prefixIngress):
+	case xdsmeta.IsInboundListener(out.Name):
 		out.Direction = Inbound
-	case strings.HasPrefix(out.Name, prefixEgress):
+	case xdsmeta.IsOutboundListener(out.Name):
 		out.Direction = Outbound
 	case l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND:
 		out.Direction = Inbound

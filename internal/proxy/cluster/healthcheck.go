@@ -1,4 +1,4 @@
-package proxy
+package cluster
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 )
 
 // Active health checking, as Envoy's: the calling side checks every
-// endpoint of a cluster that has health_checks (what App Mesh's listener
+// Endpoint of a cluster that has health_checks (what App Mesh's listener
 // healthCheck becomes on the clusters of the node's clients), and picking
 // passes over the endpoints that fail.
 //
@@ -50,46 +50,46 @@ import (
 //
 // The checker belongs to the cluster's upstream, so a configuration update
 // that keeps the cluster's connection settings and health check keeps the
-// endpoints' health. Each checked endpoint has a timer, and a goroutine
+// Endpoints' health. Each checked endpoint has a timer, and a goroutine
 // only while its check runs.
 
-// noTrafficInterval is Envoy's no_traffic_interval default.
-const noTrafficInterval = 60 * time.Second
+// NoTrafficInterval is Envoy's no_traffic_interval default.
+const NoTrafficInterval = 60 * time.Second
 
-// hcUserAgent is the User-Agent of HTTP checks, Envoy's.
-const hcUserAgent = "Envoy/HC"
+// HealthCheckUserAgent is the User-Agent of HTTP checks, Envoy's.
+const HealthCheckUserAgent = "Envoy/HC"
 
-// isHealthCheck reports whether a request is an active health check
+// IsHealthCheck reports whether a request is an active health check
 // from a proxy: Envoy's User-Agent, which ours sends too.
-func isHealthCheck(r *http.Request) bool {
+func IsHealthCheck(r *http.Request) bool {
 	ua := r.Header["User-Agent"]
-	return len(ua) == 1 && ua[0] == hcUserAgent
+	return len(ua) == 1 && ua[0] == HealthCheckUserAgent
 }
 
-// hcHost is one endpoint's active health.
-type hcHost struct {
-	// failed: the endpoint fails its checks, or has not passed one yet.
-	failed atomic.Bool
-	// pending: no check has completed since checking began.
-	pending atomic.Bool
+// HealthHost is one endpoint's active health.
+type HealthHost struct {
+	// Failed: the endpoint fails its checks, or has not passed one yet.
+	Failed atomic.Bool
+	// Pending: no check has completed since checking began.
+	Pending atomic.Bool
 }
 
-// hcStats are a cluster's cluster.<name>.health_check.* stats.
-type hcStats struct {
-	attempt, success, failure, networkFailure *stats.Counter
-	healthy                                   *stats.Gauge
+// HealthStats are a cluster's cluster.<name>.health_check.* stats.
+type HealthStats struct {
+	Attempt, Success, Failure, NetworkFailure *stats.Counter
+	Healthy                                   *stats.Gauge
 }
 
 // healthChecker runs one cluster's active health checks.
 type healthChecker struct {
-	u     *upstream
+	u     *Upstream
 	cfg   table.HealthCheck
-	stats *hcStats
+	stats *HealthStats
 	ctx   context.Context
 	stop  context.CancelFunc
 
 	mu       sync.Mutex
-	sessions map[*endpointStats]*hcSession
+	sessions map[*EndpointStats]*hcSession
 }
 
 // hcSession checks one endpoint on a timer: no goroutine waits between
@@ -97,7 +97,7 @@ type healthChecker struct {
 // that allows all egress) holds only a timer and a prober for each.
 type hcSession struct {
 	c      *healthChecker
-	s      *endpointStats
+	s      *EndpointStats
 	addr   string
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -113,20 +113,20 @@ type hcSession struct {
 	failRun uint32
 }
 
-// health returns the cluster's health-check stats, creating them on first
+// Health returns the cluster's health-check stats, creating them on first
 // use (when a snapshot is applied).
-func (c *clusterStats) health() *hcStats {
+func (c *Stats) Health() *HealthStats {
 	if h := c.hc.Load(); h != nil {
 		return h
 	}
-	h := &hcStats{}
+	h := &HealthStats{}
 	if sc := c.scope; sc != nil {
-		h = &hcStats{
-			attempt:        sc.Counter("health_check.attempt"),
-			success:        sc.Counter("health_check.success"),
-			failure:        sc.Counter("health_check.failure"),
-			networkFailure: sc.Counter("health_check.network_failure"),
-			healthy:        sc.Gauge("health_check.healthy"),
+		h = &HealthStats{
+			Attempt:        sc.Counter("health_check.attempt"),
+			Success:        sc.Counter("health_check.success"),
+			Failure:        sc.Counter("health_check.failure"),
+			NetworkFailure: sc.Counter("health_check.network_failure"),
+			Healthy:        sc.Gauge("health_check.healthy"),
 		}
 	}
 	if c.hc.CompareAndSwap(nil, h) {
@@ -137,28 +137,28 @@ func (c *clusterStats) health() *hcStats {
 
 // syncHealthChecks makes the upstream check exactly the view's endpoints
 // by the view's health check: a new or changed check starts afresh, an
-// endpoint that left stops being checked, and a cluster without a check
+// Endpoint that left stops being checked, and a cluster without a check
 // (or whose endpoint is the local app or the original destination) has
 // every endpoint in.
-func (u *upstream) syncHealthChecks(v *clusterView) {
-	hc := v.c.HealthCheck
-	if hc == nil || v.override != nil || v.origDst || len(v.eps) == 0 {
-		u.stopHealthChecks()
+func (u *Upstream) syncHealthChecks(v *View) {
+	hc := v.Cluster.HealthCheck
+	if hc == nil || v.override != nil || v.OrigDst || len(v.Hosts) == 0 {
+		u.StopHealthChecks()
 		return
 	}
 	if u.hc != nil && u.hc.cfg != *hc {
-		u.stopHealthChecks()
+		u.StopHealthChecks()
 	}
 	if u.hc == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		u.hc = &healthChecker{u: u, cfg: *hc, stats: u.stats.health(), ctx: ctx, stop: cancel, sessions: map[*endpointStats]*hcSession{}}
+		u.hc = &healthChecker{u: u, cfg: *hc, stats: u.Stats.Health(), ctx: ctx, stop: cancel, sessions: map[*EndpointStats]*hcSession{}}
 	}
 	u.hc.sync(v)
 }
 
-// stopHealthChecks ends the upstream's checks and puts every endpoint
+// StopHealthChecks ends the upstream's checks and puts every endpoint
 // back in; it waits for the check goroutines.
-func (u *upstream) stopHealthChecks() {
+func (u *Upstream) StopHealthChecks() {
 	c := u.hc
 	if c == nil {
 		return
@@ -171,19 +171,19 @@ func (u *upstream) stopHealthChecks() {
 	c.mu.Unlock()
 	for s, sess := range sessions {
 		sess.stop()
-		s.hc.failed.Store(false)
-		s.hc.pending.Store(false)
+		s.HC.Failed.Store(false)
+		s.HC.Pending.Store(false)
 	}
-	c.stats.healthy.Set(0)
+	c.stats.Healthy.Set(0)
 	u.refreshMembership()
 }
 
 // sync starts sessions for the view's new endpoints and stops those of
-// endpoints that left.
-func (c *healthChecker) sync(v *clusterView) {
-	in := make(map[*endpointStats]*endpointRT, len(v.eps))
-	for _, e := range v.eps {
-		in[e.stats] = e
+// Endpoints that left.
+func (c *healthChecker) sync(v *View) {
+	in := make(map[*EndpointStats]*Endpoint, len(v.Hosts))
+	for _, e := range v.Hosts {
+		in[e.Stats] = e
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -191,39 +191,39 @@ func (c *healthChecker) sync(v *clusterView) {
 		if in[s] == nil {
 			sess.stop()
 			delete(c.sessions, s)
-			if !s.hc.failed.Load() {
-				c.stats.healthy.Dec()
+			if !s.HC.Failed.Load() {
+				c.stats.Healthy.Dec()
 			}
-			s.hc.failed.Store(false)
-			s.hc.pending.Store(false)
+			s.HC.Failed.Store(false)
+			s.HC.Pending.Store(false)
 		}
 	}
 	for s, e := range in {
 		if c.sessions[s] != nil {
 			continue
 		}
-		s.hc.failed.Store(true)
-		s.hc.pending.Store(true)
+		s.HC.Failed.Store(true)
+		s.HC.Pending.Store(true)
 		c.sessions[s] = c.start(s, checkAddr(e))
 	}
 }
 
 // checkAddr is where an endpoint is checked: its address, on its
 // health_check_config port when EDS gave one.
-func checkAddr(e *endpointRT) string {
-	if e.ep.HealthCheckPort == 0 {
-		return e.addr
+func checkAddr(e *Endpoint) string {
+	if e.Spec.HealthCheckPort == 0 {
+		return e.Addr
 	}
-	host, _, err := net.SplitHostPort(e.addr)
+	host, _, err := net.SplitHostPort(e.Addr)
 	if err != nil {
-		return e.addr
+		return e.Addr
 	}
-	return net.JoinHostPort(host, strconv.Itoa(int(e.ep.HealthCheckPort)))
+	return net.JoinHostPort(host, strconv.Itoa(int(e.Spec.HealthCheckPort)))
 }
 
 // start begins checking one endpoint: the first check at once, with a
 // little jitter that spreads the checks of many endpoints.
-func (c *healthChecker) start(s *endpointStats, addr string) *hcSession {
+func (c *healthChecker) start(s *EndpointStats, addr string) *hcSession {
 	ctx, cancel := context.WithCancel(c.ctx)
 	sess := &hcSession{c: c, s: s, addr: addr, ctx: ctx, cancel: cancel,
 		every: max(c.cfg.Interval, time.Millisecond), p: c.newProber(addr)}
@@ -252,53 +252,53 @@ func (h *hcSession) tick() {
 	}
 	defer h.timer.Reset(h.every)
 	c := h.c
-	if h.checked && !c.u.used.Load() && h.idle+h.every < noTrafficInterval {
+	if h.checked && !c.u.used.Load() && h.idle+h.every < NoTrafficInterval {
 		// No traffic yet: check every noTrafficInterval, but look every
 		// interval so that the first request brings the normal pace.
 		h.idle += h.every
 		return
 	}
 	h.checked, h.idle = true, 0
-	c.stats.attempt.Inc()
+	c.stats.Attempt.Inc()
 	cctx, cancel := context.WithTimeout(h.ctx, c.cfg.Timeout)
 	err, network := h.p.probe(cctx)
 	cancel()
 	if h.ctx.Err() != nil {
 		return
 	}
-	st := &h.s.hc
-	pending := st.pending.Swap(false)
+	st := &h.s.HC
+	pending := st.Pending.Swap(false)
 	if err == nil {
-		c.stats.success.Inc()
+		c.stats.Success.Inc()
 		h.okRun, h.failRun = h.okRun+1, 0
-		if st.failed.Load() && (pending || h.okRun >= max(c.cfg.HealthyThreshold, 1)) {
-			st.failed.Store(false)
-			c.stats.healthy.Inc()
+		if st.Failed.Load() && (pending || h.okRun >= max(c.cfg.HealthyThreshold, 1)) {
+			st.Failed.Store(false)
+			c.stats.Healthy.Inc()
 			c.u.refreshMembership()
-			c.u.log.Info("health check passed; endpoint healthy", "cluster", c.u.name, "endpoint", h.addr)
+			c.u.log.Info("health check passed; endpoint healthy", "cluster", c.u.Name, "endpoint", h.addr)
 		}
 		return
 	}
-	c.stats.failure.Inc()
+	c.stats.Failure.Inc()
 	if network {
-		c.stats.networkFailure.Inc()
+		c.stats.NetworkFailure.Inc()
 	}
 	h.okRun, h.failRun = 0, h.failRun+1
 	switch {
-	case !st.failed.Load() && h.failRun >= max(c.cfg.UnhealthyThreshold, 1):
-		st.failed.Store(true)
-		c.stats.healthy.Dec()
+	case !st.Failed.Load() && h.failRun >= max(c.cfg.UnhealthyThreshold, 1):
+		st.Failed.Store(true)
+		c.stats.Healthy.Dec()
 		c.u.refreshMembership()
-		c.u.log.Warn("health check failed; endpoint unhealthy", "cluster", c.u.name, "endpoint", h.addr, "err", err)
+		c.u.log.Warn("health check failed; endpoint unhealthy", "cluster", c.u.Name, "endpoint", h.addr, "err", err)
 	case pending:
-		c.u.log.Info("first health check failed", "cluster", c.u.name, "endpoint", h.addr, "err", err)
+		c.u.log.Info("first health check failed", "cluster", c.u.Name, "endpoint", h.addr, "err", err)
 	}
 }
 
 // prober performs one kind of check against one address.
 type prober interface {
 	// probe runs one check; network says a failure was a connection
-	// failure or timeout rather than a bad answer.
+	// Failure or timeout rather than a bad answer.
 	probe(ctx context.Context) (err error, network bool)
 	close()
 }
@@ -306,13 +306,13 @@ type prober interface {
 func (c *healthChecker) newProber(addr string) prober {
 	host := c.cfg.HTTPHost
 	if host == "" {
-		host = c.u.name // Envoy's default: the cluster name
+		host = c.u.Name // Envoy's default: the cluster name
 	}
 	switch {
 	case c.cfg.GRPC:
-		return &grpcProber{addr: addr, authority: host, service: c.cfg.GRPCService, tls: c.u.tlsConf}
+		return &grpcProber{addr: addr, authority: host, service: c.cfg.GRPCService, tls: c.u.TLSConf}
 	case c.cfg.HTTPPath != "":
-		return newHTTPProber(addr, host, c.cfg.HTTPPath, c.cfg.HTTP2, c.u.tlsConf)
+		return newHTTPProber(addr, host, c.cfg.HTTPPath, c.cfg.HTTP2, c.u.TLSConf)
 	default:
 		return &tcpProber{addr: addr}
 	}
@@ -388,7 +388,7 @@ func (p *httpProber) probe(ctx context.Context) (error, bool) {
 		return err, false
 	}
 	req.Host = p.host
-	req.Header.Set("User-Agent", hcUserAgent)
+	req.Header.Set("User-Agent", HealthCheckUserAgent)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return err, true
@@ -419,7 +419,7 @@ func (p *grpcProber) probe(ctx context.Context) (error, bool) {
 			creds = credentials.NewTLS(p.tls.Clone())
 		}
 		conn, err := grpc.NewClient("passthrough:///"+p.addr, grpc.WithTransportCredentials(creds), grpc.WithAuthority(p.authority),
-			grpc.WithUserAgent(hcUserAgent))
+			grpc.WithUserAgent(HealthCheckUserAgent))
 		if err != nil {
 			return err, true
 		}

@@ -1,4 +1,4 @@
-package apiclient
+package restv1
 
 import "strings"
 

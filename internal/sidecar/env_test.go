@@ -1,4 +1,4 @@
-package cli
+package sidecar
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/spf13/cobra"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -50,28 +48,24 @@ func TestProxyLogLevel(t *testing.T) {
 
 // ENVOY_LOG_LEVEL=debug turns on the proxy's debug logs unless
 // --log-level is on the command line.
-func TestProxyLoggerEnvoyLogLevel(t *testing.T) {
+func TestLoggerEnvoyLogLevel(t *testing.T) {
 	for _, tc := range []struct {
-		args      []string
+		level     string
+		set       bool
 		wantDebug bool
 	}{
-		{nil, true},
-		{[]string{"--log-level", "info"}, false},
-		{[]string{"--log-level=debug"}, true},
+		{"info", false, true},
+		{"info", true, false},
+		{"debug", true, true},
 	} {
-		cmd := &cobra.Command{}
-		cmd.Flags().String("log-level", "info", "")
-		if err := cmd.Flags().Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
 		var out bytes.Buffer
-		log, err := proxyLogger(cmd, &out, envOf(map[string]string{"ENVOY_LOG_LEVEL": "debug"}))
+		log, err := Logger(Config{LogLevel: tc.level, LogLevelSet: tc.set, Stderr: &out, Getenv: envOf(map[string]string{"ENVOY_LOG_LEVEL": "debug"})})
 		if err != nil {
 			t.Fatal(err)
 		}
 		log.Debug("a debug line")
 		if got := strings.Contains(out.String(), "level=DEBUG msg=\"a debug line\""); got != tc.wantDebug {
-			t.Errorf("args %v: debug line written %v, want %v: %q", tc.args, got, tc.wantDebug, out.String())
+			t.Errorf("--log-level %q (given %v): debug line written %v, want %v: %q", tc.level, tc.set, got, tc.wantDebug, out.String())
 		}
 	}
 }
@@ -87,7 +81,7 @@ func TestWarnIgnoredEnv(t *testing.T) {
 		"APPMESH_RESOURCE_ARN":         "mesh/m/virtualNode/n",
 	}
 	var out bytes.Buffer
-	warnIgnoredEnv(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})), envOf(env))
+	WarnIgnoredEnv(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug})), envOf(env))
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	warned := map[string]bool{}
 	for _, l := range lines {

@@ -1,4 +1,8 @@
-package proxy
+// Package tlsctx turns the TLS contexts of xDS (DownstreamTlsContext,
+// UpstreamTlsContext) into crypto/tls configurations, and keeps Envoy's
+// ssl.* stats of the handshakes made with them, for listeners and
+// clusters alike.
+package tlsctx
 
 import (
 	"crypto/tls"
@@ -23,17 +27,18 @@ type sanError struct{ msg string }
 
 func (e *sanError) Error() string { return e.msg }
 
-// sslStats are Envoy's ssl.* stats of a listener or a cluster.
-type sslStats struct {
+// SSLStats are Envoy's ssl.* stats of a listener or a cluster.
+type SSLStats struct {
 	handshake, sessionReused, noCertificate, connectionError *stats.Counter
 	failVerifyNoCert, failVerifyError, failVerifySAN         *stats.Counter
 }
 
-func newSSLStats(sc *stats.Scope) *sslStats {
+// NewSSLStats resolves the ssl.* stats under sc (no-ops when sc is nil).
+func NewSSLStats(sc *stats.Scope) *SSLStats {
 	if sc == nil {
-		return &sslStats{}
+		return &SSLStats{}
 	}
-	return &sslStats{
+	return &SSLStats{
 		handshake:        sc.Counter("ssl.handshake"),
 		sessionReused:    sc.Counter("ssl.session_reused"),
 		noCertificate:    sc.Counter("ssl.no_certificate"),
@@ -44,20 +49,21 @@ func newSSLStats(sc *stats.Scope) *sslStats {
 	}
 }
 
-// lazySSL creates a scope's ssl.* stats on the first TLS handshake.
-type lazySSL struct{ p atomic.Pointer[sslStats] }
+// LazySSL creates a scope's ssl.* stats on the first TLS handshake.
+type LazySSL struct{ p atomic.Pointer[SSLStats] }
 
-func (l *lazySSL) get(sc *stats.Scope) *sslStats {
+// Get returns the stats, resolving them under sc on the first call.
+func (l *LazySSL) Get(sc *stats.Scope) *SSLStats {
 	if s := l.p.Load(); s != nil {
 		return s
 	}
-	l.p.CompareAndSwap(nil, newSSLStats(sc))
+	l.p.CompareAndSwap(nil, NewSSLStats(sc))
 	return l.p.Load()
 }
 
-// record counts a handshake: a success (a resumed session, and for a
+// Record counts a handshake: a success (a resumed session, and for a
 // server a client without a certificate, counted too) or why it failed.
-func (s *sslStats) record(err error, cs tls.ConnectionState, server bool) {
+func (s *SSLStats) Record(err error, cs tls.ConnectionState, server bool) {
 	var san *sanError
 	var verr *tls.CertificateVerificationError
 	switch {
@@ -80,17 +86,17 @@ func (s *sslStats) record(err error, cs tls.ConnectionState, server bool) {
 	}
 }
 
-// errSDS says a TLS context names SDS secrets, which this runtime cannot
+// ErrSDS says a TLS context names SDS secrets, which this runtime cannot
 // fetch yet: the filter chain or cluster is not served rather than served
 // without the TLS it asks for.
-var errSDS = errors.New("TLS secrets from SDS are not supported yet")
+var ErrSDS = errors.New("TLS secrets from SDS are not supported yet")
 
-// downstreamTLSConfig builds the server side of a filter chain's TLS from
+// DownstreamConfig builds the server side of a filter chain's TLS from
 // files. nextProtos is what the chain's codec speaks, used when xDS sets
 // no ALPN.
-func downstreamTLSConfig(t *table.DownstreamTLS, nextProtos []string) (*tls.Config, error) {
+func DownstreamConfig(t *table.DownstreamTLS, nextProtos []string) (*tls.Config, error) {
 	if t.SDSCertName != "" || t.SDSCAName != "" {
-		return nil, errSDS
+		return nil, ErrSDS
 	}
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
@@ -134,13 +140,13 @@ func downstreamTLSConfig(t *table.DownstreamTLS, nextProtos []string) (*tls.Conf
 	return c, nil
 }
 
-// upstreamTLSConfig builds the client side of a cluster's TLS. As in
+// UpstreamConfig builds the client side of a cluster's TLS. As in
 // Envoy, a context without a CA does not verify the server; with one, the
 // chain is verified against it and the SAN against MatchSANs (not the
 // hostname).
-func upstreamTLSConfig(t *table.UpstreamTLS) (*tls.Config, error) {
+func UpstreamConfig(t *table.UpstreamTLS) (*tls.Config, error) {
 	if t.SDSCertName != "" || t.SDSCAName != "" {
-		return nil, errSDS
+		return nil, ErrSDS
 	}
 	c := &tls.Config{ServerName: t.SNI, MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}
 	if t.CertFile != "" {

@@ -1,4 +1,4 @@
-package proxy
+package cluster
 
 import (
 	"errors"
@@ -31,7 +31,7 @@ import (
 //   - A tcp_proxy session needs a place under max_connections.
 //
 // The counts are the cluster's, shared by every snapshot while its
-// upstream lives: one atomic add to enter, one to leave. Envoy's
+// Upstream lives: one atomic add to enter, one to leave. Envoy's
 // circuit_breakers.default.*_open gauges say 1 while a threshold is
 // reached (rq_open: max_requests; rq_pending_open: the HTTP/1.1 bound;
 // rq_retry_open: max_retries; cx_open: upstream_cx_active at
@@ -45,15 +45,12 @@ const (
 	defaultMaxRetries         = 3
 )
 
-// errOverflow: a circuit breaker refused the attempt.
-var errOverflow = errors.New("circuit breaker overflow")
+// ErrOverflow: a circuit breaker refused the attempt.
+var ErrOverflow = errors.New("circuit breaker overflow")
 
-// bodyOverflow is Envoy's local reply for an overflow.
-const bodyOverflow = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
-
-// breakerLimits are a cluster's thresholds with Envoy's defaults filled
+// Limits are a cluster's thresholds with Envoy's defaults filled
 // in.
-type breakerLimits struct {
+type Limits struct {
 	h1Requests, h2Requests, retries, connections int64
 	// The retry budget: retries in progress at most budgetPercent of the
 	// attempts in progress, but always budgetMin; budgetOnly when xDS
@@ -63,9 +60,9 @@ type breakerLimits struct {
 	budgetOnly    bool
 }
 
-// retryLimit is how many retries may be in progress while active
+// RetryLimit is how many retries may be in progress while active
 // attempts are.
-func (l *breakerLimits) retryLimit(active int64) int64 {
+func (l *Limits) RetryLimit(active int64) int64 {
 	budget := max(l.budgetMin, int64(l.budgetPercent*float64(active)/100))
 	if l.budgetOnly {
 		return budget
@@ -73,7 +70,7 @@ func (l *breakerLimits) retryLimit(active int64) int64 {
 	return min(l.retries, budget)
 }
 
-func limitsOf(l table.CircuitBreakers) breakerLimits {
+func LimitsOf(l table.CircuitBreakers) Limits {
 	or := func(v uint32, def int64) int64 {
 		if v == 0 {
 			return def
@@ -82,7 +79,7 @@ func limitsOf(l table.CircuitBreakers) breakerLimits {
 	}
 	maxReq := or(l.MaxRequests, defaultMaxRequests)
 	conns := or(l.MaxConnections, defaultMaxConnections)
-	b := breakerLimits{
+	b := Limits{
 		h1Requests:    min(maxReq, conns+or(l.MaxPendingRequests, defaultMaxPendingRequests)),
 		h2Requests:    maxReq,
 		retries:       or(l.MaxRetries, defaultMaxRetries),
@@ -96,9 +93,9 @@ func limitsOf(l table.CircuitBreakers) breakerLimits {
 	return b
 }
 
-// breakerCounts are what a cluster has in progress.
-type breakerCounts struct {
-	requests, retries, sessions atomic.Int64
+// Breakers are what a cluster has in progress.
+type Breakers struct {
+	Requests, Retries, Sessions atomic.Int64
 }
 
 // enter takes a place under limit, or counts nothing and reports false.
@@ -110,39 +107,39 @@ func enter(n *atomic.Int64, limit int64) bool {
 	return true
 }
 
-// admitRequest takes a place for one attempt, over HTTP/2 upstream when
-// h2; on overflow it counts upstream_rq_pending_overflow. requestDone
+// AdmitRequest takes a place for one attempt, over HTTP/2 upstream when
+// H2; on overflow it counts upstream_rq_pending_overflow. requestDone
 // gives the place back.
-func (v *clusterView) admitRequest(h2 bool) bool {
+func (v *View) AdmitRequest(h2 bool) bool {
 	l := &v.limits
 	limit := l.h1Requests
 	if h2 {
 		limit = l.h2Requests
 	}
-	n := v.up.breakers.requests.Add(1)
+	n := v.Up.Breakers.Requests.Add(1)
 	if n > limit {
-		v.up.breakers.requests.Add(-1)
-		v.up.stats.rqPendingOverflow.Inc()
+		v.Up.Breakers.Requests.Add(-1)
+		v.Up.Stats.RqPendingOverflow.Inc()
 		return false
 	}
 	if n >= min(l.h1Requests, l.h2Requests) {
-		v.up.stats.noteRequests(n, l)
+		v.Up.Stats.noteRequests(n, l)
 	}
 	return true
 }
 
 // requestDone gives back an attempt's place.
-func (u *upstream) requestDone() {
-	n := u.breakers.requests.Add(-1)
+func (u *Upstream) requestDone() {
+	n := u.Breakers.Requests.Add(-1)
 	if l := u.limits.Load(); l != nil && (n == l.h1Requests-1 || n == l.h2Requests-1) {
-		u.stats.noteRequests(n, l)
+		u.Stats.noteRequests(n, l)
 	}
 }
 
 // noteRequests sets the request gauges for n attempts in progress.
-func (c *clusterStats) noteRequests(n int64, l *breakerLimits) {
-	c.cbRqOpen.Set(open(n >= l.h2Requests))
-	c.cbRqPendingOpen.Set(open(n >= l.h1Requests))
+func (c *Stats) noteRequests(n int64, l *Limits) {
+	c.CbRqOpen.Set(open(n >= l.h2Requests))
+	c.CbRqPendingOpen.Set(open(n >= l.h1Requests))
 }
 
 func open(at bool) int64 {
@@ -152,58 +149,58 @@ func open(at bool) int64 {
 	return 0
 }
 
-// admitRetry takes a place for one retry under the retry limit (max
-// retries and the retry budget); on overflow it counts
+// AdmitRetry takes a place for one retry under the retry limit (max
+// Retries and the retry budget); on overflow it counts
 // upstream_rq_retry_overflow. retryDone gives the place back.
-func (v *clusterView) admitRetry() bool {
-	limit := v.limits.retryLimit(v.up.breakers.requests.Load())
-	n := v.up.breakers.retries.Add(1)
+func (v *View) AdmitRetry() bool {
+	limit := v.limits.RetryLimit(v.Up.Breakers.Requests.Load())
+	n := v.Up.Breakers.Retries.Add(1)
 	if n > limit {
-		v.up.breakers.retries.Add(-1)
-		v.up.stats.rqRetryOverflow.Inc()
-		v.up.stats.cbRqRetryOpen.Set(1)
+		v.Up.Breakers.Retries.Add(-1)
+		v.Up.Stats.RqRetryOverflow.Inc()
+		v.Up.Stats.CbRqRetryOpen.Set(1)
 		return false
 	}
 	if n == limit {
-		v.up.stats.cbRqRetryOpen.Set(1)
+		v.Up.Stats.CbRqRetryOpen.Set(1)
 	}
 	return true
 }
 
-// retryDone gives back a retry's place.
-func (u *upstream) retryDone() {
-	n := u.breakers.retries.Add(-1)
-	if l := u.limits.Load(); l != nil && n < l.retryLimit(u.breakers.requests.Load()) {
-		u.stats.cbRqRetryOpen.Set(0)
+// RetryDone gives back a retry's place.
+func (u *Upstream) RetryDone() {
+	n := u.Breakers.Retries.Add(-1)
+	if l := u.limits.Load(); l != nil && n < l.RetryLimit(u.Breakers.Requests.Load()) {
+		u.Stats.CbRqRetryOpen.Set(0)
 	}
 }
 
 // noteConnections sets cx_open for n upstream connections open, when n
 // is at the threshold or just below it.
-func (c *clusterStats) noteConnections(n int64) {
+func (c *Stats) noteConnections(n int64) {
 	if limit := c.cxLimit.Load(); limit > 0 && (n == limit || n == limit-1) {
-		c.cbCxOpen.Set(open(n >= limit))
+		c.CbCxOpen.Set(open(n >= limit))
 	}
 }
 
 // setLimits records a snapshot's thresholds for the gauges, and sets the
 // gauges for what is in progress under them.
-func (u *upstream) setLimits(l breakerLimits) {
+func (u *Upstream) setLimits(l Limits) {
 	u.limits.Store(&l)
-	c := u.stats
+	c := u.Stats
 	c.cxLimit.Store(l.connections)
-	c.noteRequests(u.breakers.requests.Load(), &l)
-	c.cbRqRetryOpen.Set(open(u.breakers.retries.Load() >= l.retryLimit(u.breakers.requests.Load())))
-	c.cbCxOpen.Set(open(c.cxActive.Value() >= l.connections))
+	c.noteRequests(u.Breakers.Requests.Load(), &l)
+	c.CbRqRetryOpen.Set(open(u.Breakers.Retries.Load() >= l.RetryLimit(u.Breakers.Requests.Load())))
+	c.CbCxOpen.Set(open(c.CxActive.Value() >= l.connections))
 	c.cbCxPoolOpen.Set(0) // max_connection_pools is not supported
 }
 
-// admitSession takes a place for one TCP session; on overflow it counts
+// AdmitSession takes a place for one TCP session; on overflow it counts
 // upstream_cx_overflow.
-func (v *clusterView) admitSession() bool {
-	if enter(&v.up.breakers.sessions, v.limits.connections) {
+func (v *View) AdmitSession() bool {
+	if enter(&v.Up.Breakers.Sessions, v.limits.connections) {
 		return true
 	}
-	v.up.stats.cxOverflow.Inc()
+	v.Up.Stats.CxOverflow.Inc()
 	return false
 }

@@ -1,11 +1,9 @@
-package cli
+package sidecar
 
 import (
-	"io"
 	"log/slog"
+	"os"
 	"strings"
-
-	"github.com/spf13/cobra"
 
 	"github.com/meshlens/meshlens/internal/stats"
 )
@@ -54,10 +52,10 @@ var appMeshEnvIgnored = []struct{ name, reason string }{
 	{"APPMESH_DUALSTACK_ENDPOINT", "the control plane is --xds-addr, not an AWS endpoint"},
 }
 
-// warnIgnoredEnv logs a warning for each ignored App Mesh variable that
-// is set. A switch (ENABLE_*) set to a false value asks for nothing and
+// WarnIgnoredEnv logs a warning for each ignored App Mesh variable that
+// is set, and at debug level each one that is read. A switch (ENABLE_*) set to a false value asks for nothing and
 // is not worth a warning.
-func warnIgnoredEnv(log *slog.Logger, getenv func(string) string) {
+func WarnIgnoredEnv(log *slog.Logger, getenv func(string) string) {
 	for _, v := range appMeshEnvIgnored {
 		val := strings.TrimSpace(getenv(v.name))
 		if val == "" {
@@ -92,29 +90,35 @@ var envoyLogLevels = map[string]slog.Level{
 	"critical": levelCritical, "off": levelOff,
 }
 
-// proxyLogLevel is the log level of `meshlens proxy`: --log-level when
-// given on the command line, else ENVOY_LOG_LEVEL when set, else the
-// flag's default.
+// proxyLogLevel is the log level of the proxy: --log-level when given on
+// the command line, else ENVOY_LOG_LEVEL when set, else the flag's
+// default (flag).
 func proxyLogLevel(flag string, flagGiven bool, getenv func(string) string) (slog.Level, error) {
 	if env := strings.TrimSpace(getenv("ENVOY_LOG_LEVEL")); env != "" && !flagGiven {
 		lv, ok := envoyLogLevels[strings.ToLower(env)]
 		if !ok {
-			return 0, usagef("ENVOY_LOG_LEVEL %q: want trace, debug, info, warning, error, critical or off", env)
+			return 0, configf("ENVOY_LOG_LEVEL %q: want trace, debug, info, warning, error, critical or off", env)
 		}
 		return lv, nil
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(strings.ToUpper(flag))); err != nil {
-		return 0, usagef("--log-level %q: want debug, info, warn or error", flag)
+		return 0, configf("--log-level %q: want debug, info, warn or error", flag)
 	}
 	return lv, nil
 }
 
-// proxyLogger is the logger of `meshlens proxy`, writing to w.
-func proxyLogger(cmd *cobra.Command, w io.Writer, getenv func(string) string) (*slog.Logger, error) {
-	flag, _ := cmd.Flags().GetString("log-level")
-	given := cmd.Flags().Changed("log-level")
-	lv, err := proxyLogLevel(flag, given, getenv)
+// Logger is the proxy's logger, writing to cfg.Stderr (os.Stderr when
+// nil) at the level proxyLogLevel picks.
+func Logger(cfg Config) (*slog.Logger, error) {
+	getenv, w := cfg.Getenv, cfg.Stderr
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if w == nil {
+		w = os.Stderr
+	}
+	lv, err := proxyLogLevel(cfg.LogLevel, cfg.LogLevelSet, getenv)
 	if err != nil {
 		return nil, err
 	}

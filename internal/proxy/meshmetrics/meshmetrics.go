@@ -1,4 +1,8 @@
-package proxy
+// Package meshmetrics keeps the mesh metrics: for every request, counted on
+// both sides of each hop, meshlens_requests_total and its companions,
+// labelled by who called whom. See the rules below for how the called side
+// decides who called.
+package meshmetrics
 
 import (
 	"crypto/tls"
@@ -29,7 +33,7 @@ import (
 // the header from every request it receives (the application never sees
 // it, and only the proxy's own value goes upstream), and the called side
 // (a sidecar's inbound listener) decides who called by how far it can
-// trust the connection (callerEdge):
+// trust the connection (Caller):
 //
 //   - The client presented a certificate the listener verified (mTLS):
 //     the caller is the certificate's identity, whatever the header
@@ -46,9 +50,9 @@ import (
 //     with any plaintext mesh; mTLS is what makes the source label
 //     trustworthy.
 
-// sourceHeader is the canonical name of the header a proxy sends with
+// SourceHeader is the canonical name of the header a proxy sends with
 // every request it forwards into the mesh.
-const sourceHeader = "X-Meshlens-Source"
+const SourceHeader = "X-Meshlens-Source"
 
 // unknown is the value of a label the proxy cannot know (a request from
 // outside the mesh, a passthrough destination).
@@ -60,9 +64,9 @@ const maxInboundSources = 512
 
 // Protocols of the protocol label.
 const (
-	protoHTTP = iota
-	protoGRPC
-	protoTCP
+	HTTP = iota
+	GRPC
+	TCP
 	numProtos
 )
 
@@ -82,41 +86,43 @@ type meshSeries struct {
 	duration                      *stats.Histogram
 }
 
-// meshEdge is one edge's series, created on first use per code and
+// Edge is one edge's series, created on first use per code and
 // protocol and then reached with one atomic load.
-type meshEdge struct {
-	m      *meshMetrics
+type Edge struct {
+	m      *Metrics
 	labels meshLabels
 	// header is the x-meshlens-source value the calling side sends.
 	header []string
 	series [numProtos][600]atomic.Pointer[meshSeries]
 }
 
-// meshMetrics owns the mesh metric series of one proxy.
-type meshMetrics struct {
+// Metrics owns the mesh metric series of one proxy.
+type Metrics struct {
 	store *stats.Store // nil when stats are off
 	self  nodeid.ID
 
 	mu    sync.Mutex
-	edges map[meshLabels]*meshEdge
+	edges map[meshLabels]*Edge
 	// inbound maps x-meshlens-source values to the called side's edges;
 	// replaced whole (copy on write) so that reading needs no lock.
-	inbound atomic.Pointer[map[string]*meshEdge]
+	inbound atomic.Pointer[map[string]*Edge]
 	// peers maps certificate identities (with the service asked for) to
 	// the called side's edges, as inbound does.
-	peers   atomic.Pointer[map[peerKey]*meshEdge]
-	unknown *meshEdge // inbound from outside the mesh
+	peers   atomic.Pointer[map[peerKey]*Edge]
+	unknown *Edge // inbound from outside the mesh
 }
 
 // peerKey is the caller of a request on a mutually authenticated
 // connection: the certificate's identity and the service it asked for.
 type peerKey struct{ mesh, kind, name, service string }
 
-func newMeshMetrics(store *stats.Store, self nodeid.ID) *meshMetrics {
-	m := &meshMetrics{store: store, self: self, edges: map[meshLabels]*meshEdge{}}
-	empty := map[string]*meshEdge{}
+// New returns the mesh metrics of the proxy self, kept in store (nil when
+// stats are off: edges then record nothing).
+func New(store *stats.Store, self nodeid.ID) *Metrics {
+	m := &Metrics{store: store, self: self, edges: map[meshLabels]*Edge{}}
+	empty := map[string]*Edge{}
 	m.inbound.Store(&empty)
-	noPeers := map[peerKey]*meshEdge{}
+	noPeers := map[peerKey]*Edge{}
 	m.peers.Store(&noPeers)
 	m.unknown = m.edge(meshLabels{
 		reporter: "destination", srcMesh: unknown, srcWorkload: unknown, srcKind: unknown,
@@ -133,13 +139,13 @@ func orUnknown(s string) string {
 }
 
 // edge returns the edge with the given labels, creating it.
-func (m *meshMetrics) edge(l meshLabels) *meshEdge {
+func (m *Metrics) edge(l meshLabels) *Edge {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e := m.edges[l]; e != nil {
 		return e
 	}
-	e := &meshEdge{m: m, labels: l}
+	e := &Edge{m: m, labels: l}
 	if l.reporter == "source" {
 		e.header = []string{l.srcMesh + "/" + l.srcKind + "/" + l.srcWorkload + "/" + l.dstService}
 	}
@@ -147,9 +153,9 @@ func (m *meshMetrics) edge(l meshLabels) *meshEdge {
 	return e
 }
 
-// outboundEdge is the calling side's edge towards a virtual service
+// Outbound is the calling side's edge towards a virtual service
 // served by a cluster whose metadata names mesh and node.
-func (m *meshMetrics) outboundEdge(service, mesh, node string) *meshEdge {
+func (m *Metrics) Outbound(service, mesh, node string) *Edge {
 	return m.edge(meshLabels{
 		reporter: "source",
 		srcMesh:  orUnknown(m.self.Mesh), srcWorkload: orUnknown(m.self.Name), srcKind: orUnknown(string(m.self.Kind)),
@@ -157,10 +163,10 @@ func (m *meshMetrics) outboundEdge(service, mesh, node string) *meshEdge {
 	})
 }
 
-// inboundEdge is the called side's edge for a request's
+// Inbound is the called side's edge for a request's
 // x-meshlens-source value: a map lookup, and on the first request from a
 // new caller a parse and a copy of the map.
-func (m *meshMetrics) inboundEdge(src string) *meshEdge {
+func (m *Metrics) Inbound(src string) *Edge {
 	if src == "" {
 		return m.unknown
 	}
@@ -193,7 +199,7 @@ func (m *meshMetrics) inboundEdge(src string) *meshEdge {
 	if prev := cur[src]; prev != nil {
 		return prev
 	}
-	next := make(map[string]*meshEdge, len(cur)+1)
+	next := make(map[string]*Edge, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
 	}
@@ -202,24 +208,24 @@ func (m *meshMetrics) inboundEdge(src string) *meshEdge {
 	return e
 }
 
-// callerEdge is the called side's edge for a request with
+// Caller is the called side's edge for a request with
 // x-meshlens-source value src, on a connection with TLS state cs (nil
 // for plaintext) of a listener that terminates TLS on some chain when
 // listenerTLS: see the rules at the top of this file.
-func (m *meshMetrics) callerEdge(cs *tls.ConnectionState, listenerTLS bool, src string) *meshEdge {
+func (m *Metrics) Caller(cs *tls.ConnectionState, listenerTLS bool, src string) *Edge {
 	if cs != nil && len(cs.VerifiedChains) > 0 && len(cs.PeerCertificates) > 0 {
-		return m.peerEdge(cs.PeerCertificates[0], src)
+		return m.Peer(cs.PeerCertificates[0], src)
 	}
 	if listenerTLS {
 		return m.unknown
 	}
-	return m.inboundEdge(src)
+	return m.Inbound(src)
 }
 
-// peerEdge is the called side's edge for a caller that presented the
+// Peer is the called side's edge for a caller that presented the
 // verified certificate cert; src says only which service it asked for.
 // It allocates nothing once the edge exists.
-func (m *meshMetrics) peerEdge(cert *x509.Certificate, src string) *meshEdge {
+func (m *Metrics) Peer(cert *x509.Certificate, src string) *Edge {
 	k := peerIdentity(cert)
 	k.service = unknown
 	if i := strings.LastIndexByte(src, '/'); i >= 0 && strings.Count(src, "/") == 3 {
@@ -258,7 +264,7 @@ func (m *meshMetrics) peerEdge(cert *x509.Certificate, src string) *meshEdge {
 	if prev := cur[k]; prev != nil {
 		return prev
 	}
-	next := make(map[peerKey]*meshEdge, len(cur)+1)
+	next := make(map[peerKey]*Edge, len(cur)+1)
 	for key, v := range cur {
 		next[key] = v
 	}
@@ -313,8 +319,8 @@ func validLabelValues(parts []string) bool {
 	return true
 }
 
-// record counts one request (or TCP connection, code 0) on the edge.
-func (e *meshEdge) record(proto, code int, d time.Duration, in, out uint64) {
+// Record counts one request (or TCP connection, code 0) on the edge.
+func (e *Edge) Record(proto, code int, d time.Duration, in, out uint64) {
 	if e == nil || e.m.store == nil {
 		return
 	}
@@ -332,7 +338,7 @@ func (e *meshEdge) record(proto, code int, d time.Duration, in, out uint64) {
 	s.duration.RecordDuration(d)
 }
 
-func (e *meshEdge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) *meshSeries {
+func (e *Edge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) *meshSeries {
 	e.m.mu.Lock()
 	defer e.m.mu.Unlock()
 	if s := slot.Load(); s != nil {
@@ -360,10 +366,21 @@ func (e *meshEdge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) 
 	return s
 }
 
-// requestProto is the protocol label of an HTTP request.
-func requestProto(r *http.Request) int {
+// Store is where the series live (nil when stats are off).
+func (m *Metrics) Store() *stats.Store { return m.store }
+
+// Unknown is the called side's edge for a caller from outside the mesh.
+func (m *Metrics) Unknown() *Edge { return m.unknown }
+
+// Header is the x-meshlens-source value the calling side sends on this
+// edge (nil on the called side). The slice is shared: callers must not
+// modify it.
+func (e *Edge) Header() []string { return e.header }
+
+// RequestProto is the protocol label of an HTTP request.
+func RequestProto(r *http.Request) int {
 	if ct := r.Header["Content-Type"]; len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc") {
-		return protoGRPC
+		return GRPC
 	}
-	return protoHTTP
+	return HTTP
 }

@@ -1,0 +1,384 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
+	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
+	"github.com/meshlens/meshlens/internal/stats"
+)
+
+// provision builds everything the snapshot needs without making any of
+// it current. On error the caller calls abort.
+func (t *applyTxn) provision() error {
+	if err := t.provisionUpstreams(); err != nil {
+		return err
+	}
+	t.rs = t.p.buildState(t.s, t.ups)
+	if err := t.provisionChains(); err != nil {
+		return err
+	}
+	t.rs.scopes, t.rs.logWriters = t.res, t.logs
+	if err := t.bind(); err != nil {
+		return err
+	}
+	t.lrts = map[string]*listenerRT{}
+	for _, l := range t.s.Listeners {
+		t.provisionListener(l)
+	}
+	return nil
+}
+
+// abort undoes a provision that failed: the sockets bound, the upstreams
+// created, the scopes and access logs acquired.
+func (t *applyTxn) abort() {
+	for _, b := range t.bound {
+		b.close()
+	}
+	for _, u := range t.created {
+		u.StopHealthChecks()
+		u.CloseIdle()
+		u.Stats.Release()
+	}
+	t.res.release()
+	for _, w := range t.logs {
+		_ = w.Close()
+	}
+}
+
+// provisionUpstreams keeps each cluster's upstream when its connection
+// settings are unchanged and builds a new one otherwise.
+func (t *applyTxn) provisionUpstreams() error {
+	p := t.p
+	t.ups = map[string]*cluster.Upstream{}
+	for name, c := range t.s.Clusters {
+		key := cluster.KeyOf(c, p.cfg.ConnectTimeout)
+		if u := p.upstreams[name]; u != nil && u.Key == key {
+			t.ups[name] = u
+			continue
+		}
+		u, err := cluster.NewUpstream(c, key, p.poolOptions(), p.clusterScope(name), p.log)
+		if errors.Is(err, tlsctx.ErrSDS) {
+			p.log.Warn("cluster not served: its TLS context uses SDS", "cluster", name)
+			u = cluster.UnservedUpstream(name, key, p.clusterScope(name), p.log)
+		} else if err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		t.ups[name] = u
+		t.created = append(t.created, u)
+	}
+	return nil
+}
+
+// allChains lists a listener's filter chains with its default chain last.
+func allChains(l *table.Listener) []*table.FilterChain {
+	if l.Default == nil {
+		return l.Chains
+	}
+	return append(slices.Clip(l.Chains), l.Default)
+}
+
+// provisionChains acquires the stats scopes and access logs of the
+// listeners and chains. The previous snapshot's are released after the
+// swap, so the stats of what stays carry over.
+func (t *applyTxn) provisionChains() error {
+	p := t.p
+	t.chainRTs = map[*table.FilterChain]*chainRT{}
+	t.lstats = map[string]*listenerStats{}
+	for _, l := range t.s.Listeners {
+		t.lstats[l.Name] = newListenerStats(t.res.acquire(p.dataStats, "listener."+listenerStatName(l)+"."))
+		for _, c := range allChains(l) {
+			crt := &chainRT{}
+			var als []table.AccessLog
+			switch {
+			case c.HTTP != nil:
+				crt.stats = newHCMStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				als = c.HTTP.AccessLogs
+			case c.TCP != nil:
+				crt.tcp = newTCPStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				als = c.TCP.AccessLogs
+			}
+			for _, al := range als {
+				f, err := accesslog.FromConfig(al.Format, al.JSONFormat)
+				if err != nil {
+					return fmt.Errorf("apply: listener %s: chain %q: access log %s: %w", l.Name, c.Name, al.Path, err)
+				}
+				w, err := accesslog.Get(al.Path, accesslog.Options{})
+				if err != nil {
+					return fmt.Errorf("apply: listener %s: chain %q: access log: %w", l.Name, c.Name, err)
+				}
+				t.logs = append(t.logs, w)
+				crt.logs = append(crt.logs, chainLog{f: f, w: w})
+			}
+			t.chainRTs[c] = crt
+		}
+	}
+	return nil
+}
+
+// bind opens the sockets that are new. Nothing is swapped until all are
+// bound.
+func (t *applyTxn) bind() error {
+	for k, spec := range t.specs {
+		if old := t.p.sockets[k]; old != nil {
+			continue
+		}
+		sock, err := t.p.listen(k, spec.addr)
+		if err != nil {
+			return fmt.Errorf("apply: listener %s: bind %s: %w", spec.listener, spec.addr, err)
+		}
+		t.bound = append(t.bound, sock)
+	}
+	return nil
+}
+
+// provisionListener prepares a listener's runtime: its HTTP servers (kept
+// when their connection settings are unchanged), the configs of its HTTP
+// and TCP chains, and the drain of the HTTP servers it no longer has.
+func (t *applyTxn) provisionListener(l *table.Listener) {
+	p := t.p
+	lrt := p.listeners[l.Name]
+	if lrt == nil {
+		lrt = &listenerRT{p: p, name: l.Name, servers: map[string]*httpServer{}}
+	}
+	t.lrts[l.Name] = lrt
+	ls := listenerSwap{lrt: lrt, servers: map[string]*httpServer{}}
+	byChain := map[*table.FilterChain]*httpServer{}
+	chains := allChains(l)
+	listenerTLS := slices.ContainsFunc(chains, func(c *table.FilterChain) bool { return c.TLS != nil })
+	for _, c := range chains {
+		if c.HTTP == nil {
+			continue
+		}
+		idle, maxHdr := p.httpLimits(c.HTTP)
+		key := serverKey(c, idle, maxHdr)
+		hs := ls.servers[key]
+		if hs == nil {
+			hs = lrt.servers[key]
+		}
+		if hs == nil {
+			hs = p.newHTTPServer(key, c, idle, maxHdr)
+			if hs.unusable != "" {
+				p.log.Warn("filter chain not served", "listener", l.Name, "chain", c.Name, "reason", hs.unusable)
+			}
+		}
+		crt := t.chainRTs[c]
+		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &chainConfig{chain: c, rs: t.rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS}})
+		ls.servers[key] = hs
+		byChain[c] = hs
+	}
+	var gone []*httpServer
+	for key, hs := range lrt.servers {
+		if ls.servers[key] == nil {
+			gone = append(gone, hs)
+		}
+	}
+	if len(gone) > 0 {
+		t.retired = append(t.retired, func(ctx context.Context) {
+			for _, hs := range gone {
+				hs.drain(ctx)
+			}
+		})
+	}
+	tcp := map[*table.FilterChain]*tcpChain{}
+	for _, c := range chains {
+		if crt := t.chainRTs[c]; crt.tcp != nil {
+			tc := &tcpChain{stats: crt.tcp, logs: crt.logs, dir: l.Direction}
+			if c.TLS != nil {
+				conf, err := tlsctx.DownstreamConfig(c.TLS, nil)
+				if err != nil {
+					p.log.Warn("TCP filter chain not served: its TLS cannot be set up", "listener", l.Name, "chain", c.Name, "err", err)
+					tc.unusable = err.Error()
+				}
+				tc.tls = conf
+			}
+			tcp[c] = tc
+		}
+	}
+	ls.cfg = &listenerConfig{l: l, rs: t.rs, servers: byChain, stats: t.lstats[l.Name], tcp: tcp}
+	t.pending = append(t.pending, ls)
+}
+
+// httpLimits are an HTTP chain's connection idle timeout and header limit.
+func (p *Proxy) httpLimits(m *table.HTTPManager) (time.Duration, int) {
+	idle := m.IdleTimeout
+	if idle <= 0 {
+		idle = p.cfg.IdleTimeout
+	}
+	maxHdr := int(m.MaxRequestHeaders)
+	if maxHdr <= 0 {
+		maxHdr = p.cfg.MaxRequestHeaderBytes
+	}
+	return idle, maxHdr
+}
+
+// buildState prepares the per-cluster views of a snapshot, applying the
+// Config.App overrides to the clusters inbound chains route to.
+func (p *Proxy) buildState(s *table.Snapshot, ups map[string]*cluster.Upstream) *runtimeState {
+	overrides := map[string]string{}
+	for _, l := range s.Listeners {
+		if l.Direction != table.Inbound {
+			continue
+		}
+		for _, c := range l.Chains {
+			app, ok := p.cfg.App[c.DestinationPort]
+			if !ok || c.DestinationPort == 0 {
+				continue
+			}
+			for _, name := range chainClusters(c) {
+				overrides[name] = app
+			}
+		}
+	}
+	rs := &runtimeState{
+		snap:      s,
+		appliedAt: time.Now(),
+		views:     make(map[*table.Cluster]*cluster.View, len(s.Clusters)),
+		byName:    make(map[string]*cluster.View, len(s.Clusters)),
+	}
+	for name, c := range s.Clusters {
+		u := ups[name]
+		v := cluster.NewView(c, u, overrides[name])
+		rs.views[c] = v
+		rs.byName[name] = v
+		u.Provision(v)
+	}
+	p.meshEdges(s, rs)
+	return rs
+}
+
+// meshEdges gives every cluster view the calling side's mesh-metric
+// edges of the virtual services routed to it, keyed by service.
+func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
+	if p.dataStats == nil {
+		return
+	}
+	add := func(service string, c *table.Cluster) {
+		v := rs.byName[c.Name]
+		if v == nil {
+			return
+		}
+		if v.Edges == nil {
+			v.Edges = map[string]*meshmetrics.Edge{}
+		}
+		if v.Edges[service] == nil {
+			v.Edges[service] = p.mesh.Outbound(service, c.Meta.Mesh, c.Meta.VirtualNode)
+		}
+	}
+	for _, l := range s.Listeners {
+		if l.Direction == table.Inbound {
+			continue
+		}
+		chains := l.Chains
+		if l.Default != nil {
+			chains = append(slices.Clip(chains), l.Default)
+		}
+		for _, c := range chains {
+			if c.TCP != nil {
+				for _, wc := range c.TCP.Clusters {
+					if wc.Cluster != nil {
+						add(c.Meta.VirtualService, wc.Cluster)
+					}
+				}
+			}
+			if c.HTTP == nil || c.HTTP.Routes == nil {
+				continue
+			}
+			for _, vh := range c.HTTP.Routes.VirtualHosts {
+				for _, r := range vh.Routes {
+					for _, wc := range r.Clusters {
+						if wc.Cluster != nil {
+							add(r.Meta.VirtualService, wc.Cluster)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// poolOptions are the proxy-wide settings of the upstream pools.
+func (p *Proxy) poolOptions() cluster.PoolOptions {
+	return cluster.PoolOptions{
+		MaxConnsPerHost:     p.cfg.MaxConnsPerHost,
+		MaxIdleConnsPerHost: p.cfg.MaxIdleConnsPerHost,
+		IdleTimeout:         p.cfg.UpstreamIdleTimeout,
+		StdlibHTTP1Client:   p.cfg.StdlibHTTP1Client,
+	}
+}
+
+// clusterScope acquires a cluster's stats scope, nil when stats are off.
+func (p *Proxy) clusterScope(name string) *stats.Scope {
+	if p.dataStats == nil {
+		return nil
+	}
+	return p.dataStats.Scope("cluster." + name + ".")
+}
+
+// chainClusters names the clusters a filter chain can send to.
+func chainClusters(c *table.FilterChain) []string {
+	var out []string
+	if c.TCP != nil {
+		for _, wc := range c.TCP.Clusters {
+			out = append(out, wc.Name)
+		}
+	}
+	if c.HTTP != nil && c.HTTP.Routes != nil {
+		for _, vh := range c.HTTP.Routes.VirtualHosts {
+			for _, r := range vh.Routes {
+				for _, wc := range r.Clusters {
+					out = append(out, wc.Name)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// runtimeState is a snapshot with its per-cluster views: what one
+// request or connection reads through a single atomic load.
+type runtimeState struct {
+	snap      *table.Snapshot
+	appliedAt time.Time
+	views     map[*table.Cluster]*cluster.View
+	byName    map[string]*cluster.View
+
+	// scopes and logWriters are what the snapshot acquired for its
+	// listeners and chains; released when it is replaced.
+	scopes     scopes
+	logWriters []*accesslog.Writer
+	released   atomic.Bool
+}
+
+// release gives back the snapshot's stats scopes and access-log writers
+// (once). Requests still running on it may keep using them: released
+// handles and closed writers drop updates.
+func (rs *runtimeState) release() {
+	if !rs.released.CompareAndSwap(false, true) {
+		return
+	}
+	rs.scopes.release()
+	for _, w := range rs.logWriters {
+		_ = w.Close()
+	}
+}
+
+// view returns the runtime view of a cluster a route or TCP proxy named;
+// nil for a cluster CDS did not deliver.
+func (rs *runtimeState) view(c *table.Cluster) *cluster.View {
+	if c == nil {
+		return nil
+	}
+	if v := rs.views[c]; v != nil {
+		return v
+	}
+	return rs.byName[c.Name]
+}

@@ -1,0 +1,182 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/proxy"
+	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/xdsclient"
+)
+
+// Run runs the proxy cfg describes until ctx ends or SIGINT or SIGTERM
+// arrives, then leaves the mesh (deregisters) and drains. An error about
+// the configuration or the environment is a *ConfigError.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	log, err := Logger(cfg)
+	if err != nil {
+		return err
+	}
+	WarnIgnoredEnv(log, cfg.Getenv)
+	var id nodeid.ID
+	if cfg.Node != "" {
+		id, err = nodeid.Parse(cfg.Node)
+	} else {
+		id, err = nodeid.FromEnv(cfg.Getenv)
+	}
+	if err != nil {
+		return &ConfigError{fmt.Errorf("node identity: %w", err)}
+	}
+	listen, err := portMap("listen", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	app, err := portMap("app", cfg.App)
+	if err != nil {
+		return err
+	}
+	egressPorts, err := portMap("egress-port", cfg.EgressPorts)
+	if err != nil {
+		return err
+	}
+	xdsAddr := firstNonEmpty(cfg.XDSAddr, cfg.Getenv("MESHLENS_XDS_ADDR"), cfg.Getenv("APPMESH_XDS_ENDPOINT"), "127.0.0.1:15010")
+	adminAddr := cfg.AdminAddr
+	if adminAddr == "" {
+		if port := cfg.Getenv("ENVOY_ADMIN_ACCESS_PORT"); port != "" {
+			adminAddr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	gateway := id.Kind == nodeid.VirtualGateway
+	cluster := firstNonEmpty(cfg.Getenv("APPMESH_RESOURCE_CLUSTER"), id.Mesh+"/"+id.Name)
+
+	switch {
+	case cfg.Concurrency < 0:
+		return configf("--concurrency %d: must be 0 or more", cfg.Concurrency)
+	case cfg.Concurrency > 0:
+		runtime.GOMAXPROCS(cfg.Concurrency)
+	}
+	st, err := newProxyStats(cfg, id)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	// Access logs may go to /dev/stdout: a reader that went away must
+	// count as dropped lines, not kill the process (as Envoy does).
+	signal.Ignore(syscall.SIGPIPE)
+	reopen := make(chan os.Signal, 1)
+	signal.Notify(reopen, syscall.SIGUSR1)
+	defer signal.Stop(reopen)
+	go func() {
+		for range reopen {
+			accesslog.ReopenAll() // log rotation, as Envoy reopens on SIGUSR1
+		}
+	}()
+
+	p, err := proxy.New(proxy.Config{
+		NodeID: id.String(), Cluster: cluster, Version: "meshlens/" + cfg.Version, Gateway: gateway,
+		AdminAddr: adminAddr, IngressAddr: cfg.IngressAddr, EgressAddr: cfg.EgressAddr, EgressPorts: egressPorts,
+		Listen: listen, App: app, Log: log, DrainTimeout: cfg.DrainTimeout,
+		Stats: st.store, StatsSinks: st.sinks, StatsFlushInterval: st.interval, DisableStats: !cfg.Stats, Pprof: cfg.Pprof,
+		StdlibHTTP1Client: cfg.StdlibHTTP1Client,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := p.Run(runCtx); err != nil {
+			errc <- err
+		}
+	}()
+	warming := time.Duration(0)
+	if v := cfg.Getenv("ENVOY_INITIAL_FETCH_TIMEOUT"); v != "" {
+		if warming, err = parseSecondsOrDuration(v); err != nil {
+			return configf("ENVOY_INITIAL_FETCH_TIMEOUT: %v", err)
+		}
+	}
+	xc, err := xdsclient.New(xdsclient.Config{
+		Server:         xdsAddr,
+		Node:           xdsclient.NewNode(id.String(), cluster, cfg.Version),
+		Log:            log,
+		CompileOptions: table.CompileOptions{Gateway: gateway},
+		WarmingTimeout: warming,
+		// The admin endpoint and stats report whether the control plane
+		// is reachable.
+		OnConnectionChange: p.SetControlPlaneConnected,
+	}, p.Apply)
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer wg.Done()
+		if err := xc.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("xds client: %w", err)
+		}
+	}()
+	log.Info("proxy starting", "node", id.String(), "xds", xdsAddr, "admin", p.AdminAddr().String())
+
+	var reg *registration
+	if !gateway && cfg.Register {
+		reg, err = newRegistration(cfg, id, p)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); reg.run(runCtx) }()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining")
+	case runErr = <-errc:
+	}
+	// Leave the mesh first, so that peers stop sending new requests, then
+	// drain what is in flight.
+	if reg != nil {
+		reg.deregister()
+	}
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
+	defer shutCancel()
+	if err := p.Shutdown(shutCtx); err != nil && runErr == nil {
+		runErr = err
+	}
+	cancel()
+	wg.Wait()
+	return runErr
+}
+
+// defaults fills in the process's environment and streams where cfg
+// leaves them nil.
+func (cfg *Config) defaults() {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+}

@@ -1,0 +1,78 @@
+package sidecar
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/stats"
+	"github.com/meshlens/meshlens/internal/stats/emf"
+	"github.com/meshlens/meshlens/internal/stats/statsd"
+)
+
+// proxyStats is the stats setup of the proxy, from App Mesh's environment
+// variables and the Config.
+type proxyStats struct {
+	store    *stats.Store
+	sinks    []stats.Sink
+	interval time.Duration
+	closers  []func() error
+}
+
+func newProxyStats(cfg Config, id nodeid.ID) (*proxyStats, error) {
+	fixed, err := stats.FixedTagsFromEnv(cfg.Getenv, id.Mesh, id.Name, id.Kind == nodeid.VirtualGateway)
+	if err != nil {
+		return nil, configf("%v", err)
+	}
+	ps := &proxyStats{}
+	if ps.store, err = stats.NewStore(stats.Options{FixedTags: fixed}); err != nil {
+		return nil, err
+	}
+	if v := cfg.Getenv("ENVOY_STATS_FLUSH_INTERVAL"); v != "" {
+		d, err := parseSecondsOrDuration(v)
+		if err != nil || d <= 0 {
+			return nil, configf("ENVOY_STATS_FLUSH_INTERVAL %q: want a positive duration such as 10s", v)
+		}
+		ps.interval = d
+	}
+	sc, on, err := statsd.ConfigFromEnv(cfg.Getenv)
+	if err != nil {
+		return nil, configf("%v", err)
+	}
+	if on {
+		sink, err := statsd.New(sc)
+		if err != nil {
+			return nil, err
+		}
+		ps.sinks = append(ps.sinks, sink)
+		ps.closers = append(ps.closers, sink.Close)
+	}
+	if cfg.EMFPath != "" {
+		opts := emf.Options{Namespace: cfg.EMFNamespace}
+		if cfg.EMFInclude != "" {
+			if opts.Include, err = regexp.Compile(cfg.EMFInclude); err != nil {
+				return nil, configf("--emf-include: %v", err)
+			}
+		}
+		out := cfg.Stdout
+		if cfg.EMFPath != "-" {
+			file, err := os.OpenFile(cfg.EMFPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+			if err != nil {
+				return nil, fmt.Errorf("--emf-path: %w", err)
+			}
+			out = file
+			ps.closers = append(ps.closers, file.Close)
+		}
+		ps.sinks = append(ps.sinks, emf.New(out, opts))
+	}
+	return ps, nil
+}
+
+// close releases the sinks, after the proxy's last flush.
+func (ps *proxyStats) close() {
+	for _, c := range ps.closers {
+		_ = c()
+	}
+}
