@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,8 +15,15 @@ import (
 const traceDirName = "traces"
 
 // openTraceStore opens the built-in trace store: in memory, and on disk
-// under the data dir when a disk budget is given.
+// under the data dir when a disk budget is given. It also checks the
+// address advertised to proxies for it.
 func openTraceStore(cfg Config) (*tracestore.Store, error) {
+	if a := cfg.OTLPAdvertiseAddr; a != "" {
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("otlp advertise addr: must be host:port with a port 1-65535, not %q", a)
+		}
+	}
 	opts := cfg.TraceStore
 	if opts.Logger == nil {
 		opts.Logger = cfg.Logger

@@ -242,6 +242,19 @@ func TestBuiltinCollectorAddress(t *testing.T) {
 	}
 }
 
+// TestBadAdvertiseAddr: a control plane refuses to start with an
+// advertised OTLP address proxies could not dial.
+func TestBadAdvertiseAddr(t *testing.T) {
+	t.Parallel()
+	for _, a := range []string{"cp.internal", "cp.internal:0", ":4317"} {
+		_, err := New(context.Background(), Config{DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OTLPAdvertiseAddr: a})
+		if err == nil || !strings.Contains(err.Error(), "otlp advertise addr: must be host:port") {
+			t.Errorf("OTLPAdvertiseAddr %q: err = %v", a, err)
+		}
+	}
+}
+
 // TestTraceStoreDiskRetention: with a disk budget, spans stored by one
 // control plane are answered by the next one on the same data dir.
 func TestTraceStoreDiskRetention(t *testing.T) {

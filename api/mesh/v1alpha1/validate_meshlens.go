@@ -276,6 +276,10 @@ func (v *validator) meshMeshlens(p string, m *MeshMeshlens) {
 	if t.Endpoint != "" {
 		if msg := checkHostPort(t.Endpoint); msg != "" {
 			v.add(ep, "%s", msg)
+		} else if host, _, _ := net.SplitHostPort(t.Endpoint); provider == TracingXRay && net.ParseIP(host) == nil {
+			// Envoy's XRayConfig takes a socket address, which it
+			// does not resolve.
+			v.add(ep, "must be an IP address and port for provider xray (the X-Ray daemon's UDP address), not %q", t.Endpoint)
 		}
 	}
 	v.percentage(field(p, "samplingPercentage"), t.SamplingPercentage)
