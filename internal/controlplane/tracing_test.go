@@ -78,6 +78,11 @@ func TestTraceStoreServed(t *testing.T) {
 	if err := exportOTLP(ctx, cp.s.XDSAddr(), otlpRequest("gateway", 1, 1)); err != nil {
 		t.Fatalf("OTLP/gRPC export on the xDS address: %v", err)
 	}
+	big := otlpRequest("gateway", 9, 9)
+	big.ResourceSpans[0].ScopeSpans[0].Spans[0].Name = strings.Repeat("x", 5<<20)
+	if err := exportOTLP(ctx, cp.s.XDSAddr(), big); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a 5 MiB OTLP/gRPC export: %v, want ResourceExhausted", err)
+	}
 	body, _ := proto.Marshal(otlpRequest("greeter", 2, 2))
 	resp, err := http.Post("http://"+cp.s.APIAddr()+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
 	if err != nil {
