@@ -261,7 +261,7 @@ func TestOTLPHTTPBadInput(t *testing.T) {
 		{"oversized", "application/x-protobuf", "", make([]byte, 2048), 413, "request body is larger than 1024 bytes"},
 		{"oversized once decompressed", "application/x-protobuf", "gzip", bomb.Bytes(), 413, "request body is larger than 1024 bytes"},
 		{"not gzip", "application/x-protobuf", "gzip", []byte("plain"), 400, "body is not gzip"},
-		{"json", "application/json", "", []byte(`{}`), 415, "OTLP/HTTP JSON is not supported"},
+		{"text", "text/plain", "", []byte(`{}`), 415, `Content-Type "text/plain": want application/x-protobuf or application/json`},
 		{"brotli", "application/x-protobuf", "br", []byte{}, 415, `Content-Encoding "br"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
