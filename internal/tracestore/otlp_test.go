@@ -150,6 +150,15 @@ func TestOTLPToJaegerAPI(t *testing.T) {
 	wantJSON(t, "services", v, `{"data":["gateway","greeter"],"total":2,"limit":0,"offset":0,"errors":null}`)
 	_, v = get(t, url+"/api/services/gateway/operations")
 	wantJSON(t, "operation names", v, `{"data":["GET /greet","greeter"],"total":2,"limit":0,"offset":0,"errors":null}`)
+	// A service name with a slash (meshlens names services
+	// mesh/node) arrives escaped, as the Jaeger UI and Grafana send it.
+	s.Add([]*tracepb.ResourceSpans{resource("demo/web", span(8, 1, 0, "GET /", tracepb.Span_SPAN_KIND_SERVER, 0, 1))})
+	_, v = get(t, url+"/api/services/demo%2Fweb/operations")
+	wantJSON(t, "operation names of demo/web", v, `{"data":["GET /"],"total":1,"limit":0,"offset":0,"errors":null}`)
+	_, v = get(t, url+"/api/traces?service=demo%2Fweb&lookback=2h")
+	if data, _ := v.(map[string]any)["data"].([]any); len(data) != 1 {
+		t.Fatalf("search for demo/web = %v", v)
+	}
 	_, v = get(t, url+"/api/operations?service=gateway&spanKind=server")
 	wantJSON(t, "operations", v, `{"data":[{"name":"GET /greet","spanKind":"server"}],"total":1,"limit":0,"offset":0,"errors":null}`)
 
