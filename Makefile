@@ -3,14 +3,18 @@ GO       ?= go
 PKGS     ?= ./...
 FUZZTIME ?= 10s
 
-.PHONY: build test test-deps unit fuzz lint demo bench bench-smoke
+.PHONY: build test test-deps unit fuzz lint console demo bench bench-smoke
 
 build:
 	$(GO) build -o bin/meshlens ./cmd/meshlens
 
 # Everything CI runs: installs what the tests need, vets, runs every test
 # under the race detector, then gives each fuzz target a short run.
-test: test-deps lint unit fuzz bench-smoke
+test: test-deps lint console unit fuzz bench-smoke
+
+# In CI the browser test of the console (test/e2e TestConsoleInBrowser)
+# must run: a missing chromium or node fails it instead of skipping it.
+test: export MESHLENS_REQUIRE_BROWSER = 1
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -18,6 +22,11 @@ test-deps:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# Rebuilds the console from web/console's lockfile and fails if the
+# bundle committed in internal/consoleui/dist differs.
+console:
+	./scripts/check-console.sh
 
 # -count=1: the end-to-end tests build the binary in a subprocess, which
 # go test's result cache cannot see, so a cached pass could be stale.

@@ -5,11 +5,18 @@
 #     and promtool checks our exposition format.
 #   - statsd_exporter (Go module proxy): a real DogStatsD consumer.
 #   - curl: App Mesh's container health check is a curl pipeline.
+#   - chromium (Debian): the console's browser test drives it headless
+#     through playwright-core (web/console, installed by npm ci from the
+#     lockfile; no browser is downloaded).
+#   - nodejs and npm, only where the machine has no node: they build the
+#     console and run its browser test.
 set -euo pipefail
 need_apt=()
-for pkg in prometheus curl; do
+for pkg in prometheus curl chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq

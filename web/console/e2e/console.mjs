@@ -51,6 +51,10 @@ for (const p of ['/v1/console/graph', '/v1/console/metrics?kind=node&mesh=demo&n
 }
 const validateProbe = await fetch(api + '/v1/console/validate', { method: 'POST', body: '' });
 if (validateProbe.status === 404 && (await validateProbe.text()).includes('no API endpoint')) absent.add('/v1/console/validate');
+// Endpoints docs/api.md documents must be served: their absence fails
+// the run instead of showing the "not available" state.
+const required = (process.env.MESHLENS_CONSOLE_REQUIRED ?? '').split(',').filter(Boolean);
+const missingRequired = required.filter((p) => absent.has(p));
 for (const p of absent) notes.push(`not served by this control plane: ${p} (the console shows its "not available" state)`);
 const withMetrics = !absent.has('/v1/console/graph');
 
@@ -169,7 +173,7 @@ await check('metrics: a virtual node\'s golden-metrics page', async () => {
   await shot('console-metrics.png');
 });
 
-await check('traces: a trace opens as a waterfall', async () => {
+await check('traces: a trace opens as a waterfall, or the page says why there is none', async () => {
   await page.goto(`${api}/ui/#/traces`);
   if (absent.has('/api/services')) {
     await page.waitForSelector('#trace-results [data-state="na"]');
@@ -211,6 +215,10 @@ await check('config: a resource as YAML with its referrers', async () => {
   await page.waitForSelector('#resource-yaml');
   const y = await page.locator('#resource-yaml').innerText();
   assert(y.includes('weightedTargets') && y.includes('greeting-v2'), `yaml: ${y}`);
+});
+
+await check('every API endpoint docs/api.md documents is served', async () => {
+  assert(missingRequired.length === 0, `documented but not served: ${missingRequired.join(', ')}`);
 });
 
 await page.waitForTimeout(500);
