@@ -158,6 +158,16 @@ await check('graph: the README weight change shows in the edge split within 30s'
 });
 
 await check('metrics: a virtual node\'s golden-metrics page', async () => {
+  if (!absent.has('/v1/console/instances')) {
+    // The callers' view arrives with the proxies' next metrics report.
+    const end = Date.now() + 30000;
+    for (;;) {
+      const r = await (await fetch(`${api}/v1/console/instances?mesh=demo&node=greeter`)).json();
+      if ((r.instances ?? []).length) break;
+      assert(Date.now() < end, `no instance of greeter in /v1/console/instances: ${JSON.stringify(r)}`);
+      await page.waitForTimeout(500);
+    }
+  }
   await page.goto(`${api}/ui/#/metrics/node/demo/greeter`);
   if (absent.has('/v1/console/metrics')) {
     await page.waitForSelector('#plots [data-state="na"]');
@@ -170,6 +180,10 @@ await check('metrics: a virtual node\'s golden-metrics page', async () => {
   await page.waitForSelector('#instances');
   const inst = await page.locator('#instances tbody tr').allInnerTexts();
   assert(inst.some((t) => t.includes('greeter-1') && t.includes('HEALTHY')), `instances: ${JSON.stringify(inst)}`);
+  if (!absent.has('/v1/console/instances')) {
+    const views = await page.locator('#instances tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.view));
+    assert(views.includes('healthy'), `callers' view of greeter's instances: ${JSON.stringify(views)}`);
+  }
   await shot('console-metrics.png');
 });
 
@@ -208,6 +222,24 @@ await check('config: a bad spec shows its validation error with the field path',
   const text = await li.innerText();
   assert(/between 0 and 100/.test(text), `error text: ${text}`);
   expectedStatus.length = 0;
+});
+
+await check('config: a valid spec shows what changes for traffic', async () => {
+  await page.goto(`${api}/ui/#/config`);
+  await page.waitForSelector('#spec');
+  await page.fill('#spec', 'kind: Route\nmesh: demo\nname: split\nvirtualRouter: greeting\nspec:\n  httpRoute:\n    match:\n      prefix: /\n    action:\n      weightedTargets:\n      - virtualNode: greeting-v1\n        weight: 80\n      - virtualNode: greeting-v2\n        weight: 20\n');
+  await page.click('#validate');
+  await page.waitForSelector('#validate-result [data-state="valid"]');
+  if (absent.has('/v1/console/validate')) {
+    const diff = await page.locator('#validate-diff').innerText();
+    assert(diff.includes('+ ') && diff.includes('weight: 80'), `diff: ${diff}`);
+  } else {
+    const t = await page.locator('#validate-changes').innerText();
+    assert(t.includes('greeter') && / 80/.test(t) && / 50/.test(t), `changes: ${t}`);
+  }
+  // Nothing was written.
+  const stored = await (await fetch(`${api}/v1/meshes/demo/virtualRouters/greeting/routes/split`)).json();
+  assert(stored.spec.httpRoute.action.weightedTargets.every((w) => w.weight === 50), `stored: ${JSON.stringify(stored.spec)}`);
 });
 
 await check('config: a resource as YAML with its referrers', async () => {

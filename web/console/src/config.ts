@@ -90,21 +90,38 @@ function failure(err: unknown): HTMLElement {
   return notice('error', describeError(err));
 }
 
-/** POST /v1/console/validate: validation and the traffic changes (docs/api.md). */
+/** POST /v1/console/validate: validation and what changes for traffic (docs/api.md). */
 async function checkWithConsole(body: string): Promise<HTMLElement[]> {
   const r = await post<any>('/v1/console/validate', body);
   const out: HTMLElement[] = [];
-  const errors: any[] = r.errors ?? r.details ?? [];
-  if (errors.length) {
-    out.push(h('div', { class: 'notice notice-error', 'data-state': 'invalid' }, h('p', {}, 'The spec is not valid:'),
-      h('ul', { id: 'validate-errors' }, ...errors.map((d) => h('li', { 'data-path': d.path ?? d.field ?? '' }, h('code', {}, d.path ?? d.field ?? ''), `: ${d.message ?? ''}`)))));
+  if (r.valid === false) {
+    const errors: { path: string; message: string }[] = r.errors ?? [];
+    out.push(h('div', { class: 'notice notice-error', 'data-state': 'invalid' }, h('p', {}, r.message ?? 'The spec is not valid.'),
+      errors.length ? h('ul', { id: 'validate-errors' }, ...errors.map((d) => h('li', { 'data-path': d.path ?? '' }, h('code', {}, d.path ?? ''), `: ${d.message ?? ''}`))) : null));
     return out;
   }
   out.push(h('div', { class: 'notice notice-ok', 'data-state': 'valid' }, 'Valid. Nothing was written.'));
   for (const w of r.warnings ?? []) out.push(notice('info', String(w)));
-  const changes: any[] = r.changes ?? r.proxies ?? [];
-  if (changes.length) out.push(h('h3', {}, 'What changes for traffic'), h('pre', { class: 'yaml', id: 'validate-changes' }, YAML.stringify(changes)));
-  else out.push(notice('empty', 'No proxy\'s routes or clusters change.'));
+  const changes: any[] = r.changes ?? [];
+  if (!changes.length) {
+    out.push(notice('empty', "No proxy's routes or clusters change."));
+    return out;
+  }
+  const weights = (l: any[] | undefined) => (l ?? []).map((w) => `${w.cluster} ${w.weight}`).join(', ') || '–';
+  const rows: HTMLElement[] = [];
+  for (const c of changes) {
+    for (const rt of c.routes ?? []) {
+      rows.push(h('tr', {}, h('td', {}, c.node), h('td', {}, `${rt.routeConfig} / ${rt.route}`), h('td', {}, rt.change), h('td', {}, weights(rt.old)), h('td', {}, weights(rt.new))));
+    }
+    const cl = c.clusters ?? {};
+    for (const [what, list] of [['cluster added', cl.added], ['cluster removed', cl.removed], ['cluster changed', cl.changed]] as [string, string[] | undefined][]) {
+      for (const name of list ?? []) rows.push(h('tr', {}, h('td', {}, c.node), h('td', {}, name), h('td', {}, what), h('td', {}), h('td', {})));
+    }
+  }
+  out.push(h('h3', {}, 'What changes for traffic'),
+    h('table', { class: 'data', id: 'validate-changes' },
+      h('thead', {}, h('tr', {}, ...['proxy', 'route or cluster', 'change', 'old weights', 'new weights'].map((x) => h('th', {}, x)))),
+      h('tbody', {}, ...rows)));
   return out;
 }
 

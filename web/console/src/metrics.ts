@@ -98,6 +98,10 @@ function drawPlots(root: HTMLElement, points: Point[], made: uPlot[]): void {
     root.append(notice('empty', 'No traffic recorded in the last 15 minutes.'));
     return;
   }
+  // Start where the traffic starts: a node that came up two minutes
+  // ago gets two minutes of plot, not thirteen of zeros before them.
+  const first = points.findIndex((p) => (p.rps ?? 0) > 0 || p.p50 !== null);
+  if (first > 1) points = points.slice(first - 1);
   const t = points.map((p) => Date.parse(p.time) / 1000);
   const n = (v: number | null) => (v === null || v === undefined ? null : v);
   const width = Math.max(320, Math.min(560, Math.floor((root.clientWidth || 1100) / 2) - 20));
@@ -111,7 +115,7 @@ function drawPlots(root: HTMLElement, points: Point[], made: uPlot[]): void {
           height: 200,
           series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: colours[i % colours.length], width: 1.5, spanGaps: false, value: (_u: uPlot, v: number | null) => (v === null ? '–' : fmt(v)) }))],
           axes: [{}, { values: (_u: uPlot, vals: number[]) => vals.map(fmt), size: 70 }],
-          scales: { x: { time: true } },
+          scales: { x: { time: true }, y: { range: (_u: uPlot, _min: number, max: number) => [0, max > 0 ? max * 1.1 : 1] } },
           legend: { live: true },
         },
         [t, ...series.map((s) => s.data)] as uPlot.AlignedData,
@@ -150,33 +154,45 @@ async function topTables(mesh: string, service?: string): Promise<HTMLElement> {
   }
 }
 
-/** A virtual node's instances: from /v1/console/instances where served, else the resource's describe view. */
+/**
+ * A virtual node's instances: the registered ones (the resource's
+ * describe view) beside how the proxies that send to them see them
+ * (GET /v1/console/instances: health checks, ejections), matched by
+ * address.
+ */
 async function instancesTable(mesh: string, node: string): Promise<HTMLElement> {
-  let rows: { id: string; address: string; health: string; detail: string }[] = [];
+  interface Row { id: string; address: string; registered: string; view: string; detail: string }
+  const rows = new Map<string, Row>();
+  let viewNote: HTMLElement | null = null;
   try {
-    const r = await get<{ items: any[] }>('/v1/console/instances', { mesh, node });
-    rows = (r.items ?? []).map((i) => ({
-      id: i.id ?? '',
-      address: i.address ? `${i.address}:${i.port ?? ''}` : '',
-      health: i.health ?? i.healthStatus ?? (i.healthy === false ? 'UNHEALTHY' : i.healthy ? 'HEALTHY' : ''),
-      detail: [i.ejected ? 'ejected' : '', i.reporter ? `seen by ${i.reporter}` : ''].filter(Boolean).join(', '),
-    }));
-  } catch (err) {
-    if (!(err instanceof NotAvailable)) return notice('error', describeError(err));
-    try {
-      const d = await get<any>(`/v1/meshes/${encodeURIComponent(mesh)}/virtualNodes/${encodeURIComponent(node)}`, { view: 'describe' });
-      const eps = new Map<string, any>((d.endpoints ?? []).map((e: any) => [`${e.address}:${e.port}`, e]));
-      rows = (d.instances ?? []).map((i: any) => {
-        const addr = `${i.address}:${i.port}`;
-        const ep = eps.get(addr);
-        return { id: i.id ?? '', address: addr, health: i.healthStatus ?? '', detail: ep ? (ep.healthy ? 'endpoint healthy' : 'endpoint unhealthy') : 'no endpoint' };
-      });
-    } catch (err2) {
-      return notice('error', describeError(err2));
+    const d = await get<any>(`/v1/meshes/${encodeURIComponent(mesh)}/virtualNodes/${encodeURIComponent(node)}`, { view: 'describe' });
+    for (const i of d.instances ?? []) {
+      const addr = `${i.address}:${i.port}`;
+      rows.set(addr, { id: i.id ?? '', address: addr, registered: i.healthStatus ?? '', view: '', detail: '' });
     }
+  } catch (err) {
+    return notice('error', describeError(err));
   }
-  if (!rows.length) return notice('empty', 'No registered instances.');
-  return h('table', { class: 'data', id: 'instances' },
-    h('thead', {}, h('tr', {}, ...['instance', 'address', 'health', ''].map((x) => h('th', {}, x)))),
-    h('tbody', {}, ...rows.map((r) => h('tr', { class: r.health.toLowerCase() }, h('td', {}, r.id), h('td', {}, r.address), h('td', {}, r.health), h('td', {}, r.detail)))));
+  try {
+    const r = await get<{ instances: any[] }>('/v1/console/instances', { mesh, node });
+    for (const i of r.instances ?? []) {
+      const addr = String(i.address ?? '');
+      const row = rows.get(addr) ?? { id: '', address: addr, registered: '', view: '', detail: '' };
+      row.view = i.health ?? '';
+      row.detail = (i.observers ?? []).map((o: any) =>
+        `${o.proxy}: health check ${o.healthCheck}${o.ejected ? ', ejected' : ''}${o.edsHealthy === false ? ', EDS unhealthy' : ''}${o.connected === false ? ' (disconnected)' : ''}`).join('; ');
+      rows.set(addr, row);
+    }
+  } catch (err) {
+    viewNote = err instanceof NotAvailable
+      ? notice('na', "The proxies' view of instances is not available from this control plane (GET /v1/console/instances).")
+      : notice('error', describeError(err));
+  }
+  if (!rows.size) return notice('empty', 'No registered instances.');
+  return h('div', {},
+    h('table', { class: 'data', id: 'instances' },
+      h('thead', {}, h('tr', {}, ...['instance', 'address', 'registered', "callers' view", 'seen by'].map((x) => h('th', {}, x)))),
+      h('tbody', {}, ...[...rows.values()].map((r) => h('tr', { class: (r.view || r.registered).toLowerCase(), 'data-view': r.view },
+        h('td', {}, r.id), h('td', {}, r.address), h('td', {}, r.registered), h('td', {}, r.view || '–'), h('td', {}, r.detail))))),
+    viewNote);
 }
