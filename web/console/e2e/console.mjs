@@ -135,10 +135,29 @@ await check('graph: every node and edge of the demo' + (withMetrics ? ', each wi
     const zero = withMetrics ? [...demoNodes.filter((n) => !(g.nodes[n] > 0)), ...demoEdges.filter((e) => !(g.edges[e]?.rps > 0))] : [];
     return { ok: missing.length === 0 && zero.length === 0 && g.canvas && (withMetrics || g.notAvailable), missing, zero, notAvailable: g.notAvailable };
   });
-  await page.fill('#graph-find', 'greeting');
-  await page.waitForTimeout(300);
-  await page.fill('#graph-find', '');
   await shot('console-graph.png');
+});
+
+const drawn = async () => JSON.parse((await page.locator('#graph').getAttribute('data-nodes')) ?? '{}');
+
+await check('graph: find and hide take nodes off the graph, show all brings them back', async () => {
+  await page.fill('#graph-find', 'greeting-v');
+  await page.click('#graph-hide');
+  const after = await drawn();
+  assert(!('demo/virtualNode/greeting-v1' in after) && !('demo/virtualNode/greeting-v2' in after) && 'demo/virtualNode/greeter' in after,
+    `after hiding: ${Object.keys(after)}`);
+  await page.click('#graph-show');
+  const back = await drawn();
+  assert(demoNodes.every((n) => n in back), `after show all: ${Object.keys(back)}`);
+});
+
+await check('graph: clicking a node shows its details and links', async () => {
+  const [x, y] = (await drawn())['demo/virtualNode/greeter'];
+  const box = await page.locator('#graph').boundingBox();
+  await page.mouse.click(box.x + x, box.y + y);
+  await page.waitForSelector('#graph-side h3');
+  assert((await page.locator('#graph-side h3').innerText()) === 'greeter', 'side panel');
+  assert(await page.locator('#graph-side a[href="#/metrics/node/demo/greeter"]').count() === 1, 'no golden-metrics link');
 });
 
 await check('graph: the README weight change shows in the edge split within 30s', async () => {
@@ -150,10 +169,14 @@ await check('graph: the README weight change shows in the edge split within 30s'
   const changed = execFileSync('sed', ['s/weight: 90/weight: 50/; s/weight: 10/weight: 50/'], { input: yaml });
   execFileSync(bin, ['apply', '-f', '-'], { env, input: changed });
   const t0 = Date.now();
+  const placed = await drawn();
   await poll('configured split 50/50', 30000, async () => {
     const s = (await graphState()).splits[edge] ?? {};
     return { ok: Number(s['greeting-v1']?.configured) === 0.5 && Number(s['greeting-v2']?.configured) === 0.5, s };
   });
+  // The update redrew the graph in place: no node moved.
+  const now = await drawn();
+  for (const [id, p] of Object.entries(placed)) assert(JSON.stringify(now[id]) === JSON.stringify(p), `${id} moved from ${p} to ${now[id]}`);
   notes.push(`the configured split showed 50/50 ${((Date.now() - t0) / 1000).toFixed(1)}s after the apply`);
 });
 

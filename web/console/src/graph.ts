@@ -64,9 +64,21 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
   let es: EventSource | undefined;
   let timer: number | undefined;
 
+  // The drawn nodes and their places on the canvas, as a data attribute:
+  // what the browser test reads to find, click and follow nodes.
+  const publish = () => {
+    const pos: Record<string, [number, number]> = {};
+    cy.nodes().forEach((n) => {
+      const p = n.renderedPosition();
+      pos[n.id()] = [Math.round(p.x), Math.round(p.y)];
+    });
+    canvas.dataset.nodes = JSON.stringify(pos);
+  };
+  cy.on('viewport layoutstop add remove', publish);
   const apply = (g: Graph) => {
     current = g;
     render(cy, g, hidden, idleBox.checked, unknownBox.checked);
+    publish();
     renderTables(tables, g, mesh);
     clear(status);
     if (g.configOnly) {
@@ -115,7 +127,10 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     }
   })();
 
-  const refilter = () => current && render(cy, current, hidden, idleBox.checked, unknownBox.checked);
+  const refilter = () => {
+    if (current) render(cy, current, hidden, idleBox.checked, unknownBox.checked);
+    publish();
+  };
   idleBox.addEventListener('change', refilter);
   unknownBox.addEventListener('change', refilter);
   find.addEventListener('input', () => {

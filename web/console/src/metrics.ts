@@ -102,6 +102,9 @@ function drawPlots(root: HTMLElement, points: Point[], made: uPlot[]): void {
   // ago gets two minutes of plot, not thirteen of zeros before them.
   const first = points.findIndex((p) => (p.rps ?? 0) > 0 || p.p50 !== null);
   if (first > 1) points = points.slice(first - 1);
+  // The step still being reported reads as a drop to zero: leave it out.
+  const n1 = points.length;
+  if (n1 > 2 && !points[n1 - 1].rps && (points[n1 - 2].rps ?? 0) > 0) points = points.slice(0, n1 - 1);
   const t = points.map((p) => Date.parse(p.time) / 1000);
   const n = (v: number | null) => (v === null || v === undefined ? null : v);
   const width = Math.max(320, Math.min(560, Math.floor((root.clientWidth || 1100) / 2) - 20));

@@ -77,6 +77,7 @@ export function tracesPage(root: HTMLElement, query: URLSearchParams): void {
       const s = await get<{ data: string[] | null }>('/api/services');
       const names = (s.data ?? []).slice().sort();
       const want = query.get('service') ?? '';
+      if (!names.length) service.append(h('option', { value: '' }, 'no services yet'));
       for (const n of names) service.append(h('option', { value: n, selected: n === want }, n));
       if (query.get('status') === 'error') status.value = 'error';
       search();
