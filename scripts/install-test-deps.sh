@@ -5,6 +5,9 @@
 #     and promtool checks our exposition format.
 #   - statsd_exporter (Go module proxy): a real DogStatsD consumer.
 #   - curl: App Mesh's container health check is a curl pipeline.
+#   - Jaeger v2 and an OpenTelemetry Collector (Go module proxy): real
+#     trace collectors for the end-to-end tracing tests, built from their
+#     Go modules (see build_collectors below and docs/tracing.md).
 set -euo pipefail
 need_apt=()
 for pkg in prometheus curl; do
@@ -22,5 +25,42 @@ gobin="$(go env GOPATH)/bin"
 if [ ! -x "$gobin/statsd_exporter" ]; then
   GOFLAGS= go install github.com/prometheus/statsd_exporter@v0.31.0
 fi
+
+# Real trace collectors, built once per version into $gobin under a
+# versioned name (test/e2e/collectors_test.go looks for exactly these), in
+# scratch modules under a cache directory so nothing of theirs enters
+# meshlens's go.mod. On CI's 2 cores the first build of each takes minutes
+# (docs/tracing.md gives the measured times); later runs skip it.
+JAEGER_VERSION=v1.75.0
+OTELCOL_VERSION=v0.161.0
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${MESHLENS_TEST_DEPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlens-test-deps}"
+jaeger_bin="$gobin/jaeger-$JAEGER_VERSION"
+if [ ! -x "$jaeger_bin" ]; then
+  start=$SECONDS
+  dir="$cache/jaeger-$JAEGER_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir"
+  cp "$repo/test/collectors/jaeger.go.mod" "$dir/go.mod"
+  (cd "$dir" && GOFLAGS= go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" \
+     && GOFLAGS= go build -trimpath -o "$jaeger_bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
+  mv "$jaeger_bin.tmp" "$jaeger_bin"
+  echo "built Jaeger $JAEGER_VERSION in $((SECONDS - start))s: $jaeger_bin"
+fi
+otelcol_bin="$gobin/otelcol-meshlens-$OTELCOL_VERSION"
+if [ ! -x "$otelcol_bin" ]; then
+  start=$SECONDS
+  builder="$gobin/builder-$OTELCOL_VERSION"
+  if [ ! -x "$builder" ]; then
+    GOFLAGS= GOBIN="$cache/builder-bin" go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
+    mv "$cache/builder-bin/builder" "$builder"
+  fi
+  dir="$cache/otelcol-$OTELCOL_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir"
+  sed "s|@OUTPUT_PATH@|$dir/dist|" "$repo/test/collectors/otelcol-builder.yaml" >"$dir/manifest.yaml"
+  GOFLAGS= "$builder" --config "$dir/manifest.yaml"
+  mv "$dir/dist/otelcol-meshlens" "$otelcol_bin"
+  echo "built OpenTelemetry Collector $OTELCOL_VERSION in $((SECONDS - start))s: $otelcol_bin"
+fi
+
 go version
 go mod download
