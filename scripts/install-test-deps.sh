@@ -36,30 +36,43 @@ OTELCOL_VERSION=v0.161.0
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${MESHLENS_TEST_DEPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshlens-test-deps}"
 jaeger_bin="$gobin/jaeger-$JAEGER_VERSION"
-if [ ! -x "$jaeger_bin" ]; then
-  start=$SECONDS
-  dir="$cache/jaeger-$JAEGER_VERSION"
-  rm -rf "$dir" && mkdir -p "$dir"
-  cp "$repo/test/collectors/jaeger.go.mod" "$dir/go.mod"
-  (cd "$dir" && GOFLAGS= go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" \
-     && GOFLAGS= go build -trimpath -o "$jaeger_bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger)
-  mv "$jaeger_bin.tmp" "$jaeger_bin"
-  echo "built Jaeger $JAEGER_VERSION in $((SECONDS - start))s: $jaeger_bin"
-fi
 otelcol_bin="$gobin/otelcol-meshlens-$OTELCOL_VERSION"
-if [ ! -x "$otelcol_bin" ]; then
-  start=$SECONDS
-  builder="$gobin/builder-$OTELCOL_VERSION"
+
+build_jaeger() {
+  local start=$SECONDS dir="$cache/jaeger-$JAEGER_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir" || return 1
+  cp "$repo/test/collectors/jaeger.go.mod" "$dir/go.mod" || return 1
+  (cd "$dir" && GOFLAGS= go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" \
+     && GOFLAGS= go build -trimpath -o "$jaeger_bin.tmp" github.com/jaegertracing/jaeger/cmd/jaeger) || return 1
+  mv "$jaeger_bin.tmp" "$jaeger_bin" || return 1
+  echo "built Jaeger $JAEGER_VERSION in $((SECONDS - start))s: $jaeger_bin"
+}
+
+build_otelcol() {
+  local start=$SECONDS dir="$cache/otelcol-$OTELCOL_VERSION" builder="$gobin/builder-$OTELCOL_VERSION"
   if [ ! -x "$builder" ]; then
-    GOFLAGS= GOBIN="$cache/builder-bin" go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION"
-    mv "$cache/builder-bin/builder" "$builder"
+    GOFLAGS= GOBIN="$cache/builder-bin" go install "go.opentelemetry.io/collector/cmd/builder@$OTELCOL_VERSION" || return 1
+    mv "$cache/builder-bin/builder" "$builder" || return 1
   fi
-  dir="$cache/otelcol-$OTELCOL_VERSION"
-  rm -rf "$dir" && mkdir -p "$dir"
-  sed "s|@OUTPUT_PATH@|$dir/dist|" "$repo/test/collectors/otelcol-builder.yaml" >"$dir/manifest.yaml"
-  GOFLAGS= "$builder" --config "$dir/manifest.yaml"
-  mv "$dir/dist/otelcol-meshlens" "$otelcol_bin"
+  rm -rf "$dir" && mkdir -p "$dir" || return 1
+  sed "s|@OUTPUT_PATH@|$dir/dist|" "$repo/test/collectors/otelcol-builder.yaml" >"$dir/manifest.yaml" || return 1
+  GOFLAGS= "$builder" --config "$dir/manifest.yaml" || return 1
+  mv "$dir/dist/otelcol-meshlens" "$otelcol_bin" || return 1
   echo "built OpenTelemetry Collector $OTELCOL_VERSION in $((SECONDS - start))s: $otelcol_bin"
+}
+
+# The two builds run at once: while one downloads modules or links, the
+# other compiles.
+pids=()
+[ -x "$jaeger_bin" ] || { build_jaeger & pids+=($!); }
+[ -x "$otelcol_bin" ] || { build_otelcol & pids+=($!); }
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
+done
+if [ "$failed" -ne 0 ]; then
+  echo "install-test-deps: building a trace collector failed (see above)" >&2
+  exit 1
 fi
 
 go version
