@@ -123,6 +123,50 @@ func sortSpans(spans []CollectorSpan) {
 	})
 }
 
+// TraceTree is a stored trace as a tree: each span under its parent,
+// children in start order. A span whose parent was not stored is a root.
+type TraceTree struct {
+	Span     CollectorSpan
+	Children []*TraceTree
+}
+
+// BuildTree arranges spans as trees, roots and children in start order.
+func BuildTree(spans []CollectorSpan) []*TraceTree {
+	spans = append([]CollectorSpan(nil), spans...)
+	sortSpans(spans)
+	nodes := map[string]*TraceTree{}
+	for _, s := range spans {
+		nodes[s.SpanID] = &TraceTree{Span: s}
+	}
+	var roots []*TraceTree
+	for _, s := range spans {
+		n := nodes[s.SpanID]
+		if p, ok := nodes[s.ParentID]; ok && s.ParentID != "" {
+			p.Children = append(p.Children, n)
+		} else {
+			roots = append(roots, n)
+		}
+	}
+	return roots
+}
+
+// Outline draws trees one span a line, indented by depth, as
+// "service kind name": the shape that stores must agree on.
+func Outline(roots []*TraceTree) string {
+	var b strings.Builder
+	var walk func(n *TraceTree, depth int)
+	walk = func(n *TraceTree, depth int) {
+		fmt.Fprintf(&b, "%s%s %s %s\n", strings.Repeat("  ", depth), n.Span.Service, n.Span.Kind, n.Span.Name)
+		for _, c := range n.Children {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range roots {
+		walk(r, 0)
+	}
+	return b.String()
+}
+
 // readyLine is what every collector built on the OpenTelemetry
 // Collector's service (Jaeger v2 is one) logs once all its components
 // run.

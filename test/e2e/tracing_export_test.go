@@ -244,7 +244,11 @@ func TestExportToRealCollectors(t *testing.T) {
 							want[i].Name = strings.ToLower(want[i].Name)
 						}
 					}
-					compareTrees(t, c.WaitTrace(t, traceIDHex(spans), 3, 30*time.Second), want)
+					got := c.WaitTrace(t, traceIDHex(spans), 3, 30*time.Second)
+					compareTrees(t, got, want)
+					if g, w := Outline(BuildTree(got)), Outline(BuildTree(want)); g != w {
+						t.Errorf("stored tree:\n%swant:\n%s", g, w)
+					}
 				})
 			}
 		})
@@ -490,5 +494,27 @@ func TestTraceStoreAnswersAsJaeger(t *testing.T) {
 				t.Errorf("span %s %s:\n  jaeger   %s\n  meshlens %s", want[i]["spanID"], k, wj, gj)
 			}
 		}
+	}
+}
+
+// TestBuildTree: the common tree puts each span under its parent in
+// start order, whatever order the store answered in, and a span whose
+// parent was not stored at the top.
+func TestBuildTree(t *testing.T) {
+	t.Parallel()
+	spans := wantTree(meshTrace(t))
+	want := "gateway server GET /greet\n  gateway client GET /greet\n    greeter server GET /greet\n"
+	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}} {
+		var in []CollectorSpan
+		for _, i := range order {
+			in = append(in, spans[i])
+		}
+		if got := Outline(BuildTree(in)); got != want {
+			t.Errorf("order %v:\n%swant:\n%s", order, got, want)
+		}
+	}
+	orphan := spans[2]
+	if got := Outline(BuildTree([]CollectorSpan{orphan})); got != "greeter server GET /greet\n" {
+		t.Errorf("orphan: %q", got)
 	}
 }
