@@ -59,6 +59,10 @@ type Config struct {
 	// virtual node i mod Services.
 	Streams int
 	Timeout time.Duration
+	// AroundChange, when set, is called before each change with its name
+	// ("route" or "endpoint"); the function it returns is called once
+	// every stream converged (to take profiles of exactly that window).
+	AroundChange func(name string) (done func())
 }
 
 // Convergence is how long the streams took to ACK one change.
@@ -300,14 +304,14 @@ func Run(ctx context.Context, cfg Config, res *Result) error {
 	slog.Info("xds streams configured", "streams", cfg.Streams, "seconds", res.ConnectSeconds)
 
 	// Route change: the shared service's split.
-	res.Route, err = measure(ctx, cfg, streams, func(s *stream) *atomic.Int64 { return &s.routeAt }, func() error {
+	res.Route, err = measure(ctx, cfg, "route", streams, func(s *stream) *atomic.Int64 { return &s.routeAt }, func() error {
 		return apply(ctx, cfg.APIURL, routeDoc(0, cfg.Services, newWeightA, newWeightB))
 	})
 	if err != nil {
 		return fmt.Errorf("route change: %w", err)
 	}
 	// Endpoint change: one more instance of a node every sidecar reaches.
-	res.Endpoint, err = measure(ctx, cfg, streams, func(s *stream) *atomic.Int64 { return &s.endpointAt }, func() error {
+	res.Endpoint, err = measure(ctx, cfg, "endpoint", streams, func(s *stream) *atomic.Int64 { return &s.endpointAt }, func() error {
 		return register(ctx, cfg.APIURL, nodeName(0), "i-new", newEndpointAddr)
 	})
 	if err != nil {
@@ -318,8 +322,12 @@ func Run(ctx context.Context, cfg Config, res *Result) error {
 
 var epoch = time.Now()
 
-func measure(ctx context.Context, cfg Config, streams []*stream, at func(*stream) *atomic.Int64, change func() error) (Convergence, error) {
+func measure(ctx context.Context, cfg Config, name string, streams []*stream, at func(*stream) *atomic.Int64, change func() error) (Convergence, error) {
 	var c Convergence
+	if cfg.AroundChange != nil {
+		done := cfg.AroundChange(name)
+		defer done()
+	}
 	cpu0, _, _ := cfg.Usage()
 	t0 := time.Now()
 	if err := change(); err != nil {

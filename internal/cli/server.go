@@ -11,6 +11,7 @@ import (
 
 func newServerCmd(e *env) *cobra.Command {
 	var cfg controlplane.Config
+	var pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: store, REST API and xDS",
@@ -23,6 +24,13 @@ func newServerCmd(e *env) *cobra.Command {
 			cfg.Logger = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if pprofAddr != "" {
+				ln, err := listenPprof(pprofAddr)
+				if err != nil {
+					return err
+				}
+				go servePprof(ctx, ln, log)
+			}
 			s, err := controlplane.New(ctx, cfg)
 			if err != nil {
 				return runError{err}
@@ -38,6 +46,7 @@ func newServerCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the REST API")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address of the xDS (ADS) gRPC server")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "loopback address to serve Go's profiles on, under /debug/pprof/ (default: none)")
 	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
 	return cmd
 }
