@@ -154,6 +154,11 @@ type Server struct {
 	streams   map[int64]*streamState
 	metrics   Metrics
 	updatedAt time.Time // of the latest Update, guarded by mu
+	// prepared are the snapshots of the views being planned, and sets
+	// the snapshots planned, which step hands to the caches once it
+	// released the lock. Both belong to the run goroutine, under mu.
+	prepared map[*View]*preparedSnapshot
+	sets     []pendingSet
 	// built holds, per mesh and virtual node, the endpoints the views
 	// now served were built from: what the next input is compared with.
 	// It belongs to the run goroutine.
@@ -770,10 +775,15 @@ func (s *Server) step(now time.Time) time.Time {
 	}
 	s.mu.Unlock()
 
-	// Translate outside the lock, on every core: views only read the
-	// immutable input and the translator's caches.
+	// Translate and encode outside the lock, on every core: views only
+	// read the immutable input and the translator's caches, and each
+	// resource is marshalled once (by the first view that holds it).
+	// Planning under the lock below, which holds up every stream's
+	// responses and ACKs, then only picks the prepared snapshots.
 	buildStart := time.Now()
 	views := make([]*View, len(build))
+	prepared := make(map[*View]*preparedSnapshot, len(build))
+	var prepMu sync.Mutex
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for range min(runtime.GOMAXPROCS(0), len(build)) {
@@ -781,7 +791,16 @@ func (s *Server) step(now time.Time) time.Time {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				views[i] = tr.view(build[i].id, build[i].flavour)
+				v := tr.view(build[i].id, build[i].flavour)
+				views[i] = v
+				if v.Missing {
+					continue
+				}
+				p := &preparedSnapshot{}
+				p.snap, p.versions, p.err = v.snapshot(h)
+				prepMu.Lock()
+				prepared[v] = p
+				prepMu.Unlock()
 			}
 		}()
 	}
@@ -796,11 +815,12 @@ func (s *Server) step(now time.Time) time.Time {
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.tr != tr {
 		// A newer input arrived meanwhile; it rebuilds these nodes.
+		s.mu.Unlock()
 		return now
 	}
+	s.prepared = prepared
 	for i, n := range build {
 		if s.nodes[n.key] != n {
 			continue
@@ -808,6 +828,8 @@ func (s *Server) step(now time.Time) time.Time {
 		n.dirty = false
 		s.logNotes(n, views[i].Notes)
 		s.plan(n, views[i], h, now)
+	}
+	if len(build) > 0 {
 	}
 	var wake time.Time
 	soonest := func(t time.Time) {
@@ -830,7 +852,35 @@ func (s *Server) step(now time.Time) time.Time {
 			soonest(rc.until)
 		}
 	}
+	sets := s.sets
+	s.sets, s.prepared = nil, nil
+	s.mu.Unlock()
+
+	// Hand the snapshots to the caches outside the lock: each one starts
+	// its streams' responses, which report back through the callbacks
+	// (and so take the lock) while the next ones are set. Only this
+	// goroutine sets snapshots, in the order they were planned.
+	for _, set := range sets {
+		if err := set.cache.SetSnapshot(s.ctx, set.key, set.snap); err != nil {
+			s.log.Error("xds: set snapshot", "node", set.nodeID, "error", err)
+		}
+	}
 	return wake
+}
+
+// preparedSnapshot is a view's snapshot, built while the view was.
+type preparedSnapshot struct {
+	snap     *cache.Snapshot
+	versions typeVersions
+	err      error
+}
+
+// pendingSet is a snapshot to hand to a cache once the lock is released.
+type pendingSet struct {
+	cache  cache.SnapshotCache
+	key    string
+	nodeID string
+	snap   *cache.Snapshot
 }
 
 func (s *Server) cacheFor(fl Flavour) cache.SnapshotCache {
@@ -975,7 +1025,14 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		n.pushed = v
 		return
 	}
-	snap, tv, err := v.snapshot(h)
+	var snap *cache.Snapshot
+	var tv typeVersions
+	var err error
+	if p := s.prepared[v]; p != nil {
+		snap, tv, err = p.snap, p.versions, p.err
+	} else {
+		snap, tv, err = v.snapshot(h)
+	}
 	if err != nil {
 		s.log.Error("xds: not pushing an inconsistent view", "node", n.nodeID, "error", err)
 		return
@@ -985,10 +1042,7 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		return
 	}
 	n.versions = tv
-	if err := s.cacheFor(n.flavour).SetSnapshot(s.ctx, n.key, snap); err != nil {
-		s.log.Error("xds: set snapshot", "node", n.nodeID, "error", err)
-		return
-	}
+	s.sets = append(s.sets, pendingSet{cache: s.cacheFor(n.flavour), key: n.key, nodeID: n.nodeID, snap: snap})
 	s.log.Debug("xds: pushed", "node", n.nodeID, "flavour", n.flavour.String(),
 		"listeners", tv.Listeners, "routes", tv.Routes, "clusters", tv.Clusters, "endpoints", tv.Endpoints)
 }
@@ -998,15 +1052,16 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 // moments of the protocol.
 type cacheLogger struct{ log *slog.Logger }
 
-func (l cacheLogger) Debugf(format string, args ...any) {
-	l.log.Debug("xds cache: " + fmt.Sprintf(format, args...))
+// The cache logs every response it sends at debug level: a message is
+// only formatted when its level is enabled.
+func (l cacheLogger) logf(level slog.Level, format string, args ...any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, "xds cache: "+fmt.Sprintf(format, args...))
 }
-func (l cacheLogger) Infof(format string, args ...any) {
-	l.log.Debug("xds cache: " + fmt.Sprintf(format, args...))
-}
-func (l cacheLogger) Warnf(format string, args ...any) {
-	l.log.Info("xds cache: " + fmt.Sprintf(format, args...))
-}
-func (l cacheLogger) Errorf(format string, args ...any) {
-	l.log.Error("xds cache: " + fmt.Sprintf(format, args...))
-}
+
+func (l cacheLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l cacheLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
+func (l cacheLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l cacheLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
