@@ -35,9 +35,11 @@ import (
 
 // Options configure a Server. Zero values take the defaults.
 type Options struct {
-	// Debounce is how long Update waits for further updates before it
-	// rebuilds the views (default 100ms): a burst of changes costs one
-	// rebuild and one push.
+	// Debounce is the shortest interval between two rebuilds of the
+	// views for new input (default 100ms): an update that follows a quiet
+	// interval is applied at once, and the updates of a burst that follow
+	// it are applied together once the interval has passed, so a burst
+	// costs a rebuild and a push per interval, not per update.
 	Debounce time.Duration
 	// WarmTimeout bounds how long an Envoy is given to receive and ACK new
 	// clusters and their endpoints before the routes that name them are
@@ -230,6 +232,7 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 		streams:   map[int64]*streamState{},
 		metrics:   opts.Metrics,
 		built:     map[string]map[string][]Endpoint{},
+		hash:      newHasher(),
 	}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
@@ -559,11 +562,13 @@ func (s *Server) kick(ch chan struct{}) {
 	}
 }
 
-// run owns every change to the caches: it applies updates after the
-// debounce delay, builds views for data planes that connect, advances
-// make-before-break steps, and forgets data planes that left.
+// run owns every change to the caches: it applies updates (at most one
+// rebuild per debounce interval), builds views for data planes that
+// connect, advances make-before-break steps, and forgets data planes that
+// left.
 func (s *Server) run() {
 	var debounce <-chan time.Time
+	var applied time.Time // when input was last applied
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -571,12 +576,18 @@ func (s *Server) run() {
 		case <-s.ctx.Done():
 			return
 		case <-s.kickInput:
-			if debounce == nil {
-				debounce = time.After(s.opts.Debounce)
+			if debounce != nil {
+				continue // applied with the burst's other updates
 			}
-			continue
+			if wait := s.opts.Debounce - time.Since(applied); wait > 0 {
+				debounce = time.After(wait)
+				continue
+			}
+			applied = time.Now()
+			s.applyInput()
 		case <-debounce:
 			debounce = nil
+			applied = time.Now()
 			s.applyInput()
 		case <-s.kickNodes:
 		case <-timer.C:
@@ -620,10 +631,14 @@ func (s *Server) applyInput() {
 		}
 	}
 	changed, moved := changes(cur, next, s.built)
-	tr := newTranslator(next.lookup, next.eps)
 
 	s.mu.Lock()
-	s.cur, s.tr, s.hash = next, tr, newHasher()
+	tr := newTranslator(next.lookup, next.eps)
+	if s.tr != nil && cur != nil && sameLookup(cur.lookup, next.lookup) {
+		// Only endpoints changed: keep what does not depend on them.
+		tr = s.tr.derive(next.eps)
+	}
+	s.cur, s.tr = next, tr
 	rebuild := 0
 	for _, n := range s.nodes {
 		if changed == nil || changed[n.id.Mesh] || n.desired != nil && usesAny(n.desired, moved) {
