@@ -110,23 +110,7 @@ func profileChange(o Options, pprofAddr string, n int) func(string) func() {
 		srvDone := make(chan struct{})
 		go func() {
 			defer close(srvDone)
-			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs)
-			c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-			resp, err := c.Get(url)
-			if err != nil {
-				slog.Warn("server profile", "error", err)
-				return
-			}
-			defer resp.Body.Close()
-			f, err := os.Create(base + "-server.pprof")
-			if err != nil {
-				slog.Warn("server profile", "error", err)
-				return
-			}
-			defer f.Close()
-			if _, err := io.Copy(f, resp.Body); err != nil {
-				slog.Warn("server profile", "error", err)
-			}
+			fetchProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs), base+"-server.pprof")
 		}()
 		// Let the server's profile start before the change is made.
 		time.Sleep(100 * time.Millisecond)
@@ -144,6 +128,27 @@ func profileChange(o Options, pprofAddr string, n int) func(string) func() {
 				f.Close()
 			}
 			<-srvDone
+			fetchProfile(fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr), base+"-server-heap.pprof")
 		}
+	}
+}
+
+// fetchProfile saves the profile served at url into path.
+func fetchProfile(url, path string) {
+	c := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := c.Get(url)
+	if err != nil {
+		slog.Warn("server profile", "error", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		slog.Warn("server profile", "error", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		slog.Warn("server profile", "error", err)
 	}
 }
