@@ -156,11 +156,9 @@ type Server struct {
 	streams   map[int64]*streamState
 	metrics   Metrics
 	updatedAt time.Time // of the latest Update, guarded by mu
-	// prepared are the snapshots of the views being planned, and sets
-	// the snapshots planned, which step hands to the caches once it
-	// released the lock. Both belong to the run goroutine, under mu.
+	// prepared are the snapshots of the views being planned, built with
+	// the views; it belongs to the run goroutine, under mu.
 	prepared map[*View]*preparedSnapshot
-	sets     []pendingSet
 	// built holds, per mesh and virtual node, the endpoints the views
 	// now served were built from: what the next input is compared with.
 	// It belongs to the run goroutine.
@@ -793,8 +791,11 @@ func (s *Server) step(now time.Time) time.Time {
 	// Translate and encode outside the lock, on every core: views only
 	// read the immutable input and the translator's caches, and each
 	// resource is marshalled once (by the first view that holds it).
-	// Planning under the lock below, which holds up every stream's
-	// responses and ACKs, then only picks the prepared snapshots.
+	// Pushing under the lock below, which holds up every stream's
+	// responses and ACKs, then only hands the prepared snapshots to the
+	// caches. (Handing them over after releasing the lock would let the
+	// thousands of streams each one wakes take the cores from this
+	// goroutine, so the last data planes' snapshots would be set late.)
 	buildStart := time.Now()
 	views := make([]*View, len(build))
 	prepared := make(map[*View]*preparedSnapshot, len(build))
@@ -867,19 +868,8 @@ func (s *Server) step(now time.Time) time.Time {
 			soonest(rc.until)
 		}
 	}
-	sets := s.sets
-	s.sets, s.prepared = nil, nil
+	s.prepared = nil
 	s.mu.Unlock()
-
-	// Hand the snapshots to the caches outside the lock: each one starts
-	// its streams' responses, which report back through the callbacks
-	// (and so take the lock) while the next ones are set. Only this
-	// goroutine sets snapshots, in the order they were planned.
-	for _, set := range sets {
-		if err := set.cache.SetSnapshot(s.ctx, set.key, set.snap); err != nil {
-			s.log.Error("xds: set snapshot", "node", set.nodeID, "error", err)
-		}
-	}
 	return wake
 }
 
@@ -888,14 +878,6 @@ type preparedSnapshot struct {
 	snap     *cache.Snapshot
 	versions typeVersions
 	err      error
-}
-
-// pendingSet is a snapshot to hand to a cache once the lock is released.
-type pendingSet struct {
-	cache  cache.SnapshotCache
-	key    string
-	nodeID string
-	snap   *cache.Snapshot
 }
 
 func (s *Server) cacheFor(fl Flavour) cache.SnapshotCache {
@@ -1057,7 +1039,10 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		return
 	}
 	n.versions = tv
-	s.sets = append(s.sets, pendingSet{cache: s.cacheFor(n.flavour), key: n.key, nodeID: n.nodeID, snap: snap})
+	if err := s.cacheFor(n.flavour).SetSnapshot(s.ctx, n.key, snap); err != nil {
+		s.log.Error("xds: set snapshot", "node", n.nodeID, "error", err)
+		return
+	}
 	s.log.Debug("xds: pushed", "node", n.nodeID, "flavour", n.flavour.String(),
 		"listeners", tv.Listeners, "routes", tv.Routes, "clusters", tv.Clusters, "endpoints", tv.Endpoints)
 }
