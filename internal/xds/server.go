@@ -633,8 +633,14 @@ func (s *Server) applyInput() {
 	s.mu.Lock()
 	tr := newTranslator(next.lookup, next.eps)
 	if s.tr != nil && cur != nil && sameLookup(cur.lookup, next.lookup) {
-		// Only endpoints changed: keep what does not depend on them.
+		// Only endpoints changed: keep what does not depend on them, and
+		// the hasher that holds their encodings.
 		tr = s.tr.derive(next.eps)
+	} else {
+		// A fresh hasher: the previous input's objects, which die with
+		// its views, are forgotten from a hasher nobody encodes with
+		// any more.
+		s.hash = newHasher()
 	}
 	s.cur, s.tr = next, tr
 	rebuild := 0
