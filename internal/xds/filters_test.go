@@ -2,11 +2,12 @@ package xds
 
 import (
 	"bytes"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/nodeid"

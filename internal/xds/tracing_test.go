@@ -2,10 +2,11 @@ package xds
 
 import (
 	"bytes"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
