@@ -7,10 +7,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlens/meshlens/internal/controlplane"
+	"github.com/meshlens/meshlens/internal/tracestore"
 )
 
 func newServerCmd(e *env) *cobra.Command {
 	var cfg controlplane.Config
+	otlp := true
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: store, REST API and xDS",
@@ -21,6 +23,7 @@ func newServerCmd(e *env) *cobra.Command {
 				return err
 			}
 			cfg.Logger = log
+			cfg.DisableOTLP = !otlp
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			s, err := controlplane.New(ctx, cfg)
@@ -38,6 +41,10 @@ func newServerCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the REST API")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address of the xDS (ADS) gRPC server")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
+	f.IntVar(&cfg.TraceStore.MaxSpans, "trace-store-spans", tracestore.DefaultMaxSpans, "most spans the built-in trace store keeps (oldest evicted first)")
+	f.Int64Var(&cfg.TraceStore.MaxBytes, "trace-store-bytes", tracestore.DefaultMaxBytes, "most bytes of spans the built-in trace store keeps (oldest evicted first)")
+	f.BoolVar(&otlp, "otlp", true, "receive spans over OTLP (gRPC on the xDS address, HTTP POST /v1/traces on the API address) into the built-in trace store")
+	f.StringVar(&cfg.OTLPAdvertiseAddr, "otlp-advertise-addr", "", "host:port proxies send spans to for the builtin tracing provider (default: the xDS address)")
 	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
 	return cmd
 }

@@ -53,6 +53,11 @@ func (s *Server) api() http.Handler {
 	mux.HandleFunc("PUT "+inst+"/{id}", s.handleRegister)
 	mux.HandleFunc("DELETE "+inst+"/{id}", s.handleDeregister)
 
+	s.traces.RegisterQuery(mux)
+	if !s.cfg.DisableOTLP {
+		s.traces.RegisterOTLP(mux)
+	}
+
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})

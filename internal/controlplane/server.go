@@ -23,6 +23,7 @@ import (
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
+	"github.com/meshlens/meshlens/internal/tracestore"
 	"github.com/meshlens/meshlens/internal/xds"
 )
 
@@ -46,6 +47,16 @@ type Config struct {
 	// system's resolver, net.DefaultResolver).
 	Resolver Resolver
 	Logger   *slog.Logger
+	// TraceStore bounds the built-in trace store (see tracestore).
+	TraceStore tracestore.Options
+	// DisableOTLP turns off the trace store's OTLP receivers (gRPC on the
+	// xDS address, POST /v1/traces on the API) and the builtin tracing
+	// provider that sends proxies' spans to them.
+	DisableOTLP bool
+	// OTLPAdvertiseAddr is the host:port proxies send spans to for the
+	// builtin tracing provider (default: the xDS address, unless that is
+	// a wildcard address, which proxies cannot dial).
+	OTLPAdvertiseAddr string
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -83,6 +94,7 @@ type Server struct {
 	registry *registry.Registry
 	dns      *resolver
 	xds      *xds.Server
+	traces   *tracestore.Store
 	metrics  *metrics
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
@@ -112,8 +124,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		dns:      newResolver(cfg.Logger, cfg.DNSInterval, cfg.Resolver),
 	}
 	s.metrics = newMetrics()
-	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics})
-	s.metrics.reg.MustRegister(newStateCollector(s))
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("api address: %w", err)
@@ -123,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("xds address: %w", err)
 	}
+	s.traces = tracestore.New(cfg.TraceStore)
+	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
+	s.metrics.reg.MustRegister(newStateCollector(s))
 	return s, nil
 }
 
@@ -152,6 +165,9 @@ func (s *Server) Run(ctx context.Context) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	s.xds.Register(g)
+	if !s.cfg.DisableOTLP {
+		s.traces.RegisterGRPC(g)
+	}
 	go func() {
 		if err := g.Serve(s.xdsLn); err != nil {
 			errc <- fmt.Errorf("xds server: %w", err)

@@ -49,6 +49,10 @@ type Options struct {
 	ClusterGrace time.Duration
 	// Metrics receives the server's events; nil ignores them.
 	Metrics Metrics
+	// BuiltinCollector is the host:port of the control plane's OTLP
+	// receiver, for meshes whose tracing provider is builtin; empty turns
+	// builtin tracing off (see tracing.go).
+	BuiltinCollector string
 }
 
 // Metrics is told what the server does, for the control plane's own
@@ -616,6 +620,7 @@ func (s *Server) applyInput() {
 	}
 	changed, moved := changes(cur, next, s.built)
 	tr := newTranslator(next.lookup, next.eps)
+	tr.builtinCollector = s.opts.BuiltinCollector
 
 	s.mu.Lock()
 	s.cur, s.tr, s.hash = next, tr, newHasher()

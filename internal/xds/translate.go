@@ -118,6 +118,9 @@ func Translate(l v1alpha1.Lookup, eps Endpoints, id nodeid.ID, fl Flavour) *View
 type translator struct {
 	lookup v1alpha1.Lookup
 	eps    Endpoints
+	// builtinCollector is where the builtin tracing provider sends spans
+	// (Options.BuiltinCollector).
+	builtinCollector string
 
 	mu        sync.Mutex
 	routeSets map[routeSetKey]*routeSet

@@ -1,0 +1,111 @@
+package tracestore
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may compress
+	"google.golang.org/protobuf/proto"
+
+	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+)
+
+// DefaultMaxRequestBytes bounds an OTLP/HTTP request body, after
+// decompression; gRPC requests are bounded by the server's message size.
+const DefaultMaxRequestBytes = 4 << 20
+
+// RegisterGRPC serves OTLP's TraceService (the collector's
+// opentelemetry.proto.collector.trace.v1.TraceService/Export) on g.
+func (s *Store) RegisterGRPC(g *grpc.Server) {
+	collectorpb.RegisterTraceServiceServer(g, traceService{s: s})
+}
+
+type traceService struct {
+	collectorpb.UnimplementedTraceServiceServer
+	s *Store
+}
+
+// Export stores the spans; spans it refuses are reported as OTLP's
+// partial success, never as an error that would make the exporter retry.
+func (t traceService) Export(_ context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+	return t.s.export(req), nil
+}
+
+func (s *Store) export(req *collectorpb.ExportTraceServiceRequest) *collectorpb.ExportTraceServiceResponse {
+	resp := &collectorpb.ExportTraceServiceResponse{}
+	if n, why := s.Add(req.GetResourceSpans()); n > 0 {
+		resp.PartialSuccess = &collectorpb.ExportTracePartialSuccess{RejectedSpans: n, ErrorMessage: why}
+	}
+	return resp
+}
+
+// protobufType is OTLP/HTTP's binary encoding.
+const protobufType = "application/x-protobuf"
+
+// handleOTLP serves OTLP/HTTP's POST /v1/traces with a binary protobuf
+// body, optionally gzip-compressed. Errors are answered as OTLP
+// specifies: a google.rpc.Status in the body, 400 for a body that does
+// not decode, 413 for one over the limit, 415 for an encoding other than
+// protobuf.
+func (s *Store) handleOTLP(w http.ResponseWriter, r *http.Request) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != protobufType {
+		otlpError(w, http.StatusUnsupportedMediaType, codes.InvalidArgument,
+			fmt.Sprintf("Content-Type %q: only %s is accepted (OTLP/HTTP JSON is not supported)", r.Header.Get("Content-Type"), protobufType))
+		return
+	}
+	limit := s.opts.MaxRequestBytes
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var src io.Reader = body
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			otlpError(w, http.StatusBadRequest, codes.InvalidArgument, "Content-Encoding gzip: body is not gzip: "+err.Error())
+			return
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		otlpError(w, http.StatusUnsupportedMediaType, codes.InvalidArgument, fmt.Sprintf("Content-Encoding %q: only gzip is accepted", enc))
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(src, limit+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig) || int64(len(raw)) > limit:
+		otlpError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, fmt.Sprintf("request body is larger than %d bytes", limit))
+		return
+	case err != nil:
+		otlpError(w, http.StatusBadRequest, codes.InvalidArgument, "read request body: "+err.Error())
+		return
+	}
+	req := &collectorpb.ExportTraceServiceRequest{}
+	if err := proto.Unmarshal(raw, req); err != nil {
+		otlpError(w, http.StatusBadRequest, codes.InvalidArgument, "request body is not an ExportTraceServiceRequest: "+err.Error())
+		return
+	}
+	out, err := proto.Marshal(s.export(req))
+	if err != nil {
+		otlpError(w, http.StatusInternalServerError, codes.Internal, "encode response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", protobufType)
+	_, _ = w.Write(out)
+}
+
+func otlpError(w http.ResponseWriter, status int, code codes.Code, msg string) {
+	b, _ := proto.Marshal(&statuspb.Status{Code: int32(code), Message: msg})
+	w.Header().Set("Content-Type", protobufType)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

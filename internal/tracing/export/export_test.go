@@ -1,0 +1,556 @@
+package export
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openzipkin/zipkin-go/model"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshlens/meshlens/internal/tracing"
+	"github.com/meshlens/meshlens/internal/tracing/propagation"
+	"github.com/meshlens/meshlens/internal/tracing/sampling"
+)
+
+type counter struct{ atomic.Uint64 }
+
+func (c *counter) Add(n uint64) { c.Uint64.Add(n) }
+
+type counters struct{ sent, dropped, failed counter }
+
+func (c *counters) stats() Stats { return Stats{Sent: &c.sent, Dropped: &c.dropped, Failed: &c.failed} }
+
+var t0 = time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+
+// record makes one traced request through a real Tracer: a server span
+// under a remote parent, a failed first attempt with a retry event, and a
+// second attempt that succeeds. It returns the server's context.
+func record(t *testing.T, exps ...tracing.Exporter) (server tracing.Request) {
+	t.Helper()
+	smp, err := sampling.New(sampling.Config{Percent: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tracing.New(tracing.Config{
+		Resource: tracing.Resource{ServiceName: "greeter", Mesh: "demo", VirtualNode: "greeter"},
+		Sampler:  smp, Exporters: exps,
+	})
+	parent, _ := propagation.ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	r := tr.Begin(parent, "greet", t0)
+	s := r.Span
+	s.SetHTTPRequest("GET", "/greet?name=x", "curl/8")
+	s.SetHTTPRoute("/greet")
+	s.SetServerAddress("greeter.demo.local", 8080)
+	s.SetPeer(netip.MustParseAddrPort("10.1.2.3:40000"))
+	s.SetVirtualService("greeter.demo.local")
+	c1 := s.StartClient(1, t0.Add(time.Millisecond))
+	c1.SetUpstreamCluster("cds_name")
+	c1.SetPeer(netip.MustParseAddrPort("10.9.9.9:8080"))
+	c1.SetStatusCode(503)
+	c1.End(t0.Add(2 * time.Millisecond))
+	s.AddEvent(tracing.EventRetry, t0.Add(2*time.Millisecond), tracing.Int(tracing.KeyAttempt, 2))
+	c2 := s.StartClient(2, t0.Add(3*time.Millisecond))
+	c2.SetStatusCode(200)
+	c2.End(t0.Add(4 * time.Millisecond))
+	s.SetRetryCount(1)
+	s.SetStatusCode(200)
+	s.End(t0.Add(5 * time.Millisecond))
+	return r
+}
+
+func shutdown(t *testing.T, b interface{ Shutdown(context.Context) error }) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// traceServer is a real OTLP TraceService on loopback.
+type traceServer struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu       sync.Mutex
+	reqs     []*coltracepb.ExportTraceServiceRequest
+	failures int // answer Unavailable this many times first
+	calls    int
+}
+
+func (s *traceServer) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.failures > 0 {
+		s.failures--
+		return nil, status.Error(codes.Unavailable, "warming up")
+	}
+	s.reqs = append(s.reqs, req)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+func startTraceServer(t *testing.T, ts *traceServer) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, ts)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
+}
+
+func attrMap(kvs []*commonpb.KeyValue) map[string]any {
+	m := map[string]any{}
+	for _, kv := range kvs {
+		switch v := kv.Value.Value.(type) {
+		case *commonpb.AnyValue_StringValue:
+			m[kv.Key] = v.StringValue
+		case *commonpb.AnyValue_IntValue:
+			m[kv.Key] = v.IntValue
+		case *commonpb.AnyValue_BoolValue:
+			m[kv.Key] = v.BoolValue
+		}
+	}
+	return m
+}
+
+// checkOTLP checks the three spans of record() as a collector got them.
+func checkOTLP(t *testing.T, reqs []*coltracepb.ExportTraceServiceRequest, r tracing.Request) {
+	t.Helper()
+	var spans []*tracepb.Span
+	for _, req := range reqs {
+		for _, rs := range req.ResourceSpans {
+			res := attrMap(rs.Resource.Attributes)
+			if res["service.name"] != "greeter" || res["meshlens.mesh"] != "demo" || res["meshlens.virtual_node"] != "greeter" {
+				t.Errorf("resource %v", res)
+			}
+			for _, ss := range rs.ScopeSpans {
+				if ss.Scope.GetName() != ScopeName {
+					t.Errorf("scope %q", ss.Scope.GetName())
+				}
+				spans = append(spans, ss.Spans...)
+			}
+		}
+	}
+	if len(spans) != 3 {
+		t.Fatalf("got %d spans", len(spans))
+	}
+	c1, c2, srv := spans[0], spans[1], spans[2]
+	if hex.EncodeToString(srv.TraceId) != "4bf92f3577b34da6a3ce929d0e0e4736" ||
+		hex.EncodeToString(srv.ParentSpanId) != "00f067aa0ba902b7" ||
+		[8]byte(srv.SpanId) != r.Ctx.SpanID || srv.Kind != tracepb.Span_SPAN_KIND_SERVER {
+		t.Errorf("server span ids/kind: %v", srv)
+	}
+	if srv.Name != "GET /greet" || srv.StartTimeUnixNano != uint64(t0.UnixNano()) || srv.EndTimeUnixNano != uint64(t0.Add(5*time.Millisecond).UnixNano()) {
+		t.Errorf("server name/times: %q %d %d", srv.Name, srv.StartTimeUnixNano, srv.EndTimeUnixNano)
+	}
+	a := attrMap(srv.Attributes)
+	for k, v := range map[string]any{
+		"http.request.method": "GET", "url.path": "/greet", "http.route": "/greet",
+		"http.response.status_code": int64(200), "server.address": "greeter.demo.local", "server.port": int64(8080),
+		"network.peer.address": "10.1.2.3", "network.peer.port": int64(40000), "user_agent.original": "curl/8",
+		"meshlens.mesh": "demo", "meshlens.virtual_node": "greeter", "meshlens.virtual_service": "greeter.demo.local",
+		"meshlens.route": "greet", "meshlens.retry_count": int64(1),
+	} {
+		if a[k] != v {
+			t.Errorf("server %s = %v (%T), want %v", k, a[k], a[k], v)
+		}
+	}
+	if len(srv.Events) != 1 || srv.Events[0].Name != "retry" || attrMap(srv.Events[0].Attributes)["meshlens.attempt"] != int64(2) {
+		t.Errorf("events %v", srv.Events)
+	}
+	for i, c := range []*tracepb.Span{c1, c2} {
+		if c.Kind != tracepb.Span_SPAN_KIND_CLIENT || !proto.Equal(&tracepb.Span{SpanId: c.ParentSpanId}, &tracepb.Span{SpanId: srv.SpanId}) ||
+			attrMap(c.Attributes)["meshlens.attempt"] != int64(i+1) {
+			t.Errorf("client %d: %v", i, c)
+		}
+	}
+	if c1.Status.Code != tracepb.Status_STATUS_CODE_ERROR || c2.Status.Code != tracepb.Status_STATUS_CODE_UNSET {
+		t.Errorf("client statuses %v %v", c1.Status, c2.Status)
+	}
+}
+
+func TestOTLPGRPC(t *testing.T) {
+	t.Parallel()
+	ts := &traceServer{failures: 1} // the first export is retried
+	addr := startTraceServer(t, ts)
+	var c counters
+	exp, err := NewOTLPGRPC(OTLPGRPCConfig{Endpoint: addr, Options: Options{
+		FlushInterval: 10 * time.Millisecond, InitialBackoff: time.Millisecond, Stats: c.stats()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record(t, exp)
+	shutdown(t, exp)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	checkOTLP(t, ts.reqs, r)
+	if c.sent.Load() != 3 || c.dropped.Load() != 0 || c.failed.Load() != 0 || ts.calls < 2 {
+		t.Errorf("sent %d dropped %d failed %d calls %d", c.sent.Load(), c.dropped.Load(), c.failed.Load(), ts.calls)
+	}
+}
+
+func TestOTLPHTTP(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var reqs []*coltracepb.ExportTraceServiceRequest
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" || r.Header.Get("X-Tenant") != "t1" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		req := &coltracepb.ExportTraceServiceRequest{}
+		if err := proto.Unmarshal(body, req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		reqs = append(reqs, req)
+		mu.Unlock()
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	}))
+	defer srv.Close()
+	var c counters
+	exp, err := NewOTLPHTTP(OTLPHTTPConfig{URL: srv.URL + "/v1/traces", Headers: map[string]string{"X-Tenant": "t1"},
+		Options: Options{FlushInterval: 10 * time.Millisecond, Stats: c.stats()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record(t, exp)
+	shutdown(t, exp)
+	mu.Lock()
+	defer mu.Unlock()
+	checkOTLP(t, reqs, r)
+	if c.sent.Load() != 3 {
+		t.Errorf("sent %d failed %d", c.sent.Load(), c.failed.Load())
+	}
+}
+
+func TestHTTPPermanentErrorNotRetried(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	var c counters
+	exp, err := NewOTLPHTTP(OTLPHTTPConfig{URL: srv.URL + "/v1/traces", Options: Options{
+		FlushInterval: 10 * time.Millisecond, InitialBackoff: time.Millisecond, Stats: c.stats()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(t, exp)
+	shutdown(t, exp)
+	if calls.Load() != 1 || c.failed.Load() != 3 || c.sent.Load() != 0 {
+		t.Errorf("calls %d failed %d sent %d", calls.Load(), c.failed.Load(), c.sent.Load())
+	}
+}
+
+func TestZipkin(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var bodies [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v2/spans" || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, b)
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	var c counters
+	exp, err := NewZipkin(ZipkinConfig{URL: srv.URL + "/api/v2/spans", Options: Options{FlushInterval: 10 * time.Millisecond, Stats: c.stats()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record(t, exp)
+	shutdown(t, exp)
+	mu.Lock()
+	defer mu.Unlock()
+	var raw []map[string]any
+	var spans []model.SpanModel
+	for _, b := range bodies {
+		var rs []map[string]any
+		var ms []model.SpanModel
+		if err := json.Unmarshal(b, &rs); err != nil {
+			t.Fatalf("not a JSON array: %v: %s", err, b)
+		}
+		if err := json.Unmarshal(b, &ms); err != nil {
+			t.Fatalf("not Zipkin v2 spans: %v", err)
+		}
+		raw, spans = append(raw, rs...), append(spans, ms...)
+	}
+	if len(raw) != 3 || c.sent.Load() != 3 {
+		t.Fatalf("got %d spans, sent %d", len(raw), c.sent.Load())
+	}
+	srvRaw, c1Raw := raw[2], raw[0]
+	// The v2 wire form: lower-hex ids, microsecond timestamps.
+	want := map[string]any{
+		"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "parentId": "00f067aa0ba902b7",
+		"id": hex.EncodeToString(r.Ctx.SpanID[:]), "kind": "SERVER", "name": "get /greet", // Zipkin lower-cases names
+		"timestamp": float64(t0.UnixMicro()), "duration": float64(5000),
+	}
+	for k, v := range want {
+		if srvRaw[k] != v {
+			t.Errorf("server %s = %v, want %v", k, srvRaw[k], v)
+		}
+	}
+	if ep, _ := srvRaw["localEndpoint"].(map[string]any); ep["serviceName"] != "greeter" {
+		t.Errorf("localEndpoint %v", srvRaw["localEndpoint"])
+	}
+	if ep, _ := srvRaw["remoteEndpoint"].(map[string]any); ep["ipv4"] != "10.1.2.3" || ep["port"] != float64(40000) {
+		t.Errorf("remoteEndpoint %v", srvRaw["remoteEndpoint"])
+	}
+	tags, _ := srvRaw["tags"].(map[string]any)
+	if tags["http.route"] != "/greet" || tags["meshlens.route"] != "greet" || tags["meshlens.retry_count"] != "1" {
+		t.Errorf("tags %v", tags)
+	}
+	if c1Raw["kind"] != "CLIENT" || c1Raw["parentId"] != hex.EncodeToString(r.Ctx.SpanID[:]) {
+		t.Errorf("client %v", c1Raw)
+	}
+	if tags1, _ := c1Raw["tags"].(map[string]any); tags1["error"] != "true" || tags1["meshlens.attempt"] != "1" {
+		t.Errorf("client tags %v", c1Raw["tags"])
+	}
+	if ann := spans[2].Annotations; len(ann) != 1 || ann[0].Value != "retry meshlens.attempt=2" {
+		t.Errorf("annotations %v", ann)
+	}
+}
+
+var (
+	reXRayTraceID = regexp.MustCompile(`^1-[0-9a-f]{8}-[0-9a-f]{24}$`)
+	reXRayID      = regexp.MustCompile(`^[0-9a-f]{16}$`)
+	reAnnotation  = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+	reSegName     = regexp.MustCompile(`^[\p{L}\p{N}\s_.:/%&#=+\\\-@]{1,200}$`)
+)
+
+// validateSegment checks a document against the segment document
+// schema's required and conditionally required fields.
+func validateSegment(t *testing.T, doc map[string]any) {
+	t.Helper()
+	str := func(k string) string { s, _ := doc[k].(string); return s }
+	if !reSegName.MatchString(str("name")) {
+		t.Errorf("name %q", doc["name"])
+	}
+	if !reXRayID.MatchString(str("id")) {
+		t.Errorf("id %q", doc["id"])
+	}
+	if !reXRayTraceID.MatchString(str("trace_id")) {
+		t.Errorf("trace_id %q", doc["trace_id"])
+	}
+	start, ok1 := doc["start_time"].(float64)
+	end, ok2 := doc["end_time"].(float64)
+	if !ok1 || !ok2 || start <= 0 || end < start {
+		t.Errorf("start_time %v end_time %v", doc["start_time"], doc["end_time"])
+	}
+	if p, ok := doc["parent_id"]; ok && !reXRayID.MatchString(p.(string)) {
+		t.Errorf("parent_id %q", p)
+	}
+	if str("type") == "subsegment" && (str("parent_id") == "" || str("trace_id") == "") {
+		t.Errorf("independent subsegment without parent_id or trace_id: %v", doc)
+	}
+	if ann, ok := doc["annotations"].(map[string]any); ok {
+		for k, v := range ann {
+			switch v.(type) {
+			case string, float64, bool:
+			default:
+				t.Errorf("annotation %s has a %T", k, v)
+			}
+			if !reAnnotation.MatchString(k) {
+				t.Errorf("annotation key %q", k)
+			}
+		}
+	}
+	if h, ok := doc["http"].(map[string]any); ok {
+		if resp, ok := h["response"].(map[string]any); ok {
+			if _, ok := resp["status"].(float64); !ok {
+				t.Errorf("http.response.status %v", resp["status"])
+			}
+		}
+	}
+}
+
+func TestXRay(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var c counters
+	exp, err := NewXRay(XRayConfig{Address: pc.LocalAddr().String(), Options: Options{FlushInterval: 10 * time.Millisecond, Stats: c.stats()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record(t, exp)
+	shutdown(t, exp)
+	var docs []map[string]any
+	buf := make([]byte, 65536)
+	for len(docs) < 3 {
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("read: %v (got %d documents)", err, len(docs))
+		}
+		dg := string(buf[:n])
+		if len(dg) < len(XRayHeader) || dg[:len(XRayHeader)] != `{"format": "json", "version": 1}`+"\n" {
+			t.Fatalf("datagram without the daemon header: %q", dg)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(dg[len(XRayHeader):]), &doc); err != nil {
+			t.Fatalf("segment not JSON: %v", err)
+		}
+		validateSegment(t, doc)
+		docs = append(docs, doc)
+	}
+	if c.sent.Load() != 3 {
+		t.Errorf("sent %d", c.sent.Load())
+	}
+	c1, seg := docs[0], docs[2]
+	wantTrace := "1-4bf92f35-77b34da6a3ce929d0e0e4736"
+	if seg["trace_id"] != wantTrace || seg["parent_id"] != "00f067aa0ba902b7" || seg["id"] != hex.EncodeToString(r.Ctx.SpanID[:]) ||
+		seg["name"] != "demo/greeter" || seg["origin"] != "AWS::AppMesh::Proxy" || seg["type"] != nil {
+		t.Errorf("segment %v", seg)
+	}
+	h := seg["http"].(map[string]any)
+	req := h["request"].(map[string]any)
+	if req["method"] != "GET" || req["url"] != "http://greeter.demo.local:8080/greet" && req["url"] != "http://greeter.demo.local/greet" || req["client_ip"] != "10.1.2.3" || req["user_agent"] != "curl/8" {
+		t.Errorf("http.request %v", req)
+	}
+	if h["response"].(map[string]any)["status"] != float64(200) {
+		t.Errorf("http.response %v", h["response"])
+	}
+	am := seg["aws"].(map[string]any)["app_mesh"].(map[string]any)
+	if am["mesh_name"] != "demo" || am["virtual_node_name"] != "greeter" {
+		t.Errorf("aws.app_mesh %v", am)
+	}
+	ann := seg["annotations"].(map[string]any)
+	if ann["meshlens_route"] != "greet" || ann["meshlens_retry_count"] != float64(1) || ann["meshlens_virtual_service"] != "greeter.demo.local" {
+		t.Errorf("annotations %v", ann)
+	}
+	if c1["type"] != "subsegment" || c1["parent_id"] != seg["id"] || c1["trace_id"] != wantTrace || c1["namespace"] != "remote" ||
+		c1["name"] != "greeter.demo.local" || c1["fault"] != true {
+		t.Errorf("subsegment %v", c1)
+	}
+}
+
+// TestCollectorDown: with nothing listening, Export never blocks, a full
+// queue drops and counts, and what was queued is counted as failed.
+func TestCollectorDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	opts := func(c *counters) Options {
+		return Options{QueueSize: 8, BatchSize: 4, FlushInterval: time.Millisecond, MaxRetries: 2,
+			InitialBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Timeout: time.Second, Stats: c.stats(),
+			Logger: slog.New(slog.DiscardHandler)}
+	}
+	var cg, ch, cz counters
+	g, err := NewOTLPGRPC(OTLPGRPCConfig{Endpoint: closed, Options: opts(&cg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewOTLPHTTP(OTLPHTTPConfig{URL: "http://" + closed + "/v1/traces", Options: opts(&ch)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := NewZipkin(ZipkinConfig{URL: "http://" + closed + "/api/v2/spans", Options: opts(&cz)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	d := tracing.SpanData{Kind: tracing.KindServer, TraceID: [16]byte{1}, SpanID: [8]byte{2}, Start: t0, End: t0}
+	for range n {
+		g.Export(d)
+		h.Export(d)
+		z.Export(d)
+	}
+	for _, b := range []interface{ Shutdown(context.Context) error }{g, h, z} {
+		shutdown(t, b)
+	}
+	for name, c := range map[string]*counters{"otlp-grpc": &cg, "otlp-http": &ch, "zipkin": &cz} {
+		if c.sent.Load() != 0 || c.dropped.Load() == 0 || c.failed.Load() == 0 || c.dropped.Load()+c.failed.Load() != n {
+			t.Errorf("%s: sent %d dropped %d failed %d, want dropped+failed = %d", name, c.sent.Load(), c.dropped.Load(), c.failed.Load(), n)
+		}
+	}
+}
+
+// TestShutdownAbandonsRetries: a collector that never recovers does not
+// hold Shutdown past its context.
+func TestShutdownAbandonsRetries(t *testing.T) {
+	t.Parallel()
+	ts := &traceServer{failures: 1 << 30}
+	addr := startTraceServer(t, ts)
+	var c counters
+	exp, err := NewOTLPGRPC(OTLPGRPCConfig{Endpoint: addr, Options: Options{
+		FlushInterval: time.Millisecond, MaxRetries: 1000, InitialBackoff: time.Hour, MaxBackoff: time.Hour, Stats: c.stats()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp.Export(tracing.SpanData{TraceID: [16]byte{1}, SpanID: [8]byte{1}})
+	// Wait until the first try has failed, so the worker is in its backoff.
+	for {
+		ts.mu.Lock()
+		calls := ts.calls
+		ts.mu.Unlock()
+		if calls > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := exp.Shutdown(ctx); err != context.DeadlineExceeded {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if c.failed.Load() != 1 {
+		t.Errorf("failed %d", c.failed.Load())
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	if _, err := NewOTLPGRPC(OTLPGRPCConfig{}); err == nil || err.Error() != "otlp grpc exporter: endpoint: empty" {
+		t.Errorf("grpc: %v", err)
+	}
+	if _, err := NewOTLPHTTP(OTLPHTTPConfig{URL: "collector:4318"}); err == nil || err.Error() != `otlp http exporter: url "collector:4318": not an http(s) URL` {
+		t.Errorf("http: %v", err)
+	}
+	if _, err := NewZipkin(ZipkinConfig{}); err == nil || err.Error() != "zipkin exporter: url: empty" {
+		t.Errorf("zipkin: %v", err)
+	}
+	if _, err := NewXRay(XRayConfig{Address: "no-port"}); err == nil {
+		t.Error("xray: no error")
+	}
+}
