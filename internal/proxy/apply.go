@@ -9,6 +9,7 @@ import (
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
 
 // A snapshot goes live in four steps, as Caddy's config lifecycle does:
@@ -94,7 +95,7 @@ type applyTxn struct {
 // and access logs.
 type chainRT struct {
 	stats *hcmStats
-	tcp   *tcpStats
+	tcp   *tunnel.Stats
 	logs  []chainLog
 }
 

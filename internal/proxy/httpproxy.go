@@ -23,6 +23,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
 
 // httpServer serves one HTTP filter chain of one listener: plaintext
@@ -51,7 +52,7 @@ type httpServer struct {
 	guard  bool
 	maxHdr int
 	// tunnels are the connections upgraded (WebSocket) from requests.
-	tunnels sessionSet
+	tunnels tunnel.Set
 }
 
 // chainConfig is what a request reads, once, through httpServer.cfg: the
@@ -201,7 +202,7 @@ func (h *httpServer) drain(ctx context.Context) {
 		_ = h.srv.Close()
 	}
 	<-h.done
-	h.tunnels.drain(ctx)
+	h.tunnels.Drain(ctx)
 }
 
 // serve hands a matched downstream connection to the server, after the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
 
 // listenerRT is the runtime of one xDS listener (by name): its HTTP chain
@@ -26,7 +27,7 @@ type listenerRT struct {
 	// servers by serverKey; only Apply and drains touch it (under p.mu).
 	servers map[string]*httpServer
 
-	sessions sessionSet // TCP sessions
+	sessions tunnel.Set // TCP sessions
 }
 
 // listenerConfig is what the accept path reads, once per connection.
@@ -42,8 +43,8 @@ type listenerConfig struct {
 
 // tcpChain is what a TCP proxy chain's sessions count and log into.
 type tcpChain struct {
-	stats *tcpStats
-	logs  []chainLog
+	stats *tunnel.Stats
+	logs  []tunnel.Log
 	dir   table.Direction
 	// tls terminates the chain's TLS; unusable says why the chain cannot
 	// serve (its TLS names SDS secrets or its files do not load), and
@@ -239,9 +240,9 @@ func (lrt *listenerRT) handleConn(c net.Conn, forcedPort uint32) {
 	case chain.TCP != nil:
 		tc := cfg.tcp[chain]
 		if tc == nil {
-			tc = &tcpChain{stats: &tcpStats{}}
+			tc = &tcpChain{stats: &tunnel.Stats{}}
 		}
-		sc.rx, sc.tx = tc.stats.rxBytes, tc.stats.txBytes
+		sc.rx, sc.tx = tc.stats.RxBytes, tc.stats.TxBytes
 		lrt.proxyTCP(cfg.rs, chain, tc, sc)
 	default:
 		_ = sc.Close()
@@ -257,7 +258,7 @@ func (lrt *listenerRT) drain(ctx context.Context, servers []*httpServer) {
 	for _, hs := range servers {
 		wg.Go(func() { hs.drain(ctx) })
 	}
-	lrt.sessions.drain(ctx)
+	lrt.sessions.Drain(ctx)
 	wg.Wait()
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -103,7 +104,7 @@ func (t *applyTxn) provisionChains() error {
 				crt.stats = newHCMStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
 				als = c.HTTP.AccessLogs
 			case c.TCP != nil:
-				crt.tcp = newTCPStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				crt.tcp = tunnel.NewStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
 				als = c.TCP.AccessLogs
 			}
 			for _, al := range als {
@@ -191,7 +192,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 	tcp := map[*table.FilterChain]*tcpChain{}
 	for _, c := range chains {
 		if crt := t.chainRTs[c]; crt.tcp != nil {
-			tc := &tcpChain{stats: crt.tcp, logs: crt.logs, dir: l.Direction}
+			tc := &tcpChain{stats: crt.tcp, logs: tunnelLogs(crt.logs), dir: l.Direction}
 			if c.TLS != nil {
 				conf, err := tlsctx.DownstreamConfig(c.TLS, nil)
 				if err != nil {
@@ -381,4 +382,13 @@ func (rs *runtimeState) view(c *table.Cluster) *cluster.View {
 		return v
 	}
 	return rs.byName[c.Name]
+}
+
+// tunnelLogs are a TCP chain's access logs as the TCP proxy writes them.
+func tunnelLogs(logs []chainLog) []tunnel.Log {
+	out := make([]tunnel.Log, len(logs))
+	for i, l := range logs {
+		out[i] = tunnel.Log{Format: l.f, Writer: l.w}
+	}
+	return out
 }

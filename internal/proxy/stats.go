@@ -192,24 +192,6 @@ func newCodecStats(s *stats.Store) *codecStats {
 	return &codecStats{h2HeaderOverflow: sc.Counter("header_overflow")}
 }
 
-// tcpStats are a tcp_proxy's tcp.<stat_prefix>.* stats.
-type tcpStats struct {
-	cxTotal, cxNoRoute, rxBytes, txBytes, idleTimeout *stats.Counter
-}
-
-func newTCPStats(sc *stats.Scope) *tcpStats {
-	if sc == nil {
-		return &tcpStats{}
-	}
-	return &tcpStats{
-		cxTotal:     sc.Counter("downstream_cx_total"),
-		cxNoRoute:   sc.Counter("downstream_cx_no_route"),
-		rxBytes:     sc.Counter("downstream_cx_rx_bytes_total"),
-		txBytes:     sc.Counter("downstream_cx_tx_bytes_total"),
-		idleTimeout: sc.Counter("idle_timeout"),
-	}
-}
-
 // scopes is the set of stats scopes one snapshot acquired, released when
 // the next snapshot has acquired its own.
 type scopes []*stats.Scope

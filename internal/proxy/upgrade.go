@@ -18,6 +18,7 @@ import (
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
 
 // HTTP/1.1 upgrades (WebSocket), as Envoy's upgrade_configs: a request
@@ -149,12 +150,12 @@ func (h *httpServer) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upE
 		ex.flags |= accesslog.DownstreamConnectionTermination
 		return
 	}
-	sess := &tcpSession{down: down.Conn, up: up}
-	defer sess.close()
-	if !h.tunnels.add(sess) {
+	sess := tunnel.NewPair(down.Conn, up)
+	defer sess.Close()
+	if !h.tunnels.Add(sess) {
 		return // draining
 	}
-	defer h.tunnels.remove(sess)
+	defer h.tunnels.Remove(sess)
 	hs := ex.hcm
 	hs.cxUpgradesTotal.Inc()
 	hs.cxUpgradesActive.Inc()
@@ -179,7 +180,7 @@ func (h *httpServer) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upE
 		}
 		ex.received += uint64(n)
 	}
-	toDown, toUp, idled := pipeBoth(down.Conn, up, idle)
+	toDown, toUp, idled := tunnel.PipeBoth(down.Conn, up, idle)
 	ex.sent += uint64(toDown)
 	ex.received += uint64(toUp)
 	if idled {
