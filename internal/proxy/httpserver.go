@@ -1,0 +1,362 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/h1guard"
+	"github.com/meshlens/meshlens/internal/proxy/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
+)
+
+// httpServer serves one HTTP filter chain of one listener: plaintext
+// HTTP/1.x connections on their own goroutine (h1server), TLS and h2c ones
+// through a net/http server fed with the connections the listener matched
+// to the chain. It
+// outlives snapshots while the chain keeps its name and connection
+// settings (serverKey); its route table and clusters are swapped per
+// snapshot through cfg.
+type httpServer struct {
+	p      *Proxy
+	key    string
+	srv    *http.Server
+	h1     *h1server.Server // nil when the chain is TLS or HTTP/2 only
+	auto   bool             // plaintext HTTP/1.1 or h2c, told by the preface
+	ln     *chanListener
+	tls    *tls.Config // nil for plaintext
+	scheme string      // "http" or "https"
+	cfg    atomic.Pointer[chainConfig]
+	done   chan struct{} // closed when Serve returns
+	// unusable says why the chain cannot serve (e.g. SDS TLS); its
+	// connections are closed.
+	unusable string
+	// guard: the chain speaks HTTP/1, so its connections go through the
+	// framing guard (h1guard) with the chain's header limit.
+	guard  bool
+	maxHdr int
+	// tunnels are the connections upgraded (WebSocket) from requests.
+	tunnels tunnel.Set
+}
+
+// chainConfig is what a request reads, once, through httpServer.cfg: the
+// filter chain and the snapshot state it belongs to, with the chain's
+// stats and access logs.
+type chainConfig struct {
+	chain *table.FilterChain
+	rs    *runtimeState
+	dir   table.Direction
+	stats *hcmStats
+	logs  []chainLog
+	// listenerTLS: some chain of the listener terminates TLS, so a
+	// client of the mesh is expected to authenticate (mesh metrics).
+	listenerTLS bool
+}
+
+// chainLog is one access log of a chain: a compiled format and the
+// (shared, non-blocking) writer of its file.
+type chainLog struct {
+	f *accesslog.Format
+	w *accesslog.Writer
+}
+
+// serverKey identifies the connection-level settings of an HTTP chain: a
+// chain whose key changes gets a new server, and the old one drains.
+func serverKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
+	var b strings.Builder
+	b.WriteString(c.Name)
+	b.WriteByte('|')
+	b.WriteByte(byte('0' + c.HTTP.Codec))
+	b.WriteByte('|')
+	b.WriteString(idle.String())
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(maxHdr))
+	if t := c.TLS; t != nil {
+		b.WriteString("|tls:")
+		b.WriteString(strings.Join([]string{t.CertFile, t.KeyFile, t.CAFile, t.SDSCertName, t.SDSCAName,
+			strings.Join(t.MatchSANs, ","), strings.Join(t.ALPN, ",")}, ";"))
+		if t.RequireClientCert {
+			b.WriteString(";require")
+		}
+	}
+	return b.String()
+}
+
+// newHTTPServer starts serving a chain. The caller owns the result and
+// stops it with drain or close.
+func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Duration, maxHdr int) *httpServer {
+	h := &httpServer{p: p, key: key, scheme: "http", done: make(chan struct{}), guard: c.HTTP.Codec != table.CodecHTTP2, maxHdr: maxHdr}
+	protos := new(http.Protocols)
+	var next []string
+	switch c.HTTP.Codec {
+	case table.CodecHTTP1:
+		protos.SetHTTP1(true)
+		next = []string{"http/1.1"}
+	case table.CodecHTTP2:
+		protos.SetUnencryptedHTTP2(true)
+		protos.SetHTTP2(true)
+		next = []string{"h2"}
+	default:
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true)
+		protos.SetHTTP2(true)
+		next = []string{"h2", "http/1.1"}
+	}
+	if c.TLS != nil {
+		h.scheme = "https"
+		conf, err := tlsctx.DownstreamConfig(c.TLS, next)
+		if err != nil {
+			h.unusable = err.Error()
+		}
+		h.tls = conf
+	}
+	srvMaxHdr := maxHdr
+	if c.HTTP.Codec != table.CodecHTTP1 {
+		// net/http's HTTP/2 server makes MaxHeaderBytes its header
+		// list limit (HPACK's measure: 32 bytes more per field) and
+		// ends the whole connection with GOAWAY when a list over it
+		// goes on in CONTINUATION frames. So that a list of too many
+		// or too large headers costs its stream only (431, route),
+		// the connection's bound is set well above the request's.
+		srvMaxHdr = max(maxHdr, h2HeaderListBound)
+	}
+	h.ln = newChanListener()
+	h.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    srvMaxHdr,
+		Protocols:         protos,
+		ErrorLog:          p.errLog,
+		ConnContext:       connContext,
+		ConnState:         h.connState,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 1024,
+			// The HTTP/2 analogue of the header size limit: bound the
+			// HPACK table too.
+			MaxDecoderHeaderTableSize: 64 << 10,
+		},
+	}
+	if c.TLS == nil && c.HTTP.Codec != table.CodecHTTP2 {
+		h.h1 = &h1server.Server{
+			Handler:           h,
+			ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
+			IdleTimeout:       idle,
+			MaxHeaderBytes:    maxHdr,
+			ConnContext:       connContext,
+			ConnState:         h.connState,
+			OnRefuse:          h.onRefuse,
+			Log:               p.log,
+		}
+		h.auto = c.HTTP.Codec == table.CodecAuto
+	}
+	go func() {
+		defer close(h.done)
+		_ = h.srv.Serve(h.ln)
+	}()
+	return h
+}
+
+// h2HeaderListBound is the HTTP/2 header list size (HPACK's measure)
+// past which a client that keeps sending CONTINUATION frames loses its
+// connection: net/http's default header limit.
+const h2HeaderListBound = http.DefaultMaxHeaderBytes
+
+// setKeepAlives turns keep-alive on or off for the chain's connections.
+func (h *httpServer) setKeepAlives(on bool) {
+	h.srv.SetKeepAlivesEnabled(on)
+	if h.h1 != nil {
+		h.h1.SetKeepAlivesEnabled(on)
+	}
+}
+
+// drain stops the server gracefully: idle connections close now, busy
+// ones after their response (HTTP/1.1 answers with Connection: close,
+// HTTP/2 sends GOAWAY); whatever is left at ctx's end is closed.
+func (h *httpServer) drain(ctx context.Context) {
+	if h.h1 != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = h.h1.Shutdown(ctx)
+		}()
+		defer func() { <-done }()
+	}
+	if err := h.srv.Shutdown(ctx); err != nil {
+		_ = h.srv.Close()
+	}
+	<-h.done
+	h.tunnels.Drain(ctx)
+}
+
+// serve hands a matched downstream connection to the server, after the
+// TLS handshake when the chain terminates TLS.
+func (h *httpServer) serve(c *srvConn) {
+	if h.unusable != "" {
+		_ = c.Close()
+		return
+	}
+	var conn net.Conn = c
+	if h.tls != nil {
+		tc := terminateTLS(c, h.tls, h.p.cfg.HeaderReadTimeout)
+		if tc == nil {
+			return
+		}
+		cs := tc.ConnectionState()
+		c.info.tls = &cs
+		conn = tc
+	}
+	if h.guard {
+		// A request framed both by Content-Length and Transfer-Encoding
+		// (a smuggling attempt) must get a 400, not be re-framed.
+		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
+	}
+	if h.h1 != nil && (!h.auto || !c.h2Preface(time.Now().Add(h.p.cfg.HeaderReadTimeout))) {
+		// Served on this goroutine (the listener's, per connection).
+		_ = h.h1.ServeConn(conn)
+		return
+	}
+	h.ln.push(conn)
+}
+
+// onReject counts a request the framing guard refused, unless h1server
+// serves the connection and so counts the refusal (onRefuse).
+func (h *httpServer) onReject(c net.Conn, err error) {
+	if cc := h.cfg.Load(); cc != nil && h.h1 == nil {
+		cc.stats.cxProtocolError.Inc()
+	}
+	h.p.log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
+}
+
+// onRefuse counts and logs a request h1server answered itself (status)
+// because it could not be read or served: a downstream protocol error,
+// as Envoy counts its codec errors (downstream_cx_protocol_error, the
+// status class, an access log line with flag DPE).
+func (h *httpServer) onRefuse(c net.Conn, status int, _ error) {
+	cc := h.cfg.Load()
+	if cc == nil {
+		return
+	}
+	hs := cc.stats
+	hs.cxProtocolError.Inc()
+	hs.rqTotal.Inc()
+	hs.rqHTTP1Total.Inc()
+	hs.codes.Class(status).Inc()
+	hs.rqCompleted.Inc()
+	if len(cc.logs) == 0 {
+		return
+	}
+	e := &accesslog.Entry{Start: time.Now(), Protocol: "HTTP/1.1", ResponseCode: status, Flags: accesslog.DownstreamProtocolError}
+	if sc := srvConnOf(c); sc != nil {
+		ci := &sc.info
+		e.DownstreamRemote, e.DownstreamLocal = ci.remote, ci.dst
+		e.RequestedServerName = ci.serverName
+		e.ConnectionID = ci.id
+	}
+	for _, l := range cc.logs {
+		l.w.LogEntry(l.f, e)
+	}
+}
+
+// srvConnOf finds the listener's connection under the wrappers net/http
+// is given (TLS, the framing guard).
+func srvConnOf(c net.Conn) *srvConn {
+	for c != nil {
+		switch v := c.(type) {
+		case *srvConn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+type connInfoKey struct{}
+
+// connContext gives a request access to what the listener learnt about
+// its connection (original destination for ORIGINAL_DST clusters).
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if sc := srvConnOf(c); sc != nil {
+		sc.info.closer = sc
+		return context.WithValue(ctx, connInfoKey{}, &sc.info)
+	}
+	return ctx
+}
+
+// connState keeps the connection stats of the chain's connection manager.
+func (h *httpServer) connState(c net.Conn, s http.ConnState) {
+	sc := srvConnOf(c)
+	if sc == nil {
+		return
+	}
+	switch s {
+	case http.StateNew:
+		hs := h.cfg.Load().stats
+		sc.info.hcm = hs
+		hs.cxTotal.Inc()
+		hs.cxActive.Inc()
+	case http.StateClosed, http.StateHijacked:
+		hs := sc.info.hcm
+		if hs == nil {
+			return
+		}
+		hs.cxActive.Dec()
+		hs.cxDestroy.Inc()
+		hs.cxLength.RecordDuration(time.Since(sc.opened))
+		switch sc.info.proto.Load() {
+		case 1:
+			hs.cxHTTP1Active.Dec()
+		case 2:
+			hs.cxHTTP2Active.Dec()
+		}
+	}
+}
+
+// chanListener is a net.Listener fed by the proxy's own accept loops,
+// after they inspected and matched a connection to a chain.
+type chanListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c to the server, or closes it when the server is gone.
+func (l *chanListener) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.closed:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
