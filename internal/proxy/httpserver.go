@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
-	"github.com/meshlens/meshlens/internal/proxy/h1guard"
-	"github.com/meshlens/meshlens/internal/proxy/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1guard"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1server"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"

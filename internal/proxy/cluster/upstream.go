@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshlens/meshlens/internal/proxy/h1client"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1client"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"

@@ -6,7 +6,7 @@
 // watches the connection for a client hang-up, parked and woken through
 // read deadlines and a condition variable when the handler ends) and
 // derives a cancellable context per request. For a proxy that forwards
-// each request synchronously (internal/proxy/h1client) those hand-offs
+// each request synchronously (internal/proxy/codec/h1client) those hand-offs
 // are most of its CPU at moderate rates: every one is a wake-up of another
 // thread. Here one goroutine reads a request, runs the handler, writes the
 // response and reads the next, as Envoy's and HAProxy's event loops do.
