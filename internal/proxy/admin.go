@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 
 	// The typed configs that listeners and clusters embed: /config_dump
@@ -230,17 +231,17 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 	if !inboundOnly {
 		p.stopped[table.Outbound] = true
 	}
-	var socks []*socket
+	var socks []*listener.Socket
 	var lrts []*listenerRT
 	for addr, s := range p.sockets {
-		b := s.binding.Load()
-		if b == nil || !want(b.lrt.cfg.Load().l.Direction) {
+		b := s.Binding()
+		if b == nil || !want(b.Runtime.Load().Listener.Direction) {
 			continue
 		}
 		socks = append(socks, s)
 		delete(p.sockets, addr)
-		if !slices.Contains(lrts, b.lrt) {
-			lrts = append(lrts, b.lrt)
+		if lrt := p.listeners[b.Runtime.Name]; lrt != nil && !slices.Contains(lrts, lrt) {
+			lrts = append(lrts, lrt)
 		}
 	}
 	var servers []*httpServer
@@ -252,7 +253,7 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 	}
 	if !graceful {
 		for _, s := range socks {
-			s.close()
+			s.Close()
 		}
 	}
 	p.bg.Go(func() {
@@ -267,7 +268,7 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 				t.Stop()
 			}
 			for _, s := range socks {
-				s.close()
+				s.Close()
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
@@ -68,8 +69,8 @@ type applyTxn struct {
 	p *Proxy
 	s *table.Snapshot
 
-	// plan: the sockets the snapshot wants, by bindSpec.key.
-	specs map[string]bindSpec
+	// plan: the sockets the snapshot wants, by listener.BindSpec.key.
+	specs map[string]listener.BindSpec
 
 	// provision: the upstreams by cluster name (created lists the new
 	// ones), the runtime state, the stats scopes and access-log writers
@@ -81,8 +82,8 @@ type applyTxn struct {
 	res      scopes
 	logs     []*accesslog.Writer
 	chainRTs map[*table.FilterChain]*chainRT
-	lstats   map[string]*listenerStats
-	bound    []*socket
+	lstats   map[string]*listener.Stats
+	bound    []*listener.Socket
 	lrts     map[string]*listenerRT
 	pending  []listenerSwap
 
@@ -104,7 +105,7 @@ type listenerSwap struct {
 	lrt     *listenerRT
 	servers map[string]*httpServer
 	chains  []serverSwap
-	cfg     *listenerConfig
+	cfg     *listener.Config
 }
 
 // serverSwap is one HTTP chain's new configuration on its server.
@@ -116,7 +117,7 @@ type serverSwap struct {
 // plan checks the listeners and decides where each binds; addresses must
 // not collide.
 func (t *applyTxn) plan() error {
-	t.specs = map[string]bindSpec{}
+	t.specs = map[string]listener.BindSpec{}
 	names := map[string]*table.Listener{}
 	for _, l := range t.s.Listeners {
 		if _, dup := names[l.Name]; dup {
@@ -127,9 +128,9 @@ func (t *applyTxn) plan() error {
 			continue // /drain_listeners: no new sockets for these
 		}
 		for _, b := range t.p.bindSpecs(l) {
-			k := b.key()
+			k := b.Key()
 			if prev, ok := t.specs[k]; ok {
-				return fmt.Errorf("apply: listeners %s and %s both bind %s", prev.listener, b.listener, b.addr)
+				return fmt.Errorf("apply: listeners %s and %s both bind %s", prev.Listener, b.Listener, b.Addr)
 			}
 			t.specs[k] = b
 		}
@@ -146,25 +147,25 @@ func (t *applyTxn) swap() {
 			sc.hs.cfg.Store(sc.cfg)
 		}
 		ls.lrt.servers = ls.servers
-		ls.lrt.cfg.Store(ls.cfg)
+		ls.lrt.rt.Store(ls.cfg)
 	}
 	if old := p.state.Swap(t.rs); old != nil {
 		old.release()
 	}
 	for _, sock := range t.bound {
-		p.sockets[sock.key] = sock
+		p.sockets[sock.Key()] = sock
 	}
 	for k, sock := range p.sockets {
 		spec, ok := t.specs[k]
 		if !ok {
-			sock.close()
+			sock.Close()
 			delete(p.sockets, k)
 			continue
 		}
-		sock.binding.Store(&socketBinding{lrt: t.lrts[spec.listener], forcedPort: spec.forcedPort})
+		sock.Bind(&listener.Binding{Runtime: t.lrts[spec.Listener].rt, ForcedPort: spec.ForcedPort})
 	}
 	for _, sock := range t.bound {
-		p.bg.Go(sock.acceptLoop)
+		p.bg.Go(sock.AcceptLoop)
 	}
 }
 

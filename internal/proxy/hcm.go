@@ -52,7 +52,7 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hs.rqHTTP1Total.Inc()
 	}
-	ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
+	ci, _ := r.Context().Value(connInfoKey{}).(*downConn)
 	if ci != nil {
 		ci.noteProto(r.ProtoMajor)
 	}
@@ -229,7 +229,7 @@ func routeTo(w http.ResponseWriter, ex *exchange, cc *chainConfig) (*table.Route
 // finish counts a finished request in the connection manager's stats and
 // the mesh metrics, writes its access log lines and returns its exchange
 // to the pool.
-func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig, ci *connInfo) {
+func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig, ci *downConn) {
 	d := time.Since(ex.start)
 	if ex.st != nil {
 		ex.received = ex.st.received.Load()
@@ -273,9 +273,9 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 		}
 		e.AttemptCount = ex.attempts
 		if ci != nil {
-			e.DownstreamRemote, e.DownstreamLocal = ci.remote, ci.dst
-			e.RequestedServerName = ci.serverName
-			e.ConnectionID = ci.id
+			e.DownstreamRemote, e.DownstreamLocal = ci.Info.Remote, ci.Info.Dst
+			e.RequestedServerName = ci.Info.ServerName
+			e.ConnectionID = ci.Info.ID
 		}
 		if r.TLS != nil {
 			e.DownstreamTLSVersion = accesslog.TLSVersionName(r.TLS.Version)

@@ -14,6 +14,7 @@ import (
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
@@ -200,19 +201,19 @@ func (h *httpServer) drain(ctx context.Context) {
 
 // serve hands a matched downstream connection to the server, after the
 // TLS handshake when the chain terminates TLS.
-func (h *httpServer) serve(c *srvConn) {
+func (h *httpServer) serve(c *downConn) {
 	if h.unusable != "" {
 		_ = c.Close()
 		return
 	}
 	var conn net.Conn = c
 	if h.tls != nil {
-		tc := terminateTLS(c, h.tls, h.p.cfg.HeaderReadTimeout)
+		tc := listener.TerminateTLS(c.Conn, c, h.tls, h.p.cfg.HeaderReadTimeout)
 		if tc == nil {
 			return
 		}
 		cs := tc.ConnectionState()
-		c.info.tls = &cs
+		c.tls = &cs
 		conn = tc
 	}
 	if h.guard {
@@ -220,7 +221,7 @@ func (h *httpServer) serve(c *srvConn) {
 		// (a smuggling attempt) must get a 400, not be re-framed.
 		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
 	}
-	if h.h1 != nil && (!h.auto || !c.h2Preface(time.Now().Add(h.p.cfg.HeaderReadTimeout))) {
+	if h.h1 != nil && (!h.auto || !c.H2Preface(time.Now().Add(h.p.cfg.HeaderReadTimeout))) {
 		// Served on this goroutine (the listener's, per connection).
 		_ = h.h1.ServeConn(conn)
 		return
@@ -257,10 +258,10 @@ func (h *httpServer) onRefuse(c net.Conn, status int, _ error) {
 	}
 	e := &accesslog.Entry{Start: time.Now(), Protocol: "HTTP/1.1", ResponseCode: status, Flags: accesslog.DownstreamProtocolError}
 	if sc := srvConnOf(c); sc != nil {
-		ci := &sc.info
-		e.DownstreamRemote, e.DownstreamLocal = ci.remote, ci.dst
-		e.RequestedServerName = ci.serverName
-		e.ConnectionID = ci.id
+		ci := sc
+		e.DownstreamRemote, e.DownstreamLocal = ci.Info.Remote, ci.Info.Dst
+		e.RequestedServerName = ci.Info.ServerName
+		e.ConnectionID = ci.Info.ID
 	}
 	for _, l := range cc.logs {
 		l.w.LogEntry(l.f, e)
@@ -269,10 +270,10 @@ func (h *httpServer) onRefuse(c net.Conn, status int, _ error) {
 
 // srvConnOf finds the listener's connection under the wrappers net/http
 // is given (TLS, the framing guard).
-func srvConnOf(c net.Conn) *srvConn {
+func srvConnOf(c net.Conn) *downConn {
 	for c != nil {
 		switch v := c.(type) {
-		case *srvConn:
+		case *downConn:
 			return v
 		case interface{ NetConn() net.Conn }:
 			c = v.NetConn()
@@ -289,8 +290,8 @@ type connInfoKey struct{}
 // its connection (original destination for ORIGINAL_DST clusters).
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	if sc := srvConnOf(c); sc != nil {
-		sc.info.closer = sc
-		return context.WithValue(ctx, connInfoKey{}, &sc.info)
+		sc.closer = sc
+		return context.WithValue(ctx, connInfoKey{}, sc)
 	}
 	return ctx
 }
@@ -304,18 +305,18 @@ func (h *httpServer) connState(c net.Conn, s http.ConnState) {
 	switch s {
 	case http.StateNew:
 		hs := h.cfg.Load().stats
-		sc.info.hcm = hs
+		sc.hcm = hs
 		hs.cxTotal.Inc()
 		hs.cxActive.Inc()
 	case http.StateClosed, http.StateHijacked:
-		hs := sc.info.hcm
+		hs := sc.hcm
 		if hs == nil {
 			return
 		}
 		hs.cxActive.Dec()
 		hs.cxDestroy.Inc()
-		hs.cxLength.RecordDuration(time.Since(sc.opened))
-		switch sc.info.proto.Load() {
+		hs.cxLength.RecordDuration(time.Since(sc.Opened()))
+		switch sc.proto.Load() {
 		case 1:
 			hs.cxHTTP1Active.Dec()
 		case 2:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
@@ -42,7 +43,7 @@ func (t *applyTxn) provision() error {
 // created, the scopes and access logs acquired.
 func (t *applyTxn) abort() {
 	for _, b := range t.bound {
-		b.close()
+		b.Close()
 	}
 	for _, u := range t.created {
 		u.StopHealthChecks()
@@ -93,9 +94,9 @@ func allChains(l *table.Listener) []*table.FilterChain {
 func (t *applyTxn) provisionChains() error {
 	p := t.p
 	t.chainRTs = map[*table.FilterChain]*chainRT{}
-	t.lstats = map[string]*listenerStats{}
+	t.lstats = map[string]*listener.Stats{}
 	for _, l := range t.s.Listeners {
-		t.lstats[l.Name] = newListenerStats(t.res.acquire(p.dataStats, "listener."+listenerStatName(l)+"."))
+		t.lstats[l.Name] = listener.NewStats(t.res.acquire(p.dataStats, "listener."+listener.StatName(l)+"."))
 		for _, c := range allChains(l) {
 			crt := &chainRT{}
 			var als []table.AccessLog
@@ -132,9 +133,9 @@ func (t *applyTxn) bind() error {
 		if old := t.p.sockets[k]; old != nil {
 			continue
 		}
-		sock, err := t.p.listen(k, spec.addr)
+		sock, err := listener.Listen(t.p.lenv, &t.p.listenConfig, k, spec.Addr)
 		if err != nil {
-			return fmt.Errorf("apply: listener %s: bind %s: %w", spec.listener, spec.addr, err)
+			return fmt.Errorf("apply: listener %s: bind %s: %w", spec.Listener, spec.Addr, err)
 		}
 		t.bound = append(t.bound, sock)
 	}
@@ -148,7 +149,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 	p := t.p
 	lrt := p.listeners[l.Name]
 	if lrt == nil {
-		lrt = &listenerRT{p: p, name: l.Name, servers: map[string]*httpServer{}}
+		lrt = &listenerRT{p: p, name: l.Name, rt: listener.NewRuntime(l.Name, p.lenv), servers: map[string]*httpServer{}}
 	}
 	t.lrts[l.Name] = lrt
 	ls := listenerSwap{lrt: lrt, servers: map[string]*httpServer{}}
@@ -204,7 +205,8 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			tcp[c] = tc
 		}
 	}
-	ls.cfg = &listenerConfig{l: l, rs: t.rs, servers: byChain, stats: t.lstats[l.Name], tcp: tcp}
+	lc := &listenerConfig{lrt: lrt, rs: t.rs, servers: byChain, tcp: tcp}
+	ls.cfg = &listener.Config{Listener: l, Stats: t.lstats[l.Name], Serve: lc.serve}
 	t.pending = append(t.pending, ls)
 }
 

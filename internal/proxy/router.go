@@ -238,9 +238,9 @@ var errNoEndpoint = errors.New("no healthy upstream")
 func (h *httpServer) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := out.Context().Value(connInfoKey{}).(*connInfo)
+		ci, _ := out.Context().Value(connInfoKey{}).(*downConn)
 		var ok bool
-		if ep, ok = origDstEndpoint(view, ci, out.Host); !ok {
+		if ep, ok = origDstEndpoint(view, ci.info(), out.Host); !ok {
 			return nil, nil, errNoEndpoint
 		}
 	} else if ep = view.Pick(); ep == nil {

@@ -3,11 +3,8 @@ package proxy
 import (
 	"runtime"
 	"runtime/metrics"
-	"strings"
 	"time"
 
-	"github.com/meshlens/meshlens/internal/proxy/table"
-	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -88,38 +85,6 @@ func (p *Proxy) refreshServerStats() {
 	}
 	ss.accessLogDropped.Set(int64(dropped))
 	ss.accessLogWrites.Set(int64(written))
-}
-
-// listenerStats are listener.<address>.*.
-type listenerStats struct {
-	cxTotal, cxDestroy, noChain *stats.Counter
-	cxActive                    *stats.Gauge
-	cxLength                    *stats.Histogram
-	scope                       *stats.Scope
-	ssl                         tlsctx.LazySSL // listener.<addr>.ssl.*, on the first TLS handshake
-}
-
-// listenerStatName is Envoy's name of a listener in stats: its address
-// with ':' made '_' (0.0.0.0_15001).
-func listenerStatName(l *table.Listener) string {
-	if !l.Address.IsValid() {
-		return l.Name
-	}
-	return strings.ReplaceAll(l.Address.String(), ":", "_")
-}
-
-func newListenerStats(sc *stats.Scope) *listenerStats {
-	if sc == nil {
-		return &listenerStats{}
-	}
-	return &listenerStats{
-		cxTotal:   sc.Counter("downstream_cx_total"),
-		cxDestroy: sc.Counter("downstream_cx_destroy"),
-		noChain:   sc.Counter("no_filter_chain_match"),
-		cxActive:  sc.Gauge("downstream_cx_active"),
-		cxLength:  sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
-		scope:     sc,
-	}
 }
 
 // hcmStats are an HTTP connection manager's http.<stat_prefix>.* stats,

@@ -5,13 +5,14 @@ import (
 	"net"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
 
 // proxyTCP hands a connection matched to a tcp_proxy filter chain to the
 // TCP proxy (package tunnel), after terminating the chain's TLS.
-func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *tcpChain, c *srvConn) {
+func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *tcpChain, c *listener.Conn) {
 	tp := chain.TCP
 	start := time.Now()
 	tc.stats.CxTotal.Inc()
@@ -23,7 +24,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	case tc.tls != nil:
 		// The chain terminates TLS (App Mesh's listener tls on a tcp
 		// port): the application gets the plaintext.
-		tlsc := terminateTLS(c, tc.tls, lrt.p.cfg.HeaderReadTimeout)
+		tlsc := listener.TerminateTLS(c, c, tc.tls, lrt.p.cfg.HeaderReadTimeout)
 		if tlsc == nil {
 			return
 		}
@@ -31,7 +32,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	}
 	t := &tunnel.TCP{
 		Down: down, Start: start,
-		Remote: c.info.remote, Dst: c.info.dst, ID: c.info.id, ServerName: c.info.serverName,
+		Remote: c.Info.Remote, Dst: c.Info.Dst, ID: c.Info.ID, ServerName: c.Info.ServerName,
 		View:        rs.view(tp.PickCluster(rand.Uint32())),
 		IdleTimeout: tp.IdleTimeout,
 		Stats:       tc.stats,
@@ -43,7 +44,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		t.IdleTimeout = lrt.p.cfg.TCPIdleTimeout
 	}
 	if v := t.View; v != nil && v.OrigDst {
-		t.OrigDst, _ = origDstEndpoint(v, &c.info, "")
+		t.OrigDst, _ = origDstEndpoint(v, &c.Info, "")
 	}
 	if lrt.p.dataStats != nil {
 		if tc.dir == table.Inbound {

@@ -76,8 +76,8 @@ func (a *tunnelAttempt) done() {
 func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, view *cluster.View, authority string) *tunnelAttempt {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := r.Context().Value(connInfoKey{}).(*connInfo)
-		ep, _ = origDstEndpoint(view, ci, authority)
+		ci, _ := r.Context().Value(connInfoKey{}).(*downConn)
+		ep, _ = origDstEndpoint(view, ci.info(), authority)
 	} else {
 		ep = view.Pick()
 	}

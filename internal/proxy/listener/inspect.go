@@ -1,4 +1,4 @@
-package proxy
+package listener
 
 import (
 	"bytes"
@@ -6,11 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
-	"sync/atomic"
 	"time"
-
-	"github.com/meshlens/meshlens/internal/stats"
 )
 
 // maxPeek bounds what the listener inspectors read before deciding: a TLS
@@ -21,123 +17,13 @@ const maxPeek = 64 << 10
 // h2Preface is what an HTTP/2 client with prior knowledge sends first.
 const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-// connInfo is what the listener learnt about a downstream connection
-// before choosing its filter chain: Envoy's filter chain match inputs.
-type connInfo struct {
-	local  netip.AddrPort
-	remote netip.AddrPort
-	// dst is the original destination: where the client was going before
-	// iptables redirected it, else the local address, else (on a Listen
-	// socket) the local address with the mapped listener port.
-	dst        netip.AddrPort
-	redirected bool
-	// transport is "tls" or "raw_buffer" when the TLS inspector ran, else "".
-	transport  string
-	serverName string   // TLS SNI, lower case
-	appProtos  []string // TLS ALPN offers, or the HTTP inspector's finding
-	// tls is the connection's TLS state once an HTTP chain terminated
-	// TLS (the mesh metrics read the client certificate from it); set
-	// before the connection is served.
-	tls *tls.ConnectionState
-
-	// id numbers the connection (%CONNECTION_ID%).
-	id uint64
-	// hcm is the connection manager stats the connection is counted in
-	// (set when net/http takes it); proto its HTTP major version once the
-	// first request told it.
-	hcm   *hcmStats
-	proto atomic.Int32
-	// closer closes the connection (set when net/http takes it);
-	// streams counts its HTTP/2 streams for the rapid reset check
-	// (rapidreset.go).
-	closer  io.Closer
-	streams streamTally
-}
-
-// noteProto counts the connection as HTTP/1 or HTTP/2 on its first
-// request.
-func (ci *connInfo) noteProto(major int) {
-	if ci.proto.Load() != 0 || !ci.proto.CompareAndSwap(0, int32(major)) {
-		return
-	}
-	if major == 2 {
-		ci.hcm.cxHTTP2Total.Inc()
-		ci.hcm.cxHTTP2Active.Inc()
-	} else {
-		ci.hcm.cxHTTP1Total.Inc()
-		ci.hcm.cxHTTP1Active.Inc()
-	}
-}
-
-// srvConn is a downstream connection: it replays the bytes the inspectors
-// peeked at and carries what they found.
-type srvConn struct {
-	net.Conn
-	peeked []byte
-	info   connInfo
-
-	// Stats: the chain's byte counters (set once a chain is matched) and
-	// the listener's connection stats, closed out once in Close.
-	opened   time.Time
-	rx, tx   *stats.Counter
-	listener *listenerStats
-	p        *Proxy
-	closed   atomic.Bool
-}
-
-// Write sends p and counts the bytes.
-func (c *srvConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.tx.Add(uint64(n))
-	return n, err
-}
-
-// Close closes the connection and, the first time, counts it closed.
-func (c *srvConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.listener.cxActive.Dec()
-		c.listener.cxDestroy.Inc()
-		c.listener.cxLength.RecordDuration(time.Since(c.opened))
-		c.p.openConns.Add(-1)
-	}
-	return c.Conn.Close()
-}
-
-// Read returns the peeked bytes first.
-func (c *srvConn) Read(p []byte) (int, error) {
-	if len(c.peeked) > 0 {
-		n := copy(p, c.peeked)
-		c.peeked = c.peeked[n:]
-		if len(c.peeked) == 0 {
-			c.peeked = nil
-		}
-		c.rx.Add(uint64(n))
-		return n, nil
-	}
-	n, err := c.Conn.Read(p)
-	c.rx.Add(uint64(n))
-	return n, err
-}
-
-// NetConn returns the connection under the counters and the replay, for
-// looks at the socket (internal/proxy/sockpeek); I/O goes through c.
-func (c *srvConn) NetConn() net.Conn { return c.Conn }
-
-// CloseWrite half-closes the underlying TCP connection (for tcp_proxy).
-func (c *srvConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
-}
-
 // inspect runs the listener's TLS and HTTP inspectors on c: it reads the
 // first bytes (keeping them for replay) until it can tell TLS from
 // plaintext, the SNI and ALPN of a ClientHello, or the HTTP version of a
 // request. A client that sends nothing before the deadline is classified
 // with what was read so far, as if it spoke no known protocol; it is not
 // an error (Envoy's continue_on_listener_filters_timeout).
-func (c *srvConn) inspect(tlsInspector, httpInspector bool, deadline time.Time) {
+func (c *Conn) inspect(tlsInspector, httpInspector bool, deadline time.Time) {
 	if !tlsInspector && !httpInspector {
 		return
 	}
@@ -152,12 +38,12 @@ func (c *srvConn) inspect(tlsInspector, httpInspector bool, deadline time.Time) 
 	isTLS := r.buf[0] == 0x16 // TLS handshake record
 	if tlsInspector {
 		if !isTLS {
-			c.info.transport = "raw_buffer"
+			c.Info.Transport = "raw_buffer"
 		} else {
-			c.info.transport = "tls"
+			c.Info.Transport = "tls"
 			if hello := r.clientHello(); hello != nil {
-				c.info.serverName = lowerASCII(hello.ServerName)
-				c.info.appProtos = hello.SupportedProtos
+				c.Info.ServerName = lowerASCII(hello.ServerName)
+				c.Info.AppProtos = hello.SupportedProtos
 			}
 			return
 		}
@@ -167,7 +53,7 @@ func (c *srvConn) inspect(tlsInspector, httpInspector bool, deadline time.Time) 
 			proto, more := classifyHTTP(r.buf)
 			if !more {
 				if proto != "" {
-					c.info.appProtos = []string{proto}
+					c.Info.AppProtos = []string{proto}
 				}
 				return
 			}
@@ -178,11 +64,11 @@ func (c *srvConn) inspect(tlsInspector, httpInspector bool, deadline time.Time) 
 	}
 }
 
-// h2Preface reports whether the connection starts with the HTTP/2
+// H2Preface reports whether the connection starts with the HTTP/2
 // connection preface, reading (and keeping for replay) only as far as the
 // bytes match it. A connection that sends nothing before deadline is not
 // HTTP/2.
-func (c *srvConn) h2Preface(deadline time.Time) bool {
+func (c *Conn) H2Preface(deadline time.Time) bool {
 	_ = c.Conn.SetReadDeadline(deadline)
 	defer func() { _ = c.Conn.SetReadDeadline(time.Time{}) }()
 	r := &recorder{conn: c.Conn, buf: c.peeked}
