@@ -101,6 +101,13 @@ type Entry struct {
 	// DownstreamTLSVersion is "TLSv1.2" or "TLSv1.3" (see TLSVersionName);
 	// empty for a plaintext connection.
 	DownstreamTLSVersion string
+
+	// TraceID is the request's trace id and SpanID the id of this hop's
+	// server span (sampled or not: the ids the request propagated), for
+	// %TRACE_ID% and %SPAN_ID% in 32 and 16 lower-case hex digits. Zero
+	// means no trace, printed "-" (null in JSON).
+	TraceID [16]byte
+	SpanID  [8]byte
 }
 
 // Headers is a read-only view of one header block, implemented by the

@@ -58,6 +58,8 @@ func sampleEntry() *Entry {
 		RouteName:                      "route-1",
 		ConnectionID:                   42,
 		DownstreamTLSVersion:           "TLSv1.3",
+		TraceID:                        [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:                         [8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
 	}
 }
 
@@ -137,6 +139,8 @@ func TestOperators(t *testing.T) {
 		{"%CONNECTION_ID%", "42", "0"},
 		{"%UPSTREAM_REQUEST_ATTEMPT_COUNT%", "1", "0"},
 		{"%DOWNSTREAM_TLS_VERSION%", "TLSv1.3", "-"},
+		{"%TRACE_ID%", "4bf92f3577b34da6a3ce929d0e0e4736", "-"},
+		{"%SPAN_ID%", "00f067aa0ba902b7", "-"},
 		{"100%% done", "100% done", "100% done"},
 		{"", "", ""},
 	}
@@ -410,6 +414,17 @@ func TestJSONFormat(t *testing.T) {
 	}
 	if got, want := small.String(), `{"code":"%RESPONSE_CODE%","d":"%RESPONSE_DURATION%","m":"x%REQ(:PATH)%","path":"%REQ(:PATH)%"}`; got != want {
 		t.Errorf("String() = %s, want %s", got, want)
+	}
+	// Trace and span ids are strings, null without a trace.
+	ids, err := ParseJSON([]KV{{"trace_id", "%TRACE_ID%"}, {"span_id", "%SPAN_ID%"}, {"tp", "00-%TRACE_ID%-%SPAN_ID%-01"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(ids.Append(nil, sampleEntry())), `{"span_id":"00f067aa0ba902b7","tp":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"}`+"\n"; got != want {
+		t.Errorf("trace ids: got  %s\nwant %s", got, want)
+	}
+	if got, want := string(ids.Append(nil, &Entry{})), `{"span_id":null,"tp":"00-----01","trace_id":null}`+"\n"; got != want {
+		t.Errorf("no trace: got  %s\nwant %s", got, want)
 	}
 	none, err := ParseJSON(nil)
 	if err != nil || string(none.Append(nil, sampleEntry())) != "{}\n" {

@@ -14,6 +14,7 @@ var fuzzSeeds = []string{
 	"%GRPC_STATUS(SNAKE_STRING)% %RESPONSE_FLAGS% %UPSTREAM_REMOTE_PORT% 100%% \"quoted\"\n",
 	"%", "%%", "%A", "%A(", "%A()", "%A():", "%A():1", "%REQ(a?b?c)%", "%REQ(\x00)%", "\xff%PROTOCOL%\xfe",
 	"%START_TIME(%E)%", "%START_TIME(%E9)%", "%START_TIME(%",
+	"trace=%TRACE_ID% span=%SPAN_ID%", "%TRACE_ID(X)%", "%SPAN_ID%:3", "%TRACE_ID",
 }
 
 // FuzzParse: Parse never panics, its errors point inside the format, and

@@ -44,6 +44,8 @@ const (
 	opConnectionID
 	opAttemptCount
 	opDownstreamTLSVersion
+	opTraceID
+	opSpanID
 )
 
 // addrPart selects what an address operator prints.
@@ -127,6 +129,8 @@ var operators = map[string]opSpec{
 	"CONNECTION_ID":                                 {op: opConnectionID, numeric: true},
 	"UPSTREAM_REQUEST_ATTEMPT_COUNT":                {op: opAttemptCount, numeric: true},
 	"DOWNSTREAM_TLS_VERSION":                        {op: opDownstreamTLSVersion},
+	"TRACE_ID":                                      {op: opTraceID},
+	"SPAN_ID":                                       {op: opSpanID},
 }
 
 // seg is one compiled piece of a format: literal text or an operator.
@@ -459,8 +463,27 @@ func appendRaw(b []byte, s *seg, e *Entry) ([]byte, bool) {
 		return strconv.AppendUint(b, uint64(e.AttemptCount), 10), true
 	case opDownstreamTLSVersion:
 		return appendString(b, e.DownstreamTLSVersion)
+	case opTraceID:
+		if e.TraceID == [16]byte{} {
+			return b, false
+		}
+		return appendHex(b, e.TraceID[:]), true
+	case opSpanID:
+		if e.SpanID == [8]byte{} {
+			return b, false
+		}
+		return appendHex(b, e.SpanID[:]), true
 	}
 	return b, false
+}
+
+// appendHex appends lower-case hex, as W3C and OTLP tools print ids.
+func appendHex(b, id []byte) []byte {
+	const digits = "0123456789abcdef"
+	for _, c := range id {
+		b = append(b, digits[c>>4], digits[c&0x0f])
+	}
+	return b
 }
 
 func appendString(b []byte, v string) ([]byte, bool) {

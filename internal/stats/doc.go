@@ -69,6 +69,14 @@
 // Prometheus output is checked with promtool in the tests. ResetCounters
 // is POST /reset_counters.
 //
+// WriteOpenMetrics writes the same series in the OpenMetrics 1.0 text
+// format, for a scraper whose Accept header asks for it
+// (AcceptsOpenMetrics), with exemplars: Histogram.ObserveWithExemplar
+// records a sample and keeps it, with the trace id of its request, as its
+// bucket's exemplar (lock-free, allocation-free: a seqlock of atomics per
+// bucket). Prometheus's own OpenMetrics parser (promtool) checks the
+// output in the tests.
+//
 // Push sinks implement Sink and receive a Snapshot per flush: package
 // statsd (statsD and DogStatsD over UDP or a Unix socket) and package emf
 // (CloudWatch Embedded Metric Format lines).

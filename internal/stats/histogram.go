@@ -152,6 +152,9 @@ type Histogram struct {
 	unit   Unit
 	m      *Metric
 	refs   int
+	// ex holds the latest exemplar of each Prometheus bucket; nil until
+	// the first ObserveWithExemplar.
+	ex atomic.Pointer[exemplarSlots]
 
 	mu         sync.Mutex
 	last       []binCount // cumulative bins at the previous merge

@@ -37,3 +37,16 @@ func BenchmarkSampledRequest(b *testing.B) {
 		r.Span.End(t0)
 	}
 }
+
+// BenchmarkSampledSpanWithEvent records a server span with one extra
+// attribute and one event: the export copies those two slices.
+func BenchmarkSampledSpanWithEvent(b *testing.B) {
+	tr := allocsTracer(100)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := tr.Begin(propagation.SpanContext{}, "r", t0)
+		r.Span.SetAttr(String("k", "v"))
+		r.Span.AddEvent(EventRetry, t0, Int(KeyAttempt, 2))
+		r.Span.End(t0)
+	}
+}

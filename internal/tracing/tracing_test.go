@@ -151,6 +151,29 @@ func TestGRPCStatus(t *testing.T) {
 	}
 }
 
+func TestHTTPStatus(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		kind Kind
+		code int
+		want Status
+	}{
+		{KindServer, 200, StatusUnset},
+		{KindServer, 404, StatusUnset},
+		{KindServer, 503, StatusError},
+		{KindServer, 0, StatusError}, // no response
+		{KindClient, 404, StatusError},
+		{KindClient, 302, StatusUnset},
+		{KindClient, 0, StatusError},
+	}
+	for _, tt := range tests {
+		d := SpanData{Kind: tt.kind, HTTP: HTTP{Method: "GET", StatusCode: tt.code}}
+		if got := derivedStatus(&d); got != tt.want {
+			t.Errorf("%v %d: %v, want %v", tt.kind, tt.code, got, tt.want)
+		}
+	}
+}
+
 func TestUnsampledAndNil(t *testing.T) {
 	t.Parallel()
 	tr, exp, store := newTracer(t, 0, sampling.Tail{})

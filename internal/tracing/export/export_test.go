@@ -92,12 +92,20 @@ type traceServer struct {
 	reqs     []*coltracepb.ExportTraceServiceRequest
 	failures int // answer Unavailable this many times first
 	calls    int
+	code     codes.Code // answer this error, when set
+	rejected int64      // report this many spans rejected
 }
 
 func (s *traceServer) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if s.code != codes.OK {
+		return nil, status.Error(s.code, "no")
+	}
+	if s.rejected > 0 {
+		return &coltracepb.ExportTraceServiceResponse{PartialSuccess: &coltracepb.ExportTracePartialSuccess{RejectedSpans: s.rejected}}, nil
+	}
 	if s.failures > 0 {
 		s.failures--
 		return nil, status.Error(codes.Unavailable, "warming up")
@@ -185,6 +193,9 @@ func checkOTLP(t *testing.T, reqs []*coltracepb.ExportTraceServiceRequest, r tra
 			t.Errorf("client %d: %v", i, c)
 		}
 	}
+	if srv.Flags != 0x301 || c1.Flags != 0x101 {
+		t.Errorf("flags: server %#x (want remote parent 0x301), client %#x (want 0x101)", srv.Flags, c1.Flags)
+	}
 	if c1.Status.Code != tracepb.Status_STATUS_CODE_ERROR || c2.Status.Code != tracepb.Status_STATUS_CODE_UNSET {
 		t.Errorf("client statuses %v %v", c1.Status, c2.Status)
 	}
@@ -267,6 +278,79 @@ func TestHTTPPermanentErrorNotRetried(t *testing.T) {
 	shutdown(t, exp)
 	if calls.Load() != 1 || c.failed.Load() != 3 || c.sent.Load() != 0 {
 		t.Errorf("calls %d failed %d sent %d", calls.Load(), c.failed.Load(), c.sent.Load())
+	}
+}
+
+func TestOTLPGRPCRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		ts           *traceServer
+		calls        int
+		sent, failed uint64
+	}{
+		{"invalid argument is not retried", &traceServer{code: codes.InvalidArgument}, 1, 0, 3},
+		{"partial success counts the rejects", &traceServer{rejected: 1}, 1, 2, 1},
+	}
+	for _, tt := range tests {
+		addr := startTraceServer(t, tt.ts)
+		var c counters
+		exp, err := NewOTLPGRPC(OTLPGRPCConfig{Endpoint: addr, Options: Options{
+			FlushInterval: 10 * time.Millisecond, InitialBackoff: time.Millisecond, Stats: c.stats(),
+			Logger: slog.New(slog.DiscardHandler)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		record(t, exp)
+		shutdown(t, exp)
+		tt.ts.mu.Lock()
+		calls := tt.ts.calls
+		tt.ts.mu.Unlock()
+		if calls != tt.calls || c.sent.Load() != tt.sent || c.failed.Load() != tt.failed {
+			t.Errorf("%s: calls %d sent %d failed %d", tt.name, calls, c.sent.Load(), c.failed.Load())
+		}
+	}
+}
+
+// logCount counts log records.
+type logCount struct {
+	slog.Handler
+	n *atomic.Int32
+}
+
+func (h logCount) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
+func (h logCount) Enabled(context.Context, slog.Level) bool  { return true }
+
+func TestFailureLogThrottled(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	b := newBatcher("test", nil, nil, Options{Logger: slog.New(logCount{n: &n})})
+	defer shutdown(t, b)
+	for range 5 {
+		b.logFailure(1, 1, io.EOF)
+	}
+	if n.Load() != 1 {
+		t.Fatalf("%d log lines for 5 failures within a minute", n.Load())
+	}
+}
+
+func TestXRayStatusFields(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		code                    int
+		errorF, throttle, fault bool
+	}{
+		{200, false, false, false},
+		{404, true, false, false},
+		{429, true, true, false},
+		{503, false, false, true},
+	}
+	for _, tt := range tests {
+		d := tracing.SpanData{Kind: tracing.KindServer, HTTP: tracing.HTTP{Method: "GET", StatusCode: tt.code}}
+		s := XRaySegment(&d)
+		if s.Error != tt.errorF || s.Throttle != tt.throttle || s.Fault != tt.fault {
+			t.Errorf("%d: error %v throttle %v fault %v", tt.code, s.Error, s.Throttle, s.Fault)
+		}
 	}
 }
 
@@ -552,5 +636,29 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := NewXRay(XRayConfig{Address: "no-port"}); err == nil {
 		t.Error("xray: no error")
+	}
+}
+
+// TestExportAllocatesNothing: queueing a span costs the request path no
+// allocation (the span is copied into the queue by value).
+func TestExportAllocatesNothing(t *testing.T) {
+	discard := func(context.Context, []tracing.SpanData) (int, error) { return 0, nil }
+	b := newBatcher("test", discard, nil, Options{QueueSize: 4096, BatchSize: 4096, FlushInterval: time.Hour})
+	defer shutdown(t, b)
+	d := tracing.SpanData{Kind: tracing.KindServer, TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "x"}
+	if n := testing.AllocsPerRun(1000, func() { b.Export(d) }); n != 0 {
+		t.Fatalf("Export: %v allocs", n)
+	}
+}
+
+func BenchmarkExport(b *testing.B) {
+	discard := func(context.Context, []tracing.SpanData) (int, error) { return 0, nil }
+	var c counters
+	bt := newBatcher("bench", discard, nil, Options{Stats: c.stats()})
+	defer bt.Shutdown(context.Background())
+	d := tracing.SpanData{Kind: tracing.KindServer, TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "x"}
+	b.ReportAllocs()
+	for b.Loop() {
+		bt.Export(d)
 	}
 }

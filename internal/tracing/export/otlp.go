@@ -90,11 +90,15 @@ func otlpSpan(d *tracing.SpanData) *tracepb.Span {
 		EndTimeUnixNano:        uint64(d.End.UnixNano()),
 		DroppedAttributesCount: uint32(d.DroppedAttrs),
 		DroppedEventsCount:     uint32(d.DroppedEvents),
-		// W3C trace flags: sampled.
-		Flags: 1,
+		// W3C trace flags (sampled) and "the parent's is_remote is
+		// known" (bit 8), as OpenTelemetry's SDKs set them.
+		Flags: 0x101,
 	}
 	if d.ParentID != [8]byte{} {
 		s.ParentSpanId = append([]byte(nil), d.ParentID[:]...)
+		if d.Kind == tracing.KindServer {
+			s.Flags |= 0x200 // a server span's parent is the caller's span: remote
+		}
 	}
 	switch d.Kind {
 	case tracing.KindServer:

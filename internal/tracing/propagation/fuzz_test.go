@@ -25,7 +25,17 @@ func FuzzParseTraceparent(f *testing.F) {
 func FuzzValidTracestate(f *testing.F) {
 	f.Add("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
 	f.Add("a@b=c, ,d=e")
-	f.Fuzz(func(t *testing.T, v string) { ValidTracestate(v) })
+	f.Fuzz(func(t *testing.T, v string) {
+		// A valid list stays valid beside a traceparent: Extract keeps it.
+		if !ValidTracestate(v) {
+			return
+		}
+		h := hdr("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		h["Tracestate"] = []string{v}
+		if sc, ok := Extract(h); !ok || sc.TraceState != v {
+			t.Fatalf("valid tracestate %q not kept: %+v", v, sc)
+		}
+	})
 }
 
 func FuzzParseB3(f *testing.F) {
@@ -50,7 +60,16 @@ func FuzzParseB3Multi(f *testing.F) {
 	f.Add("a3ce929d0e0e4736", "00f067aa0ba902b7", "", "1")
 	f.Add("", "", "0", "")
 	f.Fuzz(func(t *testing.T, traceID, spanID, sampled, flags string) {
-		ParseB3Multi(traceID, spanID, sampled, flags)
+		sc, ok := ParseB3Multi(traceID, spanID, sampled, flags)
+		if !ok {
+			return
+		}
+		h := hdr()
+		Inject(h, sc, Formats(B3Multi))
+		back, ok2 := parseB3Multi(h)
+		if !ok2 || back != sc {
+			t.Fatalf("%q %q %q %q: %+v round-trips to %+v", traceID, spanID, sampled, flags, sc, back)
+		}
 	})
 }
 

@@ -105,10 +105,11 @@ type Getter interface {
 	Get(name string) string
 }
 
-// Setter writes a request header, replacing any value it had; names are
-// canonical, as for Getter. http.Header is one.
+// Setter writes and removes request headers; Set replaces any value the
+// header had. Names are canonical, as for Getter. http.Header is one.
 type Setter interface {
 	Set(name, value string)
+	Del(name string)
 }
 
 // Header names in the canonical form http.Header keys them by.
@@ -182,12 +183,13 @@ func parseB3Multi(h Getter) (SpanContext, bool) {
 	return ParseB3Multi(h.Get(HeaderB3TraceID), h.Get(HeaderB3SpanID), h.Get(HeaderB3Sampled), h.Get(HeaderB3Flags))
 }
 
-// Inject writes sc into h in every format of fs. A context without ids
-// (a decision only) is written only where a format can say that without
-// ids: as "b3: 0"/"b3: 1"/"b3: d" and x-b3-sampled / x-b3-flags. Headers
-// of formats in fs that a previous hop set are replaced, so that the
-// upstream never sees two different contexts in one format.
+// Inject writes sc into h in every format of fs, first removing every
+// header of those formats (a previous hop's x-b3-parentspanid or
+// tracestate must not ride along with a new context). A context without
+// ids (a decision only) is written only where a format can say that
+// without ids: as "b3: 0"/"b3: 1"/"b3: d" and x-b3-sampled / x-b3-flags.
 func Inject(h Setter, sc SpanContext, fs Formats) {
+	clearFormats(h, fs)
 	if !sc.IsValid() {
 		if !sc.SampledKnown && !sc.Debug {
 			return
@@ -226,6 +228,24 @@ func Inject(h Setter, sc SpanContext, fs Formats) {
 	}
 	if fs.Has(XRay) {
 		h.Set(HeaderXRay, FormatXRay(sc))
+	}
+}
+
+func clearFormats(h Setter, fs Formats) {
+	if fs.Has(W3C) {
+		h.Del(HeaderTraceparent)
+		h.Del(HeaderTracestate)
+	}
+	if fs.Has(B3Single) {
+		h.Del(HeaderB3)
+	}
+	if fs.Has(B3Multi) {
+		for _, n := range [...]string{HeaderB3TraceID, HeaderB3SpanID, HeaderB3ParentSpan, HeaderB3Sampled, HeaderB3Flags} {
+			h.Del(n)
+		}
+	}
+	if fs.Has(XRay) {
+		h.Del(HeaderXRay)
 	}
 }
 

@@ -229,6 +229,31 @@ func TestMixedInMixedOut(t *testing.T) {
 	}
 }
 
+// TestInjectReplacesStaleHeaders: a previous hop's headers of the
+// written formats do not ride along with the new context; other formats
+// are left alone.
+func TestInjectReplacesStaleHeaders(t *testing.T) {
+	t.Parallel()
+	h := hdr("x-b3-traceid", "a3ce929d0e0e4736", "x-b3-spanid", "1111111111111111", "x-b3-parentspanid", "2222222222222222",
+		"x-b3-flags", "1", "tracestate", "old=1", "traceparent", "00-"+traceHex+"-1111111111111111-01",
+		"X-Amzn-Trace-Id", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=1111111111111111;Sampled=1")
+	sc := SpanContext{TraceID: tid(traceHex), SpanID: sid(spanHex), SampledKnown: true}
+	Inject(h, sc, Formats(W3C|B3Multi))
+	want := http.Header{
+		"Traceparent":  {"00-" + traceHex + "-" + spanHex + "-00"},
+		"X-B3-Traceid": {traceHex}, "X-B3-Spanid": {spanHex}, "X-B3-Sampled": {"0"},
+		"X-Amzn-Trace-Id": {"Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=1111111111111111;Sampled=1"},
+	}
+	if len(h) != len(want) {
+		t.Fatalf("headers %v, want %v", h, want)
+	}
+	for k, v := range want {
+		if h.Get(k) != v[0] {
+			t.Errorf("%s = %q, want %q", k, h.Get(k), v[0])
+		}
+	}
+}
+
 func TestParseFormats(t *testing.T) {
 	t.Parallel()
 	fs, err := ParseFormats("tracecontext, b3multi,XRAY")
