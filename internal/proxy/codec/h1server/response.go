@@ -3,7 +3,6 @@ package h1server
 import (
 	"bufio"
 	"errors"
-	"golang.org/x/net/http/httpguts"
 	"io"
 	"math"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // response is the http.ResponseWriter of one request. One per connection
