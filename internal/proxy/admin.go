@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 
@@ -244,12 +245,12 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 			lrts = append(lrts, lrt)
 		}
 	}
-	var servers []*httpServer
+	var servers []*hcm.Server
 	for _, lrt := range lrts {
 		for _, hs := range lrt.servers {
 			servers = append(servers, hs)
 		}
-		lrt.servers = map[string]*httpServer{}
+		lrt.servers = map[string]*hcm.Server{}
 	}
 	if !graceful {
 		for _, s := range socks {
@@ -259,7 +260,7 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 	p.bg.Go(func() {
 		if graceful {
 			for _, hs := range servers {
-				hs.setKeepAlives(false)
+				hs.SetKeepAlives(false)
 			}
 			t := time.NewTimer(p.cfg.DrainTimeout)
 			select {
@@ -274,7 +275,7 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 		defer cancel()
 		for _, hs := range servers {
-			hs.drain(ctx)
+			hs.Drain(ctx)
 		}
 	})
 	p.log.Info("listeners drained by admin request", "inbound_only", inboundOnly, "graceful", graceful, "sockets", len(socks))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
@@ -95,23 +96,23 @@ type applyTxn struct {
 // chainRT is what a filter chain acquired for the snapshot: its stats
 // and access logs.
 type chainRT struct {
-	stats *hcmStats
+	stats *hcm.Stats
 	tcp   *tunnel.Stats
-	logs  []chainLog
+	logs  []hcm.ChainLog
 }
 
 // listenerSwap is one listener's new configuration, stored by swap.
 type listenerSwap struct {
 	lrt     *listenerRT
-	servers map[string]*httpServer
+	servers map[string]*hcm.Server
 	chains  []serverSwap
 	cfg     *listener.Config
 }
 
 // serverSwap is one HTTP chain's new configuration on its server.
 type serverSwap struct {
-	hs  *httpServer
-	cfg *chainConfig
+	hs  *hcm.Server
+	cfg *hcm.ChainConfig
 }
 
 // plan checks the listeners and decides where each binds; addresses must
@@ -144,7 +145,7 @@ func (t *applyTxn) swap() {
 	p := t.p
 	for _, ls := range t.pending {
 		for _, sc := range ls.chains {
-			sc.hs.cfg.Store(sc.cfg)
+			sc.hs.Config.Store(sc.cfg)
 		}
 		ls.lrt.servers = ls.servers
 		ls.lrt.rt.Store(ls.cfg)
@@ -178,7 +179,7 @@ func (t *applyTxn) retire() {
 		if t.lrts[name] != nil {
 			continue
 		}
-		servers := make([]*httpServer, 0, len(lrt.servers))
+		servers := make([]*hcm.Server, 0, len(lrt.servers))
 		for _, hs := range lrt.servers {
 			servers = append(servers, hs)
 		}

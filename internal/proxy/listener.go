@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
@@ -21,7 +22,7 @@ type listenerRT struct {
 	rt   *listener.Runtime
 
 	// servers by serverKey; only Apply and drains touch it (under p.mu).
-	servers map[string]*httpServer
+	servers map[string]*hcm.Server
 
 	sessions tunnel.Set // TCP sessions
 }
@@ -32,7 +33,7 @@ type listenerConfig struct {
 	lrt *listenerRT
 	rs  *runtimeState
 	// servers maps each HTTP chain of the listener to its server.
-	servers map[*table.FilterChain]*httpServer
+	servers map[*table.FilterChain]*hcm.Server
 	// tcp holds the stats and access logs of each TCP chain.
 	tcp map[*table.FilterChain]*tcpChain
 }
@@ -47,10 +48,10 @@ func (cfg *listenerConfig) serve(chain *table.FilterChain, sc *listener.Conn) {
 			_ = sc.Close()
 			return
 		}
-		if cc := hs.cfg.Load(); cc != nil {
-			sc.SetCounters(cc.stats.cxRxBytes, cc.stats.cxTxBytes)
+		if cc := hs.Config.Load(); cc != nil {
+			sc.SetCounters(cc.Stats.CxRxBytes, cc.Stats.CxTxBytes)
 		}
-		hs.serve(&downConn{Conn: sc})
+		hs.Serve(&hcm.Conn{Conn: sc})
 	case chain.TCP != nil:
 		tc := cfg.tcp[chain]
 		if tc == nil {
@@ -79,10 +80,10 @@ type tcpChain struct {
 // its HTTP servers finish in-flight requests, its TCP sessions may run
 // until ctx ends, then everything left is closed. Its sockets must
 // already be closed.
-func (lrt *listenerRT) drain(ctx context.Context, servers []*httpServer) {
+func (lrt *listenerRT) drain(ctx context.Context, servers []*hcm.Server) {
 	var wg sync.WaitGroup
 	for _, hs := range servers {
-		wg.Go(func() { hs.drain(ctx) })
+		wg.Go(func() { hs.Drain(ctx) })
 	}
 	lrt.sessions.Drain(ctx)
 	wg.Wait()

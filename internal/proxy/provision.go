@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -102,7 +103,7 @@ func (t *applyTxn) provisionChains() error {
 			var als []table.AccessLog
 			switch {
 			case c.HTTP != nil:
-				crt.stats = newHCMStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				crt.stats = hcm.NewStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
 				als = c.HTTP.AccessLogs
 			case c.TCP != nil:
 				crt.tcp = tunnel.NewStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
@@ -118,7 +119,7 @@ func (t *applyTxn) provisionChains() error {
 					return fmt.Errorf("apply: listener %s: chain %q: access log: %w", l.Name, c.Name, err)
 				}
 				t.logs = append(t.logs, w)
-				crt.logs = append(crt.logs, chainLog{f: f, w: w})
+				crt.logs = append(crt.logs, hcm.ChainLog{Format: f, Writer: w})
 			}
 			t.chainRTs[c] = crt
 		}
@@ -149,11 +150,11 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 	p := t.p
 	lrt := p.listeners[l.Name]
 	if lrt == nil {
-		lrt = &listenerRT{p: p, name: l.Name, rt: listener.NewRuntime(l.Name, p.lenv), servers: map[string]*httpServer{}}
+		lrt = &listenerRT{p: p, name: l.Name, rt: listener.NewRuntime(l.Name, p.lenv), servers: map[string]*hcm.Server{}}
 	}
 	t.lrts[l.Name] = lrt
-	ls := listenerSwap{lrt: lrt, servers: map[string]*httpServer{}}
-	byChain := map[*table.FilterChain]*httpServer{}
+	ls := listenerSwap{lrt: lrt, servers: map[string]*hcm.Server{}}
+	byChain := map[*table.FilterChain]*hcm.Server{}
 	chains := allChains(l)
 	listenerTLS := slices.ContainsFunc(chains, func(c *table.FilterChain) bool { return c.TLS != nil })
 	for _, c := range chains {
@@ -161,23 +162,23 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			continue
 		}
 		idle, maxHdr := p.httpLimits(c.HTTP)
-		key := serverKey(c, idle, maxHdr)
+		key := hcm.ServerKey(c, idle, maxHdr)
 		hs := ls.servers[key]
 		if hs == nil {
 			hs = lrt.servers[key]
 		}
 		if hs == nil {
-			hs = p.newHTTPServer(key, c, idle, maxHdr)
-			if hs.unusable != "" {
-				p.log.Warn("filter chain not served", "listener", l.Name, "chain", c.Name, "reason", hs.unusable)
+			hs = hcm.NewServer(p.henv, key, c, idle, maxHdr)
+			if hs.Unusable != "" {
+				p.log.Warn("filter chain not served", "listener", l.Name, "chain", c.Name, "reason", hs.Unusable)
 			}
 		}
 		crt := t.chainRTs[c]
-		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &chainConfig{chain: c, rs: t.rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS}})
+		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS}})
 		ls.servers[key] = hs
 		byChain[c] = hs
 	}
-	var gone []*httpServer
+	var gone []*hcm.Server
 	for key, hs := range lrt.servers {
 		if ls.servers[key] == nil {
 			gone = append(gone, hs)
@@ -186,7 +187,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 	if len(gone) > 0 {
 		t.retired = append(t.retired, func(ctx context.Context) {
 			for _, hs := range gone {
-				hs.drain(ctx)
+				hs.Drain(ctx)
 			}
 		})
 	}
@@ -374,9 +375,9 @@ func (rs *runtimeState) release() {
 	}
 }
 
-// view returns the runtime view of a cluster a route or TCP proxy named;
+// View returns the runtime view of a cluster a route or TCP proxy named;
 // nil for a cluster CDS did not deliver.
-func (rs *runtimeState) view(c *table.Cluster) *cluster.View {
+func (rs *runtimeState) View(c *table.Cluster) *cluster.View {
 	if c == nil {
 		return nil
 	}
@@ -387,10 +388,10 @@ func (rs *runtimeState) view(c *table.Cluster) *cluster.View {
 }
 
 // tunnelLogs are a TCP chain's access logs as the TCP proxy writes them.
-func tunnelLogs(logs []chainLog) []tunnel.Log {
+func tunnelLogs(logs []hcm.ChainLog) []tunnel.Log {
 	out := make([]tunnel.Log, len(logs))
 	for i, l := range logs {
-		out[i] = tunnel.Log{Format: l.f, Writer: l.w}
+		out[i] = tunnel.Log{Format: l.Format, Writer: l.Writer}
 	}
 	return out
 }

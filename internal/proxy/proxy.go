@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -64,6 +65,7 @@ type Proxy struct {
 	openConns atomic.Int64 // downstream connections, server.total_connections
 	connIDs   atomic.Uint64
 	lenv      *listener.Env // what the listeners share
+	henv      *hcm.Env      // what the HTTP connection managers share
 
 	bg    sync.WaitGroup // drains and server goroutines
 	conns sync.WaitGroup // per-connection goroutines
@@ -118,6 +120,10 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
+	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow}
+	if p.dataStats != nil {
+		p.henv.Mesh = p.mesh
+	}
 	p.flusher = stats.NewFlusher(p.stats, cfg.StatsFlushInterval, cfg.Log, cfg.StatsSinks...)
 	ln, err := p.listenConfig.Listen(context.Background(), "tcp", cfg.AdminAddr)
 	if err != nil {
@@ -235,7 +241,7 @@ func (p *Proxy) shutdown(ctx context.Context, drain time.Duration) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, lrt := range lrts {
-		servers := make([]*httpServer, 0, len(lrt.servers))
+		servers := make([]*hcm.Server, 0, len(lrt.servers))
 		for _, hs := range lrt.servers {
 			servers = append(servers, hs)
 		}

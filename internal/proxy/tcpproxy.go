@@ -5,6 +5,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
@@ -33,7 +34,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	t := &tunnel.TCP{
 		Down: down, Start: start,
 		Remote: c.Info.Remote, Dst: c.Info.Dst, ID: c.Info.ID, ServerName: c.Info.ServerName,
-		View:        rs.view(tp.PickCluster(rand.Uint32())),
+		View:        rs.View(tp.PickCluster(rand.Uint32())),
 		IdleTimeout: tp.IdleTimeout,
 		Stats:       tc.stats,
 		Logs:        tc.logs,
@@ -44,7 +45,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		t.IdleTimeout = lrt.p.cfg.TCPIdleTimeout
 	}
 	if v := t.View; v != nil && v.OrigDst {
-		t.OrigDst, _ = origDstEndpoint(v, &c.Info, "")
+		t.OrigDst, _ = hcm.OrigDstEndpoint(v, &c.Info, "")
 	}
 	if lrt.p.dataStats != nil {
 		if tc.dir == table.Inbound {

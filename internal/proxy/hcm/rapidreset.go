@@ -1,4 +1,4 @@
-package proxy
+package hcm
 
 import (
 	"net/http"
@@ -62,13 +62,13 @@ func isPrematureReset(r *http.Request, status int, d time.Duration) bool {
 // noteStreamEnd counts an HTTP/2 stream that ended on its connection and
 // closes the connection when too many of them were reset prematurely,
 // counting http.<prefix>.downstream_rq_too_many_premature_resets.
-func (h *httpServer) noteStreamEnd(ci *downConn, hs *hcmStats, r *http.Request, status int, d time.Duration) {
+func (h *Server) noteStreamEnd(ci *Conn, hs *Stats, r *http.Request, status int, d time.Duration) {
 	if !ci.streams.end(isPrematureReset(r, status, d)) {
 		return
 	}
 	hs.rqTooManyPrematureResets.Inc()
 	if c := ci.closer; c != nil {
-		h.p.log.Debug("connection closed: too many premature stream resets", "remote", ci.Info.Remote, "streams", ci.streams.ended.Load(), "premature", ci.streams.premature.Load())
+		h.env.Log.Debug("connection closed: too many premature stream resets", "remote", ci.Info.Remote, "streams", ci.streams.ended.Load(), "premature", ci.streams.premature.Load())
 		_ = c.Close()
 	}
 }

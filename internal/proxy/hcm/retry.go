@@ -1,4 +1,4 @@
-package proxy
+package hcm
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
-// maxRetryBody is how much of a request body is kept so that the request
+// MaxRetryBody is how much of a request body is kept so that the request
 // can be retried: Envoy's per-request buffer limit (64 KiB by default).
 // The body streams to the first attempt as it arrives, whatever its
 // framing (Content-Length, chunked, HTTP/2 DATA, gRPC), while a copy of
@@ -24,7 +24,7 @@ import (
 // rest. Once the body outgrew the copy the request is not retried: a
 // retry must not replay a body partly, nor buffer an upload without
 // bound.
-const maxRetryBody = 64 << 10
+const MaxRetryBody = 64 << 10
 
 // errBodyOutgrew: a retry needed the part of the request body that was
 // not kept (it outgrew maxRetryBody meanwhile).

@@ -1,4 +1,4 @@
-package proxy
+package hcm
 
 import (
 	"bufio"
@@ -73,11 +73,11 @@ func (a *tunnelAttempt) done() {
 // beginTunnel picks the endpoint for a tunnel to authority's route
 // cluster and admits it past the circuit breakers; when it cannot, it
 // answers as a request would be answered and returns nil.
-func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, view *cluster.View, authority string) *tunnelAttempt {
+func (h *Server) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, view *cluster.View, authority string) *tunnelAttempt {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := r.Context().Value(connInfoKey{}).(*downConn)
-		ep, _ = origDstEndpoint(view, ci.info(), authority)
+		ci, _ := r.Context().Value(connInfoKey{}).(*Conn)
+		ep, _ = OrigDstEndpoint(view, ci.info(), authority)
 	} else {
 		ep = view.Pick()
 	}
@@ -89,7 +89,7 @@ func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exc
 	view.Up.MarkUsed()
 	if !view.AdmitRequest(false) {
 		w.Header()["X-Envoy-Overflow"] = []string{"true"}
-		ex.reply(w, http.StatusServiceUnavailable, bodyOverflow, accesslog.UpstreamOverflow)
+		ex.reply(w, http.StatusServiceUnavailable, BodyOverflow, accesslog.UpstreamOverflow)
 		return nil
 	}
 	ex.ep = ep
@@ -104,7 +104,7 @@ func (h *httpServer) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exc
 
 // failTunnel answers a tunnel whose upstream side failed, as a request's
 // failure is answered, and tells outlier detection.
-func (h *httpServer) failTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, a *tunnelAttempt, err error) {
+func (h *Server) failTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, a *tunnelAttempt, err error) {
 	if r.Context().Err() == nil {
 		a.view.Outcome(a.ep, true)
 	}
@@ -127,13 +127,13 @@ func (h *httpServer) failTunnel(w http.ResponseWriter, r *http.Request, ex *exch
 
 // streamIdle is the stream idle timeout of a route: its own, else the
 // connection manager's, else the proxy's default.
-func (h *httpServer) streamIdle(hcm *table.HTTPManager, route *table.Route) time.Duration {
+func (h *Server) streamIdle(hcm *table.HTTPManager, route *table.Route) time.Duration {
 	idle := hcm.StreamIdleTimeout
 	if route.IdleTimeout > 0 {
 		idle = route.IdleTimeout
 	}
 	if idle <= 0 {
-		idle = h.p.cfg.StreamIdleTimeout
+		idle = h.env.StreamIdleTimeout
 	}
 	return idle
 }
@@ -143,10 +143,10 @@ func (h *httpServer) streamIdle(hcm *table.HTTPManager, route *table.Route) time
 // (upEarly, may be nil), passes on what the client sent early, and then
 // copies both ways until the tunnel ends. It counts the tunnel in the
 // connection manager's upgrade stats and the bytes in ex.
-func (h *httpServer) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upEarly *bufio.Reader, head func(*bufio.Writer), idle time.Duration) {
+func (h *Server) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upEarly *bufio.Reader, head func(*bufio.Writer), idle time.Duration) {
 	down, err := hijack(w)
 	if err != nil {
-		h.p.log.Warn("cannot take the downstream connection over for a tunnel", "err", err)
+		h.env.Log.Warn("cannot take the downstream connection over for a tunnel", "err", err)
 		ex.flags |= accesslog.DownstreamConnectionTermination
 		return
 	}
@@ -191,7 +191,7 @@ func (h *httpServer) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upE
 
 // upgrade forwards an upgrade request to the route's cluster and, when
 // the endpoint switches protocols, tunnels the two connections.
-func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
+func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
 	a := h.beginTunnel(w, r, ex, view, r.Host)
 	if a == nil {
 		return
@@ -266,7 +266,7 @@ func (h *httpServer) upgrade(w http.ResponseWriter, r *http.Request, ex *exchang
 // routed as a GET of "/" to it would be, and the tunnel goes to the
 // chosen endpoint (for the mesh's passthrough cluster, the authority
 // itself) over the cluster's transport, TLS included.
-func (h *httpServer) connect(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
+func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig) {
 	authority := r.Host
 	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
 		ex.reply(w, http.StatusBadRequest, "CONNECT: the authority must be host:port", 0)
@@ -297,7 +297,7 @@ func (h *httpServer) connect(w http.ResponseWriter, r *http.Request, ex *exchang
 	ex.status = http.StatusOK
 	h.relay(w, ex, up, nil, func(bw *bufio.Writer) {
 		bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
-	}, h.streamIdle(cc.chain.HTTP, route))
+	}, h.streamIdle(cc.Chain.HTTP, route))
 }
 
 // maxUpgradeResponseHead bounds the status line and headers an endpoint
@@ -310,7 +310,7 @@ const defaultRouteTimeout = 15 * time.Second
 
 // dialTunnel connects to ep, originating TLS when the cluster does, within
 // the cluster's connect timeout.
-func (h *httpServer) dialTunnel(ctx context.Context, view *cluster.View, ep *cluster.Endpoint) (net.Conn, error) {
+func (h *Server) dialTunnel(ctx context.Context, view *cluster.View, ep *cluster.Endpoint) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, view.Up.Key.ConnectTimeout)
 	defer cancel()
 	conn, err := view.Up.Dial(dctx, "tcp", ep.Addr)
@@ -328,7 +328,7 @@ func (h *httpServer) dialTunnel(ctx context.Context, view *cluster.View, ep *clu
 // openUpgrade connects to ep, sends the request head and reads the
 // response head, the last two before deadline. On success the caller
 // owns conn; br holds what the endpoint sent after its head.
-func (h *httpServer) openUpgrade(ctx context.Context, view *cluster.View, ep *cluster.Endpoint, method, target, host string, hdr http.Header, deadline time.Time) (_ net.Conn, resp *http.Response, br *bufio.Reader, err error) {
+func (h *Server) openUpgrade(ctx context.Context, view *cluster.View, ep *cluster.Endpoint, method, target, host string, hdr http.Header, deadline time.Time) (_ net.Conn, resp *http.Response, br *bufio.Reader, err error) {
 	conn, err := h.dialTunnel(ctx, view, ep)
 	if err != nil {
 		return nil, nil, nil, err

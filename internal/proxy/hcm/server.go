@@ -1,8 +1,10 @@
-package proxy
+package hcm
 
 import (
 	"context"
 	"crypto/tls"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,23 +14,26 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1server"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
+	"github.com/meshlens/meshlens/internal/stats"
 )
 
-// httpServer serves one HTTP filter chain of one listener: plaintext
+// Server serves one HTTP filter chain of one listener: plaintext
 // HTTP/1.x connections on their own goroutine (h1server), TLS and h2c ones
 // through a net/http server fed with the connections the listener matched
 // to the chain. It
 // outlives snapshots while the chain keeps its name and connection
 // settings (serverKey); its route table and clusters are swapped per
 // snapshot through cfg.
-type httpServer struct {
-	p      *Proxy
+type Server struct {
+	env    *Env
 	key    string
 	srv    *http.Server
 	h1     *h1server.Server // nil when the chain is TLS or HTTP/2 only
@@ -36,11 +41,11 @@ type httpServer struct {
 	ln     *chanListener
 	tls    *tls.Config // nil for plaintext
 	scheme string      // "http" or "https"
-	cfg    atomic.Pointer[chainConfig]
+	Config atomic.Pointer[ChainConfig]
 	done   chan struct{} // closed when Serve returns
-	// unusable says why the chain cannot serve (e.g. SDS TLS); its
+	// Unusable says why the chain cannot serve (e.g. SDS TLS); its
 	// connections are closed.
-	unusable string
+	Unusable string
 	// guard: the chain speaks HTTP/1, so its connections go through the
 	// framing guard (h1guard) with the chain's header limit.
 	guard  bool
@@ -49,30 +54,51 @@ type httpServer struct {
 	tunnels tunnel.Set
 }
 
-// chainConfig is what a request reads, once, through httpServer.cfg: the
+// Env is what the connection manager needs of the proxy around it,
+// shared by every server.
+type Env struct {
+	Log    *slog.Logger
+	ErrLog *log.Logger // net/http's server errors
+	// HeaderReadTimeout bounds reading a request's head (and a TLS
+	// handshake); StreamIdleTimeout is the stream idle timeout when
+	// neither the route nor the connection manager sets one.
+	HeaderReadTimeout, StreamIdleTimeout time.Duration
+	// Mesh keeps the mesh metrics; nil when the data path has no stats.
+	Mesh *meshmetrics.Metrics
+	// H2HeaderOverflow is http2.header_overflow.
+	H2HeaderOverflow *stats.Counter
+}
+
+// Clusters finds the runtime view of a cluster a route names (the
+// snapshot's state), nil for a cluster CDS did not deliver.
+type Clusters interface {
+	View(c *table.Cluster) *cluster.View
+}
+
+// ChainConfig is what a request reads, once, through httpServer.cfg: the
 // filter chain and the snapshot state it belongs to, with the chain's
-// stats and access logs.
-type chainConfig struct {
-	chain *table.FilterChain
-	rs    *runtimeState
-	dir   table.Direction
-	stats *hcmStats
-	logs  []chainLog
-	// listenerTLS: some chain of the listener terminates TLS, so a
+// Stats and access logs.
+type ChainConfig struct {
+	Chain    *table.FilterChain
+	Clusters Clusters
+	Dir      table.Direction
+	Stats    *Stats
+	Logs     []ChainLog
+	// ListenerTLS: some chain of the listener terminates TLS, so a
 	// client of the mesh is expected to authenticate (mesh metrics).
-	listenerTLS bool
+	ListenerTLS bool
 }
 
-// chainLog is one access log of a chain: a compiled format and the
+// ChainLog is one access log of a chain: a compiled format and the
 // (shared, non-blocking) writer of its file.
-type chainLog struct {
-	f *accesslog.Format
-	w *accesslog.Writer
+type ChainLog struct {
+	Format *accesslog.Format
+	Writer *accesslog.Writer
 }
 
-// serverKey identifies the connection-level settings of an HTTP chain: a
-// chain whose key changes gets a new server, and the old one drains.
-func serverKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
+// ServerKey identifies the connection-level settings of an HTTP chain: a
+// Chain whose key changes gets a new server, and the old one drains.
+func ServerKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
 	var b strings.Builder
 	b.WriteString(c.Name)
 	b.WriteByte('|')
@@ -92,10 +118,10 @@ func serverKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
 	return b.String()
 }
 
-// newHTTPServer starts serving a chain. The caller owns the result and
+// NewServer starts serving a chain. The caller owns the result and
 // stops it with drain or close.
-func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Duration, maxHdr int) *httpServer {
-	h := &httpServer{p: p, key: key, scheme: "http", done: make(chan struct{}), guard: c.HTTP.Codec != table.CodecHTTP2, maxHdr: maxHdr}
+func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, maxHdr int) *Server {
+	h := &Server{env: env, key: key, scheme: "http", done: make(chan struct{}), guard: c.HTTP.Codec != table.CodecHTTP2, maxHdr: maxHdr}
 	protos := new(http.Protocols)
 	var next []string
 	switch c.HTTP.Codec {
@@ -116,7 +142,7 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 		h.scheme = "https"
 		conf, err := tlsctx.DownstreamConfig(c.TLS, next)
 		if err != nil {
-			h.unusable = err.Error()
+			h.Unusable = err.Error()
 		}
 		h.tls = conf
 	}
@@ -133,11 +159,11 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 	h.ln = newChanListener()
 	h.srv = &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
+		ReadHeaderTimeout: env.HeaderReadTimeout,
 		IdleTimeout:       idle,
 		MaxHeaderBytes:    srvMaxHdr,
 		Protocols:         protos,
-		ErrorLog:          p.errLog,
+		ErrorLog:          env.ErrLog,
 		ConnContext:       connContext,
 		ConnState:         h.connState,
 		HTTP2: &http.HTTP2Config{
@@ -150,13 +176,13 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 	if c.TLS == nil && c.HTTP.Codec != table.CodecHTTP2 {
 		h.h1 = &h1server.Server{
 			Handler:           h,
-			ReadHeaderTimeout: p.cfg.HeaderReadTimeout,
+			ReadHeaderTimeout: env.HeaderReadTimeout,
 			IdleTimeout:       idle,
 			MaxHeaderBytes:    maxHdr,
 			ConnContext:       connContext,
 			ConnState:         h.connState,
 			OnRefuse:          h.onRefuse,
-			Log:               p.log,
+			Log:               env.Log,
 		}
 		h.auto = c.HTTP.Codec == table.CodecAuto
 	}
@@ -172,18 +198,18 @@ func (p *Proxy) newHTTPServer(key string, c *table.FilterChain, idle time.Durati
 // connection: net/http's default header limit.
 const h2HeaderListBound = http.DefaultMaxHeaderBytes
 
-// setKeepAlives turns keep-alive on or off for the chain's connections.
-func (h *httpServer) setKeepAlives(on bool) {
+// SetKeepAlives turns keep-alive on or off for the chain's connections.
+func (h *Server) SetKeepAlives(on bool) {
 	h.srv.SetKeepAlivesEnabled(on)
 	if h.h1 != nil {
 		h.h1.SetKeepAlivesEnabled(on)
 	}
 }
 
-// drain stops the server gracefully: idle connections close now, busy
+// Drain stops the server gracefully: idle connections close now, busy
 // ones after their response (HTTP/1.1 answers with Connection: close,
 // HTTP/2 sends GOAWAY); whatever is left at ctx's end is closed.
-func (h *httpServer) drain(ctx context.Context) {
+func (h *Server) Drain(ctx context.Context) {
 	if h.h1 != nil {
 		done := make(chan struct{})
 		go func() {
@@ -199,16 +225,16 @@ func (h *httpServer) drain(ctx context.Context) {
 	h.tunnels.Drain(ctx)
 }
 
-// serve hands a matched downstream connection to the server, after the
+// Serve hands a matched downstream connection to the server, after the
 // TLS handshake when the chain terminates TLS.
-func (h *httpServer) serve(c *downConn) {
-	if h.unusable != "" {
+func (h *Server) Serve(c *Conn) {
+	if h.Unusable != "" {
 		_ = c.Close()
 		return
 	}
 	var conn net.Conn = c
 	if h.tls != nil {
-		tc := listener.TerminateTLS(c.Conn, c, h.tls, h.p.cfg.HeaderReadTimeout)
+		tc := listener.TerminateTLS(c.Conn, c, h.tls, h.env.HeaderReadTimeout)
 		if tc == nil {
 			return
 		}
@@ -221,7 +247,7 @@ func (h *httpServer) serve(c *downConn) {
 		// (a smuggling attempt) must get a 400, not be re-framed.
 		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
 	}
-	if h.h1 != nil && (!h.auto || !c.H2Preface(time.Now().Add(h.p.cfg.HeaderReadTimeout))) {
+	if h.h1 != nil && (!h.auto || !c.H2Preface(time.Now().Add(h.env.HeaderReadTimeout))) {
 		// Served on this goroutine (the listener's, per connection).
 		_ = h.h1.ServeConn(conn)
 		return
@@ -231,29 +257,29 @@ func (h *httpServer) serve(c *downConn) {
 
 // onReject counts a request the framing guard refused, unless h1server
 // serves the connection and so counts the refusal (onRefuse).
-func (h *httpServer) onReject(c net.Conn, err error) {
-	if cc := h.cfg.Load(); cc != nil && h.h1 == nil {
-		cc.stats.cxProtocolError.Inc()
+func (h *Server) onReject(c net.Conn, err error) {
+	if cc := h.Config.Load(); cc != nil && h.h1 == nil {
+		cc.Stats.cxProtocolError.Inc()
 	}
-	h.p.log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
+	h.env.Log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
 }
 
 // onRefuse counts and logs a request h1server answered itself (status)
 // because it could not be read or served: a downstream protocol error,
 // as Envoy counts its codec errors (downstream_cx_protocol_error, the
 // status class, an access log line with flag DPE).
-func (h *httpServer) onRefuse(c net.Conn, status int, _ error) {
-	cc := h.cfg.Load()
+func (h *Server) onRefuse(c net.Conn, status int, _ error) {
+	cc := h.Config.Load()
 	if cc == nil {
 		return
 	}
-	hs := cc.stats
+	hs := cc.Stats
 	hs.cxProtocolError.Inc()
 	hs.rqTotal.Inc()
 	hs.rqHTTP1Total.Inc()
 	hs.codes.Class(status).Inc()
 	hs.rqCompleted.Inc()
-	if len(cc.logs) == 0 {
+	if len(cc.Logs) == 0 {
 		return
 	}
 	e := &accesslog.Entry{Start: time.Now(), Protocol: "HTTP/1.1", ResponseCode: status, Flags: accesslog.DownstreamProtocolError}
@@ -263,17 +289,17 @@ func (h *httpServer) onRefuse(c net.Conn, status int, _ error) {
 		e.RequestedServerName = ci.Info.ServerName
 		e.ConnectionID = ci.Info.ID
 	}
-	for _, l := range cc.logs {
-		l.w.LogEntry(l.f, e)
+	for _, l := range cc.Logs {
+		l.Writer.LogEntry(l.Format, e)
 	}
 }
 
 // srvConnOf finds the listener's connection under the wrappers net/http
 // is given (TLS, the framing guard).
-func srvConnOf(c net.Conn) *downConn {
+func srvConnOf(c net.Conn) *Conn {
 	for c != nil {
 		switch v := c.(type) {
-		case *downConn:
+		case *Conn:
 			return v
 		case interface{ NetConn() net.Conn }:
 			c = v.NetConn()
@@ -297,14 +323,14 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // connState keeps the connection stats of the chain's connection manager.
-func (h *httpServer) connState(c net.Conn, s http.ConnState) {
+func (h *Server) connState(c net.Conn, s http.ConnState) {
 	sc := srvConnOf(c)
 	if sc == nil {
 		return
 	}
 	switch s {
 	case http.StateNew:
-		hs := h.cfg.Load().stats
+		hs := h.Config.Load().Stats
 		sc.hcm = hs
 		hs.cxTotal.Inc()
 		hs.cxActive.Inc()

@@ -1,4 +1,4 @@
-package proxy
+package hcm
 
 import (
 	"errors"
@@ -27,7 +27,7 @@ const (
 	bodyTimeout           = "upstream request timeout"
 	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
-	bodyOverflow          = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+	BodyOverflow          = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 	bodyStreamTimeout     = "stream timeout"
 	bodyTooManyHeaders    = "Request Header Fields Too Large"
 )
@@ -38,10 +38,10 @@ var errRouteTimeout = errors.New("route timeout")
 
 // ServeHTTP routes and forwards one request, then counts it and writes
 // its access log lines.
-func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	cc := h.cfg.Load()
-	hs := cc.stats
+	cc := h.Config.Load()
+	hs := cc.Stats
 	ex := exchangePool.Get().(*exchange)
 	ex.start = start
 	ex.hcm = hs
@@ -52,7 +52,7 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hs.rqHTTP1Total.Inc()
 	}
-	ci, _ := r.Context().Value(connInfoKey{}).(*downConn)
+	ci, _ := r.Context().Value(connInfoKey{}).(*Conn)
 	if ci != nil {
 		ci.noteProto(r.ProtoMajor)
 	}
@@ -67,16 +67,16 @@ func (h *httpServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		src = v[0]
 		delete(r.Header, meshmetrics.SourceHeader)
 	}
-	if cc.dir == table.Inbound {
+	if cc.Dir == table.Inbound {
 		// Health checks (Envoy's and ours send User-Agent Envoy/HC) are
 		// not service traffic: Envoy's stats count them, the mesh
 		// metrics and so the service graph do not.
-		if h.p.dataStats != nil && (src != "" || !cluster.IsHealthCheck(r)) {
+		if h.env.Mesh != nil && (src != "" || !cluster.IsHealthCheck(r)) {
 			cs := r.TLS // nil under the framing guard's wrapper
 			if cs == nil && ci != nil {
 				cs = ci.tls
 			}
-			ex.edge = h.p.mesh.Caller(cs, cc.listenerTLS, src)
+			ex.edge = h.env.Mesh.Caller(cs, cc.ListenerTLS, src)
 		}
 	}
 	// Deferred so that a request aborted mid-body (panic
@@ -96,7 +96,7 @@ const bodyUnanswered = "the proxy did not answer this request"
 // 200, as if the request had been forwarded: it is answered 500 with
 // response flag NRW, counted as downstream_rq_unanswered and logged as
 // an error.
-func (h *httpServer) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *exchange) {
+func (h *Server) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	switch {
 	case ex.status != 0:
 		return
@@ -110,15 +110,15 @@ func (h *httpServer) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *
 	if ex.route != nil {
 		route = ex.route.Name
 	}
-	h.p.log.Error("request handled without a response; answered 500", "method", r.Method, "path", ex.req.path, "route", route)
+	h.env.Log.Error("request handled without a response; answered 500", "method", r.Method, "path", ex.req.path, "route", route)
 	ex.reply(w, http.StatusInternalServerError, bodyUnanswered, accesslog.NoResponseWritten)
 }
 
 // route finds the request's route and cluster and forwards it, or
 // answers it locally.
-func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
-	hs := cc.stats
-	if n, size := headerCount(r); size > h.maxHdr || n > int(cc.chain.HTTP.MaxHeadersCount) && cc.chain.HTTP.MaxHeadersCount > 0 {
+func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig) {
+	hs := cc.Stats
+	if n, size := headerCount(r); size > h.maxHdr || n > int(cc.Chain.HTTP.MaxHeadersCount) && cc.Chain.HTTP.MaxHeadersCount > 0 {
 		h.tooManyHeaders(w, r, ex, cc)
 		return
 	}
@@ -127,7 +127,7 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		// gateway or an inbound listener a tunnel would carry anything
 		// past the routes, their timeouts and the per-request stats.
 		// HTTP/2 CONNECT (extended or not) is not tunnelled anywhere.
-		if cc.dir != table.Outbound || r.ProtoMajor != 1 {
+		if cc.Dir != table.Outbound || r.ProtoMajor != 1 {
 			ex.reply(w, http.StatusMethodNotAllowed, "", 0)
 			return
 		}
@@ -135,7 +135,7 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		return
 	}
 	upgrade := upgradeType(r)
-	if upgrade != "" && !cc.chain.HTTP.UpgradeAllowed(upgrade) {
+	if upgrade != "" && !cc.Chain.HTTP.UpgradeAllowed(upgrade) {
 		// Envoy refuses an upgrade its connection manager was not
 		// configured for, and counts it (WebSocket or not) as
 		// downstream_rq_ws_on_non_ws_route.
@@ -147,7 +147,7 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 	if view == nil {
 		return
 	}
-	if cc.dir != table.Inbound {
+	if cc.Dir != table.Inbound {
 		if e := view.Edges[route.Meta.VirtualService]; e != nil {
 			ex.edge = e
 			r.Header[meshmetrics.SourceHeader] = e.Header()
@@ -156,10 +156,10 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		}
 	}
 	if upgrade != "" {
-		h.upgrade(w, r, ex, cc.chain.HTTP, route, view)
+		h.upgrade(w, r, ex, cc.Chain.HTTP, route, view)
 		return
 	}
-	h.forward(w, r, ex, cc.chain.HTTP, route, view)
+	h.forward(w, r, ex, cc.Chain.HTTP, route, view)
 }
 
 // headerCount is the number of header fields of a request as Envoy's
@@ -186,12 +186,12 @@ func headerCount(r *http.Request) (n, size int) {
 // protocol error; HTTP/2 refuses that stream only and counts
 // http2.header_overflow. (Plaintext HTTP/1.1 heads over the size are
 // refused before, by the server: h1server.)
-func (h *httpServer) tooManyHeaders(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig) {
+func (h *Server) tooManyHeaders(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig) {
 	if r.ProtoMajor == 1 {
 		w.Header()["Connection"] = connectionClose
-		cc.stats.cxProtocolError.Inc()
+		cc.Stats.cxProtocolError.Inc()
 	} else {
-		h.p.codec.h2HeaderOverflow.Inc()
+		h.env.H2HeaderOverflow.Inc()
 	}
 	ex.reply(w, http.StatusRequestHeaderFieldsTooLarge, bodyTooManyHeaders, accesslog.DownstreamProtocolError)
 }
@@ -202,9 +202,9 @@ var connectionClose = []string{"close"}
 // nothing to forward to it answers locally (404 without a route, the
 // route's direct response, 503 for a cluster CDS did not send) and
 // returns a nil view.
-func routeTo(w http.ResponseWriter, ex *exchange, cc *chainConfig) (*table.Route, *cluster.View) {
-	hs := cc.stats
-	_, route := cc.chain.HTTP.Routes.Route(&ex.req)
+func routeTo(w http.ResponseWriter, ex *exchange, cc *ChainConfig) (*table.Route, *cluster.View) {
+	hs := cc.Stats
+	_, route := cc.Chain.HTTP.Routes.Route(&ex.req)
 	if route == nil {
 		hs.noRoute.Inc()
 		ex.reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
@@ -216,7 +216,7 @@ func routeTo(w http.ResponseWriter, ex *exchange, cc *chainConfig) (*table.Route
 		ex.reply(w, route.DirectStatus, route.DirectBody, 0)
 		return nil, nil
 	}
-	view := cc.rs.view(route.PickCluster(rand.Uint32()))
+	view := cc.Clusters.View(route.PickCluster(rand.Uint32()))
 	if view == nil {
 		hs.noCluster.Inc()
 		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoClusterFound)
@@ -229,12 +229,12 @@ func routeTo(w http.ResponseWriter, ex *exchange, cc *chainConfig) (*table.Route
 // finish counts a finished request in the connection manager's stats and
 // the mesh metrics, writes its access log lines and returns its exchange
 // to the pool.
-func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange, cc *chainConfig, ci *downConn) {
+func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig, ci *Conn) {
 	d := time.Since(ex.start)
 	if ex.st != nil {
 		ex.received = ex.st.received.Load()
 	}
-	hs := cc.stats
+	hs := cc.Stats
 	hs.rqActive.Dec()
 	if ex.status != 0 {
 		hs.codes.Class(ex.status).Inc()
@@ -247,7 +247,7 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 	if ex.edge != nil {
 		ex.edge.Record(meshmetrics.RequestProto(r), ex.status, d, ex.received, ex.sent)
 	}
-	if len(cc.logs) > 0 {
+	if len(cc.Logs) > 0 {
 		e := &ex.log
 		e.Start = ex.start
 		e.Method, e.Path, e.Authority, e.Scheme = r.Method, ex.req.path, r.Host, ex.req.scheme
@@ -280,8 +280,8 @@ func (h *httpServer) finish(w http.ResponseWriter, r *http.Request, ex *exchange
 		if r.TLS != nil {
 			e.DownstreamTLSVersion = accesslog.TLSVersionName(r.TLS.Version)
 		}
-		for _, l := range cc.logs {
-			l.w.LogEntry(l.f, e)
+		for _, l := range cc.Logs {
+			l.Writer.LogEntry(l.Format, e)
 		}
 	}
 	ex.release()
@@ -314,7 +314,7 @@ var (
 type exchange struct {
 	req   reqView
 	start time.Time
-	hcm   *hcmStats
+	hcm   *Stats
 
 	// The outcome, filled as the request goes.
 	status         int
@@ -348,16 +348,16 @@ func (ex *exchange) badRequest(w http.ResponseWriter, r *http.Request, cause err
 	if r.ProtoMajor == 1 {
 		w.Header()["Connection"] = connClose
 	}
-	body := bodyBadRequestBody
+	body := BodyBadRequestBody
 	if cause != nil {
 		body += ": " + cause.Error()
 	}
 	ex.reply(w, http.StatusBadRequest, body, accesslog.DownstreamProtocolError)
 }
 
-// bodyBadRequestBody starts the local reply to a request whose body
+// BodyBadRequestBody starts the local reply to a request whose body
 // failed; the reason follows.
-const bodyBadRequestBody = "bad request body"
+const BodyBadRequestBody = "bad request body"
 
 // bodyRetryBufferExceeded is Envoy's local reply (507) when a retry needs
 // more of the request body than the retry buffer kept.

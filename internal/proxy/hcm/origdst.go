@@ -1,4 +1,4 @@
-package proxy
+package hcm
 
 import (
 	"net"
@@ -10,11 +10,11 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 )
 
-// origDstEndpoint is the endpoint of an ORIGINAL_DST cluster for one
+// OrigDstEndpoint is the endpoint of an ORIGINAL_DST cluster for one
 // connection: its original destination when it was redirected; for HTTP
 // through a non-intercepted (HTTP_PROXY-style) listener, the request's
 // authority, port 80 by default. ok is false when there is nowhere to go.
-func origDstEndpoint(v *cluster.View, ci *listener.Info, authority string) (*cluster.Endpoint, bool) {
+func OrigDstEndpoint(v *cluster.View, ci *listener.Info, authority string) (*cluster.Endpoint, bool) {
 	var addr string
 	switch {
 	case ci != nil && ci.Redirected:

@@ -1,4 +1,4 @@
-package proxy
+package hcm
 
 import (
 	"crypto/tls"
@@ -8,12 +8,12 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 )
 
-// downConn is a downstream connection as the HTTP connection manager
+// Conn is a downstream connection as the HTTP connection manager
 // sees it: the listener's connection (package listener) and what the
 // connection manager keeps for it. Its HTTP servers find it under their
 // wrappers (srvConnOf), and requests reach it through their context
 // (connContext).
-type downConn struct {
+type Conn struct {
 	*listener.Conn
 	// tls is the connection's TLS state once an HTTP chain terminated
 	// TLS (the mesh metrics read the client certificate from it); set
@@ -22,7 +22,7 @@ type downConn struct {
 	// hcm is the connection manager stats the connection is counted in
 	// (set when net/http takes it); proto its HTTP major version once the
 	// first request told it.
-	hcm   *hcmStats
+	hcm   *Stats
 	proto atomic.Int32
 	// closer closes the connection (set when net/http takes it);
 	// streams counts its HTTP/2 streams for the rapid reset check
@@ -33,7 +33,7 @@ type downConn struct {
 
 // noteProto counts the connection as HTTP/1 or HTTP/2 on its first
 // request.
-func (ci *downConn) noteProto(major int) {
+func (ci *Conn) noteProto(major int) {
 	if ci.proto.Load() != 0 || !ci.proto.CompareAndSwap(0, int32(major)) {
 		return
 	}
@@ -48,7 +48,7 @@ func (ci *downConn) noteProto(major int) {
 
 // info is what the listener learnt about the connection; nil for a nil
 // connection (a request that did not come through a listener).
-func (ci *downConn) info() *listener.Info {
+func (ci *Conn) info() *listener.Info {
 	if ci == nil {
 		return nil
 	}

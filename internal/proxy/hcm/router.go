@@ -1,4 +1,4 @@
-package proxy
+package hcm
 
 import (
 	"context"
@@ -24,13 +24,13 @@ import (
 // forward is the router: it sends the request to the cluster, retrying
 // under the route's retry policy (retryLoop), and streams the response
 // back (respond) or answers the failure locally (replyFailure).
-func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
+func (h *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
 	idle := hcm.StreamIdleTimeout
 	if route.IdleTimeout > 0 {
 		idle = route.IdleTimeout
 	}
 	if idle <= 0 {
-		idle = h.p.cfg.StreamIdleTimeout
+		idle = h.env.StreamIdleTimeout
 	}
 	st, ctx := startStream(r.Context(), w, r.Body, route.Timeout, idle)
 	ex.st = st
@@ -57,7 +57,7 @@ func (h *httpServer) forward(w http.ResponseWriter, r *http.Request, ex *exchang
 // upstreamRequest is the request to send upstream: r with its
 // hop-by-hop headers removed, the route's path and host rewrites, and
 // body (the stream's) as its body.
-func (h *httpServer) upstreamRequest(ctx context.Context, r *http.Request, ex *exchange, route *table.Route, view *cluster.View, body io.ReadCloser) *http.Request {
+func (h *Server) upstreamRequest(ctx context.Context, r *http.Request, ex *exchange, route *table.Route, view *cluster.View, body io.ReadCloser) *http.Request {
 	prepareRequestHeaders(r, h.scheme)
 	out := r.WithContext(ctx)
 	out.RequestURI = ""
@@ -86,15 +86,15 @@ func (h *httpServer) upstreamRequest(ctx context.Context, r *http.Request, ex *e
 
 // retryLoop makes the attempts (try) the route's retry policy allows and
 // returns the last one. With a retry policy the body is kept (up to
-// maxRetryBody) as it streams to the first attempt, so that a retry can
+// MaxRetryBody) as it streams to the first attempt, so that a retry can
 // replay it.
-func (h *httpServer) retryLoop(ctx context.Context, r, out *http.Request, ex *exchange, route *table.Route, view *cluster.View, st *stream, body io.ReadCloser) tryResult {
+func (h *Server) retryLoop(ctx context.Context, r, out *http.Request, ex *exchange, route *table.Route, view *cluster.View, st *stream, body io.ReadCloser) tryResult {
 	var retries int
 	var rb *replayBody
 	if pol := route.Retry; pol != nil && pol.NumRetries > 0 {
 		retries = int(pol.NumRetries)
 		if body != nil {
-			rb = newReplayBody(body, r.ContentLength, maxRetryBody)
+			rb = newReplayBody(body, r.ContentLength, MaxRetryBody)
 		}
 	}
 	var tr tryResult
@@ -133,7 +133,7 @@ func (h *httpServer) retryLoop(ctx context.Context, r, out *http.Request, ex *ex
 
 // replyFailure answers a request whose last attempt failed, with Envoy's
 // local reply and response flag for the cause.
-func (h *httpServer) replyFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
+func (h *Server) replyFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
 	cs, ep, err := view.Up.Stats, tr.ep, tr.err
 	switch {
 	case errors.Is(err, errNoEndpoint):
@@ -141,7 +141,7 @@ func (h *httpServer) replyFailure(ctx context.Context, w http.ResponseWriter, r 
 		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 	case errors.Is(err, cluster.ErrOverflow):
 		w.Header()["X-Envoy-Overflow"] = []string{"true"}
-		ex.reply(w, http.StatusServiceUnavailable, bodyOverflow, accesslog.UpstreamOverflow)
+		ex.reply(w, http.StatusServiceUnavailable, BodyOverflow, accesslog.UpstreamOverflow)
 	case context.Cause(ctx) == errRouteTimeout || tr.perTryTimeout:
 		if tr.perTryTimeout {
 			cs.RqPerTryTimeout.Inc()
@@ -178,7 +178,7 @@ func (h *httpServer) replyFailure(ctx context.Context, w http.ResponseWriter, r 
 
 // respond streams the upstream response of the last attempt back, and
 // ends the attempt.
-func (h *httpServer) respond(w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
+func (h *Server) respond(w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
 	resp, ep, st, cs := tr.resp, tr.ep, ex.st, view.Up.Stats
 	ex.firstByte = time.Now()
 	defer func() {
@@ -235,12 +235,12 @@ var errNoEndpoint = errors.New("no healthy upstream")
 // retriable under route.Retry and the body can be replayed; the later
 // retry and outlier-detection work (retry budgets, host predicates,
 // ejections) hooks in here.
-func (h *httpServer) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
+func (h *Server) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := out.Context().Value(connInfoKey{}).(*downConn)
+		ci, _ := out.Context().Value(connInfoKey{}).(*Conn)
 		var ok bool
-		if ep, ok = origDstEndpoint(view, ci.info(), out.Host); !ok {
+		if ep, ok = OrigDstEndpoint(view, ci.info(), out.Host); !ok {
 			return nil, nil, errNoEndpoint
 		}
 	} else if ep = view.Pick(); ep == nil {
@@ -306,7 +306,7 @@ type tryResult struct {
 
 // try performs one attempt under the retry policy's per-try timeout; st
 // is the request's stream, which tells a downstream body failure.
-func (h *httpServer) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *stream) tryResult {
+func (h *Server) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *stream) tryResult {
 	tr := tryResult{cancel: func() {}, start: time.Now()}
 	actx := ctx
 	if p := route.Retry; p != nil && p.PerTryTimeout > 0 {
