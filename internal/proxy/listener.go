@@ -21,7 +21,7 @@ type listenerRT struct {
 	name string
 	rt   *listener.Runtime
 
-	// servers by serverKey; only Apply and drains touch it (under p.mu).
+	// servers by hcm.ServerKey; only Apply and drains touch it (under p.mu).
 	servers map[string]*hcm.Server
 
 	sessions tunnel.Set // TCP sessions

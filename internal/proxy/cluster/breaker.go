@@ -31,7 +31,7 @@ import (
 //   - A tcp_proxy session needs a place under max_connections.
 //
 // The counts are the cluster's, shared by every snapshot while its
-// Upstream lives: one atomic add to enter, one to leave. Envoy's
+// upstream lives: one atomic add to enter, one to leave. Envoy's
 // circuit_breakers.default.*_open gauges say 1 while a threshold is
 // reached (rq_open: max_requests; rq_pending_open: the HTTP/1.1 bound;
 // rq_retry_open: max_retries; cx_open: upstream_cx_active at
@@ -108,7 +108,7 @@ func enter(n *atomic.Int64, limit int64) bool {
 }
 
 // AdmitRequest takes a place for one attempt, over HTTP/2 upstream when
-// H2; on overflow it counts upstream_rq_pending_overflow. requestDone
+// h2; on overflow it counts upstream_rq_pending_overflow. requestDone
 // gives the place back.
 func (v *View) AdmitRequest(h2 bool) bool {
 	l := &v.limits
@@ -150,7 +150,7 @@ func open(at bool) int64 {
 }
 
 // AdmitRetry takes a place for one retry under the retry limit (max
-// Retries and the retry budget); on overflow it counts
+// retries and the retry budget); on overflow it counts
 // upstream_rq_retry_overflow. retryDone gives the place back.
 func (v *View) AdmitRetry() bool {
 	limit := v.limits.retryLimit(v.Up.Breakers.Requests.Load())

@@ -41,7 +41,7 @@ type Stats struct {
 	// cluster outlier detection (outlier.go).
 	od atomic.Pointer[OutlierStats]
 	// HC are the health_check.* stats, once a snapshot gives the cluster
-	// Active health checks (healthcheck.go).
+	// active health checks (healthcheck.go).
 	hc atomic.Pointer[HealthStats]
 }
 

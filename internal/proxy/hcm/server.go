@@ -30,7 +30,7 @@ import (
 // through a net/http server fed with the connections the listener matched
 // to the chain. It
 // outlives snapshots while the chain keeps its name and connection
-// settings (serverKey); its route table and clusters are swapped per
+// settings (ServerKey); its route table and clusters are swapped per
 // snapshot through cfg.
 type Server struct {
 	env    *Env
@@ -75,9 +75,9 @@ type Clusters interface {
 	View(c *table.Cluster) *cluster.View
 }
 
-// ChainConfig is what a request reads, once, through httpServer.cfg: the
+// ChainConfig is what a request reads, once, through Server.Config: the
 // filter chain and the snapshot state it belongs to, with the chain's
-// Stats and access logs.
+// stats and access logs.
 type ChainConfig struct {
 	Chain    *table.FilterChain
 	Clusters Clusters
@@ -97,7 +97,7 @@ type ChainLog struct {
 }
 
 // ServerKey identifies the connection-level settings of an HTTP chain: a
-// Chain whose key changes gets a new server, and the old one drains.
+// chain whose key changes gets a new server, and the old one drains.
 func ServerKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
 	var b strings.Builder
 	b.WriteString(c.Name)

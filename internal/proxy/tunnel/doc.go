@@ -5,6 +5,6 @@
 //
 // The HTTP half of an upgrade or a CONNECT (routing the request, the
 // endpoint's 101 or the proxy's 200, local replies when it fails) belongs
-// to the HTTP connection manager in package proxy (upgrade.go); once the
+// to the HTTP connection manager (package hcm, upgrade.go); once the
 // connections are switched it hands them to PipeBoth.
 package tunnel
