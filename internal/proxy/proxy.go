@@ -120,7 +120,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
-	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow}
+	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, Router: &hcm.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
 	if p.dataStats != nil {
 		p.henv.Mesh = p.mesh
 	}

@@ -120,3 +120,15 @@ func (c *Stats) setMembership(v *View) {
 	c.maxHostWeight.Set(maxW)
 	c.updateSuccess.Inc()
 }
+
+// CountResponse counts an upstream response: cluster.<c>.upstream_rq_<code>,
+// _<class>xx and _completed, and the endpoint's success or error.
+func (cs *Stats) CountResponse(es *EndpointStats, code int) {
+	cs.Codes.Inc(code)
+	cs.RqCompleted.Inc()
+	if code >= 500 {
+		es.RqError.Add(1)
+		return
+	}
+	es.RqSuccess.Add(1)
+}

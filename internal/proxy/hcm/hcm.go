@@ -159,7 +159,7 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc 
 		h.upgrade(w, r, ex, cc.Chain.HTTP, route, view)
 		return
 	}
-	h.forward(w, r, ex, cc.Chain.HTTP, route, view)
+	h.env.Router.Forward(w, r, ex, cc.Chain.HTTP, route, view)
 }
 
 // headerCount is the number of header fields of a request as Envoy's

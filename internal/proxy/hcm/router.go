@@ -21,16 +21,24 @@ import (
 // (replyFailure). Picking, pools, breakers and outlier detection are
 // the cluster's (package cluster).
 
-// forward is the router: it sends the request to the cluster, retrying
-// under the route's retry policy (retryLoop), and streams the response
-// back (respond) or answers the failure locally (replyFailure).
-func (h *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
+// Router is the last HTTP filter of a chain: it forwards a routed
+// request to its cluster and answers it (Envoy's envoy.filters.http.router).
+type Router struct {
+	// StreamIdleTimeout applies when neither the route nor the
+	// connection manager sets one.
+	StreamIdleTimeout time.Duration
+}
+
+// Forward sends the request to the cluster, retrying under the route's
+// retry policy (retryLoop), and streams the response back (respond) or
+// answers the failure locally (replyFailure).
+func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
 	idle := hcm.StreamIdleTimeout
 	if route.IdleTimeout > 0 {
 		idle = route.IdleTimeout
 	}
 	if idle <= 0 {
-		idle = h.env.StreamIdleTimeout
+		idle = h.StreamIdleTimeout
 	}
 	st, ctx := startStream(r.Context(), w, r.Body, route.Timeout, idle)
 	ex.st = st
@@ -57,8 +65,8 @@ func (h *Server) forward(w http.ResponseWriter, r *http.Request, ex *exchange, h
 // upstreamRequest is the request to send upstream: r with its
 // hop-by-hop headers removed, the route's path and host rewrites, and
 // body (the stream's) as its body.
-func (h *Server) upstreamRequest(ctx context.Context, r *http.Request, ex *exchange, route *table.Route, view *cluster.View, body io.ReadCloser) *http.Request {
-	prepareRequestHeaders(r, h.scheme)
+func (h *Router) upstreamRequest(ctx context.Context, r *http.Request, ex *exchange, route *table.Route, view *cluster.View, body io.ReadCloser) *http.Request {
+	prepareRequestHeaders(r, ex.req.scheme)
 	out := r.WithContext(ctx)
 	out.RequestURI = ""
 	out.Close = false
@@ -88,7 +96,7 @@ func (h *Server) upstreamRequest(ctx context.Context, r *http.Request, ex *excha
 // returns the last one. With a retry policy the body is kept (up to
 // MaxRetryBody) as it streams to the first attempt, so that a retry can
 // replay it.
-func (h *Server) retryLoop(ctx context.Context, r, out *http.Request, ex *exchange, route *table.Route, view *cluster.View, st *stream, body io.ReadCloser) tryResult {
+func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *exchange, route *table.Route, view *cluster.View, st *stream, body io.ReadCloser) tryResult {
 	var retries int
 	var rb *replayBody
 	if pol := route.Retry; pol != nil && pol.NumRetries > 0 {
@@ -133,7 +141,7 @@ func (h *Server) retryLoop(ctx context.Context, r, out *http.Request, ex *exchan
 
 // replyFailure answers a request whose last attempt failed, with Envoy's
 // local reply and response flag for the cause.
-func (h *Server) replyFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
+func (h *Router) replyFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
 	cs, ep, err := view.Up.Stats, tr.ep, tr.err
 	switch {
 	case errors.Is(err, errNoEndpoint):
@@ -178,14 +186,14 @@ func (h *Server) replyFailure(ctx context.Context, w http.ResponseWriter, r *htt
 
 // respond streams the upstream response of the last attempt back, and
 // ends the attempt.
-func (h *Server) respond(w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
+func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
 	resp, ep, st, cs := tr.resp, tr.ep, ex.st, view.Up.Stats
 	ex.firstByte = time.Now()
 	defer func() {
 		view.Up.AttemptDone(ep.Stats)
 		cs.RqTime.RecordDuration(time.Since(tr.start))
 	}()
-	countStatus(cs, ep.Stats, resp.StatusCode)
+	cs.CountResponse(ep.Stats, resp.StatusCode)
 	if ex.attempts > 1 && resp.StatusCode < 500 {
 		cs.RqRetrySuccess.Inc()
 	}
@@ -235,7 +243,7 @@ var errNoEndpoint = errors.New("no healthy upstream")
 // retriable under route.Retry and the body can be replayed; the later
 // retry and outlier-detection work (retry budgets, host predicates,
 // ejections) hooks in here.
-func (h *Server) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
+func (h *Router) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
 		ci, _ := out.Context().Value(connInfoKey{}).(*Conn)
@@ -271,17 +279,6 @@ func (h *Server) attempt(out *http.Request, downMajor int, view *cluster.View, r
 	return resp, ep, nil
 }
 
-// countStatus counts an upstream response: cluster.<c>.upstream_rq_<code>,
-// _<class>xx and _completed, and the endpoint's success or error.
-func countStatus(cs *cluster.Stats, es *cluster.EndpointStats, code int) {
-	cs.Codes.Inc(code)
-	cs.RqCompleted.Inc()
-	if code >= 500 {
-		es.RqError.Add(1)
-		return
-	}
-	es.RqSuccess.Add(1)
-}
 
 // tryResult is one upstream attempt.
 type tryResult struct {
@@ -306,7 +303,7 @@ type tryResult struct {
 
 // try performs one attempt under the retry policy's per-try timeout; st
 // is the request's stream, which tells a downstream body failure.
-func (h *Server) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *stream) tryResult {
+func (h *Router) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *stream) tryResult {
 	tr := tryResult{cancel: func() {}, start: time.Now()}
 	actx := ctx
 	if p := route.Retry; p != nil && p.PerTryTimeout > 0 {
@@ -343,7 +340,7 @@ func (h *Server) try(ctx context.Context, out *http.Request, downMajor int, view
 // discard releases an attempt that will not be answered downstream.
 func (tr *tryResult) discard(view *cluster.View) {
 	if tr.resp != nil {
-		countStatus(view.Up.Stats, tr.ep.Stats, tr.resp.StatusCode)
+		view.Up.Stats.CountResponse(tr.ep.Stats, tr.resp.StatusCode)
 		_ = tr.resp.Body.Close()
 		view.Up.AttemptDone(tr.ep.Stats)
 		view.Up.Stats.RqTime.RecordDuration(time.Since(tr.start))

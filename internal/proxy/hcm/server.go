@@ -67,6 +67,14 @@ type Env struct {
 	Mesh *meshmetrics.Metrics
 	// H2HeaderOverflow is http2.header_overflow.
 	H2HeaderOverflow *stats.Counter
+	// Router forwards every routed request (package filters/router).
+	Router Forwarder
+}
+
+// Forwarder is the last filter of a chain, which forwards a routed
+// request upstream and answers it: the router.
+type Forwarder interface {
+	Forward(w http.ResponseWriter, r *http.Request, ex *exchange, m *table.HTTPManager, route *table.Route, view *cluster.View)
 }
 
 // Clusters finds the runtime view of a cluster a route names (the

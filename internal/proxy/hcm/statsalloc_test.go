@@ -48,7 +48,7 @@ func (s *testStatsSet) record(code int) {
 	h.rqHTTP1Total.Inc()
 	c.RqTotal.Inc()
 	c.RqActive.Inc()
-	countStatus(c, &cluster.EndpointStats{}, code)
+	c.CountResponse(&cluster.EndpointStats{}, code)
 	c.RqActive.Dec()
 	c.RqTime.RecordDuration(3 * time.Millisecond)
 	c.CxRxBytes.Add(1024)

@@ -233,7 +233,7 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, h
 	}
 	defer up.Close()
 	ex.firstByte = time.Now()
-	countStatus(view.Up.Stats, ep.Stats, resp.StatusCode)
+	view.Up.Stats.CountResponse(ep.Stats, resp.StatusCode)
 	view.Outcome(ep, resp.StatusCode >= 500)
 	ex.status = resp.StatusCode
 
@@ -293,7 +293,7 @@ func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *exchange, c
 	defer up.Close()
 	view.Outcome(a.ep, false)
 	ex.firstByte = time.Now()
-	countStatus(view.Up.Stats, a.ep.Stats, http.StatusOK)
+	view.Up.Stats.CountResponse(a.ep.Stats, http.StatusOK)
 	ex.status = http.StatusOK
 	h.relay(w, ex, up, nil, func(bw *bufio.Writer) {
 		bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
