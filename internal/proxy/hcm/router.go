@@ -279,7 +279,6 @@ func (h *Router) attempt(out *http.Request, downMajor int, view *cluster.View, r
 	return resp, ep, nil
 }
 
-
 // tryResult is one upstream attempt.
 type tryResult struct {
 	resp *http.Response
