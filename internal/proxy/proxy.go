@@ -15,6 +15,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/router"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
@@ -120,7 +121,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
-	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, Router: &hcm.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
+	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
 	if p.dataStats != nil {
 		p.henv.Mesh = p.mesh
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"github.com/meshlens/meshlens/internal/proxy/hcm"
+	"github.com/meshlens/meshlens/internal/proxy/filters/router"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -144,8 +144,8 @@ func TestChunkedBodyRetried(t *testing.T) {
 		wantBodies int
 	}{
 		{10, 200, 2},
-		{hcm.MaxRetryBody, 200, 2},
-		{hcm.MaxRetryBody + 1, 503, 1},
+		{router.MaxRetryBody, 200, 2},
+		{router.MaxRetryBody + 1, 503, 1},
 		{1 << 20, 503, 1},
 	} {
 		mu.Lock()

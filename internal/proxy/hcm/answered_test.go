@@ -23,21 +23,21 @@ func TestEnsureAnswered(t *testing.T) {
 	hs := NewStats(st.Scope("http.t."))
 	r := httptest.NewRequest(http.MethodGet, "/x", nil)
 
-	ex := &exchange{hcm: hs}
+	ex := &Exchange{Stats: hs}
 	w := httptest.NewRecorder()
 	h.ensureAnswered(w, r, ex)
-	if w.Code != http.StatusInternalServerError || ex.status != http.StatusInternalServerError || !ex.flags.Has(accesslog.NoResponseWritten) || hs.rqUnanswered.Value() != 1 {
-		t.Errorf("unanswered request: code %d status %d flags %v counted %d, want 500 NRW 1", w.Code, ex.status, ex.flags, hs.rqUnanswered.Value())
+	if w.Code != http.StatusInternalServerError || ex.Status != http.StatusInternalServerError || !ex.Flags.Has(accesslog.NoResponseWritten) || hs.rqUnanswered.Value() != 1 {
+		t.Errorf("unanswered request: code %d status %d flags %v counted %d, want 500 NRW 1", w.Code, ex.Status, ex.Flags, hs.rqUnanswered.Value())
 	}
 
-	ex = &exchange{hcm: hs, status: http.StatusTeapot}
+	ex = &Exchange{Stats: hs, Status: http.StatusTeapot}
 	w = httptest.NewRecorder()
 	h.ensureAnswered(w, r, ex)
 	if w.Code != http.StatusOK || w.Body.Len() != 0 || hs.rqUnanswered.Value() != 1 {
 		t.Errorf("answered request touched: %d %q", w.Code, w.Body)
 	}
 
-	ex = &exchange{hcm: hs, flags: accesslog.DownstreamConnectionTermination}
+	ex = &Exchange{Stats: hs, Flags: accesslog.DownstreamConnectionTermination}
 	func() {
 		defer func() {
 			if v := recover(); v != http.ErrAbortHandler {

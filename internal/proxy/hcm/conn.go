@@ -46,9 +46,9 @@ func (ci *Conn) noteProto(major int) {
 	}
 }
 
-// info is what the listener learnt about the connection; nil for a nil
+// ListenerInfo is what the listener learnt about the connection; nil for a nil
 // connection (a request that did not come through a listener).
-func (ci *Conn) info() *listener.Info {
+func (ci *Conn) ListenerInfo() *listener.Info {
 	if ci == nil {
 		return nil
 	}

@@ -12,9 +12,8 @@
 //     log (finish). headers.go edits the request headers; stream.go
 //     keeps the route and stream idle timeouts; rapidreset.go guards
 //     against HTTP/2 rapid reset.
-//   - router.go, retry.go, outcome.go, response.go: the router, the
-//     chain's last filter: the retry loop beside the single attempt, the
-//     outlier verdict of each attempt, and the response streamed back.
+//   - The chain's last filter, the router, is package filters/router,
+//     which the connection manager calls through Forwarder (Env.Router).
 //   - upgrade.go: upgrades and CONNECT, handed to package tunnel once
 //     switched.
 //

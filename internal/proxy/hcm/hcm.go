@@ -23,18 +23,18 @@ import (
 
 // Envoy's local replies.
 const (
-	bodyNoHealthyUpstream = "no healthy upstream"
-	bodyTimeout           = "upstream request timeout"
-	bodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
-	bodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+	BodyNoHealthyUpstream = "no healthy upstream"
+	BodyTimeout           = "upstream request timeout"
+	BodyConnectFailure    = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+	BodyReset             = "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 	BodyOverflow          = "upstream connect error or disconnect/reset before headers. reset reason: overflow"
-	bodyStreamTimeout     = "stream timeout"
+	BodyStreamTimeout     = "stream timeout"
 	bodyTooManyHeaders    = "Request Header Fields Too Large"
 )
 
-// errRouteTimeout is the cause of a request context cancelled by the
+// ErrRouteTimeout is the cause of a request context cancelled by the
 // route timeout.
-var errRouteTimeout = errors.New("route timeout")
+var ErrRouteTimeout = errors.New("route timeout")
 
 // ServeHTTP routes and forwards one request, then counts it and writes
 // its access log lines.
@@ -42,9 +42,9 @@ func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	cc := h.Config.Load()
 	hs := cc.Stats
-	ex := exchangePool.Get().(*exchange)
+	ex := exchangePool.Get().(*Exchange)
 	ex.start = start
-	ex.hcm = hs
+	ex.Stats = hs
 	hs.rqTotal.Inc()
 	hs.rqActive.Inc()
 	if r.ProtoMajor == 2 {
@@ -52,11 +52,11 @@ func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hs.rqHTTP1Total.Inc()
 	}
-	ci, _ := r.Context().Value(connInfoKey{}).(*Conn)
+	ci, _ := r.Context().Value(ConnKey{}).(*Conn)
 	if ci != nil {
 		ci.noteProto(r.ProtoMajor)
 	}
-	ex.req.init(r, h.scheme)
+	ex.Req.init(r, h.scheme)
 	// x-meshlens-source never passes through a proxy: the application
 	// never sees it, and a request forwarded into the mesh carries the
 	// proxy's own (set when routed), never one its client made up. On a
@@ -96,27 +96,27 @@ const bodyUnanswered = "the proxy did not answer this request"
 // 200, as if the request had been forwarded: it is answered 500 with
 // response flag NRW, counted as downstream_rq_unanswered and logged as
 // an error.
-func (h *Server) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *exchange) {
+func (h *Server) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *Exchange) {
 	switch {
-	case ex.status != 0:
+	case ex.Status != 0:
 		return
-	case ex.flags.Has(accesslog.DownstreamConnectionTermination):
+	case ex.Flags.Has(accesslog.DownstreamConnectionTermination):
 		// Nobody to answer: end the stream without the server's
 		// default response.
 		panic(http.ErrAbortHandler)
 	}
-	ex.hcm.rqUnanswered.Inc()
+	ex.Stats.rqUnanswered.Inc()
 	route := ""
 	if ex.route != nil {
 		route = ex.route.Name
 	}
-	h.env.Log.Error("request handled without a response; answered 500", "method", r.Method, "path", ex.req.path, "route", route)
-	ex.reply(w, http.StatusInternalServerError, bodyUnanswered, accesslog.NoResponseWritten)
+	h.env.Log.Error("request handled without a response; answered 500", "method", r.Method, "path", ex.Req.path, "route", route)
+	ex.Reply(w, http.StatusInternalServerError, bodyUnanswered, accesslog.NoResponseWritten)
 }
 
 // route finds the request's route and cluster and forwards it, or
 // answers it locally.
-func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig) {
+func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig) {
 	hs := cc.Stats
 	if n, size := headerCount(r); size > h.maxHdr || n > int(cc.Chain.HTTP.MaxHeadersCount) && cc.Chain.HTTP.MaxHeadersCount > 0 {
 		h.tooManyHeaders(w, r, ex, cc)
@@ -128,7 +128,7 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc 
 		// past the routes, their timeouts and the per-request stats.
 		// HTTP/2 CONNECT (extended or not) is not tunnelled anywhere.
 		if cc.Dir != table.Outbound || r.ProtoMajor != 1 {
-			ex.reply(w, http.StatusMethodNotAllowed, "", 0)
+			ex.Reply(w, http.StatusMethodNotAllowed, "", 0)
 			return
 		}
 		h.connect(w, r, ex, cc)
@@ -140,7 +140,7 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *exchange, cc 
 		// configured for, and counts it (WebSocket or not) as
 		// downstream_rq_ws_on_non_ws_route.
 		hs.rqWsOnNonWsRoute.Inc()
-		ex.reply(w, http.StatusForbidden, "", 0)
+		ex.Reply(w, http.StatusForbidden, "", 0)
 		return
 	}
 	route, view := routeTo(w, ex, cc)
@@ -186,14 +186,14 @@ func headerCount(r *http.Request) (n, size int) {
 // protocol error; HTTP/2 refuses that stream only and counts
 // http2.header_overflow. (Plaintext HTTP/1.1 heads over the size are
 // refused before, by the server: h1server.)
-func (h *Server) tooManyHeaders(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig) {
+func (h *Server) tooManyHeaders(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig) {
 	if r.ProtoMajor == 1 {
 		w.Header()["Connection"] = connectionClose
-		cc.Stats.cxProtocolError.Inc()
+		cc.Stats.CxProtocolError.Inc()
 	} else {
 		h.env.H2HeaderOverflow.Inc()
 	}
-	ex.reply(w, http.StatusRequestHeaderFieldsTooLarge, bodyTooManyHeaders, accesslog.DownstreamProtocolError)
+	ex.Reply(w, http.StatusRequestHeaderFieldsTooLarge, bodyTooManyHeaders, accesslog.DownstreamProtocolError)
 }
 
 var connectionClose = []string{"close"}
@@ -202,24 +202,24 @@ var connectionClose = []string{"close"}
 // nothing to forward to it answers locally (404 without a route, the
 // route's direct response, 503 for a cluster CDS did not send) and
 // returns a nil view.
-func routeTo(w http.ResponseWriter, ex *exchange, cc *ChainConfig) (*table.Route, *cluster.View) {
+func routeTo(w http.ResponseWriter, ex *Exchange, cc *ChainConfig) (*table.Route, *cluster.View) {
 	hs := cc.Stats
-	_, route := cc.Chain.HTTP.Routes.Route(&ex.req)
+	_, route := cc.Chain.HTTP.Routes.Route(&ex.Req)
 	if route == nil {
 		hs.noRoute.Inc()
-		ex.reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
+		ex.Reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
 		return nil, nil
 	}
 	ex.route = route
 	if route.DirectStatus != 0 {
 		hs.directResponse.Inc()
-		ex.reply(w, route.DirectStatus, route.DirectBody, 0)
+		ex.Reply(w, route.DirectStatus, route.DirectBody, 0)
 		return nil, nil
 	}
 	view := cc.Clusters.View(route.PickCluster(rand.Uint32()))
 	if view == nil {
 		hs.noCluster.Inc()
-		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoClusterFound)
+		ex.Reply(w, http.StatusServiceUnavailable, BodyNoHealthyUpstream, accesslog.NoClusterFound)
 		return nil, nil
 	}
 	ex.view = view
@@ -229,41 +229,41 @@ func routeTo(w http.ResponseWriter, ex *exchange, cc *ChainConfig) (*table.Route
 // finish counts a finished request in the connection manager's stats and
 // the mesh metrics, writes its access log lines and returns its exchange
 // to the pool.
-func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig, ci *Conn) {
+func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig, ci *Conn) {
 	d := time.Since(ex.start)
-	if ex.st != nil {
-		ex.received = ex.st.received.Load()
+	if ex.Stream != nil {
+		ex.received = ex.Stream.received.Load()
 	}
 	hs := cc.Stats
 	hs.rqActive.Dec()
-	if ex.status != 0 {
-		hs.codes.Class(ex.status).Inc()
+	if ex.Status != 0 {
+		hs.codes.Class(ex.Status).Inc()
 		hs.rqCompleted.Inc()
 	}
 	hs.rqTime.RecordDuration(d)
 	if r.ProtoMajor == 2 && ci != nil {
-		h.noteStreamEnd(ci, hs, r, ex.status, d)
+		h.noteStreamEnd(ci, hs, r, ex.Status, d)
 	}
 	if ex.edge != nil {
-		ex.edge.Record(meshmetrics.RequestProto(r), ex.status, d, ex.received, ex.sent)
+		ex.edge.Record(meshmetrics.RequestProto(r), ex.Status, d, ex.received, ex.Sent)
 	}
 	if len(cc.Logs) > 0 {
 		e := &ex.log
 		e.Start = ex.start
-		e.Method, e.Path, e.Authority, e.Scheme = r.Method, ex.req.path, r.Host, ex.req.scheme
+		e.Method, e.Path, e.Authority, e.Scheme = r.Method, ex.Req.path, r.Host, ex.Req.scheme
 		e.Protocol = accesslog.ProtocolName(r.ProtoMajor, r.ProtoMinor)
 		e.Request = accesslog.HTTPHeader(r.Header)
-		if ex.status != 0 {
+		if ex.Status != 0 {
 			e.Response = accesslog.HTTPHeader(w.Header())
 		}
-		e.ResponseCode, e.Flags = ex.status, ex.flags
-		e.BytesReceived, e.BytesSent = ex.received, ex.sent
+		e.ResponseCode, e.Flags = ex.Status, ex.Flags
+		e.BytesReceived, e.BytesSent = ex.received, ex.Sent
 		e.Duration = d
-		if !ex.firstByte.IsZero() {
-			e.ResponseDuration = max(ex.firstByte.Sub(ex.start), 1)
+		if !ex.FirstByte.IsZero() {
+			e.ResponseDuration = max(ex.FirstByte.Sub(ex.start), 1)
 		}
-		if ex.ep != nil {
-			e.UpstreamHost = ex.ep.Addr
+		if ex.Endpoint != nil {
+			e.UpstreamHost = ex.Endpoint.Addr
 		}
 		if ex.view != nil {
 			e.UpstreamCluster = ex.view.Cluster.Name
@@ -271,7 +271,7 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *exchange, cc
 		if ex.route != nil {
 			e.RouteName = ex.route.Name
 		}
-		e.AttemptCount = ex.attempts
+		e.AttemptCount = ex.Attempts
 		if ci != nil {
 			e.DownstreamRemote, e.DownstreamLocal = ci.Info.Remote, ci.Info.Dst
 			e.RequestedServerName = ci.Info.ServerName
@@ -308,43 +308,43 @@ var (
 	zeroLength = []string{"0"}
 )
 
-// exchange holds the per-request state the handler would otherwise
+// Exchange holds the per-request state the handler would otherwise
 // allocate; pooled. Nothing in it may be referenced by the upstream
 // request once the handler returns.
-type exchange struct {
-	req   reqView
+type Exchange struct {
+	Req   RequestView
 	start time.Time
-	hcm   *Stats
+	Stats *Stats
 
 	// The outcome, filled as the request goes.
-	status         int
-	flags          accesslog.ResponseFlags
-	sent, received uint64
-	attempts       uint32
-	firstByte      time.Time
+	Status         int
+	Flags          accesslog.ResponseFlags
+	Sent, received uint64
+	Attempts       uint32
+	FirstByte      time.Time
 	route          *table.Route
 	view           *cluster.View
-	ep             *cluster.Endpoint
+	Endpoint       *cluster.Endpoint
 	edge           *meshmetrics.Edge
-	st             *stream
+	Stream         *Stream
 	log            accesslog.Entry
 }
 
-// reply answers the request locally (localReply) and records the outcome.
-func (ex *exchange) reply(w http.ResponseWriter, status int, body string, flags accesslog.ResponseFlags) {
-	ex.status = status
-	ex.flags |= flags
-	ex.sent = uint64(len(body))
+// Reply answers the request locally (localReply) and records the outcome.
+func (ex *Exchange) Reply(w http.ResponseWriter, status int, body string, flags accesslog.ResponseFlags) {
+	ex.Status = status
+	ex.Flags |= flags
+	ex.Sent = uint64(len(body))
 	localReply(w, status, body)
 }
 
-// badRequest answers a request whose body could not be read (a malformed
+// BadRequest answers a request whose body could not be read (a malformed
 // chunk, fewer bytes than its Content-Length, an HTTP/2 stream that ended
 // short of its content-length): 400, response flag DPE, counted as a
 // downstream protocol error, as Envoy does. An HTTP/1.1 connection is
 // closed after it: where the next request starts is unknown.
-func (ex *exchange) badRequest(w http.ResponseWriter, r *http.Request, cause error) {
-	ex.hcm.cxProtocolError.Inc()
+func (ex *Exchange) BadRequest(w http.ResponseWriter, r *http.Request, cause error) {
+	ex.Stats.CxProtocolError.Inc()
 	if r.ProtoMajor == 1 {
 		w.Header()["Connection"] = connClose
 	}
@@ -352,22 +352,22 @@ func (ex *exchange) badRequest(w http.ResponseWriter, r *http.Request, cause err
 	if cause != nil {
 		body += ": " + cause.Error()
 	}
-	ex.reply(w, http.StatusBadRequest, body, accesslog.DownstreamProtocolError)
+	ex.Reply(w, http.StatusBadRequest, body, accesslog.DownstreamProtocolError)
 }
 
 // BodyBadRequestBody starts the local reply to a request whose body
 // failed; the reason follows.
 const BodyBadRequestBody = "bad request body"
 
-// bodyRetryBufferExceeded is Envoy's local reply (507) when a retry needs
+// BodyRetryBufferExceeded is Envoy's local reply (507) when a retry needs
 // more of the request body than the retry buffer kept.
-const bodyRetryBufferExceeded = "exceeded request buffer limit while retrying upstream"
+const BodyRetryBufferExceeded = "exceeded request buffer limit while retrying upstream"
 
 var connClose = []string{"close"}
 
-var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+var exchangePool = sync.Pool{New: func() any { return new(Exchange) }}
 
-func (ex *exchange) release() {
-	*ex = exchange{}
+func (ex *Exchange) release() {
+	*ex = Exchange{}
 	exchangePool.Put(ex)
 }

@@ -18,7 +18,7 @@ import (
 // back on requests: it is end-to-end for gRPC.
 var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer", "Te"}
 
-func isHopByHop(k string) bool {
+func IsHopByHop(k string) bool {
 	for _, h := range hopByHop {
 		if k == h {
 			return true
@@ -27,8 +27,8 @@ func isHopByHop(k string) bool {
 	return false
 }
 
-// removeConnectionTokens deletes the headers a Connection header lists.
-func removeConnectionTokens(h http.Header, conn []string) {
+// RemoveConnectionTokens deletes the headers a Connection header lists.
+func RemoveConnectionTokens(h http.Header, conn []string) {
 	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {
 			if tok = textproto.TrimString(tok); tok != "" {
@@ -38,15 +38,15 @@ func removeConnectionTokens(h http.Header, conn []string) {
 	}
 }
 
-// prepareRequestHeaders edits the downstream request's headers in place
+// PrepareRequestHeaders edits the downstream request's headers in place
 // into the upstream request's (the handler owns them): hop-by-hop headers
 // go, x-forwarded-for gains the client address, x-forwarded-proto and
 // x-request-id are set when absent, as Envoy does at the edge. Nothing
 // else is added: a request without User-Agent goes on without one.
-func prepareRequestHeaders(r *http.Request, scheme string) {
+func PrepareRequestHeaders(r *http.Request, scheme string) {
 	hdr := r.Header
 	if conn, ok := hdr["Connection"]; ok {
-		removeConnectionTokens(hdr, conn)
+		RemoveConnectionTokens(hdr, conn)
 	}
 	te := hdr["Te"]
 	for _, k := range hopByHop {
@@ -117,15 +117,15 @@ func newRequestID() string {
 	return string(s[:])
 }
 
-// reqView presents a downstream request to the route table
+// RequestView presents a downstream request to the route table
 // (table.Request) without copying it.
-type reqView struct {
+type RequestView struct {
 	r      *http.Request
 	scheme string
 	path   string // :path, query included
 }
 
-func (v *reqView) init(r *http.Request, scheme string) {
+func (v *RequestView) init(r *http.Request, scheme string) {
 	v.r = r
 	v.scheme = scheme
 	if r.URL.Scheme != "" {
@@ -156,21 +156,21 @@ func requestPath(target string) string {
 }
 
 // Authority implements table.Request.
-func (v *reqView) Authority() string { return v.r.Host }
+func (v *RequestView) Authority() string { return v.r.Host }
 
 // Method implements table.Request.
-func (v *reqView) Method() string { return v.r.Method }
+func (v *RequestView) Method() string { return v.r.Method }
 
 // Path implements table.Request: the request's :path, query included.
-func (v *reqView) Path() string { return v.path }
+func (v *RequestView) Path() string { return v.path }
 
 // Scheme implements table.Request.
-func (v *reqView) Scheme() string { return v.scheme }
+func (v *RequestView) Scheme() string { return v.scheme }
 
 // Header implements table.Request: name is lower case; pseudo-headers
 // and "host" are answered from the request line; several values are
 // joined with ",", as Envoy matches them.
-func (v *reqView) Header(name string) (string, bool) {
+func (v *RequestView) Header(name string) (string, bool) {
 	switch name {
 	case ":authority", "host":
 		return v.r.Host, true

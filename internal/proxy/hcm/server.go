@@ -74,7 +74,7 @@ type Env struct {
 // Forwarder is the last filter of a chain, which forwards a routed
 // request upstream and answers it: the router.
 type Forwarder interface {
-	Forward(w http.ResponseWriter, r *http.Request, ex *exchange, m *table.HTTPManager, route *table.Route, view *cluster.View)
+	Forward(w http.ResponseWriter, r *http.Request, ex *Exchange, m *table.HTTPManager, route *table.Route, view *cluster.View)
 }
 
 // Clusters finds the runtime view of a cluster a route names (the
@@ -267,7 +267,7 @@ func (h *Server) Serve(c *Conn) {
 // serves the connection and so counts the refusal (onRefuse).
 func (h *Server) onReject(c net.Conn, err error) {
 	if cc := h.Config.Load(); cc != nil && h.h1 == nil {
-		cc.Stats.cxProtocolError.Inc()
+		cc.Stats.CxProtocolError.Inc()
 	}
 	h.env.Log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
 }
@@ -282,7 +282,7 @@ func (h *Server) onRefuse(c net.Conn, status int, _ error) {
 		return
 	}
 	hs := cc.Stats
-	hs.cxProtocolError.Inc()
+	hs.CxProtocolError.Inc()
 	hs.rqTotal.Inc()
 	hs.rqHTTP1Total.Inc()
 	hs.codes.Class(status).Inc()
@@ -318,14 +318,14 @@ func srvConnOf(c net.Conn) *Conn {
 	return nil
 }
 
-type connInfoKey struct{}
+type ConnKey struct{}
 
 // connContext gives a request access to what the listener learnt about
 // its connection (original destination for ORIGINAL_DST clusters).
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	if sc := srvConnOf(c); sc != nil {
 		sc.closer = sc
-		return context.WithValue(ctx, connInfoKey{}, sc)
+		return context.WithValue(ctx, ConnKey{}, sc)
 	}
 	return ctx
 }

@@ -14,7 +14,7 @@ type Stats struct {
 	rqActive                                         *stats.Gauge
 	codes                                            *stats.CodeCounters // classes only
 	rqTime                                           *stats.Histogram
-	rqIdleTimeout, rqTxReset, cxProtocolError        *stats.Counter
+	RqIdleTimeout, RqTxReset, CxProtocolError        *stats.Counter
 	rqUnanswered                                     *stats.Counter // meshlens's own: see ensureAnswered
 	noRoute, noCluster, directResponse               *stats.Counter
 	cxUpgradesTotal, rqWsOnNonWsRoute                *stats.Counter
@@ -44,12 +44,12 @@ func NewStats(sc *stats.Scope) *Stats {
 		rqActive:         sc.Gauge("downstream_rq_active"),
 		codes:            sc.CodeCounters("downstream_rq"),
 		rqTime:           sc.Histogram("downstream_rq_time", stats.Milliseconds),
-		rqIdleTimeout:    sc.Counter("downstream_rq_idle_timeout"),
+		RqIdleTimeout:    sc.Counter("downstream_rq_idle_timeout"),
 		cxUpgradesTotal:  sc.Counter("downstream_cx_upgrades_total"),
 		cxUpgradesActive: sc.Gauge("downstream_cx_upgrades_active"),
 		rqWsOnNonWsRoute: sc.Counter("downstream_rq_ws_on_non_ws_route"),
-		rqTxReset:        sc.Counter("downstream_rq_tx_reset"),
-		cxProtocolError:  sc.Counter("downstream_cx_protocol_error"),
+		RqTxReset:        sc.Counter("downstream_rq_tx_reset"),
+		CxProtocolError:  sc.Counter("downstream_cx_protocol_error"),
 		rqUnanswered:     sc.Counter("downstream_rq_unanswered"),
 		noRoute:          sc.Counter("no_route"),
 		noCluster:        sc.Counter("no_cluster"),

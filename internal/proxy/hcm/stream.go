@@ -10,18 +10,18 @@ import (
 	"time"
 )
 
-// errStreamIdle is the cause of a request context cancelled because
+// ErrStreamIdle is the cause of a request context cancelled because
 // nothing moved on the stream for its idle timeout.
-var errStreamIdle = errors.New("stream idle timeout")
+var ErrStreamIdle = errors.New("stream idle timeout")
 
-// stream holds one forwarded request's timers: Envoy's route timeout,
+// Stream holds one forwarded request's timers: Envoy's route timeout,
 // which starts when the downstream request is complete, and its stream
 // idle timeout, which fires when no body bytes move either way. It wraps
 // the request body to see both the end of the request and activity.
 //
 // It is not pooled: the upstream transport may still read the body after
 // the handler returned.
-type stream struct {
+type Stream struct {
 	rc     io.ReadCloser // downstream body; nil when there is none
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -55,21 +55,21 @@ type downstreamBodyError struct{ err error }
 func (e *downstreamBodyError) Error() string { return "read downstream request body: " + e.err.Error() }
 func (e *downstreamBodyError) Unwrap() error { return e.err }
 
-// isDownstreamBodyError reports whether err, or the stream, says that
+// IsDownstreamBodyError reports whether err, or the stream, says that
 // reading the downstream request body failed. The stream is asked too: a
 // transport may replace the body reader's error with its own.
-func isDownstreamBodyError(err error, st *stream) bool {
-	if st.bodyFailed() {
+func IsDownstreamBodyError(err error, st *Stream) bool {
+	if st.BodyFailed() {
 		return true
 	}
 	var de *downstreamBodyError
 	return err != nil && errors.As(err, &de)
 }
 
-// startStream arms the timers of a request; route or idle 0 disables that
+// StartStream arms the timers of a request; route or idle 0 disables that
 // timer. The caller must call finish.
-func startStream(ctx context.Context, w http.ResponseWriter, body io.ReadCloser, route, idle time.Duration) (*stream, context.Context) {
-	s := &stream{w: w, route: route, idle: idle}
+func StartStream(ctx context.Context, w http.ResponseWriter, body io.ReadCloser, route, idle time.Duration) (*Stream, context.Context) {
+	s := &Stream{w: w, route: route, idle: idle}
 	if body != nil && body != http.NoBody {
 		s.rc = body
 	}
@@ -85,8 +85,8 @@ func startStream(ctx context.Context, w http.ResponseWriter, body io.ReadCloser,
 	return s, ctx
 }
 
-// body is what the upstream request reads.
-func (s *stream) body() io.ReadCloser {
+// Body is what the upstream request reads.
+func (s *Stream) Body() io.ReadCloser {
 	if s.rc == nil {
 		return nil
 	}
@@ -94,7 +94,7 @@ func (s *stream) body() io.ReadCloser {
 }
 
 // Read implements io.Reader over the downstream body.
-func (s *stream) Read(p []byte) (int, error) {
+func (s *Stream) Read(p []byte) (int, error) {
 	n, err := s.rc.Read(p)
 	if n > 0 {
 		s.received.Add(uint64(n))
@@ -119,11 +119,11 @@ func (s *stream) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// bodyFailed reports whether reading the downstream body failed.
-func (s *stream) bodyFailed() bool { return s != nil && s.bodyErr.Load() != nil }
+// BodyFailed reports whether reading the downstream body failed.
+func (s *Stream) BodyFailed() bool { return s != nil && s.bodyErr.Load() != nil }
 
-// bodyError is the first error reading the downstream body, nil if none.
-func (s *stream) bodyError() error {
+// BodyError is the first error reading the downstream body, nil if none.
+func (s *Stream) BodyError() error {
 	if de := s.bodyErr.Load(); de != nil {
 		return de.err
 	}
@@ -131,33 +131,33 @@ func (s *stream) bodyError() error {
 }
 
 // Close implements io.Closer.
-func (s *stream) Close() error { return s.rc.Close() }
+func (s *Stream) Close() error { return s.rc.Close() }
 
-// touch records response activity.
-func (s *stream) touch() {
+// Touch records response activity.
+func (s *Stream) Touch() {
 	if s.idle > 0 {
 		s.last.Store(time.Now().UnixNano())
 	}
 }
 
-func (s *stream) startRoute() {
+func (s *Stream) startRoute() {
 	if s.route > 0 {
-		s.routeTimer = time.AfterFunc(s.route, func() { s.cancel(errRouteTimeout) })
+		s.routeTimer = time.AfterFunc(s.route, func() { s.cancel(ErrRouteTimeout) })
 	}
 }
 
-func (s *stream) idleCheck() {
+func (s *Stream) idleCheck() {
 	if rest := s.idle - time.Since(time.Unix(0, s.last.Load())); rest > 0 {
 		s.idleTimer.Reset(rest)
 		return
 	}
-	s.cancel(errStreamIdle)
+	s.cancel(ErrStreamIdle)
 	// Unblock a read of a silent client's body.
 	_ = http.NewResponseController(s.w).SetReadDeadline(time.Now())
 }
 
-// finish stops the timers; after it returns they cannot fire or start.
-func (s *stream) finish() {
+// Finish stops the timers; after it returns they cannot fire or start.
+func (s *Stream) Finish() {
 	s.started.Do(func() {}) // routeTimer is now written, if ever
 	if s.routeTimer != nil {
 		s.routeTimer.Stop()

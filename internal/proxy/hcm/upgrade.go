@@ -73,27 +73,27 @@ func (a *tunnelAttempt) done() {
 // beginTunnel picks the endpoint for a tunnel to authority's route
 // cluster and admits it past the circuit breakers; when it cannot, it
 // answers as a request would be answered and returns nil.
-func (h *Server) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, view *cluster.View, authority string) *tunnelAttempt {
+func (h *Server) beginTunnel(w http.ResponseWriter, r *http.Request, ex *Exchange, view *cluster.View, authority string) *tunnelAttempt {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := r.Context().Value(connInfoKey{}).(*Conn)
-		ep, _ = OrigDstEndpoint(view, ci.info(), authority)
+		ci, _ := r.Context().Value(ConnKey{}).(*Conn)
+		ep, _ = OrigDstEndpoint(view, ci.ListenerInfo(), authority)
 	} else {
 		ep = view.Pick()
 	}
 	if ep == nil {
 		view.Up.Stats.CxNoneHealthy.Inc()
-		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
+		ex.Reply(w, http.StatusServiceUnavailable, BodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 		return nil
 	}
 	view.Up.MarkUsed()
 	if !view.AdmitRequest(false) {
 		w.Header()["X-Envoy-Overflow"] = []string{"true"}
-		ex.reply(w, http.StatusServiceUnavailable, BodyOverflow, accesslog.UpstreamOverflow)
+		ex.Reply(w, http.StatusServiceUnavailable, BodyOverflow, accesslog.UpstreamOverflow)
 		return nil
 	}
-	ex.ep = ep
-	ex.attempts = 1
+	ex.Endpoint = ep
+	ex.Attempts = 1
 	cs := view.Up.Stats
 	ep.Stats.RqTotal.Add(1)
 	cs.RqTotal.Inc()
@@ -104,7 +104,7 @@ func (h *Server) beginTunnel(w http.ResponseWriter, r *http.Request, ex *exchang
 
 // failTunnel answers a tunnel whose upstream side failed, as a request's
 // failure is answered, and tells outlier detection.
-func (h *Server) failTunnel(w http.ResponseWriter, r *http.Request, ex *exchange, a *tunnelAttempt, err error) {
+func (h *Server) failTunnel(w http.ResponseWriter, r *http.Request, ex *Exchange, a *tunnelAttempt, err error) {
 	if r.Context().Err() == nil {
 		a.view.Outcome(a.ep, true)
 	}
@@ -113,15 +113,15 @@ func (h *Server) failTunnel(w http.ResponseWriter, r *http.Request, ex *exchange
 	var ce *cluster.ConnectError
 	switch {
 	case r.Context().Err() != nil:
-		ex.flags |= accesslog.DownstreamConnectionTermination
+		ex.Flags |= accesslog.DownstreamConnectionTermination
 	case errors.As(err, &ce):
-		ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
+		ex.Reply(w, http.StatusServiceUnavailable, BodyConnectFailure, accesslog.UpstreamConnectionFailure)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		cs.RqTimeout.Inc()
-		ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
+		ex.Reply(w, http.StatusGatewayTimeout, BodyTimeout, accesslog.UpstreamRequestTimeout)
 	default:
 		cs.RqRxReset.Inc()
-		ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
+		ex.Reply(w, http.StatusServiceUnavailable, BodyReset, accesslog.UpstreamConnectionTermination)
 	}
 }
 
@@ -143,11 +143,11 @@ func (h *Server) streamIdle(hcm *table.HTTPManager, route *table.Route) time.Dur
 // (upEarly, may be nil), passes on what the client sent early, and then
 // copies both ways until the tunnel ends. It counts the tunnel in the
 // connection manager's upgrade stats and the bytes in ex.
-func (h *Server) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upEarly *bufio.Reader, head func(*bufio.Writer), idle time.Duration) {
+func (h *Server) relay(w http.ResponseWriter, ex *Exchange, up net.Conn, upEarly *bufio.Reader, head func(*bufio.Writer), idle time.Duration) {
 	down, err := hijack(w)
 	if err != nil {
 		h.env.Log.Warn("cannot take the downstream connection over for a tunnel", "err", err)
-		ex.flags |= accesslog.DownstreamConnectionTermination
+		ex.Flags |= accesslog.DownstreamConnectionTermination
 		return
 	}
 	sess := tunnel.NewPair(down.Conn, up)
@@ -156,7 +156,7 @@ func (h *Server) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upEarly
 		return // draining
 	}
 	defer h.tunnels.Remove(sess)
-	hs := ex.hcm
+	hs := ex.Stats
 	hs.cxUpgradesTotal.Inc()
 	hs.cxUpgradesActive.Inc()
 	defer hs.cxUpgradesActive.Dec()
@@ -167,7 +167,7 @@ func (h *Server) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upEarly
 		if n := upEarly.Buffered(); n > 0 {
 			b, _ := upEarly.Peek(n)
 			_, _ = bw.Write(b)
-			ex.sent += uint64(n)
+			ex.Sent += uint64(n)
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -181,17 +181,17 @@ func (h *Server) relay(w http.ResponseWriter, ex *exchange, up net.Conn, upEarly
 		ex.received += uint64(n)
 	}
 	toDown, toUp, idled := tunnel.PipeBoth(down.Conn, up, idle)
-	ex.sent += uint64(toDown)
+	ex.Sent += uint64(toDown)
 	ex.received += uint64(toUp)
 	if idled {
-		hs.rqIdleTimeout.Inc()
-		ex.flags |= accesslog.StreamIdleTimeout
+		hs.RqIdleTimeout.Inc()
+		ex.Flags |= accesslog.StreamIdleTimeout
 	}
 }
 
 // upgrade forwards an upgrade request to the route's cluster and, when
 // the endpoint switches protocols, tunnels the two connections.
-func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
+func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *Exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
 	a := h.beginTunnel(w, r, ex, view, r.Host)
 	if a == nil {
 		return
@@ -202,15 +202,15 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, h
 	// The head to send: the request's, with its hop-by-hop fields gone
 	// but for the two that ask for the upgrade.
 	upgrade := r.Header["Upgrade"]
-	prepareRequestHeaders(r, h.scheme)
+	PrepareRequestHeaders(r, h.scheme)
 	r.Header["Connection"] = []string{"Upgrade"}
 	r.Header["Upgrade"] = upgrade
-	target := ex.req.path
+	target := ex.Req.path
 	if route.HasPathRewrite() {
 		if _, set := r.Header["X-Envoy-Original-Path"]; !set {
-			r.Header["X-Envoy-Original-Path"] = []string{ex.req.path}
+			r.Header["X-Envoy-Original-Path"] = []string{ex.Req.path}
 		}
-		target = route.RewritePath(ex.req.path)
+		target = route.RewritePath(ex.Req.path)
 	}
 	if u, err := url.Parse(target); err == nil && u.IsAbs() {
 		target = u.RequestURI() // absolute-form, as sent to a forward proxy
@@ -232,14 +232,14 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, h
 		return
 	}
 	defer up.Close()
-	ex.firstByte = time.Now()
+	ex.FirstByte = time.Now()
 	view.Up.Stats.CountResponse(ep.Stats, resp.StatusCode)
 	view.Outcome(ep, resp.StatusCode >= 500)
-	ex.status = resp.StatusCode
+	ex.Status = resp.StatusCode
 
 	hdr := w.Header()
 	for k, vv := range resp.Header {
-		if isHopByHop(k) && k != "Connection" && k != "Upgrade" {
+		if IsHopByHop(k) && k != "Connection" && k != "Upgrade" {
 			continue
 		}
 		hdr[k] = vv
@@ -251,7 +251,7 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, h
 		delete(hdr, "Upgrade")
 		w.WriteHeader(resp.StatusCode)
 		n, _ := io.Copy(w, resp.Body)
-		ex.sent = uint64(n)
+		ex.Sent = uint64(n)
 		_ = resp.Body.Close()
 		return
 	}
@@ -266,13 +266,13 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *exchange, h
 // routed as a GET of "/" to it would be, and the tunnel goes to the
 // chosen endpoint (for the mesh's passthrough cluster, the authority
 // itself) over the cluster's transport, TLS included.
-func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *exchange, cc *ChainConfig) {
+func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig) {
 	authority := r.Host
 	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
-		ex.reply(w, http.StatusBadRequest, "CONNECT: the authority must be host:port", 0)
+		ex.Reply(w, http.StatusBadRequest, "CONNECT: the authority must be host:port", 0)
 		return
 	}
-	ex.req.path = "/"
+	ex.Req.path = "/"
 	route, view := routeTo(w, ex, cc)
 	if view == nil {
 		return
@@ -292,9 +292,9 @@ func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *exchange, c
 	}
 	defer up.Close()
 	view.Outcome(a.ep, false)
-	ex.firstByte = time.Now()
+	ex.FirstByte = time.Now()
 	view.Up.Stats.CountResponse(a.ep.Stats, http.StatusOK)
-	ex.status = http.StatusOK
+	ex.Status = http.StatusOK
 	h.relay(w, ex, up, nil, func(bw *bufio.Writer) {
 		bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
 	}, h.streamIdle(cc.Chain.HTTP, route))

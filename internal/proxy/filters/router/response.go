@@ -1,10 +1,12 @@
-package hcm
+package router
 
 import (
 	"errors"
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 )
 
 // errUpstreamBody marks a failure reading the upstream response body, as
@@ -15,17 +17,17 @@ var errUpstreamBody = errors.New("upstream body")
 // hop-by-hop ones, the body streamed through a pooled buffer (flushed per
 // read when the response is of unknown length: gRPC, server-sent events,
 // chunked streams), then the trailers.
-func writeResponse(w http.ResponseWriter, resp *http.Response, st *stream, ex *exchange) error {
+func writeResponse(w http.ResponseWriter, resp *http.Response, st *hcm.Stream, ex *hcm.Exchange) error {
 	defer resp.Body.Close()
 	hdr := w.Header()
 	for k, vv := range resp.Header {
-		if isHopByHop(k) {
+		if hcm.IsHopByHop(k) {
 			continue
 		}
 		hdr[k] = vv
 	}
 	if conn, ok := resp.Header["Connection"]; ok {
-		removeConnectionTokens(hdr, conn)
+		hcm.RemoveConnectionTokens(hdr, conn)
 	}
 	if _, ok := resp.Header["Content-Type"]; !ok {
 		hdr["Content-Type"] = nil // no content sniffing
@@ -43,9 +45,9 @@ func writeResponse(w http.ResponseWriter, resp *http.Response, st *stream, ex *e
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			st.touch()
+			st.Touch()
 			wn, werr := w.Write(buf[:n])
-			ex.sent += uint64(wn)
+			ex.Sent += uint64(wn)
 			if werr != nil {
 				return werr
 			}

@@ -1,4 +1,4 @@
-package hcm
+package router
 
 import (
 	"context"

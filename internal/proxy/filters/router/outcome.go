@@ -1,10 +1,12 @@
-package hcm
+package router
 
 import (
 	"context"
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 )
 
 // The router's verdict on each attempt, which it feeds to the cluster's
@@ -32,7 +34,7 @@ func judge(ctx context.Context, tr *tryResult) verdict {
 		// could not be replayed, says nothing of the endpoint.
 		return verdictNone
 	case tr.err != nil:
-		if tr.perTryTimeout || context.Cause(ctx) == errRouteTimeout {
+		if tr.perTryTimeout || context.Cause(ctx) == hcm.ErrRouteTimeout {
 			return verdictFail
 		}
 		if ctx.Err() != nil {

@@ -1,4 +1,4 @@
-package hcm
+package router
 
 import (
 	"context"
@@ -11,15 +11,9 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
-
-// The router: the last HTTP filter of a chain. forward runs the retry
-// loop (retryLoop) around the single attempt (try, attempt), side by
-// side as Caddy's reverse proxy keeps them, and answers with the
-// upstream response (respond, response.go) or a local reply
-// (replyFailure). Picking, pools, breakers and outlier detection are
-// the cluster's (package cluster).
 
 // Router is the last HTTP filter of a chain: it forwards a routed
 // request to its cluster and answers it (Envoy's envoy.filters.http.router).
@@ -32,18 +26,18 @@ type Router struct {
 // Forward sends the request to the cluster, retrying under the route's
 // retry policy (retryLoop), and streams the response back (respond) or
 // answers the failure locally (replyFailure).
-func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
-	idle := hcm.StreamIdleTimeout
+func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *hcm.Exchange, m *table.HTTPManager, route *table.Route, view *cluster.View) {
+	idle := m.StreamIdleTimeout
 	if route.IdleTimeout > 0 {
 		idle = route.IdleTimeout
 	}
 	if idle <= 0 {
 		idle = h.StreamIdleTimeout
 	}
-	st, ctx := startStream(r.Context(), w, r.Body, route.Timeout, idle)
-	ex.st = st
-	defer st.finish()
-	body := st.body()
+	st, ctx := hcm.StartStream(r.Context(), w, r.Body, route.Timeout, idle)
+	ex.Stream = st
+	defer st.Finish()
+	body := st.Body()
 	if r.ProtoMajor == 1 && body != nil {
 		// Let the upstream answer while the client still sends (streaming
 		// uploads, early errors).
@@ -54,7 +48,7 @@ func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *exchange, h
 	out := h.upstreamRequest(ctx, r, ex, route, view, body)
 	tr := h.retryLoop(ctx, r, out, ex, route, view, st, body)
 	defer tr.cancel()
-	ex.ep = tr.ep
+	ex.Endpoint = tr.ep
 	if tr.err != nil {
 		h.replyFailure(ctx, w, r, ex, &tr, view)
 		return
@@ -65,8 +59,8 @@ func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *exchange, h
 // upstreamRequest is the request to send upstream: r with its
 // hop-by-hop headers removed, the route's path and host rewrites, and
 // body (the stream's) as its body.
-func (h *Router) upstreamRequest(ctx context.Context, r *http.Request, ex *exchange, route *table.Route, view *cluster.View, body io.ReadCloser) *http.Request {
-	prepareRequestHeaders(r, ex.req.scheme)
+func (h *Router) upstreamRequest(ctx context.Context, r *http.Request, ex *hcm.Exchange, route *table.Route, view *cluster.View, body io.ReadCloser) *http.Request {
+	hcm.PrepareRequestHeaders(r, ex.Req.Scheme())
 	out := r.WithContext(ctx)
 	out.RequestURI = ""
 	out.Close = false
@@ -81,9 +75,9 @@ func (h *Router) upstreamRequest(ctx context.Context, r *http.Request, ex *excha
 	}
 	if route.HasPathRewrite() {
 		if _, set := r.Header["X-Envoy-Original-Path"]; !set {
-			r.Header["X-Envoy-Original-Path"] = []string{ex.req.path}
+			r.Header["X-Envoy-Original-Path"] = []string{ex.Req.Path()}
 		}
-		setTarget(u, route.RewritePath(ex.req.path))
+		setTarget(u, route.RewritePath(ex.Req.Path()))
 	}
 	if route.HostRewrite != "" {
 		out.Host = route.HostRewrite
@@ -96,7 +90,7 @@ func (h *Router) upstreamRequest(ctx context.Context, r *http.Request, ex *excha
 // returns the last one. With a retry policy the body is kept (up to
 // MaxRetryBody) as it streams to the first attempt, so that a retry can
 // replay it.
-func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *exchange, route *table.Route, view *cluster.View, st *stream, body io.ReadCloser) tryResult {
+func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *hcm.Exchange, route *table.Route, view *cluster.View, st *hcm.Stream, body io.ReadCloser) tryResult {
 	var retries int
 	var rb *replayBody
 	if pol := route.Retry; pol != nil && pol.NumRetries > 0 {
@@ -123,7 +117,7 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *exchan
 		if n > 0 {
 			view.Up.RetryDone()
 		}
-		ex.attempts++
+		ex.Attempts++
 		if n >= retries || !retriable(route.Retry, &tr, ctx) || (rb != nil && !rb.canReplay()) || !view.AdmitRetry() {
 			return tr
 		}
@@ -141,16 +135,16 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *exchan
 
 // replyFailure answers a request whose last attempt failed, with Envoy's
 // local reply and response flag for the cause.
-func (h *Router) replyFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
+func (h *Router) replyFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, ex *hcm.Exchange, tr *tryResult, view *cluster.View) {
 	cs, ep, err := view.Up.Stats, tr.ep, tr.err
 	switch {
 	case errors.Is(err, errNoEndpoint):
 		cs.CxNoneHealthy.Inc()
-		ex.reply(w, http.StatusServiceUnavailable, bodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
+		ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 	case errors.Is(err, cluster.ErrOverflow):
 		w.Header()["X-Envoy-Overflow"] = []string{"true"}
-		ex.reply(w, http.StatusServiceUnavailable, BodyOverflow, accesslog.UpstreamOverflow)
-	case context.Cause(ctx) == errRouteTimeout || tr.perTryTimeout:
+		ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyOverflow, accesslog.UpstreamOverflow)
+	case context.Cause(ctx) == hcm.ErrRouteTimeout || tr.perTryTimeout:
 		if tr.perTryTimeout {
 			cs.RqPerTryTimeout.Inc()
 		} else {
@@ -159,62 +153,62 @@ func (h *Router) replyFailure(ctx context.Context, w http.ResponseWriter, r *htt
 		if ep != nil {
 			ep.Stats.RqTimeout.Add(1)
 		}
-		ex.reply(w, http.StatusGatewayTimeout, bodyTimeout, accesslog.UpstreamRequestTimeout)
-	case context.Cause(ctx) == errStreamIdle:
-		ex.hcm.rqIdleTimeout.Inc()
-		ex.reply(w, http.StatusRequestTimeout, bodyStreamTimeout, accesslog.StreamIdleTimeout)
+		ex.Reply(w, http.StatusGatewayTimeout, hcm.BodyTimeout, accesslog.UpstreamRequestTimeout)
+	case context.Cause(ctx) == hcm.ErrStreamIdle:
+		ex.Stats.RqIdleTimeout.Inc()
+		ex.Reply(w, http.StatusRequestTimeout, hcm.BodyStreamTimeout, accesslog.StreamIdleTimeout)
 	case r.Context().Err() != nil:
 		// The client went away; nobody to answer.
-		ex.flags |= accesslog.DownstreamConnectionTermination
+		ex.Flags |= accesslog.DownstreamConnectionTermination
 	case tr.downstream:
 		// The client's body was malformed or cut short: its fault,
 		// as Envoy and HAProxy answer it.
-		ex.badRequest(w, r, ex.st.bodyError())
+		ex.BadRequest(w, r, ex.Stream.BodyError())
 	case tr.outgrew:
 		cs.RqRetryAbandoned.Inc()
-		ex.reply(w, http.StatusInsufficientStorage, bodyRetryBufferExceeded, 0)
+		ex.Reply(w, http.StatusInsufficientStorage, hcm.BodyRetryBufferExceeded, 0)
 	default:
 		var ce *cluster.ConnectError
 		if errors.As(err, &ce) {
-			ex.reply(w, http.StatusServiceUnavailable, bodyConnectFailure, accesslog.UpstreamConnectionFailure)
+			ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyConnectFailure, accesslog.UpstreamConnectionFailure)
 		} else {
 			cs.RqRxReset.Inc()
-			ex.reply(w, http.StatusServiceUnavailable, bodyReset, accesslog.UpstreamConnectionTermination)
+			ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyReset, accesslog.UpstreamConnectionTermination)
 		}
 	}
 }
 
 // respond streams the upstream response of the last attempt back, and
 // ends the attempt.
-func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *exchange, tr *tryResult, view *cluster.View) {
-	resp, ep, st, cs := tr.resp, tr.ep, ex.st, view.Up.Stats
-	ex.firstByte = time.Now()
+func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *hcm.Exchange, tr *tryResult, view *cluster.View) {
+	resp, ep, st, cs := tr.resp, tr.ep, ex.Stream, view.Up.Stats
+	ex.FirstByte = time.Now()
 	defer func() {
 		view.Up.AttemptDone(ep.Stats)
 		cs.RqTime.RecordDuration(time.Since(tr.start))
 	}()
 	cs.CountResponse(ep.Stats, resp.StatusCode)
-	if ex.attempts > 1 && resp.StatusCode < 500 {
+	if ex.Attempts > 1 && resp.StatusCode < 500 {
 		cs.RqRetrySuccess.Inc()
 	}
-	ex.status = resp.StatusCode
+	ex.Status = resp.StatusCode
 	err := writeResponse(w, resp, st, ex)
-	if tr.trailersJudge && r.Context().Err() == nil && !st.bodyFailed() {
+	if tr.trailersJudge && r.Context().Err() == nil && !st.BodyFailed() {
 		if v := grpcOutcome(resp, err); v != verdictNone {
 			view.Outcome(ep, v == verdictFail)
 		}
 	}
 	if err != nil {
-		if st.bodyFailed() {
+		if st.BodyFailed() {
 			// The upstream answered early, then the client's body
 			// failed: the stream ends, and it is the client's fault.
-			ex.hcm.cxProtocolError.Inc()
-			ex.flags |= accesslog.DownstreamProtocolError
+			ex.Stats.CxProtocolError.Inc()
+			ex.Flags |= accesslog.DownstreamProtocolError
 			panic(http.ErrAbortHandler)
 		}
 		if errors.Is(err, errUpstreamBody) {
-			ex.hcm.rqTxReset.Inc()
-			ex.flags |= accesslog.UpstreamRemoteReset
+			ex.Stats.RqTxReset.Inc()
+			ex.Flags |= accesslog.UpstreamRemoteReset
 			// The upstream failed mid-body: abort the downstream stream
 			// (HTTP/1.1 closes without the last chunk, HTTP/2 resets) so
 			// the client does not take a truncated body for a whole one.
@@ -246,9 +240,9 @@ var errNoEndpoint = errors.New("no healthy upstream")
 func (h *Router) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := out.Context().Value(connInfoKey{}).(*Conn)
+		ci, _ := out.Context().Value(hcm.ConnKey{}).(*hcm.Conn)
 		var ok bool
-		if ep, ok = OrigDstEndpoint(view, ci.info(), out.Host); !ok {
+		if ep, ok = hcm.OrigDstEndpoint(view, ci.ListenerInfo(), out.Host); !ok {
 			return nil, nil, errNoEndpoint
 		}
 	} else if ep = view.Pick(); ep == nil {
@@ -302,7 +296,7 @@ type tryResult struct {
 
 // try performs one attempt under the retry policy's per-try timeout; st
 // is the request's stream, which tells a downstream body failure.
-func (h *Router) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *stream) tryResult {
+func (h *Router) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *hcm.Stream) tryResult {
 	tr := tryResult{cancel: func() {}, start: time.Now()}
 	actx := ctx
 	if p := route.Retry; p != nil && p.PerTryTimeout > 0 {
@@ -312,7 +306,7 @@ func (h *Router) try(ctx context.Context, out *http.Request, downMajor int, view
 	tr.resp, tr.ep, tr.err = h.attempt(out, downMajor, view, route)
 	if tr.err != nil {
 		switch {
-		case isDownstreamBodyError(tr.err, st):
+		case hcm.IsDownstreamBodyError(tr.err, st):
 			tr.downstream = true
 		case errors.Is(tr.err, errBodyOutgrew):
 			tr.outgrew = true

@@ -1,4 +1,4 @@
-package hcm
+package router
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 )
 
 func TestJudge(t *testing.T) {
@@ -23,7 +24,7 @@ func TestJudge(t *testing.T) {
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	timedOut, cancel2 := context.WithCancelCause(context.Background())
-	cancel2(errRouteTimeout)
+	cancel2(hcm.ErrRouteTimeout)
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
