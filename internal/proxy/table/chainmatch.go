@@ -184,7 +184,10 @@ func contains(list []string, s string) bool {
 
 // matchChainSlow is MatchChain for listeners with more than 64 chains:
 // the same levels over a slice of flags instead of a bit set. It
-// allocates, which such listeners are rare enough to afford.
+// allocates, which such listeners are rare enough to afford. It is one
+// list of keep calls, one per filter_chain_match criterion in Envoy's
+// order, kept in one function so that the order reads as Envoy
+// documents it.
 func (l *Listener) matchChainSlow(c ConnInfo) *FilterChain {
 	in := make([]bool, len(l.Chains))
 	for i := range in {

@@ -148,9 +148,20 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 	for k, v := range res.Versions {
 		snap.Versions[k] = v
 	}
-
 	// Endpoints first: clusters need them.
-	for i, cla := range res.Endpoints {
+	c.compileEndpoints(res.Endpoints, snap)
+	c.compileClusters(res.Clusters, snap)
+	c.compileRoutes(res.Routes, snap)
+	c.compileListeners(res.Listeners, snap)
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return snap, nil
+}
+
+// compileEndpoints keeps the cluster load assignments for the clusters.
+func (c *compiler) compileEndpoints(clas []*endpointv3.ClusterLoadAssignment, snap *Snapshot) {
+	for i, cla := range clas {
 		name := cla.GetClusterName()
 		if cla == nil {
 			c.fail("cluster load assignment", "#"+strconv.Itoa(i), errors.New("nil resource"))
@@ -167,8 +178,11 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 		c.cla[name] = cla
 		snap.Resources[resourcev3.EndpointType] = append(snap.Resources[resourcev3.EndpointType], cla)
 	}
+}
 
-	for i, cl := range res.Clusters {
+// compileClusters compiles the clusters with their endpoints.
+func (c *compiler) compileClusters(cls []*clusterv3.Cluster, snap *Snapshot) {
+	for i, cl := range cls {
 		if cl == nil {
 			c.fail("cluster", "#"+strconv.Itoa(i), errors.New("nil resource"))
 			continue
@@ -185,10 +199,12 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 		}
 		c.clusters[out.Name] = out
 	}
+}
 
-	// Route configurations received over RDS: Envoy does not validate
-	// their clusters unless told to.
-	for i, rc := range res.Routes {
+// compileRoutes compiles the route configurations received over RDS:
+// Envoy does not validate their clusters unless told to.
+func (c *compiler) compileRoutes(rcs []*routev3.RouteConfiguration, snap *Snapshot) {
+	for i, rc := range rcs {
 		if rc == nil {
 			c.fail("route config", "#"+strconv.Itoa(i), errors.New("nil resource"))
 			continue
@@ -206,10 +222,14 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 		}
 		c.routes[rt.Name] = rt
 	}
+}
 
+// compileListeners compiles the listeners, sorted by name; two that bind
+// the same address are refused.
+func (c *compiler) compileListeners(ls []*listenerv3.Listener, snap *Snapshot) {
 	seen := map[string]bool{}
 	bound := map[netip.AddrPort]string{}
-	for i, l := range res.Listeners {
+	for i, l := range ls {
 		if l == nil {
 			c.fail("listener", "#"+strconv.Itoa(i), errors.New("nil resource"))
 			continue
@@ -238,11 +258,6 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 		snap.Listeners = append(snap.Listeners, out)
 	}
 	slices.SortFunc(snap.Listeners, func(a, b *Listener) int { return strings.Compare(a.Name, b.Name) })
-
-	if len(c.errs) > 0 {
-		return nil, errors.Join(c.errs...)
-	}
-	return snap, nil
 }
 
 // resolve finds a cluster by name. A missing one is an error when the

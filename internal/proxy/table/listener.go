@@ -34,29 +34,9 @@ func (c *compiler) listener(l *listenerv3.Listener) (*Listener, error) {
 		out.BindToPort = b.GetValue()
 	}
 	out.OriginalDst = l.GetUseOriginalDst().GetValue()
-	switch {
-	case c.opts.Gateway:
-		out.Direction = Gateway
-	case xdsmeta.IsInboundListener(out.Name):
-		out.Direction = Inbound
-	case xdsmeta.IsOutboundListener(out.Name):
-		out.Direction = Outbound
-	case l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND:
-		out.Direction = Inbound
-	default:
-		out.Direction = Outbound
-	}
-	for i, f := range l.GetListenerFilters() {
-		switch {
-		case f.GetName() == nameOriginalDst || f.GetTypedConfig().GetTypeUrl() == typeOriginalDst:
-			out.OriginalDst = true
-		case f.GetName() == nameTLSInspector || f.GetTypedConfig().GetTypeUrl() == typeTLSInspector:
-			out.TLSInspector = true
-		case f.GetName() == nameHTTPInspector || f.GetTypedConfig().GetTypeUrl() == typeHTTPInspector:
-			out.HTTPInspector = true
-		case f.GetFilterDisabled() != nil:
-			return nil, fmt.Errorf("listener_filters[%d]: filter_disabled "+errNotSupported, i)
-		}
+	out.Direction = c.direction(l)
+	if err := listenerFilters(l, out); err != nil {
+		return nil, err
 	}
 	if l.GetFilterChainMatcher() != nil {
 		return nil, fmt.Errorf("filter_chain_matcher " + errNotSupported + "; use filter_chain_match")
@@ -88,6 +68,49 @@ func (c *compiler) listener(l *listenerv3.Listener) (*Listener, error) {
 		return nil, err
 	}
 	slices.SortStableFunc(out.Chains, compareChains)
+	enableInspectors(out)
+	return out, nil
+}
+
+// direction is where a listener's traffic goes: a gateway's are all
+// Gateway; otherwise the control plane's listener names say it, else the
+// listener's traffic_direction.
+func (c *compiler) direction(l *listenerv3.Listener) Direction {
+	switch {
+	case c.opts.Gateway:
+		return Gateway
+	case xdsmeta.IsInboundListener(l.GetName()):
+		return Inbound
+	case xdsmeta.IsOutboundListener(l.GetName()):
+		return Outbound
+	case l.GetTrafficDirection() == corev3.TrafficDirection_INBOUND:
+		return Inbound
+	}
+	return Outbound
+}
+
+// listenerFilters reads the listener filters meshlens runs (original
+// destination, TLS and HTTP inspectors) into out.
+func listenerFilters(l *listenerv3.Listener, out *Listener) error {
+	for i, f := range l.GetListenerFilters() {
+		switch {
+		case f.GetName() == nameOriginalDst || f.GetTypedConfig().GetTypeUrl() == typeOriginalDst:
+			out.OriginalDst = true
+		case f.GetName() == nameTLSInspector || f.GetTypedConfig().GetTypeUrl() == typeTLSInspector:
+			out.TLSInspector = true
+		case f.GetName() == nameHTTPInspector || f.GetTypedConfig().GetTypeUrl() == typeHTTPInspector:
+			out.HTTPInspector = true
+		case f.GetFilterDisabled() != nil:
+			return fmt.Errorf("listener_filters[%d]: filter_disabled "+errNotSupported, i)
+		}
+	}
+	return nil
+}
+
+// enableInspectors turns on the inspectors the chains' matches need:
+// server names, a tls transport or application protocols over TLS need
+// the TLS inspector, application protocols in plaintext the HTTP one.
+func enableInspectors(out *Listener) {
 	for _, ch := range out.Chains {
 		if len(ch.ServerNames) > 0 || ch.TransportProtocol == "tls" {
 			out.TLSInspector = true
@@ -100,7 +123,6 @@ func (c *compiler) listener(l *listenerv3.Listener) (*Listener, error) {
 			}
 		}
 	}
-	return out, nil
 }
 
 // isHTTPInspectorProtocol reports whether Envoy's HTTP inspector can

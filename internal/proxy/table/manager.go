@@ -78,6 +78,15 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 		}
 	}
 
+	if err := c.hcmRoutes(&hcm, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// hcmRoutes finds a connection manager's route table: from RDS (missing
+// is an error unless AllowMissing), or inline.
+func (c *compiler) hcmRoutes(hcm *hcmv3.HttpConnectionManager, out *HTTPManager) error {
 	switch rs := hcm.GetRouteSpecifier().(type) {
 	case *hcmv3.HttpConnectionManager_Rds:
 		name := rs.Rds.GetRouteConfigName()
@@ -88,19 +97,19 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 			out.Routes = rt
 		case c.routeCfgs[name] != nil:
 			// Received but invalid: its own error is already reported.
-			return nil, fmt.Errorf("route config %q is invalid", name)
+			return fmt.Errorf("route config %q is invalid", name)
 		case c.opts.AllowMissing:
 			out.Routes = emptyRouteTable(name)
 			c.routes[name] = out.Routes
 		default:
-			return nil, fmt.Errorf("route config %q %w", name, ErrMissing)
+			return fmt.Errorf("route config %q %w", name, ErrMissing)
 		}
 	case *hcmv3.HttpConnectionManager_RouteConfig:
 		// Inline route configurations are "static" for Envoy: their
 		// clusters are validated unless told otherwise.
 		rt, err := c.routeTable(rs.RouteConfig, true)
 		if err != nil {
-			return nil, fmt.Errorf("route_config: %w", err)
+			return fmt.Errorf("route_config: %w", err)
 		}
 		out.RouteConfigName = rt.Name
 		out.Routes = rt
@@ -108,9 +117,9 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 			c.routes[rt.Name] = rt
 		}
 	default:
-		return nil, errors.New("scoped_routes " + errNotSupported + "; use rds or route_config")
+		return errors.New("scoped_routes " + errNotSupported + "; use rds or route_config")
 	}
-	return out, nil
+	return nil
 }
 
 func (c *compiler) tcpProxy(a *anypb.Any) (*TCPProxy, error) {
