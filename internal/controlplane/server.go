@@ -47,7 +47,9 @@ type Config struct {
 	// system's resolver, net.DefaultResolver).
 	Resolver Resolver
 	Logger   *slog.Logger
-	// TraceStore bounds the built-in trace store (see tracestore).
+	// TraceStore bounds the built-in trace store (see tracestore). With
+	// MaxDiskBytes set and no Dir, spans are kept on disk as well, under
+	// DataDir/traces.
 	TraceStore tracestore.Options
 	// DisableOTLP turns off the trace store's OTLP receivers (gRPC on the
 	// xDS address, POST /v1/traces on the API) and the builtin tracing
@@ -133,9 +135,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("xds address: %w", err)
 	}
-	s.traces = tracestore.New(cfg.TraceStore)
+	if s.traces, err = openTraceStore(cfg); err != nil {
+		s.xdsLn.Close()
+		s.apiLn.Close()
+		st.Close()
+		return nil, err
+	}
 	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
 	s.metrics.reg.MustRegister(newStateCollector(s))
+	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil
 }
 
@@ -150,6 +158,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer s.store.Close()
+	defer s.traces.Close()
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)

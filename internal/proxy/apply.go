@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -93,12 +94,13 @@ type applyTxn struct {
 	retired []func(ctx context.Context)
 }
 
-// chainRT is what a filter chain acquired for the snapshot: its stats
-// and access logs.
+// chainRT is what a filter chain acquired for the snapshot: its stats,
+// access logs and, for an HTTP chain, its compiled HTTP filter chain.
 type chainRT struct {
-	stats *hcm.Stats
-	tcp   *tunnel.Stats
-	logs  []hcm.ChainLog
+	stats   *hcm.Stats
+	tcp     *tunnel.Stats
+	logs    []hcm.ChainLog
+	filters *chain.Chain
 }
 
 // listenerSwap is one listener's new configuration, stored by swap.

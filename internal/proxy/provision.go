@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
@@ -90,10 +91,20 @@ func allChains(l *table.Listener) []*table.FilterChain {
 }
 
 // provisionChains acquires the stats scopes and access logs of the
-// listeners and chains. The previous snapshot's are released after the
-// swap, so the stats of what stays carry over.
+// listeners and chains, builds each HTTP chain's filter chain and
+// provisions the rate limits (HTTP and network), whose buckets carry over
+// from the previous snapshot where unchanged. The previous snapshot's
+// scopes are released after the swap, so the stats of what stays carry
+// over.
 func (t *applyTxn) provisionChains() error {
 	p := t.p
+	acquire := func(prefix string) *stats.Scope { return t.res.acquire(p.dataStats, prefix) }
+	if old := p.state.Load(); old != nil {
+		carryBuckets(old.snap, t.s)
+	}
+	for _, rl := range t.s.RateLimits {
+		rl.Provision(acquire(rl.StatsPrefix()))
+	}
 	t.chainRTs = map[*table.FilterChain]*chainRT{}
 	t.lstats = map[string]*listener.Stats{}
 	for _, l := range t.s.Listeners {
@@ -104,9 +115,13 @@ func (t *applyTxn) provisionChains() error {
 			switch {
 			case c.HTTP != nil:
 				crt.stats = hcm.NewStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				crt.filters = chain.New(c.HTTP.Filters, c.HTTP.StatPrefix, acquire)
 				als = c.HTTP.AccessLogs
 			case c.TCP != nil:
 				crt.tcp = tunnel.NewStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				if rl := c.NetRateLimit; rl != nil {
+					rl.Provision(acquire(rl.StatsPrefix()))
+				}
 				als = c.TCP.AccessLogs
 			}
 			for _, al := range als {
@@ -174,7 +189,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			}
 		}
 		crt := t.chainRTs[c]
-		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS}})
+		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS, Filters: crt.filters}})
 		ls.servers[key] = hs
 		byChain[c] = hs
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -19,6 +20,11 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 	tc.stats.CxTotal.Inc()
 	var down net.Conn = c
 	switch {
+	case !chain.NetRateLimit.AllowConnection(ratelimit.Now()):
+		// The network local_ratelimit filter before tcp_proxy found
+		// its bucket empty: closed at once, counted by the filter.
+		_ = c.Close()
+		return
 	case tc.unusable != "":
 		_ = c.Close()
 		return

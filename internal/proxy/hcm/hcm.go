@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
@@ -154,6 +155,9 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc 
 		} else {
 			delete(r.Header, meshmetrics.SourceHeader)
 		}
+	}
+	if cc.Filters != nil && !runFilters(w, r, ex, cc.Filters, route) {
+		return
 	}
 	if upgrade != "" {
 		h.upgrade(w, r, ex, cc.Chain.HTTP, route, view)
@@ -328,6 +332,9 @@ type Exchange struct {
 	edge           *meshmetrics.Edge
 	Stream         *Stream
 	log            accesslog.Entry
+	// filters ran on the request (nil: none); filt is their state.
+	filters *chain.Chain
+	filt    chain.Stream
 }
 
 // Reply answers the request locally (localReply) and records the outcome.
@@ -368,6 +375,12 @@ var connClose = []string{"close"}
 var exchangePool = sync.Pool{New: func() any { return new(Exchange) }}
 
 func (ex *Exchange) release() {
+	ex.filt.End()
 	*ex = Exchange{}
 	exchangePool.Put(ex)
 }
+
+// FilterResponse runs the response phase of the HTTP filters that ran on
+// the request (none: nothing) on the upstream response's head, before the
+// router writes it.
+func (ex *Exchange) FilterResponse(resp *http.Response) { ex.filters.Response(&ex.filt, resp) }

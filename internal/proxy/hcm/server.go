@@ -17,6 +17,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -95,6 +96,8 @@ type ChainConfig struct {
 	// ListenerTLS: some chain of the listener terminates TLS, so a
 	// client of the mesh is expected to authenticate (mesh metrics).
 	ListenerTLS bool
+	// Filters is the HTTP filter chain before the router; nil: none.
+	Filters *chain.Chain
 }
 
 // ChainLog is one access log of a chain: a compiled format and the

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 )
 
 // Resources is one set of xDS resources, as the xDS client holds them
@@ -113,6 +115,7 @@ func Compile(res Resources, opts ...CompileOptions) (*Snapshot, error) {
 		clusters:    map[string]*Cluster{},
 		routes:      map[string]*RouteTable{},
 		placeholder: map[string]*Cluster{},
+		now:         ratelimit.Now(),
 	}
 	if len(opts) > 0 {
 		c.opts = opts[0]
@@ -129,6 +132,11 @@ type compiler struct {
 	clusters    map[string]*Cluster
 	routes      map[string]*RouteTable
 	placeholder map[string]*Cluster
+	// now starts the token buckets of the rate limits compiled.
+	now int64
+	// rateLimits collects every HTTP rate limit configuration compiled
+	// (listener and route level), for the runtime to provision.
+	rateLimits []*ratelimit.Config
 }
 
 // fail records one problem of a resource, up to maxErrors.
@@ -156,6 +164,7 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
+	snap.RateLimits = c.rateLimits
 	return snap, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
+	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
@@ -257,12 +258,30 @@ func (c *compiler) filterChain(fc *listenerv3.FilterChain) (*FilterChain, error)
 		switch {
 		case terminal && !last:
 			return nil, fmt.Errorf("filters[%d]: %s must be the last filter", i, f.GetName())
+		case !last && isFilter(f, ratelimit.NetworkName, ratelimit.NetworkTypeURL):
+			if f.GetTypedConfig() == nil {
+				return nil, fmt.Errorf("filters[%d]: %s: typed_config is required", i, f.GetName())
+			}
+			if out.NetRateLimit != nil {
+				return nil, fmt.Errorf("filters[%d]: %s appears twice", i, ratelimit.NetworkName)
+			}
+			rl, err := ratelimit.DecodeNetwork(f.GetTypedConfig(), c.now)
+			if err != nil {
+				return nil, fmt.Errorf("filters[%d]: %w", i, err)
+			}
+			out.NetRateLimit = rl
+			continue
 		case !last:
 			out.IgnoredFilters = append(out.IgnoredFilters, f.GetName())
 			continue
 		case f.GetConfigDiscovery() != nil:
 			return nil, fmt.Errorf("filters[%d]: config_discovery "+errNotSupported, i)
 		case isFilter(f, nameHCM, typeHCM):
+			if out.NetRateLimit != nil {
+				// The runtime limits connections where a TCP proxy
+				// session starts only.
+				return nil, fmt.Errorf("filters: %s before %s %s; it limits tcp_proxy connections only", ratelimit.NetworkName, nameHCM, errNotSupported)
+			}
 			h, err := c.httpManager(f.GetTypedConfig())
 			if err != nil {
 				return nil, fmt.Errorf("http_connection_manager: %w", err)

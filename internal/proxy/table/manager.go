@@ -65,17 +65,8 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 		out.Upgrades = append(out.Upgrades, typ)
 	}
 
-	filters := hcm.GetHttpFilters()
-	for i, f := range filters {
-		router := f.GetName() == nameRouter || f.GetTypedConfig().GetTypeUrl() == typeRouter
-		switch {
-		case router && i != len(filters)-1:
-			return nil, fmt.Errorf("http_filters[%d]: %s must be the last filter", i, nameRouter)
-		case !router && i == len(filters)-1:
-			return nil, fmt.Errorf("http_filters[%d]: the last filter is %q; want %s", i, f.GetName(), nameRouter)
-		case !router:
-			out.IgnoredHTTPFilters = append(out.IgnoredHTTPFilters, f.GetName())
-		}
+	if err := c.httpFilters(hcm.GetHttpFilters(), out); err != nil {
+		return nil, err
 	}
 
 	if err := c.hcmRoutes(&hcm, out); err != nil {

@@ -18,8 +18,10 @@
 // filter chain or TLS context match or accept more than it says if it were
 // ignored (runtime_fraction, source_prefix_ranges, non-exact SAN
 // matchers...), Compile rejects it rather than serve a looser config;
-// features that only add behaviour (extra HTTP filters, header additions,
-// stats options) are ignored.
+// features that only add behaviour (header additions, stats options) are
+// ignored. HTTP filters are compiled into the filter chain the proxy runs
+// (package chain); an HTTP filter meshlens does not run is refused unless
+// it is marked is_optional, as Envoy refuses one it does not know.
 //
 // Nothing here is written by hand that a library does: go-control-plane
 // provides the protos and their validation (Validate), regexp provides
@@ -36,6 +38,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
+	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 )
 
 // Snapshot is one complete data-plane configuration.
@@ -56,6 +61,10 @@ type Snapshot struct {
 	// Resources keeps the xDS resources the snapshot was compiled from,
 	// by type URL, for /config_dump.
 	Resources map[string][]proto.Message
+	// RateLimits are the HTTP local rate limit configurations of every
+	// connection manager and route, each once: the runtime provisions
+	// their stats (Provision) before serving the snapshot.
+	RateLimits []*ratelimit.Config
 }
 
 // Direction says what a listener is for; the runtime uses it to decide
@@ -132,8 +141,11 @@ type FilterChain struct {
 	TLS                  *DownstreamTLS
 	HTTP                 *HTTPManager
 	TCP                  *TCPProxy
-	// IgnoredFilters names the network filters before the terminal one,
-	// which meshlens does not run (for logs and /config_dump).
+	// NetRateLimit is the envoy.filters.network.local_ratelimit filter
+	// before a tcp_proxy: one token per connection; nil when there is none.
+	NetRateLimit *ratelimit.NetConfig
+	// IgnoredFilters names the other network filters before the terminal
+	// one, which meshlens does not run (for logs and /config_dump).
 	IgnoredFilters []string
 	// Meta is the chain's filter_metadata["meshlens"]: for a TCP chain of
 	// an outbound listener, the virtual service it reaches.
@@ -176,8 +188,12 @@ type HTTPManager struct {
 	// case, "websocket") forwarded as upgrades; requests for others get
 	// 403, as in Envoy.
 	Upgrades []string
-	// IgnoredHTTPFilters names the HTTP filters before the router, which
-	// meshlens does not run yet (fault, rbac, ...).
+	// Filters is the HTTP filter chain before the router (grpc_web,
+	// cors, fault, local_ratelimit, in the order of http_filters); nil
+	// when there is none.
+	Filters *chain.Config
+	// IgnoredHTTPFilters names the HTTP filters meshlens does not run:
+	// those marked is_optional that it does not know, and disabled ones.
 	IgnoredHTTPFilters []string
 }
 
@@ -284,6 +300,11 @@ type Route struct {
 	// Meta is the route's filter_metadata["meshlens"], with its virtual
 	// host's VirtualService when the route names none.
 	Meta MeshMetadata
+
+	// Filters is the HTTP filters' configuration for the route: its
+	// typed_per_filter_config combined with its virtual host's and route
+	// configuration's (chain.Combine); nil when none configures any.
+	Filters *chain.Route
 
 	// regexTemplate is RegexSubstitute in regexp.Expand syntax.
 	regexTemplate string

@@ -191,6 +191,7 @@ func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *hcm.Exchang
 	if ex.Attempts > 1 && resp.StatusCode < 500 {
 		cs.RqRetrySuccess.Inc()
 	}
+	ex.FilterResponse(resp)
 	ex.Status = resp.StatusCode
 	err := writeResponse(w, resp, st, ex)
 	if tr.trailersJudge && r.Context().Err() == nil && !st.BodyFailed() {
