@@ -12,6 +12,8 @@
 //     log (finish). headers.go edits the request headers; stream.go
 //     keeps the route and stream idle timeouts; rapidreset.go guards
 //     against HTTP/2 rapid reset.
+//   - filters.go: the HTTP filters before the router (package
+//     filters/chain), run once the route is known.
 //   - The chain's last filter, the router, is package filters/router,
 //     which the connection manager calls through Forwarder (Env.Router).
 //   - upgrade.go: upgrades and CONNECT, handed to package tunnel once
