@@ -204,36 +204,8 @@ func orAny(s []string) []string {
 
 func (c *compiler) filterChain(fc *listenerv3.FilterChain) (*FilterChain, error) {
 	out := &FilterChain{Name: fc.GetName(), Meta: meshMetadata(fc.GetMetadata())}
-	if m := fc.GetFilterChainMatch(); m != nil {
-		if p := m.GetDestinationPort(); p != nil {
-			out.DestinationPort = p.GetValue()
-		}
-		for i, r := range m.GetPrefixRanges() {
-			p, err := cidr(r)
-			if err != nil {
-				return nil, fmt.Errorf("filter_chain_match.prefix_ranges[%d]: %w", i, err)
-			}
-			out.PrefixRanges = append(out.PrefixRanges, p)
-		}
-		for _, n := range m.GetServerNames() {
-			n = strings.ToLower(n)
-			if strings.Contains(n[min(len(n), 1):], "*") || (strings.HasPrefix(n, "*") && !strings.HasPrefix(n, "*.")) {
-				return nil, fmt.Errorf("filter_chain_match.server_names: %q: only a leading \"*.\" wildcard is allowed", n)
-			}
-			out.ServerNames = append(out.ServerNames, n)
-		}
-		out.TransportProtocol = m.GetTransportProtocol()
-		out.ApplicationProtocols = m.GetApplicationProtocols()
-		switch {
-		case len(m.GetSourcePrefixRanges()) > 0:
-			return nil, fmt.Errorf("filter_chain_match.source_prefix_ranges " + errNotSupported)
-		case len(m.GetDirectSourcePrefixRanges()) > 0:
-			return nil, fmt.Errorf("filter_chain_match.direct_source_prefix_ranges " + errNotSupported)
-		case len(m.GetSourcePorts()) > 0:
-			return nil, fmt.Errorf("filter_chain_match.source_ports " + errNotSupported)
-		case m.GetSourceType() != listenerv3.FilterChainMatch_ANY:
-			return nil, fmt.Errorf("filter_chain_match.source_type " + errNotSupported)
-		}
+	if err := chainMatch(fc.GetFilterChainMatch(), out); err != nil {
+		return nil, err
 	}
 	if ts := fc.GetTransportSocket(); ts != nil {
 		switch {
@@ -298,6 +270,44 @@ func (c *compiler) filterChain(fc *listenerv3.FilterChain) (*FilterChain, error)
 		}
 	}
 	return out, nil
+}
+
+// chainMatch reads a filter chain's filter_chain_match into out; the
+// criteria meshlens cannot honour are refused, not ignored.
+func chainMatch(m *listenerv3.FilterChainMatch, out *FilterChain) error {
+	if m == nil {
+		return nil
+	}
+	if p := m.GetDestinationPort(); p != nil {
+		out.DestinationPort = p.GetValue()
+	}
+	for i, r := range m.GetPrefixRanges() {
+		p, err := cidr(r)
+		if err != nil {
+			return fmt.Errorf("filter_chain_match.prefix_ranges[%d]: %w", i, err)
+		}
+		out.PrefixRanges = append(out.PrefixRanges, p)
+	}
+	for _, n := range m.GetServerNames() {
+		n = strings.ToLower(n)
+		if strings.Contains(n[min(len(n), 1):], "*") || (strings.HasPrefix(n, "*") && !strings.HasPrefix(n, "*.")) {
+			return fmt.Errorf("filter_chain_match.server_names: %q: only a leading \"*.\" wildcard is allowed", n)
+		}
+		out.ServerNames = append(out.ServerNames, n)
+	}
+	out.TransportProtocol = m.GetTransportProtocol()
+	out.ApplicationProtocols = m.GetApplicationProtocols()
+	switch {
+	case len(m.GetSourcePrefixRanges()) > 0:
+		return fmt.Errorf("filter_chain_match.source_prefix_ranges " + errNotSupported)
+	case len(m.GetDirectSourcePrefixRanges()) > 0:
+		return fmt.Errorf("filter_chain_match.direct_source_prefix_ranges " + errNotSupported)
+	case len(m.GetSourcePorts()) > 0:
+		return fmt.Errorf("filter_chain_match.source_ports " + errNotSupported)
+	case m.GetSourceType() != listenerv3.FilterChainMatch_ANY:
+		return fmt.Errorf("filter_chain_match.source_type " + errNotSupported)
+	}
+	return nil
 }
 
 // isFilter tells a network filter by its typed_config type, or by its
