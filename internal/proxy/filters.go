@@ -1,34 +1,11 @@
 package proxy
 
 import (
-	"net/http"
 	"slices"
 
-	"github.com/meshlens/meshlens/internal/accesslog"
-	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
-
-// runFilters runs the request phase of the HTTP filter chain once the
-// route is known (package chain: CORS, fault, rate limit, gRPC-Web). It
-// reports whether the request goes on to the router; when it does not,
-// it has been answered locally, or the client left during a fault delay.
-// The response phase runs in forward, on the upstream response's head.
-func runFilters(w http.ResponseWriter, r *http.Request, ex *exchange, f *chain.Chain, route *table.Route) bool {
-	ex.filters = f
-	rep, err := f.Request(r.Context(), r, route.Filters, &ex.filt, w.Header())
-	ex.flags |= rep.Flags
-	switch {
-	case err != nil:
-		ex.flags |= accesslog.DownstreamConnectionTermination
-		return false
-	case rep.Status != 0:
-		ex.reply(w, rep.Status, rep.Body, 0)
-		return false
-	}
-	return true
-}
 
 // carryBuckets lets each rate limit of next keep the tokens of prev's
 // identical one (ratelimit's BucketKey: same stats prefix and bucket), so

@@ -165,7 +165,7 @@ func TestOTLPToJaegerAPI(t *testing.T) {
 	const trace = `{
 	  "traceID": "0000000000000abc0000000000000007",
 	  "spans": [
-	    {"traceID": "0000000000000abc0000000000000007", "spanID": "0000000000000001", "flags": 1, "operationName": "GET /greet",
+	    {"traceID": "0000000000000abc0000000000000007", "spanID": "0000000000000001", "operationName": "GET /greet",
 	     "references": [], "startTime": 1767323045000000, "duration": 3000,
 	     "tags": [{"key":"http.request.method","type":"string","value":"GET"},
 	              {"key":"http.response.status_code","type":"int64","value":200},
