@@ -12,10 +12,6 @@ build:
 # under the race detector, then gives each fuzz target a short run.
 test: test-deps lint console unit fuzz bench-smoke
 
-# In CI the browser test of the console (test/e2e TestConsoleInBrowser)
-# must run: a missing chromium or node fails it instead of skipping it.
-test: export MESHLENS_REQUIRE_BROWSER = 1
-
 test-deps:
 	./scripts/install-test-deps.sh
 
@@ -32,9 +28,10 @@ console:
 # go test's result cache cannot see, so a cached pass could be stale.
 # MESHLENS_REQUIRE_COLLECTORS: a missing Jaeger or OpenTelemetry Collector
 # binary fails the tracing tests instead of skipping them (test-deps
-# builds both).
+# builds both). MESHLENS_REQUIRE_BROWSER: the same for chromium and node in
+# the console's browser test (test/e2e TestConsoleInBrowser).
 unit:
-	MESHLENS_REQUIRE_COLLECTORS=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	MESHLENS_REQUIRE_COLLECTORS=1 MESHLENS_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # Each fuzz target runs for FUZZTIME on its own (go test allows one -fuzz
 # target per invocation).
