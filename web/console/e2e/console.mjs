@@ -160,6 +160,16 @@ await check('graph: clicking a node shows its details and links', async () => {
   assert(await page.locator('#graph-side a[href="#/metrics/node/demo/greeter"]').count() === 1, 'no golden-metrics link');
 });
 
+await check('graph: clicking an edge shows its numbers and split', async () => {
+  const mids = JSON.parse((await page.locator('#graph').getAttribute('data-edges')) ?? '{}');
+  const [x, y] = mids['demo/virtualNode/greeter->demo/virtualService/greeting.demo.local'];
+  const box = await page.locator('#graph').boundingBox();
+  await page.mouse.click(box.x + x, box.y + y);
+  await page.waitForFunction(() => document.querySelector('#graph-side h3')?.textContent === 'greeter → greeting.demo.local');
+  const text = await page.locator('#graph-side').innerText();
+  assert(/greeting-v2: observed .*, configured 10%/.test(text), `edge details: ${text}`);
+});
+
 await check('graph: the README weight change shows in the edge split within 30s', async () => {
   const edge = 'demo/virtualNode/greeter->demo/virtualService/greeting.demo.local';
   const before = (await graphState()).splits[edge];

@@ -73,6 +73,15 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
       pos[n.id()] = [Math.round(p.x), Math.round(p.y)];
     });
     canvas.dataset.nodes = JSON.stringify(pos);
+    const mid: Record<string, [number, number]> = {};
+    cy.edges().forEach((e) => {
+      // The midpoint of the straight line between the ends (edges into
+      // a service box are straight): renderedMidpoint is only known once drawn.
+      const a = e.source().renderedPosition();
+      const b = e.target().renderedPosition();
+      mid[e.id()] = [Math.round((a.x + b.x) / 2), Math.round((a.y + b.y) / 2)];
+    });
+    canvas.dataset.edges = JSON.stringify(mid);
   };
   cy.on('viewport layoutstop add remove', publish);
   const apply = (g: Graph) => {
