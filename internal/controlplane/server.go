@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
 	"github.com/meshlens/meshlens/internal/tracestore"
@@ -57,6 +58,9 @@ type Config struct {
 	// builtin tracing provider (default: the xDS address, unless that is
 	// a wildcard address, which proxies cannot dial).
 	OTLPAdvertiseAddr string
+	// MetricsHistory bounds the history of the mesh metrics the proxies
+	// stream to the metrics service on the xDS address.
+	MetricsHistory metricshistory.Options
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -96,6 +100,7 @@ type Server struct {
 	xds      *xds.Server
 	traces   *tracestore.Store
 	metrics  *metrics
+	history  *metricshistory.Store
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
@@ -134,6 +139,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("xds address: %w", err)
 	}
 	s.traces = tracestore.New(cfg.TraceStore)
+	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
 	s.metrics.reg.MustRegister(newStateCollector(s))
 	return s, nil
@@ -165,6 +171,7 @@ func (s *Server) Run(ctx context.Context) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	s.xds.Register(g)
+	metricshistory.NewReceiver(s.history).Register(g)
 	if !s.cfg.DisableOTLP {
 		s.traces.RegisterGRPC(g)
 	}

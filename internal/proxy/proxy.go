@@ -125,6 +125,9 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
+// MeshStats is the store of the mesh metrics (nil when stats are off).
+func (p *Proxy) MeshStats() *stats.Store { return p.mesh.Store() }
+
 // AdminAddr is the admin server's bound address.
 func (p *Proxy) AdminAddr() net.Addr { return p.adminLn.Addr() }
 

@@ -134,6 +134,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	log.Info("proxy starting", "node", id.String(), "xds", xdsAddr, "admin", p.AdminAddr().String())
 
+	if ms, err := newMetricsService(cfg, xdsAddr, xdsclient.NewNode(id.String(), cluster, cfg.Version), log, p.MeshStats(), st.store); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	} else if ms != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = ms.Run(runCtx) }()
+	}
+
 	var reg *registration
 	if !gateway && cfg.Register {
 		reg, err = newRegistration(cfg, id, p)
