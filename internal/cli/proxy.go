@@ -46,6 +46,8 @@ func newProxyCmd(e *env) *cobra.Command {
 	fl.StringVar(&cfg.MetricsServiceAddr, "metrics-service-addr", "", "stream the mesh metrics over Envoy's metrics service to this gRPC address (default: the xDS address, the control plane; \"none\" to turn off)")
 	fl.DurationVar(&cfg.MetricsServiceInterval, "metrics-service-interval", 0, "time between two metrics service messages (default 10s)")
 	fl.BoolVar(&cfg.MetricsServiceAllStats, "metrics-service-all-stats", false, "send every stat over the metrics service, not only the mesh metrics")
+	fl.IntVar(&cfg.MeshMetricsMaxRoutes, "mesh-metrics-max-routes", 1000, "cap on the mesh metrics' outbound edges (service, node and route); beyond it they count under route=\"__overflow__\"")
+	fl.DurationVar(&cfg.MeshMetricsIdleTimeout, "mesh-metrics-idle-timeout", 10*time.Minute, "evict mesh metric series whose request count has not changed for this long")
 	fl.StringVar(&cfg.EMFInclude, "emf-include", "", "regular expression: only stats whose full name matches go to EMF (CloudWatch bills per metric)")
 	return cmd
 }

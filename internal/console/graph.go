@@ -233,6 +233,9 @@ func (h *Handler) Graph(ctx context.Context, mesh string, window time.Duration) 
 	}
 	// Configured versions with no traffic show with share 0 observed.
 	for _, e := range edgeIdx {
+		if e.UnknownSource {
+			continue
+		}
 		for vn, c := range share[e.Target] {
 			found := false
 			for _, sp := range e.Split {

@@ -428,7 +428,7 @@ func (h *httpServer) route(w http.ResponseWriter, r *http.Request, ex *exchange,
 		return
 	}
 	if cc.dir != table.Inbound {
-		if e := view.Edges[route.Meta.VirtualService]; e != nil {
+		if e := view.Edges[meshmetrics.EdgeKey{Service: route.Meta.VirtualService, Route: route.Name}]; e != nil {
 			ex.edge = e
 			r.Header[meshmetrics.SourceHeader] = e.Header()
 		} else {

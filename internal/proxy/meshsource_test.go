@@ -197,7 +197,9 @@ func TestMeshSourceDroppedAtGateway(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatalf("%d requests upstream", len(seen))
 	}
-	for i, want := range []string{"demo/virtualGateway/gw/backend.demo.local", "demo/virtualGateway/gw/unknown"} {
+	// The route (here the test's route names, "r/<prefix>") is the fifth
+	// field.
+	for i, want := range []string{"demo/virtualGateway/gw/backend.demo.local/r/svc/", "demo/virtualGateway/gw/unknown/r/raw/"} {
 		if got := seen[i].Header.Values(meshmetrics.SourceHeader); len(got) != 1 || got[0] != want {
 			t.Errorf("upstream saw x-meshlens-source %q, want the gateway's own %q", got, want)
 		}

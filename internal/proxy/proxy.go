@@ -115,6 +115,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
+	p.mesh.SetMaxRoutes(cfg.MeshMaxRoutes)
 	p.flusher = stats.NewFlusher(p.stats, cfg.StatsFlushInterval, cfg.Log, cfg.StatsSinks...)
 	ln, err := p.listenConfig.Listen(context.Background(), "tcp", cfg.AdminAddr)
 	if err != nil {
@@ -284,6 +285,7 @@ func (p *Proxy) flushLoop() {
 			_ = p.flusher.Flush(ctx)
 			if p.mesh.Store() != nil {
 				p.mesh.Store().MergeHistograms()
+				p.mesh.EvictIdle(time.Now(), p.cfg.MeshIdleTimeout)
 			}
 		}
 	}

@@ -141,7 +141,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 			if tc.dir == table.Inbound {
 				edge = lrt.p.mesh.Unknown()
 			} else if view != nil {
-				edge = view.Edges[chain.Meta.VirtualService]
+				edge = view.Edges[meshmetrics.EdgeKey{Service: chain.Meta.VirtualService}]
 			}
 			if lrt.p.dataStats != nil {
 				edge.Record(meshmetrics.TCP, 0, d, uint64(rx), uint64(tx))

@@ -62,6 +62,11 @@ type Config struct {
 	// metrics.
 	MetricsServiceInterval time.Duration
 	MetricsServiceAllStats bool
+	// MeshMetricsMaxRoutes and MeshMetricsIdleTimeout bound the mesh
+	// metrics' series (--mesh-metrics-max-routes,
+	// --mesh-metrics-idle-timeout).
+	MeshMetricsMaxRoutes   int
+	MeshMetricsIdleTimeout time.Duration
 	// Concurrency is the cores the proxy runs on (--concurrency); 0:
 	// Go's default.
 	Concurrency int

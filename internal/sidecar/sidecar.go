@@ -89,6 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Listen: listen, App: app, Log: log, DrainTimeout: cfg.DrainTimeout,
 		Stats: st.store, StatsSinks: st.sinks, StatsFlushInterval: st.interval, DisableStats: !cfg.Stats, Pprof: cfg.Pprof,
 		StdlibHTTP1Client: cfg.StdlibHTTP1Client,
+		MeshMaxRoutes:     cfg.MeshMetricsMaxRoutes, MeshIdleTimeout: cfg.MeshMetricsIdleTimeout,
 	})
 	if err != nil {
 		return err

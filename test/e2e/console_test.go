@@ -112,6 +112,30 @@ func TestConsoleGraphFromProxiesMetrics(t *testing.T) {
 	if !busy {
 		t.Errorf("metrics of greeter.demo.local: no point with traffic in %+v", m.Points)
 	}
+	// The route label: on the proxies' own metrics, and through the
+	// console's top routes.
+	if prom := adminGet(t, d.admins["greeter-1"], "/stats/prometheus"); !strings.Contains(prom, `route="`) ||
+		!strings.Contains(prom, `destination_service="greeting.demo.local"`) {
+		t.Errorf("greeter's mesh metrics carry no route label")
+	}
+	top, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/console/top?mesh=demo&window=5m", d.api))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct{ Slowest []struct{ Route, Service string } }
+	err = json.NewDecoder(top.Body).Decode(&tr)
+	top.Body.Close()
+	if err != nil || len(tr.Slowest) == 0 {
+		t.Fatalf("top: %v, %+v", err, tr)
+	}
+	var named bool
+	for _, r := range tr.Slowest {
+		named = named || (r.Route != "" && r.Route != "unknown")
+	}
+	if !named {
+		t.Errorf("no named route among the slowest: %+v", tr.Slowest)
+	}
+
 	bad, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/console/metrics?kind=pod&name=x", d.api))
 	if err != nil {
 		t.Fatal(err)
