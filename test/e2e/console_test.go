@@ -122,7 +122,9 @@ func TestConsoleGraphFromProxiesMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tr struct{ Slowest []struct{ Route, Service string } }
+	var tr struct {
+		Slowest []struct{ Route, Service string }
+	}
 	err = json.NewDecoder(top.Body).Decode(&tr)
 	top.Body.Close()
 	if err != nil || len(tr.Slowest) == 0 {

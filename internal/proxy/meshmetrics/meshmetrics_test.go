@@ -3,8 +3,8 @@ package meshmetrics
 import (
 	"bytes"
 	"crypto/x509"
-	"strings"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
