@@ -61,6 +61,10 @@ type Config struct {
 	// MetricsHistory bounds the history of the mesh metrics the proxies
 	// stream to the metrics service on the xDS address.
 	MetricsHistory metricshistory.Options
+	// PrometheusURL, when set, makes the console read traffic from that
+	// Prometheus server (which scrapes the proxies) instead of the
+	// history.
+	PrometheusURL string
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -101,6 +105,7 @@ type Server struct {
 	traces   *tracestore.Store
 	metrics  *metrics
 	history  *metricshistory.Store
+	traffic  metricshistory.Reader // the history, or Prometheus
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
@@ -140,6 +145,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.traces = tracestore.New(cfg.TraceStore)
 	s.history = metricshistory.New(cfg.MetricsHistory)
+	s.traffic = s.history
+	if cfg.PrometheusURL != "" {
+		if s.traffic, err = metricshistory.NewPrometheus(cfg.PrometheusURL); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
 	s.metrics.reg.MustRegister(newStateCollector(s))
 	return s, nil

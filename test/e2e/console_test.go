@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/metricshistory"
 )
 
 type consoleGraph struct {
@@ -147,4 +153,97 @@ func TestConsoleGraphFromProxiesMetrics(t *testing.T) {
 	if bad.StatusCode != 400 || !strings.Contains(string(b), "kind") {
 		t.Errorf("bad kind: %s %s, want 400 naming kind", bad.Status, b)
 	}
+}
+
+// With --prometheus-url the console reads the same metrics from a real
+// Prometheus scraping the demo's proxies: a control plane that receives
+// no metrics stream itself shows the demo's edges with non-zero rates, and
+// the Prometheus reader answers route-level stats with quantiles.
+func TestConsoleFromPrometheus(t *testing.T) {
+	t.Parallel()
+	d := startDemo(t)
+	var admins []string
+	for _, a := range d.admins {
+		admins = append(admins, a)
+	}
+	prom := startPrometheus(t, map[string][]string{"/stats/prometheus": admins})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", d.gateway)); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+
+	reader, err := metricshistory.NewPrometheus(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "route stats from Prometheus", func() error {
+		st, err := reader.Stats(context.Background(), metricshistory.Query{
+			Selector: metricshistory.Labels{Reporter: "source", DestinationService: "greeting.demo.local"},
+			GroupBy:  []string{metricshistory.LabelRoute, metricshistory.LabelDestinationWorkload}, Window: 30 * time.Second})
+		if err != nil {
+			return err
+		}
+		var busy int
+		for _, s := range st {
+			if s.RPS > 0 && s.Labels.Route != "" && s.Labels.Route != "unknown" && !math.IsNaN(s.P99) && s.P99 > 0 {
+				busy++
+			}
+		}
+		if busy == 0 {
+			return fmt.Errorf("no route with traffic and p99 in %+v", st)
+		}
+		return nil
+	})
+	end := time.Now()
+	series, err := reader.Range(context.Background(), metricshistory.RangeQuery{
+		Selector: metricshistory.Labels{Reporter: "destination", DestinationService: "greeter.demo.local"},
+		Start:    end.Add(-time.Minute), End: end, Step: 5 * time.Second})
+	if err != nil || len(series) != 1 || len(series[0].Points) == 0 {
+		t.Fatalf("range: %+v, %v", series, err)
+	}
+
+	// A control plane reading Prometheus (it has none of the demo's
+	// resources and receives no stream) draws the edges from Prometheus.
+	cp := exec.Command(binary, "server", "--data-dir", t.TempDir(), "--api-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--prometheus-url", prom)
+	logs := &syncBuffer{}
+	cp.Stdout, cp.Stderr = logs, logs
+	if err := cp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cp.Process.Signal(syscall.SIGTERM); cp.Wait() })
+	var api string
+	eventually(t, 20*time.Second, "second control plane's address", func() error {
+		if api = logAddr(logs.String(), "control plane serving", "api"); api == "" {
+			return fmt.Errorf("not serving yet: %s", logs.String())
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "graph from Prometheus", func() error {
+		resp, err := http.Get("http://" + api + "/v1/console/graph?window=30s")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var g consoleGraph
+		if err := json.NewDecoder(resp.Body).Decode(&g); err != nil {
+			return err
+		}
+		for _, e := range g.Edges {
+			if e.RPS != nil && *e.RPS > 0 && e.Source == "demo/virtualNode/greeter" && e.Target == "demo/virtualService/name.demo.local" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no greeter -> name.demo.local edge with traffic in %+v", g.Edges)
+	})
 }
