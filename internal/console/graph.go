@@ -70,6 +70,10 @@ type Edge struct {
 	Health        string  `json:"health"` // healthy, degraded, failing, idle
 	Idle          bool    `json:"idle,omitempty"`
 	UnknownSource bool    `json:"unknownSource,omitempty"`
+	// MTLS says whether the hop was mutually authenticated, as the called
+	// proxies saw the connections: true when all of the edge's traffic
+	// was, false when some was not, absent when they reported none.
+	MTLS *bool `json:"mtls,omitempty"`
 	Split         []Split `json:"split,omitempty"`
 }
 
@@ -192,6 +196,14 @@ func (h *Handler) Graph(ctx context.Context, mesh string, window time.Duration) 
 		return nil, fmt.Errorf("unknown callers: %w", err)
 	}
 
+	security, err := h.Metrics.Stats(ctx, metricshistory.Query{
+		Selector: metricshistory.Labels{Reporter: "destination", DestinationMesh: mesh},
+		GroupBy: []string{metricshistory.LabelSourceMesh, metricshistory.LabelSourceKind, metricshistory.LabelSourceWorkload,
+			metricshistory.LabelDestinationMesh, metricshistory.LabelDestinationService, metricshistory.LabelSecurity}, Window: window})
+	if err != nil {
+		return nil, fmt.Errorf("connection security: %w", err)
+	}
+
 	edgeIdx := map[[2]string]*Edge{}
 	addEdge := func(src, dst string, s metricshistory.Stat, unknownSrc bool) {
 		e := &Edge{ID: src + "->" + dst, Source: src, Target: dst, RPS: Num(s.RPS), ErrorRatio: Num(s.ErrorRatio),
@@ -230,6 +242,21 @@ func (h *Handler) Graph(ctx context.Context, mesh string, window time.Duration) 
 			sp.ConfiguredShare = &c
 		}
 		e.Split = append(e.Split, sp)
+	}
+	for _, s := range security {
+		l := s.Labels
+		src := nodeID(l.SourceMesh, l.SourceKind, l.SourceWorkload)
+		if l.SourceWorkload == "unknown" {
+			src = "unknown"
+		}
+		e := edgeIdx[[2]string{src, nodeID(l.DestinationMesh, "virtualService", l.DestinationService)}]
+		if e == nil || s.RPS == 0 {
+			continue
+		}
+		m := l.Security == "mutual_tls"
+		if e.MTLS == nil || !m {
+			e.MTLS = &m
+		}
 	}
 	// Configured versions with no traffic show with share 0 observed.
 	for _, e := range edgeIdx {

@@ -105,7 +105,9 @@ func TestGraph(t *testing.T) {
 		{Labels: src("front", "svc.demo.local", "v1"), Requests: 500, Errors: 50},
 		{Labels: src("front", "svc.demo.local", "v2"), Requests: 100},
 		{Labels: metricshistory.Labels{Reporter: "destination", SourceMesh: "unknown", SourceKind: "unknown", SourceWorkload: "unknown",
-			DestinationMesh: "demo", DestinationService: "svc.demo.local", DestinationWorkload: "v1", Route: "unknown", Protocol: "http"}, Requests: 60},
+			DestinationMesh: "demo", DestinationService: "svc.demo.local", DestinationWorkload: "v1", Route: "unknown", Protocol: "http", Security: "none"}, Requests: 60},
+		{Labels: metricshistory.Labels{Reporter: "destination", SourceMesh: "demo", SourceKind: "virtualNode", SourceWorkload: "front",
+			DestinationMesh: "demo", DestinationService: "svc.demo.local", DestinationWorkload: "v1", Route: "all", Protocol: "http", Security: "mutual_tls"}, Requests: 500},
 	})
 	g, err := h.Graph(context.Background(), "demo", time.Minute)
 	if err != nil {
@@ -123,12 +125,15 @@ func TestGraph(t *testing.T) {
 		busy.Split[0].ObservedShare != 500.0/600 || *busy.Split[1].ConfiguredShare != 0.25 {
 		t.Errorf("split = %+v, want v1 0.83 observed / 0.75 configured, v2 / 0.25", busy.Split)
 	}
+	if busy.MTLS == nil || !*busy.MTLS {
+		t.Errorf("front -> svc mtls = %v, want true (the called side verified every caller)", busy.MTLS)
+	}
 	idle := edges["demo/virtualNode/front->demo/virtualService/idle.demo.local"]
 	if !idle.Idle || idle.Health != "idle" {
 		t.Errorf("configured backend without traffic = %+v, want idle", idle)
 	}
 	unk := edges["unknown->demo/virtualService/svc.demo.local"]
-	if !unk.UnknownSource || unk.RPS != 1 || len(unk.Split) != 0 {
+	if !unk.UnknownSource || unk.RPS != 1 || len(unk.Split) != 0 || unk.MTLS == nil || *unk.MTLS {
 		t.Errorf("unknown-source edge = %+v, want 1 rps, no split", unk)
 	}
 	nodes := map[string]Node{}

@@ -25,6 +25,7 @@ const (
 	LabelDestinationWorkload = "destination_workload"
 	LabelRoute               = "route"
 	LabelProtocol            = "protocol"
+	LabelSecurity            = "connection_security_policy"
 	LabelResponseCode        = "response_code"
 	LabelGRPCStatus          = "grpc_status"
 )
@@ -49,11 +50,15 @@ type Labels struct {
 	DestinationWorkload string `json:"destinationWorkload,omitempty"`
 	Route               string `json:"route,omitempty"`
 	Protocol            string `json:"protocol,omitempty"`
+	// Security is connection_security_policy: "mutual_tls" when the
+	// called side verified the caller's certificate, "none" when not,
+	// "unknown" on the calling side.
+	Security string `json:"connectionSecurityPolicy,omitempty"`
 }
 
 // labelNames lists the grouping labels in a fixed order.
 var labelNames = []string{LabelReporter, LabelSourceMesh, LabelSourceKind, LabelSourceWorkload,
-	LabelDestinationMesh, LabelDestinationService, LabelDestinationWorkload, LabelRoute, LabelProtocol}
+	LabelDestinationMesh, LabelDestinationService, LabelDestinationWorkload, LabelRoute, LabelProtocol, LabelSecurity}
 
 // LabelNames are the labels a query can select on and group by.
 func LabelNames() []string { return append([]string(nil), labelNames...) }
@@ -78,6 +83,8 @@ func (l *Labels) field(name string) *string {
 		return &l.Route
 	case LabelProtocol:
 		return &l.Protocol
+	case LabelSecurity:
+		return &l.Security
 	}
 	return nil
 }

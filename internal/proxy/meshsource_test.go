@@ -159,9 +159,9 @@ func TestMeshSourceFromPeerCertificate(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{[]string{`source_mesh="demo"`, `source_workload="real"`, `source_kind="virtualNode"`, `destination_service="server.demo.local"`, `destination_workload="server"`}, 2},
+		{[]string{`source_mesh="demo"`, `source_workload="real"`, `source_kind="virtualNode"`, `destination_service="server.demo.local"`, `destination_workload="server"`, `connection_security_policy="mutual_tls"`}, 2},
 		{[]string{`source_mesh="unknown"`, `source_workload="client.demo.local"`, `source_kind="unknown"`, `destination_service="server.demo.local"`}, 1},
-		{[]string{`source_mesh="unknown"`, `source_workload="unknown"`, `source_kind="unknown"`}, 2},
+		{[]string{`source_mesh="unknown"`, `source_workload="unknown"`, `source_kind="unknown"`, `connection_security_policy="none"`}, 2},
 	} {
 		if got := meshEdgeCount(t, p, c.labels...); got != c.want {
 			t.Errorf("meshlens_requests_total %v = %v, want %v", c.labels, got, c.want)

@@ -94,6 +94,10 @@ type meshLabels struct {
 	srcMesh, srcWorkload, srcKind    string
 	dstMesh, dstService, dstWorkload string
 	route                            string
+	// security: the called side authenticated the caller's certificate
+	// (connection_security_policy="mutual_tls", else "none"; "unknown"
+	// on the calling side).
+	security string
 }
 
 // EdgeKey finds the calling side's edge of a request: the virtual service
@@ -165,7 +169,7 @@ func New(store *stats.Store, self nodeid.ID) *Metrics {
 	m.peers.Store(&noPeers)
 	m.unknown = m.edge(meshLabels{
 		reporter: "destination", srcMesh: unknown, srcWorkload: unknown, srcKind: unknown,
-		dstMesh: orUnknown(self.Mesh), dstService: unknown, dstWorkload: orUnknown(self.Name), route: unknown,
+		dstMesh: orUnknown(self.Mesh), dstService: unknown, dstWorkload: orUnknown(self.Name), route: unknown, security: "none",
 	})
 	return m
 }
@@ -210,7 +214,7 @@ func (m *Metrics) Outbound(service, route, mesh, node string) *Edge {
 	return m.edge(meshLabels{
 		reporter: "source",
 		srcMesh:  orUnknown(m.self.Mesh), srcWorkload: orUnknown(m.self.Name), srcKind: orUnknown(string(m.self.Kind)),
-		dstMesh: orUnknown(mesh), dstService: orUnknown(service), dstWorkload: orUnknown(node), route: orUnknown(route),
+		dstMesh: orUnknown(mesh), dstService: orUnknown(service), dstWorkload: orUnknown(node), route: orUnknown(route), security: unknown,
 	})
 }
 
@@ -262,7 +266,7 @@ func (m *Metrics) Inbound(src string) *Edge {
 	e := m.edge(meshLabels{
 		reporter: "destination",
 		srcMesh:  mesh, srcKind: kind, srcWorkload: name,
-		dstMesh: orUnknown(m.self.Mesh), dstService: service, dstWorkload: orUnknown(m.self.Name), route: route,
+		dstMesh: orUnknown(m.self.Mesh), dstService: service, dstWorkload: orUnknown(m.self.Name), route: route, security: "none",
 	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -327,7 +331,7 @@ func (m *Metrics) Peer(cert *x509.Certificate, src string) *Edge {
 	e := m.edge(meshLabels{
 		reporter: "destination",
 		srcMesh:  k.mesh, srcKind: k.kind, srcWorkload: k.name,
-		dstMesh: orUnknown(m.self.Mesh), dstService: k.service, dstWorkload: orUnknown(m.self.Name), route: k.route,
+		dstMesh: orUnknown(m.self.Mesh), dstService: k.service, dstWorkload: orUnknown(m.self.Name), route: k.route, security: "mutual_tls",
 	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -425,6 +429,7 @@ func (e *Edge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) *mes
 		{Name: "destination_service", Value: l.dstService},
 		{Name: "destination_workload", Value: l.dstWorkload},
 		{Name: "route", Value: l.route},
+		{Name: "connection_security_policy", Value: l.security},
 		{Name: "response_code", Value: strconv.Itoa(code)},
 		{Name: "protocol", Value: protoNames[proto]},
 	})

@@ -50,7 +50,7 @@ func TestPeerEdge(t *testing.T) {
 		{other, forged, "unknown", "unknown", "spiffe://td/ns/default/sa/web", "server.demo.local"},
 	} {
 		l := m.Peer(c.cert, c.src).labels
-		if l.srcMesh != c.mesh || l.srcKind != c.kind || l.srcWorkload != c.name || l.dstService != c.sv || l.reporter != "destination" {
+		if l.srcMesh != c.mesh || l.srcKind != c.kind || l.srcWorkload != c.name || l.dstService != c.sv || l.reporter != "destination" || l.security != "mutual_tls" {
 			t.Errorf("%v %q: %+v", c.cert.URIs, c.src, l)
 		}
 	}
@@ -159,13 +159,16 @@ func TestRouteLabelAndOverflow(t *testing.T) {
 			t.Errorf("no series with %s in\n%s", want, prom)
 		}
 	}
-	if !strings.Contains(prom, `route="__overflow__",response_code="200",protocol="http"} 2`) {
+	if !strings.Contains(prom, `route="__overflow__",connection_security_policy="unknown",response_code="200",protocol="http"} 2`) {
 		t.Errorf("overflow series does not count both routes beyond the cap:\n%s", prom)
 	}
 
 	// The called side reads the route from the header, slashes and all.
 	srv := New(store, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter-v1"})
 	in := srv.Inbound(b.Header()[0])
+	if in.labels.security != "none" || a.labels.security != unknown {
+		t.Errorf("plaintext inbound security %q, outbound %q; want none and unknown", in.labels.security, a.labels.security)
+	}
 	if in.labels.route != "gw/r-b" || in.labels.dstService != "greeter.demo.local" || in.labels.srcWorkload != "front" {
 		t.Errorf("inbound labels %+v from %q", in.labels, b.Header()[0])
 	}
@@ -202,7 +205,7 @@ func TestEvictIdleSeries(t *testing.T) {
 		t.Fatalf("after eviction:\n%s", prom)
 	}
 	idle.Record(HTTP, 200, time.Millisecond, 0, 0)
-	if prom := meshProm(t, store); !strings.Contains(prom, `destination_service="old.demo.local",destination_workload="old",route="r",response_code="200",protocol="http"} 1`) {
+	if prom := meshProm(t, store); !strings.Contains(prom, `destination_service="old.demo.local",destination_workload="old",route="r",connection_security_policy="unknown",response_code="200",protocol="http"} 1`) {
 		t.Errorf("the evicted series did not come back from zero:\n%s", prom)
 	}
 }
