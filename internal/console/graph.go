@@ -60,21 +60,21 @@ type Target struct {
 // (ConfiguredShare, summed over the router's routes). Idle edges are
 // configured backends that carried nothing in the window.
 type Edge struct {
-	ID            string  `json:"id"`
-	Source        string  `json:"source"`
-	Target        string  `json:"target"`
-	RPS           Num     `json:"rps"`
-	ErrorRatio    Num     `json:"errorRatio"`
-	P50           Num     `json:"p50"`
-	P99           Num     `json:"p99"`
-	Health        string  `json:"health"` // healthy, degraded, failing, idle
-	Idle          bool    `json:"idle,omitempty"`
-	UnknownSource bool    `json:"unknownSource,omitempty"`
+	ID            string `json:"id"`
+	Source        string `json:"source"`
+	Target        string `json:"target"`
+	RPS           Num    `json:"rps"`
+	ErrorRatio    Num    `json:"errorRatio"`
+	P50           Num    `json:"p50"`
+	P99           Num    `json:"p99"`
+	Health        string `json:"health"` // healthy, degraded, failing, idle
+	Idle          bool   `json:"idle,omitempty"`
+	UnknownSource bool   `json:"unknownSource,omitempty"`
 	// MTLS says whether the hop was mutually authenticated, as the called
 	// proxies saw the connections: true when all of the edge's traffic
 	// was, false when some was not, absent when they reported none.
-	MTLS *bool `json:"mtls,omitempty"`
-	Split         []Split `json:"split,omitempty"`
+	MTLS  *bool   `json:"mtls,omitempty"`
+	Split []Split `json:"split,omitempty"`
 }
 
 // Split is one version's part of an edge's traffic.
