@@ -32,7 +32,10 @@ const StreamInterval = 5 * time.Second
 type Handler struct {
 	Resources func() v1alpha1.Lookup
 	Metrics   metricshistory.Reader
-	Log       *slog.Logger
+	// Nodes lists the proxies that report over the metrics service, with
+	// their view of their endpoints (nil: no instances).
+	Nodes func() []metricshistory.NodeReport
+	Log   *slog.Logger
 	// Interval is graph/stream's period (default StreamInterval).
 	Interval time.Duration
 
@@ -46,6 +49,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/console/graph/stream", h.handleGraphStream)
 	mux.HandleFunc("GET /v1/console/metrics", h.handleMetrics)
 	mux.HandleFunc("GET /v1/console/top", h.handleTop)
+	mux.HandleFunc("GET /v1/console/instances", h.handleInstances)
 }
 
 // Num is a float that encodes NaN and infinities as null (a quantile

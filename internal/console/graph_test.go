@@ -236,3 +236,27 @@ func BenchmarkGraph(b *testing.B) {
 		}
 	}
 }
+
+// An instance's summary is the worst of its callers' views: one caller's
+// ejection marks it ejected though another sees it healthy.
+func TestInstancesMergeCallersViews(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	ep := func(addr, hc string, ejected bool) metricshistory.EndpointView {
+		return metricshistory.EndpointView{Mesh: "demo", VirtualNode: "v1", Cluster: "cds_v1", Address: addr, HealthCheck: hc, Ejected: ejected, EDSHealthy: true}
+	}
+	reports := []metricshistory.NodeReport{
+		{ID: "mesh/demo/virtualNode/a", Connected: true, LastReport: now, Endpoints: []metricshistory.EndpointView{ep("10.0.0.1:80", "healthy", false), ep("10.0.0.2:80", "healthy", false)}},
+		{ID: "mesh/demo/virtualNode/b", Connected: true, LastReport: now, Endpoints: []metricshistory.EndpointView{ep("10.0.0.1:80", "healthy", true), ep("10.0.0.2:80", "failed", false),
+			{Mesh: "demo", VirtualNode: "other", Address: "10.0.0.9:80", HealthCheck: "none", EDSHealthy: true}}},
+	}
+	got := Instances(reports, "demo", "v1")
+	if len(got) != 2 {
+		t.Fatalf("instances %+v, want the two of v1", got)
+	}
+	if got[0].Address != "10.0.0.1:80" || got[0].Health != "ejected" || len(got[0].Observers) != 2 || got[0].Observers[1].Proxy != "mesh/demo/virtualNode/b" || !got[0].Observers[1].Ejected {
+		t.Errorf("first instance %+v, want ejected by b", got[0])
+	}
+	if got[1].Health != "unhealthy" {
+		t.Errorf("second instance %+v, want unhealthy (b's health check fails)", got[1])
+	}
+}

@@ -106,6 +106,7 @@ type Server struct {
 	metrics  *metrics
 	history  *metricshistory.Store
 	traffic  metricshistory.Reader // the history, or Prometheus
+	receiver *metricshistory.Receiver
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
@@ -145,6 +146,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.traces = tracestore.New(cfg.TraceStore)
 	s.history = metricshistory.New(cfg.MetricsHistory)
+	s.receiver = metricshistory.NewReceiver(s.history)
 	s.traffic = s.history
 	if cfg.PrometheusURL != "" {
 		if s.traffic, err = metricshistory.NewPrometheus(cfg.PrometheusURL); err != nil {
@@ -183,7 +185,7 @@ func (s *Server) Run(ctx context.Context) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	s.xds.Register(g)
-	metricshistory.NewReceiver(s.history).Register(g)
+	s.receiver.Register(g)
 	if !s.cfg.DisableOTLP {
 		s.traces.RegisterGRPC(g)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/service/metrics/v3"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -34,6 +35,62 @@ type NodeReport struct {
 	ID, Cluster string
 	Connected   bool
 	LastReport  time.Time
+	// Endpoints is the proxy's latest view of the endpoints it sends to
+	// (EndpointHealthMetric).
+	Endpoints []EndpointView
+}
+
+// EndpointHealthMetric is the family a proxy reports its view of its
+// upstream endpoints in: a gauge per endpoint with labels
+// destination_mesh, destination_workload, cluster, address,
+// health_check (healthy, failed, pending, none), ejected and eds_healthy
+// (true or false).
+const EndpointHealthMetric = "meshlens_endpoint_health"
+
+// maxEndpointsPerNode bounds what one proxy's report keeps.
+const maxEndpointsPerNode = 5000
+
+// EndpointView is one endpoint as one proxy sees it.
+type EndpointView struct {
+	Mesh, VirtualNode, Cluster, Address string
+	HealthCheck                         string
+	Ejected, EDSHealthy                 bool
+}
+
+func endpointViews(families []*dto.MetricFamily) []EndpointView {
+	for _, f := range families {
+		if f.GetName() != EndpointHealthMetric {
+			continue
+		}
+		out := make([]EndpointView, 0, min(len(f.GetMetric()), maxEndpointsPerNode))
+		for _, m := range f.GetMetric() {
+			if len(out) >= maxEndpointsPerNode {
+				break
+			}
+			var e EndpointView
+			for _, lp := range m.GetLabel() {
+				switch v := lp.GetValue(); lp.GetName() {
+				case "destination_mesh":
+					e.Mesh = v
+				case "destination_workload":
+					e.VirtualNode = v
+				case "cluster":
+					e.Cluster = v
+				case "address":
+					e.Address = v
+				case "health_check":
+					e.HealthCheck = v
+				case "ejected":
+					e.Ejected = v == "true"
+				case "eds_healthy":
+					e.EDSHealthy = v == "true"
+				}
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	return nil
 }
 
 // NewReceiver returns a Receiver feeding store.
@@ -87,9 +144,11 @@ func (r *Receiver) StreamMetrics(stream metricsv3.MetricsService_StreamMetricsSe
 		}
 		now := r.now()
 		st.Push(now, msg.GetEnvoyMetrics())
+		eps := endpointViews(msg.GetEnvoyMetrics())
 		r.mu.Lock()
 		n := r.nodes[node]
 		n.LastReport, n.Connected = now, true
+		n.Endpoints = eps // the latest view replaces the previous one
 		r.nodes[node] = n
 		r.mu.Unlock()
 	}

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -54,7 +56,7 @@ func TestSinkToReceiverOverGRPC(t *testing.T) {
 	}
 	sink, err := metricsservice.New(metricsservice.Options{
 		Addr: ln.Addr().String(), Node: &corev3.Node{Id: "mesh/demo/virtualNode/front", Cluster: "demo/front"},
-		Stores: []*stats.Store{meshStore}, Interval: 100 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Stores: []*stats.Store{meshStore}, Extra: endpointHealth, Interval: 100 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dialer)},
 	})
 	if err != nil {
@@ -101,10 +103,23 @@ func TestSinkToReceiverOverGRPC(t *testing.T) {
 	if len(n) != 1 || n[0].ID != "mesh/demo/virtualNode/front" || n[0].Cluster != "demo/front" || !n[0].Connected {
 		t.Errorf("nodes = %+v", n)
 	}
+	want := metricshistory.EndpointView{Mesh: "demo", VirtualNode: "greeter", Cluster: "cds_greeter", Address: "10.0.0.1:8080", HealthCheck: "failed", Ejected: true}
+	if len(n) == 1 && (len(n[0].Endpoints) != 1 || n[0].Endpoints[0] != want) {
+		t.Errorf("endpoints = %+v, want %+v", n[0].Endpoints, want)
+	}
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("sink did not stop with its context")
 	}
+}
+
+func endpointHealth() []*dto.MetricFamily {
+	lp := func(k, v string) *dto.LabelPair { return &dto.LabelPair{Name: proto.String(k), Value: proto.String(v)} }
+	return []*dto.MetricFamily{{Name: proto.String(metricshistory.EndpointHealthMetric), Type: dto.MetricType_GAUGE.Enum(), Metric: []*dto.Metric{{
+		Label: []*dto.LabelPair{lp("address", "10.0.0.1:8080"), lp("cluster", "cds_greeter"), lp("destination_mesh", "demo"),
+			lp("destination_workload", "greeter"), lp("eds_healthy", "false"), lp("ejected", "true"), lp("health_check", "failed")},
+		Gauge: &dto.Gauge{Value: proto.Float64(1)},
+	}}}}
 }

@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	log.Info("proxy starting", "node", id.String(), "xds", xdsAddr, "admin", p.AdminAddr().String())
 
-	if ms, err := newMetricsService(cfg, xdsAddr, xdsclient.NewNode(id.String(), cluster, cfg.Version), log, p.MeshStats(), st.store); err != nil {
+	if ms, err := newMetricsService(cfg, xdsAddr, xdsclient.NewNode(id.String(), cluster, cfg.Version), log, p.MeshStats(), st.store, p.EndpointHealth); err != nil {
 		cancel()
 		wg.Wait()
 		return err

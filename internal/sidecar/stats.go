@@ -3,6 +3,7 @@ package sidecar
 import (
 	"fmt"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	dto "github.com/prometheus/client_model/go"
 	"log/slog"
 	"os"
 	"regexp"
@@ -84,7 +85,7 @@ func (ps *proxyStats) close() {
 // stat with --metrics-service-all-stats) to the control plane, as App
 // Mesh's Envoy bootstrap points its stats sinks at a gRPC cluster; nil
 // when turned off with "none" or when stats are off.
-func newMetricsService(cfg Config, xdsAddr string, node *corev3.Node, log *slog.Logger, mesh, all *stats.Store) (*metricsservice.Sink, error) {
+func newMetricsService(cfg Config, xdsAddr string, node *corev3.Node, log *slog.Logger, mesh, all *stats.Store, extra func() []*dto.MetricFamily) (*metricsservice.Sink, error) {
 	addr := firstNonEmpty(cfg.MetricsServiceAddr, xdsAddr)
 	if addr == "none" || mesh == nil {
 		return nil, nil
@@ -96,7 +97,7 @@ func newMetricsService(cfg Config, xdsAddr string, node *corev3.Node, log *slog.
 	if cfg.MetricsServiceAllStats {
 		stores = append(stores, all)
 	}
-	sink, err := metricsservice.New(metricsservice.Options{Addr: addr, Node: node, Stores: stores, Interval: cfg.MetricsServiceInterval, Log: log})
+	sink, err := metricsservice.New(metricsservice.Options{Addr: addr, Node: node, Stores: stores, Extra: extra, Interval: cfg.MetricsServiceInterval, Log: log})
 	if err != nil {
 		return nil, configf("--metrics-service-addr: %v", err)
 	}

@@ -146,6 +146,32 @@ func TestConsoleGraphFromProxiesMetrics(t *testing.T) {
 		t.Errorf("no named route among the slowest: %+v", tr.Slowest)
 	}
 
+	// Instances as their callers see them: the gateway sends to greeter.
+	eventually(t, 30*time.Second, "greeter's instances seen by the gateway", func() error {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/console/instances?mesh=demo&node=greeter", d.api))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var ir struct {
+			Instances []struct {
+				Address, Health string
+				Observers       []struct{ Proxy, HealthCheck string }
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&ir); err != nil {
+			return err
+		}
+		for _, in := range ir.Instances {
+			for _, o := range in.Observers {
+				if strings.Contains(o.Proxy, "/virtualGateway/") && in.Health == "healthy" && in.Address != "" {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("instances %+v", ir.Instances)
+	})
+
 	bad, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/console/metrics?kind=pod&name=x", d.api))
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,9 @@ type Options struct {
 	// Stores are the stats sent: the mesh metrics' store, and the
 	// proxy's own store when all stats are sent.
 	Stores []*stats.Store
+	// Extra adds metric families computed at each send (the proxy's view
+	// of its endpoints' health).
+	Extra func() []*dto.MetricFamily
 	// Interval between messages (default 10s).
 	Interval time.Duration
 	// MinBackoff and MaxBackoff bound the wait between reconnects
@@ -145,6 +148,9 @@ func (s *Sink) stream(ctx context.Context) error {
 		}
 		if msg.EnvoyMetrics, err = Families(s.opts.Stores...); err != nil {
 			return err
+		}
+		if s.opts.Extra != nil {
+			msg.EnvoyMetrics = append(msg.EnvoyMetrics, s.opts.Extra()...)
 		}
 		if err := s.send(sctx, cancel, cl, msg); err != nil {
 			return err
