@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/service/metrics/v3"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -122,4 +124,55 @@ func endpointHealth() []*dto.MetricFamily {
 			lp("destination_workload", "greeter"), lp("eds_healthy", "false"), lp("ejected", "true"), lp("health_check", "failed")},
 		Gauge: &dto.Gauge{Value: proto.Float64(1)},
 	}}}}
+}
+
+// stuckService accepts streams and never reads them.
+type stuckService struct {
+	metricsv3.UnimplementedMetricsServiceServer
+	streams atomic.Int32
+}
+
+func (s *stuckService) StreamMetrics(stream metricsv3.MetricsService_StreamMetricsServer) error {
+	s.streams.Add(1)
+	<-stream.Context().Done()
+	return nil
+}
+
+// A metrics service that stops reading costs the sink one stream: the
+// send that makes no progress is abandoned after SendTimeout and the
+// sink opens a new stream.
+func TestSinkAbandonsStuckStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &stuckService{}
+	g := grpc.NewServer(grpc.InitialWindowSize(64<<10), grpc.InitialConnWindowSize(64<<10))
+	metricsv3.RegisterMetricsServiceServer(g, svc)
+	go g.Serve(ln)
+	defer g.Stop()
+
+	// Enough series that a few messages fill the flow-control window.
+	store, err := stats.NewStore(stats.Options{TagRules: []stats.TagRule{}, PrometheusPrefix: "meshlens_"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		store.ScopeWithTags("", []stats.Tag{{Name: "reporter", Value: "source"}, {Name: "n", Value: strconv.Itoa(i)}}).Counter("requests_total").Inc()
+	}
+	sink, err := metricsservice.New(metricsservice.Options{Addr: ln.Addr().String(), Node: &corev3.Node{Id: "n"}, Stores: []*stats.Store{store},
+		Interval: 10 * time.Millisecond, SendTimeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go sink.Run(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for svc.streams.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams: the stuck one was not abandoned", svc.streams.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -457,7 +457,7 @@ func (st *Stream) Push(t time.Time, families []*dto.MetricFamily) {
 				if !ok {
 					continue
 				}
-				v := uint64(counterValue(m))
+				v := counterUint(counterValue(m))
 				c := st.cum(k)
 				if c == nil {
 					continue
@@ -564,6 +564,15 @@ func (st *Stream) key(m *dto.Metric) (rawKey, bool) {
 		}
 	}
 	return k, k.Reporter != ""
+}
+
+// counterUint converts a counter's value, treating what no counter can
+// be (negative, NaN) as zero and capping at 2^53.
+func counterUint(f float64) uint64 {
+	if !(f > 0) {
+		return 0
+	}
+	return uint64(min(f, 1<<53))
 }
 
 func counterValue(m *dto.Metric) float64 {

@@ -207,3 +207,33 @@ func TestStreamTurnsCumulativeIntoDeltas(t *testing.T) {
 		t.Errorf("p50 = %+v, want %v", last, 0.01+0.015*45/90)
 	}
 }
+
+// FuzzStreamPush: whatever counter values and bucket bounds a proxy
+// sends, the history records no more requests than the counters grew by,
+// and nothing panics.
+func FuzzStreamPush(f *testing.F) {
+	f.Add(10.0, 20.0, 0.01, uint64(5), uint64(7), 0.025)
+	f.Add(-1.0, 1e300, -3.0, uint64(9), uint64(1), 1e9)
+	f.Fuzz(func(t *testing.T, a, b, le float64, c1, c2 uint64, le2 float64) {
+		s := New(Options{Now: func() time.Time { return t0 }})
+		st := s.NewStream()
+		e := edge("x", "y")
+		hist := func(n, m uint64) *dto.Metric {
+			return &dto.Metric{Label: metricLabels(e, "200"), Histogram: &dto.Histogram{SampleCount: proto.Uint64(m), Bucket: []*dto.Bucket{
+				{UpperBound: proto.Float64(le), CumulativeCount: proto.Uint64(n)}, {UpperBound: proto.Float64(le2), CumulativeCount: proto.Uint64(m)}}}}
+		}
+		st.Push(t0.Add(-10*time.Second), []*dto.MetricFamily{family(RequestsTotal, dto.MetricType_COUNTER, counter(e, "200", a)),
+			family(RequestDuration, dto.MetricType_HISTOGRAM, hist(c1, c2))})
+		st.Push(t0, []*dto.MetricFamily{family(RequestsTotal, dto.MetricType_COUNTER, counter(e, "503", b), counter(e, "200", a)),
+			family(RequestDuration, dto.MetricType_HISTOGRAM, hist(c2, c1))})
+		got, err := s.Stats(context.Background(), Query{Window: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range got {
+			if g.RPS < 0 || g.ErrorRatio < 0 || g.ErrorRatio > 1 || g.P99 < 0 {
+				t.Fatalf("stat %+v", g)
+			}
+		}
+	})
+}
