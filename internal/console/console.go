@@ -10,7 +10,6 @@ package console
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"sort"
@@ -30,12 +29,14 @@ const StreamInterval = 5 * time.Second
 
 // Handler serves the console API.
 type Handler struct {
+	// Resources is the current state of the meshes.
 	Resources func() v1alpha1.Lookup
-	Metrics   metricshistory.Reader
+	// Metrics answers traffic queries: the built-in history or
+	// Prometheus.
+	Metrics metricshistory.Reader
 	// Nodes lists the proxies that report over the metrics service, with
 	// their view of their endpoints (nil: no instances).
 	Nodes func() []metricshistory.NodeReport
-	Log   *slog.Logger
 	// Interval is graph/stream's period (default StreamInterval).
 	Interval time.Duration
 

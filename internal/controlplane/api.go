@@ -56,7 +56,7 @@ func (s *Server) api() http.Handler {
 
 	s.traces.RegisterQuery(mux)
 	mux.HandleFunc("POST /v1/console/validate", s.handleConsoleValidate)
-	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: s.traffic, Nodes: s.receiver.Nodes, Log: s.log}).Register(mux)
+	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: s.traffic, Nodes: s.receiver.Nodes}).Register(mux)
 	if !s.cfg.DisableOTLP {
 		s.traces.RegisterOTLP(mux)
 	}
