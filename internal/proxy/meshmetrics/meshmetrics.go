@@ -115,6 +115,9 @@ type meshSeries struct {
 	lastChange time.Time
 }
 
+// codeTable is one protocol's series of an edge, by response code.
+type codeTable [600]atomic.Pointer[meshSeries]
+
 // Edge is one edge's series, created on first use per code and
 // protocol and then reached with one atomic load.
 type Edge struct {
@@ -122,7 +125,10 @@ type Edge struct {
 	labels meshLabels
 	// header is the x-meshlens-source value the calling side sends.
 	header []string
-	series [numProtos][600]atomic.Pointer[meshSeries]
+	// series holds, per protocol, a table of the series by response
+	// code, allocated on the protocol's first request: an edge costs a
+	// few bytes until it carries traffic, and 4.8 KB per protocol then.
+	series [numProtos]atomic.Pointer[codeTable]
 }
 
 // Metrics owns the mesh metric series of one proxy.
@@ -402,7 +408,11 @@ func (e *Edge) Record(proto, code int, d time.Duration, in, out uint64) {
 	if code < 0 || code >= 600 {
 		code = 0
 	}
-	slot := &e.series[proto][code]
+	tab := e.series[proto].Load()
+	if tab == nil {
+		tab = e.newTable(proto)
+	}
+	slot := &tab[code]
 	s := slot.Load()
 	if s == nil {
 		s = e.newSeries(slot, proto, code)
@@ -411,6 +421,17 @@ func (e *Edge) Record(proto, code int, d time.Duration, in, out uint64) {
 	s.reqBytes.Add(in)
 	s.respBytes.Add(out)
 	s.duration.RecordDuration(d)
+}
+
+func (e *Edge) newTable(proto int) *codeTable {
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	if t := e.series[proto].Load(); t != nil {
+		return t
+	}
+	t := new(codeTable)
+	e.series[proto].Store(t)
+	return t
 }
 
 func (e *Edge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) *meshSeries {
@@ -464,8 +485,12 @@ func (m *Metrics) EvictIdle(now time.Time, idle time.Duration) int {
 	n := 0
 	for _, e := range m.edges {
 		for p := range e.series {
-			for c := range e.series[p] {
-				s := e.series[p][c].Load()
+			tab := e.series[p].Load()
+			if tab == nil {
+				continue
+			}
+			for c := range tab {
+				s := tab[c].Load()
 				if s == nil {
 					continue
 				}
@@ -476,7 +501,7 @@ func (m *Metrics) EvictIdle(now time.Time, idle time.Duration) int {
 				if now.Sub(s.lastChange) < idle {
 					continue
 				}
-				e.series[p][c].Store(nil)
+				tab[c].Store(nil)
 				s.scope.Release()
 				n++
 			}
