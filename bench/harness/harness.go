@@ -39,10 +39,15 @@ type Options struct {
 	Conns    int
 	// XDSStreams are the simulator's N values; XDSServices and
 	// XDSEndpoints size its mesh.
-	XDSStreams           []int
-	XDSServices          int
-	XDSEndpointsPerNode  int
-	XDSTimeout           time.Duration
+	XDSStreams          []int
+	XDSServices         int
+	XDSEndpointsPerNode int
+	XDSTimeout          time.Duration
+	// XDSProfile, when set, is a directory that receives CPU profiles of
+	// the control plane and of the simulator during each change.
+	XDSProfile string
+	// XDSProfileSeconds is the length of the control plane's profiles.
+	XDSProfileSeconds    int
 	SkipData, SkipXDS    bool
 	SkipGoBench, SkipCPU bool
 	// Only, when set, keeps the scenarios whose id contains it.

@@ -3,8 +3,12 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/meshlens/meshlens/bench/xdssim"
@@ -50,8 +54,16 @@ func runXDSOnce(ctx context.Context, o Options, work, bin string, n int) (*xdssi
 	if err := mkdir(dir); err != nil {
 		return res, err
 	}
-	srv, err := startProc(dir, "server", bin, "server", "--data-dir", filepath.Join(dir, "data"),
-		"--api-addr", api, "--xds-addr", xds, "--log-level", "warn", "--max-body-bytes", "67108864")
+	args := []string{"server", "--data-dir", filepath.Join(dir, "data"),
+		"--api-addr", api, "--xds-addr", xds, "--log-level", "warn", "--max-body-bytes", "67108864"}
+	var pprofAddr string
+	if o.XDSProfile != "" {
+		if pprofAddr, err = freePort(); err != nil {
+			return res, err
+		}
+		args = append(args, "--pprof-addr", pprofAddr)
+	}
+	srv, err := startProc(dir, "server", bin, args...)
 	if err != nil {
 		return res, err
 	}
@@ -68,6 +80,9 @@ func runXDSOnce(ctx context.Context, o Options, work, bin string, n int) (*xdssi
 		Services: o.XDSServices, EndpointsPerNode: o.XDSEndpointsPerNode, Backends: 5,
 		Streams: n, Timeout: o.XDSTimeout,
 	}
+	if o.XDSProfile != "" {
+		cfg.AroundChange = profileChange(o, pprofAddr, n)
+	}
 	if err := xdssim.Load(ctx, cfg, res); err != nil {
 		return res, fmt.Errorf("load mesh: %w (%s)", err, srv.tail())
 	}
@@ -75,4 +90,65 @@ func runXDSOnce(ctx context.Context, o Options, work, bin string, n int) (*xdssi
 		return res, fmt.Errorf("simulate: %w (%s)", err, srv.tail())
 	}
 	return res, nil
+}
+
+// profileChange returns a hook that profiles the control plane (through
+// its --pprof-addr, for o.XDSProfileSeconds) and the simulator itself
+// (until every stream converged) during each change, writing
+// xds-<N>-<change>-{server,sim}.pprof into o.XDSProfile.
+func profileChange(o Options, pprofAddr string, n int) func(string) func() {
+	secs := o.XDSProfileSeconds
+	if secs <= 0 {
+		secs = 5
+	}
+	return func(name string) func() {
+		base := filepath.Join(o.XDSProfile, fmt.Sprintf("xds-%d-%s", n, name))
+		if err := os.MkdirAll(o.XDSProfile, 0o755); err != nil {
+			slog.Warn("profile", "error", err)
+			return func() {}
+		}
+		srvDone := make(chan struct{})
+		go func() {
+			defer close(srvDone)
+			fetchProfile(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs), base+"-server.pprof")
+		}()
+		// Let the server's profile start before the change is made.
+		time.Sleep(100 * time.Millisecond)
+		f, err := os.Create(base + "-sim.pprof")
+		if err == nil {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				f = nil
+				slog.Warn("simulator profile", "error", err)
+			}
+		}
+		return func() {
+			if f != nil {
+				pprof.StopCPUProfile()
+				f.Close()
+			}
+			<-srvDone
+			fetchProfile(fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr), base+"-server-heap.pprof")
+		}
+	}
+}
+
+// fetchProfile saves the profile served at url into path.
+func fetchProfile(url, path string) {
+	c := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := c.Get(url)
+	if err != nil {
+		slog.Warn("server profile", "error", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		slog.Warn("server profile", "error", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		slog.Warn("server profile", "error", err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -29,7 +30,10 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 const (
@@ -59,6 +63,10 @@ type Config struct {
 	// virtual node i mod Services.
 	Streams int
 	Timeout time.Duration
+	// AroundChange, when set, is called before each change with its name
+	// ("route" or "endpoint"); the function it returns is called once
+	// every stream converged (to take profiles of exactly that window).
+	AroundChange func(name string) (done func())
 }
 
 // Convergence is how long the streams took to ACK one change.
@@ -228,6 +236,10 @@ func registerAll(ctx context.Context, cfg Config) error {
 // makes the two changes and measures their convergence.
 func Run(ctx context.Context, cfg Config, res *Result) error {
 	res.Streams = cfg.Streams
+	// The simulated streams allocate for every response they read; a
+	// larger heap target keeps the simulator's garbage collection from
+	// taking the cores it shares with the control plane under test.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	_, rss, err := cfg.Usage()
 	if err != nil {
 		return err
@@ -266,7 +278,7 @@ func Run(ctx context.Context, cfg Config, res *Result) error {
 	sem := make(chan struct{}, 64)
 	var openErr atomic.Pointer[error]
 	for i := range streams {
-		s := &stream{node: "mesh/" + meshName + "/virtualNode/" + nodeName(i%cfg.Services), ready: make(chan struct{}), subs: map[string][]string{}, last: map[string]*discoveryv3.DiscoveryResponse{}}
+		s := &stream{node: "mesh/" + meshName + "/virtualNode/" + nodeName(i%cfg.Services), ready: make(chan struct{}), subs: map[string][]string{}, last: map[string][2]string{}}
 		streams[i] = s
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -300,14 +312,14 @@ func Run(ctx context.Context, cfg Config, res *Result) error {
 	slog.Info("xds streams configured", "streams", cfg.Streams, "seconds", res.ConnectSeconds)
 
 	// Route change: the shared service's split.
-	res.Route, err = measure(ctx, cfg, streams, func(s *stream) *atomic.Int64 { return &s.routeAt }, func() error {
+	res.Route, err = measure(ctx, cfg, "route", streams, func(s *stream) *atomic.Int64 { return &s.routeAt }, func() error {
 		return apply(ctx, cfg.APIURL, routeDoc(0, cfg.Services, newWeightA, newWeightB))
 	})
 	if err != nil {
 		return fmt.Errorf("route change: %w", err)
 	}
 	// Endpoint change: one more instance of a node every sidecar reaches.
-	res.Endpoint, err = measure(ctx, cfg, streams, func(s *stream) *atomic.Int64 { return &s.endpointAt }, func() error {
+	res.Endpoint, err = measure(ctx, cfg, "endpoint", streams, func(s *stream) *atomic.Int64 { return &s.endpointAt }, func() error {
 		return register(ctx, cfg.APIURL, nodeName(0), "i-new", newEndpointAddr)
 	})
 	if err != nil {
@@ -318,8 +330,12 @@ func Run(ctx context.Context, cfg Config, res *Result) error {
 
 var epoch = time.Now()
 
-func measure(ctx context.Context, cfg Config, streams []*stream, at func(*stream) *atomic.Int64, change func() error) (Convergence, error) {
+func measure(ctx context.Context, cfg Config, name string, streams []*stream, at func(*stream) *atomic.Int64, change func() error) (Convergence, error) {
 	var c Convergence
+	if cfg.AroundChange != nil {
+		done := cfg.AroundChange(name)
+		defer done()
+	}
 	cpu0, _, _ := cfg.Usage()
 	t0 := time.Now()
 	if err := change(); err != nil {
@@ -361,7 +377,12 @@ type stream struct {
 
 	// Owned by the receive goroutine.
 	subs map[string][]string
-	last map[string]*discoveryv3.DiscoveryResponse
+	// last is the version and nonce of the last response per type: the
+	// responses themselves are dropped once handled, so that the
+	// simulator's heap (and its garbage collector's work, on the cores it
+	// shares with the control plane) does not grow with 5000 streams'
+	// configurations.
+	last map[string][2]string
 	seen uint8 // bit per type that has answered
 
 	routeAt, endpointAt atomic.Int64 // ns since epoch of the ACK; 0 = not yet
@@ -427,7 +448,7 @@ func (s *stream) recv() {
 // handle ACKs a response and subscribes to what it names, as Envoy does.
 func (s *stream) handle(resp *discoveryv3.DiscoveryResponse) error {
 	typ := resp.GetTypeUrl()
-	s.last[typ] = resp
+	s.last[typ] = [2]string{resp.GetVersionInfo(), resp.GetNonce()}
 	var follow string
 	var followNames []string
 	var marker bool
@@ -474,11 +495,11 @@ func (s *stream) handle(resp *discoveryv3.DiscoveryResponse) error {
 	case typeRDS:
 		s.seen |= seenRDS
 		for _, r := range resp.GetResources() {
-			var rc routev3.RouteConfiguration
-			if err := proto.Unmarshal(r.GetValue(), &rc); err != nil {
+			has, err := hasWeights(r.GetValue(), newWeightA, newWeightB)
+			if err != nil {
 				return fmt.Errorf("decode route configuration: %w", err)
 			}
-			marker = marker || hasWeights(&rc, newWeightA, newWeightB)
+			marker = marker || has
 		}
 	case typeEDS:
 		s.seen |= seenEDS
@@ -506,8 +527,8 @@ func (s *stream) handle(resp *discoveryv3.DiscoveryResponse) error {
 		if !slices.Equal(followNames, s.subs[follow]) {
 			s.subs[follow] = followNames
 			req := &discoveryv3.DiscoveryRequest{TypeUrl: follow, ResourceNames: followNames}
-			if prev := s.last[follow]; prev != nil {
-				req.VersionInfo, req.ResponseNonce = prev.GetVersionInfo(), prev.GetNonce()
+			if prev, ok := s.last[follow]; ok {
+				req.VersionInfo, req.ResponseNonce = prev[0], prev[1]
 			}
 			if err := s.ads.Send(req); err != nil {
 				return fmt.Errorf("subscribe %s: %w", follow, err)
@@ -524,17 +545,108 @@ func (s *stream) handle(resp *discoveryv3.DiscoveryResponse) error {
 	return nil
 }
 
-func hasWeights(rc *routev3.RouteConfiguration, a, b uint32) bool {
-	for _, vh := range rc.GetVirtualHosts() {
-		for _, r := range vh.GetRoutes() {
-			var got []uint32
-			for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
-				got = append(got, wc.GetWeight().GetValue())
-			}
-			if len(got) == 2 && got[0] == a && got[1] == b {
-				return true
-			}
-		}
+// Field numbers on the path from a RouteConfiguration to its routes'
+// weights, read from the descriptors.
+var (
+	fieldVirtualHosts     = fieldNumber(&routev3.RouteConfiguration{}, "virtual_hosts")
+	fieldRoutes           = fieldNumber(&routev3.VirtualHost{}, "routes")
+	fieldRouteAction      = fieldNumber(&routev3.Route{}, "route")
+	fieldWeightedClusters = fieldNumber(&routev3.RouteAction{}, "weighted_clusters")
+	fieldClusters         = fieldNumber(&routev3.WeightedCluster{}, "clusters")
+	fieldWeight           = fieldNumber(&routev3.WeightedCluster_ClusterWeight{}, "weight")
+	fieldValue            = fieldNumber(&wrapperspb.UInt32Value{}, "value")
+)
+
+func fieldNumber(m proto.Message, name string) protowire.Number {
+	f := m.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(name))
+	if f == nil {
+		panic("xdssim: no field " + name)
 	}
-	return false
+	return f.Number()
+}
+
+// hasWeights reports whether an encoded RouteConfiguration has a route
+// split between exactly two weighted clusters of weights a and b, in that
+// order. It walks the wire format along the path to the weights only:
+// decoding 5000 whole route configurations per change costs the simulator
+// CPU that the control plane, sharing its cores, would otherwise get.
+func hasWeights(rc []byte, a, b uint32) (bool, error) {
+	found := false
+	err := eachField(rc, fieldVirtualHosts, func(vh []byte) error {
+		return eachField(vh, fieldRoutes, func(r []byte) error {
+			return eachField(r, fieldRouteAction, func(ra []byte) error {
+				return eachField(ra, fieldWeightedClusters, func(wc []byte) error {
+					var got []uint32
+					err := eachField(wc, fieldClusters, func(cw []byte) error {
+						var w uint32
+						err := eachField(cw, fieldWeight, func(v []byte) error {
+							return eachVarint(v, fieldValue, func(x uint64) { w = uint32(x) })
+						})
+						got = append(got, w)
+						return err
+					})
+					if len(got) == 2 && got[0] == a && got[1] == b {
+						found = true
+					}
+					return err
+				})
+			})
+		})
+	})
+	return found, err
+}
+
+// eachField calls fn with the bytes of every length-delimited field num
+// of the message b, skipping the other fields.
+func eachField(b []byte, num protowire.Number, fn func([]byte) error) error {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+		if n == num && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return protowire.ParseError(l)
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+			b = b[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(n, typ, b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+	}
+	return nil
+}
+
+// eachVarint calls fn with every varint field num of the message b.
+func eachVarint(b []byte, num protowire.Number, fn func(uint64)) error {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+		if n == num && typ == protowire.VarintType {
+			v, l := protowire.ConsumeVarint(b)
+			if l < 0 {
+				return protowire.ParseError(l)
+			}
+			fn(v)
+			b = b[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(n, typ, b)
+		if l < 0 {
+			return protowire.ParseError(l)
+		}
+		b = b[l:]
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 func newServerCmd(e *env) *cobra.Command {
 	var cfg controlplane.Config
 	otlp := true
+	var pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: store, REST API and xDS",
@@ -27,6 +28,13 @@ func newServerCmd(e *env) *cobra.Command {
 			cfg.DisableOTLP = !otlp
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if pprofAddr != "" {
+				ln, err := listenPprof(pprofAddr)
+				if err != nil {
+					return err
+				}
+				go servePprof(ctx, ln, log)
+			}
 			s, err := controlplane.New(ctx, cfg)
 			if err != nil {
 				return runError{err}
@@ -44,8 +52,10 @@ func newServerCmd(e *env) *cobra.Command {
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
 	f.IntVar(&cfg.TraceStore.MaxSpans, "trace-store-spans", tracestore.DefaultMaxSpans, "most spans the built-in trace store keeps (oldest evicted first)")
 	f.Int64Var(&cfg.TraceStore.MaxBytes, "trace-store-bytes", tracestore.DefaultMaxBytes, "most bytes of spans the built-in trace store keeps (oldest evicted first)")
+	f.Int64Var(&cfg.TraceStore.MaxDiskBytes, "trace-store-disk-bytes", 0, "also keep spans on disk under the data dir, in at most this many bytes, and reload them at start (0: memory only)")
 	f.BoolVar(&otlp, "otlp", true, "receive spans over OTLP (gRPC on the xDS address, HTTP POST /v1/traces on the API address) into the built-in trace store")
 	f.StringVar(&cfg.OTLPAdvertiseAddr, "otlp-advertise-addr", "", "host:port proxies send spans to for the builtin tracing provider (default: the xDS address)")
+	f.StringVar(&pprofAddr, "pprof-addr", "", "loopback address to serve Go's profiles on, under /debug/pprof/ (default: none)")
 	f.StringVar(&cfg.PrometheusURL, "prometheus-url", "", "read the console's traffic from this Prometheus server (http://host:9090), which scrapes the proxies, instead of the built-in history")
 	f.DurationVar(&cfg.MetricsHistory.Retention, "metrics-history-retention", metricshistory.DefaultRetention, "how far back the built-in history of the proxies' mesh metrics goes")
 	f.DurationVar(&cfg.MetricsHistory.Resolution, "metrics-history-resolution", metricshistory.DefaultResolution, "the built-in history's time resolution")

@@ -48,7 +48,9 @@ type Config struct {
 	// system's resolver, net.DefaultResolver).
 	Resolver Resolver
 	Logger   *slog.Logger
-	// TraceStore bounds the built-in trace store (see tracestore).
+	// TraceStore bounds the built-in trace store (see tracestore). With
+	// MaxDiskBytes set and no Dir, spans are kept on disk as well, under
+	// DataDir/traces.
 	TraceStore tracestore.Options
 	// DisableOTLP turns off the trace store's OTLP receivers (gRPC on the
 	// xDS address, POST /v1/traces on the API) and the builtin tracing
@@ -125,6 +127,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	var prom *metricshistory.Prometheus
+	if cfg.PrometheusURL != "" {
+		var err error
+		if prom, err = metricshistory.NewPrometheus(cfg.PrometheusURL); err != nil {
+			return nil, err
+		}
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -144,18 +153,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("xds address: %w", err)
 	}
-	s.traces = tracestore.New(cfg.TraceStore)
+	if s.traces, err = openTraceStore(cfg); err != nil {
+		s.xdsLn.Close()
+		s.apiLn.Close()
+		st.Close()
+		return nil, err
+	}
 	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.receiver = metricshistory.NewReceiver(s.history)
 	s.traffic = s.history
-	if cfg.PrometheusURL != "" {
-		if s.traffic, err = metricshistory.NewPrometheus(cfg.PrometheusURL); err != nil {
-			st.Close()
-			return nil, err
-		}
+	if prom != nil {
+		s.traffic = prom
 	}
 	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
 	s.metrics.reg.MustRegister(newStateCollector(s))
+	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil
 }
 
@@ -170,6 +182,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer s.store.Close()
+	defer s.traces.Close()
 
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)

@@ -1,30 +1,24 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/pprof"
-	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 
 	// The typed configs that listeners and clusters embed: /config_dump
@@ -238,35 +232,35 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 	if !inboundOnly {
 		p.stopped[table.Outbound] = true
 	}
-	var socks []*socket
+	var socks []*listener.Socket
 	var lrts []*listenerRT
 	for addr, s := range p.sockets {
-		b := s.binding.Load()
-		if b == nil || !want(b.lrt.cfg.Load().l.Direction) {
+		b := s.Binding()
+		if b == nil || !want(b.Runtime.Load().Listener.Direction) {
 			continue
 		}
 		socks = append(socks, s)
 		delete(p.sockets, addr)
-		if !slices.Contains(lrts, b.lrt) {
-			lrts = append(lrts, b.lrt)
+		if lrt := p.listeners[b.Runtime.Name]; lrt != nil && !slices.Contains(lrts, lrt) {
+			lrts = append(lrts, lrt)
 		}
 	}
-	var servers []*httpServer
+	var servers []*hcm.Server
 	for _, lrt := range lrts {
 		for _, hs := range lrt.servers {
 			servers = append(servers, hs)
 		}
-		lrt.servers = map[string]*httpServer{}
+		lrt.servers = map[string]*hcm.Server{}
 	}
 	if !graceful {
 		for _, s := range socks {
-			s.close()
+			s.Close()
 		}
 	}
 	p.bg.Go(func() {
 		if graceful {
 			for _, hs := range servers {
-				hs.setKeepAlives(false)
+				hs.SetKeepAlives(false)
 			}
 			t := time.NewTimer(p.cfg.DrainTimeout)
 			select {
@@ -275,407 +269,14 @@ func (p *Proxy) drainListeners(inboundOnly, graceful bool) {
 				t.Stop()
 			}
 			for _, s := range socks {
-				s.close()
+				s.Close()
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
 		defer cancel()
 		for _, hs := range servers {
-			hs.drain(ctx)
+			hs.Drain(ctx)
 		}
 	})
 	p.log.Info("listeners drained by admin request", "inbound_only", inboundOnly, "graceful", graceful, "sockets", len(socks))
-}
-
-// ---- /clusters ----
-
-func (p *Proxy) sortedViews() []*cluster.View {
-	rs := p.state.Load()
-	if rs == nil {
-		return nil
-	}
-	out := make([]*cluster.View, 0, len(rs.byName))
-	for _, v := range rs.byName {
-		out = append(out, v)
-	}
-	slices.SortFunc(out, func(a, b *cluster.View) int { return strings.Compare(a.Cluster.Name, b.Cluster.Name) })
-	return out
-}
-
-// circuitBreakerDefaults are Envoy's thresholds when a cluster sets none.
-func thresholds(l table.CircuitBreakers) [4]uint32 {
-	or := func(v, d uint32) uint32 {
-		if v == 0 {
-			return d
-		}
-		return v
-	}
-	return [4]uint32{or(l.MaxConnections, 1024), or(l.MaxPendingRequests, 1024), or(l.MaxRequests, 1024), or(l.MaxRetries, 3)}
-}
-
-func healthFlags(e *cluster.Endpoint) string {
-	// Envoy's order: active HC, outlier, EDS, then pending.
-	var f string
-	if e.Stats != nil && e.Stats.HC.Failed.Load() {
-		f = "/failed_active_hc"
-	}
-	if e.Stats != nil && e.Stats.Outlier.Ejected() {
-		f += "/failed_outlier_check"
-	}
-	if !e.Spec.Healthy {
-		f += "/failed_eds_health"
-	}
-	if e.Stats != nil && e.Stats.HC.Pending.Load() {
-		f += "/pending_active_hc"
-	}
-	if f == "" {
-		return "healthy"
-	}
-	return f
-}
-
-func hostStats(e *cluster.Endpoint) []struct {
-	name  string
-	gauge bool
-	v     int64
-} {
-	s := e.Stats
-	return []struct {
-		name  string
-		gauge bool
-		v     int64
-	}{
-		{"cx_active", true, s.CxActive.Load()},
-		{"cx_connect_fail", false, s.CxConnectFail.Load()},
-		{"cx_total", false, s.CxTotal.Load()},
-		{"rq_active", true, s.RqActive.Load()},
-		{"rq_error", false, s.RqError.Load()},
-		{"rq_success", false, s.RqSuccess.Load()},
-		{"rq_timeout", false, s.RqTimeout.Load()},
-		{"rq_total", false, s.RqTotal.Load()},
-	}
-}
-
-func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
-	views := p.sortedViews()
-	if r.URL.Query().Get("format") == "json" {
-		out := &adminv3.Clusters{}
-		for _, v := range views {
-			cs := &adminv3.ClusterStatus{Name: v.Cluster.Name, AddedViaApi: true, ObservabilityName: v.Cluster.Name}
-			if v.Cluster.Type == table.ClusterEDS && v.Cluster.ServiceName != "" && v.Cluster.ServiceName != v.Cluster.Name {
-				cs.EdsServiceName = v.Cluster.ServiceName
-			}
-			for _, e := range v.Endpoints() {
-				hs := &adminv3.HostStatus{
-					Address:  socketAddress(e.Addr),
-					Weight:   max(e.Spec.Weight, 1),
-					Hostname: e.Hostname,
-					Priority: e.Spec.Priority,
-					HealthStatus: &adminv3.HostHealthStatus{
-						EdsHealthStatus: corev3.HealthStatus_HEALTHY,
-					},
-				}
-				if !e.Spec.Healthy {
-					hs.HealthStatus.EdsHealthStatus = corev3.HealthStatus_UNHEALTHY
-				}
-				if e.Stats != nil {
-					hs.HealthStatus.FailedOutlierCheck = e.Stats.Outlier.Ejected()
-					hs.HealthStatus.FailedActiveHealthCheck = e.Stats.HC.Failed.Load()
-					hs.HealthStatus.PendingActiveHc = e.Stats.HC.Pending.Load()
-				}
-				if e.Spec.Zone != "" {
-					hs.Locality = &corev3.Locality{Zone: e.Spec.Zone}
-				}
-				for _, st := range hostStats(e) {
-					t := adminv3.SimpleMetric_COUNTER
-					if st.gauge {
-						t = adminv3.SimpleMetric_GAUGE
-					}
-					hs.Stats = append(hs.Stats, &adminv3.SimpleMetric{Name: st.name, Type: t, Value: uint64(max(st.v, 0))})
-				}
-				cs.HostStatuses = append(cs.HostStatuses, hs)
-			}
-			out.ClusterStatuses = append(out.ClusterStatuses, cs)
-		}
-		writeJSON(w, out)
-		return
-	}
-	var b bytes.Buffer
-	for _, v := range views {
-		n := v.Cluster.Name
-		fmt.Fprintf(&b, "%s::observability_name::%s\n", n, n)
-		t := thresholds(v.Cluster.Limits)
-		for _, prio := range []string{"default_priority", "high_priority"} {
-			fmt.Fprintf(&b, "%s::%s::max_connections::%d\n", n, prio, t[0])
-			fmt.Fprintf(&b, "%s::%s::max_pending_requests::%d\n", n, prio, t[1])
-			fmt.Fprintf(&b, "%s::%s::max_requests::%d\n", n, prio, t[2])
-			fmt.Fprintf(&b, "%s::%s::max_retries::%d\n", n, prio, t[3])
-		}
-		fmt.Fprintf(&b, "%s::added_via_api::true\n", n)
-		if v.Cluster.Type == table.ClusterEDS && v.Cluster.ServiceName != "" && v.Cluster.ServiceName != n {
-			fmt.Fprintf(&b, "%s::eds_service_name::%s\n", n, v.Cluster.ServiceName)
-		}
-		for _, e := range v.Endpoints() {
-			h := n + "::" + e.Addr
-			for _, st := range hostStats(e) {
-				fmt.Fprintf(&b, "%s::%s::%d\n", h, st.name, st.v)
-			}
-			fmt.Fprintf(&b, "%s::hostname::%s\n", h, e.Hostname)
-			fmt.Fprintf(&b, "%s::health_flags::%s\n", h, healthFlags(e))
-			fmt.Fprintf(&b, "%s::weight::%d\n", h, max(e.Spec.Weight, 1))
-			fmt.Fprintf(&b, "%s::region::\n", h)
-			fmt.Fprintf(&b, "%s::zone::%s\n", h, e.Spec.Zone)
-			fmt.Fprintf(&b, "%s::sub_zone::\n", h)
-			fmt.Fprintf(&b, "%s::canary::false\n", h)
-			fmt.Fprintf(&b, "%s::priority::%d\n", h, e.Spec.Priority)
-			fmt.Fprintf(&b, "%s::success_rate::-1\n", h)
-			fmt.Fprintf(&b, "%s::local_origin_success_rate::-1\n", h)
-		}
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	_, _ = w.Write(b.Bytes())
-}
-
-// socketAddress renders host:port as Envoy's Address.
-func socketAddress(hostport string) *corev3.Address {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	pv, _ := strconv.ParseUint(port, 10, 32)
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(pv)},
-	}}}
-}
-
-// ---- /listeners ----
-
-func (p *Proxy) handleListeners(w http.ResponseWriter, r *http.Request) {
-	rs := p.state.Load()
-	bound := map[string][]BoundListener{}
-	for _, b := range p.Listeners() {
-		bound[b.Listener] = append(bound[b.Listener], b)
-	}
-	type entry struct {
-		name  string
-		addrs []string
-	}
-	var entries []entry
-	if rs != nil {
-		for _, l := range rs.snap.Listeners {
-			e := entry{name: l.Name}
-			for _, b := range bound[l.Name] {
-				e.addrs = append(e.addrs, b.Addr.String())
-			}
-			if len(e.addrs) == 0 {
-				e.addrs = []string{l.Address.String()}
-			}
-			entries = append(entries, e)
-		}
-	}
-	if r.URL.Query().Get("format") == "json" {
-		out := &adminv3.Listeners{}
-		for _, e := range entries {
-			ls := &adminv3.ListenerStatus{Name: e.name, LocalAddress: socketAddress(e.addrs[0])}
-			for _, a := range e.addrs[1:] {
-				ls.AdditionalLocalAddresses = append(ls.AdditionalLocalAddresses, socketAddress(a))
-			}
-			out.ListenerStatuses = append(out.ListenerStatuses, ls)
-		}
-		writeJSON(w, out)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	for _, e := range entries {
-		fmt.Fprintf(w, "%s::%s\n", e.name, strings.Join(e.addrs, ","))
-	}
-}
-
-// ---- /config_dump ----
-
-func (p *Proxy) handleConfigDump(w http.ResponseWriter, r *http.Request) {
-	_, includeEDS := r.URL.Query()["include_eds"]
-	dump, err := p.configDump(includeEDS)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, dump)
-}
-
-// configDump renders the received xDS resources in Envoy's ConfigDump
-// shape: ClustersConfigDump, (EndpointsConfigDump with include_eds),
-// ListenersConfigDump, RoutesConfigDump, all as dynamic resources.
-func (p *Proxy) configDump(includeEDS bool) (*adminv3.ConfigDump, error) {
-	rs := p.state.Load()
-	dump := &adminv3.ConfigDump{}
-	if rs == nil {
-		return dump, nil
-	}
-	s := rs.snap
-	updated := timestamppb.New(p.appliedAt(rs))
-	ver := func(t string) string { return s.Versions[t] }
-	var msgs []proto.Message
-
-	clusters := &adminv3.ClustersConfigDump{VersionInfo: ver(typeCluster)}
-	for _, m := range sortedResources(s.Resources[typeCluster]) {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		clusters.DynamicActiveClusters = append(clusters.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{
-			VersionInfo: ver(typeCluster), Cluster: a, LastUpdated: updated,
-		})
-	}
-	msgs = append(msgs, clusters)
-
-	if includeEDS {
-		eps := &adminv3.EndpointsConfigDump{}
-		for _, m := range sortedResources(s.Resources[typeEndpoint]) {
-			a, err := anypb.New(m)
-			if err != nil {
-				return nil, fmt.Errorf("config dump: %w", err)
-			}
-			eps.DynamicEndpointConfigs = append(eps.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{
-				VersionInfo: ver(typeEndpoint), EndpointConfig: a, LastUpdated: updated,
-			})
-		}
-		msgs = append(msgs, eps)
-	}
-
-	listeners := &adminv3.ListenersConfigDump{VersionInfo: ver(typeListener)}
-	for _, m := range sortedResources(s.Resources[typeListener]) {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		listeners.DynamicListeners = append(listeners.DynamicListeners, &adminv3.ListenersConfigDump_DynamicListener{
-			Name: resourceName(m),
-			ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{
-				VersionInfo: ver(typeListener), Listener: a, LastUpdated: updated,
-			},
-		})
-	}
-	msgs = append(msgs, listeners)
-
-	routes := &adminv3.RoutesConfigDump{}
-	for _, m := range sortedResources(s.Resources[typeRoute]) {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		routes.DynamicRouteConfigs = append(routes.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{
-			VersionInfo: ver(typeRoute), RouteConfig: a, LastUpdated: updated,
-		})
-	}
-	msgs = append(msgs, routes)
-
-	for _, m := range msgs {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		dump.Configs = append(dump.Configs, a)
-	}
-	return dump, nil
-}
-
-// appliedAt is when a snapshot state was swapped in.
-func (p *Proxy) appliedAt(rs *runtimeState) time.Time {
-	if rs.appliedAt.IsZero() {
-		return p.started
-	}
-	return rs.appliedAt
-}
-
-func resourceName(m proto.Message) string {
-	switch r := m.(type) {
-	case interface{ GetName() string }:
-		return r.GetName()
-	case interface{ GetClusterName() string }:
-		return r.GetClusterName()
-	}
-	return ""
-}
-
-func sortedResources(ms []proto.Message) []proto.Message {
-	out := slices.Clone(ms)
-	slices.SortStableFunc(out, func(a, b proto.Message) int { return strings.Compare(resourceName(a), resourceName(b)) })
-	return out
-}
-
-// ---- /stats ----
-
-// statsQuery reads the query parameters Envoy's /stats endpoints take:
-// filter (a regular expression over full stat names; 400 when it does not
-// compile) and usedonly.
-func statsQuery(w http.ResponseWriter, r *http.Request) (filter *regexp.Regexp, usedOnly, ok bool) {
-	q := r.URL.Query()
-	if f := q.Get("filter"); f != "" {
-		var err error
-		if filter, err = regexp.Compile(f); err != nil {
-			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, "Invalid regex: filter: %v\n", err)
-			return nil, false, false
-		}
-	}
-	_, usedOnly = q["usedonly"]
-	return filter, usedOnly, true
-}
-
-// handleStats is /stats: Envoy's text format, ?format=json or
-// ?format=prometheus.
-func (p *Proxy) handleStats(w http.ResponseWriter, r *http.Request) {
-	switch f := r.URL.Query().Get("format"); f {
-	case "prometheus":
-		p.handlePrometheus(w, r)
-		return
-	case "", "text", "json":
-	default:
-		http.Error(w, "format: must be one of text, json, prometheus", http.StatusBadRequest)
-		return
-	}
-	filter, usedOnly, ok := statsQuery(w, r)
-	if !ok {
-		return
-	}
-	p.refreshServerStats()
-	var b bytes.Buffer
-	if r.URL.Query().Get("format") == "json" {
-		w.Header().Set("Content-Type", "application/json")
-		_ = p.stats.WriteJSON(&b, filter, usedOnly)
-	} else {
-		w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-		_ = p.stats.WriteText(&b, filter, usedOnly)
-	}
-	_, _ = w.Write(b.Bytes())
-}
-
-// handlePrometheus is /stats/prometheus: Envoy's stats with Envoy's
-// Prometheus naming, then the mesh metrics (meshlens_*).
-func (p *Proxy) handlePrometheus(w http.ResponseWriter, r *http.Request) {
-	filter, usedOnly, ok := statsQuery(w, r)
-	if !ok {
-		return
-	}
-	p.refreshServerStats()
-	var b bytes.Buffer
-	_ = p.stats.WritePrometheus(&b, filter, usedOnly)
-	if p.mesh.Store() != nil {
-		_ = p.mesh.Store().WritePrometheus(&b, filter, usedOnly)
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = w.Write(b.Bytes())
-}
-
-// handleResetCounters is POST /reset_counters: every counter to zero, as
-// Envoy does (gauges and histograms stay).
-func (p *Proxy) handleResetCounters(w http.ResponseWriter, r *http.Request) {
-	p.stats.ResetCounters()
-	if p.mesh.Store() != nil {
-		p.mesh.Store().ResetCounters()
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	fmt.Fprintln(w, "OK")
 }

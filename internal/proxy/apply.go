@@ -8,7 +8,11 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
 
 // A snapshot goes live in four steps, as Caddy's config lifecycle does:
@@ -67,8 +71,8 @@ type applyTxn struct {
 	p *Proxy
 	s *table.Snapshot
 
-	// plan: the sockets the snapshot wants, by bindSpec.key.
-	specs map[string]bindSpec
+	// plan: the sockets the snapshot wants, by listener.BindSpec.key.
+	specs map[string]listener.BindSpec
 
 	// provision: the upstreams by cluster name (created lists the new
 	// ones), the runtime state, the stats scopes and access-log writers
@@ -80,8 +84,8 @@ type applyTxn struct {
 	res      scopes
 	logs     []*accesslog.Writer
 	chainRTs map[*table.FilterChain]*chainRT
-	lstats   map[string]*listenerStats
-	bound    []*socket
+	lstats   map[string]*listener.Stats
+	bound    []*listener.Socket
 	lrts     map[string]*listenerRT
 	pending  []listenerSwap
 
@@ -90,32 +94,33 @@ type applyTxn struct {
 	retired []func(ctx context.Context)
 }
 
-// chainRT is what a filter chain acquired for the snapshot: its stats
-// and access logs.
+// chainRT is what a filter chain acquired for the snapshot: its stats,
+// access logs and, for an HTTP chain, its compiled HTTP filter chain.
 type chainRT struct {
-	stats *hcmStats
-	tcp   *tcpStats
-	logs  []chainLog
+	stats   *hcm.Stats
+	tcp     *tunnel.Stats
+	logs    []hcm.ChainLog
+	filters *chain.Chain
 }
 
 // listenerSwap is one listener's new configuration, stored by swap.
 type listenerSwap struct {
 	lrt     *listenerRT
-	servers map[string]*httpServer
+	servers map[string]*hcm.Server
 	chains  []serverSwap
-	cfg     *listenerConfig
+	cfg     *listener.Config
 }
 
 // serverSwap is one HTTP chain's new configuration on its server.
 type serverSwap struct {
-	hs  *httpServer
-	cfg *chainConfig
+	hs  *hcm.Server
+	cfg *hcm.ChainConfig
 }
 
 // plan checks the listeners and decides where each binds; addresses must
 // not collide.
 func (t *applyTxn) plan() error {
-	t.specs = map[string]bindSpec{}
+	t.specs = map[string]listener.BindSpec{}
 	names := map[string]*table.Listener{}
 	for _, l := range t.s.Listeners {
 		if _, dup := names[l.Name]; dup {
@@ -126,9 +131,9 @@ func (t *applyTxn) plan() error {
 			continue // /drain_listeners: no new sockets for these
 		}
 		for _, b := range t.p.bindSpecs(l) {
-			k := b.key()
+			k := b.Key()
 			if prev, ok := t.specs[k]; ok {
-				return fmt.Errorf("apply: listeners %s and %s both bind %s", prev.listener, b.listener, b.addr)
+				return fmt.Errorf("apply: listeners %s and %s both bind %s", prev.Listener, b.Listener, b.Addr)
 			}
 			t.specs[k] = b
 		}
@@ -142,28 +147,28 @@ func (t *applyTxn) swap() {
 	p := t.p
 	for _, ls := range t.pending {
 		for _, sc := range ls.chains {
-			sc.hs.cfg.Store(sc.cfg)
+			sc.hs.Config.Store(sc.cfg)
 		}
 		ls.lrt.servers = ls.servers
-		ls.lrt.cfg.Store(ls.cfg)
+		ls.lrt.rt.Store(ls.cfg)
 	}
 	if old := p.state.Swap(t.rs); old != nil {
 		old.release()
 	}
 	for _, sock := range t.bound {
-		p.sockets[sock.key] = sock
+		p.sockets[sock.Key()] = sock
 	}
 	for k, sock := range p.sockets {
 		spec, ok := t.specs[k]
 		if !ok {
-			sock.close()
+			sock.Close()
 			delete(p.sockets, k)
 			continue
 		}
-		sock.binding.Store(&socketBinding{lrt: t.lrts[spec.listener], forcedPort: spec.forcedPort})
+		sock.Bind(&listener.Binding{Runtime: t.lrts[spec.Listener].rt, ForcedPort: spec.ForcedPort})
 	}
 	for _, sock := range t.bound {
-		p.bg.Go(sock.acceptLoop)
+		p.bg.Go(sock.AcceptLoop)
 	}
 }
 
@@ -176,7 +181,7 @@ func (t *applyTxn) retire() {
 		if t.lrts[name] != nil {
 			continue
 		}
-		servers := make([]*httpServer, 0, len(lrt.servers))
+		servers := make([]*hcm.Server, 0, len(lrt.servers))
 		for _, hs := range lrt.servers {
 			servers = append(servers, hs)
 		}

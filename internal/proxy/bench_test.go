@@ -81,20 +81,6 @@ func BenchmarkHTTP1ProxyPolicies(b *testing.B) {
 	benchLoop(b, "http://"+addrOf(b, p, egressName, 0)+"/bench", "greeting.demo.local")
 }
 
-// BenchmarkRequestStats is everything the proxy records for one
-// forwarded request once its handles are resolved: connection manager,
-// cluster and mesh metrics. It must not allocate.
-func BenchmarkRequestStats(b *testing.B) {
-	s := newTestStatsSet(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			s.record(200)
-		}
-	})
-}
-
 // BenchmarkHTTP1ProxyStdlibClient is BenchmarkHTTP1Proxy with net/http's
 // Transport upstream instead of the synchronous client.
 func BenchmarkHTTP1ProxyStdlibClient(b *testing.B) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,11 +17,9 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-
-	"github.com/meshlens/meshlens/internal/accesslog"
-	"github.com/meshlens/meshlens/internal/stats"
 )
 
 // logFormat is the access log format of the proxy-level tests that check
@@ -106,8 +103,8 @@ func TestBrokenRequestBodyIs400(t *testing.T) {
 	}
 	for i, tc := range cases {
 		resp, body, closed := halfClosed(t, addr, tc.raw)
-		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(body, bodyBadRequestBody) {
-			t.Errorf("%s: %d %q, want 400 %q", tc.name, resp.StatusCode, body, bodyBadRequestBody)
+		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(body, hcm.BodyBadRequestBody) {
+			t.Errorf("%s: %d %q, want 400 %q", tc.name, resp.StatusCode, body, hcm.BodyBadRequestBody)
 		}
 		if !closed || !resp.Close {
 			t.Errorf("%s: connection kept (Connection: close %v, closed %v)", tc.name, resp.Close, closed)
@@ -272,7 +269,7 @@ func TestHTTP2ShortBodyIs400(t *testing.T) {
 	status, body, rst := h2Request(t, addrOf(t, p, egressName, 0), [][2]string{
 		{":method", "POST"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/upload"}, {"content-length", "100"},
 	}, "0123456789")
-	if status != http.StatusBadRequest || !strings.HasPrefix(body, bodyBadRequestBody) {
+	if status != http.StatusBadRequest || !strings.HasPrefix(body, hcm.BodyBadRequestBody) {
 		t.Errorf("HTTP/2 body short of its content-length: status %d %q (reset %v), want 400", status, body, rst)
 	}
 	if line := logLine(t, logPath, 1); line != "400 /upload DPE" {
@@ -284,42 +281,4 @@ func TestHTTP2ShortBodyIs400(t *testing.T) {
 	if got := statValue(t, p, "cluster.cds_app.upstream_rq_5xx"); got > 0 {
 		t.Errorf("upstream_rq_5xx = %d", got)
 	}
-}
-
-// The proxy never lets its handler end without a response unnoticed: the
-// request is answered 500 with flag NRW and counted; when the client is
-// gone the stream is aborted rather than answered 200.
-func TestEnsureAnswered(t *testing.T) {
-	t.Parallel()
-	h := &httpServer{p: &Proxy{log: quietLog(t)}}
-	st, err := stats.NewStore(stats.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := newHCMStats(st.Scope("http.t."))
-	r := httptest.NewRequest(http.MethodGet, "/x", nil)
-
-	ex := &exchange{hcm: hs}
-	w := httptest.NewRecorder()
-	h.ensureAnswered(w, r, ex)
-	if w.Code != http.StatusInternalServerError || ex.status != http.StatusInternalServerError || !ex.flags.Has(accesslog.NoResponseWritten) || hs.rqUnanswered.Value() != 1 {
-		t.Errorf("unanswered request: code %d status %d flags %v counted %d, want 500 NRW 1", w.Code, ex.status, ex.flags, hs.rqUnanswered.Value())
-	}
-
-	ex = &exchange{hcm: hs, status: http.StatusTeapot}
-	w = httptest.NewRecorder()
-	h.ensureAnswered(w, r, ex)
-	if w.Code != http.StatusOK || w.Body.Len() != 0 || hs.rqUnanswered.Value() != 1 {
-		t.Errorf("answered request touched: %d %q", w.Code, w.Body)
-	}
-
-	ex = &exchange{hcm: hs, flags: accesslog.DownstreamConnectionTermination}
-	func() {
-		defer func() {
-			if v := recover(); v != http.ErrAbortHandler {
-				t.Errorf("client gone: recovered %v, want http.ErrAbortHandler", v)
-			}
-		}()
-		h.ensureAnswered(httptest.NewRecorder(), r, ex)
-	}()
 }

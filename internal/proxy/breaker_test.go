@@ -13,6 +13,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -92,8 +93,8 @@ func TestCircuitBreakerHTTP1Pending(t *testing.T) {
 	url := "http://" + addrOf(t, p, egressName, 0) + "/"
 	c := testClient()
 	resp, body, codes := overflowAfter(t, c, url, g, 2, 1)
-	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" || body != bodyOverflow {
-		t.Errorf("third request: %d %q overflow=%q, want 503 %q with x-envoy-overflow", resp.StatusCode, body, resp.Header.Get("X-Envoy-Overflow"), bodyOverflow)
+	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" || body != hcm.BodyOverflow {
+		t.Errorf("third request: %d %q overflow=%q, want 503 %q with x-envoy-overflow", resp.StatusCode, body, resp.Header.Get("X-Envoy-Overflow"), hcm.BodyOverflow)
 	}
 	cs := p.state.Load().byName["cds_svc"].Up.Stats
 	if cs.CbRqPendingOpen.Value() != 1 || cs.CbRqOpen.Value() != 0 || cs.CbCxOpen.Value() != 1 {

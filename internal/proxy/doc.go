@@ -15,8 +15,19 @@
 // unreadable certificate) is refused whole and the previous one keeps
 // serving; the xDS client NACKs it.
 //
-// Why the HTTP forwarding is written here rather than wrapping
-// net/http/httputil.ReverseProxy: the sidecar's CPU per request is measured
+// The stages of the request path are packages below this one, each named
+// for its stage as in Envoy: listener (accept, inspectors, original
+// destination, filter-chain match, TLS termination), hcm (the HTTP
+// connection manager), filters/router (forwarding and retries), cluster
+// (picking, pools, health checks, outlier detection, breakers), tunnel
+// (TCP proxy, upgrades, CONNECT), codec/... (the HTTP/1 codecs),
+// meshmetrics and tlsctx. This package ties them together: Apply
+// (apply.go, provision.go), the admin server, and the hand-off from a
+// listener to a chain's connection manager or TCP proxy. See
+// docs/architecture.md for the walk of one request.
+//
+// Why the HTTP forwarding (hcm, filters/router) is written by hand rather
+// than wrapping net/http/httputil.ReverseProxy: the sidecar's CPU per request is measured
 // against HAProxy (docs/proxy.md), and ReverseProxy clones the request,
 // copies every header map, allocates per-request buffers and hides the
 // seams the retry and outlier policies need. The downstream side still uses
@@ -28,5 +39,6 @@
 // Matching a connection to a filter chain, a request to a route, and
 // picking a weighted cluster and an endpoint are package table's job
 // (MatchChain, Route, PickCluster, PickIndex, RewritePath); this package
-// supplies what they read from the wire and keeps the per-endpoint state.
+// and its subpackages supply what they read from the wire and keep the
+// per-endpoint state.
 package proxy

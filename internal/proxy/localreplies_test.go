@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -113,15 +115,25 @@ func TestLocalRepliesTable(t *testing.T) {
 		Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/direct"}},
 		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 418, Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: "teapot"}}}},
 	}
-	cfg, logPath := loggedEgress(t, []*routev3.VirtualHost{xVHost("v", []string{"*"},
-		direct, timeoutRoute, perTry, idle,
+	// The HTTP filters' local replies: routes with typed_per_filter_config.
+	faulted := withPerFilter(xRoute("/fault", to("cds_app")), "envoy.filters.http.fault", faultAbort(503))
+	limited := withPerFilter(xRoute("/limited", to("cds_app")), "envoy.filters.http.local_ratelimit", rateLimit("rl", 1))
+	corsRoute := withPerFilter(xRoute("/cors", to("cds_app")), "envoy.filters.http.cors", corsPolicy("https://app.example"))
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	cfg := xds{
+		listeners: []*listenerv3.Listener{xListener(egressName, "0.0.0.0:15001",
+			xChain("egress_http", 0, xHCM("egress", "rds_egress_http_15001", withFileLog(logPath, logFormat), withHTTPFilters())))},
+	}
+	cfg.routes = []*routev3.RouteConfiguration{xRouteConfig("rds_egress_http_15001", xVHost("v", []string{"*"},
+		direct, timeoutRoute, perTry, idle, faulted, limited, corsRoute,
 		xRoute("/nocluster", to("cds_not_configured")),
 		xRoute("/empty", to("cds_empty")),
 		xRoute("/overflow", to("cds_one")),
 		xRoute("/dead", to("cds_dead")),
 		xRoute("/reset", to("cds_reset")),
 		xRoute("/app", to("cds_app")),
-	)},
+	))}
+	cfg.clusters = append(cfg.clusters,
 		xCluster("cds_slow", slow.Addr()), xCluster("cds_slow2", slow.Addr()), xCluster("cds_slow3", slow.Addr()),
 		xCluster("cds_empty"), withBreakers(xCluster("cds_one", slow.Addr()), 0, 0, 1, 0),
 		xCluster("cds_dead", closedAddr(t)), xCluster("cds_reset", resetter.Addr()), xCluster("cds_app", app.Addr()))
@@ -133,6 +145,7 @@ func TestLocalRepliesTable(t *testing.T) {
 	base := "http://" + addr
 	c := testClient()
 
+	lines := 0 // access log lines so far
 	do := func(method, path string, hdr map[string]string, body io.Reader) replyOutcome {
 		req, _ := http.NewRequest(method, base+path, body)
 		req.Host = "x"
@@ -188,6 +201,41 @@ func TestLocalRepliesTable(t *testing.T) {
 			waitFor(t, "a request in progress on cds_one", func() bool { return statValue(t, p, "cluster.cds_one.upstream_rq_active") == 1 })
 			return do("GET", "/overflow", nil, nil)
 		}},
+		"fault abort (`envoy.filters.http.fault`)": {"", func() replyOutcome { return do("GET", "/fault", nil, nil) }},
+		"rate limited (`envoy.filters.http.local_ratelimit`: the bucket is empty), with `x-envoy-ratelimited: true` and `retry-after`": {"", func() replyOutcome {
+			if out := do("GET", "/limited", nil, nil); out.status != http.StatusOK {
+				t.Fatalf("first request through a bucket of 1: %d %q", out.status, out.body)
+			}
+			lines++
+			req, _ := http.NewRequest("GET", base+"/limited", nil)
+			req.Host = "x"
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.Header.Get("X-Envoy-Ratelimited") != "true" || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("rate limited reply headers %v, want x-envoy-ratelimited and retry-after", resp.Header)
+			}
+			return replyOutcome{resp.StatusCode, string(b)}
+		}},
+		"CORS preflight from an allowed origin (`envoy.filters.http.cors`), with the `access-control-allow-*` headers": {"", func() replyOutcome {
+			req, _ := http.NewRequest("OPTIONS", base+"/cors", nil)
+			req.Host = "x"
+			req.Header.Set("Origin", "https://app.example")
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || resp.Header.Get("Access-Control-Allow-Methods") != "GET,POST" || resp.Header.Get("Access-Control-Max-Age") != "600" {
+				t.Errorf("preflight reply headers %v", resp.Header)
+			}
+			return replyOutcome{resp.StatusCode, string(b)}
+		}},
 		"upstream connect failure":               {"cds_dead", func() replyOutcome { return do("GET", "/dead", nil, nil) }},
 		"upstream reset before response headers": {"cds_reset", func() replyOutcome { return do("GET", "/reset", nil, nil) }},
 		"route timeout":                          {"cds_slow", func() replyOutcome { return do("GET", "/timeout", nil, nil) }},
@@ -241,7 +289,6 @@ func TestLocalRepliesTable(t *testing.T) {
 	}
 
 	seen := map[string]bool{}
-	lines := 0
 	for _, row := range rows {
 		seen[row.situation] = true
 		if why, ok := localReplySkipped[row.situation]; ok {
@@ -257,7 +304,7 @@ func TestLocalRepliesTable(t *testing.T) {
 			t.Errorf("docs/proxy.md local reply %q: no provoker in TestLocalRepliesTable", row.situation)
 			continue
 		}
-		stat := strings.NewReplacer("<prefix>", "egress", "<c>", pr.cluster).Replace(row.stat)
+		stat := strings.NewReplacer("<prefix>", "egress", "<c>", pr.cluster, "<stat_prefix>", "rl").Replace(row.stat)
 		before := max(statValue(t, p, stat), 0)
 		out := pr.run()
 		lines++
@@ -267,6 +314,10 @@ func TestLocalRepliesTable(t *testing.T) {
 		case "its status":
 			if out.status != 418 {
 				t.Errorf("%q: status %d, want the route's 418", row.situation, out.status)
+			}
+		case "the configured status":
+			if out.status != 503 {
+				t.Errorf("%q: status %d, want the fault's 503", row.situation, out.status)
 			}
 		default:
 			if want, _ := strconv.Atoi(row.status); out.status != want {

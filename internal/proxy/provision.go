@@ -10,9 +10,13 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -41,7 +45,7 @@ func (t *applyTxn) provision() error {
 // created, the scopes and access logs acquired.
 func (t *applyTxn) abort() {
 	for _, b := range t.bound {
-		b.close()
+		b.Close()
 	}
 	for _, u := range t.created {
 		u.StopHealthChecks()
@@ -87,23 +91,37 @@ func allChains(l *table.Listener) []*table.FilterChain {
 }
 
 // provisionChains acquires the stats scopes and access logs of the
-// listeners and chains. The previous snapshot's are released after the
-// swap, so the stats of what stays carry over.
+// listeners and chains, builds each HTTP chain's filter chain and
+// provisions the rate limits (HTTP and network), whose buckets carry over
+// from the previous snapshot where unchanged. The previous snapshot's
+// scopes are released after the swap, so the stats of what stays carry
+// over.
 func (t *applyTxn) provisionChains() error {
 	p := t.p
+	acquire := func(prefix string) *stats.Scope { return t.res.acquire(p.dataStats, prefix) }
+	if old := p.state.Load(); old != nil {
+		carryBuckets(old.snap, t.s)
+	}
+	for _, rl := range t.s.RateLimits {
+		rl.Provision(acquire(rl.StatsPrefix()))
+	}
 	t.chainRTs = map[*table.FilterChain]*chainRT{}
-	t.lstats = map[string]*listenerStats{}
+	t.lstats = map[string]*listener.Stats{}
 	for _, l := range t.s.Listeners {
-		t.lstats[l.Name] = newListenerStats(t.res.acquire(p.dataStats, "listener."+listenerStatName(l)+"."))
+		t.lstats[l.Name] = listener.NewStats(t.res.acquire(p.dataStats, "listener."+listener.StatName(l)+"."))
 		for _, c := range allChains(l) {
 			crt := &chainRT{}
 			var als []table.AccessLog
 			switch {
 			case c.HTTP != nil:
-				crt.stats = newHCMStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				crt.stats = hcm.NewStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
+				crt.filters = chain.New(c.HTTP.Filters, c.HTTP.StatPrefix, acquire)
 				als = c.HTTP.AccessLogs
 			case c.TCP != nil:
-				crt.tcp = newTCPStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				crt.tcp = tunnel.NewStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
+				if rl := c.NetRateLimit; rl != nil {
+					rl.Provision(acquire(rl.StatsPrefix()))
+				}
 				als = c.TCP.AccessLogs
 			}
 			for _, al := range als {
@@ -116,7 +134,7 @@ func (t *applyTxn) provisionChains() error {
 					return fmt.Errorf("apply: listener %s: chain %q: access log: %w", l.Name, c.Name, err)
 				}
 				t.logs = append(t.logs, w)
-				crt.logs = append(crt.logs, chainLog{f: f, w: w})
+				crt.logs = append(crt.logs, hcm.ChainLog{Format: f, Writer: w})
 			}
 			t.chainRTs[c] = crt
 		}
@@ -131,9 +149,9 @@ func (t *applyTxn) bind() error {
 		if old := t.p.sockets[k]; old != nil {
 			continue
 		}
-		sock, err := t.p.listen(k, spec.addr)
+		sock, err := listener.Listen(t.p.lenv, &t.p.listenConfig, k, spec.Addr)
 		if err != nil {
-			return fmt.Errorf("apply: listener %s: bind %s: %w", spec.listener, spec.addr, err)
+			return fmt.Errorf("apply: listener %s: bind %s: %w", spec.Listener, spec.Addr, err)
 		}
 		t.bound = append(t.bound, sock)
 	}
@@ -147,11 +165,11 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 	p := t.p
 	lrt := p.listeners[l.Name]
 	if lrt == nil {
-		lrt = &listenerRT{p: p, name: l.Name, servers: map[string]*httpServer{}}
+		lrt = &listenerRT{p: p, name: l.Name, rt: listener.NewRuntime(l.Name, p.lenv), servers: map[string]*hcm.Server{}}
 	}
 	t.lrts[l.Name] = lrt
-	ls := listenerSwap{lrt: lrt, servers: map[string]*httpServer{}}
-	byChain := map[*table.FilterChain]*httpServer{}
+	ls := listenerSwap{lrt: lrt, servers: map[string]*hcm.Server{}}
+	byChain := map[*table.FilterChain]*hcm.Server{}
 	chains := allChains(l)
 	listenerTLS := slices.ContainsFunc(chains, func(c *table.FilterChain) bool { return c.TLS != nil })
 	for _, c := range chains {
@@ -159,23 +177,23 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			continue
 		}
 		idle, maxHdr := p.httpLimits(c.HTTP)
-		key := serverKey(c, idle, maxHdr)
+		key := hcm.ServerKey(c, idle, maxHdr)
 		hs := ls.servers[key]
 		if hs == nil {
 			hs = lrt.servers[key]
 		}
 		if hs == nil {
-			hs = p.newHTTPServer(key, c, idle, maxHdr)
-			if hs.unusable != "" {
-				p.log.Warn("filter chain not served", "listener", l.Name, "chain", c.Name, "reason", hs.unusable)
+			hs = hcm.NewServer(p.henv, key, c, idle, maxHdr)
+			if hs.Unusable != "" {
+				p.log.Warn("filter chain not served", "listener", l.Name, "chain", c.Name, "reason", hs.Unusable)
 			}
 		}
 		crt := t.chainRTs[c]
-		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &chainConfig{chain: c, rs: t.rs, dir: l.Direction, stats: crt.stats, logs: crt.logs, listenerTLS: listenerTLS}})
+		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS, Filters: crt.filters}})
 		ls.servers[key] = hs
 		byChain[c] = hs
 	}
-	var gone []*httpServer
+	var gone []*hcm.Server
 	for key, hs := range lrt.servers {
 		if ls.servers[key] == nil {
 			gone = append(gone, hs)
@@ -184,14 +202,14 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 	if len(gone) > 0 {
 		t.retired = append(t.retired, func(ctx context.Context) {
 			for _, hs := range gone {
-				hs.drain(ctx)
+				hs.Drain(ctx)
 			}
 		})
 	}
 	tcp := map[*table.FilterChain]*tcpChain{}
 	for _, c := range chains {
 		if crt := t.chainRTs[c]; crt.tcp != nil {
-			tc := &tcpChain{stats: crt.tcp, logs: crt.logs, dir: l.Direction}
+			tc := &tcpChain{stats: crt.tcp, logs: tunnelLogs(crt.logs), dir: l.Direction}
 			if c.TLS != nil {
 				conf, err := tlsctx.DownstreamConfig(c.TLS, nil)
 				if err != nil {
@@ -203,7 +221,8 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			tcp[c] = tc
 		}
 	}
-	ls.cfg = &listenerConfig{l: l, rs: t.rs, servers: byChain, stats: t.lstats[l.Name], tcp: tcp}
+	lc := &listenerConfig{lrt: lrt, rs: t.rs, servers: byChain, tcp: tcp}
+	ls.cfg = &listener.Config{Listener: l, Stats: t.lstats[l.Name], Serve: lc.serve}
 	t.pending = append(t.pending, ls)
 }
 
@@ -372,9 +391,9 @@ func (rs *runtimeState) release() {
 	}
 }
 
-// view returns the runtime view of a cluster a route or TCP proxy named;
+// View returns the runtime view of a cluster a route or TCP proxy named;
 // nil for a cluster CDS did not deliver.
-func (rs *runtimeState) view(c *table.Cluster) *cluster.View {
+func (rs *runtimeState) View(c *table.Cluster) *cluster.View {
 	if c == nil {
 		return nil
 	}
@@ -382,4 +401,13 @@ func (rs *runtimeState) view(c *table.Cluster) *cluster.View {
 		return v
 	}
 	return rs.byName[c.Name]
+}
+
+// tunnelLogs are a TCP chain's access logs as the TCP proxy writes them.
+func tunnelLogs(logs []hcm.ChainLog) []tunnel.Log {
+	out := make([]tunnel.Log, len(logs))
+	for i, l := range logs {
+		out[i] = tunnel.Log{Format: l.Format, Writer: l.Writer}
+	}
+	return out
 }

@@ -15,6 +15,9 @@ import (
 
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/filters/router"
+	"github.com/meshlens/meshlens/internal/proxy/hcm"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -44,7 +47,7 @@ type Proxy struct {
 	// path never takes it.
 	mu        sync.Mutex
 	listeners map[string]*listenerRT
-	sockets   map[string]*socket           // by bindSpec.key
+	sockets   map[string]*listener.Socket  // by listener.BindSpec.key
 	upstreams map[string]*cluster.Upstream // by cluster name
 	stopped   map[table.Direction]bool
 	closed    bool
@@ -62,6 +65,8 @@ type Proxy struct {
 	flusher   *stats.Flusher
 	openConns atomic.Int64 // downstream connections, server.total_connections
 	connIDs   atomic.Uint64
+	lenv      *listener.Env // what the listeners share
+	henv      *hcm.Env      // what the HTTP connection managers share
 
 	bg    sync.WaitGroup // drains and server goroutines
 	conns sync.WaitGroup // per-connection goroutines
@@ -87,13 +92,14 @@ func New(cfg Config) (*Proxy, error) {
 		errLog:    slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
 		started:   time.Now(),
 		listeners: map[string]*listenerRT{},
-		sockets:   map[string]*socket{},
+		sockets:   map[string]*listener.Socket{},
 		upstreams: map[string]*cluster.Upstream{},
 		stopped:   map[table.Direction]bool{},
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	p.listenConfig.KeepAlive = 30 * time.Second
+	p.lenv = &listener.Env{Log: p.log, Conns: &p.conns, OpenConns: &p.openConns, ConnIDs: &p.connIDs, HeaderReadTimeout: cfg.HeaderReadTimeout}
 	p.stats = cfg.Stats
 	if p.stats == nil {
 		if p.stats, err = stats.NewStore(stats.Options{}); err != nil {
@@ -116,6 +122,10 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
 	p.mesh.SetMaxRoutes(cfg.MeshMaxRoutes)
+	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
+	if p.dataStats != nil {
+		p.henv.Mesh = p.mesh
+	}
 	p.flusher = stats.NewFlusher(p.stats, cfg.StatsFlushInterval, cfg.Log, cfg.StatsSinks...)
 	ln, err := p.listenConfig.Listen(context.Background(), "tcp", cfg.AdminAddr)
 	if err != nil {
@@ -145,11 +155,11 @@ func (p *Proxy) Listeners() []BoundListener {
 	defer p.mu.Unlock()
 	var out []BoundListener
 	for _, s := range p.sockets {
-		b := s.binding.Load()
-		if b == nil || s.closed.Load() {
+		b := s.Binding()
+		if b == nil || s.Closed() {
 			continue
 		}
-		out = append(out, BoundListener{Listener: b.lrt.name, Port: b.forcedPort, Addr: s.ln.Addr()})
+		out = append(out, BoundListener{Listener: b.Runtime.Name, Port: b.ForcedPort, Addr: s.Addr()})
 	}
 	slices.SortFunc(out, func(a, b BoundListener) int {
 		if a.Listener != b.Listener {
@@ -225,7 +235,7 @@ func (p *Proxy) shutdown(ctx context.Context, drain time.Duration) error {
 	p.mu.Lock()
 	p.closed = true
 	for addr, sock := range p.sockets {
-		sock.close()
+		sock.Close()
 		delete(p.sockets, addr)
 	}
 	lrts := p.listeners
@@ -236,7 +246,7 @@ func (p *Proxy) shutdown(ctx context.Context, drain time.Duration) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, lrt := range lrts {
-		servers := make([]*httpServer, 0, len(lrt.servers))
+		servers := make([]*hcm.Server, 0, len(lrt.servers))
 		for _, hs := range lrt.servers {
 			servers = append(servers, hs)
 		}

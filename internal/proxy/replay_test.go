@@ -14,6 +14,7 @@ import (
 	"time"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"github.com/meshlens/meshlens/internal/proxy/filters/router"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -143,8 +144,8 @@ func TestChunkedBodyRetried(t *testing.T) {
 		wantBodies int
 	}{
 		{10, 200, 2},
-		{maxRetryBody, 200, 2},
-		{maxRetryBody + 1, 503, 1},
+		{router.MaxRetryBody, 200, 2},
+		{router.MaxRetryBody + 1, 503, 1},
 		{1 << 20, 503, 1},
 	} {
 		mu.Lock()
@@ -173,100 +174,4 @@ func TestChunkedBodyRetried(t *testing.T) {
 			}
 		}
 	}
-}
-
-// readN reads exactly n bytes from r, or what it can with the error.
-func readN(r io.Reader, n int) (string, error) {
-	b := make([]byte, n)
-	m, err := io.ReadFull(r, b)
-	return string(b[:m]), err
-}
-
-func TestReplayBody(t *testing.T) {
-	t.Parallel()
-	t.Run("views replay what was read and go on", func(t *testing.T) {
-		rb := newReplayBody(iotest.OneByteReader(strings.NewReader("0123456789")), -1, 64)
-		v1 := rb.view()
-		if s, err := readN(v1, 4); s != "0123" || err != nil {
-			t.Fatalf("first view: %q %v", s, err)
-		}
-		_ = v1.Close()
-		if _, err := v1.Read(make([]byte, 1)); !errors.Is(err, errAttemptOver) {
-			t.Errorf("closed view: %v, want errAttemptOver", err)
-		}
-		if !rb.canReplay() {
-			t.Fatal("canReplay false within the limit")
-		}
-		if b, err := io.ReadAll(rb.view()); string(b) != "0123456789" || err != nil {
-			t.Errorf("second view: %q %v", b, err)
-		}
-		if b, err := io.ReadAll(rb.view()); string(b) != "0123456789" || err != nil {
-			t.Errorf("third view, after EOF: %q %v", b, err)
-		}
-	})
-	t.Run("outgrown", func(t *testing.T) {
-		rb := newReplayBody(strings.NewReader("0123456789"), 10, 4)
-		v1 := rb.view()
-		if b, err := io.ReadAll(v1); string(b) != "0123456789" || err != nil {
-			t.Errorf("first view streams past the limit: %q %v", b, err)
-		}
-		if rb.canReplay() {
-			t.Error("canReplay true after the body outgrew the buffer")
-		}
-		if _, err := rb.view().Read(make([]byte, 8)); !errors.Is(err, errBodyOutgrew) {
-			t.Errorf("view of an outgrown body: %v, want errBodyOutgrew", err)
-		}
-	})
-	t.Run("an abandoned read past the limit is kept for the next attempt", func(t *testing.T) {
-		pr, pw := io.Pipe()
-		src := &signalReader{r: pr, reading: make(chan struct{}, 4)}
-		rb := newReplayBody(src, -1, 4)
-		v1 := rb.view()
-		go func() { _, _ = io.WriteString(pw, "012") }()
-		if s, err := readN(v1, 3); s != "012" || err != nil {
-			t.Fatalf("first view: %q %v", s, err)
-		}
-		<-src.reading
-		got := make(chan string)
-		go func() {
-			b := make([]byte, 16)
-			n, _ := v1.Read(b) // blocks in the source
-			got <- string(b[:n])
-		}()
-		// v1's attempt is given up while its transport waits for the
-		// body; what it then reads goes past the limit.
-		<-src.reading
-		_ = v1.Close()
-		go func() { _, _ = io.WriteString(pw, "3456789"); _ = pw.Close() }()
-		if s := <-got; s != "3456789" {
-			t.Errorf("abandoned read: %q", s)
-		}
-		if rb.canReplay() {
-			t.Error("canReplay true after the body outgrew the buffer")
-		}
-		if b, err := io.ReadAll(rb.view()); string(b) != "0123456789" || err != nil {
-			t.Errorf("the next attempt's view: %q %v, want the whole body", b, err)
-		}
-	})
-	t.Run("source fails", func(t *testing.T) {
-		boom := errors.New("boom")
-		rb := newReplayBody(io.MultiReader(strings.NewReader("01"), iotest.ErrReader(boom)), -1, 64)
-		if _, err := io.ReadAll(rb.view()); !errors.Is(err, boom) {
-			t.Errorf("first view: %v, want the source's error", err)
-		}
-		if rb.canReplay() {
-			t.Error("canReplay true after the source failed")
-		}
-	})
-}
-
-// signalReader tells on reading each time a Read starts.
-type signalReader struct {
-	r       io.Reader
-	reading chan struct{}
-}
-
-func (s *signalReader) Read(p []byte) (int, error) {
-	s.reading <- struct{}{}
-	return s.r.Read(p)
 }

@@ -3,11 +3,8 @@ package proxy
 import (
 	"runtime"
 	"runtime/metrics"
-	"strings"
 	"time"
 
-	"github.com/meshlens/meshlens/internal/proxy/table"
-	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -90,95 +87,6 @@ func (p *Proxy) refreshServerStats() {
 	ss.accessLogWrites.Set(int64(written))
 }
 
-// listenerStats are listener.<address>.*.
-type listenerStats struct {
-	cxTotal, cxDestroy, noChain *stats.Counter
-	cxActive                    *stats.Gauge
-	cxLength                    *stats.Histogram
-	scope                       *stats.Scope
-	ssl                         tlsctx.LazySSL // listener.<addr>.ssl.*, on the first TLS handshake
-}
-
-// listenerStatName is Envoy's name of a listener in stats: its address
-// with ':' made '_' (0.0.0.0_15001).
-func listenerStatName(l *table.Listener) string {
-	if !l.Address.IsValid() {
-		return l.Name
-	}
-	return strings.ReplaceAll(l.Address.String(), ":", "_")
-}
-
-func newListenerStats(sc *stats.Scope) *listenerStats {
-	if sc == nil {
-		return &listenerStats{}
-	}
-	return &listenerStats{
-		cxTotal:   sc.Counter("downstream_cx_total"),
-		cxDestroy: sc.Counter("downstream_cx_destroy"),
-		noChain:   sc.Counter("no_filter_chain_match"),
-		cxActive:  sc.Gauge("downstream_cx_active"),
-		cxLength:  sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
-		scope:     sc,
-	}
-}
-
-// hcmStats are an HTTP connection manager's http.<stat_prefix>.* stats,
-// the router's included (no_route, no_cluster, rq_direct_response).
-type hcmStats struct {
-	cxTotal, cxHTTP1Total, cxHTTP2Total, cxDestroy *stats.Counter
-	cxActive, cxHTTP1Active, cxHTTP2Active         *stats.Gauge
-	cxRxBytes, cxTxBytes                           *stats.Counter
-	cxLength                                       *stats.Histogram
-
-	rqTotal, rqHTTP1Total, rqHTTP2Total, rqCompleted *stats.Counter
-	rqActive                                         *stats.Gauge
-	codes                                            *stats.CodeCounters // classes only
-	rqTime                                           *stats.Histogram
-	rqIdleTimeout, rqTxReset, cxProtocolError        *stats.Counter
-	rqUnanswered                                     *stats.Counter // meshlens's own: see ensureAnswered
-	noRoute, noCluster, directResponse               *stats.Counter
-	cxUpgradesTotal, rqWsOnNonWsRoute                *stats.Counter
-	cxUpgradesActive                                 *stats.Gauge
-	rqTooManyPrematureResets                         *stats.Counter
-}
-
-func newHCMStats(sc *stats.Scope) *hcmStats {
-	if sc == nil {
-		return &hcmStats{}
-	}
-	return &hcmStats{
-		cxTotal:          sc.Counter("downstream_cx_total"),
-		cxHTTP1Total:     sc.Counter("downstream_cx_http1_total"),
-		cxHTTP2Total:     sc.Counter("downstream_cx_http2_total"),
-		cxDestroy:        sc.Counter("downstream_cx_destroy"),
-		cxActive:         sc.Gauge("downstream_cx_active"),
-		cxHTTP1Active:    sc.Gauge("downstream_cx_http1_active"),
-		cxHTTP2Active:    sc.Gauge("downstream_cx_http2_active"),
-		cxRxBytes:        sc.Counter("downstream_cx_rx_bytes_total"),
-		cxTxBytes:        sc.Counter("downstream_cx_tx_bytes_total"),
-		cxLength:         sc.Histogram("downstream_cx_length_ms", stats.Milliseconds),
-		rqTotal:          sc.Counter("downstream_rq_total"),
-		rqHTTP1Total:     sc.Counter("downstream_rq_http1_total"),
-		rqHTTP2Total:     sc.Counter("downstream_rq_http2_total"),
-		rqCompleted:      sc.Counter("downstream_rq_completed"),
-		rqActive:         sc.Gauge("downstream_rq_active"),
-		codes:            sc.CodeCounters("downstream_rq"),
-		rqTime:           sc.Histogram("downstream_rq_time", stats.Milliseconds),
-		rqIdleTimeout:    sc.Counter("downstream_rq_idle_timeout"),
-		cxUpgradesTotal:  sc.Counter("downstream_cx_upgrades_total"),
-		cxUpgradesActive: sc.Gauge("downstream_cx_upgrades_active"),
-		rqWsOnNonWsRoute: sc.Counter("downstream_rq_ws_on_non_ws_route"),
-		rqTxReset:        sc.Counter("downstream_rq_tx_reset"),
-		cxProtocolError:  sc.Counter("downstream_cx_protocol_error"),
-		rqUnanswered:     sc.Counter("downstream_rq_unanswered"),
-		noRoute:          sc.Counter("no_route"),
-		noCluster:        sc.Counter("no_cluster"),
-		directResponse:   sc.Counter("rq_direct_response"),
-
-		rqTooManyPrematureResets: sc.Counter("downstream_rq_too_many_premature_resets"),
-	}
-}
-
 // codecStats are the codecs' process-wide stats, Envoy's http2.*.
 type codecStats struct {
 	h2HeaderOverflow *stats.Counter
@@ -190,24 +98,6 @@ func newCodecStats(s *stats.Store) *codecStats {
 	}
 	sc := s.Scope("http2.")
 	return &codecStats{h2HeaderOverflow: sc.Counter("header_overflow")}
-}
-
-// tcpStats are a tcp_proxy's tcp.<stat_prefix>.* stats.
-type tcpStats struct {
-	cxTotal, cxNoRoute, rxBytes, txBytes, idleTimeout *stats.Counter
-}
-
-func newTCPStats(sc *stats.Scope) *tcpStats {
-	if sc == nil {
-		return &tcpStats{}
-	}
-	return &tcpStats{
-		cxTotal:     sc.Counter("downstream_cx_total"),
-		cxNoRoute:   sc.Counter("downstream_cx_no_route"),
-		rxBytes:     sc.Counter("downstream_cx_rx_bytes_total"),
-		txBytes:     sc.Counter("downstream_cx_tx_bytes_total"),
-		idleTimeout: sc.Counter("idle_timeout"),
-	}
 }
 
 // scopes is the set of stats scopes one snapshot acquired, released when

@@ -2,8 +2,11 @@ package tracestore
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // response is the envelope of every answer of Jaeger's query API.
@@ -35,6 +38,31 @@ func (s *Store) RegisterQuery(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/operations", s.handleOperations)
 	mux.HandleFunc("GET /api/traces", s.handleSearch)
 	mux.HandleFunc("GET /api/traces/{traceID}", s.handleTrace)
+	mux.HandleFunc("GET /api/dependencies", s.handleDependencies)
+}
+
+// handleDependencies is Jaeger's service graph: endTs (ms since the
+// epoch, default now) and lookback (ms, default 24h) bound the spans
+// that count.
+func (s *Store) handleDependencies(w http.ResponseWriter, r *http.Request) {
+	end, lookback := s.opts.Now(), 24*time.Hour
+	if v := r.URL.Query().Get("endTs"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unable to parse param 'endTs': want milliseconds since the epoch, not %q", v))
+			return
+		}
+		end = time.UnixMilli(ms)
+	}
+	if v := r.URL.Query().Get("lookback"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unable to parse param 'lookback': want a positive number of milliseconds, not %q", v))
+			return
+		}
+		lookback = time.Duration(ms) * time.Millisecond
+	}
+	writeJSON(w, http.StatusOK, response{Data: s.Dependencies(end.Add(-lookback), end)})
 }
 
 func (s *Store) handleServices(w http.ResponseWriter, _ *http.Request) {

@@ -189,7 +189,10 @@ func convert(sp *tracepb.Span, scopeName, scopeVersion string) (*stored, string)
 		st.dur = int64((end - start) / 1000)
 	}
 	span := Span{
-		TraceID: tid, SpanID: st.id.String(), Flags: sp.GetFlags() & 0xff,
+		// No Flags: Jaeger v2 answers spans it took over OTLP without
+		// them (its OTLP translation drops the W3C flags), and the store
+		// answers as Jaeger does.
+		TraceID: tid, SpanID: st.id.String(),
 		OperationName: sp.GetName(), StartTime: st.start, Duration: st.dur,
 		References: []Reference{}, Tags: make([]KeyValue, 0, len(sp.GetAttributes())+4), Logs: []Log{},
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may compress
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -47,19 +48,22 @@ func (s *Store) export(req *collectorpb.ExportTraceServiceRequest) *collectorpb.
 	return resp
 }
 
-// protobufType is OTLP/HTTP's binary encoding.
-const protobufType = "application/x-protobuf"
+// OTLP/HTTP's encodings: binary protobuf and JSON.
+const (
+	protobufType = "application/x-protobuf"
+	jsonType     = "application/json"
+)
 
 // handleOTLP serves OTLP/HTTP's POST /v1/traces with a binary protobuf
-// body, optionally gzip-compressed. Errors are answered as OTLP
-// specifies: a google.rpc.Status in the body, 400 for a body that does
-// not decode, 413 for one over the limit, 415 for an encoding other than
-// protobuf.
+// or JSON body, optionally gzip-compressed, and answers in the request's
+// encoding. Errors are answered as OTLP specifies: a google.rpc.Status in
+// the body, 400 for a body that does not decode, 413 for one over the
+// limit, 415 for another content type or encoding.
 func (s *Store) handleOTLP(w http.ResponseWriter, r *http.Request) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != protobufType {
-		otlpError(w, http.StatusUnsupportedMediaType, codes.InvalidArgument,
-			fmt.Sprintf("Content-Type %q: only %s is accepted (OTLP/HTTP JSON is not supported)", r.Header.Get("Content-Type"), protobufType))
+	if err != nil || (mt != protobufType && mt != jsonType) {
+		otlpError(w, protobufType, http.StatusUnsupportedMediaType, codes.InvalidArgument,
+			fmt.Sprintf("Content-Type %q: want %s or %s", r.Header.Get("Content-Type"), protobufType, jsonType))
 		return
 	}
 	limit := s.opts.MaxRequestBytes
@@ -70,42 +74,54 @@ func (s *Store) handleOTLP(w http.ResponseWriter, r *http.Request) {
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			otlpError(w, http.StatusBadRequest, codes.InvalidArgument, "Content-Encoding gzip: body is not gzip: "+err.Error())
+			otlpError(w, mt, http.StatusBadRequest, codes.InvalidArgument, "Content-Encoding gzip: body is not gzip: "+err.Error())
 			return
 		}
 		defer zr.Close()
 		src = zr
 	default:
-		otlpError(w, http.StatusUnsupportedMediaType, codes.InvalidArgument, fmt.Sprintf("Content-Encoding %q: only gzip is accepted", enc))
+		otlpError(w, mt, http.StatusUnsupportedMediaType, codes.InvalidArgument, fmt.Sprintf("Content-Encoding %q: only gzip is accepted", enc))
 		return
 	}
 	raw, err := io.ReadAll(io.LimitReader(src, limit+1))
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig) || int64(len(raw)) > limit:
-		otlpError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, fmt.Sprintf("request body is larger than %d bytes", limit))
+		otlpError(w, mt, http.StatusRequestEntityTooLarge, codes.ResourceExhausted, fmt.Sprintf("request body is larger than %d bytes", limit))
 		return
 	case err != nil:
-		otlpError(w, http.StatusBadRequest, codes.InvalidArgument, "read request body: "+err.Error())
+		otlpError(w, mt, http.StatusBadRequest, codes.InvalidArgument, "read request body: "+err.Error())
 		return
 	}
 	req := &collectorpb.ExportTraceServiceRequest{}
-	if err := proto.Unmarshal(raw, req); err != nil {
-		otlpError(w, http.StatusBadRequest, codes.InvalidArgument, "request body is not an ExportTraceServiceRequest: "+err.Error())
-		return
+	if mt == jsonType {
+		req, err = decodeOTLPJSON(raw)
+	} else {
+		err = proto.Unmarshal(raw, req)
 	}
-	out, err := proto.Marshal(s.export(req))
 	if err != nil {
-		otlpError(w, http.StatusInternalServerError, codes.Internal, "encode response: "+err.Error())
+		otlpError(w, mt, http.StatusBadRequest, codes.InvalidArgument, "request body is not an ExportTraceServiceRequest: "+err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", protobufType)
+	out, err := encodeAs(mt, s.export(req))
+	if err != nil {
+		otlpError(w, mt, http.StatusInternalServerError, codes.Internal, "encode response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", mt)
 	_, _ = w.Write(out)
 }
 
-func otlpError(w http.ResponseWriter, status int, code codes.Code, msg string) {
-	b, _ := proto.Marshal(&statuspb.Status{Code: int32(code), Message: msg})
-	w.Header().Set("Content-Type", protobufType)
+func encodeAs(mediaType string, m proto.Message) ([]byte, error) {
+	if mediaType == jsonType {
+		return protojson.Marshal(m)
+	}
+	return proto.Marshal(m)
+}
+
+func otlpError(w http.ResponseWriter, mediaType string, status int, code codes.Code, msg string) {
+	b, _ := encodeAs(mediaType, &statuspb.Status{Code: int32(code), Message: msg})
+	w.Header().Set("Content-Type", mediaType)
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }

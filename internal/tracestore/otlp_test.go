@@ -150,13 +150,22 @@ func TestOTLPToJaegerAPI(t *testing.T) {
 	wantJSON(t, "services", v, `{"data":["gateway","greeter"],"total":2,"limit":0,"offset":0,"errors":null}`)
 	_, v = get(t, url+"/api/services/gateway/operations")
 	wantJSON(t, "operation names", v, `{"data":["GET /greet","greeter"],"total":2,"limit":0,"offset":0,"errors":null}`)
+	// A service name with a slash (meshlens names services
+	// mesh/node) arrives escaped, as the Jaeger UI and Grafana send it.
+	s.Add([]*tracepb.ResourceSpans{resource("demo/web", span(8, 1, 0, "GET /", tracepb.Span_SPAN_KIND_SERVER, 0, 1))})
+	_, v = get(t, url+"/api/services/demo%2Fweb/operations")
+	wantJSON(t, "operation names of demo/web", v, `{"data":["GET /"],"total":1,"limit":0,"offset":0,"errors":null}`)
+	_, v = get(t, url+"/api/traces?service=demo%2Fweb&lookback=2h")
+	if data, _ := v.(map[string]any)["data"].([]any); len(data) != 1 {
+		t.Fatalf("search for demo/web = %v", v)
+	}
 	_, v = get(t, url+"/api/operations?service=gateway&spanKind=server")
 	wantJSON(t, "operations", v, `{"data":[{"name":"GET /greet","spanKind":"server"}],"total":1,"limit":0,"offset":0,"errors":null}`)
 
 	const trace = `{
 	  "traceID": "0000000000000abc0000000000000007",
 	  "spans": [
-	    {"traceID": "0000000000000abc0000000000000007", "spanID": "0000000000000001", "flags": 1, "operationName": "GET /greet",
+	    {"traceID": "0000000000000abc0000000000000007", "spanID": "0000000000000001", "operationName": "GET /greet",
 	     "references": [], "startTime": 1767323045000000, "duration": 3000,
 	     "tags": [{"key":"http.request.method","type":"string","value":"GET"},
 	              {"key":"http.response.status_code","type":"int64","value":200},
@@ -200,6 +209,11 @@ func TestOTLPToJaegerAPI(t *testing.T) {
 	_, v = get(t, url+"/api/traces?service=greeter&tags="+strings.ReplaceAll(`{"error":"true"}`, `"`, "%22")+"&lookback=2h&limit=20")
 	wantJSON(t, "search", v, `{"data":[`+trace+`],"total":0,"limit":0,"offset":0,"errors":null}`)
 
+	_, v = get(t, url+"/api/dependencies?endTs="+itoa(int(testNow.UnixMilli()))+"&lookback=7200000")
+	wantJSON(t, "dependencies", v, `{"data":[{"parent":"gateway","child":"greeter","callCount":1}],"total":0,"limit":0,"offset":0,"errors":null}`)
+	_, v = get(t, url+"/api/dependencies?endTs="+itoa(int(testNow.UnixMilli()))+"&lookback=60000")
+	wantJSON(t, "dependencies outside the window", v, `{"data":[],"total":0,"limit":0,"offset":0,"errors":null}`)
+
 	_, v = get(t, url+"/api/traces?traceID=abc0000000000000007&traceID=99")
 	wantJSON(t, "search by ids", v, `{"data":[`+trace+`],"total":0,"limit":0,"offset":0,
 		"errors":[{"msg":"trace not found","traceID":"0000000000000099"}]}`)
@@ -218,6 +232,8 @@ func TestJaegerAPIErrors(t *testing.T) {
 		{"/api/traces/nothex", 400, "traceID must be 1 to 32 hex digits"},
 		{"/api/traces/abc", 404, "trace not found"},
 		{"/api/operations", 400, "parameter 'service' is required"},
+		{"/api/dependencies?endTs=soon", 400, `unable to parse param 'endTs': want milliseconds since the epoch, not "soon"`},
+		{"/api/dependencies?lookback=0", 400, `unable to parse param 'lookback': want a positive number of milliseconds, not "0"`},
 	} {
 		code, v := get(t, url+tc.path)
 		if code != tc.code {
@@ -254,7 +270,7 @@ func TestOTLPHTTPBadInput(t *testing.T) {
 		{"oversized", "application/x-protobuf", "", make([]byte, 2048), 413, "request body is larger than 1024 bytes"},
 		{"oversized once decompressed", "application/x-protobuf", "gzip", bomb.Bytes(), 413, "request body is larger than 1024 bytes"},
 		{"not gzip", "application/x-protobuf", "gzip", []byte("plain"), 400, "body is not gzip"},
-		{"json", "application/json", "", []byte(`{}`), 415, "OTLP/HTTP JSON is not supported"},
+		{"text", "text/plain", "", []byte(`{}`), 415, `Content-Type "text/plain": want application/x-protobuf or application/json`},
 		{"brotli", "application/x-protobuf", "br", []byte{}, 415, `Content-Encoding "br"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

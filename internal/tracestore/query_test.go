@@ -60,6 +60,7 @@ func TestParseQuery(t *testing.T) {
 		{name: "bad trace id", query: "traceID=xyz", err: "cannot parse traceID"},
 		{name: "long trace id", query: "traceID=" + strings.Repeat("a", 33), err: "cannot parse traceID"},
 		{name: "too many tags", query: "service=s" + manyTags(51), err: "at most 50 tags"},
+		{name: "too many trace ids", query: "traceID=1" + strings.Repeat("&traceID=1", 100), err: "at most 100 trace ids"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := url.ParseQuery(tc.query)

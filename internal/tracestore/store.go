@@ -51,6 +51,12 @@ type Options struct {
 	// MaxRequestBytes bounds an OTLP/HTTP request body after
 	// decompression (default DefaultMaxRequestBytes).
 	MaxRequestBytes int64
+	// Dir, when set, keeps the spans on disk as well, within
+	// MaxDiskBytes, and replays them at Open (see disk.go).
+	Dir string
+	// MaxDiskBytes bounds the files under Dir (default
+	// DefaultMaxDiskBytes); the oldest are deleted first.
+	MaxDiskBytes int64
 	// Logger receives the store's rare warnings (default slog.Default).
 	Logger *slog.Logger
 	// Now is the clock queries are relative to (default time.Now).
@@ -66,6 +72,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxRequestBytes <= 0 {
 		o.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if o.MaxDiskBytes <= 0 {
+		o.MaxDiskBytes = DefaultMaxDiskBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -141,11 +150,13 @@ type Stats struct {
 	MaxSpans       int
 	MaxBytes       int64
 	DuplicateSpans int64 // spans received again and ignored
+	DiskBytes      int64 // bytes of the on-disk segments (0 without Dir)
 }
 
 // Store keeps a bounded window of spans. It is safe for concurrent use.
 type Store struct {
 	opts Options
+	disk *disk // nil without Options.Dir
 
 	mu       sync.RWMutex
 	queue    []*stored // arrival order; queue[head] is the oldest
@@ -156,10 +167,34 @@ type Store struct {
 	stats    Stats
 }
 
-// New returns an empty store.
+// New returns an empty store kept in memory only (Options.Dir is
+// ignored; see Open).
 func New(opts Options) *Store {
 	opts.setDefaults()
 	return &Store{opts: opts, traces: map[traceID]*trace{}, services: map[string]*serviceIndex{}}
+}
+
+// Open returns a store; with Options.Dir it first replays the spans kept
+// there, and keeps new ones there too.
+func Open(opts Options) (*Store, error) {
+	s := New(opts)
+	if s.opts.Dir == "" {
+		return s, nil
+	}
+	d, err := openDisk(s.opts.Dir, s.opts.MaxDiskBytes, s.opts.Logger, func(rss []*tracepb.ResourceSpans) { s.add(rss) })
+	if err != nil {
+		return nil, err
+	}
+	s.disk = d
+	return s, nil
+}
+
+// Close closes the store's files; the store still answers queries.
+func (s *Store) Close() error {
+	if s.disk == nil {
+		return nil
+	}
+	return s.disk.close()
 }
 
 // Stats returns the store's counters.
@@ -172,6 +207,9 @@ func (s *Store) Stats() Stats {
 	st.Traces = len(s.traces)
 	st.Services = len(s.services)
 	st.MaxSpans, st.MaxBytes = s.opts.MaxSpans, s.opts.MaxBytes
+	if s.disk != nil {
+		st.DiskBytes = s.disk.usage()
+	}
 	return st
 }
 
@@ -188,9 +226,19 @@ func (r *rejection) add(msg string) {
 	r.count++
 }
 
-// Add stores the spans of an OTLP export. It returns how many spans were
-// refused and why (the first reason), for OTLP's partial success.
+// Add stores the spans of an OTLP export (and, with Options.Dir, appends
+// the export to disk). It returns how many spans were refused and why
+// (the first reason), for OTLP's partial success.
 func (s *Store) Add(rss []*tracepb.ResourceSpans) (rejected int64, reason string) {
+	rejected, reason, kept := s.add(rss)
+	if kept > 0 && s.disk != nil {
+		s.disk.append(rss)
+	}
+	return rejected, reason
+}
+
+// add stores the spans of an export in memory and counts them.
+func (s *Store) add(rss []*tracepb.ResourceSpans) (rejected int64, reason string, kept int) {
 	var rej rejection
 	var batch []*stored
 	for _, rs := range rss {
@@ -219,7 +267,7 @@ func (s *Store) Add(rss []*tracepb.ResourceSpans) (rejected int64, reason string
 		s.insert(st)
 	}
 	s.stats.Rejected += rej.count
-	return rej.count, rej.first
+	return rej.count, rej.first, len(batch)
 }
 
 // insert keeps one span, evicting the oldest while over a bound. The
@@ -321,6 +369,50 @@ func (s *Store) Operations(service, kind string) []Operation {
 	}
 	slices.SortFunc(out, func(a, b Operation) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.SpanKind, b.SpanKind))
+	})
+	return out
+}
+
+// Dependency is a caller and a callee service and how many spans of the
+// callee have a parent span of the caller (Jaeger's DependencyLink).
+type Dependency struct {
+	Parent    string `json:"parent"`
+	Child     string `json:"child"`
+	CallCount uint64 `json:"callCount"`
+}
+
+// Dependencies counts the calls between services among the spans that
+// started in [from, to], sorted by parent then child.
+func (s *Store) Dependencies(from, to time.Time) []Dependency {
+	lo, hi := from.UnixMicro(), to.UnixMicro()
+	counts := map[[2]string]uint64{}
+	s.mu.RLock()
+	for _, tr := range s.traces {
+		svcOf := make(map[string]string, len(tr.spans))
+		for _, st := range tr.spans {
+			svcOf[st.span.SpanID] = st.process.ServiceName
+		}
+		for _, st := range tr.spans {
+			if st.start < lo || st.start > hi {
+				continue
+			}
+			for _, ref := range st.span.References {
+				if ref.RefType != refChildOf {
+					continue
+				}
+				if parent, ok := svcOf[ref.SpanID]; ok && parent != st.process.ServiceName {
+					counts[[2]string{parent, st.process.ServiceName}]++
+				}
+			}
+		}
+	}
+	s.mu.RUnlock()
+	out := make([]Dependency, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, Dependency{Parent: k[0], Child: k[1], CallCount: n})
+	}
+	slices.SortFunc(out, func(a, b Dependency) int {
+		return cmp.Or(cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
 	})
 	return out
 }

@@ -68,7 +68,7 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 			rc = inboundRouteConfig(proto, port, cluster.Name, l.Timeout)
 			prefix := inboundStatPrefix(proto, port)
 			hf := hcmFilters{fault: faultConfig(ext.Fault), rateLimit: rateLimitConfig(prefix, ext.RateLimit)}
-			filters = []*listenerv3.Filter{hcmFilter(httpConnectionManager(prefix, codecFor(proto), rc.Name, logs, hf))}
+			filters = []*listenerv3.Filter{hcmFilter(b.traced(httpConnectionManager(prefix, codecFor(proto), rc.Name, logs, hf), false))}
 		case proto == "tcp":
 			var idle *durationpb.Duration
 			if l.Timeout != nil && l.Timeout.TCP != nil {
@@ -326,7 +326,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 	hf.forRoutes(rc, outboundStatPrefix)
 	httpChain := &listenerv3.FilterChain{
 		Name:    "egress_http",
-		Filters: []*listenerv3.Filter{hcmFilter(httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, xdsmeta.OutboundRouteName, logs, hf))},
+		Filters: []*listenerv3.Filter{hcmFilter(b.traced(httpConnectionManager(outboundStatPrefix, hcmv3.HttpConnectionManager_AUTO, xdsmeta.OutboundRouteName, logs, hf), true))},
 	}
 	filters := []*listenerv3.ListenerFilter{listenerFilter("envoy.filters.listener.original_dst", &originaldstv3.OriginalDst{})}
 	l := &listenerv3.Listener{
@@ -456,7 +456,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 		hf := hcmFilters{rateLimit: rateLimitConfig(prefix, ext.RateLimit)}
 		hf.grpcWeb = ext.GRPCWeb != nil && ext.GRPCWeb.Enabled
 		hf.forRoutes(rc, prefix)
-		hcm := httpConnectionManager(prefix, codecFor(proto), rc.Name, logs, hf)
+		hcm := b.traced(httpConnectionManager(prefix, codecFor(proto), rc.Name, logs, hf), true)
 		if hf.grpcWeb && isHTTP2(proto) {
 			// Browsers send gRPC-Web over HTTP/1.1 as well as HTTP/2, so
 			// an http2 or grpc listener that takes gRPC-Web accepts both;

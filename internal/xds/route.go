@@ -76,6 +76,7 @@ type rule struct {
 	extPath   string
 	fault     *anypb.Any // faultv3.HTTPFault
 	rateLimit *anypb.Any // local_ratelimitv3.LocalRateLimit
+	tracing   *routev3.Tracing
 }
 
 // setExtension records a route's meshlens extension.
@@ -86,6 +87,7 @@ func (r *rule) setExtension(key v1alpha1.Key, path string, ext *v1alpha1.RouteMe
 	r.key, r.extPath = key, path
 	r.fault = anyOrNil(faultConfig(ext.Fault))
 	r.rateLimit = anyOrNil(rateLimitConfig(routeStatPrefix(key), ext.RateLimit))
+	r.tracing = routeTracing(ext.Tracing)
 }
 
 // routeSet is the ordered rules of one port of a virtual service.
@@ -531,6 +533,9 @@ func (r *rule) envoyRoute(fl Flavour) *routev3.Route {
 	rt := &routev3.Route{Name: r.name, Match: r.path.routeMatch(), TypedPerFilterConfig: routeFilterConfig(fl, r.fault, r.rateLimit)}
 	rt.Match.Headers = r.headers
 	rt.Match.QueryParameters = r.query
+	if fl == FlavourEnvoy {
+		rt.Tracing = r.tracing
+	}
 	action := r.routeAction(fl)
 	if action == nil {
 		rt.Action = &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 503}}
@@ -1006,6 +1011,7 @@ func gatewayRoute(g *gatewayRule, r *rule) (*routev3.Route, combineResult) {
 		rateLimit = g.rateLimit
 	}
 	rt.TypedPerFilterConfig = routeFilterConfig(FlavourEnvoy, r.fault, rateLimit)
+	rt.Tracing = r.tracing
 	if g.cors != nil {
 		if rt.TypedPerFilterConfig == nil {
 			rt.TypedPerFilterConfig = map[string]*anypb.Any{}

@@ -35,9 +35,11 @@ import (
 
 // Options configure a Server. Zero values take the defaults.
 type Options struct {
-	// Debounce is how long Update waits for further updates before it
-	// rebuilds the views (default 100ms): a burst of changes costs one
-	// rebuild and one push.
+	// Debounce is the shortest interval between two rebuilds of the
+	// views for new input (default 100ms): an update that follows a quiet
+	// interval is applied at once, and the updates of a burst that follow
+	// it are applied together once the interval has passed, so a burst
+	// costs a rebuild and a push per interval, not per update.
 	Debounce time.Duration
 	// WarmTimeout bounds how long an Envoy is given to receive and ACK new
 	// clusters and their endpoints before the routes that name them are
@@ -158,6 +160,9 @@ type Server struct {
 	streams   map[int64]*streamState
 	metrics   Metrics
 	updatedAt time.Time // of the latest Update, guarded by mu
+	// prepared are the snapshots of the views being planned, built with
+	// the views; it belongs to the run goroutine, under mu.
+	prepared map[*View]*preparedSnapshot
 	// built holds, per mesh and virtual node, the endpoints the views
 	// now served were built from: what the next input is compared with.
 	// It belongs to the run goroutine.
@@ -229,6 +234,7 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 		streams:   map[int64]*streamState{},
 		metrics:   opts.Metrics,
 		built:     map[string]map[string][]Endpoint{},
+		hash:      newHasher(),
 	}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
@@ -558,11 +564,13 @@ func (s *Server) kick(ch chan struct{}) {
 	}
 }
 
-// run owns every change to the caches: it applies updates after the
-// debounce delay, builds views for data planes that connect, advances
-// make-before-break steps, and forgets data planes that left.
+// run owns every change to the caches: it applies updates (at most one
+// rebuild per debounce interval), builds views for data planes that
+// connect, advances make-before-break steps, and forgets data planes that
+// left.
 func (s *Server) run() {
 	var debounce <-chan time.Time
+	var applied time.Time // when input was last applied
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -570,12 +578,18 @@ func (s *Server) run() {
 		case <-s.ctx.Done():
 			return
 		case <-s.kickInput:
-			if debounce == nil {
-				debounce = time.After(s.opts.Debounce)
+			if debounce != nil {
+				continue // applied with the burst's other updates
 			}
-			continue
+			if wait := s.opts.Debounce - time.Since(applied); wait > 0 {
+				debounce = time.After(wait)
+				continue
+			}
+			applied = time.Now()
+			s.applyInput()
 		case <-debounce:
 			debounce = nil
+			applied = time.Now()
 			s.applyInput()
 		case <-s.kickNodes:
 		case <-timer.C:
@@ -619,11 +633,21 @@ func (s *Server) applyInput() {
 		}
 	}
 	changed, moved := changes(cur, next, s.built)
-	tr := newTranslator(next.lookup, next.eps)
-	tr.builtinCollector = s.opts.BuiltinCollector
 
 	s.mu.Lock()
-	s.cur, s.tr, s.hash = next, tr, newHasher()
+	tr := newTranslator(next.lookup, next.eps)
+	if s.tr != nil && cur != nil && sameLookup(cur.lookup, next.lookup) {
+		// Only endpoints changed: keep what does not depend on them, and
+		// the hasher that holds their encodings.
+		tr = s.tr.derive(next.eps)
+	} else {
+		// A fresh hasher: the previous input's objects, which die with
+		// its views, are forgotten from a hasher nobody encodes with
+		// any more.
+		s.hash = newHasher()
+	}
+	tr.builtinCollector = s.opts.BuiltinCollector
+	s.cur, s.tr = next, tr
 	rebuild := 0
 	for _, n := range s.nodes {
 		if changed == nil || changed[n.id.Mesh] || n.desired != nil && usesAny(n.desired, moved) {
@@ -775,10 +799,18 @@ func (s *Server) step(now time.Time) time.Time {
 	}
 	s.mu.Unlock()
 
-	// Translate outside the lock, on every core: views only read the
-	// immutable input and the translator's caches.
+	// Translate and encode outside the lock, on every core: views only
+	// read the immutable input and the translator's caches, and each
+	// resource is marshalled once (by the first view that holds it).
+	// Pushing under the lock below, which holds up every stream's
+	// responses and ACKs, then only hands the prepared snapshots to the
+	// caches. (Handing them over after releasing the lock would let the
+	// thousands of streams each one wakes take the cores from this
+	// goroutine, so the last data planes' snapshots would be set late.)
 	buildStart := time.Now()
 	views := make([]*View, len(build))
+	prepared := make(map[*View]*preparedSnapshot, len(build))
+	var prepMu sync.Mutex
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for range min(runtime.GOMAXPROCS(0), len(build)) {
@@ -786,7 +818,16 @@ func (s *Server) step(now time.Time) time.Time {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				views[i] = tr.view(build[i].id, build[i].flavour)
+				v := tr.view(build[i].id, build[i].flavour)
+				views[i] = v
+				if v.Missing {
+					continue
+				}
+				p := &preparedSnapshot{}
+				p.snap, p.versions, p.err = v.snapshot(h)
+				prepMu.Lock()
+				prepared[v] = p
+				prepMu.Unlock()
 			}
 		}()
 	}
@@ -801,11 +842,12 @@ func (s *Server) step(now time.Time) time.Time {
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.tr != tr {
 		// A newer input arrived meanwhile; it rebuilds these nodes.
+		s.mu.Unlock()
 		return now
 	}
+	s.prepared = prepared
 	for i, n := range build {
 		if s.nodes[n.key] != n {
 			continue
@@ -813,6 +855,8 @@ func (s *Server) step(now time.Time) time.Time {
 		n.dirty = false
 		s.logNotes(n, views[i].Notes)
 		s.plan(n, views[i], h, now)
+	}
+	if len(build) > 0 {
 	}
 	var wake time.Time
 	soonest := func(t time.Time) {
@@ -835,7 +879,16 @@ func (s *Server) step(now time.Time) time.Time {
 			soonest(rc.until)
 		}
 	}
+	s.prepared = nil
+	s.mu.Unlock()
 	return wake
+}
+
+// preparedSnapshot is a view's snapshot, built while the view was.
+type preparedSnapshot struct {
+	snap     *cache.Snapshot
+	versions typeVersions
+	err      error
 }
 
 func (s *Server) cacheFor(fl Flavour) cache.SnapshotCache {
@@ -980,7 +1033,14 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		n.pushed = v
 		return
 	}
-	snap, tv, err := v.snapshot(h)
+	var snap *cache.Snapshot
+	var tv typeVersions
+	var err error
+	if p := s.prepared[v]; p != nil {
+		snap, tv, err = p.snap, p.versions, p.err
+	} else {
+		snap, tv, err = v.snapshot(h)
+	}
 	if err != nil {
 		s.log.Error("xds: not pushing an inconsistent view", "node", n.nodeID, "error", err)
 		return
@@ -1003,15 +1063,16 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 // moments of the protocol.
 type cacheLogger struct{ log *slog.Logger }
 
-func (l cacheLogger) Debugf(format string, args ...any) {
-	l.log.Debug("xds cache: " + fmt.Sprintf(format, args...))
+// The cache logs every response it sends at debug level: a message is
+// only formatted when its level is enabled.
+func (l cacheLogger) logf(level slog.Level, format string, args ...any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, "xds cache: "+fmt.Sprintf(format, args...))
 }
-func (l cacheLogger) Infof(format string, args ...any) {
-	l.log.Debug("xds cache: " + fmt.Sprintf(format, args...))
-}
-func (l cacheLogger) Warnf(format string, args ...any) {
-	l.log.Info("xds cache: " + fmt.Sprintf(format, args...))
-}
-func (l cacheLogger) Errorf(format string, args ...any) {
-	l.log.Error("xds cache: " + fmt.Sprintf(format, args...))
-}
+
+func (l cacheLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l cacheLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
+func (l cacheLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l cacheLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }

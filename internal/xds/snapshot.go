@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"weak"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -22,9 +23,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// hasher computes a content hash per resource, once per object: views of
-// one input share their objects, so each is marshalled once however many
-// data planes receive it.
+// hasher encodes each resource once per object: it marshals it, keeps
+// the bytes with their content hash, and hands out an encoded resource
+// that go-control-plane copies into every response. Views of one input
+// share their objects (clusters, load assignments, virtual hosts), so a
+// resource that reaches thousands of streams is marshalled once, not once
+// per stream and response.
 //
 // It remembers an object by a weak pointer and forgets it when the object
 // is collected: the listeners and routes of a view built for one data
@@ -33,50 +37,62 @@ import (
 // until the next input change.
 type hasher struct {
 	mu sync.Mutex
-	m  map[any]string // weak.Pointer[T] of a resource -> its hash
+	m  map[any]*encoded // weak.Pointer[T] of a resource -> its encoding
+	// marshals counts the resources marshalled, for tests.
+	marshals atomic.Int64
 }
 
-func newHasher() *hasher { return &hasher{m: map[any]string{}} }
+func newHasher() *hasher { return &hasher{m: map[any]*encoded{}} }
 
-func (h *hasher) hash(m proto.Message) string {
+// encode returns m's encoding, marshalling m only the first time it is
+// asked for that object.
+func (h *hasher) encode(m proto.Message) *encoded {
 	switch r := m.(type) {
 	case *listenerv3.Listener:
-		return hashWeak(h, r)
+		return encodeWeak(h, r, r.GetName())
 	case *routev3.RouteConfiguration:
-		return hashWeak(h, r)
+		return encodeWeak(h, r, r.GetName())
 	case *clusterv3.Cluster:
-		return hashWeak(h, r)
+		return encodeWeak(h, r, r.GetName())
 	case *endpointv3.ClusterLoadAssignment:
-		return hashWeak(h, r)
+		return encodeWeak(h, r, r.GetClusterName())
 	}
-	return contentHash(m)
+	return h.encodeNow(m, cache.GetResourceName(m))
 }
 
-// hashWeak returns the hash of p, remembered under a weak pointer until p
-// is collected.
-func hashWeak[T any, P interface {
+// hash returns the content hash of m.
+func (h *hasher) hash(m proto.Message) string { return h.encode(m).hash }
+
+// encodeWeak returns the encoding of p, remembered under a weak pointer
+// until p is collected.
+func encodeWeak[T any, P interface {
 	*T
 	proto.Message
-}](h *hasher, p P) string {
+}](h *hasher, p P, name string) *encoded {
 	k := weak.Make((*T)(p))
 	h.mu.Lock()
-	s, ok := h.m[k]
+	e, ok := h.m[k]
 	h.mu.Unlock()
 	if ok {
-		return s
+		return e
 	}
-	s = contentHash(p)
+	e = h.encodeNow(p, name)
 	h.mu.Lock()
-	_, had := h.m[k]
-	h.m[k] = s
-	h.mu.Unlock()
-	if !had {
-		runtime.AddCleanup((*T)(p), h.forget, any(k))
+	defer h.mu.Unlock()
+	if prev, had := h.m[k]; had {
+		return prev
 	}
-	return s
+	h.m[k] = e
+	runtime.AddCleanup((*T)(p), h.forget, any(k))
+	return e
 }
 
-// forget drops the hash of an object that was collected.
+func (h *hasher) encodeNow(m proto.Message, name string) *encoded {
+	h.marshals.Add(1)
+	return newEncoded(m, name)
+}
+
+// forget drops the encoding of an object that was collected.
 func (h *hasher) forget(k any) {
 	h.mu.Lock()
 	delete(h.m, k)
@@ -91,16 +107,7 @@ func (h *hasher) len() int {
 }
 
 // contentHash hashes the deterministic encoding of m.
-func contentHash(m proto.Message) string {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		// A generated message always marshals; hash its text instead of
-		// failing the whole view.
-		b = []byte(fmt.Sprint(m))
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:12])
-}
+func contentHash(m proto.Message) string { return newEncoded(m, "").hash }
 
 // typeVersions are a snapshot's per-type versions, each a hash of the
 // names and contents of that type's resources: a type whose resources did
@@ -132,29 +139,52 @@ func (v *View) byType() map[resource.Type][]types.Resource {
 	return out
 }
 
-// versionOf hashes the names and content hashes of one type's resources,
-// which arrive sorted by name.
-func versionOf(h *hasher, rs []types.Resource) string {
+// versionOf hashes the names and content hashes of one type's encoded
+// resources, which arrive sorted by name.
+func versionOf(rs []types.Resource) string {
 	d := sha256.New()
 	for _, r := range rs {
-		d.Write([]byte(cache.GetResourceName(r)))
+		e := r.(*encoded)
+		d.Write([]byte(e.name))
 		d.Write([]byte{0})
-		d.Write([]byte(h.hash(r)))
+		d.Write([]byte(e.hash))
 		d.Write([]byte{0})
 	}
 	return hex.EncodeToString(d.Sum(nil)[:12])
 }
 
-// snapshot turns a view into a go-control-plane snapshot with per-type
-// content versions, and checks that it is consistent: every load
-// assignment belongs to a cluster and every route configuration to a
-// listener.
+// encode marshals every resource of v that h has not marshalled yet. The
+// server calls it on the goroutines that build views, so that handing the
+// views to the caches afterwards marshals nothing.
+func (v *View) encode(h *hasher) {
+	for _, r := range v.Listeners {
+		h.encode(r)
+	}
+	for _, r := range v.Routes {
+		h.encode(r)
+	}
+	for _, r := range v.Clusters {
+		h.encode(r)
+	}
+	for _, r := range v.Endpoints {
+		h.encode(r)
+	}
+}
+
+// snapshot turns a view into a go-control-plane snapshot of encoded
+// resources with per-type content versions, and checks that it is
+// consistent: every load assignment belongs to a cluster and every route
+// configuration to a listener.
 func (v *View) snapshot(h *hasher) (*cache.Snapshot, typeVersions, error) {
 	snap := &cache.Snapshot{}
 	var tv typeVersions
 	for typ, rs := range v.byType() {
-		ver := versionOf(h, rs)
-		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(ver, rs)
+		enc := make([]types.Resource, len(rs))
+		for i, r := range rs {
+			enc[i] = h.encode(r)
+		}
+		ver := versionOf(enc)
+		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(ver, enc)
 		switch typ {
 		case resource.ListenerType:
 			tv.Listeners = ver

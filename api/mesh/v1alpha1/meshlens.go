@@ -13,8 +13,9 @@ package v1alpha1
 // proxy of every caller of the route's virtual router, and in gateways
 // that send to it.
 type RouteMeshlens struct {
-	Fault     *Fault     `json:"fault,omitempty"`
-	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	Fault     *Fault           `json:"fault,omitempty"`
+	RateLimit *RateLimit       `json:"rateLimit,omitempty"`
+	Tracing   *TracingOverride `json:"tracing,omitempty"`
 }
 
 // ListenerMeshlens is the meshlens extension of a virtual node's
@@ -101,4 +102,78 @@ type OriginMatch struct {
 // responses back (Envoy's envoy.filters.http.grpc_web).
 type GRPCWeb struct {
 	Enabled bool `json:"enabled"`
+}
+
+// MeshMeshlens is the meshlens extension of a Mesh's spec: policies that
+// apply to every virtual node and gateway of the mesh.
+type MeshMeshlens struct {
+	Tracing *Tracing `json:"tracing,omitempty"`
+}
+
+// The tracing providers.
+const (
+	// TracingBuiltin sends spans over OTLP to the control plane's own
+	// trace store; the default.
+	TracingBuiltin = "builtin"
+	// TracingOTLP sends spans over OTLP/gRPC to a collector.
+	TracingOTLP = "otlp"
+	// TracingZipkin sends Zipkin v2 JSON spans to a collector.
+	TracingZipkin = "zipkin"
+	// TracingXRay sends X-Ray segments over UDP to an X-Ray daemon.
+	TracingXRay = "xray"
+	// TracingNone turns tracing off.
+	TracingNone = "none"
+)
+
+// Tracing says where the mesh's proxies send spans and how many requests
+// they trace. It becomes the tracing field of every HTTP connection
+// manager (Envoy's HttpConnectionManager.tracing), so an Envoy given the
+// same xDS traces alike. App Mesh had no such field: its Envoy image took
+// tracing from environment variables.
+type Tracing struct {
+	// Provider is builtin (the default), otlp, zipkin, xray or none.
+	Provider string `json:"provider,omitempty"`
+	// Endpoint is the collector's host:port: an OTLP/gRPC receiver
+	// (otlp), a Zipkin server (zipkin, spans POSTed to /api/v2/spans) or
+	// an X-Ray daemon (xray, UDP; 127.0.0.1:2000 when unset). Required
+	// for otlp and zipkin; not allowed for builtin and none.
+	Endpoint string `json:"endpoint,omitempty"`
+	// SamplingPercentage is the share of requests that start a trace,
+	// 0-100 with up to four decimals (default 1). A request that arrives
+	// with a sampling decision keeps it.
+	SamplingPercentage *float64 `json:"samplingPercentage,omitempty"`
+	// SamplingRuleManifest is the path, on the proxy's host, of an X-Ray
+	// sampling rule document (xray only).
+	SamplingRuleManifest string `json:"samplingRuleManifest,omitempty"`
+	// CustomTags are added to every span.
+	CustomTags []TracingTag `json:"customTags,omitempty"`
+}
+
+// TracingTag is a span tag whose value is a literal or a request
+// header's: exactly one of Literal and RequestHeader.
+type TracingTag struct {
+	Tag           string            `json:"tag"`
+	Literal       string            `json:"literal,omitempty"`
+	RequestHeader *TracingHeaderTag `json:"requestHeader,omitempty"`
+}
+
+// TracingHeaderTag takes a tag's value from a request header, or
+// DefaultValue when the header is absent.
+type TracingHeaderTag struct {
+	Name         string `json:"name"`
+	DefaultValue string `json:"defaultValue,omitempty"`
+}
+
+// TracingOverride overrides the mesh's tracing where it is written: for
+// the requests one route matches, or for every request a virtual node or
+// gateway starts a trace for.
+type TracingOverride struct {
+	// SamplingPercentage replaces the mesh's samplingPercentage.
+	SamplingPercentage *float64 `json:"samplingPercentage,omitempty"`
+}
+
+// NodeMeshlens is the meshlens extension of a VirtualNode's or
+// VirtualGateway's spec: what applies to every listener of its proxy.
+type NodeMeshlens struct {
+	Tracing *TracingOverride `json:"tracing,omitempty"`
 }

@@ -131,6 +131,8 @@ type Tag struct {
 type MeshSpec struct {
 	EgressFilter     *EgressFilter         `json:"egressFilter,omitempty"`
 	ServiceDiscovery *MeshServiceDiscovery `json:"serviceDiscovery,omitempty"`
+	// Meshlens holds meshlens's extensions (see meshlens.go).
+	Meshlens *MeshMeshlens `json:"meshlens,omitempty"`
 }
 
 // EgressFilter says whether traffic may leave the mesh: ALLOW_ALL or DROP_ALL.
@@ -370,6 +372,8 @@ type VirtualNodeSpec struct {
 	Listeners        []Listener        `json:"listeners,omitempty"`
 	Logging          *Logging          `json:"logging,omitempty"`
 	ServiceDiscovery *ServiceDiscovery `json:"serviceDiscovery,omitempty"`
+	// Meshlens holds meshlens's extensions (see meshlens.go).
+	Meshlens *NodeMeshlens `json:"meshlens,omitempty"`
 }
 
 // Backend is a virtual service this node calls.
@@ -613,6 +617,8 @@ type VirtualGatewaySpec struct {
 	BackendDefaults *VirtualGatewayBackendDefaults `json:"backendDefaults,omitempty"`
 	Listeners       []VirtualGatewayListener       `json:"listeners"`
 	Logging         *VirtualGatewayLogging         `json:"logging,omitempty"`
+	// Meshlens holds meshlens's extensions (see meshlens.go).
+	Meshlens *NodeMeshlens `json:"meshlens,omitempty"`
 }
 
 // VirtualGatewayBackendDefaults is the gateway's default client policy.

@@ -326,6 +326,7 @@ func (v *validator) mesh(p string, s *MeshSpec) {
 	if s.ServiceDiscovery != nil {
 		v.optEnum(field(p, "serviceDiscovery.ipPreference"), s.ServiceDiscovery.IPPreference, ipPreferences)
 	}
+	v.meshMeshlens(p, s.Meshlens)
 }
 
 // ---- shared pieces ----
@@ -601,6 +602,7 @@ func (v *validator) accessLog(p string, al *AccessLog) {
 // ---- VirtualNode ----
 
 func (v *validator) virtualNode(p string, s *VirtualNodeSpec) {
+	v.nodeMeshlens(p, s.Meshlens)
 	if s.BackendDefaults != nil {
 		v.clientPolicy(field(p, "backendDefaults.clientPolicy"), s.BackendDefaults.ClientPolicy)
 	}
@@ -998,6 +1000,7 @@ func (v *validator) tcpRoute(p string, r *TCPRoute) {
 // ---- VirtualGateway ----
 
 func (v *validator) virtualGateway(p string, s *VirtualGatewaySpec) {
+	v.nodeMeshlens(p, s.Meshlens)
 	lsp := field(p, "listeners")
 	if len(s.Listeners) == 0 {
 		v.add(lsp, "must have at least one listener")

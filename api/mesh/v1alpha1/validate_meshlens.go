@@ -1,7 +1,9 @@
 package v1alpha1
 
 import (
+	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"time"
 )
@@ -20,6 +22,8 @@ const (
 	maxTokens          = math.MaxUint32
 	maxCORSEntries     = 50
 	maxCORSTokenLength = 256
+	maxTracingTags     = 20
+	maxTracingTagBytes = 256
 	minAbortHTTPStatus = 200
 	maxAbortHTTPStatus = 599
 	minAbortGRPCStatus = 1 // 0 is OK, which aborts nothing
@@ -40,6 +44,9 @@ func (v *validator) routeMeshlens(p string, m *RouteMeshlens) {
 	}
 	if m.RateLimit != nil {
 		v.rateLimit(field(p, "rateLimit"), m.RateLimit)
+	}
+	if m.Tracing != nil {
+		v.percentage(field(p, "tracing.samplingPercentage"), m.Tracing.SamplingPercentage)
 	}
 }
 
@@ -227,4 +234,110 @@ func humanDuration(d time.Duration) string {
 		return strconv.FormatInt(int64(d/time.Second), 10) + " s"
 	}
 	return strconv.FormatInt(int64(d/time.Millisecond), 10) + " ms"
+}
+
+// nodeMeshlens checks the extension of a virtual node's or gateway's
+// spec.
+func (v *validator) nodeMeshlens(p string, m *NodeMeshlens) {
+	if m == nil || m.Tracing == nil {
+		return
+	}
+	v.percentage(field(p, "meshlens.tracing.samplingPercentage"), m.Tracing.SamplingPercentage)
+}
+
+// tracingProviders are the values of spec.meshlens.tracing.provider.
+var tracingProviders = []string{TracingBuiltin, TracingOTLP, TracingZipkin, TracingXRay, TracingNone}
+
+// meshMeshlens checks the extension of a Mesh's spec.
+func (v *validator) meshMeshlens(p string, m *MeshMeshlens) {
+	if m == nil || m.Tracing == nil {
+		return
+	}
+	p = field(field(p, "meshlens"), "tracing")
+	t := m.Tracing
+	provider := t.Provider
+	if provider == "" {
+		provider = TracingBuiltin
+	}
+	if !v.enum(field(p, "provider"), provider, tracingProviders) {
+		return
+	}
+	ep := field(p, "endpoint")
+	switch provider {
+	case TracingOTLP, TracingZipkin:
+		if t.Endpoint == "" {
+			v.add(ep, "is required for provider %s", provider)
+		}
+	case TracingBuiltin, TracingNone:
+		if t.Endpoint != "" {
+			v.add(ep, "must be empty for provider %s", provider)
+		}
+	}
+	if t.Endpoint != "" {
+		if msg := checkHostPort(t.Endpoint); msg != "" {
+			v.add(ep, "%s", msg)
+		} else if host, _, _ := net.SplitHostPort(t.Endpoint); provider == TracingXRay && net.ParseIP(host) == nil {
+			// Envoy's XRayConfig takes a socket address, which it
+			// does not resolve.
+			v.add(ep, "must be an IP address and port for provider xray (the X-Ray daemon's UDP address), not %q", t.Endpoint)
+		}
+	}
+	v.percentage(field(p, "samplingPercentage"), t.SamplingPercentage)
+	if t.SamplingRuleManifest != "" && provider != TracingXRay {
+		v.add(field(p, "samplingRuleManifest"), "applies only to provider xray")
+	}
+	tp := field(p, "customTags")
+	if len(t.CustomTags) > maxTracingTags {
+		v.add(tp, "must have at most %d tags", maxTracingTags)
+	}
+	seen := map[string]int{}
+	for i, tag := range t.CustomTags {
+		ip := index(tp, i)
+		switch {
+		case tag.Tag == "":
+			v.required(field(ip, "tag"))
+		case len(tag.Tag) > maxTracingTagBytes:
+			v.add(field(ip, "tag"), "must be at most %d characters", maxTracingTagBytes)
+		default:
+			if j, dup := seen[tag.Tag]; dup {
+				v.add(field(ip, "tag"), "duplicate tag %q (also customTags[%d])", tag.Tag, j)
+			}
+			seen[tag.Tag] = i
+		}
+		if len(tag.Literal) > maxTracingTagBytes {
+			v.add(field(ip, "literal"), "must be at most %d characters", maxTracingTagBytes)
+		}
+		which, ok := v.union(ip, []string{"literal", "requestHeader"}, tag.Literal != "", tag.RequestHeader != nil)
+		if ok && which == 1 {
+			h := tag.RequestHeader
+			switch {
+			case h.Name == "":
+				v.required(field(ip, "requestHeader.name"))
+			case !isToken(h.Name) || len(h.Name) > maxTracingTagBytes:
+				v.add(field(ip, "requestHeader.name"), "must be an HTTP header name of at most %d characters, not %q", maxTracingTagBytes, h.Name)
+			}
+			if len(h.DefaultValue) > maxTracingTagBytes {
+				v.add(field(ip, "requestHeader.defaultValue"), "must be at most %d characters", maxTracingTagBytes)
+			}
+		}
+	}
+}
+
+// checkHostPort says what is wrong with a host:port collector address,
+// or returns "".
+func checkHostPort(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return fmt.Sprintf("must be host:port, not %q", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("must be host:port with a port 1-65535, not %q", s)
+	}
+	if net.ParseIP(host) == nil {
+		if msg := nameProblem(KindVirtualService, host); msg != "" {
+			return "host " + msg
+		}
+	}
+	return ""
 }

@@ -38,6 +38,13 @@ func gwRouteExt(r *Resource) *GatewayRouteMeshlens {
 	return r.GatewayRouteSpec.HTTPRoute.Meshlens
 }
 
+func meshTracing(r *Resource) *Tracing {
+	if r.MeshSpec.Meshlens == nil {
+		r.MeshSpec.Meshlens = &MeshMeshlens{Tracing: &Tracing{}}
+	}
+	return r.MeshSpec.Meshlens.Tracing
+}
+
 func goodBucket() *RateLimit { return &RateLimit{MaxTokens: 10, FillInterval: dur("s", 1)} }
 
 func goodCORS() *CORSPolicy {
@@ -51,6 +58,7 @@ func TestValidateMeshlens(t *testing.T) {
 	const rf = "spec.httpRoute.meshlens.fault"
 	const rl = "spec.httpRoute.meshlens.rateLimit"
 	const gc = "spec.listeners[0].meshlens.cors"
+	const mt = "spec.meshlens.tracing"
 	cases := []struct {
 		name   string
 		kind   Kind
@@ -198,6 +206,59 @@ func TestValidateMeshlens(t *testing.T) {
 
 		// gRPC-Web.
 		{"grpc-web", KindVirtualGateway, func(r *Resource) { gwListenerExt(r).GRPCWeb = &GRPCWeb{Enabled: true} }, nil},
+
+		// Tracing.
+		{"tracing builtin by default", KindMesh, func(r *Resource) { meshTracing(r).SamplingPercentage = ptr(100.0) }, nil},
+		{"tracing otlp", KindMesh, func(r *Resource) {
+			*meshTracing(r) = Tracing{Provider: "otlp", Endpoint: "otel-collector.observability:4317"}
+		}, nil},
+		{"tracing zipkin by ip", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "zipkin", Endpoint: "10.0.0.9:9411"} }, nil},
+		{"tracing xray with defaults", KindMesh, func(r *Resource) {
+			*meshTracing(r) = Tracing{Provider: "xray", SamplingRuleManifest: "/etc/xray/rules.json"}
+		}, nil},
+		{"tracing unknown provider", KindMesh, func(r *Resource) { meshTracing(r).Provider = "jaeger" },
+			[]string{mt + ".provider: must be one of builtin, otlp, zipkin, xray, none"}},
+		{"tracing otlp needs an endpoint", KindMesh, func(r *Resource) { meshTracing(r).Provider = "otlp" },
+			[]string{mt + ".endpoint: is required for provider otlp"}},
+		{"tracing builtin takes no endpoint", KindMesh, func(r *Resource) { meshTracing(r).Endpoint = "a:1" },
+			[]string{mt + ".endpoint: must be empty for provider builtin"}},
+		{"tracing endpoint without port", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "zipkin", Endpoint: "zipkin"} },
+			[]string{mt + `.endpoint: must be host:port, not "zipkin"`}},
+		{"tracing endpoint port", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "otlp", Endpoint: "c:70000"} },
+			[]string{mt + `.endpoint: must be host:port with a port 1-65535, not "c:70000"`}},
+		{"tracing endpoint host", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "otlp", Endpoint: "a b:4317"} },
+			[]string{mt + `.endpoint: host must contain only letters, digits, hyphens, underscores and dots, not ' '`}},
+		{"tracing xray endpoint is an address", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "xray", Endpoint: "xray-daemon:2000"} },
+			[]string{mt + `.endpoint: must be an IP address and port for provider xray (the X-Ray daemon's UDP address), not "xray-daemon:2000"`}},
+		{"tracing xray endpoint", KindMesh, func(r *Resource) { *meshTracing(r) = Tracing{Provider: "xray", Endpoint: "[::1]:2000"} }, nil},
+		{"tracing sampling", KindMesh, func(r *Resource) { meshTracing(r).SamplingPercentage = ptr(101.0) },
+			[]string{mt + ".samplingPercentage: must be between 0 and 100"}},
+		{"tracing manifest only for xray", KindMesh, func(r *Resource) { meshTracing(r).SamplingRuleManifest = "/x" },
+			[]string{mt + ".samplingRuleManifest: applies only to provider xray"}},
+		{"tracing custom tags", KindMesh, func(r *Resource) {
+			meshTracing(r).CustomTags = []TracingTag{
+				{Tag: "team", Literal: "blue"},
+				{Tag: "team", RequestHeader: &TracingHeaderTag{Name: "x tenant"}},
+				{Literal: "x", RequestHeader: &TracingHeaderTag{Name: "a"}},
+			}
+		}, []string{
+			mt + `.customTags[1].tag: duplicate tag "team" (also customTags[0])`,
+			mt + `.customTags[1].requestHeader.name: must be an HTTP header name of at most 256 characters, not "x tenant"`,
+			mt + ".customTags[2].tag: is required",
+			mt + ".customTags[2]: exactly one of literal, requestHeader must be set",
+		}},
+		{"route tracing", KindRoute, func(r *Resource) { routeExt(r).Tracing = &TracingOverride{SamplingPercentage: ptr(0.5)} }, nil},
+		{"route tracing sampling", KindRoute, func(r *Resource) { routeExt(r).Tracing = &TracingOverride{SamplingPercentage: ptr(-1.0)} },
+			[]string{"spec.httpRoute.meshlens.tracing.samplingPercentage: must be between 0 and 100"}},
+		{"node tracing", KindVirtualNode, func(r *Resource) {
+			r.VirtualNodeSpec.Meshlens = &NodeMeshlens{Tracing: &TracingOverride{SamplingPercentage: ptr(25.0)}}
+		}, nil},
+		{"node tracing sampling", KindVirtualNode, func(r *Resource) {
+			r.VirtualNodeSpec.Meshlens = &NodeMeshlens{Tracing: &TracingOverride{SamplingPercentage: ptr(0.00001)}}
+		}, []string{"spec.meshlens.tracing.samplingPercentage: must have at most 4 decimal places"}},
+		{"gateway tracing sampling", KindVirtualGateway, func(r *Resource) {
+			r.VirtualGatewaySpec.Meshlens = &NodeMeshlens{Tracing: &TracingOverride{SamplingPercentage: ptr(200.0)}}
+		}, []string{"spec.meshlens.tracing.samplingPercentage: must be between 0 and 100"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,6 +314,15 @@ func TestDecodeMeshlensErrors(t *testing.T) {
 		{"CloudFormation",
 			`{"Type": "AWS::AppMesh::VirtualGateway", "Properties": {"MeshName": "demo", "VirtualGatewayName": "g", "Spec": {"Listeners": [{"PortMapping": {"Port": 80, "Protocol": "http"}, "Meshlens": {"GrpcWeb": {"Enabled": "yes"}}}]}}}`,
 			`document 1 (VirtualGateway demo/g): spec.listeners[0].meshlens.grpcWeb.enabled: must be a boolean, not string`},
+		{"mesh tracing unknown field",
+			"kind: Mesh\nname: demo\nspec:\n  meshlens: {tracing: {sampling: 5}}\n",
+			`document 1 (Mesh demo): spec.meshlens.tracing: unknown field "sampling"`},
+		{"mesh tracing in App Mesh API input",
+			`{"meshName": "demo", "spec": {"meshlens": {"tracing": {"samplingPercentage": "all"}}}}`,
+			`document 1 (Mesh demo): spec.meshlens.tracing.samplingPercentage: must be a number, not string`},
+		{"mesh tracing in CloudFormation",
+			`{"Type": "AWS::AppMesh::Mesh", "Properties": {"MeshName": "demo", "Spec": {"Meshlens": {"Tracing": {"CustomTags": [{"Tag": 5}]}}}}}`,
+			`document 1 (Mesh demo): spec.meshlens.tracing.customTags[0].tag: must be a string, not number`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -327,5 +397,27 @@ func TestFilterDocsExamples(t *testing.T) {
 	}
 	if resources < 6 || fragments != 4 {
 		t.Errorf("checked %d resources and %d fragments, want every example and the four field sketches", resources, fragments)
+	}
+}
+
+// TestDecodeMeshTracing: the Mesh's extension reads the same in the
+// meshlens form and in CloudFormation.
+func TestDecodeMeshTracing(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"kind: Mesh\nname: demo\nspec:\n  meshlens:\n    tracing: {provider: zipkin, endpoint: \"zipkin:9411\", samplingPercentage: 2.5}\n",
+		`{"Type": "AWS::AppMesh::Mesh", "Properties": {"MeshName": "demo", "Spec": {"Meshlens": {"Tracing": {"Provider": "zipkin", "Endpoint": "zipkin:9411", "SamplingPercentage": 2.5}}}}}`,
+	} {
+		rs, err := Decode([]byte(in))
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", in, err)
+		}
+		tr := rs[0].MeshSpec.Meshlens.Tracing
+		if tr.Provider != "zipkin" || tr.Endpoint != "zipkin:9411" || *tr.SamplingPercentage != 2.5 {
+			t.Fatalf("Decode(%s) = %+v", in, tr)
+		}
+		if err := rs[0].Validate(); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
 	}
 }

@@ -731,7 +731,7 @@ func TestDocsExamples(t *testing.T) {
 			t.Errorf("example %d: %d resources, %v\n%s", n, len(rs), err, text)
 		}
 	}
-	if n != 7 {
-		t.Errorf("found %d examples, want one per kind", n)
+	if n != 8 {
+		t.Errorf("found %d examples, want one per kind and the Mesh's tracing", n)
 	}
 }

@@ -67,6 +67,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.XDSServices, "xds-services", 1000, "virtual services of the simulated mesh")
 	fs.IntVar(&o.XDSEndpointsPerNode, "xds-endpoints", 10, "registered endpoints per virtual node of the simulated mesh")
 	fs.DurationVar(&o.XDSTimeout, "xds-timeout", 5*time.Minute, "how long the simulator waits for streams to converge")
+	fs.StringVar(&o.XDSProfile, "xds-profile", "", "directory for CPU profiles of the control plane and the simulator during each change (default: none)")
+	fs.IntVar(&o.XDSProfileSeconds, "xds-profile-seconds", 5, "length of the control plane's CPU profile of each change")
 	fs.BoolVar(&o.SkipData, "skip-data", false, "skip the data-plane scenarios")
 	fs.BoolVar(&o.SkipXDS, "skip-xds", false, "skip the control-plane simulation")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", false, "skip the Go microbenchmarks")

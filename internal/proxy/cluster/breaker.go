@@ -31,7 +31,7 @@ import (
 //   - A tcp_proxy session needs a place under max_connections.
 //
 // The counts are the cluster's, shared by every snapshot while its
-// Upstream lives: one atomic add to enter, one to leave. Envoy's
+// upstream lives: one atomic add to enter, one to leave. Envoy's
 // circuit_breakers.default.*_open gauges say 1 while a threshold is
 // reached (rq_open: max_requests; rq_pending_open: the HTTP/1.1 bound;
 // rq_retry_open: max_retries; cx_open: upstream_cx_active at
@@ -60,9 +60,9 @@ type Limits struct {
 	budgetOnly    bool
 }
 
-// RetryLimit is how many retries may be in progress while active
+// retryLimit is how many retries may be in progress while active
 // attempts are.
-func (l *Limits) RetryLimit(active int64) int64 {
+func (l *Limits) retryLimit(active int64) int64 {
 	budget := max(l.budgetMin, int64(l.budgetPercent*float64(active)/100))
 	if l.budgetOnly {
 		return budget
@@ -70,7 +70,7 @@ func (l *Limits) RetryLimit(active int64) int64 {
 	return min(l.retries, budget)
 }
 
-func LimitsOf(l table.CircuitBreakers) Limits {
+func limitsOf(l table.CircuitBreakers) Limits {
 	or := func(v uint32, def int64) int64 {
 		if v == 0 {
 			return def
@@ -108,7 +108,7 @@ func enter(n *atomic.Int64, limit int64) bool {
 }
 
 // AdmitRequest takes a place for one attempt, over HTTP/2 upstream when
-// H2; on overflow it counts upstream_rq_pending_overflow. requestDone
+// h2; on overflow it counts upstream_rq_pending_overflow. requestDone
 // gives the place back.
 func (v *View) AdmitRequest(h2 bool) bool {
 	l := &v.limits
@@ -150,10 +150,10 @@ func open(at bool) int64 {
 }
 
 // AdmitRetry takes a place for one retry under the retry limit (max
-// Retries and the retry budget); on overflow it counts
+// retries and the retry budget); on overflow it counts
 // upstream_rq_retry_overflow. retryDone gives the place back.
 func (v *View) AdmitRetry() bool {
-	limit := v.limits.RetryLimit(v.Up.Breakers.Requests.Load())
+	limit := v.limits.retryLimit(v.Up.Breakers.Requests.Load())
 	n := v.Up.Breakers.Retries.Add(1)
 	if n > limit {
 		v.Up.Breakers.Retries.Add(-1)
@@ -170,7 +170,7 @@ func (v *View) AdmitRetry() bool {
 // RetryDone gives back a retry's place.
 func (u *Upstream) RetryDone() {
 	n := u.Breakers.Retries.Add(-1)
-	if l := u.limits.Load(); l != nil && n < l.RetryLimit(u.Breakers.Requests.Load()) {
+	if l := u.limits.Load(); l != nil && n < l.retryLimit(u.Breakers.Requests.Load()) {
 		u.Stats.CbRqRetryOpen.Set(0)
 	}
 }
@@ -190,7 +190,7 @@ func (u *Upstream) setLimits(l Limits) {
 	c := u.Stats
 	c.cxLimit.Store(l.connections)
 	c.noteRequests(u.Breakers.Requests.Load(), &l)
-	c.CbRqRetryOpen.Set(open(u.Breakers.Retries.Load() >= l.RetryLimit(u.Breakers.Requests.Load())))
+	c.CbRqRetryOpen.Set(open(u.Breakers.Retries.Load() >= l.retryLimit(u.Breakers.Requests.Load())))
 	c.CbCxOpen.Set(open(c.CxActive.Value() >= l.connections))
 	c.cbCxPoolOpen.Set(0) // max_connection_pools is not supported
 }

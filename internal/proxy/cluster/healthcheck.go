@@ -26,7 +26,7 @@ import (
 )
 
 // Active health checking, as Envoy's: the calling side checks every
-// Endpoint of a cluster that has health_checks (what App Mesh's listener
+// endpoint of a cluster that has health_checks (what App Mesh's listener
 // healthCheck becomes on the clusters of the node's clients), and picking
 // passes over the endpoints that fail.
 //
@@ -50,7 +50,7 @@ import (
 //
 // The checker belongs to the cluster's upstream, so a configuration update
 // that keeps the cluster's connection settings and health check keeps the
-// Endpoints' health. Each checked endpoint has a timer, and a goroutine
+// endpoints' health. Each checked endpoint has a timer, and a goroutine
 // only while its check runs.
 
 // NoTrafficInterval is Envoy's no_traffic_interval default.
@@ -137,7 +137,7 @@ func (c *Stats) Health() *HealthStats {
 
 // syncHealthChecks makes the upstream check exactly the view's endpoints
 // by the view's health check: a new or changed check starts afresh, an
-// Endpoint that left stops being checked, and a cluster without a check
+// endpoint that left stops being checked, and a cluster without a check
 // (or whose endpoint is the local app or the original destination) has
 // every endpoint in.
 func (u *Upstream) syncHealthChecks(v *View) {
@@ -179,7 +179,7 @@ func (u *Upstream) StopHealthChecks() {
 }
 
 // sync starts sessions for the view's new endpoints and stops those of
-// Endpoints that left.
+// endpoints that left.
 func (c *healthChecker) sync(v *View) {
 	in := make(map[*EndpointStats]*Endpoint, len(v.Hosts))
 	for _, e := range v.Hosts {
@@ -298,7 +298,7 @@ func (h *hcSession) tick() {
 // prober performs one kind of check against one address.
 type prober interface {
 	// probe runs one check; network says a failure was a connection
-	// Failure or timeout rather than a bad answer.
+	// failure or timeout rather than a bad answer.
 	probe(ctx context.Context) (err error, network bool)
 	close()
 }

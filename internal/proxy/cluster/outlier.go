@@ -10,9 +10,9 @@ import (
 )
 
 // Outlier detection, as Envoy's consecutive_5xx detector (App Mesh's only
-// Outlier signal): an endpoint whose last Consecutive5xx attempts all
-// Failed (a 5xx response, a gRPC status that maps to one, a connect
-// Failure, a reset or a timeout) is ejected at once for BaseEjectionTime
+// outlier signal): an endpoint whose last Consecutive5xx attempts all
+// failed (a 5xx response, a gRPC status that maps to one, a connect
+// failure, a reset or a timeout) is ejected at once for BaseEjectionTime
 // times the number of times it has been ejected (capped at
 // maxEjectionTime), unless that would eject more than MaxEjectionPercent
 // of the cluster's endpoints (one ejection is always allowed, as Envoy).
@@ -22,12 +22,12 @@ import (
 //
 // The state lives on the endpoint's counters, which belong to the
 // cluster's upstream and so survive configuration updates while the
-// Endpoint stays, as a host's does in Envoy. The request path only does
+// endpoint stays, as a host's does in Envoy. The request path only does
 // atomic operations: a counter on each outcome, a compare-and-swap to
-// Eject.
+// eject.
 
 // maxEjectionTime bounds an ejection however often the endpoint has been
-// Ejected: Envoy's max_ejection_time default.
+// ejected: Envoy's max_ejection_time default.
 const maxEjectionTime = 300 * time.Second
 
 // OutlierHost is one endpoint's outlier-detection state.
@@ -176,7 +176,7 @@ func SweepOutliers(now time.Time, views map[*table.Cluster]*View) time.Duration 
 }
 
 // Sweep returns the view's endpoints whose ejection is over, and any
-// Ejected endpoint that has left the cluster; the others that are in and
+// ejected endpoint that has left the cluster; the others that are in and
 // were ejected before have their multiplier decay by one.
 func (v *View) Sweep(now time.Time) {
 	in := make(map[*EndpointStats]bool, len(v.Hosts))
@@ -221,7 +221,7 @@ func (u *Upstream) hosts() map[*EndpointStats]string {
 }
 
 // unEject returns an endpoint ejected until until, unless another
-// Sweep or a new ejection got there first.
+// sweep or a new ejection got there first.
 func (u *Upstream) unEject(s *EndpointStats, until int64, addr string) {
 	h := &s.Outlier
 	if !h.EjectedUntil.CompareAndSwap(until, 0) {

@@ -41,7 +41,7 @@ type Stats struct {
 	// cluster outlier detection (outlier.go).
 	od atomic.Pointer[OutlierStats]
 	// HC are the health_check.* stats, once a snapshot gives the cluster
-	// Active health checks (healthcheck.go).
+	// active health checks (healthcheck.go).
 	hc atomic.Pointer[HealthStats]
 }
 
@@ -119,4 +119,16 @@ func (c *Stats) setMembership(v *View) {
 	c.membershipExcluded.Set(0)
 	c.maxHostWeight.Set(maxW)
 	c.updateSuccess.Inc()
+}
+
+// CountResponse counts an upstream response: cluster.<c>.upstream_rq_<code>,
+// _<class>xx and _completed, and the endpoint's success or error.
+func (cs *Stats) CountResponse(es *EndpointStats, code int) {
+	cs.Codes.Inc(code)
+	cs.RqCompleted.Inc()
+	if code >= 500 {
+		es.RqError.Add(1)
+		return
+	}
+	es.RqSuccess.Add(1)
 }

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/meshlens/meshlens/internal/proxy/h1client"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1client"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -19,7 +19,7 @@ import (
 
 // Upstream is the connection-pool side of one cluster. It outlives
 // snapshots: a new snapshot whose cluster has the same connection settings
-// (upstreamKey) keeps the pooled connections and counters; one whose
+// (Key) keeps the pooled connections and counters; one whose
 // settings changed gets a new upstream and the old one's idle connections
 // are closed once in-flight requests had time to finish.
 type Upstream struct {
@@ -44,7 +44,7 @@ type Upstream struct {
 	// which the circuit breakers bound (breaker.go).
 	Breakers Breakers
 	limits   atomic.Pointer[Limits] // the latest snapshot's, for the gauges
-	// HC runs the cluster's active health checks (healthcheck.go); only
+	// hc runs the cluster's active health checks (healthcheck.go); only
 	// the configuration path touches the field. used: the cluster has had
 	// a request or session. view is the latest snapshot's view, for the
 	// membership gauges.
@@ -199,7 +199,7 @@ func (u *Upstream) stdTransport(c *table.Cluster, h2 bool, maxConns int, opts Po
 }
 
 // UnservedUpstream stands for a cluster whose TLS cannot be set up (SDS):
-// Stats and no transports, so its views have no endpoints.
+// stats and no transports, so its views have no endpoints.
 func UnservedUpstream(name string, key Key, scope *stats.Scope, log *slog.Logger) *Upstream {
 	return &Upstream{Name: name, Key: key, endpoints: map[string]*EndpointStats{}, Stats: NewStats(scope), log: log}
 }
@@ -231,7 +231,7 @@ func (u *Upstream) KnownEndpoints(addr string) (n int, has bool) {
 }
 
 // withHandshake makes a TLS transport run its handshakes through
-// Upstream.handshake, for the cluster's ssl.* stats; a plaintext one is
+// Upstream.Handshake, for the cluster's ssl.* stats; a plaintext one is
 // returned as it is.
 func withHandshake(u *Upstream, t *http.Transport) *http.Transport {
 	if t.TLSClientConfig == nil {
@@ -298,13 +298,13 @@ func (u *Upstream) Endpoint(addr string) *EndpointStats {
 }
 
 // Unusable reports whether picking should pass the endpoint over: it is
-// Ejected by outlier detection or fails its active health checks.
+// ejected by outlier detection or fails its active health checks.
 func (s *EndpointStats) Unusable() bool {
 	return s.Outlier.Ejected() || s.HC.Failed.Load()
 }
 
 // refreshMembership updates the membership gauges after an endpoint's
-// Health changed.
+// health changed.
 func (u *Upstream) refreshMembership() {
 	if v := u.view.Load(); v != nil {
 		u.Stats.setMembership(v)
@@ -344,7 +344,7 @@ func (u *Upstream) AttemptDone(ep *EndpointStats) {
 
 // prune forgets the counters of addresses that left the cluster (v is
 // the new snapshot's view) and have nothing in flight and no ejection
-// Pending, so that a long-running sidecar whose endpoints come and go
+// pending, so that a long-running sidecar whose endpoints come and go
 // does not keep every address it ever had.
 func (u *Upstream) prune(v *View) {
 	in := make(map[*EndpointStats]bool, len(v.Hosts)+1)

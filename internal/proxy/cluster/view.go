@@ -48,9 +48,9 @@ type Endpoint struct {
 // with one endpoint (Config.App).
 func NewView(c *table.Cluster, u *Upstream, override string) *View {
 	if u.unserved() && c.TLS != nil {
-		return &View{Cluster: c, Up: u, limits: LimitsOf(c.Limits)} // unusable (SDS): no endpoints
+		return &View{Cluster: c, Up: u, limits: limitsOf(c.Limits)} // unusable (SDS): no endpoints
 	}
-	v := &View{Cluster: c, Up: u, OrigDst: c.Type == table.ClusterOriginalDst, limits: LimitsOf(c.Limits)}
+	v := &View{Cluster: c, Up: u, OrigDst: c.Type == table.ClusterOriginalDst, limits: limitsOf(c.Limits)}
 	v.load = func(i int) int64 { return v.Hosts[i].Stats.RqActive.Load() }
 	if c.Outlier != nil && override == "" && !v.OrigDst {
 		v.OutlierStats = u.Stats.Outlier()

@@ -35,43 +35,10 @@ func (c *compiler) cluster(cl *clusterv3.Cluster) (*Cluster, error) {
 		PanicThreshold: defaultPanicThreshold,
 		Meta:           meshMetadata(cl.GetMetadata()),
 	}
-	var cla *endpointv3.ClusterLoadAssignment
-	switch t := cl.GetClusterDiscoveryType().(type) {
-	case *clusterv3.Cluster_ClusterType:
-		return nil, fmt.Errorf("cluster_type %q "+errNotSupported, t.ClusterType.GetName())
+	cla, err := c.discovery(cl, out)
+	if err != nil {
+		return nil, err
 	}
-	switch cl.GetType() {
-	case clusterv3.Cluster_EDS:
-		out.Type = ClusterEDS
-		if sn := cl.GetEdsClusterConfig().GetServiceName(); sn != "" {
-			out.ServiceName = sn
-		}
-		var ok bool
-		cla, ok = c.cla[out.ServiceName]
-		if !ok && !c.opts.AllowMissing {
-			return nil, fmt.Errorf("endpoints for service %q %w", out.ServiceName, ErrMissing)
-		}
-		if cl.GetLoadAssignment() != nil {
-			return nil, errors.New("load_assignment is not allowed with type EDS")
-		}
-	case clusterv3.Cluster_STATIC:
-		out.Type = ClusterStatic
-		cla = cl.GetLoadAssignment()
-	case clusterv3.Cluster_STRICT_DNS:
-		out.Type = ClusterStrictDNS
-		cla = cl.GetLoadAssignment()
-	case clusterv3.Cluster_LOGICAL_DNS:
-		out.Type = ClusterLogicalDNS
-		cla = cl.GetLoadAssignment()
-	case clusterv3.Cluster_ORIGINAL_DST:
-		out.Type = ClusterOriginalDst
-		if cl.GetLoadAssignment() != nil {
-			return nil, errors.New("load_assignment is not allowed with type ORIGINAL_DST")
-		}
-	default:
-		return nil, fmt.Errorf("type %s "+errNotSupported, cl.GetType())
-	}
-
 	lb, err := lbPolicy(cl, out.Type)
 	if err != nil {
 		return nil, err
@@ -97,18 +64,8 @@ func (c *compiler) cluster(cl *clusterv3.Cluster) (*Cluster, error) {
 	if len(cl.GetTransportSocketMatches()) > 0 {
 		return nil, errors.New("transport_socket_matches " + errNotSupported)
 	}
-	if ts := cl.GetTransportSocket(); ts != nil {
-		switch {
-		case ts.GetName() == nameTLS || ts.GetTypedConfig().GetTypeUrl() == typeUpstreamTLS:
-			tls, err := upstreamTLS(ts)
-			if err != nil {
-				return nil, fmt.Errorf("transport_socket: %w", err)
-			}
-			out.TLS = tls
-		case ts.GetName() == nameRawBuffer || ts.GetTypedConfig().GetTypeUrl() == typeRawBuffer:
-		default:
-			return nil, fmt.Errorf("transport_socket: %q "+errNotSupported, ts.GetName())
-		}
+	if err := clusterTransport(cl, out); err != nil {
+		return nil, err
 	}
 	if autoHTTP && out.TLS != nil && len(out.TLS.ALPN) == 0 {
 		out.TLS.ALPN = []string{"h2", "http/1.1"}
@@ -130,6 +87,66 @@ func (c *compiler) cluster(cl *clusterv3.Cluster) (*Cluster, error) {
 	}
 	out.prepare()
 	return out, nil
+}
+
+// discovery reads how the cluster finds its endpoints (its type) and
+// returns the load assignment that lists them: EDS's, or the cluster's
+// own; nil for ORIGINAL_DST, or for EDS not yet received when
+// AllowMissing.
+func (c *compiler) discovery(cl *clusterv3.Cluster, out *Cluster) (*endpointv3.ClusterLoadAssignment, error) {
+	switch t := cl.GetClusterDiscoveryType().(type) {
+	case *clusterv3.Cluster_ClusterType:
+		return nil, fmt.Errorf("cluster_type %q "+errNotSupported, t.ClusterType.GetName())
+	}
+	switch cl.GetType() {
+	case clusterv3.Cluster_EDS:
+		out.Type = ClusterEDS
+		if sn := cl.GetEdsClusterConfig().GetServiceName(); sn != "" {
+			out.ServiceName = sn
+		}
+		cla, ok := c.cla[out.ServiceName]
+		if !ok && !c.opts.AllowMissing {
+			return nil, fmt.Errorf("endpoints for service %q %w", out.ServiceName, ErrMissing)
+		}
+		if cl.GetLoadAssignment() != nil {
+			return nil, errors.New("load_assignment is not allowed with type EDS")
+		}
+		return cla, nil
+	case clusterv3.Cluster_STATIC:
+		out.Type = ClusterStatic
+	case clusterv3.Cluster_STRICT_DNS:
+		out.Type = ClusterStrictDNS
+	case clusterv3.Cluster_LOGICAL_DNS:
+		out.Type = ClusterLogicalDNS
+	case clusterv3.Cluster_ORIGINAL_DST:
+		out.Type = ClusterOriginalDst
+		if cl.GetLoadAssignment() != nil {
+			return nil, errors.New("load_assignment is not allowed with type ORIGINAL_DST")
+		}
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("type %s "+errNotSupported, cl.GetType())
+	}
+	return cl.GetLoadAssignment(), nil
+}
+
+// clusterTransport reads the cluster's transport socket: TLS or raw
+// buffer.
+func clusterTransport(cl *clusterv3.Cluster, out *Cluster) error {
+	if ts := cl.GetTransportSocket(); ts != nil {
+		switch {
+		case ts.GetName() == nameTLS || ts.GetTypedConfig().GetTypeUrl() == typeUpstreamTLS:
+			tls, err := upstreamTLS(ts)
+			if err != nil {
+				return fmt.Errorf("transport_socket: %w", err)
+			}
+			out.TLS = tls
+		case ts.GetName() == nameRawBuffer || ts.GetTypedConfig().GetTypeUrl() == typeRawBuffer:
+		default:
+			return fmt.Errorf("transport_socket: %q "+errNotSupported, ts.GetName())
+		}
+	}
+	return nil
 }
 
 // lbPolicy maps lb_policy, or the first policy of load_balancing_policy

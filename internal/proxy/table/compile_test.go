@@ -11,7 +11,11 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	lrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	netlrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -197,6 +201,67 @@ func TestCompileErrors(t *testing.T) {
 			want: `listener lds_egress_0.0.0.0_15001: filter_chains[0]: http_connection_manager: http_filters[0]: the last filter is "envoy.filters.http.fault"; want envoy.filters.http.router`,
 		},
 		{
+			name: "unknown http filter",
+			edit: func(t *testing.T, r *Resources) {
+				l := r.Listeners[0]
+				h := hcmOf(t, l)
+				h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.rbac", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: typePrefix + "envoy.extensions.filters.http.rbac.v3.RBAC"}}}}, h.HttpFilters...)
+				setHCM(t, l, h)
+			},
+			want: `listener lds_egress_0.0.0.0_15001: filter_chains[0]: http_connection_manager: http_filters[0]: "envoy.filters.http.rbac" (type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC) is not supported; mark it is_optional to have it ignored`,
+		},
+		{
+			name: "http filter twice",
+			edit: func(t *testing.T, r *Resources) {
+				l := r.Listeners[0]
+				h := hcmOf(t, l)
+				cors := &hcmv3.HttpFilter{Name: "envoy.filters.http.cors", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t, &corsv3.Cors{})}}
+				h.HttpFilters = append([]*hcmv3.HttpFilter{cors, cors}, h.HttpFilters...)
+				setHCM(t, l, h)
+			},
+			want: `listener lds_egress_0.0.0.0_15001: filter_chains[0]: http_connection_manager: http_filters[1] (envoy.filters.http.cors): envoy.filters.http.cors appears twice`,
+		},
+		{
+			name: "http filter from config_discovery",
+			edit: func(t *testing.T, r *Resources) {
+				l := r.Listeners[0]
+				h := hcmOf(t, l)
+				h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_ConfigDiscovery{ConfigDiscovery: &corev3.ExtensionConfigSource{ConfigSource: &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}}}, TypeUrls: []string{"type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}}}}}, h.HttpFilters...)
+				setHCM(t, l, h)
+			},
+			want: `listener lds_egress_0.0.0.0_15001: filter_chains[0]: http_connection_manager: http_filters[0] (envoy.filters.http.fault): config_discovery is not supported`,
+		},
+		{
+			name: "bad fault filter",
+			edit: func(t *testing.T, r *Resources) {
+				l := r.Listeners[0]
+				h := hcmOf(t, l)
+				h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(t, &faultv3.HTTPFault{UpstreamCluster: "x"})}}}, h.HttpFilters...)
+				setHCM(t, l, h)
+			},
+			want: `listener lds_egress_0.0.0.0_15001: filter_chains[0]: http_connection_manager: http_filters[0] (envoy.filters.http.fault): fault: upstream_cluster: not supported (select the route instead)`,
+		},
+		{
+			name: "bad route rate limit",
+			edit: func(t *testing.T, r *Resources) {
+				r.Routes[0].VirtualHosts[0].Routes[0].TypedPerFilterConfig = map[string]*anypb.Any{
+					"envoy.filters.http.local_ratelimit": mustAny(t, &lrlv3.LocalRateLimit{}),
+				}
+			},
+			want: `route config rds_egress_http_15001: virtual_hosts[0].routes[0].typed_per_filter_config["envoy.filters.http.local_ratelimit"]: local_ratelimit: stat_prefix: required
+listener lds_egress_0.0.0.0_15001: filter_chains[0]: http_connection_manager: route config "rds_egress_http_15001" is invalid`,
+		},
+		{
+			name: "unknown per-route config",
+			edit: func(t *testing.T, r *Resources) {
+				r.Routes[0].VirtualHosts[0].TypedPerFilterConfig = map[string]*anypb.Any{
+					"envoy.filters.http.rbac": {TypeUrl: typePrefix + "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"},
+				}
+			},
+			want: `route config rds_egress_http_15001: virtual_hosts[0].typed_per_filter_config["envoy.filters.http.rbac"]: type "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute" is not a per-route configuration meshlens knows; mark it is_optional in a FilterConfig to have it ignored
+listener lds_egress_0.0.0.0_15001: filter_chains[0]: http_connection_manager: route config "rds_egress_http_15001" is invalid`,
+		},
+		{
 			name: "weights sum to zero",
 			edit: func(t *testing.T, r *Resources) {
 				r.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{
@@ -320,6 +385,28 @@ func TestCompileErrors(t *testing.T) {
 			want: `listener lds_ingress_0.0.0.0_15000: filter_chains[0]: http_connection_manager: invalid HttpConnectionManager.StatPrefix: value length must be at least 1 runes`,
 		},
 		{
+			name: "network rate limit before the connection manager",
+			edit: func(t *testing.T, r *Resources) {
+				fc := r.Listeners[0].FilterChains[0]
+				fc.Filters = append([]*listenerv3.Filter{{Name: "envoy.filters.network.local_ratelimit", ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(t, &netlrlv3.LocalRateLimit{
+					StatPrefix: "x", TokenBucket: &typev3.TokenBucket{MaxTokens: 1, FillInterval: durationpb.New(time.Second)},
+				})}}}, fc.Filters...)
+			},
+			want: `listener lds_egress_0.0.0.0_15001: filter_chains[0]: filters: envoy.filters.network.local_ratelimit before envoy.filters.network.http_connection_manager is not supported; it limits tcp_proxy connections only`,
+		},
+		{
+			name: "fault on a weighted cluster",
+			edit: func(t *testing.T, r *Resources) {
+				r.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{
+					Clusters: []*routev3.WeightedCluster_ClusterWeight{{Name: "svc", Weight: wrapperspb.UInt32(1), TypedPerFilterConfig: map[string]*anypb.Any{
+						"envoy.filters.http.fault": mustAny(t, &faultv3.HTTPFault{}),
+					}}},
+				}}
+				r.Listeners = r.Listeners[1:]
+			},
+			want: `route config rds_egress_http_15001: virtual_hosts[0].routes[0].route: weighted_clusters.clusters[0].typed_per_filter_config is not supported; configure the route`,
+		},
+		{
 			name: "unknown terminal filter",
 			edit: func(t *testing.T, r *Resources) {
 				r.Listeners[1].FilterChains[0].Filters[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: typePrefix + "envoy.extensions.filters.network.redis_proxy.v3.RedisProxy"}}
@@ -410,7 +497,7 @@ func TestCompileDefaultsAndOptions(t *testing.T) {
 	h.RequestTimeout = durationpb.New(3 * time.Second)
 	h.MaxRequestHeadersKb = wrapperspb.UInt32(8)
 	h.CommonHttpProtocolOptions = &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(time.Minute), MaxHeadersCount: wrapperspb.UInt32(20)}
-	h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault"}}, h.HttpFilters...)
+	h.HttpFilters = append([]*hcmv3.HttpFilter{{Name: "envoy.filters.http.fault"}, {Name: "acme.filters.http.audit", IsOptional: true}, {Name: "envoy.filters.http.cors", Disabled: true}}, h.HttpFilters...)
 	setHCM(t, l, h)
 	rt := res.Routes[0].VirtualHosts[0]
 	rt.RetryPolicy = &routev3.RetryPolicy{RetryOn: "5xx, reset,bogus", PerTryTimeout: durationpb.New(time.Second)}
@@ -442,8 +529,11 @@ func TestCompileDefaultsAndOptions(t *testing.T) {
 	if hm.Codec != CodecHTTP2 || hm.StreamIdleTimeout != 0 || hm.RequestTimeout != 3*time.Second || hm.MaxRequestHeaders != 8192 || hm.IdleTimeout != time.Minute || hm.MaxHeadersCount != 20 {
 		t.Errorf("HCM: %+v", hm)
 	}
-	if len(hm.IgnoredHTTPFilters) != 1 || hm.IgnoredHTTPFilters[0] != "envoy.filters.http.fault" {
-		t.Errorf("ignored filters %v", hm.IgnoredHTTPFilters)
+	if n := hm.Filters.Names(); len(n) != 1 || n[0] != "envoy.filters.http.fault" {
+		t.Errorf("http filters %v, want the fault filter (named without a typed_config: its empty config)", n)
+	}
+	if len(hm.IgnoredHTTPFilters) != 2 || hm.IgnoredHTTPFilters[0] != "acme.filters.http.audit" || hm.IgnoredHTTPFilters[1] != "envoy.filters.http.cors" {
+		t.Errorf("ignored filters %v, want the optional unknown one and the disabled one", hm.IgnoredHTTPFilters)
 	}
 	_, zero := hm.Routes.Route(&testRequest{path: "/zero", authority: "svc"})
 	if zero.Timeout != 0 {

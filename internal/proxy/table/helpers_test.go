@@ -172,6 +172,13 @@ func describe(s *Snapshot) string {
 					}
 					p(3, "rewrite prefix=%q regex=%q sub=%q host=%q auto_host=%v", r.PrefixRewrite, re, r.RegexSubstitute, r.HostRewrite, r.AutoHostRewrite)
 				}
+				if f := r.Filters; f != nil {
+					rl := ""
+					if f.RateLimit != nil {
+						rl = f.RateLimit.StatsPrefix()
+					}
+					p(3, "filters fault=%v rate_limit=%q cors=%v", f.Fault != nil, rl, f.CORS != nil)
+				}
 			}
 		}
 	}
@@ -228,7 +235,7 @@ func describeChain(p func(int, string, ...any), what string, ch *FilterChain) {
 		p(2, "tls %+v", *ch.TLS)
 	}
 	if h := ch.HTTP; h != nil {
-		p(2, "http stat=%s codec=%d rds=%s idle=%s stream_idle=%s request=%s max_headers=%d ignored_http_filters=%v", h.StatPrefix, h.Codec, h.RouteConfigName, h.IdleTimeout, h.StreamIdleTimeout, h.RequestTimeout, h.MaxRequestHeaders, h.IgnoredHTTPFilters)
+		p(2, "http stat=%s codec=%d rds=%s idle=%s stream_idle=%s request=%s max_headers=%d http_filters=%v ignored_http_filters=%v", h.StatPrefix, h.Codec, h.RouteConfigName, h.IdleTimeout, h.StreamIdleTimeout, h.RequestTimeout, h.MaxRequestHeaders, h.Filters.Names(), h.IgnoredHTTPFilters)
 		for _, al := range h.AccessLogs {
 			p(3, "access_log %s %q %v", al.Path, al.Format, al.JSONFormat)
 		}
@@ -239,6 +246,9 @@ func describeChain(p func(int, string, ...any), what string, ch *FilterChain) {
 			cs = append(cs, fmt.Sprintf("%s=%d%s", c.Name, c.Weight, notFound(c.Cluster)))
 		}
 		p(2, "tcp stat=%s clusters=%v total=%d idle=%s", t.StatPrefix, cs, t.TotalWeight, t.IdleTimeout)
+		if rl := ch.NetRateLimit; rl != nil {
+			p(3, "network local_ratelimit stats=%s max_tokens=%d", rl.StatsPrefix(), rl.Bucket().MaxTokens())
+		}
 		for _, al := range t.AccessLogs {
 			p(3, "access_log %s %q %v", al.Path, al.Format, al.JSONFormat)
 		}

@@ -10,6 +10,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 )
 
 // Retry defaults, Envoy's.
@@ -68,10 +70,14 @@ func (c *compiler) routeTable(rc *routev3.RouteConfiguration, validateDefault bo
 	}
 	rt := emptyRouteTable(rc.GetName())
 	rt.IgnorePortInHostMatching = rc.GetIgnorePortInHostMatching()
+	rcFilters, err := c.perFilter(rc.GetTypedPerFilterConfig())
+	if err != nil {
+		return nil, err
+	}
 	domainOwner := map[string]int{}
 	for i, vh := range rc.GetVirtualHosts() {
 		field := fmt.Sprintf("virtual_hosts[%d]", i)
-		out, err := c.virtualHost(vh, validate)
+		out, err := c.virtualHost(vh, validate, rcFilters)
 		if err != nil {
 			return nil, fmt.Errorf("%s%w", field, err)
 		}
@@ -91,7 +97,7 @@ func (c *compiler) routeTable(rc *routev3.RouteConfiguration, validateDefault bo
 // virtualHost, route and routeMatch return errors that start with the
 // rest of a field path (".routes[2].match.safe_regex: ...") so that their
 // caller only prefixes its own field.
-func (c *compiler) virtualHost(vh *routev3.VirtualHost, validate bool) (*VirtualHost, error) {
+func (c *compiler) virtualHost(vh *routev3.VirtualHost, validate bool, rcFilters *chain.Route) (*VirtualHost, error) {
 	switch {
 	case vh.GetRequireTls() != routev3.VirtualHost_NONE:
 		return nil, errors.New(".require_tls " + errNotSupported)
@@ -114,11 +120,20 @@ func (c *compiler) virtualHost(vh *routev3.VirtualHost, validate bool) (*Virtual
 		}
 		out.Retry = r
 	}
+	vhFilters, err := c.perFilter(vh.GetTypedPerFilterConfig())
+	if err != nil {
+		return nil, fmt.Errorf(".%w", err)
+	}
 	for j, r := range vh.GetRoutes() {
 		rt, err := c.route(r, out.Retry, validate)
 		if err != nil {
 			return nil, fmt.Errorf(".routes[%d]%w", j, err)
 		}
+		rf, err := c.perFilter(r.GetTypedPerFilterConfig())
+		if err != nil {
+			return nil, fmt.Errorf(".routes[%d].%w", j, err)
+		}
+		rt.Filters = chain.Combine(rf, vhFilters, rcFilters)
 		if rt.Meta.VirtualService == "" {
 			rt.Meta.VirtualService = out.Meta.VirtualService
 		}
@@ -325,6 +340,10 @@ func (c *compiler) routeAction(a *routev3.RouteAction, out *Route, vhRetry *Retr
 		for i, w := range cs.WeightedClusters.GetClusters() {
 			if w.GetClusterHeader() != "" {
 				return fmt.Errorf("weighted_clusters.clusters[%d].cluster_header "+errNotSupported, i)
+			}
+			if len(w.GetTypedPerFilterConfig()) > 0 {
+				// The filters run before a cluster is picked.
+				return fmt.Errorf("weighted_clusters.clusters[%d].typed_per_filter_config "+errNotSupported+"; configure the route", i)
 			}
 			cl, err := c.resolve(w.GetName(), validate)
 			if err != nil {

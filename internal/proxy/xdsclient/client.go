@@ -377,20 +377,7 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse, ss *streamState, wa
 		return ss.request(typ, resp.GetVersionInfo(), resp.GetNonce(), ss.names[typ], nil)
 	}
 
-	// The tentative set: this response over what is accepted.
-	next := c.accepted.clone()
-	if fullState(typ) || next[typ] == nil {
-		next[typ] = map[string]proto.Message{}
-	}
-	want := ss.names[typ]
-	for n, m := range got {
-		if !fullState(typ) && !slices.Contains(want, n) {
-			continue // not asked for (any more)
-		}
-		next[typ][n] = m
-	}
-	names := next.names()
-	next.prune(names)
+	next, names := c.tentative(typ, got, ss.names[typ])
 	received := maps.Clone(c.received)
 	received[typ] = true
 	versions := maps.Clone(c.accVer)
@@ -424,7 +411,32 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse, ss *streamState, wa
 	if err := ss.request(typ, resp.GetVersionInfo(), resp.GetNonce(), subscriptionFor(typ, names), nil); err != nil {
 		return err
 	}
-	// Follow the RDS and EDS subscriptions this response changed.
+	return c.follow(ss, typ, names)
+}
+
+// tentative is the resource set a response of type typ would make: got
+// (what of it was asked for, in want) over what is accepted, with the
+// RDS and EDS resources outside the subscriptions it implies dropped; it
+// also returns those subscriptions.
+func (c *Client) tentative(typ string, got map[string]proto.Message, want []string) (resources, map[string][]string) {
+	next := c.accepted.clone()
+	if fullState(typ) || next[typ] == nil {
+		next[typ] = map[string]proto.Message{}
+	}
+	for n, m := range got {
+		if !fullState(typ) && !slices.Contains(want, n) {
+			continue // not asked for (any more)
+		}
+		next[typ][n] = m
+	}
+	names := next.names()
+	next.prune(names)
+	return next, names
+}
+
+// follow updates the RDS and EDS subscriptions a response of type typ
+// changed: names are the resources the accepted set now references.
+func (c *Client) follow(ss *streamState, typ string, names map[string][]string) error {
 	for _, t := range []string{resourcev3.RouteType, resourcev3.EndpointType} {
 		if t == typ || slices.Equal(names[t], ss.names[t]) || (!ss.sent[t] && len(names[t]) == 0) {
 			continue

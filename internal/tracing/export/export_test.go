@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,6 +27,7 @@ import (
 	"github.com/meshlens/meshlens/internal/tracing"
 	"github.com/meshlens/meshlens/internal/tracing/propagation"
 	"github.com/meshlens/meshlens/internal/tracing/sampling"
+	"github.com/meshlens/meshlens/internal/tracing/xrayschema"
 )
 
 type counter struct{ atomic.Uint64 }
@@ -428,59 +428,6 @@ func TestZipkin(t *testing.T) {
 	}
 }
 
-var (
-	reXRayTraceID = regexp.MustCompile(`^1-[0-9a-f]{8}-[0-9a-f]{24}$`)
-	reXRayID      = regexp.MustCompile(`^[0-9a-f]{16}$`)
-	reAnnotation  = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
-	reSegName     = regexp.MustCompile(`^[\p{L}\p{N}\s_.:/%&#=+\\\-@]{1,200}$`)
-)
-
-// validateSegment checks a document against the segment document
-// schema's required and conditionally required fields.
-func validateSegment(t *testing.T, doc map[string]any) {
-	t.Helper()
-	str := func(k string) string { s, _ := doc[k].(string); return s }
-	if !reSegName.MatchString(str("name")) {
-		t.Errorf("name %q", doc["name"])
-	}
-	if !reXRayID.MatchString(str("id")) {
-		t.Errorf("id %q", doc["id"])
-	}
-	if !reXRayTraceID.MatchString(str("trace_id")) {
-		t.Errorf("trace_id %q", doc["trace_id"])
-	}
-	start, ok1 := doc["start_time"].(float64)
-	end, ok2 := doc["end_time"].(float64)
-	if !ok1 || !ok2 || start <= 0 || end < start {
-		t.Errorf("start_time %v end_time %v", doc["start_time"], doc["end_time"])
-	}
-	if p, ok := doc["parent_id"]; ok && !reXRayID.MatchString(p.(string)) {
-		t.Errorf("parent_id %q", p)
-	}
-	if str("type") == "subsegment" && (str("parent_id") == "" || str("trace_id") == "") {
-		t.Errorf("independent subsegment without parent_id or trace_id: %v", doc)
-	}
-	if ann, ok := doc["annotations"].(map[string]any); ok {
-		for k, v := range ann {
-			switch v.(type) {
-			case string, float64, bool:
-			default:
-				t.Errorf("annotation %s has a %T", k, v)
-			}
-			if !reAnnotation.MatchString(k) {
-				t.Errorf("annotation key %q", k)
-			}
-		}
-	}
-	if h, ok := doc["http"].(map[string]any); ok {
-		if resp, ok := h["response"].(map[string]any); ok {
-			if _, ok := resp["status"].(float64); !ok {
-				t.Errorf("http.response.status %v", resp["status"])
-			}
-		}
-	}
-}
-
 func TestXRay(t *testing.T) {
 	t.Parallel()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -503,15 +450,10 @@ func TestXRay(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read: %v (got %d documents)", err, len(docs))
 		}
-		dg := string(buf[:n])
-		if len(dg) < len(XRayHeader) || dg[:len(XRayHeader)] != `{"format": "json", "version": 1}`+"\n" {
-			t.Fatalf("datagram without the daemon header: %q", dg)
+		doc, err := xrayschema.Datagram(buf[:n])
+		if err != nil {
+			t.Errorf("segment document %s: %v", buf[:n], err)
 		}
-		var doc map[string]any
-		if err := json.Unmarshal([]byte(dg[len(XRayHeader):]), &doc); err != nil {
-			t.Fatalf("segment not JSON: %v", err)
-		}
-		validateSegment(t, doc)
 		docs = append(docs, doc)
 	}
 	if c.sent.Load() != 3 {

@@ -18,7 +18,10 @@
 // once.
 //
 // A bucket belongs to its compiled config: a new snapshot that re-decodes
-// the config starts a full bucket, as a new Envoy filter config does.
+// the config starts a full bucket, as a new Envoy filter config does,
+// unless the caller continues the previous config's bucket (ContinueFrom:
+// same stats prefix and bucket parameters), which the proxy does so that
+// an xDS update elsewhere does not refill it.
 //
 // Supported HTTP fields: stat_prefix, status, token_bucket, filter_enabled,
 // filter_enforced (default 0% each, as in Envoy), response_headers_to_add,

@@ -1,0 +1,14 @@
+// Package codec groups the proxy's own HTTP codecs, each a package:
+//
+//   - h1server: the downstream HTTP/1.x server for plaintext connections,
+//     which serves each request on the connection's goroutine.
+//   - h1client: the upstream HTTP/1.1 client for plaintext clusters, which
+//     makes each request synchronously on the caller's goroutine.
+//   - h1guard: the framing guard in front of every downstream HTTP/1.x
+//     connection (request smuggling, header limits).
+//
+// TLS and HTTP/2 connections go through net/http's server and Transport.
+// Both kinds hand the connection manager an http.ResponseWriter and an
+// *http.Request, which is the stream interface the rest of the proxy
+// codes against today.
+package codec

@@ -1,0 +1,403 @@
+package h1server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Connection states, for Shutdown.
+const (
+	stateIdle   = iota // waiting for the first byte of a request
+	stateActive        // reading a request or answering it
+)
+
+// conn is one connection being served.
+type conn struct {
+	s          *Server
+	rwc        net.Conn
+	ctx        context.Context
+	cancel     context.CancelFunc
+	remoteAddr string
+	lr         io.LimitedReader // bounds the head being read
+	rec        headRecorder     // sees what lr reads
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	state      atomic.Int32
+	reqStart   atomic.Int64 // UnixNano when the handler started; 0 outside it
+	looking    atomic.Bool  // a hang-up look is under way
+	w          response     // reused for every request
+	lastPOST   bool
+	// hijacked: the handler took the connection over (Hijack); the
+	// server no longer reads, writes, tracks or closes it.
+	hijacked bool
+}
+
+// serve is the connection's loop: read a request, run the handler, finish
+// the response, until one side wants the connection closed.
+func (c *conn) serve() {
+	s := c.s
+	for first := true; ; first = false {
+		if s.shutdown.Load() {
+			return
+		}
+		if !first {
+			// Wait for the next request; a Shutdown sets a past deadline
+			// on idle connections to end this wait.
+			c.state.Store(stateIdle)
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			if s.shutdown.Load() {
+				return
+			}
+			if _, err := c.br.Peek(4); err != nil { // as net/http
+				return
+			}
+		}
+		c.state.Store(stateActive)
+		_ = c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+		req, err := c.readRequest()
+		if err != nil {
+			c.refuse(err)
+			if errors.Is(err, errTooLarge) {
+				// The client may still be sending its head.
+				c.closeWriteAndWait()
+			}
+			return
+		}
+		_ = c.rwc.SetReadDeadline(time.Time{})
+		if !c.handle(req) {
+			return
+		}
+	}
+}
+
+// statusError is a request refused with a status.
+type statusError struct {
+	code int
+	text string
+}
+
+func (e statusError) Error() string { return e.text }
+
+var (
+	errTooLarge  = statusError{http.StatusRequestHeaderFieldsTooLarge, "Request Header Fields Too Large"}
+	errNoHost    = statusError{http.StatusBadRequest, "missing required Host header"}
+	errManyHosts = statusError{http.StatusBadRequest, "too many Host headers"}
+	errVersion   = statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	errExpect    = statusError{http.StatusExpectationFailed, "Expectation Failed"}
+)
+
+// badField is a 400 whose text starts with net/http's for the same
+// refusal and goes on to name the field and, quoted and shortened, the
+// offending value, so the client can tell which of its headers is wrong.
+func badField(what, name, value string) statusError {
+	text := what + ": " + quoteShort(name)
+	if value != "" {
+		text += " = " + quoteShort(value)
+	}
+	return statusError{http.StatusBadRequest, text}
+}
+
+// quoteShort quotes s, cut to 64 bytes.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// readRequest reads and checks one request head, as net/http's server
+// does.
+func (c *conn) readRequest() (*http.Request, error) {
+	c.lr.N = c.s.headerLimit()
+	if c.lastPOST {
+		// Tolerate the stray CRLF old clients send after a POST body.
+		peek, _ := c.br.Peek(4)
+		n := 0
+		for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+			n++
+		}
+		_, _ = c.br.Discard(n)
+	}
+	// http.ReadRequest drops the Host fields, so record the head's
+	// bytes (those buffered already and those read now) to count them.
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	c.rec.buf = append(c.rec.buf[:0], buffered...)
+	c.rec.on = true
+	req, err := http.ReadRequest(c.br)
+	c.rec.on = false
+	if err != nil {
+		if c.lr.N <= 0 {
+			return nil, errTooLarge
+		}
+		return nil, err
+	}
+	c.lr.N = 1<<63 - 1
+	hostFields, hostValue := hostFields(c.rec.buf)
+	if cap(c.rec.buf) > 64<<10 {
+		c.rec.buf = nil // a large head: do not keep its buffer
+	}
+	c.lastPOST = req.Method == http.MethodPost
+	if req.ProtoMajor != 1 {
+		return nil, errVersion
+	}
+	if req.ProtoAtLeast(1, 1) && hostFields == 0 && req.Method != http.MethodConnect {
+		return nil, errNoHost
+	}
+	if hostFields > 1 {
+		return nil, errManyHosts
+	}
+	if hostFields == 1 && !httpguts.ValidHostHeader(hostValue) {
+		return nil, badField("malformed Host header", "Host", hostValue)
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, badField("invalid header name", k, "")
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, badField("invalid header value", k, v)
+			}
+		}
+	}
+	return req, nil
+}
+
+// headRecorder keeps the bytes read from the connection while on.
+type headRecorder struct {
+	r   io.Reader
+	on  bool
+	buf []byte
+}
+
+func (h *headRecorder) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if h.on {
+		h.buf = append(h.buf, p[:n]...)
+	}
+	return n, err
+}
+
+// hostFields counts the Host fields of the request head at the start of b
+// (which http.ReadRequest has parsed, so it is well formed) and returns
+// the first one's value, trimmed as textproto trims it.
+func hostFields(b []byte) (n int, first string) {
+	// Skip the request line.
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return 0, ""
+	}
+	b = b[i+1:]
+	inFirst := false // the last field was the first Host: continuations join it
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break // end of the header section
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			// An obsolete line folding: textproto joins it with a space.
+			if inFirst {
+				first += " " + string(bytes.Trim(line, " \t"))
+			}
+			continue
+		}
+		inFirst = false
+		if name, value, ok := bytes.Cut(line, []byte(":")); ok && len(name) == 4 && bytes.EqualFold(name, []byte("host")) {
+			if n == 0 {
+				first = string(bytes.Trim(value, " \t"))
+				inFirst = true
+			}
+			n++
+		}
+	}
+	return n, strings.TrimLeft(first, " \t")
+}
+
+// refuse answers a request that could not be read, unless the connection
+// simply ended or timed out, and leaves the connection to be closed.
+func (c *conn) refuse(err error) {
+	// As net/http: no answer when the connection ended, timed out or
+	// failed (an incomplete head is answered).
+	if err == io.EOF || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "read" {
+		return
+	}
+	// The same status lines and bodies as net/http's server.
+	var se statusError
+	body := "400 Bad Request"
+	code := http.StatusBadRequest
+	switch {
+	case errors.Is(err, errExpect):
+		code, body = http.StatusExpectationFailed, ""
+	case errors.Is(err, errTooLarge):
+		code, body = http.StatusRequestHeaderFieldsTooLarge, "431 Request Header Fields Too Large"
+	case errors.As(err, &se):
+		code = se.code
+		body = fmt.Sprintf("%d %s: %s", code, http.StatusText(code), se.text)
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+		code, body = http.StatusNotImplemented, "Unsupported transfer encoding"
+	default:
+		// net/http says only "400 Bad Request"; the parser's reason
+		// names the line or field it refused.
+		body += ": " + quoteShort(err.Error())
+	}
+	_ = c.rwc.SetWriteDeadline(time.Now().Add(time.Second))
+	if body == "" {
+		fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", code, http.StatusText(code))
+	} else {
+		fmt.Fprintf(c.rwc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%s", code, http.StatusText(code), body)
+	}
+	if f := c.s.OnRefuse; f != nil {
+		f(c.rwc, code, err)
+	}
+}
+
+// handle runs the handler for req and finishes its response. It reports
+// whether the connection may carry another request.
+func (c *conn) handle(req *http.Request) (keep bool) {
+	w := &c.w
+	w.reset(req)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &reqBody{w: w, rc: req.Body}
+	} else {
+		w.bodyDone.Store(true)
+	}
+	if v, ok := req.Header["Expect"]; ok && len(v) > 0 {
+		// As net/http: the first field decides; empty is no expectation.
+		switch {
+		case httpHasToken(v[:1], "100-continue"):
+			if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+				w.cont.Store(contPending)
+			}
+		case v[0] != "":
+			c.refuse(errExpect)
+			return false
+		}
+	}
+	req.RemoteAddr = c.remoteAddr
+	req = req.WithContext(c.ctx)
+	w.req = req
+
+	body, _ := req.Body.(*reqBody)
+	h := c.s.Handler
+	if req.RequestURI == "*" && req.Method == http.MethodOptions {
+		h = optionsHandler // as net/http: the server itself answers
+	}
+	c.reqStart.Store(time.Now().UnixNano())
+	ok := c.run(w, req, h)
+	c.reqStart.Store(0)
+	if !ok || c.hijacked {
+		return false
+	}
+	w.finish()
+	if err := c.bw.Flush(); err != nil {
+		return false
+	}
+	if w.cont.Load() == contPending {
+		// The client waits for a 100 Continue that will not come, and
+		// may or may not send the body: the connection cannot be reused.
+		return false
+	}
+	if !w.bodyDone.Load() {
+		// A body the handler left unread: read the rest if it is short
+		// and nothing else reads it (a goroutine the handler started
+		// may), as net/http does, so the connection can carry the next
+		// request; otherwise close.
+		if w.closeAfter || body == nil || !c.drain(body) {
+			// The client may still be sending it.
+			c.closeWriteAndWait()
+			return false
+		}
+	}
+	return !w.closeAfter
+}
+
+// maxDrain is how much of an unread request body is read and discarded
+// to keep the connection (net/http's maxPostHandlerReadBytes).
+const maxDrain = 256 << 10
+
+// drain reads the rest of an unread request body, up to maxDrain and
+// within the header timeout, and reports whether it reached its end.
+func (c *conn) drain(b *reqBody) bool {
+	if !b.state.CompareAndSwap(bodyIdle, bodyClosed) {
+		return false // a read is in progress on another goroutine
+	}
+	_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.readHeaderTimeout()))
+	defer func() { _ = c.rwc.SetReadDeadline(time.Time{}) }()
+	n, err := io.Copy(io.Discard, io.LimitReader(b.rc, maxDrain+1))
+	return err == nil && n <= maxDrain
+}
+
+// rstAvoidanceDelay is how long a connection stays half-closed after a
+// response sent while the client may still be writing, as in net/http:
+// closing a socket with unread input sends a reset, which can destroy the
+// response before the client reads it.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait sends a FIN after what was written, then waits a
+// moment before the caller closes the connection.
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	t := time.NewTimer(rstAvoidanceDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done(): // the server closed the connection
+	}
+}
+
+// run calls the handler, turning a panic into a closed connection: after
+// http.ErrAbortHandler what was written goes out as is (a chunked body
+// without its last chunk reads as truncated), any other panic is logged.
+func (c *conn) run(w *response, req *http.Request, h http.Handler) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.log().Error("panic serving request", "remote", c.remoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
+			}
+			_ = c.bw.Flush()
+			ok = false
+		}
+	}()
+	h.ServeHTTP(w, req)
+	return true
+}
+
+// optionsHandler answers "OPTIONS *" as net/http's server does.
+var optionsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Content-Length"] = zero
+	if r.ContentLength != 0 {
+		// Read a little of the body, as net/http does, so the
+		// connection may be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 256<<10+1))
+	}
+})

@@ -1,0 +1,34 @@
+// Package h1server serves HTTP/1.x connections with an http.Handler that
+// runs on the connection's own goroutine.
+//
+// It exists for the sidecar's plaintext HTTP/1.1 listeners. net/http's
+// server starts a background read for every request (a goroutine that
+// watches the connection for a client hang-up, parked and woken through
+// read deadlines and a condition variable when the handler ends) and
+// derives a cancellable context per request. For a proxy that forwards
+// each request synchronously (internal/proxy/codec/h1client) those hand-offs
+// are most of its CPU at moderate rates: every one is a wake-up of another
+// thread. Here one goroutine reads a request, runs the handler, writes the
+// response and reads the next, as Envoy's and HAProxy's event loops do.
+//
+// Parsing is net/http's own (http.ReadRequest), followed by the checks
+// net/http's server adds (Host present, single and valid; header names and
+// values valid; Expect), so both servers accept and refuse the same
+// requests with the same status codes: 400, 431 for a header section over
+// the limit, 501 for an unsupported Transfer-Encoding, 417 for an unknown
+// expectation.
+//
+// Differences from net/http's server:
+//   - A client that hangs up while its request is being handled is
+//     noticed by a look at the socket (internal/proxy/sockpeek) that one
+//     goroutine per server makes every HangupCheck (1 s) at the
+//     connections whose request has waited that long, which then cancels
+//     the request's context; or when the response is written. net/http
+//     notices at once, through a read it starts for every request.
+//   - HTTP/2 upgrades and Server-level TLS are not offered; callers hand
+//     TLS and h2c connections to net/http. Hijack is offered (for
+//     WebSocket and other HTTP/1.1 upgrades): the hijacked connection
+//     leaves the server, which Shutdown then does not wait for.
+//   - Header keys are written in map order, not sorted.
+//   - A 400 says which field or line it refuses, after net/http's text.
+package h1server

@@ -1,0 +1,24 @@
+// Package hcm is the HTTP connection manager of the data plane, as
+// Envoy's: it takes the connections a listener matched to an HTTP filter
+// chain and serves their streams.
+//
+//   - server.go: one Server per chain (kept across snapshots while the
+//     chain's connection settings stay): TLS termination, the framing
+//     guard, and the codec (codec/h1server for plaintext HTTP/1.x,
+//     net/http's server for TLS and HTTP/2); conn.go is a connection as
+//     the connection manager sees it.
+//   - hcm.go: one stream: counting, x-meshlens-source, route match,
+//     local replies, and at the end the stats, mesh metrics and access
+//     log (finish). headers.go edits the request headers; stream.go
+//     keeps the route and stream idle timeouts; rapidreset.go guards
+//     against HTTP/2 rapid reset.
+//   - filters.go: the HTTP filters before the router (package
+//     filters/chain), run once the route is known.
+//   - The chain's last filter, the router, is package filters/router,
+//     which the connection manager calls through Forwarder (Env.Router).
+//   - upgrade.go: upgrades and CONNECT, handed to package tunnel once
+//     switched.
+//
+// Endpoint picking, pools and the policies that keep endpoint state live
+// in package cluster.
+package hcm

@@ -1,0 +1,400 @@
+package hcm
+
+import (
+	"context"
+	"crypto/tls"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1guard"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
+	"github.com/meshlens/meshlens/internal/proxy/listener"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
+	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
+	"github.com/meshlens/meshlens/internal/proxy/tunnel"
+	"github.com/meshlens/meshlens/internal/stats"
+)
+
+// Server serves one HTTP filter chain of one listener: plaintext
+// HTTP/1.x connections on their own goroutine (h1server), TLS and h2c ones
+// through a net/http server fed with the connections the listener matched
+// to the chain. It
+// outlives snapshots while the chain keeps its name and connection
+// settings (ServerKey); its route table and clusters are swapped per
+// snapshot through cfg.
+type Server struct {
+	env    *Env
+	key    string
+	srv    *http.Server
+	h1     *h1server.Server // nil when the chain is TLS or HTTP/2 only
+	auto   bool             // plaintext HTTP/1.1 or h2c, told by the preface
+	ln     *chanListener
+	tls    *tls.Config // nil for plaintext
+	scheme string      // "http" or "https"
+	Config atomic.Pointer[ChainConfig]
+	done   chan struct{} // closed when Serve returns
+	// Unusable says why the chain cannot serve (e.g. SDS TLS); its
+	// connections are closed.
+	Unusable string
+	// guard: the chain speaks HTTP/1, so its connections go through the
+	// framing guard (h1guard) with the chain's header limit.
+	guard  bool
+	maxHdr int
+	// tunnels are the connections upgraded (WebSocket) from requests.
+	tunnels tunnel.Set
+}
+
+// Env is what the connection manager needs of the proxy around it,
+// shared by every server.
+type Env struct {
+	Log    *slog.Logger
+	ErrLog *log.Logger // net/http's server errors
+	// HeaderReadTimeout bounds reading a request's head (and a TLS
+	// handshake); StreamIdleTimeout is the stream idle timeout when
+	// neither the route nor the connection manager sets one.
+	HeaderReadTimeout, StreamIdleTimeout time.Duration
+	// Mesh keeps the mesh metrics; nil when the data path has no stats.
+	Mesh *meshmetrics.Metrics
+	// H2HeaderOverflow is http2.header_overflow.
+	H2HeaderOverflow *stats.Counter
+	// Router forwards every routed request (package filters/router).
+	Router Forwarder
+}
+
+// Forwarder is the last filter of a chain, which forwards a routed
+// request upstream and answers it: the router.
+type Forwarder interface {
+	Forward(w http.ResponseWriter, r *http.Request, ex *Exchange, m *table.HTTPManager, route *table.Route, view *cluster.View)
+}
+
+// Clusters finds the runtime view of a cluster a route names (the
+// snapshot's state), nil for a cluster CDS did not deliver.
+type Clusters interface {
+	View(c *table.Cluster) *cluster.View
+}
+
+// ChainConfig is what a request reads, once, through Server.Config: the
+// filter chain and the snapshot state it belongs to, with the chain's
+// stats and access logs.
+type ChainConfig struct {
+	Chain    *table.FilterChain
+	Clusters Clusters
+	Dir      table.Direction
+	Stats    *Stats
+	Logs     []ChainLog
+	// ListenerTLS: some chain of the listener terminates TLS, so a
+	// client of the mesh is expected to authenticate (mesh metrics).
+	ListenerTLS bool
+	// Filters is the HTTP filter chain before the router; nil: none.
+	Filters *chain.Chain
+}
+
+// ChainLog is one access log of a chain: a compiled format and the
+// (shared, non-blocking) writer of its file.
+type ChainLog struct {
+	Format *accesslog.Format
+	Writer *accesslog.Writer
+}
+
+// ServerKey identifies the connection-level settings of an HTTP chain: a
+// chain whose key changes gets a new server, and the old one drains.
+func ServerKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
+	var b strings.Builder
+	b.WriteString(c.Name)
+	b.WriteByte('|')
+	b.WriteByte(byte('0' + c.HTTP.Codec))
+	b.WriteByte('|')
+	b.WriteString(idle.String())
+	b.WriteByte('|')
+	b.WriteString(strconv.Itoa(maxHdr))
+	if t := c.TLS; t != nil {
+		b.WriteString("|tls:")
+		b.WriteString(strings.Join([]string{t.CertFile, t.KeyFile, t.CAFile, t.SDSCertName, t.SDSCAName,
+			strings.Join(t.MatchSANs, ","), strings.Join(t.ALPN, ",")}, ";"))
+		if t.RequireClientCert {
+			b.WriteString(";require")
+		}
+	}
+	return b.String()
+}
+
+// NewServer starts serving a chain. The caller owns the result and
+// stops it with drain or close.
+func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, maxHdr int) *Server {
+	h := &Server{env: env, key: key, scheme: "http", done: make(chan struct{}), guard: c.HTTP.Codec != table.CodecHTTP2, maxHdr: maxHdr}
+	protos := new(http.Protocols)
+	var next []string
+	switch c.HTTP.Codec {
+	case table.CodecHTTP1:
+		protos.SetHTTP1(true)
+		next = []string{"http/1.1"}
+	case table.CodecHTTP2:
+		protos.SetUnencryptedHTTP2(true)
+		protos.SetHTTP2(true)
+		next = []string{"h2"}
+	default:
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true)
+		protos.SetHTTP2(true)
+		next = []string{"h2", "http/1.1"}
+	}
+	if c.TLS != nil {
+		h.scheme = "https"
+		conf, err := tlsctx.DownstreamConfig(c.TLS, next)
+		if err != nil {
+			h.Unusable = err.Error()
+		}
+		h.tls = conf
+	}
+	srvMaxHdr := maxHdr
+	if c.HTTP.Codec != table.CodecHTTP1 {
+		// net/http's HTTP/2 server makes MaxHeaderBytes its header
+		// list limit (HPACK's measure: 32 bytes more per field) and
+		// ends the whole connection with GOAWAY when a list over it
+		// goes on in CONTINUATION frames. So that a list of too many
+		// or too large headers costs its stream only (431, route),
+		// the connection's bound is set well above the request's.
+		srvMaxHdr = max(maxHdr, h2HeaderListBound)
+	}
+	h.ln = newChanListener()
+	h.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: env.HeaderReadTimeout,
+		IdleTimeout:       idle,
+		MaxHeaderBytes:    srvMaxHdr,
+		Protocols:         protos,
+		ErrorLog:          env.ErrLog,
+		ConnContext:       connContext,
+		ConnState:         h.connState,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 1024,
+			// The HTTP/2 analogue of the header size limit: bound the
+			// HPACK table too.
+			MaxDecoderHeaderTableSize: 64 << 10,
+		},
+	}
+	if c.TLS == nil && c.HTTP.Codec != table.CodecHTTP2 {
+		h.h1 = &h1server.Server{
+			Handler:           h,
+			ReadHeaderTimeout: env.HeaderReadTimeout,
+			IdleTimeout:       idle,
+			MaxHeaderBytes:    maxHdr,
+			ConnContext:       connContext,
+			ConnState:         h.connState,
+			OnRefuse:          h.onRefuse,
+			Log:               env.Log,
+		}
+		h.auto = c.HTTP.Codec == table.CodecAuto
+	}
+	go func() {
+		defer close(h.done)
+		_ = h.srv.Serve(h.ln)
+	}()
+	return h
+}
+
+// h2HeaderListBound is the HTTP/2 header list size (HPACK's measure)
+// past which a client that keeps sending CONTINUATION frames loses its
+// connection: net/http's default header limit.
+const h2HeaderListBound = http.DefaultMaxHeaderBytes
+
+// SetKeepAlives turns keep-alive on or off for the chain's connections.
+func (h *Server) SetKeepAlives(on bool) {
+	h.srv.SetKeepAlivesEnabled(on)
+	if h.h1 != nil {
+		h.h1.SetKeepAlivesEnabled(on)
+	}
+}
+
+// Drain stops the server gracefully: idle connections close now, busy
+// ones after their response (HTTP/1.1 answers with Connection: close,
+// HTTP/2 sends GOAWAY); whatever is left at ctx's end is closed.
+func (h *Server) Drain(ctx context.Context) {
+	if h.h1 != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = h.h1.Shutdown(ctx)
+		}()
+		defer func() { <-done }()
+	}
+	if err := h.srv.Shutdown(ctx); err != nil {
+		_ = h.srv.Close()
+	}
+	<-h.done
+	h.tunnels.Drain(ctx)
+}
+
+// Serve hands a matched downstream connection to the server, after the
+// TLS handshake when the chain terminates TLS.
+func (h *Server) Serve(c *Conn) {
+	if h.Unusable != "" {
+		_ = c.Close()
+		return
+	}
+	var conn net.Conn = c
+	if h.tls != nil {
+		tc := listener.TerminateTLS(c.Conn, c, h.tls, h.env.HeaderReadTimeout)
+		if tc == nil {
+			return
+		}
+		cs := tc.ConnectionState()
+		c.tls = &cs
+		conn = tc
+	}
+	if h.guard {
+		// A request framed both by Content-Length and Transfer-Encoding
+		// (a smuggling attempt) must get a 400, not be re-framed.
+		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
+	}
+	if h.h1 != nil && (!h.auto || !c.H2Preface(time.Now().Add(h.env.HeaderReadTimeout))) {
+		// Served on this goroutine (the listener's, per connection).
+		_ = h.h1.ServeConn(conn)
+		return
+	}
+	h.ln.push(conn)
+}
+
+// onReject counts a request the framing guard refused, unless h1server
+// serves the connection and so counts the refusal (onRefuse).
+func (h *Server) onReject(c net.Conn, err error) {
+	if cc := h.Config.Load(); cc != nil && h.h1 == nil {
+		cc.Stats.CxProtocolError.Inc()
+	}
+	h.env.Log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
+}
+
+// onRefuse counts and logs a request h1server answered itself (status)
+// because it could not be read or served: a downstream protocol error,
+// as Envoy counts its codec errors (downstream_cx_protocol_error, the
+// status class, an access log line with flag DPE).
+func (h *Server) onRefuse(c net.Conn, status int, _ error) {
+	cc := h.Config.Load()
+	if cc == nil {
+		return
+	}
+	hs := cc.Stats
+	hs.CxProtocolError.Inc()
+	hs.rqTotal.Inc()
+	hs.rqHTTP1Total.Inc()
+	hs.codes.Class(status).Inc()
+	hs.rqCompleted.Inc()
+	if len(cc.Logs) == 0 {
+		return
+	}
+	e := &accesslog.Entry{Start: time.Now(), Protocol: "HTTP/1.1", ResponseCode: status, Flags: accesslog.DownstreamProtocolError}
+	if sc := srvConnOf(c); sc != nil {
+		ci := sc
+		e.DownstreamRemote, e.DownstreamLocal = ci.Info.Remote, ci.Info.Dst
+		e.RequestedServerName = ci.Info.ServerName
+		e.ConnectionID = ci.Info.ID
+	}
+	for _, l := range cc.Logs {
+		l.Writer.LogEntry(l.Format, e)
+	}
+}
+
+// srvConnOf finds the listener's connection under the wrappers net/http
+// is given (TLS, the framing guard).
+func srvConnOf(c net.Conn) *Conn {
+	for c != nil {
+		switch v := c.(type) {
+		case *Conn:
+			return v
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+type ConnKey struct{}
+
+// connContext gives a request access to what the listener learnt about
+// its connection (original destination for ORIGINAL_DST clusters).
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if sc := srvConnOf(c); sc != nil {
+		sc.closer = sc
+		return context.WithValue(ctx, ConnKey{}, sc)
+	}
+	return ctx
+}
+
+// connState keeps the connection stats of the chain's connection manager.
+func (h *Server) connState(c net.Conn, s http.ConnState) {
+	sc := srvConnOf(c)
+	if sc == nil {
+		return
+	}
+	switch s {
+	case http.StateNew:
+		hs := h.Config.Load().Stats
+		sc.hcm = hs
+		hs.cxTotal.Inc()
+		hs.cxActive.Inc()
+	case http.StateClosed, http.StateHijacked:
+		hs := sc.hcm
+		if hs == nil {
+			return
+		}
+		hs.cxActive.Dec()
+		hs.cxDestroy.Inc()
+		hs.cxLength.RecordDuration(time.Since(sc.Opened()))
+		switch sc.proto.Load() {
+		case 1:
+			hs.cxHTTP1Active.Dec()
+		case 2:
+			hs.cxHTTP2Active.Dec()
+		}
+	}
+}
+
+// chanListener is a net.Listener fed by the proxy's own accept loops,
+// after they inspected and matched a connection to a chain.
+type chanListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c to the server, or closes it when the server is gone.
+func (l *chanListener) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.closed:
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
