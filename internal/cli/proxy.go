@@ -43,6 +43,11 @@ func newProxyCmd(e *env) *cobra.Command {
 	_ = fl.MarkHidden("stdlib-http1-client")
 	fl.StringVar(&cfg.EMFPath, "emf-path", "", "write the stats as CloudWatch Embedded Metric Format lines to this file (\"-\" for stdout) every flush")
 	fl.StringVar(&cfg.EMFNamespace, "emf-namespace", "meshlens", "CloudWatch namespace of the EMF lines")
+	fl.StringVar(&cfg.MetricsServiceAddr, "metrics-service-addr", "", "stream the mesh metrics over Envoy's metrics service to this gRPC address (default: the xDS address, the control plane; \"none\" to turn off)")
+	fl.DurationVar(&cfg.MetricsServiceInterval, "metrics-service-interval", 0, "time between two metrics service messages (default 10s)")
+	fl.BoolVar(&cfg.MetricsServiceAllStats, "metrics-service-all-stats", false, "send every stat over the metrics service, not only the mesh metrics")
+	fl.IntVar(&cfg.MeshMetricsMaxRoutes, "mesh-metrics-max-routes", 1000, "cap on the mesh metrics' outbound edges (service, node and route); beyond it they count under route=\"__overflow__\"")
+	fl.DurationVar(&cfg.MeshMetricsIdleTimeout, "mesh-metrics-idle-timeout", 10*time.Minute, "evict mesh metric series whose request count has not changed for this long")
 	fl.StringVar(&cfg.EMFInclude, "emf-include", "", "regular expression: only stats whose full name matches go to EMF (CloudWatch bills per metric)")
 	return cmd
 }

@@ -28,6 +28,8 @@ func TestProxyFlagsToConfig(t *testing.T) {
 		"--app", "9080=127.0.0.1:8080", "--egress-port", "5432=127.0.0.1:0", "--instance-id", "i-1",
 		"--advertise-addr", "10.0.0.2", "--register=false", "--registration-ttl", "30s", "--drain-timeout", "2s",
 		"--stats=false", "--concurrency", "2", "--pprof", "--emf-path", "-", "--emf-namespace", "ns", "--emf-include", "^http",
+		"--metrics-service-addr", "none", "--metrics-service-interval", "3s", "--metrics-service-all-stats",
+		"--mesh-metrics-max-routes", "7", "--mesh-metrics-idle-timeout", "1m",
 	})
 	if err := root.ExecuteContext(context.Background()); err != nil || got == nil {
 		t.Fatalf("%v, config %v", err, got)
@@ -40,6 +42,8 @@ func TestProxyFlagsToConfig(t *testing.T) {
 		!slices.Equal(cfg.EgressPorts, []string{"5432=127.0.0.1:0"}), cfg.InstanceID != "i-1", cfg.Advertise != "10.0.0.2",
 		cfg.Register, cfg.RegistrationTTL != 30*time.Second, cfg.DrainTimeout != 2*time.Second, cfg.Stats,
 		cfg.Concurrency != 2, !cfg.Pprof, cfg.EMFPath != "-", cfg.EMFNamespace != "ns", cfg.EMFInclude != "^http",
+		cfg.MetricsServiceAddr != "none", cfg.MetricsServiceInterval != 3*time.Second, !cfg.MetricsServiceAllStats,
+		cfg.MeshMetricsMaxRoutes != 7, cfg.MeshMetricsIdleTimeout != time.Minute,
 		cfg.Server != "http://10.0.0.1:7070", cfg.Version != Version, cfg.Getenv == nil, cfg.Stderr != &stderr, cfg.Stdout != &stdout:
 		t.Errorf("config %+v", cfg)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlens/meshlens/internal/controlplane"
+	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/tracestore"
 )
 
@@ -55,6 +56,11 @@ func newServerCmd(e *env) *cobra.Command {
 	f.BoolVar(&otlp, "otlp", true, "receive spans over OTLP (gRPC on the xDS address, HTTP POST /v1/traces on the API address) into the built-in trace store")
 	f.StringVar(&cfg.OTLPAdvertiseAddr, "otlp-advertise-addr", "", "host:port proxies send spans to for the builtin tracing provider (default: the xDS address)")
 	f.StringVar(&pprofAddr, "pprof-addr", "", "loopback address to serve Go's profiles on, under /debug/pprof/ (default: none)")
+	f.StringVar(&cfg.PrometheusURL, "prometheus-url", "", "read the console's traffic from this Prometheus server (http://host:9090), which scrapes the proxies, instead of the built-in history")
+	f.DurationVar(&cfg.MetricsHistory.Retention, "metrics-history-retention", metricshistory.DefaultRetention, "how far back the built-in history of the proxies' mesh metrics goes")
+	f.DurationVar(&cfg.MetricsHistory.Resolution, "metrics-history-resolution", metricshistory.DefaultResolution, "the built-in history's time resolution")
+	f.IntVar(&cfg.MetricsHistory.MaxSeries, "metrics-history-series", metricshistory.DefaultMaxSeries, "most series the built-in history keeps (the least recently active go first)")
+	f.Int64Var(&cfg.MetricsHistory.MaxBytes, "metrics-history-bytes", metricshistory.DefaultMaxBytes, "most bytes the built-in history keeps (the least recently active series go first)")
 	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/meshlens/meshlens/internal/console"
 	"io"
 	"net/http"
 	"strconv"
@@ -55,6 +56,8 @@ func (s *Server) api() http.Handler {
 	mux.HandleFunc("DELETE "+inst+"/{id}", s.handleDeregister)
 
 	s.traces.RegisterQuery(mux)
+	mux.HandleFunc("POST /v1/console/validate", s.handleConsoleValidate)
+	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: s.traffic, Nodes: s.receiver.Nodes}).Register(mux)
 	if !s.cfg.DisableOTLP {
 		s.traces.RegisterOTLP(mux)
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
 	"github.com/meshlens/meshlens/internal/tracestore"
@@ -59,6 +60,13 @@ type Config struct {
 	// builtin tracing provider (default: the xDS address, unless that is
 	// a wildcard address, which proxies cannot dial).
 	OTLPAdvertiseAddr string
+	// MetricsHistory bounds the history of the mesh metrics the proxies
+	// stream to the metrics service on the xDS address.
+	MetricsHistory metricshistory.Options
+	// PrometheusURL, when set, makes the console read traffic from that
+	// Prometheus server (which scrapes the proxies) instead of the
+	// history.
+	PrometheusURL string
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -98,6 +106,9 @@ type Server struct {
 	xds      *xds.Server
 	traces   *tracestore.Store
 	metrics  *metrics
+	history  *metricshistory.Store
+	traffic  metricshistory.Reader // the history, or Prometheus
+	receiver *metricshistory.Receiver
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
@@ -115,6 +126,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	var prom *metricshistory.Prometheus
+	if cfg.PrometheusURL != "" {
+		var err error
+		if prom, err = metricshistory.NewPrometheus(cfg.PrometheusURL); err != nil {
+			return nil, err
+		}
 	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{})
 	if err != nil {
@@ -140,6 +158,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.apiLn.Close()
 		st.Close()
 		return nil, err
+	}
+	s.history = metricshistory.New(cfg.MetricsHistory)
+	s.receiver = metricshistory.NewReceiver(s.history)
+	s.traffic = s.history
+	if prom != nil {
+		s.traffic = prom
 	}
 	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
 	s.metrics.reg.MustRegister(newStateCollector(s))
@@ -174,6 +198,7 @@ func (s *Server) Run(ctx context.Context) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	s.xds.Register(g)
+	s.receiver.Register(g)
 	if !s.cfg.DisableOTLP {
 		s.traces.RegisterGRPC(g)
 	}

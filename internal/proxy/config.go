@@ -137,6 +137,12 @@ type Config struct {
 	StatsSinks []stats.Sink
 	// StatsFlushInterval is Envoy's stats_flush_interval; 0 means 5s.
 	StatsFlushInterval time.Duration
+	// MeshMaxRoutes caps the calling side's mesh-metric edges (one per
+	// virtual service, node and route; beyond it, route="__overflow__"),
+	// MeshIdleTimeout evicts series unchanged that long; 0 means
+	// meshmetrics' defaults (1000, 10m).
+	MeshMaxRoutes   int
+	MeshIdleTimeout time.Duration
 	// DisableStats turns off the per-listener, per-cluster and mesh
 	// stats of the data path (server.* stays), to measure their cost.
 	DisableStats bool

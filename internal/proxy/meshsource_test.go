@@ -159,9 +159,9 @@ func TestMeshSourceFromPeerCertificate(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{[]string{`source_mesh="demo"`, `source_workload="real"`, `source_kind="virtualNode"`, `destination_service="server.demo.local"`, `destination_workload="server"`}, 2},
+		{[]string{`source_mesh="demo"`, `source_workload="real"`, `source_kind="virtualNode"`, `destination_service="server.demo.local"`, `destination_workload="server"`, `connection_security_policy="mutual_tls"`}, 2},
 		{[]string{`source_mesh="unknown"`, `source_workload="client.demo.local"`, `source_kind="unknown"`, `destination_service="server.demo.local"`}, 1},
-		{[]string{`source_mesh="unknown"`, `source_workload="unknown"`, `source_kind="unknown"`}, 2},
+		{[]string{`source_mesh="unknown"`, `source_workload="unknown"`, `source_kind="unknown"`, `connection_security_policy="none"`}, 2},
 	} {
 		if got := meshEdgeCount(t, p, c.labels...); got != c.want {
 			t.Errorf("meshlens_requests_total %v = %v, want %v", c.labels, got, c.want)
@@ -197,7 +197,9 @@ func TestMeshSourceDroppedAtGateway(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatalf("%d requests upstream", len(seen))
 	}
-	for i, want := range []string{"demo/virtualGateway/gw/backend.demo.local", "demo/virtualGateway/gw/unknown"} {
+	// The route (here the test's route names, "r/<prefix>") is the fifth
+	// field.
+	for i, want := range []string{"demo/virtualGateway/gw/backend.demo.local/r/svc/", "demo/virtualGateway/gw/unknown/r/raw/"} {
 		if got := seen[i].Header.Values(meshmetrics.SourceHeader); len(got) != 1 || got[0] != want {
 			t.Errorf("upstream saw x-meshlens-source %q, want the gateway's own %q", got, want)
 		}

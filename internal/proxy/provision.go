@@ -280,16 +280,17 @@ func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
 	if p.dataStats == nil {
 		return
 	}
-	add := func(service string, c *table.Cluster) {
+	add := func(service, route string, c *table.Cluster) {
 		v := rs.byName[c.Name]
 		if v == nil {
 			return
 		}
 		if v.Edges == nil {
-			v.Edges = map[string]*meshmetrics.Edge{}
+			v.Edges = map[meshmetrics.EdgeKey]*meshmetrics.Edge{}
 		}
-		if v.Edges[service] == nil {
-			v.Edges[service] = p.mesh.Outbound(service, c.Meta.Mesh, c.Meta.VirtualNode)
+		k := meshmetrics.EdgeKey{Service: service, Route: route}
+		if v.Edges[k] == nil {
+			v.Edges[k] = p.mesh.Outbound(service, route, c.Meta.Mesh, c.Meta.VirtualNode)
 		}
 	}
 	for _, l := range s.Listeners {
@@ -304,7 +305,7 @@ func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
 			if c.TCP != nil {
 				for _, wc := range c.TCP.Clusters {
 					if wc.Cluster != nil {
-						add(c.Meta.VirtualService, wc.Cluster)
+						add(c.Meta.VirtualService, "", wc.Cluster)
 					}
 				}
 			}
@@ -315,7 +316,7 @@ func (p *Proxy) meshEdges(s *table.Snapshot, rs *runtimeState) {
 				for _, r := range vh.Routes {
 					for _, wc := range r.Clusters {
 						if wc.Cluster != nil {
-							add(r.Meta.VirtualService, wc.Cluster)
+							add(r.Meta.VirtualService, r.Name, wc.Cluster)
 						}
 					}
 				}

@@ -121,6 +121,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
+	p.mesh.SetMaxRoutes(cfg.MeshMaxRoutes)
 	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
 	if p.dataStats != nil {
 		p.henv.Mesh = p.mesh
@@ -134,6 +135,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.admin = p.newAdminServer()
 	return p, nil
 }
+
+// MeshStats is the store of the mesh metrics (nil when stats are off).
+func (p *Proxy) MeshStats() *stats.Store { return p.mesh.Store() }
 
 // AdminAddr is the admin server's bound address.
 func (p *Proxy) AdminAddr() net.Addr { return p.adminLn.Addr() }
@@ -291,6 +295,7 @@ func (p *Proxy) flushLoop() {
 			_ = p.flusher.Flush(ctx)
 			if p.mesh.Store() != nil {
 				p.mesh.Store().MergeHistograms()
+				p.mesh.EvictIdle(time.Now(), p.cfg.MeshIdleTimeout)
 			}
 		}
 	}

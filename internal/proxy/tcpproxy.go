@@ -8,6 +8,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
@@ -57,7 +58,7 @@ func (lrt *listenerRT) proxyTCP(rs *runtimeState, chain *table.FilterChain, tc *
 		if tc.dir == table.Inbound {
 			t.Edge = lrt.p.mesh.Unknown()
 		} else if t.View != nil {
-			t.Edge = t.View.Edges[chain.Meta.VirtualService]
+			t.Edge = t.View.Edges[meshmetrics.EdgeKey{Service: chain.Meta.VirtualService}]
 		}
 	}
 	t.Run(&lrt.sessions)

@@ -53,6 +53,20 @@ type Config struct {
 	// EMFPath, EMFNamespace and EMFInclude configure the CloudWatch EMF
 	// sink (--emf-path, --emf-namespace, --emf-include).
 	EMFPath, EMFNamespace, EMFInclude string
+	// MetricsServiceAddr is where the mesh metrics are streamed over
+	// Envoy's metrics service (--metrics-service-addr): "" means the xDS
+	// address (the control plane), "none" turns the stream off.
+	MetricsServiceAddr string
+	// MetricsServiceInterval is the time between two messages (default
+	// 10s); MetricsServiceAllStats sends every stat, not only the mesh
+	// metrics.
+	MetricsServiceInterval time.Duration
+	MetricsServiceAllStats bool
+	// MeshMetricsMaxRoutes and MeshMetricsIdleTimeout bound the mesh
+	// metrics' series (--mesh-metrics-max-routes,
+	// --mesh-metrics-idle-timeout).
+	MeshMetricsMaxRoutes   int
+	MeshMetricsIdleTimeout time.Duration
 	// Concurrency is the cores the proxy runs on (--concurrency); 0:
 	// Go's default.
 	Concurrency int

@@ -89,6 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Listen: listen, App: app, Log: log, DrainTimeout: cfg.DrainTimeout,
 		Stats: st.store, StatsSinks: st.sinks, StatsFlushInterval: st.interval, DisableStats: !cfg.Stats, Pprof: cfg.Pprof,
 		StdlibHTTP1Client: cfg.StdlibHTTP1Client,
+		MeshMaxRoutes:     cfg.MeshMetricsMaxRoutes, MeshIdleTimeout: cfg.MeshMetricsIdleTimeout,
 	})
 	if err != nil {
 		return err
@@ -133,6 +134,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 	log.Info("proxy starting", "node", id.String(), "xds", xdsAddr, "admin", p.AdminAddr().String())
+
+	if ms, err := newMetricsService(cfg, xdsAddr, xdsclient.NewNode(id.String(), cluster, cfg.Version), log, p.MeshStats(), st.store, p.EndpointHealth); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	} else if ms != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = ms.Run(runCtx) }()
+	}
 
 	var reg *registration
 	if !gateway && cfg.Register {

@@ -2,6 +2,9 @@ package sidecar
 
 import (
 	"fmt"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	dto "github.com/prometheus/client_model/go"
+	"log/slog"
 	"os"
 	"regexp"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/stats"
 	"github.com/meshlens/meshlens/internal/stats/emf"
+	"github.com/meshlens/meshlens/internal/stats/metricsservice"
 	"github.com/meshlens/meshlens/internal/stats/statsd"
 )
 
@@ -75,4 +79,27 @@ func (ps *proxyStats) close() {
 	for _, c := range ps.closers {
 		_ = c()
 	}
+}
+
+// newMetricsService is the sink that streams the mesh metrics (and every
+// stat with --metrics-service-all-stats) to the control plane, as App
+// Mesh's Envoy bootstrap points its stats sinks at a gRPC cluster; nil
+// when turned off with "none" or when stats are off.
+func newMetricsService(cfg Config, xdsAddr string, node *corev3.Node, log *slog.Logger, mesh, all *stats.Store, extra func() []*dto.MetricFamily) (*metricsservice.Sink, error) {
+	addr := firstNonEmpty(cfg.MetricsServiceAddr, xdsAddr)
+	if addr == "none" || mesh == nil {
+		return nil, nil
+	}
+	if cfg.MetricsServiceInterval < 0 {
+		return nil, configf("--metrics-service-interval %s: must be positive", cfg.MetricsServiceInterval)
+	}
+	stores := []*stats.Store{mesh}
+	if cfg.MetricsServiceAllStats {
+		stores = append(stores, all)
+	}
+	sink, err := metricsservice.New(metricsservice.Options{Addr: addr, Node: node, Stores: stores, Extra: extra, Interval: cfg.MetricsServiceInterval, Log: log})
+	if err != nil {
+		return nil, configf("--metrics-service-addr: %v", err)
+	}
+	return sink, nil
 }

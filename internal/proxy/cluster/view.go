@@ -31,8 +31,8 @@ type View struct {
 	// limits are the cluster's circuit-breaker thresholds.
 	limits Limits
 	// Edges are the calling side's mesh-metric edges, by the virtual
-	// service a route reached this cluster for.
-	Edges map[string]*meshmetrics.Edge
+	// service and route a request reached this cluster for.
+	Edges map[meshmetrics.EdgeKey]*meshmetrics.Edge
 }
 
 // Endpoint is one endpoint with what the request path needs

@@ -149,7 +149,7 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc 
 		return
 	}
 	if cc.Dir != table.Inbound {
-		if e := view.Edges[route.Meta.VirtualService]; e != nil {
+		if e := view.Edges[meshmetrics.EdgeKey{Service: route.Meta.VirtualService, Route: route.Name}]; e != nil {
 			ex.edge = e
 			r.Header[meshmetrics.SourceHeader] = e.Header()
 		} else {

@@ -32,7 +32,7 @@ func newTestStatsSet(tb testing.TB) *testStatsSet {
 	s := &testStatsSet{
 		hcm:     NewStats(store.Scope("http.egress.")),
 		cluster: cluster.NewStats(store.Scope("cluster.cds_egress_demo_greeting_http_9080.")),
-		out:     m.Outbound("greeting.demo.local", "demo", "greeting"),
+		out:     m.Outbound("greeting.demo.local", "greeting-route", "demo", "greeting"),
 		mesh:    m,
 	}
 	s.in = m.Inbound("demo/virtualNode/client/greeter.demo.local")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 )
@@ -277,7 +278,7 @@ func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *Exchange, c
 	if view == nil {
 		return
 	}
-	if e := view.Edges[route.Meta.VirtualService]; e != nil {
+	if e := view.Edges[meshmetrics.EdgeKey{Service: route.Meta.VirtualService, Route: route.Name}]; e != nil {
 		ex.edge = e
 	}
 	a := h.beginTunnel(w, r, ex, view, authority)

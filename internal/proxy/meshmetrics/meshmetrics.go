@@ -28,8 +28,10 @@ import (
 // The calling side knows the destination from its configuration (the
 // virtual service of the route, the virtual node of the cluster: the
 // control plane's filter_metadata "meshlens"). It sends the
-// x-meshlens-source header, "<mesh>/<kind>/<name>/<virtual service>",
-// with every request it forwards to a virtual service. A proxy removes
+// x-meshlens-source header, "<mesh>/<kind>/<name>/<virtual service>/<route>",
+// with every request it forwards to a virtual service (the route, which
+// may hold slashes, is optional: a caller that sends four fields labels
+// the called side's series route="unknown"). A proxy removes
 // the header from every request it receives (the application never sees
 // it, and only the proxy's own value goes upstream), and the called side
 // (a sidecar's inbound listener) decides who called by how far it can
@@ -62,6 +64,19 @@ const unknown = "unknown"
 // values) a proxy keeps series for; later ones are counted as unknown.
 const maxInboundSources = 512
 
+// Overflow is the route label of the series that count, per destination,
+// the routes beyond a proxy's cap (DefaultMaxRoutes): the totals stay
+// right while the number of series stays bounded.
+const Overflow = "__overflow__"
+
+// DefaultMaxRoutes is the default cap on the calling side's edges (one per
+// virtual service, destination node and route) a proxy keeps series for.
+const DefaultMaxRoutes = 1000
+
+// DefaultIdleTimeout is how long a series may stay unchanged before it is
+// evicted (it comes back, from zero, with the next request).
+const DefaultIdleTimeout = 10 * time.Minute
+
 // Protocols of the protocol label.
 const (
 	HTTP = iota
@@ -78,13 +93,30 @@ type meshLabels struct {
 	reporter                         string // "source" or "destination"
 	srcMesh, srcWorkload, srcKind    string
 	dstMesh, dstService, dstWorkload string
+	route                            string
+	// security: the called side authenticated the caller's certificate
+	// (connection_security_policy="mutual_tls", else "none"; "unknown"
+	// on the calling side).
+	security string
 }
+
+// EdgeKey finds the calling side's edge of a request: the virtual service
+// and the name of the route that sent it.
+type EdgeKey struct{ Service, Route string }
 
 // meshSeries are the stats of one edge, response code and protocol.
 type meshSeries struct {
 	requests, reqBytes, respBytes *stats.Counter
 	duration                      *stats.Histogram
+	scope                         *stats.Scope
+	// lastCount and lastChange are the sweeper's (EvictIdle) record of
+	// when requests last moved; guarded by Metrics.mu.
+	lastCount  uint64
+	lastChange time.Time
 }
+
+// codeTable is one protocol's series of an edge, by response code.
+type codeTable [600]atomic.Pointer[meshSeries]
 
 // Edge is one edge's series, created on first use per code and
 // protocol and then reached with one atomic load.
@@ -93,7 +125,10 @@ type Edge struct {
 	labels meshLabels
 	// header is the x-meshlens-source value the calling side sends.
 	header []string
-	series [numProtos][600]atomic.Pointer[meshSeries]
+	// series holds, per protocol, a table of the series by response
+	// code, allocated on the protocol's first request: an edge costs a
+	// few bytes until it carries traffic, and 4.8 KB per protocol then.
+	series [numProtos]atomic.Pointer[codeTable]
 }
 
 // Metrics owns the mesh metric series of one proxy.
@@ -110,23 +145,37 @@ type Metrics struct {
 	// the called side's edges, as inbound does.
 	peers   atomic.Pointer[map[peerKey]*Edge]
 	unknown *Edge // inbound from outside the mesh
+	// maxRoutes caps the outbound edges; outbound counts them.
+	maxRoutes, outbound int
+}
+
+// SetMaxRoutes caps the calling side's edges (DefaultMaxRoutes when n <=
+// 0); an edge asked for beyond the cap is its destination's overflow edge
+// (route Overflow).
+func (m *Metrics) SetMaxRoutes(n int) {
+	if n <= 0 {
+		n = DefaultMaxRoutes
+	}
+	m.mu.Lock()
+	m.maxRoutes = n
+	m.mu.Unlock()
 }
 
 // peerKey is the caller of a request on a mutually authenticated
 // connection: the certificate's identity and the service it asked for.
-type peerKey struct{ mesh, kind, name, service string }
+type peerKey struct{ mesh, kind, name, service, route string }
 
 // New returns the mesh metrics of the proxy self, kept in store (nil when
 // stats are off: edges then record nothing).
 func New(store *stats.Store, self nodeid.ID) *Metrics {
-	m := &Metrics{store: store, self: self, edges: map[meshLabels]*Edge{}}
+	m := &Metrics{store: store, self: self, edges: map[meshLabels]*Edge{}, maxRoutes: DefaultMaxRoutes}
 	empty := map[string]*Edge{}
 	m.inbound.Store(&empty)
 	noPeers := map[peerKey]*Edge{}
 	m.peers.Store(&noPeers)
 	m.unknown = m.edge(meshLabels{
 		reporter: "destination", srcMesh: unknown, srcWorkload: unknown, srcKind: unknown,
-		dstMesh: orUnknown(self.Mesh), dstService: unknown, dstWorkload: orUnknown(self.Name),
+		dstMesh: orUnknown(self.Mesh), dstService: unknown, dstWorkload: orUnknown(self.Name), route: unknown, security: "none",
 	})
 	return m
 }
@@ -142,25 +191,57 @@ func orUnknown(s string) string {
 func (m *Metrics) edge(l meshLabels) *Edge {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.edgeLocked(l)
+}
+
+func (m *Metrics) edgeLocked(l meshLabels) *Edge {
 	if e := m.edges[l]; e != nil {
 		return e
 	}
+	if l.reporter == "source" && l.route != Overflow {
+		if m.outbound >= m.maxRoutes {
+			l.route = Overflow
+			return m.edgeLocked(l)
+		}
+		m.outbound++
+	}
 	e := &Edge{m: m, labels: l}
 	if l.reporter == "source" {
-		e.header = []string{l.srcMesh + "/" + l.srcKind + "/" + l.srcWorkload + "/" + l.dstService}
+		e.header = []string{l.srcMesh + "/" + l.srcKind + "/" + l.srcWorkload + "/" + l.dstService + "/" + l.route}
 	}
 	m.edges[l] = e
 	return e
 }
 
-// Outbound is the calling side's edge towards a virtual service
-// served by a cluster whose metadata names mesh and node.
-func (m *Metrics) Outbound(service, mesh, node string) *Edge {
+// Outbound is the calling side's edge towards a virtual service, sent by
+// the route named route, to a cluster whose metadata names mesh and node.
+// Beyond the cap (SetMaxRoutes) it is the destination's overflow edge.
+func (m *Metrics) Outbound(service, route, mesh, node string) *Edge {
 	return m.edge(meshLabels{
 		reporter: "source",
 		srcMesh:  orUnknown(m.self.Mesh), srcWorkload: orUnknown(m.self.Name), srcKind: orUnknown(string(m.self.Kind)),
-		dstMesh: orUnknown(mesh), dstService: orUnknown(service), dstWorkload: orUnknown(node),
+		dstMesh: orUnknown(mesh), dstService: orUnknown(service), dstWorkload: orUnknown(node), route: orUnknown(route), security: unknown,
 	})
+}
+
+// parseSource splits an x-meshlens-source value into its four or five
+// fields without allocating; route is "unknown" when absent.
+func parseSource(src string) (mesh, kind, name, service, route string, ok bool) {
+	var rest string
+	if mesh, rest, ok = strings.Cut(src, "/"); !ok {
+		return
+	}
+	if kind, rest, ok = strings.Cut(rest, "/"); !ok {
+		return
+	}
+	if name, rest, ok = strings.Cut(rest, "/"); !ok {
+		return
+	}
+	service, route, ok = strings.Cut(rest, "/")
+	if !ok {
+		service, route, ok = rest, unknown, true
+	}
+	return
 }
 
 // Inbound is the called side's edge for a request's
@@ -173,8 +254,8 @@ func (m *Metrics) Inbound(src string) *Edge {
 	if e := (*m.inbound.Load())[src]; e != nil {
 		return e
 	}
-	parts := strings.Split(src, "/")
-	if len(parts) != 4 || !validLabelValues(parts) {
+	mesh, kind, name, service, route, ok := parseSource(src)
+	if !ok || !validLabelValues([]string{mesh, kind, name, service, route}) {
 		return m.unknown
 	}
 	m.mu.Lock()
@@ -190,8 +271,8 @@ func (m *Metrics) Inbound(src string) *Edge {
 	m.mu.Unlock()
 	e := m.edge(meshLabels{
 		reporter: "destination",
-		srcMesh:  parts[0], srcKind: parts[1], srcWorkload: parts[2],
-		dstMesh: orUnknown(m.self.Mesh), dstService: parts[3], dstWorkload: orUnknown(m.self.Name),
+		srcMesh:  mesh, srcKind: kind, srcWorkload: name,
+		dstMesh: orUnknown(m.self.Mesh), dstService: service, dstWorkload: orUnknown(m.self.Name), route: route, security: "none",
 	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -227,15 +308,15 @@ func (m *Metrics) Caller(cs *tls.ConnectionState, listenerTLS bool, src string) 
 // It allocates nothing once the edge exists.
 func (m *Metrics) Peer(cert *x509.Certificate, src string) *Edge {
 	k := peerIdentity(cert)
-	k.service = unknown
-	if i := strings.LastIndexByte(src, '/'); i >= 0 && strings.Count(src, "/") == 3 {
-		k.service = src[i+1:]
+	k.service, k.route = unknown, unknown
+	if _, _, _, service, route, ok := parseSource(src); ok {
+		k.service, k.route = service, route
 	}
 	if !validLabelValues([]string{k.mesh, k.kind, k.name}) {
 		return m.unknown
 	}
-	if !validLabelValues([]string{k.service}) {
-		k.service = unknown
+	if !validLabelValues([]string{k.service, k.route}) {
+		k.service, k.route = unknown, unknown
 	}
 	if e := (*m.peers.Load())[k]; e != nil {
 		return e
@@ -252,11 +333,11 @@ func (m *Metrics) Peer(cert *x509.Certificate, src string) *Edge {
 	}
 	m.mu.Unlock()
 	// Copies, so that the map does not hold the request or certificate.
-	k = peerKey{strings.Clone(k.mesh), strings.Clone(k.kind), strings.Clone(k.name), strings.Clone(k.service)}
+	k = peerKey{strings.Clone(k.mesh), strings.Clone(k.kind), strings.Clone(k.name), strings.Clone(k.service), strings.Clone(k.route)}
 	e := m.edge(meshLabels{
 		reporter: "destination",
 		srcMesh:  k.mesh, srcKind: k.kind, srcWorkload: k.name,
-		dstMesh: orUnknown(m.self.Mesh), dstService: k.service, dstWorkload: orUnknown(m.self.Name),
+		dstMesh: orUnknown(m.self.Mesh), dstService: k.service, dstWorkload: orUnknown(m.self.Name), route: k.route, security: "mutual_tls",
 	})
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -327,7 +408,11 @@ func (e *Edge) Record(proto, code int, d time.Duration, in, out uint64) {
 	if code < 0 || code >= 600 {
 		code = 0
 	}
-	slot := &e.series[proto][code]
+	tab := e.series[proto].Load()
+	if tab == nil {
+		tab = e.newTable(proto)
+	}
+	slot := &tab[code]
 	s := slot.Load()
 	if s == nil {
 		s = e.newSeries(slot, proto, code)
@@ -336,6 +421,17 @@ func (e *Edge) Record(proto, code int, d time.Duration, in, out uint64) {
 	s.reqBytes.Add(in)
 	s.respBytes.Add(out)
 	s.duration.RecordDuration(d)
+}
+
+func (e *Edge) newTable(proto int) *codeTable {
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	if t := e.series[proto].Load(); t != nil {
+		return t
+	}
+	t := new(codeTable)
+	e.series[proto].Store(t)
+	return t
 }
 
 func (e *Edge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) *meshSeries {
@@ -353,17 +449,65 @@ func (e *Edge) newSeries(slot *atomic.Pointer[meshSeries], proto, code int) *mes
 		{Name: "destination_mesh", Value: l.dstMesh},
 		{Name: "destination_service", Value: l.dstService},
 		{Name: "destination_workload", Value: l.dstWorkload},
+		{Name: "route", Value: l.route},
+		{Name: "connection_security_policy", Value: l.security},
 		{Name: "response_code", Value: strconv.Itoa(code)},
 		{Name: "protocol", Value: protoNames[proto]},
 	})
 	s := &meshSeries{
-		requests:  sc.Counter("requests_total"),
-		reqBytes:  sc.Counter("request_bytes_total"),
-		respBytes: sc.Counter("response_bytes_total"),
-		duration:  sc.Histogram("request_duration_seconds", stats.Milliseconds),
+		requests:   sc.Counter("requests_total"),
+		reqBytes:   sc.Counter("request_bytes_total"),
+		respBytes:  sc.Counter("response_bytes_total"),
+		duration:   sc.Histogram("request_duration_seconds", stats.Milliseconds),
+		scope:      sc,
+		lastChange: time.Now(),
 	}
 	slot.Store(s)
 	return s
+}
+
+// EvictIdle removes the series whose request count has not moved for
+// idle (DefaultIdleTimeout when idle <= 0), as of now, so that callers,
+// routes and codes that went away stop costing memory and scrape time. It
+// runs off the request path (the proxy's stats flush); a request that
+// races with the eviction of its series may go uncounted, which only
+// happens to a series idle for the whole timeout. It returns how many
+// series it removed.
+func (m *Metrics) EvictIdle(now time.Time, idle time.Duration) int {
+	if m.store == nil {
+		return 0
+	}
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, e := range m.edges {
+		for p := range e.series {
+			tab := e.series[p].Load()
+			if tab == nil {
+				continue
+			}
+			for c := range tab {
+				s := tab[c].Load()
+				if s == nil {
+					continue
+				}
+				if v := s.requests.Value(); v != s.lastCount {
+					s.lastCount, s.lastChange = v, now
+					continue
+				}
+				if now.Sub(s.lastChange) < idle {
+					continue
+				}
+				tab[c].Store(nil)
+				s.scope.Release()
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Store is where the series live (nil when stats are off).
