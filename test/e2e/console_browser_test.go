@@ -62,7 +62,9 @@ func TestConsoleServedByControlPlane(t *testing.T) {
 // weight change showing in the edge split, a golden-metrics page, the
 // traces page, and a bad spec's validation error with its field path;
 // any browser console error or failed request fails it. It saves the
-// screenshots the README shows into docs/images.
+// screenshots the README shows into docs/images when
+// MESHLENS_UPDATE_SCREENSHOTS is set, else into the test's temp dir, so a
+// test run leaves the repository as it was.
 func TestConsoleInBrowser(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -149,8 +151,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer cancel()
 	pw := exec.CommandContext(ctx, node, filepath.Join(web, "e2e", "console.mjs"))
 	pw.Dir = web
+	shots := t.TempDir()
+	if os.Getenv("MESHLENS_UPDATE_SCREENSHOTS") != "" {
+		shots = filepath.Join(root, "docs", "images")
+	}
 	pw.Env = append(os.Environ(), "MESHLENS_CONSOLE_URL="+api, "MESHLENS_BIN="+binary,
-		"MESHLENS_SCREENSHOTS="+filepath.Join(root, "docs", "images"), "CHROMIUM="+chromium)
+		"MESHLENS_SCREENSHOTS="+shots, "CHROMIUM="+chromium)
 	pw.Env = append(pw.Env, "MESHLENS_CONSOLE_REQUIRED="+strings.Join(documentedConsoleAPI(t, root), ","))
 	res, err := pw.CombinedOutput()
 	t.Logf("console.mjs:\n%s", res)
