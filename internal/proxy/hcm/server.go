@@ -21,6 +21,8 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/tracing"
+	"github.com/meshlens/meshlens/internal/tracing/propagation"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -98,6 +100,12 @@ type ChainConfig struct {
 	ListenerTLS bool
 	// Filters is the HTTP filter chain before the router; nil: none.
 	Filters *chain.Chain
+	// Tracer makes the chain's spans; nil when it does not trace.
+	// TraceFormats are the trace headers written upstream, TraceTags the
+	// literal custom tags every server span carries.
+	Tracer       *tracing.Tracer
+	TraceFormats propagation.Formats
+	TraceTags    []tracing.Attr
 }
 
 // ChainLog is one access log of a chain: a compiled format and the
