@@ -48,8 +48,8 @@ var xrayFormats = mustFormats("w3c,b3multi,xray")
 
 // exporterRT is one provider's exporter with its stats scope.
 type exporterRT struct {
-	key   string
-	exp   interface {
+	key string
+	exp interface {
 		tracing.Exporter
 		Shutdown(ctx context.Context) error
 	}

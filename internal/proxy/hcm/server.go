@@ -21,11 +21,11 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
-	"github.com/meshlens/meshlens/internal/tracing"
-	"github.com/meshlens/meshlens/internal/tracing/propagation"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 	"github.com/meshlens/meshlens/internal/stats"
+	"github.com/meshlens/meshlens/internal/tracing"
+	"github.com/meshlens/meshlens/internal/tracing/propagation"
 )
 
 // Server serves one HTTP filter chain of one listener: plaintext
