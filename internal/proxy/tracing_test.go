@@ -40,7 +40,7 @@ type zipkinCollector struct {
 	spans []zipkinSpan
 }
 
-func startZipkin(t *testing.T) *zipkinCollector {
+func startZipkin(t testing.TB) *zipkinCollector {
 	z := &zipkinCollector{}
 	z.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var batch []zipkinSpan
@@ -181,20 +181,26 @@ func TestTracingSpansAndPropagation(t *testing.T) {
 	})
 	waitFor(t, "spans_sent", func() bool { return statValue(t, p, "tracing.zipkin.spans_sent") >= 3 })
 
-	// A route sampled at 0 %: no span, the unsampled decision goes on.
+	// A route sampled at 0 %: no span; the request's own trace headers
+	// pass unchanged and none are added.
 	before := z.count()
 	mu.Lock()
 	seen = nil
 	mu.Unlock()
-	if resp, _ := get(t, testClient(), base+"/quiet", "svc", nil); resp.StatusCode != 200 {
-		t.Fatalf("quiet: %d", resp.StatusCode)
+	const unsampled = "00-" + trace + "-" + parent + "-00"
+	for _, hdr := range []map[string]string{nil, {"traceparent": unsampled}} {
+		if resp, _ := get(t, testClient(), base+"/quiet", "svc", hdr); resp.StatusCode != 200 {
+			t.Fatalf("quiet: %d", resp.StatusCode)
+		}
 	}
 	mu.Lock()
-	tp := seen[0].Get("Traceparent")
-	mu.Unlock()
-	if !strings.HasSuffix(tp, "-00") {
-		t.Errorf("unsampled traceparent %q, want the not-sampled flag", tp)
+	if tp, b3 := seen[0].Get("Traceparent"), seen[0].Get("X-B3-Traceid"); tp != "" || b3 != "" {
+		t.Errorf("unsampled request without a context got trace headers %q %q", tp, b3)
 	}
+	if tp := seen[1].Get("Traceparent"); tp != unsampled {
+		t.Errorf("unsampled traceparent %q, want %q passed on", tp, unsampled)
+	}
+	mu.Unlock()
 	if got := z.count(); got != before {
 		t.Errorf("an unsampled route made %d spans", got-before)
 	}

@@ -112,17 +112,16 @@ func (ex *Exchange) endTrace(w http.ResponseWriter, r *http.Request, cc *ChainCo
 func (ex *Exchange) Tracing() bool { return ex.tracer != nil }
 
 // InjectTrace writes the trace context of an upstream attempt into its
-// request headers: the attempt's client span when it has one, else the
-// request's own context (unsampled: the decision travels on).
+// request headers: the attempt's client span's, replacing the headers of
+// the formats the chain writes. A request that is not sampled keeps the
+// trace headers it came with and gets none written, so that it allocates
+// nothing for tracing: the next hop decides for itself (at the same
+// percentage, the same decision for a trace it continues).
 func (ex *Exchange) InjectTrace(h http.Header, client *tracing.Span) {
-	if ex.tracer == nil {
+	if client == nil {
 		return
 	}
-	sc := ex.Trace.Ctx
-	if client != nil {
-		sc = client.Context()
-	}
-	propagation.Inject(h, sc, ex.traceFormats)
+	propagation.Inject(h, client.Context(), ex.traceFormats)
 }
 
 // routeTemplate is http.route: the route's path as configured.
