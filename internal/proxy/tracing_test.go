@@ -101,11 +101,11 @@ func tracedEgress(vhs []*routev3.VirtualHost, mods ...func(*hcmv3.HttpConnection
 	return x
 }
 
-// TestTracingSpansAndPropagation: a traced request continues the trace
-// that arrived (b3), makes a server span and a client span per attempt
-// (a retry is a span of its own with its attempt number), writes the
-// attempt's context upstream in W3C and B3, prints the ids in the access
-// log and counts the spans sent.
+// TestTracingSpansAndPropagation: a traced request on a sidecar's egress
+// continues the trace that arrived (b3) with a client span per attempt,
+// child of the caller's span (a retry is a span of its own with its
+// attempt number), writes the attempt's context upstream in W3C and B3,
+// prints the ids in the access log and counts the spans sent.
 func TestTracingSpansAndPropagation(t *testing.T) {
 	t.Parallel()
 	z := startZipkin(t)
@@ -137,30 +137,16 @@ func TestTracingSpansAndPropagation(t *testing.T) {
 	if resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
-	waitFor(t, "3 spans of the trace", func() bool { return len(z.trace(trace)) >= 3 })
+	waitFor(t, "2 spans of the trace", func() bool { return len(z.trace(trace)) >= 2 })
 	spans := z.trace(trace)
-	var server zipkinSpan
-	var clients []zipkinSpan
-	for _, s := range spans {
-		switch s.Kind {
-		case "SERVER":
-			server = s
-		case "CLIENT":
-			clients = append(clients, s)
-		}
-	}
-	if server.ParentID != parent || server.Local.ServiceName != "m/web" || server.Tags["meshlens.route"] != "r/api" ||
-		server.Tags["meshlens.retry_count"] != "1" || server.Tags["meshlens.upstream_cluster"] != "cds_up" ||
-		server.Tags["team"] != "payments" || server.Tags["tenant"] != "acme" || server.Tags["http.response.status_code"] != "200" {
-		t.Errorf("server span %+v", server)
-	}
-	if len(clients) != 2 {
-		t.Fatalf("client spans %+v, want 2", clients)
+	if len(spans) != 2 {
+		t.Fatalf("spans %+v, want the 2 attempts' client spans (an egress makes no server span)", spans)
 	}
 	attempts := map[string]zipkinSpan{}
-	for _, c := range clients {
-		if c.ParentID != server.ID {
-			t.Errorf("client span %+v is not a child of the server span %s", c, server.ID)
+	for _, c := range spans {
+		if c.Kind != "CLIENT" || c.ParentID != parent || c.Local.ServiceName != "m/web" || c.Tags["meshlens.route"] != "r/api" ||
+			c.Tags["meshlens.upstream_cluster"] != "cds_up" || c.Tags["team"] != "payments" || c.Tags["tenant"] != "acme" || c.Tags["http.route"] != "/api" {
+			t.Errorf("client span %+v, want a child of the caller's span %s with the request's attributes", c, parent)
 		}
 		attempts[c.Tags["meshlens.attempt"]] = c
 	}
@@ -177,9 +163,9 @@ func TestTracingSpansAndPropagation(t *testing.T) {
 	mu.Unlock()
 	waitFor(t, "the access log line", func() bool {
 		b, _ := os.ReadFile(logPath)
-		return strings.Contains(string(b), trace+" "+server.ID)
+		return strings.Contains(string(b), trace+" "+attempts["2"].ID)
 	})
-	waitFor(t, "spans_sent", func() bool { return statValue(t, p, "tracing.zipkin.spans_sent") >= 3 })
+	waitFor(t, "spans_sent", func() bool { return statValue(t, p, "tracing.zipkin.spans_sent") >= 2 })
 
 	// A route sampled at 0 %: no span; the request's own trace headers
 	// pass unchanged and none are added.
@@ -245,5 +231,67 @@ func TestTracingExportersKeptAcrossUpdates(t *testing.T) {
 	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_up")))}, xCluster("cds_up", up.Addr())).snap(t))
 	if got := exporters(); len(got) != 0 {
 		t.Errorf("exporters %v after tracing was removed", got)
+	}
+}
+
+// TestTracingInboundServerSpan: where a request enters a sidecar it is a
+// server span, child of the caller's span, with the retry as an event and
+// the retry count; the application gets the server span's context; the
+// latency histogram's exemplar names the trace in OpenMetrics.
+func TestTracingInboundServerSpan(t *testing.T) {
+	t.Parallel()
+	z := startZipkin(t)
+	var n atomic.Int64
+	var mu sync.Mutex
+	var seen []http.Header
+	app := startUpstream(t, "app", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		if n.Add(1) == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	p := startProxy(t, Config{})
+	x := tracedEgress([]*routev3.VirtualHost{xVHost("v", []string{"*"}, withRetry(xRoute("/", to("cds_app")), "5xx", 1, 0))}, withZipkinTracing(100))
+	x.listeners = []*listenerv3.Listener{xListener(ingressName, "0.0.0.0:15000", xChain("ingress_http", 0, xHCM("ingress", "rds_egress_http_15001", withZipkinTracing(100))))}
+	x.clusters = append(x.clusters, xCluster("cds_app", app.Addr()), xCluster("cds_zipkin", strings.TrimPrefix(z.srv.URL, "http://")))
+	mustApply(t, p, x.snap(t))
+	const trace, parent = "5759e988bd862e3fe1be46a994272793", "53995c3f42cd8ad8"
+	resp, _ := get(t, testClient(), "http://"+addrOf(t, p, ingressName, 0)+"/hello", "svc", map[string]string{
+		"traceparent": "00-" + trace + "-" + parent + "-01"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waitFor(t, "the server span", func() bool { return len(z.trace(trace)) >= 1 })
+	spans := z.trace(trace)
+	if len(spans) != 1 {
+		t.Fatalf("spans %+v, want one server span", spans)
+	}
+	s := spans[0]
+	if s.Kind != "SERVER" || s.ParentID != parent || s.Tags["meshlens.retry_count"] != "1" || s.Tags["http.response.status_code"] != "200" {
+		t.Errorf("server span %+v", s)
+	}
+	mu.Lock()
+	for i, h := range seen {
+		if want := "00-" + trace + "-" + s.ID + "-01"; h.Get("Traceparent") != want || h.Get("X-B3-Spanid") != s.ID {
+			t.Errorf("attempt %d: traceparent %q b3 span %q, want the server span's %q", i+1, h.Get("Traceparent"), h.Get("X-B3-Spanid"), want)
+		}
+	}
+	mu.Unlock()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.AdminAddr().String()+"/stats/prometheus", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	mresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(mresp.Header.Get("Content-Type"), "application/openmetrics-text") ||
+		!strings.Contains(string(body), `envoy_http_downstream_rq_time_bucket{envoy_http_conn_manager_prefix="ingress"`) ||
+		!strings.Contains(string(body), `# {trace_id="`+trace+`"}`) || !strings.HasSuffix(string(body), "# EOF\n") {
+		t.Errorf("OpenMetrics %s without the trace's exemplar:\n%s", mresp.Header.Get("Content-Type"), body)
 	}
 }

@@ -250,7 +250,7 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		hs.codes.Class(ex.Status).Inc()
 		hs.rqCompleted.Inc()
 	}
-	if ex.Trace.Span != nil {
+	if ex.tracer != nil && ex.Trace.Ctx.Sampled {
 		hs.rqTime.RecordDurationWithExemplar(d, ex.Trace.Ctx.TraceID)
 	} else {
 		hs.rqTime.RecordDuration(d)
@@ -291,6 +291,9 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		e.AttemptCount = ex.Attempts
 		if ex.tracer != nil {
 			e.TraceID, e.SpanID = ex.Trace.Ctx.TraceID, ex.Trace.Ctx.SpanID
+			if ex.traceCC.Dir == table.Outbound {
+				e.SpanID = ex.traceSpanID
+			}
 		}
 		if ci != nil {
 			e.DownstreamRemote, e.DownstreamLocal = ci.Info.Remote, ci.Info.Dst
@@ -357,6 +360,11 @@ type Exchange struct {
 	Trace        tracing.Request
 	tracer       *tracing.Tracer
 	traceFormats propagation.Formats
+	traceCC      *ChainConfig
+	traceReq     *http.Request
+	// traceSpanID is the last attempt's client span id (egress), for the
+	// access log.
+	traceSpanID [8]byte
 }
 
 // Reply answers the request locally (localReply) and records the outcome.

@@ -12,12 +12,15 @@ import (
 )
 
 // Tracing in the connection manager: a request that reached the route
-// lookup begins its trace (Tracer.Begin with the incoming context, or a
-// new trace) and the server span, when head sampling took it, gets the
-// request's attributes; finish ends it with the outcome, or materialises
-// it for the built-in store when the tail rule keeps an unsampled request.
-// The router makes the client spans (Exchange.Trace) and writes the
-// trace headers upstream (Exchange.InjectTrace).
+// lookup begins its trace (the incoming context, or a new trace) and the
+// head decision. Where a request enters a sidecar (inbound) or a gateway,
+// it is a server span, which finish ends with the outcome (or
+// materialises for the built-in store when the tail rule keeps an
+// unsampled request); the request goes upstream with the server span's
+// context. On a sidecar's egress the request records no span of its own:
+// each upstream attempt is a client span, child of the caller's span
+// (StartAttempt), and carries that span's context upstream. The router
+// calls StartAttempt and InjectTrace.
 
 // beginTrace starts the request's trace on a chain that traces.
 func (ex *Exchange) beginTrace(r *http.Request, cc *ChainConfig, ci *Conn) {
@@ -26,14 +29,34 @@ func (ex *Exchange) beginTrace(r *http.Request, cc *ChainConfig, ci *Conn) {
 	if ex.route != nil {
 		name = ex.route.Name
 	}
-	ex.tracer, ex.traceFormats = cc.Tracer, cc.TraceFormats
+	ex.tracer, ex.traceFormats, ex.traceCC, ex.traceReq = cc.Tracer, cc.TraceFormats, cc, r
+	if cc.Dir == table.Outbound {
+		ex.Trace = cc.Tracer.Decide(parent, name, ex.start)
+		return
+	}
 	ex.Trace = cc.Tracer.Begin(parent, name, ex.start)
 	if s := ex.Trace.Span; s != nil {
 		ex.describeServerSpan(s, r, cc, ci)
 	}
 }
 
-// describeServerSpan sets what the request says on its server span.
+// StartAttempt starts the client span of upstream attempt n (from 1) of
+// a request on a sidecar's egress; nil when the request is not traced,
+// not sampled, or not on an egress (its server span is the hop's span).
+func (ex *Exchange) StartAttempt(n int, start time.Time) *tracing.Span {
+	if ex.tracer == nil || ex.traceCC.Dir != table.Outbound {
+		return nil
+	}
+	cs := ex.tracer.StartClientOf(&ex.Trace, n, start)
+	if cs != nil {
+		ex.describeServerSpan(cs, ex.traceReq, ex.traceCC, nil)
+		ex.traceSpanID = cs.Context().SpanID
+	}
+	return cs
+}
+
+// describeServerSpan sets what the request says on its server span (or,
+// on an egress, its attempts' client spans).
 func (ex *Exchange) describeServerSpan(s *tracing.Span, r *http.Request, cc *ChainConfig, ci *Conn) {
 	s.SetHTTPRequest(r.Method, ex.Req.path, r.UserAgent())
 	if ex.route != nil {
@@ -77,7 +100,7 @@ func (ex *Exchange) endTrace(w http.ResponseWriter, r *http.Request, cc *ChainCo
 	}
 	s := ex.Trace.Span
 	if s == nil {
-		if !ex.tracer.KeepTail(ex.Status, grpcStatus, d) {
+		if ex.traceCC.Dir == table.Outbound || !ex.tracer.KeepTail(ex.Status, grpcStatus, d) {
 			return
 		}
 		s = ex.tracer.Materialize(&ex.Trace)
@@ -112,16 +135,27 @@ func (ex *Exchange) endTrace(w http.ResponseWriter, r *http.Request, cc *ChainCo
 func (ex *Exchange) Tracing() bool { return ex.tracer != nil }
 
 // InjectTrace writes the trace context of an upstream attempt into its
-// request headers: the attempt's client span's, replacing the headers of
-// the formats the chain writes. A request that is not sampled keeps the
+// request headers: the attempt's client span's (egress) or the server
+// span's, replacing the headers of the formats the chain writes. A request that is not sampled keeps the
 // trace headers it came with and gets none written, so that it allocates
 // nothing for tracing: the next hop decides for itself (at the same
 // percentage, the same decision for a trace it continues).
 func (ex *Exchange) InjectTrace(h http.Header, client *tracing.Span) {
-	if client == nil {
-		return
+	switch {
+	case client != nil:
+		propagation.Inject(h, client.Context(), ex.traceFormats)
+	case ex.Trace.Span != nil:
+		propagation.Inject(h, ex.Trace.Ctx, ex.traceFormats)
 	}
-	propagation.Inject(h, client.Context(), ex.traceFormats)
+}
+
+// TraceSpan is the span an upstream attempt's events go to: the server
+// span, else (egress) the attempt's own.
+func (ex *Exchange) TraceSpan(attempt *tracing.Span) *tracing.Span {
+	if ex.Trace.Span != nil {
+		return ex.Trace.Span
+	}
+	return attempt
 }
 
 // routeTemplate is http.route: the route's path as configured.

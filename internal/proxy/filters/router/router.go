@@ -131,8 +131,8 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *hcm.Ex
 			_ = bv.Close() // its transport may still be reading: detach it
 		}
 		if ex.Tracing() {
+			retryEvent(ex, cs, n)
 			endAttempt(ex, cs, &tr, ctx, 0)
-			retryEvent(ex, n)
 		}
 		tr.discard(view)
 		view.Up.Stats.RqRetry.Inc()

@@ -12,39 +12,37 @@ import (
 	"github.com/meshlens/meshlens/internal/tracing"
 )
 
-// Client spans: each upstream attempt of a traced request is a client
-// span, child of the request's server span, with its attempt number
-// (retries are spans of their own); its trace headers carry the
-// attempt's span id (or the request's context when the request is not
-// sampled, so the decision travels on). The server span gets an event
-// per retry, timeout and circuit-breaker overflow.
+// Client spans: on a sidecar's egress each upstream attempt of a sampled
+// request is a client span, child of the caller's span, with its attempt
+// number (retries are spans of their own), and its context goes upstream;
+// elsewhere the request's server span's context goes upstream. An
+// unsampled request keeps the headers it came with
+// (hcm.Exchange.InjectTrace). Retries, timeouts and circuit-breaker
+// overflow are events on the server span (egress: on the attempt's span).
 
-// startAttempt starts an attempt's client span and writes the trace
-// headers into its request.
+// startAttempt starts attempt n's client span (egress) and writes the
+// trace headers into its request.
 func startAttempt(ex *hcm.Exchange, out *http.Request, n int, view *cluster.View) *tracing.Span {
 	if !ex.Tracing() {
 		return nil
 	}
-	cs := ex.Trace.Span.StartClient(n+1, time.Now())
-	if cs != nil {
-		cs.SetHTTPRequest(out.Method, ex.Req.Path(), out.UserAgent())
-		cs.SetUpstreamCluster(view.Cluster.Name)
-	}
+	cs := ex.StartAttempt(n+1, time.Now())
+	cs.SetUpstreamCluster(view.Cluster.Name)
 	ex.InjectTrace(out.Header, cs)
 	return cs
 }
 
-// endAttempt ends an attempt's client span with what the attempt got,
-// and records on the server span the events it caused.
+// endAttempt ends an attempt's client span with what the attempt got
+// (status: the answer sent downstream, for the last attempt), and records
+// the events it caused.
 func endAttempt(ex *hcm.Exchange, cs *tracing.Span, tr *tryResult, ctx context.Context, status int) {
 	now := time.Now()
-	ss := ex.Trace.Span
-	if ss != nil {
+	if es := ex.TraceSpan(cs); es != nil {
 		switch {
 		case errors.Is(tr.err, cluster.ErrOverflow):
-			ss.AddEvent(tracing.EventOverflow, now)
+			es.AddEvent(tracing.EventOverflow, now)
 		case tr.perTryTimeout || tr.err != nil && context.Cause(ctx) == hcm.ErrRouteTimeout:
-			ss.AddEvent(tracing.EventTimeout, now, tracing.Int(tracing.KeyAttempt, int64(ex.Attempts)))
+			es.AddEvent(tracing.EventTimeout, now, tracing.Int(tracing.KeyAttempt, int64(ex.Attempts)))
 		}
 	}
 	if cs == nil {
@@ -58,6 +56,9 @@ func endAttempt(ex *hcm.Exchange, cs *tracing.Span, tr *tryResult, ctx context.C
 	switch {
 	case status != 0:
 		cs.SetStatusCode(status)
+		if ex.Flags != 0 {
+			cs.SetResponseFlags(ex.Flags.String())
+		}
 	case tr.resp != nil:
 		cs.SetStatusCode(tr.resp.StatusCode)
 	case tr.err != nil:
@@ -66,10 +67,10 @@ func endAttempt(ex *hcm.Exchange, cs *tracing.Span, tr *tryResult, ctx context.C
 	cs.End(now)
 }
 
-// retryEvent records on the server span that attempt n failed and is
-// retried.
-func retryEvent(ex *hcm.Exchange, n int) {
-	if s := ex.Trace.Span; s != nil {
+// retryEvent records that attempt n (from 0) failed and is retried, on
+// the server span or (egress) the failed attempt's span, before it ends.
+func retryEvent(ex *hcm.Exchange, cs *tracing.Span, n int) {
+	if s := ex.TraceSpan(cs); s != nil {
 		s.AddEvent(tracing.EventRetry, time.Now(), tracing.Int(tracing.KeyAttempt, int64(n+1)))
 	}
 }
