@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoTraceNests: a request through the demo's gateway → greeter →
+// greeting and name, arriving with a B3 header, continues that trace and
+// yields one trace in the control plane's built-in store, found through
+// its Jaeger API, whose tree and timings nest: the gateway's server span,
+// the greeter's server span, its two client spans (egress), each with the
+// called service's server span under it. The demo prints how to open it.
+func TestDemoTraceNests(t *testing.T) {
+	t.Parallel()
+	d := startDemo(t)
+	api, gateway := fmt.Sprintf("http://127.0.0.1:%d", d.api), fmt.Sprintf("http://127.0.0.1:%d", d.gateway)
+	hint := "curl '" + api + "/api/traces?service=demo/ingress&limit=1'"
+	eventually(t, 5*time.Second, "the demo prints how to open a trace", func() error {
+		if !strings.Contains(d.out.String(), hint) {
+			return fmt.Errorf("no %s in:\n%s", hint, d.out.String())
+		}
+		return nil
+	})
+
+	const trace, parent = "80f198ee56343ba864fe8b2a57d3eff7", "e457b5a2e4d86bd1"
+	req, _ := http.NewRequest(http.MethodGet, gateway+"/", nil)
+	req.Header.Set("b3", trace+"-"+parent+"-1")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "From greeter-1:") {
+		t.Fatalf("gateway: %s %q", resp.Status, body)
+	}
+
+	var spans []CollectorSpan
+	eventually(t, 30*time.Second, "the built-in store has the trace's 6 spans", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		tr, err := JaegerTrace(ctx, api, trace)
+		if err != nil {
+			return err
+		}
+		if tr == nil {
+			return fmt.Errorf("not stored yet")
+		}
+		spans = tr.Common()
+		if len(spans) < 6 {
+			return fmt.Errorf("%d spans so far:\n%s", len(spans), Outline(BuildTree(spans)))
+		}
+		return nil
+	})
+	roots := BuildTree(spans)
+	outline := Outline(roots)
+	t.Logf("trace %s:\n%s", trace, outline)
+	if len(spans) != 6 || len(roots) != 1 {
+		t.Fatalf("want one tree of 6 spans:\n%s", outline)
+	}
+	gw := roots[0]
+	if gw.Span.Service != "demo/ingress" || gw.Span.Kind != "server" || gw.Span.ParentID != parent || len(gw.Children) != 1 {
+		t.Fatalf("root %+v, want the gateway's server span, child of the caller's %s, with one child:\n%s", gw.Span, parent, outline)
+	}
+	greeter := gw.Children[0]
+	if greeter.Span.Service != "demo/greeter" || greeter.Span.Kind != "server" || len(greeter.Children) != 2 {
+		t.Fatalf("under the gateway %+v, want the greeter's server span with two children:\n%s", greeter.Span, outline)
+	}
+	called := map[string]bool{}
+	for _, c := range greeter.Children {
+		if c.Span.Service != "demo/greeter" || c.Span.Kind != "client" || len(c.Children) != 1 || c.Children[0].Span.Kind != "server" {
+			t.Fatalf("greeter child %+v, want a client span with the called service's server span under it:\n%s", c.Span, outline)
+		}
+		called[strings.TrimSuffix(strings.TrimSuffix(c.Children[0].Span.Service, "-v1"), "-v2")] = true
+	}
+	if !called["demo/greeting"] || !called["demo/name"] {
+		t.Errorf("the greeter called %v, want demo/greeting and demo/name:\n%s", called, outline)
+	}
+	var nest func(n *TraceTree)
+	nest = func(n *TraceTree) {
+		end := n.Span.Start.Add(n.Span.Duration)
+		for _, c := range n.Children {
+			if c.Span.Start.Before(n.Span.Start) || c.Span.Start.Add(c.Span.Duration).After(end) {
+				t.Errorf("%s %s [%s +%s] is not within its parent %s %s [%s +%s]", c.Span.Service, c.Span.Kind, c.Span.Start.Format(time.StampMicro), c.Span.Duration,
+					n.Span.Service, n.Span.Kind, n.Span.Start.Format(time.StampMicro), n.Span.Duration)
+			}
+			nest(c)
+		}
+	}
+	nest(gw)
+}
