@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
@@ -293,5 +294,36 @@ func TestTracingInboundServerSpan(t *testing.T) {
 		!strings.Contains(string(body), `envoy_http_downstream_rq_time_bucket{envoy_http_conn_manager_prefix="ingress"`) ||
 		!strings.Contains(string(body), `# {trace_id="`+trace+`"}`) || !strings.HasSuffix(string(body), "# EOF\n") {
 		t.Errorf("OpenMetrics %s without the trace's exemplar:\n%s", mresp.Header.Get("Content-Type"), body)
+	}
+}
+
+// TestTracingCollectorDown: with the collector unreachable, traffic is
+// answered as without tracing, and the spans that could not be sent are
+// counted.
+func TestTracingCollectorDown(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, "up", nil)
+	p := startProxy(t, Config{})
+	otlp := func(h *hcmv3.HttpConnectionManager) {
+		withZipkinTracing(100)(h)
+		h.Tracing.Provider = &tracev3.Tracing_Http{Name: "envoy.tracers.opentelemetry", ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.OpenTelemetryConfig{
+			GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: "cds_otlp"}}},
+			ServiceName: "m/web",
+		})}}
+	}
+	x := tracedEgress([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_up")))}, otlp)
+	x.clusters = append(x.clusters, xCluster("cds_up", up.Addr()), xCluster("cds_otlp", closedAddr(t)))
+	mustApply(t, p, x.snap(t))
+	base := "http://" + addrOf(t, p, egressName, 0)
+	for range 20 {
+		if resp, body := get(t, testClient(), base+"/x", "svc", nil); resp.StatusCode != 200 || body != "up" {
+			t.Fatalf("with the collector down: %d %q", resp.StatusCode, body)
+		}
+	}
+	waitFor(t, "20 spans counted as failed", func() bool {
+		return statValue(t, p, "tracing.opentelemetry.spans_failed")+statValue(t, p, "tracing.opentelemetry.spans_dropped") >= 20
+	})
+	if sent := statValue(t, p, "tracing.opentelemetry.spans_sent"); sent > 0 {
+		t.Errorf("spans_sent %d with the collector down", sent)
 	}
 }
