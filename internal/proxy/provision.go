@@ -202,7 +202,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			}
 		}
 		crt := t.chainRTs[c]
-		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS, Filters: crt.filters, Tracer: crt.tracer, TraceFormats: crt.formats, TraceTags: extraTags(c.HTTP.Tracing)}})
+		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS, Filters: crt.filters, Tracer: crt.tracer, TraceFormats: crt.formats, TraceTags: extraTags(p.effectiveTracing(c.HTTP.Tracing)), TraceHeaderTags: headerTags(p.effectiveTracing(c.HTTP.Tracing))}})
 		ls.servers[key] = hs
 		byChain[c] = hs
 	}

@@ -70,10 +70,13 @@ func (t *applyTxn) provisionExporters() error {
 	t.exps = map[string]*exporterRT{}
 	for _, l := range t.s.Listeners {
 		for _, c := range allChains(l) {
-			if c.HTTP == nil || c.HTTP.Tracing == nil {
+			if c.HTTP == nil {
 				continue
 			}
-			tr := c.HTTP.Tracing
+			tr := p.effectiveTracing(c.HTTP.Tracing)
+			if tr == nil {
+				continue
+			}
 			key := tr.Key()
 			if t.exps[key] != nil {
 				continue
@@ -133,7 +136,7 @@ func (p *Proxy) newExporter(tr *table.Tracing) (*exporterRT, error) {
 // chainTracer is an HTTP chain's Tracer over its provider's exporter, and
 // the formats it writes; nil when the chain does not trace.
 func (t *applyTxn) chainTracer(c *table.FilterChain) (*tracing.Tracer, propagation.Formats, error) {
-	tr := c.HTTP.Tracing
+	tr := t.p.effectiveTracing(c.HTTP.Tracing)
 	if tr == nil {
 		return nil, 0, nil
 	}
@@ -209,6 +212,14 @@ func extraTags(tr *table.Tracing) []tracing.Attr {
 	return out
 }
 
+// headerTags are the request_header custom tags.
+func headerTags(tr *table.Tracing) []table.HeaderTag {
+	if tr == nil {
+		return nil
+	}
+	return tr.HeaderTags
+}
+
 // retireExporters shuts down, in the background, the exporters the new
 // snapshot no longer names.
 func (t *applyTxn) retireExporters() {
@@ -226,4 +237,44 @@ func (p *Proxy) shutdownExporters(ctx context.Context) {
 		e.shutdown(ctx)
 		delete(p.exporters, key)
 	}
+}
+
+// TracingOverride is a tracing provider set by the environment.
+type TracingOverride struct {
+	// Provider, Endpoint, Path and ServiceName are table.Tracing's.
+	Provider    table.TracingProvider
+	Endpoint    string
+	Path        string
+	ServiceName string
+	// Percent, when set, replaces the sampling percentage; else the
+	// connection manager's applies, or DefaultPercent where xDS gave no
+	// tracing.
+	Percent        *float64
+	DefaultPercent float64
+	// Tags name the proxy (meshlens.mesh, meshlens.virtual_node or
+	// virtual_gateway) where xDS gave no tracing.
+	Tags map[string]string
+}
+
+// effectiveTracing is a connection manager's tracing with the
+// environment's provider in place of the xDS one: the provider, its
+// address and service name are the environment's, the custom tags and
+// route overrides stay xDS's, and the percentage is the environment's
+// when it sets one, else xDS's.
+func (p *Proxy) effectiveTracing(x *table.Tracing) *table.Tracing {
+	o := p.cfg.Tracing
+	if o == nil {
+		return x
+	}
+	out := &table.Tracing{Provider: o.Provider, Endpoint: o.Endpoint, Path: o.Path, ServiceName: o.ServiceName, RandomPercent: o.DefaultPercent, Tags: o.Tags}
+	if x != nil {
+		out.Tags, out.HeaderTags, out.RandomPercent = x.Tags, x.HeaderTags, x.RandomPercent
+		if out.ServiceName == "" {
+			out.ServiceName = x.ServiceName
+		}
+	}
+	if o.Percent != nil {
+		out.RandomPercent = *o.Percent
+	}
+	return out
 }

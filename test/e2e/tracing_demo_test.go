@@ -95,3 +95,42 @@ func TestDemoTraceNests(t *testing.T) {
 	}
 	nest(gw)
 }
+
+// TestDemoXRayFromEnv: with App Mesh's ENABLE_ENVOY_XRAY_TRACING and
+// XRAY_DAEMON_PORT, every proxy of the demo sends X-Ray segments to the
+// daemon instead of the mesh's provider; a request arriving with an
+// X-Amzn-Trace-Id continues that trace, and every segment is valid, with
+// parent ids that join them into one tree under the caller's.
+func TestDemoXRayFromEnv(t *testing.T) {
+	t.Parallel()
+	daemon := StartXRayDaemon(t)
+	_, port, _ := strings.Cut(daemon.Addr, ":")
+	d := startDemo(t, "ENABLE_ENVOY_XRAY_TRACING=1", "XRAY_DAEMON_PORT="+port, "XRAY_SAMPLING_RATE=0")
+	const root, parent = "1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8"
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/", d.gateway), nil)
+	req.Header.Set("X-Amzn-Trace-Id", "Root="+root+";Parent="+parent+";Sampled=1")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("gateway: %s", resp.Status)
+	}
+	docs := daemon.Wait(t, root, 6, 30*time.Second)
+	ids := map[string]bool{parent: true}
+	for _, doc := range docs {
+		ids[fmt.Sprint(doc["id"])] = true
+	}
+	names := map[string]int{}
+	for _, doc := range docs {
+		if p := fmt.Sprint(doc["parent_id"]); !ids[p] {
+			t.Errorf("segment %v has parent %s, which is neither the caller's nor another segment", doc["id"], p)
+		}
+		names[fmt.Sprint(doc["name"])]++
+	}
+	if names["demo/ingress"] != 1 || names["demo/greeter"] < 1 {
+		t.Errorf("segments by name %v, want the gateway's and the greeter's", names)
+	}
+}

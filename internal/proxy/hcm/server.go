@@ -106,6 +106,8 @@ type ChainConfig struct {
 	Tracer       *tracing.Tracer
 	TraceFormats propagation.Formats
 	TraceTags    []tracing.Attr
+	// TraceHeaderTags are the span attributes read from request headers.
+	TraceHeaderTags []table.HeaderTag
 }
 
 // ChainLog is one access log of a chain: a compiled format and the

@@ -79,15 +79,13 @@ func (ex *Exchange) describeServerSpan(s *tracing.Span, r *http.Request, cc *Cha
 	for _, a := range cc.TraceTags {
 		s.SetAttr(a)
 	}
-	if t := cc.Chain.HTTP.Tracing; t != nil {
-		for _, ht := range t.HeaderTags {
-			v := r.Header.Get(ht.Header)
-			if v == "" {
-				v = ht.Default
-			}
-			if v != "" {
-				s.SetAttr(tracing.String(ht.Tag, v))
-			}
+	for _, ht := range cc.TraceHeaderTags {
+		v := r.Header.Get(ht.Header)
+		if v == "" {
+			v = ht.Default
+		}
+		if v != "" {
+			s.SetAttr(tracing.String(ht.Tag, v))
 		}
 	}
 }
