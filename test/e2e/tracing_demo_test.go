@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -84,9 +86,11 @@ func TestDemoTraceNests(t *testing.T) {
 	}
 	var nest func(n *TraceTree)
 	nest = func(n *TraceTree) {
-		end := n.Span.Start.Add(n.Span.Duration)
+		// Stores keep microseconds: allow their rounding.
+		const slack = 2 * time.Microsecond
+		end := n.Span.Start.Add(n.Span.Duration + slack)
 		for _, c := range n.Children {
-			if c.Span.Start.Before(n.Span.Start) || c.Span.Start.Add(c.Span.Duration).After(end) {
+			if c.Span.Start.Before(n.Span.Start.Add(-slack)) || c.Span.Start.Add(c.Span.Duration).After(end) {
 				t.Errorf("%s %s [%s +%s] is not within its parent %s %s [%s +%s]", c.Span.Service, c.Span.Kind, c.Span.Start.Format(time.StampMicro), c.Span.Duration,
 					n.Span.Service, n.Span.Kind, n.Span.Start.Format(time.StampMicro), n.Span.Duration)
 			}
@@ -132,5 +136,106 @@ func TestDemoXRayFromEnv(t *testing.T) {
 	}
 	if names["demo/ingress"] != 1 || names["demo/greeter"] < 1 {
 		t.Errorf("segments by name %v, want the gateway's and the greeter's", names)
+	}
+}
+
+// canonicalOutline is Outline with siblings in a fixed order (the
+// greeter calls greeting and name at once, so their start order varies)
+// and greeting-v1 and -v2 named alike (the route splits between them).
+func canonicalOutline(roots []*TraceTree) string {
+	var draw func(n *TraceTree, depth int) string
+	draw = func(n *TraceTree, depth int) string {
+		svc := strings.TrimSuffix(strings.TrimSuffix(n.Span.Service, "-v1"), "-v2")
+		var kids []string
+		for _, c := range n.Children {
+			kids = append(kids, draw(c, depth+1))
+		}
+		sort.Strings(kids)
+		return fmt.Sprintf("%s%s %s %s\n", strings.Repeat("  ", depth), svc, n.Span.Kind, n.Span.Name) + strings.Join(kids, "")
+	}
+	var out []string
+	for _, r := range roots {
+		out = append(out, draw(r, 0))
+	}
+	sort.Strings(out)
+	return strings.Join(out, "")
+}
+
+// demoTrace sends one request through the demo's gateway continuing a
+// new B3 trace and returns that trace's id.
+func demoTrace(t *testing.T, gateway string) string {
+	t.Helper()
+	trace := fmt.Sprintf("%016x%016x", rand.Uint64(), rand.Uint64())
+	req, _ := http.NewRequest(http.MethodGet, gateway+"/", nil)
+	req.Header.Set("b3", trace+"-"+fmt.Sprintf("%016x", rand.Uint64()|1)+"-1")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("gateway: %s", resp.Status)
+	}
+	return trace
+}
+
+// TestDemoTraceInRealCollectors: with the mesh's tracing provider set to
+// otlp at a real Jaeger v2, then at a real OpenTelemetry Collector, the
+// proxies send the same request's spans there, and each one stores the
+// same tree (service, kind, name by depth) as the built-in store.
+func TestDemoTraceInRealCollectors(t *testing.T) {
+	t.Parallel()
+	jaeger := StartJaeger(t)
+	otelcol := StartOtelcol(t)
+	d := startDemo(t)
+	api, gateway := fmt.Sprintf("http://127.0.0.1:%d", d.api), fmt.Sprintf("http://127.0.0.1:%d", d.gateway)
+	s := &server{api: fmt.Sprintf("127.0.0.1:%d", d.api)}
+
+	builtin := demoTrace(t, gateway)
+	var want string
+	eventually(t, 30*time.Second, "the built-in store has the trace's 6 spans", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		tr, err := JaegerTrace(ctx, api, builtin)
+		if err != nil || tr == nil {
+			return fmt.Errorf("not yet: %v", err)
+		}
+		if spans := tr.Common(); len(spans) >= 6 {
+			want = canonicalOutline(BuildTree(spans))
+			return nil
+		}
+		return fmt.Errorf("%d spans", len(tr.Spans))
+	})
+
+	for _, c := range []*Collector{jaeger, otelcol} {
+		s.mustCLI(t, fmt.Sprintf(`kind: Mesh
+name: demo
+spec:
+  egressFilter: {type: DROP_ALL}
+  meshlens:
+    tracing: {provider: otlp, endpoint: %q, samplingPercentage: 100}
+`, c.OTLPGRPC), "apply", "-f", "-")
+		// The proxies take the new provider when xDS reaches them: a
+		// trace that reaches the collector whole says it did.
+		var got string
+		eventually(t, 60*time.Second, c.Name+" stores a whole trace of the demo", func() error {
+			trace := demoTrace(t, gateway)
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				spans, err := c.Read(ctx, trace)
+				cancel()
+				if err == nil && len(spans) >= 6 {
+					got = canonicalOutline(BuildTree(spans))
+					return nil
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			return fmt.Errorf("trace %s not whole in %s", trace, c.Name)
+		})
+		if got != want {
+			t.Errorf("%s stored the tree\n%s\nthe built-in store\n%s", c.Name, got, want)
+		}
 	}
 }
