@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -29,7 +30,10 @@ type zipkinSpan struct {
 	Kind     string            `json:"kind"`
 	Name     string            `json:"name"`
 	Tags     map[string]string `json:"tags"`
-	Local    struct {
+	Notes    []struct {
+		Value string `json:"value"`
+	} `json:"annotations"`
+	Local struct {
 		ServiceName string `json:"serviceName"`
 	} `json:"localEndpoint"`
 }
@@ -129,7 +133,7 @@ func TestTracingSpansAndPropagation(t *testing.T) {
 		withRetry(xRoute("/api", to("cds_up")), "5xx", 1, 0),
 		withRouteSampling(xRoute("/quiet", to("cds_up")), 0),
 	)}, withZipkinTracing(100), withFileLog(logPath, "%TRACE_ID% %SPAN_ID%\n"))
-	x.clusters = append(x.clusters, xCluster("cds_up", up.Addr()), xCluster("cds_zipkin", strings.TrimPrefix(z.srv.URL, "http://")))
+	x.clusters = append(x.clusters, withOutlier(xCluster("cds_up", up.Addr()), 1, time.Second, time.Second, 100), xCluster("cds_zipkin", strings.TrimPrefix(z.srv.URL, "http://")))
 	mustApply(t, p, x.snap(t))
 	base := "http://" + addrOf(t, p, egressName, 0)
 
@@ -153,6 +157,9 @@ func TestTracingSpansAndPropagation(t *testing.T) {
 	}
 	if attempts["1"].Tags["http.response.status_code"] != "503" || attempts["2"].Tags["http.response.status_code"] != "200" {
 		t.Errorf("attempts %+v", attempts)
+	}
+	if !hasNote(attempts["1"], "retry") || !hasNote(attempts["1"], "ejection") || hasNote(attempts["2"], "retry") {
+		t.Errorf("attempt events %+v, %+v: want retry and ejection on the first", attempts["1"].Notes, attempts["2"].Notes)
 	}
 	mu.Lock()
 	for i, h := range seen {
@@ -191,6 +198,16 @@ func TestTracingSpansAndPropagation(t *testing.T) {
 	if got := z.count(); got != before {
 		t.Errorf("an unsampled route made %d spans", got-before)
 	}
+}
+
+// hasNote reports whether a span has an event (annotation) named name.
+func hasNote(s zipkinSpan, name string) bool {
+	for _, n := range s.Notes {
+		if n.Value == name || strings.HasPrefix(n.Value, name+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 func withRouteSampling(r *routev3.Route, percent uint32) *routev3.Route {

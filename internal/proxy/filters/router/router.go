@@ -305,6 +305,8 @@ type tryResult struct {
 	start   time.Time
 	// span is the attempt's client span; nil when not traced.
 	span *tracing.Span
+	// ejected: this attempt's failure ejected its endpoint.
+	ejected bool
 }
 
 // try performs one attempt under the retry policy's per-try timeout; st
@@ -335,7 +337,9 @@ func (h *Router) try(ctx context.Context, out *http.Request, downMajor int, view
 		case verdictOK:
 			view.Outcome(tr.ep, false)
 		case verdictFail:
+			was := tr.ep != nil && tr.ep.Stats.Outlier.Ejected()
 			view.Outcome(tr.ep, true)
+			tr.ejected = tr.ep != nil && !was && tr.ep.Stats.Outlier.Ejected()
 		case verdictTrailers:
 			tr.trailersJudge = true
 		}

@@ -17,8 +17,9 @@ import (
 // number (retries are spans of their own), and its context goes upstream;
 // elsewhere the request's server span's context goes upstream. An
 // unsampled request keeps the headers it came with
-// (hcm.Exchange.InjectTrace). Retries, timeouts and circuit-breaker
-// overflow are events on the server span (egress: on the attempt's span).
+// (hcm.Exchange.InjectTrace). Retries, timeouts, outlier ejections and
+// circuit-breaker overflow are events on the server span (egress: on the
+// attempt's span).
 
 // startAttempt starts attempt n's client span (egress) and writes the
 // trace headers into its request.
@@ -43,6 +44,9 @@ func endAttempt(ex *hcm.Exchange, cs *tracing.Span, tr *tryResult, ctx context.C
 			es.AddEvent(tracing.EventOverflow, now)
 		case tr.perTryTimeout || tr.err != nil && context.Cause(ctx) == hcm.ErrRouteTimeout:
 			es.AddEvent(tracing.EventTimeout, now, tracing.Int(tracing.KeyAttempt, int64(ex.Attempts)))
+		}
+		if tr.ejected {
+			es.AddEvent(tracing.EventEjection, now, tracing.String(tracing.KeyNetworkPeerAddress, tr.ep.Addr))
 		}
 	}
 	if cs == nil {
