@@ -344,3 +344,44 @@ func TestTracingCollectorDown(t *testing.T) {
 		t.Errorf("spans_sent %d with the collector down", sent)
 	}
 }
+
+// TestTracingTailKeptToStore: on an inbound listener, a request head
+// sampling dropped that failed still reaches the built-in store (the
+// collector cluster cds_tracing_meshlens) as a tail-kept server span; one
+// that succeeded does not.
+func TestTracingTailKeptToStore(t *testing.T) {
+	t.Parallel()
+	z := startZipkin(t)
+	app := startUpstream(t, "app", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(500)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	store := func(h *hcmv3.HttpConnectionManager) {
+		withZipkinTracing(0)(h)
+		h.Tracing.Provider = &tracev3.Tracing_Http{Name: "envoy.tracers.zipkin", ConfigType: &tracev3.Tracing_Http_TypedConfig{TypedConfig: mustAny(&tracev3.ZipkinConfig{
+			CollectorCluster: BuiltinTraceCluster, CollectorEndpoint: "/api/v2/spans", CollectorEndpointVersion: tracev3.ZipkinConfig_HTTP_JSON,
+		})}}
+	}
+	p := startProxy(t, Config{})
+	x := tracedEgress([]*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_app")))})
+	x.listeners = []*listenerv3.Listener{xListener(ingressName, "0.0.0.0:15000", xChain("ingress_http", 0, xHCM("ingress", "rds_egress_http_15001", store)))}
+	x.clusters = append(x.clusters, xCluster("cds_app", app.Addr()), xCluster(BuiltinTraceCluster, strings.TrimPrefix(z.srv.URL, "http://")))
+	mustApply(t, p, x.snap(t))
+	base := "http://" + addrOf(t, p, ingressName, 0)
+	if resp, _ := get(t, testClient(), base+"/ok", "svc", nil); resp.StatusCode != 200 {
+		t.Fatalf("ok: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, testClient(), base+"/fail", "svc", nil); resp.StatusCode != 500 {
+		t.Fatalf("fail: %d", resp.StatusCode)
+	}
+	waitFor(t, "the failed request's span", func() bool { return z.count() >= 1 })
+	waitFor(t, "the exporter's count", func() bool { return statValue(t, p, "tracing.zipkin.spans_sent") >= 1 })
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if len(z.spans) != 1 || z.spans[0].Tags["meshlens.tail_kept"] != "true" || z.spans[0].Tags["url.path"] != "/fail" || z.spans[0].Kind != "SERVER" {
+		t.Errorf("store got %+v, want the failed request's tail-kept server span only", z.spans)
+	}
+}
