@@ -29,6 +29,11 @@ func startAttempt(ex *hcm.Exchange, out *http.Request, n int, view *cluster.View
 	}
 	cs := ex.StartAttempt(n+1, time.Now())
 	cs.SetUpstreamCluster(view.Cluster.Name)
+	if n > 0 && (cs != nil || ex.Trace.Span != nil) {
+		// A retry's headers differ from the abandoned attempt's, whose
+		// transport may still be writing them: a map of its own.
+		out.Header = out.Header.Clone()
+	}
 	ex.InjectTrace(out.Header, cs)
 	return cs
 }
