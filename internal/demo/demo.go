@@ -332,11 +332,14 @@ Try:
   meshlens describe route split --mesh demo --virtual-router greeting
   # send half the greetings to v2:
   meshlens get route split --mesh demo -o yaml | sed 's/weight: 90/weight: 50/; s/weight: 10/weight: 50/' | meshlens apply -f -
+  # every request is traced into the control plane's trace store, which
+  # answers Jaeger's API (a Grafana Jaeger data source takes %s):
+  curl '%s/api/traces?service=demo/ingress&limit=1'
 
 Unless started with --rps 0, a steady load of requests goes through the
 gateway and a summary prints every 10s. Press Ctrl-C to stop everything.
 
-`, serverHint, info.GatewayURL)
+`, serverHint, info.GatewayURL, info.APIURL, info.APIURL)
 }
 
 // runLoad sends rps requests per second to url and prints a summary of

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+
+	"github.com/meshlens/meshlens/internal/stats"
 )
 
 // Admin /stats, /stats/prometheus and /reset_counters.
@@ -63,6 +65,18 @@ func (p *Proxy) handlePrometheus(w http.ResponseWriter, r *http.Request) {
 	}
 	p.refreshServerStats()
 	var b bytes.Buffer
+	if stats.AcceptsOpenMetrics(r.Header.Get("Accept")) {
+		// OpenMetrics, with the latency histograms' exemplars: the two
+		// stores' expositions joined under one "# EOF".
+		_ = p.stats.WriteOpenMetrics(&b, filter, usedOnly)
+		if p.mesh.Store() != nil {
+			b.Truncate(len(bytes.TrimSuffix(b.Bytes(), []byte("# EOF\n"))))
+			_ = p.mesh.Store().WriteOpenMetrics(&b, filter, usedOnly)
+		}
+		w.Header().Set("Content-Type", stats.OpenMetricsContentType)
+		_, _ = w.Write(b.Bytes())
+		return
+	}
 	_ = p.stats.WritePrometheus(&b, filter, usedOnly)
 	if p.mesh.Store() != nil {
 		_ = p.mesh.Store().WritePrometheus(&b, filter, usedOnly)

@@ -13,6 +13,8 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
+	"github.com/meshlens/meshlens/internal/tracing"
+	"github.com/meshlens/meshlens/internal/tracing/propagation"
 )
 
 // A snapshot goes live in four steps, as Caddy's config lifecycle does:
@@ -88,6 +90,10 @@ type applyTxn struct {
 	bound    []*listener.Socket
 	lrts     map[string]*listenerRT
 	pending  []listenerSwap
+	// exps are the tracing exporters by provider key (createdExps the
+	// new ones).
+	exps        map[string]*exporterRT
+	createdExps []*exporterRT
 
 	// retired drains what the snapshot no longer has; filled by
 	// provision (HTTP servers a listener dropped) and retire.
@@ -101,6 +107,8 @@ type chainRT struct {
 	tcp     *tunnel.Stats
 	logs    []hcm.ChainLog
 	filters *chain.Chain
+	tracer  *tracing.Tracer
+	formats propagation.Formats
 }
 
 // listenerSwap is one listener's new configuration, stored by swap.
@@ -194,6 +202,7 @@ func (t *applyTxn) retire() {
 			u.StopHealthChecks()
 		}
 	}
+	t.retireExporters()
 	p.listeners = t.lrts
 	p.upstreams = t.ups
 	retired := t.retired

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 )
 
 // benchUpstream answers every request with 1 KB, as the performance
@@ -89,3 +92,25 @@ func BenchmarkHTTP1ProxyStdlibClient(b *testing.B) {
 	mustApply(b, p, outbound(xCluster("cds_bench", up.Addr())).snap(b))
 	benchLoop(b, "http://"+addrOf(b, p, egressName, 0)+"/bench", "greeting.demo.local")
 }
+
+// benchTraced is BenchmarkHTTP1Proxy with tracing at percent to a Zipkin
+// collector on loopback.
+func benchTraced(b *testing.B, percent float64) {
+	z := startZipkin(b)
+	up := benchUpstream(b)
+	p := startProxy(b, Config{})
+	x := outbound(xCluster("cds_bench", up.Addr()), xCluster("cds_zipkin", strings.TrimPrefix(z.srv.URL, "http://")))
+	x.listeners = []*listenerv3.Listener{xListener(egressName, "0.0.0.0:15001", xChain("egress_http", 0, xHCM("egress", "rds_egress_http_15001", withZipkinTracing(percent))))}
+	mustApply(b, p, x.snap(b))
+	benchLoop(b, "http://"+addrOf(b, p, egressName, 0)+"/bench", "greeting.demo.local")
+}
+
+// BenchmarkHTTP1ProxyTracingOff is BenchmarkHTTP1Proxy with tracing
+// configured at 0 %: no request is sampled.
+func BenchmarkHTTP1ProxyTracingOff(b *testing.B) { benchTraced(b, 0) }
+
+// BenchmarkHTTP1ProxyTracing1 samples 1 % of the requests.
+func BenchmarkHTTP1ProxyTracing1(b *testing.B) { benchTraced(b, 1) }
+
+// BenchmarkHTTP1ProxyTracing100 samples every request.
+func BenchmarkHTTP1ProxyTracing100(b *testing.B) { benchTraced(b, 100) }

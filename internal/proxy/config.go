@@ -152,6 +152,11 @@ type Config struct {
 	// Transport instead of the synchronous client (h1client), to compare
 	// the two.
 	StdlibHTTP1Client bool
+	// Tracing, when set, is a tracing provider from the environment (App
+	// Mesh's ENABLE_ENVOY_XRAY_TRACING, ENABLE_ENVOY_JAEGER_TRACING): it
+	// replaces the provider of every HTTP connection manager's tracing
+	// and gives one to those xDS gave none (effectiveTracing).
+	Tracing *TracingOverride
 }
 
 // withDefaults returns c with every unset field at its default, or an

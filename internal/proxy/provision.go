@@ -27,6 +27,9 @@ func (t *applyTxn) provision() error {
 		return err
 	}
 	t.rs = t.p.buildState(t.s, t.ups)
+	if err := t.provisionExporters(); err != nil {
+		return err
+	}
 	if err := t.provisionChains(); err != nil {
 		return err
 	}
@@ -55,6 +58,11 @@ func (t *applyTxn) abort() {
 	t.res.release()
 	for _, w := range t.logs {
 		_ = w.Close()
+	}
+	for _, e := range t.createdExps {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		e.shutdown(ctx)
+		cancel()
 	}
 }
 
@@ -117,6 +125,11 @@ func (t *applyTxn) provisionChains() error {
 				crt.stats = hcm.NewStats(t.res.acquire(p.dataStats, "http."+c.HTTP.StatPrefix+"."))
 				crt.filters = chain.New(c.HTTP.Filters, c.HTTP.StatPrefix, acquire)
 				als = c.HTTP.AccessLogs
+				tr, fs, err := t.chainTracer(c)
+				if err != nil {
+					return fmt.Errorf("apply: listener %s: chain %q: tracing: %w", l.Name, c.Name, err)
+				}
+				crt.tracer, crt.formats = tr, fs
 			case c.TCP != nil:
 				crt.tcp = tunnel.NewStats(t.res.acquire(p.dataStats, "tcp."+c.TCP.StatPrefix+"."))
 				if rl := c.NetRateLimit; rl != nil {
@@ -189,7 +202,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 			}
 		}
 		crt := t.chainRTs[c]
-		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS, Filters: crt.filters}})
+		ls.chains = append(ls.chains, serverSwap{hs: hs, cfg: &hcm.ChainConfig{Chain: c, Clusters: t.rs, Dir: l.Direction, Stats: crt.stats, Logs: crt.logs, ListenerTLS: listenerTLS, Filters: crt.filters, Tracer: crt.tracer, TraceFormats: crt.formats, TraceTags: extraTags(p.effectiveTracing(c.HTTP.Tracing)), TraceHeaderTags: headerTags(p.effectiveTracing(c.HTTP.Tracing))}})
 		ls.servers[key] = hs
 		byChain[c] = hs
 	}

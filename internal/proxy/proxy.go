@@ -49,6 +49,7 @@ type Proxy struct {
 	listeners map[string]*listenerRT
 	sockets   map[string]*listener.Socket  // by listener.BindSpec.key
 	upstreams map[string]*cluster.Upstream // by cluster name
+	exporters map[string]*exporterRT       // tracing, by table.Tracing.Key
 	stopped   map[table.Direction]bool
 	closed    bool
 
@@ -94,6 +95,7 @@ func New(cfg Config) (*Proxy, error) {
 		listeners: map[string]*listenerRT{},
 		sockets:   map[string]*listener.Socket{},
 		upstreams: map[string]*cluster.Upstream{},
+		exporters: map[string]*exporterRT{},
 		stopped:   map[table.Direction]bool{},
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -259,6 +261,9 @@ func (p *Proxy) shutdown(ctx context.Context, drain time.Duration) error {
 		u.StopHealthChecks()
 		u.CloseIdle()
 	}
+	ectx, ecancel := context.WithTimeout(context.Background(), 2*time.Second)
+	p.shutdownExporters(ectx)
+	ecancel()
 	p.mu.Unlock()
 	actx, acancel := context.WithTimeout(context.Background(), time.Second)
 	defer acancel()

@@ -72,7 +72,8 @@ func TestLoggerEnvoyLogLevel(t *testing.T) {
 
 func TestWarnIgnoredEnv(t *testing.T) {
 	env := map[string]string{
-		"ENABLE_ENVOY_XRAY_TRACING":    "1",
+		"XRAY_SAMPLING_RULE_MANIFEST":  "/etc/xray/rules.json",
+		"ENABLE_ENVOY_XRAY_TRACING":    "1", // read
 		"APPMESH_SDS_SOCKET_PATH":      "/run/spire/sockets/agent.sock",
 		"ENVOY_CONCURRENCY":            "2",
 		"ENABLE_ENVOY_JAEGER_TRACING":  "0", // asks for nothing
@@ -93,12 +94,12 @@ func TestWarnIgnoredEnv(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"ENABLE_ENVOY_XRAY_TRACING", "APPMESH_SDS_SOCKET_PATH", "ENVOY_CONCURRENCY", "ENABLE_ENVOY_DATADOG_TRACING"} {
+	for _, name := range []string{"XRAY_SAMPLING_RULE_MANIFEST", "APPMESH_SDS_SOCKET_PATH", "ENVOY_CONCURRENCY", "ENABLE_ENVOY_DATADOG_TRACING"} {
 		if !warned[name] {
 			t.Errorf("no warning for %s:\n%s", name, out.String())
 		}
 	}
-	for _, name := range []string{"ENABLE_ENVOY_JAEGER_TRACING", "ENVOY_LOG_LEVEL", "APPMESH_RESOURCE_ARN"} {
+	for _, name := range []string{"ENABLE_ENVOY_JAEGER_TRACING", "ENVOY_LOG_LEVEL", "APPMESH_RESOURCE_ARN", "ENABLE_ENVOY_XRAY_TRACING"} {
 		if warned[name] {
 			t.Errorf("warning for %s, which is read or off:\n%s", name, out.String())
 		}
@@ -119,14 +120,25 @@ func TestReadmeListsAppMeshEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(raw)
+	// The list of variables read comes before "These are ignored", the
+	// ignored ones after it.
+	const split = "These are ignored"
+	i := strings.Index(readme, split)
+	if i < 0 {
+		t.Fatalf("README has no %q paragraph", split)
+	}
+	read, ignored := readme[:i], readme[i:]
+	if j := strings.Index(ignored, "```"); j > 0 {
+		ignored = ignored[:j]
+	}
 	for _, name := range appMeshEnvRead {
-		if !strings.Contains(readme, "`"+name+"`") {
-			t.Errorf("README does not list %s, which the proxy reads", name)
+		if !strings.Contains(read, "`"+name+"`") || strings.Contains(ignored, "`"+name+"`") {
+			t.Errorf("README does not list %s among the variables the proxy reads", name)
 		}
 	}
 	for _, v := range appMeshEnvIgnored {
-		if !strings.Contains(readme, "`"+v.name+"`") {
-			t.Errorf("README does not list %s, which the proxy ignores", v.name)
+		if !strings.Contains(ignored, "`"+v.name+"`") {
+			t.Errorf("README does not list %s among the variables the proxy ignores", v.name)
 		}
 	}
 }

@@ -66,6 +66,13 @@ func Run(ctx context.Context, cfg Config) error {
 	case cfg.Concurrency > 0:
 		runtime.GOMAXPROCS(cfg.Concurrency)
 	}
+	tracing, err := tracingFromEnv(cfg.Getenv, id)
+	if err != nil {
+		return err
+	}
+	if tracing != nil {
+		log.Info("tracing from the environment replaces the mesh's provider", "provider", tracing.Provider.String(), "endpoint", tracing.Endpoint)
+	}
 	st, err := newProxyStats(cfg, id)
 	if err != nil {
 		return err
@@ -88,8 +95,8 @@ func Run(ctx context.Context, cfg Config) error {
 		AdminAddr: adminAddr, IngressAddr: cfg.IngressAddr, EgressAddr: cfg.EgressAddr, EgressPorts: egressPorts,
 		Listen: listen, App: app, Log: log, DrainTimeout: cfg.DrainTimeout,
 		Stats: st.store, StatsSinks: st.sinks, StatsFlushInterval: st.interval, DisableStats: !cfg.Stats, Pprof: cfg.Pprof,
-		StdlibHTTP1Client: cfg.StdlibHTTP1Client,
-		MeshMaxRoutes:     cfg.MeshMetricsMaxRoutes, MeshIdleTimeout: cfg.MeshMetricsIdleTimeout,
+		StdlibHTTP1Client: cfg.StdlibHTTP1Client, Tracing: tracing,
+		MeshMaxRoutes: cfg.MeshMetricsMaxRoutes, MeshIdleTimeout: cfg.MeshMetricsIdleTimeout,
 	})
 	if err != nil {
 		return err

@@ -91,6 +91,17 @@ type Request struct {
 // route, and starts the server span when sampled. Unsampled, it
 // allocates nothing.
 func (t *Tracer) Begin(parent propagation.SpanContext, route string, start time.Time) Request {
+	r := t.Decide(parent, route, start)
+	if t != nil && r.Ctx.Sampled {
+		r.Span = t.startServer(r, false)
+	}
+	return r
+}
+
+// Decide is Begin without the server span, for a hop that records only
+// client spans (a sidecar's egress: the caller's span is its parent):
+// StartClientOf makes them. Unsampled, it allocates nothing.
+func (t *Tracer) Decide(parent propagation.SpanContext, route string, start time.Time) Request {
 	if t == nil {
 		return Request{Ctx: parent, Start: start, Route: route}
 	}
@@ -108,10 +119,27 @@ func (t *Tracer) Begin(parent propagation.SpanContext, route string, start time.
 	ctx.Sampled = t.sampler.Sample(ctx, route)
 	ctx.SampledKnown = true
 	r.Ctx = ctx
-	if ctx.Sampled {
-		r.Span = t.startServer(r, false)
-	}
 	return r
+}
+
+// StartClientOf starts a client span (an upstream attempt) of a request
+// Decide sampled, as a child of the caller's span (r.Parent): nil when
+// the request is not sampled.
+func (t *Tracer) StartClientOf(r *Request, attempt int, start time.Time) *Span {
+	if t == nil || !r.Ctx.Sampled {
+		return nil
+	}
+	c := t.get()
+	c.d.Kind = KindClient
+	c.d.TraceID = r.Ctx.TraceID
+	c.d.SpanID = newSpanID()
+	c.d.ParentID = r.Parent
+	c.d.TraceState = r.Ctx.TraceState
+	c.d.Debug = r.Ctx.Debug
+	c.d.Start = start
+	c.d.Mesh.Route = r.Route
+	c.d.Mesh.Attempt = attempt
+	return c
 }
 
 // StartServer is Begin for callers that need only the span: nil when

@@ -14,6 +14,8 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/tracing"
+	"github.com/meshlens/meshlens/internal/tracing/propagation"
 )
 
 // The HTTP connection manager's side of one stream: ServeHTTP takes a
@@ -145,6 +147,10 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc 
 		return
 	}
 	route, view := routeTo(w, ex, cc)
+	if cc.Tracer != nil {
+		ci, _ := r.Context().Value(ConnKey{}).(*Conn)
+		ex.beginTrace(r, cc, ci)
+	}
 	if view == nil {
 		return
 	}
@@ -244,12 +250,19 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		hs.codes.Class(ex.Status).Inc()
 		hs.rqCompleted.Inc()
 	}
-	hs.rqTime.RecordDuration(d)
+	if ex.tracer != nil && ex.Trace.Ctx.Sampled {
+		hs.rqTime.RecordDurationWithExemplar(d, ex.Trace.Ctx.TraceID)
+	} else {
+		hs.rqTime.RecordDuration(d)
+	}
 	if r.ProtoMajor == 2 && ci != nil {
 		h.noteStreamEnd(ci, hs, r, ex.Status, d)
 	}
 	if ex.edge != nil {
 		ex.edge.Record(meshmetrics.RequestProto(r), ex.Status, d, ex.received, ex.Sent)
+	}
+	if ex.tracer != nil {
+		ex.endTrace(w, r, cc, ci, d)
 	}
 	if len(cc.Logs) > 0 {
 		e := &ex.log
@@ -276,6 +289,12 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 			e.RouteName = ex.route.Name
 		}
 		e.AttemptCount = ex.Attempts
+		if ex.tracer != nil {
+			e.TraceID, e.SpanID = ex.Trace.Ctx.TraceID, ex.Trace.Ctx.SpanID
+			if ex.traceCC.Dir == table.Outbound {
+				e.SpanID = ex.traceSpanID
+			}
+		}
 		if ci != nil {
 			e.DownstreamRemote, e.DownstreamLocal = ci.Info.Remote, ci.Info.Dst
 			e.RequestedServerName = ci.Info.ServerName
@@ -335,6 +354,17 @@ type Exchange struct {
 	// filters ran on the request (nil: none); filt is their state.
 	filters *chain.Chain
 	filt    chain.Stream
+	// Trace is the request's trace (ids, start, server span when
+	// sampled); tracer is its chain's Tracer, nil when the chain does not
+	// trace, and traceFormats the headers written upstream.
+	Trace        tracing.Request
+	tracer       *tracing.Tracer
+	traceFormats propagation.Formats
+	traceCC      *ChainConfig
+	traceReq     *http.Request
+	// traceSpanID is the last attempt's client span id (egress), for the
+	// access log.
+	traceSpanID [8]byte
 }
 
 // Reply answers the request locally (localReply) and records the outcome.

@@ -24,6 +24,8 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
 	"github.com/meshlens/meshlens/internal/stats"
+	"github.com/meshlens/meshlens/internal/tracing"
+	"github.com/meshlens/meshlens/internal/tracing/propagation"
 )
 
 // Server serves one HTTP filter chain of one listener: plaintext
@@ -98,6 +100,14 @@ type ChainConfig struct {
 	ListenerTLS bool
 	// Filters is the HTTP filter chain before the router; nil: none.
 	Filters *chain.Chain
+	// Tracer makes the chain's spans; nil when it does not trace.
+	// TraceFormats are the trace headers written upstream, TraceTags the
+	// literal custom tags every server span carries.
+	Tracer       *tracing.Tracer
+	TraceFormats propagation.Formats
+	TraceTags    []tracing.Attr
+	// TraceHeaderTags are the span attributes read from request headers.
+	TraceHeaderTags []table.HeaderTag
 }
 
 // ChainLog is one access log of a chain: a compiled format and the

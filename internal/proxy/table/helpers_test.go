@@ -152,6 +152,9 @@ func describe(s *Snapshot) string {
 			p(1, "vhost %s domains=%v%s", vh.Name, vh.Domains, describeMeta(vh.Meta))
 			for _, r := range vh.Routes {
 				p(2, "route %q match=%s%s", r.Name, describeMatch(&r.Match), describeMeta(r.Meta))
+				if r.TracingPercent != nil {
+					p(3, "tracing random=%v", *r.TracingPercent)
+				}
 				switch {
 				case r.DirectStatus != 0:
 					p(3, "direct %d %q", r.DirectStatus, r.DirectBody)
@@ -238,6 +241,9 @@ func describeChain(p func(int, string, ...any), what string, ch *FilterChain) {
 		p(2, "http stat=%s codec=%d rds=%s idle=%s stream_idle=%s request=%s max_headers=%d http_filters=%v ignored_http_filters=%v", h.StatPrefix, h.Codec, h.RouteConfigName, h.IdleTimeout, h.StreamIdleTimeout, h.RequestTimeout, h.MaxRequestHeaders, h.Filters.Names(), h.IgnoredHTTPFilters)
 		for _, al := range h.AccessLogs {
 			p(3, "access_log %s %q %v", al.Path, al.Format, al.JSONFormat)
+		}
+		if t := h.Tracing; t != nil {
+			p(3, "tracing provider=%s cluster=%s endpoint=%s path=%s service=%s random=%v tags=%v header_tags=%v", t.Provider, t.Cluster, t.Endpoint, t.Path, t.ServiceName, t.RandomPercent, t.Tags, t.HeaderTags)
 		}
 	}
 	if t := ch.TCP; t != nil {

@@ -65,6 +65,12 @@ func (c *compiler) httpManager(a *anypb.Any) (*HTTPManager, error) {
 		out.Upgrades = append(out.Upgrades, typ)
 	}
 
+	tr, err := c.tracing(hcm.GetTracing())
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	out.Tracing = tr
+
 	if err := c.httpFilters(hcm.GetHttpFilters(), out); err != nil {
 		return nil, err
 	}

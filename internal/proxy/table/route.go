@@ -175,6 +175,13 @@ func (c *compiler) route(r *routev3.Route, vhRetry *RetryPolicy, validate bool) 
 	default:
 		return nil, errors.New(": only route and direct_response actions are supported")
 	}
+	if rs := r.GetTracing().GetRandomSampling(); rs != nil {
+		v, err := fractionalPercent(rs)
+		if err != nil {
+			return nil, fmt.Errorf(".tracing.random_sampling: %w", err)
+		}
+		out.TracingPercent = &v
+	}
 	return out, nil
 }
 

@@ -195,6 +195,9 @@ type HTTPManager struct {
 	// IgnoredHTTPFilters names the HTTP filters meshlens does not run:
 	// those marked is_optional that it does not know, and disabled ones.
 	IgnoredHTTPFilters []string
+	// Tracing is the tracing field: the provider, sampling and custom
+	// tags; nil when the connection manager makes no spans.
+	Tracing *Tracing
 }
 
 // UpgradeAllowed reports whether upgrade (a request's Upgrade header
@@ -305,6 +308,10 @@ type Route struct {
 	// typed_per_filter_config combined with its virtual host's and route
 	// configuration's (chain.Combine); nil when none configures any.
 	Filters *chain.Route
+
+	// TracingPercent is the route's tracing.random_sampling as a
+	// percentage, overriding its connection manager's; nil when unset.
+	TracingPercent *float64
 
 	// regexTemplate is RegexSubstitute in regexp.Expand syntax.
 	regexTemplate string

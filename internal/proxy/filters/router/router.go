@@ -13,6 +13,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/tracing"
 )
 
 // Router is the last HTTP filter of a chain: it forwards a routed
@@ -49,6 +50,9 @@ func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *hcm.Exchang
 	tr := h.retryLoop(ctx, r, out, ex, route, view, st, body)
 	defer tr.cancel()
 	ex.Endpoint = tr.ep
+	if ex.Tracing() {
+		defer func() { endAttempt(ex, tr.span, &tr, ctx, ex.Status) }()
+	}
 	if tr.err != nil {
 		h.replyFailure(ctx, w, r, ex, &tr, view)
 		return
@@ -113,7 +117,9 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *hcm.Ex
 		if rb != nil {
 			bv = rb.attach(o)
 		}
+		cs := startAttempt(ex, o, n, view)
 		tr = h.try(ctx, o, r.ProtoMajor, view, route, st)
+		tr.span = cs
 		if n > 0 {
 			view.Up.RetryDone()
 		}
@@ -123,6 +129,10 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *hcm.Ex
 		}
 		if bv != nil {
 			_ = bv.Close() // its transport may still be reading: detach it
+		}
+		if ex.Tracing() {
+			retryEvent(ex, cs, n)
+			endAttempt(ex, cs, &tr, ctx, 0)
 		}
 		tr.discard(view)
 		view.Up.Stats.RqRetry.Inc()
@@ -293,6 +303,10 @@ type tryResult struct {
 	outgrew bool
 	cancel  context.CancelFunc
 	start   time.Time
+	// span is the attempt's client span; nil when not traced.
+	span *tracing.Span
+	// ejected: this attempt's failure ejected its endpoint.
+	ejected bool
 }
 
 // try performs one attempt under the retry policy's per-try timeout; st
@@ -323,7 +337,9 @@ func (h *Router) try(ctx context.Context, out *http.Request, downMajor int, view
 		case verdictOK:
 			view.Outcome(tr.ep, false)
 		case verdictFail:
+			was := tr.ep != nil && tr.ep.Stats.Outlier.Ejected()
 			view.Outcome(tr.ep, true)
+			tr.ejected = tr.ep != nil && !was && tr.ep.Stats.Outlier.Ejected()
 		case verdictTrailers:
 			tr.trailersJudge = true
 		}
