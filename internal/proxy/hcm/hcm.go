@@ -14,6 +14,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tap"
 )
 
 // The HTTP connection manager's side of one stream: ServeHTTP takes a
@@ -287,6 +288,9 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		for _, l := range cc.Logs {
 			l.Writer.LogEntry(l.Format, e)
 		}
+	}
+	if ts := tap.Load(); ts != nil {
+		tapRequest(ts, w, r, ex, cc, ci, d)
 	}
 	ex.release()
 }

@@ -1,0 +1,8 @@
+package meshmetrics
+
+// Caller is the virtual node (or gateway) that sent the edge's requests,
+// empty when the mesh does not know it.
+func (e *Edge) Caller() string { return e.labels.srcWorkload }
+
+// Service is the virtual service the edge's requests were sent to.
+func (e *Edge) Service() string { return e.labels.dstService }

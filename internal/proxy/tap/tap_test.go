@@ -1,0 +1,224 @@
+package tap
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// resetBudget refills the sampling budget so tests do not depend on each
+// other's events.
+func resetBudget() {
+	hub.rateMu.Lock()
+	hub.last = time.Time{}
+	hub.rateMu.Unlock()
+}
+
+func TestLoadIsNilWhileNobodyTaps(t *testing.T) {
+	if Load() != nil {
+		t.Fatal("Load() != nil before any tap")
+	}
+	a, err := Open(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Load() == nil {
+		t.Fatal("Load() == nil with two taps open")
+	}
+	a.Close()
+	if Load() == nil {
+		t.Fatal("Load() == nil with one tap open")
+	}
+	b.Close()
+	b.Close() // twice is harmless
+	if Load() != nil {
+		t.Fatal("Load() != nil after the last tap closed")
+	}
+}
+
+// The request path's check costs no allocation while nobody taps.
+func TestIdleCheckAllocatesNothing(t *testing.T) {
+	published := 0
+	n := testing.AllocsPerRun(1000, func() {
+		if ts := Load(); ts != nil {
+			published++
+		}
+	})
+	if n != 0 || published != 0 {
+		t.Errorf("idle tap check: %v allocations, %d published", n, published)
+	}
+}
+
+func TestAtMostMaxTapsOpen(t *testing.T) {
+	var taps []*Tap
+	defer func() {
+		for _, tp := range taps {
+			tp.Close()
+		}
+	}()
+	for range MaxTaps {
+		tp, err := Open(Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		taps = append(taps, tp)
+	}
+	if _, err := Open(Filter{}); err != ErrTooManyTaps {
+		t.Fatalf("tap %d: err %v, want ErrTooManyTaps", MaxTaps+1, err)
+	}
+	taps[0].Close()
+	tp, err := Open(Filter{})
+	if err != nil {
+		t.Fatalf("after one closed: %v", err)
+	}
+	taps[0] = tp
+}
+
+// The proxy samples at most RatePerSecond events per second for all its
+// taps: a burst gets RatePerSecond, the rest are not tapped.
+func TestSamplingBudget(t *testing.T) {
+	resetBudget()
+	tp, err := Open(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	now := time.Now()
+	got := 0
+	for range 3 * RatePerSecond {
+		if take(now) {
+			got++
+		}
+	}
+	if got != RatePerSecond {
+		t.Errorf("a burst sampled %d events, want %d", got, RatePerSecond)
+	}
+	if take(now.Add(5 * time.Millisecond)) {
+		t.Error("5 ms later: sampled, want none (half an event earned)")
+	}
+	if !take(now.Add(20 * time.Millisecond)) {
+		t.Error("20 ms later: not sampled, want one (two events earned)")
+	}
+}
+
+func TestPublishFiltersAndNeverBlocks(t *testing.T) {
+	resetBudget()
+	api, err := Open(Filter{PathPrefix: "/api", Method: "get"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	ts := Load()
+	if ts.Wants("GET", "a", "/other") || !ts.Wants("GET", "a", "/api/x") || ts.Wants("POST", "a", "/api/x") {
+		t.Fatal("Wants does not follow the filter")
+	}
+	for range buffer + 10 {
+		ts.Publish(Event{Method: "GET", Path: "/api/x", Status: 200}, nil)
+		resetBudget()
+	}
+	ts.Publish(Event{Method: "GET", Path: "/other"}, nil)
+	if len(api.C()) != buffer || api.Dropped() != 10 {
+		t.Errorf("buffered %d dropped %d, want %d and 10", len(api.C()), api.Dropped(), buffer)
+	}
+}
+
+func TestHeadersRedacted(t *testing.T) {
+	h := http.Header{
+		"Authorization":       {"Bearer s3cret"},
+		"Cookie":              {"session=abc"},
+		"Proxy-Authorization": {"Basic x"},
+		"X-Api-Key":           {"k"},
+		"X-Session-Token":     {"t"},
+		"User-Agent":          {"curl/8"},
+		"X-Request-Id":        {"42"},
+		"X-Long":              {strings.Repeat("a", 1000)},
+	}
+	for _, tc := range []struct {
+		name string
+		show bool
+		want map[string]string
+	}{
+		{"default", false, map[string]string{
+			"authorization": Redacted, "cookie": Redacted, "proxy-authorization": Redacted, "x-api-key": Redacted,
+			"x-session-token": Redacted, "user-agent": Redacted, "x-request-id": Redacted, "x-long": Redacted,
+		}},
+		{"show", true, map[string]string{
+			"authorization": Redacted, "cookie": Redacted, "proxy-authorization": Redacted, "x-api-key": Redacted,
+			"x-session-token": Redacted, "user-agent": "curl/8", "x-request-id": "42", "x-long": strings.Repeat("a", maxValue),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Headers(h, tc.show)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d headers, want %d: %v", len(got), len(tc.want), got)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestParseParams(t *testing.T) {
+	for _, tc := range []struct {
+		query   string
+		want    Params
+		wantErr string
+	}{
+		{"", Params{Duration: DefaultDuration}, ""},
+		{"max=5&duration=2s&path_prefix=/a&show_headers=true", Params{Max: 5, Duration: 2 * time.Second, Filter: Filter{PathPrefix: "/a", ShowHeaders: true}}, ""},
+		{"duration=1.5", Params{Duration: 1500 * time.Millisecond}, ""},
+		{"max=-1", Params{}, "max"},
+		{"max=x", Params{}, "max"},
+		{"duration=11m", Params{}, "duration"},
+		{"duration=0", Params{}, "duration"},
+		{"duration=soon", Params{}, "duration"},
+		{"path_prefix=a", Params{}, "path_prefix"},
+		{"show_headers=maybe", Params{}, "show_headers"},
+	} {
+		q, _ := url.ParseQuery(tc.query)
+		got, err := ParseParams(q)
+		if tc.wantErr != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+				t.Errorf("%q: err %v, want one naming %s", tc.query, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v", tc.query, got, err, tc.want)
+			continue
+		}
+		back, err := ParseParams(got.Query())
+		if err != nil || back != got {
+			t.Errorf("%q: round trip %+v, %v", tc.query, back, err)
+		}
+	}
+}
+
+// FuzzParseParams: any query is accepted or refused with an error, never
+// a crash, and what is accepted round-trips.
+func FuzzParseParams(f *testing.F) {
+	f.Add("max=5&duration=2s&path_prefix=/a")
+	f.Add("duration=1e300")
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := url.ParseQuery(s)
+		if err != nil {
+			return
+		}
+		p, err := ParseParams(q)
+		if err != nil {
+			return
+		}
+		if p.Duration <= 0 || p.Duration > MaxDuration || p.Max < 0 {
+			t.Fatalf("accepted out of bounds: %+v", p)
+		}
+	})
+}
