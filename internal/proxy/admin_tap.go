@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/tap"
+	"github.com/meshlens/meshlens/internal/tapwire"
 )
 
 // handleTap streams a sample of the proxy's live requests as
@@ -20,7 +21,7 @@ func (p *Proxy) handleTap(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("Method %s not allowed, GET required.", r.Method), http.StatusMethodNotAllowed)
 		return
 	}
-	params, err := tap.ParseParams(r.URL.Query())
+	params, err := tapwire.ParseParams(r.URL.Query())
 	if err != nil {
 		http.Error(w, "tap: "+err.Error(), http.StatusBadRequest)
 		return
@@ -36,8 +37,11 @@ func (p *Proxy) handleTap(w http.ResponseWriter, r *http.Request) {
 	}
 	defer t.Close()
 	rc := http.NewResponseController(w)
-	// The admin server's write timeout would cut a long tap.
-	_ = rc.SetWriteDeadline(time.Now().Add(params.Duration + 10*time.Second))
+	// The server's read and write timeouts would cut a long tap (an
+	// expired read deadline cancels the request's context).
+	end := time.Now().Add(params.Duration + 10*time.Second)
+	_ = rc.SetReadDeadline(end)
+	_ = rc.SetWriteDeadline(end)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/tapwire"
 )
 
 // Limits of a proxy's taps.
@@ -16,10 +18,6 @@ const (
 	// RatePerSecond is the number of events per second the proxy samples
 	// for all its taps together; requests beyond it are not tapped.
 	RatePerSecond = 100
-	// DefaultDuration is how long a tap lasts unless it asks otherwise.
-	DefaultDuration = 60 * time.Second
-	// MaxDuration is the longest a tap may last.
-	MaxDuration = 10 * time.Minute
 	// buffer is the events a tap holds for its reader; beyond it the
 	// reader loses events.
 	buffer = 256
@@ -33,53 +31,13 @@ const (
 var ErrTooManyTaps = errors.New("too many taps open on this proxy")
 
 // Redacted replaces a header value that is not shown.
-const Redacted = "[redacted]"
+const Redacted = tapwire.Redacted
 
-// Event is one tapped request, as the admin endpoint streams it (one JSON
-// object per line) and the control plane merges it.
-type Event struct {
-	Time time.Time `json:"time"`
-	// Proxy is the node id of the proxy that saw the request; the
-	// control plane sets it when it merges the streams.
-	Proxy string `json:"proxy,omitempty"`
-	// Direction is inbound (to the local application), outbound (from
-	// it) or gateway.
-	Direction string `json:"direction"`
-	Method    string `json:"method"`
-	Authority string `json:"authority"`
-	Path      string `json:"path"`
-	// Status is the response code; 0 when none was sent (client gone).
-	Status    int     `json:"status"`
-	LatencyMs float64 `json:"latencyMs"`
-	// Source is the caller: its virtual node when the mesh knows it,
-	// else its address.
-	Source string `json:"source"`
-	// Destination is the virtual service (or cluster) routed to.
-	Destination     string `json:"destination,omitempty"`
-	Route           string `json:"route,omitempty"`
-	ResponseFlags   string `json:"responseFlags,omitempty"`
-	UpstreamCluster string `json:"upstreamCluster,omitempty"`
-	UpstreamHost    string `json:"upstreamHost,omitempty"`
-	// Headers are the request's headers: names, with their values
-	// Redacted unless the tap asked for them (Denied ones always are).
-	Headers map[string]string `json:"headers,omitempty"`
-}
+// Event is one tapped request (tapwire.Event).
+type Event = tapwire.Event
 
-// Filter says which requests a tap wants and what it sees of them.
-type Filter struct {
-	// PathPrefix, Method and Authority, when set, must match.
-	PathPrefix string
-	Method     string
-	Authority  string
-	// ShowHeaders shows header values, except those Denied.
-	ShowHeaders bool
-}
-
-func (f *Filter) match(method, authority, path string) bool {
-	return strings.HasPrefix(path, f.PathPrefix) &&
-		(f.Method == "" || strings.EqualFold(f.Method, method)) &&
-		(f.Authority == "" || strings.EqualFold(f.Authority, authority))
-}
+// Filter says which requests a tap wants (tapwire.Filter).
+type Filter = tapwire.Filter
 
 // Tap is one open tap. Its events arrive on C until Close.
 type Tap struct {
@@ -153,7 +111,7 @@ func Open(f Filter) (*Tap, error) {
 // Wants reports whether a tap wants a request, before the event is built.
 func (s *Set) Wants(method, authority, path string) bool {
 	for _, t := range s.taps {
-		if t.filter.match(method, authority, path) {
+		if t.filter.Match(method, authority, path) {
 			return true
 		}
 	}
@@ -169,7 +127,7 @@ func (s *Set) Publish(ev Event, h http.Header) {
 		return
 	}
 	for _, t := range s.taps {
-		if !t.filter.match(ev.Method, ev.Authority, ev.Path) {
+		if !t.filter.Match(ev.Method, ev.Authority, ev.Path) {
 			continue
 		}
 		e := ev
