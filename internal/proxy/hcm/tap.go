@@ -34,6 +34,11 @@ func tapRequest(ts *tap.Set, w http.ResponseWriter, r *http.Request, ex *Exchang
 			ev.Destination = ex.route.Meta.VirtualService
 		}
 	}
+	if ev.Route == "" && ex.edge != nil {
+		// An inbound route has no name: the caller's route says which
+		// route sent the request.
+		ev.Route = ex.edge.Route()
+	}
 	if ex.view != nil {
 		ev.UpstreamCluster = ex.view.Cluster.Name
 	}
