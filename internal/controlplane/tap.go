@@ -194,7 +194,7 @@ func (s *Server) handleTap(w http.ResponseWriter, r *http.Request) {
 			sent++
 		}
 		if params.Max > 0 && sent >= params.Max {
-			return
+			break
 		}
 	}
 	if sse {
