@@ -2,6 +2,7 @@ package tap
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,18 @@ func TestHeadersRedacted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestHeadersBounded(t *testing.T) {
+	h := http.Header{}
+	for i := range 2 * maxHeaders {
+		h.Set("X-H"+strconv.Itoa(i), "v")
+	}
+	if got := Headers(h, true); len(got) != maxHeaders {
+		t.Errorf("%d headers kept, want %d", len(got), maxHeaders)
+	}
+	if Headers(nil, true) != nil {
+		t.Error("no headers: want nil")
 	}
 }
