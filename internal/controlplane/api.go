@@ -31,6 +31,7 @@ func (s *Server) api() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("POST /v1/apply", s.handleApply)
 	mux.HandleFunc("GET /v1/proxies", s.handleProxies)
+	mux.HandleFunc("GET /v1/tap", s.handleTap)
 
 	mux.HandleFunc("GET /v1/meshes", s.handleList)
 	mux.HandleFunc("GET /v1/meshes/{mesh}", s.handleGet)

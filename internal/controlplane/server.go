@@ -113,6 +113,7 @@ type Server struct {
 	// instances and before it hands them on.
 	afterRead func()
 	warnings  warningCache
+	taps      tapLimiter // open /v1/tap streams
 
 	apiLn, xdsLn net.Listener
 }

@@ -63,6 +63,7 @@ func (p *Proxy) adminRoutes() []adminRoute {
 		{"/clusters", "upstream cluster status", false, p.handleClusters},
 		{"/listeners", "print listener info", false, p.handleListeners},
 		{"/config_dump", "dump current Envoy configs", false, p.handleConfigDump},
+		{"/tap", "stream a sample of live requests as JSON lines (?path_prefix, ?method, ?authority, ?max, ?duration, ?show_headers)", false, p.handleTap},
 		{"/healthcheck/fail", "cause the server to fail health checks", true, p.handleHealthcheck(true)},
 		{"/healthcheck/ok", "cause the server to pass health checks", true, p.handleHealthcheck(false)},
 		{"/drain_listeners", "drain listeners (?graceful, ?inboundonly)", true, p.handleDrainListeners},

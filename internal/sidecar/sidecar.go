@@ -17,6 +17,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/xdsclient"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // Run runs the proxy cfg describes until ctx ends or SIGINT or SIGTERM
@@ -121,9 +122,12 @@ func Run(ctx context.Context, cfg Config) error {
 			return configf("ENVOY_INITIAL_FETCH_TIMEOUT: %v", err)
 		}
 	}
+	node := xdsclient.NewNode(id.String(), cluster, cfg.Version)
+	// The control plane opens live taps on the admin endpoint.
+	xdsmeta.SetAdminAddress(node, p.AdminAddr().String())
 	xc, err := xdsclient.New(xdsclient.Config{
 		Server:         xdsAddr,
-		Node:           xdsclient.NewNode(id.String(), cluster, cfg.Version),
+		Node:           node,
 		Log:            log,
 		CompileOptions: table.CompileOptions{Gateway: gateway},
 		WarmingTimeout: warming,

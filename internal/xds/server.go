@@ -31,6 +31,7 @@ import (
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/nodeid"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // Options configure a Server. Zero values take the defaults.
@@ -121,6 +122,9 @@ type StreamStatus struct {
 	Acked map[string]string `json:"acked,omitempty"`
 	// Sent is the version of the last response sent, by type URL.
 	Sent map[string]string `json:"sent,omitempty"`
+	// AdminAddr is the admin address the proxy reports in its node
+	// metadata (xdsmeta.NodeKeyAdminAddress), empty if none.
+	AdminAddr string `json:"adminAddr,omitempty"`
 }
 
 // NACK is a response a data plane rejected.
@@ -305,7 +309,8 @@ func (s *Server) Nodes() []NodeStatus {
 			}
 		}
 		for _, st := range n.streams {
-			ss := StreamStatus{ID: st.id, UserAgent: st.userAgent, Cluster: st.cluster, Delta: st.delta, Opened: st.opened}
+			ss := StreamStatus{ID: st.id, UserAgent: st.userAgent, Cluster: st.cluster, Delta: st.delta, Opened: st.opened,
+				AdminAddr: xdsmeta.AdminAddress(st.node)}
 			if len(st.acked) > 0 {
 				ss.Acked = make(map[string]string, len(st.acked))
 				for k, v := range st.acked {

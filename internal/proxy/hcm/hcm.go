@@ -14,6 +14,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/proxy/tap"
 	"github.com/meshlens/meshlens/internal/tracing"
 	"github.com/meshlens/meshlens/internal/tracing/propagation"
 )
@@ -306,6 +307,9 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		for _, l := range cc.Logs {
 			l.Writer.LogEntry(l.Format, e)
 		}
+	}
+	if ts := tap.Load(); ts != nil {
+		tapRequest(ts, w, r, ex, cc, ci, d)
 	}
 	ex.release()
 }

@@ -300,6 +300,25 @@ await check('config: a resource as YAML with its referrers', async () => {
   assert(y.includes('weightedTargets') && y.includes('greeting-v2'), `yaml: ${y}`);
 });
 
+await check('tap: the live requests of a virtual node stream in as rows, and leaving stops the tap', async () => {
+  await page.goto(`${api}/ui/#/tap/node/demo/greeter`);
+  const rows = await poll('tapped requests', 30000, async () => {
+    const statuses = await page.locator('#tap-rows td.tap-status').allInnerTexts();
+    const state = await page.locator('.tap-state').getAttribute('data-state');
+    return { ok: statuses.filter((s) => s === '200').length >= 3 && state === 'live', n: statuses.length, statuses: statuses.slice(0, 5), state };
+  });
+  assert(rows.n <= 200, `more rows than the page keeps: ${rows.n}`);
+  const first = await page.locator('#tap-rows tr').first().innerText();
+  assert(first.includes('greeter') && first.includes('GET'), `row: ${first}`);
+  // Stop freezes the table.
+  await page.click('#tap-toggle');
+  assert((await page.locator('.tap-state').getAttribute('data-state')) === 'idle', 'not stopped');
+  const stopped = await page.locator('#tap-rows tr').count();
+  await page.waitForTimeout(1500);
+  assert((await page.locator('#tap-rows tr').count()) === stopped, 'rows kept coming after Stop');
+  await page.goto(`${api}/ui/#/graph`);
+});
+
 await check('every API endpoint docs/api.md documents is served', async () => {
   assert(missingRequired.length === 0, `documented but not served: ${missingRequired.join(', ')}`);
 });

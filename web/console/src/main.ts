@@ -1,6 +1,7 @@
 // The meshlens console: a single page served by the control plane under
 // /ui/, drawing from its JSON API. Pages are addressed by the URL's hash
-// (#/graph, #/metrics/node/<mesh>/<name>, #/traces/<id>, #/config/...),
+// (#/graph, #/metrics/node/<mesh>/<name>, #/traces/<id>, #/tap/node/<mesh>/<name>,
+// #/config/...),
 // so every view has a link.
 
 import './style.css';
@@ -8,6 +9,7 @@ import { get } from './api';
 import { configIndex, configResource } from './config';
 import { graphPage } from './graph';
 import { metricsIndex, metricsPage } from './metrics';
+import { tapIndex, tapPage } from './tap';
 import { tracePage, tracesPage } from './traces';
 import { clear, describeError, h, notice, routeParts, routeQuery } from './ui';
 
@@ -42,6 +44,10 @@ function route(): void {
     case 'traces':
       if (rest.length) tracePage(app, rest[0]);
       else tracesPage(app, q);
+      break;
+    case 'tap':
+      if (rest.length >= 3) leave = tapPage(app, rest[0], rest[1], rest.slice(2).join('/'), q);
+      else void tapIndex(app, mesh);
       break;
     case 'config':
       if (rest.length >= 3) configResource(app, rest[0], rest[1], rest.slice(2).join('/'), q);
