@@ -129,19 +129,20 @@ func run(o options) error {
 		return err
 	}
 
+	loadBefore := loadavg()
 	res, err := browse(ctx, repo, o, "http://"+cp.api)
 	if err != nil {
 		return err
 	}
 	rss := cp.rss()
 	fp, up := res.firstPaint(), res.update()
-	report := fmt.Sprintf("%d virtual nodes and %d virtual services (%d graph nodes drawn), %d edges with traffic; %d page loads, %d live updates each; %d CPUs (%s/%s).\n\n"+
+	report := fmt.Sprintf("Measured %s: %d virtual nodes and %d virtual services (%d graph nodes drawn), %d edges with traffic; %d page loads, %d live updates each; %d CPUs (%s/%s), 1-minute load average %s before the page loads and %s after.\n\n"+
 		"| measure | median | min–max |\n|---|---|---|\n"+
 		"| first paint of the graph | %s | %s–%s |\n"+
 		"| a live update painted | %s | %s–%s |\n\n"+
 		"Control plane resident memory at the end: %.0f MB.\n",
-		o.nodes, o.nodes, res.Nodes, o.edges, o.runs, o.updates, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
-		ms(median(fp)), ms(slices.Min(fp)), ms(slices.Max(fp)), ms(median(up)), ms(slices.Min(up)), ms(slices.Max(up)), float64(rss)/(1<<20))
+		time.Now().UTC().Format("2006-01-02"), o.nodes, o.nodes, res.Nodes, o.edges, o.runs, o.updates, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH,
+		loadBefore, loadavg(), ms(median(fp)), ms(slices.Min(fp)), ms(slices.Max(fp)), ms(median(up)), ms(slices.Min(up)), ms(slices.Max(up)), float64(rss)/(1<<20))
 	fmt.Print(report)
 	if o.markdown != "" {
 		if err := updateMarkdown(o.markdown, "console", report); err != nil {
@@ -253,6 +254,16 @@ func (s *server) rss() int64 {
 		}
 	}
 	return 0
+}
+
+// loadavg is the machine's 1-minute load average (Linux), "?" if unknown:
+// the measurements share the CPUs with whatever else runs.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // mesh is the synthetic mesh: virtual node i provides svc-i.bench.local
