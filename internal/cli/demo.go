@@ -39,6 +39,7 @@ func newDemoCmd(e *env) *cobra.Command {
 	f.IntVar(&opts.XDSPort, "xds-port", 15010, "control plane xDS port")
 	f.IntVar(&opts.GatewayPort, "gateway-port", 8080, "ingress gateway port")
 	f.IntVar(&opts.PortBase, "port-base", 20000, "first of the ~25 consecutive ports used by apps, sidecars and admin endpoints")
+	f.StringVar(&opts.PrometheusURL, "prometheus-url", "", "the control plane reads the console's traffic from this Prometheus (which scrapes the proxies' /stats/prometheus) instead of its built-in history")
 	f.Float64Var(&opts.RPS, "rps", 5, "steady load through the gateway, requests per second (0: none)")
 	return cmd
 }

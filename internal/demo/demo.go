@@ -39,8 +39,12 @@ type Options struct {
 	// admin endpoints use (about 30 in a row); default 20000.
 	PortBase int
 	RPS      float64 // steady load through the gateway; 0 means the default 5, negative means none
-	Out      io.Writer
-	Log      *slog.Logger
+	// PrometheusURL, when set, makes the demo's control plane read the
+	// console's traffic from this Prometheus (which must scrape the
+	// proxies' /stats/prometheus) instead of its built-in history.
+	PrometheusURL string
+	Out           io.Writer
+	Log           *slog.Logger
 	// Ready, when set, is called once the mesh answers through the gateway.
 	Ready func(Info)
 }
@@ -230,7 +234,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 	api, xds := r.addr(opts.APIPort), r.addr(opts.XDSPort)
 	apiURL := "http://" + api
-	if _, err := r.start("control-plane", "server", "--data-dir", filepath.Join(opts.DataDir, "store"), "--api-addr", api, "--xds-addr", xds); err != nil {
+	cpArgs := []string{"server", "--data-dir", filepath.Join(opts.DataDir, "store"), "--api-addr", api, "--xds-addr", xds}
+	if opts.PrometheusURL != "" {
+		cpArgs = append(cpArgs, "--prometheus-url", opts.PrometheusURL)
+	}
+	if _, err := r.start("control-plane", cpArgs...); err != nil {
 		return err
 	}
 	if err := waitHTTP(ctx, apiURL+"/healthz", status200, 15*time.Second); err != nil {

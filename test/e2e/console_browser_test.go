@@ -66,6 +66,22 @@ func TestConsoleServedByControlPlane(t *testing.T) {
 // MESHLENS_UPDATE_SCREENSHOTS is set, else into the test's temp dir, so a
 // test run leaves the repository as it was.
 func TestConsoleInBrowser(t *testing.T) {
+	runConsoleInBrowser(t, false)
+}
+
+// The same pages, checked by the same script, against a demo whose
+// control plane reads the console's traffic from a real Prometheus
+// (Debian's prometheus) scraping the demo's proxies' /stats/prometheus,
+// instead of from its built-in history.
+func TestConsoleInBrowserFromPrometheus(t *testing.T) {
+	runConsoleInBrowser(t, true)
+}
+
+// runConsoleInBrowser starts a demo (with withPrometheus, a Prometheus
+// first, scraping the proxies' admin addresses the demo will use, and
+// the demo's control plane reading from it) and runs
+// web/console/e2e/console.mjs against it.
+func runConsoleInBrowser(t *testing.T, withPrometheus bool) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -92,8 +108,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	base := 20000 + 50*rand.IntN(180)
-	cmd := exec.Command(binary, "demo", "--api-port", fmt.Sprint(base), "--xds-port", fmt.Sprint(base+1),
-		"--gateway-port", fmt.Sprint(base+2), "--port-base", fmt.Sprint(base+3), "--rps", "5", "--data-dir", t.TempDir())
+	args := []string{"demo", "--api-port", fmt.Sprint(base), "--xds-port", fmt.Sprint(base + 1),
+		"--gateway-port", fmt.Sprint(base + 2), "--port-base", fmt.Sprint(base + 3), "--rps", "5", "--data-dir", t.TempDir()}
+	backend, promURL := "built-in history", ""
+	if withPrometheus {
+		// The demo's admin ports follow from --port-base (app, ingress,
+		// egress, admin per instance, then the gateway's admin): Prometheus
+		// scrapes them from before the demo starts.
+		p := base + 3
+		var admins []string
+		for _, off := range []int{3, 7, 11, 15, 16} {
+			admins = append(admins, fmt.Sprintf("127.0.0.1:%d", p+off))
+		}
+		promURL = startPrometheus(t, map[string][]string{"/stats/prometheus": admins})
+		args = append(args, "--prometheus-url", promURL)
+		backend = "Prometheus " + promURL
+	}
+	cmd := exec.Command(binary, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -152,16 +183,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	pw := exec.CommandContext(ctx, node, filepath.Join(web, "e2e", "console.mjs"))
 	pw.Dir = web
 	shots := t.TempDir()
-	if os.Getenv("MESHLENS_UPDATE_SCREENSHOTS") != "" {
+	if os.Getenv("MESHLENS_UPDATE_SCREENSHOTS") != "" && !withPrometheus {
 		shots = filepath.Join(root, "docs", "images")
 	}
 	pw.Env = append(os.Environ(), "MESHLENS_CONSOLE_URL="+api, "MESHLENS_BIN="+binary,
-		"MESHLENS_SCREENSHOTS="+shots, "CHROMIUM="+chromium)
+		"MESHLENS_SCREENSHOTS="+shots, "CHROMIUM="+chromium, "MESHLENS_CONSOLE_BACKEND="+backend)
 	pw.Env = append(pw.Env, "MESHLENS_CONSOLE_REQUIRED="+strings.Join(documentedConsoleAPI(t, root), ","))
 	res, err := pw.CombinedOutput()
 	t.Logf("console.mjs:\n%s", res)
 	if err != nil {
 		t.Fatalf("console.mjs: %v\ndemo output:\n%s", err, out.String())
+	}
+	if promURL != "" {
+		// What the pages showed came from Prometheus's scrapes of the
+		// proxies: it holds their request counters.
+		r, err := promQuery(t, promURL, `sum(meshlens_requests_total{reporter="source"})`)
+		if err != nil || len(r) != 1 || r[0].float() == 0 {
+			t.Fatalf("Prometheus scraped no requests from the demo's proxies: %v %+v", err, r)
+		}
 	}
 }
 

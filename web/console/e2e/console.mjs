@@ -8,6 +8,8 @@
 //   MESHLENS_BIN          the meshlens binary, for the README's weight change
 //   MESHLENS_SCREENSHOTS  directory for the screenshots (optional)
 //   CHROMIUM              the browser (default /usr/bin/chromium)
+//   MESHLENS_CONSOLE_BACKEND  where the control plane reads traffic from
+//                         (built-in history or a Prometheus URL), for the report
 
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -22,6 +24,8 @@ if (!api || !bin) {
   console.error('MESHLENS_CONSOLE_URL and MESHLENS_BIN are required');
   process.exit(2);
 }
+
+console.log(`console against ${api}, traffic from ${process.env.MESHLENS_CONSOLE_BACKEND || 'built-in history'}`);
 
 let passed = 0;
 let failed = 0;

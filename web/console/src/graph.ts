@@ -84,11 +84,18 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     canvas.dataset.edges = JSON.stringify(mid);
   };
   cy.on('viewport layoutstop add remove', publish);
-  const apply = (g: Graph) => {
+  // mark, when given, names the performance mark set on the frame that
+  // shows g: the console benchmark reads 'meshlens:graph-first-paint' and
+  // 'meshlens:graph-update' (its detail.received is when the update came in).
+  const apply = (g: Graph, mark?: string, received?: number) => {
     current = g;
     render(cy, g, hidden, idleBox.checked, unknownBox.checked);
     publish();
     renderTables(tables, g, mesh);
+    if (mark) {
+      const detail = { received, nodes: g.nodes.length, edges: g.edges.length };
+      requestAnimationFrame(() => performance.mark(mark, { detail }));
+    }
     clear(status);
     if (g.configOnly) {
       status.append(notice('na', 'Traffic metrics are not available from this control plane (GET /v1/console/graph): the graph shows the configured topology only, with no rates.'));
@@ -114,11 +121,12 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     try {
       const g = await get<Graph>('/v1/console/graph', { mesh });
       if (stopped) return;
-      apply(g);
+      apply(g, 'meshlens:graph-first-paint');
       es = new EventSource(`/v1/console/graph/stream?mesh=${encodeURIComponent(mesh)}`);
       es.addEventListener('graph', (ev) => {
         try {
-          apply(JSON.parse((ev as MessageEvent).data));
+          const received = performance.now();
+          apply(JSON.parse((ev as MessageEvent).data), 'meshlens:graph-update', received);
         } catch (err) {
           fail(err);
         }
