@@ -1,7 +1,7 @@
 # meshlens build and test entry points. `make test` is what CI runs.
 GO       ?= go
 PKGS     ?= ./...
-FUZZTIME ?= 10s
+FUZZTIME ?= 6s
 
 .PHONY: build test test-deps unit fuzz lint console demo bench bench-smoke
 
