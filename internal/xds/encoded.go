@@ -4,9 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/runtime/protoiface"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
@@ -19,6 +21,11 @@ import (
 // unknown fields of an empty message, which protobuf writes back verbatim,
 // so the wire carries exactly the original resource's deterministic
 // encoding under the type URL the client asked for.
+//
+// Marshalling an encoded resource returns its bytes themselves, without
+// a copy (see marshalEncoded): go-control-plane marshals every resource of
+// a response again for each stream it answers, and a copy per stream was
+// most of what a change allocated.
 //
 // The caches only read a resource's name (GetName, which go-control-plane
 // uses for resources of types it does not know) and its encoding; the
@@ -40,8 +47,45 @@ func newEncoded(m proto.Message, name string) *encoded {
 	}
 	sum := sha256.Sum256(b)
 	e := &encoded{Empty: &emptypb.Empty{}, name: name, hash: hex.EncodeToString(sum[:12])}
-	e.Empty.ProtoReflect().SetUnknown(protoreflect.RawFields(b))
+	// Clipped, so that appending to the bytes handed out copies them.
+	e.Empty.ProtoReflect().SetUnknown(protoreflect.RawFields(slices.Clip(b)))
 	return e
+}
+
+// ProtoReflect is the empty message's, whose marshalling is
+// marshalEncoded.
+func (e *encoded) ProtoReflect() protoreflect.Message {
+	return encodedReflect{Message: e.Empty.ProtoReflect(), e: e}
+}
+
+// encodedReflect is an encoded resource seen through protobuf reflection:
+// an empty message with the resource's bytes as unknown fields, and its
+// own marshalling.
+type encodedReflect struct {
+	protoreflect.Message
+	e *encoded
+}
+
+// Interface returns the encoded resource.
+func (r encodedReflect) Interface() protoreflect.ProtoMessage { return r.e }
+
+// ProtoMethods makes protobuf call marshalEncoded.
+func (r encodedReflect) ProtoMethods() *protoiface.Methods { return &encodedMethods }
+
+var encodedMethods = protoiface.Methods{
+	Flags:   protoiface.SupportMarshalDeterministic,
+	Marshal: marshalEncoded,
+}
+
+// marshalEncoded appends the resource's bytes to the buffer, or returns
+// the bytes themselves, shared and read-only as every encoding protobuf
+// hands out is used, when there is no buffer to append to.
+func marshalEncoded(in protoiface.MarshalInput) (protoiface.MarshalOutput, error) {
+	b := in.Message.(encodedReflect).e.bytes()
+	if len(in.Buf) == 0 {
+		return protoiface.MarshalOutput{Buf: b}, nil
+	}
+	return protoiface.MarshalOutput{Buf: append(in.Buf, b...)}, nil
 }
 
 // GetName is the resource's name (a load assignment's cluster name).

@@ -147,3 +147,36 @@ func TestServerMarshalsEachResourceOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedMarshalsWithoutCopy: marshalling an encoded resource, as
+// go-control-plane does for every stream it answers, hands out the
+// encoding itself rather than a copy, and appending to what it returned
+// leaves the encoding as it was.
+func TestEncodedMarshalsWithoutCopy(t *testing.T) {
+	t.Parallel()
+	m := &clusterv3.Cluster{Name: "c1", ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}}
+	e := newHasher().encode(m)
+	want := bytes.Clone(e.bytes())
+	got, err := cache.MarshalResource(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || &got[0] != &e.bytes()[0] {
+		t.Error("marshalling copied the encoding")
+	}
+	_ = append(got, 1, 2, 3)
+	if !bytes.Equal(e.bytes(), want) {
+		t.Error("appending to the marshalled bytes changed the encoding")
+	}
+	prefix := []byte{9}
+	out, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(prefix, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, append([]byte{9}, want...)) || !bytes.Equal(e.bytes(), want) {
+		t.Errorf("MarshalAppend gave %x", out)
+	}
+	if n := proto.Size(e); n != len(want) {
+		t.Errorf("size %d, want %d", n, len(want))
+	}
+}
