@@ -83,7 +83,20 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     });
     canvas.dataset.edges = JSON.stringify(mid);
   };
-  cy.on('viewport layoutstop add remove', publish);
+  // Viewport changes come many to a frame while panning: publish once a
+  // frame. Adding and removing elements needs no listener: render is
+  // always followed by publish (a listener on 'add' would run once per
+  // element, quadratic in the size of the graph).
+  let publishQueued = false;
+  cy.on('viewport', () => {
+    if (publishQueued) return;
+    publishQueued = true;
+    requestAnimationFrame(() => {
+      publishQueued = false;
+      if (!stopped) publish();
+    });
+  });
+  cy.on('layoutstop', publish);
   // mark, when given, names the performance mark set on the frame that
   // shows g: the console benchmark reads 'meshlens:graph-first-paint' and
   // 'meshlens:graph-update' (its detail.received is when the update came in).
@@ -194,6 +207,7 @@ function graphStyle(): cytoscape.StylesheetJson {
       style: {
         label: 'data(label)',
         'font-size': 11,
+        'min-zoomed-font-size': 6,
         'text-valign': 'bottom',
         'text-margin-y': 4,
         'background-color': '#6b8fb5',
@@ -243,8 +257,19 @@ function graphStyle(): cytoscape.StylesheetJson {
         'target-arrow-shape': 'triangle',
         'line-color': '#3f9a54',
         'target-arrow-color': '#3f9a54',
+      },
+    },
+    // Straight edges in a large graph: bundling parallel edges into
+    // bezier curves costs more than it shows at that size.
+    { selector: 'edge.plain', style: { 'curve-style': 'straight' } },
+    {
+      // Edge labels cost most of the drawing of a large graph, where they
+      // are too small to read anyway: there, only a selected edge has one.
+      selector: 'edge.labelled, edge:selected',
+      style: {
         label: 'data(label)',
         'font-size': 9,
+        'min-zoomed-font-size': 6,
         'text-wrap': 'wrap',
         'text-background-color': '#ffffff',
         'text-background-opacity': 0.85,
@@ -300,11 +325,16 @@ function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boo
       classes: isVersion ? `${cls} version` : cls,
     });
   }
+  // A large graph (laid out in tiers) has plain edges: see graphStyle.
+  let drawn = 0;
+  for (const n of g.nodes) if (present.has(n.id) && n.kind !== 'virtualService') drawn++;
+  const large = drawn > forceLayoutLimit;
   for (const e of g.edges) {
     if (!present.has(e.source) || !present.has(e.target)) continue;
     if (e.idle && !showIdle) continue;
     if (e.unknownSource && !showUnknown) continue;
     const cls = [e.idle ? 'idle' : e.health ?? 'healthy'];
+    cls.push(large ? 'plain' : 'labelled');
     if (e.unknownSource) cls.push('unknown-source');
     els.push({ group: 'edges', data: { id: e.id, source: e.source, target: e.target, label: edgeLabel(e), edge: e }, classes: cls.join(' ') });
   }
@@ -334,11 +364,20 @@ function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boo
     const p = positions.get(n.id());
     if (p && n.isChildless()) n.position(p);
   });
+  const childless = cy.nodes().filter((n) => n.isChildless());
   if (fresh.length === 0) {
-    cy.fit(undefined, 30);
+    if (large) fitPositions(cy, childless);
+    else cy.fit(undefined, 30);
     return;
   }
-  const fixed = cy.nodes().filter((n) => n.isChildless() && positions.has(n.id())).map((n) => ({ nodeId: n.id(), position: { ...positions.get(n.id())! } }));
+  if (large) {
+    // A large graph: fcose on hundreds of nodes takes seconds on the main
+    // thread, so new nodes go into the tiered grid below what is drawn.
+    tierLayout(cy, fresh);
+    fitPositions(cy, childless);
+    return;
+  }
+  const fixed = childless.filter((n) => positions.has(n.id())).map((n) => ({ nodeId: n.id(), position: { ...positions.get(n.id())! } }));
   cy.layout({
     name: 'fcose',
     animate: false,
@@ -351,8 +390,113 @@ function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boo
     fit: true,
     padding: 30,
   } as cytoscape.LayoutOptions).run();
+  childless.forEach((n) => {
+    positions.set(n.id(), { ...n.position() });
+  });
+}
+
+/**
+ * forceLayoutLimit is the most drawn nodes (not counting service boxes)
+ * that are laid out by force (fcose) and have labelled, curved edges;
+ * larger graphs get tierLayout, and plain straight edges.
+ */
+const forceLayoutLimit = 120;
+
+/**
+ * fitPositions zooms and pans so that the nodes fit the canvas, from their
+ * positions alone: cy.fit measures every element's bounding box, labels and
+ * edge curves included, which takes most of a second for a thousand edges.
+ */
+function fitPositions(cy: cytoscape.Core, nodes: cytoscape.NodeCollection): void {
+  if (nodes.length === 0) return;
+  let x1 = Infinity;
+  let y1 = Infinity;
+  let x2 = -Infinity;
+  let y2 = -Infinity;
+  nodes.forEach((n) => {
+    const p = n.position();
+    x1 = Math.min(x1, p.x);
+    y1 = Math.min(y1, p.y);
+    x2 = Math.max(x2, p.x);
+    y2 = Math.max(y2, p.y);
+  });
+  // Room for the node shapes, the service boxes and their labels.
+  const margin = 70;
+  x1 -= margin;
+  y1 -= margin;
+  x2 += margin;
+  y2 += margin;
+  const pad = 30;
+  const zoom = Math.min(cy.maxZoom(), Math.max(cy.minZoom(),
+    Math.min((cy.width() - 2 * pad) / (x2 - x1), (cy.height() - 2 * pad) / (y2 - y1))));
+  cy.viewport({
+    zoom,
+    pan: { x: (cy.width() - zoom * (x1 + x2)) / 2, y: (cy.height() - zoom * (y1 + y2)) / 2 },
+  });
+}
+
+/** The row of the tiered layout a node goes in: gateways, then services, then the rest. */
+function tierOf(n: cytoscape.NodeSingular): number {
+  if (n.hasClass('gateway')) return 0;
+  if (n.isChild()) return 1;
+  if (n.hasClass('unknown')) return 3;
+  return 2;
+}
+
+/**
+ * tierLayout places the nodes in fresh, in O(n), in bands below the nodes
+ * already drawn: gateways, then services (the versions of a service side by
+ * side in its box), then virtual nodes outside any service, then unknown
+ * callers, each band wrapped into rows of about the square root of the
+ * graph's size. Positions depend only on the order of the nodes, so the
+ * same graph is drawn the same way every time.
+ */
+function tierLayout(cy: cytoscape.Core, fresh: cytoscape.NodeCollection): void {
+  const dx = 110;
+  const dy = 110;
+  const perRow = Math.max(4, Math.ceil(Math.sqrt(cy.nodes().length) * 1.5));
+  let top = 0;
   cy.nodes().forEach((n) => {
-    if (n.isChildless()) positions.set(n.id(), { ...n.position() });
+    if (n.isChildless() && positions.has(n.id())) top = Math.max(top, positions.get(n.id())!.y + dy);
+  });
+  // Blocks of nodes drawn side by side: one per service box, one per other node.
+  const tiers: cytoscape.NodeSingular[][][] = [[], [], [], []];
+  const blockOf = new Map<string, cytoscape.NodeSingular[]>();
+  fresh.forEach((n) => {
+    const t = tierOf(n);
+    const parent = n.isChild() ? n.parent().first().id() : '';
+    if (parent) {
+      const b = blockOf.get(parent);
+      if (b) {
+        b.push(n);
+        return;
+      }
+      const nb = [n];
+      blockOf.set(parent, nb);
+      tiers[t].push(nb);
+      return;
+    }
+    tiers[t].push([n]);
+  });
+  cy.batch(() => {
+    for (const tier of tiers) {
+      if (tier.length === 0) continue;
+      let col = 0;
+      for (const block of tier) {
+        if (col > 0 && col + block.length > perRow) {
+          col = 0;
+          top += dy;
+        }
+        for (const n of block) {
+          const p = { x: col * dx, y: top };
+          n.position(p);
+          positions.set(n.id(), p);
+          col++;
+        }
+        col += 0.4; // a gap between service boxes
+      }
+      top += dy * 1.3;
+    }
   });
 }
 
