@@ -137,8 +137,14 @@ func (e *env) startServer(ctx context.Context) error {
 
 // applyMesh applies the benchmark mesh with `meshlens apply -f`.
 func (e *env) applyMesh(ctx context.Context, accessLogDir string) error {
+	return e.applyMeshTracing(ctx, accessLogDir, nil)
+}
+
+// applyMeshTracing applies the benchmark mesh with a tracing setting
+// (nil: the mesh's default).
+func (e *env) applyMeshTracing(ctx context.Context, accessLogDir string, tracing *tracingSetting) error {
 	f := filepath.Join(e.dir, "mesh.yaml")
-	if err := os.WriteFile(f, []byte(meshYAML(accessLogDir)), 0o644); err != nil {
+	if err := os.WriteFile(f, []byte(meshYAML(accessLogDir, tracing)), 0o644); err != nil {
 		return fmt.Errorf("write mesh: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, e.meshlens, "apply", "-f", f, "--server", e.apiURL)

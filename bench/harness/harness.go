@@ -178,7 +178,7 @@ func Main(ctx context.Context, o Options) error {
 		res.Failures = append(res.Failures, "plot: "+err.Error())
 	}
 	if o.Markdown != "" {
-		if err := updateMarkdown(o.Markdown, res); err != nil {
+		if err := updateMarkdown(o.Markdown, res, o.sectionsOfOnly()...); err != nil {
 			res.Failures = append(res.Failures, "markdown: "+err.Error())
 		}
 	}
@@ -231,8 +231,8 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 	selected := slices.DeleteFunc(slices.Clone(scenarios), func(s Scenario) bool {
 		return o.Only != "" && !strings.Contains(s.ID, o.Only)
 	})
-	runBlock := func(variantName string, scs []Scenario, paths []string, loads func(Scenario) []float64) {
-		for rep := 1; rep <= o.Reps; rep++ {
+	runReps := func(variantName string, reps int, scs []Scenario, paths []string, loads func(Scenario) []float64) {
+		for rep := 1; rep <= reps; rep++ {
 			for _, s := range scs {
 				for _, rate := range loads(s) {
 					for _, path := range paths {
@@ -265,8 +265,27 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 			}
 		}
 	}
+	runBlock := func(variantName string, scs []Scenario, paths []string, loads func(Scenario) []float64) {
+		runReps(variantName, o.Reps, scs, paths, loads)
+	}
 	runBlock("default", selected, allPaths, func(s Scenario) []float64 { return s.Loads })
 
+	// Tracing: HTTP/1.1 1 KB at 1000 rps over the meshlens paths with
+	// tracing off, at 1 % and at 100 %, the settings interleaved within
+	// each repetition (the mesh is re-applied between them).
+	if o.Only == "" || strings.Contains(tracingScenarioID, o.Only) {
+		once := func(variantName string, scs []Scenario, paths []string, loads func(Scenario) []float64) {
+			runReps(variantName, 1, scs, paths, loads)
+		}
+		if err := runTracing(ctx, o, e, res, once); err != nil {
+			return fmt.Errorf("tracing variants: %w", err)
+		}
+	}
+
+	if len(selected) == 0 {
+		// Only the tracing variants were asked for.
+		return nil
+	}
 	if !e.hasPprofFlag {
 		// Nothing to profile in the running sidecars.
 	} else if prof, g, err := e.profileUnderLoad(ctx, o); err != nil {
@@ -428,4 +447,76 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 		return r, err
 	}
 	return r, err
+}
+
+// tracingScenarioID selects the tracing variants with -only.
+const tracingScenarioID = "http1-1k-tracing"
+
+// runTracing measures the tracing settings, each repetition running every
+// setting in turn, then restores the mesh's default tracing. It checks
+// that the control plane's trace store received the sidecars' spans.
+func runTracing(ctx context.Context, o Options, e *env, res *Results,
+	runBlock func(string, []Scenario, []string, func(Scenario) []float64)) error {
+	s := scenarioByID("http1-1k")
+	paths := []string{pathDirect, pathML1, pathML2}
+	for rep := 1; rep <= o.Reps && ctx.Err() == nil; rep++ {
+		for _, t := range tracingSettings {
+			if err := e.applyMeshTracing(ctx, "", &t); err != nil {
+				return fmt.Errorf("apply mesh with tracing %s: %w", t.variant, err)
+			}
+			if err := e.waitTracing(ctx, t); err != nil {
+				return err
+			}
+			since := time.Now()
+			n := len(res.Runs)
+			runBlockRep(runBlock, t.variant, rep, s, paths, res)
+			got, err := e.traceCount(ctx, since)
+			if err != nil {
+				return err
+			}
+			var sent int
+			for _, r := range res.Runs[n:] {
+				if r.Path == pathML1 || r.Path == pathML2 {
+					sent += r.Requests
+				}
+			}
+			slog.Info("tracing", "variant", t.variant, "rep", rep, "requests_through_sidecars", sent, "traces_stored", got)
+			if t.provider != "none" && got == 0 {
+				res.Failures = append(res.Failures, fmt.Sprintf("%s rep %d: the control plane's trace store received no trace of %d requests", t.variant, rep, sent))
+			}
+			if rep == o.Reps {
+				res.Notes = append(res.Notes, fmt.Sprintf("tracing %s: the control plane's trace store answered %d traces (its query returns at most 1500) of the HTTP/1.1 server sidecar for the last repetition's %d requests through the sidecars.", t.label, got, sent))
+			}
+		}
+	}
+	if err := e.applyMesh(ctx, ""); err != nil {
+		return fmt.Errorf("apply mesh with default tracing: %w", err)
+	}
+	return e.waitTracing(ctx, tracingSetting{provider: "builtin", percent: 1})
+}
+
+// runBlockRep runs one repetition of one variant through runBlock and
+// numbers its runs rep.
+func runBlockRep(runBlock func(string, []Scenario, []string, func(Scenario) []float64),
+	variant string, rep int, s Scenario, paths []string, res *Results) {
+	n := len(res.Runs)
+	runBlock(variant, []Scenario{s}, paths, func(Scenario) []float64 { return []float64{1000} })
+	for i := n; i < len(res.Runs); i++ {
+		res.Runs[i].Rep = rep
+	}
+}
+
+// sectionsOfOnly names the BENCHMARKS.md sections a run limited by Only
+// measures, when that is the tracing variants alone; nil means every
+// section.
+func (o Options) sectionsOfOnly() []string {
+	if o.Only == "" || !strings.Contains(tracingScenarioID, o.Only) {
+		return nil
+	}
+	for _, s := range scenarios {
+		if strings.Contains(s.ID, o.Only) {
+			return nil
+		}
+	}
+	return []string{"tracing"}
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,11 +22,11 @@ func TestHAProxyConfig(t *testing.T) {
 }
 
 func TestMeshYAML(t *testing.T) {
-	plain := meshYAML("")
+	plain := meshYAML("", nil)
 	if strings.Contains(plain, "accessLog") {
 		t.Error("access log without a directory")
 	}
-	logged := meshYAML("/tmp/logs")
+	logged := meshYAML("/tmp/logs", nil)
 	if got := strings.Count(logged, "path: /tmp/logs/"); got != len(serverNodes)+1 {
 		t.Errorf("%d access logs, want one per node", got)
 	}
@@ -85,4 +86,111 @@ func hops(path string) int {
 		return 2
 	}
 	return 0
+}
+
+func TestMeshYAMLTracing(t *testing.T) {
+	for _, tc := range []struct {
+		setting *tracingSetting
+		want    string
+	}{
+		{nil, ""},
+		{&tracingSettings[0], "  meshlens: {tracing: {provider: none}}\n"},
+		{&tracingSettings[1], "  meshlens: {tracing: {provider: builtin, samplingPercentage: 1}}\n"},
+		{&tracingSettings[2], "  meshlens: {tracing: {provider: builtin, samplingPercentage: 100}}\n"},
+	} {
+		y := meshYAML("", tc.setting)
+		if tc.want == "" {
+			if strings.Contains(y, "tracing") {
+				t.Errorf("default mesh names tracing:\n%s", y)
+			}
+			continue
+		}
+		if !strings.Contains(y, "egressFilter: {type: DROP_ALL}\n"+tc.want+"---\n") {
+			t.Errorf("mesh for %s lacks %q in its Mesh:\n%s", tc.setting.variant, tc.want, y)
+		}
+	}
+}
+
+// A setting is seen in a config_dump only when the dump carries its
+// collector cluster and sampling percentage.
+func TestTracingInConfig(t *testing.T) {
+	builtin100 := `{"cluster":"cds_tracing_meshlens","tracing":{"random_sampling":{"value":100}}}`
+	builtin1 := `{"cluster":"cds_tracing_meshlens","tracing":{"random_sampling":{"value":1}}}`
+	off := `{"listeners":[]}`
+	for _, tc := range []struct {
+		setting tracingSetting
+		dump    string
+		want    bool
+	}{
+		{tracingSettings[0], off, true},
+		{tracingSettings[0], builtin1, false},
+		{tracingSettings[1], builtin1, true},
+		{tracingSettings[1], builtin100, false},
+		{tracingSettings[1], off, false},
+		{tracingSettings[2], builtin100, true},
+		{tracingSettings[2], builtin1, false},
+	} {
+		if got := tc.setting.inConfig(tc.dump); got != tc.want {
+			t.Errorf("%s in %s = %v, want %v", tc.setting.variant, tc.dump, got, tc.want)
+		}
+	}
+}
+
+// The tracing table puts each setting against tracing off, and a run of
+// the tracing variants alone rewrites only their section.
+func TestTracingReport(t *testing.T) {
+	res := &Results{Reps: 3, Conns: 16, DurationS: 4, Notes: []string{"tracing 100 % (builtin): stored 1500", "access log on: other"}}
+	cpu := map[string]float64{"tracing-none": 0.1, "tracing-1": 0.11, "tracing-100": 0.2}
+	for rep := 1; rep <= 3; rep++ {
+		for _, ts := range tracingSettings {
+			for _, p := range []string{pathDirect, pathML1, pathML2} {
+				r := Run{Scenario: "http1-1k", Proto: "http1", Payload: "1k", Load: "1000rps", Rate: 1000, Path: p, Variant: ts.variant, Rep: rep,
+					Summary: loadgen.Summary{Requests: 4000, Throughput: 1000, P50: 0.5, P99: 2 * cpu[ts.variant] * 10 * float64(rep)}}
+				for range hops(p) {
+					r.Procs = append(r.Procs, ProcCost{Name: "x", CPUPer1000: cpu[ts.variant] * float64(rep)})
+				}
+				res.Runs = append(res.Runs, r)
+			}
+		}
+	}
+	sec := sections(res)["tracing"]
+	for _, want := range []string{
+		"| meshlens, 1 hop | off (`provider: none`) | 0.200 (0.100–0.300) | 1.00x | 4.000 (2.000–6.000) | 1.00x | 0.500 | 3 |",
+		"| meshlens, 2 hops | 100 % (builtin) | 0.800 (0.400–1.200) | 2.00x | 8.000 (4.000–12.000) | 2.00x |",
+		"| meshlens, 2 hops | 1 % (builtin) | 0.440 (0.220–0.660) | 1.10x |",
+		"- tracing 100 % (builtin): stored 1500\n",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("tracing section lacks %q:\n%s", want, sec)
+		}
+	}
+	if strings.Contains(sec, "access log on") {
+		t.Errorf("tracing section carries another variant's note:\n%s", sec)
+	}
+
+	o := Options{Only: tracingScenarioID}
+	md := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	doc := strings.Replace(skeleton, "<!-- BEGIN generated: latency -->\n", "<!-- BEGIN generated: latency -->\nearlier figures\n", 1)
+	os.WriteFile(md, []byte(doc), 0o644)
+	if err := updateMarkdown(md, res, o.sectionsOfOnly()...); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(md)
+	if !strings.Contains(string(b), "earlier figures") || !strings.Contains(string(b), "| meshlens, 2 hops | 100 % (builtin) |") {
+		t.Errorf("updated file:\n%s", b)
+	}
+	for _, tc := range []struct {
+		only string
+		want []string
+	}{
+		{"", nil},
+		{"tracing", []string{"tracing"}},
+		{tracingScenarioID, []string{"tracing"}},
+		{"http1-1k", nil},
+		{"grpc", nil},
+	} {
+		if got := (Options{Only: tc.only}).sectionsOfOnly(); !slices.Equal(got, tc.want) {
+			t.Errorf("sections of -only %q = %v, want %v", tc.only, got, tc.want)
+		}
+	}
 }

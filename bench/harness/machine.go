@@ -3,9 +3,11 @@ package harness
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -342,4 +344,54 @@ func goroutines(sc *sidecar) (int, error) {
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n, nil
+}
+
+// waitTracing waits until every sidecar's config_dump shows a tracing
+// setting.
+func (e *env) waitTracing(ctx context.Context, t tracingSetting) error {
+	for name, sc := range e.sidecars {
+		err := waitFor(ctx, 15*time.Second, "tracing "+t.variant+" in the config of "+name, func() error {
+			resp, err := plainHTTP.Get("http://" + sc.admin + "/config_dump")
+			if err != nil {
+				return err
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !t.inConfig(strings.Join(strings.Fields(string(b)), "")) {
+				return fmt.Errorf("config_dump does not show tracing %s", t.yaml())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// traceCount is how many traces of the HTTP/1.1 server sidecar that
+// started since a moment the control plane's trace store answers with
+// (its Jaeger API, which returns at most 1500).
+func (e *env) traceCount(ctx context.Context, since time.Time) (int, error) {
+	u := fmt.Sprintf("%s/api/traces?limit=1500&start=%d&service=%s/%s", e.apiURL, since.UnixMicro(), meshName, serverNodes[0].name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, fmt.Errorf("trace store query: %w", err)
+	}
+	resp, err := longHTTP.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("trace store query: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return 0, fmt.Errorf("trace store query: %s: %s", resp.Status, b)
+	}
+	var body struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return 0, fmt.Errorf("trace store query: decode: %w", err)
+	}
+	return len(body.Data), nil
 }

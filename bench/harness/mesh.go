@@ -35,8 +35,10 @@ func serviceName(node string) string { return node + "." + meshName + ".local" }
 func nodeID(node string) string { return "mesh/" + meshName + "/virtualNode/" + node }
 
 // meshYAML renders the mesh; accessLog, when set, is the directory where
-// every node's access log file goes.
-func meshYAML(accessLogDir string) string {
+// every node's access log file goes, and tracing, when set, is the mesh's
+// spec.meshlens.tracing (absent, the mesh traces with the builtin provider
+// at its default sampling).
+func meshYAML(accessLogDir string, tracing *tracingSetting) string {
 	var b strings.Builder
 	logging := func(node string) string {
 		if accessLogDir == "" {
@@ -45,6 +47,9 @@ func meshYAML(accessLogDir string) string {
 		return fmt.Sprintf("  logging: {accessLog: {file: {path: %s/%s.log}}}\n", accessLogDir, node)
 	}
 	fmt.Fprintf(&b, "kind: Mesh\nname: %s\nspec:\n  egressFilter: {type: DROP_ALL}\n", meshName)
+	if tracing != nil {
+		fmt.Fprintf(&b, "  meshlens: {tracing: %s}\n", tracing.yaml())
+	}
 	var backends []string
 	for _, n := range serverNodes {
 		fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: %s\nspec:\n  listeners:\n    - portMapping: {port: %d, protocol: %s}\n  serviceDiscovery: {awsCloudMap: {namespaceName: %s.local, serviceName: %s}}\n%s",
@@ -56,4 +61,43 @@ func meshYAML(accessLogDir string) string {
 	fmt.Fprintf(&b, "---\nkind: VirtualNode\nmesh: %s\nname: %s\nspec:\n  backends:\n%s%s",
 		meshName, clientNode, strings.Join(backends, ""), logging(clientNode))
 	return b.String()
+}
+
+// tracingSetting is one tracing configuration of the mesh the tracing
+// variants measure.
+type tracingSetting struct {
+	// variant names the runs in results.json.
+	variant string
+	// label is how the report names the setting.
+	label string
+	// provider is builtin or none; percent is the sampling percentage of
+	// builtin.
+	provider string
+	percent  float64
+}
+
+// tracingSettings are the tracing variants, tracing off first: the
+// report's ratios are to it.
+var tracingSettings = []tracingSetting{
+	{variant: "tracing-none", label: "off (`provider: none`)", provider: "none"},
+	{variant: "tracing-1", label: "1 % (builtin)", provider: "builtin", percent: 1},
+	{variant: "tracing-100", label: "100 % (builtin)", provider: "builtin", percent: 100},
+}
+
+func (t tracingSetting) yaml() string {
+	if t.provider == "none" {
+		return "{provider: none}"
+	}
+	return fmt.Sprintf("{provider: %s, samplingPercentage: %g}", t.provider, t.percent)
+}
+
+// inConfig reports whether a sidecar's config_dump (whitespace removed)
+// shows the setting: no tracing collector cluster when off, else the
+// builtin collector cluster and the sampling percentage.
+func (t tracingSetting) inConfig(dump string) bool {
+	if t.provider == "none" {
+		return !strings.Contains(dump, "cds_tracing_meshlens")
+	}
+	return strings.Contains(dump, "cds_tracing_meshlens") &&
+		strings.Contains(dump, fmt.Sprintf(`"random_sampling":{"value":%g}`, t.percent))
 }
