@@ -366,6 +366,8 @@ type Exchange struct {
 	traceFormats propagation.Formats
 	traceCC      *ChainConfig
 	traceReq     *http.Request
+	// traceDecided says a sampling decision came with the request.
+	traceDecided bool
 	// traceSpanID is the last attempt's client span id (egress), for the
 	// access log.
 	traceSpanID [8]byte

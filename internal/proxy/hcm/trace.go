@@ -30,6 +30,7 @@ func (ex *Exchange) beginTrace(r *http.Request, cc *ChainConfig, ci *Conn) {
 		name = ex.route.Name
 	}
 	ex.tracer, ex.traceFormats, ex.traceCC, ex.traceReq = cc.Tracer, cc.TraceFormats, cc, r
+	ex.traceDecided = parent.SampledKnown
 	if cc.Dir == table.Outbound {
 		ex.Trace = cc.Tracer.Decide(parent, name, ex.start)
 		return
@@ -134,18 +135,26 @@ func (ex *Exchange) Tracing() bool { return ex.tracer != nil }
 
 // InjectTrace writes the trace context of an upstream attempt into its
 // request headers: the attempt's client span's (egress) or the server
-// span's, replacing the headers of the formats the chain writes. A request that is not sampled keeps the
-// trace headers it came with and gets none written, so that it allocates
-// nothing for tracing: the next hop decides for itself (at the same
-// percentage, the same decision for a trace it continues).
+// span's, replacing the headers of the formats the chain writes. A
+// request that is not sampled keeps the trace headers it came with, and
+// when no decision came with it, it carries B3's decision-only "b3: 0"
+// upstream, so that the next hop does not start a trace of its own at its
+// own odds; that value is shared, so an unsampled request still allocates
+// nothing for tracing.
 func (ex *Exchange) InjectTrace(h http.Header, client *tracing.Span) {
 	switch {
 	case client != nil:
 		propagation.Inject(h, client.Context(), ex.traceFormats)
 	case ex.Trace.Span != nil:
 		propagation.Inject(h, ex.Trace.Ctx, ex.traceFormats)
+	case !ex.traceDecided:
+		h["B3"] = b3NotSampled
 	}
 }
+
+// b3NotSampled is B3's single-header "deny" decision, shared by every
+// unsampled request; header values are never modified in place.
+var b3NotSampled = []string{"0"}
 
 // TraceSpan is the span an upstream attempt's events go to: the server
 // span, else (egress) the attempt's own.

@@ -3,6 +3,7 @@ package hcm
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 
 // TestUnsampledTraceAllocatesNothing: on a chain that traces, a request
 // head sampling drops (with an incoming context or without) costs no
-// allocation: the trace begins, nothing is written upstream, and it ends.
+// allocation: the trace begins, nothing but a shared "b3: 0" (when no
+// decision came in) is written upstream, and it ends.
 func TestUnsampledTraceAllocatesNothing(t *testing.T) {
 	smp, err := sampling.New(sampling.Config{Percent: 0})
 	if err != nil {
@@ -49,8 +51,14 @@ func TestUnsampledTraceAllocatesNothing(t *testing.T) {
 		if n != 0 {
 			t.Errorf("headers %v: %v allocations per unsampled request, want 0", hdr, n)
 		}
-		if len(up) != len(hdr) {
-			t.Errorf("headers %v: upstream got %v", hdr, up)
+		// A request that brought no decision tells the next hop (b3: 0);
+		// one that brought one keeps its headers as they came.
+		want := hdr.Clone()
+		if len(hdr) == 0 {
+			want["B3"] = []string{"0"}
+		}
+		if !reflect.DeepEqual(up, want) {
+			t.Errorf("headers %v: upstream got %v, want %v", hdr, up, want)
 		}
 	}
 }
