@@ -7,8 +7,6 @@ import (
 	"math"
 )
 
-// # X-Ray local sampling rules
-//
 // A Manifest is an X-Ray local sampling rules file, as the X-Ray SDKs
 // and Envoy's X-Ray tracer (sampling_rule_manifest) read it: version 2
 // rules match "host", version 1 rules "service_name"; both match

@@ -17,6 +17,16 @@
 // rate agrees, and a fresh trace (whose id is random) is sampled at the
 // configured rate.
 //
+// # X-Ray local sampling rules
+//
+// With Config.Rules (an X-Ray sampling rules file, ParseManifest and
+// NewRules), the rules decide a request with no incoming decision in
+// place of the percentages: the first rule matching its Host header,
+// method and path (else the default rule) samples up to fixed_target
+// requests a second from a lock-free reservoir, then its rate of the
+// rest by trace id. SampleHTTP passes the request's host, method and
+// path; matching allocates nothing.
+//
 // # Tail rule for the built-in store
 //
 // Tail says which finished requests are kept although head sampling
