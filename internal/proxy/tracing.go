@@ -159,6 +159,9 @@ func (t *applyTxn) chainTracer(c *table.FilterChain) (*tracing.Tracer, propagati
 	} else {
 		cfg.Exporters = []tracing.Exporter{e.exp}
 	}
+	if o := t.p.cfg.Tracing; o != nil && o.Provider == table.TracingXRay {
+		scfg.Rules = o.Rules
+	}
 	smp, err := sampling.New(scfg)
 	if err != nil {
 		return nil, 0, err
@@ -254,6 +257,9 @@ type TracingOverride struct {
 	// Tags name the proxy (meshlens.mesh, meshlens.virtual_node or
 	// virtual_gateway) where xDS gave no tracing.
 	Tags map[string]string
+	// Rules, when set, are X-Ray local sampling rules deciding requests
+	// with no incoming decision in place of the percentages.
+	Rules *sampling.Rules
 }
 
 // effectiveTracing is a connection manager's tracing with the

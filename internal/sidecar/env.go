@@ -23,7 +23,7 @@ var appMeshEnvRead = []string{
 	"ENVOY_LOG_LEVEL", "ENVOY_ADMIN_ACCESS_PORT", "ENVOY_INITIAL_FETCH_TIMEOUT",
 	"ENABLE_ENVOY_STATS_TAGS", "APPMESH_METRIC_EXTENSION_VERSION", "ENVOY_STATS_FLUSH_INTERVAL",
 	"ENABLE_ENVOY_DOG_STATSD", "STATSD_ADDRESS", "STATSD_PORT", "STATSD_SOCKET_PATH",
-	"ENABLE_ENVOY_XRAY_TRACING", "XRAY_DAEMON_PORT", "XRAY_SAMPLING_RATE", "XRAY_SEGMENT_NAME", "AWS_XRAY_DAEMON_ADDRESS",
+	"ENABLE_ENVOY_XRAY_TRACING", "XRAY_DAEMON_PORT", "XRAY_SAMPLING_RATE", "XRAY_SAMPLING_RULE_MANIFEST", "XRAY_SEGMENT_NAME", "AWS_XRAY_DAEMON_ADDRESS",
 	"ENABLE_ENVOY_JAEGER_TRACING", "JAEGER_TRACER_ADDRESS", "JAEGER_TRACER_PORT",
 }
 
@@ -35,7 +35,6 @@ var appMeshEnvIgnored = []struct{ name, reason string }{
 	{"ENVOY_CONCURRENCY", "use --concurrency"},
 	{"ENVOY_STATS_CONFIG_FILE", "Envoy stats configuration is not read; the tags are App Mesh's, see docs/stats.md"},
 	{"ENVOY_STATS_SINKS_CFG_FILE", "Envoy sink configuration is not read; use ENABLE_ENVOY_DOG_STATSD or --emf-path"},
-	{"XRAY_SAMPLING_RULE_MANIFEST", "the rules file is not read; the sampling rate is XRAY_SAMPLING_RATE's (else the mesh's), and routes sample per the mesh's routes"},
 	{"JAEGER_TRACER_VERSION", "spans go to Jaeger as Zipkin v2 JSON"},
 	{"ENABLE_ENVOY_DATADOG_TRACING", "Datadog tracing is not supported: the agent's own trace API is not spoken; turn on the Datadog agent's OTLP receiver and set the mesh's tracing provider to otlp at it"},
 	{"DATADOG_TRACER_ADDRESS", "Datadog tracing is not supported (see ENABLE_ENVOY_DATADOG_TRACING)"},

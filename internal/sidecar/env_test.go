@@ -72,7 +72,8 @@ func TestLoggerEnvoyLogLevel(t *testing.T) {
 
 func TestWarnIgnoredEnv(t *testing.T) {
 	env := map[string]string{
-		"XRAY_SAMPLING_RULE_MANIFEST":  "/etc/xray/rules.json",
+		"XRAY_SAMPLING_RULE_MANIFEST":  "/etc/xray/rules.json", // read
+		"ENVOY_ADMIN_ACCESS_LOG_FILE":  "/tmp/admin.log",
 		"ENABLE_ENVOY_XRAY_TRACING":    "1", // read
 		"APPMESH_SDS_SOCKET_PATH":      "/run/spire/sockets/agent.sock",
 		"ENVOY_CONCURRENCY":            "2",
@@ -94,12 +95,12 @@ func TestWarnIgnoredEnv(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"XRAY_SAMPLING_RULE_MANIFEST", "APPMESH_SDS_SOCKET_PATH", "ENVOY_CONCURRENCY", "ENABLE_ENVOY_DATADOG_TRACING"} {
+	for _, name := range []string{"ENVOY_ADMIN_ACCESS_LOG_FILE", "APPMESH_SDS_SOCKET_PATH", "ENVOY_CONCURRENCY", "ENABLE_ENVOY_DATADOG_TRACING"} {
 		if !warned[name] {
 			t.Errorf("no warning for %s:\n%s", name, out.String())
 		}
 	}
-	for _, name := range []string{"ENABLE_ENVOY_JAEGER_TRACING", "ENVOY_LOG_LEVEL", "APPMESH_RESOURCE_ARN", "ENABLE_ENVOY_XRAY_TRACING"} {
+	for _, name := range []string{"ENABLE_ENVOY_JAEGER_TRACING", "ENVOY_LOG_LEVEL", "APPMESH_RESOURCE_ARN", "ENABLE_ENVOY_XRAY_TRACING", "XRAY_SAMPLING_RULE_MANIFEST"} {
 		if warned[name] {
 			t.Errorf("warning for %s, which is read or off:\n%s", name, out.String())
 		}

@@ -1,7 +1,9 @@
 package sidecar
 
 import (
+	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
+	"github.com/meshlens/meshlens/internal/tracing/sampling"
 )
 
 // App Mesh's Envoy image turned tracing on with environment variables.
@@ -90,7 +93,43 @@ func tracingFromEnv(getenv func(string) string, id nodeid.ID) (*proxy.TracingOve
 		pct := rate * 100
 		o.Percent = &pct
 	}
+	if v := strings.TrimSpace(getenv("XRAY_SAMPLING_RULE_MANIFEST")); v != "" {
+		rules, err := readSamplingRules(v)
+		if err != nil {
+			return nil, err
+		}
+		o.Rules = rules
+	}
 	return o, nil
+}
+
+// maxSamplingRulesSize bounds the X-Ray sampling rules file.
+const maxSamplingRulesSize = 1 << 20
+
+// readSamplingRules reads XRAY_SAMPLING_RULE_MANIFEST's file: errors name
+// the variable, the file and the field.
+func readSamplingRules(path string) (*sampling.Rules, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, configf("XRAY_SAMPLING_RULE_MANIFEST: %v", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSamplingRulesSize+1))
+	if err != nil {
+		return nil, configf("XRAY_SAMPLING_RULE_MANIFEST %s: %v", path, err)
+	}
+	if len(data) > maxSamplingRulesSize {
+		return nil, configf("XRAY_SAMPLING_RULE_MANIFEST %s: larger than %d bytes", path, maxSamplingRulesSize)
+	}
+	m, err := sampling.ParseManifest(data)
+	if err != nil {
+		return nil, configf("XRAY_SAMPLING_RULE_MANIFEST %s: %v", path, err)
+	}
+	rules, err := sampling.NewRules(m)
+	if err != nil {
+		return nil, configf("XRAY_SAMPLING_RULE_MANIFEST %s: %v", path, err)
+	}
+	return rules, nil
 }
 
 // envSwitch reads an ENABLE_* variable.

@@ -1,11 +1,16 @@
 package sidecar
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/tracing/propagation"
+	"github.com/meshlens/meshlens/internal/tracing/sampling"
 )
 
 func TestTracingFromEnv(t *testing.T) {
@@ -47,6 +52,61 @@ func TestTracingFromEnv(t *testing.T) {
 		case o == nil || o.Provider != tc.provider || o.Endpoint != tc.endpoint || o.ServiceName != tc.service ||
 			(tc.percent < 0) != (o.Percent == nil) || o.Percent != nil && *o.Percent != tc.percent || o.Tags["meshlens.virtual_node"] != "greeter":
 			t.Errorf("%s: %+v, want %v at %s as %s, percent %v", tc.name, o, tc.provider, tc.endpoint, tc.service, tc.percent)
+		}
+	}
+}
+
+// XRAY_SAMPLING_RULE_MANIFEST's rules decide requests with no incoming
+// decision; a bad file is a start-up error naming the file and field.
+func TestTracingFromEnvSamplingRules(t *testing.T) {
+	t.Parallel()
+	node := nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "rules.json")
+	if err := os.WriteFile(good, []byte(`{"version": 2, "rules": [{"description": "health", "host": "*", "http_method": "GET", "url_path": "/health*", "fixed_target": 0, "rate": 0}, {"description": "api", "host": "*", "http_method": "*", "url_path": "/api/*", "fixed_target": 0, "rate": 1}], "default": {"fixed_target": 0, "rate": 0}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"version": 2, "rules": [{"host": "*", "http_method": "*", "url_path": "*", "fixed_target": 1, "rate": 2}], "default": {"fixed_target": 1, "rate": 0.1}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err := tracingFromEnv(envOf(map[string]string{"ENABLE_ENVOY_XRAY_TRACING": "1", "XRAY_SAMPLING_RULE_MANIFEST": good}), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Rules == nil {
+		t.Fatal("no rules read")
+	}
+	// Without the manifest the sampler samples at XRAY_SAMPLING_RATE 1.
+	without, err := sampling.New(sampling.Config{Percent: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	with, err := sampling.New(sampling.Config{Percent: 100, Rules: o.Rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx propagation.SpanContext
+	ctx.TraceID[15] = 1
+	now := time.Unix(1700000000, 0)
+	for _, tc := range []struct {
+		method, path string
+		want         bool
+	}{{"GET", "/healthz", false}, {"POST", "/api/orders", true}, {"GET", "/other", false}} {
+		if !without.SampleHTTP(ctx, "", "svc", tc.method, tc.path, now) {
+			t.Errorf("%s %s: not sampled without the manifest", tc.method, tc.path)
+		}
+		if got := with.SampleHTTP(ctx, "", "svc", tc.method, tc.path, now); got != tc.want {
+			t.Errorf("%s %s: sampled %v with the manifest, want %v", tc.method, tc.path, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ path, err string }{
+		{bad, bad + ": rules[0].rate"},
+		{filepath.Join(dir, "missing.json"), "XRAY_SAMPLING_RULE_MANIFEST: open " + filepath.Join(dir, "missing.json")},
+	} {
+		_, err := tracingFromEnv(envOf(map[string]string{"ENABLE_ENVOY_XRAY_TRACING": "1", "XRAY_SAMPLING_RULE_MANIFEST": tc.path}), node)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: err %v, want one with %q", tc.path, err, tc.err)
 		}
 	}
 }

@@ -91,7 +91,13 @@ type Request struct {
 // route, and starts the server span when sampled. Unsampled, it
 // allocates nothing.
 func (t *Tracer) Begin(parent propagation.SpanContext, route string, start time.Time) Request {
-	r := t.Decide(parent, route, start)
+	return t.BeginHTTP(parent, route, start, "", "", "")
+}
+
+// BeginHTTP is Begin for an HTTP request to host with method and path,
+// which the sampler's rules may match.
+func (t *Tracer) BeginHTTP(parent propagation.SpanContext, route string, start time.Time, host, method, path string) Request {
+	r := t.DecideHTTP(parent, route, start, host, method, path)
 	if t != nil && r.Ctx.Sampled {
 		r.Span = t.startServer(r, false)
 	}
@@ -102,6 +108,12 @@ func (t *Tracer) Begin(parent propagation.SpanContext, route string, start time.
 // client spans (a sidecar's egress: the caller's span is its parent):
 // StartClientOf makes them. Unsampled, it allocates nothing.
 func (t *Tracer) Decide(parent propagation.SpanContext, route string, start time.Time) Request {
+	return t.DecideHTTP(parent, route, start, "", "", "")
+}
+
+// DecideHTTP is Decide for an HTTP request to host with method and path,
+// which the sampler's rules may match.
+func (t *Tracer) DecideHTTP(parent propagation.SpanContext, route string, start time.Time, host, method, path string) Request {
 	if t == nil {
 		return Request{Ctx: parent, Start: start, Route: route}
 	}
@@ -116,7 +128,7 @@ func (t *Tracer) Decide(parent propagation.SpanContext, route string, start time
 		ctx.TraceID = newTraceID(start)
 		ctx.TraceState = ""
 	}
-	ctx.Sampled = t.sampler.Sample(ctx, route)
+	ctx.Sampled = t.sampler.SampleHTTP(ctx, route, host, method, path, start)
 	ctx.SampledKnown = true
 	r.Ctx = ctx
 	return r

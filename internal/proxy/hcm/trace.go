@@ -32,10 +32,10 @@ func (ex *Exchange) beginTrace(r *http.Request, cc *ChainConfig, ci *Conn) {
 	ex.tracer, ex.traceFormats, ex.traceCC, ex.traceReq = cc.Tracer, cc.TraceFormats, cc, r
 	ex.traceDecided = parent.SampledKnown
 	if cc.Dir == table.Outbound {
-		ex.Trace = cc.Tracer.Decide(parent, name, ex.start)
+		ex.Trace = cc.Tracer.DecideHTTP(parent, name, ex.start, r.Host, r.Method, r.URL.Path)
 		return
 	}
-	ex.Trace = cc.Tracer.Begin(parent, name, ex.start)
+	ex.Trace = cc.Tracer.BeginHTTP(parent, name, ex.start, r.Host, r.Method, r.URL.Path)
 	if s := ex.Trace.Span; s != nil {
 		ex.describeServerSpan(s, r, cc, ci)
 	}

@@ -17,6 +17,16 @@
 // rate agrees, and a fresh trace (whose id is random) is sampled at the
 // configured rate.
 //
+// # X-Ray local sampling rules
+//
+// With Config.Rules (an X-Ray sampling rules file, ParseManifest and
+// NewRules), the rules decide a request with no incoming decision in
+// place of the percentages: the first rule matching its Host header,
+// method and path (else the default rule) samples up to fixed_target
+// requests a second from a lock-free reservoir, then its rate of the
+// rest by trace id. SampleHTTP passes the request's host, method and
+// path; matching allocates nothing.
+//
 // # Tail rule for the built-in store
 //
 // Tail says which finished requests are kept although head sampling
@@ -48,6 +58,9 @@ type Config struct {
 	Routes map[string]float64
 	// Tail is the rule for the built-in store.
 	Tail Tail
+	// Rules, when set (X-Ray local sampling rules), decide requests with
+	// no incoming decision in place of Percent and Routes.
+	Rules *Rules
 }
 
 // Tail keeps finished requests that head sampling dropped.
@@ -119,6 +132,7 @@ type Sampler struct {
 	def    rate
 	routes map[string]rate
 	tail   Tail
+	rules  *Rules
 }
 
 // New compiles cfg; errors name the field.
@@ -130,7 +144,7 @@ func New(cfg Config) (*Sampler, error) {
 	if cfg.Tail.Latency < 0 {
 		return nil, fmt.Errorf("sampling.tail.latency: %v is negative", cfg.Tail.Latency)
 	}
-	s := &Sampler{def: def, tail: cfg.Tail}
+	s := &Sampler{def: def, tail: cfg.Tail, rules: cfg.Rules}
 	if len(cfg.Routes) > 0 {
 		s.routes = make(map[string]rate, len(cfg.Routes))
 		for name, p := range cfg.Routes {
@@ -148,6 +162,12 @@ func New(cfg Config) (*Sampler, error) {
 // trace id already set: the caller's, or a fresh random one) and that
 // matched the named route ("" for none).
 func (s *Sampler) Sample(ctx propagation.SpanContext, route string) bool {
+	return s.SampleHTTP(ctx, route, "", "", "", time.Time{})
+}
+
+// SampleHTTP is Sample for an HTTP request to host with method and path
+// at now, which sampling rules (Config.Rules) match.
+func (s *Sampler) SampleHTTP(ctx propagation.SpanContext, route, host, method, path string, now time.Time) bool {
 	if ctx.Debug {
 		return true
 	}
@@ -156,6 +176,9 @@ func (s *Sampler) Sample(ctx propagation.SpanContext, route string) bool {
 	}
 	if s == nil {
 		return false
+	}
+	if s.rules != nil {
+		return s.rules.Sample(binary.BigEndian.Uint64(ctx.TraceID[8:]), host, method, path, now)
 	}
 	r := s.def
 	if s.routes != nil {
