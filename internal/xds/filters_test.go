@@ -1,13 +1,10 @@
 package xds
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/nodeid"
@@ -62,36 +59,7 @@ func TestFiltersGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			v := Translate(lookup, eps, id, tc.flavour)
-			validateView(t, v)
-			if _, _, err := v.snapshot(newHasher()); err != nil {
-				t.Fatalf("snapshot: %v", err)
-			}
-			// The served snapshot holds encoded resources; go-control-plane's
-			// check reads the typed ones.
-			if tc.flavour == FlavourEnvoy {
-				snap, err := cache.NewSnapshot("", v.byType())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := snap.Consistent(); err != nil {
-					t.Fatalf("Consistent(): %v", err)
-				}
-			}
-			got := renderView(t, v)
-			path := filepath.Join("testdata", tc.name+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the translation; run go test ./internal/xds -update and review the diff\n%s", path, firstDiff(string(want), string(got)))
-			}
+			checkGoldenView(t, v, tc.flavour, tc.name)
 		})
 	}
 }

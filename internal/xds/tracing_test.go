@@ -1,12 +1,7 @@
 package xds
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
-
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
@@ -66,36 +61,7 @@ func TestTracingGolden(t *testing.T) {
 			tr := newTranslator(lookup, eps)
 			tr.builtinCollector = builtinTestCollector
 			v := tr.view(id, tc.flavour)
-			validateView(t, v)
-			if _, _, err := v.snapshot(newHasher()); err != nil {
-				t.Fatalf("snapshot: %v", err)
-			}
-			// The served snapshot holds encoded resources; go-control-plane's
-			// check reads the typed ones.
-			if tc.flavour == FlavourEnvoy {
-				snap, err := cache.NewSnapshot("", v.byType())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := snap.Consistent(); err != nil {
-					t.Fatalf("Consistent(): %v", err)
-				}
-			}
-			got := renderView(t, v)
-			path := filepath.Join("testdata", tc.name+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file; run go test -update and review the diff\n%s", path, got)
-			}
+			checkGoldenView(t, v, tc.flavour, tc.name)
 		})
 	}
 }

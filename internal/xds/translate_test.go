@@ -98,39 +98,47 @@ func TestTranslateGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			v := Translate(lookup, eps, id, tc.flavour)
-			validateView(t, v)
-			if _, _, err := v.snapshot(newHasher()); err != nil {
-				t.Fatalf("snapshot: %v", err)
-			}
-			// go-control-plane's own check does not look into
-			// api_listeners, so it only applies to Envoy views. It reads
-			// typed resources; the served snapshot holds the same ones
-			// encoded.
-			if tc.flavour == FlavourEnvoy {
-				snap, err := cache.NewSnapshot("", v.byType())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := snap.Consistent(); err != nil {
-					t.Fatalf("Consistent(): %v", err)
-				}
-			}
-			got := renderView(t, v)
-			path := filepath.Join("testdata", tc.name+".golden.yaml")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the translation; run go test ./internal/xds -update and review the diff\n%s", path, firstDiff(string(want), string(got)))
-			}
+			checkGoldenView(t, v, tc.flavour, tc.name)
 		})
+	}
+}
+
+// checkGoldenView checks a translated view as every golden test does: it
+// validates, makes a snapshot (for Envoy views, consistent by
+// go-control-plane's own check, which reads the typed resources the
+// served snapshot holds encoded), and renders it as testdata/NAME.golden.yaml,
+// written again with -update.
+func checkGoldenView(t *testing.T, v *View, fl Flavour, name string) {
+	t.Helper()
+	validateView(t, v)
+	if _, _, err := v.snapshot(newHasher()); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	// go-control-plane's check does not look into api_listeners, so it
+	// only applies to Envoy views.
+	if fl == FlavourEnvoy {
+		snap, err := cache.NewSnapshot("", v.byType())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := snap.Consistent(); err != nil {
+			t.Fatalf("Consistent(): %v", err)
+		}
+	}
+	got := renderView(t, v)
+	path := filepath.Join("testdata", name+".golden.yaml")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the translation; run go test ./internal/xds -update and review the diff\n%s", path, firstDiff(string(want), string(got)))
 	}
 }
 
