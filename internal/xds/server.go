@@ -171,6 +171,10 @@ type Server struct {
 	// now served were built from: what the next input is compared with.
 	// It belongs to the run goroutine.
 	built map[string]map[string][]Endpoint
+	// pushedLookup is the lookup of the latest input whose views were
+	// handed to the caches; pushedCh is closed when a later one is.
+	pushedLookup v1alpha1.Lookup
+	pushedCh     chan struct{}
 }
 
 type input struct {
@@ -187,11 +191,14 @@ type nodeState struct {
 	flavour Flavour
 	streams map[int64]*streamState
 
-	dirty    bool  // needs a build from the current input
-	desired  *View // last build
-	pushed   *View // what the cache holds
-	versions typeVersions
-	notes    []Note
+	dirty   bool  // needs a build from the current input
+	desired *View // last build
+	// desiredFrom is the lookup desired was built from, whose warnings
+	// include desired's notes (see Server.Warnings).
+	desiredFrom v1alpha1.Lookup
+	pushed      *View // what the cache holds
+	versions    typeVersions
+	notes       []Note
 
 	// make-before-break
 	retained     map[string]retainedCluster
@@ -239,6 +246,7 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 		metrics:   opts.Metrics,
 		built:     map[string]map[string][]Endpoint{},
 		hash:      newHasher(),
+		pushedCh:  make(chan struct{}),
 	}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
@@ -281,6 +289,16 @@ func (s *Server) Update(l v1alpha1.Lookup, eps Endpoints) {
 	case s.kickInput <- struct{}{}:
 	default:
 	}
+}
+
+// Pushed returns the lookup of the latest input whose views the server
+// has handed to its caches (nil before the first), and a channel that is
+// closed when a later input's are. Work that should not hold up a push,
+// such as computing warnings for the API, waits for it.
+func (s *Server) Pushed() (v1alpha1.Lookup, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pushedLookup, s.pushedCh
 }
 
 // Nodes lists the connected data planes, sorted by key.
@@ -858,10 +876,14 @@ func (s *Server) step(now time.Time) time.Time {
 			continue
 		}
 		n.dirty = false
+		n.desiredFrom = tr.lookup
 		s.logNotes(n, views[i].Notes)
 		s.plan(n, views[i], h, now)
 	}
-	if len(build) > 0 {
+	if tr != nil && !sameLookup(s.pushedLookup, tr.lookup) {
+		s.pushedLookup = tr.lookup
+		close(s.pushedCh)
+		s.pushedCh = make(chan struct{})
 	}
 	var wake time.Time
 	soonest := func(t time.Time) {
