@@ -116,7 +116,7 @@ type Server struct {
 	// beforeApplyWarnings, when set (by tests), runs when an apply starts
 	// computing its warnings.
 	beforeApplyWarnings func()
-	warnings  warningCache
+	warnings            warningCache
 	// feeding is set while feedXDS hands the xDS server its inputs.
 	feeding atomic.Bool
 	taps    tapLimiter // open /v1/tap streams
