@@ -149,6 +149,7 @@ type Server struct {
 	log   *slog.Logger
 	opts  Options
 	ads   cache.SnapshotCache
+	sotw  *sotwCache
 	plain cache.SnapshotCache
 	xds   serverv3.Server
 
@@ -253,13 +254,22 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 	}
 	cl := cacheLogger{log}
 	s.ads = cache.NewSnapshotCache(true, nodeHash{}, cl)
+	s.sotw = newSotwCache(nodeHash{}, cl)
 	s.plain = cache.NewSnapshotCache(false, nodeHash{}, cl)
 	mux := &cache.MuxCache{
-		Classify: func(r *cache.Request) string { return flavourOf(r.GetNode()).String() },
+		// Envoy's state-of-the-world streams are answered by the cache
+		// that shares responses; its delta streams and REST fetches, by
+		// the snapshot cache.
+		Classify: func(r *cache.Request) string {
+			if fl := flavourOf(r.GetNode()); fl != FlavourEnvoy {
+				return fl.String()
+			}
+			return sotwKey
+		},
 		ClassifyDelta: func(r *cache.DeltaRequest) string {
 			return flavourOf(r.GetNode()).String()
 		},
-		Caches: map[string]cache.Cache{FlavourEnvoy.String(): s.ads, FlavourProxyless.String(): s.plain},
+		Caches: map[string]cache.Cache{sotwKey: s.sotw, FlavourEnvoy.String(): s.ads, FlavourProxyless.String(): s.plain},
 	}
 	s.xds = serverv3.NewServer(ctx, mux, s, sotw.WithOrderedADS())
 	go s.run()
@@ -814,6 +824,9 @@ func (s *Server) step(now time.Time) time.Time {
 		if len(n.streams) == 0 {
 			delete(s.nodes, key)
 			s.cacheFor(n.flavour).ClearSnapshot(key)
+			if n.flavour == FlavourEnvoy {
+				s.sotw.clearSnapshot(key)
+			}
 			continue
 		}
 		if n.dirty && tr != nil {
@@ -848,6 +861,9 @@ func (s *Server) step(now time.Time) time.Time {
 				}
 				p := &preparedSnapshot{}
 				p.snap, p.versions, p.err = v.snapshot(h)
+				if p.err == nil && build[i].flavour == FlavourEnvoy {
+					p.sotw = s.sotw.prepare(p.snap)
+				}
 				prepMu.Lock()
 				prepared[v] = p
 				prepMu.Unlock()
@@ -913,6 +929,7 @@ func (s *Server) step(now time.Time) time.Time {
 
 // preparedSnapshot is a view's snapshot, built while the view was.
 type preparedSnapshot struct {
+	sotw     *sotwSnapshot // for Envoy's state-of-the-world streams
 	snap     *cache.Snapshot
 	versions typeVersions
 	err      error
@@ -1061,10 +1078,11 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		return
 	}
 	var snap *cache.Snapshot
+	var sotw *sotwSnapshot
 	var tv typeVersions
 	var err error
 	if p := s.prepared[v]; p != nil {
-		snap, tv, err = p.snap, p.versions, p.err
+		snap, tv, err, sotw = p.snap, p.versions, p.err, p.sotw
 	} else {
 		snap, tv, err = v.snapshot(h)
 	}
@@ -1077,6 +1095,12 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		return
 	}
 	n.versions = tv
+	if n.flavour == FlavourEnvoy {
+		if sotw == nil {
+			sotw = s.sotw.prepare(snap)
+		}
+		s.sotw.setSnapshot(s.ctx, n.key, sotw)
+	}
 	if err := s.cacheFor(n.flavour).SetSnapshot(s.ctx, n.key, snap); err != nil {
 		s.log.Error("xds: set snapshot", "node", n.nodeID, "error", err)
 		return
@@ -1084,6 +1108,9 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 	s.log.Debug("xds: pushed", "node", n.nodeID, "flavour", n.flavour.String(),
 		"listeners", tv.Listeners, "routes", tv.Routes, "clusters", tv.Clusters, "endpoints", tv.Endpoints)
 }
+
+// sotwKey classifies the requests of Envoy's state-of-the-world streams.
+const sotwKey = "envoy-sotw"
 
 // cacheLogger sends go-control-plane's logs to slog, one level down: its
 // warnings (such as an ADS request naming a subset of a type) are normal
