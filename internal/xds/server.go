@@ -139,11 +139,13 @@ type NACK struct {
 // Server serves the views of connected data planes over ADS (state of the
 // world and delta) and the per-type xDS services.
 //
-// Envoy-flavoured data planes are served from a snapshot cache in ADS
-// mode with ordered responses (clusters, then endpoints, then listeners,
-// then routes); proxyless gRPC clients, which ask for single listeners by
-// name, from a cache in non-ADS mode, which answers any subset of a
-// snapshot (see docs/xds.md).
+// Envoy-flavoured data planes' state-of-the-world streams are served from
+// sotwCache, which answers as a snapshot cache in ADS mode with ordered
+// responses (clusters, then endpoints, then listeners, then routes) and
+// shares each response's encoded resources among streams; their delta
+// streams from a snapshot cache in ADS mode; proxyless gRPC clients,
+// which ask for single listeners by name, from a cache in non-ADS mode,
+// which answers any subset of a snapshot (see docs/xds.md).
 type Server struct {
 	ctx   context.Context
 	log   *slog.Logger
@@ -254,7 +256,7 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 	}
 	cl := cacheLogger{log}
 	s.ads = cache.NewSnapshotCache(true, nodeHash{}, cl)
-	s.sotw = newSotwCache(nodeHash{}, cl)
+	s.sotw = newSotwCache(nodeHash{}, cl, s.ads)
 	s.plain = cache.NewSnapshotCache(false, nodeHash{}, cl)
 	mux := &cache.MuxCache{
 		// Envoy's state-of-the-world streams are answered by the cache

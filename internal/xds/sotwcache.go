@@ -50,6 +50,9 @@ import (
 type sotwCache struct {
 	hash cache.NodeHash
 	log  cacheLogger
+	// fetch answers REST fetches: the snapshot cache holding the same
+	// snapshots.
+	fetch cache.ConfigFetcher
 
 	mu      sync.Mutex
 	nodes   map[string]*sotwNode
@@ -92,8 +95,8 @@ type typeResources struct {
 	enc []byte
 }
 
-func newSotwCache(hash cache.NodeHash, log cacheLogger) *sotwCache {
-	return &sotwCache{hash: hash, log: log, nodes: map[string]*sotwNode{},
+func newSotwCache(hash cache.NodeHash, log cacheLogger, fetch cache.ConfigFetcher) *sotwCache {
+	return &sotwCache{hash: hash, log: log, fetch: fetch, nodes: map[string]*sotwNode{},
 		shared: map[sharedKey]weak.Pointer[typeResources]{}}
 }
 
@@ -296,19 +299,17 @@ func (c *sotwCache) respond(ctx context.Context, w sotwWatch, tr *typeResources)
 	}
 }
 
-// Fetch is not served by this cache: REST fetches go to the snapshot
-// cache.
-func (c *sotwCache) Fetch(context.Context, *cache.Request) (cache.Response, error) {
-	return nil, errFetchElsewhere
+// Fetch answers a REST fetch from the snapshot cache that holds the same
+// snapshots.
+func (c *sotwCache) Fetch(ctx context.Context, req *cache.Request) (cache.Response, error) {
+	return c.fetch.Fetch(ctx, req)
 }
 
-// CreateDeltaWatch is not served by this cache: delta streams go to the
-// snapshot cache.
+// CreateDeltaWatch is not served by this cache: the server sends delta
+// streams to the snapshot cache.
 func (c *sotwCache) CreateDeltaWatch(*cache.DeltaRequest, cache.Subscription, chan cache.DeltaResponse) (func(), error) {
-	return nil, errFetchElsewhere
+	return nil, errors.New("xds: delta streams are not served by the state-of-the-world cache")
 }
-
-var errFetchElsewhere = errors.New("xds: the state-of-the-world cache serves only ADS streams")
 
 // sotwResponse is one stream's response: the shared encoded resources
 // under the stream's request.

@@ -264,11 +264,30 @@ func TestSotwCacheMatchesSnapshotCache(t *testing.T) {
 		m := &cacheModel{
 			t: t, r: rand.New(rand.NewPCG(seed, 1)),
 			ref:   cache.NewSnapshotCache(true, nodeHash{}, quiet),
-			got:   newSotwCache(nodeHash{}, quiet),
+			got:   newSotwCache(nodeHash{}, quiet, nil),
 			nodes: []string{"mesh/m/virtualNode/a", "mesh/m/virtualNode/b"},
 		}
 		for range 60 {
 			m.step()
 		}
+	}
+}
+
+// TestServerFetch: a REST fetch of an Envoy data plane's clusters is
+// answered with its view, from the snapshot cache behind the
+// state-of-the-world one.
+func TestServerFetch(t *testing.T) {
+	s, addr := startServer(t, Options{Debounce: 10 * time.Millisecond})
+	s.Update(loadMesh(t, "testdata/mesh.yaml"), fixtureEndpoints())
+	c := dialADS(t, addr, "mesh/demo/virtualNode/greeter")
+	c.until(10*time.Second, "the first configuration", c.synced)
+	resp, err := s.xds.FetchClusters(context.Background(), &discovery.DiscoveryRequest{
+		Node: &corev3.Node{Id: "mesh/demo/virtualNode/greeter", UserAgentName: "envoy"}, TypeUrl: resource.ClusterType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sorted(names(clustersOf(t, c.last[resource.ClusterType])))
+	if got := sorted(names(clustersOf(t, resp))); len(got) == 0 || !slices.Equal(got, want) {
+		t.Fatalf("fetched clusters %v, want %v", got, want)
 	}
 }
