@@ -339,6 +339,10 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 			s.log.Info("resource applied", "key", res.Resource.Key().String(), "op", res.Op, "version", res.Resource.Metadata.Version)
 		}
 	}
+	s.awaitPushed(ctx, s.store.Snapshot())
+	if s.beforeApplyWarnings != nil {
+		s.beforeApplyWarnings()
+	}
 	out.Warnings = warnings(keys)
 	setWarningHeaders(w, out.Warnings)
 	writeJSON(w, http.StatusOK, out)

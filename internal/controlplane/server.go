@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -112,8 +113,13 @@ type Server struct {
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
-	warnings  warningCache
-	taps      tapLimiter // open /v1/tap streams
+	// beforeApplyWarnings, when set (by tests), runs when an apply starts
+	// computing its warnings.
+	beforeApplyWarnings func()
+	warnings            warningCache
+	// feeding is set while feedXDS hands the xDS server its inputs.
+	feeding atomic.Bool
+	taps    tapLimiter // open /v1/tap streams
 
 	apiLn, xdsLn net.Listener
 }
@@ -254,6 +260,8 @@ func (s *Server) Run(ctx context.Context) error {
 // a registration that lands after the read closes the channel the next
 // wait is on, so it is never missed.
 func (s *Server) feedXDS(ctx context.Context) {
+	s.feeding.Store(true)
+	defer s.feeding.Store(false)
 	snaps := s.store.Watch(ctx)
 	var snap *store.Snapshot
 	regChanged := s.registry.Changed()
