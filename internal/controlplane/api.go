@@ -26,7 +26,7 @@ import (
 func (s *Server) api() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "revision": s.store.Snapshot().Revision()})
+		s.handleHealthz(w, r)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("POST /v1/apply", s.handleApply)
@@ -104,7 +104,11 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	snap := s.store.Snapshot()
+	snap, err := s.store.Current(r.Context())
+	if err != nil {
+		writeError(w, fmt.Errorf("read the store: %w", err))
+		return
+	}
 	parent := k.Parent
 	if parent == "" {
 		parent = r.URL.Query().Get(map[v1alpha1.Kind]string{v1alpha1.KindRoute: "virtualRouter", v1alpha1.KindGatewayRoute: "virtualGateway"}[k.Kind])
@@ -161,7 +165,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	snap := s.store.Snapshot()
+	snap, err := s.store.Current(r.Context())
+	if err != nil {
+		writeError(w, fmt.Errorf("read the store: %w", err))
+		return
+	}
 	res, err := s.resolve(snap, k)
 	if err != nil {
 		writeError(w, err)
@@ -481,6 +489,8 @@ func writeError(w http.ResponseWriter, err error) {
 		apiErr = &restv1.Error{Status: http.StatusConflict, Code: restv1.CodeResourceInUse, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		apiErr = &restv1.Error{Status: http.StatusConflict, Code: restv1.CodeConflict, Message: err.Error()}
+	case errors.Is(err, store.ErrTooLarge):
+		apiErr = &restv1.Error{Status: http.StatusRequestEntityTooLarge, Code: restv1.CodeTooLarge, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		apiErr = &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, v1alpha1.ErrReferenceNotFound), errors.Is(err, v1alpha1.ErrInvalidReference):

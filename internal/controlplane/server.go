@@ -39,7 +39,11 @@ const (
 
 // Config configures a control plane.
 type Config struct {
-	DataDir      string
+	DataDir string
+	// Etcd, when set, keeps the resources in that etcd cluster (shared
+	// by every replica given the same cluster and prefix) instead of
+	// the bbolt file under DataDir.
+	Etcd         *store.EtcdOptions
 	APIAddr      string
 	XDSAddr      string
 	MaxBodyBytes int64         // largest request body the API reads
@@ -135,7 +139,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{})
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -170,6 +174,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics.reg.MustRegister(newStateCollector(s))
 	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil
+}
+
+// openStoreTimeout bounds connecting to an etcd cluster and loading its
+// state at start.
+const openStoreTimeout = 30 * time.Second
+
+// openStore opens the configured store: the etcd cluster, or the bbolt
+// file in the data dir.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Etcd == nil {
+		return store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{Logger: cfg.Logger})
+	}
+	opts := *cfg.Etcd
+	opts.Logger = cfg.Logger
+	ctx, cancel := context.WithTimeout(ctx, openStoreTimeout)
+	defer cancel()
+	return store.OpenEtcd(ctx, opts)
 }
 
 // APIAddr is the address the REST API listens on.
