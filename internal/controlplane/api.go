@@ -412,7 +412,12 @@ const maxInstanceBody = 64 << 10
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	mesh, node, id := r.PathValue("mesh"), r.PathValue("node"), r.PathValue("id")
-	vn := s.store.Snapshot().Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node})
+	snap, err := s.store.Current(r.Context())
+	if err != nil {
+		writeError(w, fmt.Errorf("read the store: %w", err))
+		return
+	}
+	vn := snap.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node})
 	if vn == nil {
 		writeError(w, notFound(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node}))
 		return
@@ -445,17 +450,37 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	got, err := s.registry.Register(in)
-	if err != nil {
+	var got registry.Instance
+	if s.leased != nil {
+		got, err = s.leased.Register(r.Context(), in)
+	} else {
+		got, err = s.registry.Register(in)
+	}
+	if errors.Is(err, registry.ErrInvalid) || (err != nil && s.leased == nil) {
 		writeError(w, badRequest(err))
+		return
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("register: %w", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, toAPIInstance(got))
 }
 
 func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
-	if err := s.registry.Deregister(r.PathValue("mesh"), r.PathValue("node"), r.PathValue("id")); err != nil {
+	mesh, node, id := r.PathValue("mesh"), r.PathValue("node"), r.PathValue("id")
+	var err error
+	if s.leased != nil {
+		err = s.leased.Deregister(r.Context(), mesh, node, id)
+	} else {
+		err = s.registry.Deregister(mesh, node, id)
+	}
+	if errors.Is(err, registry.ErrNotFound) {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound, Message: err.Error()})
+		return
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("deregister: %w", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

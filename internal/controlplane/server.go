@@ -106,6 +106,9 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	registry *registry.Registry
+	// leased, with the etcd store, keeps registrations as leased keys
+	// that every replica mirrors into registry.
+	leased *registry.Leased
 	dns      *resolver
 	xds      *xds.Server
 	traces   *tracestore.Store
@@ -147,6 +150,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, store: st,
 		registry: registry.New(nil),
 		dns:      newResolver(cfg.Logger, cfg.DNSInterval, cfg.Resolver),
+	}
+	if e, ok := st.(*store.Etcd); ok {
+		s.leased = registry.NewLeased(s.registry, e.Client(), e.Prefix(), cfg.Logger)
 	}
 	s.metrics = newMetrics()
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
@@ -210,6 +216,10 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	wg.Add(3)
 	go func() { defer wg.Done(); s.registry.Run(ctx, time.Second) }()
+	if s.leased != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.leased.Run(ctx) }()
+	}
 	go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
 	go func() { defer wg.Done(); s.feedXDS(ctx) }()
 

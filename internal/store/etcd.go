@@ -208,6 +208,10 @@ func NewEtcdClient(opts EtcdOptions) (*clientv3.Client, error) {
 	return c, nil
 }
 
+// Prefix is the key prefix the store was opened with ("/meshlens/"):
+// other parts of the control plane keep their keys under it too.
+func (e *Etcd) Prefix() string { return strings.TrimSuffix(e.base, "store/") }
+
 // Client is the store's etcd client, for the parts of the control plane
 // that keep other keys (registrations, peers, the leader) in the same
 // cluster.
