@@ -204,10 +204,6 @@ func (s *Server) describe(snap *store.Snapshot, res *v1alpha1.Resource) restv1.D
 	return d
 }
 
-func (s *Server) handleProxies(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, restv1.ProxyList{Items: s.proxies("", "", "")})
-}
-
 // decodeBody reads at most MaxBodyBytes of documents.
 func (s *Server) decodeBody(r *http.Request) ([]*v1alpha1.Resource, error) {
 	docs, err := v1alpha1.DecodeReader(r.Body, s.cfg.MaxBodyBytes)

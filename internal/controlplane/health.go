@@ -14,6 +14,12 @@ type healthReport struct {
 	Status   string      `json:"status"`
 	Revision uint64      `json:"revision"`
 	Store    storeHealth `json:"store"`
+	// Replica, Leader and Peers: with replicas sharing an etcd store,
+	// this one's id, whether it leads, and every live replica.
+	Replica    string     `json:"replica,omitempty"`
+	Leader     bool       `json:"leader,omitempty"`
+	Peers      []peerInfo `json:"peers,omitempty"`
+	PeersError string     `json:"peersError,omitempty"`
 }
 
 type storeHealth struct {
@@ -44,6 +50,12 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 		snap = s.store.Snapshot()
 	}
 	rep.Revision = snap.Revision()
+	if s.cluster != nil {
+		rep.Replica, rep.Leader = s.cluster.self.ID, s.cluster.isLeader()
+		if rep.Peers, err = s.cluster.peers(ctx); err != nil {
+			rep.PeersError = err.Error()
+		}
+	}
 	status := http.StatusOK
 	if !rep.Store.OK {
 		status = http.StatusServiceUnavailable

@@ -67,6 +67,14 @@ type Config struct {
 	// MetricsHistory bounds the history of the mesh metrics the proxies
 	// stream to the metrics service on the xDS address.
 	MetricsHistory metricshistory.Options
+	// ReplicaID names this replica among those sharing an etcd store
+	// (default: hostname:api-port). AdvertiseAPIAddr is the host:port
+	// the other replicas reach its API at (default: the API address,
+	// with the hostname for a wildcard host). ReplicaTTL is its etcd
+	// session's TTL (default DefaultReplicaTTL).
+	ReplicaID        string
+	AdvertiseAPIAddr string
+	ReplicaTTL       time.Duration
 	// PrometheusURL, when set, makes the console read traffic from that
 	// Prometheus server (which scrapes the proxies) instead of the
 	// history.
@@ -109,6 +117,9 @@ type Server struct {
 	// leased, with the etcd store, keeps registrations as leased keys
 	// that every replica mirrors into registry.
 	leased *registry.Leased
+	// cluster, with the etcd store, is this replica's membership of the
+	// replicas sharing it: peers and the leader election.
+	cluster  *cluster
 	dns      *resolver
 	xds      *xds.Server
 	traces   *tracestore.Store
@@ -170,6 +181,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	if e, ok := st.(*store.Etcd); ok {
+		s.cluster = newCluster(e.Client(), e.Prefix(), s.selfPeer(), cfg.ReplicaTTL, cfg.Logger)
+		s.dns.onChange = s.publishDNS
+		s.cluster.onLead = func(ctx context.Context) {
+			s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) })
+		}
+	}
 	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.receiver = metricshistory.NewReceiver(s.history)
 	s.traffic = s.history
@@ -220,7 +238,15 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.leased.Run(ctx) }()
 	}
-	go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
+	if s.cluster != nil {
+		// DNS is resolved by the leader alone, which publishes the
+		// answers; every replica follows them.
+		wg.Add(1)
+		go func() { defer wg.Done(); s.followDNS(ctx) }()
+		go func() { defer wg.Done(); s.cluster.run(ctx) }()
+	} else {
+		go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
+	}
 	go func() { defer wg.Done(); s.feedXDS(ctx) }()
 
 	g := grpc.NewServer(
