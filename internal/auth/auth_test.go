@@ -216,3 +216,43 @@ func TestParseFileRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreKeepsTokensWhenTheFileGoesBad: a file that becomes unreadable
+// while the server runs keeps the tokens last read; a new good file
+// replaces them.
+func TestStoreKeepsTokensWhenTheFileGoesBad(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.Create(Spec{Role: RoleRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	err = s.refresh(true)
+	s.mu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "decode") {
+		t.Fatalf("refresh of a bad file: %v, want a decode error", err)
+	}
+	if _, err := s.Authenticate(tok); err != nil {
+		t.Fatalf("a token of the last good file: %v", err)
+	}
+	if _, err := Open(path); err == nil {
+		t.Fatal("Open of a bad file succeeded")
+	}
+	if err := os.WriteFile(path, []byte(`{"version":1,"tokens":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	err = s.refresh(true)
+	s.mu.Unlock()
+	if _, aerr := s.Authenticate(tok); err != nil || !errors.Is(aerr, ErrInvalid) {
+		t.Fatalf("after a good empty file: refresh %v, authenticate %v; want the token gone", err, aerr)
+	}
+}

@@ -286,9 +286,7 @@ func TestAuthXDS(t *testing.T) {
 	if strings.Contains(bad.logs.String(), "ACK") {
 		t.Fatalf("the proxy with a wrong token applied configuration:\n%s", bad.logs.String())
 	}
-	if !strings.Contains(s.logs.String(), "xds: refused a call without a valid token") {
-		t.Errorf("the server does not log the refusal:\n%s", s.logs.String())
-	}
+	waitLog(t, s, "xds: refused a call without a valid token")
 
 	// No token at all, and the greeter's token asking for the other node.
 	if err := refused(t, adsWithToken(t, s.xds, "mesh/au/virtualNode/greeter", "")); status.Code(err) != codes.Unauthenticated {
@@ -350,12 +348,31 @@ func TestAuthRefusesOpenBinds(t *testing.T) {
 	}
 	// Allowed: the lab override, and a token file.
 	s := startServerWith(t, &server{dataDir: t.TempDir(), args: []string{"--api-addr", "0.0.0.0:0", "--insecure-allow-unauthenticated"}})
-	if !strings.Contains(s.logs.String(), "serving without authentication on an address other hosts can reach") {
-		t.Errorf("no warning for --insecure-allow-unauthenticated:\n%s", s.logs.String())
-	}
+	waitLog(t, s, "serving without authentication on an address other hosts can reach")
+	// A token file that does not exist yet turns authentication on, and
+	// the server warns that nobody can get in.
 	file := filepath.Join(t.TempDir(), "tokens.json")
-	newToken(t, nil, "--auth-tokens", file, "--role", "read")
-	startServerWith(t, &server{dataDir: t.TempDir(), args: []string{"--xds-addr", "0.0.0.0:0", "--auth-tokens", file}})
+	s = startServerWith(t, &server{dataDir: t.TempDir(), args: []string{"--xds-addr", "0.0.0.0:0", "--auth-tokens", file}})
+	waitLog(t, s, "authentication is on but the token file has no token")
+	// A token file that does not parse stops the server at start.
+	if err := os.WriteFile(file, []byte(`{"version":1,"tokens":[{"id":"x"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, nil, "", "server", "--data-dir", t.TempDir(), "--api-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--auth-tokens", file)
+	if r.code == 0 || !strings.Contains(r.stderr, "--auth-tokens: token file") || !strings.Contains(r.stderr, "tokens[0].id") {
+		t.Fatalf("server with a bad token file: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// waitLog waits for s to log a line containing msg.
+func waitLog(t testing.TB, s *server, msg string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "server logs "+msg, func() error {
+		if !strings.Contains(s.logs.String(), msg) {
+			return errors.New(s.logs.String())
+		}
+		return nil
+	})
 }
 
 // writeTestCA writes a CA and a server certificate for 127.0.0.1 it
