@@ -56,6 +56,11 @@ type Options struct {
 	// receiver, for meshes whose tracing provider is builtin; empty turns
 	// builtin tracing off (see tracing.go).
 	BuiltinCollector string
+	// Authorize, when set, decides whether the stream opened with ctx (its
+	// gRPC context, which carries who authenticated it) may be served the
+	// view of node id. An error ends the stream before anything is sent;
+	// it should be a gRPC status (PermissionDenied).
+	Authorize func(ctx context.Context, id nodeid.ID) error
 }
 
 // Metrics is told what the server does, for the control plane's own
@@ -219,6 +224,7 @@ type retainedCluster struct {
 }
 
 type streamState struct {
+	ctx       context.Context // the gRPC stream's, for Options.Authorize
 	id        int64
 	key       string
 	delta     bool
@@ -413,21 +419,21 @@ func userAgent(n *corev3.Node) string {
 // ---- server callbacks ----
 
 // OnStreamOpen records a new state-of-the-world stream.
-func (s *Server) OnStreamOpen(_ context.Context, id int64, _ string) error {
-	s.openStream(id, false)
+func (s *Server) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	s.openStream(ctx, id, false)
 	return nil
 }
 
 // OnDeltaStreamOpen records a new delta stream.
-func (s *Server) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
-	s.openStream(id, true)
+func (s *Server) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
+	s.openStream(ctx, id, true)
 	return nil
 }
 
-func (s *Server) openStream(id int64, delta bool) {
+func (s *Server) openStream(ctx context.Context, id int64, delta bool) {
 	s.mu.Lock()
 	s.streams[id] = &streamState{
-		id: id, delta: delta, opened: time.Now(),
+		ctx: ctx, id: id, delta: delta, opened: time.Now(),
 		sent: map[string][2]string{}, acked: map[string]string{}, subscribed: map[string]bool{},
 	}
 	s.mu.Unlock()
@@ -483,6 +489,12 @@ func (s *Server) onRequest(id int64, node *corev3.Node, typeURL, nonce, version 
 		if err := s.identify(st, node); err != nil {
 			return err
 		}
+	} else if node != nil && (nodeHash{}).ID(node) != st.key {
+		// go-control-plane answers each request from the snapshot of the
+		// node it names: a stream that changed its node would be served
+		// another node's view, past the identity it was authorized for.
+		s.log.Warn("xds: rejected a stream that changed its node id", "stream", st.id, "node", st.node.GetId(), "new_node", node.GetId())
+		return status.Errorf(codes.PermissionDenied, "meshlens: node id changed on the stream from %s to %s; open a new stream", st.node.GetId(), node.GetId())
 	}
 	n := s.nodes[st.key]
 	if n == nil {
@@ -540,6 +552,13 @@ func (s *Server) identify(st *streamState, node *corev3.Node) error {
 	if fl == FlavourProxyless && id.Kind != nodeid.VirtualNode {
 		return status.Errorf(codes.InvalidArgument, "meshlens: node id %s: a proxyless gRPC client must be a virtualNode", node.GetId())
 	}
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(st.ctx, id); err != nil {
+			s.log.Warn("xds: refused a data plane its configuration", "stream", st.id, "node", node.GetId(),
+				"user_agent", userAgent(node), "error", err)
+			return err
+		}
+	}
 	key := nodeKey(id, fl)
 	st.key, st.node, st.userAgent, st.cluster = key, node, userAgent(node), node.GetCluster()
 	n := s.nodes[key]
@@ -580,9 +599,13 @@ func (s *Server) recordSent(id int64, typeURL, nonce, version string) {
 }
 
 // OnFetchRequest accepts REST fetches from well-identified nodes.
-func (s *Server) OnFetchRequest(_ context.Context, req *discovery.DiscoveryRequest) error {
-	if _, err := nodeid.Parse(req.GetNode().GetId()); err != nil {
+func (s *Server) OnFetchRequest(ctx context.Context, req *discovery.DiscoveryRequest) error {
+	id, err := nodeid.Parse(req.GetNode().GetId())
+	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "meshlens: invalid node id: %v", err)
+	}
+	if s.opts.Authorize != nil {
+		return s.opts.Authorize(ctx, id)
 	}
 	return nil
 }
