@@ -242,3 +242,15 @@ func ParsePrefixes(s string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// IgnoredEnv returns a warning for each variable of App Mesh's init
+// container that is set but not honoured: IPv6 capture
+// (APPMESH_ENABLE_IPV6). APPMESH_START_ENABLED needs none: the rules are
+// always installed at once.
+func IgnoredEnv(getenv func(string) string) []string {
+	var out []string
+	if v := strings.TrimSpace(getenv("APPMESH_ENABLE_IPV6")); v != "" && v != "0" && !strings.EqualFold(v, "false") {
+		out = append(out, "APPMESH_ENABLE_IPV6 is ignored: only IPv4 traffic is captured, and mesh names resolve to IPv4 addresses")
+	}
+	return out
+}

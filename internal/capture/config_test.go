@@ -153,3 +153,13 @@ func FuzzFromEnv(f *testing.F) {
 		}
 	})
 }
+
+func TestIgnoredEnv(t *testing.T) {
+	t.Parallel()
+	if w := IgnoredEnv(envOf(map[string]string{"APPMESH_ENABLE_IPV6": "1"})); len(w) != 1 || !strings.Contains(w[0], "APPMESH_ENABLE_IPV6") {
+		t.Fatalf("warnings %v", w)
+	}
+	if w := IgnoredEnv(envOf(map[string]string{"APPMESH_ENABLE_IPV6": "0", "APPMESH_START_ENABLED": "1"})); len(w) != 0 {
+		t.Fatalf("warnings %v", w)
+	}
+}

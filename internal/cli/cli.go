@@ -128,7 +128,7 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.PersistentFlags().String("server", "", "control plane API URL (default $MESHLENS_SERVER or http://127.0.0.1:7070)")
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newServerCmd(e), newApplyCmd(e), newGetCmd(e), newDescribeCmd(e), newDeleteCmd(e), newVersionCmd(e), newDemoCmd(e), newDemoAppCmd(e), newProxyCmd(e), newTapCmd(e))
+	root.AddCommand(newServerCmd(e), newApplyCmd(e), newGetCmd(e), newDescribeCmd(e), newDeleteCmd(e), newVersionCmd(e), newDemoCmd(e), newDemoAppCmd(e), newProxyCmd(e), newCaptureCmd(e), newTapCmd(e))
 	return root
 }
 
