@@ -302,4 +302,3 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		t.Errorf("server supervisor did not log the removal:\n%s", srvProxy.logs.String())
 	}
 }
-
