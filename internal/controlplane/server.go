@@ -67,6 +67,9 @@ type Config struct {
 	// Prometheus server (which scrapes the proxies) instead of the
 	// history.
 	PrometheusURL string
+	// CA configures the mesh certificate authority, which issues the
+	// data planes' identities over SDS.
+	CA CAConfig
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -139,6 +142,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	ca, err := openCA(cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st,
 		registry: registry.New(nil),
@@ -166,7 +174,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if prom != nil {
 		s.traffic = prom
 	}
-	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
+	xo := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()}
+	if ca != nil {
+		xo.Secrets = ca
+	}
+	s.xds = xds.NewServer(ctx, cfg.Logger, xo)
 	s.metrics.reg.MustRegister(newStateCollector(s))
 	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil

@@ -134,6 +134,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// The admin endpoint and stats report whether the control plane
 		// is reachable.
 		OnConnectionChange: p.SetControlPlaneConnected,
+		// Certificates and trust from the mesh CA, rotated in place.
+		OnSecrets: p.UpdateSecrets,
 	}, p.Apply)
 	if err != nil {
 		return err

@@ -56,6 +56,9 @@ type Options struct {
 	// receiver, for meshes whose tracing provider is builtin; empty turns
 	// builtin tracing off (see tracing.go).
 	BuiltinCollector string
+	// Secrets is the mesh CA; nil runs none (ACM TLS is then refused,
+	// and SDS secrets are not served).
+	Secrets SecretSource
 }
 
 // Metrics is told what the server does, for the control plane's own
@@ -200,6 +203,10 @@ type nodeState struct {
 
 	nacks    int
 	lastNACK *NACK
+
+	// renewAt is when the node's mesh identity is renewed: its view is
+	// rebuilt then, with the new secrets.
+	renewAt time.Time
 }
 
 type retainedCluster struct {
@@ -266,6 +273,7 @@ func (s *Server) Register(g *grpc.Server) {
 	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
+	s.RegisterSDS(g)
 }
 
 // Update hands the server a new consistent state. The views of connected
@@ -652,6 +660,7 @@ func (s *Server) applyInput() {
 		s.hash = newHasher()
 	}
 	tr.builtinCollector = s.opts.BuiltinCollector
+	tr.meshCA = s.opts.Secrets != nil
 	s.cur, s.tr = next, tr
 	rebuild := 0
 	for _, n := range s.nodes {
@@ -798,6 +807,9 @@ func (s *Server) step(now time.Time) time.Time {
 			s.cacheFor(n.flavour).ClearSnapshot(key)
 			continue
 		}
+		if !n.renewAt.IsZero() && !now.Before(n.renewAt) {
+			n.dirty = true
+		}
 		if n.dirty && tr != nil {
 			build = append(build, n)
 		}
@@ -827,6 +839,11 @@ func (s *Server) step(now time.Time) time.Time {
 				views[i] = v
 				if v.Missing {
 					continue
+				}
+				var err error
+				if v.renewAt, err = s.addSecrets(build[i].id, v); err != nil {
+					s.log.Error("xds: mesh CA: no secrets for the data plane; its TLS waits for them", "node", build[i].nodeID, "error", err)
+					v.renewAt = time.Now().Add(5 * time.Second) // try again
 				}
 				p := &preparedSnapshot{}
 				p.snap, p.versions, p.err = v.snapshot(h)
@@ -858,6 +875,7 @@ func (s *Server) step(now time.Time) time.Time {
 			continue
 		}
 		n.dirty = false
+		n.renewAt = views[i].renewAt
 		s.logNotes(n, views[i].Notes)
 		s.plan(n, views[i], h, now)
 	}
@@ -880,6 +898,7 @@ func (s *Server) step(now time.Time) time.Time {
 		if n.warming {
 			soonest(n.warmDeadline)
 		}
+		soonest(n.renewAt)
 		for _, rc := range n.retained {
 			soonest(rc.until)
 		}
@@ -972,7 +991,7 @@ func (s *Server) plan(n *nodeState, v *View, h *hasher, now time.Time) {
 		s.push(n, final, h)
 		return
 	}
-	warm := &View{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: final.Clusters, Endpoints: final.Endpoints}
+	warm := &View{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: final.Clusters, Endpoints: final.Endpoints, Secrets: final.Secrets}
 	n.warming, n.warmDeadline = true, now.Add(s.opts.WarmTimeout)
 	s.push(n, warm, h)
 }
@@ -983,7 +1002,7 @@ func (s *Server) withRetained(n *nodeState, v *View, now time.Time) *View {
 	if len(n.retained) == 0 {
 		return v
 	}
-	out := &View{Listeners: v.Listeners, Routes: v.Routes, Notes: v.Notes,
+	out := &View{Listeners: v.Listeners, Routes: v.Routes, Notes: v.Notes, Secrets: v.Secrets,
 		Clusters: slices.Clone(v.Clusters), Endpoints: slices.Clone(v.Endpoints)}
 	for name, rc := range n.retained {
 		if !now.Before(rc.until) {
