@@ -2,16 +2,12 @@
 //
 //   - h1server: the downstream HTTP/1.x server for plaintext connections,
 //     which serves each request on the connection's goroutine.
-//
 //   - h1client: the upstream HTTP/1.1 client for plaintext clusters, which
 //     makes each request synchronously on the caller's goroutine.
-//
 //   - h1guard: the framing guard in front of every downstream HTTP/1.x
 //     connection (request smuggling, header limits).
-//
 //   - stream: the interface every codec plugs in behind (Downstream,
 //     Observer, Upstream), with its contract.
-//
 //   - nethttp: net/http's server (TLS, HTTP/2, h2c) and Transport behind
 //     that interface.
 //
