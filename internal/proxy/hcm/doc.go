@@ -8,7 +8,11 @@
 //     net/http's server through codec/nethttp for TLS and HTTP/2), which
 //     hands the Server its streams (stream.Handler) and reports its
 //     connections (stream.Observer); conn.go is a connection as the
-//     connection manager sees it.
+//     connection manager sees it. A downstream codec plugs in here: Serve
+//     hands it each matched connection (after TLS; an HTTP/2 one by its
+//     ALPN or its preface), and the codec is built with the Server as its
+//     stream.Handler and stream.Observer, as h1server is (Streams,
+//     ConnContext, ConnState, OnRefuse).
 //   - hcm.go: one stream (ServeStream, over a stream.Downstream only):
 //     counting, x-meshlens-source, route match, and at the end the stats,
 //     mesh metrics and access log (finish). reply.go holds the exchange
