@@ -119,6 +119,7 @@ type Server struct {
 	taps      tapLimiter // open /v1/tap streams
 
 	apiLn, xdsLn net.Listener
+	meshCA       bool // the mesh CA runs
 }
 
 // New opens the store and binds the API and xDS listeners, so that a
@@ -177,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	xo := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()}
 	if ca != nil {
 		xo.Secrets = ca
+		s.meshCA = true
 	}
 	s.xds = xds.NewServer(ctx, cfg.Logger, xo)
 	s.metrics.reg.MustRegister(newStateCollector(s))

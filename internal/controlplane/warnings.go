@@ -43,7 +43,7 @@ func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache boo
 		done[mesh] = true
 		w, ok := c.byMesh[mesh]
 		if !cache || !ok {
-			w = xds.Warnings(snap, mesh)
+			w = xds.WarningsWithMeshCA(snap, mesh, s.meshCA)
 			if cache {
 				c.byMesh[mesh] = w
 			}

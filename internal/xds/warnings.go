@@ -14,7 +14,14 @@ import (
 // endpoints: notes depend on the resources alone. The API returns them
 // when a resource is applied, read or described.
 func Warnings(l v1alpha1.Lookup, mesh string) map[v1alpha1.Key][]string {
+	return WarningsWithMeshCA(l, mesh, false)
+}
+
+// WarningsWithMeshCA is Warnings for a control plane that runs the mesh
+// CA (meshCA), under which ACM certificates and trust are served.
+func WarningsWithMeshCA(l v1alpha1.Lookup, mesh string, meshCA bool) map[v1alpha1.Key][]string {
 	t := newTranslator(l, nil)
+	t.meshCA = meshCA
 	out := map[v1alpha1.Key][]string{}
 	add := func(v *View) {
 		for _, n := range v.Notes {

@@ -37,19 +37,19 @@ import (
 // settings (ServerKey); its route table and clusters are swapped per
 // snapshot through cfg.
 type Server struct {
-	env    *Env
-	key    string
-	srv    *http.Server
-	h1     *h1server.Server // nil when the chain is TLS or HTTP/2 only
-	auto   bool             // plaintext HTTP/1.1 or h2c, told by the preface
-	ln     *chanListener
-	tls    *tls.Config // nil for plaintext
+	env  *Env
+	key  string
+	srv  *http.Server
+	h1   *h1server.Server // nil when the chain is TLS or HTTP/2 only
+	auto bool             // plaintext HTTP/1.1 or h2c, told by the preface
+	ln   *chanListener
+	tls  *tls.Config // nil for plaintext
 	// localURI is the URI SAN of the chain's own certificate, for
 	// x-forwarded-client-cert's By; nil for plaintext.
 	localURI func() string
-	scheme string      // "http" or "https"
-	Config atomic.Pointer[ChainConfig]
-	done   chan struct{} // closed when Serve returns
+	scheme   string // "http" or "https"
+	Config   atomic.Pointer[ChainConfig]
+	done     chan struct{} // closed when Serve returns
 	// Unusable says why the chain cannot serve (e.g. SDS TLS); its
 	// connections are closed.
 	Unusable string
