@@ -242,7 +242,19 @@ func (a *Authority) rootLocked(mesh string) (*root, error) {
 		if err := a.opts.Store.PutCASecret(name, b); err != nil {
 			return nil, fmt.Errorf("mesh CA %s: store root: %w", mesh, err)
 		}
-		a.opts.Log.Info("mesh CA: generated a root", "mesh", mesh, "not_after", r.cert.NotAfter)
+		// With a shared store another replica may have stored its root
+		// first: the stored one is the mesh's.
+		stored, err := a.opts.Store.CASecret(name)
+		if err != nil {
+			return nil, fmt.Errorf("mesh CA %s: read root back: %w", mesh, err)
+		}
+		if stored != nil && string(stored) != string(b) {
+			if r, err = a.unseal(mesh, stored); err != nil {
+				return nil, fmt.Errorf("mesh CA %s: %w", mesh, err)
+			}
+		} else {
+			a.opts.Log.Info("mesh CA: generated a root", "mesh", mesh, "not_after", r.cert.NotAfter)
+		}
 	}
 	a.roots[mesh] = r
 	return r, nil

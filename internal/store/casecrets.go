@@ -27,13 +27,17 @@ func (b *Bolt) CASecret(name string) ([]byte, error) {
 	return out, nil
 }
 
-// PutCASecret stores v under name, durably (the bucket is created on
-// first use, so stores without a CA keep their layout).
+// PutCASecret stores v under name, durably, unless a value is there
+// already (the bucket is created on first use, so stores without a CA
+// keep their layout).
 func (b *Bolt) PutCASecret(name string, v []byte) error {
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(bucketCA)
 		if err != nil {
 			return err
+		}
+		if bk.Get([]byte(name)) != nil {
+			return nil
 		}
 		return bk.Put([]byte(name), v)
 	})
