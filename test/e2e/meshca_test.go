@@ -373,3 +373,62 @@ func TestMeshCARotationUnderLoad(t *testing.T) {
 		t.Error("no request succeeded")
 	}
 }
+
+// TestMeshCAXDSClientCertReplacesToken: with --xds-client-certs, a proxy
+// bootstraps over TLS xDS with its token, receives its identity from the
+// mesh CA, and after its token is revoked and the control plane restarts
+// it is configured again on the strength of that identity alone; a proxy
+// with the revoked token and no identity is refused.
+func TestMeshCAXDSClientCertReplacesToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	caFile, certFile, keyFile := writeTestCA(t, dir)
+	tokens := filepath.Join(dir, "tokens.json")
+	admin := newToken(t, nil, "--auth-tokens", tokens, "--role", "admin")
+	s := startServerWith(t, &server{dataDir: filepath.Join(dir, "store"), args: []string{"--auth-tokens", tokens,
+		"--xds-tls-cert", certFile, "--xds-tls-key", keyFile, "--ca-generate-key", "--xds-client-certs"}})
+	env := []string{"MESHLENS_SERVER=" + s.URL(), "MESHLENS_TOKEN=" + admin}
+	mesh, err := os.ReadFile("../../examples/appmesh-acm-tls.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, env, string(mesh), "apply", "-f", "-"); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.stderr)
+	}
+	node := newToken(t, env, "--node", "shop/checkout")
+	app := startXFCCApp(t, "checkout")
+	checkout := startProxy(t, s, "mesh/shop/virtualNode/checkout", true, "--token", node, "--ca-file", caFile,
+		"--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "8080="+app.addr, "--register=false")
+	in := checkout.listenerAddr(t, "lds_ingress_*")
+	eventually(t, 20*time.Second, "checkout has its identity", func() error {
+		uri, _, err := peerURI(in, nil)
+		if err != nil || uri != "spiffe://shop/virtualNode/checkout" {
+			return fmt.Errorf("%q %v", uri, err)
+		}
+		return nil
+	})
+
+	if r := runCLI(t, env, "", "token", "revoke", strings.Split(node, "_")[1]); r.code != 0 {
+		t.Fatalf("token revoke: exit %d\n%s", r.code, r.stderr)
+	}
+	s.kill()
+	s.restart()
+	eventually(t, 30*time.Second, "checkout reconnected with its certificate", func() error {
+		if !strings.Contains(s.logs.String(), `msg="xds: data plane connected" node=mesh/shop/virtualNode/checkout`) {
+			return fmt.Errorf("not connected:\n%s", s.logs.String())
+		}
+		return nil
+	})
+	// The revoked token alone gets nothing.
+	stranger := startProxy(t, s, "mesh/shop/virtualNode/checkout", false, "--token", node, "--ca-file", caFile,
+		"--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--register=false")
+	eventually(t, 20*time.Second, "the revoked token refused", func() error {
+		if !strings.Contains(stranger.logs.String(), "Unauthenticated") {
+			return fmt.Errorf("proxy log:\n%s", stranger.logs.String())
+		}
+		return nil
+	})
+	if info, err := stranger.serverInfo(); err == nil && info.State == "LIVE" {
+		t.Error("a proxy with a revoked token and no identity was configured")
+	}
+}
