@@ -206,7 +206,7 @@ const otlpExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 // streams are bound to a node by Options.Authorize.
 var xdsServicePrefixes = []string{
 	"/envoy.service.discovery.v3.", "/envoy.service.listener.v3.", "/envoy.service.route.v3.",
-	"/envoy.service.cluster.v3.", "/envoy.service.endpoint.v3.",
+	"/envoy.service.cluster.v3.", "/envoy.service.endpoint.v3.", "/envoy.service.secret.v3.",
 }
 
 // grpcAuth authenticates one gRPC call and returns its context with the
@@ -214,6 +214,10 @@ var xdsServicePrefixes = []string{
 func (s *Server) grpcAuth(ctx context.Context, method string) (context.Context, error) {
 	if method == otlpExport {
 		return ctx, nil
+	}
+	// A client certificate from the mesh CA stands for its node.
+	if p, ok := s.certPrincipal(ctx); ok {
+		return withPrincipal(ctx, p), nil
 	}
 	var header string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {

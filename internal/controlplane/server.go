@@ -185,6 +185,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	ca, err := openCA(cfg, st)
+	if err == nil {
+		cfg.XDSTLS, err = xdsClientCertTLS(cfg, ca)
+	}
 	if err != nil {
 		st.Close()
 		return nil, err
