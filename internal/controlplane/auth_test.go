@@ -167,3 +167,31 @@ func TestReplicasForwardTheCallersToken(t *testing.T) {
 		return ""
 	})
 }
+
+// TestAuthorizeMetricsNode: a proxy's token reports its own node's
+// metrics only; a write token any node's.
+func TestAuthorizeMetricsNode(t *testing.T) {
+	t.Parallel()
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil)), authMetrics: newAuthMetrics(prometheus.NewRegistry())}
+	for _, tc := range []struct {
+		name string
+		p    *auth.Principal
+		node string
+		want codes.Code
+	}{
+		{"own node", &auth.Principal{Mesh: "demo", Node: "greeter"}, "mesh/demo/virtualNode/greeter", codes.OK},
+		{"other node", &auth.Principal{Mesh: "demo", Node: "greeter"}, "mesh/demo/virtualNode/other", codes.PermissionDenied},
+		{"mesh token", &auth.Principal{Mesh: "demo"}, "mesh/demo/virtualGateway/gw", codes.OK},
+		{"not a node id", &auth.Principal{Mesh: "demo"}, "greeter", codes.PermissionDenied},
+		{"write", &auth.Principal{Role: auth.RoleWrite}, "anything", codes.OK},
+		{"unauthenticated", nil, "mesh/demo/virtualNode/greeter", codes.Unauthenticated},
+	} {
+		ctx := context.Background()
+		if tc.p != nil {
+			ctx = withPrincipal(ctx, *tc.p)
+		}
+		if err := s.authorizeMetricsNode(ctx, tc.node); status.Code(err) != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
