@@ -260,6 +260,26 @@ func (s *Server) authorizeNode(ctx context.Context, id nodeid.ID) error {
 	return status.Errorf(codes.PermissionDenied, "meshlens: token %s is not bound to node %s: a proxy receives only its own node's configuration", p, id)
 }
 
+// authorizeMetricsNode is the metrics service's Authorize: a proxy
+// reports its own node's metrics only; a write token may report any.
+func (s *Server) authorizeMetricsNode(ctx context.Context, node string) error {
+	p, ok := principalFrom(ctx)
+	if !ok {
+		s.authMetrics.xds.WithLabelValues(reasonMissing).Inc()
+		return status.Error(codes.Unauthenticated, "meshlens: the stream was not authenticated")
+	}
+	if p.HasRole(auth.RoleWrite) {
+		return nil
+	}
+	id, err := nodeid.Parse(node)
+	if err == nil && p.AllowsNode(id.Mesh, id.Name) {
+		return nil
+	}
+	s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()
+	s.log.Warn("xds: refused a metrics stream for another node", "node", node, "token", p.String())
+	return status.Errorf(codes.PermissionDenied, "meshlens: token %s may not report metrics as node %s", p, node)
+}
+
 func peerAddr(ctx context.Context) string {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		return p.Addr.String()
