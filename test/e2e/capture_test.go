@@ -176,6 +176,14 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 	if hosts, _ := os.ReadFile("/etc/hosts"); bytes.Contains(hosts, []byte("demo.local")) {
 		t.Fatal("/etc/hosts names demo.local: the test must resolve it through the mesh alone")
 	}
+	// Without root --capture cannot install rules, and says what to do.
+	notRoot := exec.Command(binary, "proxy", "--capture", "--node", "mesh/demo/virtualNode/client")
+	notRoot.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: appUID, Gid: appUID, Groups: []uint32{}}}
+	msg, err := notRoot.CombinedOutput()
+	if code := notRoot.ProcessState.ExitCode(); err == nil || code != 2 || !strings.Contains(string(msg), "meshlens capture") {
+		t.Fatalf("--capture as uid %d: exit %d, %q; want 2 and the init container advice", appUID, code, msg)
+	}
+
 	s := startServer(t, t.TempDir())
 	s.mustCLI(t, captureMesh, "apply", "-f", "-")
 
@@ -289,6 +297,15 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 	if rules := client.natRules(t); !strings.Contains(rules, "MESHLENS_OUTBOUND") {
 		t.Fatalf("rules gone after SIGKILL?\n%s", rules)
 	}
+	// Its proxy, the child it ran as 1337, was told to stop.
+	eventually(t, 20*time.Second, "client proxy gone with its supervisor", func() error {
+		resp, err := client.httpClient().Get("http://127.0.0.1:9901/server_info")
+		if err != nil {
+			return nil
+		}
+		resp.Body.Close()
+		return errors.New("admin endpoint still answers")
+	})
 	client.exec(t, binary, "capture", "--remove")
 	if after := client.natRules(t); after != clientBefore {
 		t.Errorf("client rules after capture --remove:\n%s\nbefore:\n%s", after, clientBefore)
