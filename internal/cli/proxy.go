@@ -24,6 +24,7 @@ func newProxyCmd(e *env) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&cfg.Node, "node", "", "identity: mesh/M/virtualNode/N, mesh/M/virtualGateway/N or an App Mesh ARN (default from APPMESH_RESOURCE_ARN)")
+	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding this proxy's bootstrap token, sent on xDS and registration (default --token, then $MESHLENS_TOKEN; docs/auth.md)")
 	fl.StringVar(&cfg.XDSAddr, "xds-addr", "", "control plane xDS address (default $MESHLENS_XDS_ADDR, $APPMESH_XDS_ENDPOINT, then 127.0.0.1:15010)")
 	fl.StringVar(&cfg.AdminAddr, "admin-addr", "", "admin endpoint (default 127.0.0.1:$ENVOY_ADMIN_ACCESS_PORT, then 127.0.0.1:9901)")
 	fl.StringVar(&cfg.IngressAddr, "ingress-addr", "", "where the sidecar's inbound listener binds (default as xDS says, 0.0.0.0:15000; \"none\" for only --listen mappings)")
@@ -59,6 +60,8 @@ func newProxyCmd(e *env) *cobra.Command {
 // the root's flags and the process's environment and streams.
 func proxyConfig(cmd *cobra.Command, e *env, cfg sidecar.Config) sidecar.Config {
 	cfg.Server = serverURL(cmd, e)
+	cfg.Token, _ = cmd.Flags().GetString("token")
+	cfg.CAFile = flagOrEnv(cmd, e, "ca-file", "MESHLENS_CA_FILE")
 	cfg.LogLevel, _ = cmd.Flags().GetString("log-level")
 	cfg.LogLevelSet = cmd.Flags().Changed("log-level")
 	cfg.Version = Version

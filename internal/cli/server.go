@@ -1,13 +1,20 @@
 package cli
 
 import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshlens/meshlens/internal/auth"
 	"github.com/meshlens/meshlens/internal/controlplane"
 	"github.com/meshlens/meshlens/internal/metricshistory"
+	"github.com/meshlens/meshlens/internal/store"
 	"github.com/meshlens/meshlens/internal/tracestore"
 )
 
@@ -15,6 +22,8 @@ func newServerCmd(e *env) *cobra.Command {
 	var cfg controlplane.Config
 	otlp := true
 	var pprofAddr string
+	var storeURL, etcdCA, etcdCert, etcdKey, etcdUser string
+	var tokensFile, apiCert, apiKey, xdsCert, xdsKey string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: store, REST API and xDS",
@@ -26,6 +35,20 @@ func newServerCmd(e *env) *cobra.Command {
 			}
 			cfg.Logger = log
 			cfg.DisableOTLP = !otlp
+			if cfg.Etcd, err = etcdOptions(storeURL, etcdCA, etcdCert, etcdKey, etcdUser); err != nil {
+				return err
+			}
+			if tokensFile != "" {
+				if cfg.Auth, err = auth.Open(tokensFile); err != nil {
+					return usagef("--auth-tokens: %v", err)
+				}
+			}
+			if cfg.APITLS, err = serverTLS("--api-tls-cert", apiCert, "--api-tls-key", apiKey); err != nil {
+				return err
+			}
+			if cfg.XDSTLS, err = serverTLS("--xds-tls-cert", xdsCert, "--xds-tls-key", xdsKey); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			if pprofAddr != "" {
@@ -47,6 +70,11 @@ func newServerCmd(e *env) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", "meshlens-data", "directory of the durable store (created if missing)")
+	f.StringVar(&storeURL, "store", "bolt", "where resources are kept: bolt (a file in the data dir) or etcd://[user[:password]@]host:port[,host:port...][/prefix] (etcds:// for TLS), shared by every replica on that cluster and prefix")
+	f.StringVar(&etcdCA, "etcd-cacert", "", "CA bundle that verifies the etcd members' certificates (implies TLS)")
+	f.StringVar(&etcdCert, "etcd-cert", "", "client certificate for an etcd cluster that checks clients (with --etcd-key; implies TLS)")
+	f.StringVar(&etcdKey, "etcd-key", "", "key of --etcd-cert")
+	f.StringVar(&etcdUser, "etcd-user", "", "etcd user as user:password (overrides the URL's user; the password may also come from MESHLENS_ETCD_PASSWORD)")
 	f.StringVar(&cfg.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the REST API")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address of the xDS (ADS) gRPC server")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
@@ -62,5 +90,63 @@ func newServerCmd(e *env) *cobra.Command {
 	f.IntVar(&cfg.MetricsHistory.MaxSeries, "metrics-history-series", metricshistory.DefaultMaxSeries, "most series the built-in history keeps (the least recently active go first)")
 	f.Int64Var(&cfg.MetricsHistory.MaxBytes, "metrics-history-bytes", metricshistory.DefaultMaxBytes, "most bytes the built-in history keeps (the least recently active series go first)")
 	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
+	f.StringVar(&tokensFile, "auth-tokens", "", "token file (created if missing; see meshlens token): every API request and xDS stream must then present a token (docs/auth.md)")
+	f.BoolVar(&cfg.InsecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "let --api-addr and --xds-addr bind addresses other than loopback without --auth-tokens (lab use only: anyone who reaches them can read and change the mesh)")
+	f.StringVar(&apiCert, "api-tls-cert", "", "PEM certificate (chain) the REST API serves TLS with (with --api-tls-key)")
+	f.StringVar(&apiKey, "api-tls-key", "", "PEM private key of --api-tls-cert")
+	f.StringVar(&xdsCert, "xds-tls-cert", "", "PEM certificate (chain) the xDS gRPC server serves TLS with (with --xds-tls-key)")
+	f.StringVar(&xdsKey, "xds-tls-key", "", "PEM private key of --xds-tls-cert")
 	return cmd
+}
+
+// etcdOptions turns the --store and --etcd-* flags into the etcd store's
+// options, or nil for the embedded store.
+func etcdOptions(storeURL, ca, cert, key, user string) (*store.EtcdOptions, error) {
+	if storeURL == "" || storeURL == "bolt" {
+		if ca != "" || cert != "" || key != "" || user != "" {
+			return nil, errors.New("--etcd-* flags need --store etcd://...")
+		}
+		return nil, nil
+	}
+	opts, err := store.ParseEtcdURL(storeURL)
+	if err != nil {
+		return nil, fmt.Errorf("--store: %w", err)
+	}
+	if ca != "" || cert != "" || key != "" {
+		if opts.TLS, err = store.EtcdTLS(ca, cert, key); err != nil {
+			return nil, fmt.Errorf("--%w", err)
+		}
+		for i, e := range opts.Endpoints {
+			opts.Endpoints[i] = "https://" + strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://")
+		}
+	}
+	if user != "" {
+		name, pass, _ := strings.Cut(user, ":")
+		if name == "" {
+			return nil, errors.New("--etcd-user: user is empty (want user:password)")
+		}
+		opts.Username, opts.Password = name, pass
+	}
+	if p := os.Getenv("MESHLENS_ETCD_PASSWORD"); p != "" && opts.Password == "" {
+		opts.Password = p
+	}
+	return &opts, nil
+}
+
+// serverTLS loads a server certificate and key into a TLS 1.2+
+// configuration; neither file given is no TLS.
+func serverTLS(certFlag, cert, keyFlag, key string) (*tls.Config, error) {
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "":
+		return nil, usagef("%s: given without %s", keyFlag, certFlag)
+	case key == "":
+		return nil, usagef("%s: given without %s", certFlag, keyFlag)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, usagef("%s %s, %s %s: %v", certFlag, cert, keyFlag, key, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -6,6 +6,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,12 +16,15 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/auth"
 	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
@@ -39,7 +43,11 @@ const (
 
 // Config configures a control plane.
 type Config struct {
-	DataDir      string
+	DataDir string
+	// Etcd, when set, keeps the resources in that etcd cluster (shared
+	// by every replica given the same cluster and prefix) instead of
+	// the bbolt file under DataDir.
+	Etcd         *store.EtcdOptions
 	APIAddr      string
 	XDSAddr      string
 	MaxBodyBytes int64         // largest request body the API reads
@@ -63,10 +71,28 @@ type Config struct {
 	// MetricsHistory bounds the history of the mesh metrics the proxies
 	// stream to the metrics service on the xDS address.
 	MetricsHistory metricshistory.Options
+	// ReplicaID names this replica among those sharing an etcd store
+	// (default: hostname:api-port). AdvertiseAPIAddr is the host:port
+	// the other replicas reach its API at (default: the API address,
+	// with the hostname for a wildcard host). ReplicaTTL is its etcd
+	// session's TTL (default DefaultReplicaTTL).
+	ReplicaID        string
+	AdvertiseAPIAddr string
+	ReplicaTTL       time.Duration
 	// PrometheusURL, when set, makes the console read traffic from that
 	// Prometheus server (which scrapes the proxies) instead of the
 	// history.
 	PrometheusURL string
+	// Auth, when set, holds the tokens every API request and xDS call must
+	// present (see auth.go and docs/auth.md); nil checks nothing.
+	Auth *auth.Store
+	// InsecureAllowUnauthenticated lets the API and xDS bind addresses
+	// that are not loopback without Auth (--insecure-allow-unauthenticated).
+	InsecureAllowUnauthenticated bool
+	// APITLS and XDSTLS, when set, make the API and the xDS server speak
+	// TLS with these settings (certificates from --api-tls-cert and
+	// --xds-tls-cert, or issued ones through GetCertificate).
+	APITLS, XDSTLS *tls.Config
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -102,6 +128,12 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	registry *registry.Registry
+	// leased, with the etcd store, keeps registrations as leased keys
+	// that every replica mirrors into registry.
+	leased *registry.Leased
+	// cluster, with the etcd store, is this replica's membership of the
+	// replicas sharing it: peers and the leader election.
+	cluster  *cluster
 	dns      *resolver
 	xds      *xds.Server
 	traces   *tracestore.Store
@@ -112,8 +144,15 @@ type Server struct {
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
-	warnings  warningCache
-	taps      tapLimiter // open /v1/tap streams
+	// beforeApplyWarnings, when set (by tests), runs when an apply starts
+	// computing its warnings.
+	beforeApplyWarnings func()
+	warnings            warningCache
+	// feeding is set while feedXDS hands the xDS server its inputs.
+	feeding atomic.Bool
+	taps    tapLimiter // open /v1/tap streams
+
+	authMetrics authMetrics
 
 	apiLn, xdsLn net.Listener
 }
@@ -125,6 +164,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("data dir: is required")
 	}
+	if err := checkBinds(cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -135,7 +177,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{})
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -144,10 +186,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		registry: registry.New(nil),
 		dns:      newResolver(cfg.Logger, cfg.DNSInterval, cfg.Resolver),
 	}
+	if e, ok := st.(*store.Etcd); ok {
+		s.leased = registry.NewLeased(s.registry, e.Client(), e.Prefix(), cfg.Logger)
+	}
 	s.metrics = newMetrics()
+	s.authMetrics = newAuthMetrics(s.metrics.reg)
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("api address: %w", err)
+	}
+	if cfg.APITLS != nil {
+		s.apiLn = tls.NewListener(s.apiLn, cfg.APITLS)
 	}
 	if s.xdsLn, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
 		s.apiLn.Close()
@@ -160,16 +209,44 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	if e, ok := st.(*store.Etcd); ok {
+		s.cluster = newCluster(e.Client(), e.Prefix(), s.selfPeer(), cfg.ReplicaTTL, cfg.Logger)
+		s.dns.onChange = s.publishDNS
+		s.cluster.onLead = func(ctx context.Context) {
+			s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) })
+		}
+	}
 	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.receiver = metricshistory.NewReceiver(s.history)
 	s.traffic = s.history
 	if prom != nil {
 		s.traffic = prom
 	}
-	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
+	xopts := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()}
+	if cfg.Auth != nil {
+		xopts.Authorize = s.authorizeNode
+	}
+	s.xds = xds.NewServer(ctx, cfg.Logger, xopts)
 	s.metrics.reg.MustRegister(newStateCollector(s))
 	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil
+}
+
+// openStoreTimeout bounds connecting to an etcd cluster and loading its
+// state at start.
+const openStoreTimeout = 30 * time.Second
+
+// openStore opens the configured store: the etcd cluster, or the bbolt
+// file in the data dir.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Etcd == nil {
+		return store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{Logger: cfg.Logger})
+	}
+	opts := *cfg.Etcd
+	opts.Logger = cfg.Logger
+	ctx, cancel := context.WithTimeout(ctx, openStoreTimeout)
+	defer cancel()
+	return store.OpenEtcd(ctx, opts)
 }
 
 // APIAddr is the address the REST API listens on.
@@ -189,15 +266,31 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	wg.Add(3)
 	go func() { defer wg.Done(); s.registry.Run(ctx, time.Second) }()
-	go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
+	if s.leased != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.leased.Run(ctx) }()
+	}
+	if s.cluster != nil {
+		// DNS is resolved by the leader alone, which publishes the
+		// answers; every replica follows them.
+		wg.Add(1)
+		go func() { defer wg.Done(); s.followDNS(ctx) }()
+		go func() { defer wg.Done(); s.cluster.run(ctx) }()
+	} else {
+		go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
+	}
 	go func() { defer wg.Done(); s.feedXDS(ctx) }()
 
-	g := grpc.NewServer(
-		grpc.MaxRecvMsgSize(4<<20),
+	gopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.MaxConcurrentStreams(1000),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if s.cfg.XDSTLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.cfg.XDSTLS)))
+	}
+	g := grpc.NewServer(append(gopts, s.grpcInterceptors()...)...)
 	s.xds.Register(g)
 	s.receiver.Register(g)
 	if !s.cfg.DisableOTLP {
@@ -224,7 +317,15 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("control plane serving", "api", s.APIAddr(), "xds", s.XDSAddr(), "dataDir", s.cfg.DataDir,
-		"revision", s.store.Snapshot().Revision())
+		"revision", s.store.Snapshot().Revision(), "auth", s.cfg.Auth != nil, "api_tls", s.cfg.APITLS != nil, "xds_tls", s.cfg.XDSTLS != nil)
+	if s.cfg.Auth != nil && s.cfg.Auth.Len() == 0 {
+		s.log.Warn("authentication is on but the token file has no token: create one with meshlens token create --auth-tokens "+s.cfg.Auth.Path()+" --role admin",
+			"file", s.cfg.Auth.Path())
+	}
+	if s.cfg.Auth == nil && s.cfg.InsecureAllowUnauthenticated && (!isLoopback(s.cfg.APIAddr) || !isLoopback(s.cfg.XDSAddr)) {
+		s.log.Warn("serving without authentication on an address other hosts can reach (--insecure-allow-unauthenticated)",
+			"api", s.APIAddr(), "xds", s.XDSAddr())
+	}
 
 	var runErr error
 	select {
@@ -254,6 +355,8 @@ func (s *Server) Run(ctx context.Context) error {
 // a registration that lands after the read closes the channel the next
 // wait is on, so it is never missed.
 func (s *Server) feedXDS(ctx context.Context) {
+	s.feeding.Store(true)
+	defer s.feeding.Store(false)
 	snaps := s.store.Watch(ctx)
 	var snap *store.Snapshot
 	regChanged := s.registry.Changed()

@@ -32,6 +32,15 @@ type Config struct {
 	// Server is the control plane's REST API URL, where a sidecar
 	// registers its instance.
 	Server string
+	// TokenFile is a file holding the bootstrap token (--token-file);
+	// Token the token itself (--token). With neither, MESHLENS_TOKEN is
+	// read. The token goes with every xDS stream, metrics stream and
+	// registration as authorization: Bearer <token>.
+	TokenFile, Token string
+	// CAFile is a PEM file of the certificate authority of the control
+	// plane's TLS certificate (--ca-file): with it the xDS connection
+	// (and an https --server) use TLS checked against it.
+	CAFile string
 	// InstanceID is the id the instance registers under (--instance-id);
 	// empty: hostname-pid.
 	InstanceID string

@@ -29,7 +29,11 @@ type registration struct {
 }
 
 func newRegistration(cfg Config, id nodeid.ID, p *proxy.Proxy) (*registration, error) {
-	c, err := apiclient.New(cfg.Server, nil)
+	cpAuth, err := authFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cpAuth.apiClient(cfg.Server)
 	if err != nil {
 		return nil, &ConfigError{err}
 	}

@@ -58,6 +58,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return &ConfigError{fmt.Errorf("node identity: %w", err)}
 	}
+	cpAuth, err := authFromConfig(cfg)
+	if err != nil {
+		return err
+	}
 	listen, err := portMap("listen", cfg.Listen)
 	if err != nil {
 		return err
@@ -177,6 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// The admin endpoint and stats report whether the control plane
 		// is reachable.
 		OnConnectionChange: p.SetControlPlaneConnected,
+		DialOptions:        cpAuth.dialOptions(),
 	}, apply)
 	if err != nil {
 		return err
