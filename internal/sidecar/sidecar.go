@@ -182,6 +182,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// is reachable.
 		OnConnectionChange: p.SetControlPlaneConnected,
 		DialOptions:        cpAuth.dialOptions(),
+		// Certificates and trust from the mesh CA, rotated in place.
+		OnSecrets: p.UpdateSecrets,
 	}, apply)
 	if err != nil {
 		return err
