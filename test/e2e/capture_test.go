@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,7 +22,9 @@ import (
 
 // The mesh of the capture test: an application "greeting" on 8080 behind
 // the virtual service greeting.demo.local, and a client allowed to call
-// it. Nothing about either is in a real DNS or in /etc/hosts.
+// it, with App Mesh's ACM TLS, which the mesh CA serves: the hop between
+// the sidecars is mutual TLS with SPIFFE identities. Nothing about either
+// is in a real DNS or in /etc/hosts.
 const captureMesh = `
 kind: Mesh
 name: demo
@@ -28,7 +33,12 @@ kind: VirtualNode
 mesh: demo
 name: greeting
 spec:
-  listeners: [{portMapping: {port: 8080, protocol: http}}]
+  listeners:
+    - portMapping: {port: 8080, protocol: http}
+      tls:
+        mode: STRICT
+        certificate:
+          acm: {certificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/66666666-7777-8888-9999-000000000000"}
   serviceDiscovery: {awsCloudMap: {namespaceName: demo.local, serviceName: greeting}}
   logging:
     accessLog:
@@ -45,7 +55,17 @@ kind: VirtualNode
 mesh: demo
 name: client
 spec:
-  backends: [{virtualService: {virtualServiceName: greeting.demo.local}}]
+  backends:
+    - virtualService:
+        virtualServiceName: greeting.demo.local
+        clientPolicy:
+          tls:
+            enforce: true
+            validation:
+              trust:
+                acm:
+                  certificateAuthorityArns: ["arn:aws:acm-pca:us-west-2:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555"]
+              subjectAlternativeNames: {match: {exact: ["spiffe://demo/virtualNode/greeting"]}}
 `
 
 // Addresses of the two tasks on their shared link.
@@ -184,7 +204,7 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		t.Fatalf("--capture as uid %d: exit %d, %q; want 2 and the init container advice", appUID, code, msg)
 	}
 
-	s := startServer(t, t.TempDir())
+	s := startServerWith(t, &server{dataDir: t.TempDir(), args: []string{"--ca-generate-key"}})
 	s.mustCLI(t, captureMesh, "apply", "-f", "-")
 
 	client, server := newNetns(t, "mlcapc"), newNetns(t, "mlcaps")
@@ -258,9 +278,37 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		t.Fatalf("curl: %q, want %q", out, want)
 	}
 	r := <-seen
-	// The application was called by its own sidecar, on loopback.
+	// The application was called by its own sidecar, on loopback, which
+	// verified the client sidecar's identity.
 	if host, _, _ := net.SplitHostPort(r.RemoteAddr); host != "127.0.0.1" {
 		t.Errorf("the application was called from %s, want its sidecar on 127.0.0.1", r.RemoteAddr)
+	}
+	xfcc := regexp.MustCompile(`^By=spiffe://demo/virtualNode/greeting;Hash=[0-9a-f]{64};URI=spiffe://demo/virtualNode/client$`)
+	if got := r.Header.Get("X-Forwarded-Client-Cert"); !xfcc.MatchString(got) {
+		t.Errorf("x-forwarded-client-cert %q, want the client's identity verified by greeting's sidecar", got)
+	}
+	// On the wire, the server task's port speaks only TLS, with
+	// greeting's identity, and refuses plaintext.
+	tlsConf := &tls.Config{InsecureSkipVerify: true}
+	var peer *x509.Certificate
+	if err := server.do(func() error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", serverIP+":15000", tlsConf)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		peer = c.ConnectionState().PeerCertificates[0]
+		return nil
+	}); err != nil {
+		t.Fatalf("TLS to greeting's ingress: %v", err)
+	}
+	if len(peer.URIs) != 1 || peer.URIs[0].String() != "spiffe://demo/virtualNode/greeting" {
+		t.Errorf("greeting's sidecar presents %v, want spiffe://demo/virtualNode/greeting", peer.URIs)
+	}
+	if resp, err := server.httpClient().Get("http://" + serverIP + ":15000/hello"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Errorf("plaintext to greeting's STRICT ingress answered %s %q", resp.Status, b)
 	}
 
 	// The name resolved to a mesh address through the sidecar's DNS.
