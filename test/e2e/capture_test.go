@@ -75,8 +75,10 @@ const (
 	appUID   = 1000 // the applications' user: not the proxy's 1337
 )
 
-// capturedProxy is a `meshlens proxy --capture` started as root in a
-// namespace: it installs the rules and runs the proxy as UID 1337.
+// capturedProxy is a `meshlens proxy` in a namespace: with --capture,
+// started as root, it installs the rules and runs the proxy as UID 1337;
+// without, it is started as UID 1337 itself behind an init container's
+// rules.
 type capturedProxy struct {
 	ns   *netns
 	cmd  *exec.Cmd
@@ -84,15 +86,26 @@ type capturedProxy struct {
 	done chan struct{}
 }
 
+// startCapturedProxy starts `meshlens proxy --capture` as root.
 func startCapturedProxy(t *testing.T, ns *netns, node string, env []string, flags ...string) *capturedProxy {
 	t.Helper()
+	return startProxyInNetns(t, ns, node, -1, env, append([]string{"--capture"}, flags...)...)
+}
+
+// startProxyInNetns starts `meshlens proxy` in ns, as uid (root when
+// negative), and waits until it is LIVE.
+func startProxyInNetns(t *testing.T, ns *netns, node string, uid int, env []string, flags ...string) *capturedProxy {
+	t.Helper()
 	p := &capturedProxy{ns: ns, logs: &syncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"proxy", "--capture", "--node", node,
+	args := append([]string{"proxy", "--node", node,
 		"--xds-addr", "127.0.0.1:15010", "--server", "http://127.0.0.1:7070",
 		"--admin-addr", "127.0.0.1:9901", "--drain-timeout", "1s"}, flags...)
 	p.cmd = exec.Command(binary, args...)
 	// Nothing of the test's environment: no proxy settings reach anyone.
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "APPMESH_IGNORE_UID=1337"}, env...)
+	if uid >= 0 {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	ns.start(t, p.cmd)
 	go func() { p.cmd.Wait(); close(p.done) }()
@@ -188,9 +201,12 @@ func asApp(t *testing.T, ns *netns, name string, args ...string) (string, error)
 // the client sidecar's DNS, the connection is captured by its egress
 // listener, crosses to the server task's application port, is captured
 // there by the ingress listener and reaches the application. Names
-// outside the mesh resolve through the host's resolver. Stopping a
-// sidecar (SIGTERM), or removing the rules of a killed one with
-// `meshlens capture --remove`, leaves each namespace's rules as before.
+// outside the mesh resolve through the host's resolver. The server task
+// runs `meshlens proxy --capture`; the client task an init container's
+// `meshlens capture` and an unprivileged sidecar. `capture --remove`, and
+// a --capture sidecar stopping on SIGTERM, leave each namespace's rules as
+// before; a --capture sidecar killed outright leaves its rules, which the
+// next start replaces with the same ones.
 func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 	requireNetns(t)
 	if hosts, _ := os.ReadFile("/etc/hosts"); bytes.Contains(hosts, []byte("demo.local")) {
@@ -239,10 +255,20 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 	go dnsSrv.ActivateAndServe()
 	t.Cleanup(func() { dnsSrv.Shutdown() })
 
-	srvProxy := startCapturedProxy(t, server, "mesh/demo/virtualNode/greeting", []string{"APPMESH_APP_PORTS=8080"},
-		"--advertise-addr", serverIP, "--instance-id", "greeting-1")
-	cliProxy := startCapturedProxy(t, client, "mesh/demo/virtualNode/client", nil,
-		"--register=false", "--dns-upstream", serverIP)
+	// The server task runs `meshlens proxy --capture`; the client task
+	// has an init container run `meshlens capture` and its sidecar runs
+	// as 1337 from the start, serving DNS.
+	srvEnv := []string{"APPMESH_APP_PORTS=8080"}
+	srvFlags := []string{"--advertise-addr", serverIP, "--instance-id", "greeting-1"}
+	srvProxy := startCapturedProxy(t, server, "mesh/demo/virtualNode/greeting", srvEnv, srvFlags...)
+	client.exec(t, binary, "capture")
+	once := client.natRules(t)
+	client.exec(t, binary, "capture")
+	if again := client.natRules(t); again != once {
+		t.Fatalf("a second init run left other rules:\n%s\nfirst:\n%s", again, once)
+	}
+	cliProxy := startProxyInNetns(t, client, "mesh/demo/virtualNode/client", 1337, nil,
+		"--register=false", "--dns-addr", "127.0.0.1:15053", "--dns-upstream", serverIP)
 	for _, r := range []struct {
 		ns   *netns
 		want string
@@ -255,9 +281,12 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 			t.Fatalf("%s: rules lack %q:\n%s", r.ns.name, r.want, rules)
 		}
 	}
-	// The proxy runs as 1337, not as root.
-	if !strings.Contains(cliProxy.logs.String(), "uid=1337") {
-		t.Fatalf("client proxy not started as uid 1337:\n%s", cliProxy.logs.String())
+	// The proxy under --capture runs as 1337, not as root.
+	if !strings.Contains(srvProxy.logs.String(), "uid=1337") {
+		t.Fatalf("server proxy not started as uid 1337:\n%s", srvProxy.logs.String())
+	}
+	if strings.Count(once, "-A OUTPUT -j MESHLENS_OUTBOUND") != 1 {
+		t.Fatalf("client: the jump is not there once:\n%s", once)
 	}
 
 	// The client's sidecar learns the server's instance (registered at
@@ -339,26 +368,34 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		return nil
 	})
 
-	// A sidecar killed outright leaves its rules; `meshlens capture
-	// --remove` (what an init container runs) takes them away.
-	cliProxy.stop(t, syscall.SIGKILL)
-	if rules := client.natRules(t); !strings.Contains(rules, "MESHLENS_OUTBOUND") {
-		t.Fatalf("rules gone after SIGKILL?\n%s", rules)
+	// The init container's rules go with `meshlens capture --remove`.
+	cliProxy.stop(t, syscall.SIGTERM)
+	client.exec(t, binary, "capture", "--remove")
+	if after := client.natRules(t); after != clientBefore {
+		t.Errorf("client rules after capture --remove:\n%s\nbefore:\n%s", after, clientBefore)
 	}
-	// Its proxy, the child it ran as 1337, was told to stop.
-	eventually(t, 20*time.Second, "client proxy gone with its supervisor", func() error {
-		resp, err := client.httpClient().Get("http://127.0.0.1:9901/server_info")
+
+	// A --capture sidecar killed outright leaves its rules, and its
+	// proxy, the child it ran as 1337, is told to stop.
+	installed := server.natRules(t)
+	srvProxy.stop(t, syscall.SIGKILL)
+	if rules := server.natRules(t); rules != installed {
+		t.Fatalf("rules changed after SIGKILL:\n%s\nwere:\n%s", rules, installed)
+	}
+	eventually(t, 20*time.Second, "server proxy gone with its supervisor", func() error {
+		resp, err := server.httpClient().Get("http://127.0.0.1:9901/server_info")
 		if err != nil {
 			return nil
 		}
 		resp.Body.Close()
 		return errors.New("admin endpoint still answers")
 	})
-	client.exec(t, binary, "capture", "--remove")
-	if after := client.natRules(t); after != clientBefore {
-		t.Errorf("client rules after capture --remove:\n%s\nbefore:\n%s", after, clientBefore)
+	// The next start replaces the leftovers with the same rules, once;
+	// stopped with SIGTERM it removes them.
+	srvProxy = startCapturedProxy(t, server, "mesh/demo/virtualNode/greeting", srvEnv, srvFlags...)
+	if rules := server.natRules(t); rules != installed {
+		t.Errorf("rules after a restart over leftovers:\n%s\nfirst install:\n%s", rules, installed)
 	}
-	// A sidecar stopped with SIGTERM removes its own.
 	srvProxy.stop(t, syscall.SIGTERM)
 	if after := server.natRules(t); after != serverBefore {
 		t.Errorf("server rules after SIGTERM:\n%s\nbefore:\n%s\nlog:\n%s", after, serverBefore, srvProxy.logs.String())
