@@ -159,9 +159,9 @@ func (p *capturedProxy) stats(t *testing.T) string {
 	return string(b)
 }
 
-// statValue is the value of the stat named exactly name in /stats text,
+// captureStat is the value of the stat named exactly name in /stats text,
 // -1 when absent.
-func statValue(stats, name string) int {
+func captureStat(stats, name string) int {
 	for _, line := range strings.Split(stats, "\n") {
 		if v, ok := strings.CutPrefix(line, name+": "); ok {
 			var n int
@@ -350,15 +350,15 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		t.Fatalf("getent outside.example: %v %q, want the upstream's 192.0.2.7", err, out)
 	}
 	cst := cliProxy.stats(t)
-	if statValue(cst, "dns.local_answers") < 1 || statValue(cst, "dns.forwarded") < 1 {
+	if captureStat(cst, "dns.local_answers") < 1 || captureStat(cst, "dns.forwarded") < 1 {
 		t.Errorf("client sidecar DNS stats: local_answers %d forwarded %d",
-			statValue(cst, "dns.local_answers"), statValue(cst, "dns.forwarded"))
+			captureStat(cst, "dns.local_answers"), captureStat(cst, "dns.forwarded"))
 	}
 
 	// The server's sidecar took the request on its ingress listener from
 	// the client task's address, and logged it.
 	sst := srvProxy.stats(t)
-	if n := statValue(sst, "http.ingress.http.8080.downstream_rq_2xx"); n < 1 {
+	if n := captureStat(sst, "http.ingress.http.8080.downstream_rq_2xx"); n < 1 {
 		t.Errorf("server sidecar ingress 2xx = %d\n%s", n, grepLines(sst, "ingress"))
 	}
 	eventually(t, 10*time.Second, "server sidecar access log line", func() error {
