@@ -128,13 +128,21 @@ type server struct {
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	done    chan struct{}
+	// args are extra flags of `meshlens server` (startServerArgs).
+	args []string
 }
 
 // startServer starts a control plane on dataDir, its API and xDS on
 // ports the kernel picks, and waits until its API answers.
 func startServer(t testing.TB, dataDir string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir}
+	return startServerArgs(t, dataDir)
+}
+
+// startServerArgs is startServer with extra flags.
+func startServerArgs(t testing.TB, dataDir string, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, args: args}
 	if err := s.start(); err != nil {
 		t.Fatalf("start server: %v\n%s", err, s.logs.String())
 	}
@@ -150,7 +158,7 @@ func (s *server) start() error {
 	if api == "" {
 		api, xds = "127.0.0.1:0", "127.0.0.1:0"
 	}
-	s.cmd = exec.Command(binary, "server", "--data-dir", s.dataDir, "--api-addr", api, "--xds-addr", xds, "--dns-interval", "500ms")
+	s.cmd = exec.Command(binary, append([]string{"server", "--data-dir", s.dataDir, "--api-addr", api, "--xds-addr", xds, "--dns-interval", "500ms"}, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		return err
