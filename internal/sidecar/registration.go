@@ -108,24 +108,29 @@ func (r *registration) run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		rctx, cancel := context.WithTimeout(ctx, r.callTimeout())
-		_, err := r.clients[r.next].Register(rctx, r.id.Mesh, r.id.Name, r.instance, r.body)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			// Try the next replica at once; after a full round of
-			// failures, wait a little.
-			r.next = (r.next + 1) % len(r.clients)
-			r.failures++
-			wait = 0
-			if r.failures%len(r.clients) == 0 {
-				r.log("instance registration failed; retrying:", err)
-				wait = time.Second
-			}
-			continue
-		}
-		r.failures = 0
-		wait = r.ttl / 3
+		wait = r.renew(ctx)
 	}
+}
+
+// renew registers (or renews) the instance once through the replica in
+// use and returns how long to wait before the next call: a third of the
+// TTL after a success; after a failure it moves to the next replica and
+// tries it at once, pausing a second only after a whole round failed.
+func (r *registration) renew(ctx context.Context) time.Duration {
+	rctx, cancel := context.WithTimeout(ctx, r.callTimeout())
+	_, err := r.clients[r.next].Register(rctx, r.id.Mesh, r.id.Name, r.instance, r.body)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		r.failures = 0
+		return r.ttl / 3
+	}
+	r.next = (r.next + 1) % len(r.clients)
+	r.failures++
+	if r.failures%len(r.clients) == 0 {
+		r.log("instance registration failed; retrying:", err)
+		return time.Second
+	}
+	return 0
 }
 
 func (r *registration) deregister() {
