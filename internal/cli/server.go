@@ -94,6 +94,7 @@ func newServerCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.CA.KeyFile, "ca-key-file", "", "file with the key (32 bytes, base64 or hex, mode 0600) that encrypts the mesh CA's private keys in the store (default: $MESHLENS_CA_KEY); implies --mesh-ca")
 	f.BoolVar(&cfg.CA.GenerateKey, "ca-generate-key", false, "without --ca-key-file or $MESHLENS_CA_KEY, create the key in <data-dir>/ca.key (0600) and use it; implies --mesh-ca")
 	f.DurationVar(&cfg.CA.Validity, "ca-validity", 24*time.Hour, "validity of the identities the mesh CA issues; they are renewed at half of it")
+	f.BoolVar(&cfg.CA.XDSClientCerts, "xds-client-certs", false, "on the TLS xDS address, accept a client certificate issued by the mesh CA in place of a token: proxies bootstrap with their token and reconnect with their identity (needs --xds-tls-cert and the mesh CA)")
 	f.StringArrayVar(&cfg.CA.Roots, "ca-root", nil, "use your own root for a mesh instead of a generated one: <mesh>=<certificate PEM file>,<private key PEM file> (repeatable); implies --mesh-ca")
 	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
 	f.StringVar(&tokensFile, "auth-tokens", "", "token file (created if missing; see meshlens token): every API request and xDS stream must then present a token (docs/auth.md)")

@@ -206,7 +206,7 @@ const otlpExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 // streams are bound to a node by Options.Authorize.
 var xdsServicePrefixes = []string{
 	"/envoy.service.discovery.v3.", "/envoy.service.listener.v3.", "/envoy.service.route.v3.",
-	"/envoy.service.cluster.v3.", "/envoy.service.endpoint.v3.",
+	"/envoy.service.cluster.v3.", "/envoy.service.endpoint.v3.", "/envoy.service.secret.v3.",
 }
 
 // grpcAuth authenticates one gRPC call and returns its context with the
@@ -214,6 +214,10 @@ var xdsServicePrefixes = []string{
 func (s *Server) grpcAuth(ctx context.Context, method string) (context.Context, error) {
 	if method == otlpExport {
 		return ctx, nil
+	}
+	// A client certificate from the mesh CA stands for its node.
+	if p, ok := s.certPrincipal(ctx); ok {
+		return withPrincipal(ctx, p), nil
 	}
 	var header string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
@@ -254,6 +258,26 @@ func (s *Server) authorizeNode(ctx context.Context, id nodeid.ID) error {
 	}
 	s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()
 	return status.Errorf(codes.PermissionDenied, "meshlens: token %s is not bound to node %s: a proxy receives only its own node's configuration", p, id)
+}
+
+// authorizeMetricsNode is the metrics service's Authorize: a proxy
+// reports its own node's metrics only; a write token may report any.
+func (s *Server) authorizeMetricsNode(ctx context.Context, node string) error {
+	p, ok := principalFrom(ctx)
+	if !ok {
+		s.authMetrics.xds.WithLabelValues(reasonMissing).Inc()
+		return status.Error(codes.Unauthenticated, "meshlens: the stream was not authenticated")
+	}
+	if p.HasRole(auth.RoleWrite) {
+		return nil
+	}
+	id, err := nodeid.Parse(node)
+	if err == nil && p.AllowsNode(id.Mesh, id.Name) {
+		return nil
+	}
+	s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()
+	s.log.Warn("xds: refused a metrics stream for another node", "node", node, "token", p.String())
+	return status.Errorf(codes.PermissionDenied, "meshlens: token %s may not report metrics as node %s", p, node)
 }
 
 func peerAddr(ctx context.Context) string {

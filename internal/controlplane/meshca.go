@@ -1,12 +1,20 @@
 package controlplane
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
+	"github.com/meshlens/meshlens/internal/auth"
 	"github.com/meshlens/meshlens/internal/meshca"
 )
 
@@ -30,6 +38,11 @@ type CAConfig struct {
 	Validity time.Duration
 	// Roots are users' own roots, "mesh=cert.pem,key.pem" each.
 	Roots []string
+	// XDSClientCerts makes the xDS TLS server ask for client
+	// certificates: one the mesh CA issued authenticates the call as its
+	// node, with no token (a proxy bootstraps with its token, then
+	// reconnects with the identity it was given). Needs XDSTLS and the CA.
+	XDSClientCerts bool
 }
 
 func (c CAConfig) enabled() bool {
@@ -78,4 +91,51 @@ func openCA(cfg Config, st meshca.Store) (*meshca.Authority, error) {
 	}
 	cfg.Logger.Info("mesh CA: on", "validity", a.Validity(), "own_roots", len(roots))
 	return a, nil
+}
+
+// xdsClientCertTLS makes the xDS TLS configuration ask for client
+// certificates and accept those the mesh CA issued (any other is refused
+// in the handshake); calls without one still need a token.
+func xdsClientCertTLS(cfg Config, ca *meshca.Authority) (*tls.Config, error) {
+	if !cfg.CA.XDSClientCerts {
+		return cfg.XDSTLS, nil
+	}
+	if cfg.XDSTLS == nil {
+		return nil, errors.New("--xds-client-certs: the xDS address must serve TLS (--xds-tls-cert and --xds-tls-key)")
+	}
+	if ca == nil {
+		return nil, errors.New("--xds-client-certs: needs the mesh CA (--ca-key-file, $MESHLENS_CA_KEY or --ca-generate-key)")
+	}
+	c := cfg.XDSTLS.Clone()
+	c.ClientAuth = tls.RequestClientCert
+	c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return nil // a bootstrap call: its token is checked
+		}
+		_, err := ca.VerifyClient(raw, time.Now())
+		return err
+	}
+	return c, nil
+}
+
+// certPrincipal is the principal of a call made with a client
+// certificate the mesh CA issued (verified in the handshake, see
+// xdsClientCertTLS): the node it names.
+func (s *Server) certPrincipal(ctx context.Context) (auth.Principal, bool) {
+	if !s.cfg.CA.XDSClientCerts {
+		return auth.Principal{}, false
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return auth.Principal{}, false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 || len(ti.State.PeerCertificates[0].URIs) != 1 {
+		return auth.Principal{}, false
+	}
+	id, err := meshca.ParseID(ti.State.PeerCertificates[0].URIs[0].String())
+	if err != nil {
+		return auth.Principal{}, false
+	}
+	return auth.Principal{TokenID: "cert:" + id.String(), Mesh: id.TrustDomain, Node: id.Name}, true
 }

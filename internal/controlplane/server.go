@@ -185,6 +185,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	ca, err := openCA(cfg, st)
+	if err == nil {
+		cfg.XDSTLS, err = xdsClientCertTLS(cfg, ca)
+	}
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -226,6 +229,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.receiver = metricshistory.NewReceiver(s.history)
+	if cfg.Auth != nil {
+		s.receiver.Authorize = s.authorizeMetricsNode
+	}
 	s.traffic = s.history
 	if prom != nil {
 		s.traffic = prom

@@ -324,3 +324,63 @@ func (a *Authority) generate(mesh string) (*root, []byte, error) {
 	}
 	return &root{cert: cert, key: key, pem: certPEM}, b, nil
 }
+
+// VerifyClient checks a client certificate chain (DER, leaf first)
+// against the root of the mesh its SPIFFE id names, and returns the id.
+// Only meshes whose root exists are considered: a certificate naming an
+// unknown mesh creates nothing.
+func (a *Authority) VerifyClient(raw [][]byte, now time.Time) (ID, error) {
+	if len(raw) == 0 {
+		return ID{}, errors.New("no client certificate")
+	}
+	leaf, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return ID{}, fmt.Errorf("client certificate: %w", err)
+	}
+	if len(leaf.URIs) != 1 {
+		return ID{}, errors.New("client certificate: want exactly one URI SAN (a mesh CA identity)")
+	}
+	id, err := ParseID(leaf.URIs[0].String())
+	if err != nil {
+		return ID{}, fmt.Errorf("client certificate: %w", err)
+	}
+	a.mu.Lock()
+	r, err := a.existingRootLocked(id.TrustDomain)
+	a.mu.Unlock()
+	if err != nil {
+		return ID{}, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(r.cert)
+	inter := x509.NewCertPool()
+	for _, b := range raw[1:] {
+		if c, err := x509.ParseCertificate(b); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return ID{}, fmt.Errorf("client certificate %s: %w", id, err)
+	}
+	return id, nil
+}
+
+// existingRootLocked is rootLocked without generating a root.
+func (a *Authority) existingRootLocked(mesh string) (*root, error) {
+	if r := a.roots[mesh]; r != nil {
+		return r, nil
+	}
+	b, err := a.opts.Store.CASecret(storeName(mesh))
+	if err != nil {
+		return nil, fmt.Errorf("mesh CA %s: read root: %w", mesh, err)
+	}
+	if b == nil {
+		return nil, fmt.Errorf("mesh CA: no root for mesh %q", mesh)
+	}
+	r, err := a.unseal(mesh, b)
+	if err != nil {
+		return nil, fmt.Errorf("mesh CA %s: %w", mesh, err)
+	}
+	a.roots[mesh] = r
+	return r, nil
+}

@@ -218,3 +218,32 @@ func parseCert(t *testing.T, b []byte) *x509.Certificate {
 	}
 	return c
 }
+
+func TestVerifyClient(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	a, err := New(Options{Key: testKey(t), Store: &memStore{}, Validity: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := a.Identity("demo", KindVirtualNode, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der := parseCert(t, ident.CertPEM).Raw
+	if id, err := a.VerifyClient([][]byte{der}, now); err != nil || id.String() != "spiffe://demo/virtualNode/web" {
+		t.Fatalf("VerifyClient = %v, %v", id, err)
+	}
+	if _, err := a.VerifyClient([][]byte{der}, now.Add(2*time.Minute)); err == nil {
+		t.Error("expired certificate accepted")
+	}
+	other, _ := New(Options{Key: testKey(t), Store: &memStore{}})
+	oid, _ := other.Identity("demo", KindVirtualNode, "web")
+	if _, err := a.VerifyClient([][]byte{parseCert(t, oid.CertPEM).Raw}, now); err == nil {
+		t.Error("certificate of another CA accepted")
+	}
+	stranger, _ := other.Identity("elsewhere", KindVirtualNode, "x")
+	if _, err := a.VerifyClient([][]byte{parseCert(t, stranger.CertPEM).Raw}, now); err == nil || !strings.Contains(err.Error(), "no root") {
+		t.Errorf("unknown mesh: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -348,5 +349,16 @@ func (p *Proxy) UpdateSecrets(secrets map[string]*tlsv3.Secret) error {
 		return err
 	}
 	p.recordCertExpiry()
+	return nil
+}
+
+// MeshIdentity returns the certificate received over SDS whose URI SAN
+// is uri (the proxy's mesh CA identity), or nil before it has arrived.
+func (p *Proxy) MeshIdentity(uri string) *tls.Certificate {
+	for _, s := range p.secrets.Secrets() {
+		if s.Cert != nil && len(s.Leaf.URIs) == 1 && s.Leaf.URIs[0].String() == uri {
+			return s.Cert
+		}
+	}
 	return nil
 }

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +19,10 @@ import (
 type controlPlaneAuth struct {
 	token  string
 	caFile string
+	// identity, when set, returns the proxy's mesh CA identity once it
+	// has one: the TLS client certificate of later connections to the
+	// control plane (see meshlens server --xds-client-certs).
+	identity func() *tls.Certificate
 }
 
 // maxTokenFile bounds the token file read.
@@ -57,6 +62,15 @@ func (a controlPlaneAuth) dialOptions() []grpc.DialOption {
 	var opts []grpc.DialOption
 	if a.caFile != "" {
 		cfg, _ := apiclient.TLSConfig(a.caFile) // checked by authFromConfig
+		if a.identity != nil {
+			id := a.identity
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				if c := id(); c != nil {
+					return c, nil
+				}
+				return &tls.Certificate{}, nil // bootstrap: the token speaks
+			}
+		}
 		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	}
 	if a.token != "" {

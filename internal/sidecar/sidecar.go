@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -172,6 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 	node := xdsclient.NewNode(id.String(), cluster, cfg.Version)
 	// The control plane opens live taps on the admin endpoint.
 	xdsmeta.SetAdminAddress(node, p.AdminAddr().String())
+	cpAuth.identity = func() *tls.Certificate { return p.MeshIdentity(meshIdentityURI(id)) }
 	xc, err := xdsclient.New(xdsclient.Config{
 		Server:         xdsAddr,
 		Node:           node,
@@ -250,4 +252,10 @@ func (cfg *Config) defaults() {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
+}
+
+// meshIdentityURI is the SPIFFE id the mesh CA issues to the node:
+// spiffe://<mesh in lower case>/<kind>/<name>.
+func meshIdentityURI(id nodeid.ID) string {
+	return "spiffe://" + strings.ToLower(id.Mesh) + "/" + string(id.Kind) + "/" + id.Name
 }

@@ -165,7 +165,7 @@ func TestAuthAPIRoles(t *testing.T) {
 		t.Fatalf("/healthz without a token: %d", code)
 	}
 	// The CLI without a token says why it failed.
-	if r := s.cli(t, authMesh, "apply", "-f", "-"); r.code == 0 || !strings.Contains(r.stderr, "authentication required") {
+	if r := s.cli(t, authMesh, "apply", "-f", "-"); r.code != 7 || !strings.Contains(r.stderr, "authentication required") {
 		t.Fatalf("CLI apply without a token: exit %d\n%s", r.code, r.stderr)
 	}
 	// A malformed token is refused as such.
@@ -182,7 +182,7 @@ func TestAuthAPIRoles(t *testing.T) {
 		t.Fatalf("apply with a read token: %d %s", code, body)
 	}
 	readEnv := []string{"MESHLENS_SERVER=" + s.URL(), "MESHLENS_TOKEN=" + read}
-	if r := runCLI(t, readEnv, authMesh, "apply", "-f", "-"); r.code == 0 || !strings.Contains(r.stderr, "needs role write") {
+	if r := runCLI(t, readEnv, authMesh, "apply", "-f", "-"); r.code != 7 || !strings.Contains(r.stderr, "needs role write") {
 		t.Fatalf("CLI apply with a read token: exit %d\n%s", r.code, r.stderr)
 	}
 	if r := runCLI(t, nil, authMesh, "--server", s.URL(), "--token", write, "apply", "-f", "-"); r.code != 0 {

@@ -142,6 +142,12 @@ func startServer(t testing.TB, dataDir string) *server {
 	return startServerWith(t, &server{dataDir: dataDir})
 }
 
+// startServerArgs is startServer with extra server flags.
+func startServerArgs(t testing.TB, dataDir string, args ...string) *server {
+	t.Helper()
+	return startServerWith(t, &server{dataDir: dataDir, args: args})
+}
+
 // startServerWith starts s, a server with its data dir and, optionally,
 // extra flags and how its API is reached, as startServer does.
 func startServerWith(t testing.TB, s *server) *server {

@@ -312,8 +312,15 @@ func (h *Server) finish(s stream.Downstream, r *http.Request, ex *Exchange, cc *
 			e.RequestedServerName = ci.Info.ServerName
 			e.ConnectionID = ci.Info.ID
 		}
-		if r.TLS != nil {
-			e.DownstreamTLSVersion = accesslog.TLSVersionName(r.TLS.Version)
+		cs := r.TLS // nil under the framing guard's wrapper
+		if cs == nil && ci != nil {
+			cs = ci.tls
+		}
+		if cs != nil {
+			e.DownstreamTLSVersion = accesslog.TLSVersionName(cs.Version)
+			if len(cs.PeerCertificates) > 0 && len(cs.PeerCertificates[0].URIs) > 0 {
+				e.DownstreamPeerURISAN = cs.PeerCertificates[0].URIs[0].String()
+			}
 		}
 		for _, l := range cc.Logs {
 			l.Writer.LogEntry(l.Format, e)
