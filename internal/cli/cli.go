@@ -133,7 +133,7 @@ func newRoot(e *env) *cobra.Command {
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().String("token", "", "bearer token for the control plane (default $MESHLENS_TOKEN; see docs/auth.md)")
 	root.PersistentFlags().String("ca-file", "", "PEM file of the certificate authority the control plane's TLS certificate is checked against (default $MESHLENS_CA_FILE, else the system's)")
-	root.AddCommand(newServerCmd(e), newApplyCmd(e), newGetCmd(e), newDescribeCmd(e), newDeleteCmd(e), newVersionCmd(e), newDemoCmd(e), newDemoAppCmd(e), newProxyCmd(e), newTapCmd(e), newTokenCmd(e))
+	root.AddCommand(newServerCmd(e), newApplyCmd(e), newGetCmd(e), newDescribeCmd(e), newDeleteCmd(e), newVersionCmd(e), newDemoCmd(e), newDemoAppCmd(e), newProxyCmd(e), newCaptureCmd(e), newTapCmd(e), newTokenCmd(e))
 	return root
 }
 

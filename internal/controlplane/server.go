@@ -93,6 +93,9 @@ type Config struct {
 	// TLS with these settings (certificates from --api-tls-cert and
 	// --xds-tls-cert, or issued ones through GetCertificate).
 	APITLS, XDSTLS *tls.Config
+	// CA configures the mesh certificate authority, which issues the
+	// data planes' identities over SDS.
+	CA CAConfig
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -181,6 +184,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	ca, err := openCA(cfg, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st,
 		registry: registry.New(nil),
@@ -228,6 +236,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	xopts := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()}
 	if cfg.Auth != nil {
 		xopts.Authorize = s.authorizeNode
+	}
+	if ca != nil {
+		xopts.Secrets = ca
 	}
 	s.xds = xds.NewServer(ctx, cfg.Logger, xopts)
 	s.metrics.reg.MustRegister(newStateCollector(s))

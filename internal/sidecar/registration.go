@@ -51,6 +51,11 @@ func newRegistration(cfg Config, id nodeid.ID, p *proxy.Proxy) (*registration, e
 		return nil, configf("inbound address %q: %v", bound, err)
 	}
 	port, _ := strconv.Atoi(portStr)
+	if cfg.registerPort != 0 {
+		// Under capture peers call the application's port and the
+		// rules redirect them to the inbound listener.
+		port = cfg.registerPort
+	}
 	addr := cfg.Advertise
 	if addr == "" {
 		addr = host

@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/capture"
+	"github.com/meshlens/meshlens/internal/meshdns"
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -30,6 +33,22 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	WarnIgnoredEnv(log, cfg.Getenv)
+	if cfg.captureSupervisor() {
+		return supervise(ctx, cfg, log)
+	}
+	if cfg.Capture {
+		cc, err := capture.FromEnv(cfg.Getenv)
+		if err != nil {
+			return &ConfigError{fmt.Errorf("--capture: %w", err)}
+		}
+		if err := captureListeners(&cfg, cc); err != nil {
+			return err
+		}
+	}
+	dnsCfg, err := dnsConfig(cfg)
+	if err != nil {
+		return err
+	}
 	var id nodeid.ID
 	if cfg.Node != "" {
 		id, err = nodeid.Parse(cfg.Node)
@@ -95,6 +114,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
+	// The DNS server binds before the proxy, so that a taken port fails
+	// the start before anything else is bound.
+	var dns *meshdns.Server
+	if dnsCfg.Addr != "" {
+		dnsCfg.Stats, dnsCfg.Log = st.store.Scope("dns."), log
+		if dns, err = meshdns.Listen(dnsCfg); err != nil {
+			return err
+		}
+		log.Info("dns serving mesh names", "addr", dns.Addr(), "upstreams", strings.Join(dns.Upstreams(), ","))
+	}
 	p, err := proxy.New(proxy.Config{
 		NodeID: id.String(), Cluster: cluster, Version: "meshlens/" + cfg.Version, Gateway: gateway,
 		AdminAddr: adminAddr, IngressAddr: cfg.IngressAddr, EgressAddr: cfg.EgressAddr, EgressPorts: egressPorts,
@@ -112,6 +141,20 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
+	apply := p.Apply
+	if dns != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); dns.Serve(runCtx) }()
+		// Names follow the configuration: a snapshot the proxy refused
+		// changes nothing.
+		apply = func(s *table.Snapshot) error {
+			if err := p.Apply(s); err != nil {
+				return err
+			}
+			dns.SetTable(newDNSTable(s))
+			return nil
+		}
+	}
 	errc := make(chan error, 2)
 	wg.Add(2)
 	go func() {
@@ -139,7 +182,9 @@ func Run(ctx context.Context, cfg Config) error {
 		// is reachable.
 		OnConnectionChange: p.SetControlPlaneConnected,
 		DialOptions:        cpAuth.dialOptions(),
-	}, p.Apply)
+		// Certificates and trust from the mesh CA, rotated in place.
+		OnSecrets: p.UpdateSecrets,
+	}, apply)
 	if err != nil {
 		return err
 	}

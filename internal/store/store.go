@@ -82,6 +82,13 @@ type Store interface {
 	// closes when ctx ends or the store closes.
 	Watch(ctx context.Context) <-chan *Snapshot
 
+	// CASecret returns what PutCASecret stored under name, or nil.
+	CASecret(name string) ([]byte, error)
+	// PutCASecret stores the mesh CA's sealed secret v under name,
+	// durably, unless one is stored there already (the first writer
+	// wins; the CA reads the stored value back).
+	PutCASecret(name string, v []byte) error
+
 	// Close releases the store.
 	Close() error
 }

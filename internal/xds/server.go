@@ -61,6 +61,9 @@ type Options struct {
 	// view of node id. An error ends the stream before anything is sent;
 	// it should be a gRPC status (PermissionDenied).
 	Authorize func(ctx context.Context, id nodeid.ID) error
+	// Secrets is the mesh CA; nil runs none (ACM TLS is then refused,
+	// and SDS secrets are not served).
+	Secrets SecretSource
 }
 
 // Metrics is told what the server does, for the control plane's own
@@ -215,6 +218,10 @@ type nodeState struct {
 
 	nacks    int
 	lastNACK *NACK
+
+	// renewAt is when the node's mesh identity is renewed: its view is
+	// rebuilt then, with the new secrets.
+	renewAt time.Time
 }
 
 type retainedCluster struct {
@@ -292,6 +299,7 @@ func (s *Server) Register(g *grpc.Server) {
 	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
+	s.RegisterSDS(g)
 }
 
 // Update hands the server a new consistent state. The views of connected
@@ -705,6 +713,7 @@ func (s *Server) applyInput() {
 		s.hash = newHasher()
 	}
 	tr.builtinCollector = s.opts.BuiltinCollector
+	tr.meshCA = s.opts.Secrets != nil
 	s.cur, s.tr = next, tr
 	rebuild := 0
 	for _, n := range s.nodes {
@@ -854,6 +863,9 @@ func (s *Server) step(now time.Time) time.Time {
 			}
 			continue
 		}
+		if !n.renewAt.IsZero() && !now.Before(n.renewAt) {
+			n.dirty = true
+		}
 		if n.dirty && tr != nil {
 			build = append(build, n)
 		}
@@ -883,6 +895,11 @@ func (s *Server) step(now time.Time) time.Time {
 				views[i] = v
 				if v.Missing {
 					continue
+				}
+				var err error
+				if v.renewAt, err = s.addSecrets(build[i].id, v); err != nil {
+					s.log.Error("xds: mesh CA: no secrets for the data plane; its TLS waits for them", "node", build[i].nodeID, "error", err)
+					v.renewAt = time.Now().Add(5 * time.Second) // try again
 				}
 				p := &preparedSnapshot{}
 				p.snap, p.versions, p.err = v.snapshot(h)
@@ -918,6 +935,7 @@ func (s *Server) step(now time.Time) time.Time {
 		}
 		n.dirty = false
 		n.desiredFrom = tr.lookup
+		n.renewAt = views[i].renewAt
 		s.logNotes(n, views[i].Notes)
 		s.plan(n, views[i], h, now)
 	}
@@ -943,6 +961,7 @@ func (s *Server) step(now time.Time) time.Time {
 		if n.warming {
 			soonest(n.warmDeadline)
 		}
+		soonest(n.renewAt)
 		for _, rc := range n.retained {
 			soonest(rc.until)
 		}
@@ -1036,7 +1055,7 @@ func (s *Server) plan(n *nodeState, v *View, h *hasher, now time.Time) {
 		s.push(n, final, h)
 		return
 	}
-	warm := &View{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: final.Clusters, Endpoints: final.Endpoints}
+	warm := &View{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: final.Clusters, Endpoints: final.Endpoints, Secrets: final.Secrets}
 	n.warming, n.warmDeadline = true, now.Add(s.opts.WarmTimeout)
 	s.push(n, warm, h)
 }
@@ -1047,7 +1066,7 @@ func (s *Server) withRetained(n *nodeState, v *View, now time.Time) *View {
 	if len(n.retained) == 0 {
 		return v
 	}
-	out := &View{Listeners: v.Listeners, Routes: v.Routes, Notes: v.Notes,
+	out := &View{Listeners: v.Listeners, Routes: v.Routes, Notes: v.Notes, Secrets: v.Secrets,
 		Clusters: slices.Clone(v.Clusters), Endpoints: slices.Clone(v.Endpoints)}
 	for name, rc := range n.retained {
 		if !now.Before(rc.until) {

@@ -1,9 +1,12 @@
 package xds
 
 import (
+	"time"
+
 	"cmp"
 	"encoding/json"
 	"fmt"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"slices"
 	"sync"
 
@@ -63,6 +66,9 @@ type View struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
+	// Secrets are the SDS secrets the TLS contexts name, from the mesh
+	// CA (see addSecrets); the translation leaves them empty.
+	Secrets []*tlsv3.Secret
 	// Notes lists what could not be translated or enforced, each naming
 	// the resource and field it comes from.
 	Notes []Note
@@ -73,6 +79,8 @@ type View struct {
 	// uses lists the virtual nodes (mesh, name) whose endpoints the view
 	// contains: an endpoint change rebuilds only the views that use it.
 	uses map[[2]string]bool
+	// renewAt: when the secrets' identity is renewed (see addSecrets).
+	renewAt time.Time
 }
 
 // Note is something a resource asks for that the control plane keeps but
@@ -118,6 +126,9 @@ func Translate(l v1alpha1.Lookup, eps Endpoints, id nodeid.ID, fl Flavour) *View
 type translator struct {
 	lookup v1alpha1.Lookup
 	eps    Endpoints
+	// meshCA: the control plane runs the mesh CA, so ACM certificates and
+	// trust translate to its SDS secrets (Options.Secrets).
+	meshCA bool
 	// builtinCollector is where the builtin tracing provider sends spans
 	// (Options.BuiltinCollector).
 	builtinCollector string

@@ -72,15 +72,16 @@ func (h *Server) ServeStream(s stream.Downstream) {
 		src = v[0]
 		delete(r.Header, meshmetrics.SourceHeader)
 	}
+	cs := r.TLS // nil under the framing guard's wrapper
+	if cs == nil && ci != nil {
+		cs = ci.tls
+	}
+	setXFCC(r.Header, cs, h.localURI)
 	if cc.Dir == table.Inbound {
 		// Health checks (Envoy's and ours send User-Agent Envoy/HC) are
 		// not service traffic: Envoy's stats count them, the mesh
 		// metrics and so the service graph do not.
 		if h.env.Mesh != nil && (src != "" || !cluster.IsHealthCheck(r)) {
-			cs := r.TLS // nil under the framing guard's wrapper
-			if cs == nil && ci != nil {
-				cs = ci.tls
-			}
 			ex.edge = h.env.Mesh.Caller(cs, cc.ListenerTLS, src)
 		}
 	}
