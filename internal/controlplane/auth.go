@@ -202,8 +202,8 @@ func principalFrom(ctx context.Context) (auth.Principal, bool) {
 // otlpExport is the OTLP trace service's method, taken without a token.
 const otlpExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
-// xdsServicePrefixes are the services that serve configuration: their
-// streams are bound to a node by Options.Authorize.
+// xdsServicePrefixes are the services that serve configuration and
+// secrets: their streams are bound to a node by Options.Authorize.
 var xdsServicePrefixes = []string{
 	"/envoy.service.discovery.v3.", "/envoy.service.listener.v3.", "/envoy.service.route.v3.",
 	"/envoy.service.cluster.v3.", "/envoy.service.endpoint.v3.", "/envoy.service.secret.v3.",

@@ -95,6 +95,7 @@ func TestGRPCAuth(t *testing.T) {
 	s := &Server{cfg: Config{Auth: store}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), authMetrics: newAuthMetrics(prometheus.NewRegistry())}
 	const ads = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 	const metricsSvc = "/envoy.service.metrics.v3.MetricsService/StreamMetrics"
+	const sds = "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
 	for _, tc := range []struct {
 		name, method, token string
 		want                codes.Code
@@ -103,6 +104,8 @@ func TestGRPCAuth(t *testing.T) {
 		{"ads unknown token", ads, "mlt_000000000000_" + strings.Repeat("A", 43), codes.Unauthenticated},
 		{"ads node token", ads, node, codes.OK},
 		{"ads read token (refused when bound)", ads, read, codes.OK},
+		{"sds without token", sds, "", codes.Unauthenticated},
+		{"sds read token (refused when bound)", sds, read, codes.OK},
 		{"metrics node token", metricsSvc, node, codes.OK},
 		{"metrics read token", metricsSvc, read, codes.PermissionDenied},
 		{"metrics without token", metricsSvc, "", codes.Unauthenticated},
@@ -117,7 +120,7 @@ func TestGRPCAuth(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 			continue
 		}
-		if err != nil || tc.method != ads {
+		if err != nil || tc.method != ads && tc.method != sds {
 			continue
 		}
 		greeter := s.authorizeNode(ctx, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
