@@ -121,3 +121,18 @@ func TestLeasedRegistrationAcrossReplicas(t *testing.T) {
 		t.Fatalf("bad registration = %v, want ErrInvalid", err)
 	}
 }
+
+// FuzzLeasedKey: an instance's etcd key parses back to its mesh, node
+// and id whatever they hold, and any key parses without a crash.
+func FuzzLeasedKey(f *testing.F) {
+	f.Add("m", "n", "i-1", "/x/instances/m/n/i")
+	f.Add("a/b", "%", "", "/x/instances/%zz/a/b")
+	l := &Leased{prefix: "/x/instances/"}
+	f.Fuzz(func(t *testing.T, mesh, node, id, raw string) {
+		m, n, i, ok := l.parseKey(l.key(mesh, node, id))
+		if !ok || m != mesh || n != node || i != id {
+			t.Fatalf("key(%q, %q, %q) parses as %q %q %q %v", mesh, node, id, m, n, i, ok)
+		}
+		_, _, _, _ = l.parseKey(raw)
+	})
+}
