@@ -32,6 +32,9 @@ func (s *Server) api() http.Handler {
 	mux.HandleFunc("POST /v1/apply", s.handleApply)
 	mux.HandleFunc("GET /v1/proxies", s.handleProxies)
 	mux.HandleFunc("GET /v1/tap", s.handleTap)
+	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
+	mux.HandleFunc("POST /v1/tokens", s.handleCreateToken)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
 
 	mux.HandleFunc("GET /v1/meshes", s.handleList)
 	mux.HandleFunc("GET /v1/meshes/{mesh}", s.handleGet)
@@ -72,7 +75,7 @@ func (s *Server) api() http.Handler {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return s.metrics.countRequests(mux)
+	return s.metrics.countRequests(s.authenticate(mux))
 }
 
 // keyFromPath works out which kind and names a request's path addresses.
@@ -345,6 +348,10 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 		if res.Op != store.OpUnchanged {
 			s.log.Info("resource applied", "key", res.Resource.Key().String(), "op", res.Op, "version", res.Resource.Metadata.Version)
 		}
+	}
+	s.awaitPushed(ctx, s.store.Snapshot())
+	if s.beforeApplyWarnings != nil {
+		s.beforeApplyWarnings()
 	}
 	out.Warnings = warnings(keys)
 	setWarningHeaders(w, out.Warnings)

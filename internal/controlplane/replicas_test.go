@@ -27,18 +27,22 @@ type replicaCP struct {
 	stop func()
 }
 
-func startReplica(t *testing.T, c *etcdtest.Cluster, id string) *replicaCP {
+func startReplica(t *testing.T, c *etcdtest.Cluster, id string, with ...func(*Config)) *replicaCP {
 	t.Helper()
 	res := newFakeResolver()
 	res.set("db.example", []string{"192.0.2.10"})
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{
+	cfg := Config{
 		DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0",
 		Etcd:      &store.EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/replicas-test/"},
 		ReplicaID: id, ReplicaTTL: 2 * time.Second,
 		Resolver: res, DNSInterval: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, w := range with {
+		w(&cfg)
+	}
+	s, err := New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

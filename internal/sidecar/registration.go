@@ -35,9 +35,13 @@ type registration struct {
 }
 
 func newRegistration(cfg Config, id nodeid.ID, p *proxy.Proxy) (*registration, error) {
+	cpAuth, err := authFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var clients []*apiclient.Client
 	for _, u := range strings.Split(cfg.Server, ",") {
-		c, err := apiclient.New(strings.TrimSpace(u), nil)
+		c, err := cpAuth.apiClient(strings.TrimSpace(u))
 		if err != nil {
 			return nil, &ConfigError{err}
 		}
@@ -57,6 +61,11 @@ func newRegistration(cfg Config, id nodeid.ID, p *proxy.Proxy) (*registration, e
 		return nil, configf("inbound address %q: %v", bound, err)
 	}
 	port, _ := strconv.Atoi(portStr)
+	if cfg.registerPort != 0 {
+		// Under capture peers call the application's port and the
+		// rules redirect them to the inbound listener.
+		port = cfg.registerPort
+	}
 	addr := cfg.Advertise
 	if addr == "" {
 		addr = host
