@@ -114,7 +114,7 @@ func newServerCmd(e *env) *cobra.Command {
 func etcdOptions(storeURL, ca, cert, key, user string) (*store.EtcdOptions, error) {
 	if storeURL == "" || storeURL == "bolt" {
 		if ca != "" || cert != "" || key != "" || user != "" {
-			return nil, errors.New("--etcd-* flags need --store etcd://...")
+			return nil, errors.New("--etcd-* flags need --store etcd://host:port")
 		}
 		return nil, nil
 	}
