@@ -124,7 +124,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
 	p.mesh.SetMaxRoutes(cfg.MeshMaxRoutes)
-	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
+	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, H2: p.codec.h2, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
 	if p.dataStats != nil {
 		p.henv.Mesh = p.mesh
 	}

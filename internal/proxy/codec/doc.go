@@ -6,9 +6,12 @@
 //     makes each request synchronously on the caller's goroutine.
 //   - h1guard: the framing guard in front of every downstream HTTP/1.x
 //     connection (request smuggling, header limits).
+//   - h2server: the downstream HTTP/2 server (h2c and TLS with ALPN h2):
+//     one reader and one batching writer per connection.
 //
-// TLS and HTTP/2 connections go through net/http's server and Transport.
-// Both kinds hand the connection manager an http.ResponseWriter and an
+// HTTP/1.x over TLS goes through net/http's server; upstream HTTP/2 and
+// TLS through net/http's Transport.
+// All of them hand the connection manager an http.ResponseWriter and an
 // *http.Request, which is the stream interface the rest of the proxy
 // codes against today.
 package codec
