@@ -201,14 +201,18 @@ func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, m
 	}
 	if c.HTTP.Codec != table.CodecHTTP1 {
 		h.h2 = &h2server.Server{
-			Handler:           h,
-			MaxHeaderListSize: uint32(srvMaxHdr),
-			IdleTimeout:       idle,
-			PrefaceTimeout:    env.HeaderReadTimeout,
-			ConnContext:       connContext,
-			ConnState:         h.connState,
-			Stats:             env.H2,
-			Log:               env.Log,
+			Handler: h,
+			// The bound net/http's server had here before; Envoy's
+			// default (2^31-1) is no bound at all.
+			MaxConcurrentStreams: 1024,
+			MaxHeaderListSize:    uint32(srvMaxHdr),
+			IdleTimeout:          idle,
+			PrefaceTimeout:       env.HeaderReadTimeout,
+			ConnContext:          connContext,
+			ConnState:            h.connState,
+			Stats:                env.H2,
+			OnIdleTimeout:        h.onIdleTimeout,
+			Log:                  env.Log,
 		}
 	}
 	if c.TLS == nil && c.HTTP.Codec != table.CodecHTTP2 {
@@ -311,6 +315,13 @@ func (h *Server) Serve(c *Conn) {
 		return
 	}
 	h.ln.push(conn)
+}
+
+// onIdleTimeout counts an HTTP/2 connection closed by the idle timeout.
+func (h *Server) onIdleTimeout(c net.Conn) {
+	if sc := srvConnOf(c); sc != nil && sc.hcm != nil {
+		sc.hcm.cxIdleTimeout.Inc()
+	}
 }
 
 // onReject counts a request the framing guard refused, unless h1server

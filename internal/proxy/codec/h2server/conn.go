@@ -618,11 +618,11 @@ func (c *conn) idleTimeout() {
 		c.mu.Unlock()
 		return
 	}
-	c.goAwayLocked(http2.ErrCodeNo, "idle timeout")
-	c.mu.Unlock()
 	if c.s.OnIdleTimeout != nil {
 		c.s.OnIdleTimeout(c.rwc)
 	}
+	c.goAwayLocked(http2.ErrCodeNo, "idle timeout")
+	c.mu.Unlock()
 }
 
 // finish ends the connection once reading stopped: every stream fails,

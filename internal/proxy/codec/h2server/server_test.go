@@ -21,7 +21,8 @@ import (
 // each case are answered.
 func TestMalformedRequestIsAStreamError(t *testing.T) {
 	t.Parallel()
-	addr := serve(t, &Server{Handler: echoHandler})
+	st := newTestStats(t)
+	addr := serve(t, &Server{Handler: echoHandler, Stats: st})
 	base := []string{":method", "GET", ":scheme", "http", ":path", "/", ":authority", "x"}
 	cases := []struct {
 		name   string
@@ -49,6 +50,7 @@ func TestMalformedRequestIsAStreamError(t *testing.T) {
 	}
 	c := dialRaw(t, addr)
 	id := uint32(1)
+	var bad uint64
 	for _, tc := range cases {
 		c.headers(id, true, tc.fields...)
 		resp := c.await(id)
@@ -64,6 +66,18 @@ func TestMalformedRequestIsAStreamError(t *testing.T) {
 			t.Errorf("after %s: next stream status %d rst %v, want 200", tc.name, resp.status, resp.rst)
 		}
 		id += 2
+		if !tc.ok {
+			bad++
+		}
+	}
+	if got := st.RxMessagingError.Value(); got != bad {
+		t.Errorf("rx_messaging_error = %d, want %d", got, bad)
+	}
+	if got := st.TxReset.Value(); got != bad {
+		t.Errorf("tx_reset = %d, want %d", got, bad)
+	}
+	if got := st.StreamsActive.Value(); got != 0 {
+		t.Errorf("streams_active = %d after every stream ended", got)
 	}
 }
 
@@ -211,7 +225,8 @@ func TestResponseTrailers(t *testing.T) {
 // Request trailers reach the handler in Request.Trailer after the body.
 func TestRequestTrailers(t *testing.T) {
 	t.Parallel()
-	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	st := newTestStats(t)
+	addr := serve(t, &Server{Stats: st, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		_, _ = io.WriteString(w, string(b)+" "+r.Trailer.Get("X-Sum"))
 	})})
@@ -221,6 +236,9 @@ func TestRequestTrailers(t *testing.T) {
 	c.headers(1, true, "x-sum", "42")
 	if resp := c.await(1); string(resp.body) != "body 42" {
 		t.Fatalf("body %q, want %q", resp.body, "body 42")
+	}
+	if got := st.Trailers.Value(); got != 1 {
+		t.Errorf("trailers = %d, want 1", got)
 	}
 }
 
@@ -378,7 +396,8 @@ func TestResponseIsOneWrite(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
 	var told atomic.Int32
-	addr := serve(t, &Server{IdleTimeout: 50 * time.Millisecond, Handler: echoHandler, OnIdleTimeout: func(net.Conn) { told.Add(1) }})
+	st := newTestStats(t)
+	addr := serve(t, &Server{Stats: st, IdleTimeout: 50 * time.Millisecond, Handler: echoHandler, OnIdleTimeout: func(net.Conn) { told.Add(1) }})
 	c := dialRaw(t, addr)
 	c.get(1)
 	c.await(1)
@@ -397,6 +416,9 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	if told.Load() != 1 {
 		t.Errorf("OnIdleTimeout called %d times", told.Load())
+	}
+	if got := st.GoawaySent.Value(); got != 1 {
+		t.Errorf("goaway_sent = %d, want 1", got)
 	}
 }
 
