@@ -9,6 +9,10 @@
 #   - chromium (Debian): the console's browser test drives it headless
 #     through playwright-core (web/console, installed by npm ci from the
 #     lockfile; no browser is downloaded).
+#   - etcd-server and etcd-client (Debian, etcd 3.4): the etcd store's
+#     contract tests and the high-availability end-to-end test run real
+#     etcd clusters (internal/etcdtest); the Go client talks to 3.4 as
+#     to newer servers. The package's own service is disabled.
 #   - nodejs and npm, only where the machine has no node: they build the
 #     console and run its browser test.
 #   - Jaeger v2 and an OpenTelemetry Collector (Go module proxy): real
@@ -16,7 +20,7 @@
 #     Go modules (see build_collectors below and docs/tracing.md).
 set -euo pipefail
 need_apt=()
-for pkg in prometheus curl chromium; do
+for pkg in prometheus curl chromium etcd-server etcd-client; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
@@ -26,7 +30,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
   # The package starts a Prometheus service; the tests run their own.
-  $SUDO systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now prometheus prometheus-node-exporter etcd >/dev/null 2>&1 || true
   pkill -x prometheus >/dev/null 2>&1 || true
 fi
 gobin="$(go env GOPATH)/bin"

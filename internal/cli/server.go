@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/meshlens/meshlens/internal/controlplane"
 	"github.com/meshlens/meshlens/internal/metricshistory"
+	"github.com/meshlens/meshlens/internal/store"
 	"github.com/meshlens/meshlens/internal/tracestore"
 )
 
@@ -15,6 +20,7 @@ func newServerCmd(e *env) *cobra.Command {
 	var cfg controlplane.Config
 	otlp := true
 	var pprofAddr string
+	var storeURL, etcdCA, etcdCert, etcdKey, etcdUser string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: store, REST API and xDS",
@@ -26,6 +32,9 @@ func newServerCmd(e *env) *cobra.Command {
 			}
 			cfg.Logger = log
 			cfg.DisableOTLP = !otlp
+			if cfg.Etcd, err = etcdOptions(storeURL, etcdCA, etcdCert, etcdKey, etcdUser); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			if pprofAddr != "" {
@@ -47,6 +56,11 @@ func newServerCmd(e *env) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", "meshlens-data", "directory of the durable store (created if missing)")
+	f.StringVar(&storeURL, "store", "bolt", "where resources are kept: bolt (a file in the data dir) or etcd://[user[:password]@]host:port[,host:port...][/prefix] (etcds:// for TLS), shared by every replica on that cluster and prefix")
+	f.StringVar(&etcdCA, "etcd-cacert", "", "CA bundle that verifies the etcd members' certificates (implies TLS)")
+	f.StringVar(&etcdCert, "etcd-cert", "", "client certificate for an etcd cluster that checks clients (with --etcd-key; implies TLS)")
+	f.StringVar(&etcdKey, "etcd-key", "", "key of --etcd-cert")
+	f.StringVar(&etcdUser, "etcd-user", "", "etcd user as user:password (overrides the URL's user; the password may also come from MESHLENS_ETCD_PASSWORD)")
 	f.StringVar(&cfg.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the REST API")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address of the xDS (ADS) gRPC server")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
@@ -63,4 +77,38 @@ func newServerCmd(e *env) *cobra.Command {
 	f.Int64Var(&cfg.MetricsHistory.MaxBytes, "metrics-history-bytes", metricshistory.DefaultMaxBytes, "most bytes the built-in history keeps (the least recently active series go first)")
 	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
 	return cmd
+}
+
+// etcdOptions turns the --store and --etcd-* flags into the etcd store's
+// options, or nil for the embedded store.
+func etcdOptions(storeURL, ca, cert, key, user string) (*store.EtcdOptions, error) {
+	if storeURL == "" || storeURL == "bolt" {
+		if ca != "" || cert != "" || key != "" || user != "" {
+			return nil, errors.New("--etcd-* flags need --store etcd://...")
+		}
+		return nil, nil
+	}
+	opts, err := store.ParseEtcdURL(storeURL)
+	if err != nil {
+		return nil, fmt.Errorf("--store: %w", err)
+	}
+	if ca != "" || cert != "" || key != "" {
+		if opts.TLS, err = store.EtcdTLS(ca, cert, key); err != nil {
+			return nil, fmt.Errorf("--%w", err)
+		}
+		for i, e := range opts.Endpoints {
+			opts.Endpoints[i] = "https://" + strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://")
+		}
+	}
+	if user != "" {
+		name, pass, _ := strings.Cut(user, ":")
+		if name == "" {
+			return nil, errors.New("--etcd-user: user is empty (want user:password)")
+		}
+		opts.Username, opts.Password = name, pass
+	}
+	if p := os.Getenv("MESHLENS_ETCD_PASSWORD"); p != "" && opts.Password == "" {
+		opts.Password = p
+	}
+	return &opts, nil
 }

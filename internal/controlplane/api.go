@@ -26,7 +26,7 @@ import (
 func (s *Server) api() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "revision": s.store.Snapshot().Revision()})
+		s.handleHealthz(w, r)
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("POST /v1/apply", s.handleApply)
@@ -104,7 +104,11 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	snap := s.store.Snapshot()
+	snap, err := s.store.Current(r.Context())
+	if err != nil {
+		writeError(w, fmt.Errorf("read the store: %w", err))
+		return
+	}
 	parent := k.Parent
 	if parent == "" {
 		parent = r.URL.Query().Get(map[v1alpha1.Kind]string{v1alpha1.KindRoute: "virtualRouter", v1alpha1.KindGatewayRoute: "virtualGateway"}[k.Kind])
@@ -161,7 +165,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	snap := s.store.Snapshot()
+	snap, err := s.store.Current(r.Context())
+	if err != nil {
+		writeError(w, fmt.Errorf("read the store: %w", err))
+		return
+	}
 	res, err := s.resolve(snap, k)
 	if err != nil {
 		writeError(w, err)
@@ -194,10 +202,6 @@ func (s *Server) describe(snap *store.Snapshot, res *v1alpha1.Resource) restv1.D
 		d.Proxies = s.proxies(string(res.Kind), res.Mesh, res.Name)
 	}
 	return d
-}
-
-func (s *Server) handleProxies(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, restv1.ProxyList{Items: s.proxies("", "", "")})
 }
 
 // decodeBody reads at most MaxBodyBytes of documents.
@@ -339,6 +343,10 @@ func (s *Server) applyAndAnswer(ctx context.Context, w http.ResponseWriter, docs
 			s.log.Info("resource applied", "key", res.Resource.Key().String(), "op", res.Op, "version", res.Resource.Metadata.Version)
 		}
 	}
+	s.awaitPushed(ctx, s.store.Snapshot())
+	if s.beforeApplyWarnings != nil {
+		s.beforeApplyWarnings()
+	}
 	out.Warnings = warnings(keys)
 	setWarningHeaders(w, out.Warnings)
 	writeJSON(w, http.StatusOK, out)
@@ -404,7 +412,12 @@ const maxInstanceBody = 64 << 10
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	mesh, node, id := r.PathValue("mesh"), r.PathValue("node"), r.PathValue("id")
-	vn := s.store.Snapshot().Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node})
+	snap, err := s.store.Current(r.Context())
+	if err != nil {
+		writeError(w, fmt.Errorf("read the store: %w", err))
+		return
+	}
+	vn := snap.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node})
 	if vn == nil {
 		writeError(w, notFound(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: mesh, Name: node}))
 		return
@@ -437,17 +450,37 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	got, err := s.registry.Register(in)
-	if err != nil {
+	var got registry.Instance
+	if s.leased != nil {
+		got, err = s.leased.Register(r.Context(), in)
+	} else {
+		got, err = s.registry.Register(in)
+	}
+	if errors.Is(err, registry.ErrInvalid) || (err != nil && s.leased == nil) {
 		writeError(w, badRequest(err))
+		return
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("register: %w", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, toAPIInstance(got))
 }
 
 func (s *Server) handleDeregister(w http.ResponseWriter, r *http.Request) {
-	if err := s.registry.Deregister(r.PathValue("mesh"), r.PathValue("node"), r.PathValue("id")); err != nil {
+	mesh, node, id := r.PathValue("mesh"), r.PathValue("node"), r.PathValue("id")
+	var err error
+	if s.leased != nil {
+		err = s.leased.Deregister(r.Context(), mesh, node, id)
+	} else {
+		err = s.registry.Deregister(mesh, node, id)
+	}
+	if errors.Is(err, registry.ErrNotFound) {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound, Message: err.Error()})
+		return
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("deregister: %w", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -481,6 +514,8 @@ func writeError(w http.ResponseWriter, err error) {
 		apiErr = &restv1.Error{Status: http.StatusConflict, Code: restv1.CodeResourceInUse, Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
 		apiErr = &restv1.Error{Status: http.StatusConflict, Code: restv1.CodeConflict, Message: err.Error()}
+	case errors.Is(err, store.ErrTooLarge):
+		apiErr = &restv1.Error{Status: http.StatusRequestEntityTooLarge, Code: restv1.CodeTooLarge, Message: err.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		apiErr = &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, v1alpha1.ErrReferenceNotFound), errors.Is(err, v1alpha1.ErrInvalidReference):

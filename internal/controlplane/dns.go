@@ -22,6 +22,10 @@ type resolver struct {
 	timeout  time.Duration
 	lookup   func(ctx context.Context, host string) ([]string, error)
 
+	// onChange, when set, is handed the answers after every resolve
+	// that changed them: a leader publishes them to the replicas.
+	onChange func(map[string][]string)
+
 	mu      sync.Mutex
 	hosts   map[string][]string
 	changed chan struct{}
@@ -124,10 +128,33 @@ func (r *resolver) resolve(ctx context.Context, hosts []string, onlyNew bool) {
 	r.hosts = fresh
 	r.mu.Unlock()
 	if changed {
-		select {
-		case r.changed <- struct{}{}:
-		default:
+		r.signal()
+		if r.onChange != nil {
+			r.onChange(fresh)
 		}
+	}
+}
+
+func (r *resolver) signal() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// setAll replaces every answer with those another replica resolved.
+func (r *resolver) setAll(hosts map[string][]string) {
+	r.mu.Lock()
+	changed := len(hosts) != len(r.hosts)
+	for h, a := range hosts {
+		if !slices.Equal(r.hosts[h], a) {
+			changed = true
+		}
+	}
+	r.hosts = hosts
+	r.mu.Unlock()
+	if changed {
+		r.signal()
 	}
 }
 

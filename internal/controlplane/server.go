@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -39,7 +40,11 @@ const (
 
 // Config configures a control plane.
 type Config struct {
-	DataDir      string
+	DataDir string
+	// Etcd, when set, keeps the resources in that etcd cluster (shared
+	// by every replica given the same cluster and prefix) instead of
+	// the bbolt file under DataDir.
+	Etcd         *store.EtcdOptions
 	APIAddr      string
 	XDSAddr      string
 	MaxBodyBytes int64         // largest request body the API reads
@@ -63,6 +68,14 @@ type Config struct {
 	// MetricsHistory bounds the history of the mesh metrics the proxies
 	// stream to the metrics service on the xDS address.
 	MetricsHistory metricshistory.Options
+	// ReplicaID names this replica among those sharing an etcd store
+	// (default: hostname:api-port). AdvertiseAPIAddr is the host:port
+	// the other replicas reach its API at (default: the API address,
+	// with the hostname for a wildcard host). ReplicaTTL is its etcd
+	// session's TTL (default DefaultReplicaTTL).
+	ReplicaID        string
+	AdvertiseAPIAddr string
+	ReplicaTTL       time.Duration
 	// PrometheusURL, when set, makes the console read traffic from that
 	// Prometheus server (which scrapes the proxies) instead of the
 	// history.
@@ -102,6 +115,12 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	registry *registry.Registry
+	// leased, with the etcd store, keeps registrations as leased keys
+	// that every replica mirrors into registry.
+	leased *registry.Leased
+	// cluster, with the etcd store, is this replica's membership of the
+	// replicas sharing it: peers and the leader election.
+	cluster  *cluster
 	dns      *resolver
 	xds      *xds.Server
 	traces   *tracestore.Store
@@ -112,8 +131,13 @@ type Server struct {
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
-	warnings  warningCache
-	taps      tapLimiter // open /v1/tap streams
+	// beforeApplyWarnings, when set (by tests), runs when an apply starts
+	// computing its warnings.
+	beforeApplyWarnings func()
+	warnings            warningCache
+	// feeding is set while feedXDS hands the xDS server its inputs.
+	feeding atomic.Bool
+	taps    tapLimiter // open /v1/tap streams
 
 	apiLn, xdsLn net.Listener
 }
@@ -135,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{})
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -143,6 +167,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, store: st,
 		registry: registry.New(nil),
 		dns:      newResolver(cfg.Logger, cfg.DNSInterval, cfg.Resolver),
+	}
+	if e, ok := st.(*store.Etcd); ok {
+		s.leased = registry.NewLeased(s.registry, e.Client(), e.Prefix(), cfg.Logger)
 	}
 	s.metrics = newMetrics()
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
@@ -160,6 +187,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	if e, ok := st.(*store.Etcd); ok {
+		s.cluster = newCluster(e.Client(), e.Prefix(), s.selfPeer(), cfg.ReplicaTTL, cfg.Logger)
+		s.dns.onChange = s.publishDNS
+		s.cluster.onLead = func(ctx context.Context) {
+			s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) })
+		}
+	}
 	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.receiver = metricshistory.NewReceiver(s.history)
 	s.traffic = s.history
@@ -170,6 +204,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics.reg.MustRegister(newStateCollector(s))
 	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil
+}
+
+// openStoreTimeout bounds connecting to an etcd cluster and loading its
+// state at start.
+const openStoreTimeout = 30 * time.Second
+
+// openStore opens the configured store: the etcd cluster, or the bbolt
+// file in the data dir.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Etcd == nil {
+		return store.Open(filepath.Join(cfg.DataDir, dbFileName), store.Options{Logger: cfg.Logger})
+	}
+	opts := *cfg.Etcd
+	opts.Logger = cfg.Logger
+	ctx, cancel := context.WithTimeout(ctx, openStoreTimeout)
+	defer cancel()
+	return store.OpenEtcd(ctx, opts)
 }
 
 // APIAddr is the address the REST API listens on.
@@ -189,7 +240,19 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	wg.Add(3)
 	go func() { defer wg.Done(); s.registry.Run(ctx, time.Second) }()
-	go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
+	if s.leased != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.leased.Run(ctx) }()
+	}
+	if s.cluster != nil {
+		// DNS is resolved by the leader alone, which publishes the
+		// answers; every replica follows them.
+		wg.Add(1)
+		go func() { defer wg.Done(); s.followDNS(ctx) }()
+		go func() { defer wg.Done(); s.cluster.run(ctx) }()
+	} else {
+		go func() { defer wg.Done(); s.dns.Run(ctx, func() []string { return hostnames(s.store.Snapshot()) }) }()
+	}
 	go func() { defer wg.Done(); s.feedXDS(ctx) }()
 
 	g := grpc.NewServer(
@@ -254,6 +317,8 @@ func (s *Server) Run(ctx context.Context) error {
 // a registration that lands after the read closes the channel the next
 // wait is on, so it is never missed.
 func (s *Server) feedXDS(ctx context.Context) {
+	s.feeding.Store(true)
+	defer s.feeding.Store(false)
 	snaps := s.store.Watch(ctx)
 	var snap *store.Snapshot
 	regChanged := s.registry.Changed()

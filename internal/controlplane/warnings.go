@@ -1,15 +1,16 @@
 package controlplane
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/store"
-	"github.com/meshlens/meshlens/internal/xds"
 )
 
 // warningCache keeps the warnings of the latest store snapshot asked
@@ -43,7 +44,7 @@ func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache boo
 		done[mesh] = true
 		w, ok := c.byMesh[mesh]
 		if !cache || !ok {
-			w = xds.Warnings(snap, mesh)
+			w = s.xds.Warnings(snap, mesh)
 			if cache {
 				c.byMesh[mesh] = w
 			}
@@ -53,6 +54,37 @@ func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache boo
 		}
 	}
 	return out
+}
+
+// pushWait bounds how long an apply waits for the xDS server to push the
+// state it made before computing its warnings.
+const pushWait = 2 * time.Second
+
+// awaitPushed returns once the xDS server has handed the views built from
+// snap, or from a later store snapshot, to its caches (or after pushWait,
+// or at once when nothing feeds the xDS server). An apply computes its
+// warnings after that: translating every node of the mesh for them is as
+// much work as a push, and must not delay the push that the apply's
+// change is waiting for.
+func (s *Server) awaitPushed(ctx context.Context, snap *store.Snapshot) {
+	if !s.feeding.Load() {
+		return
+	}
+	timeout := time.NewTimer(pushWait)
+	defer timeout.Stop()
+	for {
+		l, later := s.xds.Pushed()
+		if p, ok := l.(*store.Snapshot); ok && p.Revision() >= snap.Revision() {
+			return
+		}
+		select {
+		case <-later:
+		case <-timeout.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // readWarnings are the warnings a read of resources answers with: none

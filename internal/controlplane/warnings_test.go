@@ -1,13 +1,16 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
+	"github.com/meshlens/meshlens/internal/store"
 )
 
 // acmMesh has a node whose backend trusts ACM Private CA and a listener
@@ -213,5 +216,46 @@ spec: {provider: {virtualNode: {virtualNodeName: bare}}}
 	want := []string{"VirtualNode m/client: spec.backends[0].virtualService.virtualServiceName: virtual service app.m.local has no provider listener: not routed"}
 	if !slices.Equal(out.Warnings, want) {
 		t.Errorf("warnings = %q, want %q", out.Warnings, want)
+	}
+}
+
+// TestApplyWarningsAfterPush: an apply computes its warnings only after
+// the xDS server has pushed the state the apply made, so that translating
+// the whole mesh for them does not hold up the push; the apply still
+// answers with them.
+func TestApplyWarningsAfterPush(t *testing.T) {
+	var mu sync.Mutex
+	var pushedAt []uint64 // the pushed store revision when each apply's warnings started
+	var cp *runningCP
+	cp = startCP(t, Config{}, func(s *Server) {
+		s.beforeApplyWarnings = func() {
+			l, _ := s.xds.Pushed()
+			var rev uint64
+			if p, ok := l.(*store.Snapshot); ok {
+				rev = p.Revision()
+			}
+			mu.Lock()
+			pushedAt = append(pushedAt, rev)
+			mu.Unlock()
+		}
+	})
+	c := dialEDS(t, cp.s.XDSAddr(), "mesh/m/virtualNode/client")
+	for i, doc := range []string{acmMesh, strings.Replace(acmMesh, "port: 8080", "port: 8081", 1)} {
+		out, err := cp.api.Apply(context.Background(), []byte(doc), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		got := pushedAt[i]
+		mu.Unlock()
+		if got < out.Revision {
+			t.Fatalf("apply %d (revision %d): warnings computed when revision %d was pushed", i, out.Revision, got)
+		}
+		if !slices.Contains(out.Warnings, acmTrustWarning) {
+			t.Fatalf("apply %d: warnings %q lack %q", i, out.Warnings, acmTrustWarning)
+		}
+	}
+	if err := c.streamErr(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,6 +6,11 @@
 // deliberately not persisted: after a control-plane restart, instances
 // re-register on their next renewal, and a registry that survived the
 // instances it describes would send traffic to the dead.
+//
+// With the etcd store, Leased keeps registrations in etcd instead, each
+// under a lease with the registration's TTL, so that every control-plane
+// replica sees them and a registration outlives the replica it was made
+// through but not its own TTL.
 package registry
 
 import (
@@ -55,6 +60,15 @@ type Instance struct {
 	RegisteredAt  time.Time         `json:"registeredAt"`
 	RenewedAt     time.Time         `json:"renewedAt"`
 	ExpiresAt     time.Time         `json:"expiresAt"`
+
+	// leased: mirrored from etcd, where the instance's lease, not the
+	// local clock, decides when it ends (see Leased).
+	leased bool
+}
+
+// expired reports whether the instance's TTL has passed at now.
+func (in *Instance) expired(now time.Time) bool {
+	return !in.leased && !now.Before(in.ExpiresAt)
 }
 
 // Validate checks the fields a caller supplies and fills defaults.
@@ -190,7 +204,7 @@ func (r *Registry) List(mesh, node string) []Instance {
 	defer r.mu.Unlock()
 	var out []Instance
 	for k, in := range r.instances {
-		if (mesh != "" && k.mesh != mesh) || (node != "" && k.node != node) || !now.Before(in.ExpiresAt) {
+		if (mesh != "" && k.mesh != mesh) || (node != "" && k.node != node) || in.expired(now) {
 			continue
 		}
 		out = append(out, copyInstance(in))
@@ -251,10 +265,10 @@ func (r *Registry) View() *View {
 	}
 	v := &View{version: r.version, byService: map[[2]string][]*Instance{}, byNode: map[[2]string][]*Instance{}}
 	for k, in := range r.instances {
-		if !now.Before(in.ExpiresAt) {
+		if in.expired(now) {
 			continue
 		}
-		if v.until.IsZero() || in.ExpiresAt.Before(v.until) {
+		if !in.leased && (v.until.IsZero() || in.ExpiresAt.Before(v.until)) {
 			v.until = in.ExpiresAt
 		}
 		nk := [2]string{k.mesh, k.node}
@@ -338,7 +352,7 @@ func (r *Registry) Expire() int {
 	defer r.mu.Unlock()
 	n := 0
 	for k, in := range r.instances {
-		if !now.Before(in.ExpiresAt) {
+		if in.expired(now) {
 			delete(r.instances, k)
 			n++
 		}
@@ -370,6 +384,7 @@ func sameEndpoint(a, b *Instance) bool {
 
 func copyInstance(in *Instance) Instance {
 	out := *in
+	out.leased = false
 	out.Attributes = cloneMap(in.Attributes)
 	return out
 }

@@ -10,13 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
@@ -75,10 +72,7 @@ type Bolt struct {
 
 	mu     sync.Mutex // serialises writes and Close
 	closed atomic.Bool
-	snap   atomic.Pointer[Snapshot]
-
-	wmu      sync.Mutex // guards watchers, and orders snapshot swaps with watch registration
-	watchers map[*watcher]struct{}
+	hub    // the current snapshot and the watches
 }
 
 var _ Store = (*Bolt)(nil)
@@ -120,7 +114,7 @@ func Open(path string, opts Options) (*Bolt, error) {
 		}
 	}
 
-	b := &Bolt{path: path, db: db, log: logger, now: now, watchers: map[*watcher]struct{}{}}
+	b := &Bolt{path: path, db: db, log: logger, now: now}
 	snap, err := b.load()
 	if err != nil {
 		_ = db.Close()
@@ -226,6 +220,10 @@ func (b *Bolt) Path() string { return b.path }
 // after later writes and after Close.
 func (b *Bolt) Snapshot() *Snapshot { return b.snap.Load() }
 
+// Current returns the current state: one process owns the file, so what
+// it holds is every acknowledged write.
+func (b *Bolt) Current(context.Context) (*Snapshot, error) { return b.snap.Load(), nil }
+
 // Apply creates or updates the batch's resources in one transaction; see
 // Store.Apply. The resources of the batch are copied, never kept, and
 // the resources in the results are the caller's own copies.
@@ -243,82 +241,24 @@ func (b *Bolt) Apply(ctx context.Context, batch []*v1alpha1.Resource, check Chec
 	}
 
 	cur := b.snap.Load()
-	now := b.now().UTC().Truncate(time.Millisecond)
-	results := make([]Result, len(batch))
-	seen := make(map[v1alpha1.Key]int, len(batch))
-	var (
-		puts    []*v1alpha1.Resource
-		changed []v1alpha1.Key
-		records [][]byte
-	)
-	for i, in := range batch {
-		if in == nil {
-			return nil, fmt.Errorf("apply: batch item %d is nil", i)
-		}
-		k := in.Key()
-		if err := checkKey(k); err != nil {
-			return nil, fmt.Errorf("apply: batch item %d: %w", i, err)
-		}
-		if j, dup := seen[k]; dup {
-			return nil, fmt.Errorf("apply: %s appears twice in the batch (items %d and %d)", k, j, i)
-		}
-		seen[k] = i
-
-		old := cur.Get(k)
-		if want := expectedVersion(in); want > 0 {
-			switch {
-			case old == nil:
-				return nil, fmt.Errorf("apply %s: expected version %d, but it does not exist: %w", k, want, ErrConflict)
-			case old.Metadata.Version != want:
-				return nil, fmt.Errorf("apply %s: expected version %d, stored version is %d: %w", k, want, old.Metadata.Version, ErrConflict)
-			}
-		}
-
-		// Copy first: the copy is what is stored, and its spec is in
-		// normal form (a nil spec becomes an empty one), so comparing it
-		// is stable.
-		r := in.DeepCopy()
-		if old != nil && v1alpha1.SpecEqual(old, r) && tagsEqual(old.Tags, r.Tags) {
-			results[i] = Result{Op: OpUnchanged, Resource: old.DeepCopy()}
-			continue
-		}
-		op := OpCreated
-		meta := &v1alpha1.Metadata{Arn: ARN(k), UID: uuid.NewString(), Version: 1, CreatedAt: now, LastUpdatedAt: now}
-		if old != nil {
-			op = OpUpdated
-			meta.UID = old.Metadata.UID
-			meta.Version = old.Metadata.Version + 1
-			meta.CreatedAt = old.Metadata.CreatedAt
-		}
-		r.Metadata = meta
-		r.Status = &v1alpha1.Status{Status: "ACTIVE"}
-		rec, err := json.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("apply %s: encode: %w", k, err)
-		}
-		result, err := decodeRecord(EncodeKey(k), rec)
-		if err != nil {
-			return nil, fmt.Errorf("apply %s: %w", k, err)
-		}
-		results[i] = Result{Op: op, Resource: result}
-		puts = append(puts, r)
-		changed = append(changed, k)
-		records = append(records, rec)
+	p, err := planApply(cur, batch, b.now())
+	if err != nil {
+		return nil, err
 	}
-	if len(puts) == 0 {
-		return results, nil
+	if len(p.puts) == 0 {
+		return p.results, nil
 	}
-
-	next := cur.With(cur.Revision()+1, puts, nil)
+	next := cur.With(cur.Revision()+1, p.puts, nil)
 	if check != nil {
-		if err := check(next, changed); err != nil {
+		if err := check(next, p.changed); err != nil {
 			return nil, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	changed, records, results := p.changed, p.records, p.results
+	err = b.db.Update(func(tx *bolt.Tx) error {
 		bucket := tx.Bucket(bucketResources)
 		for i, k := range changed {
 			if err := bucket.Put(EncodeKey(k), records[i]); err != nil {
@@ -347,12 +287,9 @@ func (b *Bolt) Delete(ctx context.Context, key v1alpha1.Key, expectedVersion int
 		return nil, fmt.Errorf("delete %s: %w", key, err)
 	}
 	cur := b.snap.Load()
-	old := cur.Get(key)
-	if old == nil {
-		return nil, fmt.Errorf("delete %s: %w", key, ErrNotFound)
-	}
-	if expectedVersion != 0 && expectedVersion != old.Metadata.Version {
-		return nil, fmt.Errorf("delete %s: expected version %d, stored version is %d: %w", key, expectedVersion, old.Metadata.Version, ErrConflict)
+	old, err := planDelete(cur, key, expectedVersion)
+	if err != nil {
+		return nil, err
 	}
 	next := cur.With(cur.Revision()+1, nil, []v1alpha1.Key{key})
 	if check != nil {
@@ -363,7 +300,7 @@ func (b *Bolt) Delete(ctx context.Context, key v1alpha1.Key, expectedVersion int
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("delete %s: %w", key, err)
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err = b.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketResources).Delete(EncodeKey(key)); err != nil {
 			return fmt.Errorf("delete record: %w", err)
 		}
@@ -373,9 +310,7 @@ func (b *Bolt) Delete(ctx context.Context, key v1alpha1.Key, expectedVersion int
 		return nil, fmt.Errorf("delete %s: commit: %w", key, err)
 	}
 	b.publish(next)
-	gone := old.DeepCopy()
-	gone.Status = &v1alpha1.Status{Status: "DELETED"}
-	return gone, nil
+	return deletedCopy(old), nil
 }
 
 // Backup writes a consistent copy of the data file to w while the store
@@ -413,31 +348,6 @@ func (b *Bolt) Close() error {
 		return fmt.Errorf("close data file %s: %w", b.path, err)
 	}
 	return nil
-}
-
-// expectedVersion is the version a caller says it last read, or 0.
-func expectedVersion(r *v1alpha1.Resource) int64 {
-	if r.Metadata == nil {
-		return 0
-	}
-	return r.Metadata.Version
-}
-
-// tagsEqual compares tag lists as sets: App Mesh tags are keyed, so their
-// order carries no meaning and reordering them is no change.
-func tagsEqual(a, b []v1alpha1.Tag) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	less := func(x, y v1alpha1.Tag) int {
-		if c := strings.Compare(x.Key, y.Key); c != 0 {
-			return c
-		}
-		return strings.Compare(x.Value, y.Value)
-	}
-	a = slices.SortedFunc(slices.Values(a), less)
-	b = slices.SortedFunc(slices.Values(b), less)
-	return slices.Equal(a, b)
 }
 
 // syncDir fsyncs a directory so that a file just created in it is named

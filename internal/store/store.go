@@ -1,7 +1,9 @@
 // Package store keeps meshlens resources durably and hands out consistent,
 // immutable snapshots of them. The Store interface is what the control
-// plane uses; Open returns the embedded bbolt implementation, and a
-// Kubernetes-backed implementation can satisfy the same interface later.
+// plane uses; Open returns the embedded bbolt implementation and OpenEtcd
+// one that keeps the resources in an etcd cluster shared by several
+// control-plane replicas. A Kubernetes-backed implementation can satisfy
+// the same interface later.
 package store
 
 import (
@@ -52,8 +54,16 @@ type Check func(next *Snapshot, changed []v1alpha1.Key) error
 // once it returns nil: it survives the process being killed. Writes are
 // serialised; reads never block on them.
 type Store interface {
-	// Snapshot returns the current state.
+	// Snapshot returns the current state as this process knows it, at
+	// once. With a shared store (etcd) it may lag a write another
+	// replica acknowledged a moment ago; use Current where that matters.
 	Snapshot() *Snapshot
+
+	// Current returns a state that holds every write acknowledged, by any
+	// process, before the call: a linearizable read. The embedded store
+	// answers at once; the etcd store asks the cluster's quorum for the
+	// latest revision and waits until its watched state has caught up.
+	Current(ctx context.Context) (*Snapshot, error)
 
 	// Apply creates or updates every resource of the batch. A resource
 	// whose Metadata.Version is set is only written if that is the stored

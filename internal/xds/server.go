@@ -139,16 +139,19 @@ type NACK struct {
 // Server serves the views of connected data planes over ADS (state of the
 // world and delta) and the per-type xDS services.
 //
-// Envoy-flavoured data planes are served from a snapshot cache in ADS
-// mode with ordered responses (clusters, then endpoints, then listeners,
-// then routes); proxyless gRPC clients, which ask for single listeners by
-// name, from a cache in non-ADS mode, which answers any subset of a
-// snapshot (see docs/xds.md).
+// Envoy-flavoured data planes' state-of-the-world streams are served from
+// sotwCache, which answers as a snapshot cache in ADS mode with ordered
+// responses (clusters, then endpoints, then listeners, then routes) and
+// shares each response's encoded resources among streams; their delta
+// streams from a snapshot cache in ADS mode; proxyless gRPC clients,
+// which ask for single listeners by name, from a cache in non-ADS mode,
+// which answers any subset of a snapshot (see docs/xds.md).
 type Server struct {
 	ctx   context.Context
 	log   *slog.Logger
 	opts  Options
 	ads   cache.SnapshotCache
+	sotw  *sotwCache
 	plain cache.SnapshotCache
 	xds   serverv3.Server
 
@@ -171,6 +174,10 @@ type Server struct {
 	// now served were built from: what the next input is compared with.
 	// It belongs to the run goroutine.
 	built map[string]map[string][]Endpoint
+	// pushedLookup is the lookup of the latest input whose views were
+	// handed to the caches; pushedCh is closed when a later one is.
+	pushedLookup v1alpha1.Lookup
+	pushedCh     chan struct{}
 }
 
 type input struct {
@@ -187,11 +194,14 @@ type nodeState struct {
 	flavour Flavour
 	streams map[int64]*streamState
 
-	dirty    bool  // needs a build from the current input
-	desired  *View // last build
-	pushed   *View // what the cache holds
-	versions typeVersions
-	notes    []Note
+	dirty   bool  // needs a build from the current input
+	desired *View // last build
+	// desiredFrom is the lookup desired was built from, whose warnings
+	// include desired's notes (see Server.Warnings).
+	desiredFrom v1alpha1.Lookup
+	pushed      *View // what the cache holds
+	versions    typeVersions
+	notes       []Note
 
 	// make-before-break
 	retained     map[string]retainedCluster
@@ -239,19 +249,29 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 		metrics:   opts.Metrics,
 		built:     map[string]map[string][]Endpoint{},
 		hash:      newHasher(),
+		pushedCh:  make(chan struct{}),
 	}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
 	}
 	cl := cacheLogger{log}
 	s.ads = cache.NewSnapshotCache(true, nodeHash{}, cl)
+	s.sotw = newSotwCache(nodeHash{}, cl, s.ads)
 	s.plain = cache.NewSnapshotCache(false, nodeHash{}, cl)
 	mux := &cache.MuxCache{
-		Classify: func(r *cache.Request) string { return flavourOf(r.GetNode()).String() },
+		// Envoy's state-of-the-world streams are answered by the cache
+		// that shares responses; its delta streams and REST fetches, by
+		// the snapshot cache.
+		Classify: func(r *cache.Request) string {
+			if fl := flavourOf(r.GetNode()); fl != FlavourEnvoy {
+				return fl.String()
+			}
+			return sotwKey
+		},
 		ClassifyDelta: func(r *cache.DeltaRequest) string {
 			return flavourOf(r.GetNode()).String()
 		},
-		Caches: map[string]cache.Cache{FlavourEnvoy.String(): s.ads, FlavourProxyless.String(): s.plain},
+		Caches: map[string]cache.Cache{sotwKey: s.sotw, FlavourEnvoy.String(): s.ads, FlavourProxyless.String(): s.plain},
 	}
 	s.xds = serverv3.NewServer(ctx, mux, s, sotw.WithOrderedADS())
 	go s.run()
@@ -281,6 +301,16 @@ func (s *Server) Update(l v1alpha1.Lookup, eps Endpoints) {
 	case s.kickInput <- struct{}{}:
 	default:
 	}
+}
+
+// Pushed returns the lookup of the latest input whose views the server
+// has handed to its caches (nil before the first), and a channel that is
+// closed when a later input's are. Work that should not hold up a push,
+// such as computing warnings for the API, waits for it.
+func (s *Server) Pushed() (v1alpha1.Lookup, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pushedLookup, s.pushedCh
 }
 
 // Nodes lists the connected data planes, sorted by key.
@@ -796,6 +826,9 @@ func (s *Server) step(now time.Time) time.Time {
 		if len(n.streams) == 0 {
 			delete(s.nodes, key)
 			s.cacheFor(n.flavour).ClearSnapshot(key)
+			if n.flavour == FlavourEnvoy {
+				s.sotw.clearSnapshot(key)
+			}
 			continue
 		}
 		if n.dirty && tr != nil {
@@ -830,6 +863,9 @@ func (s *Server) step(now time.Time) time.Time {
 				}
 				p := &preparedSnapshot{}
 				p.snap, p.versions, p.err = v.snapshot(h)
+				if p.err == nil && build[i].flavour == FlavourEnvoy {
+					p.sotw = s.sotw.prepare(p.snap)
+				}
 				prepMu.Lock()
 				prepared[v] = p
 				prepMu.Unlock()
@@ -858,10 +894,14 @@ func (s *Server) step(now time.Time) time.Time {
 			continue
 		}
 		n.dirty = false
+		n.desiredFrom = tr.lookup
 		s.logNotes(n, views[i].Notes)
 		s.plan(n, views[i], h, now)
 	}
-	if len(build) > 0 {
+	if tr != nil && !sameLookup(s.pushedLookup, tr.lookup) {
+		s.pushedLookup = tr.lookup
+		close(s.pushedCh)
+		s.pushedCh = make(chan struct{})
 	}
 	var wake time.Time
 	soonest := func(t time.Time) {
@@ -891,6 +931,7 @@ func (s *Server) step(now time.Time) time.Time {
 
 // preparedSnapshot is a view's snapshot, built while the view was.
 type preparedSnapshot struct {
+	sotw     *sotwSnapshot // for Envoy's state-of-the-world streams
 	snap     *cache.Snapshot
 	versions typeVersions
 	err      error
@@ -1039,10 +1080,11 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		return
 	}
 	var snap *cache.Snapshot
+	var sotw *sotwSnapshot
 	var tv typeVersions
 	var err error
 	if p := s.prepared[v]; p != nil {
-		snap, tv, err = p.snap, p.versions, p.err
+		snap, tv, err, sotw = p.snap, p.versions, p.err, p.sotw
 	} else {
 		snap, tv, err = v.snapshot(h)
 	}
@@ -1055,6 +1097,12 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 		return
 	}
 	n.versions = tv
+	if n.flavour == FlavourEnvoy {
+		if sotw == nil {
+			sotw = s.sotw.prepare(snap)
+		}
+		s.sotw.setSnapshot(s.ctx, n.key, sotw)
+	}
 	if err := s.cacheFor(n.flavour).SetSnapshot(s.ctx, n.key, snap); err != nil {
 		s.log.Error("xds: set snapshot", "node", n.nodeID, "error", err)
 		return
@@ -1062,6 +1110,9 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 	s.log.Debug("xds: pushed", "node", n.nodeID, "flavour", n.flavour.String(),
 		"listeners", tv.Listeners, "routes", tv.Routes, "clusters", tv.Clusters, "endpoints", tv.Endpoints)
 }
+
+// sotwKey classifies the requests of Envoy's state-of-the-world streams.
+const sotwKey = "envoy-sotw"
 
 // cacheLogger sends go-control-plane's logs to slog, one level down: its
 // warnings (such as an ADS request naming a subset of a type) are normal

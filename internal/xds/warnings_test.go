@@ -1,9 +1,11 @@
 package xds
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/nodeid"
@@ -225,4 +227,70 @@ func mustDecodeResources(t *testing.T, doc string) []*v1alpha1.Resource {
 		t.Fatal(err)
 	}
 	return rs
+}
+
+// TestServerWarnings: the server's warnings, which take the notes of the
+// views it built for connected data planes, are the package's Warnings
+// for the input it serves, for an endpoint-only change of it, for a
+// resource change, and for an input it never served; and they are ready
+// once Pushed reports the input.
+func TestServerWarnings(t *testing.T) {
+	s, addr := startServer(t, Options{Debounce: 10 * time.Millisecond})
+	base := loadMesh(t, "testdata/mesh.yaml")
+	client := base.Get(v1alpha1.Key{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "client"}).DeepCopy()
+	client.VirtualNodeSpec.BackendDefaults = &v1alpha1.BackendDefaults{ClientPolicy: acmPolicy(nil)}
+	l1 := base.With(base.Revision()+1, []*v1alpha1.Resource{client}, nil)
+	pushed := func(l v1alpha1.Lookup) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			got, later := s.Pushed()
+			if got == l {
+				return
+			}
+			select {
+			case <-later:
+			case <-deadline:
+				t.Fatalf("input never pushed")
+			}
+		}
+	}
+	check := func(what string, l v1alpha1.Lookup, wantNotes bool) {
+		t.Helper()
+		for _, mesh := range []string{"demo", ""} {
+			got, want := s.Warnings(l, mesh), Warnings(l, mesh)
+			if !maps.EqualFunc(got, want, slices.Equal) {
+				t.Fatalf("%s, mesh %q: server warnings\n%v\nwant\n%v", what, mesh, got, want)
+			}
+			if wantNotes && len(got) == 0 {
+				t.Fatalf("%s: no warnings at all", what)
+			}
+		}
+	}
+	s.Update(l1, fixtureEndpoints())
+	var clients []*adsClient
+	for _, id := range []string{"mesh/demo/virtualNode/client", "mesh/demo/virtualNode/greeter", "mesh/demo/virtualGateway/ingress-gw"} {
+		c := dialADS(t, addr, id)
+		c.until(10*time.Second, id+" configured", c.synced)
+		clients = append(clients, c)
+	}
+	pushed(l1)
+	check("served input", l1, true)
+
+	s.Update(l1, staticEndpoints{})
+	pushed(l1)
+	check("endpoint change", l1, true)
+
+	l2 := base.With(base.Revision()+2, nil, nil)
+	s.Update(l2, fixtureEndpoints())
+	pushed(l2)
+	check("resource change", l2, false)
+	check("an input no longer served", l1, true)
+	for _, c := range clients {
+		select {
+		case err := <-c.errs:
+			t.Fatal(err)
+		default:
+		}
+	}
 }

@@ -112,6 +112,38 @@ mesh: flt
 name: rpc.flt.local
 spec: {provider: {virtualNode: {virtualNodeName: rpc}}}
 ---
+kind: VirtualNode
+mesh: flt
+name: gone
+spec:
+  listeners: [{portMapping: {port: 8080, protocol: http}}]
+  serviceDiscovery: {awsCloudMap: {namespaceName: flt.local, serviceName: gone}}
+---
+kind: VirtualService
+mesh: flt
+name: gone.flt.local
+spec: {provider: {virtualNode: {virtualNodeName: gone}}}
+---
+kind: VirtualRouter
+mesh: flt
+name: slow-router
+spec: {listeners: [{portMapping: {port: 9000, protocol: grpc}}]}
+---
+kind: Route
+mesh: flt
+virtualRouter: slow-router
+name: slow
+spec:
+  grpcRoute:
+    match: {serviceName: slow.Slow}
+    action: {weightedTargets: [{virtualNode: rpc, weight: 1}]}
+    timeout: {perRequest: {unit: ms, value: 300}}
+---
+kind: VirtualService
+mesh: flt
+name: slow.flt.local
+spec: {provider: {virtualRouter: {virtualRouterName: slow-router}}}
+---
 kind: VirtualGateway
 mesh: flt
 name: edge
@@ -148,6 +180,16 @@ spec:
 kind: GatewayRoute
 mesh: flt
 virtualGateway: edge
+name: gone
+spec:
+  priority: 0
+  httpRoute:
+    match: {prefix: /gone, port: 8080}
+    action: {target: {virtualService: {virtualServiceName: gone.flt.local}}}
+---
+kind: GatewayRoute
+mesh: flt
+virtualGateway: edge
 name: all
 spec:
   priority: 2
@@ -163,6 +205,15 @@ spec:
   grpcRoute:
     match: {serviceName: grpc.health.v1.Health, port: 9090}
     action: {target: {virtualService: {virtualServiceName: rpc.flt.local}}}
+---
+kind: GatewayRoute
+mesh: flt
+virtualGateway: edge
+name: slow
+spec:
+  grpcRoute:
+    match: {serviceName: slow.Slow, port: 9090}
+    action: {target: {virtualService: {virtualServiceName: slow.flt.local}}}
 `
 
 // filtersLab is filtersMesh running: the gateway, the sidecars of web
@@ -191,14 +242,18 @@ func startFiltersLab(t *testing.T) *filtersLab {
 }
 
 // startHealthApp runs grpc-go's health service (status SERVING) and
-// returns its address.
+// returns its address. A call of any other service hangs until the
+// caller gives up.
 func startHealthApp(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
+		<-st.Context().Done()
+		return st.Context().Err()
+	}))
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
@@ -449,4 +504,51 @@ func TestGRPCWebThroughGateway(t *testing.T) {
 			t.Errorf("text %v: response %v %v, want SERVING", text, &msg, err)
 		}
 	}
+}
+
+// A browser's request to a gateway route whose virtual node has no
+// instance gets the gateway's 503 with the CORS headers, as every local
+// reply made after the filters ran goes through their response phase.
+func TestCORSOnGatewayLocalReply(t *testing.T) {
+	t.Parallel()
+	lab := startFiltersLab(t)
+	var resp *http.Response
+	var body string
+	eventually(t, 20*time.Second, "the gateway answers /gone 503", func() error {
+		resp, body = lab.get(t, "GET", "/gone/x", "Origin", "https://app.example")
+		if resp.StatusCode != 503 {
+			return errStatus(resp.StatusCode)
+		}
+		return nil
+	})
+	if body != "no healthy upstream" || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("503 to a browser: body %q, access-control-allow-origin %q; want no healthy upstream with the CORS header", body, resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// A gRPC-Web call whose route times out at the gateway gets the
+// timeout as a gRPC-Web status: a trailers-only response with
+// grpc-status 14 (UNAVAILABLE, Envoy's mapping of 504), which a gRPC-Web
+// client reads as the call's status, not an HTTP error.
+func TestGRPCWebTimeoutThroughGateway(t *testing.T) {
+	t.Parallel()
+	lab := startFiltersLab(t)
+	url := "http://" + lab.grpc + "/slow.Slow/Hang"
+	for _, text := range []bool{false, true} {
+		var res grpcWebResult
+		eventually(t, 20*time.Second, fmt.Sprintf("gRPC-Web call timed out (text %v)", text), func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var err error
+			res, err = grpcWebCall{text: text}.do(ctx, url, &healthpb.HealthCheckRequest{})
+			if err == nil && res.status() != "14" {
+				err = fmt.Errorf("grpc-status %q %q", res.status(), res.header.Get("Grpc-Message"))
+			}
+			return err
+		})
+		if m := res.header.Get("Grpc-Message"); m != "upstream request timeout" || len(res.messages) != 0 {
+			t.Errorf("text %v: grpc-message %q, %d messages; want the timeout's reply and no message", text, m, len(res.messages))
+		}
+	}
+	lab.logCount(t, "200 UT /slow.Slow/Hang", 2)
 }

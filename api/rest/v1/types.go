@@ -87,7 +87,10 @@ type Endpoint struct {
 
 // Proxy is a data plane connected over xDS.
 type Proxy struct {
-	ID        string `json:"id"`
+	ID string `json:"id"`
+	// Replica is the control-plane replica that holds the proxy's xDS
+	// stream (with replicas sharing an etcd store).
+	Replica   string `json:"replica,omitempty"`
 	Mesh      string `json:"mesh,omitempty"`
 	Kind      string `json:"kind,omitempty"`
 	Name      string `json:"name,omitempty"`
@@ -120,6 +123,9 @@ type Proxy struct {
 // ProxyList is the answer to a list of connected data planes.
 type ProxyList struct {
 	Items []Proxy `json:"items"`
+	// UnreachableReplicas names the control-plane replicas that did not
+	// answer: their proxies are missing from Items.
+	UnreachableReplicas []string `json:"unreachableReplicas,omitempty"`
 }
 
 // The states of one xDS type of a Proxy, as istioctl proxy-status names

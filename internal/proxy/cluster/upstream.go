@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1client"
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -25,9 +26,11 @@ import (
 type Upstream struct {
 	Name string
 	Key  Key
-	// h1 speaks HTTP/1.1, h2 HTTP/2 (h2c, or h2 over TLS); either may be
-	// nil when the cluster never speaks that protocol.
-	h1, H2 RoundTripper
+	// h1 speaks HTTP/1.1 (h1client, or net/http's Transport for TLS), H2
+	// HTTP/2 (h2c, or h2 over TLS; net/http's Transport): the upstream
+	// codecs, behind the stream interface. Either may be nil when the
+	// cluster never speaks that protocol.
+	h1, H2 stream.Upstream
 	dialer net.Dialer
 	// TLSConf originates TLS for tcp_proxy (the transports hold their own
 	// copies); nil for plaintext.
@@ -54,13 +57,6 @@ type Upstream struct {
 
 	mu        sync.Mutex
 	endpoints map[string]*EndpointStats // by dialed address; pruned by prune
-}
-
-// RoundTripper is an upstream connection pool: net/http's Transport, or
-// the synchronous HTTP/1.1 client.
-type RoundTripper interface {
-	RoundTrip(*http.Request) (*http.Response, error)
-	CloseIdleConnections()
 }
 
 // Key is everything about a cluster that shapes its connections.
@@ -257,7 +253,7 @@ func alpnOr(alpn []string, def string) []string {
 
 // Transport returns the transport for a request that came in over
 // downstream protocol major version downMajor.
-func (u *Upstream) Transport(downMajor int) RoundTripper {
+func (u *Upstream) Transport(downMajor int) stream.Upstream {
 	switch {
 	case u.Key.useDownstream && downMajor == 2:
 		return u.H2

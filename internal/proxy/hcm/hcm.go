@@ -2,28 +2,24 @@ package hcm
 
 import (
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
-	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tap"
-	"github.com/meshlens/meshlens/internal/tracing"
-	"github.com/meshlens/meshlens/internal/tracing/propagation"
 )
 
-// The HTTP connection manager's side of one stream: ServeHTTP takes a
-// request from either codec (h1server or net/http), counts it, routes it
-// (route, routeTo), hands it to the router (forward, router.go) and ends
-// it with its stats, mesh metrics and access log (finish). Local replies
-// and the exchange (what the access log records) live here.
+// The HTTP connection manager's side of one stream: ServeStream takes a
+// stream from a downstream codec (package codec/stream), counts it,
+// routes it (route, routeTo), runs the HTTP filters, hands it to the
+// router (Env.Router) and ends it with its stats, mesh metrics and access
+// log (finish). Local replies and the exchange (what the access log
+// records) are in reply.go.
 
 // Envoy's local replies.
 const (
@@ -40,15 +36,19 @@ const (
 // route timeout.
 var ErrRouteTimeout = errors.New("route timeout")
 
-// ServeHTTP routes and forwards one request, then counts it and writes
+var _ stream.Handler = (*Server)(nil)
+
+// ServeStream routes and forwards one request, then counts it and writes
 // its access log lines.
-func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Server) ServeStream(s stream.Downstream) {
 	start := time.Now()
+	r := s.Request()
 	cc := h.Config.Load()
 	hs := cc.Stats
 	ex := exchangePool.Get().(*Exchange)
 	ex.start = start
 	ex.Stats = hs
+	ex.ds = s
 	hs.rqTotal.Inc()
 	hs.rqActive.Inc()
 	if r.ProtoMajor == 2 {
@@ -56,7 +56,8 @@ func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hs.rqHTTP1Total.Inc()
 	}
-	ci, _ := r.Context().Value(ConnKey{}).(*Conn)
+	ci := srvConnOf(s.Conn())
+	ex.conn = ci
 	if ci != nil {
 		ci.noteProto(r.ProtoMajor)
 	}
@@ -83,11 +84,11 @@ func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ex.edge = h.env.Mesh.Caller(cs, cc.ListenerTLS, src)
 		}
 	}
-	// Deferred so that a request aborted mid-body (panic
-	// http.ErrAbortHandler) is counted and logged too.
-	defer h.finish(w, r, ex, cc, ci)
-	h.route(w, r, ex, cc)
-	h.ensureAnswered(w, r, ex)
+	// Deferred so that a stream whose handling panicked (a bug) is
+	// counted and logged too.
+	defer h.finish(s, r, ex, cc, ci)
+	h.route(s, r, ex, cc)
+	h.ensureAnswered(s, r, ex)
 }
 
 // bodyUnanswered is the local reply of ensureAnswered.
@@ -95,19 +96,20 @@ const bodyUnanswered = "the proxy did not answer this request"
 
 // ensureAnswered runs when the request's handling returned: every path
 // must have answered (ex.status set by a local reply, an upstream
-// response or a tunnel) or found the client gone. A path that did
-// neither is a bug which the server would hide behind its default empty
-// 200, as if the request had been forwarded: it is answered 500 with
-// response flag NRW, counted as downstream_rq_unanswered and logged as
-// an error.
-func (h *Server) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *Exchange) {
+// response or a tunnel), reset the stream or found the client gone. A
+// path that did none is a bug which the codec would hide behind its
+// default empty 200, as if the request had been forwarded: it is
+// answered 500 with response flag NRW, counted as
+// downstream_rq_unanswered and logged as an error.
+func (h *Server) ensureAnswered(s stream.Downstream, r *http.Request, ex *Exchange) {
 	switch {
-	case ex.Status != 0:
+	case ex.Status != 0 || ex.reset:
 		return
 	case ex.Flags.Has(accesslog.DownstreamConnectionTermination):
-		// Nobody to answer: end the stream without the server's
-		// default response.
-		panic(http.ErrAbortHandler)
+		// Nobody to answer: end the stream without the codec's default
+		// response.
+		ex.Reset(stream.ResetCancel)
+		return
 	}
 	ex.Stats.rqUnanswered.Inc()
 	route := ""
@@ -115,15 +117,15 @@ func (h *Server) ensureAnswered(w http.ResponseWriter, r *http.Request, ex *Exch
 		route = ex.route.Name
 	}
 	h.env.Log.Error("request handled without a response; answered 500", "method", r.Method, "path", ex.Req.path, "route", route)
-	ex.Reply(w, http.StatusInternalServerError, bodyUnanswered, accesslog.NoResponseWritten)
+	ex.Reply(http.StatusInternalServerError, bodyUnanswered, accesslog.NoResponseWritten)
 }
 
-// route finds the request's route and cluster and forwards it, or
-// answers it locally.
-func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig) {
+// route finds the request's route and cluster, runs the HTTP filters and
+// forwards it, or answers it locally.
+func (h *Server) route(s stream.Downstream, r *http.Request, ex *Exchange, cc *ChainConfig) {
 	hs := cc.Stats
 	if n, size := headerCount(r); size > h.maxHdr || n > int(cc.Chain.HTTP.MaxHeadersCount) && cc.Chain.HTTP.MaxHeadersCount > 0 {
-		h.tooManyHeaders(w, r, ex, cc)
+		h.tooManyHeaders(s, r, ex, cc)
 		return
 	}
 	if r.Method == http.MethodConnect {
@@ -132,10 +134,10 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc 
 		// past the routes, their timeouts and the per-request stats.
 		// HTTP/2 CONNECT (extended or not) is not tunnelled anywhere.
 		if cc.Dir != table.Outbound || r.ProtoMajor != 1 {
-			ex.Reply(w, http.StatusMethodNotAllowed, "", 0)
+			ex.Reply(http.StatusMethodNotAllowed, "", 0)
 			return
 		}
-		h.connect(w, r, ex, cc)
+		h.connect(s, r, ex, cc)
 		return
 	}
 	upgrade := upgradeType(r)
@@ -144,18 +146,14 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc 
 		// configured for, and counts it (WebSocket or not) as
 		// downstream_rq_ws_on_non_ws_route.
 		hs.rqWsOnNonWsRoute.Inc()
-		ex.Reply(w, http.StatusForbidden, "", 0)
+		ex.Reply(http.StatusForbidden, "", 0)
 		return
 	}
-	route, view := routeTo(w, ex, cc)
+	route, view, ans := routeTo(ex, cc)
 	if cc.Tracer != nil {
-		ci, _ := r.Context().Value(ConnKey{}).(*Conn)
-		ex.beginTrace(r, cc, ci)
+		ex.beginTrace(r, cc, ex.conn)
 	}
-	if view == nil {
-		return
-	}
-	if cc.Dir != table.Inbound {
+	if view != nil && cc.Dir != table.Inbound {
 		if e := view.Edges[meshmetrics.EdgeKey{Service: route.Meta.VirtualService, Route: route.Name}]; e != nil {
 			ex.edge = e
 			r.Header[meshmetrics.SourceHeader] = e.Header()
@@ -163,14 +161,21 @@ func (h *Server) route(w http.ResponseWriter, r *http.Request, ex *Exchange, cc 
 			delete(r.Header, meshmetrics.SourceHeader)
 		}
 	}
-	if cc.Filters != nil && !runFilters(w, r, ex, cc.Filters, route) {
+	// The filters run whatever the route's answer, as Envoy's run
+	// before its router: a direct response or a missing cluster's 503
+	// carries CORS headers, and a fault or rate limit applies to it.
+	if cc.Filters != nil && !runFilters(r, ex, cc.Filters, route) {
+		return
+	}
+	if ans.status != 0 {
+		ex.Reply(ans.status, ans.body, ans.flags)
 		return
 	}
 	if upgrade != "" {
-		h.upgrade(w, r, ex, cc.Chain.HTTP, route, view)
+		h.upgrade(s, r, ex, cc.Chain.HTTP, route, view)
 		return
 	}
-	h.env.Router.Forward(w, r, ex, cc.Chain.HTTP, route, view)
+	h.env.Router.Forward(s, ex, cc.Chain.HTTP, route, view)
 }
 
 // headerCount is the number of header fields of a request as Envoy's
@@ -197,50 +202,55 @@ func headerCount(r *http.Request) (n, size int) {
 // protocol error; HTTP/2 refuses that stream only and counts
 // http2.header_overflow. (Plaintext HTTP/1.1 heads over the size are
 // refused before, by the server: h1server.)
-func (h *Server) tooManyHeaders(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig) {
+func (h *Server) tooManyHeaders(s stream.Downstream, r *http.Request, ex *Exchange, cc *ChainConfig) {
 	if r.ProtoMajor == 1 {
-		w.Header()["Connection"] = connectionClose
+		s.Header()["Connection"] = connectionClose
 		cc.Stats.CxProtocolError.Inc()
 	} else {
 		h.env.H2HeaderOverflow.Inc()
 	}
-	ex.Reply(w, http.StatusRequestHeaderFieldsTooLarge, bodyTooManyHeaders, accesslog.DownstreamProtocolError)
+	ex.Reply(http.StatusRequestHeaderFieldsTooLarge, bodyTooManyHeaders, accesslog.DownstreamProtocolError)
 }
 
 var connectionClose = []string{"close"}
 
+// answer is a local reply decided before the filters ran, sent after
+// them.
+type answer struct {
+	status int
+	body   string
+	flags  accesslog.ResponseFlags
+}
+
 // routeTo finds the request's route and draws its cluster. When there is
-// nothing to forward to it answers locally (404 without a route, the
-// route's direct response, 503 for a cluster CDS did not send) and
-// returns a nil view.
-func routeTo(w http.ResponseWriter, ex *Exchange, cc *ChainConfig) (*table.Route, *cluster.View) {
+// nothing to forward to it returns a nil view and the local reply to
+// send (404 without a route, the route's direct response, 503 for a
+// cluster CDS did not send), counted.
+func routeTo(ex *Exchange, cc *ChainConfig) (*table.Route, *cluster.View, answer) {
 	hs := cc.Stats
 	_, route := cc.Chain.HTTP.Routes.Route(&ex.Req)
 	if route == nil {
 		hs.noRoute.Inc()
-		ex.Reply(w, http.StatusNotFound, "", accesslog.NoRouteFound)
-		return nil, nil
+		return nil, nil, answer{http.StatusNotFound, "", accesslog.NoRouteFound}
 	}
 	ex.route = route
 	if route.DirectStatus != 0 {
 		hs.directResponse.Inc()
-		ex.Reply(w, route.DirectStatus, route.DirectBody, 0)
-		return nil, nil
+		return route, nil, answer{route.DirectStatus, route.DirectBody, 0}
 	}
 	view := cc.Clusters.View(route.PickCluster(rand.Uint32()))
 	if view == nil {
 		hs.noCluster.Inc()
-		ex.Reply(w, http.StatusServiceUnavailable, BodyNoHealthyUpstream, accesslog.NoClusterFound)
-		return nil, nil
+		return route, nil, answer{http.StatusServiceUnavailable, BodyNoHealthyUpstream, accesslog.NoClusterFound}
 	}
 	ex.view = view
-	return route, view
+	return route, view, answer{}
 }
 
 // finish counts a finished request in the connection manager's stats and
 // the mesh metrics, writes its access log lines and returns its exchange
 // to the pool.
-func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig, ci *Conn) {
+func (h *Server) finish(s stream.Downstream, r *http.Request, ex *Exchange, cc *ChainConfig, ci *Conn) {
 	d := time.Since(ex.start)
 	if ex.Stream != nil {
 		ex.received = ex.Stream.received.Load()
@@ -263,7 +273,7 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		ex.edge.Record(meshmetrics.RequestProto(r), ex.Status, d, ex.received, ex.Sent)
 	}
 	if ex.tracer != nil {
-		ex.endTrace(w, r, cc, ci, d)
+		ex.endTrace(s, r, cc, ci, d)
 	}
 	if len(cc.Logs) > 0 {
 		e := &ex.log
@@ -272,7 +282,7 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		e.Protocol = accesslog.ProtocolName(r.ProtoMajor, r.ProtoMinor)
 		e.Request = accesslog.HTTPHeader(r.Header)
 		if ex.Status != 0 {
-			e.Response = accesslog.HTTPHeader(w.Header())
+			e.Response = accesslog.HTTPHeader(s.Header())
 		}
 		e.ResponseCode, e.Flags = ex.Status, ex.Flags
 		e.BytesReceived, e.BytesSent = ex.received, ex.Sent
@@ -309,114 +319,7 @@ func (h *Server) finish(w http.ResponseWriter, r *http.Request, ex *Exchange, cc
 		}
 	}
 	if ts := tap.Load(); ts != nil {
-		tapRequest(ts, w, r, ex, cc, ci, d)
+		tapRequest(ts, r, ex, cc, ci, d)
 	}
 	ex.release()
 }
-
-// localReply answers a request from the proxy itself, as Envoy's
-// sendLocalReply does: text/plain, no sniffing.
-func localReply(w http.ResponseWriter, status int, body string) {
-	hdr := w.Header()
-	if body != "" {
-		hdr["Content-Type"] = textPlain
-		hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
-	} else {
-		hdr["Content-Length"] = zeroLength
-	}
-	w.WriteHeader(status)
-	if body != "" {
-		_, _ = io.WriteString(w, body)
-	}
-}
-
-var (
-	textPlain  = []string{"text/plain"}
-	zeroLength = []string{"0"}
-)
-
-// Exchange holds the per-request state the handler would otherwise
-// allocate; pooled. Nothing in it may be referenced by the upstream
-// request once the handler returns.
-type Exchange struct {
-	Req   RequestView
-	start time.Time
-	Stats *Stats
-
-	// The outcome, filled as the request goes.
-	Status         int
-	Flags          accesslog.ResponseFlags
-	Sent, received uint64
-	Attempts       uint32
-	FirstByte      time.Time
-	route          *table.Route
-	view           *cluster.View
-	Endpoint       *cluster.Endpoint
-	edge           *meshmetrics.Edge
-	Stream         *Stream
-	log            accesslog.Entry
-	// filters ran on the request (nil: none); filt is their state.
-	filters *chain.Chain
-	filt    chain.Stream
-	// Trace is the request's trace (ids, start, server span when
-	// sampled); tracer is its chain's Tracer, nil when the chain does not
-	// trace, and traceFormats the headers written upstream.
-	Trace        tracing.Request
-	tracer       *tracing.Tracer
-	traceFormats propagation.Formats
-	traceCC      *ChainConfig
-	traceReq     *http.Request
-	// traceDecided says a sampling decision came with the request.
-	traceDecided bool
-	// traceSpanID is the last attempt's client span id (egress), for the
-	// access log.
-	traceSpanID [8]byte
-}
-
-// Reply answers the request locally (localReply) and records the outcome.
-func (ex *Exchange) Reply(w http.ResponseWriter, status int, body string, flags accesslog.ResponseFlags) {
-	ex.Status = status
-	ex.Flags |= flags
-	ex.Sent = uint64(len(body))
-	localReply(w, status, body)
-}
-
-// BadRequest answers a request whose body could not be read (a malformed
-// chunk, fewer bytes than its Content-Length, an HTTP/2 stream that ended
-// short of its content-length): 400, response flag DPE, counted as a
-// downstream protocol error, as Envoy does. An HTTP/1.1 connection is
-// closed after it: where the next request starts is unknown.
-func (ex *Exchange) BadRequest(w http.ResponseWriter, r *http.Request, cause error) {
-	ex.Stats.CxProtocolError.Inc()
-	if r.ProtoMajor == 1 {
-		w.Header()["Connection"] = connClose
-	}
-	body := BodyBadRequestBody
-	if cause != nil {
-		body += ": " + cause.Error()
-	}
-	ex.Reply(w, http.StatusBadRequest, body, accesslog.DownstreamProtocolError)
-}
-
-// BodyBadRequestBody starts the local reply to a request whose body
-// failed; the reason follows.
-const BodyBadRequestBody = "bad request body"
-
-// BodyRetryBufferExceeded is Envoy's local reply (507) when a retry needs
-// more of the request body than the retry buffer kept.
-const BodyRetryBufferExceeded = "exceeded request buffer limit while retrying upstream"
-
-var connClose = []string{"close"}
-
-var exchangePool = sync.Pool{New: func() any { return new(Exchange) }}
-
-func (ex *Exchange) release() {
-	ex.filt.End()
-	*ex = Exchange{}
-	exchangePool.Put(ex)
-}
-
-// FilterResponse runs the response phase of the HTTP filters that ran on
-// the request (none: nothing) on the upstream response's head, before the
-// router writes it.
-func (ex *Exchange) FilterResponse(resp *http.Response) { ex.filters.Response(&ex.filt, resp) }

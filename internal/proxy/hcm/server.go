@@ -18,6 +18,8 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1server"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h2server"
+	"github.com/meshlens/meshlens/internal/proxy/codec/nethttp"
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
@@ -32,8 +34,9 @@ import (
 // Server serves one HTTP filter chain of one listener: plaintext
 // HTTP/1.x connections on their own goroutine (h1server), HTTP/2 ones (h2c
 // by prior knowledge, or TLS with ALPN h2) with the proxy's HTTP/2 codec
-// (h2server), HTTP/1.x over TLS through a net/http server fed with the
-// connections the listener matched to the chain. It
+// (h2server), HTTP/1.x over TLS through a net/http server (codec/nethttp)
+// fed with the connections the listener matched to the chain; all hand it
+// streams (ServeStream). It
 // outlives snapshots while the chain keeps its name and connection
 // settings (ServerKey); its route table and clusters are swapped per
 // snapshot through cfg.
@@ -82,7 +85,7 @@ type Env struct {
 // Forwarder is the last filter of a chain, which forwards a routed
 // request upstream and answers it: the router.
 type Forwarder interface {
-	Forward(w http.ResponseWriter, r *http.Request, ex *Exchange, m *table.HTTPManager, route *table.Route, view *cluster.View)
+	Forward(s stream.Downstream, ex *Exchange, m *table.HTTPManager, route *table.Route, view *cluster.View)
 }
 
 // Clusters finds the runtime view of a cluster a route names (the
@@ -184,14 +187,14 @@ func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, m
 	}
 	h.ln = newChanListener()
 	h.srv = &http.Server{
-		Handler:           h,
+		Handler:           nethttp.Handler(h),
 		ReadHeaderTimeout: env.HeaderReadTimeout,
 		IdleTimeout:       idle,
 		MaxHeaderBytes:    srvMaxHdr,
 		Protocols:         protos,
 		ErrorLog:          env.ErrLog,
-		ConnContext:       connContext,
-		ConnState:         h.connState,
+		ConnContext:       nethttp.ConnContext(h.ConnContext),
+		ConnState:         h.ConnState,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 1024,
 			// The HTTP/2 analogue of the header size limit: bound the
@@ -201,15 +204,15 @@ func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, m
 	}
 	if c.HTTP.Codec != table.CodecHTTP1 {
 		h.h2 = &h2server.Server{
-			Handler: h,
+			Streams: h,
 			// The bound net/http's server had here before; Envoy's
 			// default (2^31-1) is no bound at all.
 			MaxConcurrentStreams: 1024,
 			MaxHeaderListSize:    uint32(srvMaxHdr),
 			IdleTimeout:          idle,
 			PrefaceTimeout:       env.HeaderReadTimeout,
-			ConnContext:          connContext,
-			ConnState:            h.connState,
+			ConnContext:          h.ConnContext,
+			ConnState:            h.ConnState,
 			Stats:                env.H2,
 			OnIdleTimeout:        h.onIdleTimeout,
 			Log:                  env.Log,
@@ -217,13 +220,13 @@ func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, m
 	}
 	if c.TLS == nil && c.HTTP.Codec != table.CodecHTTP2 {
 		h.h1 = &h1server.Server{
-			Handler:           h,
+			Streams:           h,
 			ReadHeaderTimeout: env.HeaderReadTimeout,
 			IdleTimeout:       idle,
 			MaxHeaderBytes:    maxHdr,
-			ConnContext:       connContext,
-			ConnState:         h.connState,
-			OnRefuse:          h.onRefuse,
+			ConnContext:       h.ConnContext,
+			ConnState:         h.ConnState,
+			OnRefuse:          h.Refused,
 			Log:               env.Log,
 		}
 		h.auto = c.HTTP.Codec == table.CodecAuto
@@ -325,7 +328,7 @@ func (h *Server) onIdleTimeout(c net.Conn) {
 }
 
 // onReject counts a request the framing guard refused, unless h1server
-// serves the connection and so counts the refusal (onRefuse).
+// serves the connection and so counts the refusal (Refused).
 func (h *Server) onReject(c net.Conn, err error) {
 	if cc := h.Config.Load(); cc != nil && h.h1 == nil {
 		cc.Stats.CxProtocolError.Inc()
@@ -333,11 +336,12 @@ func (h *Server) onReject(c net.Conn, err error) {
 	h.env.Log.Debug("request refused: ambiguous framing", "remote", c.RemoteAddr(), "err", err)
 }
 
-// onRefuse counts and logs a request h1server answered itself (status)
+// Refused counts and logs a request a codec answered itself (status)
 // because it could not be read or served: a downstream protocol error,
 // as Envoy counts its codec errors (downstream_cx_protocol_error, the
-// status class, an access log line with flag DPE).
-func (h *Server) onRefuse(c net.Conn, status int, _ error) {
+// status class, an access log line with flag DPE). It implements
+// stream.Observer.
+func (h *Server) Refused(c net.Conn, status int, _ error) {
 	cc := h.Config.Load()
 	if cc == nil {
 		return
@@ -379,20 +383,20 @@ func srvConnOf(c net.Conn) *Conn {
 	return nil
 }
 
-type ConnKey struct{}
+var _ stream.Observer = (*Server)(nil)
 
-// connContext gives a request access to what the listener learnt about
-// its connection (original destination for ORIGINAL_DST clusters).
-func connContext(ctx context.Context, c net.Conn) context.Context {
+// ConnContext notes that a codec took the connection (the rapid reset
+// check may close it). It implements stream.Observer.
+func (h *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if sc := srvConnOf(c); sc != nil {
 		sc.closer = sc
-		return context.WithValue(ctx, ConnKey{}, sc)
 	}
 	return ctx
 }
 
-// connState keeps the connection stats of the chain's connection manager.
-func (h *Server) connState(c net.Conn, s http.ConnState) {
+// ConnState keeps the connection stats of the chain's connection
+// manager. It implements stream.Observer.
+func (h *Server) ConnState(c net.Conn, s http.ConnState) {
 	sc := srvConnOf(c)
 	if sc == nil {
 		return

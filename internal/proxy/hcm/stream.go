@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
 // ErrStreamIdle is the cause of a request context cancelled because
@@ -25,7 +27,12 @@ type Stream struct {
 	rc     io.ReadCloser // downstream body; nil when there is none
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	w      http.ResponseWriter
+	// ds is the downstream stream, whose body read the idle timeout
+	// unblocks; mu orders that against Finish, after which ds may be
+	// another request's.
+	ds       stream.Downstream
+	mu       sync.Mutex
+	finished bool
 
 	route      time.Duration
 	routeTimer *time.Timer
@@ -68,8 +75,8 @@ func IsDownstreamBodyError(err error, st *Stream) bool {
 
 // StartStream arms the timers of a request; route or idle 0 disables that
 // timer. The caller must call finish.
-func StartStream(ctx context.Context, w http.ResponseWriter, body io.ReadCloser, route, idle time.Duration) (*Stream, context.Context) {
-	s := &Stream{w: w, route: route, idle: idle}
+func StartStream(ctx context.Context, ds stream.Downstream, body io.ReadCloser, route, idle time.Duration) (*Stream, context.Context) {
+	s := &Stream{ds: ds, route: route, idle: idle}
 	if body != nil && body != http.NoBody {
 		s.rc = body
 	}
@@ -153,7 +160,11 @@ func (s *Stream) idleCheck() {
 	}
 	s.cancel(ErrStreamIdle)
 	// Unblock a read of a silent client's body.
-	_ = http.NewResponseController(s.w).SetReadDeadline(time.Now())
+	s.mu.Lock()
+	if !s.finished {
+		_ = s.ds.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
 }
 
 // Finish stops the timers; after it returns they cannot fire or start.
@@ -164,6 +175,9 @@ func (s *Stream) Finish() {
 	}
 	if s.idleTimer != nil {
 		s.idleTimer.Stop()
+		s.mu.Lock()
+		s.finished = true
+		s.mu.Unlock()
 	}
 	s.cancel(nil)
 }

@@ -10,7 +10,7 @@ import (
 
 // tapRequest offers a finished request to the open taps ts (finish calls
 // it only while some tap is open).
-func tapRequest(ts *tap.Set, w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig, ci *Conn, d time.Duration) {
+func tapRequest(ts *tap.Set, r *http.Request, ex *Exchange, cc *ChainConfig, ci *Conn, d time.Duration) {
 	if !ts.Wants(r.Method, r.Host, ex.Req.path) {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/tracing"
 	"github.com/meshlens/meshlens/internal/tracing/propagation"
@@ -92,10 +93,10 @@ func (ex *Exchange) describeServerSpan(s *tracing.Span, r *http.Request, cc *Cha
 }
 
 // endTrace ends the server span with the request's outcome (finish).
-func (ex *Exchange) endTrace(w http.ResponseWriter, r *http.Request, cc *ChainConfig, ci *Conn, d time.Duration) {
+func (ex *Exchange) endTrace(ds stream.Downstream, r *http.Request, cc *ChainConfig, ci *Conn, d time.Duration) {
 	grpcStatus := -1
 	if isGRPC(r) {
-		grpcStatus = responseGRPCStatus(w.Header())
+		grpcStatus = responseGRPCStatus(ds.Header(), ex.trailer)
 	}
 	s := ex.Trace.Span
 	if s == nil {
@@ -186,12 +187,10 @@ func isGRPC(r *http.Request) bool {
 
 // responseGRPCStatus is the grpc-status the response sent (trailer or
 // trailers-only header); -1 when none.
-func responseGRPCStatus(h http.Header) int {
+func responseGRPCStatus(h, trailer http.Header) int {
 	v := h.Get("Grpc-Status")
 	if v == "" {
-		if vv := h[http.TrailerPrefix+"Grpc-Status"]; len(vv) > 0 {
-			v = vv[0]
-		}
+		v = trailer.Get("Grpc-Status")
 	}
 	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
 		return n

@@ -29,7 +29,6 @@ func TestUnsampledTraceAllocatesNothing(t *testing.T) {
 		TraceFormats: fs,
 	}
 	route := &table.Route{Name: "r", Match: table.RouteMatch{Prefix: "/"}}
-	w := httptest.NewRecorder()
 	for _, hdr := range []http.Header{
 		{},
 		{"Traceparent": {"00-463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312-00"}},
@@ -37,6 +36,7 @@ func TestUnsampledTraceAllocatesNothing(t *testing.T) {
 	} {
 		r := httptest.NewRequest(http.MethodGet, "http://svc/x", nil)
 		r.Header = hdr
+		w := newRecorderStream(r)
 		up := hdr.Clone()
 		ex := &Exchange{route: route, start: time.Now()}
 		n := testing.AllocsPerRun(1000, func() {

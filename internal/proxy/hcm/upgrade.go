@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
@@ -54,9 +55,6 @@ func upgradeType(r *http.Request) string {
 	return typ
 }
 
-// errNotHijackable: the downstream connection cannot be taken over.
-var errNotHijackable = errors.New("the downstream connection cannot be taken over")
-
 // tunnelAttempt is the endpoint a tunnel (upgrade or CONNECT) goes to,
 // counted as an attempt on it until done is called.
 type tunnelAttempt struct {
@@ -74,23 +72,22 @@ func (a *tunnelAttempt) done() {
 // beginTunnel picks the endpoint for a tunnel to authority's route
 // cluster and admits it past the circuit breakers; when it cannot, it
 // answers as a request would be answered and returns nil.
-func (h *Server) beginTunnel(w http.ResponseWriter, r *http.Request, ex *Exchange, view *cluster.View, authority string) *tunnelAttempt {
+func (h *Server) beginTunnel(s stream.Downstream, ex *Exchange, view *cluster.View, authority string) *tunnelAttempt {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := r.Context().Value(ConnKey{}).(*Conn)
-		ep, _ = OrigDstEndpoint(view, ci.ListenerInfo(), authority)
+		ep, _ = OrigDstEndpoint(view, ex.conn.ListenerInfo(), authority)
 	} else {
 		ep = view.Pick()
 	}
 	if ep == nil {
 		view.Up.Stats.CxNoneHealthy.Inc()
-		ex.Reply(w, http.StatusServiceUnavailable, BodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
+		ex.Reply(http.StatusServiceUnavailable, BodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 		return nil
 	}
 	view.Up.MarkUsed()
 	if !view.AdmitRequest(false) {
-		w.Header()["X-Envoy-Overflow"] = []string{"true"}
-		ex.Reply(w, http.StatusServiceUnavailable, BodyOverflow, accesslog.UpstreamOverflow)
+		s.Header()["X-Envoy-Overflow"] = []string{"true"}
+		ex.Reply(http.StatusServiceUnavailable, BodyOverflow, accesslog.UpstreamOverflow)
 		return nil
 	}
 	ex.Endpoint = ep
@@ -105,7 +102,7 @@ func (h *Server) beginTunnel(w http.ResponseWriter, r *http.Request, ex *Exchang
 
 // failTunnel answers a tunnel whose upstream side failed, as a request's
 // failure is answered, and tells outlier detection.
-func (h *Server) failTunnel(w http.ResponseWriter, r *http.Request, ex *Exchange, a *tunnelAttempt, err error) {
+func (h *Server) failTunnel(r *http.Request, ex *Exchange, a *tunnelAttempt, err error) {
 	if r.Context().Err() == nil {
 		a.view.Outcome(a.ep, true)
 	}
@@ -116,13 +113,13 @@ func (h *Server) failTunnel(w http.ResponseWriter, r *http.Request, ex *Exchange
 	case r.Context().Err() != nil:
 		ex.Flags |= accesslog.DownstreamConnectionTermination
 	case errors.As(err, &ce):
-		ex.Reply(w, http.StatusServiceUnavailable, BodyConnectFailure, accesslog.UpstreamConnectionFailure)
+		ex.Reply(http.StatusServiceUnavailable, BodyConnectFailure, accesslog.UpstreamConnectionFailure)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		cs.RqTimeout.Inc()
-		ex.Reply(w, http.StatusGatewayTimeout, BodyTimeout, accesslog.UpstreamRequestTimeout)
+		ex.Reply(http.StatusGatewayTimeout, BodyTimeout, accesslog.UpstreamRequestTimeout)
 	default:
 		cs.RqRxReset.Inc()
-		ex.Reply(w, http.StatusServiceUnavailable, BodyReset, accesslog.UpstreamConnectionTermination)
+		ex.Reply(http.StatusServiceUnavailable, BodyReset, accesslog.UpstreamConnectionTermination)
 	}
 }
 
@@ -144,8 +141,8 @@ func (h *Server) streamIdle(hcm *table.HTTPManager, route *table.Route) time.Dur
 // (upEarly, may be nil), passes on what the client sent early, and then
 // copies both ways until the tunnel ends. It counts the tunnel in the
 // connection manager's upgrade stats and the bytes in ex.
-func (h *Server) relay(w http.ResponseWriter, ex *Exchange, up net.Conn, upEarly *bufio.Reader, head func(*bufio.Writer), idle time.Duration) {
-	down, err := hijack(w)
+func (h *Server) relay(s stream.Downstream, ex *Exchange, up net.Conn, upEarly *bufio.Reader, head func(*bufio.Writer), idle time.Duration) {
+	down, err := hijack(s)
 	if err != nil {
 		h.env.Log.Warn("cannot take the downstream connection over for a tunnel", "err", err)
 		ex.Flags |= accesslog.DownstreamConnectionTermination
@@ -192,8 +189,8 @@ func (h *Server) relay(w http.ResponseWriter, ex *Exchange, up net.Conn, upEarly
 
 // upgrade forwards an upgrade request to the route's cluster and, when
 // the endpoint switches protocols, tunnels the two connections.
-func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *Exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
-	a := h.beginTunnel(w, r, ex, view, r.Host)
+func (h *Server) upgrade(s stream.Downstream, r *http.Request, ex *Exchange, hcm *table.HTTPManager, route *table.Route, view *cluster.View) {
+	a := h.beginTunnel(s, ex, view, r.Host)
 	if a == nil {
 		return
 	}
@@ -229,7 +226,7 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *Exchange, h
 	}
 	up, resp, br, err := h.openUpgrade(r.Context(), view, ep, r.Method, target, host, r.Header, time.Now().Add(timeout))
 	if err != nil {
-		h.failTunnel(w, r, ex, a, err)
+		h.failTunnel(r, ex, a, err)
 		return
 	}
 	defer up.Close()
@@ -238,7 +235,7 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *Exchange, h
 	view.Outcome(ep, resp.StatusCode >= 500)
 	ex.Status = resp.StatusCode
 
-	hdr := w.Header()
+	hdr := s.Header()
 	for k, vv := range resp.Header {
 		if IsHopByHop(k) && k != "Connection" && k != "Upgrade" {
 			continue
@@ -250,13 +247,13 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *Exchange, h
 		// else will use.
 		delete(hdr, "Connection")
 		delete(hdr, "Upgrade")
-		w.WriteHeader(resp.StatusCode)
-		n, _ := io.Copy(w, resp.Body)
+		s.WriteHeader(resp.StatusCode)
+		n, _ := io.Copy(s, resp.Body)
 		ex.Sent = uint64(n)
 		_ = resp.Body.Close()
 		return
 	}
-	h.relay(w, ex, up, br, func(bw *bufio.Writer) {
+	h.relay(s, ex, up, br, func(bw *bufio.Writer) {
 		bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 		_ = hdr.Write(bw)
 		bw.WriteString("\r\n")
@@ -267,28 +264,29 @@ func (h *Server) upgrade(w http.ResponseWriter, r *http.Request, ex *Exchange, h
 // routed as a GET of "/" to it would be, and the tunnel goes to the
 // chosen endpoint (for the mesh's passthrough cluster, the authority
 // itself) over the cluster's transport, TLS included.
-func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *Exchange, cc *ChainConfig) {
+func (h *Server) connect(s stream.Downstream, r *http.Request, ex *Exchange, cc *ChainConfig) {
 	authority := r.Host
 	if _, port, err := net.SplitHostPort(authority); err != nil || port == "" {
-		ex.Reply(w, http.StatusBadRequest, "CONNECT: the authority must be host:port", 0)
+		ex.Reply(http.StatusBadRequest, "CONNECT: the authority must be host:port", 0)
 		return
 	}
 	ex.Req.path = "/"
-	route, view := routeTo(w, ex, cc)
+	route, view, ans := routeTo(ex, cc)
 	if view == nil {
+		ex.Reply(ans.status, ans.body, ans.flags)
 		return
 	}
 	if e := view.Edges[meshmetrics.EdgeKey{Service: route.Meta.VirtualService, Route: route.Name}]; e != nil {
 		ex.edge = e
 	}
-	a := h.beginTunnel(w, r, ex, view, authority)
+	a := h.beginTunnel(s, ex, view, authority)
 	if a == nil {
 		return
 	}
 	defer a.done()
 	up, err := h.dialTunnel(r.Context(), view, a.ep)
 	if err != nil {
-		h.failTunnel(w, r, ex, a, err)
+		h.failTunnel(r, ex, a, err)
 		return
 	}
 	defer up.Close()
@@ -296,7 +294,7 @@ func (h *Server) connect(w http.ResponseWriter, r *http.Request, ex *Exchange, c
 	ex.FirstByte = time.Now()
 	view.Up.Stats.CountResponse(a.ep.Stats, http.StatusOK)
 	ex.Status = http.StatusOK
-	h.relay(w, ex, up, nil, func(bw *bufio.Writer) {
+	h.relay(s, ex, up, nil, func(bw *bufio.Writer) {
 		bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
 	}, h.streamIdle(cc.Chain.HTTP, route))
 }
@@ -376,12 +374,8 @@ type hijacked struct {
 
 // hijack takes the downstream connection over; the HTTP/1.1 framing guard
 // stops reading it as requests.
-func hijack(w http.ResponseWriter) (*hijacked, error) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		return nil, errNotHijackable
-	}
-	c, rw, err := hj.Hijack()
+func hijack(s stream.Downstream) (*hijacked, error) {
+	c, rw, err := s.Hijack()
 	if err != nil {
 		return nil, err
 	}

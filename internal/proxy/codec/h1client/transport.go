@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/sockpeek"
 )
 
@@ -432,3 +433,6 @@ func (c *conn) alive() bool {
 	st := sockpeek.Look(c.nc)
 	return st == sockpeek.Quiet || st == sockpeek.Unknown
 }
+
+// The Transport is an upstream codec behind the stream interface.
+var _ stream.Upstream = (*Transport)(nil)

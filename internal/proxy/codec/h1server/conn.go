@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -305,13 +306,23 @@ func (c *conn) handle(req *http.Request) (keep bool) {
 
 	body, _ := req.Body.(*reqBody)
 	h := c.s.Handler
-	if req.RequestURI == "*" && req.Method == http.MethodOptions {
+	var sh stream.Handler
+	switch {
+	case req.RequestURI == "*" && req.Method == http.MethodOptions:
 		h = optionsHandler // as net/http: the server itself answers
+	case c.s.Streams != nil:
+		sh = c.s.Streams
 	}
 	c.reqStart.Store(time.Now().UnixNano())
-	ok := c.run(w, req, h)
+	ok := c.run(w, req, h, sh)
 	c.reqStart.Store(0)
-	if !ok || c.hijacked {
+	if !ok || c.hijacked || w.resetCode != 0 {
+		if w.resetCode != 0 && !c.hijacked {
+			// Reset: what was written goes out as is, and the
+			// connection ends (a chunked body without its last
+			// chunk reads as truncated).
+			_ = c.bw.Flush()
+		}
 		return false
 	}
 	w.finish()
@@ -373,10 +384,11 @@ func (c *conn) closeWriteAndWait() {
 	}
 }
 
-// run calls the handler, turning a panic into a closed connection: after
-// http.ErrAbortHandler what was written goes out as is (a chunked body
-// without its last chunk reads as truncated), any other panic is logged.
-func (c *conn) run(w *response, req *http.Request, h http.Handler) (ok bool) {
+// run calls the stream handler sh, or else the handler h, turning a
+// panic into a closed connection: after http.ErrAbortHandler what was
+// written goes out as is (a chunked body without its last chunk reads as
+// truncated), any other panic is logged.
+func (c *conn) run(w *response, req *http.Request, h http.Handler, sh stream.Handler) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -388,7 +400,11 @@ func (c *conn) run(w *response, req *http.Request, h http.Handler) (ok bool) {
 			ok = false
 		}
 	}()
-	h.ServeHTTP(w, req)
+	if sh != nil {
+		sh.ServeStream(w)
+	} else {
+		h.ServeHTTP(w, req)
+	}
 	return true
 }
 

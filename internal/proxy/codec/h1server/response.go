@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -33,6 +34,9 @@ type response struct {
 	written     int64 // body bytes accepted
 	closeAfter  bool  // the connection ends after this response
 	werr        error // the first write error: every later write fails
+	// resetCode is set by Reset (the stream interface): the connection
+	// ends after the handler returns, the response as it is.
+	resetCode stream.ResetCode
 
 	// bodyDone: the request body has been read to its end (or there is
 	// none), so the connection is positioned at the next request.
@@ -58,6 +62,7 @@ func (w *response) reset(req *http.Request) {
 	w.length, w.written = -1, 0
 	w.closeAfter = req.Close
 	w.werr = nil
+	w.resetCode = 0
 	w.bodyDone.Store(false)
 	w.cont.Store(contNone)
 }
@@ -68,7 +73,7 @@ func (w *response) Header() http.Header { return w.hdr }
 // WriteHeader implements http.ResponseWriter. An informational status
 // (1xx other than 101) is sent at once and does not count as the response.
 func (w *response) WriteHeader(code int) {
-	if w.headWritten || w.status != 0 || w.c.hijacked {
+	if w.headWritten || w.status != 0 || w.c.hijacked || w.resetCode != 0 {
 		return
 	}
 	if code < 100 || code > 999 {
@@ -264,6 +269,9 @@ func (w *response) Write(p []byte) (int, error) {
 	if w.c.hijacked {
 		return 0, http.ErrHijacked
 	}
+	if w.resetCode != 0 {
+		return 0, errReset
+	}
 	if !w.headWritten {
 		w.writeHead()
 	}
@@ -441,3 +449,39 @@ func (b *reqBody) Read(p []byte) (int, error) {
 // Close implements io.Closer. It does not drain the body: the
 // connection's goroutine does once the handler returned, or closes.
 func (b *reqBody) Close() error { return nil }
+
+// The response is also the request's stream.Downstream, for a Server
+// whose Streams handler serves it.
+var _ stream.Downstream = (*response)(nil)
+
+// Request implements stream.Downstream.
+func (w *response) Request() *http.Request { return w.req }
+
+// Conn implements stream.Downstream: the connection ServeConn was given.
+func (w *response) Conn() net.Conn { return w.c.rwc }
+
+// WriteTrailers implements stream.Downstream: the trailers go after the
+// last chunk of a chunked body (finish), and nowhere otherwise.
+func (w *response) WriteTrailers(t http.Header) {
+	if w.resetCode != 0 {
+		return
+	}
+	for k, vv := range t {
+		w.hdr[http.TrailerPrefix+k] = vv
+	}
+}
+
+// Reset implements stream.Downstream: once the handler returns, what was
+// written is flushed as it is and the connection closes.
+func (w *response) Reset(code stream.ResetCode) {
+	if code == 0 {
+		code = stream.ResetInternalError
+	}
+	w.resetCode = code
+	if w.werr == nil {
+		w.werr = errReset
+	}
+}
+
+// errReset is a write's error after Reset.
+var errReset = errors.New("h1server: write after the stream was reset")

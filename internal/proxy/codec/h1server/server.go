@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/sockpeek"
 )
 
@@ -26,7 +27,10 @@ const (
 // Server serves HTTP/1.x on connections handed to ServeConn. Its fields
 // must not change once a connection is being served.
 type Server struct {
+	// Streams, if set, serves every request through the stream
+	// interface (package codec/stream): the connection manager. Else
 	// Handler answers every request.
+	Streams stream.Handler
 	Handler http.Handler
 	// ReadHeaderTimeout bounds reading a request's head; IdleTimeout how
 	// long a kept-alive connection may wait for its next request.

@@ -1,6 +1,9 @@
 package h2server
 
 import (
+	"bufio"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -8,7 +11,10 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
 // responseWriter is a stream's http.ResponseWriter. The handler's
@@ -25,6 +31,79 @@ type responseWriter struct {
 	head        []hpack.HeaderField // the final header block, until queued
 	noBody      bool                // HEAD, 204, 304: the body is dropped
 	declared    []string            // trailer names declared in "Trailer"
+	trailer     http.Header         // WriteTrailers'
+	reset       http2.ErrCode       // Reset's code, 0: none
+}
+
+var _ streamapi.Downstream = (*responseWriter)(nil)
+
+// Request implements streamapi.Downstream.
+func (w *responseWriter) Request() *http.Request { return w.req }
+
+// Conn implements streamapi.Downstream: the connection the codec was given.
+func (w *responseWriter) Conn() net.Conn { return w.s.c.rwc }
+
+// WriteTrailers implements streamapi.Downstream: t is sent in a HEADERS
+// frame with END_STREAM after the body.
+func (w *responseWriter) WriteTrailers(t http.Header) {
+	if w.reset == 0 {
+		w.trailer = t
+	}
+}
+
+// Reset implements streamapi.Downstream: RST_STREAM with code once the
+// handler returns; writes fail from now on.
+func (w *responseWriter) Reset(code streamapi.ResetCode) {
+	if code == 0 {
+		code = streamapi.ResetInternalError
+	}
+	w.reset = http2.ErrCode(code)
+}
+
+// EnableFullDuplex implements streamapi.Downstream: HTTP/2 always is.
+func (w *responseWriter) EnableFullDuplex() error { return nil }
+
+// Hijack implements streamapi.Downstream: an HTTP/2 stream has no
+// connection of its own to give.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, streamapi.ErrNotHijackable
+}
+
+// errWriteAfterReset is Write's error once the handler reset the stream.
+var errWriteAfterReset = errors.New("h2server: write after the stream was reset")
+
+// SetReadDeadline implements streamapi.Downstream: a body read blocked past
+// t fails with os.ErrDeadlineExceeded. Safe for concurrent use.
+func (w *responseWriter) SetReadDeadline(t time.Time) error {
+	s := w.s
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.rdTimer != nil {
+		s.rdTimer.Stop()
+		s.rdTimer = nil
+	}
+	s.rdGen++
+	s.rdExpired = false
+	if t.IsZero() {
+		return nil
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		s.rdExpired = true
+		s.inCond.Broadcast()
+		return nil
+	}
+	gen := s.rdGen
+	s.rdTimer = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if s.rdGen == gen {
+			s.rdExpired = true
+			s.inCond.Broadcast()
+		}
+	})
+	return nil
 }
 
 // Header implements http.ResponseWriter.
@@ -34,7 +113,7 @@ func (w *responseWriter) Header() http.Header { return w.hdr }
 // sent at once as interim responses; the final header block is sent with
 // the first flush, or once its data fills a frame, or at the end.
 func (w *responseWriter) WriteHeader(code int) {
-	if w.wroteHeader {
+	if w.wroteHeader || w.reset != 0 {
 		return
 	}
 	if code < 100 || code > 999 {
@@ -135,6 +214,9 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	if w.reset != 0 {
+		return 0, errWriteAfterReset
+	}
 	if w.noBody {
 		if w.req.Method == http.MethodHead {
 			return len(p), nil
@@ -178,6 +260,9 @@ func (w *responseWriter) Flush() { _ = w.FlushError() }
 
 // FlushError is Flush for http.ResponseController.
 func (w *responseWriter) FlushError() error {
+	if w.reset != 0 {
+		return errWriteAfterReset
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -245,6 +330,9 @@ func (w *responseWriter) trailerFields() []hpack.HeaderField {
 	}
 	for _, k := range w.declared {
 		add(k, w.hdr[k])
+	}
+	for k, vv := range w.trailer {
+		add(k, vv)
 	}
 	return out
 }

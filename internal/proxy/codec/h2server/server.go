@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -36,7 +37,9 @@ const (
 // preface was seen or ALPN chose h2). Its fields must not change once a
 // connection is being served.
 type Server struct {
-	// Handler answers every request.
+	// Streams serves every stream (the connection manager); when nil,
+	// Handler answers every request as an http.Handler.
+	Streams streamapi.Handler
 	Handler http.Handler
 	// MaxConcurrentStreams is SETTINGS_MAX_CONCURRENT_STREAMS.
 	MaxConcurrentStreams uint32

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -49,6 +51,11 @@ type stream struct {
 	// PROTOCOL_ERROR once the handler answered (RFC 9113 8.1.1 lets a
 	// server answer a malformed request before it resets the stream).
 	malformed bool
+	// The read deadline of the body (Downstream.SetReadDeadline): its
+	// timer, which sets rdExpired unless the deadline moved (rdGen).
+	rdTimer   *time.Timer
+	rdGen     uint64
+	rdExpired bool
 
 	// The response, queued for the writer: header blocks (1xx, then
 	// the final one) as fields to encode, the body data not yet sent,
@@ -224,10 +231,16 @@ func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {
 			}
 		}
 		c.mu.Lock()
-		if aborted {
+		switch {
+		case aborted:
 			s.resetLocked(http2.ErrCodeInternal, errStreamReset)
-		} else {
+		case rw.reset != 0:
+			s.resetLocked(rw.reset, errStreamReset)
+		default:
 			rw.finishLocked()
+		}
+		if s.rdTimer != nil {
+			s.rdTimer.Stop()
 		}
 		s.handlerDone = true
 		s.bodyGone = true
@@ -244,7 +257,11 @@ func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {
 		c.mu.Unlock()
 		s.cancel()
 	}()
-	c.s.Handler.ServeHTTP(rw, req)
+	if c.s.Streams != nil {
+		c.s.Streams.ServeStream(rw)
+	} else {
+		c.s.Handler.ServeHTTP(rw, req)
+	}
 	aborted = false
 }
 
@@ -261,6 +278,9 @@ func (b *body) Read(p []byte) (int, error) {
 	for len(s.in) == 0 {
 		if s.err != nil {
 			return 0, s.err
+		}
+		if s.rdExpired {
+			return 0, os.ErrDeadlineExceeded
 		}
 		if s.malformed {
 			return 0, errShortBody

@@ -20,8 +20,9 @@
 // A local reply to a gRPC call is a trailers-only gRPC response (HTTP
 // 200, grpc-status and grpc-message), as Envoy's sendLocalReply sends it.
 //
-// Limitation: the proxy's own local replies after the chain (no healthy
-// upstream, timeouts) do not go through the response phase.
+// So do the proxy's own local replies after the chain ran (LocalReply):
+// no route, a direct response, a missing cluster, no healthy upstream,
+// overflow, timeouts, a bad request body.
 package chain
 
 import (
@@ -237,6 +238,21 @@ func (c *Chain) localReply(r *http.Request, s *Stream, status, grpcStatus int, b
 	}
 	c.localReplyHeaders(s, status, resp)
 	return status, body
+}
+
+// LocalReply shapes a local reply of the proxy's own, made after the
+// whole request phase ran (no healthy upstream, a timeout, a direct
+// response), through the response phase of every filter that ran, as
+// Envoy encodes its local replies through the filter chain: for a gRPC
+// request (as the router sees it: a gRPC-Web call too) a trailers-only
+// gRPC response whose grpc-status maps the HTTP status; the rate limit's,
+// CORS's and gRPC-Web's headers. It sets the reply's headers in resp and
+// returns the status and body to send.
+func (c *Chain) LocalReply(s *Stream, r *http.Request, status int, body string, resp http.Header) (int, string) {
+	if c == nil {
+		return status, body
+	}
+	return c.localReply(r, s, status, -1, body, resp)
 }
 
 // localReplyHeaders applies the response phase of the filters that ran

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 )
 
@@ -17,7 +18,7 @@ var errUpstreamBody = errors.New("upstream body")
 // hop-by-hop ones, the body streamed through a pooled buffer (flushed per
 // read when the response is of unknown length: gRPC, server-sent events,
 // chunked streams), then the trailers.
-func writeResponse(w http.ResponseWriter, resp *http.Response, st *hcm.Stream, ex *hcm.Exchange) error {
+func writeResponse(w stream.Downstream, resp *http.Response, st *hcm.Stream, ex *hcm.Exchange) error {
 	defer resp.Body.Close()
 	hdr := w.Header()
 	for k, vv := range resp.Header {
@@ -34,9 +35,8 @@ func writeResponse(w http.ResponseWriter, resp *http.Response, st *hcm.Stream, e
 	}
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength < 0
-	flusher, _ := w.(http.Flusher)
-	if streaming && flusher != nil {
-		flusher.Flush() // headers now: the client may be waiting for them (gRPC streams)
+	if streaming {
+		w.Flush() // headers now: the client may be waiting for them (gRPC streams)
 	}
 
 	bp := bufPool.Get().(*[]byte)
@@ -51,8 +51,8 @@ func writeResponse(w http.ResponseWriter, resp *http.Response, st *hcm.Stream, e
 			if werr != nil {
 				return werr
 			}
-			if streaming && flusher != nil {
-				flusher.Flush()
+			if streaming {
+				w.Flush()
 			}
 		}
 		if rerr == io.EOF {
@@ -62,9 +62,7 @@ func writeResponse(w http.ResponseWriter, resp *http.Response, st *hcm.Stream, e
 			return errors.Join(errUpstreamBody, rerr)
 		}
 	}
-	for k, vv := range resp.Trailer {
-		hdr[http.TrailerPrefix+k] = vv
-	}
+	ex.WriteTrailers(resp.Trailer)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/tracing"
@@ -27,7 +28,8 @@ type Router struct {
 // Forward sends the request to the cluster, retrying under the route's
 // retry policy (retryLoop), and streams the response back (respond) or
 // answers the failure locally (replyFailure).
-func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *hcm.Exchange, m *table.HTTPManager, route *table.Route, view *cluster.View) {
+func (h *Router) Forward(s stream.Downstream, ex *hcm.Exchange, m *table.HTTPManager, route *table.Route, view *cluster.View) {
+	r := s.Request()
 	idle := m.StreamIdleTimeout
 	if route.IdleTimeout > 0 {
 		idle = route.IdleTimeout
@@ -35,16 +37,14 @@ func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *hcm.Exchang
 	if idle <= 0 {
 		idle = h.StreamIdleTimeout
 	}
-	st, ctx := hcm.StartStream(r.Context(), w, r.Body, route.Timeout, idle)
+	st, ctx := hcm.StartStream(r.Context(), s, r.Body, route.Timeout, idle)
 	ex.Stream = st
 	defer st.Finish()
 	body := st.Body()
 	if r.ProtoMajor == 1 && body != nil {
 		// Let the upstream answer while the client still sends (streaming
 		// uploads, early errors).
-		if fd, ok := w.(interface{ EnableFullDuplex() error }); ok {
-			_ = fd.EnableFullDuplex()
-		}
+		_ = s.EnableFullDuplex()
 	}
 	out := h.upstreamRequest(ctx, r, ex, route, view, body)
 	tr := h.retryLoop(ctx, r, out, ex, route, view, st, body)
@@ -54,10 +54,10 @@ func (h *Router) Forward(w http.ResponseWriter, r *http.Request, ex *hcm.Exchang
 		defer func() { endAttempt(ex, tr.span, &tr, ctx, ex.Status) }()
 	}
 	if tr.err != nil {
-		h.replyFailure(ctx, w, r, ex, &tr, view)
+		h.replyFailure(ctx, s, r, ex, &tr, view)
 		return
 	}
-	h.respond(w, r, ex, &tr, view)
+	h.respond(s, r, ex, &tr, view)
 }
 
 // upstreamRequest is the request to send upstream: r with its
@@ -118,7 +118,7 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *hcm.Ex
 			bv = rb.attach(o)
 		}
 		cs := startAttempt(ex, o, n, view)
-		tr = h.try(ctx, o, r.ProtoMajor, view, route, st)
+		tr = h.try(ctx, o, ex, r.ProtoMajor, view, route)
 		tr.span = cs
 		if n > 0 {
 			view.Up.RetryDone()
@@ -145,15 +145,15 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *hcm.Ex
 
 // replyFailure answers a request whose last attempt failed, with Envoy's
 // local reply and response flag for the cause.
-func (h *Router) replyFailure(ctx context.Context, w http.ResponseWriter, r *http.Request, ex *hcm.Exchange, tr *tryResult, view *cluster.View) {
+func (h *Router) replyFailure(ctx context.Context, s stream.Downstream, r *http.Request, ex *hcm.Exchange, tr *tryResult, view *cluster.View) {
 	cs, ep, err := view.Up.Stats, tr.ep, tr.err
 	switch {
 	case errors.Is(err, errNoEndpoint):
 		cs.CxNoneHealthy.Inc()
-		ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
+		ex.Reply(http.StatusServiceUnavailable, hcm.BodyNoHealthyUpstream, accesslog.NoHealthyUpstream)
 	case errors.Is(err, cluster.ErrOverflow):
-		w.Header()["X-Envoy-Overflow"] = []string{"true"}
-		ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyOverflow, accesslog.UpstreamOverflow)
+		s.Header()["X-Envoy-Overflow"] = overflowTrue
+		ex.Reply(http.StatusServiceUnavailable, hcm.BodyOverflow, accesslog.UpstreamOverflow)
 	case context.Cause(ctx) == hcm.ErrRouteTimeout || tr.perTryTimeout:
 		if tr.perTryTimeout {
 			cs.RqPerTryTimeout.Inc()
@@ -163,34 +163,34 @@ func (h *Router) replyFailure(ctx context.Context, w http.ResponseWriter, r *htt
 		if ep != nil {
 			ep.Stats.RqTimeout.Add(1)
 		}
-		ex.Reply(w, http.StatusGatewayTimeout, hcm.BodyTimeout, accesslog.UpstreamRequestTimeout)
+		ex.Reply(http.StatusGatewayTimeout, hcm.BodyTimeout, accesslog.UpstreamRequestTimeout)
 	case context.Cause(ctx) == hcm.ErrStreamIdle:
 		ex.Stats.RqIdleTimeout.Inc()
-		ex.Reply(w, http.StatusRequestTimeout, hcm.BodyStreamTimeout, accesslog.StreamIdleTimeout)
+		ex.Reply(http.StatusRequestTimeout, hcm.BodyStreamTimeout, accesslog.StreamIdleTimeout)
 	case r.Context().Err() != nil:
 		// The client went away; nobody to answer.
 		ex.Flags |= accesslog.DownstreamConnectionTermination
 	case tr.downstream:
 		// The client's body was malformed or cut short: its fault,
 		// as Envoy and HAProxy answer it.
-		ex.BadRequest(w, r, ex.Stream.BodyError())
+		ex.BadRequest(ex.Stream.BodyError())
 	case tr.outgrew:
 		cs.RqRetryAbandoned.Inc()
-		ex.Reply(w, http.StatusInsufficientStorage, hcm.BodyRetryBufferExceeded, 0)
+		ex.Reply(http.StatusInsufficientStorage, hcm.BodyRetryBufferExceeded, 0)
 	default:
 		var ce *cluster.ConnectError
 		if errors.As(err, &ce) {
-			ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyConnectFailure, accesslog.UpstreamConnectionFailure)
+			ex.Reply(http.StatusServiceUnavailable, hcm.BodyConnectFailure, accesslog.UpstreamConnectionFailure)
 		} else {
 			cs.RqRxReset.Inc()
-			ex.Reply(w, http.StatusServiceUnavailable, hcm.BodyReset, accesslog.UpstreamConnectionTermination)
+			ex.Reply(http.StatusServiceUnavailable, hcm.BodyReset, accesslog.UpstreamConnectionTermination)
 		}
 	}
 }
 
 // respond streams the upstream response of the last attempt back, and
 // ends the attempt.
-func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *hcm.Exchange, tr *tryResult, view *cluster.View) {
+func (h *Router) respond(s stream.Downstream, r *http.Request, ex *hcm.Exchange, tr *tryResult, view *cluster.View) {
 	resp, ep, st, cs := tr.resp, tr.ep, ex.Stream, view.Up.Stats
 	ex.FirstByte = time.Now()
 	defer func() {
@@ -203,7 +203,7 @@ func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *hcm.Exchang
 	}
 	ex.FilterResponse(resp)
 	ex.Status = resp.StatusCode
-	err := writeResponse(w, resp, st, ex)
+	err := writeResponse(s, resp, st, ex)
 	if tr.trailersJudge && r.Context().Err() == nil && !st.BodyFailed() {
 		if v := grpcOutcome(resp, err); v != verdictNone {
 			view.Outcome(ep, v == verdictFail)
@@ -215,7 +215,8 @@ func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *hcm.Exchang
 			// failed: the stream ends, and it is the client's fault.
 			ex.Stats.CxProtocolError.Inc()
 			ex.Flags |= accesslog.DownstreamProtocolError
-			panic(http.ErrAbortHandler)
+			ex.Reset(stream.ResetProtocolError)
+			return
 		}
 		if errors.Is(err, errUpstreamBody) {
 			ex.Stats.RqTxReset.Inc()
@@ -223,7 +224,8 @@ func (h *Router) respond(w http.ResponseWriter, r *http.Request, ex *hcm.Exchang
 			// The upstream failed mid-body: abort the downstream stream
 			// (HTTP/1.1 closes without the last chunk, HTTP/2 resets) so
 			// the client does not take a truncated body for a whole one.
-			panic(http.ErrAbortHandler)
+			ex.Reset(stream.ResetInternalError)
+			return
 		}
 	}
 }
@@ -239,6 +241,8 @@ func setTarget(u *url.URL, target string) {
 	}
 }
 
+var overflowTrue = []string{"true"}
+
 // errNoEndpoint: the cluster has no endpoint to try.
 var errNoEndpoint = errors.New("no healthy upstream")
 
@@ -248,12 +252,11 @@ var errNoEndpoint = errors.New("no healthy upstream")
 // retriable under route.Retry and the body can be replayed; the later
 // retry and outlier-detection work (retry budgets, host predicates,
 // ejections) hooks in here.
-func (h *Router) attempt(out *http.Request, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
+func (h *Router) attempt(out *http.Request, ex *hcm.Exchange, downMajor int, view *cluster.View, route *table.Route) (*http.Response, *cluster.Endpoint, error) {
 	var ep *cluster.Endpoint
 	if view.OrigDst {
-		ci, _ := out.Context().Value(hcm.ConnKey{}).(*hcm.Conn)
 		var ok bool
-		if ep, ok = hcm.OrigDstEndpoint(view, ci.ListenerInfo(), out.Host); !ok {
+		if ep, ok = hcm.OrigDstEndpoint(view, ex.Conn().ListenerInfo(), out.Host); !ok {
 			return nil, nil, errNoEndpoint
 		}
 	} else if ep = view.Pick(); ep == nil {
@@ -309,16 +312,17 @@ type tryResult struct {
 	ejected bool
 }
 
-// try performs one attempt under the retry policy's per-try timeout; st
-// is the request's stream, which tells a downstream body failure.
-func (h *Router) try(ctx context.Context, out *http.Request, downMajor int, view *cluster.View, route *table.Route, st *hcm.Stream) tryResult {
+// try performs one attempt under the retry policy's per-try timeout; the
+// exchange's stream tells a downstream body failure.
+func (h *Router) try(ctx context.Context, out *http.Request, ex *hcm.Exchange, downMajor int, view *cluster.View, route *table.Route) tryResult {
+	st := ex.Stream
 	tr := tryResult{cancel: func() {}, start: time.Now()}
 	actx := ctx
 	if p := route.Retry; p != nil && p.PerTryTimeout > 0 {
 		actx, tr.cancel = context.WithTimeout(ctx, p.PerTryTimeout)
 		out = out.WithContext(actx)
 	}
-	tr.resp, tr.ep, tr.err = h.attempt(out, downMajor, view, route)
+	tr.resp, tr.ep, tr.err = h.attempt(out, ex, downMajor, view, route)
 	if tr.err != nil {
 		switch {
 		case hcm.IsDownstreamBodyError(tr.err, st):

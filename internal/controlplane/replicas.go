@@ -1,0 +1,190 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
+)
+
+// selfPeer is how the other replicas find this one.
+func (s *Server) selfPeer() peerInfo {
+	api := s.cfg.AdvertiseAPIAddr
+	if api == "" {
+		api = advertise(s.APIAddr())
+	}
+	id := s.cfg.ReplicaID
+	if id == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(s.APIAddr())
+		id = host + ":" + port
+	}
+	return peerInfo{ID: id, API: api, XDS: advertise(s.XDSAddr()), Started: time.Now().UTC()}
+}
+
+// advertise turns a listener's address into one another host can dial: a
+// wildcard host becomes the hostname.
+func advertise(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return addr
+}
+
+// dnsKey holds the leader's DNS answers for every replica.
+func (s *Server) dnsKey() string { return s.cluster.prefix + "dns" }
+
+// publishDNS writes the leader's DNS answers for the other replicas; a
+// replica that is not the leader publishes nothing.
+func (s *Server) publishDNS(hosts map[string][]string) {
+	if !s.cluster.isLeader() {
+		return
+	}
+	b, err := json.Marshal(hosts)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.cluster.client.Put(ctx, s.dnsKey(), string(b)); err != nil {
+		s.log.Warn("publish dns answers", "err", err)
+	}
+}
+
+// followDNS keeps this replica's DNS answers equal to the leader's until
+// ctx ends.
+func (s *Server) followDNS(ctx context.Context) {
+	c := s.cluster.client
+	for ctx.Err() == nil {
+		resp, err := c.Get(ctx, s.dnsKey())
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+				continue
+			}
+		}
+		if len(resp.Kvs) == 1 {
+			s.takeDNS(resp.Kvs[0].Value)
+		}
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for wr := range c.Watch(wctx, s.dnsKey(), clientv3.WithRev(resp.Header.Revision+1)) {
+			if wr.Err() != nil || wr.CompactRevision != 0 {
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.Kv != nil && len(ev.Kv.Value) > 0 {
+					s.takeDNS(ev.Kv.Value)
+				}
+			}
+		}
+		cancel()
+	}
+}
+
+func (s *Server) takeDNS(b []byte) {
+	var hosts map[string][]string
+	if err := json.Unmarshal(b, &hosts); err != nil {
+		s.log.Warn("undecodable dns answers from the leader", "err", err)
+		return
+	}
+	s.dns.setAll(hosts)
+}
+
+// peerTimeout bounds one call to another replica.
+const peerTimeout = 2 * time.Second
+
+var peerClient = &http.Client{Timeout: peerTimeout}
+
+// handleProxies lists the proxies connected to this replica or, with
+// replicas sharing a store, to every replica: the others are asked for
+// theirs (?scope=local) and each proxy names the replica holding it.
+func (s *Server) handleProxies(w http.ResponseWriter, r *http.Request) {
+	local := s.proxies("", "", "")
+	if s.cluster == nil {
+		writeJSON(w, http.StatusOK, restv1.ProxyList{Items: local})
+		return
+	}
+	for i := range local {
+		local[i].Replica = s.cluster.self.ID
+	}
+	if r.URL.Query().Get("scope") == "local" {
+		writeJSON(w, http.StatusOK, restv1.ProxyList{Items: local})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*peerTimeout)
+	defer cancel()
+	peers, err := s.cluster.peers(ctx)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := restv1.ProxyList{Items: local}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		if p.ID == s.cluster.self.ID {
+			continue
+		}
+		wg.Go(func() {
+			items, err := fetchProxies(ctx, p)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				s.log.Warn("list a replica's proxies", "replica", p.ID, "err", err)
+				out.UnreachableReplicas = append(out.UnreachableReplicas, p.ID)
+				return
+			}
+			out.Items = append(out.Items, items...)
+		})
+	}
+	wg.Wait()
+	sort.Slice(out.Items, func(i, j int) bool {
+		if out.Items[i].ID != out.Items[j].ID {
+			return out.Items[i].ID < out.Items[j].ID
+		}
+		return out.Items[i].Replica < out.Items[j].Replica
+	})
+	sort.Strings(out.UnreachableReplicas)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// maxPeerBody bounds what one replica's answer may hold.
+const maxPeerBody = 64 << 20
+
+func fetchProxies(ctx context.Context, p peerInfo) ([]restv1.Proxy, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.API+"/v1/proxies?scope=local", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := peerClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: status %d", p.API, resp.StatusCode)
+	}
+	var list restv1.ProxyList
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxPeerBody)).Decode(&list); err != nil {
+		return nil, fmt.Errorf("%s: decode: %w", p.API, err)
+	}
+	return list.Items, nil
+}

@@ -1,0 +1,319 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Leased keeps registrations in etcd, for control-plane replicas sharing
+// one cluster: each instance is a key (PREFIX instances/mesh/node/id, each
+// part path-escaped) holding the instance as JSON, attached to an etcd
+// lease whose TTL is the registration's. A renewal, through any replica,
+// keeps the lease alive; an instance that stops renewing disappears when
+// its lease expires, whichever replica it talked to and whether or not
+// that replica is still running.
+//
+// Every replica mirrors the keys into its Registry through a watch, so
+// views, lists and change notifications work as with the in-memory
+// registry; the mirrored instances do not expire by the local clock (etcd
+// deletes their keys), and their expiresAt is the one the last
+// registration wrote.
+type Leased struct {
+	reg    *Registry
+	client *clientv3.Client
+	prefix string
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	ready   chan struct{} // closed after the first full list
+	readyOK bool
+}
+
+// NewLeased returns a Leased registry over reg; prefix is the store's key
+// prefix (such as "/meshlens/"). Run must run for reg to see the keys.
+func NewLeased(reg *Registry, client *clientv3.Client, prefix string, log *slog.Logger) *Leased {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Leased{reg: reg, client: client, prefix: prefix + "instances/", log: log, ready: make(chan struct{})}
+}
+
+func (l *Leased) key(mesh, node, id string) string {
+	return l.prefix + url.PathEscape(mesh) + "/" + url.PathEscape(node) + "/" + url.PathEscape(id)
+}
+
+// Register creates or renews an instance in etcd and returns it as
+// stored. A renewal with the same TTL keeps the instance's lease alive
+// (and rewrites the key only if the endpoint changed); a first
+// registration, a new TTL or a lease that already expired gets a new
+// lease.
+func (l *Leased) Register(ctx context.Context, in Instance) (Instance, error) {
+	if err := in.Validate(); err != nil {
+		return Instance{}, err
+	}
+	now := time.Now().UTC()
+	in.RenewedAt = now
+	in.ExpiresAt = now.Add(time.Duration(in.TTLSeconds) * time.Second)
+	in.RegisteredAt = now
+	k := l.key(in.Mesh, in.VirtualNode, in.ID)
+
+	resp, err := l.client.Get(ctx, k)
+	if err != nil {
+		return Instance{}, fmt.Errorf("register %s: read: %w", in.ID, err)
+	}
+	if len(resp.Kvs) == 1 {
+		kv := resp.Kvs[0]
+		var old Instance
+		if err := json.Unmarshal(kv.Value, &old); err == nil {
+			in.RegisteredAt = old.RegisteredAt
+			if kv.Lease != 0 && old.TTLSeconds == in.TTLSeconds {
+				_, err := l.client.KeepAliveOnce(ctx, clientv3.LeaseID(kv.Lease))
+				switch {
+				case err == nil && sameEndpoint(&old, &in):
+					return in, nil
+				case err == nil:
+					if err := l.put(ctx, k, in, clientv3.LeaseID(kv.Lease), kv.ModRevision); err == nil {
+						return in, nil
+					} else if !errors.Is(err, errRaced) {
+						return Instance{}, err
+					}
+				case !errors.Is(err, rpctypes.ErrLeaseNotFound):
+					return Instance{}, fmt.Errorf("register %s: renew lease: %w", in.ID, err)
+				}
+			}
+		}
+	}
+	lease, err := l.client.Grant(ctx, int64(in.TTLSeconds))
+	if err != nil {
+		return Instance{}, fmt.Errorf("register %s: grant lease: %w", in.ID, err)
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return Instance{}, fmt.Errorf("register %s: encode: %w", in.ID, err)
+	}
+	put, err := l.client.Put(ctx, k, string(b), clientv3.WithLease(lease.ID), clientv3.WithPrevKV())
+	if err != nil {
+		_, _ = l.client.Revoke(context.WithoutCancel(ctx), lease.ID)
+		return Instance{}, fmt.Errorf("register %s: write: %w", in.ID, err)
+	}
+	// The key's old lease, if any, now holds nothing of ours.
+	if prev := put.PrevKv; prev != nil && prev.Lease != 0 && prev.Lease != int64(lease.ID) {
+		_, _ = l.client.Revoke(ctx, clientv3.LeaseID(prev.Lease))
+	}
+	return in, nil
+}
+
+var errRaced = errors.New("changed concurrently")
+
+// put rewrites an instance under its current lease if the key is still
+// at modRev.
+func (l *Leased) put(ctx context.Context, k string, in Instance, lease clientv3.LeaseID, modRev int64) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("register %s: encode: %w", in.ID, err)
+	}
+	resp, err := l.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(k), "=", modRev)).
+		Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("register %s: write: %w", in.ID, err)
+	}
+	if !resp.Succeeded {
+		return errRaced
+	}
+	return nil
+}
+
+// Deregister deletes an instance's key and revokes its lease.
+func (l *Leased) Deregister(ctx context.Context, mesh, node, id string) error {
+	resp, err := l.client.Delete(ctx, l.key(mesh, node, id), clientv3.WithPrevKV())
+	if err != nil {
+		return fmt.Errorf("deregister %s: %w", id, err)
+	}
+	if resp.Deleted == 0 {
+		return fmt.Errorf("instance %s of %s/%s: %w", id, mesh, node, ErrNotFound)
+	}
+	if prev := resp.PrevKvs; len(prev) == 1 && prev[0].Lease != 0 {
+		_, _ = l.client.Revoke(ctx, clientv3.LeaseID(prev[0].Lease))
+	}
+	return nil
+}
+
+// Ready is closed once the registry holds every instance etcd had when
+// Run started.
+func (l *Leased) Ready() <-chan struct{} { return l.ready }
+
+// Run mirrors the instance keys into the registry until ctx ends: a full
+// list, then a watch from the revision after it; a watch that fails (its
+// revision compacted, its member cut off) lists again.
+func (l *Leased) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		rev, err := l.list(ctx)
+		if err != nil {
+			l.log.Warn("registry: list instances", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		l.mu.Lock()
+		if !l.readyOK {
+			l.readyOK = true
+			close(l.ready)
+		}
+		l.mu.Unlock()
+		err = l.watch(ctx, rev+1)
+		if ctx.Err() == nil {
+			l.log.Warn("registry: instance watch ended; listing again", "err", err)
+		}
+	}
+}
+
+func (l *Leased) list(ctx context.Context) (int64, error) {
+	resp, err := l.client.Get(ctx, l.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, err
+	}
+	all := make([]Instance, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		in, err := decodeInstance(kv.Value)
+		if err != nil {
+			l.log.Warn("registry: skipping an undecodable instance", "key", string(kv.Key), "err", err)
+			continue
+		}
+		all = append(all, in)
+	}
+	l.reg.replaceLeased(all)
+	return resp.Header.Revision, nil
+}
+
+func (l *Leased) watch(ctx context.Context, from int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for wr := range l.client.Watch(wctx, l.prefix, clientv3.WithPrefix(), clientv3.WithRev(from), clientv3.WithPrevKV()) {
+		if wr.CompactRevision != 0 {
+			return fmt.Errorf("revision %d was compacted", from)
+		}
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == mvccpb.DELETE {
+				if ev.PrevKv == nil {
+					// Without the previous value the key alone names
+					// the instance.
+					if mesh, node, id, ok := l.parseKey(string(ev.Kv.Key)); ok {
+						l.reg.dropLeased(mesh, node, id)
+					}
+					continue
+				}
+				if in, err := decodeInstance(ev.PrevKv.Value); err == nil {
+					l.reg.dropLeased(in.Mesh, in.VirtualNode, in.ID)
+				}
+				continue
+			}
+			in, err := decodeInstance(ev.Kv.Value)
+			if err != nil {
+				l.log.Warn("registry: skipping an undecodable instance", "key", string(ev.Kv.Key), "err", err)
+				continue
+			}
+			l.reg.putLeased(in)
+		}
+	}
+	return errors.New("watch channel closed")
+}
+
+func (l *Leased) parseKey(k string) (mesh, node, id string, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(k, l.prefix), "/")
+	if len(parts) != 3 {
+		return "", "", "", false
+	}
+	var err error
+	if mesh, err = url.PathUnescape(parts[0]); err != nil {
+		return "", "", "", false
+	}
+	if node, err = url.PathUnescape(parts[1]); err != nil {
+		return "", "", "", false
+	}
+	if id, err = url.PathUnescape(parts[2]); err != nil {
+		return "", "", "", false
+	}
+	return mesh, node, id, true
+}
+
+func decodeInstance(b []byte) (Instance, error) {
+	var in Instance
+	if err := json.Unmarshal(b, &in); err != nil {
+		return Instance{}, err
+	}
+	if err := in.Validate(); err != nil {
+		return Instance{}, err
+	}
+	return in, nil
+}
+
+// putLeased stores an instance mirrored from etcd.
+func (r *Registry) putLeased(in Instance) {
+	k := key{in.Mesh, in.VirtualNode, in.ID}
+	stored := in
+	stored.Attributes = cloneMap(in.Attributes)
+	stored.leased = true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.instances[k]
+	r.instances[k] = &stored
+	if !ok || !sameEndpoint(old, &stored) {
+		r.bumpLocked()
+	}
+}
+
+// dropLeased removes an instance whose key etcd deleted.
+func (r *Registry) dropLeased(mesh, node, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := key{mesh, node, id}
+	if _, ok := r.instances[k]; ok {
+		delete(r.instances, k)
+		r.bumpLocked()
+	}
+}
+
+// replaceLeased makes the registry hold exactly all (a full list).
+func (r *Registry) replaceLeased(all []Instance) {
+	next := make(map[key]*Instance, len(all))
+	for _, in := range all {
+		stored := in
+		stored.Attributes = cloneMap(in.Attributes)
+		stored.leased = true
+		next[key{in.Mesh, in.VirtualNode, in.ID}] = &stored
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	same := len(next) == len(r.instances)
+	for k, in := range next {
+		if old, ok := r.instances[k]; !ok || !sameEndpoint(old, in) {
+			same = false
+		}
+	}
+	r.instances = next
+	if !same {
+		r.bumpLocked()
+	}
+}

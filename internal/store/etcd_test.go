@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/etcdtest"
+)
+
+func openEtcd(t *testing.T, endpoints []string, prefix string, tune func(*EtcdOptions)) *Etcd {
+	t.Helper()
+	opts := EtcdOptions{Endpoints: endpoints, Prefix: prefix, Logger: quietLog}
+	if tune != nil {
+		tune(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := OpenEtcd(ctx, opts)
+	if err != nil {
+		t.Fatalf("OpenEtcd: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestEtcdRefusesBatchOverLimits: a batch that etcd would refuse (more
+// operations or bytes than one transaction takes) is refused whole with
+// an error naming the limit, and nothing is written.
+func TestEtcdRefusesBatchOverLimits(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	big := func(n int) []*v1alpha1.Resource {
+		batch := []*v1alpha1.Resource{mesh("m")}
+		for i := range n - 1 {
+			batch = append(batch, vnode("m", fmt.Sprintf("n%03d", i), 80))
+		}
+		return batch
+	}
+	tests := []struct {
+		name  string
+		tune  func(*EtcdOptions)
+		batch []*v1alpha1.Resource
+		want  string
+	}{
+		// 127 resources + the revision key = 128 operations: fits.
+		{"at the operation limit", nil, big(127), ""},
+		{"over the operation limit", nil, big(128), "etcd allows 128 (--max-txn-ops)"},
+		{"over the request size", func(o *EtcdOptions) { o.MaxRequestBytes = 4096 }, big(20), "etcd takes at most 4096 bytes in one request (--max-request-bytes)"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openEtcd(t, c.Endpoints(), fmt.Sprintf("/limits/%d/", i), tt.tune)
+			res, err := s.Apply(ctx, tt.batch, nil)
+			if tt.want == "" {
+				if err != nil || len(res) != len(tt.batch) {
+					t.Fatalf("Apply = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Apply error = %v, want ErrTooLarge naming %q", err, tt.want)
+			}
+			if cur, _ := s.Current(ctx); cur.Revision() != 0 || cur.Len() != 0 {
+				t.Fatal("a refused batch wrote something")
+			}
+		})
+	}
+}
+
+// TestEtcdWatchSurvivesMemberLoss: a replica whose only etcd member
+// dies keeps its last state, and when the member comes back its watch
+// resumes from the last revision it saw (no re-list); if the history
+// it missed was compacted meanwhile, it re-lists and still converges.
+func TestEtcdWatchSurvivesMemberLoss(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	ctx := context.Background()
+	a := c.Members[0]
+	for _, compact := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compacted=%v", compact), func(t *testing.T) {
+			prefix := fmt.Sprintf("/survive/%v/", compact)
+			writer := openEtcd(t, []string{c.Members[1].ClientURL, c.Members[2].ClientURL}, prefix, nil)
+			reader := openEtcd(t, []string{a.ClientURL}, prefix, nil)
+			if _, err := writer.Apply(ctx, []*v1alpha1.Resource{mesh("m")}, nil); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the reader to see the mesh", func() bool { return reader.Snapshot().Revision() == 1 })
+
+			a.Kill()
+			for i := range 5 {
+				if _, err := writer.Apply(ctx, []*v1alpha1.Resource{vnode("m", "a", i)}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if compact {
+				if _, err := etcdtest.Compact(ctx, writer.Client()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := reader.Snapshot().Revision(); got != 1 {
+				t.Fatalf("the cut-off reader moved to revision %d", got)
+			}
+			if err := c.Restart(a); err != nil {
+				t.Fatal(err)
+			}
+			want := dump(t, writer.Snapshot())
+			deadline := time.Now().Add(20 * time.Second)
+			for dump(t, reader.Snapshot()) != want {
+				if time.Now().After(deadline) {
+					t.Fatalf("reader stuck at revision %d, want %d", reader.Snapshot().Revision(), writer.Snapshot().Revision())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			relists := reader.relists.Load()
+			if compact && relists == 0 {
+				t.Error("the reader caught up over a compacted history without re-listing")
+			}
+			if !compact && relists != 0 {
+				t.Errorf("the reader re-listed %d times; its watch should have resumed", relists)
+			}
+		})
+	}
+}
+
+// TestEtcdRefusesOtherFormat: a prefix written in another layout is
+// refused, not misread.
+func TestEtcdRefusesOtherFormat(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cl := c.Client(t)
+	if _, err := cl.Put(context.Background(), "/fmt/store/format", "9"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := OpenEtcd(ctx, EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/fmt/", Logger: quietLog})
+	if err == nil || !strings.Contains(err.Error(), `data format "9"`) {
+		t.Fatalf("OpenEtcd = %v, want a format error", err)
+	}
+}
