@@ -9,9 +9,8 @@
 //   - h2server: the downstream HTTP/2 server (h2c and TLS with ALPN h2):
 //     one reader and one batching writer per connection.
 //
-// HTTP/1.x over TLS goes through net/http's server; upstream HTTP/2 and
-// TLS through net/http's Transport.
-// All of them hand the connection manager an http.ResponseWriter and an
-// *http.Request, which is the stream interface the rest of the proxy
-// codes against today.
+// HTTP/1.x over TLS goes through net/http's server (adapted by nethttp);
+// upstream HTTP/2 and TLS through net/http's Transport. Every downstream
+// codec hands the connection manager its streams through package stream
+// (stream.Downstream).
 package codec

@@ -3,12 +3,12 @@
 // connection's state machine (streams, flow control, settings), and
 // written by one writer goroutine that gathers the frames of every stream
 // and sends each batch with one write system call, as grpc-go's
-// loopyWriter and HAProxy's mux_h2 do. Requests reach the handler as an
-// *http.Request with an http.ResponseWriter (the stream interface the
-// connection manager codes against); the handler runs on a goroutine of
-// its own because it blocks, but it never touches the connection: its
-// writes are queued for the writer, its reads take what the reader
-// buffered.
+// loopyWriter and HAProxy's mux_h2 do. Each stream reaches the
+// connection manager as a stream.Downstream (Server.Streams; an
+// http.Handler also works, Server.Handler); the handler runs on a
+// goroutine of its own because it blocks, but it never touches the
+// connection: its writes are queued for the writer, its reads take what
+// the reader buffered.
 //
 // The frame and header encodings come from golang.org/x/net/http2's
 // Framer and hpack; what is written here is what net/http's server does
