@@ -84,7 +84,10 @@ type conn struct {
 	// or headers to send, round-robin.
 	ctrl  []ctrlFrame
 	ready []*stream
-	wake  chan struct{}
+	// blocked are streams with data that wait for the connection's send
+	// window.
+	blocked []*stream
+	wake    chan struct{}
 
 	// Owned by the writer.
 	wbuf    bytes.Buffer
@@ -404,6 +407,10 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		if c.sendWindow > maxWindow {
 			return c.protocolError(http2.ErrCodeFlowControl, "connection window over 2^31-1")
 		}
+		for _, s := range c.blocked {
+			s.readyLocked()
+		}
+		c.blocked = c.blocked[:0]
 		c.signal()
 		return nil
 	}

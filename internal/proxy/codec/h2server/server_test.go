@@ -494,3 +494,30 @@ func newTestStats(t *testing.T) *Stats {
 	}
 	return NewStats(st.Scope("http2."))
 }
+
+// A response larger than the connection's send window waits for the
+// client's WINDOW_UPDATE on the connection, then goes on.
+func TestConnectionWindowReopens(t *testing.T) {
+	t.Parallel()
+	big := bytes.Repeat([]byte("c"), 200<<10)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(big)
+	})})
+	c := dialRaw(t, addr)
+	// Large stream windows: only the connection's (65535) holds the
+	// response back.
+	_ = c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 30})
+	c.get(1)
+	got := 0
+	for got < len(big) {
+		switch f := c.next().(type) {
+		case *http2.DataFrame:
+			got += len(f.Data())
+			if len(f.Data()) > 0 {
+				_ = c.fr.WriteWindowUpdate(0, uint32(len(f.Data())))
+			}
+		case *http2.RSTStreamFrame, *http2.GoAwayFrame:
+			t.Fatalf("%v", f)
+		}
+	}
+}

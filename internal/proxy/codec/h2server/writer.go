@@ -104,9 +104,15 @@ func (c *conn) fillLocked() bool {
 			continue
 		}
 		c.writeStream(s)
-		if s.err == nil && s.sendable(c.sendWindow) {
+		switch {
+		case s.err != nil:
+		case s.sendable(c.sendWindow):
 			s.queued = true
 			c.ready = append(c.ready, s)
+		case s.outOff < len(s.out) && s.sendWindow > 0:
+			// Only the connection window holds it: it goes back on
+			// the list when the client opens that window.
+			c.blocked = append(c.blocked, s)
 		}
 	}
 	if len(c.ready) == 0 {
