@@ -28,6 +28,15 @@ const (
 	headerTable  = 4096
 	lingerPeriod = time.Second
 	lingerBytes  = 64 << 10
+	// maxCtrlQueued bounds the control frames (PING and SETTINGS
+	// acknowledgements, resets, window updates) queued and not yet
+	// written: a client that sends them without reading the answers
+	// loses its connection (Envoy's max_outbound_control_frames).
+	maxCtrlQueued = 1000
+	// maxEmptyData is how many DATA frames without payload nor
+	// END_STREAM may come in a row (Envoy's
+	// max_consecutive_inbound_frames_with_empty_payload).
+	maxEmptyData = 1
 )
 
 var clientPreface = []byte(http2.ClientPreface)
@@ -74,6 +83,9 @@ type conn struct {
 	peerMaxFrame   uint32
 	peerInitWindow int32
 	sendWindow     int64 // the connection's send window
+
+	// emptyData counts DATA frames in a row without payload.
+	emptyData int
 
 	// The connection's receive window: how much more the client may
 	// send, and how much of it was consumed and not yet given back.
@@ -352,6 +364,13 @@ func (c *conn) queueRST(id uint32, code http2.ErrCode) {
 }
 
 func (c *conn) queueCtrl(f ctrlFrame) {
+	if len(c.ctrl) >= maxCtrlQueued && f.kind != ctrlGoAway {
+		if !c.closing {
+			c.st.OutboundControlFlood.Inc()
+			c.goAwayLocked(http2.ErrCodeEnhanceYourCalm, "too many control frames queued")
+		}
+		return
+	}
 	c.ctrl = append(c.ctrl, f)
 	c.signal()
 }
@@ -456,6 +475,14 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		return c.protocolError(http2.ErrCodeFlowControl, "DATA over the connection window")
 	}
 	c.recvWindow -= n
+	if n == 0 && !f.StreamEnded() {
+		if c.emptyData++; c.emptyData > maxEmptyData {
+			c.st.InboundEmptyFramesFlood.Inc()
+			return c.protocolError(http2.ErrCodeEnhanceYourCalm, "too many empty DATA frames")
+		}
+	} else {
+		c.emptyData = 0
+	}
 	s := c.streams[id]
 	if s == nil || s.recvClosed || s.malformed {
 		// Closed, or half-closed (remote): the data is dropped and its
@@ -645,7 +672,16 @@ func (c *conn) finish(err error) {
 	c.closeLocked()
 	cleanup := c.cleanup
 	c.mu.Unlock()
-	<-c.wdone
+	// The writer sends what is queued (GOAWAY); one stuck on a client
+	// that does not read is stopped by closing the connection.
+	t := time.NewTimer(lingerPeriod)
+	select {
+	case <-c.wdone:
+	case <-t.C:
+		_ = c.rwc.Close()
+		<-c.wdone
+	}
+	t.Stop()
 	if cleanup && err != nil {
 		c.drain()
 	}

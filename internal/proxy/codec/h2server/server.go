@@ -86,6 +86,10 @@ type Stats struct {
 	RxMessagingError, StreamRefused, GoawaySent *stats.Counter
 	// Trailers counts requests that carried trailers.
 	Trailers *stats.Counter
+	// OutboundControlFlood and InboundEmptyFramesFlood count connections
+	// closed for a flood of control frames left unread, or of empty
+	// DATA frames.
+	OutboundControlFlood, InboundEmptyFramesFlood *stats.Counter
 	// StreamsActive is the number of open streams.
 	StreamsActive *stats.Gauge
 }
@@ -104,7 +108,10 @@ func NewStats(sc *stats.Scope) *Stats {
 		StreamRefused:    sc.Counter("stream_refused_errors"),
 		GoawaySent:       sc.Counter("goaway_sent"),
 		Trailers:         sc.Counter("trailers"),
-		StreamsActive:    sc.Gauge("streams_active"),
+
+		OutboundControlFlood:    sc.Counter("outbound_control_flood"),
+		InboundEmptyFramesFlood: sc.Counter("inbound_empty_frames_flood"),
+		StreamsActive:           sc.Gauge("streams_active"),
 	}
 }
 

@@ -521,3 +521,64 @@ func TestConnectionWindowReopens(t *testing.T) {
 		}
 	}
 }
+
+// Empty DATA frames in a row (a CPU flood that moves no data) end the
+// connection with GOAWAY ENHANCE_YOUR_CALM, counted as
+// http2.inbound_empty_frames_flood.
+func TestEmptyDataFlood(t *testing.T) {
+	t.Parallel()
+	st := newTestStats(t)
+	addr := serve(t, &Server{Stats: st, Handler: echoHandler})
+	c := dialRaw(t, addr)
+	c.headers(1, false, ":method", "POST", ":scheme", "http", ":path", "/", ":authority", "x")
+	for range 3 {
+		_ = c.fr.WriteData(1, false, nil)
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("connection ended without GOAWAY: %v", err)
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			if g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+				t.Fatalf("GOAWAY %v, want ENHANCE_YOUR_CALM", g.ErrCode)
+			}
+			break
+		}
+	}
+	if got := st.InboundEmptyFramesFlood.Value(); got != 1 {
+		t.Errorf("inbound_empty_frames_flood = %d", got)
+	}
+}
+
+// A client that sends PINGs and never reads their acknowledgements
+// fills the control queue: the connection is given up, counted as
+// http2.outbound_control_flood.
+func TestOutboundControlFlood(t *testing.T) {
+	t.Parallel()
+	st := newTestStats(t)
+	s := &Server{Stats: st, Handler: echoHandler}
+	client, server := net.Pipe() // synchronous: unread answers block the writer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.ServeConn(server)
+	}()
+	fr := http2.NewFramer(client, nil)
+	_, _ = io.WriteString(client, http2.ClientPreface)
+	_ = fr.WriteSettings()
+	for i := range 2 * maxCtrlQueued {
+		if err := fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+			break // the server stopped reading: it gave up
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for st.OutboundControlFlood.Value() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := st.OutboundControlFlood.Value(); got != 1 {
+		t.Errorf("outbound_control_flood = %d, want 1", got)
+	}
+	_ = client.Close()
+	<-done
+}
