@@ -190,8 +190,30 @@ func isConnectionSpecific(k string) bool {
 	return false
 }
 
-// lower lower-cases a header name, without allocating when it already is.
+// commonLower holds the lower-case forms of common header names, so that
+// writing them does not allocate.
+var commonLower = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Access-Control-Allow-Origin",
+		"Age", "Allow", "Authorization", "Cache-Control", "Content-Disposition", "Content-Encoding",
+		"Content-Language", "Content-Length", "Content-Location", "Content-Range", "Content-Type",
+		"Cookie", "Date", "Etag", "Expires", "Grpc-Encoding", "Grpc-Accept-Encoding", "Grpc-Message",
+		"Grpc-Status", "Grpc-Status-Details-Bin", "Last-Modified", "Link", "Location", "Server",
+		"Set-Cookie", "Strict-Transport-Security", "Trailer", "Vary", "Via", "Www-Authenticate",
+		"X-Envoy-Upstream-Service-Time", "X-Request-Id", "X-Served-By",
+	} {
+		m[k] = strings.ToLower(k)
+	}
+	return m
+}()
+
+// lower lower-cases a header name, without allocating when it already is
+// or is a common one.
 func lower(k string) string {
+	if v, ok := commonLower[k]; ok {
+		return v
+	}
 	for i := 0; i < len(k); i++ {
 		if c := k[i]; 'A' <= c && c <= 'Z' {
 			return strings.ToLower(k)
