@@ -598,6 +598,12 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	short := f.StreamEnded() && declLen > 0
 	s := c.newStream(id, !f.StreamEnded() || short)
 	s.declLen = declLen
+	if c.s.noKeepAlive.Load() {
+		// Keep-alives are off (the listener drains): this stream is
+		// the connection's last.
+		c.goAway = true
+		c.queueCtrl(ctrlFrame{kind: ctrlGoAway, stream: id, code: http2.ErrCodeNo})
+	}
 	if short {
 		s.shortBodyLocked()
 	}

@@ -582,3 +582,27 @@ func TestOutboundControlFlood(t *testing.T) {
 	_ = client.Close()
 	<-done
 }
+
+// With keep-alives off (a draining listener), a connection's first
+// stream is answered and the connection gets GOAWAY naming it.
+func TestKeepAlivesOff(t *testing.T) {
+	t.Parallel()
+	s := &Server{Handler: echoHandler}
+	s.SetKeepAlivesEnabled(false)
+	addr := serve(t, s)
+	c := dialRaw(t, addr)
+	c.get(1)
+	var goaway *http2.GoAwayFrame
+	var status int
+	for goaway == nil || status == 0 {
+		switch f := c.next().(type) {
+		case *http2.GoAwayFrame:
+			goaway = f
+		case *http2.MetaHeadersFrame:
+			status, _ = strconv.Atoi(f.PseudoValue("status"))
+		}
+	}
+	if status != 200 || goaway.ErrCode != http2.ErrCodeNo || goaway.LastStreamID != 1 {
+		t.Fatalf("status %d, GOAWAY %v", status, goaway)
+	}
+}

@@ -1,6 +1,7 @@
 package h2server
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"time"
@@ -33,6 +34,11 @@ func (c *conn) writeLoop() {
 				}
 				_, err := c.rwc.Write(c.wbuf.Bytes())
 				c.wbuf.Reset()
+				if c.wbuf.Cap() > 64<<10 {
+					// A large batch's buffer is not kept for an idle
+					// connection.
+					c.wbuf = bytes.Buffer{}
+				}
 				if err != nil {
 					c.mu.Lock()
 					c.closing, c.closed = true, true
