@@ -1,8 +1,15 @@
 package h2server
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // h2specPath finds the h2spec binary: on PATH or in GOPATH/bin.
@@ -63,12 +71,67 @@ var echoHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 })
 
 // TestH2Spec runs h2spec's whole HTTP/2 suite (RFC 7540 and HPACK)
-// against the codec and requires every case to pass.
+// against the codec, in h2c and over TLS (ALPN h2), and requires every
+// case to pass.
 func TestH2Spec(t *testing.T) {
 	bin := h2specPath(t)
-	addr := serve(t, &Server{Handler: echoHandler})
+	t.Run("h2c", func(t *testing.T) {
+		runH2Spec(t, bin, serve(t, &Server{Handler: echoHandler}))
+	})
+	t.Run("tls", func(t *testing.T) {
+		runH2Spec(t, bin, serveTLS(t, &Server{Handler: echoHandler}), "-t", "-k")
+	})
+}
+
+// serveTLS serves the codec behind TLS with ALPN h2 and a self-signed
+// certificate, as the proxy does once its handshake is done.
+func serveTLS(t *testing.T, s *Server) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: []string{"h2"}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				tc := tls.Server(c, conf)
+				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+				if tc.Handshake() != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
+					_ = tc.Close()
+					return
+				}
+				_ = tc.SetDeadline(time.Time{})
+				_ = s.ServeConn(tc)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.Close()
+	})
+	return ln.Addr().String()
+}
+
+func runH2Spec(t *testing.T, bin, addr string, flags ...string) {
+	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
-	out, err := exec.Command(bin, "-h", host, "-p", port, "-o", "2").CombinedOutput()
+	out, err := exec.Command(bin, append([]string{"-h", host, "-p", port, "-o", "2"}, flags...)...).CombinedOutput()
 	passed, failed := h2specTally(out)
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
