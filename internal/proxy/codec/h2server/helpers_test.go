@@ -2,7 +2,6 @@ package h2server
 
 import (
 	"bytes"
-	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -164,5 +163,3 @@ func (c *fakeConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
 func (c *fakeConn) SetDeadline(t time.Time) error      { return nil }
 func (c *fakeConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *fakeConn) SetWriteDeadline(t time.Time) error { return nil }
-
-var errNotYet = errors.New("not yet")
