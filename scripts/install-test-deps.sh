@@ -5,7 +5,11 @@
 #     and promtool checks our exposition format.
 #   - statsd_exporter (Go module proxy): a real DogStatsD consumer.
 #   - h2spec (Go module proxy): the HTTP/2 conformance suite.
-#   - curl: App Mesh's container health check is a curl pipeline.
+#   - curl: App Mesh's container health check is a curl pipeline; the
+#     capture test's client application.
+#   - iptables and iproute2 (Debian): the capture tests install real
+#     iptables rules in network namespaces they create (as root; see
+#     docs/capture.md). Debian's iptables is iptables-nft.
 #   - chromium (Debian): the console's browser test drives it headless
 #     through playwright-core (web/console, installed by npm ci from the
 #     lockfile; no browser is downloaded).
@@ -20,7 +24,7 @@
 #     Go modules (see build_collectors below and docs/tracing.md).
 set -euo pipefail
 need_apt=()
-for pkg in prometheus curl chromium etcd-server etcd-client; do
+for pkg in prometheus curl chromium etcd-server etcd-client iptables iproute2; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)

@@ -101,6 +101,9 @@ type Entry struct {
 	// DownstreamTLSVersion is "TLSv1.2" or "TLSv1.3" (see TLSVersionName);
 	// empty for a plaintext connection.
 	DownstreamTLSVersion string
+	// DownstreamPeerURISAN is the URI SAN of the client's certificate
+	// (its SPIFFE id under the mesh CA); empty without one.
+	DownstreamPeerURISAN string
 
 	// TraceID is the request's trace id and SpanID the id of this hop's
 	// server span (sampled or not: the ids the request propagated), for

@@ -58,6 +58,7 @@ func sampleEntry() *Entry {
 		RouteName:                      "route-1",
 		ConnectionID:                   42,
 		DownstreamTLSVersion:           "TLSv1.3",
+		DownstreamPeerURISAN:           "spiffe://demo/virtualNode/client",
 		TraceID:                        [16]byte{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
 		SpanID:                         [8]byte{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
 	}
@@ -139,6 +140,7 @@ func TestOperators(t *testing.T) {
 		{"%CONNECTION_ID%", "42", "0"},
 		{"%UPSTREAM_REQUEST_ATTEMPT_COUNT%", "1", "0"},
 		{"%DOWNSTREAM_TLS_VERSION%", "TLSv1.3", "-"},
+		{"%DOWNSTREAM_PEER_URI_SAN%", "spiffe://demo/virtualNode/client", "-"},
 		{"%TRACE_ID%", "4bf92f3577b34da6a3ce929d0e0e4736", "-"},
 		{"%SPAN_ID%", "00f067aa0ba902b7", "-"},
 		{"100%% done", "100% done", "100% done"},

@@ -44,6 +44,7 @@ const (
 	opConnectionID
 	opAttemptCount
 	opDownstreamTLSVersion
+	opDownstreamPeerURISAN
 	opTraceID
 	opSpanID
 )
@@ -129,6 +130,7 @@ var operators = map[string]opSpec{
 	"CONNECTION_ID":                                 {op: opConnectionID, numeric: true},
 	"UPSTREAM_REQUEST_ATTEMPT_COUNT":                {op: opAttemptCount, numeric: true},
 	"DOWNSTREAM_TLS_VERSION":                        {op: opDownstreamTLSVersion},
+	"DOWNSTREAM_PEER_URI_SAN":                       {op: opDownstreamPeerURISAN},
 	"TRACE_ID":                                      {op: opTraceID},
 	"SPAN_ID":                                       {op: opSpanID},
 }
@@ -463,6 +465,8 @@ func appendRaw(b []byte, s *seg, e *Entry) ([]byte, bool) {
 		return strconv.AppendUint(b, uint64(e.AttemptCount), 10), true
 	case opDownstreamTLSVersion:
 		return appendString(b, e.DownstreamTLSVersion)
+	case opDownstreamPeerURISAN:
+		return appendString(b, e.DownstreamPeerURISAN)
 	case opTraceID:
 		if e.TraceID == [16]byte{} {
 			return b, false

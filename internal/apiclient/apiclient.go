@@ -8,12 +8,15 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -32,6 +35,40 @@ type Client struct {
 	// in its Warning headers (see restv1.FormatWarning), as kubectl prints
 	// admission warnings.
 	OnWarning func(string)
+	// Token, when set, is sent as Authorization: Bearer <Token>.
+	Token string
+}
+
+// HTTPClient returns an HTTP client with a 30 s timeout that trusts the
+// certificate authorities in the PEM file caFile (for a control plane
+// serving TLS with its own CA), or the system's when caFile is empty.
+func HTTPClient(caFile string) (*http.Client, error) {
+	c := &http.Client{Timeout: 30 * time.Second}
+	if caFile == "" {
+		return c, nil
+	}
+	cfg, err := TLSConfig(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	c.Transport = tr
+	return c, nil
+}
+
+// TLSConfig is a client TLS configuration (TLS 1.2 or later) trusting the
+// certificate authorities in the PEM file caFile.
+func TLSConfig(caFile string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca file %s: no PEM certificate in it", caFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // New returns a client for the API at base (e.g. http://127.0.0.1:7070).
@@ -151,6 +188,35 @@ func (c *Client) Instances(ctx context.Context, mesh, node string) ([]restv1.Ins
 	return out.Items, err
 }
 
+// CreateToken asks the control plane for a new token (role admin).
+func (c *Client) CreateToken(ctx context.Context, req restv1.TokenRequest) (*restv1.CreatedToken, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode token request: %w", err)
+	}
+	var out restv1.CreatedToken
+	if err := c.do(ctx, http.MethodPost, "/v1/tokens", "application/json", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Tokens lists the control plane's tokens (never the tokens themselves).
+func (c *Client) Tokens(ctx context.Context) ([]restv1.TokenInfo, error) {
+	var out restv1.TokenList
+	err := c.do(ctx, http.MethodGet, "/v1/tokens", "", nil, &out)
+	return out.Items, err
+}
+
+// RevokeToken removes a token by its id.
+func (c *Client) RevokeToken(ctx context.Context, id string) (*restv1.TokenInfo, error) {
+	var out restv1.TokenInfo
+	if err := c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), "", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Proxies lists the data planes connected over xDS.
 func (c *Client) Proxies(ctx context.Context) ([]restv1.Proxy, error) {
 	var out restv1.ProxyList
@@ -174,6 +240,9 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)

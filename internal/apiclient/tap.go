@@ -16,8 +16,17 @@ import (
 )
 
 // tapClient has no overall timeout: a tap streams for its duration, which
-// the control plane bounds; the caller's context ends it too.
-var tapClient = &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second}}
+// the control plane bounds; the caller's context ends it too. It keeps the
+// client's TLS settings.
+func (c *Client) tapClient() *http.Client {
+	tr, ok := c.http.Transport.(*http.Transport)
+	if !ok || tr == nil {
+		tr = http.DefaultTransport.(*http.Transport)
+	}
+	tr = tr.Clone()
+	tr.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{Transport: tr}
+}
 
 // Tap opens a live tap (GET /v1/tap with query q: mesh, kind, name and
 // the tap parameters) and calls fn for every line of the stream, events
@@ -28,7 +37,10 @@ func (c *Client) Tap(ctx context.Context, q url.Values, fn func(*tapwire.Event) 
 		return fmt.Errorf("GET /v1/tap: %w", err)
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
-	resp, err := tapClient.Do(req)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.tapClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.base, err)
 	}

@@ -31,6 +31,7 @@ const (
 	ExitInvalid     = 4 // the documents were rejected (BadRequestException)
 	ExitConflict    = 5 // version conflict or resource in use
 	ExitUnreachable = 6 // the control plane could not be reached
+	ExitDenied      = 7 // no valid token (401) or one that does not allow the request (403)
 )
 
 // usageError marks errors in how the command was called.
@@ -62,6 +63,8 @@ func ExitCode(err error) int {
 			return ExitConflict
 		case ae.Status == http.StatusBadRequest || ae.Status == http.StatusRequestEntityTooLarge:
 			return ExitInvalid
+		case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden:
+			return ExitDenied
 		}
 	}
 	var de decodeError
@@ -128,7 +131,9 @@ func newRoot(e *env) *cobra.Command {
 	}
 	root.PersistentFlags().String("server", "", "control plane API URL (default $MESHLENS_SERVER or http://127.0.0.1:7070)")
 	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newServerCmd(e), newApplyCmd(e), newGetCmd(e), newDescribeCmd(e), newDeleteCmd(e), newVersionCmd(e), newDemoCmd(e), newDemoAppCmd(e), newProxyCmd(e), newTapCmd(e))
+	root.PersistentFlags().String("token", "", "bearer token for the control plane (default $MESHLENS_TOKEN; see docs/auth.md)")
+	root.PersistentFlags().String("ca-file", "", "PEM file of the certificate authority the control plane's TLS certificate is checked against (default $MESHLENS_CA_FILE, else the system's)")
+	root.AddCommand(newServerCmd(e), newApplyCmd(e), newGetCmd(e), newDescribeCmd(e), newDeleteCmd(e), newVersionCmd(e), newDemoCmd(e), newDemoAppCmd(e), newProxyCmd(e), newCaptureCmd(e), newTapCmd(e), newTokenCmd(e))
 	return root
 }
 
@@ -160,11 +165,25 @@ func serverURL(cmd *cobra.Command, e *env) string {
 	return url
 }
 
+// flagOrEnv is a root flag's value, else the environment variable's.
+func flagOrEnv(cmd *cobra.Command, e *env, flag, envVar string) string {
+	v, _ := cmd.Flags().GetString(flag)
+	if v == "" {
+		v = e.getenv(envVar)
+	}
+	return v
+}
+
 func client(cmd *cobra.Command, e *env) (*apiclient.Client, error) {
-	c, err := apiclient.New(serverURL(cmd, e), nil)
+	hc, err := apiclient.HTTPClient(flagOrEnv(cmd, e, "ca-file", "MESHLENS_CA_FILE"))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--ca-file: %w", err)}
+	}
+	c, err := apiclient.New(serverURL(cmd, e), hc)
 	if err != nil {
 		return nil, usageError{err}
 	}
+	c.Token = strings.TrimSpace(flagOrEnv(cmd, e, "token", "MESHLENS_TOKEN"))
 	return c, nil
 }
 

@@ -24,10 +24,11 @@ func newProxyCmd(e *env) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&cfg.Node, "node", "", "identity: mesh/M/virtualNode/N, mesh/M/virtualGateway/N or an App Mesh ARN (default from APPMESH_RESOURCE_ARN)")
-	fl.StringVar(&cfg.XDSAddr, "xds-addr", "", "control plane xDS address (default $MESHLENS_XDS_ADDR, $APPMESH_XDS_ENDPOINT, then 127.0.0.1:15010)")
+	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding this proxy's bootstrap token, sent on xDS and registration (default --token, then $MESHLENS_TOKEN; docs/auth.md)")
+	fl.StringVar(&cfg.XDSAddr, "xds-addr", "", "control plane xDS address: host:port, the replicas' host:port comma-separated, or a name whose DNS answer lists the replicas; a broken stream reconnects to another (default $MESHLENS_XDS_ADDR, $APPMESH_XDS_ENDPOINT, then 127.0.0.1:15010)")
 	fl.StringVar(&cfg.AdminAddr, "admin-addr", "", "admin endpoint (default 127.0.0.1:$ENVOY_ADMIN_ACCESS_PORT, then 127.0.0.1:9901)")
 	fl.StringVar(&cfg.IngressAddr, "ingress-addr", "", "where the sidecar's inbound listener binds (default as xDS says, 0.0.0.0:15000; \"none\" for only --listen mappings)")
-	fl.StringVar(&cfg.EgressAddr, "egress-addr", proxy.DefaultEgressAddr, "where the sidecar's outbound listener binds: an HTTP proxy (HTTP_PROXY) and h2c/gRPC by :authority")
+	fl.StringVar(&cfg.EgressAddr, "egress-addr", "", "where the sidecar's outbound listener binds: an HTTP proxy (HTTP_PROXY) and h2c/gRPC by :authority (default "+proxy.DefaultEgressAddr+"; with --capture 127.0.0.1:$APPMESH_ENVOY_EGRESS_PORT)")
 	fl.StringArrayVar(&cfg.Listen, "listen", nil, "PORT=HOST:PORT: serve the listener of PORT at this address (repeatable)")
 	fl.StringArrayVar(&cfg.EgressPorts, "egress-port", nil, "PORT=HOST:PORT: serve the outbound chain of destination PORT (a TCP backend) at this local address (repeatable)")
 	fl.StringArrayVar(&cfg.App, "app", nil, "PORT=HOST:PORT: the local application of inbound listener PORT is here (default 127.0.0.1:PORT; repeatable)")
@@ -48,6 +49,9 @@ func newProxyCmd(e *env) *cobra.Command {
 	fl.BoolVar(&cfg.MetricsServiceAllStats, "metrics-service-all-stats", false, "send every stat over the metrics service, not only the mesh metrics")
 	fl.IntVar(&cfg.MeshMetricsMaxRoutes, "mesh-metrics-max-routes", 1000, "cap on the mesh metrics' outbound edges (service, node and route); beyond it they count under route=\"__overflow__\"")
 	fl.DurationVar(&cfg.MeshMetricsIdleTimeout, "mesh-metrics-idle-timeout", 10*time.Minute, "evict mesh metric series whose request count has not changed for this long")
+	fl.BoolVar(&cfg.Capture, "capture", false, "transparent capture (run as root): install iptables rules from App Mesh's variables (APPMESH_APP_PORTS, APPMESH_ENVOY_INGRESS_PORT, ...; see docs/capture.md), run the proxy as APPMESH_IGNORE_UID, serve DNS for mesh names, remove the rules on exit")
+	fl.StringVar(&cfg.DNSAddr, "dns-addr", "", "answer DNS for the mesh's virtual service names here, forwarding other names (default: none; with --capture 127.0.0.1:$MESHLENS_DNS_PORT, 15053)")
+	fl.StringVar(&cfg.DNSUpstream, "dns-upstream", "", "resolvers for names outside the mesh, IP[:PORT] comma-separated (default $MESHLENS_DNS_UPSTREAM, then /etc/resolv.conf's nameservers)")
 	fl.StringVar(&cfg.EMFInclude, "emf-include", "", "regular expression: only stats whose full name matches go to EMF (CloudWatch bills per metric)")
 	return cmd
 }
@@ -56,6 +60,8 @@ func newProxyCmd(e *env) *cobra.Command {
 // the root's flags and the process's environment and streams.
 func proxyConfig(cmd *cobra.Command, e *env, cfg sidecar.Config) sidecar.Config {
 	cfg.Server = serverURL(cmd, e)
+	cfg.Token, _ = cmd.Flags().GetString("token")
+	cfg.CAFile = flagOrEnv(cmd, e, "ca-file", "MESHLENS_CA_FILE")
 	cfg.LogLevel, _ = cmd.Flags().GetString("log-level")
 	cfg.LogLevelSet = cmd.Flags().Changed("log-level")
 	cfg.Version = Version

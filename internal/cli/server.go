@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/meshlens/meshlens/internal/auth"
 	"github.com/meshlens/meshlens/internal/controlplane"
 	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/store"
@@ -21,6 +24,7 @@ func newServerCmd(e *env) *cobra.Command {
 	otlp := true
 	var pprofAddr string
 	var storeURL, etcdCA, etcdCert, etcdKey, etcdUser string
+	var tokensFile, apiCert, apiKey, xdsCert, xdsKey string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: store, REST API and xDS",
@@ -33,6 +37,17 @@ func newServerCmd(e *env) *cobra.Command {
 			cfg.Logger = log
 			cfg.DisableOTLP = !otlp
 			if cfg.Etcd, err = etcdOptions(storeURL, etcdCA, etcdCert, etcdKey, etcdUser); err != nil {
+				return err
+			}
+			if tokensFile != "" {
+				if cfg.Auth, err = auth.Open(tokensFile); err != nil {
+					return usagef("--auth-tokens: %v", err)
+				}
+			}
+			if cfg.APITLS, err = serverTLS("--api-tls-cert", apiCert, "--api-tls-key", apiKey); err != nil {
+				return err
+			}
+			if cfg.XDSTLS, err = serverTLS("--xds-tls-cert", xdsCert, "--xds-tls-key", xdsKey); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -61,6 +76,9 @@ func newServerCmd(e *env) *cobra.Command {
 	f.StringVar(&etcdCert, "etcd-cert", "", "client certificate for an etcd cluster that checks clients (with --etcd-key; implies TLS)")
 	f.StringVar(&etcdKey, "etcd-key", "", "key of --etcd-cert")
 	f.StringVar(&etcdUser, "etcd-user", "", "etcd user as user:password (overrides the URL's user; the password may also come from MESHLENS_ETCD_PASSWORD)")
+	f.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's name among those sharing an etcd store (default: hostname:api-port)")
+	f.StringVar(&cfg.AdvertiseAPIAddr, "advertise-api-addr", "", "host:port the other replicas reach this one's API at (default: --api-addr, with the hostname for a wildcard host)")
+	f.DurationVar(&cfg.ReplicaTTL, "replica-ttl", controlplane.DefaultReplicaTTL, "how long after its last keep-alive a replica that died leaves the peer list and the leadership (whole seconds)")
 	f.StringVar(&cfg.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the REST API")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address of the xDS (ADS) gRPC server")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
@@ -75,7 +93,19 @@ func newServerCmd(e *env) *cobra.Command {
 	f.DurationVar(&cfg.MetricsHistory.Resolution, "metrics-history-resolution", metricshistory.DefaultResolution, "the built-in history's time resolution")
 	f.IntVar(&cfg.MetricsHistory.MaxSeries, "metrics-history-series", metricshistory.DefaultMaxSeries, "most series the built-in history keeps (the least recently active go first)")
 	f.Int64Var(&cfg.MetricsHistory.MaxBytes, "metrics-history-bytes", metricshistory.DefaultMaxBytes, "most bytes the built-in history keeps (the least recently active series go first)")
+	f.BoolVar(&cfg.CA.Enabled, "mesh-ca", false, "run the mesh certificate authority: SPIFFE identities for every virtual node and gateway over SDS, and ACM certificates and trust mapped to it (see docs/security.md)")
+	f.StringVar(&cfg.CA.KeyFile, "ca-key-file", "", "file with the key (32 bytes, base64 or hex, mode 0600) that encrypts the mesh CA's private keys in the store (default: $MESHLENS_CA_KEY); implies --mesh-ca")
+	f.BoolVar(&cfg.CA.GenerateKey, "ca-generate-key", false, "without --ca-key-file or $MESHLENS_CA_KEY, create the key in <data-dir>/ca.key (0600) and use it; implies --mesh-ca")
+	f.DurationVar(&cfg.CA.Validity, "ca-validity", 24*time.Hour, "validity of the identities the mesh CA issues; they are renewed at half of it")
+	f.BoolVar(&cfg.CA.XDSClientCerts, "xds-client-certs", false, "on the TLS xDS address, accept a client certificate issued by the mesh CA in place of a token: proxies bootstrap with their token and reconnect with their identity (needs --xds-tls-cert and the mesh CA)")
+	f.StringArrayVar(&cfg.CA.Roots, "ca-root", nil, "use your own root for a mesh instead of a generated one: <mesh>=<certificate PEM file>,<private key PEM file> (repeatable); implies --mesh-ca")
 	f.DurationVar(&cfg.DNSInterval, "dns-interval", controlplane.DefaultDNSInterval, "how often dns service discovery re-resolves hostnames")
+	f.StringVar(&tokensFile, "auth-tokens", "", "token file (created if missing; see meshlens token): every API request and xDS stream must then present a token (docs/auth.md)")
+	f.BoolVar(&cfg.InsecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "let --api-addr and --xds-addr bind addresses other than loopback without --auth-tokens (lab use only: anyone who reaches them can read and change the mesh)")
+	f.StringVar(&apiCert, "api-tls-cert", "", "PEM certificate (chain) the REST API serves TLS with (with --api-tls-key)")
+	f.StringVar(&apiKey, "api-tls-key", "", "PEM private key of --api-tls-cert")
+	f.StringVar(&xdsCert, "xds-tls-cert", "", "PEM certificate (chain) the xDS gRPC server serves TLS with (with --xds-tls-key)")
+	f.StringVar(&xdsKey, "xds-tls-key", "", "PEM private key of --xds-tls-cert")
 	return cmd
 }
 
@@ -111,4 +141,22 @@ func etcdOptions(storeURL, ca, cert, key, user string) (*store.EtcdOptions, erro
 		opts.Password = p
 	}
 	return &opts, nil
+}
+
+// serverTLS loads a server certificate and key into a TLS 1.2+
+// configuration; neither file given is no TLS.
+func serverTLS(certFlag, cert, keyFlag, key string) (*tls.Config, error) {
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "":
+		return nil, usagef("%s: given without %s", keyFlag, certFlag)
+	case key == "":
+		return nil, usagef("%s: given without %s", certFlag, keyFlag)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, usagef("%s %s, %s %s: %v", certFlag, cert, keyFlag, key, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }

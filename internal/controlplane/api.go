@@ -32,6 +32,9 @@ func (s *Server) api() http.Handler {
 	mux.HandleFunc("POST /v1/apply", s.handleApply)
 	mux.HandleFunc("GET /v1/proxies", s.handleProxies)
 	mux.HandleFunc("GET /v1/tap", s.handleTap)
+	mux.HandleFunc("GET /v1/tokens", s.handleListTokens)
+	mux.HandleFunc("POST /v1/tokens", s.handleCreateToken)
+	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handleRevokeToken)
 
 	mux.HandleFunc("GET /v1/meshes", s.handleList)
 	mux.HandleFunc("GET /v1/meshes/{mesh}", s.handleGet)
@@ -56,7 +59,10 @@ func (s *Server) api() http.Handler {
 	mux.HandleFunc("PUT "+inst+"/{id}", s.handleRegister)
 	mux.HandleFunc("DELETE "+inst+"/{id}", s.handleDeregister)
 
-	s.traces.RegisterQuery(mux)
+	// Jaeger's query API, answered for every replica's trace store.
+	traceQueries := http.NewServeMux()
+	s.traces.RegisterQuery(traceQueries)
+	mux.Handle("GET /api/", s.fanOutTraces(traceQueries))
 	mux.HandleFunc("POST /v1/console/validate", s.handleConsoleValidate)
 	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: s.traffic, Nodes: s.receiver.Nodes}).Register(mux)
 	if !s.cfg.DisableOTLP {
@@ -69,7 +75,7 @@ func (s *Server) api() http.Handler {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return s.metrics.countRequests(mux)
+	return s.metrics.countRequests(s.authenticate(mux))
 }
 
 // keyFromPath works out which kind and names a request's path addresses.

@@ -6,6 +6,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,9 +20,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/auth"
 	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
@@ -80,6 +83,19 @@ type Config struct {
 	// Prometheus server (which scrapes the proxies) instead of the
 	// history.
 	PrometheusURL string
+	// Auth, when set, holds the tokens every API request and xDS call must
+	// present (see auth.go and docs/auth.md); nil checks nothing.
+	Auth *auth.Store
+	// InsecureAllowUnauthenticated lets the API and xDS bind addresses
+	// that are not loopback without Auth (--insecure-allow-unauthenticated).
+	InsecureAllowUnauthenticated bool
+	// APITLS and XDSTLS, when set, make the API and the xDS server speak
+	// TLS with these settings (certificates from --api-tls-cert and
+	// --xds-tls-cert, or issued ones through GetCertificate).
+	APITLS, XDSTLS *tls.Config
+	// CA configures the mesh certificate authority, which issues the
+	// data planes' identities over SDS.
+	CA CAConfig
 }
 
 // Resolver looks up a hostname's IPv4 and IPv6 addresses, as
@@ -139,6 +155,8 @@ type Server struct {
 	feeding atomic.Bool
 	taps    tapLimiter // open /v1/tap streams
 
+	authMetrics authMetrics
+
 	apiLn, xdsLn net.Listener
 }
 
@@ -148,6 +166,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.DataDir == "" {
 		return nil, errors.New("data dir: is required")
+	}
+	if err := checkBinds(cfg); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -163,6 +184,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	ca, err := openCA(cfg, st)
+	if err == nil {
+		cfg.XDSTLS, err = xdsClientCertTLS(cfg, ca)
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, store: st,
 		registry: registry.New(nil),
@@ -172,9 +201,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.leased = registry.NewLeased(s.registry, e.Client(), e.Prefix(), cfg.Logger)
 	}
 	s.metrics = newMetrics()
+	s.authMetrics = newAuthMetrics(s.metrics.reg)
 	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("api address: %w", err)
+	}
+	if cfg.APITLS != nil {
+		s.apiLn = tls.NewListener(s.apiLn, cfg.APITLS)
 	}
 	if s.xdsLn, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
 		s.apiLn.Close()
@@ -196,11 +229,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.receiver = metricshistory.NewReceiver(s.history)
+	if cfg.Auth != nil {
+		s.receiver.Authorize = s.authorizeMetricsNode
+	}
 	s.traffic = s.history
 	if prom != nil {
 		s.traffic = prom
 	}
-	s.xds = xds.NewServer(ctx, cfg.Logger, xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()})
+	xopts := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()}
+	if cfg.Auth != nil {
+		xopts.Authorize = s.authorizeNode
+	}
+	if ca != nil {
+		xopts.Secrets = ca
+	}
+	s.xds = xds.NewServer(ctx, cfg.Logger, xopts)
 	s.metrics.reg.MustRegister(newStateCollector(s))
 	s.metrics.reg.MustRegister(newTraceStoreCollector(s.traces))
 	return s, nil
@@ -255,12 +298,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go func() { defer wg.Done(); s.feedXDS(ctx) }()
 
-	g := grpc.NewServer(
-		grpc.MaxRecvMsgSize(4<<20),
+	gopts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.MaxConcurrentStreams(1000),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if s.cfg.XDSTLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.cfg.XDSTLS)))
+	}
+	g := grpc.NewServer(append(gopts, s.grpcInterceptors()...)...)
 	s.xds.Register(g)
 	s.receiver.Register(g)
 	if !s.cfg.DisableOTLP {
@@ -287,7 +334,15 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("control plane serving", "api", s.APIAddr(), "xds", s.XDSAddr(), "dataDir", s.cfg.DataDir,
-		"revision", s.store.Snapshot().Revision())
+		"revision", s.store.Snapshot().Revision(), "auth", s.cfg.Auth != nil, "api_tls", s.cfg.APITLS != nil, "xds_tls", s.cfg.XDSTLS != nil)
+	if s.cfg.Auth != nil && s.cfg.Auth.Len() == 0 {
+		s.log.Warn("authentication is on but the token file has no token: create one with meshlens token create --auth-tokens "+s.cfg.Auth.Path()+" --role admin",
+			"file", s.cfg.Auth.Path())
+	}
+	if s.cfg.Auth == nil && s.cfg.InsecureAllowUnauthenticated && (!isLoopback(s.cfg.APIAddr) || !isLoopback(s.cfg.XDSAddr)) {
+		s.log.Warn("serving without authentication on an address other hosts can reach (--insecure-allow-unauthenticated)",
+			"api", s.APIAddr(), "xds", s.XDSAddr())
+	}
 
 	var runErr error
 	select {

@@ -52,7 +52,7 @@ spec:
 
 const (
 	acmTrustWarning = "VirtualNode m/client: spec.backends[0].virtualService.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to app.m.local is refused rather than sent in plaintext"
-	acmCertWarning  = "VirtualNode m/client: spec.listeners[0].tls.certificate.acm: ACM certificates are not available in meshlens; the listener on port 9090 is not served rather than served without TLS"
+	acmCertWarning  = "VirtualNode m/client: spec.listeners[0].tls.certificate.acm: ACM certificates are not available without the mesh CA (meshlens server --ca-key-file); the listener on port 9090 is not served rather than served without TLS"
 )
 
 // TestAPIWarnings: what cannot be enforced comes back with the apply (and

@@ -224,7 +224,7 @@ func (t *applyTxn) provisionListener(l *table.Listener) {
 		if crt := t.chainRTs[c]; crt.tcp != nil {
 			tc := &tcpChain{stats: crt.tcp, logs: tunnelLogs(crt.logs), dir: l.Direction}
 			if c.TLS != nil {
-				conf, err := tlsctx.DownstreamConfig(c.TLS, nil)
+				conf, err := tlsctx.DownstreamConfig(c.TLS, nil, p.secrets)
 				if err != nil {
 					p.log.Warn("TCP filter chain not served: its TLS cannot be set up", "listener", l.Name, "chain", c.Name, "err", err)
 					tc.unusable = err.Error()
@@ -345,6 +345,7 @@ func (p *Proxy) poolOptions() cluster.PoolOptions {
 		MaxIdleConnsPerHost: p.cfg.MaxIdleConnsPerHost,
 		IdleTimeout:         p.cfg.UpstreamIdleTimeout,
 		StdlibHTTP1Client:   p.cfg.StdlibHTTP1Client,
+		Secrets:             p.secrets,
 	}
 }
 

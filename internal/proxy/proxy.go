@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"log"
 	"log/slog"
 	"net"
@@ -19,6 +21,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
+	"github.com/meshlens/meshlens/internal/proxy/sds"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
 )
@@ -68,6 +71,7 @@ type Proxy struct {
 	connIDs   atomic.Uint64
 	lenv      *listener.Env // what the listeners share
 	henv      *hcm.Env      // what the HTTP connection managers share
+	secrets   *sds.Store    // TLS secrets received over SDS
 
 	bg    sync.WaitGroup // drains and server goroutines
 	conns sync.WaitGroup // per-connection goroutines
@@ -124,7 +128,8 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.mesh = meshmetrics.New(meshStore, self)
 	p.mesh.SetMaxRoutes(cfg.MeshMaxRoutes)
-	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, H2: p.codec.h2, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}}
+	p.secrets = sds.NewStore()
+	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, H2: p.codec.h2, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}, Secrets: p.secrets}
 	if p.dataStats != nil {
 		p.henv.Mesh = p.mesh
 	}
@@ -335,4 +340,25 @@ func (p *Proxy) outlierLoop() {
 			t.Reset(next)
 		}
 	}
+}
+
+// UpdateSecrets swaps in TLS secrets received over SDS: the next
+// handshake of every listener and cluster that names them uses them.
+func (p *Proxy) UpdateSecrets(secrets map[string]*tlsv3.Secret) error {
+	if err := p.secrets.Update(secrets); err != nil {
+		return err
+	}
+	p.recordCertExpiry()
+	return nil
+}
+
+// MeshIdentity returns the certificate received over SDS whose URI SAN
+// is uri (the proxy's mesh CA identity), or nil before it has arrived.
+func (p *Proxy) MeshIdentity(uri string) *tls.Certificate {
+	for _, s := range p.secrets.Secrets() {
+		if s.Cert != nil && len(s.Leaf.URIs) == 1 && s.Leaf.URIs[0].String() == uri {
+			return s.Cert
+		}
+	}
+	return nil
 }

@@ -22,6 +22,9 @@ type serverStats struct {
 	totalConnections, cpConnected     *stats.Gauge
 	version                           *stats.TextReadout
 	accessLogDropped, accessLogWrites *stats.Gauge
+	// daysUntilCertExpiring is Envoy's
+	// server.days_until_first_cert_expiring, over the SDS certificates.
+	daysUntilCertExpiring *stats.Gauge
 }
 
 func newServerStats(s *stats.Store) *serverStats {
@@ -40,6 +43,8 @@ func newServerStats(s *stats.Store) *serverStats {
 		cpConnected:      cp.Gauge("connected_state"),
 		accessLogDropped: al.Gauge("dropped"),
 		accessLogWrites:  al.Gauge("written"),
+
+		daysUntilCertExpiring: sc.Gauge("days_until_first_cert_expiring"),
 	}
 }
 
@@ -61,6 +66,7 @@ func (p *Proxy) refreshServerStats() {
 	ss.live.Set(live)
 	ss.state.Set(int64(st))
 	ss.uptime.Set(int64(time.Since(p.started) / time.Second))
+	p.recordCertExpiry()
 	ss.concurrency.Set(int64(runtime.GOMAXPROCS(0)))
 	samples := make([]metrics.Sample, len(memSamples))
 	copy(samples, memSamples)
@@ -119,4 +125,20 @@ func (s scopes) release() {
 	for _, sc := range s {
 		sc.Release()
 	}
+}
+
+// recordCertExpiry sets server.days_until_first_cert_expiring from the
+// certificates received over SDS (whole days, as Envoy counts; 0 once one
+// has expired). Without certificates the gauge is left at 0.
+func (p *Proxy) recordCertExpiry() {
+	var first time.Time
+	for _, s := range p.secrets.Secrets() {
+		if s.Cert != nil && (first.IsZero() || s.NotAfter.Before(first)) {
+			first = s.NotAfter
+		}
+	}
+	if first.IsZero() {
+		return
+	}
+	p.srvStats.daysUntilCertExpiring.Set(max(0, int64(time.Until(first)/(24*time.Hour))))
 }

@@ -30,8 +30,18 @@ type Config struct {
 	// --app, --egress-port), in the order given.
 	Listen, App, EgressPorts []string
 	// Server is the control plane's REST API URL, where a sidecar
-	// registers its instance.
+	// registers its instance; several replicas' URLs may be listed,
+	// comma-separated, and heartbeats move to the next when one fails.
 	Server string
+	// TokenFile is a file holding the bootstrap token (--token-file);
+	// Token the token itself (--token). With neither, MESHLENS_TOKEN is
+	// read. The token goes with every xDS stream, metrics stream and
+	// registration as authorization: Bearer <token>.
+	TokenFile, Token string
+	// CAFile is a PEM file of the certificate authority of the control
+	// plane's TLS certificate (--ca-file): with it the xDS connection
+	// (and an https --server) use TLS checked against it.
+	CAFile string
 	// InstanceID is the id the instance registers under (--instance-id);
 	// empty: hostname-pid.
 	InstanceID string
@@ -67,6 +77,19 @@ type Config struct {
 	// --mesh-metrics-idle-timeout).
 	MeshMetricsMaxRoutes   int
 	MeshMetricsIdleTimeout time.Duration
+	// Capture (--capture) runs the proxy with transparent capture: as
+	// root it installs the iptables rules from App Mesh's variables (package
+	// capture), runs the proxy again as the ignored UID, and removes the
+	// rules when that exits; the proxy then binds the capture's ports and
+	// serves DNS for mesh names.
+	Capture bool
+	// DNSAddr (--dns-addr) is where the sidecar answers DNS for mesh names
+	// and forwards the rest; empty: no DNS server, unless Capture.
+	// DNSUpstream (--dns-upstream) replaces /etc/resolv.conf's resolvers.
+	DNSAddr, DNSUpstream string
+	// registerPort, when set, is the port the instance registers instead
+	// of the inbound listener's (under capture: the application's).
+	registerPort int
 	// Concurrency is the cores the proxy runs on (--concurrency); 0:
 	// Go's default.
 	Concurrency int

@@ -2,17 +2,21 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/capture"
+	"github.com/meshlens/meshlens/internal/meshdns"
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -30,6 +34,22 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	WarnIgnoredEnv(log, cfg.Getenv)
+	if cfg.captureSupervisor() {
+		return supervise(ctx, cfg, log)
+	}
+	if cfg.Capture {
+		cc, err := capture.FromEnv(cfg.Getenv)
+		if err != nil {
+			return &ConfigError{fmt.Errorf("--capture: %w", err)}
+		}
+		if err := captureListeners(&cfg, cc); err != nil {
+			return err
+		}
+	}
+	dnsCfg, err := dnsConfig(cfg)
+	if err != nil {
+		return err
+	}
 	var id nodeid.ID
 	if cfg.Node != "" {
 		id, err = nodeid.Parse(cfg.Node)
@@ -38,6 +58,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err != nil {
 		return &ConfigError{fmt.Errorf("node identity: %w", err)}
+	}
+	cpAuth, err := authFromConfig(cfg)
+	if err != nil {
+		return err
 	}
 	listen, err := portMap("listen", cfg.Listen)
 	if err != nil {
@@ -91,6 +115,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
+	// The DNS server binds before the proxy, so that a taken port fails
+	// the start before anything else is bound.
+	var dns *meshdns.Server
+	if dnsCfg.Addr != "" {
+		dnsCfg.Stats, dnsCfg.Log = st.store.Scope("dns."), log
+		if dns, err = meshdns.Listen(dnsCfg); err != nil {
+			return err
+		}
+		log.Info("dns serving mesh names", "addr", dns.Addr(), "upstreams", strings.Join(dns.Upstreams(), ","))
+	}
 	p, err := proxy.New(proxy.Config{
 		NodeID: id.String(), Cluster: cluster, Version: "meshlens/" + cfg.Version, Gateway: gateway,
 		AdminAddr: adminAddr, IngressAddr: cfg.IngressAddr, EgressAddr: cfg.EgressAddr, EgressPorts: egressPorts,
@@ -108,6 +142,20 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
+	apply := p.Apply
+	if dns != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); dns.Serve(runCtx) }()
+		// Names follow the configuration: a snapshot the proxy refused
+		// changes nothing.
+		apply = func(s *table.Snapshot) error {
+			if err := p.Apply(s); err != nil {
+				return err
+			}
+			dns.SetTable(newDNSTable(s))
+			return nil
+		}
+	}
 	errc := make(chan error, 2)
 	wg.Add(2)
 	go func() {
@@ -125,6 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 	node := xdsclient.NewNode(id.String(), cluster, cfg.Version)
 	// The control plane opens live taps on the admin endpoint.
 	xdsmeta.SetAdminAddress(node, p.AdminAddr().String())
+	cpAuth.identity = func() *tls.Certificate { return p.MeshIdentity(meshIdentityURI(id)) }
 	xc, err := xdsclient.New(xdsclient.Config{
 		Server:         xdsAddr,
 		Node:           node,
@@ -134,7 +183,10 @@ func Run(ctx context.Context, cfg Config) error {
 		// The admin endpoint and stats report whether the control plane
 		// is reachable.
 		OnConnectionChange: p.SetControlPlaneConnected,
-	}, p.Apply)
+		DialOptions:        cpAuth.dialOptions(),
+		// Certificates and trust from the mesh CA, rotated in place.
+		OnSecrets: p.UpdateSecrets,
+	}, apply)
 	if err != nil {
 		return err
 	}
@@ -200,4 +252,10 @@ func (cfg *Config) defaults() {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
+}
+
+// meshIdentityURI is the SPIFFE id the mesh CA issues to the node:
+// spiffe://<mesh in lower case>/<kind>/<name>.
+func meshIdentityURI(id nodeid.ID) string {
+	return "spiffe://" + strings.ToLower(id.Mesh) + "/" + string(id.Kind) + "/" + id.Name
 }

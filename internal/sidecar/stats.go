@@ -4,6 +4,7 @@ import (
 	"fmt"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc"
 	"log/slog"
 	"os"
 	"regexp"
@@ -97,7 +98,17 @@ func newMetricsService(cfg Config, xdsAddr string, node *corev3.Node, log *slog.
 	if cfg.MetricsServiceAllStats {
 		stores = append(stores, all)
 	}
-	sink, err := metricsservice.New(metricsservice.Options{Addr: addr, Node: node, Stores: stores, Extra: extra, Interval: cfg.MetricsServiceInterval, Log: log})
+	// The token and TLS go to the control plane only, not to a metrics
+	// service elsewhere.
+	var dial []grpc.DialOption
+	if addr == xdsAddr {
+		cpAuth, err := authFromConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		dial = cpAuth.dialOptions()
+	}
+	sink, err := metricsservice.New(metricsservice.Options{Addr: addr, Node: node, DialOptions: dial, Stores: stores, Extra: extra, Interval: cfg.MetricsServiceInterval, Log: log})
 	if err != nil {
 		return nil, configf("--metrics-service-addr: %v", err)
 	}

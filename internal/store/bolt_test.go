@@ -226,3 +226,27 @@ func BenchmarkApply(b *testing.B) {
 		}
 	}
 }
+
+func TestCASecretsSurviveReopen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "db")
+	b, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.CASecret("mesh/demo/root"); v != nil || err != nil {
+		t.Fatalf("empty store: %q, %v", v, err)
+	}
+	if err := b.PutCASecret("mesh/demo/root", []byte("sealed")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if v, err := b.CASecret("mesh/demo/root"); string(v) != "sealed" || err != nil {
+		t.Fatalf("after reopen: %q, %v", v, err)
+	}
+}

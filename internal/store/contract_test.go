@@ -54,6 +54,7 @@ var contract = []struct {
 	{"WatchWithConcurrentWrites", testWatchWithConcurrentWrites},
 	{"ReplicasShareOneState", testReplicasShareOneState},
 	{"CurrentIsLinearizable", testCurrentIsLinearizable},
+	{"CASecretFirstWriterWins", testCASecretFirstWriterWins},
 }
 
 // TestStoreContract runs the contract against bbolt and against a real
@@ -845,5 +846,30 @@ func testCurrentIsLinearizable(t *testing.T, b backend) {
 		if got == nil || got.Metadata.Version != res[0].Resource.Metadata.Version {
 			t.Fatalf("write %d: Current on the other replica = %+v, want version %d", i, got, res[0].Resource.Metadata.Version)
 		}
+	}
+}
+
+// testCASecretFirstWriterWins: a CA secret is durable, and a second
+// write under the same name (another replica that generated its own root
+// at the same moment) leaves the first in place.
+func testCASecretFirstWriterWins(t *testing.T, b backend) {
+	t.Parallel()
+	o := b.open(t, nil)
+	if v, err := o.CASecret("mesh/m/root"); err != nil || v != nil {
+		t.Fatalf("CASecret before any write = %q, %v; want nil, nil", v, err)
+	}
+	if err := o.PutCASecret("mesh/m/root", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.PutCASecret("mesh/m/root", []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := o.reopen(t)
+	defer s.Close()
+	if v, err := s.CASecret("mesh/m/root"); err != nil || string(v) != "first" {
+		t.Fatalf("CASecret after reopen = %q, %v; want first", v, err)
 	}
 }

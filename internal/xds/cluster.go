@@ -58,16 +58,21 @@ type clusterReq struct {
 // UNAVAILABLE (HTTP routes of such a backend answer 503 themselves, see
 // refusedVirtualHost), and a note says why.
 func (t *translator) outboundCluster(req *clusterReq, fl Flavour) (*clusterv3.Cluster, *endpointv3.ClusterLoadAssignment) {
-	tls := effectiveTLS(req.policy, req.target.port)
+	tls := effectiveTLS(req.policy, req.target.port, t.meshCA)
 	refused := req.refused
 	key := fmt.Sprintf("%s|%d|%s|%s|%t", req.target.cluster, fl, jsonKey(tls), jsonKey(req.gwPool), refused)
-	c := cached(t, t.clusters, key, func() *clusterv3.Cluster { return buildOutboundCluster(req, tls, fl) })
-	if refused {
-		return c, cached(t, t.clas, "acm-refused|"+req.target.cluster, func() *endpointv3.ClusterLoadAssignment {
+	c := cached(t, t.clusters, key, func() *clusterv3.Cluster { return buildOutboundCluster(req, tls, fl, t.meshCA) })
+	return c, t.outboundLoadAssignment(req)
+}
+
+// outboundLoadAssignment is the load assignment of outboundCluster.
+func (t *translator) outboundLoadAssignment(req *clusterReq) *endpointv3.ClusterLoadAssignment {
+	if req.refused {
+		return cached(t, t.clas, "acm-refused|"+req.target.cluster, func() *endpointv3.ClusterLoadAssignment {
 			return &endpointv3.ClusterLoadAssignment{ClusterName: req.target.cluster}
 		})
 	}
-	return c, t.loadAssignment(req.mesh, req.target)
+	return t.loadAssignment(req.mesh, req.target)
 }
 
 // trustsACM reports whether an enforced client policy trusts only ACM
@@ -97,7 +102,7 @@ func acmRefused(p *v1alpha1.ClientPolicy, port uint32) bool {
 	return false
 }
 
-func buildOutboundCluster(req *clusterReq, tls *v1alpha1.ClientPolicyTLS, fl Flavour) *clusterv3.Cluster {
+func buildOutboundCluster(req *clusterReq, tls *v1alpha1.ClientPolicyTLS, fl Flavour, meshCA bool) *clusterv3.Cluster {
 	tg := req.target
 	c := &clusterv3.Cluster{
 		Name:                 tg.cluster,
@@ -129,7 +134,7 @@ func buildOutboundCluster(req *clusterReq, tls *v1alpha1.ClientPolicyTLS, fl Fla
 	// Proxyless gRPC accepts TLS only through certificate provider
 	// plugins, not files or SDS, so it gets none.
 	if tls != nil && fl == FlavourEnvoy {
-		c.TransportSocket = upstreamTLS(tls)
+		c.TransportSocket = upstreamTLS(tls, meshCA)
 	}
 	return c
 }
@@ -292,10 +297,11 @@ func healthCheckPath(p string) string {
 
 // effectiveTLS returns the TLS a client policy originates to a target
 // port: none when the policy is absent, not enforced, limited to other
-// ports, or trusts only ACM private CAs (meshlens cannot read ACM, and a
-// TLS context without trust would accept any server: such traffic is
-// refused instead, see outboundCluster).
-func effectiveTLS(p *v1alpha1.ClientPolicy, port uint32) *v1alpha1.ClientPolicyTLS {
+// ports, or trusts only ACM private CAs while the control plane runs no
+// mesh CA (a TLS context without trust would accept any server: such
+// traffic is refused instead, see outboundCluster). With a mesh CA, ACM
+// trust is trust in the mesh CA's root (see docs/security.md).
+func effectiveTLS(p *v1alpha1.ClientPolicy, port uint32, meshCA bool) *v1alpha1.ClientPolicyTLS {
 	if p == nil || p.TLS == nil {
 		return nil
 	}
@@ -315,15 +321,18 @@ func effectiveTLS(p *v1alpha1.ClientPolicy, port uint32) *v1alpha1.ClientPolicyT
 		}
 	}
 	if tls.Validation == nil || tls.Validation.Trust == nil ||
-		(tls.Validation.Trust.File == nil && tls.Validation.Trust.SDS == nil) {
+		(tls.Validation.Trust.File == nil && tls.Validation.Trust.SDS == nil && !(meshCA && tls.Validation.Trust.ACM != nil)) {
 		return nil
 	}
 	return tls
 }
 
 // upstreamTLS originates TLS (and mTLS with a client certificate) to a
-// cluster, trusting the policy's CA bundle and checking its SANs.
-func upstreamTLS(tls *v1alpha1.ClientPolicyTLS) *corev3.TransportSocket {
+// cluster, trusting the policy's CA bundle and checking its SANs. With a
+// mesh CA, ACM trust is the mesh root (MeshCATrustSecret), and a policy
+// that trusts it and names no certificate of its own presents the node's
+// mesh identity (MeshCAIdentitySecret), so that mesh traffic is mutual TLS.
+func upstreamTLS(tls *v1alpha1.ClientPolicyTLS, meshCA bool) *corev3.TransportSocket {
 	common := &tlsv3.CommonTlsContext{}
 	v := tls.Validation
 	var trustFile, trustSDS string
@@ -333,6 +342,10 @@ func upstreamTLS(tls *v1alpha1.ClientPolicyTLS) *corev3.TransportSocket {
 	if v.Trust.SDS != nil {
 		trustSDS = v.Trust.SDS.SecretName
 	}
+	acm := meshCA && v.Trust.ACM != nil && trustFile == "" && trustSDS == ""
+	if acm {
+		trustSDS = MeshCATrustSecret
+	}
 	setValidation(common, trustFile, trustSDS, v.SubjectAlternativeNames)
 	if c := tls.Certificate; c != nil {
 		switch {
@@ -341,6 +354,8 @@ func upstreamTLS(tls *v1alpha1.ClientPolicyTLS) *corev3.TransportSocket {
 		case c.SDS != nil:
 			common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(c.SDS.SecretName)}
 		}
+	} else if acm {
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(MeshCAIdentitySecret)}
 	}
 	return tlsTransportSocket(&tlsv3.UpstreamTlsContext{CommonTlsContext: common})
 }

@@ -89,7 +89,7 @@ func (b *viewBuilder) inboundListener(mesh, node string, spec *v1alpha1.VirtualN
 			FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port)},
 			Filters:          filters,
 		}
-		cs, needInspector, skip := tlsChains(base, l.TLS)
+		cs, needInspector, skip := tlsChains(base, l.TLS, b.t.meshCA)
 		if skip != nil {
 			b.note(b.self, at+"."+skip.field, skip.why, port)
 			continue
@@ -171,6 +171,9 @@ func (b *viewBuilder) backendServices(mesh string, spec *v1alpha1.VirtualNodeSpe
 // acmNotes notes every client policy of a node or gateway that trusts ACM
 // Private CA: its traffic is refused (see acmRefused).
 func (b *viewBuilder) acmNotes(defaults *v1alpha1.ClientPolicy, backends []v1alpha1.Backend) {
+	if b.t.meshCA {
+		return // ACM trust is the mesh CA's root
+	}
 	const why = "ACM Private CA is not available in meshlens; traffic to %s is refused rather than sent in plaintext"
 	if trustsACM(defaults) {
 		b.note(b.self, "spec.backendDefaults.clientPolicy.tls.validation.trust.acm", why, "backends that use the defaults"+onPorts(defaults))
@@ -236,12 +239,12 @@ func onPorts(p *v1alpha1.ClientPolicy) string {
 // The first backend to reach a cluster decides its client policy.
 // policyPath is the field the policy comes from, for notes.
 func (b *viewBuilder) requestCluster(tg target, policy *v1alpha1.ClientPolicy, policyPath string, gwPool *v1alpha1.VirtualGatewayConnectionPool) {
-	refused := acmRefused(policy, tg.port)
+	refused := !b.t.meshCA && acmRefused(policy, tg.port)
 	if req, ok := b.clusterReqs[tg.cluster]; ok {
 		req.refused = req.refused || refused
 		return
 	}
-	if b.flavour == FlavourProxyless && effectiveTLS(policy, tg.port) != nil {
+	if b.flavour == FlavourProxyless && effectiveTLS(policy, tg.port, b.t.meshCA) != nil {
 		b.note(b.self, policyPath+".tls", "proxyless gRPC clients do not apply client policy TLS: their calls to the backends it covers are plaintext")
 	}
 	b.clusterReqs[tg.cluster] = &clusterReq{mesh: b.mesh, target: tg, policy: policy, gwPool: gwPool, refused: refused}
@@ -265,7 +268,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 			rs := b.t.serviceRoutes(mesh, svc.name, p.port)
 			b.notes = append(b.notes, rs.notes...)
 			switch {
-			case isHTTP(p.protocol) && acmRefused(svc.policy, p.port):
+			case isHTTP(p.protocol) && !b.t.meshCA && acmRefused(svc.policy, p.port):
 				// Routes that would name no cluster: nothing to request.
 				rc.VirtualHosts = append(rc.VirtualHosts, b.t.refusedVirtualHost(mesh, svc.name, p.port, p.port == primary))
 				continue
@@ -467,7 +470,7 @@ func (b *viewBuilder) gateway(gw *v1alpha1.Resource) {
 			Name:    "ingress_" + proto + "_" + itoa32(port),
 			Filters: []*listenerv3.Filter{hcmFilter(hcm)},
 		}
-		chains, inspect, skip := tlsChains(base, gl.TLS)
+		chains, inspect, skip := tlsChains(base, gl.TLS, b.t.meshCA)
 		if skip != nil {
 			b.note(b.self, at+"."+skip.field, skip.why, port)
 			continue
@@ -512,7 +515,7 @@ func (b *viewBuilder) expandGatewayRoute(g *gatewayRule, policy *v1alpha1.Client
 	}
 	rs := b.t.serviceRoutes(b.mesh, g.service, port)
 	b.notes = append(b.notes, rs.notes...)
-	refused := acmRefused(policy, port)
+	refused := !b.t.meshCA && acmRefused(policy, port)
 	var out []*routev3.Route
 	for _, r := range rs.rules {
 		rt, res := gatewayRoute(g, r)
@@ -602,13 +605,14 @@ func listenerFilter(name string, m proto.Message) *listenerv3.ListenerFilter {
 // tlsChains applies a listener's TLS to its filter chain. STRICT
 // terminates TLS; PERMISSIVE adds a chain for TLS connections beside the
 // plaintext one, told apart by the TLS inspector; DISABLED (or no TLS)
-// leaves the chain plaintext. An ACM certificate cannot be read, so the
-// listener is skipped rather than served in plaintext (skip says why).
-func tlsChains(base *listenerv3.FilterChain, tls *v1alpha1.ListenerTLS) (chains []*listenerv3.FilterChain, inspector bool, skip *skipped) {
+// leaves the chain plaintext. Without a mesh CA an ACM certificate cannot
+// be had, so the listener is skipped rather than served in plaintext
+// (skip says why).
+func tlsChains(base *listenerv3.FilterChain, tls *v1alpha1.ListenerTLS, meshCA bool) (chains []*listenerv3.FilterChain, inspector bool, skip *skipped) {
 	if tls == nil || tls.Mode == "DISABLED" || tls.Mode == "" {
 		return []*listenerv3.FilterChain{base}, false, nil
 	}
-	ctx, skip := downstreamTLS(tls)
+	ctx, skip := downstreamTLS(tls, meshCA)
 	if skip != nil {
 		return nil, false, skip
 	}
@@ -634,9 +638,17 @@ type skipped struct {
 
 // downstreamTLS translates a listener's certificate (files or an SDS
 // secret) and, when set, the client certificates it requires.
-func downstreamTLS(tls *v1alpha1.ListenerTLS) (*tlsv3.DownstreamTlsContext, *skipped) {
+//
+// With a mesh CA, an ACM certificate is the node's mesh identity
+// (MeshCAIdentitySecret) and ACM trust the mesh root (MeshCATrustSecret).
+// A listener that serves the mesh identity and validates no client
+// certificates still asks for one and verifies it against the mesh root
+// when it is presented (without requiring it), so that mesh callers'
+// identities reach the request (x-forwarded-client-cert, caller metrics).
+func downstreamTLS(tls *v1alpha1.ListenerTLS, meshCA bool) (*tlsv3.DownstreamTlsContext, *skipped) {
 	common := &tlsv3.CommonTlsContext{}
 	c := tls.Certificate
+	acmCert := false
 	switch {
 	case c == nil:
 		return nil, &skipped{"tls.certificate", "TLS has no certificate: the listener on port %d is not served"}
@@ -644,8 +656,11 @@ func downstreamTLS(tls *v1alpha1.ListenerTLS) (*tlsv3.DownstreamTlsContext, *ski
 		common.TlsCertificates = []*tlsv3.TlsCertificate{fileCertificate(c.File)}
 	case c.SDS != nil:
 		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(c.SDS.SecretName)}
+	case meshCA:
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(MeshCAIdentitySecret)}
+		acmCert = true
 	default:
-		return nil, &skipped{"tls.certificate.acm", "ACM certificates are not available in meshlens; the listener on port %d is not served rather than served without TLS"}
+		return nil, &skipped{"tls.certificate.acm", "ACM certificates are not available without the mesh CA (meshlens server --ca-key-file); the listener on port %d is not served rather than served without TLS"}
 	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 	if v := tls.Validation; v != nil && v.Trust != nil {
@@ -658,6 +673,8 @@ func downstreamTLS(tls *v1alpha1.ListenerTLS) (*tlsv3.DownstreamTlsContext, *ski
 		}
 		setValidation(common, file, sds, v.SubjectAlternativeNames)
 		ctx.RequireClientCertificate = wrapperspb.Bool(true)
+	} else if acmCert {
+		setValidation(common, "", MeshCATrustSecret, nil)
 	}
 	return ctx, nil
 }

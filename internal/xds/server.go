@@ -56,6 +56,14 @@ type Options struct {
 	// receiver, for meshes whose tracing provider is builtin; empty turns
 	// builtin tracing off (see tracing.go).
 	BuiltinCollector string
+	// Authorize, when set, decides whether the stream opened with ctx (its
+	// gRPC context, which carries who authenticated it) may be served the
+	// view of node id. An error ends the stream before anything is sent;
+	// it should be a gRPC status (PermissionDenied).
+	Authorize func(ctx context.Context, id nodeid.ID) error
+	// Secrets is the mesh CA; nil runs none (ACM TLS is then refused,
+	// and SDS secrets are not served).
+	Secrets SecretSource
 }
 
 // Metrics is told what the server does, for the control plane's own
@@ -210,6 +218,10 @@ type nodeState struct {
 
 	nacks    int
 	lastNACK *NACK
+
+	// renewAt is when the node's mesh identity is renewed: its view is
+	// rebuilt then, with the new secrets.
+	renewAt time.Time
 }
 
 type retainedCluster struct {
@@ -219,6 +231,7 @@ type retainedCluster struct {
 }
 
 type streamState struct {
+	ctx       context.Context // the gRPC stream's, for Options.Authorize
 	id        int64
 	key       string
 	delta     bool
@@ -286,6 +299,7 @@ func (s *Server) Register(g *grpc.Server) {
 	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s.xds)
+	s.RegisterSDS(g)
 }
 
 // Update hands the server a new consistent state. The views of connected
@@ -413,21 +427,21 @@ func userAgent(n *corev3.Node) string {
 // ---- server callbacks ----
 
 // OnStreamOpen records a new state-of-the-world stream.
-func (s *Server) OnStreamOpen(_ context.Context, id int64, _ string) error {
-	s.openStream(id, false)
+func (s *Server) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	s.openStream(ctx, id, false)
 	return nil
 }
 
 // OnDeltaStreamOpen records a new delta stream.
-func (s *Server) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
-	s.openStream(id, true)
+func (s *Server) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
+	s.openStream(ctx, id, true)
 	return nil
 }
 
-func (s *Server) openStream(id int64, delta bool) {
+func (s *Server) openStream(ctx context.Context, id int64, delta bool) {
 	s.mu.Lock()
 	s.streams[id] = &streamState{
-		id: id, delta: delta, opened: time.Now(),
+		ctx: ctx, id: id, delta: delta, opened: time.Now(),
 		sent: map[string][2]string{}, acked: map[string]string{}, subscribed: map[string]bool{},
 	}
 	s.mu.Unlock()
@@ -483,6 +497,12 @@ func (s *Server) onRequest(id int64, node *corev3.Node, typeURL, nonce, version 
 		if err := s.identify(st, node); err != nil {
 			return err
 		}
+	} else if node != nil && (nodeHash{}).ID(node) != st.key {
+		// go-control-plane answers each request from the snapshot of the
+		// node it names: a stream that changed its node would be served
+		// another node's view, past the identity it was authorized for.
+		s.log.Warn("xds: rejected a stream that changed its node id", "stream", st.id, "node", st.node.GetId(), "new_node", node.GetId())
+		return status.Errorf(codes.PermissionDenied, "meshlens: node id changed on the stream from %s to %s; open a new stream", st.node.GetId(), node.GetId())
 	}
 	n := s.nodes[st.key]
 	if n == nil {
@@ -540,6 +560,13 @@ func (s *Server) identify(st *streamState, node *corev3.Node) error {
 	if fl == FlavourProxyless && id.Kind != nodeid.VirtualNode {
 		return status.Errorf(codes.InvalidArgument, "meshlens: node id %s: a proxyless gRPC client must be a virtualNode", node.GetId())
 	}
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(st.ctx, id); err != nil {
+			s.log.Warn("xds: refused a data plane its configuration", "stream", st.id, "node", node.GetId(),
+				"user_agent", userAgent(node), "error", err)
+			return err
+		}
+	}
 	key := nodeKey(id, fl)
 	st.key, st.node, st.userAgent, st.cluster = key, node, userAgent(node), node.GetCluster()
 	n := s.nodes[key]
@@ -580,9 +607,13 @@ func (s *Server) recordSent(id int64, typeURL, nonce, version string) {
 }
 
 // OnFetchRequest accepts REST fetches from well-identified nodes.
-func (s *Server) OnFetchRequest(_ context.Context, req *discovery.DiscoveryRequest) error {
-	if _, err := nodeid.Parse(req.GetNode().GetId()); err != nil {
+func (s *Server) OnFetchRequest(ctx context.Context, req *discovery.DiscoveryRequest) error {
+	id, err := nodeid.Parse(req.GetNode().GetId())
+	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "meshlens: invalid node id: %v", err)
+	}
+	if s.opts.Authorize != nil {
+		return s.opts.Authorize(ctx, id)
 	}
 	return nil
 }
@@ -682,6 +713,7 @@ func (s *Server) applyInput() {
 		s.hash = newHasher()
 	}
 	tr.builtinCollector = s.opts.BuiltinCollector
+	tr.meshCA = s.opts.Secrets != nil
 	s.cur, s.tr = next, tr
 	rebuild := 0
 	for _, n := range s.nodes {
@@ -822,6 +854,10 @@ func (s *Server) step(now time.Time) time.Time {
 	s.mu.Lock()
 	tr, h := s.tr, s.hash
 	var build []*nodeState
+	// reuse holds, for the data planes to build, a view built from the
+	// same resources: when only endpoints changed, only its load
+	// assignments are built again (translator.withEndpoints).
+	var reuse []*View
 	for key, n := range s.nodes {
 		if len(n.streams) == 0 {
 			delete(s.nodes, key)
@@ -831,8 +867,16 @@ func (s *Server) step(now time.Time) time.Time {
 			}
 			continue
 		}
+		if !n.renewAt.IsZero() && !now.Before(n.renewAt) {
+			n.dirty = true
+		}
 		if n.dirty && tr != nil {
 			build = append(build, n)
+			var old *View
+			if n.desired != nil && !n.desired.Missing && sameLookup(n.desiredFrom, tr.lookup) {
+				old = n.desired
+			}
+			reuse = append(reuse, old)
 		}
 	}
 	s.mu.Unlock()
@@ -856,10 +900,20 @@ func (s *Server) step(now time.Time) time.Time {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				v := tr.view(build[i].id, build[i].flavour)
+				var v *View
+				if reuse[i] != nil {
+					v = tr.withEndpoints(reuse[i])
+				} else {
+					v = tr.view(build[i].id, build[i].flavour)
+				}
 				views[i] = v
 				if v.Missing {
 					continue
+				}
+				var err error
+				if v.renewAt, err = s.addSecrets(build[i].id, v); err != nil {
+					s.log.Error("xds: mesh CA: no secrets for the data plane; its TLS waits for them", "node", build[i].nodeID, "error", err)
+					v.renewAt = time.Now().Add(5 * time.Second) // try again
 				}
 				p := &preparedSnapshot{}
 				p.snap, p.versions, p.err = v.snapshot(h)
@@ -895,6 +949,7 @@ func (s *Server) step(now time.Time) time.Time {
 		}
 		n.dirty = false
 		n.desiredFrom = tr.lookup
+		n.renewAt = views[i].renewAt
 		s.logNotes(n, views[i].Notes)
 		s.plan(n, views[i], h, now)
 	}
@@ -920,6 +975,7 @@ func (s *Server) step(now time.Time) time.Time {
 		if n.warming {
 			soonest(n.warmDeadline)
 		}
+		soonest(n.renewAt)
 		for _, rc := range n.retained {
 			soonest(rc.until)
 		}
@@ -1013,7 +1069,7 @@ func (s *Server) plan(n *nodeState, v *View, h *hasher, now time.Time) {
 		s.push(n, final, h)
 		return
 	}
-	warm := &View{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: final.Clusters, Endpoints: final.Endpoints}
+	warm := &View{Listeners: prev.Listeners, Routes: prev.Routes, Clusters: final.Clusters, Endpoints: final.Endpoints, Secrets: final.Secrets}
 	n.warming, n.warmDeadline = true, now.Add(s.opts.WarmTimeout)
 	s.push(n, warm, h)
 }
@@ -1024,7 +1080,7 @@ func (s *Server) withRetained(n *nodeState, v *View, now time.Time) *View {
 	if len(n.retained) == 0 {
 		return v
 	}
-	out := &View{Listeners: v.Listeners, Routes: v.Routes, Notes: v.Notes,
+	out := &View{Listeners: v.Listeners, Routes: v.Routes, Notes: v.Notes, Secrets: v.Secrets,
 		Clusters: slices.Clone(v.Clusters), Endpoints: slices.Clone(v.Endpoints)}
 	for name, rc := range n.retained {
 		if !now.Before(rc.until) {

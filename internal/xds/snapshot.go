@@ -113,7 +113,7 @@ func contentHash(m proto.Message) string { return newEncoded(m, "").hash }
 // names and contents of that type's resources: a type whose resources did
 // not change keeps its version, so go-control-plane does not resend it.
 type typeVersions struct {
-	Listeners, Routes, Clusters, Endpoints string
+	Listeners, Routes, Clusters, Endpoints, Secrets string
 }
 
 // byType returns v's resources keyed by type URL.
@@ -123,6 +123,10 @@ func (v *View) byType() map[resource.Type][]types.Resource {
 		resource.RouteType:    make([]types.Resource, 0, len(v.Routes)),
 		resource.ClusterType:  make([]types.Resource, 0, len(v.Clusters)),
 		resource.EndpointType: make([]types.Resource, 0, len(v.Endpoints)),
+		resource.SecretType:   make([]types.Resource, 0, len(v.Secrets)),
+	}
+	for _, r := range v.Secrets {
+		out[resource.SecretType] = append(out[resource.SecretType], r)
 	}
 	for _, r := range v.Listeners {
 		out[resource.ListenerType] = append(out[resource.ListenerType], r)
@@ -194,6 +198,8 @@ func (v *View) snapshot(h *hasher) (*cache.Snapshot, typeVersions, error) {
 			tv.Clusters = ver
 		case resource.EndpointType:
 			tv.Endpoints = ver
+		case resource.SecretType:
+			tv.Secrets = ver
 		}
 	}
 	if err := v.consistent(); err != nil {

@@ -14,7 +14,7 @@ import (
 // endpoints: notes depend on the resources alone. The API returns them
 // when a resource is applied, read or described.
 func Warnings(l v1alpha1.Lookup, mesh string) map[v1alpha1.Key][]string {
-	return warnings(l, mesh, nil)
+	return warnings(l, mesh, nil, false)
 }
 
 // notesOf returns the notes of a view of (id, flavour) already built from
@@ -22,9 +22,11 @@ func Warnings(l v1alpha1.Lookup, mesh string) map[v1alpha1.Key][]string {
 type notesOf func(id nodeid.ID, fl Flavour) ([]Note, bool)
 
 // warnings is Warnings, taking the notes of the views known has built
-// instead of translating them again.
-func warnings(l v1alpha1.Lookup, mesh string, known notesOf) map[v1alpha1.Key][]string {
+// instead of translating them again. meshCA: the server runs the mesh CA,
+// under which ACM certificates and trust are served.
+func warnings(l v1alpha1.Lookup, mesh string, known notesOf, meshCA bool) map[v1alpha1.Key][]string {
 	t := newTranslator(l, nil)
+	t.meshCA = meshCA
 	out := map[v1alpha1.Key][]string{}
 	add := func(id nodeid.ID, fl Flavour) {
 		notes, ok := []Note(nil), false
@@ -71,5 +73,5 @@ func (s *Server) Warnings(l v1alpha1.Lookup, mesh string) map[v1alpha1.Key][]str
 	return warnings(l, mesh, func(id nodeid.ID, fl Flavour) ([]Note, bool) {
 		notes, ok := known[nodeKey(id, fl)]
 		return notes, ok
-	})
+	}, s.opts.Secrets != nil)
 }

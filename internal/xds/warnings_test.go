@@ -109,7 +109,7 @@ func TestWarnings(t *testing.T) {
 		},
 		{Kind: v1alpha1.KindVirtualNode, Mesh: "demo", Name: "acm-node"}: {
 			"spec.backends[0].virtualService.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to colors.demo.local is refused rather than sent in plaintext",
-			"spec.listeners[0].tls.certificate.acm: ACM certificates are not available in meshlens; the listener on port 8080 is not served rather than served without TLS",
+			"spec.listeners[0].tls.certificate.acm: ACM certificates are not available without the mesh CA (meshlens server --ca-key-file); the listener on port 8080 is not served rather than served without TLS",
 		},
 		{Kind: v1alpha1.KindRoute, Mesh: "demo", Parent: "colors", Name: "nowhere"}: {
 			"spec.httpRoute.action.weightedTargets[0]: target virtual node ghost has no matching listener: the target is dropped",

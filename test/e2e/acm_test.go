@@ -57,7 +57,7 @@ spec: {provider: {virtualNode: {virtualNodeName: plain}}}
 
 const (
 	acmTrustWarning = "Warning: VirtualNode acm/client: spec.backends[0].virtualService.clientPolicy.tls.validation.trust.acm: ACM Private CA is not available in meshlens; traffic to secure.acm.local is refused rather than sent in plaintext"
-	acmCertWarning  = "Warning: VirtualNode acm/secure: spec.listeners[0].tls.certificate.acm: ACM certificates are not available in meshlens; the listener on port 8080 is not served rather than served without TLS"
+	acmCertWarning  = "Warning: VirtualNode acm/secure: spec.listeners[0].tls.certificate.acm: ACM certificates are not available without the mesh CA (meshlens server --ca-key-file); the listener on port 8080 is not served rather than served without TLS"
 )
 
 // TestACMWarningsInCLI: what the control plane keeps but cannot enforce is

@@ -128,13 +128,31 @@ type server struct {
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	done    chan struct{}
+	// args are extra server flags; scheme and client (nil: http and
+	// http.DefaultClient) are how the API is reached.
+	args   []string
+	scheme string
+	client *http.Client
 }
 
 // startServer starts a control plane on dataDir, its API and xDS on
 // ports the kernel picks, and waits until its API answers.
 func startServer(t testing.TB, dataDir string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir}
+	return startServerWith(t, &server{dataDir: dataDir})
+}
+
+// startServerArgs is startServer with extra server flags.
+func startServerArgs(t testing.TB, dataDir string, args ...string) *server {
+	t.Helper()
+	return startServerWith(t, &server{dataDir: dataDir, args: args})
+}
+
+// startServerWith starts s, a server with its data dir and, optionally,
+// extra flags and how its API is reached, as startServer does.
+func startServerWith(t testing.TB, s *server) *server {
+	t.Helper()
+	s.t = t
 	if err := s.start(); err != nil {
 		t.Fatalf("start server: %v\n%s", err, s.logs.String())
 	}
@@ -150,7 +168,7 @@ func (s *server) start() error {
 	if api == "" {
 		api, xds = "127.0.0.1:0", "127.0.0.1:0"
 	}
-	s.cmd = exec.Command(binary, "server", "--data-dir", s.dataDir, "--api-addr", api, "--xds-addr", xds, "--dns-interval", "500ms")
+	s.cmd = exec.Command(binary, append([]string{"server", "--data-dir", s.dataDir, "--api-addr", api, "--xds-addr", xds, "--dns-interval", "500ms"}, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		return err
@@ -173,7 +191,11 @@ func (s *server) start() error {
 				continue
 			}
 		}
-		resp, err := http.Get("http://" + s.api + "/healthz")
+		hc := s.client
+		if hc == nil {
+			hc = http.DefaultClient
+		}
+		resp, err := hc.Get(s.URL() + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -188,7 +210,12 @@ func (s *server) start() error {
 }
 
 // URL is the API's base URL.
-func (s *server) URL() string { return "http://" + s.api }
+func (s *server) URL() string {
+	if s.scheme != "" {
+		return s.scheme + "://" + s.api
+	}
+	return "http://" + s.api
+}
 
 // kill sends SIGKILL and waits for the process to go.
 func (s *server) kill() {

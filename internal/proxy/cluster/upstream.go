@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1client"
 	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
+	"github.com/meshlens/meshlens/internal/proxy/sds"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/stats"
@@ -103,6 +104,8 @@ type PoolOptions struct {
 	// StdlibHTTP1Client makes plaintext HTTP/1.1 go through net/http's
 	// Transport instead of the synchronous client (package h1client).
 	StdlibHTTP1Client bool
+	// Secrets are the TLS secrets received over SDS.
+	Secrets *sds.Store
 }
 
 // NewUpstream builds the transports of a cluster, with its stats under
@@ -119,7 +122,7 @@ func NewUpstream(c *table.Cluster, key Key, opts PoolOptions, scope *stats.Scope
 	}
 	if c.TLS != nil {
 		var err error
-		if u.TLSConf, err = tlsctx.UpstreamConfig(c.TLS); err != nil {
+		if u.TLSConf, err = tlsctx.UpstreamConfig(c.TLS, opts.Secrets); err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
 	}

@@ -8,9 +8,11 @@
 //     connection (request smuggling, header limits).
 //   - h2server: the downstream HTTP/2 server (h2c and TLS with ALPN h2):
 //     one reader and one batching writer per connection.
+//   - stream: the interface every codec plugs in behind (Downstream,
+//     Observer, Upstream), with its contract.
+//   - nethttp: net/http's server (HTTP/1.x over TLS) and Transport
+//     (upstream HTTP/2 and TLS) behind that interface.
 //
-// HTTP/1.x over TLS goes through net/http's server (adapted by nethttp);
-// upstream HTTP/2 and TLS through net/http's Transport. Every downstream
-// codec hands the connection manager its streams through package stream
-// (stream.Downstream).
+// The connection manager, the HTTP filters and the router code against
+// package stream only.
 package codec

@@ -72,15 +72,16 @@ func (h *Server) ServeStream(s stream.Downstream) {
 		src = v[0]
 		delete(r.Header, meshmetrics.SourceHeader)
 	}
+	cs := r.TLS // nil under the framing guard's wrapper
+	if cs == nil && ci != nil {
+		cs = ci.tls
+	}
+	setXFCC(r.Header, cs, h.localURI)
 	if cc.Dir == table.Inbound {
 		// Health checks (Envoy's and ours send User-Agent Envoy/HC) are
 		// not service traffic: Envoy's stats count them, the mesh
 		// metrics and so the service graph do not.
 		if h.env.Mesh != nil && (src != "" || !cluster.IsHealthCheck(r)) {
-			cs := r.TLS // nil under the framing guard's wrapper
-			if cs == nil && ci != nil {
-				cs = ci.tls
-			}
 			ex.edge = h.env.Mesh.Caller(cs, cc.ListenerTLS, src)
 		}
 	}
@@ -311,8 +312,15 @@ func (h *Server) finish(s stream.Downstream, r *http.Request, ex *Exchange, cc *
 			e.RequestedServerName = ci.Info.ServerName
 			e.ConnectionID = ci.Info.ID
 		}
-		if r.TLS != nil {
-			e.DownstreamTLSVersion = accesslog.TLSVersionName(r.TLS.Version)
+		cs := r.TLS // nil under the framing guard's wrapper
+		if cs == nil && ci != nil {
+			cs = ci.tls
+		}
+		if cs != nil {
+			e.DownstreamTLSVersion = accesslog.TLSVersionName(cs.Version)
+			if len(cs.PeerCertificates) > 0 && len(cs.PeerCertificates[0].URIs) > 0 {
+				e.DownstreamPeerURISAN = cs.PeerCertificates[0].URIs[0].String()
+			}
 		}
 		for _, l := range cc.Logs {
 			l.Writer.LogEntry(l.Format, e)

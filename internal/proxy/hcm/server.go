@@ -23,6 +23,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/meshmetrics"
+	"github.com/meshlens/meshlens/internal/proxy/sds"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
 	"github.com/meshlens/meshlens/internal/proxy/tunnel"
@@ -41,17 +42,20 @@ import (
 // settings (ServerKey); its route table and clusters are swapped per
 // snapshot through cfg.
 type Server struct {
-	env    *Env
-	key    string
-	srv    *http.Server
-	h1     *h1server.Server // nil when the chain is TLS or HTTP/2 only
-	h2     *h2server.Server // nil when the chain is HTTP/1 only
-	auto   bool             // plaintext HTTP/1.1 or h2c, told by the preface
-	ln     *chanListener
-	tls    *tls.Config // nil for plaintext
-	scheme string      // "http" or "https"
-	Config atomic.Pointer[ChainConfig]
-	done   chan struct{} // closed when Serve returns
+	env  *Env
+	key  string
+	srv  *http.Server
+	h1   *h1server.Server // nil when the chain is TLS or HTTP/2 only
+	h2   *h2server.Server // nil when the chain is HTTP/1 only
+	auto bool             // plaintext HTTP/1.1 or h2c, told by the preface
+	ln   *chanListener
+	tls  *tls.Config // nil for plaintext
+	// localURI is the URI SAN of the chain's own certificate, for
+	// x-forwarded-client-cert's By; nil for plaintext.
+	localURI func() string
+	scheme   string // "http" or "https"
+	Config   atomic.Pointer[ChainConfig]
+	done     chan struct{} // closed when Serve returns
 	// Unusable says why the chain cannot serve (e.g. SDS TLS); its
 	// connections are closed.
 	Unusable string
@@ -80,6 +84,8 @@ type Env struct {
 	H2               *h2server.Stats
 	// Router forwards every routed request (package filters/router).
 	Router Forwarder
+	// Secrets are the TLS secrets received over SDS.
+	Secrets *sds.Store
 }
 
 // Forwarder is the last filter of a chain, which forwards a routed
@@ -169,11 +175,12 @@ func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, m
 	}
 	if c.TLS != nil {
 		h.scheme = "https"
-		conf, err := tlsctx.DownstreamConfig(c.TLS, next)
+		conf, err := tlsctx.DownstreamConfig(c.TLS, next, env.Secrets)
 		if err != nil {
 			h.Unusable = err.Error()
 		}
 		h.tls = conf
+		h.localURI = tlsctx.LocalURI(c.TLS, conf, env.Secrets)
 	}
 	srvMaxHdr := maxHdr
 	if c.HTTP.Codec != table.CodecHTTP1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,9 +59,18 @@ func (b BindSpec) Key() string {
 }
 
 // Listen binds a socket for addr, kept under key; it does not accept
-// until AcceptLoop.
+// until AcceptLoop. An IPv4 address (0.0.0.0 included) binds an IPv4
+// socket, as Envoy does: Go would make 0.0.0.0 a dual-stack socket, and
+// its peers' addresses would read ::ffff:a.b.c.d in access logs and
+// x-forwarded-for.
 func Listen(env *Env, lc *net.ListenConfig, key, addr string) (*Socket, error) {
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
+	network := "tcp"
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Is4() {
+			network = "tcp4"
+		}
+	}
+	ln, err := lc.Listen(context.Background(), network, addr)
 	if err != nil {
 		return nil, err
 	}

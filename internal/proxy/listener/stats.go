@@ -2,6 +2,7 @@ package listener
 
 import (
 	"strings"
+	"sync/atomic"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tlsctx"
@@ -15,6 +16,9 @@ type Stats struct {
 	cxLength                    *stats.Histogram
 	scope                       *stats.Scope
 	ssl                         tlsctx.LazySSL // listener.<addr>.ssl.*, on the first TLS handshake
+	// lastRefusalLog rate-limits the log line of a refused handshake
+	// (unix nanoseconds).
+	lastRefusalLog atomic.Int64
 }
 
 // StatName is Envoy's name of a listener in stats: its address

@@ -363,11 +363,15 @@ func peerIdentity(cert *x509.Certificate) peerKey {
 		if u.Scheme != "spiffe" {
 			continue
 		}
+		// The mesh CA's spiffe://<mesh>/<kind>/<name>, or
+		// spiffe://<domain>/mesh/<mesh>/<kind>/<name>.
+		var mesh string
 		rest, ok := strings.CutPrefix(u.Path, "/mesh/")
-		if !ok {
-			continue
+		if ok {
+			mesh, rest, _ = strings.Cut(rest, "/")
+		} else {
+			mesh, rest = u.Host, strings.TrimPrefix(u.Path, "/")
 		}
-		mesh, rest, _ := strings.Cut(rest, "/")
 		kind, name, _ := strings.Cut(rest, "/")
 		if mesh != "" && name != "" && !strings.Contains(name, "/") &&
 			(kind == string(nodeid.VirtualNode) || kind == string(nodeid.VirtualGateway)) {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/meshlens/meshlens/internal/proxy/sds"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/stats"
 )
@@ -86,36 +87,49 @@ func (s *SSLStats) Record(err error, cs tls.ConnectionState, server bool) {
 	}
 }
 
-// ErrSDS says a TLS context names SDS secrets, which this runtime cannot
-// fetch yet: the filter chain or cluster is not served rather than served
-// without the TLS it asks for.
-var ErrSDS = errors.New("TLS secrets from SDS are not supported yet")
+// ErrSDS says a TLS context names SDS secrets but the runtime has no
+// secret store: the filter chain or cluster is not served rather than
+// served without the TLS it asks for.
+var ErrSDS = errors.New("TLS secrets from SDS need a secret store")
+
+// errSecretMissing: an SDS secret named by a TLS context has not been
+// received (yet); the handshake fails and is counted.
+type errSecretMissing struct{ name string }
+
+func (e errSecretMissing) Error() string { return "SDS secret " + e.name + " not received" }
 
 // DownstreamConfig builds the server side of a filter chain's TLS from
-// files. nextProtos is what the chain's codec speaks, used when xDS sets
-// no ALPN.
-func DownstreamConfig(t *table.DownstreamTLS, nextProtos []string) (*tls.Config, error) {
-	if t.SDSCertName != "" || t.SDSCAName != "" {
+// files and SDS secrets (read from secrets at every handshake, so a
+// renewed certificate or trust bundle applies to the next connection).
+// nextProtos is what the chain's codec speaks, used when xDS sets no ALPN.
+func DownstreamConfig(t *table.DownstreamTLS, nextProtos []string, secrets *sds.Store) (*tls.Config, error) {
+	if (t.SDSCertName != "" || t.SDSCAName != "") && secrets == nil {
 		return nil, ErrSDS
 	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load certificate: %w", err)
-	}
 	c := &tls.Config{
-		Certificates: []tls.Certificate{cert},
 		NextProtos:   nextProtos,
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: modernSuites,
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
 	}
 	if len(t.ALPN) > 0 {
 		c.NextProtos = t.ALPN
 	}
+	hasCA := t.CAFile != "" || t.SDSCAName != ""
 	if t.CAFile != "" {
 		pool, err := loadPool(t.CAFile)
 		if err != nil {
 			return nil, err
 		}
 		c.ClientCAs = pool
+	}
+	if hasCA {
 		// A missing certificate is refused below rather than by
 		// crypto/tls, so that it can be told from a bad one.
 		c.ClientAuth = tls.VerifyClientCertIfGiven
@@ -137,18 +151,79 @@ func DownstreamConfig(t *table.DownstreamTLS, nextProtos []string) (*tls.Config,
 			return nil
 		}
 	}
-	return c, nil
+	if t.SDSCertName == "" && t.SDSCAName == "" {
+		return c, nil
+	}
+	d := &dynamicServer{base: c}
+	if t.SDSCertName != "" {
+		d.cert = secrets.Ref(t.SDSCertName)
+	}
+	if t.SDSCAName != "" {
+		d.ca = secrets.Ref(t.SDSCAName)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: modernSuites, GetConfigForClient: d.config}, nil
+}
+
+// dynamicServer is a server TLS configuration whose certificate or
+// client CAs come from SDS: the configuration a handshake uses is
+// rebuilt when a secret changes, and shared until then.
+type dynamicServer struct {
+	base     *tls.Config
+	cert, ca *sds.Ref
+	cur      atomic.Pointer[dynamicConf]
+}
+
+type dynamicConf struct {
+	cert, ca *sds.Secret
+	conf     *tls.Config
+}
+
+func (d *dynamicServer) config(*tls.ClientHelloInfo) (*tls.Config, error) {
+	var cert, ca *sds.Secret
+	if d.cert != nil {
+		if cert = d.cert.Load(); cert == nil {
+			return nil, errSecretMissing{d.cert.Name()}
+		}
+	}
+	if d.ca != nil {
+		if ca = d.ca.Load(); ca == nil {
+			return nil, errSecretMissing{d.ca.Name()}
+		}
+	}
+	if cur := d.cur.Load(); cur != nil && cur.cert == cert && cur.ca == ca {
+		return cur.conf, nil
+	}
+	conf := d.base.Clone()
+	if cert != nil {
+		conf.Certificates = []tls.Certificate{*cert.Cert}
+	}
+	if ca != nil {
+		conf.ClientCAs = ca.Roots
+	}
+	d.cur.Store(&dynamicConf{cert: cert, ca: ca, conf: conf})
+	return conf, nil
+}
+
+// modernSuites are the TLS 1.2 cipher suites offered and accepted:
+// ECDHE with AEAD ciphers only (TLS 1.3's are always on).
+var modernSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // UpstreamConfig builds the client side of a cluster's TLS. As in
 // Envoy, a context without a CA does not verify the server; with one, the
 // chain is verified against it and the SAN against MatchSANs (not the
-// hostname).
-func UpstreamConfig(t *table.UpstreamTLS) (*tls.Config, error) {
-	if t.SDSCertName != "" || t.SDSCAName != "" {
+// hostname). SDS secrets are read from secrets at every handshake.
+func UpstreamConfig(t *table.UpstreamTLS, secrets *sds.Store) (*tls.Config, error) {
+	if (t.SDSCertName != "" || t.SDSCAName != "") && secrets == nil {
 		return nil, ErrSDS
 	}
-	c := &tls.Config{ServerName: t.SNI, MinVersion: tls.VersionTLS12, InsecureSkipVerify: true}
+	c := &tls.Config{ServerName: t.SNI, MinVersion: tls.VersionTLS12, CipherSuites: modernSuites, InsecureSkipVerify: true}
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
@@ -156,13 +231,39 @@ func UpstreamConfig(t *table.UpstreamTLS) (*tls.Config, error) {
 		}
 		c.Certificates = []tls.Certificate{cert}
 	}
-	if t.CAFile != "" {
-		pool, err := loadPool(t.CAFile)
+	if t.SDSCertName != "" {
+		ref := secrets.Ref(t.SDSCertName)
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if s := ref.Load(); s != nil {
+				return s.Cert, nil
+			}
+			return &tls.Certificate{}, nil // none yet: the server decides
+		}
+	}
+	var pool func() (*x509.CertPool, error)
+	switch {
+	case t.CAFile != "":
+		p, err := loadPool(t.CAFile)
 		if err != nil {
 			return nil, err
 		}
+		pool = func() (*x509.CertPool, error) { return p, nil }
+	case t.SDSCAName != "":
+		ref := secrets.Ref(t.SDSCAName)
+		pool = func() (*x509.CertPool, error) {
+			if s := ref.Load(); s != nil {
+				return s.Roots, nil
+			}
+			return nil, errSecretMissing{ref.Name()}
+		}
+	}
+	if pool != nil {
 		sans := t.MatchSANs
 		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			roots, err := pool()
+			if err != nil {
+				return err
+			}
 			certs := make([]*x509.Certificate, 0, len(raw))
 			for _, r := range raw {
 				cert, err := x509.ParseCertificate(r)
@@ -178,7 +279,7 @@ func UpstreamConfig(t *table.UpstreamTLS) (*tls.Config, error) {
 			for _, ic := range certs[1:] {
 				inter.AddCert(ic)
 			}
-			if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter}); err != nil {
+			if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
 				return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
 			}
 			if len(sans) > 0 {
@@ -219,4 +320,26 @@ func matchSAN(cert *x509.Certificate, sans []string) error {
 		}
 	}
 	return &sanError{fmt.Sprintf("certificate SANs %q match none of %q", have, sans)}
+}
+
+// LocalURI returns a function that reports the first URI SAN of the
+// certificate a server TLS context presents now (its SDS secret's
+// current one, or its file's), for x-forwarded-client-cert's By.
+func LocalURI(t *table.DownstreamTLS, conf *tls.Config, secrets *sds.Store) func() string {
+	if t.SDSCertName != "" && secrets != nil {
+		ref := secrets.Ref(t.SDSCertName)
+		return func() string {
+			if s := ref.Load(); s != nil && len(s.Leaf.URIs) > 0 {
+				return s.Leaf.URIs[0].String()
+			}
+			return ""
+		}
+	}
+	var uri string
+	if conf != nil && len(conf.Certificates) > 0 {
+		if leaf := conf.Certificates[0].Leaf; leaf != nil && len(leaf.URIs) > 0 {
+			uri = leaf.URIs[0].String()
+		}
+	}
+	return func() string { return uri }
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshlens/meshlens/internal/grpctarget"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -51,8 +53,10 @@ func (b Backoff) delay(n int) time.Duration {
 
 // Config configures a Client.
 type Config struct {
-	// Server is the control plane's ADS address, host:port (any gRPC
-	// target works).
+	// Server is the control plane's ADS address: host:port, a
+	// comma-separated list of the replicas' host:port, or any gRPC
+	// target. With several replicas (listed, or several DNS addresses of
+	// one name) a broken stream is re-opened on another; see grpctarget.
 	Server string
 	// Node identifies the proxy; see NewNode.
 	Node *corev3.Node
@@ -74,6 +78,11 @@ type Config struct {
 	// or down (the data path's control_plane.connected_state), on the
 	// client's goroutine.
 	OnConnectionChange func(connected bool)
+	// OnSecrets, when set, receives every SDS secret the accepted
+	// listeners and clusters name, whenever one changes; an error NACKs
+	// the response. Secrets do not hold up a snapshot: a TLS context
+	// whose secret has not arrived fails its handshakes until it does.
+	OnSecrets func(map[string]*tlsv3.Secret) error
 }
 
 // NewNode builds the node a meshlens proxy presents: id is its identity
@@ -194,7 +203,12 @@ func (c *Client) Run(ctx context.Context) error {
 		// meshlens server permits one every 5s, these are every 30s.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
-	conn, err := grpc.NewClient(c.cfg.Server, append(opts, c.cfg.DialOptions...)...)
+	target, topts, err := grpctarget.Dial(c.cfg.Server)
+	if err != nil {
+		return fmt.Errorf("xdsclient: %w", err)
+	}
+	opts = append(opts, topts...)
+	conn, err := grpc.NewClient(target, append(opts, c.cfg.DialOptions...)...)
 	if err != nil {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.cfg.Server, err)
 	}
@@ -304,6 +318,11 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 			return false, err
 		}
 	}
+	if want := names[resourcev3.SecretType]; len(want) > 0 {
+		if err := ss.request(resourcev3.SecretType, c.accVer[resourcev3.SecretType], "", want, nil); err != nil {
+			return false, err
+		}
+	}
 	c.setConnected(true)
 	c.log.Info("xDS stream established")
 
@@ -348,7 +367,7 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 // subscriptions. It returns an error only when sending fails.
 func (c *Client) handle(resp *discoveryv3.DiscoveryResponse, ss *streamState, warm *warming) error {
 	typ := resp.GetTypeUrl()
-	if !slices.Contains(subscribed, typ) {
+	if !slices.Contains(subscribed, typ) && typ != resourcev3.SecretType {
 		c.log.Warn("ignoring a response of a type not subscribed", "type", typ)
 		return nil
 	}
@@ -364,6 +383,9 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse, ss *streamState, wa
 	got, err := decode(resp)
 	if err != nil {
 		return nack(err)
+	}
+	if typ == resourcev3.SecretType {
+		return c.handleSecrets(resp, ss, got, nack)
 	}
 	if c.received[typ] && sameResources(typ, c.accepted[typ], got) {
 		// Nothing changes but perhaps the version (a resend after a
@@ -437,7 +459,7 @@ func (c *Client) tentative(typ string, got map[string]proto.Message, want []stri
 // follow updates the RDS and EDS subscriptions a response of type typ
 // changed: names are the resources the accepted set now references.
 func (c *Client) follow(ss *streamState, typ string, names map[string][]string) error {
-	for _, t := range []string{resourcev3.RouteType, resourcev3.EndpointType} {
+	for _, t := range []string{resourcev3.RouteType, resourcev3.EndpointType, resourcev3.SecretType} {
 		if t == typ || slices.Equal(names[t], ss.names[t]) || (!ss.sent[t] && len(names[t]) == 0) {
 			continue
 		}
@@ -476,4 +498,36 @@ func (c *Client) applyIncomplete() {
 	}
 	c.pending = false
 	c.log.Warn("warming timed out; applied without what is missing", "missing", missing)
+}
+
+// handleSecrets accepts an SDS response: the secrets asked for replace
+// those held, go to Config.OnSecrets, and are ACKed. No snapshot is
+// built: listeners and clusters read their secrets at every handshake.
+func (c *Client) handleSecrets(resp *discoveryv3.DiscoveryResponse, ss *streamState, got map[string]proto.Message, nack func(error) error) error {
+	typ := resourcev3.SecretType
+	next := c.accepted.clone()
+	if next[typ] == nil {
+		next[typ] = map[string]proto.Message{}
+	}
+	for n, m := range got {
+		if slices.Contains(ss.names[typ], n) {
+			next[typ][n] = m
+		}
+	}
+	if c.cfg.OnSecrets != nil {
+		if err := c.cfg.OnSecrets(next.secretsOf()); err != nil {
+			return nack(err)
+		}
+	}
+	c.accepted = next
+	if c.received == nil {
+		c.received = map[string]bool{}
+	}
+	c.received[typ] = true
+	c.accVer[typ] = resp.GetVersionInfo()
+	c.mu.Lock()
+	c.versions = maps.Clone(c.accVer)
+	c.mu.Unlock()
+	c.log.Info("ACK; secrets updated", "version", resp.GetVersionInfo(), "secrets", len(next[typ]))
+	return ss.request(typ, resp.GetVersionInfo(), resp.GetNonce(), ss.names[typ], nil)
 }

@@ -10,6 +10,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
@@ -20,6 +21,8 @@ import (
 
 // The resource types the client subscribes to, in the order it subscribes
 // (clusters before listeners, as Envoy initialises).
+// SDS secrets (resourcev3.SecretType) are subscribed to by name, after
+// these, when listeners or clusters name some (see handleSecrets).
 var subscribed = []string{resourcev3.ClusterType, resourcev3.ListenerType, resourcev3.RouteType, resourcev3.EndpointType}
 
 // fullState reports whether a response of the type carries the whole set
@@ -92,6 +95,8 @@ func newResource(typeURL string) (proto.Message, error) {
 		return &clusterv3.Cluster{}, nil
 	case resourcev3.EndpointType:
 		return &endpointv3.ClusterLoadAssignment{}, nil
+	case resourcev3.SecretType:
+		return &tlsv3.Secret{}, nil
 	}
 	return nil, fmt.Errorf("unexpected type %s", typeURL)
 }
@@ -106,6 +111,8 @@ func resourceName(m proto.Message) string {
 		return r.GetName()
 	case *endpointv3.ClusterLoadAssignment:
 		return r.GetClusterName()
+	case *tlsv3.Secret:
+		return r.GetName()
 	}
 	return ""
 }
@@ -158,12 +165,61 @@ func endpointNames(cs map[string]proto.Message) []string {
 	return slices.Sorted(maps.Keys(set))
 }
 
-// names computes the RDS and EDS subscriptions a set implies.
+// names computes the RDS, EDS and SDS subscriptions a set implies.
 func (r resources) names() map[string][]string {
 	return map[string][]string{
 		resourcev3.RouteType:    routeNames(r[resourcev3.ListenerType]),
 		resourcev3.EndpointType: endpointNames(r[resourcev3.ClusterType]),
+		resourcev3.SecretType:   secretNames(r[resourcev3.ListenerType], r[resourcev3.ClusterType]),
 	}
+}
+
+// secretNames lists the SDS secrets the listeners' and clusters' TLS
+// contexts name. A context that does not decode is left to Compile to
+// report.
+func secretNames(ls, cs map[string]proto.Message) []string {
+	set := map[string]bool{}
+	common := func(c *tlsv3.CommonTlsContext) {
+		for _, s := range c.GetTlsCertificateSdsSecretConfigs() {
+			set[s.GetName()] = true
+		}
+		if n := c.GetValidationContextSdsSecretConfig().GetName(); n != "" {
+			set[n] = true
+		}
+		if n := c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName(); n != "" {
+			set[n] = true
+		}
+	}
+	for _, m := range ls {
+		l := m.(*listenerv3.Listener)
+		chains := l.GetFilterChains()
+		if d := l.GetDefaultFilterChain(); d != nil {
+			chains = append(slices.Clip(chains), d)
+		}
+		for _, ch := range chains {
+			var d tlsv3.DownstreamTlsContext
+			if a := ch.GetTransportSocket().GetTypedConfig(); a != nil && a.MessageIs(&d) && a.UnmarshalTo(&d) == nil {
+				common(d.GetCommonTlsContext())
+			}
+		}
+	}
+	for _, m := range cs {
+		var u tlsv3.UpstreamTlsContext
+		if a := m.(*clusterv3.Cluster).GetTransportSocket().GetTypedConfig(); a != nil && a.MessageIs(&u) && a.UnmarshalTo(&u) == nil {
+			common(u.GetCommonTlsContext())
+		}
+	}
+	delete(set, "")
+	return slices.Sorted(maps.Keys(set))
+}
+
+// secretsOf returns a set's secrets by name.
+func (r resources) secretsOf() map[string]*tlsv3.Secret {
+	out := make(map[string]*tlsv3.Secret, len(r[resourcev3.SecretType]))
+	for n, m := range r[resourcev3.SecretType] {
+		out[n] = m.(*tlsv3.Secret)
+	}
+	return out
 }
 
 // prune drops RDS and EDS resources outside the subscriptions.
