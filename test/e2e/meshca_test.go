@@ -154,6 +154,11 @@ func TestMeshCAACMExportIsMutualTLS(t *testing.T) {
 	if !sslStat(t, frontend, `(?m)^cluster\.[^ ]*checkout[^ ]*\.ssl\.handshake: [1-9]`) {
 		t.Error("frontend's cluster counts no TLS handshake")
 	}
+	// Identities valid 24 h: under a day left, in whole days.
+	resp, err = http.Get("http://" + checkout.admin + "/stats?filter=days_until")
+	if _, b := body(t, resp, err); !regexp.MustCompile(`(?m)^server\.days_until_first_cert_expiring: 0$`).MatchString(b) {
+		t.Errorf("stats lack server.days_until_first_cert_expiring: 0:\n%s", b)
+	}
 }
 
 // strictMesh: api requires a client certificate from the mesh CA with
