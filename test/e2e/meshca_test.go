@@ -154,6 +154,11 @@ func TestMeshCAACMExportIsMutualTLS(t *testing.T) {
 	if !sslStat(t, frontend, `(?m)^cluster\.[^ ]*checkout[^ ]*\.ssl\.handshake: [1-9]`) {
 		t.Error("frontend's cluster counts no TLS handshake")
 	}
+	// The mesh metrics name the caller from its certificate.
+	resp, err = http.Get("http://" + checkout.admin + "/stats/prometheus")
+	if _, b := body(t, resp, err); !regexp.MustCompile(`meshlens_requests_total\{[^}]*source_workload="frontend"[^}]*connection_security_policy="mutual_tls"`).MatchString(b) {
+		t.Errorf("checkout's mesh metrics do not name frontend as a mutual TLS caller:\n%s", b)
+	}
 	// Identities valid 24 h: under a day left, in whole days.
 	resp, err = http.Get("http://" + checkout.admin + "/stats?filter=days_until")
 	if _, b := body(t, resp, err); !regexp.MustCompile(`(?m)^server\.days_until_first_cert_expiring: 0$`).MatchString(b) {
