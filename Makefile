@@ -28,7 +28,8 @@ console:
 # go test's result cache cannot see, so a cached pass could be stale.
 # MESHLENS_REQUIRE_COLLECTORS: a missing Jaeger or OpenTelemetry Collector
 # binary fails the tracing tests instead of skipping them (test-deps
-# builds both). MESHLENS_REQUIRE_BROWSER: the same for chromium and node in
+# builds both), and so do root, ip and iptables the capture tests (they
+# create network namespaces; see docs/capture.md). MESHLENS_REQUIRE_BROWSER: the same for chromium and node in
 # the console's browser test (test/e2e TestConsoleInBrowser).
 unit:
 	MESHLENS_REQUIRE_COLLECTORS=1 MESHLENS_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)

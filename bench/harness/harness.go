@@ -43,6 +43,11 @@ type Options struct {
 	XDSServices         int
 	XDSEndpointsPerNode int
 	XDSTimeout          time.Duration
+	// XDSReplicas are the control-plane setups the simulation runs for
+	// each N: 1 is one server with its bbolt file; R > 1 is R replicas
+	// sharing a three-member etcd cluster (Debian's etcd-server). Empty
+	// means [1].
+	XDSReplicas []int
 	// XDSProfile, when set, is a directory that receives CPU profiles of
 	// the control plane and of the simulator during each change.
 	XDSProfile string

@@ -305,10 +305,20 @@ func sections(res *Results) map[string]string {
 		if x.Error != "" {
 			status = " (failed: see notes)"
 		}
-		fmt.Fprintf(&b, "| %d%s | %d / %d | %.1f, %.1f | %.1f | %.1f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.2f, %.2f | %.0f / %.0f / %.0f |\n",
-			r.Streams, status, r.Services, r.Endpoints, r.ApplySeconds, r.RegisterSeconds, r.ConnectSeconds, r.ConnectServerCPU,
+		setup := ""
+		if r.Replicas > 1 {
+			setup = fmt.Sprintf(" (%d replicas, etcd)", r.Replicas)
+		}
+		fmt.Fprintf(&b, "| %d%s%s | %d / %d | %.1f, %.1f | %.1f | %.1f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | %.2f, %.2f | %.0f / %.0f / %.0f |\n",
+			r.Streams, setup, status, r.Services, r.Endpoints, r.ApplySeconds, r.RegisterSeconds, r.ConnectSeconds, r.ConnectServerCPU,
 			r.Route.P50, r.Route.P99, r.Route.Max, r.Endpoint.P50, r.Endpoint.P99, r.Endpoint.Max,
 			r.Route.ServerCPU, r.Endpoint.ServerCPU, r.RSSLoadedMB, r.RSSConnectedMB, r.RSSPeakMB)
+	}
+	for _, x := range res.XDS {
+		if r := x.Result; r != nil && r.Replicas > 1 {
+			fmt.Fprintf(&b, "\nN=%d on %d replicas sharing a 3-member etcd cluster: the figures above sum the replicas; RSS per replica %s MB, per etcd member %s MB.\n",
+				r.Streams, r.Replicas, joinMB(r.ReplicaRSSMB), joinMB(r.EtcdRSSMB))
+		}
 	}
 	out["xds"] = b.String()
 
@@ -437,7 +447,9 @@ func targets(res *Results, a agg) string {
 	row("the stats path allocates nothing per request", fmt.Sprintf("at most %.0f allocs/op over %d internal/stats request-path benchmarks", statsAllocs, nStats), statsAllocs == 0, nStats > 0)
 	for _, x := range res.XDS {
 		r := x.Result
-		if r == nil || r.Streams != 1000 {
+		// The targets are the single server's; replicas are reported
+		// in the table.
+		if r == nil || r.Streams != 1000 || r.Replicas > 1 {
 			continue
 		}
 		p99 := max(r.Route.P99, r.Endpoint.P99)
@@ -584,4 +596,13 @@ func tracingTable(res *Results, a agg) string {
 		}
 	}
 	return b.String()
+}
+
+// joinMB renders sizes as "12 / 34 / 56".
+func joinMB(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.0f", x)
+	}
+	return strings.Join(parts, " / ")
 }

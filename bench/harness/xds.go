@@ -22,25 +22,34 @@ func runXDS(ctx context.Context, o Options, work string, res *Results, save func
 		return err
 	}
 	var failed int
-	for _, n := range o.XDSStreams {
-		r, err := runXDSOnce(ctx, o, work, bin, n)
-		run := XDSRun{Result: r}
-		if err != nil {
-			run.Error = err.Error()
-			failed++
-			res.Failures = append(res.Failures, fmt.Sprintf("xds N=%d: %v", n, err))
+	replicas := o.XDSReplicas
+	if len(replicas) == 0 {
+		replicas = []int{1}
+	}
+	for _, reps := range replicas {
+		for _, n := range o.XDSStreams {
+			r, err := runXDSOnce(ctx, o, work, bin, n, reps)
+			run := XDSRun{Result: r}
+			if err != nil {
+				run.Error = err.Error()
+				failed++
+				res.Failures = append(res.Failures, fmt.Sprintf("xds N=%d replicas=%d: %v", n, reps, err))
+			}
+			res.XDS = append(res.XDS, run)
+			save()
+			slog.Info("xds simulation", "streams", n, "replicas", reps, "route_p99_ms", r.Route.P99, "endpoint_p99_ms", r.Endpoint.P99, "rss_mb", r.RSSPeakMB, "err", err)
 		}
-		res.XDS = append(res.XDS, run)
-		save()
-		slog.Info("xds simulation", "streams", n, "route_p99_ms", r.Route.P99, "endpoint_p99_ms", r.Endpoint.P99, "rss_mb", r.RSSPeakMB, "err", err)
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d simulations failed", failed, len(o.XDSStreams))
+		return fmt.Errorf("%d of %d simulations failed", failed, len(o.XDSStreams)*len(replicas))
 	}
 	return nil
 }
 
-func runXDSOnce(ctx context.Context, o Options, work, bin string, n int) (*xdssim.Result, error) {
+func runXDSOnce(ctx context.Context, o Options, work, bin string, n, replicas int) (*xdssim.Result, error) {
+	if replicas > 1 {
+		return runXDSReplicas(ctx, o, work, bin, n, replicas)
+	}
 	res := &xdssim.Result{Streams: n}
 	dir := filepath.Join(work, fmt.Sprintf("xds-%d", n))
 	api, err := freePort()

@@ -53,7 +53,15 @@ const (
 
 // Config sizes one simulation.
 type Config struct {
+	// APIURL is where the mesh is loaded and changed. XDSAddr is the
+	// control plane's xDS address, or several replicas' addresses
+	// comma-separated: stream i then connects to replica i mod n, so a
+	// change made through one replica reaches streams of every replica.
 	APIURL, XDSAddr string
+	// ChunkResources, when set, loads the mesh in batches of at most this
+	// many resources (an etcd store takes at most 127 per transaction),
+	// in an order that keeps every reference resolvable.
+	ChunkResources int
 	// Usage reads the control plane process's CPU time and RSS.
 	Usage func() (cpu time.Duration, rssBytes int64, err error)
 	// Services is the number of virtual services (each with its own
@@ -94,13 +102,26 @@ type Result struct {
 	RSSPeakMB        float64     `json:"rss_peak_mb"`
 	Route            Convergence `json:"route_change"`
 	Endpoint         Convergence `json:"endpoint_change"`
+	// With replicas on an etcd store (meshbench -xds-replicas): how
+	// many, and the RSS of each replica and each etcd member once every
+	// stream converged on both changes; the RSS and CPU figures above are
+	// then the replicas' sums.
+	Replicas     int       `json:"replicas,omitempty"`
+	ReplicaRSSMB []float64 `json:"replica_rss_mb,omitempty"`
+	EtcdRSSMB    []float64 `json:"etcd_rss_mb,omitempty"`
 }
 
 // Load applies the mesh and registers the endpoints through the REST API.
 // It is done once per control plane.
 func Load(ctx context.Context, cfg Config, res *Result) error {
 	start := time.Now()
-	if err := apply(ctx, cfg.APIURL, meshDocs(cfg.Services, cfg.Backends, 90, 10)); err != nil {
+	if cfg.ChunkResources > 0 {
+		for _, docs := range meshChunks(cfg.Services, cfg.Backends, 90, 10, cfg.ChunkResources) {
+			if err := apply(ctx, cfg.APIURL, docs); err != nil {
+				return err
+			}
+		}
+	} else if err := apply(ctx, cfg.APIURL, meshDocs(cfg.Services, cfg.Backends, 90, 10)); err != nil {
 		return err
 	}
 	res.ApplySeconds = time.Since(start).Seconds()
@@ -145,6 +166,43 @@ func meshDocs(services, backends, wa, wb int) string {
 		fmt.Fprintf(&b, "---\nkind: VirtualService\nmesh: %s\nname: %s\nspec:\n  provider: {virtualRouter: {virtualRouterName: r-%d}}\n", meshName, serviceName(i), i)
 	}
 	return b.String()
+}
+
+// meshChunks is meshDocs split into batches of at most per documents:
+// the mesh and every node, then the routers, the routes (which name two
+// nodes and a router), and the services (which name a router). A node's
+// backends may name services not yet created, as App Mesh allows.
+func meshChunks(services, backends, wa, wb, per int) []string {
+	docs := strings.Split(meshDocs(services, backends, wa, wb), "---\n")
+	rank := func(d string) int {
+		switch {
+		case strings.HasPrefix(d, "kind: Mesh"):
+			return 0
+		case strings.HasPrefix(d, "kind: VirtualNode"):
+			return 1
+		case strings.HasPrefix(d, "kind: VirtualRouter"):
+			return 2
+		case strings.HasPrefix(d, "kind: Route"):
+			return 3
+		default:
+			return 4
+		}
+	}
+	var byRank [5][]string
+	for _, d := range docs {
+		if strings.TrimSpace(d) != "" {
+			byRank[rank(d)] = append(byRank[rank(d)], d)
+		}
+	}
+	var out []string
+	for _, group := range byRank {
+		for len(group) > 0 {
+			n := min(per, len(group))
+			out = append(out, strings.Join(group[:n], "---\n"))
+			group = group[n:]
+		}
+	}
+	return out
 }
 
 func seq(from, n int) []int {
@@ -283,7 +341,8 @@ func Run(ctx context.Context, cfg Config, res *Result) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := s.open(ctx, cfg.XDSAddr, i); err != nil {
+			addrs := strings.Split(cfg.XDSAddr, ",")
+			if err := s.open(ctx, addrs[i%len(addrs)], i); err != nil {
 				openErr.CompareAndSwap(nil, &err)
 			}
 		})

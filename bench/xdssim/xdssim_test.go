@@ -95,3 +95,36 @@ func FuzzHasWeights(f *testing.F) {
 		}
 	})
 }
+
+// TestMeshChunks: the mesh split for an etcd store keeps every batch
+// under the limit and every reference resolvable: the mesh and nodes
+// first, then routers, routes and services.
+func TestMeshChunks(t *testing.T) {
+	chunks := meshChunks(250, 5, 90, 10, 100)
+	whole := strings.Count(meshDocs(250, 5, 90, 10), "kind: ")
+	total := 0
+	order := []string{"kind: Mesh", "kind: VirtualNode", "kind: VirtualRouter", "kind: Route", "kind: VirtualService"}
+	last := 0
+	for i, c := range chunks {
+		n := strings.Count(c, "kind: ")
+		if n > 100 {
+			t.Fatalf("chunk %d holds %d resources", i, n)
+		}
+		total += n
+		for _, doc := range strings.Split(c, "---\n") {
+			rank := -1
+			for r, prefix := range order {
+				if strings.HasPrefix(doc, prefix+"\n") {
+					rank = r
+				}
+			}
+			if rank < last {
+				t.Fatalf("chunk %d: %q comes after a later kind", i, strings.SplitN(doc, "\n", 2)[0])
+			}
+			last = rank
+		}
+	}
+	if total != whole {
+		t.Fatalf("chunks hold %d resources, the mesh %d", total, whole)
+	}
+}

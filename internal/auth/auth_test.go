@@ -194,6 +194,7 @@ func TestSpecValidate(t *testing.T) {
 		{"role and node", Spec{Role: RoleRead, Mesh: "m"}, "not both"},
 		{"node without mesh", Spec{Node: "n"}, "needs its mesh"},
 		{"slash", Spec{Mesh: "m", Node: "a/b"}, `node "a/b"`},
+		{"long description", Spec{Role: RoleRead, Description: strings.Repeat("x", 257)}, "description: at most 256"},
 	} {
 		err := tc.spec.Validate()
 		if (tc.wantErr == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.wantErr) {

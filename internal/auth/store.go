@@ -77,6 +77,9 @@ type Spec struct {
 
 // Validate checks that exactly one kind of scope is given.
 func (s Spec) Validate() error {
+	if len(s.Description) > 256 {
+		return errors.New("token: description: at most 256 characters")
+	}
 	switch {
 	case s.Role != "" && (s.Mesh != "" || s.Node != ""):
 		return errors.New("token: give a role, or a node or mesh to bind a bootstrap token to, not both")
@@ -88,13 +91,10 @@ func (s Spec) Validate() error {
 	case s.Mesh == "":
 		return errors.New("token: give a role (read, write, admin), a node (<mesh>/<node>) or a mesh")
 	}
-	for field, v := range map[string]string{"mesh": s.Mesh, "node": s.Node} {
-		if strings.ContainsAny(v, "/ \t\n") || len(v) > 255 {
-			return fmt.Errorf("token: %s %q: a name has no slash or space and at most 255 characters", field, v)
+	for _, f := range []struct{ field, v string }{{"mesh", s.Mesh}, {"node", s.Node}} {
+		if strings.ContainsAny(f.v, "/ \t\n") || len(f.v) > 255 {
+			return fmt.Errorf("token: %s %q: a name has no slash or space and at most 255 characters", f.field, f.v)
 		}
-	}
-	if len(s.Description) > 256 {
-		return errors.New("token: description: at most 256 characters")
 	}
 	return nil
 }

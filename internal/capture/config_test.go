@@ -2,6 +2,7 @@ package capture
 
 import (
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -161,5 +162,27 @@ func TestIgnoredEnv(t *testing.T) {
 	}
 	if w := IgnoredEnv(envOf(map[string]string{"APPMESH_ENABLE_IPV6": "0", "APPMESH_START_ENABLED": "1"})); len(w) != 0 {
 		t.Fatalf("warnings %v", w)
+	}
+}
+
+// The rules docs/capture.md shows are what APPMESH_APP_PORTS=8080 and the
+// defaults install.
+func TestDocumentedRules(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/capture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```\n*nat\n")
+	if !ok {
+		t.Fatal("docs/capture.md has no *nat block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	c, err := FromEnv(envOf(map[string]string{EnvAppPorts: "8080"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Rules(c); got != "*nat\n"+block {
+		t.Fatalf("docs/capture.md shows:\n*nat\n%s\nRules gives:\n%s", block, got)
 	}
 }

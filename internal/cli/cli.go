@@ -31,6 +31,7 @@ const (
 	ExitInvalid     = 4 // the documents were rejected (BadRequestException)
 	ExitConflict    = 5 // version conflict or resource in use
 	ExitUnreachable = 6 // the control plane could not be reached
+	ExitDenied      = 7 // no valid token (401) or one that does not allow the request (403)
 )
 
 // usageError marks errors in how the command was called.
@@ -62,6 +63,8 @@ func ExitCode(err error) int {
 			return ExitConflict
 		case ae.Status == http.StatusBadRequest || ae.Status == http.StatusRequestEntityTooLarge:
 			return ExitInvalid
+		case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden:
+			return ExitDenied
 		}
 	}
 	var de decodeError

@@ -25,7 +25,7 @@ func newProxyCmd(e *env) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&cfg.Node, "node", "", "identity: mesh/M/virtualNode/N, mesh/M/virtualGateway/N or an App Mesh ARN (default from APPMESH_RESOURCE_ARN)")
 	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding this proxy's bootstrap token, sent on xDS and registration (default --token, then $MESHLENS_TOKEN; docs/auth.md)")
-	fl.StringVar(&cfg.XDSAddr, "xds-addr", "", "control plane xDS address (default $MESHLENS_XDS_ADDR, $APPMESH_XDS_ENDPOINT, then 127.0.0.1:15010)")
+	fl.StringVar(&cfg.XDSAddr, "xds-addr", "", "control plane xDS address: host:port, the replicas' host:port comma-separated, or a name whose DNS answer lists the replicas; a broken stream reconnects to another (default $MESHLENS_XDS_ADDR, $APPMESH_XDS_ENDPOINT, then 127.0.0.1:15010)")
 	fl.StringVar(&cfg.AdminAddr, "admin-addr", "", "admin endpoint (default 127.0.0.1:$ENVOY_ADMIN_ACCESS_PORT, then 127.0.0.1:9901)")
 	fl.StringVar(&cfg.IngressAddr, "ingress-addr", "", "where the sidecar's inbound listener binds (default as xDS says, 0.0.0.0:15000; \"none\" for only --listen mappings)")
 	fl.StringVar(&cfg.EgressAddr, "egress-addr", "", "where the sidecar's outbound listener binds: an HTTP proxy (HTTP_PROXY) and h2c/gRPC by :authority (default "+proxy.DefaultEgressAddr+"; with --capture 127.0.0.1:$APPMESH_ENVOY_EGRESS_PORT)")

@@ -76,6 +76,9 @@ func newServerCmd(e *env) *cobra.Command {
 	f.StringVar(&etcdCert, "etcd-cert", "", "client certificate for an etcd cluster that checks clients (with --etcd-key; implies TLS)")
 	f.StringVar(&etcdKey, "etcd-key", "", "key of --etcd-cert")
 	f.StringVar(&etcdUser, "etcd-user", "", "etcd user as user:password (overrides the URL's user; the password may also come from MESHLENS_ETCD_PASSWORD)")
+	f.StringVar(&cfg.ReplicaID, "replica-id", "", "this replica's name among those sharing an etcd store (default: hostname:api-port)")
+	f.StringVar(&cfg.AdvertiseAPIAddr, "advertise-api-addr", "", "host:port the other replicas reach this one's API at (default: --api-addr, with the hostname for a wildcard host)")
+	f.DurationVar(&cfg.ReplicaTTL, "replica-ttl", controlplane.DefaultReplicaTTL, "how long after its last keep-alive a replica that died leaves the peer list and the leadership (whole seconds)")
 	f.StringVar(&cfg.APIAddr, "api-addr", controlplane.DefaultAPIAddr, "address of the REST API")
 	f.StringVar(&cfg.XDSAddr, "xds-addr", controlplane.DefaultXDSAddr, "address of the xDS (ADS) gRPC server")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", controlplane.DefaultMaxBodyBytes, "largest API request body")
@@ -111,7 +114,7 @@ func newServerCmd(e *env) *cobra.Command {
 func etcdOptions(storeURL, ca, cert, key, user string) (*store.EtcdOptions, error) {
 	if storeURL == "" || storeURL == "bolt" {
 		if ca != "" || cert != "" || key != "" || user != "" {
-			return nil, errors.New("--etcd-* flags need --store etcd://...")
+			return nil, errors.New("--etcd-* flags need --store etcd://host:port")
 		}
 		return nil, nil
 	}

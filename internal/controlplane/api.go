@@ -59,7 +59,10 @@ func (s *Server) api() http.Handler {
 	mux.HandleFunc("PUT "+inst+"/{id}", s.handleRegister)
 	mux.HandleFunc("DELETE "+inst+"/{id}", s.handleDeregister)
 
-	s.traces.RegisterQuery(mux)
+	// Jaeger's query API, answered for every replica's trace store.
+	traceQueries := http.NewServeMux()
+	s.traces.RegisterQuery(traceQueries)
+	mux.Handle("GET /api/", s.fanOutTraces(traceQueries))
 	mux.HandleFunc("POST /v1/console/validate", s.handleConsoleValidate)
 	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: s.traffic, Nodes: s.receiver.Nodes}).Register(mux)
 	if !s.cfg.DisableOTLP {

@@ -202,8 +202,8 @@ func principalFrom(ctx context.Context) (auth.Principal, bool) {
 // otlpExport is the OTLP trace service's method, taken without a token.
 const otlpExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
-// xdsServicePrefixes are the services that serve configuration: their
-// streams are bound to a node by Options.Authorize.
+// xdsServicePrefixes are the services that serve configuration and
+// secrets: their streams are bound to a node by Options.Authorize.
 var xdsServicePrefixes = []string{
 	"/envoy.service.discovery.v3.", "/envoy.service.listener.v3.", "/envoy.service.route.v3.",
 	"/envoy.service.cluster.v3.", "/envoy.service.endpoint.v3.", "/envoy.service.secret.v3.",
@@ -258,6 +258,26 @@ func (s *Server) authorizeNode(ctx context.Context, id nodeid.ID) error {
 	}
 	s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()
 	return status.Errorf(codes.PermissionDenied, "meshlens: token %s is not bound to node %s: a proxy receives only its own node's configuration", p, id)
+}
+
+// authorizeMetricsNode is the metrics service's Authorize: a proxy
+// reports its own node's metrics only; a write token may report any.
+func (s *Server) authorizeMetricsNode(ctx context.Context, node string) error {
+	p, ok := principalFrom(ctx)
+	if !ok {
+		s.authMetrics.xds.WithLabelValues(reasonMissing).Inc()
+		return status.Error(codes.Unauthenticated, "meshlens: the stream was not authenticated")
+	}
+	if p.HasRole(auth.RoleWrite) {
+		return nil
+	}
+	id, err := nodeid.Parse(node)
+	if err == nil && p.AllowsNode(id.Mesh, id.Name) {
+		return nil
+	}
+	s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()
+	s.log.Warn("xds: refused a metrics stream for another node", "node", node, "token", p.String())
+	return status.Errorf(codes.PermissionDenied, "meshlens: token %s may not report metrics as node %s", p, node)
 }
 
 func peerAddr(ctx context.Context) string {

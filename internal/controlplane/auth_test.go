@@ -2,19 +2,25 @@ package controlplane
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/auth"
+	"github.com/meshlens/meshlens/internal/etcdtest"
 	"github.com/meshlens/meshlens/internal/nodeid"
 )
 
@@ -89,6 +95,7 @@ func TestGRPCAuth(t *testing.T) {
 	s := &Server{cfg: Config{Auth: store}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), authMetrics: newAuthMetrics(prometheus.NewRegistry())}
 	const ads = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 	const metricsSvc = "/envoy.service.metrics.v3.MetricsService/StreamMetrics"
+	const sds = "/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets"
 	for _, tc := range []struct {
 		name, method, token string
 		want                codes.Code
@@ -97,6 +104,8 @@ func TestGRPCAuth(t *testing.T) {
 		{"ads unknown token", ads, "mlt_000000000000_" + strings.Repeat("A", 43), codes.Unauthenticated},
 		{"ads node token", ads, node, codes.OK},
 		{"ads read token (refused when bound)", ads, read, codes.OK},
+		{"sds without token", sds, "", codes.Unauthenticated},
+		{"sds read token (refused when bound)", sds, read, codes.OK},
 		{"metrics node token", metricsSvc, node, codes.OK},
 		{"metrics read token", metricsSvc, read, codes.PermissionDenied},
 		{"metrics without token", metricsSvc, "", codes.Unauthenticated},
@@ -111,7 +120,7 @@ func TestGRPCAuth(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 			continue
 		}
-		if err != nil || tc.method != ads {
+		if err != nil || tc.method != ads && tc.method != sds {
 			continue
 		}
 		greeter := s.authorizeNode(ctx, nodeid.ID{Mesh: "demo", Kind: nodeid.VirtualNode, Name: "greeter"})
@@ -121,6 +130,71 @@ func TestGRPCAuth(t *testing.T) {
 		}
 		if tc.token == read && status.Code(greeter) != codes.PermissionDenied {
 			t.Errorf("%s: a read token was given a node's stream: %v", tc.name, greeter)
+		}
+	}
+}
+
+// TestReplicasForwardTheCallersToken: with tokens, a replica listing the
+// proxies of every replica asks the others with its caller's token, so
+// they answer instead of refusing it.
+func TestReplicasForwardTheCallersToken(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	tokens, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, _, err := tokens.Create(auth.Spec{Role: auth.RoleRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withAuth := func(cfg *Config) { cfg.Auth = tokens }
+	a := startReplica(t, c, "a", withAuth)
+	b := startReplica(t, c, "b", withAuth)
+	a.api.Token, b.api.Token = read, read
+	eventually(t, 10*time.Second, func() string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+b.s.APIAddr()+"/v1/proxies", nil)
+		req.Header.Set("Authorization", "Bearer "+read)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		var list restv1.ProxyList
+		if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+			return err.Error()
+		}
+		peers, _ := b.s.cluster.peers(context.Background())
+		if resp.StatusCode != http.StatusOK || len(peers) != 2 || len(list.UnreachableReplicas) != 0 {
+			return fmt.Sprintf("status %d, %d peers, unreachable %v", resp.StatusCode, len(peers), list.UnreachableReplicas)
+		}
+		return ""
+	})
+}
+
+// TestAuthorizeMetricsNode: a proxy's token reports its own node's
+// metrics only; a write token any node's.
+func TestAuthorizeMetricsNode(t *testing.T) {
+	t.Parallel()
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil)), authMetrics: newAuthMetrics(prometheus.NewRegistry())}
+	for _, tc := range []struct {
+		name string
+		p    *auth.Principal
+		node string
+		want codes.Code
+	}{
+		{"own node", &auth.Principal{Mesh: "demo", Node: "greeter"}, "mesh/demo/virtualNode/greeter", codes.OK},
+		{"other node", &auth.Principal{Mesh: "demo", Node: "greeter"}, "mesh/demo/virtualNode/other", codes.PermissionDenied},
+		{"mesh token", &auth.Principal{Mesh: "demo"}, "mesh/demo/virtualGateway/gw", codes.OK},
+		{"not a node id", &auth.Principal{Mesh: "demo"}, "greeter", codes.PermissionDenied},
+		{"write", &auth.Principal{Role: auth.RoleWrite}, "anything", codes.OK},
+		{"unauthenticated", nil, "mesh/demo/virtualNode/greeter", codes.Unauthenticated},
+	} {
+		ctx := context.Background()
+		if tc.p != nil {
+			ctx = withPrincipal(ctx, *tc.p)
+		}
+		if err := s.authorizeMetricsNode(ctx, tc.node); status.Code(err) != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }

@@ -82,7 +82,7 @@ func (c *cluster) run(ctx context.Context) {
 }
 
 func (c *cluster) session(ctx context.Context) error {
-	sess, err := concurrency.NewSession(c.client, concurrency.WithTTL(int(c.ttl/time.Second)), concurrency.WithContext(ctx))
+	sess, err := concurrency.NewSession(c.client, concurrency.WithTTL(max(1, int(c.ttl/time.Second))), concurrency.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("new session: %w", err)
 	}

@@ -144,7 +144,7 @@ func (s *Server) handleProxies(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		wg.Go(func() {
-			items, err := fetchProxies(ctx, p)
+			items, err := fetchProxies(ctx, p, r.Header.Get("Authorization"))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -169,10 +169,16 @@ func (s *Server) handleProxies(w http.ResponseWriter, r *http.Request) {
 // maxPeerBody bounds what one replica's answer may hold.
 const maxPeerBody = 64 << 20
 
-func fetchProxies(ctx context.Context, p peerInfo) ([]restv1.Proxy, error) {
+// fetchProxies asks replica p for its proxies with the caller's
+// Authorization (replicas share the token file), so a replica asks
+// another only what its caller may read.
+func fetchProxies(ctx context.Context, p peerInfo, authorization string) ([]restv1.Proxy, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.API+"/v1/proxies?scope=local", nil)
 	if err != nil {
 		return nil, err
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := peerClient.Do(req)
 	if err != nil {

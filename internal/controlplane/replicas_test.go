@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,12 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/apiclient"
 	"github.com/meshlens/meshlens/internal/etcdtest"
 	"github.com/meshlens/meshlens/internal/store"
+	"google.golang.org/protobuf/proto"
 )
 
 // replicaCP is one control-plane replica on a shared etcd store, which a
@@ -24,18 +27,22 @@ type replicaCP struct {
 	stop func()
 }
 
-func startReplica(t *testing.T, c *etcdtest.Cluster, id string) *replicaCP {
+func startReplica(t *testing.T, c *etcdtest.Cluster, id string, with ...func(*Config)) *replicaCP {
 	t.Helper()
 	res := newFakeResolver()
 	res.set("db.example", []string{"192.0.2.10"})
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{
+	cfg := Config{
 		DataDir: t.TempDir(), APIAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0",
 		Etcd:      &store.EtcdOptions{Endpoints: c.Endpoints(), Prefix: "/replicas-test/"},
 		ReplicaID: id, ReplicaTTL: 2 * time.Second,
 		Resolver: res, DNSInterval: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, w := range with {
+		w(&cfg)
+	}
+	s, err := New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -161,5 +168,56 @@ spec:
 	})
 	if h := healthOf(t, follower); !h.Leader || len(h.Peers) != 1 {
 		t.Fatalf("after the leader stopped, /healthz = %+v", h)
+	}
+}
+
+// TestReplicasAnswerTracesForTheWholeMesh: spans of one trace that
+// reached two replicas' trace stores (their proxies report to the
+// replica they are connected to) are answered as one trace, with both
+// services, by either replica's Jaeger query API.
+func TestReplicasAnswerTracesForTheWholeMesh(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startReplica(t, c, "a")
+	b := startReplica(t, c, "b")
+	post := func(r *replicaCP, service string, span byte) {
+		body, _ := proto.Marshal(otlpRequest(service, 7, span))
+		resp, err := http.Post("http://"+r.s.APIAddr()+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /v1/traces: %s", resp.Status)
+		}
+	}
+	post(a, "front", 1)
+	post(b, "back", 2)
+	id := strings.Repeat("07", 16)
+	eventually(t, 5*time.Second, func() string {
+		for _, r := range []*replicaCP{a, b} {
+			code, v := jaegerGET(t, "http://"+r.s.APIAddr()+"/api/traces/"+id)
+			data, _ := v["data"].([]any)
+			if code != http.StatusOK || len(data) != 1 {
+				return fmt.Sprintf("replica %s: %d %v", r.s.cluster.self.ID, code, v)
+			}
+			tr := data[0].(map[string]any)
+			spans, _ := tr["spans"].([]any)
+			procs, _ := tr["processes"].(map[string]any)
+			if len(spans) != 2 || len(procs) != 2 {
+				return fmt.Sprintf("replica %s: %d spans, %d processes", r.s.cluster.self.ID, len(spans), len(procs))
+			}
+			_, sv := jaegerGET(t, "http://"+r.s.APIAddr()+"/api/services")
+			if got := fmt.Sprint(sv["data"]); got != "[back front]" {
+				return fmt.Sprintf("replica %s: services %s", r.s.cluster.self.ID, got)
+			}
+		}
+		return ""
+	})
+	// ?scope=local is this replica's store alone.
+	if _, v := jaegerGET(t, "http://"+a.s.APIAddr()+"/api/services?scope=local"); fmt.Sprint(v["data"]) != "[front]" {
+		t.Fatalf("local services of a: %v", v["data"])
+	}
+	if code, _ := jaegerGET(t, "http://"+a.s.APIAddr()+"/api/traces/"+strings.Repeat("08", 16)); code != http.StatusNotFound {
+		t.Fatalf("a trace no replica has: %d", code)
 	}
 }

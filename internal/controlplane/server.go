@@ -229,6 +229,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.history = metricshistory.New(cfg.MetricsHistory)
 	s.receiver = metricshistory.NewReceiver(s.history)
+	if cfg.Auth != nil {
+		s.receiver.Authorize = s.authorizeMetricsNode
+	}
 	s.traffic = s.history
 	if prom != nil {
 		s.traffic = prom

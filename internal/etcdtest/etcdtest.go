@@ -52,6 +52,31 @@ func Binary(t testing.TB) string {
 	return p
 }
 
+// Etcdctl returns the etcdctl binary (Debian's etcd-client), skipping or
+// failing the test as Binary does when there is none.
+func Etcdctl(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("etcdctl")
+	if err != nil {
+		msg := fmt.Sprintf("no etcdctl (apt-get install etcd-client): %v", err)
+		if os.Getenv(RequireEnv) != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+// SaveSnapshot runs etcdctl snapshot save against the member into path.
+func (m *Member) SaveSnapshot(t testing.TB, path string) {
+	t.Helper()
+	cmd := exec.Command(Etcdctl(t), "--endpoints", m.ClientURL, "snapshot", "save", path)
+	cmd.Env = append(os.Environ(), "ETCDCTL_API=3")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("etcdctl snapshot save: %v: %s", err, out)
+	}
+}
+
 // Member is one etcd server process of a Cluster.
 type Member struct {
 	Name      string
@@ -82,10 +107,22 @@ type Cluster struct {
 // to another process makes the whole start be tried again with new ones.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return startFrom(t, n, "")
+}
+
+// StartRestored starts a one-member cluster whose data dir etcdctl
+// snapshot restore made from snapshot, as an operator restores a backup.
+func StartRestored(t testing.TB, snapshot string) *Cluster {
+	t.Helper()
+	return startFrom(t, 1, snapshot)
+}
+
+func startFrom(t testing.TB, n int, snapshot string) *Cluster {
+	t.Helper()
 	bin := Binary(t)
 	var lastErr error
 	for attempt := range 3 {
-		c, err := start(t, bin, n, attempt)
+		c, err := start(t, bin, n, attempt, snapshot)
 		if err == nil {
 			return c
 		}
@@ -95,7 +132,7 @@ func Start(t testing.TB, n int) *Cluster {
 	return nil
 }
 
-func start(t testing.TB, bin string, n, attempt int) (*Cluster, error) {
+func start(t testing.TB, bin string, n, attempt int, snapshot string) (*Cluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
@@ -121,6 +158,14 @@ func start(t testing.TB, bin string, n, attempt int) (*Cluster, error) {
 		}
 	})
 	for _, m := range c.Members {
+		if snapshot != "" {
+			out, err := exec.Command(Etcdctl(t), "snapshot", "restore", snapshot,
+				"--name", m.Name, "--initial-cluster", c.initial, "--initial-cluster-token", c.token,
+				"--initial-advertise-peer-urls", m.PeerURL, "--data-dir", m.dataDir).CombinedOutput()
+			if err != nil {
+				return nil, fmt.Errorf("etcdctl snapshot restore: %v: %s", err, out)
+			}
+		}
 		if err := c.launch(m, "new"); err != nil {
 			return nil, err
 		}

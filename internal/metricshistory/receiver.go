@@ -1,6 +1,7 @@
 package metricshistory
 
 import (
+	"context"
 	"errors"
 	"io"
 	"sync"
@@ -28,6 +29,11 @@ type Receiver struct {
 
 	mu    sync.Mutex
 	nodes map[string]NodeReport
+
+	// Authorize, when set, decides whether the stream (its gRPC context)
+	// may report as node id; set it before serving. An error ends the
+	// stream before anything it sent is kept.
+	Authorize func(ctx context.Context, id string) error
 }
 
 // NodeReport is what the receiver knows of one reporting proxy.
@@ -133,6 +139,11 @@ func (r *Receiver) StreamMetrics(stream metricsv3.MetricsService_StreamMetricsSe
 			n := msg.GetIdentifier().GetNode()
 			if n.GetId() == "" {
 				return status.Error(codes.InvalidArgument, "identifier.node.id: the first message of a stream names its node")
+			}
+			if r.Authorize != nil {
+				if err := r.Authorize(stream.Context(), n.GetId()); err != nil {
+					return err
+				}
 			}
 			node = n.GetId()
 			r.mu.Lock()

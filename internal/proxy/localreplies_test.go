@@ -146,6 +146,9 @@ func TestLocalRepliesTable(t *testing.T) {
 	c := testClient()
 
 	lines := 0 // access log lines so far
+	// after is how many access log lines the row being provoked writes
+	// after its own (a request it held open and ended).
+	after := 0
 	do := func(method, path string, hdr map[string]string, body io.Reader) replyOutcome {
 		req, _ := http.NewRequest(method, base+path, body)
 		req.Host = "x"
@@ -199,7 +202,13 @@ func TestLocalRepliesTable(t *testing.T) {
 				}
 			}()
 			waitFor(t, "a request in progress on cds_one", func() bool { return statValue(t, p, "cluster.cds_one.upstream_rq_active") == 1 })
-			return do("GET", "/overflow", nil, nil)
+			out := do("GET", "/overflow", nil, nil)
+			// The held request ends now, and its access log line (DC)
+			// follows the overflow's before the next row is provoked.
+			cancel()
+			logLine(t, logPath, lines+2)
+			after = 1
+			return out
 		}},
 		"fault abort (`envoy.filters.http.fault`)": {"", func() replyOutcome { return do("GET", "/fault", nil, nil) }},
 		"rate limited (`envoy.filters.http.local_ratelimit`: the bucket is empty), with `x-envoy-ratelimited: true` and `retry-after`": {"", func() replyOutcome {
@@ -351,6 +360,8 @@ func TestLocalRepliesTable(t *testing.T) {
 		}
 		// Stat: counted once.
 		waitFor(t, stat+" counted once", func() bool { return statValue(t, p, stat) == before+1 })
+		lines += after
+		after = 0
 	}
 	for s := range provoke {
 		if !seen[s] {

@@ -68,9 +68,11 @@ func TestLeasedRegistrationAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "replica b to see the instance", 5*time.Second, func() bool { return len(b.reg.List("m", "n")) == 1 })
-	if l := a.reg.List("m", "n"); len(l) != 1 || l[0].Address != "10.0.0.1" {
-		t.Fatalf("replica a lists %+v", l)
+	for _, r := range []*replica{a, b} {
+		waitUntil(t, "every replica to see the instance", 5*time.Second, func() bool {
+			l := r.reg.List("m", "n")
+			return len(l) == 1 && l[0].Address == "10.0.0.1"
+		})
 	}
 
 	// Renewals through b keep it alive past its TTL, although a is gone.
@@ -120,4 +122,19 @@ func TestLeasedRegistrationAcrossReplicas(t *testing.T) {
 	if _, err := b.leased.Register(ctx, Instance{Mesh: "m", VirtualNode: "n", ID: "x", Address: "nope", Port: 1}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("bad registration = %v, want ErrInvalid", err)
 	}
+}
+
+// FuzzLeasedKey: an instance's etcd key parses back to its mesh, node
+// and id whatever they hold, and any key parses without a crash.
+func FuzzLeasedKey(f *testing.F) {
+	f.Add("m", "n", "i-1", "/x/instances/m/n/i")
+	f.Add("a/b", "%", "", "/x/instances/%zz/a/b")
+	l := &Leased{prefix: "/x/instances/"}
+	f.Fuzz(func(t *testing.T, mesh, node, id, raw string) {
+		m, n, i, ok := l.parseKey(l.key(mesh, node, id))
+		if !ok || m != mesh || n != node || i != id {
+			t.Fatalf("key(%q, %q, %q) parses as %q %q %q %v", mesh, node, id, m, n, i, ok)
+		}
+		_, _, _, _ = l.parseKey(raw)
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/capture"
+	"github.com/meshlens/meshlens/internal/nodeid"
 )
 
 // envCaptureChild marks the proxy process that a --capture supervisor
@@ -36,6 +37,19 @@ func (cfg *Config) captureSupervisor() bool {
 // it was. If the supervisor itself is killed, its child gets SIGTERM
 // and the rules stay until the next install replaces them.
 func supervise(ctx context.Context, cfg Config, log *slog.Logger) error {
+	var id nodeid.ID
+	var err error
+	if cfg.Node != "" {
+		id, err = nodeid.Parse(cfg.Node)
+	} else {
+		id, err = nodeid.FromEnv(cfg.Getenv)
+	}
+	if err != nil {
+		return &ConfigError{fmt.Errorf("node identity: %w", err)}
+	}
+	if id.Kind == nodeid.VirtualGateway {
+		return configf("--capture is for a virtual node's sidecar: a virtual gateway takes its traffic on its listeners' own ports")
+	}
 	cc, err := capture.FromEnv(cfg.Getenv)
 	if err != nil {
 		return &ConfigError{fmt.Errorf("--capture: %w", err)}

@@ -1,6 +1,8 @@
 package sidecar
 
 import (
+	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -61,5 +63,26 @@ func TestMeshNames(t *testing.T) {
 	got = slices.Compact(got)
 	if want := []string{"colors.demo.local", "db.demo.local", "greeting.demo.local"}; !slices.Equal(got, want) {
 		t.Fatalf("names %v, want %v", got, want)
+	}
+}
+
+// --capture refuses what it cannot serve before it touches the network.
+func TestCaptureConfigErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		node string
+		env  map[string]string
+		want string
+	}{
+		{"mesh/demo/virtualGateway/edge", nil, "--capture is for a virtual node's sidecar"},
+		{"nonsense", nil, "node identity"},
+		{"mesh/demo/virtualNode/greeting", map[string]string{capture.EnvAppPorts: "http"}, `--capture: APPMESH_APP_PORTS: "http"`},
+	} {
+		env := tc.env
+		cfg := Config{Node: tc.node, Capture: true, LogLevel: "info", Getenv: func(k string) string { return env[k] }, Stderr: io.Discard, Stdout: io.Discard}
+		err := Run(context.Background(), cfg)
+		if err == nil || !IsConfigError(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %v: %v, want a config error containing %q", tc.node, tc.env, err, tc.want)
+		}
 	}
 }

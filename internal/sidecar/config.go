@@ -30,7 +30,8 @@ type Config struct {
 	// --app, --egress-port), in the order given.
 	Listen, App, EgressPorts []string
 	// Server is the control plane's REST API URL, where a sidecar
-	// registers its instance.
+	// registers its instance; several replicas' URLs may be listed,
+	// comma-separated, and heartbeats move to the next when one fails.
 	Server string
 	// TokenFile is a file holding the bootstrap token (--token-file);
 	// Token the token itself (--token). With neither, MESHLENS_TOKEN is

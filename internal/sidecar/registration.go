@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -19,7 +20,12 @@ import (
 // registration keeps this sidecar's instance registered with the control
 // plane, renewing it before its TTL passes.
 type registration struct {
-	client   *apiclient.Client
+	// clients are the control-plane replicas' APIs (--server may list
+	// several, comma-separated); a failed call moves to the next one,
+	// so heartbeats go on through a live replica when one dies.
+	clients  []*apiclient.Client
+	next     int // index of the client in use
+	failures int // consecutive failed calls
 	id       nodeid.ID
 	instance string
 	body     restv1.Instance
@@ -33,9 +39,13 @@ func newRegistration(cfg Config, id nodeid.ID, p *proxy.Proxy) (*registration, e
 	if err != nil {
 		return nil, err
 	}
-	c, err := cpAuth.apiClient(cfg.Server)
-	if err != nil {
-		return nil, &ConfigError{err}
+	var clients []*apiclient.Client
+	for _, u := range strings.Split(cfg.Server, ",") {
+		c, err := cpAuth.apiClient(strings.TrimSpace(u))
+		if err != nil {
+			return nil, &ConfigError{err}
+		}
+		clients = append(clients, c)
 	}
 	// The instance is reachable where the inbound listener binds: the
 	// --ingress-addr, else the first --listen mapping, else App Mesh's
@@ -74,7 +84,7 @@ func newRegistration(cfg Config, id nodeid.ID, p *proxy.Proxy) (*registration, e
 	}
 	stderr := cfg.Stderr
 	return &registration{
-		client: c, id: id, instance: inst, ttl: ttl, proxy: p,
+		clients: clients, next: rand.IntN(len(clients)), id: id, instance: inst, ttl: ttl, proxy: p,
 		body: restv1.Instance{Address: addr, Port: port, HealthStatus: "HEALTHY", TTLSeconds: int(ttl / time.Second)},
 		log:  func(msg string, args ...any) { fmt.Fprintln(stderr, append([]any{msg}, args...)...) },
 	}, nil
@@ -107,22 +117,46 @@ func (r *registration) run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := r.client.Register(rctx, r.id.Mesh, r.id.Name, r.instance, r.body)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			r.log("instance registration failed; retrying:", err)
-			wait = time.Second
-			continue
-		}
-		wait = r.ttl / 3
+		wait = r.renew(ctx)
 	}
+}
+
+// renew registers (or renews) the instance once through the replica in
+// use and returns how long to wait before the next call: a third of the
+// TTL after a success; after a failure it moves to the next replica and
+// tries it at once, pausing a second only after a whole round failed.
+func (r *registration) renew(ctx context.Context) time.Duration {
+	rctx, cancel := context.WithTimeout(ctx, r.callTimeout())
+	_, err := r.clients[r.next].Register(rctx, r.id.Mesh, r.id.Name, r.instance, r.body)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		r.failures = 0
+		return r.ttl / 3
+	}
+	r.next = (r.next + 1) % len(r.clients)
+	r.failures++
+	if r.failures%len(r.clients) == 0 {
+		r.log("instance registration failed; retrying:", err)
+		return time.Second
+	}
+	return 0
 }
 
 func (r *registration) deregister() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_ = r.client.Deregister(ctx, r.id.Mesh, r.id.Name, r.instance)
+	for i := range r.clients {
+		c := r.clients[(r.next+i)%len(r.clients)]
+		if err := c.Deregister(ctx, r.id.Mesh, r.id.Name, r.instance); err == nil || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// callTimeout bounds one registration call: short enough that a dead
+// replica leaves time to renew through another before the TTL passes.
+func (r *registration) callTimeout() time.Duration {
+	return min(5*time.Second, max(r.ttl/6, 500*time.Millisecond))
 }
 
 // inboundBound is the address of the inbound listener's first socket,

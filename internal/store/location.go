@@ -23,7 +23,7 @@ func ParseEtcdURL(s string) (EtcdOptions, error) {
 	var opts EtcdOptions
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != "etcd" && scheme != "etcds") {
-		return opts, fmt.Errorf("store %q: want etcd://host:port[,host:port...] or etcds://...", s)
+		return opts, fmt.Errorf("store %q: want etcd://host:port[,host:port...] (etcds:// for TLS)", s)
 	}
 	endpointScheme := "http://"
 	if scheme == "etcds" {

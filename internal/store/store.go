@@ -130,17 +130,36 @@ func (s *Snapshot) Get(k v1alpha1.Key) *v1alpha1.Resource { return s.resources[k
 
 // List returns the resources of kind in mesh under parent; an empty mesh or
 // parent matches every one.
+//
+// Resources are sorted by kind, mesh, parent and name, so the resources of
+// a kind (in a mesh, under a parent) are a range of them, found by binary
+// search: translating a mesh lists the routes of every router, and a scan
+// of every resource for each was a fifth of a route change's work.
 func (s *Snapshot) List(kind v1alpha1.Kind, mesh, parent string) []*v1alpha1.Resource {
+	ki := kindIndex(kind)
+	// The range starts at the first key not less than from, and ends at
+	// the first key of another kind (or, by mesh, of another mesh or
+	// parent). Unknown kinds sort together whatever their kind, so their
+	// range is every unknown kind's.
+	from := v1alpha1.Key{Kind: kind}
+	byMesh := ki < len(v1alpha1.Kinds) && kind != v1alpha1.KindMesh && mesh != ""
+	if byMesh {
+		from.Mesh, from.Parent = mesh, parent
+	}
+	i := sort.Search(len(s.sorted), func(i int) bool {
+		k := s.sorted[i].Key()
+		if ki == len(v1alpha1.Kinds) {
+			return kindIndex(k.Kind) == ki
+		}
+		return !KeyLess(k, from)
+	})
 	var out []*v1alpha1.Resource
-	for _, r := range s.sorted {
-		if r.Kind != kind {
-			continue
-		}
+	for _, r := range s.sorted[i:] {
 		k := r.Key()
-		if kind != v1alpha1.KindMesh && mesh != "" && k.Mesh != mesh {
-			continue
+		if kindIndex(r.Kind) != ki || byMesh && (k.Mesh != mesh || parent != "" && k.Parent != parent) {
+			break
 		}
-		if parent != "" && k.Parent != parent {
+		if r.Kind != kind || kind != v1alpha1.KindMesh && mesh != "" && k.Mesh != mesh || parent != "" && k.Parent != parent {
 			continue
 		}
 		out = append(out, r)

@@ -6,8 +6,12 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/meshlens/meshlens/internal/nodeid"
@@ -79,5 +83,32 @@ func TestServerRefusesNodeChangeOnStream(t *testing.T) {
 		case <-deadline:
 			t.Fatal("a stream that changed its node was not closed")
 		}
+	}
+}
+
+// TestServerAuthorizeDelta: a delta stream is bound the same way: one
+// Authorize refuses gets PermissionDenied and nothing else.
+func TestServerAuthorizeDelta(t *testing.T) {
+	t.Parallel()
+	s, addr := startServer(t, Options{Debounce: 10 * time.Millisecond, Authorize: onlyGreeter})
+	s.Update(loadMesh(t, "testdata/mesh.yaml"), fixtureEndpoints())
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "mesh/demo/virtualGateway/ingress-gw", UserAgentName: "envoy"}
+	if err := stream.Send(&discovery.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := stream.Recv()
+	if r != nil || status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("delta stream of a refused node: %v, %v; want PermissionDenied and nothing", r, err)
 	}
 }

@@ -62,12 +62,17 @@ func (t *translator) outboundCluster(req *clusterReq, fl Flavour) (*clusterv3.Cl
 	refused := req.refused
 	key := fmt.Sprintf("%s|%d|%s|%s|%t", req.target.cluster, fl, jsonKey(tls), jsonKey(req.gwPool), refused)
 	c := cached(t, t.clusters, key, func() *clusterv3.Cluster { return buildOutboundCluster(req, tls, fl, t.meshCA) })
-	if refused {
-		return c, cached(t, t.clas, "acm-refused|"+req.target.cluster, func() *endpointv3.ClusterLoadAssignment {
+	return c, t.outboundLoadAssignment(req)
+}
+
+// outboundLoadAssignment is the load assignment of outboundCluster.
+func (t *translator) outboundLoadAssignment(req *clusterReq) *endpointv3.ClusterLoadAssignment {
+	if req.refused {
+		return cached(t, t.clas, "acm-refused|"+req.target.cluster, func() *endpointv3.ClusterLoadAssignment {
 			return &endpointv3.ClusterLoadAssignment{ClusterName: req.target.cluster}
 		})
 	}
-	return c, t.loadAssignment(req.mesh, req.target)
+	return t.loadAssignment(req.mesh, req.target)
 }
 
 // trustsACM reports whether an enforced client policy trusts only ACM

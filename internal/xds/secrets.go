@@ -92,6 +92,9 @@ func secretRefs(v *View) (certs, trusts []string) {
 // ever put in its view. It returns when the identity is to be renewed
 // (zero when the view names no secret).
 func (s *Server) addSecrets(id nodeid.ID, v *View) (time.Time, error) {
+	// A view rebuilt from an earlier one (withEndpoints) starts from a
+	// copy of its secrets: they are made afresh, never appended to.
+	v.Secrets = nil
 	if s.opts.Secrets == nil || v.Missing {
 		return time.Time{}, nil
 	}

@@ -854,6 +854,10 @@ func (s *Server) step(now time.Time) time.Time {
 	s.mu.Lock()
 	tr, h := s.tr, s.hash
 	var build []*nodeState
+	// reuse holds, for the data planes to build, a view built from the
+	// same resources: when only endpoints changed, only its load
+	// assignments are built again (translator.withEndpoints).
+	var reuse []*View
 	for key, n := range s.nodes {
 		if len(n.streams) == 0 {
 			delete(s.nodes, key)
@@ -868,6 +872,11 @@ func (s *Server) step(now time.Time) time.Time {
 		}
 		if n.dirty && tr != nil {
 			build = append(build, n)
+			var old *View
+			if n.desired != nil && !n.desired.Missing && sameLookup(n.desiredFrom, tr.lookup) {
+				old = n.desired
+			}
+			reuse = append(reuse, old)
 		}
 	}
 	s.mu.Unlock()
@@ -891,7 +900,12 @@ func (s *Server) step(now time.Time) time.Time {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				v := tr.view(build[i].id, build[i].flavour)
+				var v *View
+				if reuse[i] != nil {
+					v = tr.withEndpoints(reuse[i])
+				} else {
+					v = tr.view(build[i].id, build[i].flavour)
+				}
 				views[i] = v
 				if v.Missing {
 					continue

@@ -81,6 +81,10 @@ type View struct {
 	uses map[[2]string]bool
 	// renewAt: when the secrets' identity is renewed (see addSecrets).
 	renewAt time.Time
+	// claReqs are the requests the load assignments were built for, in
+	// the order of Endpoints: an input that only moved endpoints rebuilds
+	// the view from them (withEndpoints).
+	claReqs []*clusterReq
 }
 
 // Note is something a resource asks for that the control plane keeps but
@@ -265,10 +269,35 @@ func (b *viewBuilder) finish() *View {
 	slices.SortFunc(v.Listeners, func(a, b *listenerv3.Listener) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(v.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(v.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.Name, b.Name) })
-	slices.SortFunc(v.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
-		return cmp.Compare(a.ClusterName, b.ClusterName)
+	// Endpoints and claReqs, in one order.
+	order := make([]int, len(v.Endpoints))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		return cmp.Compare(v.Endpoints[i].ClusterName, v.Endpoints[j].ClusterName)
 	})
+	clas := make([]*endpointv3.ClusterLoadAssignment, len(order))
+	v.claReqs = make([]*clusterReq, len(order))
+	for k, i := range order {
+		clas[k], v.claReqs[k] = v.Endpoints[i], b.clusterReqs[names[i]]
+	}
+	v.Endpoints = clas
 	return v
+}
+
+// withEndpoints returns the view old (built from a translator with the
+// same lookup as t) with the load assignments of t's endpoints. Load
+// assignments are the only part of a view built from endpoints, so this is
+// what t.view would build, sharing old's listeners, routes and clusters:
+// an endpoint change neither builds nor encodes them again.
+func (t *translator) withEndpoints(old *View) *View {
+	v := *old
+	v.Endpoints = make([]*endpointv3.ClusterLoadAssignment, len(old.Endpoints))
+	for i, req := range old.claReqs {
+		v.Endpoints[i] = t.outboundLoadAssignment(req)
+	}
+	return &v
 }
 
 // ---- looking things up ----

@@ -27,6 +27,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -165,7 +166,7 @@ func TestAuthAPIRoles(t *testing.T) {
 		t.Fatalf("/healthz without a token: %d", code)
 	}
 	// The CLI without a token says why it failed.
-	if r := s.cli(t, authMesh, "apply", "-f", "-"); r.code == 0 || !strings.Contains(r.stderr, "authentication required") {
+	if r := s.cli(t, authMesh, "apply", "-f", "-"); r.code != 7 || !strings.Contains(r.stderr, "authentication required") {
 		t.Fatalf("CLI apply without a token: exit %d\n%s", r.code, r.stderr)
 	}
 	// A malformed token is refused as such.
@@ -182,7 +183,7 @@ func TestAuthAPIRoles(t *testing.T) {
 		t.Fatalf("apply with a read token: %d %s", code, body)
 	}
 	readEnv := []string{"MESHLENS_SERVER=" + s.URL(), "MESHLENS_TOKEN=" + read}
-	if r := runCLI(t, readEnv, authMesh, "apply", "-f", "-"); r.code == 0 || !strings.Contains(r.stderr, "needs role write") {
+	if r := runCLI(t, readEnv, authMesh, "apply", "-f", "-"); r.code != 7 || !strings.Contains(r.stderr, "needs role write") {
 		t.Fatalf("CLI apply with a read token: exit %d\n%s", r.code, r.stderr)
 	}
 	if r := runCLI(t, nil, authMesh, "--server", s.URL(), "--token", write, "apply", "-f", "-"); r.code != 0 {
@@ -466,4 +467,55 @@ func TestAuthTLS(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAuthSDS: with the mesh CA on, a secret stream needs a token bound
+// to the node it names: one node's token asking for another node's
+// identity is refused before any secret is sent, and so is no token.
+func TestAuthSDS(t *testing.T) {
+	t.Parallel()
+	s, admin := startAuthServer(t, "--ca-generate-key")
+	adminEnv := []string{"MESHLENS_SERVER=" + s.URL(), "MESHLENS_TOKEN=" + admin}
+	if r := runCLI(t, adminEnv, authMesh, "apply", "-f", "-"); r.code != 0 {
+		t.Fatalf("apply: %s", r.stderr)
+	}
+	greeterTok := newToken(t, adminEnv, "--node", "au/greeter")
+	conn, err := grpc.NewClient(s.xds, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, tc := range []struct {
+		name, token string
+		want        codes.Code
+	}{
+		{"another node's token", greeterTok, codes.PermissionDenied},
+		{"no token", "", codes.Unauthenticated},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if tc.token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tc.token)
+		}
+		stream, err := secretv3.NewSecretDiscoveryServiceClient(conn).StreamSecrets(ctx)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		err = stream.Send(&discoveryv3.DiscoveryRequest{
+			Node: &corev3.Node{Id: "mesh/au/virtualNode/other", UserAgentName: "envoy"}, TypeUrl: resourcev3.SecretType,
+			ResourceNames: []string{"meshlens/mesh-ca/identity"},
+		})
+		if err != nil && err != io.EOF {
+			cancel()
+			t.Fatal(err)
+		}
+		r, err := stream.Recv()
+		cancel()
+		if r != nil || status.Code(err) != tc.want {
+			t.Fatalf("%s: SDS for another node: %v, %v; want %v and no secret", tc.name, r, err, tc.want)
+		}
+		if tc.token != "" && !strings.Contains(err.Error(), "not bound to node mesh/au/virtualNode/other") {
+			t.Fatalf("%s: %v does not say which node", tc.name, err)
+		}
+	}
 }

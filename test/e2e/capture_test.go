@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,7 +22,9 @@ import (
 
 // The mesh of the capture test: an application "greeting" on 8080 behind
 // the virtual service greeting.demo.local, and a client allowed to call
-// it. Nothing about either is in a real DNS or in /etc/hosts.
+// it, with App Mesh's ACM TLS, which the mesh CA serves: the hop between
+// the sidecars is mutual TLS with SPIFFE identities. Nothing about either
+// is in a real DNS or in /etc/hosts.
 const captureMesh = `
 kind: Mesh
 name: demo
@@ -28,7 +33,12 @@ kind: VirtualNode
 mesh: demo
 name: greeting
 spec:
-  listeners: [{portMapping: {port: 8080, protocol: http}}]
+  listeners:
+    - portMapping: {port: 8080, protocol: http}
+      tls:
+        mode: STRICT
+        certificate:
+          acm: {certificateArn: "arn:aws:acm:us-west-2:123456789012:certificate/66666666-7777-8888-9999-000000000000"}
   serviceDiscovery: {awsCloudMap: {namespaceName: demo.local, serviceName: greeting}}
   logging:
     accessLog:
@@ -45,7 +55,17 @@ kind: VirtualNode
 mesh: demo
 name: client
 spec:
-  backends: [{virtualService: {virtualServiceName: greeting.demo.local}}]
+  backends:
+    - virtualService:
+        virtualServiceName: greeting.demo.local
+        clientPolicy:
+          tls:
+            enforce: true
+            validation:
+              trust:
+                acm:
+                  certificateAuthorityArns: ["arn:aws:acm-pca:us-west-2:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555"]
+              subjectAlternativeNames: {match: {exact: ["spiffe://demo/virtualNode/greeting"]}}
 `
 
 // Addresses of the two tasks on their shared link.
@@ -55,8 +75,10 @@ const (
 	appUID   = 1000 // the applications' user: not the proxy's 1337
 )
 
-// capturedProxy is a `meshlens proxy --capture` started as root in a
-// namespace: it installs the rules and runs the proxy as UID 1337.
+// capturedProxy is a `meshlens proxy` in a namespace: with --capture,
+// started as root, it installs the rules and runs the proxy as UID 1337;
+// without, it is started as UID 1337 itself behind an init container's
+// rules.
 type capturedProxy struct {
 	ns   *netns
 	cmd  *exec.Cmd
@@ -64,15 +86,26 @@ type capturedProxy struct {
 	done chan struct{}
 }
 
+// startCapturedProxy starts `meshlens proxy --capture` as root.
 func startCapturedProxy(t *testing.T, ns *netns, node string, env []string, flags ...string) *capturedProxy {
 	t.Helper()
+	return startProxyInNetns(t, ns, node, -1, env, append([]string{"--capture"}, flags...)...)
+}
+
+// startProxyInNetns starts `meshlens proxy` in ns, as uid (root when
+// negative), and waits until it is LIVE.
+func startProxyInNetns(t *testing.T, ns *netns, node string, uid int, env []string, flags ...string) *capturedProxy {
+	t.Helper()
 	p := &capturedProxy{ns: ns, logs: &syncBuffer{}, done: make(chan struct{})}
-	args := append([]string{"proxy", "--capture", "--node", node,
+	args := append([]string{"proxy", "--node", node,
 		"--xds-addr", "127.0.0.1:15010", "--server", "http://127.0.0.1:7070",
 		"--admin-addr", "127.0.0.1:9901", "--drain-timeout", "1s"}, flags...)
 	p.cmd = exec.Command(binary, args...)
 	// Nothing of the test's environment: no proxy settings reach anyone.
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "APPMESH_IGNORE_UID=1337"}, env...)
+	if uid >= 0 {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	ns.start(t, p.cmd)
 	go func() { p.cmd.Wait(); close(p.done) }()
@@ -126,9 +159,9 @@ func (p *capturedProxy) stats(t *testing.T) string {
 	return string(b)
 }
 
-// statValue is the value of the stat named exactly name in /stats text,
+// captureStat is the value of the stat named exactly name in /stats text,
 // -1 when absent.
-func statValue(stats, name string) int {
+func captureStat(stats, name string) int {
 	for _, line := range strings.Split(stats, "\n") {
 		if v, ok := strings.CutPrefix(line, name+": "); ok {
 			var n int
@@ -168,15 +201,26 @@ func asApp(t *testing.T, ns *netns, name string, args ...string) (string, error)
 // the client sidecar's DNS, the connection is captured by its egress
 // listener, crosses to the server task's application port, is captured
 // there by the ingress listener and reaches the application. Names
-// outside the mesh resolve through the host's resolver. Stopping a
-// sidecar (SIGTERM), or removing the rules of a killed one with
-// `meshlens capture --remove`, leaves each namespace's rules as before.
+// outside the mesh resolve through the host's resolver. The server task
+// runs `meshlens proxy --capture`; the client task an init container's
+// `meshlens capture` and an unprivileged sidecar. `capture --remove`, and
+// a --capture sidecar stopping on SIGTERM, leave each namespace's rules as
+// before; a --capture sidecar killed outright leaves its rules, which the
+// next start replaces with the same ones.
 func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 	requireNetns(t)
 	if hosts, _ := os.ReadFile("/etc/hosts"); bytes.Contains(hosts, []byte("demo.local")) {
 		t.Fatal("/etc/hosts names demo.local: the test must resolve it through the mesh alone")
 	}
-	s := startServer(t, t.TempDir())
+	// Without root --capture cannot install rules, and says what to do.
+	notRoot := exec.Command(binary, "proxy", "--capture", "--node", "mesh/demo/virtualNode/client")
+	notRoot.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: appUID, Gid: appUID, Groups: []uint32{}}}
+	msg, err := notRoot.CombinedOutput()
+	if code := notRoot.ProcessState.ExitCode(); err == nil || code != 2 || !strings.Contains(string(msg), "meshlens capture") {
+		t.Fatalf("--capture as uid %d: exit %d, %q; want 2 and the init container advice", appUID, code, msg)
+	}
+
+	s := startServerWith(t, &server{dataDir: t.TempDir(), args: []string{"--ca-generate-key"}})
 	s.mustCLI(t, captureMesh, "apply", "-f", "-")
 
 	client, server := newNetns(t, "mlcapc"), newNetns(t, "mlcaps")
@@ -211,10 +255,20 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 	go dnsSrv.ActivateAndServe()
 	t.Cleanup(func() { dnsSrv.Shutdown() })
 
-	srvProxy := startCapturedProxy(t, server, "mesh/demo/virtualNode/greeting", []string{"APPMESH_APP_PORTS=8080"},
-		"--advertise-addr", serverIP, "--instance-id", "greeting-1")
-	cliProxy := startCapturedProxy(t, client, "mesh/demo/virtualNode/client", nil,
-		"--register=false", "--dns-upstream", serverIP)
+	// The server task runs `meshlens proxy --capture`; the client task
+	// has an init container run `meshlens capture` and its sidecar runs
+	// as 1337 from the start, serving DNS.
+	srvEnv := []string{"APPMESH_APP_PORTS=8080"}
+	srvFlags := []string{"--advertise-addr", serverIP, "--instance-id", "greeting-1"}
+	srvProxy := startCapturedProxy(t, server, "mesh/demo/virtualNode/greeting", srvEnv, srvFlags...)
+	client.exec(t, binary, "capture")
+	once := client.natRules(t)
+	client.exec(t, binary, "capture")
+	if again := client.natRules(t); again != once {
+		t.Fatalf("a second init run left other rules:\n%s\nfirst:\n%s", again, once)
+	}
+	cliProxy := startProxyInNetns(t, client, "mesh/demo/virtualNode/client", 1337, nil,
+		"--register=false", "--dns-addr", "127.0.0.1:15053", "--dns-upstream", serverIP)
 	for _, r := range []struct {
 		ns   *netns
 		want string
@@ -227,9 +281,12 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 			t.Fatalf("%s: rules lack %q:\n%s", r.ns.name, r.want, rules)
 		}
 	}
-	// The proxy runs as 1337, not as root.
-	if !strings.Contains(cliProxy.logs.String(), "uid=1337") {
-		t.Fatalf("client proxy not started as uid 1337:\n%s", cliProxy.logs.String())
+	// The proxy under --capture runs as 1337, not as root.
+	if !strings.Contains(srvProxy.logs.String(), "uid=1337") {
+		t.Fatalf("server proxy not started as uid 1337:\n%s", srvProxy.logs.String())
+	}
+	if strings.Count(once, "-A OUTPUT -j MESHLENS_OUTBOUND") != 1 {
+		t.Fatalf("client: the jump is not there once:\n%s", once)
 	}
 
 	// The client's sidecar learns the server's instance (registered at
@@ -250,9 +307,37 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		t.Fatalf("curl: %q, want %q", out, want)
 	}
 	r := <-seen
-	// The application was called by its own sidecar, on loopback.
+	// The application was called by its own sidecar, on loopback, which
+	// verified the client sidecar's identity.
 	if host, _, _ := net.SplitHostPort(r.RemoteAddr); host != "127.0.0.1" {
 		t.Errorf("the application was called from %s, want its sidecar on 127.0.0.1", r.RemoteAddr)
+	}
+	xfcc := regexp.MustCompile(`^By=spiffe://demo/virtualNode/greeting;Hash=[0-9a-f]{64};URI=spiffe://demo/virtualNode/client$`)
+	if got := r.Header.Get("X-Forwarded-Client-Cert"); !xfcc.MatchString(got) {
+		t.Errorf("x-forwarded-client-cert %q, want the client's identity verified by greeting's sidecar", got)
+	}
+	// On the wire, the server task's port speaks only TLS, with
+	// greeting's identity, and refuses plaintext.
+	tlsConf := &tls.Config{InsecureSkipVerify: true}
+	var peer *x509.Certificate
+	if err := server.do(func() error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", serverIP+":15000", tlsConf)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		peer = c.ConnectionState().PeerCertificates[0]
+		return nil
+	}); err != nil {
+		t.Fatalf("TLS to greeting's ingress: %v", err)
+	}
+	if len(peer.URIs) != 1 || peer.URIs[0].String() != "spiffe://demo/virtualNode/greeting" {
+		t.Errorf("greeting's sidecar presents %v, want spiffe://demo/virtualNode/greeting", peer.URIs)
+	}
+	if resp, err := server.httpClient().Get("http://" + serverIP + ":15000/hello"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Errorf("plaintext to greeting's STRICT ingress answered %s %q", resp.Status, b)
 	}
 
 	// The name resolved to a mesh address through the sidecar's DNS.
@@ -265,15 +350,15 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		t.Fatalf("getent outside.example: %v %q, want the upstream's 192.0.2.7", err, out)
 	}
 	cst := cliProxy.stats(t)
-	if statValue(cst, "dns.local_answers") < 1 || statValue(cst, "dns.forwarded") < 1 {
+	if captureStat(cst, "dns.local_answers") < 1 || captureStat(cst, "dns.forwarded") < 1 {
 		t.Errorf("client sidecar DNS stats: local_answers %d forwarded %d",
-			statValue(cst, "dns.local_answers"), statValue(cst, "dns.forwarded"))
+			captureStat(cst, "dns.local_answers"), captureStat(cst, "dns.forwarded"))
 	}
 
 	// The server's sidecar took the request on its ingress listener from
 	// the client task's address, and logged it.
 	sst := srvProxy.stats(t)
-	if n := statValue(sst, "http.ingress.http.8080.downstream_rq_2xx"); n < 1 {
+	if n := captureStat(sst, "http.ingress.http.8080.downstream_rq_2xx"); n < 1 {
 		t.Errorf("server sidecar ingress 2xx = %d\n%s", n, grepLines(sst, "ingress"))
 	}
 	eventually(t, 10*time.Second, "server sidecar access log line", func() error {
@@ -283,17 +368,34 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 		return nil
 	})
 
-	// A sidecar killed outright leaves its rules; `meshlens capture
-	// --remove` (what an init container runs) takes them away.
-	cliProxy.stop(t, syscall.SIGKILL)
-	if rules := client.natRules(t); !strings.Contains(rules, "MESHLENS_OUTBOUND") {
-		t.Fatalf("rules gone after SIGKILL?\n%s", rules)
-	}
+	// The init container's rules go with `meshlens capture --remove`.
+	cliProxy.stop(t, syscall.SIGTERM)
 	client.exec(t, binary, "capture", "--remove")
 	if after := client.natRules(t); after != clientBefore {
 		t.Errorf("client rules after capture --remove:\n%s\nbefore:\n%s", after, clientBefore)
 	}
-	// A sidecar stopped with SIGTERM removes its own.
+
+	// A --capture sidecar killed outright leaves its rules, and its
+	// proxy, the child it ran as 1337, is told to stop.
+	installed := server.natRules(t)
+	srvProxy.stop(t, syscall.SIGKILL)
+	if rules := server.natRules(t); rules != installed {
+		t.Fatalf("rules changed after SIGKILL:\n%s\nwere:\n%s", rules, installed)
+	}
+	eventually(t, 20*time.Second, "server proxy gone with its supervisor", func() error {
+		resp, err := server.httpClient().Get("http://127.0.0.1:9901/server_info")
+		if err != nil {
+			return nil
+		}
+		resp.Body.Close()
+		return errors.New("admin endpoint still answers")
+	})
+	// The next start replaces the leftovers with the same rules, once;
+	// stopped with SIGTERM it removes them.
+	srvProxy = startCapturedProxy(t, server, "mesh/demo/virtualNode/greeting", srvEnv, srvFlags...)
+	if rules := server.natRules(t); rules != installed {
+		t.Errorf("rules after a restart over leftovers:\n%s\nfirst install:\n%s", rules, installed)
+	}
 	srvProxy.stop(t, syscall.SIGTERM)
 	if after := server.natRules(t); after != serverBefore {
 		t.Errorf("server rules after SIGTERM:\n%s\nbefore:\n%s\nlog:\n%s", after, serverBefore, srvProxy.logs.String())

@@ -59,13 +59,13 @@ type netns struct {
 func newNetns(t *testing.T, name string) *netns {
 	t.Helper()
 	ns := &netns{name: fmt.Sprintf("%s-%d", name, os.Getpid())}
-	run(t, "ip", "netns", "add", ns.name)
+	mustRun(t, "ip", "netns", "add", ns.name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns.name).Run() })
 	ns.ip(t, "link", "set", "lo", "up")
 	return ns
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -77,13 +77,13 @@ func run(t *testing.T, name string, args ...string) string {
 // ip runs `ip -n <ns> args`.
 func (ns *netns) ip(t *testing.T, args ...string) {
 	t.Helper()
-	run(t, "ip", append([]string{"-n", ns.name}, args...)...)
+	mustRun(t, "ip", append([]string{"-n", ns.name}, args...)...)
 }
 
 // exec runs a program in the namespace as root and returns its output.
 func (ns *netns) exec(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	return run(t, "ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
+	return mustRun(t, "ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
 }
 
 // natRules is the namespace's nat table as `iptables -S` prints it.
@@ -198,7 +198,7 @@ func (ns *netns) forward(t *testing.T, local, addr string) {
 func vethPair(t *testing.T, a, b *netns, addrA, addrB string) {
 	t.Helper()
 	va, vb := fmt.Sprintf("vma%d", os.Getpid()%100000), fmt.Sprintf("vmb%d", os.Getpid()%100000)
-	run(t, "ip", "link", "add", va, "netns", a.name, "type", "veth", "peer", "name", vb, "netns", b.name)
+	mustRun(t, "ip", "link", "add", va, "netns", a.name, "type", "veth", "peer", "name", vb, "netns", b.name)
 	a.ip(t, "addr", "add", addrA+"/24", "dev", va)
 	b.ip(t, "addr", "add", addrB+"/24", "dev", vb)
 	a.ip(t, "link", "set", va, "up")

@@ -66,6 +66,7 @@ func run(ctx context.Context, args []string) error {
 	xdsN := fs.String("xds-streams", "100,1000,5000", "comma-separated numbers of simulated sidecars")
 	fs.IntVar(&o.XDSServices, "xds-services", 1000, "virtual services of the simulated mesh")
 	fs.IntVar(&o.XDSEndpointsPerNode, "xds-endpoints", 10, "registered endpoints per virtual node of the simulated mesh")
+	xdsReplicas := fs.String("xds-replicas", "1,3", "comma-separated control-plane setups of the simulation: 1 is one server with its bbolt file, R > 1 is R replicas sharing a three-member etcd cluster (etcd-server on PATH) with the sidecars spread over them")
 	fs.DurationVar(&o.XDSTimeout, "xds-timeout", 5*time.Minute, "how long the simulator waits for streams to converge")
 	fs.StringVar(&o.XDSProfile, "xds-profile", "", "directory for CPU profiles of the control plane and the simulator during each change (default: none)")
 	fs.IntVar(&o.XDSProfileSeconds, "xds-profile-seconds", 5, "length of the control plane's CPU profile of each change")
@@ -114,6 +115,16 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("-xds-streams: %w", err)
 		}
 		o.XDSStreams = append(o.XDSStreams, n)
+	}
+	for _, s := range strings.Split(*xdsReplicas, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("-xds-replicas %q: want positive numbers", *xdsReplicas)
+		}
+		o.XDSReplicas = append(o.XDSReplicas, n)
 	}
 	if o.Repo == "" {
 		r, err := findRepo()

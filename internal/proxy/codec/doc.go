@@ -6,9 +6,12 @@
 //     makes each request synchronously on the caller's goroutine.
 //   - h1guard: the framing guard in front of every downstream HTTP/1.x
 //     connection (request smuggling, header limits).
+//   - stream: the interface every codec plugs in behind (Downstream,
+//     Observer, Upstream), with its contract.
+//   - nethttp: net/http's server (TLS, HTTP/2, h2c) and Transport behind
+//     that interface.
 //
-// TLS and HTTP/2 connections go through net/http's server and Transport.
-// Both kinds hand the connection manager an http.ResponseWriter and an
-// *http.Request, which is the stream interface the rest of the proxy
-// codes against today.
+// The connection manager, the HTTP filters and the router code against
+// package stream only, so an HTTP/2 codec of the proxy's own can replace
+// net/http's without touching them.
 package codec

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/meshlens/meshlens/internal/grpctarget"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -52,8 +53,10 @@ func (b Backoff) delay(n int) time.Duration {
 
 // Config configures a Client.
 type Config struct {
-	// Server is the control plane's ADS address, host:port (any gRPC
-	// target works).
+	// Server is the control plane's ADS address: host:port, a
+	// comma-separated list of the replicas' host:port, or any gRPC
+	// target. With several replicas (listed, or several DNS addresses of
+	// one name) a broken stream is re-opened on another; see grpctarget.
 	Server string
 	// Node identifies the proxy; see NewNode.
 	Node *corev3.Node
@@ -200,7 +203,12 @@ func (c *Client) Run(ctx context.Context) error {
 		// meshlens server permits one every 5s, these are every 30s.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
-	conn, err := grpc.NewClient(c.cfg.Server, append(opts, c.cfg.DialOptions...)...)
+	target, topts, err := grpctarget.Dial(c.cfg.Server)
+	if err != nil {
+		return fmt.Errorf("xdsclient: %w", err)
+	}
+	opts = append(opts, topts...)
+	conn, err := grpc.NewClient(target, append(opts, c.cfg.DialOptions...)...)
 	if err != nil {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.cfg.Server, err)
 	}

@@ -637,3 +637,49 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("delay(1000) = %s", d)
 	}
 }
+
+// TestFailsOverToAnotherReplica: given several control-plane replicas,
+// the client holds one stream; when its replica dies it keeps the last
+// good configuration, opens a stream on another replica at once,
+// resubscribes with the versions it accepted (and no nonce, as on any
+// new stream), and follows the new replica's changes.
+func TestFailsOverToAnotherReplica(t *testing.T) {
+	a := newControlPlane(t)
+	b := &controlPlane{cache: a.cache} // two replicas serving one state
+	b.start(t, "127.0.0.1:0")
+	a.set(t, goodView("1", 80, 20))
+	h := startClient(t, a.addr+","+b.addr, nil)
+	h.next(t)
+	on := func(cp *controlPlane) bool { return len(cp.requests(acked(resourcev3.RouteType, "1"))) > 0 }
+	eventually(t, "ACKs of version 1", func() bool { return on(a) || on(b) })
+	first, second := a, b
+	if on(b) {
+		first, second = b, a
+	}
+	if on(second) {
+		t.Fatal("the client holds streams on both replicas")
+	}
+
+	first.stop()
+	got := map[string]string{}
+	eventually(t, "the other replica to see the four resubscriptions", func() bool {
+		for _, r := range second.requests(func(s seen) bool { return s.req.GetResponseNonce() == "" }) {
+			got[r.req.GetTypeUrl()] = r.req.GetVersionInfo()
+		}
+		return len(got) == len(subscribed)
+	})
+	for typ, v := range got {
+		if v != "1" {
+			t.Errorf("resubscription to %s on the new replica at version %q, want the accepted 1", typ, v)
+		}
+	}
+	// The resent version 1 is not applied again: the data path kept it.
+	time.Sleep(100 * time.Millisecond)
+	h.none(t)
+
+	a.set(t, goodView("2", 30, 70))
+	s := h.next(t)
+	if a, b := weights(t, s); s.Versions[resourcev3.RouteType] != "2" || a != 30 || b != 70 {
+		t.Fatalf("after failing over: version %s weights %d/%d, want 2 and 30/70", s.Versions[resourcev3.RouteType], a, b)
+	}
+}

@@ -12,6 +12,8 @@
 package metricsservice
 
 import (
+	"github.com/meshlens/meshlens/internal/grpctarget"
+
 	"bytes"
 	"context"
 	"errors"
@@ -93,7 +95,11 @@ func New(opts Options) (*Sink, error) {
 		opts.Log = slog.Default()
 	}
 	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.DialOptions...)
-	conn, err := grpc.NewClient(opts.Addr, dial...)
+	target, topts, err := grpctarget.Dial(opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics service: %w", err)
+	}
+	conn, err := grpc.NewClient(target, append(topts, dial...)...)
 	if err != nil {
 		return nil, fmt.Errorf("metrics service %s: %w", opts.Addr, err)
 	}

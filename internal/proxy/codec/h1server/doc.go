@@ -1,5 +1,6 @@
-// Package h1server serves HTTP/1.x connections with an http.Handler that
-// runs on the connection's own goroutine.
+// Package h1server serves HTTP/1.x connections with a stream.Handler (the
+// connection manager: each request's response is its stream.Downstream)
+// or an http.Handler, run on the connection's own goroutine.
 //
 // It exists for the sidecar's plaintext HTTP/1.1 listeners. net/http's
 // server starts a background read for every request (a goroutine that

@@ -60,9 +60,11 @@
 // to unblock a read of a silent client). The request body may be read by
 // one goroutine at a time, any one, also after ServeStream returned; such
 // a read then fails (the codec has taken the connection back, or the
-// stream is closed). Request().Context() is done when the stream is over
-// for the codec: the client reset it or went away, the connection
-// closed, or ServeStream returned.
+// stream is closed). Request().Context() is done when the client reset
+// the stream or went away, or the connection closed; a codec may also end
+// it when ServeStream returns (net/http does), or keep it for the
+// connection's next stream (h1server's is the connection's): the handler
+// derives its own for what must end with the stream.
 //
 // # Ownership of buffers
 //
@@ -187,9 +189,10 @@ type Observer interface {
 	// first stream; every stream's context descends from it.
 	ConnContext(ctx context.Context, c net.Conn) context.Context
 	// ConnState reports a connection's state changes, as net/http's
-	// Server.ConnState: StateNew when the codec takes it, StateActive
-	// and StateIdle around requests, StateHijacked or StateClosed at
-	// its end.
+	// Server.ConnState: StateNew when the codec takes it, StateHijacked
+	// or StateClosed at its end, exactly once each; StateActive and
+	// StateIdle around requests if the codec tells them (the
+	// connection manager ignores them).
 	ConnState(c net.Conn, state http.ConnState)
 	// Refused reports a request the codec answered itself with status
 	// because it could not be read or served (err says why); the

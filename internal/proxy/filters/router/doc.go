@@ -7,7 +7,10 @@
 // them), with the replayable request body and the retry conditions in
 // retry.go. Each attempt's outlier verdict (outcome.go) goes to the
 // cluster's outlier detection; the answer is the upstream response
-// (respond, response.go) or a local reply (replyFailure). Picking,
-// pools, breakers and outlier detection are the cluster's (package
-// cluster).
+// (respond, response.go) or a local reply (replyFailure, through the
+// HTTP filters' response phase: hcm.Exchange.Reply). It sees the
+// downstream stream and the cluster's pools only through the stream
+// interface (package codec/stream: a Downstream, an Upstream per
+// attempt). Picking, pools, breakers and outlier detection are the
+// cluster's (package cluster).
 package router
