@@ -4,6 +4,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/codec/h2server"
 	"runtime"
 	"runtime/metrics"
+	"sync/atomic"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/stats"
@@ -23,8 +24,10 @@ type serverStats struct {
 	version                           *stats.TextReadout
 	accessLogDropped, accessLogWrites *stats.Gauge
 	// daysUntilCertExpiring is Envoy's
-	// server.days_until_first_cert_expiring, over the SDS certificates.
-	daysUntilCertExpiring *stats.Gauge
+	// server.days_until_first_cert_expiring, over the SDS certificates;
+	// created with the first certificate (a proxy without TLS has none).
+	daysUntilCertExpiring atomic.Pointer[stats.Gauge]
+	scope                 *stats.Scope
 }
 
 func newServerStats(s *stats.Store) *serverStats {
@@ -43,8 +46,7 @@ func newServerStats(s *stats.Store) *serverStats {
 		cpConnected:      cp.Gauge("connected_state"),
 		accessLogDropped: al.Gauge("dropped"),
 		accessLogWrites:  al.Gauge("written"),
-
-		daysUntilCertExpiring: sc.Gauge("days_until_first_cert_expiring"),
+		scope:            sc,
 	}
 }
 
@@ -140,5 +142,10 @@ func (p *Proxy) recordCertExpiry() {
 	if first.IsZero() {
 		return
 	}
-	p.srvStats.daysUntilCertExpiring.Set(max(0, int64(time.Until(first)/(24*time.Hour))))
+	g := p.srvStats.daysUntilCertExpiring.Load()
+	if g == nil {
+		p.srvStats.daysUntilCertExpiring.CompareAndSwap(nil, p.srvStats.scope.Gauge("days_until_first_cert_expiring"))
+		g = p.srvStats.daysUntilCertExpiring.Load()
+	}
+	g.Set(max(0, int64(time.Until(first)/(24*time.Hour))))
 }

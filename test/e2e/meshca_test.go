@@ -154,6 +154,16 @@ func TestMeshCAACMExportIsMutualTLS(t *testing.T) {
 	if !sslStat(t, frontend, `(?m)^cluster\.[^ ]*checkout[^ ]*\.ssl\.handshake: [1-9]`) {
 		t.Error("frontend's cluster counts no TLS handshake")
 	}
+	// The mesh metrics name the caller from its certificate.
+	resp, err = http.Get("http://" + checkout.admin + "/stats/prometheus")
+	if _, b := body(t, resp, err); !regexp.MustCompile(`meshlens_requests_total\{[^}]*source_workload="frontend"[^}]*connection_security_policy="mutual_tls"`).MatchString(b) {
+		t.Errorf("checkout's mesh metrics do not name frontend as a mutual TLS caller:\n%s", b)
+	}
+	// Identities valid 24 h: under a day left, in whole days.
+	resp, err = http.Get("http://" + checkout.admin + "/stats?filter=days_until")
+	if _, b := body(t, resp, err); !regexp.MustCompile(`(?m)^server\.days_until_first_cert_expiring: 0$`).MatchString(b) {
+		t.Errorf("stats lack server.days_until_first_cert_expiring: 0:\n%s", b)
+	}
 }
 
 // strictMesh: api requires a client certificate from the mesh CA with
@@ -241,7 +251,7 @@ func leafCert(t *testing.T, parent *x509.Certificate, parentKey *ecdsa.PrivateKe
 // own root (--ca-root), a STRICT listener serves the caller with the
 // issued identity and refuses, counts and logs clients with no
 // certificate, an expired one, one from another CA and one with another
-// identity.
+// identity; once PERMISSIVE, it serves a client without TLS too.
 func TestMeshCAStrictRefusesWithoutIdentity(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -251,9 +261,17 @@ func TestMeshCAStrictRefusesWithoutIdentity(t *testing.T) {
 	s := startServerArgs(t, t.TempDir(), "--ca-key-file", keyFile, "--ca-root", "strict="+cf+","+kf)
 	s.mustCLI(t, strictMesh("STRICT"), "apply", "-f", "-")
 	app := startXFCCApp(t, "api")
-	api := startProxy(t, s, "mesh/strict/virtualNode/api", true, "--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "8080="+app.addr, "--register=false")
-	in := api.listenerAddr(t, "lds_ingress_*")
-	register(t, s, "strict", "api", "api-1", "127.0.0.1", portOf(in))
+	// The listener of port 8080 is also bound on its own socket, as
+	// captured traffic would reach it (the ingress socket's connections
+	// have no original destination port to pick a chain by).
+	api := startProxy(t, s, "mesh/strict/virtualNode/api", true, "--ingress-addr", "127.0.0.1:0", "--listen", "8080=127.0.0.1:0",
+		"--egress-addr", "none", "--app", "8080="+app.addr, "--register=false")
+	addrs := api.listenerAddrs(t, "lds_ingress_*")
+	if len(addrs) != 2 {
+		t.Fatalf("ingress bound to %v, want the ingress socket and port 8080's", addrs)
+	}
+	port8080 := addrs[1]
+	register(t, s, "strict", "api", "api-1", "127.0.0.1", portOf(port8080))
 	client := startProxy(t, s, "mesh/strict/virtualNode/client", true, "--egress-addr", "127.0.0.1:0", "--ingress-addr", "none", "--register=false")
 	c := proxyClient(client.listenerAddr(t, "lds_egress_*"))
 	eventually(t, 20*time.Second, "client calls api over mutual TLS", func() error {
@@ -278,7 +296,7 @@ func TestMeshCAStrictRefusesWithoutIdentity(t *testing.T) {
 		}(), "fail_verify_error"},
 		{"wrong identity", leafCert(t, root, rootKey, "spiffe://strict/virtualNode/intruder", time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), "fail_verify_san"},
 	} {
-		if _, _, err := peerURI(in, tc.cert); err == nil {
+		if _, _, err := peerURI(port8080, tc.cert); err == nil {
 			t.Errorf("%s: the STRICT listener served the client", tc.name)
 		}
 		if !sslStat(t, api, `(?m)^listener\.[^ ]+\.ssl\.`+tc.stat+`: [1-9]`) {
@@ -288,11 +306,29 @@ func TestMeshCAStrictRefusesWithoutIdentity(t *testing.T) {
 	if !strings.Contains(api.logs.String(), "TLS handshake refused") {
 		t.Error("no log line says a handshake was refused")
 	}
-	if resp, err := http.Get("http://" + in + "/"); err == nil {
+	if resp, err := http.Get("http://" + port8080 + "/"); err == nil {
 		resp.Body.Close()
 		t.Errorf("plaintext to the STRICT listener answered %s", resp.Status)
 	}
 
+	// PERMISSIVE: plaintext is served beside TLS.
+	s.mustCLI(t, strictMesh("PERMISSIVE"), "apply", "-f", "-")
+	eventually(t, 20*time.Second, "PERMISSIVE serves plaintext", func() error {
+		resp, err := http.Get("http://" + port8080 + "/")
+		code, b := body(t, resp, err)
+		if code != 200 || b != "api xfcc=" {
+			return fmt.Errorf("%d %q", code, b)
+		}
+		return nil
+	})
+	eventually(t, 20*time.Second, "PERMISSIVE still serves mutual TLS", func() error {
+		resp, err := c.Get("http://api.strict.local:8080/")
+		code, b := body(t, resp, err)
+		if code != 200 || !strings.Contains(b, "URI=spiffe://strict/virtualNode/client") {
+			return fmt.Errorf("%d %q", code, b)
+		}
+		return nil
+	})
 }
 
 // TestMeshCARotationUnderLoad: identities valid 10 s are renewed every

@@ -32,6 +32,7 @@ func TestPeerEdge(t *testing.T) {
 	node := cert("a.demo.local", "spiffe://td/mesh/demo/virtualNode/a")
 	gw := cert("", "spiffe://td/mesh/demo/virtualGateway/edge")
 	other := cert("", "spiffe://td/ns/default/sa/web")
+	issued := cert("", "spiffe://demo/virtualNode/b") // the mesh CA's form
 	self, err := nodeid.Parse("mesh/demo/virtualNode/server")
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +49,7 @@ func TestPeerEdge(t *testing.T) {
 		{node, "a/b/c/bad\x01", "demo", "virtualNode", "a", "unknown"},
 		{gw, "x/y/z/svc.demo.local", "demo", "virtualGateway", "edge", "svc.demo.local"},
 		{other, forged, "unknown", "unknown", "spiffe://td/ns/default/sa/web", "server.demo.local"},
+		{issued, forged, "demo", "virtualNode", "b", "server.demo.local"},
 	} {
 		l := m.Peer(c.cert, c.src).labels
 		if l.srcMesh != c.mesh || l.srcKind != c.kind || l.srcWorkload != c.name || l.dstService != c.sv || l.reporter != "destination" || l.security != "mutual_tls" {
