@@ -106,6 +106,9 @@ type Etcd struct {
 	// behind is signalled when checkFresh found the watch stalled: it
 	// is restarted from a fresh list.
 	behind chan struct{}
+	// stalled, set by tests, makes the watch drop what it receives, as
+	// a stream stuck on an unresponsive member would.
+	stalled atomic.Bool
 }
 
 // etcdState is the watched state and the etcd revisions it reflects.
@@ -598,6 +601,9 @@ func (e *Etcd) watchOnce(ctx context.Context) error {
 		}
 		if !ok {
 			break
+		}
+		if e.stalled.Load() {
+			continue
 		}
 		if wr.CompactRevision != 0 {
 			return fmt.Errorf("revision %d was compacted (oldest kept %d)", from, wr.CompactRevision)
