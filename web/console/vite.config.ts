@@ -1,8 +1,8 @@
 import { defineConfig, type Plugin } from 'vite';
 
-// preloadGraph has the page fetch the graph page's module (Cytoscape) while
-// the entry module loads: the graph is the page the console opens on, and
-// its module is only imported once the entry has run.
+// preloadGraph has the page fetch the graph page's module (Cytoscape.js)
+// while the entry module loads: the graph is the page the console opens
+// on, and its module is only imported once the entry has run.
 function preloadGraph(): Plugin {
   let base = '/';
   return {
@@ -14,9 +14,20 @@ function preloadGraph(): Plugin {
     transformIndexHtml: {
       order: 'post',
       handler(_html, ctx) {
-        const chunk = Object.values(ctx.bundle ?? {}).find((c) => c.type === 'chunk' && c.name === 'graph');
-        if (!chunk) return [];
-        return [{ tag: 'link', attrs: { rel: 'modulepreload', crossorigin: true, href: `${base}${chunk.fileName}` }, injectTo: 'head' }];
+        const bundle = ctx.bundle ?? {};
+        const chunk = Object.values(bundle).find((c) => c.type === 'chunk' && c.name === 'graph');
+        if (!chunk || chunk.type !== 'chunk') return [];
+        // The module and the chunks it imports (a browser fetches those
+        // only once it has the module), but the entry, which the page loads.
+        const imports = chunk.imports.filter((f) => {
+          const c = bundle[f];
+          return !(c?.type === 'chunk' && c.isEntry);
+        });
+        return [chunk.fileName, ...imports].map((f) => ({
+          tag: 'link',
+          attrs: { rel: 'modulepreload', crossorigin: true, href: `${base}${f}` },
+          injectTo: 'head' as const,
+        }));
       },
     },
   };

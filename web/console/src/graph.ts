@@ -154,7 +154,9 @@ export function graphPage(root: HTMLElement, mesh: string, first?: Promise<Graph
   // 'meshlens:graph-first-paint' and 'meshlens:graph-update' (its
   // detail.received is when the update came in; detail.shown the graph
   // nodes drawn, each as a node of its own or inside its service's).
-  // The tables under the graph follow that frame: they are not the graph.
+  // The status line and the tables under the graph follow that frame:
+  // they are not the graph (and the first local time formatted loads the
+  // browser's locale data, which takes a while).
   const apply = (g: Graph, mark?: string, received?: number) => {
     current = g;
     const drawn = render(cy, layer, g, hidden, idleBox.checked, unknownBox.checked);
@@ -168,14 +170,14 @@ export function graphPage(root: HTMLElement, mesh: string, first?: Promise<Graph
       if (mark) performance.mark(mark, { detail });
       if (current !== g || tabled === g) return;
       tabled = g;
+      clear(status);
+      if (g.configOnly) {
+        status.append(notice('na', 'Traffic metrics are not available from this control plane (GET /v1/console/graph): the graph shows the configured topology only, with no rates.'));
+      } else {
+        status.append(h('span', { class: 'muted', id: 'graph-updated' }, `live · window ${g.window ?? ''} · updated ${new Date(g.generatedAt ?? Date.now()).toLocaleTimeString()}`));
+      }
       renderTables(tables, g, mesh);
     });
-    clear(status);
-    if (g.configOnly) {
-      status.append(notice('na', 'Traffic metrics are not available from this control plane (GET /v1/console/graph): the graph shows the configured topology only, with no rates.'));
-    } else {
-      status.append(h('span', { class: 'muted', id: 'graph-updated' }, `live · window ${g.window ?? ''} · updated ${new Date(g.generatedAt ?? Date.now()).toLocaleTimeString()}`));
-    }
   };
   const fail = (err: unknown) => {
     clear(status);
