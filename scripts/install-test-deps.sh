@@ -4,6 +4,7 @@
 #   - prometheus (Debian): a real Prometheus server scrapes the proxies,
 #     and promtool checks our exposition format.
 #   - statsd_exporter (Go module proxy): a real DogStatsD consumer.
+#   - h2spec (Go module proxy): the HTTP/2 conformance suite.
 #   - curl: App Mesh's container health check is a curl pipeline; the
 #     capture test's client application.
 #   - iptables and iproute2 (Debian): the capture tests install real
@@ -39,6 +40,10 @@ fi
 gobin="$(go env GOPATH)/bin"
 if [ ! -x "$gobin/statsd_exporter" ]; then
   GOFLAGS= go install github.com/prometheus/statsd_exporter@v0.31.0
+fi
+# h2spec: the HTTP/2 conformance suite the HTTP/2 codec is tested with.
+if [ ! -x "$gobin/h2spec" ]; then
+  GOFLAGS= go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 fi
 
 # Real trace collectors, built once per version into $gobin under a

@@ -116,6 +116,11 @@ func profileChange(o Options, pprofAddr string, n int) func(string) func() {
 			slog.Warn("profile", "error", err)
 			return func() {}
 		}
+		// Heap profiles after a forced collection, before and after the
+		// change: `go tool pprof -sample_index=alloc_space -base
+		// ...-server-heap-before.pprof ...-server-heap.pprof` shows what
+		// the change allocated.
+		fetchProfile(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", pprofAddr), base+"-server-heap-before.pprof")
 		srvDone := make(chan struct{})
 		go func() {
 			defer close(srvDone)
@@ -137,7 +142,7 @@ func profileChange(o Options, pprofAddr string, n int) func(string) func() {
 				f.Close()
 			}
 			<-srvDone
-			fetchProfile(fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr), base+"-server-heap.pprof")
+			fetchProfile(fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", pprofAddr), base+"-server-heap.pprof")
 		}
 	}
 }

@@ -8,6 +8,7 @@
 package xdssim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +88,12 @@ type Convergence struct {
 	// ServerCPU is the control plane's CPU seconds from the change until
 	// the last ACK.
 	ServerCPU float64 `json:"server_cpu_s"`
+	// ServerAllocMB and ServerGCs are what the control plane allocated
+	// (less what reading its /metrics allocates) and how many garbage
+	// collections it ran over the same interval (from its /metrics):
+	// unlike CPU time, they do not grow with the machine's load.
+	ServerAllocMB float64 `json:"server_alloc_mb,omitempty"`
+	ServerGCs     float64 `json:"server_gcs,omitempty"`
 }
 
 // Result is one simulation.
@@ -395,6 +403,12 @@ func measure(ctx context.Context, cfg Config, name string, streams []*stream, at
 		done := cfg.AroundChange(name)
 		defer done()
 	}
+	// Reading /metrics allocates too (the control plane lists every
+	// stream for it): two reads in a row measure that, and it is taken
+	// off the change's figure.
+	allocA, _, errA := serverMemStats(ctx, cfg.APIURL)
+	alloc0, gcs0, memErr := serverMemStats(ctx, cfg.APIURL)
+	scrape := alloc0 - allocA
 	cpu0, _, _ := cfg.Usage()
 	t0 := time.Now()
 	if err := change(); err != nil {
@@ -412,6 +426,9 @@ func measure(ctx context.Context, cfg Config, name string, streams []*stream, at
 	}
 	cpu1, _, _ := cfg.Usage()
 	c.ServerCPU = (cpu1 - cpu0).Seconds()
+	if alloc1, gcs1, err := serverMemStats(ctx, cfg.APIURL); err == nil && memErr == nil && errA == nil {
+		c.ServerAllocMB, c.ServerGCs = mb(int64(alloc1-alloc0-scrape)), gcs1-gcs0
+	}
 	c.Converged = len(lat)
 	if len(lat) == 0 {
 		return c, fmt.Errorf("no stream converged within %s", cfg.Timeout)
@@ -426,6 +443,51 @@ func measure(ctx context.Context, cfg Config, name string, streams []*stream, at
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// serverMemStats reads the bytes the control plane allocated so far and
+// the garbage collections it ran, from its /metrics.
+func serverMemStats(ctx context.Context, apiURL string) (alloc, gcs float64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, apiURL+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var found int
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case "go_memstats_alloc_bytes_total":
+			dst = &alloc
+		case "go_gc_duration_seconds_count":
+			dst = &gcs
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(value, 64); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("%s/metrics: no Go memory statistics", apiURL)
+	}
+	return alloc, gcs, nil
+}
 
 // stream is one simulated sidecar's ADS stream.
 type stream struct {

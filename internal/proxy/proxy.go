@@ -129,7 +129,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.mesh = meshmetrics.New(meshStore, self)
 	p.mesh.SetMaxRoutes(cfg.MeshMaxRoutes)
 	p.secrets = sds.NewStore()
-	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}, Secrets: p.secrets}
+	p.henv = &hcm.Env{Log: p.log, ErrLog: p.errLog, HeaderReadTimeout: cfg.HeaderReadTimeout, StreamIdleTimeout: cfg.StreamIdleTimeout, H2HeaderOverflow: p.codec.h2HeaderOverflow, H2: p.codec.h2, Router: &router.Router{StreamIdleTimeout: cfg.StreamIdleTimeout}, Secrets: p.secrets}
 	if p.dataStats != nil {
 		p.henv.Mesh = p.mesh
 	}

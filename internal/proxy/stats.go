@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2server"
 	"runtime"
 	"runtime/metrics"
 	"sync/atomic"
@@ -98,14 +99,15 @@ func (p *Proxy) refreshServerStats() {
 // codecStats are the codecs' process-wide stats, Envoy's http2.*.
 type codecStats struct {
 	h2HeaderOverflow *stats.Counter
+	h2               *h2server.Stats
 }
 
 func newCodecStats(s *stats.Store) *codecStats {
 	if s == nil {
-		return &codecStats{}
+		return &codecStats{h2: h2server.NewStats(nil)}
 	}
-	sc := s.Scope("http2.")
-	return &codecStats{h2HeaderOverflow: sc.Counter("header_overflow")}
+	h2 := h2server.NewStats(s.Scope("http2."))
+	return &codecStats{h2HeaderOverflow: h2.HeaderOverflow, h2: h2}
 }
 
 // scopes is the set of stats scopes one snapshot acquired, released when

@@ -38,6 +38,16 @@ type Leased struct {
 	mu      sync.Mutex
 	ready   chan struct{} // closed after the first full list
 	readyOK bool
+	// known is what the watch last saw of each instance key and its
+	// lease, so that a renewal through this replica needs one
+	// keep-alive and no read.
+	known map[string]leasedKey
+}
+
+// leasedKey is one instance key as the watch last saw it.
+type leasedKey struct {
+	in    Instance
+	lease clientv3.LeaseID
 }
 
 // NewLeased returns a Leased registry over reg; prefix is the store's key
@@ -46,7 +56,7 @@ func NewLeased(reg *Registry, client *clientv3.Client, prefix string, log *slog.
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Leased{reg: reg, client: client, prefix: prefix + "instances/", log: log, ready: make(chan struct{})}
+	return &Leased{reg: reg, client: client, prefix: prefix + "instances/", log: log, ready: make(chan struct{}), known: map[string]leasedKey{}}
 }
 
 func (l *Leased) key(mesh, node, id string) string {
@@ -68,6 +78,19 @@ func (l *Leased) Register(ctx context.Context, in Instance) (Instance, error) {
 	in.RegisteredAt = now
 	k := l.key(in.Mesh, in.VirtualNode, in.ID)
 
+	// The common case, a heartbeat that changes nothing: keep the lease
+	// the watch saw alive, in one call.
+	l.mu.Lock()
+	seen, ok := l.known[k]
+	l.mu.Unlock()
+	if ok && seen.lease != 0 && seen.in.TTLSeconds == in.TTLSeconds && sameEndpoint(&seen.in, &in) {
+		if _, err := l.client.KeepAliveOnce(ctx, seen.lease); err == nil {
+			in.RegisteredAt = seen.in.RegisteredAt
+			return in, nil
+		} else if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return Instance{}, fmt.Errorf("register %s: renew lease: %w", in.ID, err)
+		}
+	}
 	resp, err := l.client.Get(ctx, k)
 	if err != nil {
 		return Instance{}, fmt.Errorf("register %s: read: %w", in.ID, err)
@@ -192,6 +215,7 @@ func (l *Leased) list(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	all := make([]Instance, 0, len(resp.Kvs))
+	known := make(map[string]leasedKey, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		in, err := decodeInstance(kv.Value)
 		if err != nil {
@@ -199,7 +223,11 @@ func (l *Leased) list(ctx context.Context) (int64, error) {
 			continue
 		}
 		all = append(all, in)
+		known[string(kv.Key)] = leasedKey{in: in, lease: clientv3.LeaseID(kv.Lease)}
 	}
+	l.mu.Lock()
+	l.known = known
+	l.mu.Unlock()
 	l.reg.replaceLeased(all)
 	return resp.Header.Revision, nil
 }
@@ -216,6 +244,9 @@ func (l *Leased) watch(ctx context.Context, from int64) error {
 		}
 		for _, ev := range wr.Events {
 			if ev.Type == mvccpb.DELETE {
+				l.mu.Lock()
+				delete(l.known, string(ev.Kv.Key))
+				l.mu.Unlock()
 				if ev.PrevKv == nil {
 					// Without the previous value the key alone names
 					// the instance.
@@ -234,6 +265,9 @@ func (l *Leased) watch(ctx context.Context, from int64) error {
 				l.log.Warn("registry: skipping an undecodable instance", "key", string(ev.Kv.Key), "err", err)
 				continue
 			}
+			l.mu.Lock()
+			l.known[string(ev.Kv.Key)] = leasedKey{in: in, lease: clientv3.LeaseID(ev.Kv.Lease)}
+			l.mu.Unlock()
 			l.reg.putLeased(in)
 		}
 	}

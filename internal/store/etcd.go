@@ -103,6 +103,12 @@ type Etcd struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the watch loop ends
 	relists atomic.Int64  // full re-lists after a failed watch
+	// behind is signalled when checkFresh found the watch stalled: it
+	// is restarted from a fresh list.
+	behind chan struct{}
+	// stalled, set by tests, makes the watch drop what it receives, as
+	// a stream stuck on an unresponsive member would.
+	stalled atomic.Bool
 }
 
 // etcdState is the watched state and the etcd revisions it reflects.
@@ -138,7 +144,7 @@ func OpenEtcd(ctx context.Context, opts EtcdOptions) (*Etcd, error) {
 		client: opts.Client, log: logger, now: now,
 		base: prefix + "store/", prefix: prefix + "store/r/", revKey: prefix + "store/rev", fmtKey: prefix + "store/format",
 		maxOps: opts.MaxTxnOps, maxBytes: opts.MaxRequestBytes,
-		changed: make(chan struct{}), done: make(chan struct{}),
+		changed: make(chan struct{}), done: make(chan struct{}), behind: make(chan struct{}, 1),
 	}
 	if e.maxOps <= 0 {
 		e.maxOps = DefaultEtcdMaxTxnOps
@@ -513,6 +519,7 @@ func (e *Etcd) Close() error {
 // watches again.
 func (e *Etcd) run(ctx context.Context) {
 	defer close(e.done)
+	go e.checkFresh(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := e.watchOnce(ctx)
@@ -537,6 +544,46 @@ func (e *Etcd) run(ctx context.Context) {
 	}
 }
 
+// freshInterval is how often a replica checks, with one quorum read,
+// that its watch has delivered every write: a watch stream that stalls
+// without an error (a member that stops answering without closing its
+// connections) is found within this and catchUpWait.
+const freshInterval = time.Second
+
+// checkFresh reads the store's revision from the quorum every
+// freshInterval until ctx ends. When the watched state is still behind a
+// revision the previous check read, the watch has delivered nothing for
+// a whole interval: it is restarted from a fresh list.
+func (e *Etcd) checkFresh(ctx context.Context) {
+	t := time.NewTicker(freshInterval)
+	defer t.Stop()
+	var pending int64 // a revision the watch had not delivered at the last check
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		have := e.state.Load().revKeyMod
+		if pending != 0 && have < pending {
+			e.log.Warn("store watch delivered nothing for a whole check interval; restarting it", "have", have, "want", pending)
+			select {
+			case e.behind <- struct{}{}:
+			default:
+			}
+			pending = 0
+			continue
+		}
+		pending = 0
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := e.client.Get(cctx, e.revKey)
+		cancel()
+		if err == nil && len(resp.Kvs) == 1 && resp.Kvs[0].ModRevision > have {
+			pending = resp.Kvs[0].ModRevision
+		}
+	}
+}
+
 // watchOnce runs one etcd watch from the state's revision and returns
 // why it ended.
 func (e *Etcd) watchOnce(ctx context.Context) error {
@@ -544,7 +591,20 @@ func (e *Etcd) watchOnce(ctx context.Context) error {
 	defer cancel()
 	from := e.state.Load().etcdRev + 1
 	wch := e.client.Watch(wctx, e.base, clientv3.WithPrefix(), clientv3.WithRev(from))
-	for wr := range wch {
+	for {
+		var wr clientv3.WatchResponse
+		var ok bool
+		select {
+		case <-e.behind:
+			return errors.New("the watch fell behind the cluster")
+		case wr, ok = <-wch:
+		}
+		if !ok {
+			break
+		}
+		if e.stalled.Load() {
+			continue
+		}
 		if wr.CompactRevision != 0 {
 			return fmt.Errorf("revision %d was compacted (oldest kept %d)", from, wr.CompactRevision)
 		}

@@ -170,3 +170,31 @@ func TestEtcdSnapshotRestore(t *testing.T) {
 		t.Fatalf("write after restore = %v, %+v at revision %d", err, res, r.Snapshot().Revision())
 	}
 }
+
+// TestEtcdStalledWatchIsRestarted: a watch that delivers nothing while
+// the cluster's revision moves on (a stream stuck on a member that stopped
+// answering without closing its connection) is found by the once-a-second
+// quorum read of the revision, and the replica re-lists and catches up
+// without any read asking it to.
+func TestEtcdStalledWatchIsRestarted(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	ctx := context.Background()
+	writer := openEtcd(t, c.Endpoints(), "/stalled/", nil)
+	reader := openEtcd(t, c.Endpoints(), "/stalled/", nil)
+	reader.stalled.Store(true)
+	if _, err := writer.Apply(ctx, []*v1alpha1.Resource{mesh("m")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	for reader.Snapshot().Revision() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled reader never caught up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if reader.relists.Load() == 0 {
+		t.Fatal("caught up without re-listing, so the stall was not simulated")
+	}
+	t.Logf("caught up %s after the write", time.Since(start).Round(10*time.Millisecond))
+}

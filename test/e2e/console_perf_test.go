@@ -46,7 +46,7 @@ func TestConsoleBenchmarkCompletes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("consolebench: %v", err)
 	}
-	for _, want := range []string{`\(400 graph nodes drawn\), 1000 edges with traffic`, `first paint of the graph \| \d+ ms`, `a live update painted \| \d+ ms`, `resident memory at the end: \d+ MB`} {
+	for _, want := range []string{`\(400 graph nodes, drawn as \d+: [^)]*\), 1000 edges with traffic`, `first paint of the graph \| \d+ ms`, `a live update painted \| \d+ ms`, `resident memory at the end: \d+ MB`} {
 		if !regexp.MustCompile(want).Match(out) {
 			t.Errorf("the report has no %q", want)
 		}

@@ -422,12 +422,23 @@ func TestHighAvailability(t *testing.T) {
 		t.Errorf("only %d route changes were acknowledged", final)
 	}
 	for i, e := range egress {
-		eventually(t, 10*time.Second, fmt.Sprintf("sidecar %d converges on route change %d", i, final), func() error {
-			if got, err := getVia(e, fmt.Sprintf("/r%d", final)); err != nil || !strings.HasPrefix(got, "b ") {
-				return fmt.Errorf("%q %v", got, err)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := getVia(e, fmt.Sprintf("/r%d", final))
+			if err == nil && strings.HasPrefix(got, "b ") {
+				break
 			}
-			return nil
-		})
+			if time.Now().After(deadline) {
+				var diag strings.Builder
+				for _, r := range h.live() {
+					ps, perr := r.api.Proxies(ctx)
+					fmt.Fprintf(&diag, "replica %s proxies: %+v %v\nlog tail: %s\n", r.id, ps, perr, tailOf(r.logs.String(), 3000))
+				}
+				t.Fatalf("sidecar %d did not converge on route change %d within 10s: %q %v\nsidecar log: %s\n%s",
+					i, final, got, err, tailOf(proxies[i].logs.String(), 3000), diag.String())
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
 	}
 	trafficStop()
 	trafficWG.Wait()
@@ -524,4 +535,11 @@ func getVia(egress, path string) (string, error) {
 		return string(b), fmt.Errorf("status %s", resp.Status)
 	}
 	return string(b), err
+}
+
+func tailOf(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }

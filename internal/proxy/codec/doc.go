@@ -6,12 +6,13 @@
 //     makes each request synchronously on the caller's goroutine.
 //   - h1guard: the framing guard in front of every downstream HTTP/1.x
 //     connection (request smuggling, header limits).
+//   - h2server: the downstream HTTP/2 server (h2c and TLS with ALPN h2):
+//     one reader and one batching writer per connection.
 //   - stream: the interface every codec plugs in behind (Downstream,
 //     Observer, Upstream), with its contract.
-//   - nethttp: net/http's server (TLS, HTTP/2, h2c) and Transport behind
-//     that interface.
+//   - nethttp: net/http's server (HTTP/1.x over TLS) and Transport
+//     (upstream HTTP/2 and TLS) behind that interface.
 //
 // The connection manager, the HTTP filters and the router code against
-// package stream only, so an HTTP/2 codec of the proxy's own can replace
-// net/http's without touching them.
+// package stream only.
 package codec

@@ -17,6 +17,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1guard"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1server"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2server"
 	"github.com/meshlens/meshlens/internal/proxy/codec/nethttp"
 	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
@@ -32,9 +33,11 @@ import (
 )
 
 // Server serves one HTTP filter chain of one listener: plaintext
-// HTTP/1.x connections on their own goroutine (h1server), TLS and h2c ones
-// through a net/http server (codec/nethttp) fed with the connections the
-// listener matched to the chain; both hand it streams (ServeStream). It
+// HTTP/1.x connections on their own goroutine (h1server), HTTP/2 ones (h2c
+// by prior knowledge, or TLS with ALPN h2) with the proxy's HTTP/2 codec
+// (h2server), HTTP/1.x over TLS through a net/http server (codec/nethttp)
+// fed with the connections the listener matched to the chain; all hand it
+// streams (ServeStream). It
 // outlives snapshots while the chain keeps its name and connection
 // settings (ServerKey); its route table and clusters are swapped per
 // snapshot through cfg.
@@ -43,6 +46,7 @@ type Server struct {
 	key  string
 	srv  *http.Server
 	h1   *h1server.Server // nil when the chain is TLS or HTTP/2 only
+	h2   *h2server.Server // nil when the chain is HTTP/1 only
 	auto bool             // plaintext HTTP/1.1 or h2c, told by the preface
 	ln   *chanListener
 	tls  *tls.Config // nil for plaintext
@@ -74,8 +78,10 @@ type Env struct {
 	HeaderReadTimeout, StreamIdleTimeout time.Duration
 	// Mesh keeps the mesh metrics; nil when the data path has no stats.
 	Mesh *meshmetrics.Metrics
-	// H2HeaderOverflow is http2.header_overflow.
+	// H2HeaderOverflow is http2.header_overflow; H2 all the HTTP/2
+	// codec's http2.* stats.
 	H2HeaderOverflow *stats.Counter
+	H2               *h2server.Stats
 	// Router forwards every routed request (package filters/router).
 	Router Forwarder
 	// Secrets are the TLS secrets received over SDS.
@@ -178,12 +184,12 @@ func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, m
 	}
 	srvMaxHdr := maxHdr
 	if c.HTTP.Codec != table.CodecHTTP1 {
-		// net/http's HTTP/2 server makes MaxHeaderBytes its header
-		// list limit (HPACK's measure: 32 bytes more per field) and
-		// ends the whole connection with GOAWAY when a list over it
-		// goes on in CONTINUATION frames. So that a list of too many
-		// or too large headers costs its stream only (431, route),
-		// the connection's bound is set well above the request's.
+		// The HTTP/2 codec's header list limit (HPACK's measure: 32
+		// bytes more per field, pseudo-header fields included) is set
+		// well above the request's, so that the connection manager
+		// answers a list of too many or too large headers (431) with
+		// the request's route, stats and access log; past the codec's
+		// bound the codec answers 431 itself.
 		srvMaxHdr = max(maxHdr, h2HeaderListBound)
 	}
 	h.ln = newChanListener()
@@ -202,6 +208,22 @@ func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, m
 			// HPACK table too.
 			MaxDecoderHeaderTableSize: 64 << 10,
 		},
+	}
+	if c.HTTP.Codec != table.CodecHTTP1 {
+		h.h2 = &h2server.Server{
+			Streams: h,
+			// The bound net/http's server had here before; Envoy's
+			// default (2^31-1) is no bound at all.
+			MaxConcurrentStreams: 1024,
+			MaxHeaderListSize:    uint32(srvMaxHdr),
+			IdleTimeout:          idle,
+			PrefaceTimeout:       env.HeaderReadTimeout,
+			ConnContext:          h.ConnContext,
+			ConnState:            h.ConnState,
+			Stats:                env.H2,
+			OnIdleTimeout:        h.onIdleTimeout,
+			Log:                  env.Log,
+		}
 	}
 	if c.TLS == nil && c.HTTP.Codec != table.CodecHTTP2 {
 		h.h1 = &h1server.Server{
@@ -231,6 +253,9 @@ const h2HeaderListBound = http.DefaultMaxHeaderBytes
 // SetKeepAlives turns keep-alive on or off for the chain's connections.
 func (h *Server) SetKeepAlives(on bool) {
 	h.srv.SetKeepAlivesEnabled(on)
+	if h.h2 != nil {
+		h.h2.SetKeepAlivesEnabled(on)
+	}
 	if h.h1 != nil {
 		h.h1.SetKeepAlivesEnabled(on)
 	}
@@ -245,6 +270,14 @@ func (h *Server) Drain(ctx context.Context) {
 		go func() {
 			defer close(done)
 			_ = h.h1.Shutdown(ctx)
+		}()
+		defer func() { <-done }()
+	}
+	if h.h2 != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = h.h2.Shutdown(ctx)
 		}()
 		defer func() { <-done }()
 	}
@@ -271,18 +304,34 @@ func (h *Server) Serve(c *Conn) {
 		cs := tc.ConnectionState()
 		c.tls = &cs
 		conn = tc
+		if cs.NegotiatedProtocol == "h2" && h.h2 != nil {
+			_ = h.h2.ServeConn(conn)
+			return
+		}
+	} else if h.h2 != nil && (h.h1 == nil || h.auto && c.H2Preface(time.Now().Add(h.env.HeaderReadTimeout))) {
+		// h2c by prior knowledge, on this goroutine (the listener's,
+		// per connection).
+		_ = h.h2.ServeConn(conn)
+		return
 	}
 	if h.guard {
 		// A request framed both by Content-Length and Transfer-Encoding
 		// (a smuggling attempt) must get a 400, not be re-framed.
 		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
 	}
-	if h.h1 != nil && (!h.auto || !c.H2Preface(time.Now().Add(h.env.HeaderReadTimeout))) {
+	if h.h1 != nil {
 		// Served on this goroutine (the listener's, per connection).
 		_ = h.h1.ServeConn(conn)
 		return
 	}
 	h.ln.push(conn)
+}
+
+// onIdleTimeout counts an HTTP/2 connection closed by the idle timeout.
+func (h *Server) onIdleTimeout(c net.Conn) {
+	if sc := srvConnOf(c); sc != nil && sc.hcm != nil {
+		sc.hcm.cxIdleTimeout.Inc()
+	}
 }
 
 // onReject counts a request the framing guard refused, unless h1server

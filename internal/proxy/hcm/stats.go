@@ -20,6 +20,7 @@ type Stats struct {
 	cxUpgradesTotal, rqWsOnNonWsRoute                *stats.Counter
 	cxUpgradesActive                                 *stats.Gauge
 	rqTooManyPrematureResets                         *stats.Counter
+	cxIdleTimeout                                    *stats.Counter
 }
 
 func NewStats(sc *stats.Scope) *Stats {
@@ -56,5 +57,6 @@ func NewStats(sc *stats.Scope) *Stats {
 		directResponse:   sc.Counter("rq_direct_response"),
 
 		rqTooManyPrematureResets: sc.Counter("downstream_rq_too_many_premature_resets"),
+		cxIdleTimeout:            sc.Counter("downstream_cx_idle_timeout"),
 	}
 }

@@ -28,21 +28,25 @@ type Stream struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	// ds is the downstream stream, whose body read the idle timeout
-	// unblocks; mu orders that against Finish, after which ds may be
-	// another request's.
+	// unblocks; mu orders that and the timer against Finish, after which
+	// ds may be another request's.
 	ds       stream.Downstream
 	mu       sync.Mutex
 	finished bool
 
-	route      time.Duration
-	routeTimer *time.Timer
-	started    sync.Once // the route timer, at the request's end
+	// One timer serves both timeouts: it is armed for the earlier of the
+	// two deadlines and, when it fires, cancels the request or re-arms
+	// itself for what is left (under mu).
+	timer   *time.Timer
+	timerAt int64 // UnixNano the timer is armed for
+	route   time.Duration
+	routeAt int64     // UnixNano of the route deadline; 0 before it starts
+	started sync.Once // the route timeout, at the request's end
 
-	idle      time.Duration
-	idleTimer *time.Timer
+	idle time.Duration
 	// last is the time of the last activity, in UnixNano. Activity only
-	// stores it; the idle timer re-arms itself from it, so the hot path
-	// never touches the timer.
+	// stores it; the timer re-arms itself from it, so the hot path never
+	// touches the timer.
 	last atomic.Int64
 	// received counts the body bytes read from downstream.
 	received atomic.Uint64
@@ -83,8 +87,11 @@ func StartStream(ctx context.Context, ds stream.Downstream, body io.ReadCloser, 
 	ctx, s.cancel = context.WithCancelCause(ctx)
 	s.ctx = ctx
 	if idle > 0 {
-		s.last.Store(time.Now().UnixNano())
-		s.idleTimer = time.AfterFunc(idle, s.idleCheck)
+		now := time.Now().UnixNano()
+		s.last.Store(now)
+		s.mu.Lock()
+		s.armLocked(now, now+int64(idle))
+		s.mu.Unlock()
 	}
 	if s.rc == nil {
 		s.started.Do(s.startRoute)
@@ -148,36 +155,86 @@ func (s *Stream) Touch() {
 }
 
 func (s *Stream) startRoute() {
-	if s.route > 0 {
-		s.routeTimer = time.AfterFunc(s.route, func() { s.cancel(ErrRouteTimeout) })
-	}
-}
-
-func (s *Stream) idleCheck() {
-	if rest := s.idle - time.Since(time.Unix(0, s.last.Load())); rest > 0 {
-		s.idleTimer.Reset(rest)
+	if s.route <= 0 {
 		return
 	}
-	s.cancel(ErrStreamIdle)
-	// Unblock a read of a silent client's body.
+	now := time.Now().UnixNano()
 	s.mu.Lock()
-	if !s.finished {
-		_ = s.ds.SetReadDeadline(time.Now())
+	s.routeAt = now + int64(s.route)
+	if s.timer == nil || s.routeAt < s.timerAt {
+		s.armLocked(now, s.routeAt)
 	}
 	s.mu.Unlock()
 }
 
-// Finish stops the timers; after it returns they cannot fire or start.
-func (s *Stream) Finish() {
-	s.started.Do(func() {}) // routeTimer is now written, if ever
-	if s.routeTimer != nil {
-		s.routeTimer.Stop()
+// armLocked sets the timer to fire at the UnixNano at, unless the stream
+// is finished. s.mu must be held.
+func (s *Stream) armLocked(now, at int64) {
+	if s.finished {
+		return
 	}
-	if s.idleTimer != nil {
-		s.idleTimer.Stop()
+	s.timerAt = at
+	if s.timer == nil {
+		s.timer = time.AfterFunc(time.Duration(at-now), s.expire)
+		return
+	}
+	s.timer.Reset(time.Duration(at - now))
+}
+
+// expire runs when the timer fires: it cancels the request whose route
+// or idle deadline passed, or re-arms the timer for the earlier deadline
+// left.
+func (s *Stream) expire() {
+	now := time.Now().UnixNano()
+	s.mu.Lock()
+	if s.finished {
+		s.mu.Unlock()
+		return
+	}
+	var cause error
+	var next int64
+	if s.routeAt != 0 {
+		if now >= s.routeAt {
+			cause = ErrRouteTimeout
+		} else {
+			next = s.routeAt
+		}
+	}
+	if cause == nil && s.idle > 0 {
+		if idleAt := s.last.Load() + int64(s.idle); now >= idleAt {
+			cause = ErrStreamIdle
+		} else if next == 0 || idleAt < next {
+			next = idleAt
+		}
+	}
+	if cause == nil {
+		if next != 0 {
+			s.armLocked(now, next)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.cancel(cause)
+	if cause == ErrStreamIdle {
+		// Unblock a read of a silent client's body.
 		s.mu.Lock()
-		s.finished = true
+		if !s.finished {
+			_ = s.ds.SetReadDeadline(time.Now())
+		}
 		s.mu.Unlock()
 	}
+}
+
+// Finish stops the timer; after it returns the timeouts cannot start,
+// and a timer that fires finds the stream finished.
+func (s *Stream) Finish() {
+	s.started.Do(func() {}) // a route timeout being started has been
+	s.mu.Lock()
+	s.finished = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
 	s.cancel(nil)
 }

@@ -2,15 +2,33 @@
 // (each service a box with its versions inside), edges labelled with the
 // observed traffic, kept live over server-sent events. Positions are kept
 // between updates so that nodes coming and going do not reshuffle the
-// rest.
+// rest. A large graph is drawn more plainly, to be drawn at once (see
+// render).
 
 import cytoscape from 'cytoscape';
-import fcose from 'cytoscape-fcose';
 import { NotAvailable, get } from './api';
+import { EdgeLayer, LayerEdge } from './edgelayer';
 import { Graph, GraphEdge, GraphNode, configGraph, nodeID, nodeRates } from './model';
 import { clear, describeError, fmtLatency, fmtPct, fmtRate, h, link, notice } from './ui';
 
-cytoscape.use(fcose);
+/**
+ * forceLayout is set once the force-directed layout (fcose, with its
+ * layout libraries) is loaded: only graphs small enough to be laid out by
+ * force need it, so a large graph is drawn without loading or parsing it.
+ */
+let forceLayout: Promise<void> | undefined;
+
+function loadForceLayout(): Promise<void> {
+  forceLayout ??= import('cytoscape-fcose').then((m) => {
+    cytoscape.use(m.default);
+  });
+  return forceLayout;
+}
+
+/** afterPaint runs f once the browser has painted the next frame (what is drawn now is on the screen). */
+function afterPaint(f: () => void): void {
+  requestAnimationFrame(() => setTimeout(f, 0));
+}
 
 const badgeIcon: Record<string, string> = {
   retries: '↻',
@@ -26,7 +44,13 @@ const badgeIcon: Record<string, string> = {
 /** Positions of nodes by id, kept across page visits. */
 const positions = new Map<string, cytoscape.Position>();
 
-export function graphPage(root: HTMLElement, mesh: string): () => void {
+/**
+ * graphPage draws the graph of mesh into root and follows its live
+ * updates; first, when given, is the graph's first answer, already asked
+ * for (the page asks for it itself otherwise). It returns the function
+ * that leaves the page.
+ */
+export function graphPage(root: HTMLElement, mesh: string, first?: Promise<Graph>): () => void {
   const status = h('div', { class: 'graph-status', id: 'graph-status' });
   const find = h('input', { type: 'search', id: 'graph-find', placeholder: 'find a node…', 'aria-label': 'find a node' });
   const hideBtn = h('button', { type: 'button', id: 'graph-hide' }, 'hide found');
@@ -58,29 +82,45 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     maxZoom: 3,
     style: graphStyle(),
   });
+  // A large graph's edges (Cytoscape draws the nodes).
+  const layer = new EdgeLayer(cy, canvas);
   const hidden = new Set<string>();
   let current: Graph | undefined;
+  let tabled: Graph | undefined; // the graph the tables show
   let stopped = false;
   let es: EventSource | undefined;
   let timer: number | undefined;
 
   // The drawn nodes and their places on the canvas, as a data attribute:
-  // what the browser test reads to find, click and follow nodes.
+  // what the browser test reads to find, click and follow nodes. Every
+  // graph node has a place: a version drawn inside its service's node
+  // (a large graph's single-version service) has that node's. A childless
+  // node's place on the canvas is computed from its position and the
+  // viewport: asking Cytoscape for it would measure every service box
+  // first.
   const publish = () => {
+    const zoom = cy.zoom();
+    const pan = cy.pan();
+    const at = new Map<string, [number, number]>();
     const pos: Record<string, [number, number]> = {};
     cy.nodes().forEach((n) => {
-      const p = n.renderedPosition();
-      pos[n.id()] = [Math.round(p.x), Math.round(p.y)];
+      const p = n.isParent() ? n.renderedPosition() : { x: n.position('x') * zoom + pan.x, y: n.position('y') * zoom + pan.y };
+      const xy: [number, number] = [Math.round(p.x), Math.round(p.y)];
+      at.set(n.id(), xy);
+      pos[n.id()] = xy;
+      for (const m of (n.data('members') as string[] | undefined) ?? []) pos[m] = xy;
     });
     canvas.dataset.nodes = JSON.stringify(pos);
     const mid: Record<string, [number, number]> = {};
-    cy.edges().forEach((e) => {
-      // The midpoint of the straight line between the ends (edges into
-      // a service box are straight): renderedMidpoint is only known once drawn.
-      const a = e.source().renderedPosition();
-      const b = e.target().renderedPosition();
-      mid[e.id()] = [Math.round((a.x + b.x) / 2), Math.round((a.y + b.y) / 2)];
-    });
+    const middle = (id: string, source: string, target: string) => {
+      const a = at.get(source)!;
+      const b = at.get(target)!;
+      mid[id] = [Math.round((a[0] + b[0]) / 2), Math.round((a[1] + b[1]) / 2)];
+    };
+    // The midpoint of the straight line between the ends (edges into
+    // a service box are straight): renderedMidpoint is only known once drawn.
+    cy.edges().forEach((e) => middle(e.id(), e.data('source'), e.data('target')));
+    for (const e of layer.list()) middle(e.id, e.source, e.target);
     canvas.dataset.edges = JSON.stringify(mid);
   };
   // Viewport changes come many to a frame while panning: publish once a
@@ -97,33 +137,67 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     });
   });
   cy.on('layoutstop', publish);
-  // mark, when given, names the performance mark set on the frame that
-  // shows g: the console benchmark reads 'meshlens:graph-first-paint' and
-  // 'meshlens:graph-update' (its detail.received is when the update came in).
+  // The nodes the find box matches are highlighted and the others dimmed,
+  // and stay so as live updates redraw them.
+  function highlight(): void {
+    const q = find.value.trim().toLowerCase();
+    cy.batch(() => {
+      cy.nodes().removeClass('found dim');
+      if (!q) return;
+      const found = cy.nodes().filter((n) => String(n.data('label') ?? '').toLowerCase().includes(q));
+      found.addClass('found');
+      cy.nodes().not(found).not(found.ancestors()).addClass('dim');
+    });
+  }
+  // mark, when given, names the performance mark set once the frame that
+  // shows g is painted: the console benchmark reads
+  // 'meshlens:graph-first-paint' and 'meshlens:graph-update' (its
+  // detail.received is when the update came in; detail.shown the graph
+  // nodes drawn, each as a node of its own or inside its service's).
+  // The status line and the tables under the graph follow that frame:
+  // they are not the graph (and the first local time formatted loads the
+  // browser's locale data, which takes a while).
   const apply = (g: Graph, mark?: string, received?: number) => {
     current = g;
-    render(cy, g, hidden, idleBox.checked, unknownBox.checked);
+    const drawn = render(cy, layer, g, hidden, idleBox.checked, unknownBox.checked);
+    if (find.value.trim()) highlight();
     publish();
-    renderTables(tables, g, mesh);
-    if (mark) {
-      const detail = { received, nodes: g.nodes.length, edges: g.edges.length };
-      requestAnimationFrame(() => performance.mark(mark, { detail }));
-    }
-    clear(status);
-    if (g.configOnly) {
-      status.append(notice('na', 'Traffic metrics are not available from this control plane (GET /v1/console/graph): the graph shows the configured topology only, with no rates.'));
-    } else {
-      status.append(h('span', { class: 'muted', id: 'graph-updated' }, `live · window ${g.window ?? ''} · updated ${new Date(g.generatedAt ?? Date.now()).toLocaleTimeString()}`));
-    }
+    const detail = mark && {
+      received, nodes: g.nodes.length, edges: g.edges.length, shown: drawn.shown, drawnNodes: cy.nodes().length, drawnEdges: cy.edges().length + layer.list().length,
+    };
+    afterPaint(() => {
+      if (stopped) return;
+      if (mark) performance.mark(mark, { detail });
+      if (current !== g || tabled === g) return;
+      tabled = g;
+      clear(status);
+      if (g.configOnly) {
+        status.append(notice('na', 'Traffic metrics are not available from this control plane (GET /v1/console/graph): the graph shows the configured topology only, with no rates.'));
+      } else {
+        status.append(h('span', { class: 'muted', id: 'graph-updated' }, `live · window ${g.window ?? ''} · updated ${new Date(g.generatedAt ?? Date.now()).toLocaleTimeString()}`));
+      }
+      renderTables(tables, g, mesh);
+    });
   };
   const fail = (err: unknown) => {
     clear(status);
     status.append(notice('error', `The graph could not be loaded: ${describeError(err)}`));
   };
 
+  // show draws g once the layout it needs is loaded; draws happen one
+  // after the other, in the order asked.
+  let drawing: Promise<void> = Promise.resolve();
+  const show = (g: Graph, mark?: string, received?: number): Promise<void> => {
+    drawing = drawing.then(async () => {
+      if (!isLarge(g, hidden, unknownBox.checked)) await loadForceLayout();
+      if (!stopped) apply(g, mark, received);
+    });
+    return drawing;
+  };
+
   const pollConfig = async () => {
     try {
-      apply(await configGraph(mesh));
+      await show(await configGraph(mesh));
     } catch (err) {
       fail(err);
     }
@@ -132,17 +206,21 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
 
   (async () => {
     try {
-      const g = await get<Graph>('/v1/console/graph', { mesh });
+      const g = await (first ?? get<Graph>('/v1/console/graph', { mesh }));
       if (stopped) return;
-      apply(g, 'meshlens:graph-first-paint');
+      await show(g, 'meshlens:graph-first-paint');
+      if (stopped) return;
       es = new EventSource(`/v1/console/graph/stream?mesh=${encodeURIComponent(mesh)}`);
       es.addEventListener('graph', (ev) => {
+        const received = performance.now();
+        let g: Graph;
         try {
-          const received = performance.now();
-          apply(JSON.parse((ev as MessageEvent).data), 'meshlens:graph-update', received);
+          g = JSON.parse((ev as MessageEvent).data);
         } catch (err) {
           fail(err);
+          return;
         }
+        show(g, 'meshlens:graph-update', received).catch(fail);
       });
       es.addEventListener('error', () => {
         // EventSource reconnects by itself; say so meanwhile.
@@ -158,24 +236,15 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
   })();
 
   const refilter = () => {
-    if (current) render(cy, current, hidden, idleBox.checked, unknownBox.checked);
-    publish();
+    if (current) show(current).catch(fail);
   };
   idleBox.addEventListener('change', refilter);
   unknownBox.addEventListener('change', refilter);
-  find.addEventListener('input', () => {
-    const q = find.value.trim().toLowerCase();
-    cy.batch(() => {
-      cy.nodes().removeClass('found dim');
-      if (!q) return;
-      const found = cy.nodes().filter((n) => String(n.data('label') ?? '').toLowerCase().includes(q));
-      found.addClass('found');
-      cy.nodes().not(found).not(found.ancestors()).addClass('dim');
-    });
-  });
+  find.addEventListener('input', highlight);
   hideBtn.addEventListener('click', () => {
     cy.nodes('.found').forEach((n) => {
       hidden.add(n.id());
+      for (const m of (n.data('members') as string[] | undefined) ?? []) hidden.add(m);
     });
     find.value = '';
     cy.nodes().removeClass('found dim');
@@ -185,8 +254,15 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     hidden.clear();
     refilter();
   });
-  cy.on('tap', 'node', (ev) => showNode(side, mesh, current, ev.target.data()));
+  cy.on('tap', 'node', (ev) => showNode(side, mesh, current, ev.target.data('members') ?? [ev.target.id()]));
   cy.on('tap', 'edge', (ev) => showEdge(side, mesh, current, ev.target.data('edge')));
+  // A large graph's edges are not Cytoscape's: a click off the nodes may be on one.
+  cy.on('tap', (ev) => {
+    if (layer.list().length === 0) return;
+    const e = ev.target === cy ? layer.hit(ev.position) : undefined;
+    layer.select(e?.id);
+    if (e) showEdge(side, mesh, current, current?.edges.find((x) => x.id === e.id)!);
+  });
   cy.on('dragfree', 'node', (ev) => positions.set(ev.target.id(), { ...ev.target.position() }));
 
   return () => {
@@ -196,6 +272,7 @@ export function graphPage(root: HTMLElement, mesh: string): () => void {
     cy.nodes().forEach((n) => {
       positions.set(n.id(), { ...n.position() });
     });
+    layer.destroy();
     cy.destroy();
   };
 }
@@ -246,6 +323,19 @@ function graphStyle(): cytoscape.StylesheetJson {
         'text-margin-y': 0,
       },
     },
+    {
+      // A large graph's single-version service: one box, titled with the
+      // service's name, the version's name under it.
+      selector: 'node.merged',
+      style: {
+        width: 'data(w)',
+        height: 36,
+        'text-valign': 'center',
+        'text-margin-y': 0,
+        'font-weight': 'normal',
+        padding: '0px',
+      },
+    },
     { selector: 'node.found', style: { 'border-width': 3, 'border-color': '#e0a000' } },
     { selector: 'node.dim', style: { opacity: 0.25 } },
     { selector: 'node:selected', style: { 'border-width': 3, 'border-color': '#1d2733' } },
@@ -259,13 +349,8 @@ function graphStyle(): cytoscape.StylesheetJson {
         'target-arrow-color': '#3f9a54',
       },
     },
-    // Straight edges in a large graph: bundling parallel edges into
-    // bezier curves costs more than it shows at that size.
-    { selector: 'edge.plain', style: { 'curve-style': 'straight' } },
     {
-      // Edge labels cost most of the drawing of a large graph, where they
-      // are too small to read anyway: there, only a selected edge has one.
-      selector: 'edge.labelled, edge:selected',
+      selector: 'edge',
       style: {
         label: 'data(label)',
         'font-size': 9,
@@ -299,9 +384,44 @@ function nodeLabel(n: GraphNode): string {
   return b ? `${n.name} ${b}` : n.name;
 }
 
-/** render puts g into cy, keeping known positions and laying out only what is new. */
-function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boolean, showUnknown: boolean): void {
+/** shownNode says whether n is drawn, given what is hidden. */
+function shownNode(n: GraphNode, hidden: Set<string>, showUnknown: boolean): boolean {
+  return !hidden.has(n.id) && (n.kind !== 'unknown' || showUnknown);
+}
+
+/**
+ * isLarge says whether g has more than forceLayoutLimit drawn nodes
+ * (service boxes not counted): such a graph is laid out in tiers, not by
+ * force, and drawn more plainly (see render).
+ */
+function isLarge(g: Graph, hidden: Set<string>, showUnknown: boolean): boolean {
+  let drawn = 0;
+  for (const n of g.nodes) if (n.kind !== 'virtualService' && shownNode(n, hidden, showUnknown)) drawn++;
+  return drawn > forceLayoutLimit;
+}
+
+function labelWidth(label: string): number {
+  return Math.max(40, Math.max(...label.split('\n').map((l) => l.length)) * 7 + 16);
+}
+
+/**
+ * render puts g into cy (and a large graph's edges into layer), keeping
+ * known positions and laying out only what is new, and says how many of
+ * g's nodes it drew (shown: each as a node of its own, or inside its
+ * service's node).
+ *
+ * A large graph (isLarge) is drawn with fewer, plainer elements, as
+ * Cytoscape takes about a millisecond per element to style, measure and
+ * draw, and most for compound nodes and edges. A service with a single
+ * version is one box, titled with the service's name and the version's
+ * under it, instead of a box holding the version's node; only services
+ * with several versions are boxes around them. The edges are straight
+ * lines drawn by the EdgeLayer, unlabelled until selected.
+ */
+function render(cy: cytoscape.Core, layer: EdgeLayer, g: Graph, hidden: Set<string>, showIdle: boolean, showUnknown: boolean): { shown: number } {
   const els: cytoscape.ElementDefinition[] = [];
+  const large = isLarge(g, hidden, showUnknown);
+  const byID = new Map(g.nodes.map((n) => [n.id, n]));
   // A virtual node inside the box of the first service that lists it as a version.
   const parentOf = new Map<string, string>();
   for (const n of g.nodes) {
@@ -311,71 +431,106 @@ function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boo
       if (!parentOf.has(vid)) parentOf.set(vid, n.id);
     }
   }
+  // In a large graph, the drawn node of a version merged into its
+  // single-version service's node.
+  const mergedInto = new Map<string, string>();
+  if (large) {
+    for (const n of g.nodes) {
+      if (n.kind !== 'virtualService' || n.versions?.length !== 1 || !shownNode(n, hidden, showUnknown)) continue;
+      const vid = nodeID(n.mesh ?? '', 'virtualNode', n.versions[0]);
+      const v = byID.get(vid);
+      if (v && parentOf.get(vid) === n.id && shownNode(v, hidden, showUnknown)) mergedInto.set(vid, n.id);
+    }
+  }
+  const merged = new Map<string, string>(); // service -> its merged version
+  for (const [v, s] of mergedInto) merged.set(s, v);
   const present = new Set<string>();
   for (const n of g.nodes) {
-    if (hidden.has(n.id)) continue;
-    if (n.kind === 'unknown' && !showUnknown) continue;
+    if (!shownNode(n, hidden, showUnknown)) continue;
+    present.add(n.id);
+    if (mergedInto.has(n.id)) continue;
     const cls = n.kind === 'virtualGateway' ? 'gateway' : n.kind === 'virtualService' ? 'service' : n.kind === 'unknown' ? 'unknown' : 'node';
+    const version = merged.get(n.id);
+    if (version !== undefined) {
+      const label = `${nodeLabel(n)}\n${nodeLabel(byID.get(version)!)}`;
+      els.push({
+        group: 'nodes',
+        data: { id: n.id, label, kind: n.kind, name: n.name, mesh: n.mesh, members: [n.id, version], w: labelWidth(label) },
+        classes: 'service merged',
+      });
+      continue;
+    }
     const parent = parentOf.get(n.id);
     const isVersion = parent !== undefined && !hidden.has(parent);
-    present.add(n.id);
+    const label = nodeLabel(n);
     els.push({
       group: 'nodes',
-      data: { id: n.id, label: nodeLabel(n), kind: n.kind, name: n.name, mesh: n.mesh, parent: isVersion ? parent : undefined, w: Math.max(40, nodeLabel(n).length * 7 + 16) },
+      data: { id: n.id, label, kind: n.kind, name: n.name, mesh: n.mesh, parent: isVersion ? parent : undefined, w: labelWidth(label) },
       classes: isVersion ? `${cls} version` : cls,
     });
   }
-  // A large graph (laid out in tiers) has plain edges: see graphStyle.
-  let drawn = 0;
-  for (const n of g.nodes) if (present.has(n.id) && n.kind !== 'virtualService') drawn++;
-  const large = drawn > forceLayoutLimit;
+  const layerEdges: LayerEdge[] = [];
   for (const e of g.edges) {
     if (!present.has(e.source) || !present.has(e.target)) continue;
     if (e.idle && !showIdle) continue;
     if (e.unknownSource && !showUnknown) continue;
-    const cls = [e.idle ? 'idle' : e.health ?? 'healthy'];
-    cls.push(large ? 'plain' : 'labelled');
-    if (e.unknownSource) cls.push('unknown-source');
-    els.push({ group: 'edges', data: { id: e.id, source: e.source, target: e.target, label: edgeLabel(e), edge: e }, classes: cls.join(' ') });
+    const health = e.idle ? 'idle' : e.health ?? 'healthy';
+    const source = mergedInto.get(e.source) ?? e.source;
+    const target = mergedInto.get(e.target) ?? e.target;
+    if (large) {
+      layerEdges.push({ id: e.id, source, target, health, unknownSource: !!e.unknownSource, label: edgeLabel(e) });
+      continue;
+    }
+    const cls = e.unknownSource ? `${health} unknown-source` : health;
+    els.push({ group: 'edges', data: { id: e.id, source, target, label: edgeLabel(e), edge: e }, classes: cls });
   }
+  const shown = present.size;
 
   const before = new Set(cy.elements().map((x) => x.id()));
   const want = new Set(els.map((x) => x.data.id as string));
   const structural = els.some((x) => !before.has(x.data.id as string)) || [...before].some((id) => !want.has(id)) ||
     els.some((x) => x.group === 'nodes' && cy.getElementById(x.data.id as string).data('parent') !== x.data.parent);
-  cy.batch(() => {
-    if (structural) {
-      cy.nodes().forEach((n) => {
-        positions.set(n.id(), { ...n.position() });
-      });
-      cy.elements().remove();
-      cy.add(els);
-    } else {
+  if (!structural) {
+    cy.batch(() => {
       for (const x of els) {
         const el = cy.getElementById(x.data.id as string);
         el.data(x.data);
         el.classes(x.classes as string);
       }
-    }
-  });
-  if (!structural) return;
-  const fresh = cy.nodes().filter((n) => !positions.has(n.id()) && n.isChildless());
-  cy.nodes().forEach((n) => {
-    const p = positions.get(n.id());
-    if (p && n.isChildless()) n.position(p);
-  });
-  const childless = cy.nodes().filter((n) => n.isChildless());
-  if (fresh.length === 0) {
-    if (large) fitPositions(cy, childless);
-    else cy.fit(undefined, 30);
-    return;
+    });
+    layer.setEdges(layerEdges);
+    return { shown };
   }
+  cy.nodes().forEach((n) => {
+    positions.set(n.id(), { ...n.position() });
+  });
+  // Nodes are added at their places: known ones where they were, new ones
+  // of a large graph placed in tiers first (placing them after adding
+  // would make Cytoscape recompute every moved node's edges).
+  const nodeDefs = els.filter((x) => x.group === 'nodes');
+  const parents = new Set(nodeDefs.map((x) => x.data.parent).filter((p) => p !== undefined));
+  const leaves = nodeDefs.filter((x) => !parents.has(x.data.id));
+  const fresh = leaves.filter((x) => !positions.has(x.data.id as string));
+  // A large graph: fcose on hundreds of nodes takes seconds on the main
+  // thread, so new nodes go into the tiered grid below what is drawn.
+  if (large && fresh.length > 0) tierLayout(leaves, fresh, nodeDefs.length);
+  for (const x of leaves) {
+    const p = positions.get(x.data.id as string);
+    if (p) x.position = { ...p };
+  }
+  cy.batch(() => {
+    cy.elements().remove();
+    cy.add(els);
+  });
+  layer.setEdges(layerEdges);
+  const childless = cy.nodes().filter((n) => n.isChildless());
   if (large) {
-    // A large graph: fcose on hundreds of nodes takes seconds on the main
-    // thread, so new nodes go into the tiered grid below what is drawn.
-    tierLayout(cy, fresh);
     fitPositions(cy, childless);
-    return;
+    return { shown };
+  }
+  if (fresh.length === 0) {
+    cy.fit(undefined, 30);
+    return { shown };
   }
   const fixed = childless.filter((n) => positions.has(n.id())).map((n) => ({ nodeId: n.id(), position: { ...positions.get(n.id())! } }));
   cy.layout({
@@ -393,6 +548,7 @@ function render(cy: cytoscape.Core, g: Graph, hidden: Set<string>, showIdle: boo
   childless.forEach((n) => {
     positions.set(n.id(), { ...n.position() });
   });
+  return { shown };
 }
 
 /**
@@ -436,68 +592,69 @@ function fitPositions(cy: cytoscape.Core, nodes: cytoscape.NodeCollection): void
 }
 
 /** The row of the tiered layout a node goes in: gateways, then services, then the rest. */
-function tierOf(n: cytoscape.NodeSingular): number {
-  if (n.hasClass('gateway')) return 0;
-  if (n.isChild()) return 1;
-  if (n.hasClass('unknown')) return 3;
+function tierOf(n: cytoscape.ElementDefinition): number {
+  const cls = ` ${n.classes} `;
+  if (cls.includes(' gateway ')) return 0;
+  if (n.data.parent !== undefined || cls.includes(' service ')) return 1;
+  if (cls.includes(' unknown ')) return 3;
   return 2;
 }
 
 /**
- * tierLayout places the nodes in fresh, in O(n), in bands below the nodes
- * already drawn: gateways, then services (the versions of a service side by
+ * tierLayout places the nodes in fresh (of leaves, the childless nodes
+ * about to be drawn, count nodes in all), in O(n), in bands below the
+ * nodes already placed: gateways, then services (the versions of a service side by
  * side in its box), then virtual nodes outside any service, then unknown
  * callers, each band wrapped into rows of about the square root of the
- * graph's size. Positions depend only on the order of the nodes, so the
- * same graph is drawn the same way every time.
+ * graph's size, in columns as wide as the widest new node. Positions
+ * depend only on the order of the nodes, so the same graph is drawn the
+ * same way every time.
  */
-function tierLayout(cy: cytoscape.Core, fresh: cytoscape.NodeCollection): void {
-  const dx = 110;
+function tierLayout(leaves: cytoscape.ElementDefinition[], fresh: cytoscape.ElementDefinition[], count: number): void {
+  let dx = 110;
+  for (const n of fresh) if ((n.classes as string).includes('merged')) dx = Math.max(dx, Number(n.data.w) + 24);
   const dy = 110;
-  const perRow = Math.max(4, Math.ceil(Math.sqrt(cy.nodes().length) * 1.5));
+  const perRow = Math.max(4, Math.ceil(Math.sqrt(count) * 1.5));
   let top = 0;
-  cy.nodes().forEach((n) => {
-    if (n.isChildless() && positions.has(n.id())) top = Math.max(top, positions.get(n.id())!.y + dy);
-  });
+  for (const n of leaves) {
+    const p = positions.get(n.data.id as string);
+    if (p) top = Math.max(top, p.y + dy);
+  }
   // Blocks of nodes drawn side by side: one per service box, one per other node.
-  const tiers: cytoscape.NodeSingular[][][] = [[], [], [], []];
-  const blockOf = new Map<string, cytoscape.NodeSingular[]>();
-  fresh.forEach((n) => {
+  const tiers: cytoscape.ElementDefinition[][][] = [[], [], [], []];
+  const blockOf = new Map<string, cytoscape.ElementDefinition[]>();
+  for (const n of fresh) {
     const t = tierOf(n);
-    const parent = n.isChild() ? n.parent().first().id() : '';
-    if (parent) {
+    const parent = n.data.parent as string | undefined;
+    if (parent !== undefined) {
       const b = blockOf.get(parent);
       if (b) {
         b.push(n);
-        return;
+        continue;
       }
       const nb = [n];
       blockOf.set(parent, nb);
       tiers[t].push(nb);
-      return;
+      continue;
     }
     tiers[t].push([n]);
-  });
-  cy.batch(() => {
-    for (const tier of tiers) {
-      if (tier.length === 0) continue;
-      let col = 0;
-      for (const block of tier) {
-        if (col > 0 && col + block.length > perRow) {
-          col = 0;
-          top += dy;
-        }
-        for (const n of block) {
-          const p = { x: col * dx, y: top };
-          n.position(p);
-          positions.set(n.id(), p);
-          col++;
-        }
-        col += 0.4; // a gap between service boxes
+  }
+  for (const tier of tiers) {
+    if (tier.length === 0) continue;
+    let col = 0;
+    for (const block of tier) {
+      if (col > 0 && col + block.length > perRow) {
+        col = 0;
+        top += dy;
       }
-      top += dy * 1.3;
+      for (const n of block) {
+        positions.set(n.data.id as string, { x: col * dx, y: top });
+        col++;
+      }
+      col += 0.4; // a gap between service boxes
     }
-  });
+    top += dy * 1.3;
+  }
 }
 
 /** The graph as tables: every node and edge with its numbers, for reading and for tests. */
@@ -568,10 +725,16 @@ function kindName(k: string): string {
   return { virtualNode: 'virtual node', virtualGateway: 'gateway', virtualService: 'virtual service', unknown: 'unknown caller' }[k] ?? k;
 }
 
-function showNode(side: HTMLElement, mesh: string, g: Graph | undefined, d: { id: string }): void {
-  const n = g?.nodes.find((x) => x.id === d.id);
+/** showNode shows the details of the graph nodes ids (a service and its version when drawn as one). */
+function showNode(side: HTMLElement, mesh: string, g: Graph | undefined, ids: string[]): void {
   clear(side);
-  if (!n) return;
+  for (const id of ids) {
+    const n = g?.nodes.find((x) => x.id === id);
+    if (n) nodeDetails(side, mesh, n);
+  }
+}
+
+function nodeDetails(side: HTMLElement, mesh: string, n: GraphNode): void {
   const m = n.mesh ?? mesh;
   const links: HTMLElement[] = [];
   if (n.kind === 'virtualNode') links.push(h('a', { href: link(['metrics', 'node', m, n.name]) }, 'golden metrics'));

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,15 +33,20 @@ type conn struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	remoteAddr string
+	first      firstByte        // what lr reads: the connection, after the byte that ended an idle wait
 	lr         io.LimitedReader // bounds the head being read
 	rec        headRecorder     // sees what lr reads
-	br         *bufio.Reader
-	bw         *bufio.Writer
-	state      atomic.Int32
-	reqStart   atomic.Int64 // UnixNano when the handler started; 0 outside it
-	looking    atomic.Bool  // a hang-up look is under way
-	w          response     // reused for every request
-	lastPOST   bool
+	// br and bw come from bufPool while a request is read or answered,
+	// and go back while the connection waits for its next request:
+	// an idle connection holds no buffer.
+	bufs     *bufs
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	state    atomic.Int32
+	reqStart atomic.Int64 // UnixNano when the handler started; 0 outside it
+	looking  atomic.Bool  // a hang-up look is under way
+	w        response     // reused for every request
+	lastPOST bool
 	// hijacked: the handler took the connection over (Hijack); the
 	// server no longer reads, writes, tracks or closes it.
 	hijacked bool
@@ -50,19 +56,24 @@ type conn struct {
 // the response, until one side wants the connection closed.
 func (c *conn) serve() {
 	s := c.s
+	defer c.releaseBuffers()
 	for first := true; ; first = false {
 		if s.shutdown.Load() {
 			return
 		}
-		if !first {
+		if !first || c.bufs == nil {
 			// Wait for the next request; a Shutdown sets a past deadline
 			// on idle connections to end this wait.
 			c.state.Store(stateIdle)
-			_ = c.rwc.SetReadDeadline(time.Now().Add(s.idleTimeout()))
+			timeout := s.idleTimeout()
+			if first {
+				timeout = s.readHeaderTimeout()
+			}
+			_ = c.rwc.SetReadDeadline(time.Now().Add(timeout))
 			if s.shutdown.Load() {
 				return
 			}
-			if _, err := c.br.Peek(4); err != nil { // as net/http
+			if !c.waitRequest(!first) {
 				return
 			}
 		}
@@ -82,6 +93,100 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// bufs is what a connection holds only while it reads or answers a
+// request.
+type bufs struct {
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	head []byte // the head recorder's buffer
+}
+
+// bufPool holds the buffers of connections that are waiting for a
+// request, so that thousands of idle keep-alive connections cost their
+// goroutine and socket, not 8 KiB of buffers each.
+var bufPool = sync.Pool{New: func() any {
+	return &bufs{br: bufio.NewReaderSize(nil, bufferSize), bw: bufio.NewWriterSize(nil, bufferSize)}
+}}
+
+// acquireBuffers takes buffers from bufPool, unless c holds some.
+func (c *conn) acquireBuffers() {
+	if c.bufs != nil {
+		return
+	}
+	b := bufPool.Get().(*bufs)
+	c.bufs = b
+	c.br, c.bw, c.rec.buf = b.br, b.bw, b.head[:0]
+	c.br.Reset(&c.rec)
+	c.bw.Reset(c.rwc)
+}
+
+// releaseBuffers gives c's buffers back to bufPool. The reader must hold
+// nothing unread and the writer nothing unwritten.
+func (c *conn) releaseBuffers() {
+	b := c.bufs
+	if b == nil || c.hijacked {
+		return
+	}
+	b.br.Reset(nil)
+	b.bw.Reset(nil)
+	b.head = c.rec.buf[:0]
+	if cap(b.head) > bufferSize {
+		b.head = nil // a large head: do not keep its buffer
+	}
+	c.bufs, c.br, c.bw, c.rec.buf = nil, nil, nil, nil
+	bufPool.Put(b)
+}
+
+// waitRequest waits for the first byte of a request, and for a request
+// after the first for four bytes, as net/http does before it counts the
+// connection active. With nothing buffered it
+// gives the buffers back for the wait and reads the first byte into the
+// connection itself, then takes buffers again: one more small read per
+// request, and no buffer held by an idle connection.
+func (c *conn) waitRequest(peek bool) bool {
+	if c.bufs == nil || c.br.Buffered() == 0 {
+		// Nor the last request and its header fields.
+		c.w.req = nil
+		clear(c.w.hdr)
+		c.releaseBuffers()
+		for {
+			n, err := c.rwc.Read(c.first.b[:])
+			if n == 1 {
+				c.first.held = true
+				break
+			}
+			if err != nil {
+				return false
+			}
+		}
+		c.acquireBuffers()
+	}
+	if !peek {
+		return true
+	}
+	_, err := c.br.Peek(4) // as net/http
+	return err == nil
+}
+
+// firstByte reads from conn, first returning the byte an idle wait read.
+type firstByte struct {
+	conn net.Conn
+	b    [1]byte
+	held bool
+}
+
+func (f *firstByte) Read(p []byte) (int, error) {
+	if !f.held || len(p) == 0 {
+		return f.conn.Read(p)
+	}
+	f.held = false
+	p[0] = f.b[0]
+	// The rest of what has arrived, in the same call: a request head
+	// rarely comes one byte at a time.
+	n, err := f.conn.Read(p[1:])
+	return 1 + n, err
 }
 
 // statusError is a request refused with a status.
@@ -147,9 +252,6 @@ func (c *conn) readRequest() (*http.Request, error) {
 	}
 	c.lr.N = 1<<63 - 1
 	hostFields, hostValue := hostFields(c.rec.buf)
-	if cap(c.rec.buf) > 64<<10 {
-		c.rec.buf = nil // a large head: do not keep its buffer
-	}
 	c.lastPOST = req.Method == http.MethodPost
 	if req.ProtoMajor != 1 {
 		return nil, errVersion

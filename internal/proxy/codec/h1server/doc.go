@@ -27,7 +27,8 @@
 //     the request's context; or when the response is written. net/http
 //     notices at once, through a read it starts for every request.
 //   - HTTP/2 upgrades and Server-level TLS are not offered; callers hand
-//     TLS and h2c connections to net/http. Hijack is offered (for
+//     h2c connections to h2server, TLS ones to h2server (ALPN h2) or
+//     net/http. Hijack is offered (for
 //     WebSocket and other HTTP/1.1 upgrades): the hijacked connection
 //     leaves the server, which Shutdown then does not wait for.
 //   - Header keys are written in map order, not sorted.

@@ -1,7 +1,6 @@
 package h1server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -132,10 +131,9 @@ func (s *Server) ServeConn(rwc net.Conn) error {
 		s.untrack(c)
 	}()
 	c.remoteAddr = rwc.RemoteAddr().String()
-	c.lr.R = rwc
+	c.first.conn = rwc
+	c.lr.R = &c.first
 	c.rec.r = &c.lr
-	c.br = bufio.NewReaderSize(&c.rec, bufferSize)
-	c.bw = bufio.NewWriterSize(rwc, bufferSize)
 	c.w.c = c
 	c.w.hdr = make(http.Header)
 	c.serve()

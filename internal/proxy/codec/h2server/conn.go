@@ -1,0 +1,696 @@
+package h2server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+const (
+	// initialWindow is RFC 9113's initial window, which holds until
+	// SETTINGS change it.
+	initialWindow = 65535
+	maxWindow     = 1<<31 - 1
+	// frameSize is the MAX_FRAME_SIZE both ends start with; the server
+	// never advertises a larger one.
+	frameSize    = 16384
+	readBufSize  = 16 << 10
+	headerTable  = 4096
+	lingerPeriod = time.Second
+	lingerBytes  = 64 << 10
+	// maxCtrlQueued bounds the control frames (PING and SETTINGS
+	// acknowledgements, resets, window updates) queued and not yet
+	// written: a client that sends them without reading the answers
+	// loses its connection (Envoy's max_outbound_control_frames).
+	maxCtrlQueued = 1000
+	// maxEmptyData is how many DATA frames without payload nor
+	// END_STREAM may come in a row (Envoy's
+	// max_consecutive_inbound_frames_with_empty_payload).
+	maxEmptyData = 1
+)
+
+var clientPreface = []byte(http2.ClientPreface)
+
+// errClientReset, errConnClosed: why a stream's body or response failed.
+var (
+	errClientReset = errors.New("h2server: stream reset by the client")
+	errStreamReset = errors.New("h2server: stream reset")
+	errConnClosed  = errors.New("h2server: connection closed")
+)
+
+// conn is one HTTP/2 connection. The reader goroutine (serve) owns the
+// framer it reads with; the writer goroutine (writeLoop) owns the framer
+// it writes with and the HPACK encoder; everything else is guarded by mu.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	br     *bufio.Reader
+	fr     *http2.Framer
+	ctx    context.Context
+	cancel context.CancelFunc
+	tls    *tls.ConnectionState
+	remote string
+	st     *Stats
+	// handlers counts the running handlers; ServeConn waits for them.
+	handlers sync.WaitGroup
+
+	mu sync.Mutex
+	// streams are the open streams (not closed in both directions);
+	// running the handlers still running (a stream reset by the client
+	// is closed but its handler may not have returned yet).
+	streams map[uint32]*stream
+	running int
+	// maxID is the highest stream identifier the client used: streams
+	// at or under it that are not in streams are closed.
+	maxID uint32
+	// goAway: no new stream is accepted (GOAWAY sent or received).
+	goAway bool
+	// closing: the connection is ending: the writer writes what is
+	// queued and closes it; closed: the writer is done.
+	closing, closed bool
+
+	// The peer's settings and the windows it granted.
+	peerMaxFrame   uint32
+	peerInitWindow int32
+	sendWindow     int64 // the connection's send window
+
+	// emptyData counts DATA frames in a row without payload.
+	emptyData int
+
+	// The connection's receive window: how much more the client may
+	// send, and how much of it was consumed and not yet given back.
+	recvWindow, recvUnacked int32
+	streamWindow            int32 // the stream receive window (our SETTINGS)
+
+	// The write queue: control frames in order, then streams with data
+	// or headers to send, round-robin.
+	ctrl  []ctrlFrame
+	ready []*stream
+	// blocked are streams with data that wait for the connection's send
+	// window.
+	blocked []*stream
+	wake    chan struct{}
+
+	// Owned by the writer.
+	wbuf    bytes.Buffer
+	wfr     *http2.Framer
+	henc    *hpack.Encoder
+	hbuf    bytes.Buffer
+	wdone   chan struct{}
+	lastW   time.Time
+	idle    *time.Timer
+	cleanup bool // a clean close (after GOAWAY) lingers on reads
+}
+
+// ctrlFrame is a frame the writer sends before any stream's.
+type ctrlFrame struct {
+	kind   ctrlKind
+	stream uint32
+	code   http2.ErrCode
+	n      uint32 // window increment, or header table size
+	ping   [8]byte
+}
+
+type ctrlKind uint8
+
+const (
+	ctrlSettings ctrlKind = iota
+	ctrlSettingsAck
+	ctrlPingAck
+	ctrlWindowUpdate
+	ctrlRST
+	ctrlGoAway
+	ctrlTableSize // apply the peer's SETTINGS_HEADER_TABLE_SIZE to the encoder
+)
+
+func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &conn{
+		s: s, rwc: rwc, ctx: ctx, cancel: cancel, st: s.stats(),
+		remote:         rwc.RemoteAddr().String(),
+		streams:        make(map[uint32]*stream),
+		peerMaxFrame:   frameSize,
+		peerInitWindow: initialWindow,
+		sendWindow:     initialWindow,
+		recvWindow:     int32(orU32(s.ConnWindow, DefaultConnWindow)),
+		streamWindow:   int32(orU32(s.StreamWindow, DefaultStreamWindow)),
+		wake:           make(chan struct{}, 1),
+		wdone:          make(chan struct{}),
+	}
+	if tc, ok := rwc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		cs := tc.ConnectionState()
+		c.tls = &cs
+	}
+	c.br = bufio.NewReaderSize(rwc, readBufSize)
+	c.fr = http2.NewFramer(nil, c.br)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTable, nil)
+	c.fr.MaxHeaderListSize = s.maxHeaderList()
+	c.fr.SetMaxReadFrameSize(frameSize)
+	c.wfr = http2.NewFramer(&c.wbuf, nil)
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	return c
+}
+
+// serve runs the connection: the preface, then frames until the
+// connection ends.
+func (c *conn) serve() error {
+	defer c.cancel()
+	go c.writeLoop()
+	// Our SETTINGS go out first, whatever the client sends.
+	c.mu.Lock()
+	c.queueCtrl(ctrlFrame{kind: ctrlSettings})
+	if extra := c.recvWindow - initialWindow; extra > 0 {
+		c.queueCtrl(ctrlFrame{kind: ctrlWindowUpdate, n: uint32(extra)})
+	}
+	c.mu.Unlock()
+	err := c.readPreface()
+	if err == nil {
+		c.armIdle()
+		err = c.readLoop()
+	}
+	c.finish(err)
+	c.handlers.Wait()
+	return nil
+}
+
+// readPreface reads the client preface and its first SETTINGS frame,
+// within the preface timeout. A wrong preface gets GOAWAY and a clean
+// close, never a reset connection.
+func (c *conn) readPreface() error {
+	_ = c.rwc.SetReadDeadline(time.Now().Add(orDuration(c.s.PrefaceTimeout, DefaultPrefaceTimeout)))
+	defer func() { _ = c.rwc.SetReadDeadline(time.Time{}) }()
+	buf := make([]byte, len(clientPreface))
+	if _, err := io.ReadFull(c.br, buf); err != nil {
+		return fmt.Errorf("read preface: %w", err)
+	}
+	if !bytes.Equal(buf, clientPreface) {
+		c.connError(http2.ErrCodeProtocol, "invalid connection preface")
+		return errors.New("invalid connection preface")
+	}
+	f, err := c.fr.ReadFrame()
+	if err != nil {
+		return c.readError(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		c.connError(http2.ErrCodeProtocol, "first frame is not SETTINGS")
+		return errors.New("first frame is not SETTINGS")
+	}
+	return c.process(f)
+}
+
+// readLoop reads and processes frames until the connection ends.
+func (c *conn) readLoop() error {
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			if err = c.readError(err); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := c.process(f); err != nil {
+			return err
+		}
+	}
+}
+
+// readError handles what the framer refused: a stream error resets the
+// stream and reading goes on (nil); anything else ends the connection.
+func (c *conn) readError(err error) error {
+	var se http2.StreamError
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &se):
+		c.mu.Lock()
+		if se.StreamID > c.maxID && se.StreamID%2 == 1 {
+			// A new stream's HEADERS that failed validation: the
+			// stream is used, and closed.
+			c.maxID = se.StreamID
+		}
+		c.streamErrorLocked(se.StreamID, se.Code)
+		c.mu.Unlock()
+		return nil
+	case errors.As(err, &ce):
+		why := "framing error"
+		if d := c.fr.ErrorDetail(); d != nil {
+			why = d.Error()
+		}
+		c.connError(http2.ErrCode(ce), why)
+		return err
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		c.connError(http2.ErrCodeFrameSize, "frame too large")
+		return err
+	}
+	return err
+}
+
+// process handles one frame; an error ends the connection.
+func (c *conn) process(f http2.Frame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return errConnClosed
+	}
+	var err error
+	switch f := f.(type) {
+	case *http2.MetaHeadersFrame:
+		err = c.onHeaders(f)
+	case *http2.DataFrame:
+		err = c.onData(f)
+	case *http2.SettingsFrame:
+		err = c.onSettings(f)
+	case *http2.WindowUpdateFrame:
+		err = c.onWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		err = c.onReset(f)
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: f.Data})
+		}
+	case *http2.PriorityFrame:
+		if f.StreamDep == f.StreamID {
+			c.streamErrorLocked(f.StreamID, http2.ErrCodeProtocol)
+		}
+	case *http2.GoAwayFrame:
+		// The client opens no more streams; the open ones finish.
+		c.goAway = true
+		if len(c.streams) == 0 {
+			c.closeLocked()
+		}
+	case *http2.PushPromiseFrame:
+		err = c.protocolError(http2.ErrCodeProtocol, "PUSH_PROMISE from a client")
+	default:
+		// Unknown frame types are ignored (RFC 9113 5.5).
+	}
+	return err
+}
+
+// protocolError is a connection error found while mu is held.
+func (c *conn) protocolError(code http2.ErrCode, why string) error {
+	c.goAwayLocked(code, why)
+	return fmt.Errorf("h2 connection error %v: %s", code, why)
+}
+
+// connError sends GOAWAY with code and closes the connection.
+func (c *conn) connError(code http2.ErrCode, why string) {
+	c.mu.Lock()
+	c.goAwayLocked(code, why)
+	c.mu.Unlock()
+}
+
+func (c *conn) goAwayLocked(code http2.ErrCode, why string) {
+	if c.closing {
+		return
+	}
+	if code != http2.ErrCodeNo {
+		c.st.RxMessagingError.Inc()
+	}
+	c.goAway = true
+	c.queueCtrl(ctrlFrame{kind: ctrlGoAway, stream: c.maxID, code: code})
+	c.cleanup = true
+	c.closeLocked()
+}
+
+// goAwayGraceful stops new streams: GOAWAY with NO_ERROR, and the
+// connection closes when its open streams are done.
+func (c *conn) goAwayGraceful() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goAway || c.closing {
+		return
+	}
+	c.goAway = true
+	c.queueCtrl(ctrlFrame{kind: ctrlGoAway, stream: c.maxID, code: http2.ErrCodeNo})
+	if len(c.streams) == 0 && c.running == 0 {
+		c.cleanup = true
+		c.closeLocked()
+	}
+}
+
+// closeLocked ends the connection: the writer sends what is queued and
+// closes it.
+func (c *conn) closeLocked() {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.signal()
+}
+
+// streamErrorLocked resets stream id with code (a stream error).
+func (c *conn) streamErrorLocked(id uint32, code http2.ErrCode) {
+	c.st.RxMessagingError.Inc()
+	if s := c.streams[id]; s != nil {
+		s.resetLocked(code, errStreamReset)
+		return
+	}
+	c.queueRST(id, code)
+}
+
+func (c *conn) queueRST(id uint32, code http2.ErrCode) {
+	c.st.TxReset.Inc()
+	c.queueCtrl(ctrlFrame{kind: ctrlRST, stream: id, code: code})
+}
+
+func (c *conn) queueCtrl(f ctrlFrame) {
+	if len(c.ctrl) >= maxCtrlQueued && f.kind != ctrlGoAway {
+		if !c.closing {
+			c.st.OutboundControlFlood.Inc()
+			c.goAwayLocked(http2.ErrCodeEnhanceYourCalm, "too many control frames queued")
+		}
+		return
+	}
+	c.ctrl = append(c.ctrl, f)
+	c.signal()
+}
+
+// signal wakes the writer.
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) onSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		return nil
+	}
+	// A repeated identifier is allowed: each value replaces the last.
+	for i := range f.NumSettings() {
+		s := f.Setting(i)
+		if err := s.Valid(); err != nil {
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				return c.protocolError(http2.ErrCode(ce), "invalid SETTINGS value")
+			}
+			return c.protocolError(http2.ErrCodeProtocol, "invalid SETTINGS value")
+		}
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			c.queueCtrl(ctrlFrame{kind: ctrlTableSize, n: s.Val})
+		case http2.SettingInitialWindowSize:
+			delta := int64(s.Val) - int64(c.peerInitWindow)
+			for _, st := range c.streams {
+				st.sendWindow += delta
+				if st.sendWindow > maxWindow {
+					return c.protocolError(http2.ErrCodeFlowControl, "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window")
+				}
+				if delta > 0 {
+					st.readyLocked()
+				}
+			}
+			c.peerInitWindow = int32(s.Val)
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame = s.Val
+		}
+	}
+	c.queueCtrl(ctrlFrame{kind: ctrlSettingsAck})
+	return nil
+}
+
+func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
+	if f.StreamID == 0 {
+		c.sendWindow += int64(f.Increment)
+		if c.sendWindow > maxWindow {
+			return c.protocolError(http2.ErrCodeFlowControl, "connection window over 2^31-1")
+		}
+		for _, s := range c.blocked {
+			s.readyLocked()
+		}
+		c.blocked = c.blocked[:0]
+		c.signal()
+		return nil
+	}
+	if c.idleStream(f.StreamID) {
+		return c.protocolError(http2.ErrCodeProtocol, "WINDOW_UPDATE on an idle stream")
+	}
+	s := c.streams[f.StreamID]
+	if s == nil {
+		return nil // closed: ignored
+	}
+	s.sendWindow += int64(f.Increment)
+	if s.sendWindow > maxWindow {
+		c.streamErrorLocked(s.id, http2.ErrCodeFlowControl)
+		return nil
+	}
+	s.readyLocked()
+	return nil
+}
+
+func (c *conn) onReset(f *http2.RSTStreamFrame) error {
+	if c.idleStream(f.StreamID) {
+		return c.protocolError(http2.ErrCodeProtocol, "RST_STREAM on an idle stream")
+	}
+	c.st.RxReset.Inc()
+	if s := c.streams[f.StreamID]; s != nil {
+		s.closeLocked(errClientReset)
+	}
+	return nil
+}
+
+// idleStream says whether id names a stream the client has not opened.
+func (c *conn) idleStream(id uint32) bool {
+	return id > c.maxID
+}
+
+func (c *conn) onData(f *http2.DataFrame) error {
+	id := f.StreamID
+	n := int32(f.Length)
+	if c.idleStream(id) {
+		return c.protocolError(http2.ErrCodeProtocol, "DATA on an idle stream")
+	}
+	if n > c.recvWindow {
+		return c.protocolError(http2.ErrCodeFlowControl, "DATA over the connection window")
+	}
+	c.recvWindow -= n
+	if n == 0 && !f.StreamEnded() {
+		if c.emptyData++; c.emptyData > maxEmptyData {
+			c.st.InboundEmptyFramesFlood.Inc()
+			return c.protocolError(http2.ErrCodeEnhanceYourCalm, "too many empty DATA frames")
+		}
+	} else {
+		c.emptyData = 0
+	}
+	s := c.streams[id]
+	if s == nil || s.recvClosed || s.malformed {
+		// Closed, or half-closed (remote): the data is dropped and its
+		// connection window given back.
+		c.consumedLocked(nil, n)
+		c.streamErrorLocked(id, http2.ErrCodeStreamClosed)
+		return nil
+	}
+	if n > s.recvWindow {
+		c.consumedLocked(nil, n)
+		c.streamErrorLocked(id, http2.ErrCodeFlowControl)
+		return nil
+	}
+	s.recvWindow -= n
+	data := f.Data()
+	if pad := n - int32(len(data)); pad > 0 {
+		// Padding is consumed at once.
+		c.consumedLocked(s, pad)
+	}
+	s.gotLen += int64(len(data))
+	if s.declLen >= 0 && s.gotLen > s.declLen {
+		c.consumedLocked(nil, int32(len(data)))
+		c.streamErrorLocked(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	if len(data) > 0 {
+		if s.bodyGone {
+			c.consumedLocked(s, int32(len(data)))
+		} else {
+			s.in = append(s.in, data...)
+			s.inCond.Signal()
+		}
+	}
+	if f.StreamEnded() {
+		if s.declLen >= 0 && s.gotLen != s.declLen {
+			s.shortBodyLocked()
+			return nil
+		}
+		s.endRecvLocked()
+	}
+	return nil
+}
+
+// consumedLocked gives back n bytes of receive window, the connection's
+// and (s not nil) the stream's, once enough has gathered to be worth a
+// WINDOW_UPDATE.
+func (c *conn) consumedLocked(s *stream, n int32) {
+	if n <= 0 {
+		return
+	}
+	c.recvUnacked += n
+	full := int32(orU32(c.s.ConnWindow, DefaultConnWindow))
+	if c.recvUnacked >= full/4 || c.recvWindow < full/2 {
+		c.queueCtrl(ctrlFrame{kind: ctrlWindowUpdate, n: uint32(c.recvUnacked)})
+		c.recvWindow += c.recvUnacked
+		c.recvUnacked = 0
+	}
+	if s == nil || s.recvClosed {
+		return
+	}
+	s.recvUnacked += n
+	if s.recvUnacked >= c.streamWindow/4 || s.recvWindow < c.streamWindow/2 {
+		c.queueCtrl(ctrlFrame{kind: ctrlWindowUpdate, stream: s.id, n: uint32(s.recvUnacked)})
+		s.recvWindow += s.recvUnacked
+		s.recvUnacked = 0
+	}
+}
+
+func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return c.protocolError(http2.ErrCodeProtocol, "HEADERS on an even stream")
+	}
+	if s := c.streams[id]; s != nil {
+		if s.recvClosed || s.malformed {
+			c.streamErrorLocked(id, http2.ErrCodeStreamClosed)
+			return nil
+		}
+		return c.onTrailers(s, f)
+	}
+	if id <= c.maxID {
+		// A closed stream, or one skipped: streams must be opened in
+		// increasing order (RFC 9113 5.1.1), a connection error.
+		return c.protocolError(http2.ErrCodeProtocol, "HEADERS on a closed stream")
+	}
+	c.maxID = id
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		c.streamErrorLocked(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	if c.goAway {
+		c.queueRST(id, http2.ErrCodeRefusedStream)
+		return nil
+	}
+	if uint32(max(len(c.streams), c.running)) >= c.s.maxStreams() {
+		c.st.StreamRefused.Inc()
+		c.queueRST(id, http2.ErrCodeRefusedStream)
+		return nil
+	}
+	if f.Truncated {
+		// The header list is over MAX_HEADER_LIST_SIZE: this stream is
+		// answered 431, the connection goes on.
+		c.st.HeaderOverflow.Inc()
+		s := c.newStream(id, !f.StreamEnded())
+		s.localReply(431)
+		return nil
+	}
+	req, declLen, err := c.newRequest(f)
+	if err != nil {
+		c.streamErrorLocked(id, http2.ErrCodeProtocol)
+		return nil
+	}
+	short := f.StreamEnded() && declLen > 0
+	s := c.newStream(id, !f.StreamEnded() || short)
+	s.declLen = declLen
+	if c.s.noKeepAlive.Load() {
+		// Keep-alives are off (the listener drains): this stream is
+		// the connection's last.
+		c.goAway = true
+		c.queueCtrl(ctrlFrame{kind: ctrlGoAway, stream: id, code: http2.ErrCodeNo})
+	}
+	if short {
+		s.shortBodyLocked()
+	}
+	c.startHandler(s, req)
+	return nil
+}
+
+func (c *conn) onTrailers(s *stream, f *http2.MetaHeadersFrame) error {
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		c.streamErrorLocked(s.id, http2.ErrCodeProtocol)
+		return nil
+	}
+	if s.declLen >= 0 && s.gotLen != s.declLen {
+		s.shortBodyLocked()
+		return nil
+	}
+	if err := s.setTrailers(f.RegularFields()); err != nil {
+		c.streamErrorLocked(s.id, http2.ErrCodeProtocol)
+		return nil
+	}
+	c.st.Trailers.Inc()
+	s.endRecvLocked()
+	return nil
+}
+
+// armIdle starts or stops the idle timer: it runs while no stream is
+// open and no handler runs.
+func (c *conn) armIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armIdleLocked()
+}
+
+func (c *conn) armIdleLocked() {
+	if len(c.streams) > 0 || c.running > 0 || c.closing {
+		if c.idle != nil {
+			c.idle.Stop()
+		}
+		return
+	}
+	d := orDuration(c.s.IdleTimeout, DefaultIdleTimeout)
+	if c.idle == nil {
+		c.idle = time.AfterFunc(d, c.idleTimeout)
+		return
+	}
+	c.idle.Reset(d)
+}
+
+func (c *conn) idleTimeout() {
+	c.mu.Lock()
+	if len(c.streams) > 0 || c.running > 0 || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	if c.s.OnIdleTimeout != nil {
+		c.s.OnIdleTimeout(c.rwc)
+	}
+	c.goAwayLocked(http2.ErrCodeNo, "idle timeout")
+	c.mu.Unlock()
+}
+
+// finish ends the connection once reading stopped: every stream fails,
+// the writer flushes and closes the connection.
+func (c *conn) finish(err error) {
+	c.mu.Lock()
+	if c.idle != nil {
+		c.idle.Stop()
+	}
+	for _, s := range c.streams {
+		s.closeLocked(errConnClosed)
+	}
+	c.closeLocked()
+	cleanup := c.cleanup
+	c.mu.Unlock()
+	// The writer sends what is queued (GOAWAY); one stuck on a client
+	// that does not read is stopped by closing the connection.
+	t := time.NewTimer(lingerPeriod)
+	select {
+	case <-c.wdone:
+	case <-t.C:
+		_ = c.rwc.Close()
+		<-c.wdone
+	}
+	t.Stop()
+	if cleanup && err != nil {
+		c.drain()
+	}
+	_ = c.rwc.Close()
+	c.cancel()
+}

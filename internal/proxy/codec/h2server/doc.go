@@ -1,0 +1,31 @@
+// Package h2server is the proxy's downstream HTTP/2 server: one
+// connection's frames are read by one goroutine, which runs the
+// connection's state machine (streams, flow control, settings), and
+// written by one writer goroutine that gathers the frames of every stream
+// and sends each batch with one write system call, as grpc-go's
+// loopyWriter and HAProxy's mux_h2 do. Each stream reaches the
+// connection manager as a stream.Downstream (Server.Streams; an
+// http.Handler also works, Server.Handler); the handler runs on a
+// goroutine of its own because it blocks, but it never touches the
+// connection: its writes are queued for the writer, its reads take what
+// the reader buffered.
+//
+// The frame and header encodings come from golang.org/x/net/http2's
+// Framer and hpack; what is written here is what net/http's server does
+// not let the proxy choose: the batching of writes, flow control relayed
+// to the handler (a stream's window opens only as the handler consumes
+// its body, so a slow upstream slows that stream only, within the
+// connection window), and protocol enforcement as RFC 9113 asks for it:
+// stream errors (RST_STREAM) for malformed requests (connection-specific
+// header fields, TE other than "trailers", bad pseudo-header fields, a
+// body that disagrees with content-length), a clean close after GOAWAY
+// for an invalid connection preface, SETTINGS with repeated identifiers
+// accepted, MAX_FRAME_SIZE left at 16384.
+//
+// Limits: MAX_CONCURRENT_STREAMS (streams over it are refused with
+// REFUSED_STREAM, and streams whose handler still runs after a reset
+// count against it, so a rapid reset cannot pile up handlers), the
+// header list size (a request over it is answered 431 on its stream),
+// the HPACK table (4096 bytes), an idle timeout (GOAWAY when no stream
+// is open for that long) and a bound on the preface's arrival.
+package h2server

@@ -1,0 +1,256 @@
+package h2server
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// batchMax is how many bytes of frames one write carries at most; past
+// it the writer writes and comes back for the rest.
+const batchMax = 128 << 10
+
+// writeLoop is the connection's writer: woken when something is queued,
+// it gathers every queued frame (control frames first, then the streams
+// round-robin within the flow-control windows) into one buffer and
+// writes it with one system call.
+func (c *conn) writeLoop() {
+	defer close(c.wdone)
+	for range c.wake {
+		for {
+			c.mu.Lock()
+			more := c.fillLocked()
+			done := c.closing && !more
+			cleanup := c.cleanup
+			c.mu.Unlock()
+			if c.wbuf.Len() > 0 {
+				if now := time.Now(); now.Sub(c.lastW) > time.Second {
+					_ = c.rwc.SetWriteDeadline(now.Add(orDuration(c.s.WriteTimeout, DefaultWriteTimeout)))
+					c.lastW = now
+				}
+				_, err := c.rwc.Write(c.wbuf.Bytes())
+				c.wbuf.Reset()
+				if c.wbuf.Cap() > 64<<10 {
+					// A large batch's buffer is not kept for an idle
+					// connection.
+					c.wbuf = bytes.Buffer{}
+				}
+				if err != nil {
+					c.mu.Lock()
+					c.closing, c.closed = true, true
+					c.mu.Unlock()
+					_ = c.rwc.Close()
+					return
+				}
+			}
+			if done {
+				c.mu.Lock()
+				c.closed = true
+				c.mu.Unlock()
+				if cleanup {
+					// GOAWAY is out: half-close, so the client reads it
+					// before the connection ends, and give the reader a
+					// moment to drain what the client still sends.
+					closeWrite(c.rwc)
+				}
+				_ = c.rwc.SetReadDeadline(time.Now().Add(lingerPeriod))
+				return
+			}
+			if !more {
+				break
+			}
+		}
+	}
+}
+
+// closeWrite half-closes a connection, under its wrappers.
+func closeWrite(nc net.Conn) {
+	for nc != nil {
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+			return
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		nc = u.NetConn()
+	}
+}
+
+// drain reads and drops what the client still sends after GOAWAY, for a
+// bounded time and size, so that closing the connection does not reset
+// it (and lose the GOAWAY) over unread data.
+func (c *conn) drain() {
+	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerPeriod))
+	_, _ = io.Copy(io.Discard, io.LimitReader(c.br, lingerBytes))
+}
+
+// fillLocked encodes queued frames into wbuf, and says whether more is
+// left that could be sent now (the batch is full).
+func (c *conn) fillLocked() bool {
+	if c.closed {
+		c.ctrl = c.ctrl[:0]
+		return false
+	}
+	for _, f := range c.ctrl {
+		c.writeCtrl(f)
+	}
+	c.ctrl = c.ctrl[:0]
+	n := len(c.ready)
+	for i := 0; i < n && c.wbuf.Len() < batchMax; i++ {
+		s := c.ready[0]
+		c.ready = c.ready[1:]
+		s.queued = false
+		if s.err != nil {
+			continue
+		}
+		c.writeStream(s)
+		switch {
+		case s.err != nil:
+		case s.sendable(c.sendWindow):
+			s.queued = true
+			c.ready = append(c.ready, s)
+		case s.outOff < len(s.out) && s.sendWindow > 0:
+			// Only the connection window holds it: it goes back on
+			// the list when the client opens that window.
+			c.blocked = append(c.blocked, s)
+		}
+	}
+	if len(c.ready) == 0 {
+		c.ready = c.ready[:0:0]
+	}
+	if c.wbuf.Len() < batchMax {
+		return false
+	}
+	for _, s := range c.ready {
+		if s.sendable(c.sendWindow) {
+			return true
+		}
+	}
+	return false
+}
+
+// sendable says whether the stream has frames it may send now.
+func (s *stream) sendable(connWindow int64) bool {
+	return len(s.heads) > 0 || s.outOff < len(s.out) && s.sendWindow > 0 && connWindow > 0 ||
+		s.endPending && s.outOff >= len(s.out)
+}
+
+func (c *conn) writeCtrl(f ctrlFrame) {
+	switch f.kind {
+	case ctrlSettings:
+		_ = c.wfr.WriteSettings(
+			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.s.maxStreams()},
+			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.streamWindow)},
+			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.s.maxHeaderList()},
+		)
+	case ctrlSettingsAck:
+		_ = c.wfr.WriteSettingsAck()
+	case ctrlPingAck:
+		_ = c.wfr.WritePing(true, f.ping)
+	case ctrlWindowUpdate:
+		_ = c.wfr.WriteWindowUpdate(f.stream, f.n)
+	case ctrlRST:
+		_ = c.wfr.WriteRSTStream(f.stream, f.code)
+	case ctrlGoAway:
+		c.st.GoawaySent.Inc()
+		_ = c.wfr.WriteGoAway(f.stream, f.code, nil)
+	case ctrlTableSize:
+		c.henc.SetMaxDynamicTableSizeLimit(f.n)
+	}
+}
+
+// writeStream writes what a stream may send: its header blocks, data
+// within the windows, then trailers or END_STREAM.
+func (c *conn) writeStream(s *stream) {
+	for _, h := range s.heads {
+		c.writeHeaders(s.id, h.fields, h.end)
+		if h.end {
+			s.heads = s.heads[:0]
+			s.sentEndLocked()
+			return
+		}
+	}
+	s.heads = s.heads[:0]
+	drained := false
+	for s.outOff < len(s.out) && s.sendWindow > 0 && c.sendWindow > 0 && c.wbuf.Len() < batchMax {
+		n := min(len(s.out)-s.outOff, int(c.peerMaxFrame), int(min(s.sendWindow, c.sendWindow)))
+		end := s.outOff+n == len(s.out) && s.endPending && len(s.trailers) == 0
+		_ = c.wfr.WriteData(s.id, end, s.out[s.outOff:s.outOff+n])
+		s.outOff += n
+		s.sendWindow -= int64(n)
+		c.sendWindow -= int64(n)
+		drained = true
+		if end {
+			s.out, s.outOff = nil, 0
+			s.sentEndLocked()
+			return
+		}
+	}
+	if drained {
+		if s.outOff == len(s.out) {
+			s.out, s.outOff = s.out[:0], 0
+		}
+		s.outCond.Broadcast()
+	}
+	if s.endPending && s.outOff >= len(s.out) {
+		if len(s.trailers) > 0 {
+			c.writeHeaders(s.id, s.trailers, true)
+		} else {
+			_ = c.wfr.WriteData(s.id, true, nil)
+		}
+		s.sentEndLocked()
+	}
+}
+
+// writeHeaders encodes a header block and writes it as HEADERS and
+// CONTINUATION frames within the peer's frame size.
+func (c *conn) writeHeaders(id uint32, fields []hpack.HeaderField, end bool) {
+	c.hbuf.Reset()
+	for _, f := range fields {
+		_ = c.henc.WriteField(f)
+	}
+	block := c.hbuf.Bytes()
+	max := int(c.peerMaxFrame)
+	first := block
+	if len(first) > max {
+		first = first[:max]
+	}
+	block = block[len(first):]
+	_ = c.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0})
+	for len(block) > 0 {
+		frag := block
+		if len(frag) > max {
+			frag = frag[:max]
+		}
+		block = block[len(frag):]
+		_ = c.wfr.WriteContinuation(id, len(block) == 0, frag)
+	}
+}
+
+// sentEndLocked: END_STREAM is written. A stream whose request is not
+// over yet is reset with NO_ERROR: the response is complete, and the
+// client should stop sending (RFC 9113 8.1).
+func (s *stream) sentEndLocked() {
+	s.endPending = false
+	s.trailers = nil
+	s.sendClosed = true
+	s.out, s.outOff = nil, 0
+	s.outCond.Broadcast()
+	if s.recvClosed {
+		s.removeLocked()
+		return
+	}
+	code := http2.ErrCodeNo
+	if s.malformed {
+		code = http2.ErrCodeProtocol
+		s.c.st.TxReset.Inc()
+	}
+	_ = s.c.wfr.WriteRSTStream(s.id, code)
+	s.closeLocked(errStreamReset)
+}
