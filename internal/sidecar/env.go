@@ -25,6 +25,7 @@ var appMeshEnvRead = []string{
 	"ENABLE_ENVOY_DOG_STATSD", "STATSD_ADDRESS", "STATSD_PORT", "STATSD_SOCKET_PATH",
 	"ENABLE_ENVOY_XRAY_TRACING", "XRAY_DAEMON_PORT", "XRAY_SAMPLING_RATE", "XRAY_SAMPLING_RULE_MANIFEST", "XRAY_SEGMENT_NAME", "AWS_XRAY_DAEMON_ADDRESS",
 	"ENABLE_ENVOY_JAEGER_TRACING", "JAEGER_TRACER_ADDRESS", "JAEGER_TRACER_PORT",
+	"APPMESH_SDS_SOCKET_PATH",
 }
 
 // appMeshEnvIgnored are the variables of App Mesh's Envoy image that
@@ -40,7 +41,6 @@ var appMeshEnvIgnored = []struct{ name, reason string }{
 	{"DATADOG_TRACER_ADDRESS", "Datadog tracing is not supported (see ENABLE_ENVOY_DATADOG_TRACING)"},
 	{"DATADOG_TRACER_PORT", "Datadog tracing is not supported (see ENABLE_ENVOY_DATADOG_TRACING)"},
 	{"APPMESH_SET_TRACING_DECISION", "the proxy always honours an incoming sampling decision"},
-	{"APPMESH_SDS_SOCKET_PATH", "certificates do not come from an SDS socket"},
 	{"APPMESH_PREVIEW", "there is no App Mesh preview channel"},
 	{"APPMESH_DUALSTACK_ENDPOINT", "the control plane is --xds-addr, not an AWS endpoint"},
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/meshlens/meshlens/internal/meshdns"
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy"
+	"github.com/meshlens/meshlens/internal/proxy/sdsclient"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/xdsclient"
 	"github.com/meshlens/meshlens/internal/xdsmeta"
@@ -174,6 +175,18 @@ func Run(ctx context.Context, cfg Config) error {
 	// The control plane opens live taps on the admin endpoint.
 	xdsmeta.SetAdminAddress(node, p.AdminAddr().String())
 	cpAuth.identity = func() *tls.Certificate { return p.MeshIdentity(meshIdentityURI(id)) }
+	// APPMESH_SDS_SOCKET_PATH: the secrets come from that SDS server (a
+	// SPIRE agent, as with App Mesh) instead of the control plane.
+	var externalSDS *sdsclient.Client
+	if sock := cfg.Getenv("APPMESH_SDS_SOCKET_PATH"); sock != "" {
+		externalSDS = sdsclient.New(sock, node, p.UpdateSecrets, log)
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = externalSDS.Run(runCtx) }()
+	}
+	var wantExternal func([]string)
+	if externalSDS != nil {
+		wantExternal = externalSDS.Want
+	}
 	xc, err := xdsclient.New(xdsclient.Config{
 		Server:         xdsAddr,
 		Node:           node,
@@ -185,7 +198,8 @@ func Run(ctx context.Context, cfg Config) error {
 		OnConnectionChange: p.SetControlPlaneConnected,
 		DialOptions:        cpAuth.dialOptions(),
 		// Certificates and trust from the mesh CA, rotated in place.
-		OnSecrets: p.UpdateSecrets,
+		OnSecrets:       p.UpdateSecrets,
+		ExternalSecrets: wantExternal,
 	}, apply)
 	if err != nil {
 		return err

@@ -468,3 +468,21 @@ func TestMeshCAXDSClientCertReplacesToken(t *testing.T) {
 		t.Error("a proxy with a revoked token and no identity was configured")
 	}
 }
+
+func mustPKCS8(t *testing.T, c *tls.Certificate) []byte {
+	t.Helper()
+	b, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustLeaf(t *testing.T, c *tls.Certificate) *x509.Certificate {
+	t.Helper()
+	l, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -83,6 +83,11 @@ type Config struct {
 	// the response. Secrets do not hold up a snapshot: a TLS context
 	// whose secret has not arrived fails its handshakes until it does.
 	OnSecrets func(map[string]*tlsv3.Secret) error
+	// ExternalSecrets, when set, is told the SDS secret names the
+	// accepted listeners and clusters use, instead of their being asked
+	// for on the ADS stream: an external SDS server provides them (App
+	// Mesh's APPMESH_SDS_SOCKET_PATH, see package sdsclient).
+	ExternalSecrets func(names []string)
 }
 
 // NewNode builds the node a meshlens proxy presents: id is its identity
@@ -318,7 +323,9 @@ func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscovery
 			return false, err
 		}
 	}
-	if want := names[resourcev3.SecretType]; len(want) > 0 {
+	if want := names[resourcev3.SecretType]; c.cfg.ExternalSecrets != nil {
+		c.cfg.ExternalSecrets(want)
+	} else if len(want) > 0 {
 		if err := ss.request(resourcev3.SecretType, c.accVer[resourcev3.SecretType], "", want, nil); err != nil {
 			return false, err
 		}
@@ -460,6 +467,13 @@ func (c *Client) tentative(typ string, got map[string]proto.Message, want []stri
 // changed: names are the resources the accepted set now references.
 func (c *Client) follow(ss *streamState, typ string, names map[string][]string) error {
 	for _, t := range []string{resourcev3.RouteType, resourcev3.EndpointType, resourcev3.SecretType} {
+		if t == resourcev3.SecretType && c.cfg.ExternalSecrets != nil {
+			if !slices.Equal(names[t], ss.names[t]) {
+				ss.names[t] = names[t]
+				c.cfg.ExternalSecrets(names[t])
+			}
+			continue
+		}
 		if t == typ || slices.Equal(names[t], ss.names[t]) || (!ss.sent[t] && len(names[t]) == 0) {
 			continue
 		}
