@@ -260,7 +260,7 @@ func decodeResponse(t *testing.T, r cache.Response) string {
 func TestSotwCacheMatchesSnapshotCache(t *testing.T) {
 	t.Parallel()
 	quiet := cacheLogger{slog.New(slog.NewTextHandler(io.Discard, nil))}
-	for seed := range uint64(300) {
+	for seed := range uint64(100) {
 		m := &cacheModel{
 			t: t, r: rand.New(rand.NewPCG(seed, 1)),
 			ref:   cache.NewSnapshotCache(true, nodeHash{}, quiet),
