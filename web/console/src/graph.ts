@@ -185,14 +185,16 @@ export function graphPage(root: HTMLElement, mesh: string, first?: Promise<Graph
   };
 
   // show draws g once the layout it needs is loaded; draws happen one
-  // after the other, in the order asked.
+  // after the other, in the order asked, and one that fails (reported to
+  // the caller) does not stop the next.
   let drawing: Promise<void> = Promise.resolve();
   const show = (g: Graph, mark?: string, received?: number): Promise<void> => {
-    drawing = drawing.then(async () => {
+    const next = drawing.then(async () => {
       if (!isLarge(g, hidden, unknownBox.checked)) await loadForceLayout();
       if (!stopped) apply(g, mark, received);
     });
-    return drawing;
+    drawing = next.catch(() => {});
+    return next;
   };
 
   const pollConfig = async () => {
