@@ -164,6 +164,33 @@ func TestMeshCAACMExportIsMutualTLS(t *testing.T) {
 	if _, b := body(t, resp, err); !regexp.MustCompile(`(?m)^server\.days_until_first_cert_expiring: 0$`).MatchString(b) {
 		t.Errorf("stats lack server.days_until_first_cert_expiring: 0:\n%s", b)
 	}
+	// Each listener and cluster shows when each SDS certificate it uses
+	// expires, as Envoy's ssl.certificate.<name>.expiration_unix_time_seconds:
+	// the identity in about 24 h, the mesh root later.
+	certExpiry := regexp.MustCompile(`(?m)^(listener|cluster)\.[^ ]*\.ssl\.certificate\.(\S+)\.expiration_unix_time_seconds: (\d+)$`)
+	for _, c := range []struct {
+		name  string
+		p     *proxyProc
+		scope string
+	}{{"checkout", checkout, "listener"}, {"frontend", frontend, "cluster"}} {
+		resp, err = http.Get("http://" + c.p.admin + "/stats?filter=expiration_unix_time_seconds")
+		_, b := body(t, resp, err)
+		var leaf, ca bool
+		for _, m := range certExpiry.FindAllStringSubmatch(b, -1) {
+			exp, _ := strconv.ParseInt(m[3], 10, 64)
+			left := time.Until(time.Unix(exp, 0))
+			switch {
+			case m[1] != c.scope:
+			case left > 23*time.Hour && left <= 24*time.Hour:
+				leaf = true
+			case left > 24*time.Hour:
+				ca = true
+			}
+		}
+		if !leaf || !ca {
+			t.Errorf("%s stats: %s ssl.certificate expiry of the identity %v, of the root %v:\n%s", c.name, c.scope, leaf, ca, b)
+		}
+	}
 }
 
 // strictMesh: api requires a client certificate from the mesh CA with
