@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/meshca"
 )
 
 // Role is what a token may do on the REST API.
@@ -104,6 +106,10 @@ type Principal struct {
 	TokenID    string
 	Role       Role
 	Mesh, Node string
+	// ByTrustDomain: Mesh is a SPIFFE trust domain (a client certificate
+	// from the mesh CA), the mesh's name in lower case, so it matches the
+	// mesh whose name it is in any case.
+	ByTrustDomain bool
 }
 
 // HasRole reports whether the principal holds role r or a higher one.
@@ -117,11 +123,19 @@ func (p Principal) AllowsNode(mesh, name string) bool {
 	switch {
 	case p.HasRole(RoleAdmin):
 		return true
-	case p.Role != "" || p.Mesh != mesh:
+	case p.Role != "" || !p.inMesh(mesh):
 		return false
 	default:
 		return p.Node == "" || p.Node == name
 	}
+}
+
+// inMesh reports whether the principal is bound to mesh.
+func (p Principal) inMesh(mesh string) bool {
+	if p.ByTrustDomain {
+		return meshca.TrustDomainOf(mesh) == p.Mesh
+	}
+	return p.Mesh == mesh
 }
 
 // String names the principal for logs: the token id and its scope.

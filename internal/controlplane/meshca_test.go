@@ -3,10 +3,17 @@ package controlplane
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
+	"github.com/meshlens/meshlens/internal/meshca"
 )
 
 // TestMeshCAStartRefusals: a mesh CA without a key-encryption key, a bad
@@ -51,4 +58,45 @@ func TestMeshCAStartRefusals(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, caKeyFileName)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("generated key: %v", err)
 	}
+}
+
+// A client certificate from the mesh CA names its mesh by trust domain,
+// the mesh's name in lower case: it stands for its node in the mesh of
+// that name whatever its case, and in no other mesh.
+func TestCertPrincipalMatchesMeshByTrustDomain(t *testing.T) {
+	s := &Server{cfg: Config{CA: CAConfig{XDSClientCerts: true}}}
+	id := meshca.IDFor("Demo-Mesh", meshca.KindVirtualNode, "Web")
+	cert := &x509.Certificate{URIs: []*url.URL{mustParseURL(t, id.String())}}
+	ctx := peer.NewContext(context.Background(), &peer.Peer{
+		AuthInfo: credentials.TLSInfo{State: tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}},
+	})
+	p, ok := s.certPrincipal(ctx)
+	if !ok {
+		t.Fatalf("no principal for %s", id)
+	}
+	for _, c := range []struct {
+		mesh, node string
+		want       bool
+	}{
+		{"Demo-Mesh", "Web", true},
+		{"demo-mesh", "Web", true},
+		{"DEMO-MESH", "Web", true},
+		{"Demo-Mesh", "web", false},
+		{"Demo-Mesh", "Other", false},
+		{"Other", "Web", false},
+		{"Demo-Mesh-2", "Web", false},
+	} {
+		if got := p.AllowsNode(c.mesh, c.node); got != c.want {
+			t.Errorf("%s (%s) allows %s/%s = %v, want %v", id, p, c.mesh, c.node, got, c.want)
+		}
+	}
+}
+
+func mustParseURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

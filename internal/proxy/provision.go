@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ func (t *applyTxn) provision() error {
 	if err := t.provisionChains(); err != nil {
 		return err
 	}
+	t.provisionCertExpiry()
 	t.rs.scopes, t.rs.logWriters = t.res, t.logs
 	if err := t.bind(); err != nil {
 		return err
@@ -385,6 +387,10 @@ type runtimeState struct {
 	views     map[*table.Cluster]*cluster.View
 	byName    map[string]*cluster.View
 
+	// certs are the SDS certificates the listeners and clusters use,
+	// whose expiry /stats shows (see recordCertExpiry).
+	certs []certExpiry
+
 	// scopes and logWriters are what the snapshot acquired for its
 	// listeners and chains; released when it is replaced.
 	scopes     scopes
@@ -424,4 +430,54 @@ func tunnelLogs(logs []hcm.ChainLog) []tunnel.Log {
 		out[i] = tunnel.Log{Format: l.Format, Writer: l.Writer}
 	}
 	return out
+}
+
+// certExpiry is one SDS secret a listener's or cluster's TLS uses: its
+// ssl.certificate.<secret>.expiration_unix_time_seconds gauge lives under
+// scope.
+type certExpiry struct {
+	scope  *stats.Scope
+	secret string
+}
+
+// provisionCertExpiry lists, per listener and cluster, the SDS secrets
+// (certificates and trusted CAs) its TLS contexts name, under the
+// listener.<addr>. or cluster.<name>. scope, acquired for the snapshot.
+func (t *applyTxn) provisionCertExpiry() {
+	p := t.p
+	add := func(prefix string, names map[string]bool) {
+		if len(names) == 0 || p.dataStats == nil {
+			return
+		}
+		sc := t.res.acquire(p.dataStats, prefix)
+		for _, n := range slices.Sorted(maps.Keys(names)) {
+			t.rs.certs = append(t.rs.certs, certExpiry{scope: sc, secret: n})
+		}
+	}
+	for _, l := range t.s.Listeners {
+		names := map[string]bool{}
+		for _, c := range allChains(l) {
+			if c.TLS == nil {
+				continue
+			}
+			for _, n := range []string{c.TLS.SDSCertName, c.TLS.SDSCAName} {
+				if n != "" {
+					names[n] = true
+				}
+			}
+		}
+		add("listener."+listener.StatName(l)+".", names)
+	}
+	for _, c := range t.s.Clusters {
+		if c.TLS == nil {
+			continue
+		}
+		names := map[string]bool{}
+		for _, n := range []string{c.TLS.SDSCertName, c.TLS.SDSCAName} {
+			if n != "" {
+				names[n] = true
+			}
+		}
+		add("cluster."+c.Name+".", names)
+	}
 }

@@ -131,8 +131,18 @@ func (s scopes) release() {
 
 // recordCertExpiry sets server.days_until_first_cert_expiring from the
 // certificates received over SDS (whole days, as Envoy counts; 0 once one
-// has expired). Without certificates the gauge is left at 0.
+// has expired; without certificates the gauge is left at 0), and, as
+// Envoy does per TLS context, each listener's and cluster's
+// ssl.certificate.<secret>.expiration_unix_time_seconds for every SDS
+// certificate or CA it uses that has been received.
 func (p *Proxy) recordCertExpiry() {
+	if rs := p.state.Load(); rs != nil && p.secrets != nil {
+		for _, c := range rs.certs {
+			if s := p.secrets.Ref(c.secret).Load(); s != nil && !s.NotAfter.IsZero() {
+				c.scope.Gauge("ssl.certificate." + c.secret + ".expiration_unix_time_seconds").Set(s.NotAfter.Unix())
+			}
+		}
+	}
 	var first time.Time
 	for _, s := range p.secrets.Secrets() {
 		if s.Cert != nil && (first.IsZero() || s.NotAfter.Before(first)) {

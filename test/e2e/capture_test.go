@@ -72,7 +72,10 @@ spec:
 const (
 	clientIP = "10.77.0.1"
 	serverIP = "10.77.0.2"
-	appUID   = 1000 // the applications' user: not the proxy's 1337
+	// A third task, with no sidecar, on a link of its own to the server.
+	outsiderIP      = "10.78.0.3"
+	serverOutsideIP = "10.78.0.2"
+	appUID          = 1000 // the applications' user: not the proxy's 1337
 )
 
 // capturedProxy is a `meshlens proxy` in a namespace: with --capture,
@@ -363,6 +366,83 @@ func TestCaptureTwoTasksByVirtualServiceName(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "server sidecar access log line", func() error {
 		if !strings.Contains(srvProxy.logs.String(), "mesh-access GET /hello 200 "+clientIP) {
+			return fmt.Errorf("no line yet:\n%s", srvProxy.logs.String())
+		}
+		return nil
+	})
+
+	// A third task with no sidecar, and so no identity, calls the server
+	// task's address and application port, which the server's capture
+	// takes to its ingress: STRICT refuses it and counts the failed
+	// handshake; PERMISSIVE serves it, labelled as no mTLS in the mesh
+	// metrics, while the client's sidecar keeps calling with mutual TLS.
+	outsider := newNetns(t, "mlcapo")
+	vethLink(t, outsider, server, outsiderIP, serverOutsideIP)
+	const ingressSSL = "listener.0.0.0.0_15000.ssl."
+	direct := "http://" + serverIP + ":8080/direct"
+	failedBefore := captureStat(srvProxy.stats(t), ingressSSL+"connection_error")
+	if out, err := asApp(t, outsider, "curl", "-sS", "--max-time", "5", direct); err == nil {
+		t.Fatalf("STRICT: a caller without an identity was answered %q", out)
+	}
+	eventually(t, 10*time.Second, "the refused handshake counted", func() error {
+		if n := captureStat(srvProxy.stats(t), ingressSSL+"connection_error"); n <= failedBefore {
+			return fmt.Errorf("%sconnection_error %d, was %d", ingressSSL, n, failedBefore)
+		}
+		return nil
+	})
+	nextSeen := func(path string) *http.Request {
+		t.Helper()
+		for {
+			select {
+			case r := <-seen:
+				if r.URL.Path == path {
+					return r
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the application saw no request for %s", path)
+			}
+		}
+	}
+	s.mustCLI(t, strings.Replace(captureMesh, "mode: STRICT", "mode: PERMISSIVE", 1), "apply", "-f", "-")
+	eventually(t, 30*time.Second, "PERMISSIVE serves a caller without an identity", func() error {
+		out, err := asApp(t, outsider, "curl", "-sS", "--max-time", "5", direct)
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if !strings.Contains(out, "hello from greeting") {
+			return fmt.Errorf("answer %q", out)
+		}
+		return nil
+	})
+	if got := nextSeen("/direct").Header.Get("X-Forwarded-Client-Cert"); got != "" {
+		t.Errorf("a plaintext caller reached the application with x-forwarded-client-cert %q", got)
+	}
+	handshakes := captureStat(srvProxy.stats(t), ingressSSL+"handshake")
+	if out, err := asApp(t, client, "curl", "-sS", "--max-time", "5", "http://greeting.demo.local:8080/mesh"); err != nil || !strings.Contains(out, "hello from greeting") {
+		t.Fatalf("PERMISSIVE: the mesh client's call: %v %q", err, out)
+	}
+	if got := nextSeen("/mesh").Header.Get("X-Forwarded-Client-Cert"); !xfcc.MatchString(got) {
+		t.Errorf("PERMISSIVE: the mesh client's x-forwarded-client-cert %q, want its verified identity", got)
+	}
+	if n := captureStat(srvProxy.stats(t), ingressSSL+"handshake"); n <= handshakes {
+		t.Errorf("PERMISSIVE: %shandshake %d, was %d: the mesh client did not use TLS", ingressSSL, n, handshakes)
+	}
+	resp, err := server.httpClient().Get("http://127.0.0.1:9901/stats/prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`meshlens_requests_total\{reporter="destination",[^}]*source_workload="client"[^}]*connection_security_policy="mutual_tls"[^}]*\} [1-9]`,
+		`meshlens_requests_total\{reporter="destination",[^}]*source_workload="unknown"[^}]*connection_security_policy="none"[^}]*\} [1-9]`,
+	} {
+		if !regexp.MustCompile(want).Match(prom) {
+			t.Errorf("server sidecar's mesh metrics lack %s:\n%s", want, grepLines(string(prom), "meshlens_requests_total"))
+		}
+	}
+	eventually(t, 10*time.Second, "server sidecar access log line of the outsider", func() error {
+		if !strings.Contains(srvProxy.logs.String(), "mesh-access GET /direct 200 "+outsiderIP) {
 			return fmt.Errorf("no line yet:\n%s", srvProxy.logs.String())
 		}
 		return nil

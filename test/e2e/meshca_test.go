@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -159,10 +160,74 @@ func TestMeshCAACMExportIsMutualTLS(t *testing.T) {
 	if _, b := body(t, resp, err); !regexp.MustCompile(`meshlens_requests_total\{[^}]*source_workload="frontend"[^}]*connection_security_policy="mutual_tls"`).MatchString(b) {
 		t.Errorf("checkout's mesh metrics do not name frontend as a mutual TLS caller:\n%s", b)
 	}
+	// The console's graph marks the hop mTLS from what checkout's sidecar
+	// saw on its connections (a verified client certificate), under load.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if resp, err := c.Get("http://checkout.shop.local:8080/load"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+	eventually(t, 30*time.Second, "the console graph's frontend -> checkout edge marked mTLS", func() error {
+		resp, err := http.Get("http://" + s.api + "/v1/console/graph?window=1m")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var g consoleGraph
+		if err := json.NewDecoder(resp.Body).Decode(&g); err != nil {
+			return err
+		}
+		for _, e := range g.Edges {
+			if e.Source == "shop/virtualNode/frontend" && e.Target == "shop/virtualService/checkout.shop.local" && e.RPS != nil && *e.RPS > 0 {
+				if e.MTLS == nil || !*e.MTLS {
+					return fmt.Errorf("edge %s mtls %v", e.ID, e.MTLS)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no busy frontend -> checkout edge: %+v", g.Edges)
+	})
 	// Identities valid 24 h: under a day left, in whole days.
 	resp, err = http.Get("http://" + checkout.admin + "/stats?filter=days_until")
 	if _, b := body(t, resp, err); !regexp.MustCompile(`(?m)^server\.days_until_first_cert_expiring: 0$`).MatchString(b) {
 		t.Errorf("stats lack server.days_until_first_cert_expiring: 0:\n%s", b)
+	}
+	// Each listener and cluster shows when each SDS certificate it uses
+	// expires, as Envoy's ssl.certificate.<name>.expiration_unix_time_seconds:
+	// the identity in about 24 h, the mesh root later.
+	certExpiry := regexp.MustCompile(`(?m)^(listener|cluster)\.[^ ]*\.ssl\.certificate\.(\S+)\.expiration_unix_time_seconds: (\d+)$`)
+	for _, c := range []struct {
+		name  string
+		p     *proxyProc
+		scope string
+	}{{"checkout", checkout, "listener"}, {"frontend", frontend, "cluster"}} {
+		resp, err = http.Get("http://" + c.p.admin + "/stats?filter=expiration_unix_time_seconds")
+		_, b := body(t, resp, err)
+		var leaf, ca bool
+		for _, m := range certExpiry.FindAllStringSubmatch(b, -1) {
+			exp, _ := strconv.ParseInt(m[3], 10, 64)
+			left := time.Until(time.Unix(exp, 0))
+			switch {
+			case m[1] != c.scope:
+			case left > 23*time.Hour && left <= 24*time.Hour:
+				leaf = true
+			case left > 24*time.Hour:
+				ca = true
+			}
+		}
+		if !leaf || !ca {
+			t.Errorf("%s stats: %s ssl.certificate expiry of the identity %v, of the root %v:\n%s", c.name, c.scope, leaf, ca, b)
+		}
 	}
 }
 

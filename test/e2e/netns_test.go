@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,12 +198,23 @@ func (ns *netns) forward(t *testing.T, local, addr string) {
 // network routes through its gateway.
 func vethPair(t *testing.T, a, b *netns, addrA, addrB string) {
 	t.Helper()
-	va, vb := fmt.Sprintf("vma%d", os.Getpid()%100000), fmt.Sprintf("vmb%d", os.Getpid()%100000)
+	vethLink(t, a, b, addrA, addrB)
+	b.ip(t, "route", "add", "default", "via", addrA)
+}
+
+// vethLinks numbers the links so that each has names of its own.
+var vethLinks atomic.Int32
+
+// vethLink links two namespaces: a gets addrA, b gets addrB (both in one
+// /24), and a routes by default through b.
+func vethLink(t *testing.T, a, b *netns, addrA, addrB string) {
+	t.Helper()
+	n := vethLinks.Add(1)
+	va, vb := fmt.Sprintf("vma%d-%d", n, os.Getpid()%100000), fmt.Sprintf("vmb%d-%d", n, os.Getpid()%100000)
 	mustRun(t, "ip", "link", "add", va, "netns", a.name, "type", "veth", "peer", "name", vb, "netns", b.name)
 	a.ip(t, "addr", "add", addrA+"/24", "dev", va)
 	b.ip(t, "addr", "add", addrB+"/24", "dev", vb)
 	a.ip(t, "link", "set", va, "up")
 	b.ip(t, "link", "set", vb, "up")
 	a.ip(t, "route", "add", "default", "via", addrB)
-	b.ip(t, "route", "add", "default", "via", addrA)
 }
