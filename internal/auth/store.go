@@ -110,6 +110,10 @@ type Principal struct {
 	// from the mesh CA), the mesh's name in lower case, so it matches the
 	// mesh whose name it is in any case.
 	ByTrustDomain bool
+	// Kind, when set (a client certificate names virtualNode or
+	// virtualGateway), is the only kind of data plane the principal may
+	// stand for; a token, which names no kind, leaves it empty.
+	Kind string
 }
 
 // HasRole reports whether the principal holds role r or a higher one.
@@ -128,6 +132,16 @@ func (p Principal) AllowsNode(mesh, name string) bool {
 	default:
 		return p.Node == "" || p.Node == name
 	}
+}
+
+// AllowsKindNode is AllowsNode for a data plane of kind (virtualNode or
+// virtualGateway): a principal bound to one kind does not stand for a
+// node of the other kind that has the same name.
+func (p Principal) AllowsKindNode(kind, mesh, name string) bool {
+	if p.Kind != "" && p.Kind != kind && !p.HasRole(RoleAdmin) {
+		return false
+	}
+	return p.AllowsNode(mesh, name)
 }
 
 // inMesh reports whether the principal is bound to mesh.

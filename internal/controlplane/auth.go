@@ -161,7 +161,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			writeError(w, &restv1.Error{Status: http.StatusUnauthorized, Code: restv1.CodeUnauthorized, Message: msg})
 			return
 		}
-		if p.HasRole(need.role) || need.node != "" && p.AllowsNode(need.mesh, need.node) {
+		if p.HasRole(need.role) || need.node != "" && p.AllowsKindNode(string(nodeid.VirtualNode), need.mesh, need.node) {
 			next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 			return
 		}
@@ -253,7 +253,7 @@ func (s *Server) authorizeNode(ctx context.Context, id nodeid.ID) error {
 		s.authMetrics.xds.WithLabelValues(reasonMissing).Inc()
 		return status.Error(codes.Unauthenticated, "meshlens: the stream was not authenticated")
 	}
-	if p.AllowsNode(id.Mesh, id.Name) {
+	if p.AllowsKindNode(string(id.Kind), id.Mesh, id.Name) {
 		return nil
 	}
 	s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()
@@ -272,7 +272,7 @@ func (s *Server) authorizeMetricsNode(ctx context.Context, node string) error {
 		return nil
 	}
 	id, err := nodeid.Parse(node)
-	if err == nil && p.AllowsNode(id.Mesh, id.Name) {
+	if err == nil && p.AllowsKindNode(string(id.Kind), id.Mesh, id.Name) {
 		return nil
 	}
 	s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()

@@ -137,5 +137,5 @@ func (s *Server) certPrincipal(ctx context.Context) (auth.Principal, bool) {
 	if err != nil {
 		return auth.Principal{}, false
 	}
-	return auth.Principal{TokenID: "cert:" + id.String(), Mesh: id.TrustDomain, Node: id.Name, ByTrustDomain: true}, true
+	return auth.Principal{TokenID: "cert:" + id.String(), Mesh: id.TrustDomain, Node: id.Name, ByTrustDomain: true, Kind: id.Kind}, true
 }

@@ -75,19 +75,22 @@ func TestCertPrincipalMatchesMeshByTrustDomain(t *testing.T) {
 		t.Fatalf("no principal for %s", id)
 	}
 	for _, c := range []struct {
-		mesh, node string
-		want       bool
+		kind, mesh, node string
+		want             bool
 	}{
-		{"Demo-Mesh", "Web", true},
-		{"demo-mesh", "Web", true},
-		{"DEMO-MESH", "Web", true},
-		{"Demo-Mesh", "web", false},
-		{"Demo-Mesh", "Other", false},
-		{"Other", "Web", false},
-		{"Demo-Mesh-2", "Web", false},
+		{"virtualNode", "Demo-Mesh", "Web", true},
+		// A virtual node's certificate does not stand for the gateway
+		// of the same name.
+		{"virtualGateway", "Demo-Mesh", "Web", false},
+		{"virtualNode", "demo-mesh", "Web", true},
+		{"virtualNode", "DEMO-MESH", "Web", true},
+		{"virtualNode", "Demo-Mesh", "web", false},
+		{"virtualNode", "Demo-Mesh", "Other", false},
+		{"virtualNode", "Other", "Web", false},
+		{"virtualNode", "Demo-Mesh-2", "Web", false},
 	} {
-		if got := p.AllowsNode(c.mesh, c.node); got != c.want {
-			t.Errorf("%s (%s) allows %s/%s = %v, want %v", id, p, c.mesh, c.node, got, c.want)
+		if got := p.AllowsKindNode(c.kind, c.mesh, c.node); got != c.want {
+			t.Errorf("%s (%s) allows %s %s/%s = %v, want %v", id, p, c.kind, c.mesh, c.node, got, c.want)
 		}
 	}
 }
