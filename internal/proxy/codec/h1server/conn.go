@@ -56,7 +56,9 @@ type conn struct {
 // the response, until one side wants the connection closed.
 func (c *conn) serve() {
 	s := c.s
-	defer c.releaseBuffers()
+	// When the connection ends its buffers are not given back: a
+	// goroutine the handler started (the upstream body copy) may still
+	// be reading through them.
 	for first := true; ; first = false {
 		if s.shutdown.Load() {
 			return
@@ -78,7 +80,14 @@ func (c *conn) serve() {
 			}
 		}
 		c.state.Store(stateActive)
-		_ = c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+		// A deadline costs a runtime timer update each time it is set.
+		// The first request's head has the deadline set before its wait;
+		// a later request's head that has arrived whole is parsed from
+		// the buffer, with no read for a deadline to bound.
+		headerDeadline := !first && !c.headBuffered()
+		if headerDeadline {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(s.readHeaderTimeout()))
+		}
 		req, err := c.readRequest()
 		if err != nil {
 			c.refuse(err)
@@ -88,7 +97,14 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		_ = c.rwc.SetReadDeadline(time.Time{})
+		if first || headerDeadline || req.Body != http.NoBody {
+			_ = c.rwc.SetReadDeadline(time.Time{})
+		}
+		// Else the idle deadline stays while a request without a body is
+		// handled: nothing reads the connection but a hang-up look,
+		// which finds nothing once a request has waited longer than the
+		// idle timeout (the route and stream idle timeouts end it first
+		// by default); the next wait sets the deadline anew.
 		if !c.handle(req) {
 			return
 		}
@@ -123,7 +139,8 @@ func (c *conn) acquireBuffers() {
 }
 
 // releaseBuffers gives c's buffers back to bufPool. The reader must hold
-// nothing unread and the writer nothing unwritten.
+// nothing unread and the writer nothing unwritten, and the last request's
+// body must be read to its end or closed (no goroutine reads it any more).
 func (c *conn) releaseBuffers() {
 	b := c.bufs
 	if b == nil || c.hijacked {
@@ -168,6 +185,14 @@ func (c *conn) waitRequest(peek bool) bool {
 	}
 	_, err := c.br.Peek(4) // as net/http
 	return err == nil
+}
+
+// headBuffered reports whether the buffer holds a whole request head
+// (after the stray line ends old clients send after a POST body).
+func (c *conn) headBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	b = bytes.TrimLeft(b, "\r\n")
+	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // firstByte reads from conn, first returning the byte an idle wait read.

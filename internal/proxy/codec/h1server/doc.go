@@ -19,6 +19,14 @@
 // the limit, 501 for an unsupported Transfer-Encoding, 417 for an unknown
 // expectation.
 //
+// A connection holds its read and write buffers (4 KiB each, from a
+// pool) only while it reads or answers a request. Waiting for the next
+// request it reads the first byte into the connection itself, with the
+// buffers back in the pool, so an idle keep-alive connection costs its
+// goroutine's stack and its socket (TestIdleConnectionHoldsNoBuffers), as
+// HAProxy releases its buffers between requests. The price is one more
+// small read per request.
+//
 // Differences from net/http's server:
 //   - A client that hangs up while its request is being handled is
 //     noticed by a look at the socket (internal/proxy/sockpeek) that one

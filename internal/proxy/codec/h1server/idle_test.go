@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // idleConnBytes opens n keep-alive connections to a server, sends one
@@ -83,5 +85,68 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 func BenchmarkIdleConnections(b *testing.B) {
 	for range b.N {
 		b.ReportMetric(idleConnBytes(b, 5000), "B/idle-conn")
+	}
+}
+
+// deadlineConn counts the read deadlines set on a connection.
+type deadlineConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (d deadlineConn) SetReadDeadline(t time.Time) error {
+	d.n.Add(1)
+	return d.Conn.SetReadDeadline(t)
+}
+
+// TestOneDeadlinePerRequest checks that a kept-alive request without a
+// body whose head arrives whole costs one read deadline (the wait for it),
+// not three (the wait, the head, and clearing it for the handler): each
+// is a runtime timer update.
+func TestOneDeadlinePerRequest(t *testing.T) {
+	var n atomic.Int64
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = s.ServeConn(deadlineConn{c, &n})
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	const requests = 20
+	for range requests {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	c.Close()
+	<-done
+	// The first request: its wait and clearing it; then one per request,
+	// and one for the wait that ends with the close.
+	if got, want := n.Load(), int64(2+requests); got > want {
+		t.Errorf("%d read deadlines set for %d requests, want at most %d", got, requests, want)
 	}
 }
