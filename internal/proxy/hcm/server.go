@@ -154,7 +154,9 @@ func ServerKey(c *table.FilterChain, idle time.Duration, maxHdr int) string {
 }
 
 // NewServer starts serving a chain. The caller owns the result and
-// stops it with drain or close.
+// stops it with drain or close. It is long because it wires the chain's
+// codecs (HTTP/1.x, HTTP/2, TLS) to one handler in one place; each step
+// is a few commented lines.
 func NewServer(env *Env, key string, c *table.FilterChain, idle time.Duration, maxHdr int) *Server {
 	h := &Server{env: env, key: key, scheme: "http", done: make(chan struct{}), guard: c.HTTP.Codec != table.CodecHTTP2, maxHdr: maxHdr}
 	protos := new(http.Protocols)

@@ -322,7 +322,9 @@ func (b *body) Close() error {
 }
 
 // newRequest builds the request of a new stream from its header block,
-// or says why the block is malformed (RFC 9113 8.2 and 8.3).
+// or says why the block is malformed (RFC 9113 8.2 and 8.3). It is long
+// on purpose: one pass over the fields, each rule of the RFC a short
+// commented check in the order the RFC gives them.
 func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, error) {
 	var method, scheme, path, authority string
 	for _, hf := range f.PseudoFields() {
