@@ -113,7 +113,7 @@ func (s *Server) askPeers(ctx context.Context, path string, query url.Values) []
 			continue
 		}
 		wg.Go(func() {
-			b, err := fetchPeer(ctx, p, path, query, authorizationFrom(ctx))
+			b, err := s.fetchPeer(ctx, p, path, query, authorizationFrom(ctx))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -63,7 +63,7 @@ func (s *Server) fanOutTraces(local http.Handler) http.Handler {
 				continue
 			}
 			wg.Go(func() {
-				b, err := fetchPeer(ctx, p, r.URL.Path, r.URL.Query(), r.Header.Get("Authorization"))
+				b, err := s.fetchPeer(ctx, p, r.URL.Path, r.URL.Query(), r.Header.Get("Authorization"))
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -99,13 +99,13 @@ func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 // fetchPeer GETs path?query&scope=local from a peer with the caller's
 // Authorization (replicas share the token file, so a replica asks
 // another only what its caller may read).
-func fetchPeer(ctx context.Context, p peerInfo, path string, q map[string][]string, authorization string) ([]byte, error) {
+func (s *Server) fetchPeer(ctx context.Context, p peerInfo, path string, q map[string][]string, authorization string) ([]byte, error) {
 	vals := url.Values{}
 	for k, v := range q {
 		vals[k] = v
 	}
 	vals.Set("scope", "local")
-	u := "http://" + p.API + path + "?" + vals.Encode()
+	u := p.url(path + "?" + vals.Encode())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func fetchPeer(ctx context.Context, p peerInfo, path string, q map[string][]stri
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}
-	resp, err := peerClient.Do(req)
+	resp, err := s.peerHTTP.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func fetchPeer(ctx context.Context, p peerInfo, path string, q map[string][]stri
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: status %d", p.API, resp.StatusCode)
+		return nil, fmt.Errorf("%s: status %d", u, resp.StatusCode)
 	}
 	return b, nil
 }
