@@ -2,6 +2,7 @@ package cli
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -24,7 +25,7 @@ func newServerCmd(e *env) *cobra.Command {
 	otlp := true
 	var pprofAddr string
 	var storeURL, etcdCA, etcdCert, etcdKey, etcdUser string
-	var tokensFile, apiCert, apiKey, xdsCert, xdsKey string
+	var tokensFile, apiCert, apiKey, apiCA, xdsCert, xdsKey string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: store, REST API and xDS",
@@ -45,6 +46,9 @@ func newServerCmd(e *env) *cobra.Command {
 				}
 			}
 			if cfg.APITLS, err = serverTLS("--api-tls-cert", apiCert, "--api-tls-key", apiKey); err != nil {
+				return err
+			}
+			if cfg.PeerTLS, err = peerTLS(apiCA); err != nil {
 				return err
 			}
 			if cfg.XDSTLS, err = serverTLS("--xds-tls-cert", xdsCert, "--xds-tls-key", xdsKey); err != nil {
@@ -104,6 +108,7 @@ func newServerCmd(e *env) *cobra.Command {
 	f.BoolVar(&cfg.InsecureAllowUnauthenticated, "insecure-allow-unauthenticated", false, "let --api-addr and --xds-addr bind addresses other than loopback without --auth-tokens (lab use only: anyone who reaches them can read and change the mesh)")
 	f.StringVar(&apiCert, "api-tls-cert", "", "PEM certificate (chain) the REST API serves TLS with (with --api-tls-key)")
 	f.StringVar(&apiKey, "api-tls-key", "", "PEM private key of --api-tls-cert")
+	f.StringVar(&apiCA, "api-tls-ca", "", "PEM CA bundle a replica verifies the other replicas' API certificates with (default: the system's roots)")
 	f.StringVar(&xdsCert, "xds-tls-cert", "", "PEM certificate (chain) the xDS gRPC server serves TLS with (with --xds-tls-key)")
 	f.StringVar(&xdsKey, "xds-tls-key", "", "PEM private key of --xds-tls-cert")
 	return cmd
@@ -145,6 +150,25 @@ func etcdOptions(storeURL, ca, cert, key, user string) (*store.EtcdOptions, erro
 
 // serverTLS loads a server certificate and key into a TLS 1.2+
 // configuration; neither file given is no TLS.
+// peerTLS is how a replica verifies the other replicas' API
+// certificates: with the CA bundle in file, or the system's roots.
+func peerTLS(file string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if file == "" {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usagef("--api-tls-ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, usagef("--api-tls-ca %s: no PEM certificate in it", file)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
 func serverTLS(certFlag, cert, keyFlag, key string) (*tls.Config, error) {
 	switch {
 	case cert == "" && key == "":

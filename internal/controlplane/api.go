@@ -16,6 +16,7 @@ import (
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/consoleui"
+	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/registry"
 	"github.com/meshlens/meshlens/internal/store"
 )
@@ -64,7 +65,13 @@ func (s *Server) api() http.Handler {
 	s.traces.RegisterQuery(traceQueries)
 	mux.Handle("GET /api/", s.fanOutTraces(traceQueries))
 	mux.HandleFunc("POST /v1/console/validate", s.handleConsoleValidate)
-	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: s.traffic, Nodes: s.receiver.Nodes}).Register(mux)
+	traffic := s.traffic
+	if s.cluster != nil && traffic == metricshistory.Reader(s.history) {
+		traffic = wholeMeshTraffic{s}
+	}
+	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: traffic, Nodes: s.receiver.Nodes}).Register(mux)
+	mux.HandleFunc("GET /v1/console/history/stats", s.handleHistoryStats)
+	mux.HandleFunc("GET /v1/console/history/range", s.handleHistoryRange)
 	if !s.cfg.DisableOTLP {
 		s.traces.RegisterOTLP(mux)
 	}
@@ -75,7 +82,7 @@ func (s *Server) api() http.Handler {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
 	})
-	return s.metrics.countRequests(s.authenticate(mux))
+	return s.metrics.countRequests(s.authenticate(withAuthorization(mux)))
 }
 
 // keyFromPath works out which kind and names a request's path addresses.

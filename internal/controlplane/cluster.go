@@ -42,8 +42,11 @@ type cluster struct {
 
 // peerInfo is one replica as the others find it.
 type peerInfo struct {
-	ID      string    `json:"id"`
-	API     string    `json:"api"` // host:port of its REST API
+	ID  string `json:"id"`
+	API string `json:"api"` // host:port of its REST API
+	// Scheme is how to call API: "https" when it serves TLS, "http" (or
+	// empty, as replicas that predate it wrote) when not.
+	Scheme  string    `json:"scheme,omitempty"`
 	XDS     string    `json:"xds"`
 	Started time.Time `json:"started"`
 	Leader  bool      `json:"leader,omitempty"`

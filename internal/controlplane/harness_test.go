@@ -19,6 +19,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/apiclient"
@@ -132,11 +133,20 @@ type edsClient struct {
 
 func dialEDS(t testing.TB, addr, nodeID string) *edsClient {
 	t.Helper()
+	return dialEDSWithToken(t, addr, nodeID, "")
+}
+
+// dialEDSWithToken is dialEDS with a bearer token on the stream.
+func dialEDSWithToken(t testing.TB, addr, nodeID, token string) *edsClient {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
 	stream, err := discovery.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
 	if err != nil {
 		cancel()

@@ -2,9 +2,9 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -29,7 +29,11 @@ func (s *Server) selfPeer() peerInfo {
 		_, port, _ := net.SplitHostPort(s.APIAddr())
 		id = host + ":" + port
 	}
-	return peerInfo{ID: id, API: api, XDS: advertise(s.XDSAddr()), Started: time.Now().UTC()}
+	scheme := "http"
+	if s.cfg.APITLS != nil {
+		scheme = "https"
+	}
+	return peerInfo{ID: id, API: api, Scheme: scheme, XDS: advertise(s.XDSAddr()), Started: time.Now().UTC()}
 }
 
 // advertise turns a listener's address into one another host can dial: a
@@ -111,7 +115,26 @@ func (s *Server) takeDNS(b []byte) {
 // peerTimeout bounds one call to another replica.
 const peerTimeout = 2 * time.Second
 
-var peerClient = &http.Client{Timeout: peerTimeout}
+// newPeerClient is the client of calls to other replicas: https ones
+// verified with tlsCfg's roots (the system's when it has none).
+func newPeerClient(tlsCfg *tls.Config) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsCfg != nil {
+		tr.TLSClientConfig = tlsCfg.Clone()
+	} else {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: peerTimeout, Transport: tr}
+}
+
+// url is path (with its query) on p's API.
+func (p peerInfo) url(pathQuery string) string {
+	scheme := p.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return scheme + "://" + p.API + pathQuery
+}
 
 // handleProxies lists the proxies connected to this replica or, with
 // replicas sharing a store, to every replica: the others are asked for
@@ -144,7 +167,7 @@ func (s *Server) handleProxies(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		wg.Go(func() {
-			items, err := fetchProxies(ctx, p, r.Header.Get("Authorization"))
+			items, err := s.fetchProxies(ctx, p, r.Header.Get("Authorization"))
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -172,24 +195,13 @@ const maxPeerBody = 64 << 20
 // fetchProxies asks replica p for its proxies with the caller's
 // Authorization (replicas share the token file), so a replica asks
 // another only what its caller may read.
-func fetchProxies(ctx context.Context, p peerInfo, authorization string) ([]restv1.Proxy, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.API+"/v1/proxies?scope=local", nil)
+func (s *Server) fetchProxies(ctx context.Context, p peerInfo, authorization string) ([]restv1.Proxy, error) {
+	b, err := s.fetchPeer(ctx, p, "/v1/proxies", nil, authorization)
 	if err != nil {
 		return nil, err
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	resp, err := peerClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: status %d", p.API, resp.StatusCode)
 	}
 	var list restv1.ProxyList
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxPeerBody)).Decode(&list); err != nil {
+	if err := json.Unmarshal(b, &list); err != nil {
 		return nil, fmt.Errorf("%s: decode: %w", p.API, err)
 	}
 	return list.Items, nil

@@ -63,7 +63,7 @@ func (s *Server) fanOutTraces(local http.Handler) http.Handler {
 				continue
 			}
 			wg.Go(func() {
-				b, err := fetchPeer(ctx, p, r.URL.Path, r.URL.Query())
+				b, err := s.fetchPeer(ctx, p, r.URL.Path, r.URL.Query(), r.Header.Get("Authorization"))
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -96,20 +96,24 @@ func copyRecorded(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 	_, _ = w.Write(rec.Body.Bytes())
 }
 
-// fetchPeer GETs path?query&scope=local from a peer; a 404 is no error
-// but no answer.
-func fetchPeer(ctx context.Context, p peerInfo, path string, q map[string][]string) ([]byte, error) {
+// fetchPeer GETs path?query&scope=local from a peer with the caller's
+// Authorization (replicas share the token file, so a replica asks
+// another only what its caller may read).
+func (s *Server) fetchPeer(ctx context.Context, p peerInfo, path string, q map[string][]string, authorization string) ([]byte, error) {
 	vals := url.Values{}
 	for k, v := range q {
 		vals[k] = v
 	}
 	vals.Set("scope", "local")
-	u := "http://" + p.API + path + "?" + vals.Encode()
+	u := p.url(path + "?" + vals.Encode())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := peerClient.Do(req)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := s.peerHTTP.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +123,7 @@ func fetchPeer(ctx context.Context, p peerInfo, path string, q map[string][]stri
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: status %d", p.API, resp.StatusCode)
+		return nil, fmt.Errorf("%s: status %d", u, resp.StatusCode)
 	}
 	return b, nil
 }

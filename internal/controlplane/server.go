@@ -93,6 +93,11 @@ type Config struct {
 	// TLS with these settings (certificates from --api-tls-cert and
 	// --xds-tls-cert, or issued ones through GetCertificate).
 	APITLS, XDSTLS *tls.Config
+	// PeerTLS is how a replica verifies the other replicas' API
+	// certificates when they serve TLS (their peer record says https):
+	// RootCAs from --api-tls-ca, nil RootCAs for the system's roots. Nil:
+	// the system's roots.
+	PeerTLS *tls.Config
 	// CA configures the mesh certificate authority, which issues the
 	// data planes' identities over SDS.
 	CA CAConfig
@@ -144,6 +149,8 @@ type Server struct {
 	history  *metricshistory.Store
 	traffic  metricshistory.Reader // the history, or Prometheus
 	receiver *metricshistory.Receiver
+	// peerHTTP calls the other replicas' APIs.
+	peerHTTP *http.Client
 	// afterRead, when set (by tests), runs after feedXDS read the
 	// instances and before it hands them on.
 	afterRead func()
@@ -221,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if e, ok := st.(*store.Etcd); ok {
+		s.peerHTTP = newPeerClient(cfg.PeerTLS)
 		s.cluster = newCluster(e.Client(), e.Prefix(), s.selfPeer(), cfg.ReplicaTTL, cfg.Logger)
 		s.dns.onChange = s.publishDNS
 		s.cluster.onLead = func(ctx context.Context) {

@@ -287,21 +287,13 @@ func (a *acc) addSlot(se *series, slot int64) {
 	}
 }
 
-func (a *acc) stat(l Labels, seconds float64) Stat {
-	st := Stat{Labels: l, RPS: float64(a.req) / seconds, P50: math.NaN(), P90: math.NaN(), P99: math.NaN()}
-	if a.req > 0 {
-		st.ErrorRatio = float64(a.err) / float64(a.req)
-	}
-	if len(a.codes) > 0 {
-		st.ErrorsByCode = make(map[string]float64, len(a.codes))
-		for c, n := range a.codes {
-			st.ErrorsByCode[c] = float64(n) / seconds
-		}
-	}
+// counts turns the sums into Counts.
+func (a *acc) counts() Counts {
+	c := Counts{Requests: a.req, Errors: a.err, Codes: a.codes}
 	if a.hasHist {
-		st.P50, st.P90, st.P99 = quantile(0.5, &a.hist), quantile(0.9, &a.hist), quantile(0.99, &a.hist)
+		c.Buckets = append([]uint64(nil), a.hist[:]...)
 	}
-	return st
+	return c
 }
 
 // slotRange is the slots (from, to] a window of d ending at t covers,
@@ -318,6 +310,16 @@ func (s *Store) slotRange(t time.Time, d time.Duration) (from, to int64) {
 // Stats implements Reader. The window is rounded up to whole slots and
 // its rates are per second of those slots.
 func (s *Store) Stats(ctx context.Context, q Query) ([]Stat, error) {
+	p, err := s.Counts(q)
+	if err != nil {
+		return nil, err
+	}
+	return Merge([]*Partial{p})
+}
+
+// Counts answers q with the sums Stats computes its rates and quantiles
+// from, which Merge adds to other stores' (a window of whole slots).
+func (s *Store) Counts(q Query) (*Partial, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
@@ -344,16 +346,27 @@ func (s *Store) Stats(ctx context.Context, q Query) ([]Stat, error) {
 		}
 	}
 	s.mu.Unlock()
-	out := make([]Stat, 0, len(groups))
+	out := &Partial{Seconds: seconds, Groups: make([]GroupCounts, 0, len(groups))}
 	for l, a := range groups {
-		out = append(out, a.stat(l, seconds))
+		out.Groups = append(out.Groups, GroupCounts{Labels: l, Counts: a.counts()})
 	}
-	sortStats(out)
+	sort.Slice(out.Groups, func(i, j int) bool { return lessLabels(out.Groups[i].Labels, out.Groups[j].Labels) })
 	return out, nil
 }
 
 // Range implements Reader. Steps are rounded up to whole slots.
 func (s *Store) Range(ctx context.Context, q RangeQuery) ([]Series, error) {
+	p, err := s.RangeCounts(q)
+	if err != nil {
+		return nil, err
+	}
+	return MergeRange([]*RangePartial{p})
+}
+
+// RangeCounts answers q with the sums Range computes its points from,
+// which MergeRange adds to other stores'. Point times are multiples of
+// the resolution, the same in every store of that resolution.
+func (s *Store) RangeCounts(q RangeQuery) (*RangePartial, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
@@ -385,16 +398,16 @@ func (s *Store) Range(ctx context.Context, q RangeQuery) ([]Series, error) {
 		}
 	}
 	s.mu.Unlock()
-	out := make([]Series, 0, len(groups))
+	out := &RangePartial{StepSeconds: seconds, Series: make([]SeriesCounts, 0, len(groups))}
 	for l, accs := range groups {
-		sr := Series{Labels: l, Points: make([]Point, n)}
+		sr := SeriesCounts{Labels: l, Points: make([]PointCounts, n)}
 		for k := range accs {
 			t := time.Unix(0, (start+int64(k)*stepSlots+1)*int64(s.opts.Resolution))
-			sr.Points[k] = Point{Time: t, Stat: accs[k].stat(l, seconds)}
+			sr.Points[k] = PointCounts{Time: t, Counts: accs[k].counts()}
 		}
-		out = append(out, sr)
+		out.Series = append(out.Series, sr)
 	}
-	sort.Slice(out, func(i, j int) bool { return lessLabels(out[i].Labels, out[j].Labels) })
+	sort.Slice(out.Series, func(i, j int) bool { return lessLabels(out.Series[i].Labels, out.Series[j].Labels) })
 	return out, nil
 }
 

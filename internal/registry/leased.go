@@ -91,12 +91,55 @@ func (l *Leased) Register(ctx context.Context, in Instance) (Instance, error) {
 			return Instance{}, fmt.Errorf("register %s: renew lease: %w", in.ID, err)
 		}
 	}
-	resp, err := l.client.Get(ctx, k)
-	if err != nil {
-		return Instance{}, fmt.Errorf("register %s: read: %w", in.ID, err)
+	var kv *mvccpb.KeyValue
+	var lease clientv3.LeaseID // granted already, or 0
+	if !ok {
+		// A first registration, as far as the watch knows: a lease, then
+		// one transaction that writes the key if it does not exist and
+		// reads it if it does (a registration through another replica
+		// the watch has not shown yet).
+		granted, err := l.client.Grant(ctx, int64(in.TTLSeconds))
+		if err != nil {
+			return Instance{}, fmt.Errorf("register %s: grant lease: %w", in.ID, err)
+		}
+		lease = granted.ID
+		b, err := json.Marshal(in)
+		if err != nil {
+			l.revoke(ctx, lease)
+			return Instance{}, fmt.Errorf("register %s: encode: %w", in.ID, err)
+		}
+		txn, err := l.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+			Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease))).
+			Else(clientv3.OpGet(k)).
+			Commit()
+		if err != nil {
+			l.revoke(ctx, lease)
+			return Instance{}, fmt.Errorf("register %s: write: %w", in.ID, err)
+		}
+		if txn.Succeeded {
+			return in, nil
+		}
+		if rng := txn.Responses[0].GetResponseRange(); rng != nil && len(rng.Kvs) == 1 {
+			kv = rng.Kvs[0]
+		}
+	} else {
+		resp, err := l.client.Get(ctx, k)
+		if err != nil {
+			return Instance{}, fmt.Errorf("register %s: read: %w", in.ID, err)
+		}
+		if len(resp.Kvs) == 1 {
+			kv = resp.Kvs[0]
+		}
 	}
-	if len(resp.Kvs) == 1 {
-		kv := resp.Kvs[0]
+	// The key exists: renew its lease, rewriting it if the endpoint
+	// changed, when its TTL is the same.
+	unused := func() {
+		if lease != 0 {
+			l.revoke(ctx, lease)
+		}
+	}
+	if kv != nil {
 		var old Instance
 		if err := json.Unmarshal(kv.Value, &old); err == nil {
 			in.RegisteredAt = old.RegisteredAt
@@ -104,37 +147,54 @@ func (l *Leased) Register(ctx context.Context, in Instance) (Instance, error) {
 				_, err := l.client.KeepAliveOnce(ctx, clientv3.LeaseID(kv.Lease))
 				switch {
 				case err == nil && sameEndpoint(&old, &in):
+					unused()
 					return in, nil
 				case err == nil:
 					if err := l.put(ctx, k, in, clientv3.LeaseID(kv.Lease), kv.ModRevision); err == nil {
+						unused()
 						return in, nil
 					} else if !errors.Is(err, errRaced) {
+						unused()
 						return Instance{}, err
 					}
 				case !errors.Is(err, rpctypes.ErrLeaseNotFound):
+					unused()
 					return Instance{}, fmt.Errorf("register %s: renew lease: %w", in.ID, err)
 				}
 			}
 		}
 	}
-	lease, err := l.client.Grant(ctx, int64(in.TTLSeconds))
-	if err != nil {
-		return Instance{}, fmt.Errorf("register %s: grant lease: %w", in.ID, err)
+	// A lease that is gone, a new TTL, or a race: write the key under a
+	// new lease.
+	if lease == 0 {
+		granted, err := l.client.Grant(ctx, int64(in.TTLSeconds))
+		if err != nil {
+			return Instance{}, fmt.Errorf("register %s: grant lease: %w", in.ID, err)
+		}
+		lease = granted.ID
 	}
 	b, err := json.Marshal(in)
 	if err != nil {
+		l.revoke(ctx, lease)
 		return Instance{}, fmt.Errorf("register %s: encode: %w", in.ID, err)
 	}
-	put, err := l.client.Put(ctx, k, string(b), clientv3.WithLease(lease.ID), clientv3.WithPrevKV())
+	put, err := l.client.Put(ctx, k, string(b), clientv3.WithLease(lease), clientv3.WithPrevKV())
 	if err != nil {
-		_, _ = l.client.Revoke(context.WithoutCancel(ctx), lease.ID)
+		l.revoke(ctx, lease)
 		return Instance{}, fmt.Errorf("register %s: write: %w", in.ID, err)
 	}
 	// The key's old lease, if any, now holds nothing of ours.
-	if prev := put.PrevKv; prev != nil && prev.Lease != 0 && prev.Lease != int64(lease.ID) {
-		_, _ = l.client.Revoke(ctx, clientv3.LeaseID(prev.Lease))
+	if prev := put.PrevKv; prev != nil && prev.Lease != 0 && prev.Lease != int64(lease) {
+		l.revoke(ctx, clientv3.LeaseID(prev.Lease))
 	}
 	return in, nil
+}
+
+// revoke gives back a lease that holds nothing, even when ctx has ended.
+func (l *Leased) revoke(ctx context.Context, id clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = l.client.Revoke(ctx, id)
 }
 
 var errRaced = errors.New("changed concurrently")
