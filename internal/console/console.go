@@ -37,6 +37,12 @@ type Handler struct {
 	// Nodes lists the proxies that report over the metrics service, with
 	// their view of their endpoints (nil: no instances).
 	Nodes func() []metricshistory.NodeReport
+	// PeerInstances, when set, answers for the other control-plane
+	// replicas sharing the store: the instances each one's proxies
+	// report (asked of each with ?scope=local and r's Authorization) and
+	// the replicas that did not answer. Without ?scope=local,
+	// /v1/console/instances merges them with Nodes' own.
+	PeerInstances func(r *http.Request) (lists [][]Instance, unreachable []string, err error)
 	// Interval is graph/stream's period (default StreamInterval).
 	Interval time.Duration
 

@@ -37,6 +37,9 @@ type Observer struct {
 // InstancesResponse is GET /v1/console/instances's body.
 type InstancesResponse struct {
 	Instances []Instance `json:"instances"`
+	// UnreachableReplicas names the control-plane replicas that did not
+	// answer: what their proxies report is missing from Instances.
+	UnreachableReplicas []string `json:"unreachableReplicas,omitempty"`
 }
 
 // Instances lists the instances of the virtual node node in mesh (every
@@ -58,10 +61,35 @@ func Instances(reports []metricshistory.NodeReport, mesh, node string) []Instanc
 				Cluster: e.Cluster, HealthCheck: e.HealthCheck, Ejected: e.Ejected, EDSHealthy: e.EDSHealthy})
 		}
 	}
+	return finish(byKey)
+}
+
+// MergeInstances joins lists of instances (each replica's): the
+// observers of one instance are united and its health recomputed over
+// all of them.
+func MergeInstances(lists ...[]Instance) []Instance {
+	byKey := map[[3]string]*Instance{}
+	for _, l := range lists {
+		for _, i := range l {
+			k := [3]string{i.Mesh, i.VirtualNode, i.Address}
+			in := byKey[k]
+			if in == nil {
+				in = &Instance{Mesh: i.Mesh, VirtualNode: i.VirtualNode, Address: i.Address}
+				byKey[k] = in
+			}
+			in.Observers = append(in.Observers, i.Observers...)
+		}
+	}
+	return finish(byKey)
+}
+
+// finish works out each instance's health from its observers and sorts
+// instances and observers.
+func finish(byKey map[[3]string]*Instance) []Instance {
+	rank := map[string]int{"healthy": 0, "pending": 1, "unhealthy": 2, "ejected": 3}
 	out := make([]Instance, 0, len(byKey))
 	for _, in := range byKey {
 		in.Health = "healthy"
-		rank := map[string]int{"healthy": 0, "pending": 1, "unhealthy": 2, "ejected": 3}
 		for _, o := range in.Observers {
 			h := "healthy"
 			switch {
@@ -99,5 +127,15 @@ func (h *Handler) handleInstances(w http.ResponseWriter, r *http.Request) {
 	if h.Nodes != nil {
 		reports = h.Nodes()
 	}
-	writeJSON(w, http.StatusOK, InstancesResponse{Instances: Instances(reports, mesh, node)})
+	out := InstancesResponse{Instances: Instances(reports, mesh, node)}
+	if h.PeerInstances != nil && v.Get("scope") != "local" {
+		lists, unreachable, err := h.PeerInstances(r)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": http.StatusServiceUnavailable, "code": "ReplicasUnavailable", "message": err.Error()})
+			return
+		}
+		out.Instances = MergeInstances(append(lists, out.Instances)...)
+		out.UnreachableReplicas = unreachable
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -69,7 +69,11 @@ func (s *Server) api() http.Handler {
 	if s.cluster != nil && traffic == metricshistory.Reader(s.history) {
 		traffic = wholeMeshTraffic{s}
 	}
-	(&console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: traffic, Nodes: s.receiver.Nodes}).Register(mux)
+	ch := &console.Handler{Resources: func() v1alpha1.Lookup { return s.store.Snapshot() }, Metrics: traffic, Nodes: s.receiver.Nodes}
+	if s.cluster != nil {
+		ch.PeerInstances = s.peerInstances
+	}
+	ch.Register(mux)
 	mux.HandleFunc("GET /v1/console/history/stats", s.handleHistoryStats)
 	mux.HandleFunc("GET /v1/console/history/range", s.handleHistoryRange)
 	if !s.cfg.DisableOTLP {

@@ -20,6 +20,7 @@ import (
 
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/auth"
+	"github.com/meshlens/meshlens/internal/console"
 	"github.com/meshlens/meshlens/internal/etcdtest"
 	"google.golang.org/protobuf/proto"
 )
@@ -111,13 +112,28 @@ func TestReplicasCallEachOtherOverTLSWithTokens(t *testing.T) {
 		t.Fatalf("without a token: %d, want 401", code)
 	}
 
+	// The console's instances view asks b the same way: b answers (over
+	// https, to the caller's token), so no replica is unreachable.
+	req, _ := http.NewRequest(http.MethodGet, "https://"+a.s.APIAddr()+"/v1/console/instances", nil)
+	req.Header.Set("Authorization", "Bearer "+read)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inst console.InstancesResponse
+	err = json.NewDecoder(resp.Body).Decode(&inst)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(inst.UnreachableReplicas) != 0 {
+		t.Fatalf("instances through a: %d %v, unreachable %v", resp.StatusCode, err, inst.UnreachableReplicas)
+	}
+
 	// Trace queries fan out the same way: spans b holds are found
 	// through a.
 	body, _ := proto.Marshal(otlpRequest("back", 7, 2))
-	req, _ := http.NewRequest(http.MethodPost, "https://"+b.s.APIAddr()+"/v1/traces", bytes.NewReader(body))
+	req, _ = http.NewRequest(http.MethodPost, "https://"+b.s.APIAddr()+"/v1/traces", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("Authorization", "Bearer "+admin)
-	resp, err := client.Do(req)
+	resp, err = client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
