@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"google.golang.org/grpc"
 
@@ -34,9 +36,56 @@ type SecretSource interface {
 
 // RegisterSDS adds the standalone secret discovery service to g: a data
 // plane that asks for its secrets on a stream of their own gets the same
-// secrets as on its ADS stream.
+// secrets as on its ADS stream. Envoy asks for each secret of a gRPC SDS
+// config source on a stream of its own and takes exactly one secret per
+// response, so these streams are answered by name, from a cache not in
+// ADS mode (which would wait for a request naming every secret of the
+// view).
 func (s *Server) RegisterSDS(g *grpc.Server) {
-	secretservice.RegisterSecretDiscoveryServiceServer(g, s.xds)
+	secretservice.RegisterSecretDiscoveryServiceServer(g, s.sdsServer)
+}
+
+// sdsCallbacks are the server's callbacks for the standalone secret
+// discovery service's own go-control-plane server, whose stream ids
+// count from 1 as the main server's do: they are made negative so the
+// two never name the same stream.
+type sdsCallbacks struct{ *Server }
+
+// sdsDeltaBase keeps the standalone service's delta stream ids apart from
+// its state-of-the-world ones.
+const sdsDeltaBase = 1 << 40
+
+func sdsID(id int64) int64      { return -id }
+func sdsDeltaID(id int64) int64 { return -(sdsDeltaBase + id) }
+
+func (c sdsCallbacks) OnStreamOpen(ctx context.Context, id int64, t string) error {
+	return c.Server.OnStreamOpen(ctx, sdsID(id), t)
+}
+
+func (c sdsCallbacks) OnStreamClosed(id int64, n *corev3.Node) { c.Server.OnStreamClosed(sdsID(id), n) }
+
+func (c sdsCallbacks) OnStreamRequest(id int64, r *discovery.DiscoveryRequest) error {
+	return c.Server.OnStreamRequest(sdsID(id), r)
+}
+
+func (c sdsCallbacks) OnStreamResponse(ctx context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+	c.Server.OnStreamResponse(ctx, sdsID(id), req, resp)
+}
+
+func (c sdsCallbacks) OnDeltaStreamOpen(ctx context.Context, id int64, t string) error {
+	return c.Server.OnDeltaStreamOpen(ctx, sdsDeltaID(id), t)
+}
+
+func (c sdsCallbacks) OnDeltaStreamClosed(id int64, n *corev3.Node) {
+	c.Server.OnDeltaStreamClosed(sdsDeltaID(id), n)
+}
+
+func (c sdsCallbacks) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryRequest) error {
+	return c.Server.OnStreamDeltaRequest(sdsDeltaID(id), r)
+}
+
+func (c sdsCallbacks) OnStreamDeltaResponse(id int64, req *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+	c.Server.OnStreamDeltaResponse(sdsDeltaID(id), req, resp)
 }
 
 // secretRefs lists the SDS secrets a view's TLS contexts name: the

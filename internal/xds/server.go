@@ -162,6 +162,10 @@ type Server struct {
 	sotw  *sotwCache
 	plain cache.SnapshotCache
 	xds   serverv3.Server
+	// sds answers the standalone secret discovery service by name (see
+	// RegisterSDS): the same snapshots as ads and plain, without ADS mode.
+	sds       cache.SnapshotCache
+	sdsServer serverv3.Server
 
 	kickInput chan struct{}
 	kickNodes chan struct{}
@@ -287,6 +291,8 @@ func NewServer(ctx context.Context, log *slog.Logger, opts Options) *Server {
 		Caches: map[string]cache.Cache{sotwKey: s.sotw, FlavourEnvoy.String(): s.ads, FlavourProxyless.String(): s.plain},
 	}
 	s.xds = serverv3.NewServer(ctx, mux, s, sotw.WithOrderedADS())
+	s.sds = cache.NewSnapshotCache(false, nodeHash{}, cl)
+	s.sdsServer = serverv3.NewServer(ctx, s.sds, sdsCallbacks{s})
 	go s.run()
 	return s
 }
@@ -862,6 +868,7 @@ func (s *Server) step(now time.Time) time.Time {
 		if len(n.streams) == 0 {
 			delete(s.nodes, key)
 			s.cacheFor(n.flavour).ClearSnapshot(key)
+			s.sds.ClearSnapshot(key)
 			if n.flavour == FlavourEnvoy {
 				s.sotw.clearSnapshot(key)
 			}
@@ -1161,6 +1168,10 @@ func (s *Server) push(n *nodeState, v *View, h *hasher) {
 	}
 	if err := s.cacheFor(n.flavour).SetSnapshot(s.ctx, n.key, snap); err != nil {
 		s.log.Error("xds: set snapshot", "node", n.nodeID, "error", err)
+		return
+	}
+	if err := s.sds.SetSnapshot(s.ctx, n.key, snap); err != nil {
+		s.log.Error("xds: set snapshot for standalone SDS", "node", n.nodeID, "error", err)
 		return
 	}
 	s.log.Debug("xds: pushed", "node", n.nodeID, "flavour", n.flavour.String(),
