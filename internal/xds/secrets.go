@@ -51,12 +51,10 @@ func (s *Server) RegisterSDS(g *grpc.Server) {
 // two never name the same stream.
 type sdsCallbacks struct{ *Server }
 
-// sdsDeltaBase keeps the standalone service's delta stream ids apart from
-// its state-of-the-world ones.
-const sdsDeltaBase = 1 << 40
-
+// The standalone service's ids are the main server's, negated: delta
+// ones offset by deltaStreamBase as the main server's are.
 func sdsID(id int64) int64      { return -id }
-func sdsDeltaID(id int64) int64 { return -(sdsDeltaBase + id) }
+func sdsDeltaID(id int64) int64 { return -deltaStreamID(id) }
 
 func (c sdsCallbacks) OnStreamOpen(ctx context.Context, id int64, t string) error {
 	return c.Server.OnStreamOpen(ctx, sdsID(id), t)
@@ -73,19 +71,20 @@ func (c sdsCallbacks) OnStreamResponse(ctx context.Context, id int64, req *disco
 }
 
 func (c sdsCallbacks) OnDeltaStreamOpen(ctx context.Context, id int64, t string) error {
-	return c.Server.OnDeltaStreamOpen(ctx, sdsDeltaID(id), t)
+	c.Server.openStream(ctx, sdsDeltaID(id), true)
+	return nil
 }
 
 func (c sdsCallbacks) OnDeltaStreamClosed(id int64, n *corev3.Node) {
-	c.Server.OnDeltaStreamClosed(sdsDeltaID(id), n)
+	c.Server.closeStream(sdsDeltaID(id))
 }
 
 func (c sdsCallbacks) OnStreamDeltaRequest(id int64, r *discovery.DeltaDiscoveryRequest) error {
-	return c.Server.OnStreamDeltaRequest(sdsDeltaID(id), r)
+	return c.Server.onDeltaRequest(sdsDeltaID(id), r)
 }
 
 func (c sdsCallbacks) OnStreamDeltaResponse(id int64, req *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
-	c.Server.OnStreamDeltaResponse(sdsDeltaID(id), req, resp)
+	c.Server.recordSent(sdsDeltaID(id), resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 }
 
 // secretRefs lists the SDS secrets a view's TLS contexts name: the

@@ -440,9 +440,16 @@ func (s *Server) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 
 // OnDeltaStreamOpen records a new delta stream.
 func (s *Server) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
-	s.openStream(ctx, id, true)
+	s.openStream(ctx, deltaStreamID(id), true)
 	return nil
 }
+
+// deltaStreamBase keeps delta stream ids apart from state-of-the-world
+// ones: go-control-plane numbers each kind from 1, and the server keeps
+// both in one map.
+const deltaStreamBase = 1 << 40
+
+func deltaStreamID(id int64) int64 { return deltaStreamBase + id }
 
 func (s *Server) openStream(ctx context.Context, id int64, delta bool) {
 	s.mu.Lock()
@@ -458,7 +465,7 @@ func (s *Server) openStream(ctx context.Context, id int64, delta bool) {
 func (s *Server) OnStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
 
 // OnDeltaStreamClosed forgets a delta stream.
-func (s *Server) OnDeltaStreamClosed(id int64, _ *corev3.Node) { s.closeStream(id) }
+func (s *Server) OnDeltaStreamClosed(id int64, _ *corev3.Node) { s.closeStream(deltaStreamID(id)) }
 
 func (s *Server) closeStream(id int64) {
 	s.mu.Lock()
@@ -489,6 +496,10 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 // OnStreamDeltaRequest identifies the data plane and records ACKs and
 // NACKs of a delta stream.
 func (s *Server) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	return s.onDeltaRequest(deltaStreamID(id), req)
+}
+
+func (s *Server) onDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
 	return s.onRequest(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail(), nil)
 }
 
@@ -596,7 +607,7 @@ func (s *Server) OnStreamResponse(_ context.Context, id int64, _ *discovery.Disc
 // OnStreamDeltaResponse remembers the nonce and system version of the
 // last delta response per type.
 func (s *Server) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
-	s.recordSent(id, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
+	s.recordSent(deltaStreamID(id), resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 }
 
 func (s *Server) recordSent(id int64, typeURL, nonce, version string) {
