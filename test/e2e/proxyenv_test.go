@@ -20,7 +20,8 @@ func TestProxyAppMeshEnv(t *testing.T) {
 		for _, want := range []string{
 			`level=DEBUG msg="App Mesh environment variable read" name=ENVOY_LOG_LEVEL`,
 			`level=WARN msg="App Mesh environment variable ignored" name=ENABLE_ENVOY_DATADOG_TRACING reason="Datadog tracing is not supported`,
-			`level=WARN msg="App Mesh environment variable ignored" name=APPMESH_SDS_SOCKET_PATH`,
+			// Honoured now: secrets from the SDS server on that socket.
+			`level=DEBUG msg="App Mesh environment variable read" name=APPMESH_SDS_SOCKET_PATH`,
 		} {
 			if !strings.Contains(logs, want) {
 				return &missing{want, logs}
