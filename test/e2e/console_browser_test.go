@@ -77,35 +77,41 @@ func TestConsoleInBrowserFromPrometheus(t *testing.T) {
 	runConsoleInBrowser(t, true)
 }
 
+// With --auth-tokens the console asks for a token in a sign-in form: a
+// wrong token keeps the form with an error, a token without role read is
+// told it needs role read, a read token shows the graph with the mesh's
+// nodes (every API call and the graph's update stream carrying it, kept
+// in sessionStorage only), and "sign out" forgets it. Checked in chromium
+// by web/console/e2e/auth.mjs.
+func TestConsoleInBrowserWithTokens(t *testing.T) {
+	_, web, node, chromium := browserTools(t)
+	s, admin := startAuthServer(t)
+	if code, _, body := apiCall(t, s, http.MethodPost, "/v1/apply", admin, authMesh); code != http.StatusOK {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	adminEnv := []string{"MESHLENS_SERVER=" + s.URL(), "MESHLENS_TOKEN=" + admin}
+	read := newToken(t, adminEnv, "--role", "read")
+	nodeToken := newToken(t, adminEnv, "--node", "au/greeter")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pw := exec.CommandContext(ctx, node, filepath.Join(web, "e2e", "auth.mjs"))
+	pw.Dir = web
+	pw.Env = append(os.Environ(), "MESHLENS_CONSOLE_URL="+s.URL(), "MESHLENS_READ_TOKEN="+read,
+		"MESHLENS_NODE_TOKEN="+nodeToken, "MESHLENS_NODE_ID=au/virtualNode/greeter", "CHROMIUM="+chromium)
+	res, err := pw.CombinedOutput()
+	t.Logf("auth.mjs:\n%s", res)
+	if err != nil {
+		t.Fatalf("auth.mjs: %v", err)
+	}
+}
+
 // runConsoleInBrowser starts a demo (with withPrometheus, a Prometheus
 // first, scraping the proxies' admin addresses the demo will use, and
 // the demo's control plane reading from it) and runs
 // web/console/e2e/console.mjs against it.
 func runConsoleInBrowser(t *testing.T, withPrometheus bool) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := filepath.Join(root, "web", "console")
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, nodeErr := exec.LookPath("node")
-	_, chromeErr := os.Stat(chromium)
-	if nodeErr != nil || chromeErr != nil {
-		if os.Getenv("MESHLENS_REQUIRE_BROWSER") != "" {
-			t.Fatalf("MESHLENS_REQUIRE_BROWSER is set but node (%v) or %s (%v) is missing: run scripts/install-test-deps.sh", nodeErr, chromium, chromeErr)
-		}
-		t.Skipf("node (%v) or %s (%v) missing; set MESHLENS_REQUIRE_BROWSER to make this a failure", nodeErr, chromium, chromeErr)
-	}
-	if _, err := os.Stat(filepath.Join(web, "node_modules", "playwright-core")); err != nil {
-		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		npm.Dir = web
-		if out, err := npm.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", web, err, out)
-		}
-	}
+	root, web, node, chromium := browserTools(t)
 
 	base := 20000 + 50*rand.IntN(180)
 	args := []string{"demo", "--api-port", fmt.Sprint(base), "--xds-port", fmt.Sprint(base + 1),
@@ -202,6 +208,41 @@ func runConsoleInBrowser(t *testing.T, withPrometheus bool) {
 			t.Fatalf("Prometheus scraped no requests from the demo's proxies: %v %+v", err, r)
 		}
 	}
+}
+
+// browserTools finds what the browser tests need: the repository's
+// root, web/console (with its node_modules, installed with npm ci when
+// missing), node and chromium; it skips the test when node or chromium is
+// missing, or fails it when MESHLENS_REQUIRE_BROWSER is set.
+func browserTools(t *testing.T) (root, web, node, chromium string) {
+	t.Helper()
+	var err error
+	root, err = filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web = filepath.Join(root, "web", "console")
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	node, nodeErr := exec.LookPath("node")
+	_, chromeErr := os.Stat(chromium)
+	if nodeErr != nil || chromeErr != nil {
+		if os.Getenv("MESHLENS_REQUIRE_BROWSER") != "" {
+			t.Fatalf("MESHLENS_REQUIRE_BROWSER is set but node (%v) or %s (%v) is missing: run scripts/install-test-deps.sh", nodeErr, chromium, chromeErr)
+		}
+		t.Skipf("node (%v) or %s (%v) missing; set MESHLENS_REQUIRE_BROWSER to make this a failure", nodeErr, chromium, chromeErr)
+	}
+	if _, err := os.Stat(filepath.Join(web, "node_modules", "playwright-core")); err != nil {
+		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+		npm.Dir = web
+		if out, err := npm.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", web, err, out)
+		}
+	}
+
+	return root, web, node, chromium
 }
 
 // documentedConsoleAPI lists the endpoints the console reads that

@@ -6,7 +6,7 @@
 // render).
 
 import cytoscape from 'cytoscape';
-import { NotAvailable, get } from './api';
+import { APIError, NotAvailable, get, streamEvents } from './api';
 import { EdgeLayer, LayerEdge } from './edgelayer';
 import { Graph, GraphEdge, GraphNode, configGraph, nodeID, nodeRates } from './model';
 import { clear, describeError, fmtLatency, fmtPct, fmtRate, h, link, notice } from './ui';
@@ -88,7 +88,7 @@ export function graphPage(root: HTMLElement, mesh: string, first?: Promise<Graph
   let current: Graph | undefined;
   let tabled: Graph | undefined; // the graph the tables show
   let stopped = false;
-  let es: EventSource | undefined;
+  const streamCtl = new AbortController();
   let timer: number | undefined;
 
   // The drawn nodes and their places on the canvas, as a data attribute:
@@ -212,24 +212,38 @@ export function graphPage(root: HTMLElement, mesh: string, first?: Promise<Graph
       if (stopped) return;
       await show(g, 'meshlens:graph-first-paint');
       if (stopped) return;
-      es = new EventSource(`/v1/console/graph/stream?mesh=${encodeURIComponent(mesh)}`);
-      es.addEventListener('graph', (ev) => {
-        const received = performance.now();
-        let g: Graph;
-        try {
-          g = JSON.parse((ev as MessageEvent).data);
-        } catch (err) {
-          fail(err);
-          return;
+      // The updates stream over fetch (it carries the token); a stream
+      // that ends or fails is opened again after a pause.
+      const updated = () => document.getElementById('graph-updated');
+      const follow = async (): Promise<void> => {
+        const path = `/v1/console/graph/stream?mesh=${encodeURIComponent(mesh)}`;
+        while (!stopped) {
+          try {
+            await streamEvents(path, streamCtl.signal, (name, data) => {
+              if (name !== 'graph') return;
+              const received = performance.now();
+              let g: Graph;
+              try {
+                g = JSON.parse(data);
+              } catch (err) {
+                fail(err);
+                return;
+              }
+              show(g, 'meshlens:graph-update', received).catch(fail);
+            });
+          } catch (err) {
+            if (stopped) return;
+            if (err instanceof APIError && (err.status === 401 || err.status === 403)) {
+              fail(err);
+              return;
+            }
+          }
+          if (stopped) return;
+          updated()?.replaceChildren('reconnecting…');
+          await new Promise((r) => window.setTimeout(r, 2000));
         }
-        show(g, 'meshlens:graph-update', received).catch(fail);
-      });
-      es.addEventListener('error', () => {
-        // EventSource reconnects by itself; say so meanwhile.
-        if (es?.readyState === EventSource.CONNECTING) {
-          document.getElementById('graph-updated')?.replaceChildren('reconnecting…');
-        }
-      });
+      };
+      void follow();
     } catch (err) {
       if (stopped) return;
       if (err instanceof NotAvailable) pollConfig();
@@ -269,7 +283,7 @@ export function graphPage(root: HTMLElement, mesh: string, first?: Promise<Graph
 
   return () => {
     stopped = true;
-    es?.close();
+    streamCtl.abort();
     if (timer) clearTimeout(timer);
     cy.nodes().forEach((n) => {
       positions.set(n.id(), { ...n.position() });

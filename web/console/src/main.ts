@@ -5,7 +5,8 @@
 // so every view has a link.
 
 import './style.css';
-import { get } from './api';
+import { APIError, get } from './api';
+import { installSignOut } from './auth';
 import type { Graph } from './model';
 import { clear, describeError, h, notice, routeParts, routeQuery } from './ui';
 
@@ -96,6 +97,7 @@ async function route(): Promise<void> {
 }
 
 async function start(): Promise<void> {
+  installSignOut(document.getElementById('top')!);
   // The first page's module loads while the meshes are asked for.
   const first = routeParts()[0] ?? 'graph';
   if (first in pages) pages[first as keyof typeof pages]().catch(() => {}); // route reports a failure
@@ -106,7 +108,8 @@ async function start(): Promise<void> {
     for (const n of names) meshSelect.append(h('option', { value: n }, n));
     if (saved && names.includes(saved)) meshSelect.value = saved;
   } catch (err) {
-    app.append(notice('error', `The control plane's API did not answer: ${describeError(err)}`));
+    if (err instanceof APIError && err.status === 401) app.append(notice('empty', 'Sign in with a token to see the console.'));
+    else app.append(notice('error', `The control plane's API did not answer: ${describeError(err)}`));
     return;
   }
   meshSelect.addEventListener('change', () => {

@@ -3,6 +3,7 @@
 // request as it finishes. The tap runs only while the page is open: it
 // stops when the user leaves, presses Stop or its duration ends.
 
+import { authFetch } from './auth';
 import { APIError, meshResources, withParams } from './api';
 import { clear, describeError, fmtLatency, h, link, notice } from './ui';
 
@@ -103,7 +104,7 @@ export function tapPage(root: HTMLElement, kind: string, mesh: string, name: str
       duration: '60s', path_prefix: prefix.value.trim() || undefined,
     });
     try {
-      const resp = await fetch(path, { signal: ctl.signal, headers: { Accept: 'application/x-ndjson' } });
+      const resp = await authFetch(path, { signal: ctl.signal, headers: { Accept: 'application/x-ndjson' } });
       if (!resp.ok || !resp.body) {
         const text = await resp.text();
         let msg = `${resp.status} ${resp.statusText}`;
