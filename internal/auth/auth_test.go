@@ -257,3 +257,24 @@ func TestStoreKeepsTokensWhenTheFileGoesBad(t *testing.T) {
 		t.Fatalf("after a good empty file: refresh %v, authenticate %v; want the token gone", err, aerr)
 	}
 }
+
+// FuzzParseFile: the token file is read from disk and may be edited by
+// hand: any bytes give tokens that pass validation, or an error, never a
+// crash; an accepted file keeps every entry it names.
+func FuzzParseFile(f *testing.F) {
+	f.Add([]byte(`{"version":1,"tokens":[]}`))
+	f.Add([]byte(`{"version":1,"tokens":[{"id":"0123456789ab","sha256":"` + strings.Repeat("a", 64) + `","role":"read"}]}`))
+	f.Add([]byte(`{"version":1,"tokens":[{"id":"0123456789ab","sha256":"` + strings.Repeat("b", 64) + `","mesh":"m","node":"n"}]}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		toks, err := parseFile(data)
+		if err != nil {
+			return
+		}
+		for id, tok := range toks {
+			if id == "" {
+				t.Fatalf("accepted a token with an empty id: %+v", tok)
+			}
+		}
+	})
+}
