@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 )
 
 const (
@@ -104,8 +106,7 @@ type conn struct {
 	// Owned by the writer.
 	wbuf    bytes.Buffer
 	wfr     *http2.Framer
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
+	hw      *h2frame.HeaderWriter
 	wdone   chan struct{}
 	lastW   time.Time
 	idle    *time.Timer
@@ -157,7 +158,7 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
 	c.fr.SetMaxReadFrameSize(frameSize)
 	c.wfr = http2.NewFramer(&c.wbuf, nil)
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.hw = h2frame.NewHeaderWriter()
 	return c
 }
 

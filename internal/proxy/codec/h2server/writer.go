@@ -3,11 +3,11 @@ package h2server
 import (
 	"bytes"
 	"io"
-	"net"
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 )
 
 // batchMax is how many bytes of frames one write carries at most; past
@@ -55,7 +55,7 @@ func (c *conn) writeLoop() {
 					// GOAWAY is out: half-close, so the client reads it
 					// before the connection ends, and give the reader a
 					// moment to drain what the client still sends.
-					closeWrite(c.rwc)
+					h2frame.CloseWrite(c.rwc)
 				}
 				_ = c.rwc.SetReadDeadline(time.Now().Add(lingerPeriod))
 				return
@@ -64,21 +64,6 @@ func (c *conn) writeLoop() {
 				break
 			}
 		}
-	}
-}
-
-// closeWrite half-closes a connection, under its wrappers.
-func closeWrite(nc net.Conn) {
-	for nc != nil {
-		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-			return
-		}
-		u, ok := nc.(interface{ NetConn() net.Conn })
-		if !ok {
-			return
-		}
-		nc = u.NetConn()
 	}
 }
 
@@ -161,7 +146,7 @@ func (c *conn) writeCtrl(f ctrlFrame) {
 		c.st.GoawaySent.Inc()
 		_ = c.wfr.WriteGoAway(f.stream, f.code, nil)
 	case ctrlTableSize:
-		c.henc.SetMaxDynamicTableSizeLimit(f.n)
+		c.hw.Enc.SetMaxDynamicTableSizeLimit(f.n)
 	}
 }
 
@@ -169,7 +154,7 @@ func (c *conn) writeCtrl(f ctrlFrame) {
 // within the windows, then trailers or END_STREAM.
 func (c *conn) writeStream(s *stream) {
 	for _, h := range s.heads {
-		c.writeHeaders(s.id, h.fields, h.end)
+		c.hw.Write(c.wfr, s.id, h.fields, h.end, c.peerMaxFrame)
 		if h.end {
 			s.heads = s.heads[:0]
 			s.sentEndLocked()
@@ -200,36 +185,11 @@ func (c *conn) writeStream(s *stream) {
 	}
 	if s.endPending && s.outOff >= len(s.out) {
 		if len(s.trailers) > 0 {
-			c.writeHeaders(s.id, s.trailers, true)
+			c.hw.Write(c.wfr, s.id, s.trailers, true, c.peerMaxFrame)
 		} else {
 			_ = c.wfr.WriteData(s.id, true, nil)
 		}
 		s.sentEndLocked()
-	}
-}
-
-// writeHeaders encodes a header block and writes it as HEADERS and
-// CONTINUATION frames within the peer's frame size.
-func (c *conn) writeHeaders(id uint32, fields []hpack.HeaderField, end bool) {
-	c.hbuf.Reset()
-	for _, f := range fields {
-		_ = c.henc.WriteField(f)
-	}
-	block := c.hbuf.Bytes()
-	max := int(c.peerMaxFrame)
-	first := block
-	if len(first) > max {
-		first = first[:max]
-	}
-	block = block[len(first):]
-	_ = c.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0})
-	for len(block) > 0 {
-		frag := block
-		if len(frag) > max {
-			frag = frag[:max]
-		}
-		block = block[len(frag):]
-		_ = c.wfr.WriteContinuation(id, len(block) == 0, frag)
 	}
 }
 

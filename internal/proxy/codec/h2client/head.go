@@ -1,0 +1,278 @@
+package h2client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// requestFields builds a request's header block (RFC 9113 8.3.1) and
+// says how long its body is: 0 none, -1 unknown (streamed), else its
+// content-length. Connection-specific fields are dropped, as a proxy
+// must (RFC 9113 8.2.2).
+func requestFields(req *http.Request, tls bool) ([]hpack.HeaderField, int64, error) {
+	if req.URL == nil {
+		return nil, 0, errors.New("h2client: request without URL")
+	}
+	if req.Method == http.MethodConnect {
+		return nil, 0, errors.New("h2client: CONNECT is not supported upstream")
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	path := req.URL.RequestURI()
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	bodyLen := req.ContentLength
+	switch {
+	case req.Body == nil || req.Body == http.NoBody:
+		bodyLen = 0
+	case bodyLen == 0:
+		bodyLen = -1 // a body of unknown length
+	}
+	fields := make([]hpack.HeaderField, 0, headerFieldsCap(req.Header))
+	fields = append(fields,
+		hpack.HeaderField{Name: ":authority", Value: host},
+		hpack.HeaderField{Name: ":method", Value: method},
+		hpack.HeaderField{Name: ":path", Value: path},
+		hpack.HeaderField{Name: ":scheme", Value: scheme},
+	)
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "Connection", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Keep-Alive", "Content-Length":
+			continue
+		case "Te":
+			// Only "trailers" may be sent (RFC 9113 8.2.2).
+			for _, v := range vv {
+				if strings.EqualFold(strings.TrimSpace(v), "trailers") {
+					fields = append(fields, hpack.HeaderField{Name: "te", Value: "trailers"})
+					break
+				}
+			}
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, 0, fmt.Errorf("h2client: invalid request header field name %q", k)
+		}
+		name := lowerName(k)
+		for _, v := range vv {
+			fields = append(fields, hpack.HeaderField{Name: name, Value: v, Sensitive: name == "authorization" || name == "cookie"})
+		}
+	}
+	if bodyLen > 0 || bodyLen == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
+		fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(bodyLen, 10)})
+	}
+	return fields, bodyLen, nil
+}
+
+// trailerFields are a request's trailers as a header block; nil when
+// there are none.
+func trailerFields(t http.Header) []hpack.HeaderField {
+	var fields []hpack.HeaderField
+	for k, vv := range t {
+		if !httpguts.ValidTrailerHeader(k) {
+			continue
+		}
+		name := lowerName(k)
+		for _, v := range vv {
+			fields = append(fields, hpack.HeaderField{Name: name, Value: v})
+		}
+	}
+	return fields
+}
+
+// responseHead is a decoded response head.
+type responseHead struct {
+	status  int
+	header  http.Header
+	declLen int64 // content-length, -1: none
+}
+
+// parseResponseHead checks and decodes a response header block (RFC
+// 9113 8.3.2 and 8.2.2): exactly one 3-digit :status, no other
+// pseudo-header field, no connection-specific field, content-length
+// agreeing with itself (and absent or 0 when ended says the block ends
+// the stream). A 1xx head comes back with only its status.
+func parseResponseHead(fields []hpack.HeaderField, ended bool) (responseHead, error) {
+	h := responseHead{declLen: -1}
+	regular := 0
+	for _, f := range fields {
+		if !strings.HasPrefix(f.Name, ":") {
+			regular++
+			continue
+		}
+		if f.Name != ":status" {
+			return h, fmt.Errorf("pseudo-header field %s in a response", f.Name)
+		}
+		if h.status != 0 {
+			return h, errors.New("more than one :status")
+		}
+		if len(f.Value) != 3 {
+			return h, fmt.Errorf(":status %q is not 3 digits", f.Value)
+		}
+		code, err := strconv.Atoi(f.Value)
+		if err != nil || code < 100 {
+			return h, fmt.Errorf(":status %q is not a status code", f.Value)
+		}
+		h.status = code
+	}
+	if h.status == 0 {
+		return h, errors.New(":status is missing")
+	}
+	if h.status < 200 {
+		if h.status == http.StatusSwitchingProtocols {
+			return h, errors.New(":status 101 in HTTP/2")
+		}
+		if ended {
+			return h, errors.New("an interim response ends the stream")
+		}
+		return h, nil
+	}
+	h.header = make(http.Header, regular)
+	// One backing array for the values: most names come once.
+	vals := make([]string, regular)
+	i := 0
+	for _, f := range fields {
+		if strings.HasPrefix(f.Name, ":") {
+			continue
+		}
+		switch f.Name {
+		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+			return h, fmt.Errorf("connection-specific header field %s", f.Name)
+		case "content-length":
+			n, err := strconv.ParseUint(f.Value, 10, 63)
+			if err != nil || h.declLen >= 0 && int64(n) != h.declLen {
+				return h, fmt.Errorf("content-length %q", f.Value)
+			}
+			h.declLen = int64(n)
+		}
+		k := canonicalName(f.Name)
+		if vv, ok := h.header[k]; ok {
+			h.header[k] = append(vv, f.Value)
+		} else {
+			vals[i] = f.Value
+			h.header[k] = vals[i : i+1 : i+1]
+			i++
+		}
+	}
+	if ended && h.declLen > 0 {
+		return h, fmt.Errorf("content-length %d with no body", h.declLen)
+	}
+	return h, nil
+}
+
+// setResponseLocked makes the response of a stream from its head and
+// wakes RoundTrip.
+func (s *stream) setResponseLocked(h responseHead, ended bool) {
+	resp := &http.Response{
+		Status:        statusLine(h.status),
+		StatusCode:    h.status,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        h.header,
+		ContentLength: h.declLen,
+		Request:       s.req,
+		TLS:           s.c.tls,
+	}
+	s.declLen = h.declLen
+	switch {
+	case ended:
+		if resp.ContentLength < 0 {
+			resp.ContentLength = 0
+		}
+		resp.Body = http.NoBody
+	case s.req.Method == http.MethodHead:
+		// A HEAD response has no body whatever its content-length.
+		s.declLen = -1
+		resp.Body = &body{s: s}
+	default:
+		resp.Body = &body{s: s}
+	}
+	s.resp = resp
+	s.headOK = true
+	close(s.headc)
+	if ended {
+		s.endRecvLocked()
+	}
+}
+
+// onTrailersLocked takes a trailer block, which ends the stream.
+func (s *stream) onTrailersLocked(f *http2.MetaHeadersFrame) error {
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		s.resetLocked(http2.ErrCodeProtocol, &StreamError{Code: uint32(http2.ErrCodeProtocol), Reason: "a second header block that is not trailers"})
+		return nil
+	}
+	if s.declLen >= 0 && s.gotLen != s.declLen {
+		s.resetLocked(http2.ErrCodeProtocol, &StreamError{Code: uint32(http2.ErrCodeProtocol), Reason: "body shorter than its content-length"})
+		return nil
+	}
+	regular := f.RegularFields()
+	if len(regular) > 0 {
+		t := make(http.Header, len(regular))
+		for _, hf := range regular {
+			k := canonicalName(hf.Name)
+			t[k] = append(t[k], hf.Value)
+		}
+		s.trailer = t
+	}
+	s.endRecvLocked()
+	return nil
+}
+
+func statusLine(code int) string {
+	if code == http.StatusOK {
+		return "200 OK"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+// commonNames are header names frequent enough to map between their
+// canonical and lower-case forms without allocating.
+var commonNames = []string{
+	"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+	"Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "Etag",
+	"Grpc-Accept-Encoding", "Grpc-Encoding", "Grpc-Message", "Grpc-Status", "Grpc-Timeout",
+	"Grpc-Status-Details-Bin", "Last-Modified", "Location", "Server", "Set-Cookie", "Te",
+	"Trailer", "User-Agent", "Vary", "Via", "X-Forwarded-For", "X-Forwarded-Proto",
+	"X-Request-Id", "X-Envoy-Expected-Rq-Timeout-Ms", "X-Envoy-Attempt-Count",
+	"X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "Traceparent", "Tracestate",
+	"X-Envoy-Upstream-Service-Time", "Content-Security-Policy", "Strict-Transport-Security",
+}
+
+var toLower, toCanonical = func() (map[string]string, map[string]string) {
+	lo, ca := make(map[string]string, len(commonNames)), make(map[string]string, len(commonNames))
+	for _, n := range commonNames {
+		l := strings.ToLower(n)
+		lo[n], ca[l] = l, n
+	}
+	return lo, ca
+}()
+
+// lowerName is a canonical header name in HTTP/2's lower case.
+func lowerName(k string) string {
+	if l, ok := toLower[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
+// canonicalName is a lower-case field name in net/http's canonical form.
+func canonicalName(n string) string {
+	if c, ok := toCanonical[n]; ok {
+		return c
+	}
+	return http.CanonicalHeaderKey(n)
+}

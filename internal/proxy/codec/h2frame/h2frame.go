@@ -1,0 +1,73 @@
+// Package h2frame holds what the proxy's HTTP/2 codecs (h2server
+// downstream, h2client upstream) both do with frames that
+// golang.org/x/net/http2's Framer does not do for them: splitting an
+// encoded header block into HEADERS and CONTINUATION frames within the
+// peer's frame size, and half-closing a connection under its wrappers.
+package h2frame
+
+import (
+	"bytes"
+	"net"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// HeaderWriter encodes header blocks with one connection's HPACK
+// encoder (its dynamic table is the connection's, so one writer per
+// connection, used by its writer goroutine only).
+type HeaderWriter struct {
+	Enc *hpack.Encoder
+	buf bytes.Buffer
+}
+
+// NewHeaderWriter returns a HeaderWriter with a fresh HPACK encoder.
+func NewHeaderWriter() *HeaderWriter {
+	w := &HeaderWriter{}
+	w.Enc = hpack.NewEncoder(&w.buf)
+	return w
+}
+
+// Write encodes fields and writes them on stream id as one HEADERS frame
+// and as many CONTINUATION frames as maxFrame requires; end sets
+// END_STREAM. The framer writes into a buffer, so its errors are not
+// the connection's: they are ignored.
+func (w *HeaderWriter) Write(fr *http2.Framer, id uint32, fields []hpack.HeaderField, end bool, maxFrame uint32) {
+	w.buf.Reset()
+	for _, f := range fields {
+		_ = w.Enc.WriteField(f)
+	}
+	block := w.buf.Bytes()
+	max := int(maxFrame)
+	first := block
+	if len(first) > max {
+		first = first[:max]
+	}
+	block = block[len(first):]
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndStream: end, EndHeaders: len(block) == 0})
+	for len(block) > 0 {
+		frag := block
+		if len(frag) > max {
+			frag = frag[:max]
+		}
+		block = block[len(frag):]
+		_ = fr.WriteContinuation(id, len(block) == 0, frag)
+	}
+}
+
+// CloseWrite half-closes a connection, under its wrappers (TLS, the
+// proxy's counting connections), so the peer reads what was sent (a
+// GOAWAY) before the connection ends.
+func CloseWrite(nc net.Conn) {
+	for nc != nil {
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+			return
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		nc = u.NetConn()
+	}
+}
