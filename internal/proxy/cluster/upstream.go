@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/h1client"
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2client"
 	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/sds"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -28,8 +29,8 @@ type Upstream struct {
 	Name string
 	Key  Key
 	// h1 speaks HTTP/1.1 (h1client, or net/http's Transport for TLS), H2
-	// HTTP/2 (h2c, or h2 over TLS; net/http's Transport): the upstream
-	// codecs, behind the stream interface. Either may be nil when the
+	// HTTP/2 (h2c, or h2 over TLS; h2client): the upstream codecs, behind
+	// the stream interface. Either may be nil when the
 	// cluster never speaks that protocol.
 	h1, H2 stream.Upstream
 	dialer net.Dialer
@@ -147,23 +148,52 @@ func NewUpstream(c *table.Cluster, key Key, opts PoolOptions, scope *stats.Scope
 			MaxResponseHeaderBytes: 1 << 20,
 		}
 	default:
-		t := u.stdTransport(c, false, maxConns, opts)
+		t := u.stdTransport(c, maxConns, opts)
 		t.DialContext = dialH1
 		u.h1 = withHandshake(u, t)
 	}
 	if c.HTTP2 || c.UseDownstreamProtocol {
-		t := u.stdTransport(c, true, maxConns, opts)
-		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			u.Stats.cxHTTP2Total.Inc()
-			return u.Dial(ctx, network, addr)
-		}
-		u.H2 = withHandshake(u, t)
+		u.H2 = u.h2Transport(c, maxConns, opts)
 	}
 	return u, nil
 }
 
-// stdTransport is a net/http Transport for the cluster, HTTP/2 when h2.
-func (u *Upstream) stdTransport(c *table.Cluster, h2 bool, maxConns int, opts PoolOptions) *http.Transport {
+// h2Transport is the cluster's HTTP/2 codec: h2c with prior knowledge,
+// or h2 over TLS, whose handshake must negotiate h2 by ALPN. Dials and
+// handshakes go through Dial and Handshake, so the connection and ssl.*
+// stats count them.
+func (u *Upstream) h2Transport(c *table.Cluster, maxConns int, opts PoolOptions) *h2client.Transport {
+	var cfg *tls.Config
+	if u.TLSConf != nil {
+		cfg = u.TLSConf.Clone()
+		cfg.NextProtos = alpnOr(c.TLS.ALPN, "h2")
+	}
+	return &h2client.Transport{
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+			u.Stats.cxHTTP2Total.Inc()
+			conn, err := u.Dial(ctx, "tcp", addr)
+			if err != nil || cfg == nil {
+				return conn, err
+			}
+			tc, err := u.Handshake(ctx, conn, cfg)
+			if err != nil {
+				return nil, err
+			}
+			if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+				_ = tc.Close()
+				return nil, &ConnectError{fmt.Errorf("TLS handshake with %s negotiated ALPN %q, not h2", addr, p)}
+			}
+			return tc, nil
+		},
+		TLS:                    cfg != nil,
+		MaxConnsPerHost:        maxConns,
+		IdleConnTimeout:        opts.IdleTimeout,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+}
+
+// stdTransport is a net/http Transport for the cluster's HTTP/1.1.
+func (u *Upstream) stdTransport(c *table.Cluster, maxConns int, opts PoolOptions) *http.Transport {
 	tlsConf := u.TLSConf
 	t := &http.Transport{
 		Proxy:                  nil, // never the environment's HTTP_PROXY
@@ -179,20 +209,10 @@ func (u *Upstream) stdTransport(c *table.Cluster, h2 bool, maxConns int, opts Po
 		ReadBufferSize:         16 << 10,
 		Protocols:              new(http.Protocols),
 	}
+	t.Protocols.SetHTTP1(true)
 	if tlsConf != nil {
 		t.TLSClientConfig = tlsConf.Clone()
-	}
-	switch {
-	case h2 && tlsConf != nil:
-		t.Protocols.SetHTTP2(true)
-		t.TLSClientConfig.NextProtos = alpnOr(c.TLS.ALPN, "h2")
-	case h2:
-		t.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge
-	default:
-		t.Protocols.SetHTTP1(true)
-		if tlsConf != nil {
-			t.TLSClientConfig.NextProtos = alpnOr(c.TLS.ALPN, "http/1.1")
-		}
+		t.TLSClientConfig.NextProtos = alpnOr(c.TLS.ALPN, "http/1.1")
 	}
 	return t
 }
