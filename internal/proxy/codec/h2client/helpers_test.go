@@ -16,7 +16,7 @@ import (
 
 // h2cServer serves h on a loopback listener as h2c with prior knowledge
 // (net/http's own HTTP/2 server), and returns its address.
-func h2cServer(t *testing.T, h http.Handler, maxStreams uint32) string {
+func h2cServer(t testing.TB, h http.Handler, maxStreams uint32) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -31,7 +31,7 @@ func h2cServer(t *testing.T, h http.Handler, maxStreams uint32) string {
 
 // newTransport returns a Transport that dials plain TCP and counts its
 // dials.
-func newTransport(t *testing.T, dials *atomic.Int64) *Transport {
+func newTransport(t testing.TB, dials *atomic.Int64) *Transport {
 	t.Helper()
 	tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 		if dials != nil {

@@ -3,15 +3,18 @@ package h2client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -148,8 +151,6 @@ func TestConcurrentStreamsPastLimit(t *testing.T) {
 	if peak.Load() > 3 || dials.Load() != 1 {
 		t.Fatalf("peak %d streams (limit 3), %d dials (limit 1)", peak.Load(), dials.Load())
 	}
-	// A second connection is opened when the first is full and the
-	// limit allows it.
 }
 
 // TestDialErrorWrapped: the dialer's error comes back wrapped, so the
@@ -566,5 +567,90 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		if _, err := srv.fr.ReadFrame(); err != nil {
 			break
 		}
+	}
+}
+
+// TestSecondConnectionWhenFull: when every connection is at the
+// server's MAX_CONCURRENT_STREAMS and MaxConnsPerHost allows, another
+// connection is opened.
+func TestSecondConnectionWhenFull(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	addr := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+	}), 1)
+	var dials atomic.Int64
+	tr := newTransport(t, &dials)
+	tr.MaxConnsPerHost = 2
+	ch1 := roundTrip(tr, newRequest(t, "GET", addr, "/", nil))
+	ch2 := roundTrip(tr, newRequest(t, "GET", addr, "/", nil))
+	<-started
+	<-started // both run at once: on two connections
+	close(release)
+	for _, ch := range []<-chan rtResult{ch1, ch2} {
+		if r := <-ch; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if dials.Load() != 2 {
+		t.Fatalf("%d dials, want 2", dials.Load())
+	}
+}
+
+// TestIdleTimeoutClosesConnection: a connection without streams for
+// IdleConnTimeout is closed with GOAWAY, and the next request dials
+// again.
+func TestIdleTimeoutClosesConnection(t *testing.T) {
+	t.Parallel()
+	srv := newFakeServer(t)
+	tr := newTransport(t, nil)
+	tr.IdleConnTimeout = 50 * time.Millisecond
+	ch := roundTrip(tr, newRequest(t, "GET", srv.addr(), "/", nil))
+	srv.accept()
+	h := srv.request()
+	srv.headers(h.StreamID, true, ":status", "200")
+	if r := <-ch; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if g := srv.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame); g.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("GOAWAY %v", g)
+	}
+	ch = roundTrip(tr, newRequest(t, "GET", srv.addr(), "/", nil))
+	srv.accept()
+	h = srv.request()
+	srv.headers(h.StreamID, true, ":status", "200")
+	if r := <-ch; r.err != nil {
+		t.Fatal(r.err)
+	}
+}
+
+// TestTLSNegotiatedH2: over TLS (the caller's Dial does the handshake)
+// the codec speaks h2 with :scheme https to net/http's TLS server.
+func TestTLSNegotiatedH2(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = fmt.Fprintf(w, "%s %s", r.Proto, r.TLS.NegotiatedProtocol)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"h2"}
+	tr := &Transport{TLS: true, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		var d tls.Dialer
+		d.Config = cfg
+		return d.DialContext(ctx, "tcp", addr)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "HTTP/2.0 h2" || resp.TLS == nil {
+		t.Fatalf("got %q (TLS %v)", b, resp.TLS != nil)
 	}
 }
