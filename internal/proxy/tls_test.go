@@ -10,9 +10,11 @@ import (
 	"encoding/pem"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,5 +280,62 @@ func TestTLSTerminatedTCPChain(t *testing.T) {
 	}
 	if got := statValue(t, p, "listener.0.0.0.0_15000.ssl.handshake"); got != 1 {
 		t.Errorf("ssl.handshake %d, want 1", got)
+	}
+}
+
+// An HTTP/2 cluster with TLS speaks h2, negotiated by ALPN, through the
+// proxy's HTTP/2 codec, and its handshakes count in ssl.*; an upstream
+// whose TLS does not choose h2 is a connect failure.
+func TestUpstreamTLSHTTP2(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, _ := selfSigned(t, "backend.mesh.local")
+	serve := func(protos []string) string {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{
+			Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "secure "+r.Proto) }),
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: protos},
+		}
+		if len(protos) == 1 {
+			srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // no h2
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.ServeTLS(ln, "", "") }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return ln.Addr().String()
+	}
+	h2Addr, h1Addr := serve([]string{"h2", "http/1.1"}), serve([]string{"http/1.1"})
+	withTLS := func(name, addr string) *clusterv3.Cluster {
+		c := withHTTP2(xCluster(name, addr))
+		c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
+			Sni: "backend.mesh.local",
+			CommonTlsContext: &tlsv3.CommonTlsContext{ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: fileSource(certFile),
+			}}},
+		})}}
+		return c
+	}
+	p := startProxy(t, Config{})
+	mustApply(t, p, egressRoutes([]*routev3.VirtualHost{
+		xVHost("h2", []string{"h2.local"}, xRoute("/", to("cds_h2"))),
+		xVHost("h1", []string{"h1.local"}, xRoute("/", to("cds_h1"))),
+	}, withTLS("cds_h2", h2Addr), withTLS("cds_h1", h1Addr)).snap(t))
+	base := "http://" + addrOf(t, p, egressName, 0)
+	for range 2 {
+		if resp, body := get(t, testClient(), base+"/", "h2.local", nil); resp.StatusCode != 200 || body != "secure HTTP/2.0" {
+			t.Fatalf("TLS HTTP/2 upstream: %d %q", resp.StatusCode, body)
+		}
+	}
+	if got := statValue(t, p, "cluster.cds_h2.ssl.handshake"); got != 1 {
+		t.Errorf("cluster.cds_h2.ssl.handshake = %d, want 1 (one connection, two streams)", got)
+	}
+	resp, body := get(t, testClient(), base+"/", "h1.local", nil)
+	if resp.StatusCode != 503 || !strings.Contains(body, "connection failure") {
+		t.Errorf("TLS upstream without h2: %d %q, want a 503 connect failure", resp.StatusCode, body)
 	}
 }
