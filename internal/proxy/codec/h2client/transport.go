@@ -127,15 +127,15 @@ func closeBody(b io.ReadCloser) {
 // getConn returns a connection to addr with a stream slot reserved.
 func (t *Transport) getConn(ctx context.Context, addr string) (*conn, error) {
 	t.mu.Lock()
-	if t.pools == nil {
-		t.pools = make(map[string]*pool)
-	}
-	p := t.pools[addr]
-	if p == nil {
-		p = &pool{}
-		t.pools[addr] = p
-	}
 	for {
+		if t.pools == nil {
+			t.pools = make(map[string]*pool)
+		}
+		p := t.pools[addr]
+		if p == nil {
+			p = &pool{}
+			t.pools[addr] = p
+		}
 		for _, c := range p.conns {
 			if c.reserve() {
 				t.mu.Unlock()
@@ -150,6 +150,9 @@ func (t *Transport) getConn(ctx context.Context, addr string) (*conn, error) {
 			p.dialing = false
 			p.notifyLocked()
 			if err != nil {
+				if len(p.conns) == 0 && p.wait == nil && t.pools[addr] == p {
+					delete(t.pools, addr) // no pool kept for an address that cannot be reached
+				}
 				t.mu.Unlock()
 				return nil, err
 			}

@@ -166,6 +166,14 @@ func TestDialErrorWrapped(t *testing.T) {
 	if !errors.As(err, &ce) {
 		t.Fatalf("error %v does not wrap the dial's", err)
 	}
+	// No pool is kept for an address that cannot be reached (an
+	// ORIGINAL_DST cluster's destinations are many).
+	tr.mu.Lock()
+	n := len(tr.pools)
+	tr.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d pools kept after a failed dial", n)
+	}
 }
 
 // TestRequestBodyError: a request body that fails makes the attempt fail
