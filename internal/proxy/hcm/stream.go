@@ -24,9 +24,15 @@ var ErrStreamIdle = errors.New("stream idle timeout")
 // It is not pooled: the upstream transport may still read the body after
 // the handler returned.
 type Stream struct {
-	rc     io.ReadCloser // downstream body; nil when there is none
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	rc io.ReadCloser // downstream body; nil when there is none
+	// ctx is the request's context: &own when the downstream tells
+	// cancellation itself (stream.CancelNotifier), with no allocation
+	// per request; else derived from the downstream request's context,
+	// and cancel cancels it.
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	own      reqContext
+	notifier stream.CancelNotifier
 	// ds is the downstream stream, whose body read the idle timeout
 	// unblocks; mu orders that and the timer against Finish, after which
 	// ds may be another request's.
@@ -84,8 +90,18 @@ func StartStream(ctx context.Context, ds stream.Downstream, body io.ReadCloser, 
 	if body != nil && body != http.NoBody {
 		s.rc = body
 	}
-	ctx, s.cancel = context.WithCancelCause(ctx)
-	s.ctx = ctx
+	if n, ok := ds.(stream.CancelNotifier); ok {
+		s.own.parent = ctx
+		s.ctx = &s.own
+		if n.NotifyCancel(s) {
+			s.notifier = n
+		} else {
+			s.own.cancel(context.Cause(ctx))
+		}
+	} else {
+		s.ctx, s.cancel = context.WithCancelCause(ctx)
+	}
+	ctx = s.ctx
 	if idle > 0 {
 		now := time.Now().UnixNano()
 		s.last.Store(now)
@@ -215,7 +231,7 @@ func (s *Stream) expire() {
 		return
 	}
 	s.mu.Unlock()
-	s.cancel(cause)
+	s.cancelWith(cause)
 	if cause == ErrStreamIdle {
 		// Unblock a read of a silent client's body.
 		s.mu.Lock()
@@ -236,5 +252,31 @@ func (s *Stream) Finish() {
 		s.timer.Stop()
 	}
 	s.mu.Unlock()
-	s.cancel(nil)
+	if s.notifier != nil {
+		s.notifier.StopNotify()
+	}
+	s.cancelWith(nil)
+}
+
+// cancelWith cancels the request's context with cause (nil: Canceled).
+func (s *Stream) cancelWith(cause error) {
+	if s.cancel != nil {
+		s.cancel(cause)
+		return
+	}
+	s.own.cancel(cause)
+}
+
+// DownstreamCancelled implements stream.CancelListener: the downstream
+// request's context was cancelled (the client went away), so the
+// request's is, with its cause.
+func (s *Stream) DownstreamCancelled() { s.own.cancel(context.Cause(s.own.parent)) }
+
+// Cause is context.Cause for a context StartStream returned (and for
+// any other): why the request was cancelled, nil while it is not.
+func Cause(ctx context.Context) error {
+	if c, ok := ctx.(*reqContext); ok {
+		return c.Cause()
+	}
+	return context.Cause(ctx)
 }
