@@ -43,8 +43,8 @@ type Stream struct {
 	// One timer serves both timeouts: it is armed for the earlier of the
 	// two deadlines and, when it fires, cancels the request or re-arms
 	// itself for what is left (under mu).
-	timer   *time.Timer
-	timerAt int64 // UnixNano the timer is armed for
+	timer   *streamTimer // from timerPool, given back by Finish
+	timerAt int64        // UnixNano the timer is armed for
 	route   time.Duration
 	routeAt int64     // UnixNano of the route deadline; 0 before it starts
 	started sync.Once // the route timeout, at the request's end
@@ -191,10 +191,45 @@ func (s *Stream) armLocked(now, at int64) {
 	}
 	s.timerAt = at
 	if s.timer == nil {
-		s.timer = time.AfterFunc(time.Duration(at-now), s.expire)
-		return
+		st := timerPool.Get().(*streamTimer)
+		st.mu.Lock()
+		st.owner = s
+		st.mu.Unlock()
+		s.timer = st
 	}
-	s.timer.Reset(time.Duration(at - now))
+	s.timer.t.Reset(time.Duration(at - now))
+}
+
+// streamTimer is a timer kept across streams in timerPool, so that arming
+// a stream's timeouts allocates nothing. A firing meant for the stream
+// that had it before is harmless: the owner's expire finds no deadline
+// passed and re-arms the timer for its own.
+type streamTimer struct {
+	t     *time.Timer
+	mu    sync.Mutex
+	owner *Stream // nil while pooled
+}
+
+func (st *streamTimer) fire() {
+	st.mu.Lock()
+	s := st.owner
+	st.mu.Unlock()
+	if s != nil {
+		s.expire()
+	}
+}
+
+// timerPool holds stopped streamTimers; newStreamTimer makes one when it
+// is empty (set in init: the timer's function leads back to the pool).
+var timerPool sync.Pool
+
+func init() { timerPool.New = newStreamTimer }
+
+func newStreamTimer() any {
+	st := new(streamTimer)
+	st.t = time.AfterFunc(time.Hour, st.fire)
+	st.t.Stop()
+	return st
 }
 
 // expire runs when the timer fires: it cancels the request whose route
@@ -248,8 +283,13 @@ func (s *Stream) Finish() {
 	s.started.Do(func() {}) // a route timeout being started has been
 	s.mu.Lock()
 	s.finished = true
-	if s.timer != nil {
-		s.timer.Stop()
+	if st := s.timer; st != nil {
+		st.t.Stop()
+		st.mu.Lock()
+		st.owner = nil
+		st.mu.Unlock()
+		s.timer = nil
+		timerPool.Put(st)
 	}
 	s.mu.Unlock()
 	if s.notifier != nil {
