@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // Request headers as the connection manager edits them before routing:
@@ -58,12 +59,16 @@ func PrepareRequestHeaders(r *http.Request, scheme string) {
 			break
 		}
 	}
+	// The values added take one allocation between them.
+	var add *addedValues
 	if ip := remoteIP(r.RemoteAddr); ip != "" {
+		add = new(addedValues)
 		if prior, ok := hdr["X-Forwarded-For"]; ok && len(prior) > 0 {
-			hdr["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + ip}
+			add.xff[0] = strings.Join(prior, ", ") + ", " + ip
 		} else {
-			hdr["X-Forwarded-For"] = []string{ip}
+			add.xff[0] = ip
 		}
+		hdr["X-Forwarded-For"] = add.xff[:]
 	}
 	if _, ok := hdr["X-Forwarded-Proto"]; !ok {
 		if scheme == "https" {
@@ -73,7 +78,11 @@ func PrepareRequestHeaders(r *http.Request, scheme string) {
 		}
 	}
 	if _, ok := hdr["X-Request-Id"]; !ok {
-		hdr["X-Request-Id"] = []string{newRequestID()}
+		if add == nil {
+			add = new(addedValues)
+		}
+		add.rid[0] = add.newRequestID()
+		hdr["X-Request-Id"] = add.rid[:]
 	}
 	if _, ok := hdr["User-Agent"]; !ok {
 		// Present and empty: net/http's transports (HTTP/1.1 and HTTP/2)
@@ -91,20 +100,27 @@ func remoteIP(addr string) string {
 	return host
 }
 
+// addedValues holds the header values PrepareRequestHeaders adds, and
+// the bytes of the request id, so that they take one allocation.
+type addedValues struct {
+	xff, rid [1]string
+	id       [36]byte
+}
+
 // newRequestID returns a random (version 4) UUID, as Envoy generates for
-// x-request-id. It uses the runtime's fast per-thread generator: request
-// ids need to be unique, not unpredictable.
-func newRequestID() string {
+// x-request-id, in a.id. It uses the runtime's fast per-thread generator:
+// request ids need to be unique, not unpredictable.
+func (a *addedValues) newRequestID() string {
 	const hexd = "0123456789abcdef"
 	var u [16]byte
-	a, b := rand.Uint64(), rand.Uint64()
+	x, y := rand.Uint64(), rand.Uint64()
 	for i := range 8 {
-		u[i] = byte(a >> (8 * i))
-		u[8+i] = byte(b >> (8 * i))
+		u[i] = byte(x >> (8 * i))
+		u[8+i] = byte(y >> (8 * i))
 	}
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
+	s := &a.id
 	j := 0
 	for i, c := range u {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -114,7 +130,8 @@ func newRequestID() string {
 		s[j], s[j+1] = hexd[c>>4], hexd[c&0xf]
 		j += 2
 	}
-	return string(s[:])
+	// a.id is written once, here: the string may share its bytes.
+	return unsafe.String(&s[0], len(s))
 }
 
 // RequestView presents a downstream request to the route table

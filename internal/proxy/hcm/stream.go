@@ -24,9 +24,15 @@ var ErrStreamIdle = errors.New("stream idle timeout")
 // It is not pooled: the upstream transport may still read the body after
 // the handler returned.
 type Stream struct {
-	rc     io.ReadCloser // downstream body; nil when there is none
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	rc io.ReadCloser // downstream body; nil when there is none
+	// ctx is the request's context: &own when the downstream tells
+	// cancellation itself (stream.CancelNotifier), with no allocation
+	// per request; else derived from the downstream request's context,
+	// and cancel cancels it.
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	own      reqContext
+	notifier stream.CancelNotifier
 	// ds is the downstream stream, whose body read the idle timeout
 	// unblocks; mu orders that and the timer against Finish, after which
 	// ds may be another request's.
@@ -37,8 +43,8 @@ type Stream struct {
 	// One timer serves both timeouts: it is armed for the earlier of the
 	// two deadlines and, when it fires, cancels the request or re-arms
 	// itself for what is left (under mu).
-	timer   *time.Timer
-	timerAt int64 // UnixNano the timer is armed for
+	timer   *streamTimer // from timerPool, given back by Finish
+	timerAt int64        // UnixNano the timer is armed for
 	route   time.Duration
 	routeAt int64     // UnixNano of the route deadline; 0 before it starts
 	started sync.Once // the route timeout, at the request's end
@@ -84,8 +90,18 @@ func StartStream(ctx context.Context, ds stream.Downstream, body io.ReadCloser, 
 	if body != nil && body != http.NoBody {
 		s.rc = body
 	}
-	ctx, s.cancel = context.WithCancelCause(ctx)
-	s.ctx = ctx
+	if n, ok := ds.(stream.CancelNotifier); ok {
+		s.own.parent = ctx
+		s.ctx = &s.own
+		if n.NotifyCancel(s) {
+			s.notifier = n
+		} else {
+			s.own.cancel(context.Cause(ctx))
+		}
+	} else {
+		s.ctx, s.cancel = context.WithCancelCause(ctx)
+	}
+	ctx = s.ctx
 	if idle > 0 {
 		now := time.Now().UnixNano()
 		s.last.Store(now)
@@ -175,10 +191,45 @@ func (s *Stream) armLocked(now, at int64) {
 	}
 	s.timerAt = at
 	if s.timer == nil {
-		s.timer = time.AfterFunc(time.Duration(at-now), s.expire)
-		return
+		st := timerPool.Get().(*streamTimer)
+		st.mu.Lock()
+		st.owner = s
+		st.mu.Unlock()
+		s.timer = st
 	}
-	s.timer.Reset(time.Duration(at - now))
+	s.timer.t.Reset(time.Duration(at - now))
+}
+
+// streamTimer is a timer kept across streams in timerPool, so that arming
+// a stream's timeouts allocates nothing. A firing meant for the stream
+// that had it before is harmless: the owner's expire finds no deadline
+// passed and re-arms the timer for its own.
+type streamTimer struct {
+	t     *time.Timer
+	mu    sync.Mutex
+	owner *Stream // nil while pooled
+}
+
+func (st *streamTimer) fire() {
+	st.mu.Lock()
+	s := st.owner
+	st.mu.Unlock()
+	if s != nil {
+		s.expire()
+	}
+}
+
+// timerPool holds stopped streamTimers; newStreamTimer makes one when it
+// is empty (set in init: the timer's function leads back to the pool).
+var timerPool sync.Pool
+
+func init() { timerPool.New = newStreamTimer }
+
+func newStreamTimer() any {
+	st := new(streamTimer)
+	st.t = time.AfterFunc(time.Hour, st.fire)
+	st.t.Stop()
+	return st
 }
 
 // expire runs when the timer fires: it cancels the request whose route
@@ -215,7 +266,7 @@ func (s *Stream) expire() {
 		return
 	}
 	s.mu.Unlock()
-	s.cancel(cause)
+	s.cancelWith(cause)
 	if cause == ErrStreamIdle {
 		// Unblock a read of a silent client's body.
 		s.mu.Lock()
@@ -232,9 +283,40 @@ func (s *Stream) Finish() {
 	s.started.Do(func() {}) // a route timeout being started has been
 	s.mu.Lock()
 	s.finished = true
-	if s.timer != nil {
-		s.timer.Stop()
+	if st := s.timer; st != nil {
+		st.t.Stop()
+		st.mu.Lock()
+		st.owner = nil
+		st.mu.Unlock()
+		s.timer = nil
+		timerPool.Put(st)
 	}
 	s.mu.Unlock()
-	s.cancel(nil)
+	if s.notifier != nil {
+		s.notifier.StopNotify()
+	}
+	s.cancelWith(nil)
+}
+
+// cancelWith cancels the request's context with cause (nil: Canceled).
+func (s *Stream) cancelWith(cause error) {
+	if s.cancel != nil {
+		s.cancel(cause)
+		return
+	}
+	s.own.cancel(cause)
+}
+
+// DownstreamCancelled implements stream.CancelListener: the downstream
+// request's context was cancelled (the client went away), so the
+// request's is, with its cause.
+func (s *Stream) DownstreamCancelled() { s.own.cancel(context.Cause(s.own.parent)) }
+
+// Cause is context.Cause for a context StartStream returned (and for
+// any other): why the request was cancelled, nil while it is not.
+func Cause(ctx context.Context) error {
+	if c, ok := ctx.(*reqContext); ok {
+		return c.Cause()
+	}
+	return context.Cause(ctx)
 }

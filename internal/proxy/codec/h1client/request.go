@@ -17,11 +17,15 @@ import (
 // exchange at a time; while a request body is being sent, the body
 // goroutine uses bw and wbuf and the caller uses br.
 type conn struct {
-	p      *hostPool
-	nc     net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	abort  func() // abortExchange, bound once so context.AfterFunc does not allocate it per request
+	p     *hostPool
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	abort func() // abortExchange, bound once so context.AfterFunc does not allocate it per request
+	// ab is the current exchange's context when it took abort through
+	// SetAbort; clear is clearAbort, bound once.
+	ab     Aborter
+	clear  func() bool
 	timer  *time.Timer
 	idleAt time.Time
 	reused bool // it carried a complete exchange before
@@ -40,12 +44,36 @@ type conn struct {
 // connection makes the blocked read or write return.
 func (c *conn) abortExchange() { c.nc.Close() }
 
+// Aborter is a request context that runs a function when it is done
+// without context.AfterFunc's allocations (the proxy's request context
+// is one); the transport uses it when the context has it.
+type Aborter interface {
+	// SetAbort arranges for f to run once the context is done, and
+	// reports false, arranging nothing, when it cannot (the context is
+	// done, or holds another function).
+	SetAbort(f func()) bool
+	// ClearAbort forgets f; it reports false when f has run or is
+	// running.
+	ClearAbort() bool
+}
+
+// clearAbort stops the current exchange's SetAbort, as the stop function
+// of context.AfterFunc.
+func (c *conn) clearAbort() bool {
+	ab := c.ab
+	c.ab = nil
+	return ab != nil && ab.ClearAbort()
+}
+
 // roundTrip runs one exchange on c. retry reports that the request was not
 // answered because the upstream had closed a reused connection, so it may
 // be sent again on a fresh one. On error, c has been closed.
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, hasBody bool) (resp *http.Response, retry bool, err error) {
 	var stop func() bool
-	if ctx.Done() != nil {
+	if ab, ok := ctx.(Aborter); ok && ab.SetAbort(c.abort) {
+		c.ab = ab
+		stop = c.clear
+	} else if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.abort)
 	}
 	sendBody := hasBody && req.ContentLength != 0

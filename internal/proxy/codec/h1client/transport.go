@@ -309,6 +309,7 @@ func (p *hostPool) dial(ctx context.Context) (*conn, error) {
 		bw: bufio.NewWriterSize(nc, orDefault(t.WriteBufferSize, DefaultBufferSize)),
 	}
 	c.abort = c.abortExchange
+	c.clear = c.clearAbort
 	return c, nil
 }
 

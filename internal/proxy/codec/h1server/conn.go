@@ -50,6 +50,24 @@ type conn struct {
 	// hijacked: the handler took the connection over (Hijack); the
 	// server no longer reads, writes, tracks or closes it.
 	hijacked bool
+	// cl is the current request's cancel listener (NotifyCancel);
+	// cancelled says cancelRequest ran. Guarded by clMu.
+	clMu      sync.Mutex
+	cl        stream.CancelListener
+	cancelled bool
+}
+
+// cancelRequest cancels the connection's context, and so its request's,
+// and tells the request's cancel listener.
+func (c *conn) cancelRequest() {
+	c.clMu.Lock()
+	l := c.cl
+	c.cl, c.cancelled = nil, true
+	c.clMu.Unlock()
+	c.cancel()
+	if l != nil {
+		l.DownstreamCancelled()
+	}
 }
 
 // serve is the connection's loop: read a request, run the handler, finish
@@ -287,8 +305,8 @@ func (c *conn) readRequest() (*http.Request, error) {
 	if hostFields > 1 {
 		return nil, errManyHosts
 	}
-	if hostFields == 1 && !httpguts.ValidHostHeader(hostValue) {
-		return nil, badField("malformed Host header", "Host", hostValue)
+	if hostFields == 1 && !httpguts.ValidHostHeader(string(hostValue)) {
+		return nil, badField("malformed Host header", "Host", string(hostValue))
 	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -320,12 +338,13 @@ func (h *headRecorder) Read(p []byte) (int, error) {
 
 // hostFields counts the Host fields of the request head at the start of b
 // (which http.ReadRequest has parsed, so it is well formed) and returns
-// the first one's value, trimmed as textproto trims it.
-func hostFields(b []byte) (n int, first string) {
+// the first one's value, trimmed as textproto trims it: a part of b,
+// unless obsolete line folding continued it.
+func hostFields(b []byte) (n int, first []byte) {
 	// Skip the request line.
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		return 0, ""
+		return 0, nil
 	}
 	b = b[i+1:]
 	inFirst := false // the last field was the first Host: continuations join it
@@ -343,20 +362,20 @@ func hostFields(b []byte) (n int, first string) {
 		if line[0] == ' ' || line[0] == '\t' {
 			// An obsolete line folding: textproto joins it with a space.
 			if inFirst {
-				first += " " + string(bytes.Trim(line, " \t"))
+				first = append(append(append([]byte(nil), first...), ' '), bytes.Trim(line, " \t")...)
 			}
 			continue
 		}
 		inFirst = false
 		if name, value, ok := bytes.Cut(line, []byte(":")); ok && len(name) == 4 && bytes.EqualFold(name, []byte("host")) {
 			if n == 0 {
-				first = string(bytes.Trim(value, " \t"))
+				first = bytes.Trim(value, " \t")
 				inFirst = true
 			}
 			n++
 		}
 	}
-	return n, strings.TrimLeft(first, " \t")
+	return n, bytes.TrimLeft(first, " \t")
 }
 
 // refuse answers a request that could not be read, unless the connection

@@ -70,6 +70,29 @@ func (w *response) reset(req *http.Request) {
 // Header implements http.ResponseWriter.
 func (w *response) Header() http.Header { return w.hdr }
 
+var _ stream.CancelNotifier = (*response)(nil)
+
+// NotifyCancel implements stream.CancelNotifier: l is told when the
+// connection's context is cancelled (a client that hung up, Close).
+func (w *response) NotifyCancel(l stream.CancelListener) bool {
+	c := w.c
+	c.clMu.Lock()
+	defer c.clMu.Unlock()
+	if c.cancelled {
+		return false
+	}
+	c.cl = l
+	return true
+}
+
+// StopNotify implements stream.CancelNotifier.
+func (w *response) StopNotify() {
+	c := w.c
+	c.clMu.Lock()
+	c.cl = nil
+	c.clMu.Unlock()
+}
+
 // WriteHeader implements http.ResponseWriter. An informational status
 // (1xx other than 101) is sent at once and does not count as the response.
 func (w *response) WriteHeader(code int) {

@@ -198,7 +198,7 @@ func (s *Server) watch() {
 				go func() {
 					defer c.looking.Store(false)
 					if sockpeek.Look(c.rwc) == sockpeek.Closed {
-						c.cancel()
+						c.cancelRequest()
 					}
 				}()
 			}
@@ -262,7 +262,7 @@ func (s *Server) Close() {
 	s.shutdown.Store(true)
 	for c := range s.conns {
 		_ = c.rwc.Close()
-		c.cancel() // ends what the handler waits for
+		c.cancelRequest() // ends what the handler waits for
 	}
 	s.mu.Unlock()
 }

@@ -68,6 +68,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
+	workers     workerPool // runs the streams' handlers
 	shutdown    atomic.Bool
 	noKeepAlive atomic.Bool
 	done        chan struct{} // closed when the last connection ends after Shutdown
@@ -195,6 +196,9 @@ func (s *Server) track(c *conn) bool {
 	}
 	if s.conns == nil {
 		s.conns = make(map[*conn]struct{})
+	}
+	if s.workers.jobs == nil {
+		s.workers.jobs = make(chan handlerJob)
 	}
 	s.conns[c] = struct{}{}
 	return true

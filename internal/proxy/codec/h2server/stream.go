@@ -201,7 +201,7 @@ func (s *stream) localReply(status int) {
 	}
 }
 
-// startHandler runs the handler of a new stream on its goroutine.
+// startHandler runs the handler of a new stream on a worker (workers.go).
 func (c *conn) startHandler(s *stream, req *http.Request) {
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	req = req.WithContext(s.ctx)
@@ -215,7 +215,7 @@ func (c *conn) startHandler(s *stream, req *http.Request) {
 	c.armIdleLocked()
 	c.handlers.Add(1)
 	rw := &responseWriter{s: s, req: req, hdr: make(http.Header)}
-	go c.runHandler(s, rw, req)
+	c.s.workers.run(handlerJob{c: c, s: s, rw: rw, req: req})
 }
 
 func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {

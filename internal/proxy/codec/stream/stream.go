@@ -200,6 +200,28 @@ type Observer interface {
 	Refused(c net.Conn, status int, err error)
 }
 
+// CancelNotifier is a downstream stream that tells one listener when its
+// request is cancelled (the client went away, the server closed the
+// connection): the same moment its request's context is cancelled, told
+// without the allocations of deriving a context from it or of
+// context.AfterFunc on it for every request. h1server's streams
+// implement it.
+type CancelNotifier interface {
+	// NotifyCancel registers l for the stream's request, replacing any
+	// listener before it; it reports false, registering nothing, when
+	// the request is cancelled already. The codec calls
+	// l.DownstreamCancelled at most once, after the request's context is
+	// cancelled.
+	NotifyCancel(l CancelListener) bool
+	// StopNotify forgets the listener; a call under way may still run.
+	StopNotify()
+}
+
+// CancelListener is what a CancelNotifier tells.
+type CancelListener interface {
+	DownstreamCancelled()
+}
+
 // Upstream is an upstream codec: the pool of connections to one
 // cluster's endpoints through which the router makes its attempts.
 // net/http's Transport and h1client's Transport are Upstreams as they

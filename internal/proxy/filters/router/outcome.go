@@ -34,7 +34,7 @@ func judge(ctx context.Context, tr *tryResult) verdict {
 		// could not be replayed, says nothing of the endpoint.
 		return verdictNone
 	case tr.err != nil:
-		if tr.perTryTimeout || context.Cause(ctx) == hcm.ErrRouteTimeout {
+		if tr.perTryTimeout || hcm.Cause(ctx) == hcm.ErrRouteTimeout {
 			return verdictFail
 		}
 		if ctx.Err() != nil {

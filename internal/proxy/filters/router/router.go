@@ -138,7 +138,7 @@ func (h *Router) retryLoop(ctx context.Context, r, out *http.Request, ex *hcm.Ex
 		view.Up.Stats.RqRetry.Inc()
 		if !backoff(ctx, route.Retry, n) {
 			view.Up.RetryDone()
-			return tryResult{err: context.Cause(ctx), cancel: func() {}}
+			return tryResult{err: hcm.Cause(ctx), cancel: func() {}}
 		}
 	}
 }
@@ -154,7 +154,7 @@ func (h *Router) replyFailure(ctx context.Context, s stream.Downstream, r *http.
 	case errors.Is(err, cluster.ErrOverflow):
 		s.Header()["X-Envoy-Overflow"] = overflowTrue
 		ex.Reply(http.StatusServiceUnavailable, hcm.BodyOverflow, accesslog.UpstreamOverflow)
-	case context.Cause(ctx) == hcm.ErrRouteTimeout || tr.perTryTimeout:
+	case hcm.Cause(ctx) == hcm.ErrRouteTimeout || tr.perTryTimeout:
 		if tr.perTryTimeout {
 			cs.RqPerTryTimeout.Inc()
 		} else {
@@ -164,7 +164,7 @@ func (h *Router) replyFailure(ctx context.Context, s stream.Downstream, r *http.
 			ep.Stats.RqTimeout.Add(1)
 		}
 		ex.Reply(http.StatusGatewayTimeout, hcm.BodyTimeout, accesslog.UpstreamRequestTimeout)
-	case context.Cause(ctx) == hcm.ErrStreamIdle:
+	case hcm.Cause(ctx) == hcm.ErrStreamIdle:
 		ex.Stats.RqIdleTimeout.Inc()
 		ex.Reply(http.StatusRequestTimeout, hcm.BodyStreamTimeout, accesslog.StreamIdleTimeout)
 	case r.Context().Err() != nil:

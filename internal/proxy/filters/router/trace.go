@@ -47,7 +47,7 @@ func endAttempt(ex *hcm.Exchange, cs *tracing.Span, tr *tryResult, ctx context.C
 		switch {
 		case errors.Is(tr.err, cluster.ErrOverflow):
 			es.AddEvent(tracing.EventOverflow, now)
-		case tr.perTryTimeout || tr.err != nil && context.Cause(ctx) == hcm.ErrRouteTimeout:
+		case tr.perTryTimeout || tr.err != nil && hcm.Cause(ctx) == hcm.ErrRouteTimeout:
 			es.AddEvent(tracing.EventTimeout, now, tracing.Int(tracing.KeyAttempt, int64(ex.Attempts)))
 		}
 		if tr.ejected {
