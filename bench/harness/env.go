@@ -16,8 +16,8 @@ import (
 
 // env is every process of the data-plane benchmarks, started once.
 type env struct {
-	dir       string // scratch: logs, data dir, configs
-	meshlens  string // the built binary
+	dir      string // scratch: logs, data dir, configs
+	meshlens string // the built binary
 	// proxyBin and proxyArgs start a sidecar: the proxy-only build with
 	// no arguments, or meshlens with "proxy" in a repository without it.
 	proxyBin  string

@@ -72,27 +72,27 @@ type Options struct {
 
 // Results is everything a run measured; results.json holds it.
 type Results struct {
-	Machine    Machine            `json:"machine"`
-	Mode       string             `json:"mode"`
-	Started    time.Time          `json:"started"`
-	Finished   time.Time          `json:"finished"`
-	Reps       int                `json:"reps"`
-	DurationS  float64            `json:"duration_s"`
-	Conns      int                `json:"conns"`
-	Runs       []Run              `json:"runs"`
-	IdleRSSMB  map[string]float64 `json:"idle_rss_mb"`
+	Machine   Machine            `json:"machine"`
+	Mode      string             `json:"mode"`
+	Started   time.Time          `json:"started"`
+	Finished  time.Time          `json:"finished"`
+	Reps      int                `json:"reps"`
+	DurationS float64            `json:"duration_s"`
+	Conns     int                `json:"conns"`
+	Runs      []Run              `json:"runs"`
+	IdleRSSMB map[string]float64 `json:"idle_rss_mb"`
 	// SidecarBinary says what the sidecars ran: the proxy-only build
 	// (meshlens-proxy), or `meshlens proxy` in a repository without it.
 	SidecarBinary string `json:"sidecar_binary"`
 	// IdleConns is the memory per idle keep-alive connection of meshlens
 	// and HAProxy.
-	IdleConns []IdleConns `json:"idle_conns"`
-	Goroutines *Goroutines        `json:"goroutines,omitempty"`
-	GoBench    []GoBench          `json:"go_bench"`
-	XDS        []XDSRun           `json:"xds"`
-	Profiles   []Profile          `json:"profiles"`
-	Notes      []string           `json:"notes"`
-	Failures   []string           `json:"failures"`
+	IdleConns  []IdleConns `json:"idle_conns"`
+	Goroutines *Goroutines `json:"goroutines,omitempty"`
+	GoBench    []GoBench   `json:"go_bench"`
+	XDS        []XDSRun    `json:"xds"`
+	Profiles   []Profile   `json:"profiles"`
+	Notes      []string    `json:"notes"`
+	Failures   []string    `json:"failures"`
 }
 
 // Run is one scenario at one load over one path.

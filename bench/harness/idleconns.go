@@ -115,7 +115,7 @@ func cmpErr(first, err error) error {
 // idleConnTarget is one measurement: a protocol into one proxy process.
 type idleConnTarget struct {
 	proc, proto, path string
-	p               *proc
+	p                 *proc
 }
 
 // runIdleConns measures memory per idle connection for HTTP/1.1 and h2c,
