@@ -9,14 +9,19 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
 // env is every process of the data-plane benchmarks, started once.
 type env struct {
-	dir       string // scratch: logs, data dir, configs
-	meshlens  string // the built binary
+	dir      string // scratch: logs, data dir, configs
+	meshlens string // the built binary
+	// proxyBin and proxyArgs start a sidecar: the proxy-only build with
+	// no arguments, or meshlens with "proxy" in a repository without it.
+	proxyBin  string
+	proxyArgs []string
 	self      string // this program, re-executed as the upstream app
 	apiURL    string
 	xdsAddr   string
@@ -54,11 +59,38 @@ func buildMeshlens(ctx context.Context, repo, out string) error {
 	return nil
 }
 
-// proxyHelp reports which optional flags `meshlens proxy` has.
-func proxyHelp(bin string) (string, error) {
-	b, err := exec.Command(bin, "proxy", "--help").CombinedOutput()
+// proxyOnlyMain is the package of the proxy-only build, the binary a
+// sidecar is deployed with.
+const proxyOnlyMain = "cmd/meshlens-proxy"
+
+// buildProxy builds the proxy-only binary as the Makefile does (static:
+// CGO_ENABLED=0) when the repository has it, and reports whether it does.
+func buildProxy(ctx context.Context, repo, out string) (bool, error) {
+	if _, err := os.Stat(filepath.Join(repo, proxyOnlyMain, "main.go")); err != nil {
+		return false, nil
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./"+proxyOnlyMain)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return false, fmt.Errorf("go build meshlens-proxy: %w\n%s", err, b)
+	}
+	return true, nil
+}
+
+// sidecarBinary says, for the report, what the sidecars run.
+func (e *env) sidecarBinary() string {
+	if len(e.proxyArgs) == 0 {
+		return "meshlens-proxy (" + proxyOnlyMain + ", CGO_ENABLED=0, as `make build` builds it)"
+	}
+	return "meshlens proxy (the full binary: this repository has no " + proxyOnlyMain + ")"
+}
+
+// proxyHelp reports which optional flags the sidecar's command has.
+func (e *env) proxyHelp() (string, error) {
+	b, err := exec.Command(e.proxyBin, append(slices.Clone(e.proxyArgs), "--help")...).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("meshlens proxy --help: %w", err)
+		return "", fmt.Errorf("%s --help: %w", e.proxyBin, err)
 	}
 	return string(b), nil
 }
@@ -75,7 +107,14 @@ func startEnv(ctx context.Context, repo, dir string) (*env, error) {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
 	e.self = self
-	help, err := proxyHelp(e.meshlens)
+	e.proxyBin, e.proxyArgs = filepath.Join(dir, "meshlens-proxy"), nil
+	if ok, err := buildProxy(ctx, repo, e.proxyBin); err != nil {
+		return nil, err
+	} else if !ok {
+		e.proxyBin, e.proxyArgs = e.meshlens, []string{"proxy"}
+	}
+	slog.Info("sidecars", "run", e.sidecarBinary())
+	help, err := e.proxyHelp()
 	if err != nil {
 		return nil, err
 	}
@@ -236,11 +275,11 @@ func (e *env) startSidecars(ctx context.Context) error {
 }
 
 func (e *env) startSidecar(sc *sidecar, flags ...string) error {
-	args := []string{"proxy", "--node", nodeID(sc.node), "--xds-addr", e.xdsAddr, "--server", e.apiURL,
-		"--admin-addr", sc.admin, "--drain-timeout", "1s", "--log-level", "warn"}
+	args := append(slices.Clone(e.proxyArgs), "--node", nodeID(sc.node), "--xds-addr", e.xdsAddr, "--server", e.apiURL,
+		"--admin-addr", sc.admin, "--drain-timeout", "1s", "--log-level", "warn")
 	args = append(args, flags...)
 	args = append(args, e.extraFlags...)
-	p, err := startProcEnv(e.dir, "sidecar-"+sc.node, e.extraEnv, e.meshlens, args...)
+	p, err := startProcEnv(e.dir, "sidecar-"+sc.node, e.extraEnv, e.proxyBin, args...)
 	if err != nil {
 		return err
 	}

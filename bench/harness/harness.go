@@ -57,6 +57,11 @@ type Options struct {
 	SkipGoBench, SkipCPU bool
 	// Only, when set, keeps the scenarios whose id contains it.
 	Only string
+	// IdleConns is how many idle keep-alive connections the memory per
+	// connection is measured with (0: not measured); IdleConnSettle is
+	// how long they stay idle before the RSS is read.
+	IdleConns      int
+	IdleConnSettle time.Duration
 	// A run during which processes outside the benchmark used more than
 	// MaxForeignCPU cores is run again after RetryPause, up to Retries
 	// times; the last attempt is kept either way, with its figure.
@@ -67,21 +72,27 @@ type Options struct {
 
 // Results is everything a run measured; results.json holds it.
 type Results struct {
-	Machine    Machine            `json:"machine"`
-	Mode       string             `json:"mode"`
-	Started    time.Time          `json:"started"`
-	Finished   time.Time          `json:"finished"`
-	Reps       int                `json:"reps"`
-	DurationS  float64            `json:"duration_s"`
-	Conns      int                `json:"conns"`
-	Runs       []Run              `json:"runs"`
-	IdleRSSMB  map[string]float64 `json:"idle_rss_mb"`
-	Goroutines *Goroutines        `json:"goroutines,omitempty"`
-	GoBench    []GoBench          `json:"go_bench"`
-	XDS        []XDSRun           `json:"xds"`
-	Profiles   []Profile          `json:"profiles"`
-	Notes      []string           `json:"notes"`
-	Failures   []string           `json:"failures"`
+	Machine   Machine            `json:"machine"`
+	Mode      string             `json:"mode"`
+	Started   time.Time          `json:"started"`
+	Finished  time.Time          `json:"finished"`
+	Reps      int                `json:"reps"`
+	DurationS float64            `json:"duration_s"`
+	Conns     int                `json:"conns"`
+	Runs      []Run              `json:"runs"`
+	IdleRSSMB map[string]float64 `json:"idle_rss_mb"`
+	// SidecarBinary says what the sidecars ran: the proxy-only build
+	// (meshlens-proxy), or `meshlens proxy` in a repository without it.
+	SidecarBinary string `json:"sidecar_binary"`
+	// IdleConns is the memory per idle keep-alive connection of meshlens
+	// and HAProxy.
+	IdleConns  []IdleConns `json:"idle_conns"`
+	Goroutines *Goroutines `json:"goroutines,omitempty"`
+	GoBench    []GoBench   `json:"go_bench"`
+	XDS        []XDSRun    `json:"xds"`
+	Profiles   []Profile   `json:"profiles"`
+	Notes      []string    `json:"notes"`
+	Failures   []string    `json:"failures"`
 }
 
 // Run is one scenario at one load over one path.
@@ -227,10 +238,19 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 		res.Notes = append(res.Notes, "`meshlens proxy` has no `--pprof` flag: the CPU profile is of BenchmarkHTTP1Proxy instead of a sidecar under load.")
 	}
 	time.Sleep(time.Second)
+	res.SidecarBinary = e.sidecarBinary()
 	for name, p := range e.namedProcs() {
 		if u, err := readUsage(p.pid()); err == nil {
 			res.IdleRSSMB[name] = mb(u.RSS)
 		}
+	}
+	if o.IdleConns > 0 {
+		ic, err := e.runIdleConns(ctx, o.IdleConns, o.IdleConnSettle)
+		res.IdleConns = ic
+		if err != nil {
+			res.Failures = append(res.Failures, err.Error())
+		}
+		save()
 	}
 
 	selected := slices.DeleteFunc(slices.Clone(scenarios), func(s Scenario) bool {

@@ -45,6 +45,13 @@ var Rules = []Rule{
 		Why:  "the control plane serves any xDS client (Envoy, grpc-go, the meshlens proxy) and must not depend on one of them",
 	},
 	{
+		From: []string{"cmd/meshlens-proxy", "internal/proxycmd"},
+		// The control plane's packages are the first rule's, which
+		// internal/sidecar already keeps out.
+		Not: []string{"internal/cli/...", "internal/console/...", "internal/consoleui/...", "internal/demo/...", "internal/tracestore/...", "internal/metricshistory/..."},
+		Why: "meshlens-proxy is the sidecar alone: every package of the server it links is pages an idle sidecar maps for nothing (docs/design.md)",
+	},
+	{
 		From: []string{"api/..."},
 		Not:  []string{"internal/..."},
 		Why:  "api/ is the public API: code outside the module cannot import internal/, so an api package that does is unusable",

@@ -48,7 +48,10 @@ func graph(lines ...string) Graph {
 // A clean graph of the module's shape, every rule's patterns matched.
 var clean = []string{
 	"cmd/meshlens: internal/cli",
-	"internal/cli: internal/sidecar internal/controlplane internal/apiclient",
+	"cmd/meshlens-proxy: internal/proxycmd",
+	"internal/proxycmd: internal/sidecar",
+	"internal/cli: internal/proxycmd internal/sidecar internal/controlplane internal/apiclient internal/demo",
+	"internal/demo: internal/console internal/consoleui internal/tracestore internal/metricshistory",
 	"internal/sidecar: internal/proxy internal/apiclient internal/xdsmeta internal/stats",
 	"internal/apiclient: api/rest/v1 api/mesh/v1alpha1",
 	"api/rest/v1: api/mesh/v1alpha1",
@@ -107,6 +110,11 @@ func TestCheckFailsWhenARuleIsBroken(t *testing.T) {
 				"internal/stats -> internal/stats/statsd -> internal/proxy/table -> internal/xdsmeta",
 				"internal/stats/statsd -> internal/proxy/table",
 				"internal/stats/statsd -> internal/proxy/table -> internal/xdsmeta",
+			}},
+		{"the sidecar pulls in the console", []string{"internal/sidecar: internal/consoleui"},
+			[]string{
+				"cmd/meshlens-proxy -> internal/proxycmd -> internal/sidecar -> internal/consoleui",
+				"internal/proxycmd -> internal/sidecar -> internal/consoleui",
 			}},
 		{"xdsmeta imports a side", []string{"internal/xdsmeta: internal/xds"},
 			[]string{

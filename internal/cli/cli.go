@@ -1,7 +1,7 @@
 // Package cli implements the meshlens command line: the server, the
 // resource commands (apply, get, describe, delete) and the proxy. Each
 // command parses its flags and calls into the package that does the work
-// (`proxy` fills a sidecar.Config and calls sidecar.Run); exit codes are
+// (`proxy` is internal/proxycmd's command, which fills a sidecar.Config and calls sidecar.Run); exit codes are
 // stable so scripts can branch on them.
 package cli
 
@@ -19,6 +19,7 @@ import (
 
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/apiclient"
+	"github.com/meshlens/meshlens/internal/proxycmd"
 	"github.com/meshlens/meshlens/internal/sidecar"
 )
 
@@ -129,10 +130,7 @@ func newRoot(e *env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().String("server", "", "control plane API URL (default $MESHLENS_SERVER or http://127.0.0.1:7070)")
-	root.PersistentFlags().String("log-level", "info", "log level: debug, info, warn, error")
-	root.PersistentFlags().String("token", "", "bearer token for the control plane (default $MESHLENS_TOKEN; see docs/auth.md)")
-	root.PersistentFlags().String("ca-file", "", "PEM file of the certificate authority the control plane's TLS certificate is checked against (default $MESHLENS_CA_FILE, else the system's)")
+	proxycmd.AddGlobalFlags(root.PersistentFlags())
 	root.AddCommand(newServerCmd(e), newApplyCmd(e), newGetCmd(e), newDescribeCmd(e), newDeleteCmd(e), newVersionCmd(e), newDemoCmd(e), newDemoAppCmd(e), newProxyCmd(e), newCaptureCmd(e), newTapCmd(e), newTokenCmd(e))
 	return root
 }
@@ -155,14 +153,7 @@ func newVersionCmd(e *env) *cobra.Command {
 // serverURL is the control plane's API URL: --server, else
 // $MESHLENS_SERVER, else the default.
 func serverURL(cmd *cobra.Command, e *env) string {
-	url, _ := cmd.Flags().GetString("server")
-	if url == "" {
-		url = e.getenv("MESHLENS_SERVER")
-	}
-	if url == "" {
-		url = "http://127.0.0.1:7070"
-	}
-	return url
+	return proxycmd.ServerURL(cmd, e.getenv)
 }
 
 // flagOrEnv is a root flag's value, else the environment variable's.

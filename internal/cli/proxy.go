@@ -1,86 +1,28 @@
 package cli
 
 import (
-	"time"
-
 	"github.com/spf13/cobra"
 
-	"github.com/meshlens/meshlens/internal/proxy"
+	"github.com/meshlens/meshlens/internal/proxycmd"
 	"github.com/meshlens/meshlens/internal/sidecar"
 )
 
+// newProxyCmd is `meshlens proxy`: the proxy command of internal/proxycmd
+// (which meshlens-proxy runs on its own), its errors mapped to the CLI's
+// exit codes.
 func newProxyCmd(e *env) *cobra.Command {
-	var cfg sidecar.Config
-	cmd := &cobra.Command{
-		Use:   "proxy",
-		Short: "Run a sidecar or a virtual gateway, configured over xDS by the control plane",
-		Long: "proxy runs the data plane of one virtual node (a sidecar) or virtual gateway,\n" +
-			"chosen by its identity: --node mesh/M/virtualNode/N, or App Mesh's environment\n" +
-			"variables APPMESH_RESOURCE_ARN, APPMESH_RESOURCE_NAME, APPMESH_VIRTUAL_NODE_NAME.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runProxy(cmd, e, cfg)
-		},
+	cmd := proxycmd.Command("proxy", proxycmd.Env{Getenv: e.getenv, Stdout: e.stdout, Stderr: e.stderr, Version: Version, Run: e.runSidecar})
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		err := run(cmd, args)
+		switch {
+		case err == nil:
+			return nil
+		case sidecar.IsConfigError(err):
+			return usageError{err}
+		default:
+			return runError{err}
+		}
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&cfg.Node, "node", "", "identity: mesh/M/virtualNode/N, mesh/M/virtualGateway/N or an App Mesh ARN (default from APPMESH_RESOURCE_ARN)")
-	fl.StringVar(&cfg.TokenFile, "token-file", "", "file holding this proxy's bootstrap token, sent on xDS and registration (default --token, then $MESHLENS_TOKEN; docs/auth.md)")
-	fl.StringVar(&cfg.XDSAddr, "xds-addr", "", "control plane xDS address: host:port, the replicas' host:port comma-separated, or a name whose DNS answer lists the replicas; a broken stream reconnects to another (default $MESHLENS_XDS_ADDR, $APPMESH_XDS_ENDPOINT, then 127.0.0.1:15010)")
-	fl.StringVar(&cfg.AdminAddr, "admin-addr", "", "admin endpoint (default 127.0.0.1:$ENVOY_ADMIN_ACCESS_PORT, then 127.0.0.1:9901)")
-	fl.StringVar(&cfg.IngressAddr, "ingress-addr", "", "where the sidecar's inbound listener binds (default as xDS says, 0.0.0.0:15000; \"none\" for only --listen mappings)")
-	fl.StringVar(&cfg.EgressAddr, "egress-addr", "", "where the sidecar's outbound listener binds: an HTTP proxy (HTTP_PROXY) and h2c/gRPC by :authority (default "+proxy.DefaultEgressAddr+"; with --capture 127.0.0.1:$APPMESH_ENVOY_EGRESS_PORT)")
-	fl.StringArrayVar(&cfg.Listen, "listen", nil, "PORT=HOST:PORT: serve the listener of PORT at this address (repeatable)")
-	fl.StringArrayVar(&cfg.EgressPorts, "egress-port", nil, "PORT=HOST:PORT: serve the outbound chain of destination PORT (a TCP backend) at this local address (repeatable)")
-	fl.StringArrayVar(&cfg.App, "app", nil, "PORT=HOST:PORT: the local application of inbound listener PORT is here (default 127.0.0.1:PORT; repeatable)")
-	fl.StringVar(&cfg.InstanceID, "instance-id", "", "id under which the sidecar registers its instance (default hostname-pid)")
-	fl.StringVar(&cfg.Advertise, "advertise-addr", "", "address other proxies reach this instance at (default the inbound listener's host, or 127.0.0.1 when it binds all addresses)")
-	fl.BoolVar(&cfg.Register, "register", true, "register this sidecar's instance with the control plane (--server) and deregister on shutdown")
-	fl.DurationVar(&cfg.RegistrationTTL, "registration-ttl", 15*time.Second, "TTL of the instance registration; renewed at a third of it")
-	fl.DurationVar(&cfg.DrainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long SIGTERM waits for in-flight requests")
-	fl.BoolVar(&cfg.Stats, "stats", true, "keep the data path's stats and mesh metrics (false only to measure their cost; server.* stays)")
-	fl.IntVar(&cfg.Concurrency, "concurrency", 0, "cores the proxy runs on (Envoy's --concurrency; GOMAXPROCS); 0: Go's default, the CPU count or the container's CPU limit")
-	fl.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin port")
-	fl.BoolVar(&cfg.StdlibHTTP1Client, "stdlib-http1-client", false, "send plaintext HTTP/1.1 upstream with net/http's Transport (for comparison benchmarks)")
-	_ = fl.MarkHidden("stdlib-http1-client")
-	fl.StringVar(&cfg.EMFPath, "emf-path", "", "write the stats as CloudWatch Embedded Metric Format lines to this file (\"-\" for stdout) every flush")
-	fl.StringVar(&cfg.EMFNamespace, "emf-namespace", "meshlens", "CloudWatch namespace of the EMF lines")
-	fl.StringVar(&cfg.MetricsServiceAddr, "metrics-service-addr", "", "stream the mesh metrics over Envoy's metrics service to this gRPC address (default: the xDS address, the control plane; \"none\" to turn off)")
-	fl.DurationVar(&cfg.MetricsServiceInterval, "metrics-service-interval", 0, "time between two metrics service messages (default 10s)")
-	fl.BoolVar(&cfg.MetricsServiceAllStats, "metrics-service-all-stats", false, "send every stat over the metrics service, not only the mesh metrics")
-	fl.IntVar(&cfg.MeshMetricsMaxRoutes, "mesh-metrics-max-routes", 1000, "cap on the mesh metrics' outbound edges (service, node and route); beyond it they count under route=\"__overflow__\"")
-	fl.DurationVar(&cfg.MeshMetricsIdleTimeout, "mesh-metrics-idle-timeout", 10*time.Minute, "evict mesh metric series whose request count has not changed for this long")
-	fl.BoolVar(&cfg.Capture, "capture", false, "transparent capture (run as root): install iptables rules from App Mesh's variables (APPMESH_APP_PORTS, APPMESH_ENVOY_INGRESS_PORT, ...; see docs/capture.md), run the proxy as APPMESH_IGNORE_UID, serve DNS for mesh names, remove the rules on exit")
-	fl.StringVar(&cfg.DNSAddr, "dns-addr", "", "answer DNS for the mesh's virtual service names here, forwarding other names (default: none; with --capture 127.0.0.1:$MESHLENS_DNS_PORT, 15053)")
-	fl.StringVar(&cfg.DNSUpstream, "dns-upstream", "", "resolvers for names outside the mesh, IP[:PORT] comma-separated (default $MESHLENS_DNS_UPSTREAM, then /etc/resolv.conf's nameservers)")
-	fl.StringVar(&cfg.EMFInclude, "emf-include", "", "regular expression: only stats whose full name matches go to EMF (CloudWatch bills per metric)")
 	return cmd
-}
-
-// proxyConfig completes cfg, parsed from the proxy command's flags, with
-// the root's flags and the process's environment and streams.
-func proxyConfig(cmd *cobra.Command, e *env, cfg sidecar.Config) sidecar.Config {
-	cfg.Server = serverURL(cmd, e)
-	cfg.Token, _ = cmd.Flags().GetString("token")
-	cfg.CAFile = flagOrEnv(cmd, e, "ca-file", "MESHLENS_CA_FILE")
-	cfg.LogLevel, _ = cmd.Flags().GetString("log-level")
-	cfg.LogLevelSet = cmd.Flags().Changed("log-level")
-	cfg.Version = Version
-	cfg.Getenv, cfg.Stdout, cfg.Stderr = e.getenv, e.stdout, e.stderr
-	return cfg
-}
-
-func runProxy(cmd *cobra.Command, e *env, cfg sidecar.Config) error {
-	run := e.runSidecar
-	if run == nil {
-		run = sidecar.Run
-	}
-	err := run(cmd.Context(), proxyConfig(cmd, e, cfg))
-	switch {
-	case err == nil:
-		return nil
-	case sidecar.IsConfigError(err):
-		return usageError{err}
-	default:
-		return runError{err}
-	}
 }

@@ -73,6 +73,8 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.SkipData, "skip-data", false, "skip the data-plane scenarios")
 	fs.BoolVar(&o.SkipXDS, "skip-xds", false, "skip the control-plane simulation")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", false, "skip the Go microbenchmarks")
+	fs.IntVar(&o.IdleConns, "idle-conns", 3000, "idle keep-alive connections the memory per connection of a sidecar and of HAProxy is measured with (0: skip; HAProxy's maxconn is 4000)")
+	fs.DurationVar(&o.IdleConnSettle, "idle-conn-settle", 2*time.Second, "how long the idle connections stay open before the RSS is read")
 	fs.StringVar(&o.Only, "only", "", "run only the scenarios whose id contains this")
 	fs.Float64Var(&o.MaxForeignCPU, "max-foreign-cpu", 0.25, "redo a run during which other processes used more than this many cores")
 	fs.IntVar(&o.Retries, "retries", 1, "how many times a disturbed run is redone")
@@ -101,6 +103,12 @@ func run(ctx context.Context, args []string) error {
 		}
 		if !set["retries"] {
 			o.Retries = 0 // the smoke checks that scenarios work, not figures
+		}
+		if !set["idle-conns"] {
+			o.IdleConns = 20
+		}
+		if !set["idle-conn-settle"] {
+			o.IdleConnSettle = 200 * time.Millisecond
 		}
 		if !set["xds-timeout"] {
 			o.XDSTimeout = time.Minute

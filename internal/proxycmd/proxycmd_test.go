@@ -1,0 +1,78 @@
+package proxycmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meshlens/meshlens/internal/sidecar"
+)
+
+// meshlens-proxy takes the flags of `meshlens proxy` with the global ones
+// (--server, --log-level, --token, --ca-file) beside them, and the same
+// environment.
+func TestMainParsesFlagsIntoConfig(t *testing.T) {
+	var got *sidecar.Config
+	var stdout, stderr bytes.Buffer
+	e := Env{
+		Getenv: func(k string) string {
+			return map[string]string{"MESHLENS_SERVER": "http://10.0.0.1:7070", "MESHLENS_CA_FILE": "/ca.pem"}[k]
+		},
+		Stdout:  &stdout,
+		Stderr:  &stderr,
+		Version: "v9",
+		Run:     func(_ context.Context, cfg sidecar.Config) error { got = &cfg; return nil },
+	}
+	code := Main(context.Background(), []string{"--log-level", "debug", "--token", "t0k",
+		"--node", "mesh/demo/virtualNode/greeter", "--xds-addr", "cp:15010", "--listen", "9080=127.0.0.1:0", "--register=false"}, e)
+	if code != ExitOK || got == nil {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	cfg := *got
+	if cfg.Node != "mesh/demo/virtualNode/greeter" || cfg.XDSAddr != "cp:15010" || !slices.Equal(cfg.Listen, []string{"9080=127.0.0.1:0"}) ||
+		cfg.Register || cfg.Server != "http://10.0.0.1:7070" || cfg.Token != "t0k" || cfg.CAFile != "/ca.pem" ||
+		cfg.LogLevel != "debug" || !cfg.LogLevelSet || cfg.Version != "v9" || cfg.Stdout != &stdout || cfg.Stderr != &stderr {
+		t.Errorf("config %+v", cfg)
+	}
+}
+
+// The exit codes are those of `meshlens proxy`: 2 for bad flags and for a
+// configuration the sidecar refuses, 1 for a failure while it runs.
+func TestMainExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		runErr error
+		want   int
+		stderr string
+	}{
+		{"unknown flag", []string{"--nope"}, nil, ExitUsage, "unknown flag: --nope"},
+		{"argument", []string{"extra"}, nil, ExitUsage, "unknown command"},
+		{"config refused", []string{"--node", "nonsense"}, &sidecar.ConfigError{Err: errors.New("node identity: bad")}, ExitUsage, "node identity"},
+		{"run fails", nil, errors.New("bind: address in use"), ExitError, "address in use"},
+		{"ok", nil, nil, ExitOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			e := Env{Getenv: func(string) string { return "" }, Stdout: &stdout, Stderr: &stderr,
+				Run: func(context.Context, sidecar.Config) error { return tc.runErr }}
+			code := Main(context.Background(), tc.args, e)
+			if code != tc.want || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.want, tc.stderr)
+			}
+		})
+	}
+}
+
+// --version prints the version the binary was built with.
+func TestMainVersion(t *testing.T) {
+	var stdout bytes.Buffer
+	e := Env{Getenv: func(string) string { return "" }, Stdout: &stdout, Stderr: &stdout, Version: "v1.2.3",
+		Run: func(context.Context, sidecar.Config) error { t.Error("ran the sidecar"); return nil }}
+	if code := Main(context.Background(), []string{"--version"}, e); code != ExitOK || !strings.Contains(stdout.String(), "v1.2.3") {
+		t.Errorf("exit %d, output %q", code, stdout.String())
+	}
+}
