@@ -791,7 +791,10 @@ func poolCount(tr *Transport) int {
 
 // Pools of addresses with no connection left are dropped, so a transport
 // that reaches many addresses once (an original-destination cluster)
-// does not grow without bound; the next request makes a new pool.
+// does not grow without bound; the next request makes a new pool. The
+// pools are counted while a response is still open: a connection in use
+// keeps its pool however long the count takes, where an idle one may
+// already have expired.
 func TestEmptyPoolsAreDropped(t *testing.T) {
 	t.Parallel()
 	tr, _ := testTransport()
@@ -800,30 +803,63 @@ func TestEmptyPoolsAreDropped(t *testing.T) {
 	for range 5 {
 		urls = append(urls, newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }).URL)
 	}
+	var open []*http.Response
 	for _, u := range urls {
-		get(t, tr, u)
+		open = append(open, roundTrip(t, tr, u))
 	}
 	if n := poolCount(tr); n != 5 {
-		t.Fatalf("%d pools with idle connections, want 5", n)
+		t.Fatalf("%d pools with a connection in use, want 5", n)
+	}
+	for _, resp := range open {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
 	waitFor(t, "the pools to empty and be dropped", func() bool { return poolCount(tr) == 0 })
-	get(t, tr, urls[0])
+	resp := roundTrip(t, tr, urls[0])
 	if n := poolCount(tr); n != 1 {
-		t.Fatalf("%d pools after a new request, want 1", n)
+		t.Fatalf("%d pools during a new request, want 1", n)
 	}
-	tr.CloseIdleConnections()
-	if n := poolCount(tr); n != 0 {
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	waitFor(t, "the new pool to be dropped", func() bool { return poolCount(tr) == 0 })
+
+	// CloseIdleConnections drops the pools it empties: on a transport
+	// whose idle connections do not expire during the test, so the pool
+	// is there until it is called.
+	keep, _ := testTransport()
+	get(t, keep, urls[0])
+	if n := poolCount(keep); n != 1 {
+		t.Fatalf("%d pools with an idle connection, want 1", n)
+	}
+	keep.CloseIdleConnections()
+	if n := poolCount(keep); n != 0 {
 		t.Fatalf("%d pools after CloseIdleConnections, want 0", n)
 	}
 	// A connection that fails to dial leaves no pool behind either.
 	dead := closedAddr(t)
 	req, _ := http.NewRequest(http.MethodGet, "http://"+dead+"/", nil)
-	if _, err := tr.RoundTrip(req); err == nil {
+	if _, err := keep.RoundTrip(req); err == nil {
 		t.Fatal("request to a closed port succeeded")
 	}
-	if n := poolCount(tr); n != 0 {
+	if n := poolCount(keep); n != 0 {
 		t.Fatalf("%d pools after a failed dial, want 0", n)
 	}
+}
+
+// roundTrip sends a GET to url and returns the response with its body
+// unread: the connection stays in use until the caller closes it.
+func roundTrip(t *testing.T, tr *Transport, url string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
 
 // Requests racing with pools being dropped all succeed.
