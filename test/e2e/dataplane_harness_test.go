@@ -38,9 +38,16 @@ func startProxy(t testing.TB, s *server, node string, waitLive bool, flags ...st
 // startProxyEnv returns once the proxy has logged it.
 func startProxyEnv(t testing.TB, s *server, node string, env []string, waitLive bool, flags ...string) *proxyProc {
 	t.Helper()
+	return startProxyCmd(t, []string{binary, "proxy"}, s, node, env, waitLive, flags...)
+}
+
+// startProxyCmd is startProxyEnv with the command that runs the proxy:
+// the meshlens binary and "proxy", or the proxy-only binary alone.
+func startProxyCmd(t testing.TB, command []string, s *server, node string, env []string, waitLive bool, flags ...string) *proxyProc {
+	t.Helper()
 	p := &proxyProc{t: t, logs: &syncBuffer{}}
-	args := append([]string{"proxy", "--node", node, "--xds-addr", s.xds, "--server", s.URL(), "--admin-addr", "127.0.0.1:0", "--drain-timeout", "2s"}, flags...)
-	p.cmd = exec.Command(binary, args...)
+	args := append(append(command[1:len(command):len(command)], "--node", node, "--xds-addr", s.xds, "--server", s.URL(), "--admin-addr", "127.0.0.1:0", "--drain-timeout", "2s"), flags...)
+	p.cmd = exec.Command(command[0], args...)
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
 	}
