@@ -322,8 +322,10 @@ func (h *Server) Serve(c *Conn) {
 		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
 	}
 	if h.h1 != nil {
-		// Served on this goroutine (the listener's, per connection).
-		_ = h.h1.ServeConn(conn)
+		// Served on this goroutine (the listener's, per connection)
+		// until it waits for a request; then on goroutines of its own,
+		// so that an idle connection waits on a small stack.
+		_ = h.h1.ServeConnDetached(conn, c.Hold())
 		return
 	}
 	h.ln.push(conn)
