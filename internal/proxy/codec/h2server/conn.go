@@ -1,7 +1,6 @@
 package h2server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -56,7 +55,7 @@ var (
 type conn struct {
 	s      *Server
 	rwc    net.Conn
-	br     *bufio.Reader
+	br     connReader
 	fr     *http2.Framer
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,9 +102,8 @@ type conn struct {
 	blocked []*stream
 	wake    chan struct{}
 
-	// Owned by the writer.
-	wbuf    bytes.Buffer
-	wfr     *http2.Framer
+	// Owned by the writer. wb is held while frames are written.
+	wb      *batch
 	hw      *h2frame.HeaderWriter
 	wdone   chan struct{}
 	lastW   time.Time
@@ -152,12 +150,11 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 		cs := tc.ConnectionState()
 		c.tls = &cs
 	}
-	c.br = bufio.NewReaderSize(rwc, readBufSize)
-	c.fr = http2.NewFramer(nil, c.br)
+	c.br.rwc = rwc
+	c.fr = http2.NewFramer(nil, &c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTable, nil)
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
 	c.fr.SetMaxReadFrameSize(frameSize)
-	c.wfr = http2.NewFramer(&c.wbuf, nil)
 	c.hw = h2frame.NewHeaderWriter()
 	return c
 }
@@ -191,7 +188,7 @@ func (c *conn) readPreface() error {
 	_ = c.rwc.SetReadDeadline(time.Now().Add(orDuration(c.s.PrefaceTimeout, DefaultPrefaceTimeout)))
 	defer func() { _ = c.rwc.SetReadDeadline(time.Time{}) }()
 	buf := make([]byte, len(clientPreface))
-	if _, err := io.ReadFull(c.br, buf); err != nil {
+	if _, err := io.ReadFull(&c.br, buf); err != nil {
 		return fmt.Errorf("read preface: %w", err)
 	}
 	if !bytes.Equal(buf, clientPreface) {
