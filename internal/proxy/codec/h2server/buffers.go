@@ -30,11 +30,47 @@ type connReader struct {
 	buf  *[]byte // from readBufPool; nil when none held
 	r, w int     // buf[r:w] is unread
 	full bool    // the last read into buf filled it
+	// small holds what wait read: small[sr:sw] is unread.
+	small  [64]byte
+	sr, sw int
+}
+
+// drained reports whether the next read waits for the client, as far as
+// the reader can tell: nothing is buffered, and the last read did not
+// fill the buffer.
+func (cr *connReader) drained() bool {
+	return cr.sr == cr.sw && cr.r == cr.w && (cr.buf == nil || !cr.full)
+}
+
+// wait gives the buffer back and waits for the client's next bytes,
+// reading them into small.
+func (cr *connReader) wait() error {
+	cr.release()
+	for {
+		n, err := cr.rwc.Read(cr.small[:])
+		if n > 0 {
+			cr.sr, cr.sw = 0, n
+			if n == len(cr.small) {
+				// More has likely arrived: read it through a buffer.
+				cr.buf = readBufPool.Get().(*[]byte)
+				cr.full = true
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func (cr *connReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if cr.sr < cr.sw {
+		n := copy(p, cr.small[cr.sr:cr.sw])
+		cr.sr += n
+		return n, nil
 	}
 	if cr.r == cr.w {
 		if cr.buf == nil || !cr.full {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -28,7 +29,35 @@ func idleConnBytes(t *testing.T, n int) (heap, stack float64) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = w.Write(body)
 	})}
-	addr := serve(t, s)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer func() {
+		_ = ln.Close()
+		s.Close()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				// The listener's accept path: 1.5 KiB of frames.
+				var pad [1536]byte
+				pad[0] = 1
+				_ = s.ServeConnDetached(c, wg.Done)
+				runtime.KeepAlive(pad)
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
 	h0, s0 := memInUse()
 	conns := make([]net.Conn, 0, n)
 	for range n {
@@ -44,9 +73,10 @@ func idleConnBytes(t *testing.T, n int) (heap, stack float64) {
 	return (float64(h1) - float64(h0)) / float64(n), (float64(s1) - float64(s0)) / float64(n)
 }
 
-// TestIdleConnectionMemory checks what an HTTP/2 connection with no
-// stream open holds: no read buffer, write buffer or write framer (they
-// come from pools while frames are read and written).
+// TestIdleConnectionMemory checks what a detached HTTP/2 connection
+// with no stream open holds: no read buffer, write buffer or write framer
+// (they come from pools while frames are read and written), no writer
+// goroutine, and a reader goroutine with the runtime's smallest stack.
 func TestIdleConnectionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 300 connections")
@@ -60,5 +90,10 @@ func TestIdleConnectionMemory(t *testing.T) {
 	// heap; without, about 9.5 KiB, half of it the client's side.
 	if heap > 14<<10 {
 		t.Errorf("an idle HTTP/2 connection holds %.0f bytes of heap, want at most %d: are its read and write buffers released?", heap, 14<<10)
+	}
+	// A reader on the accept path's goroutine and a writer goroutine
+	// held 8 KiB of stacks.
+	if stack > 3<<10 {
+		t.Errorf("an idle HTTP/2 connection holds %.0f bytes of goroutine stacks, want at most %d: does it wait on a fresh reader goroutine, with no writer?", stack, 3<<10)
 	}
 }

@@ -14,13 +14,15 @@ import (
 // it the writer writes and comes back for the rest.
 const batchMax = 128 << 10
 
-// writeLoop is the connection's writer: woken when something is queued,
-// it gathers every queued frame (control frames first, then the streams
-// round-robin within the flow-control windows) into one buffer and
-// writes it with one system call.
+// writeLoop is the connection's writer: started or woken when something
+// is queued (signal), it gathers every queued frame (control frames
+// first, then the streams round-robin within the flow-control windows)
+// into one buffer and writes it with one system call. It ends when the
+// connection has no stream open and nothing queued, so that an idle
+// connection keeps no writer goroutine (nor its stack, grown by the HPACK
+// encoder); the next frame queued starts another.
 func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	for range c.wake {
+	for {
 		for {
 			c.mu.Lock()
 			if c.wb == nil {
@@ -29,7 +31,7 @@ func (c *conn) writeLoop() {
 			more := c.fillLocked()
 			done := c.closing && !more
 			cleanup := c.cleanup
-			quiet := !more && len(c.streams) == 0 && c.running == 0 && len(c.ctrl) == 0
+			quiet := !more && c.quietLocked()
 			c.mu.Unlock()
 			wb := c.wb
 			if wb.buf.Len() > 0 {
@@ -48,6 +50,7 @@ func (c *conn) writeLoop() {
 					c.closing, c.closed = true, true
 					c.mu.Unlock()
 					_ = c.rwc.Close()
+					close(c.wdone)
 					return
 				}
 			}
@@ -62,6 +65,7 @@ func (c *conn) writeLoop() {
 					h2frame.CloseWrite(c.rwc)
 				}
 				_ = c.rwc.SetReadDeadline(time.Now().Add(lingerPeriod))
+				close(c.wdone)
 				return
 			}
 			if quiet {
@@ -69,12 +73,30 @@ func (c *conn) writeLoop() {
 				// idle until the client sends, and holds no buffer.
 				c.wb = nil
 				batchPool.Put(wb)
+				c.mu.Lock()
+				if c.quietLocked() {
+					c.writing = false
+					select {
+					case <-c.wake: // a signal for what was written
+					default:
+					}
+					c.mu.Unlock()
+					return
+				}
+				c.mu.Unlock()
 			}
 			if !more {
 				break
 			}
 		}
+		<-c.wake
 	}
+}
+
+// quietLocked reports whether the connection has no stream open, no
+// handler running and nothing to write.
+func (c *conn) quietLocked() bool {
+	return len(c.streams) == 0 && c.running == 0 && len(c.ctrl) == 0 && len(c.ready) == 0 && !c.closing
 }
 
 // drain reads and drops what the client still sends after GOAWAY, for a
