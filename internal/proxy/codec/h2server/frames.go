@@ -56,6 +56,7 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		for _, s := range c.blocked {
 			s.readyLocked()
 		}
+		clear(c.blocked) // an idle connection keeps no stream
 		c.blocked = c.blocked[:0]
 		c.signal()
 		return nil

@@ -87,9 +87,9 @@ func TestIdleConnectionMemory(t *testing.T) {
 	heap, stack := idleConnBytes(t, 300)
 	t.Logf("per idle HTTP/2 connection: %.0f bytes of heap, %.0f of goroutine stacks (client side included)", heap, stack)
 	// With its 16 KiB read buffer and its write batch it held 27 KiB of
-	// heap; without, about 9.5 KiB, half of it the client's side.
-	if heap > 14<<10 {
-		t.Errorf("an idle HTTP/2 connection holds %.0f bytes of heap, want at most %d: are its read and write buffers released?", heap, 14<<10)
+	// heap; without, about 8 KiB, 2 of it the client's side.
+	if heap > 12<<10 {
+		t.Errorf("an idle HTTP/2 connection holds %.0f bytes of heap, want at most %d: are its read and write buffers released, its last stream forgotten?", heap, 12<<10)
 	}
 	// A reader on the accept path's goroutine and a writer goroutine
 	// held 8 KiB of stacks.

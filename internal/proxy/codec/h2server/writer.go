@@ -139,7 +139,9 @@ func (c *conn) fillLocked() bool {
 		}
 	}
 	if len(c.ready) == 0 {
-		c.ready = c.ready[:0:0]
+		// Not ready[:0:0]: that keeps the array, and in it the last
+		// stream (its request and response) of a connection gone idle.
+		c.ready = nil
 	}
 	if c.wb.buf.Len() < batchMax {
 		return false
