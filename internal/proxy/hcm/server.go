@@ -307,13 +307,15 @@ func (h *Server) Serve(c *Conn) {
 		c.tls = &cs
 		conn = tc
 		if cs.NegotiatedProtocol == "h2" && h.h2 != nil {
-			_ = h.h2.ServeConn(conn)
+			_ = h.h2.ServeConnDetached(conn, c.Hold())
 			return
 		}
 	} else if h.h2 != nil && (h.h1 == nil || h.auto && c.H2Preface(time.Now().Add(h.env.HeaderReadTimeout))) {
 		// h2c by prior knowledge, on this goroutine (the listener's,
-		// per connection).
-		_ = h.h2.ServeConn(conn)
+		// per connection) until the connection has read what the client
+		// sent; then on goroutines of its own, so that an idle
+		// connection waits on a small stack.
+		_ = h.h2.ServeConnDetached(conn, c.Hold())
 		return
 	}
 	if h.guard {
@@ -322,8 +324,10 @@ func (h *Server) Serve(c *Conn) {
 		conn = h1guard.NewConn(conn, h1guard.Options{MaxHeaderBytes: h.maxHdr, OnReject: h.onReject})
 	}
 	if h.h1 != nil {
-		// Served on this goroutine (the listener's, per connection).
-		_ = h.h1.ServeConn(conn)
+		// Served on this goroutine (the listener's, per connection)
+		// until it waits for a request; then on goroutines of its own,
+		// so that an idle connection waits on a small stack.
+		_ = h.h1.ServeConnDetached(conn, c.Hold())
 		return
 	}
 	h.ln.push(conn)

@@ -59,6 +59,16 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Hold keeps the proxy's shutdown waiting for the connection after the
+// goroutine the listener handed it over on has returned, for a server
+// that serves it on goroutines of its own (h1server's
+// ServeConnDetached); the server calls the function returned, once,
+// when it is done with the connection.
+func (c *Conn) Hold() (release func()) {
+	c.env.Conns.Add(1)
+	return c.env.Conns.Done
+}
+
 // Close closes the connection and, the first time, counts it closed.
 func (c *Conn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {

@@ -55,6 +55,9 @@ type conn struct {
 	clMu      sync.Mutex
 	cl        stream.CancelListener
 	cancelled bool
+	// done, for a connection served detached (ServeConnDetached), is
+	// called once it has ended; nil for one served by ServeConn.
+	done func()
 }
 
 // cancelRequest cancels the connection's context, and so its request's,
@@ -71,30 +74,45 @@ func (c *conn) cancelRequest() {
 }
 
 // serve is the connection's loop: read a request, run the handler, finish
-// the response, until one side wants the connection closed.
-func (c *conn) serve() {
+// the response, until one side wants the connection closed, which it
+// reports (done); or, on a detached connection, until the connection
+// waits for its next request, which a goroutine of its own then does
+// (waitDetached), and serve reports not done. first says no request was
+// read yet; waited that the wait for this request is over.
+func (c *conn) serve(first, waited bool) (done bool) {
 	s := c.s
 	// When the connection ends its buffers are not given back: a
 	// goroutine the handler started (the upstream body copy) may still
 	// be reading through them.
-	for first := true; ; first = false {
-		if s.shutdown.Load() {
-			return
-		}
-		if !first || c.bufs == nil {
-			// Wait for the next request; a Shutdown sets a past deadline
-			// on idle connections to end this wait.
-			c.state.Store(stateIdle)
-			timeout := s.idleTimeout()
-			if first {
-				timeout = s.readHeaderTimeout()
-			}
-			_ = c.rwc.SetReadDeadline(time.Now().Add(timeout))
+	for ; ; first, waited = false, false {
+		if !waited {
 			if s.shutdown.Load() {
-				return
+				return true
 			}
-			if !c.waitRequest(!first) {
-				return
+			if !first || c.bufs == nil {
+				// Wait for the next request; a Shutdown sets a past
+				// deadline on idle connections to end this wait.
+				c.state.Store(stateIdle)
+				timeout := s.idleTimeout()
+				if first {
+					timeout = s.readHeaderTimeout()
+				}
+				_ = c.rwc.SetReadDeadline(time.Now().Add(timeout))
+				if s.shutdown.Load() {
+					return true
+				}
+				if c.done != nil && (c.bufs == nil || c.br.Buffered() == 0) {
+					// Wait on a fresh goroutine, whose stack is the
+					// runtime's smallest: this one's grew while it
+					// served a request, and a collection shrinks it
+					// only when three quarters are unused.
+					c.dropIdle()
+					go c.waitDetached(!first)
+					return false
+				}
+				if !c.waitRequest(!first) {
+					return true
+				}
 			}
 		}
 		c.state.Store(stateActive)
@@ -113,7 +131,7 @@ func (c *conn) serve() {
 				// The client may still be sending its head.
 				c.closeWriteAndWait()
 			}
-			return
+			return true
 		}
 		if first || headerDeadline || req.Body != http.NoBody {
 			_ = c.rwc.SetReadDeadline(time.Time{})
@@ -124,8 +142,17 @@ func (c *conn) serve() {
 		// idle timeout (the route and stream idle timeouts end it first
 		// by default); the next wait sets the deadline anew.
 		if !c.handle(req) {
-			return
+			return true
 		}
+	}
+}
+
+// waitDetached is the wait of a detached connection for its next request
+// (its first if first): it reads the request's first byte on a goroutine
+// that holds nothing else, then serves on.
+func (c *conn) waitDetached(peek bool) {
+	if !c.readFirst() || !c.peekHead(peek) || c.serve(!peek, true) {
+		c.end()
 	}
 }
 
@@ -182,26 +209,46 @@ func (c *conn) releaseBuffers() {
 // request, and no buffer held by an idle connection.
 func (c *conn) waitRequest(peek bool) bool {
 	if c.bufs == nil || c.br.Buffered() == 0 {
-		// Nor the last request and its header fields.
-		c.w.req = nil
-		clear(c.w.hdr)
-		c.releaseBuffers()
-		for {
-			n, err := c.rwc.Read(c.first.b[:])
-			if n == 1 {
-				c.first.held = true
-				break
-			}
-			if err != nil {
-				return false
-			}
+		c.dropIdle()
+		if !c.readFirst() {
+			return false
 		}
-		c.acquireBuffers()
 	}
+	return c.peekHead(peek)
+}
+
+// dropIdle lets go of what a connection waiting for its next request
+// does not need: its buffers, and its last request and header fields.
+func (c *conn) dropIdle() {
+	c.w.req = nil
+	clear(c.w.hdr)
+	c.releaseBuffers()
+}
+
+// readFirst reads the first byte of the next request into the
+// connection, then takes buffers for the request.
+func (c *conn) readFirst() bool {
+	for {
+		n, err := c.rwc.Read(c.first.b[:])
+		if n == 1 {
+			c.first.held = true
+			break
+		}
+		if err != nil {
+			return false
+		}
+	}
+	c.acquireBuffers()
+	return true
+}
+
+// peekHead, for a request after the first, waits for four bytes of its
+// head, as net/http does.
+func (c *conn) peekHead(peek bool) bool {
 	if !peek {
 		return true
 	}
-	_, err := c.br.Peek(4) // as net/http
+	_, err := c.br.Peek(4)
 	return err == nil
 }
 

@@ -25,7 +25,12 @@
 // buffers back in the pool, so an idle keep-alive connection costs its
 // goroutine's stack and its socket (TestIdleConnectionHoldsNoBuffers), as
 // HAProxy releases its buffers between requests. The price is one more
-// small read per request.
+// small read per request. Served by ServeConnDetached (as the proxy
+// serves it), that wait runs on a fresh goroutine, whose stack is the
+// runtime's smallest (2 KiB), not on the one that served the last
+// request, whose stack grew to 8 KiB or more along the request path
+// and is not shrunk while it waits (TestIdleConnectionWaitsOnSmallStack);
+// that costs a goroutine started per request.
 //
 // Differences from net/http's server:
 //   - A client that hangs up while its request is being handled is

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,5 +149,113 @@ func TestOneDeadlinePerRequest(t *testing.T) {
 	// and one for the wait that ends with the close.
 	if got, want := n.Load(), int64(2+requests); got > want {
 		t.Errorf("%d read deadlines set for %d requests, want at most %d", got, requests, want)
+	}
+}
+
+// deepStack uses about depth * 256 bytes of stack, as the proxy's request
+// path does (connection manager, filters, router, upstream client).
+//
+//go:noinline
+func deepStack(depth int) byte {
+	var pad [256]byte
+	pad[depth%len(pad)] = byte(depth)
+	if depth == 0 {
+		return pad[0]
+	}
+	return deepStack(depth-1) + pad[depth%len(pad)]
+}
+
+// idleStackBytes opens n keep-alive connections, served by serveConn
+// from a goroutine that is itself some frames deep (as the listener's
+// per-connection goroutine is), sends one request on each, whose handler
+// grows its goroutine's stack past 8 KiB, and returns the goroutine
+// stack memory per idle connection after two collections.
+func idleStackBytes(t *testing.T, n int, serveConn func(*Server, net.Conn, func())) float64 {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deepStack(48) // 12 KiB
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer func() {
+		ln.Close()
+		s.Close()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				// The accept path's frames: 1.5 KiB.
+				var pad [1536]byte
+				pad[0] = 1
+				serveConn(s, c, wg.Done)
+				runtime.KeepAlive(pad)
+			}()
+		}
+	}()
+	stacks := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.StackInuse
+	}
+	before := stacks()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReaderSize(c, 64), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	after := stacks()
+	return float64(after-before) / float64(n)
+}
+
+// TestIdleConnectionWaitsOnSmallStack checks that a detached connection
+// waiting for its next request does so on a goroutine with the runtime's
+// smallest stack (2 KiB), not on the one that served its last request,
+// whose stack grew with the request path and is not shrunk while its
+// idle frames use more than a quarter of it: 8 KiB per connection here
+// with ServeConn.
+func TestIdleConnectionWaitsOnSmallStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 300 connections")
+	}
+	if raceEnabled {
+		t.Skip("the race detector changes the sizes measured")
+	}
+	per := idleStackBytes(t, 300, func(s *Server, c net.Conn, done func()) { _ = s.ServeConnDetached(c, done) })
+	t.Logf("%.0f bytes of goroutine stack per idle keep-alive connection", per)
+	if per > 3<<10 {
+		t.Errorf("an idle keep-alive connection holds %.0f bytes of goroutine stack, want at most %d: does it wait on the goroutine that served its request?", per, 3<<10)
 	}
 }

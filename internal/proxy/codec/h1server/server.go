@@ -103,41 +103,85 @@ func (s *Server) log() *slog.Logger {
 // ends it, or the server shuts down. It runs the handler on the calling
 // goroutine and closes rwc before it returns.
 func (s *Server) ServeConn(rwc net.Conn) error {
+	c := s.newConn(rwc, nil)
+	if c == nil {
+		return ErrServerClosed
+	}
+	if c.serve(true, false) {
+		c.end()
+	}
+	return nil
+}
+
+// ServeConnDetached serves rwc as ServeConn does, but returns as soon as
+// the connection waits for a request: the wait goes on on a goroutine of
+// its own, which serves the request that comes, and so on. done is called
+// once the connection has ended (rwc closed, or hijacked and its handler
+// returned). A goroutine that has served a request has a stack grown to
+// the depth of the request path (8 KiB and more), which the runtime does
+// not give back while the goroutine waits; a fresh one waits on the
+// runtime's smallest stack (2 KiB), so that an idle keep-alive connection
+// costs a quarter of the memory, for one goroutine started per request.
+func (s *Server) ServeConnDetached(rwc net.Conn, done func()) error {
+	if done == nil {
+		done = func() {}
+	}
+	c := s.newConn(rwc, done)
+	if c == nil {
+		done()
+		return ErrServerClosed
+	}
+	if c.serve(true, false) {
+		c.end()
+	}
+	return nil
+}
+
+// newConn starts serving rwc; nil (rwc closed) when the server is
+// shutting down.
+func (s *Server) newConn(rwc net.Conn, done func()) *conn {
 	ctx := context.Background()
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, rwc)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c := &conn{s: s, rwc: rwc, ctx: ctx, cancel: cancel}
+	c := &conn{s: s, rwc: rwc, ctx: ctx, cancel: cancel, done: done}
 	if !s.track(c) {
+		cancel()
 		_ = rwc.Close()
-		return ErrServerClosed
+		return nil
 	}
 	if s.ConnState != nil {
 		s.ConnState(rwc, http.StateNew)
 	}
-	defer func() {
-		if c.hijacked {
-			if s.ConnState != nil {
-				s.ConnState(rwc, http.StateHijacked)
-			}
-			return // untracked by Hijack; the handler owns rwc
-		}
-		_ = rwc.Close()
-		if s.ConnState != nil {
-			s.ConnState(rwc, http.StateClosed)
-		}
-		s.untrack(c)
-	}()
 	c.remoteAddr = rwc.RemoteAddr().String()
 	c.first.conn = rwc
 	c.lr.R = &c.first
 	c.rec.r = &c.lr
 	c.w.c = c
 	c.w.hdr = make(http.Header)
-	c.serve()
-	return nil
+	return c
+}
+
+// end closes a connection whose serving has ended, unless it was
+// hijacked (the handler owns it), and tells whoever waits for it.
+func (c *conn) end() {
+	s := c.s
+	if c.hijacked {
+		if s.ConnState != nil {
+			s.ConnState(c.rwc, http.StateHijacked)
+		}
+	} else {
+		_ = c.rwc.Close()
+		if s.ConnState != nil {
+			s.ConnState(c.rwc, http.StateClosed)
+		}
+		s.untrack(c)
+	}
+	c.cancel()
+	if c.done != nil {
+		c.done()
+	}
 }
 
 // track registers c, unless the server is shutting down.

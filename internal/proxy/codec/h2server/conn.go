@@ -1,7 +1,6 @@
 package h2server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -56,7 +56,7 @@ var (
 type conn struct {
 	s      *Server
 	rwc    net.Conn
-	br     *bufio.Reader
+	br     connReader
 	fr     *http2.Framer
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -65,6 +65,10 @@ type conn struct {
 	st     *Stats
 	// handlers counts the running handlers; ServeConn waits for them.
 	handlers sync.WaitGroup
+	// detached: served by ServeConnDetached, whose done is called once
+	// the connection has ended.
+	detached bool
+	done     func()
 
 	mu sync.Mutex
 	// streams are the open streams (not closed in both directions);
@@ -98,14 +102,15 @@ type conn struct {
 	// or headers to send, round-robin.
 	ctrl  []ctrlFrame
 	ready []*stream
+	// writing: a writer goroutine runs (writeLoop).
+	writing bool
 	// blocked are streams with data that wait for the connection's send
 	// window.
 	blocked []*stream
 	wake    chan struct{}
 
-	// Owned by the writer.
-	wbuf    bytes.Buffer
-	wfr     *http2.Framer
+	// Owned by the writer. wb is held while frames are written.
+	wb      *batch
 	hw      *h2frame.HeaderWriter
 	wdone   chan struct{}
 	lastW   time.Time
@@ -152,21 +157,20 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 		cs := tc.ConnectionState()
 		c.tls = &cs
 	}
-	c.br = bufio.NewReaderSize(rwc, readBufSize)
-	c.fr = http2.NewFramer(nil, c.br)
+	c.br.rwc = rwc
+	c.fr = http2.NewFramer(nil, &c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTable, nil)
 	c.fr.MaxHeaderListSize = s.maxHeaderList()
 	c.fr.SetMaxReadFrameSize(frameSize)
-	c.wfr = http2.NewFramer(&c.wbuf, nil)
 	c.hw = h2frame.NewHeaderWriter()
 	return c
 }
 
 // serve runs the connection: the preface, then frames until the
-// connection ends.
-func (c *conn) serve() error {
-	defer c.cancel()
-	go c.writeLoop()
+// connection ends (it reports true), or, on a detached connection, until
+// the reader has read all the client sent: a goroutine of its own then
+// waits for more (readDetached), and serve reports false.
+func (c *conn) serve() (ended bool) {
 	// Our SETTINGS go out first, whatever the client sends.
 	c.mu.Lock()
 	c.queueCtrl(ctrlFrame{kind: ctrlSettings})
@@ -178,10 +182,48 @@ func (c *conn) serve() error {
 	if err == nil {
 		c.armIdle()
 		err = c.readLoop()
+		if err == errDetached {
+			return false
+		}
 	}
+	c.end(err)
+	return true
+}
+
+// errDetached: the reader goes on on another goroutine.
+var errDetached = errors.New("h2server: reading goes on on a fresh goroutine")
+
+// readDetached waits for the client's next bytes on a goroutine that
+// holds nothing else, then reads on. The goroutine that read the last
+// frames has a stack grown by HPACK decoding and frame processing (and,
+// for the first, by the listener's accept path), which the runtime does
+// not give back while it waits; a fresh one waits on the runtime's
+// smallest stack (2 KiB), for a goroutine started each time the reader
+// has read everything the client sent.
+func (c *conn) readDetached() {
+	err := c.br.wait()
+	if err == nil {
+		if err = c.readLoop(); err == errDetached {
+			return
+		}
+	}
+	c.end(err)
+}
+
+// end finishes a connection whose reading ended with err, waits for its
+// handlers and lets go of it.
+func (c *conn) end(err error) {
 	c.finish(err)
 	c.handlers.Wait()
-	return nil
+	c.cancel()
+	s := c.s
+	s.untrack(c)
+	if s.ConnState != nil {
+		s.ConnState(c.rwc, http.StateClosed)
+	}
+	if c.done != nil {
+		c.done()
+	}
 }
 
 // readPreface reads the client preface and its first SETTINGS frame,
@@ -191,7 +233,7 @@ func (c *conn) readPreface() error {
 	_ = c.rwc.SetReadDeadline(time.Now().Add(orDuration(c.s.PrefaceTimeout, DefaultPrefaceTimeout)))
 	defer func() { _ = c.rwc.SetReadDeadline(time.Time{}) }()
 	buf := make([]byte, len(clientPreface))
-	if _, err := io.ReadFull(c.br, buf); err != nil {
+	if _, err := io.ReadFull(&c.br, buf); err != nil {
 		return fmt.Errorf("read preface: %w", err)
 	}
 	if !bytes.Equal(buf, clientPreface) {
@@ -213,6 +255,10 @@ func (c *conn) readPreface() error {
 // readLoop reads and processes frames until the connection ends.
 func (c *conn) readLoop() error {
 	for {
+		if c.detached && c.br.drained() {
+			go c.readDetached()
+			return errDetached
+		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			if err = c.readError(err); err != nil {
@@ -376,8 +422,13 @@ func (c *conn) queueCtrl(f ctrlFrame) {
 	c.signal()
 }
 
-// signal wakes the writer.
+// signal wakes the writer, or starts it.
 func (c *conn) signal() {
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:

@@ -168,24 +168,50 @@ var ErrServerClosed = errors.New("h2server: server closed")
 // read) until it ends, and closes it. Handlers run on goroutines of
 // their own; ServeConn returns once they all returned.
 func (s *Server) ServeConn(rwc net.Conn) error {
+	c := s.newConn(rwc, false, nil)
+	if c == nil {
+		return ErrServerClosed
+	}
+	c.serve()
+	return nil
+}
+
+// ServeConnDetached serves rwc as ServeConn does, but returns once the
+// connection has read everything the client sent: from then on a
+// goroutine of its own waits for the client, reads and serves. done is
+// called once the connection has ended and its handlers have returned.
+// A connection with no stream open then costs a goroutine with the
+// runtime's smallest stack, and no writer goroutine.
+func (s *Server) ServeConnDetached(rwc net.Conn, done func()) error {
+	c := s.newConn(rwc, true, done)
+	if c == nil {
+		if done != nil {
+			done()
+		}
+		return ErrServerClosed
+	}
+	c.serve()
+	return nil
+}
+
+// newConn starts serving rwc; nil (rwc closed) when the server is
+// shutting down.
+func (s *Server) newConn(rwc net.Conn, detached bool, done func()) *conn {
 	ctx := context.Background()
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, rwc)
 	}
 	c := newConn(s, rwc, ctx)
+	c.detached, c.done = detached, done
 	if !s.track(c) {
+		c.cancel()
 		_ = rwc.Close()
-		return ErrServerClosed
+		return nil
 	}
 	if s.ConnState != nil {
 		s.ConnState(rwc, http.StateNew)
 	}
-	err := c.serve()
-	s.untrack(c)
-	if s.ConnState != nil {
-		s.ConnState(rwc, http.StateClosed)
-	}
-	return err
+	return c
 }
 
 func (s *Server) track(c *conn) bool {

@@ -14,36 +14,43 @@ import (
 // it the writer writes and comes back for the rest.
 const batchMax = 128 << 10
 
-// writeLoop is the connection's writer: woken when something is queued,
-// it gathers every queued frame (control frames first, then the streams
-// round-robin within the flow-control windows) into one buffer and
-// writes it with one system call.
+// writeLoop is the connection's writer: started or woken when something
+// is queued (signal), it gathers every queued frame (control frames
+// first, then the streams round-robin within the flow-control windows)
+// into one buffer and writes it with one system call. It ends when the
+// connection has no stream open and nothing queued, so that an idle
+// connection keeps no writer goroutine (nor its stack, grown by the HPACK
+// encoder); the next frame queued starts another.
 func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	for range c.wake {
+	for {
 		for {
 			c.mu.Lock()
+			if c.wb == nil {
+				c.wb = batchPool.Get().(*batch)
+			}
 			more := c.fillLocked()
 			done := c.closing && !more
 			cleanup := c.cleanup
+			quiet := !more && c.quietLocked()
 			c.mu.Unlock()
-			if c.wbuf.Len() > 0 {
+			wb := c.wb
+			if wb.buf.Len() > 0 {
 				if now := time.Now(); now.Sub(c.lastW) > time.Second {
 					_ = c.rwc.SetWriteDeadline(now.Add(orDuration(c.s.WriteTimeout, DefaultWriteTimeout)))
 					c.lastW = now
 				}
-				_, err := c.rwc.Write(c.wbuf.Bytes())
-				c.wbuf.Reset()
-				if c.wbuf.Cap() > 64<<10 {
-					// A large batch's buffer is not kept for an idle
-					// connection.
-					c.wbuf = bytes.Buffer{}
+				_, err := c.rwc.Write(wb.buf.Bytes())
+				wb.buf.Reset()
+				if wb.buf.Cap() > maxKeptBatch {
+					// A large batch's buffer is not kept.
+					wb.buf = bytes.Buffer{}
 				}
 				if err != nil {
 					c.mu.Lock()
 					c.closing, c.closed = true, true
 					c.mu.Unlock()
 					_ = c.rwc.Close()
+					close(c.wdone)
 					return
 				}
 			}
@@ -58,13 +65,38 @@ func (c *conn) writeLoop() {
 					h2frame.CloseWrite(c.rwc)
 				}
 				_ = c.rwc.SetReadDeadline(time.Now().Add(lingerPeriod))
+				close(c.wdone)
 				return
+			}
+			if quiet {
+				// No stream open, nothing queued: the connection is
+				// idle until the client sends, and holds no buffer.
+				c.wb = nil
+				batchPool.Put(wb)
+				c.mu.Lock()
+				if c.quietLocked() {
+					c.writing = false
+					select {
+					case <-c.wake: // a signal for what was written
+					default:
+					}
+					c.mu.Unlock()
+					return
+				}
+				c.mu.Unlock()
 			}
 			if !more {
 				break
 			}
 		}
+		<-c.wake
 	}
+}
+
+// quietLocked reports whether the connection has no stream open, no
+// handler running and nothing to write.
+func (c *conn) quietLocked() bool {
+	return len(c.streams) == 0 && c.running == 0 && len(c.ctrl) == 0 && len(c.ready) == 0 && !c.closing
 }
 
 // drain reads and drops what the client still sends after GOAWAY, for a
@@ -72,10 +104,10 @@ func (c *conn) writeLoop() {
 // it (and lose the GOAWAY) over unread data.
 func (c *conn) drain() {
 	_ = c.rwc.SetReadDeadline(time.Now().Add(lingerPeriod))
-	_, _ = io.Copy(io.Discard, io.LimitReader(c.br, lingerBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(&c.br, lingerBytes))
 }
 
-// fillLocked encodes queued frames into wbuf, and says whether more is
+// fillLocked encodes queued frames into the batch buffer, and says whether more is
 // left that could be sent now (the batch is full).
 func (c *conn) fillLocked() bool {
 	if c.closed {
@@ -87,7 +119,7 @@ func (c *conn) fillLocked() bool {
 	}
 	c.ctrl = c.ctrl[:0]
 	n := len(c.ready)
-	for i := 0; i < n && c.wbuf.Len() < batchMax; i++ {
+	for i := 0; i < n && c.wb.buf.Len() < batchMax; i++ {
 		s := c.ready[0]
 		c.ready = c.ready[1:]
 		s.queued = false
@@ -109,7 +141,7 @@ func (c *conn) fillLocked() bool {
 	if len(c.ready) == 0 {
 		c.ready = c.ready[:0:0]
 	}
-	if c.wbuf.Len() < batchMax {
+	if c.wb.buf.Len() < batchMax {
 		return false
 	}
 	for _, s := range c.ready {
@@ -129,22 +161,22 @@ func (s *stream) sendable(connWindow int64) bool {
 func (c *conn) writeCtrl(f ctrlFrame) {
 	switch f.kind {
 	case ctrlSettings:
-		_ = c.wfr.WriteSettings(
+		_ = c.wb.fr.WriteSettings(
 			http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.s.maxStreams()},
 			http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.streamWindow)},
 			http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.s.maxHeaderList()},
 		)
 	case ctrlSettingsAck:
-		_ = c.wfr.WriteSettingsAck()
+		_ = c.wb.fr.WriteSettingsAck()
 	case ctrlPingAck:
-		_ = c.wfr.WritePing(true, f.ping)
+		_ = c.wb.fr.WritePing(true, f.ping)
 	case ctrlWindowUpdate:
-		_ = c.wfr.WriteWindowUpdate(f.stream, f.n)
+		_ = c.wb.fr.WriteWindowUpdate(f.stream, f.n)
 	case ctrlRST:
-		_ = c.wfr.WriteRSTStream(f.stream, f.code)
+		_ = c.wb.fr.WriteRSTStream(f.stream, f.code)
 	case ctrlGoAway:
 		c.st.GoawaySent.Inc()
-		_ = c.wfr.WriteGoAway(f.stream, f.code, nil)
+		_ = c.wb.fr.WriteGoAway(f.stream, f.code, nil)
 	case ctrlTableSize:
 		c.hw.Enc.SetMaxDynamicTableSizeLimit(f.n)
 	}
@@ -154,7 +186,7 @@ func (c *conn) writeCtrl(f ctrlFrame) {
 // within the windows, then trailers or END_STREAM.
 func (c *conn) writeStream(s *stream) {
 	for _, h := range s.heads {
-		c.hw.Write(c.wfr, s.id, h.fields, h.end, c.peerMaxFrame)
+		c.hw.Write(c.wb.fr, s.id, h.fields, h.end, c.peerMaxFrame)
 		if h.end {
 			s.heads = s.heads[:0]
 			s.sentEndLocked()
@@ -163,10 +195,10 @@ func (c *conn) writeStream(s *stream) {
 	}
 	s.heads = s.heads[:0]
 	drained := false
-	for s.outOff < len(s.out) && s.sendWindow > 0 && c.sendWindow > 0 && c.wbuf.Len() < batchMax {
+	for s.outOff < len(s.out) && s.sendWindow > 0 && c.sendWindow > 0 && c.wb.buf.Len() < batchMax {
 		n := min(len(s.out)-s.outOff, int(c.peerMaxFrame), int(min(s.sendWindow, c.sendWindow)))
 		end := s.outOff+n == len(s.out) && s.endPending && len(s.trailers) == 0
-		_ = c.wfr.WriteData(s.id, end, s.out[s.outOff:s.outOff+n])
+		_ = c.wb.fr.WriteData(s.id, end, s.out[s.outOff:s.outOff+n])
 		s.outOff += n
 		s.sendWindow -= int64(n)
 		c.sendWindow -= int64(n)
@@ -185,9 +217,9 @@ func (c *conn) writeStream(s *stream) {
 	}
 	if s.endPending && s.outOff >= len(s.out) {
 		if len(s.trailers) > 0 {
-			c.hw.Write(c.wfr, s.id, s.trailers, true, c.peerMaxFrame)
+			c.hw.Write(c.wb.fr, s.id, s.trailers, true, c.peerMaxFrame)
 		} else {
-			_ = c.wfr.WriteData(s.id, true, nil)
+			_ = c.wb.fr.WriteData(s.id, true, nil)
 		}
 		s.sentEndLocked()
 	}
@@ -211,6 +243,6 @@ func (s *stream) sentEndLocked() {
 		code = http2.ErrCodeProtocol
 		s.c.st.TxReset.Inc()
 	}
-	_ = s.c.wfr.WriteRSTStream(s.id, code)
+	_ = s.c.wb.fr.WriteRSTStream(s.id, code)
 	s.closeLocked(errStreamReset)
 }

@@ -1,0 +1,121 @@
+package h2server
+
+import (
+	"bytes"
+	"net"
+	"sync"
+
+	"golang.org/x/net/http2"
+)
+
+// An idle HTTP/2 connection holds no read or write buffer: both come
+// from pools while frames are read or written, as HAProxy takes its
+// buffers only while a connection has something in them. The HPACK
+// tables stay: they are the connection's protocol state.
+
+// readBufPool holds the read buffers of connections waiting for frames.
+var readBufPool = sync.Pool{New: func() any {
+	b := make([]byte, readBufSize)
+	return &b
+}}
+
+// connReader is the connection's buffered reader. Its buffer is held
+// only while it holds unread bytes, or while the last read filled it
+// (more is likely waiting): a read that has to wait for the client reads
+// into the caller's buffer (the framer's 9-byte frame header), so a
+// connection waiting for frames holds no buffer. It costs one more small
+// read each time the client's bytes have all been read.
+type connReader struct {
+	rwc  net.Conn
+	buf  *[]byte // from readBufPool; nil when none held
+	r, w int     // buf[r:w] is unread
+	full bool    // the last read into buf filled it
+	// small holds what wait read: small[sr:sw] is unread.
+	small  [64]byte
+	sr, sw int
+}
+
+// drained reports whether the next read waits for the client, as far as
+// the reader can tell: nothing is buffered, and the last read did not
+// fill the buffer.
+func (cr *connReader) drained() bool {
+	return cr.sr == cr.sw && cr.r == cr.w && (cr.buf == nil || !cr.full)
+}
+
+// wait gives the buffer back and waits for the client's next bytes,
+// reading them into small.
+func (cr *connReader) wait() error {
+	cr.release()
+	for {
+		n, err := cr.rwc.Read(cr.small[:])
+		if n > 0 {
+			cr.sr, cr.sw = 0, n
+			if n == len(cr.small) {
+				// More has likely arrived: read it through a buffer.
+				cr.buf = readBufPool.Get().(*[]byte)
+				cr.full = true
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if cr.sr < cr.sw {
+		n := copy(p, cr.small[cr.sr:cr.sw])
+		cr.sr += n
+		return n, nil
+	}
+	if cr.r == cr.w {
+		if cr.buf == nil || !cr.full {
+			cr.release()
+			n, err := cr.rwc.Read(p)
+			if n > 0 {
+				// The rest of what arrived is read through a buffer.
+				cr.buf = readBufPool.Get().(*[]byte)
+				cr.full = true
+			}
+			return n, err
+		}
+		n, err := cr.rwc.Read(*cr.buf)
+		cr.r, cr.w = 0, n
+		cr.full = n == len(*cr.buf)
+		if n == 0 {
+			return 0, err
+		}
+	}
+	n := copy(p, (*cr.buf)[cr.r:cr.w])
+	cr.r += n
+	return n, nil
+}
+
+// release gives the buffer back, empty.
+func (cr *connReader) release() {
+	if cr.buf != nil {
+		readBufPool.Put(cr.buf)
+		cr.buf, cr.r, cr.w, cr.full = nil, 0, 0, false
+	}
+}
+
+// batch is what the writer encodes frames into: a buffer and a framer
+// writing into it, held while frames are written and given back when the
+// connection has no stream open and nothing queued.
+type batch struct {
+	buf bytes.Buffer
+	fr  *http2.Framer
+}
+
+var batchPool = sync.Pool{New: func() any {
+	b := &batch{}
+	b.fr = http2.NewFramer(&b.buf, nil)
+	return b
+}}
+
+// maxKeptBatch is the largest buffer a batch goes back to the pool with.
+const maxKeptBatch = 64 << 10
