@@ -162,12 +162,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	byFlavour := map[string]int{"envoy": 0, "proxyless": 0}
-	streams := 0
-	for _, n := range c.s.xds.Nodes() {
-		byFlavour[n.Flavour]++
-		streams += len(n.Streams)
-	}
+	// Counted, not listed: a scrape with thousands of streams and
+	// instances allocated tens of megabytes listing them.
+	byFlavour, streams := c.s.xds.Connected()
 	for fl, n := range byFlavour {
 		ch <- prometheus.MustNewConstMetric(c.proxies, prometheus.GaugeValue, float64(n), fl)
 	}
@@ -177,7 +174,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, k := range v1alpha1.Kinds {
 		ch <- prometheus.MustNewConstMetric(c.res, prometheus.GaugeValue, float64(len(snap.List(k, "", ""))), string(k))
 	}
-	ch <- prometheus.MustNewConstMetric(c.instns, prometheus.GaugeValue, float64(len(c.s.registry.List("", ""))))
+	ch <- prometheus.MustNewConstMetric(c.instns, prometheus.GaugeValue, float64(c.s.registry.View().Len()))
 }
 
 // handler serves /metrics.

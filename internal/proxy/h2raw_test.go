@@ -118,3 +118,22 @@ func (h *h2Raw) response(id uint32) (string, error) {
 		}
 	}
 }
+
+// ending reads frames until the server ends the connection and returns
+// errGoAway with its code, or the read's error. It writes nothing (no
+// SETTINGS or PING acknowledgement), so it can run while another
+// goroutine's write is blocked on a server that stopped reading.
+func (h *h2Raw) ending() error {
+	for {
+		f, err := h.fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			return fmt.Errorf("%w %v", errGoAway, f.ErrCode)
+		case *http2.MetaHeadersFrame:
+			return fmt.Errorf("a response on stream %d: %s", f.StreamID, f.PseudoValue("status"))
+		}
+	}
+}

@@ -292,6 +292,15 @@ func (r *Registry) View() *View {
 // Version is the registry version the view was taken at.
 func (v *View) Version() uint64 { return v.version }
 
+// Len is the number of live instances in the view.
+func (v *View) Len() int {
+	n := 0
+	for _, b := range v.byNode {
+		n += len(b)
+	}
+	return n
+}
+
 // Service returns the live instances registered under a Cloud Map
 // namespace and service, sorted by mesh, node and id.
 func (v *View) Service(namespace, service string) []*Instance {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -201,5 +202,26 @@ func TestAddressAttributes(t *testing.T) {
 		if c.err == "" && err != nil || c.err != "" && (err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%v: error %v, want %q", c.attrs, err, c.err)
 		}
+	}
+}
+
+// TestViewLen: a view counts the live instances List lists, expired ones
+// left out.
+func TestViewLen(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	r := New(clk.Now)
+	for i, ttl := range []int{10, 10, 30} {
+		in := inst(fmt.Sprintf("i-%d", i), fmt.Sprintf("127.0.0.%d", i+1), 9080)
+		in.TTLSeconds = ttl
+		if _, err := r.Register(in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, want := r.View().Len(), len(r.List("", "")); n != want || n != 3 {
+		t.Fatalf("Len %d, List %d, want 3", n, want)
+	}
+	clk.Add(20 * time.Second)
+	if n, want := r.View().Len(), len(r.List("", "")); n != want || n != 1 {
+		t.Fatalf("after two expired: Len %d, List %d, want 1", n, want)
 	}
 }

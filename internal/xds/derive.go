@@ -10,7 +10,10 @@ import "maps"
 // and marshalled again.
 //
 // Load assignments are the only objects built from endpoints
-// (loadAssignment); they and the endpoints asked for start empty.
+// (loadAssignment); they and the endpoints asked for start empty, but a
+// load assignment t (or a translator t derives from) built from the same
+// endpoints as the new ones is handed out again, the same object: an
+// endpoint change encodes only the load assignments it changed.
 func (t *translator) derive(eps Endpoints) *translator {
 	n := newTranslator(t.lookup, eps)
 	t.mu.Lock()
@@ -20,5 +23,8 @@ func (t *translator) derive(eps Endpoints) *translator {
 	n.refused = maps.Clone(t.refused)
 	n.apiRoutes = maps.Clone(t.apiRoutes)
 	n.clusters = maps.Clone(t.clusters)
+	n.prevClas = make(map[string]claSource, len(t.prevClas)+len(t.claFrom))
+	maps.Copy(n.prevClas, t.prevClas)
+	maps.Copy(n.prevClas, t.claFrom)
 	return n
 }

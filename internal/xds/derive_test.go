@@ -1,11 +1,13 @@
 package xds
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,10 +103,12 @@ func TestWithEndpointsIsTranslate(t *testing.T) {
 		return out
 	}
 	tr := newTranslator(lookup, randomEndpoints())
+	h := newHasher()
 	views := map[string]*View{}
 	for _, id := range ids {
 		for _, fl := range []Flavour{FlavourEnvoy, FlavourProxyless} {
 			views[nodeKey(id, fl)] = tr.view(id, fl)
+			views[nodeKey(id, fl)].snapshot(h)
 		}
 	}
 	for step := range 20 {
@@ -118,9 +122,90 @@ func TestWithEndpointsIsTranslate(t *testing.T) {
 				if d := viewDiff(got, want); d != "" {
 					t.Fatalf("step %d, %s: %s", step, key, d)
 				}
+				// The snapshot of the rebuilt view, which starts with the
+				// previous view's encodings, is that of the fresh one.
+				gotSnap, gotV, gotErr := got.snapshot(h)
+				wantSnap, wantV, wantErr := want.snapshot(newHasher())
+				if gotV != wantV || (gotErr == nil) != (wantErr == nil) {
+					t.Fatalf("step %d, %s: versions %+v (%v), want %+v (%v)", step, key, gotV, gotErr, wantV, wantErr)
+				}
+				if gotErr == nil {
+					for typ := range gotSnap.Resources {
+						g, w := gotSnap.Resources[typ].Items, wantSnap.Resources[typ].Items
+						if !slices.Equal(slices.Sorted(maps.Keys(g)), slices.Sorted(maps.Keys(w))) {
+							t.Fatalf("step %d, %s: type %d: resources %v, want %v", step, key, typ, slices.Sorted(maps.Keys(g)), slices.Sorted(maps.Keys(w)))
+						}
+						for name := range g {
+							if !bytes.Equal(g[name].Resource.(*encoded).bytes(), w[name].Resource.(*encoded).bytes()) {
+								t.Fatalf("step %d, %s: %s encodes differently", step, key, name)
+							}
+						}
+					}
+				}
 				views[key] = got
 			}
 		}
+	}
+}
+
+// TestEndpointChangeEncodesOnlyWhatChanged: when the instances of one
+// virtual node change, and every data plane calls it, each view's load
+// assignments are rebuilt but only the one of that node is built and
+// marshalled again; the others are the objects already encoded, and the
+// listeners, routes and clusters keep their versions without being
+// hashed again.
+func TestEndpointChangeEncodesOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
+	const services = 40
+	lookup := loadMesh(t, scaleMesh(t, services, 3, 90, 10))
+	eps := staticEndpoints{}
+	for i := range services {
+		node := fmt.Sprintf("scale/n-%d", i)
+		for k := range 3 {
+			eps[node] = append(eps[node], Endpoint{Address: fmt.Sprintf("10.1.%d.%d", i, k+1), Port: 8080, Healthy: true})
+		}
+	}
+	tr := newTranslator(lookup, eps)
+	h := newHasher()
+	type built struct {
+		v  *View
+		tv typeVersions
+	}
+	views := make([]built, services)
+	for i := range views {
+		v := tr.view(nodeid.ID{Mesh: "scale", Kind: nodeid.VirtualNode, Name: fmt.Sprintf("n-%d", i)}, FlavourEnvoy)
+		_, tv, err := v.snapshot(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		views[i] = built{v, tv}
+	}
+
+	next := maps.Clone(eps)
+	next["scale/n-0"] = append(slices.Clone(eps["scale/n-0"]), Endpoint{Address: "10.2.0.1", Port: 8080, Healthy: true})
+	d := tr.derive(next)
+	before := h.marshals.Load()
+	for i, b := range views {
+		v := d.withEndpoints(b.v)
+		_, tv, err := v.snapshot(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tv.Listeners != b.tv.Listeners || tv.Routes != b.tv.Routes || tv.Clusters != b.tv.Clusters {
+			t.Errorf("n-%d: versions %+v, then %+v: only the load assignments changed", i, b.tv, tv)
+		}
+		if tv.Endpoints == b.tv.Endpoints {
+			t.Errorf("n-%d: the load assignments kept their version %s, though every node calls n-0", i, tv.Endpoints)
+		}
+		for j, cla := range v.Endpoints {
+			changed := strings.Contains(cla.ClusterName, "_n-0_")
+			if same := cla == b.v.Endpoints[j]; same == changed {
+				t.Errorf("n-%d: load assignment %s rebuilt: %v", i, cla.ClusterName, !same)
+			}
+		}
+	}
+	if n := h.marshals.Load() - before; n != 1 {
+		t.Errorf("the endpoint change marshalled %d resources, want 1 (the load assignment of n-0)", n)
 	}
 }
 

@@ -35,6 +35,10 @@ type encoded struct {
 	*emptypb.Empty
 	name string
 	hash string // of the encoding: the resource's content version
+	// routes are the RDS route configurations a listener names (see
+	// routeNames), found once per listener rather than once per
+	// snapshot that holds it.
+	routes []string
 }
 
 // newEncoded marshals m deterministically and wraps the bytes.

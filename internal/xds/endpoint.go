@@ -30,7 +30,20 @@ func (t *translator) loadAssignment(mesh string, tg target) *endpointv3.ClusterL
 			uint32(tg.listener.HealthCheck.Port) != tg.port {
 			hcPort = uint32(tg.listener.HealthCheck.Port)
 		}
-		return buildLoadAssignment(tg.cluster, tg.port, single, hcPort, t.nodeEndpoints(mesh, tg.node))
+		src := claSource{mesh: mesh, node: tg.node, eps: t.nodeEndpoints(mesh, tg.node)}
+		t.mu.Lock()
+		p, ok := t.prevClas[tg.cluster]
+		t.mu.Unlock()
+		if ok && p.mesh == src.mesh && p.node == src.node && slices.Equal(p.eps, src.eps) {
+			// Built from the same lookup (see derive) and endpoints.
+			src.cla = p.cla
+		} else {
+			src.cla = buildLoadAssignment(tg.cluster, tg.port, single, hcPort, src.eps)
+		}
+		t.mu.Lock()
+		t.claFrom[tg.cluster] = src
+		t.mu.Unlock()
+		return src.cla
 	})
 }
 

@@ -382,6 +382,23 @@ func (s *Server) Nodes() []NodeStatus {
 	return out
 }
 
+// Connected counts the data planes Nodes lists, by flavour, and their
+// streams, without listing them (the control plane's metrics read it at
+// every scrape).
+func (s *Server) Connected() (byFlavour map[string]int, streams int) {
+	byFlavour = map[string]int{FlavourEnvoy.String(): 0, FlavourProxyless.String(): 0}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.nodes {
+		if len(n.streams) == 0 {
+			continue
+		}
+		byFlavour[n.flavour.String()]++
+		streams += len(n.streams)
+	}
+	return byFlavour, streams
+}
+
 // ---- identity ----
 
 // proxylessFeature is a client feature only gRPC's xDS client announces.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -504,6 +505,7 @@ func countEndpoints(cla *endpointv3.ClusterLoadAssignment) int {
 
 func findNode(t testing.TB, s *Server, id string) NodeStatus {
 	t.Helper()
+	checkConnected(t, s)
 	for _, n := range s.Nodes() {
 		if n.ID == id || n.Key == id {
 			return n
@@ -511,6 +513,21 @@ func findNode(t testing.TB, s *Server, id string) NodeStatus {
 	}
 	t.Fatalf("node %s not in %+v", id, s.Nodes())
 	return NodeStatus{}
+}
+
+// checkConnected: Connected counts what Nodes lists (when no stream
+// opens or closes in between).
+func checkConnected(t testing.TB, s *Server) {
+	t.Helper()
+	byFlavour, streams := s.Connected()
+	want, wantStreams := map[string]int{"envoy": 0, "proxyless": 0}, 0
+	for _, n := range s.Nodes() {
+		want[n.Flavour]++
+		wantStreams += len(n.Streams)
+	}
+	if !maps.Equal(byFlavour, want) || streams != wantStreams {
+		t.Errorf("Connected() = %v, %d streams; Nodes() lists %v, %d streams", byFlavour, streams, want, wantStreams)
+	}
 }
 
 func TestServerRejectsInvalidNodeID(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -89,7 +90,11 @@ func encodeWeak[T any, P interface {
 
 func (h *hasher) encodeNow(m proto.Message, name string) *encoded {
 	h.marshals.Add(1)
-	return newEncoded(m, name)
+	e := newEncoded(m, name)
+	if l, ok := m.(*listenerv3.Listener); ok {
+		e.routes = routeNames(l)
+	}
+	return e
 }
 
 // forget drops the encoding of an object that was collected.
@@ -181,31 +186,60 @@ func (v *View) encode(h *hasher) {
 // configuration to a listener.
 func (v *View) snapshot(h *hasher) (*cache.Snapshot, typeVersions, error) {
 	snap := &cache.Snapshot{}
-	var tv typeVersions
-	for typ, rs := range v.byType() {
-		enc := make([]types.Resource, len(rs))
-		for i, r := range rs {
-			enc[i] = h.encode(r)
-		}
-		ver := versionOf(enc)
-		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(ver, enc)
-		switch typ {
-		case resource.ListenerType:
-			tv.Listeners = ver
-		case resource.RouteType:
-			tv.Routes = ver
-		case resource.ClusterType:
-			tv.Clusters = ver
-		case resource.EndpointType:
-			tv.Endpoints = ver
-		case resource.SecretType:
-			tv.Secrets = ver
-		}
+	snap.Resources[types.Listener] = v.enc.listeners.resources(h, v.Listeners)
+	snap.Resources[types.Route] = v.enc.routes.resources(h, v.Routes)
+	snap.Resources[types.Cluster] = v.enc.clusters.resources(h, v.Clusters)
+	snap.Resources[types.Endpoint] = v.enc.endpoints.resources(h, v.Endpoints)
+	snap.Resources[types.Secret] = v.enc.secrets.resources(h, v.Secrets)
+	tv := typeVersions{
+		Listeners: snap.Resources[types.Listener].Version,
+		Routes:    snap.Resources[types.Route].Version,
+		Clusters:  snap.Resources[types.Cluster].Version,
+		Endpoints: snap.Resources[types.Endpoint].Version,
+		Secrets:   snap.Resources[types.Secret].Version,
 	}
-	if err := v.consistent(); err != nil {
+	if err := v.consistent(h); err != nil {
 		return nil, tv, fmt.Errorf("inconsistent snapshot: %w", err)
 	}
 	return snap, tv, nil
+}
+
+// viewEncodings are a view's resources as its last snapshot encoded them,
+// per type. A view that shares a type's resources with the view it was
+// made from (withEndpoints shares all but the load assignments) starts
+// with that view's encodings, so its snapshot encodes and hashes only the
+// types that changed.
+type viewEncodings struct {
+	listeners typeEncoding[*listenerv3.Listener]
+	routes    typeEncoding[*routev3.RouteConfiguration]
+	clusters  typeEncoding[*clusterv3.Cluster]
+	endpoints typeEncoding[*endpointv3.ClusterLoadAssignment]
+	secrets   typeEncoding[*tlsv3.Secret]
+}
+
+// typeEncoding is one type's encoded resources and the objects they
+// encode.
+type typeEncoding[T interface {
+	comparable
+	proto.Message
+}] struct {
+	from []T
+	res  cache.Resources
+	done bool
+}
+
+// resources returns rs (sorted by name) encoded, with their version:
+// those already held when rs are the same objects.
+func (e *typeEncoding[T]) resources(h *hasher, rs []T) cache.Resources {
+	if e.done && slices.Equal(e.from, rs) {
+		return e.res
+	}
+	enc := make([]types.Resource, len(rs))
+	for i, r := range rs {
+		enc[i] = h.encode(r)
+	}
+	*e = typeEncoding[T]{from: rs, res: cache.NewResources(versionOf(enc), enc), done: true}
+	return e.res
 }
 
 // consistent checks what go-control-plane's Snapshot.Consistent checks,
@@ -213,7 +247,7 @@ func (v *View) snapshot(h *hasher) (*cache.Snapshot, typeVersions, error) {
 // rejects every proxyless view that uses RDS): the load assignments are
 // exactly those of the EDS clusters, and the route configurations exactly
 // those the listeners name.
-func (v *View) consistent() error {
+func (v *View) consistent(h *hasher) error {
 	eds := map[string]bool{}
 	for _, c := range v.Clusters {
 		if c.GetType() == clusterv3.Cluster_EDS {
@@ -234,7 +268,7 @@ func (v *View) consistent() error {
 	}
 	rds := map[string]bool{}
 	for _, l := range v.Listeners {
-		for _, name := range routeNames(l) {
+		for _, name := range h.encode(l).routes {
 			rds[name] = true
 		}
 	}

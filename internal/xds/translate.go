@@ -85,6 +85,8 @@ type View struct {
 	// the order of Endpoints: an input that only moved endpoints rebuilds
 	// the view from them (withEndpoints).
 	claReqs []*clusterReq
+	// enc are the resources as the view's last snapshot encoded them.
+	enc viewEncodings
 }
 
 // Note is something a resource asks for that the control plane keeps but
@@ -145,6 +147,19 @@ type translator struct {
 	clusters  map[string]*clusterv3.Cluster
 	clas      map[string]*endpointv3.ClusterLoadAssignment
 	endpoints map[[2]string][]Endpoint
+	// claFrom holds, by cluster, each load assignment loadAssignment
+	// handed out and the endpoints it was made of; prevClas, those of the
+	// translators this one derives from (see derive). A load assignment
+	// whose endpoints did not change is handed out again as the same
+	// object, whose encoding the server's hasher holds.
+	claFrom, prevClas map[string]claSource
+}
+
+// claSource is a load assignment and the endpoints it was built from.
+type claSource struct {
+	cla        *endpointv3.ClusterLoadAssignment
+	mesh, node string
+	eps        []Endpoint
 }
 
 type vhostKey struct {
@@ -182,6 +197,7 @@ func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
 		clusters:  map[string]*clusterv3.Cluster{},
 		clas:      map[string]*endpointv3.ClusterLoadAssignment{},
 		endpoints: map[[2]string][]Endpoint{},
+		claFrom:   map[string]claSource{},
 	}
 }
 

@@ -8,10 +8,15 @@
 //     connection (request smuggling, header limits).
 //   - h2server: the downstream HTTP/2 server (h2c and TLS with ALPN h2):
 //     one reader and one batching writer per connection.
+//   - h2client: the upstream HTTP/2 client (h2c and h2 over TLS), built
+//     the same way: streams multiplexed on pooled connections, one
+//     reader and one batching writer per connection.
+//   - h2frame: what h2server and h2client share (header blocks split
+//     into frames, half-close).
 //   - stream: the interface every codec plugs in behind (Downstream,
 //     Observer, Upstream), with its contract.
 //   - nethttp: net/http's server (HTTP/1.x over TLS) and Transport
-//     (upstream HTTP/2 and TLS) behind that interface.
+//     (upstream HTTP/1.1 over TLS) behind that interface.
 //
 // The connection manager, the HTTP filters and the router code against
 // package stream only.

@@ -2,9 +2,14 @@ package h2client
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -60,5 +65,62 @@ func FuzzResponseHead(f *testing.F) {
 		if ended && h.declLen > 0 {
 			t.Fatalf("content-length %d on a head that ends the stream", h.declLen)
 		}
+	})
+}
+
+// FuzzServerFrames plays arbitrary bytes as what a server sends after its
+// SETTINGS, then closes the connection: whatever they are, a request
+// through the codec must end (a response whose body ends, or an error)
+// without a panic.
+func FuzzServerFrames(f *testing.F) {
+	frames := func(fn func(fr *http2.Framer, block func(kv ...string) []byte)) {
+		var buf, hbuf bytes.Buffer
+		enc := hpack.NewEncoder(&hbuf)
+		fr := http2.NewFramer(&buf, nil)
+		fn(fr, func(kv ...string) []byte {
+			hbuf.Reset()
+			for i := 0; i+1 < len(kv); i += 2 {
+				_ = enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+			}
+			return hbuf.Bytes()
+		})
+		f.Add(buf.Bytes())
+	}
+	frames(func(fr *http2.Framer, block func(kv ...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block(":status", "200"), EndHeaders: true})
+		_ = fr.WriteData(1, false, []byte("hello"))
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block("grpc-status", "0"), EndHeaders: true, EndStream: true})
+	})
+	frames(func(fr *http2.Framer, block func(kv ...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block(":status", "100"), EndHeaders: true})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block(":status", "204"), EndHeaders: true, EndStream: true})
+	})
+	frames(func(fr *http2.Framer, block func(kv ...string) []byte) {
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+		_ = fr.WriteWindowUpdate(1, 100)
+		_ = fr.WriteRSTStream(1, http2.ErrCodeRefusedStream)
+		_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+	})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+			client, server := net.Pipe()
+			go func() {
+				defer server.Close()
+				go func() { _, _ = io.Copy(io.Discard, server) }()
+				var settings bytes.Buffer
+				_ = http2.NewFramer(&settings, nil).WriteSettings()
+				_, _ = server.Write(settings.Bytes())
+				_, _ = server.Write(in)
+			}()
+			return client, nil
+		}}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest("POST", "http://fuzz/", strings.NewReader("body"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
 	})
 }

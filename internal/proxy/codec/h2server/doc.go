@@ -5,10 +5,11 @@
 // and sends each batch with one write system call, as grpc-go's
 // loopyWriter and HAProxy's mux_h2 do. Each stream reaches the
 // connection manager as a stream.Downstream (Server.Streams; an
-// http.Handler also works, Server.Handler); the handler runs on a
-// goroutine of its own because it blocks, but it never touches the
-// connection: its writes are queued for the writer, its reads take what
-// the reader buffered.
+// http.Handler also works, Server.Handler); the handler runs on a worker
+// goroutine because it blocks (a worker runs one stream after another,
+// keeping the stack it grew), but it never touches the connection: its
+// writes are queued for the writer, its reads take what the reader
+// buffered.
 //
 // The frame and header encodings come from golang.org/x/net/http2's
 // Framer and hpack; what is written here is what net/http's server does
