@@ -210,6 +210,17 @@ func (c *conn) readDetached() {
 	c.end(err)
 }
 
+// fewStreams reports whether at most one stream is open and one handler
+// runs. The reader waits on a fresh goroutine only then: a connection
+// that carries several streams at once is not about to go idle, and
+// starting a goroutine (and growing its stack again) each time the
+// reader has read what arrived costs CPU at every burst of frames.
+func (c *conn) fewStreams() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.streams) <= 1 && c.running <= 1
+}
+
 // end finishes a connection whose reading ended with err, waits for its
 // handlers and lets go of it.
 func (c *conn) end(err error) {
@@ -255,7 +266,7 @@ func (c *conn) readPreface() error {
 // readLoop reads and processes frames until the connection ends.
 func (c *conn) readLoop() error {
 	for {
-		if c.detached && c.br.drained() {
+		if c.detached && c.br.drained() && c.fewStreams() {
 			go c.readDetached()
 			return errDetached
 		}
