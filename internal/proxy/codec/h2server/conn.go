@@ -69,6 +69,8 @@ type conn struct {
 	// the connection has ended.
 	detached bool
 	done     func()
+	// frBig: the read framer read a payload over bigFrame bytes.
+	frBig bool
 
 	mu sync.Mutex
 	// streams are the open streams (not closed in both directions);
@@ -158,13 +160,24 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 		c.tls = &cs
 	}
 	c.br.rwc = rwc
-	c.fr = http2.NewFramer(nil, &c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTable, nil)
-	c.fr.MaxHeaderListSize = s.maxHeaderList()
-	c.fr.SetMaxReadFrameSize(frameSize)
+	c.newReadFramer(hpack.NewDecoder(headerTable, nil))
 	c.hw = h2frame.NewHeaderWriter()
 	return c
 }
+
+// newReadFramer makes the framer the reader reads with, decoding header
+// blocks with dec (the connection's HPACK state).
+func (c *conn) newReadFramer(dec *hpack.Decoder) {
+	c.fr = http2.NewFramer(nil, &c.br)
+	c.fr.ReadMetaHeaders = dec
+	c.fr.MaxHeaderListSize = c.s.maxHeaderList()
+	c.fr.SetMaxReadFrameSize(frameSize)
+}
+
+// bigFrame is the payload size past which a connection going idle drops
+// its read framer: the framer keeps a buffer as large as the largest
+// payload it read (up to 16 KiB).
+const bigFrame = 512
 
 // serve runs the connection: the preface, then frames until the
 // connection ends (it reports true), or, on a detached connection, until
@@ -267,10 +280,20 @@ func (c *conn) readPreface() error {
 func (c *conn) readLoop() error {
 	for {
 		if c.detached && c.br.drained() && c.fewStreams() {
+			if c.frBig {
+				// Between frames, with no header block pending: a new
+				// framer, with the same HPACK decoder, reads on as the
+				// old one would.
+				c.frBig = false
+				c.newReadFramer(c.fr.ReadMetaHeaders)
+			}
 			go c.readDetached()
 			return errDetached
 		}
 		f, err := c.fr.ReadFrame()
+		if err == nil && f.Header().Length > bigFrame {
+			c.frBig = true
+		}
 		if err != nil {
 			if err = c.readError(err); err != nil {
 				return err

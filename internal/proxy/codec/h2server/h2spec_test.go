@@ -53,7 +53,8 @@ func serve(t *testing.T, s *Server) string {
 			if err != nil {
 				return
 			}
-			go func() { _ = s.ServeConn(c) }()
+			// As the proxy serves a connection.
+			go func() { _ = s.ServeConnDetached(c, nil) }()
 		}
 	}()
 	t.Cleanup(func() {
