@@ -19,17 +19,17 @@ var readBufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
-// connReader is the connection's buffered reader. Its buffer is held
-// only while it holds unread bytes, or while the last read filled it
-// (more is likely waiting): a read that has to wait for the client reads
-// into the caller's buffer (the framer's 9-byte frame header), so a
-// connection waiting for frames holds no buffer. It costs one more small
-// read each time the client's bytes have all been read.
+// connReader is the connection's buffered reader. Its buffer comes from
+// readBufPool when bytes are read, and goes back when a detached
+// connection with at most one stream in flight has read everything the
+// client sent and waits for more (wait): that wait reads into a small
+// array, so a connection waiting for its next request holds no buffer.
+// A busy connection keeps its buffer, and reads as a bufio.Reader would.
 type connReader struct {
 	rwc  net.Conn
 	buf  *[]byte // from readBufPool; nil when none held
 	r, w int     // buf[r:w] is unread
-	full bool    // the last read into buf filled it
+	full bool    // the last read into buf filled it: more is likely waiting
 	// small holds what wait read: small[sr:sw] is unread.
 	small  [64]byte
 	sr, sw int
@@ -39,7 +39,7 @@ type connReader struct {
 // the reader can tell: nothing is buffered, and the last read did not
 // fill the buffer.
 func (cr *connReader) drained() bool {
-	return cr.sr == cr.sw && cr.r == cr.w && (cr.buf == nil || !cr.full)
+	return cr.sr == cr.sw && cr.r == cr.w && !cr.full
 }
 
 // wait gives the buffer back and waits for the client's next bytes,
@@ -50,11 +50,6 @@ func (cr *connReader) wait() error {
 		n, err := cr.rwc.Read(cr.small[:])
 		if n > 0 {
 			cr.sr, cr.sw = 0, n
-			if n == len(cr.small) {
-				// More has likely arrived: read it through a buffer.
-				cr.buf = readBufPool.Get().(*[]byte)
-				cr.full = true
-			}
 			return nil
 		}
 		if err != nil {
@@ -73,15 +68,8 @@ func (cr *connReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if cr.r == cr.w {
-		if cr.buf == nil || !cr.full {
-			cr.release()
-			n, err := cr.rwc.Read(p)
-			if n > 0 {
-				// The rest of what arrived is read through a buffer.
-				cr.buf = readBufPool.Get().(*[]byte)
-				cr.full = true
-			}
-			return n, err
+		if cr.buf == nil {
+			cr.buf = readBufPool.Get().(*[]byte)
 		}
 		n, err := cr.rwc.Read(*cr.buf)
 		cr.r, cr.w = 0, n
