@@ -30,15 +30,17 @@
 // the HPACK table (4096 bytes), an idle timeout (GOAWAY when no stream
 // is open for that long) and a bound on the preface's arrival.
 //
-// Memory of an idle connection: the read buffer (16 KiB) and the write
-// batch with its framer come from pools while frames are read and
-// written, and go back when everything the client sent has been read and
-// when nothing is left to write with no stream open. The writer goroutine
-// runs only while there is something to write or a stream is open.
-// Served by ServeConnDetached (as the proxy serves it), the connection
-// waits for the client's next bytes on a fresh goroutine, whose stack is
-// the runtime's smallest, not on the one that read the last frames; so an
-// idle connection costs its HPACK tables, its state and a 2 KiB stack
-// (TestIdleConnectionMemory). The price: one more small read, and a
-// goroutine started, each time the client's bytes have all been read.
+// Memory of an idle connection: the write batch with its framer comes
+// from a pool while frames are written and goes back when nothing is
+// left to write with no stream open, and the writer goroutine runs only
+// while there is something to write or a stream is open. Served by
+// ServeConnDetached (as the proxy serves it), a connection with at most
+// one stream in flight that has read everything the client sent gives
+// its read buffer (16 KiB) back and waits for more on a fresh goroutine,
+// whose stack is the runtime's smallest, reading into a small array; the
+// read framer is renewed then if it read a large payload. So an idle
+// connection costs its HPACK tables, its state and a 2 KiB stack
+// (TestIdleConnectionMemory). The price: a goroutine started, and one
+// more small read, each time such a connection waits for the client; a
+// connection with several streams in flight reads as before.
 package h2server
