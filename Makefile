@@ -39,7 +39,8 @@ unit:
 	MESHLENS_REQUIRE_COLLECTORS=1 MESHLENS_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # Each fuzz target runs for FUZZTIME on its own (go test allows one -fuzz
-# target per invocation).
+# target per invocation), from its package's test binary built once;
+# FUZZJOBS=2 runs two at a time (see scripts/fuzz.sh for the trade-off).
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 

@@ -55,7 +55,11 @@ type Config struct {
 	// Resolver answers dns service discovery's lookups (default: the
 	// system's resolver, net.DefaultResolver).
 	Resolver Resolver
-	Logger   *slog.Logger
+	// ClusterGrace is how long a cluster no route names any more is still
+	// served to the data planes (0: xds.Options' default, 10 s); tests
+	// that watch a cluster go away set it shorter.
+	ClusterGrace time.Duration
+	Logger       *slog.Logger
 	// TraceStore bounds the built-in trace store (see tracestore). With
 	// MaxDiskBytes set and no Dir, spans are kept on disk as well, under
 	// DataDir/traces.
@@ -244,7 +248,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if prom != nil {
 		s.traffic = prom
 	}
-	xopts := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector()}
+	xopts := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector(), ClusterGrace: cfg.ClusterGrace}
 	if cfg.Auth != nil {
 		xopts.Authorize = s.authorizeNode
 	}

@@ -151,7 +151,9 @@ func TestOTLPDisabled(t *testing.T) {
 // where the control plane takes OTLP exports.
 func TestBuiltinTracingCluster(t *testing.T) {
 	t.Parallel()
-	cp := startCP(t, Config{})
+	// A removed cluster is kept for ClusterGrace (10 s by default), which
+	// the end of this test waits out.
+	cp := startCP(t, Config{ClusterGrace: 100 * time.Millisecond})
 	cp.apply(t, "kind: Mesh\nname: demo\nspec: {}\n---\nkind: VirtualNode\nmesh: demo\nname: web\nspec:\n  listeners:\n    - portMapping: {port: 8080, protocol: http}\n  serviceDiscovery:\n    dns: {hostname: web.demo.local}\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

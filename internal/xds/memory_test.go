@@ -31,8 +31,8 @@ func TestServerFreesDisconnectedViews(t *testing.T) {
 		t.Skip("connects thousands of streams")
 	}
 	const (
-		nodes = 2000
-		waves = 5
+		nodes = 1000
+		waves = 4
 	)
 	// The server logs nowhere: the test log would keep every line in
 	// memory and be measured with the views.

@@ -233,13 +233,22 @@ func TestConsoleFromPrometheus(t *testing.T) {
 		}
 		return nil
 	})
-	end := time.Now()
-	series, err := reader.Range(context.Background(), metricshistory.RangeQuery{
-		Selector: metricshistory.Labels{Reporter: "destination", DestinationService: "greeter.demo.local"},
-		Start:    end.Add(-time.Minute), End: end, Step: 5 * time.Second})
-	if err != nil || len(series) != 1 || len(series[0].Points) == 0 {
-		t.Fatalf("range: %+v, %v", series, err)
-	}
+	// The destination side is another proxy, scraped on its own
+	// schedule: its series may have no rate yet when the source side's
+	// has one.
+	eventually(t, 30*time.Second, "a range of the destination's stats from Prometheus", func() error {
+		end := time.Now()
+		series, err := reader.Range(context.Background(), metricshistory.RangeQuery{
+			Selector: metricshistory.Labels{Reporter: "destination", DestinationService: "greeter.demo.local"},
+			Start:    end.Add(-time.Minute), End: end, Step: 5 * time.Second})
+		if err != nil {
+			return err
+		}
+		if len(series) != 1 || len(series[0].Points) == 0 {
+			return fmt.Errorf("range: %+v, want one series with points", series)
+		}
+		return nil
+	})
 
 	// A control plane reading Prometheus (it has none of the demo's
 	// resources and receives no stream) draws the edges from Prometheus.

@@ -305,16 +305,21 @@ func startPrometheus(t *testing.T, jobs map[string][]string) string {
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := toolAddr(t)
+	// Port 0: Prometheus logs the address it was given by the system, so
+	// no other process can take a port picked for it before it binds.
 	cmd := exec.Command("prometheus", "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address=127.0.0.1:0")
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	var addr string
 	eventually(t, 30*time.Second, "prometheus ready", func() error {
+		if addr = logAddr(logs.String(), "Listening on", "address"); addr == "" {
+			return fmt.Errorf("not listening yet: %s", logs.String())
+		}
 		resp, err := http.Get("http://" + addr + "/-/ready")
 		if err != nil {
 			return err
