@@ -277,6 +277,12 @@ type StreamError struct {
 	Reason string // set when the proxy reset it: why
 }
 
+// Is matches streamapi.ErrRefusedStream for a stream the upstream refused
+// (REFUSED_STREAM), which the router may retry as refused.
+func (e *StreamError) Is(target error) bool {
+	return target == streamapi.ErrRefusedStream && e.Code == uint32(streamapi.ResetRefusedStream)
+}
+
 func (e *StreamError) Error() string {
 	if e.Reason != "" {
 		return fmt.Sprintf("h2client: upstream protocol error, stream reset (%s): %s", errCodeName(e.Code), e.Reason)

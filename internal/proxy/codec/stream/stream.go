@@ -256,6 +256,13 @@ type Upstream interface {
 	CloseIdleConnections()
 }
 
+// ErrRefusedStream is what an Upstream's error matches (errors.Is) when
+// the upstream refused the attempt before processing it (HTTP/2
+// REFUSED_STREAM, or a stream above a GOAWAY's last stream identifier)
+// and the codec could not send it again itself: the router's
+// refused-stream retry condition.
+var ErrRefusedStream = errors.New("stream: refused by the upstream before processing")
+
 // ErrNotHijackable is Downstream.Hijack's error on a stream whose
 // connection cannot be taken over (HTTP/2).
 var ErrNotHijackable = errors.New("stream: the connection cannot be taken over")

@@ -7,12 +7,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
 
@@ -181,7 +181,7 @@ func retriable(pol *table.RetryPolicy, tr *tryResult, ctx context.Context) bool 
 			return on&(table.RetryConnectFailure|table.Retry5xx|table.RetryGatewayError|table.RetryResetBeforeRequest) != 0
 		case tr.perTryTimeout:
 			return on&(table.Retry5xx|table.RetryGatewayError) != 0
-		case strings.Contains(tr.err.Error(), "REFUSED_STREAM"):
+		case errors.Is(tr.err, stream.ErrRefusedStream):
 			return on&(table.RetryRefusedStream|table.Retry5xx|table.RetryGatewayError|table.RetryReset) != 0
 		}
 		return on&(table.RetryReset|table.Retry5xx|table.RetryGatewayError) != 0
