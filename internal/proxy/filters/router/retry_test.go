@@ -29,6 +29,9 @@ func TestRetriableRefusedStream(t *testing.T) {
 		{"other reset, refused-stream", table.RetryRefusedStream, internal, false},
 		{"other reset, reset", table.RetryReset, internal, true},
 		{"refused, 5xx", table.Retry5xx, refused, true},
+		{"refused, gateway-error", table.RetryGatewayError, refused, true},
+		{"refused, reset", table.RetryReset, refused, true},
+		{"refused, connect-failure", table.RetryConnectFailure, refused, false},
 		{"plain error naming the code, refused-stream", table.RetryRefusedStream, errors.New("REFUSED_STREAM"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
