@@ -24,12 +24,22 @@ func idleConnBytes(t testing.TB, n int) float64 {
 	})}
 	addr := serve(t, s)
 	before := inUse()
+	conns := openIdle(t, addr, n)
+	after := inUse()
+	runtime.KeepAlive(conns)
+	return float64(after-before) / float64(n)
+}
+
+// openIdle opens n keep-alive connections to addr, each after one
+// answered request, closed when the test ends.
+func openIdle(t testing.TB, addr string, n int) []net.Conn {
+	t.Helper()
 	conns := make([]net.Conn, 0, n)
-	defer func() {
+	t.Cleanup(func() {
 		for _, c := range conns {
 			c.Close()
 		}
-	}()
+	})
 	for range n {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -48,9 +58,7 @@ func idleConnBytes(t testing.TB, n int) float64 {
 		}
 		resp.Body.Close()
 	}
-	after := inUse()
-	runtime.KeepAlive(conns)
-	return float64(after-before) / float64(n)
+	return conns
 }
 
 // inUse is the heap and goroutine stack memory in use after a collection.
@@ -212,31 +220,9 @@ func idleStackBytes(t *testing.T, n int, serveConn func(*Server, net.Conn, func(
 		return m.StackInuse
 	}
 	before := stacks()
-	conns := make([]net.Conn, 0, n)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range n {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReaderSize(c, 64), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
+	conns := openIdle(t, ln.Addr().String(), n)
 	after := stacks()
+	runtime.KeepAlive(conns)
 	return float64(after-before) / float64(n)
 }
 
