@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -113,7 +112,7 @@ func TestConsoleInBrowserWithTokens(t *testing.T) {
 func runConsoleInBrowser(t *testing.T, withPrometheus bool) {
 	root, web, node, chromium := browserTools(t)
 
-	base := 20000 + 50*rand.IntN(180)
+	base := demoPortBase()
 	args := []string{"demo", "--api-port", fmt.Sprint(base), "--xds-port", fmt.Sprint(base + 1),
 		"--gateway-port", fmt.Sprint(base + 2), "--port-base", fmt.Sprint(base + 3), "--rps", "5", "--data-dir", t.TempDir()}
 	backend, promURL := "built-in history", ""

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -24,7 +23,7 @@ func TestDemoWeightShiftUnderLoad(t *testing.T) {
 	t.Parallel()
 	// Ports below Linux's ephemeral range, so they don't collide with the
 	// other tests' :0 ports.
-	base := 20000 + 50*rand.IntN(180)
+	base := demoPortBase()
 	api, xds, gw := base, base+1, base+2
 	cmd := exec.Command(binary, "demo", "--api-port", fmt.Sprint(api), "--xds-port", fmt.Sprint(xds),
 		"--gateway-port", fmt.Sprint(gw), "--port-base", fmt.Sprint(base+3), "--rps", "2", "--data-dir", t.TempDir())

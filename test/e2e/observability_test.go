@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -37,7 +36,7 @@ type demoProc struct {
 // environment of every process it starts.
 func startDemo(t *testing.T, env ...string) *demoProc {
 	t.Helper()
-	base := 20000 + 50*rand.IntN(180)
+	base := demoPortBase()
 	d := &demoProc{dataDir: t.TempDir(), api: base, gateway: base + 2, exited: make(chan struct{}), out: &syncBuffer{}, log: &syncBuffer{}}
 	p := base + 3 // the demo's --port-base: app, ingress, egress, admin per instance, then the gateway's admin
 	d.admins = map[string]string{
