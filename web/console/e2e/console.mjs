@@ -255,8 +255,18 @@ await check('traces: a trace opens as a waterfall', async () => {
   await page.click('#trace-search button');
   await page.waitForSelector('#trace-list a');
   await page.locator('#trace-list a').first().click();
-  await page.waitForSelector('#waterfall .span-row');
-  const rows = await page.locator('#waterfall .span-row').count();
+  // The newest trace may still be missing the spans its proxies have not
+  // exported yet: reload its page until its tree is in (15 s at most).
+  let rows = 0;
+  for (let attempt = 0; attempt < 15; attempt++) {
+    if (attempt > 0) {
+      await page.waitForTimeout(1000);
+      await page.reload();
+    }
+    await page.waitForSelector('#waterfall .span-row');
+    rows = await page.locator('#waterfall .span-row').count();
+    if (rows >= 2) break;
+  }
   assert(rows >= 2, `a waterfall of ${rows} spans`);
   // A child span is indented under its parent and its bar starts later.
   const layout = await page.locator('#waterfall .span-row').evaluateAll((rs) => rs.map((r) => ({
