@@ -7,6 +7,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -184,7 +185,7 @@ func (r *runner) exited() <-chan *proc {
 	return out
 }
 
-func waitHTTP(ctx context.Context, url string, ok func(*http.Response) bool, timeout time.Duration) error {
+func waitHTTP(ctx context.Context, url string, ok func(*http.Response, []byte) error, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
@@ -192,12 +193,13 @@ func waitHTTP(ctx context.Context, url string, ok func(*http.Response) bool, tim
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			body, rerr := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 			resp.Body.Close()
-			if ok(resp) {
+			if rerr != nil {
+				last = fmt.Errorf("%s: %w", url, rerr)
+			} else if last = ok(resp, body); last == nil {
 				return nil
 			}
-			last = fmt.Errorf("%s: %s", url, resp.Status)
 		} else {
 			last = err
 		}
@@ -209,7 +211,41 @@ func waitHTTP(ctx context.Context, url string, ok func(*http.Response) bool, tim
 	}
 }
 
-func status200(r *http.Response) bool { return r.StatusCode == http.StatusOK }
+func status200(r *http.Response, _ []byte) error {
+	if r.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", r.Request.URL, r.Status)
+	}
+	return nil
+}
+
+// everyClusterHasEndpoints accepts an admin /clusters?format=json answer
+// whose clusters all have at least one endpoint. A sidecar gets its
+// clusters before the endpoints of instances still starting, so one
+// answer through the gateway does not mean every route target (the
+// 10 % canary, say) can be reached yet.
+func everyClusterHasEndpoints(r *http.Response, body []byte) error {
+	if err := status200(r, body); err != nil {
+		return err
+	}
+	var doc struct {
+		ClusterStatuses []struct {
+			Name         string            `json:"name"`
+			HostStatuses []json.RawMessage `json:"host_statuses"`
+		} `json:"cluster_statuses"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return fmt.Errorf("%s: %w", r.Request.URL, err)
+	}
+	if len(doc.ClusterStatuses) == 0 {
+		return fmt.Errorf("%s: no clusters yet", r.Request.URL)
+	}
+	for _, c := range doc.ClusterStatuses {
+		if len(c.HostStatuses) == 0 {
+			return fmt.Errorf("%s: cluster %s has no endpoints yet", r.Request.URL, c.Name)
+		}
+	}
+	return nil
+}
 
 // Run starts the demo and keeps it running until ctx ends.
 func Run(ctx context.Context, opts Options) (err error) {
@@ -290,6 +326,11 @@ func Run(ctx context.Context, opts Options) (err error) {
 		"--listen", fmt.Sprintf("8080=%s", r.addr(opts.GatewayPort)),
 	); err != nil {
 		return err
+	}
+	for name, admin := range info.Admin {
+		if err := waitHTTP(ctx, admin+"/clusters?format=json", everyClusterHasEndpoints, 30*time.Second); err != nil {
+			return fmt.Errorf("the %s did not get its endpoints (logs in %s): %w", name, r.logs, err)
+		}
 	}
 	if err := waitHTTP(ctx, info.GatewayURL+"/", status200, 30*time.Second); err != nil {
 		return fmt.Errorf("the mesh did not answer through the gateway (logs in %s): %w", r.logs, err)
