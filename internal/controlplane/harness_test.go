@@ -126,9 +126,19 @@ func endpointString(addr string, port uint32, healthy bool) string {
 // one ADS stream, CDS wildcard, EDS for every EDS cluster, every response
 // ACKed. It keeps the last load assignment of each cluster.
 type edsClient struct {
-	mu   sync.Mutex
-	clas map[string]*endpointv3.ClusterLoadAssignment
-	err  error
+	mu       sync.Mutex
+	clas     map[string]*endpointv3.ClusterLoadAssignment
+	err      error
+	received int       // responses received
+	acked    time.Time // when the latest was ACKed
+}
+
+// lastAck returns how many responses the client received and when it
+// ACKed the latest.
+func (c *edsClient) lastAck() (int, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.received, c.acked
 }
 
 func dialEDS(t testing.TB, addr, nodeID string) *edsClient {
@@ -169,7 +179,14 @@ func dialEDSWithToken(t testing.TB, addr, nodeID, token string) *edsClient {
 
 func (c *edsClient) run(stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient, node *corev3.Node) error {
 	send := func(typeURL string, names []string, version, nonce string) error {
-		return stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: names, VersionInfo: version, ResponseNonce: nonce})
+		err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: names, VersionInfo: version, ResponseNonce: nonce})
+		if nonce != "" {
+			c.mu.Lock()
+			c.received++
+			c.acked = time.Now()
+			c.mu.Unlock()
+		}
+		return err
 	}
 	if err := send(resource.ClusterType, nil, "", ""); err != nil {
 		return err

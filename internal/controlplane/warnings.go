@@ -60,12 +60,17 @@ func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache boo
 // state it made before computing its warnings.
 const pushWait = 2 * time.Second
 
+// streamsQuiet is how long the xDS streams must have been idle for an
+// apply to consider its push delivered.
+const streamsQuiet = 25 * time.Millisecond
+
 // awaitPushed returns once the xDS server has handed the views built from
-// snap, or from a later store snapshot, to its caches (or after pushWait,
-// or at once when nothing feeds the xDS server). An apply computes its
-// warnings after that: translating every node of the mesh for them is as
-// much work as a push, and must not delay the push that the apply's
-// change is waiting for.
+// snap, or from a later store snapshot, to its caches and its streams
+// have gone quiet (every data plane got its response and ACKed it), or
+// after pushWait, or at once when nothing feeds the xDS server. An apply
+// computes its warnings after that: translating every node of the mesh
+// for them is as much work as a push, and must not take the CPU the push
+// that the apply's change is waiting for needs.
 func (s *Server) awaitPushed(ctx context.Context, snap *store.Snapshot) {
 	if !s.feeding.Load() {
 		return
@@ -75,13 +80,29 @@ func (s *Server) awaitPushed(ctx context.Context, snap *store.Snapshot) {
 	for {
 		l, later := s.xds.Pushed()
 		if p, ok := l.(*store.Snapshot); ok && p.Revision() >= snap.Revision() {
-			return
+			break
 		}
 		select {
 		case <-later:
 		case <-timeout.C:
 			return
 		case <-ctx.Done():
+			return
+		}
+	}
+	for {
+		idle := s.xds.StreamsIdleFor()
+		if idle >= streamsQuiet {
+			return
+		}
+		wait := time.NewTimer(streamsQuiet - idle)
+		select {
+		case <-wait.C:
+		case <-timeout.C:
+			wait.Stop()
+			return
+		case <-ctx.Done():
+			wait.Stop()
 			return
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/store"
@@ -220,12 +221,14 @@ spec: {provider: {virtualNode: {virtualNodeName: bare}}}
 }
 
 // TestApplyWarningsAfterPush: an apply computes its warnings only after
-// the xDS server has pushed the state the apply made, so that translating
+// the xDS server has pushed the state the apply made and its streams went
+// quiet (the data plane got the push and ACKed it), so that translating
 // the whole mesh for them does not hold up the push; the apply still
 // answers with them.
 func TestApplyWarningsAfterPush(t *testing.T) {
 	var mu sync.Mutex
-	var pushedAt []uint64 // the pushed store revision when each apply's warnings started
+	var pushedAt []uint64   // the pushed store revision when each apply's warnings started
+	var started []time.Time // when each apply's warnings started
 	var cp *runningCP
 	cp = startCP(t, Config{}, func(s *Server) {
 		s.beforeApplyWarnings = func() {
@@ -236,20 +239,51 @@ func TestApplyWarningsAfterPush(t *testing.T) {
 			}
 			mu.Lock()
 			pushedAt = append(pushedAt, rev)
+			started = append(started, time.Now())
 			mu.Unlock()
 		}
 	})
 	c := dialEDS(t, cp.s.XDSAddr(), "mesh/m/virtualNode/client")
-	for i, doc := range []string{acmMesh, strings.Replace(acmMesh, "port: 8080", "port: 8081", 1)} {
+	// plain calls app without a client policy: moving app's port changes
+	// its cluster, so its stream gets a response to each apply.
+	plainDoc := acmMesh + `---
+kind: VirtualNode
+mesh: m
+name: plain
+spec:
+  serviceDiscovery: {dns: {hostname: plain.example}}
+  backends: [{virtualService: {virtualServiceName: app.m.local}}]
+`
+	plain := dialEDS(t, cp.s.XDSAddr(), "mesh/m/virtualNode/plain")
+	for i, doc := range []string{plainDoc, strings.Replace(plainDoc, "port: 8080", "port: 8081", 1)} {
+		if i == 1 {
+			// The streams of the first apply's nodes are configured.
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if n, _ := plain.lastAck(); n > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the plain node's stream got no configuration")
+				}
+			}
+		}
+		n0, _ := plain.lastAck()
 		out, err := cp.api.Apply(context.Background(), []byte(doc), false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mu.Lock()
-		got := pushedAt[i]
+		got, at := pushedAt[i], started[i]
 		mu.Unlock()
 		if got < out.Revision {
 			t.Fatalf("apply %d (revision %d): warnings computed when revision %d was pushed", i, out.Revision, got)
+		}
+		if n, acked := plain.lastAck(); i == 0 {
+			// The streams were still connecting.
+		} else if n == n0 {
+			t.Fatalf("apply %d: the plain node's stream got no response before the apply answered", i)
+		} else if acked.After(at) {
+			t.Fatalf("apply %d: warnings started %s before the plain node ACKed the push", i, acked.Sub(at))
 		}
 		if !slices.Contains(out.Warnings, acmTrustWarning) {
 			t.Fatalf("apply %d: warnings %q lack %q", i, out.Warnings, acmTrustWarning)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -190,6 +191,23 @@ type Server struct {
 	// handed to the caches; pushedCh is closed when a later one is.
 	pushedLookup v1alpha1.Lookup
 	pushedCh     chan struct{}
+	// streamActivity is when a response was last sent or a request last
+	// received on any stream, in nanoseconds since activityEpoch.
+	streamActivity atomic.Int64
+}
+
+// activityEpoch is the origin of Server.streamActivity.
+var activityEpoch = time.Now()
+
+func (s *Server) touchStreams() { s.streamActivity.Store(int64(time.Since(activityEpoch))) }
+
+// StreamsIdleFor returns how long no response was queued or sent and no
+// request received on any stream. A push to thousands of streams keeps them busy
+// until every data plane has its response and has ACKed it; work that can
+// wait (an apply's warnings) waits for that, so as not to take the CPU
+// the push needs.
+func (s *Server) StreamsIdleFor() time.Duration {
+	return time.Since(activityEpoch) - time.Duration(s.streamActivity.Load())
 }
 
 type input struct {
@@ -505,6 +523,7 @@ func (s *Server) closeStream(id int64) {
 // client accepted; it is replaced with the rejected version so that the
 // cache waits for a new version instead of resending the rejected one.
 func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	s.touchStreams()
 	return s.onRequest(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail(), func(v string) {
 		req.VersionInfo = v
 	})
@@ -513,6 +532,7 @@ func (s *Server) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 // OnStreamDeltaRequest identifies the data plane and records ACKs and
 // NACKs of a delta stream.
 func (s *Server) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	s.touchStreams()
 	return s.onDeltaRequest(deltaStreamID(id), req)
 }
 
@@ -628,6 +648,7 @@ func (s *Server) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequ
 }
 
 func (s *Server) recordSent(id int64, typeURL, nonce, version string) {
+	s.touchStreams()
 	s.mu.Lock()
 	if st := s.streams[id]; st != nil {
 		st.sent[typeURL] = [2]string{nonce, version}
@@ -1160,6 +1181,7 @@ func (s *Server) warmed(n *nodeState) bool {
 // push hands a view to the node's cache. Types whose content did not
 // change keep their version, so the cache does not resend them.
 func (s *Server) push(n *nodeState, v *View, h *hasher) {
+	s.touchStreams() // responses are queued for the streams
 	if v.Missing {
 		// Nothing to serve: a data plane of a resource that does not
 		// exist must not turn LIVE with an empty configuration. One whose
