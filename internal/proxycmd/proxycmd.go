@@ -76,6 +76,7 @@ func Command(use string, e Env) *cobra.Command {
 	fl.StringArrayVar(&cfg.App, "app", nil, "PORT=HOST:PORT: the local application of inbound listener PORT is here (default 127.0.0.1:PORT; repeatable)")
 	fl.StringVar(&cfg.InstanceID, "instance-id", "", "id under which the sidecar registers its instance (default hostname-pid)")
 	fl.StringVar(&cfg.Advertise, "advertise-addr", "", "address other proxies reach this instance at (default the inbound listener's host, or 127.0.0.1 when it binds all addresses)")
+	fl.BoolVar(&cfg.MemoryTrim, "memory-trim", true, "give freed memory back to the system when the proxy goes quiet after a busy stretch (one garbage collection per burst)")
 	fl.BoolVar(&cfg.Register, "register", true, "register this sidecar's instance with the control plane (--server) and deregister on shutdown")
 	fl.DurationVar(&cfg.RegistrationTTL, "registration-ttl", 15*time.Second, "TTL of the instance registration; renewed at a third of it")
 	fl.DurationVar(&cfg.DrainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long SIGTERM waits for in-flight requests")

@@ -33,7 +33,7 @@ func TestMainParsesFlagsIntoConfig(t *testing.T) {
 	}
 	cfg := *got
 	if cfg.Node != "mesh/demo/virtualNode/greeter" || cfg.XDSAddr != "cp:15010" || !slices.Equal(cfg.Listen, []string{"9080=127.0.0.1:0"}) ||
-		cfg.Register || cfg.Server != "http://10.0.0.1:7070" || cfg.Token != "t0k" || cfg.CAFile != "/ca.pem" ||
+		cfg.Register || !cfg.MemoryTrim || cfg.Server != "http://10.0.0.1:7070" || cfg.Token != "t0k" || cfg.CAFile != "/ca.pem" ||
 		cfg.LogLevel != "debug" || !cfg.LogLevelSet || cfg.Version != "v9" || cfg.Stdout != &stdout || cfg.Stderr != &stderr {
 		t.Errorf("config %+v", cfg)
 	}

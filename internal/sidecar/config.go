@@ -50,6 +50,9 @@ type Config struct {
 	Advertise string
 	// Register turns the instance registration on (--register).
 	Register bool
+	// MemoryTrim gives freed memory back to the system when the proxy
+	// goes quiet after a busy stretch (--memory-trim; see memtrim).
+	MemoryTrim bool
 	// RegistrationTTL is the registration's TTL (--registration-ttl);
 	// at least 3 s.
 	RegistrationTTL time.Duration

@@ -16,6 +16,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/capture"
+	"github.com/meshlens/meshlens/internal/memtrim"
 	"github.com/meshlens/meshlens/internal/meshdns"
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/proxy"
@@ -143,6 +144,10 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
+	if cfg.MemoryTrim {
+		wg.Add(1)
+		go func() { defer wg.Done(); (&memtrim.Trimmer{}).Run(runCtx) }()
+	}
 	apply := p.Apply
 	if dns != nil {
 		wg.Add(1)

@@ -1,0 +1,103 @@
+package memtrim
+
+import (
+	"context"
+	"runtime"
+	"runtime/metrics"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestTickDecides walks a process through start-up, a burst, quiet,
+// trickles and steady load, and checks when the trimmer collects.
+func TestTickDecides(t *testing.T) {
+	var alloc uint64
+	trims := 0
+	tr := &Trimmer{Quiet: 100, Worth: 1000}
+	tr.allocatedFn = func() uint64 { return alloc }
+	tr.freeOS = func() { trims++; alloc += 10 } // a collection allocates a little
+	steps := []struct {
+		name  string
+		add   uint64
+		trims bool
+	}{
+		{"baseline", 5000, false},               // start-up: the first tick takes the baseline
+		{"quiet after start-up", 0, true},       // start-up's 5000 bytes are worth a trim
+		{"still quiet", 0, false},               // once per idle stretch
+		{"busy", 600, false},                    // allocating more than Quiet: not idle
+		{"busy", 600, false},                    //
+		{"quiet again", 50, true},               // 1250 since the trim
+		{"trickle", 50, false},                  // idle, but not worth a collection
+		{"trickle", 50, false},                  //
+		{"burst", 2000, false},                  //
+		{"quiet after the burst", 99, true},     //
+		{"just under Quiet is idle", 99, false}, // and nothing worth it
+	}
+	for i, s := range steps {
+		alloc += s.add
+		if got := tr.Tick(); got != s.trims {
+			t.Fatalf("step %d (%s): trimmed %v, want %v", i, s.name, got, s.trims)
+		}
+	}
+	if trims != 3 {
+		t.Fatalf("%d collections, want 3", trims)
+	}
+}
+
+// TestSteadyLoadNeverTrims: a process that allocates more than Quiet in
+// every interval is never collected by the trimmer, however much it
+// allocated.
+func TestSteadyLoadNeverTrims(t *testing.T) {
+	var alloc uint64
+	tr := &Trimmer{Quiet: 100, Worth: 1000}
+	tr.allocatedFn = func() uint64 { return alloc }
+	tr.freeOS = func() { t.Fatal("trimmed under load") }
+	for range 1000 {
+		alloc += 100 + alloc%37
+		tr.Tick()
+	}
+}
+
+func readUint(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+var sink [][]byte
+
+// TestRunReturnsMemory: after a burst of garbage, a running trimmer gives
+// the freed heap back to the system once the process goes quiet.
+func TestRunReturnsMemory(t *testing.T) {
+	var trims atomic.Int32
+	tr := &Trimmer{Interval: 20 * time.Millisecond, OnTrim: func() { trims.Add(1) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tr.Run(ctx)
+	time.Sleep(100 * time.Millisecond) // the baseline is taken, and what came before trimmed
+	// A burst: 64 MiB allocated, 16 MiB of it live at the end, then dropped.
+	for range 4096 {
+		sink = append(sink, make([]byte, 16<<10))
+		if len(sink) > 1024 {
+			sink = sink[1:]
+		}
+	}
+	sink = nil
+	runtime.GC()
+	unreleased := func() uint64 { return readUint("/memory/classes/heap/free:bytes") }
+	before, n := unreleased(), trims.Load()
+	for deadline := time.Now().Add(10 * time.Second); trims.Load() == n; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no trim after the burst")
+		}
+	}
+	after := unreleased()
+	t.Logf("free heap not returned to the system: %d KiB before the trim, %d KiB after", before>>10, after>>10)
+	if before < 8<<20 {
+		t.Skipf("the runtime had already returned the burst's memory (%d KiB left)", before>>10)
+	}
+	if after > before/2 {
+		t.Fatalf("the trim kept %d of %d KiB of free heap from the system", after>>10, before>>10)
+	}
+}
