@@ -68,8 +68,17 @@ func Parse(s string) (ID, error) {
 		}
 		path = parts[5]
 	}
-	segs := strings.Split(path, "/")
-	if len(segs) != 4 || segs[0] != "mesh" {
+	// mesh/<mesh>/<kind>/<name>, split without allocating: every xDS
+	// request's node is parsed.
+	var segs [4]string
+	if strings.Count(path, "/") == 3 {
+		rest := path
+		for i := range 3 {
+			segs[i], rest, _ = strings.Cut(rest, "/")
+		}
+		segs[3] = rest
+	}
+	if segs[0] != "mesh" {
 		return ID{}, fmt.Errorf("parse node id %q: want mesh/<mesh>/virtualNode/<name> or mesh/<mesh>/virtualGateway/<name>", s)
 	}
 	id := ID{Mesh: segs[1], Kind: Kind(segs[2]), Name: segs[3]}

@@ -122,8 +122,9 @@ func TestFromEnv(t *testing.T) {
 	}
 }
 
-// FuzzParse checks that Parse never panics and that every identity it
-// accepts survives a round trip through String.
+// FuzzParse checks that Parse never panics, that every identity it
+// accepts survives a round trip through String, and that it accepts
+// exactly the paths of four slash-separated fields starting with mesh.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"mesh/demo/virtualNode/greeter",
@@ -132,12 +133,22 @@ func FuzzParse(f *testing.F) {
 		"arn:aws:appmesh:meshlens:000000000000:mesh/demo/virtualGateway/gw",
 		"arn:aws:appmesh",
 		"mesh/a/b/c/d",
+		"mesh/demo/virtualNode/",
+		"mesh/demo/virtualNode/a/",
 		"",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := Parse(s)
+		if !strings.HasPrefix(s, "arn:") {
+			segs := strings.Split(s, "/")
+			if shaped := len(segs) == 4 && segs[0] == "mesh"; !shaped && err == nil {
+				t.Fatalf("Parse(%q) accepted a path that is not mesh/<mesh>/<kind>/<name>", s)
+			} else if err == nil && (id.Mesh != segs[1] || string(id.Kind) != segs[2] || id.Name != segs[3]) {
+				t.Fatalf("Parse(%q) = %+v, want the fields %q", s, id, segs)
+			}
+		}
 		if err != nil {
 			return
 		}

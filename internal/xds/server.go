@@ -451,7 +451,11 @@ func (nodeHash) ID(n *corev3.Node) string {
 	if err != nil {
 		return "invalid:" + n.GetId()
 	}
-	return nodeKey(id, flavourOf(n))
+	fl := flavourOf(n)
+	if fl == FlavourEnvoy && !strings.HasPrefix(n.GetId(), "arn:") {
+		return n.GetId() // already id.String(): called on every request, so not built again
+	}
+	return nodeKey(id, fl)
 }
 
 func userAgent(n *corev3.Node) string {
@@ -551,7 +555,7 @@ func (s *Server) onRequest(id int64, node *corev3.Node, typeURL, nonce, version 
 		if err := s.identify(st, node); err != nil {
 			return err
 		}
-	} else if node != nil && (nodeHash{}).ID(node) != st.key {
+	} else if node != nil && (node.GetId() != st.node.GetId() || flavourOf(node) != flavourOf(st.node)) && (nodeHash{}).ID(node) != st.key {
 		// go-control-plane answers each request from the snapshot of the
 		// node it names: a stream that changed its node would be served
 		// another node's view, past the identity it was authorized for.
