@@ -47,6 +47,9 @@ type conn struct {
 	looking  atomic.Bool  // a hang-up look is under way
 	w        response     // reused for every request
 	lastPOST bool
+	// peekNext: the request a detached connection's wait ended for is
+	// not its first (waitDetached to serveAfterWait).
+	peekNext bool
 	// hijacked: the handler took the connection over (Hijack); the
 	// server no longer reads, writes, tracks or closes it.
 	hijacked bool
@@ -148,10 +151,23 @@ func (c *conn) serve(first, waited bool) (done bool) {
 }
 
 // waitDetached is the wait of a detached connection for its next request
-// (its first if first): it reads the request's first byte on a goroutine
-// that holds nothing else, then serves on.
+// (its first unless peek): it reads the request's first byte on a
+// goroutine that holds nothing else, then hands the connection to a
+// worker to serve on (serveAfterWait).
 func (c *conn) waitDetached(peek bool) {
-	if !c.readFirst() || !c.peekHead(peek) || c.serve(!peek, true) {
+	if !c.readFirst() {
+		c.end()
+		return
+	}
+	c.peekNext = peek
+	c.s.workers.Run(c)
+}
+
+// serveAfterWait serves a detached connection whose wait for a request
+// ended, on a worker, until it waits again or ends.
+func serveAfterWait(c *conn) {
+	peek := c.peekNext
+	if !c.peekHead(peek) || c.serve(!peek, true) {
 		c.end()
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -243,5 +244,64 @@ func TestIdleConnectionWaitsOnSmallStack(t *testing.T) {
 	t.Logf("%.0f bytes of goroutine stack per idle keep-alive connection", per)
 	if per > 3<<10 {
 		t.Errorf("an idle keep-alive connection holds %.0f bytes of goroutine stack, want at most %d: does it wait on the goroutine that served its request?", per, 3<<10)
+	}
+}
+
+// TestDetachedRequestsRunOnAWorker checks that the requests of a detached
+// connection, after its wait on a fresh goroutine, are served by a worker
+// that served an earlier request: its stack has grown already, where a
+// fresh goroutine's would grow anew for every request.
+func TestDetachedRequestsRunOnAWorker(t *testing.T) {
+	ids := make(chan string, 1)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 64)
+		buf = buf[:runtime.Stack(buf, false)]
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+		ids <- id
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = s.ServeConnDetached(c, nil) }()
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	var first string
+	for i := range 5 {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		id := <-ids
+		if i == 0 {
+			first = id
+		} else if id != first {
+			t.Fatalf("request %d ran on goroutine %s, request 0 on %s: no worker was reused", i, id, first)
+		}
+		// The worker waits for the connection's next request before this
+		// one is sent.
+		for deadline := time.Now().Add(10 * time.Second); s.workers.Waiting() != 1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("after request %d: %d workers wait, want 1", i, s.workers.Waiting())
+			}
+		}
 	}
 }

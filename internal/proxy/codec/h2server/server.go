@@ -223,8 +223,9 @@ func (s *Server) track(c *conn) bool {
 	if s.conns == nil {
 		s.conns = make(map[*conn]struct{})
 	}
-	if s.workers.jobs == nil {
-		s.workers.jobs = make(chan handlerJob)
+	if s.workers.Do == nil {
+		s.workers.Do = runHandlerJob
+		s.workers.Init()
 	}
 	s.conns[c] = struct{}{}
 	return true

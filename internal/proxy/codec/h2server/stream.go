@@ -215,7 +215,7 @@ func (c *conn) startHandler(s *stream, req *http.Request) {
 	c.armIdleLocked()
 	c.handlers.Add(1)
 	rw := &responseWriter{s: s, req: req, hdr: make(http.Header)}
-	c.s.workers.run(handlerJob{c: c, s: s, rw: rw, req: req})
+	c.s.workers.Run(handlerJob{c: c, s: s, rw: rw, req: req})
 }
 
 func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {

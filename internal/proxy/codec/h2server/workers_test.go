@@ -41,9 +41,9 @@ func TestStreamsReuseWorkers(t *testing.T) {
 			t.Fatalf("stream %d ran on goroutine %s, the first on %s: no worker was reused", id, got, first)
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for srv.workers.idle.Load() != 1 {
+		for srv.workers.Waiting() != 1 {
 			if time.Now().After(deadline) {
-				t.Fatalf("after stream %d: %d idle workers, want 1", id, srv.workers.idle.Load())
+				t.Fatalf("after stream %d: %d idle workers, want 1", id, srv.workers.Waiting())
 			}
 			time.Sleep(time.Millisecond)
 		}
