@@ -259,21 +259,8 @@ func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
 		ids <- id
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = s.ServeConnDetached(c, nil) }()
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := serveWith(t, s, func(c net.Conn) { _ = s.ServeConnDetached(c, nil) })
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,12 @@ import (
 // address.
 func serve(t testing.TB, s *Server) string {
 	t.Helper()
+	return serveWith(t, s, func(c net.Conn) { _ = s.ServeConn(c) })
+}
+
+// serveWith is serve with each accepted connection handed to serveConn.
+func serveWith(t testing.TB, s *Server, serveConn func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +46,7 @@ func serve(t testing.TB, s *Server) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = s.ServeConn(c)
+				serveConn(c)
 			}()
 		}
 	}()
