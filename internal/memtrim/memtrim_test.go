@@ -101,3 +101,36 @@ func TestRunReturnsMemory(t *testing.T) {
 		t.Fatalf("the trim kept %d of %d KiB of free heap from the system", after>>10, before>>10)
 	}
 }
+
+// The zero Trimmer uses the documented defaults: half a second under
+// 256 KiB is quiet, and 8 MiB since the last trim is worth one.
+func TestDefaults(t *testing.T) {
+	var alloc uint64
+	trims := 0
+	tr := &Trimmer{}
+	tr.allocatedFn = func() uint64 { return alloc }
+	tr.freeOS = func() { trims++ }
+	tr.Tick() // baseline
+	alloc += DefaultWorth / 2 // busy
+	tr.Tick()
+	alloc += DefaultQuiet - 1 // quiet, but 4 MiB is not worth a trim
+	if tr.Tick() {
+		t.Fatal("trimmed before 8 MiB were allocated")
+	}
+	alloc += DefaultWorth / 2 // busy
+	tr.Tick()
+	alloc += DefaultQuiet - 1 // quiet after 8 MiB: trims
+	tr.Tick()
+	if trims != 1 {
+		t.Fatalf("%d trims after 8 MiB and a quiet interval, want 1", trims)
+	}
+	alloc += DefaultWorth
+	tr.Tick() // busy
+	alloc += DefaultQuiet
+	if tr.Tick() {
+		t.Fatal("an interval allocating 256 KiB counted as quiet")
+	}
+	if DefaultInterval != 500*time.Millisecond || DefaultQuiet != 256<<10 || DefaultWorth != 8<<20 {
+		t.Fatal("the defaults differ from docs/proxy.md's --memory-trim")
+	}
+}
