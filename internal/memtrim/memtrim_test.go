@@ -110,7 +110,7 @@ func TestDefaults(t *testing.T) {
 	tr := &Trimmer{}
 	tr.allocatedFn = func() uint64 { return alloc }
 	tr.freeOS = func() { trims++ }
-	tr.Tick() // baseline
+	tr.Tick()                 // baseline
 	alloc += DefaultWorth / 2 // busy
 	tr.Tick()
 	alloc += DefaultQuiet - 1 // quiet, but 4 MiB is not worth a trim
