@@ -191,8 +191,9 @@ type Server struct {
 	// handed to the caches; pushedCh is closed when a later one is.
 	pushedLookup v1alpha1.Lookup
 	pushedCh     chan struct{}
-	// streamActivity is when a response was last sent or a request last
-	// received on any stream, in nanoseconds since activityEpoch.
+	// streamActivity is when a response was last queued or sent or a
+	// request last received on any stream, in nanoseconds since
+	// activityEpoch.
 	streamActivity atomic.Int64
 }
 
@@ -202,10 +203,10 @@ var activityEpoch = time.Now()
 func (s *Server) touchStreams() { s.streamActivity.Store(int64(time.Since(activityEpoch))) }
 
 // StreamsIdleFor returns how long no response was queued or sent and no
-// request received on any stream. A push to thousands of streams keeps them busy
-// until every data plane has its response and has ACKed it; work that can
-// wait (an apply's warnings) waits for that, so as not to take the CPU
-// the push needs.
+// request received on any stream. A push to thousands of streams keeps
+// them busy until every data plane has its response and has ACKed it;
+// work that can wait (an apply's warnings) waits for that, so as not to
+// take the CPU the push needs.
 func (s *Server) StreamsIdleFor() time.Duration {
 	return time.Since(activityEpoch) - time.Duration(s.streamActivity.Load())
 }
