@@ -27,10 +27,11 @@ import (
 // it (GET: read; writes: write; /v1/tokens: admin; an instance's
 // registration: its node's bootstrap token or write), and every gRPC call
 // on the xDS address needs a token: an xDS stream one bound to its node
-// (or an admin's), the metrics service a bootstrap token or write. Spans
-// sent over OTLP/gRPC are taken without one: proxies' builtin tracing
-// does not carry a token. Without Config.Auth nothing is checked, and New
-// refuses addresses that are not loopback (see checkBinds).
+// (or an admin's), the metrics service and OTLP span exports a bootstrap
+// token or write (proxies send theirs with the spans of the builtin
+// tracing provider), or a mesh CA client certificate. Without Config.Auth
+// nothing is checked, and New refuses addresses that are not loopback
+// (see checkBinds).
 
 // Auth failure reasons, the label of the failure counters.
 const (
@@ -199,7 +200,7 @@ func principalFrom(ctx context.Context) (auth.Principal, bool) {
 
 // ---- gRPC ----
 
-// otlpExport is the OTLP trace service's method, taken without a token.
+// otlpExport is the OTLP trace service's method.
 const otlpExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 // xdsServicePrefixes are the services that serve configuration and
@@ -212,9 +213,6 @@ var xdsServicePrefixes = []string{
 // grpcAuth authenticates one gRPC call and returns its context with the
 // principal.
 func (s *Server) grpcAuth(ctx context.Context, method string) (context.Context, error) {
-	if method == otlpExport {
-		return ctx, nil
-	}
 	// A client certificate from the mesh CA stands for its node.
 	if p, ok := s.certPrincipal(ctx); ok {
 		return withPrincipal(ctx, p), nil
@@ -237,7 +235,8 @@ func (s *Server) grpcAuth(ctx context.Context, method string) (context.Context, 
 			return withPrincipal(ctx, p), nil // bound to a node on the first request
 		}
 	}
-	// The metrics service: a proxy's own token, or a tool that may write.
+	// The metrics service and OTLP exports: a proxy's own token, or a
+	// tool that may write.
 	if p.Role != "" && !p.HasRole(auth.RoleWrite) {
 		s.authMetrics.xds.WithLabelValues(reasonRole).Inc()
 		return nil, status.Errorf(codes.PermissionDenied, "meshlens: token %s may not call %s: it needs a bootstrap token or role write", p, method)

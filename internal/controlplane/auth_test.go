@@ -81,9 +81,9 @@ func TestCheckBinds(t *testing.T) {
 	}
 }
 
-// TestGRPCAuth: every call on the xDS address but an OTLP export needs a
-// valid token; xDS streams are bound to their node later, the metrics
-// service takes a bootstrap token or write, not read.
+// TestGRPCAuth: every call on the xDS address needs a valid token; xDS
+// streams are bound to their node later, the metrics service and OTLP
+// span exports take a bootstrap token or write, not read.
 func TestGRPCAuth(t *testing.T) {
 	t.Parallel()
 	store, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
@@ -109,7 +109,9 @@ func TestGRPCAuth(t *testing.T) {
 		{"metrics node token", metricsSvc, node, codes.OK},
 		{"metrics read token", metricsSvc, read, codes.PermissionDenied},
 		{"metrics without token", metricsSvc, "", codes.Unauthenticated},
-		{"otlp without token", otlpExport, "", codes.OK},
+		{"otlp without token", otlpExport, "", codes.Unauthenticated},
+		{"otlp node token", otlpExport, node, codes.OK},
+		{"otlp read token", otlpExport, read, codes.PermissionDenied},
 	} {
 		ctx := context.Background()
 		if tc.token != "" {

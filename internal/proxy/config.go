@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -157,6 +159,13 @@ type Config struct {
 	// replaces the provider of every HTTP connection manager's tracing
 	// and gives one to those xDS gave none (effectiveTracing).
 	Tracing *TracingOverride
+	// ControlPlaneDial, when set, gives the gRPC options of the control
+	// plane's xDS address (its TLS and the proxy's bearer token): the
+	// OTLP exporter to the builtin tracing provider's collector
+	// (xdsmeta.BuiltinTracingClusterName), which is the control plane,
+	// dials with them, so that its spans are authenticated as its xDS
+	// stream is.
+	ControlPlaneDial func() []grpc.DialOption
 }
 
 // withDefaults returns c with every unset field at its default, or an

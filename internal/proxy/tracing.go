@@ -11,6 +11,7 @@ import (
 	"github.com/meshlens/meshlens/internal/tracing/export"
 	"github.com/meshlens/meshlens/internal/tracing/propagation"
 	"github.com/meshlens/meshlens/internal/tracing/sampling"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // Tracing: each distinct provider of the snapshot's connection managers
@@ -116,7 +117,11 @@ func (p *Proxy) newExporter(tr *table.Tracing) (*exporterRT, error) {
 	var err error
 	switch tr.Provider {
 	case table.TracingOTLP:
-		e.exp, err = export.NewOTLPGRPC(export.OTLPGRPCConfig{Endpoint: tr.Endpoint, Options: opts})
+		cfg := export.OTLPGRPCConfig{Endpoint: tr.Endpoint, Options: opts}
+		if tr.Cluster == xdsmeta.BuiltinTracingClusterName && p.cfg.ControlPlaneDial != nil {
+			cfg.DialOptions = p.cfg.ControlPlaneDial()
+		}
+		e.exp, err = export.NewOTLPGRPC(cfg)
 	case table.TracingZipkin:
 		e.exp, err = export.NewZipkin(export.ZipkinConfig{URL: "http://" + tr.Endpoint + tr.Path, Options: opts})
 	case table.TracingXRay:

@@ -24,6 +24,7 @@ import (
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/xdsclient"
 	"github.com/meshlens/meshlens/internal/xdsmeta"
+	"google.golang.org/grpc"
 )
 
 // Run runs the proxy cfg describes until ctx ends or SIGINT or SIGTERM
@@ -134,6 +135,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Stats: st.store, StatsSinks: st.sinks, StatsFlushInterval: st.interval, DisableStats: !cfg.Stats, Pprof: cfg.Pprof,
 		StdlibHTTP1Client: cfg.StdlibHTTP1Client, Tracing: tracing,
 		MeshMaxRoutes: cfg.MeshMetricsMaxRoutes, MeshIdleTimeout: cfg.MeshMetricsIdleTimeout,
+		// Spans to the builtin collector go to the control plane with the
+		// xDS connection's TLS and token (cpAuth.identity is set below,
+		// before the first configuration makes an exporter).
+		ControlPlaneDial: func() []grpc.DialOption { return cpAuth.dialOptions() },
 	})
 	if err != nil {
 		return err

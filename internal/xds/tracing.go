@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+	"github.com/meshlens/meshlens/internal/xdsmeta"
 )
 
 // Tracing: a mesh's spec.meshlens.tracing becomes the tracing field of
@@ -34,7 +35,7 @@ const (
 	DefaultSamplingPercentage = 1.0
 	// BuiltinTracingClusterName reaches the control plane's OTLP
 	// receiver (the builtin provider).
-	BuiltinTracingClusterName = "cds_tracing_meshlens"
+	BuiltinTracingClusterName = xdsmeta.BuiltinTracingClusterName
 	// OTLPTracingClusterName reaches the mesh's OTLP collector.
 	OTLPTracingClusterName = "cds_tracing_otlp"
 	// ZipkinTracingClusterName reaches the mesh's Zipkin collector.

@@ -36,6 +36,10 @@ const (
 	OutboundRouteName = "rds_egress_http_15001"
 	// PassthroughClusterName is where ALLOW_ALL sends unknown destinations.
 	PassthroughClusterName = "cds_egress_passthrough"
+	// BuiltinTracingClusterName reaches the control plane's OTLP
+	// receiver (the builtin tracing provider): the proxy's exports to it
+	// carry the proxy's control-plane credentials.
+	BuiltinTracingClusterName = "cds_tracing_meshlens"
 )
 
 // IsInboundListener reports whether name is that of an inbound listener

@@ -421,7 +421,8 @@ func writeTestCA(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 // TestAuthTLS: the API and xDS served with TLS from certificate files;
 // the CLI with --ca-file talks to the API over https and fails without
 // it; a proxy with --ca-file and its token is configured over TLS xDS and
-// registers over https.
+// registers over https, and its spans reach the builtin trace store over
+// the xDS address's TLS.
 func TestAuthTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -464,6 +465,30 @@ func TestAuthTLS(t *testing.T) {
 		data, _ := io.ReadAll(resp.Body)
 		if !strings.Contains(string(data), `"tls-1"`) {
 			return fmt.Errorf("%s", data)
+		}
+		return nil
+	})
+
+	if r := runCLI(t, env, authTracingMesh, "--ca-file", caFile, "apply", "-f", "-"); r.code != 0 {
+		t.Fatalf("CLI apply over TLS: exit %d\n%s", r.code, r.stderr)
+	}
+	webTok := newToken(t, append(env, "MESHLENS_CA_FILE="+caFile), "--node", "at/web")
+	app := startEchoApp(t, "web")
+	web := startProxy(t, s, "mesh/at/virtualNode/web", true, "--token", webTok, "--ca-file", caFile,
+		"--ingress-addr", "127.0.0.1:0", "--egress-addr", "none", "--app", "8080="+app.addr, "--register=false")
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	sendTraced(t, web.listenerAddr(t, "lds_ingress_*"), traceID)
+	eventually(t, 30*time.Second, "the sidecar's span in the trace store, sent over TLS", func() error {
+		req, _ := http.NewRequest(http.MethodGet, s.URL()+"/api/traces/"+traceID, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(data), `"at/web"`) {
+			return fmt.Errorf("%d %s", resp.StatusCode, data)
 		}
 		return nil
 	})

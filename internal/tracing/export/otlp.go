@@ -137,6 +137,10 @@ type OTLPGRPCConfig struct {
 	TLS *tls.Config
 	// Headers are sent as gRPC metadata with every export.
 	Headers map[string]string
+	// DialOptions go after the transport credentials TLS makes, so they
+	// may replace them (the control plane's receiver: the proxy's TLS and
+	// bearer token, as on its xDS connection).
+	DialOptions []grpc.DialOption
 	Options
 }
 
@@ -155,7 +159,7 @@ func NewOTLPGRPC(cfg OTLPGRPCConfig) (*OTLPGRPC, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	conn, err := grpc.NewClient(cfg.Endpoint, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(cfg.Endpoint, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.DialOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("otlp grpc exporter: endpoint %q: %w", cfg.Endpoint, err)
 	}
