@@ -91,6 +91,11 @@ func CheckReferences(next Lookup, changed []Key) error {
 			meshes[k.Mesh] = true
 		}
 		if next.Get(k) != nil {
+			if k.Kind == KindMesh {
+				if err := checkMeshNameCase(next, k); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if by := referrers(next, k, false); len(by) > 0 {
@@ -263,6 +268,20 @@ func (c *refCheck) get(path string, k Key) *Resource {
 		c.fail(path, k, true, "%s not found", k)
 	}
 	return r
+}
+
+// checkMeshNameCase refuses a mesh whose name differs from another's only
+// in case: the mesh CA's SPIFFE trust domain is the mesh name in lower
+// case (trust domains are lower case), so the two meshes would share one,
+// and a workload of one could prove an identity of the other.
+func checkMeshNameCase(l Lookup, k Key) error {
+	for _, m := range l.List(KindMesh, "", "") {
+		if m.Name != k.Name && strings.EqualFold(m.Name, k.Name) {
+			return &ReferenceError{Resource: k, Path: "name", Target: m.Key(),
+				Message: fmt.Sprintf("differs from mesh %s only in case; the two would share the mesh CA's trust domain spiffe://%s, and a workload of one could prove an identity of the other: choose another name", m.Name, strings.ToLower(k.Name))}
+		}
+	}
+	return nil
 }
 
 func checkResource(l Lookup, r *Resource) error {

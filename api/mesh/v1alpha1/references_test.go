@@ -103,6 +103,12 @@ func TestCheckReferences(t *testing.T) {
 		is     error
 	}{
 		{"valid", func(t *testing.T, w world) []Key { return []Key{nodeKey} }, "", nil},
+		{"mesh name differing only in case", func(t *testing.T, w world) []Key {
+			r := base(t, KindMesh)
+			r.Name = "Demo"
+			w.put(r)
+			return []Key{r.Key()}
+		}, "Mesh Demo: name: differs from mesh demo only in case; the two would share the mesh CA's trust domain spiffe://demo, and a workload of one could prove an identity of the other: choose another name", ErrInvalidReference},
 		{"mesh missing", func(t *testing.T, w world) []Key {
 			r := base(t, KindVirtualNode)
 			r.Mesh, r.Name = "nope", "orphan"
