@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -35,13 +36,33 @@ const Prefix = "/ui/"
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
+// Options configure the handler.
+type Options struct {
+	// Auth: the API needs a token. The page's preload of /v1/meshes,
+	// which the browser sends without one, is then left out of
+	// index.html: it would only be answered 401 (the console calls the
+	// API with the signed-in token).
+	Auth bool
+}
+
+// preloadMeshes is index.html's preload of the first API call.
+var preloadMeshes = regexp.MustCompile(`\s*<link rel="preload" href="/v1/meshes"[^>]*>`)
+
 // Handler serves the console under Prefix; mount it at Prefix.
-func Handler() http.Handler {
+func Handler(opts Options) http.Handler {
 	sub, err := fs.Sub(dist, "dist")
 	if err != nil {
 		panic("consoleui: the embedded bundle has no dist directory: " + err.Error())
 	}
-	return &handler{files: sub}
+	h := &handler{files: sub}
+	if opts.Auth {
+		page, err := fs.ReadFile(sub, "index.html")
+		if err != nil {
+			panic("consoleui: the embedded bundle has no index.html: " + err.Error())
+		}
+		h.index = preloadMeshes.ReplaceAll(page, nil)
+	}
+	return h
 }
 
 // contentTypes are the types of the files a Vite build writes, fixed here
@@ -60,6 +81,15 @@ var contentTypes = map[string]string{
 
 type handler struct {
 	files fs.FS
+	index []byte // index.html as served, when it differs from the bundle's
+}
+
+// read returns a file of the bundle as served.
+func (h *handler) read(name string) ([]byte, error) {
+	if name == "index.html" && h.index != nil {
+		return h.index, nil
+	}
+	return fs.ReadFile(h.files, name)
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = "index.html"
 	}
-	body, err := fs.ReadFile(h.files, name)
+	body, err := h.read(name)
 	if err != nil {
 		if strings.HasPrefix(name, "assets/") {
 			// A missing asset is a real 404: answering the page in its
@@ -87,7 +117,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		name = "index.html"
-		if body, err = fs.ReadFile(h.files, name); err != nil {
+		if body, err = h.read(name); err != nil {
 			http.Error(w, "the console bundle has no index.html", http.StatusInternalServerError)
 			return
 		}

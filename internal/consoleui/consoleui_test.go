@@ -13,7 +13,7 @@ import (
 // security headers.
 func TestHandler(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.Handle(Prefix, Handler())
+	mux.Handle(Prefix, Handler(Options{}))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -75,7 +75,7 @@ func TestHandlerPathClimb(t *testing.T) {
 		req := httptest.NewRequest("GET", "/ui/", nil)
 		req.URL.Path = p
 		rec := httptest.NewRecorder()
-		Handler().ServeHTTP(rec, req)
+		Handler(Options{}).ServeHTTP(rec, req)
 		if rec.Code != 200 || !strings.Contains(rec.Body.String(), "<title>meshlens console</title>") {
 			t.Errorf("GET %s: %d %.80q, want the console's page", p, rec.Code, rec.Body.String())
 		}
@@ -125,4 +125,31 @@ func get(t *testing.T, url string) answer {
 		}
 	}
 	return answer{resp.StatusCode, resp.Header, b.String()}
+}
+
+// With tokens on, index.html leaves out its preload of /v1/meshes, which
+// the browser would send without the token only to be answered 401;
+// without them the preload stays, and the rest of the page is the same.
+func TestAuthPageHasNoTokenlessPreload(t *testing.T) {
+	serve := func(opts Options) string {
+		rec := httptest.NewRecorder()
+		Handler(opts).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ui/", nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET /ui/ %+v: %d", opts, rec.Code)
+		}
+		return rec.Body.String()
+	}
+	open, auth := serve(Options{}), serve(Options{Auth: true})
+	if !strings.Contains(open, `rel="preload" href="/v1/meshes"`) {
+		t.Fatalf("the page without tokens lost its preload:\n%s", open)
+	}
+	if strings.Contains(auth, "/v1/meshes") {
+		t.Fatalf("the page with tokens still preloads /v1/meshes:\n%s", auth)
+	}
+	if got := preloadMeshes.ReplaceAllString(open, ""); got != auth {
+		t.Fatalf("the pages differ beyond the preload:\n%s\n---\n%s", open, auth)
+	}
+	if !strings.Contains(auth, `rel="modulepreload"`) {
+		t.Fatalf("the module preloads went too:\n%s", auth)
+	}
 }

@@ -80,7 +80,7 @@ func (s *Server) api() http.Handler {
 		s.traces.RegisterOTLP(mux)
 	}
 
-	mux.Handle(consoleui.Prefix, consoleui.Handler())
+	mux.Handle(consoleui.Prefix, consoleui.Handler(consoleui.Options{Auth: s.cfg.Auth != nil}))
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &restv1.Error{Status: http.StatusNotFound, Code: restv1.CodeNotFound,
