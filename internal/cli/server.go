@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meshlens/meshlens/internal/auth"
+	"github.com/meshlens/meshlens/internal/certfile"
 	"github.com/meshlens/meshlens/internal/controlplane"
 	"github.com/meshlens/meshlens/internal/metricshistory"
 	"github.com/meshlens/meshlens/internal/store"
@@ -178,9 +179,11 @@ func serverTLS(certFlag, cert, keyFlag, key string) (*tls.Config, error) {
 	case key == "":
 		return nil, usagef("%s: given without %s", certFlag, keyFlag)
 	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
+	// The files are read again when they change (certfile), so that a
+	// rotated certificate is served without a restart.
+	r, err := certfile.Load(cert, key, nil)
 	if err != nil {
 		return nil, usagef("%s %s, %s %s: %v", certFlag, cert, keyFlag, key, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+	return r.Config(), nil
 }
