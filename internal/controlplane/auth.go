@@ -244,6 +244,30 @@ func (s *Server) grpcAuth(ctx context.Context, method string) (context.Context, 
 	return withPrincipal(ctx, p), nil
 }
 
+// authorizeSpans is the OTLP receiver's check of an export's services
+// (grpcAuth has authenticated the call): a bootstrap token or a mesh CA
+// certificate exports the spans of the data planes it stands for, whose
+// service.name is <mesh>/<node or gateway> (the builtin provider's); a
+// token with role write (a tool) exports any.
+func (s *Server) authorizeSpans(ctx context.Context, services []string) error {
+	p, ok := principalFrom(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "meshlens: the export was not authenticated")
+	}
+	if p.HasRole(auth.RoleWrite) {
+		return nil
+	}
+	for _, svc := range services {
+		mesh, name, ok := strings.Cut(svc, "/")
+		if !ok || !p.AllowsNode(mesh, name) {
+			s.authMetrics.xds.WithLabelValues(reasonWrongNode).Inc()
+			s.log.Warn("otlp: refused spans of another data plane", "principal", p.String(), "service", svc, "remote", peerAddr(ctx))
+			return status.Errorf(codes.PermissionDenied, "meshlens: %s may not export spans of service %q: a bootstrap token exports those of the data planes it is bound to (service.name <mesh>/<name>)", p, svc)
+		}
+	}
+	return nil
+}
+
 // authorizeNode is the xDS server's Authorize: the stream's token must be
 // bound to the node it asks for.
 func (s *Server) authorizeNode(ctx context.Context, id nodeid.ID) error {

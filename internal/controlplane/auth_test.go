@@ -200,3 +200,41 @@ func TestAuthorizeMetricsNode(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizeSpans: a bootstrap token exports the spans of the data
+// planes it is bound to (service.name <mesh>/<name>), a mesh token those
+// of its mesh, a write token any; every other service is refused.
+func TestAuthorizeSpans(t *testing.T) {
+	t.Parallel()
+	store, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, _, _ := store.Create(auth.Spec{Mesh: "demo", Node: "greeter"})
+	mesh, _, _ := store.Create(auth.Spec{Mesh: "demo"})
+	write, _, _ := store.Create(auth.Spec{Role: auth.RoleWrite})
+	s := &Server{cfg: Config{Auth: store}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), authMetrics: newAuthMetrics(prometheus.NewRegistry())}
+	for _, tc := range []struct {
+		name, token string
+		services    []string
+		want        codes.Code
+	}{
+		{"node, its own", node, []string{"demo/greeter", "demo/greeter"}, codes.OK},
+		{"node, another node", node, []string{"demo/greeter", "demo/name"}, codes.PermissionDenied},
+		{"node, another mesh", node, []string{"shop/greeter"}, codes.PermissionDenied},
+		{"node, no mesh in the name", node, []string{"greeter"}, codes.PermissionDenied},
+		{"node, no name", node, []string{""}, codes.PermissionDenied},
+		{"mesh, any node of it", mesh, []string{"demo/greeter", "demo/ingress"}, codes.OK},
+		{"mesh, another mesh", mesh, []string{"shop/web"}, codes.PermissionDenied},
+		{"write, anything", write, []string{"web-ui", ""}, codes.OK},
+	} {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+tc.token))
+		ctx, err := s.grpcAuth(ctx, otlpExport)
+		if err != nil {
+			t.Fatalf("%s: grpcAuth: %v", tc.name, err)
+		}
+		if got := status.Code(s.authorizeSpans(ctx, tc.services)); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -323,7 +323,11 @@ func (s *Server) Run(ctx context.Context) error {
 	s.xds.Register(g)
 	s.receiver.Register(g)
 	if !s.cfg.DisableOTLP {
-		s.traces.RegisterGRPC(g)
+		var authorize tracestore.AuthorizeServices
+		if s.cfg.Auth != nil {
+			authorize = s.authorizeSpans
+		}
+		s.traces.RegisterGRPC(g, authorize)
 	}
 	go func() {
 		if err := g.Serve(s.xdsLn); err != nil {

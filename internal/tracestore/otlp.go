@@ -23,20 +23,44 @@ import (
 // decompression; gRPC requests are bounded by the server's message size.
 const DefaultMaxRequestBytes = 4 << 20
 
+// AuthorizeServices decides whether the caller of an export (its gRPC
+// context) may send spans of the given services (each resource's
+// service.name, "" when it has none); an error refuses the whole export
+// and is returned to the exporter as it is (a gRPC status).
+type AuthorizeServices func(ctx context.Context, services []string) error
+
 // RegisterGRPC serves OTLP's TraceService (the collector's
-// opentelemetry.proto.collector.trace.v1.TraceService/Export) on g.
-func (s *Store) RegisterGRPC(g *grpc.Server) {
-	collectorpb.RegisterTraceServiceServer(g, traceService{s: s})
+// opentelemetry.proto.collector.trace.v1.TraceService/Export) on g. With
+// authorize set, every export is checked by it first.
+func (s *Store) RegisterGRPC(g *grpc.Server, authorize AuthorizeServices) {
+	collectorpb.RegisterTraceServiceServer(g, traceService{s: s, authorize: authorize})
 }
 
 type traceService struct {
 	collectorpb.UnimplementedTraceServiceServer
-	s *Store
+	s         *Store
+	authorize AuthorizeServices
 }
 
 // Export stores the spans; spans it refuses are reported as OTLP's
 // partial success, never as an error that would make the exporter retry.
-func (t traceService) Export(_ context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+// A caller authorize refuses gets its error.
+func (t traceService) Export(ctx context.Context, req *collectorpb.ExportTraceServiceRequest) (*collectorpb.ExportTraceServiceResponse, error) {
+	if t.authorize != nil {
+		services := make([]string, 0, len(req.GetResourceSpans()))
+		for _, rs := range req.GetResourceSpans() {
+			name := ""
+			for _, kv := range rs.GetResource().GetAttributes() {
+				if kv.GetKey() == "service.name" {
+					name = kv.GetValue().GetStringValue()
+				}
+			}
+			services = append(services, name)
+		}
+		if err := t.authorize(ctx, services); err != nil {
+			return nil, err
+		}
+	}
 	return t.s.export(req), nil
 }
 

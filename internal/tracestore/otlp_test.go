@@ -16,8 +16,10 @@ import (
 
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	grpcgzip "google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -28,12 +30,18 @@ import (
 // serve runs the store's gRPC and HTTP receivers on loopback.
 func serve(t *testing.T, s *Store) (grpcAddr, httpURL string) {
 	t.Helper()
+	return serveAuthorized(t, s, nil)
+}
+
+// serveAuthorized is serve with the gRPC exports checked by authorize.
+func serveAuthorized(t *testing.T, s *Store, authorize AuthorizeServices) (grpcAddr, httpURL string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	s.RegisterGRPC(g)
+	s.RegisterGRPC(g, authorize)
 	go func() { _ = g.Serve(ln) }()
 	t.Cleanup(g.Stop)
 	mux := http.NewServeMux()
@@ -304,5 +312,46 @@ func TestOTLPPartialSuccess(t *testing.T) {
 	}
 	if n := s.Stats().Spans; n != 1 {
 		t.Fatalf("kept %d spans, want 1", n)
+	}
+}
+
+// An export the authorizer refuses is answered with its error and stores
+// nothing; it sees each resource's service.name, "" for one without.
+func TestOTLPGRPCAuthorize(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	var seen [][]string
+	grpcAddr, _ := serveAuthorized(t, s, func(_ context.Context, services []string) error {
+		seen = append(seen, services)
+		for _, name := range services {
+			if name != "demo/web" {
+				return status.Errorf(codes.PermissionDenied, "not yours: %q", name)
+			}
+		}
+		return nil
+	})
+	nameless := resource("x", span(2, 9, 0, "n", tracepb.Span_SPAN_KIND_SERVER, 0, 1))
+	nameless.Resource.Attributes = nil
+	cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = collectorpb.NewTraceServiceClient(cc).Export(ctx, &collectorpb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{
+		resource("demo/web", span(1, 1, 0, "a", tracepb.Span_SPAN_KIND_SERVER, 0, 1)), nameless}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("export with a nameless resource: %v, want PermissionDenied", err)
+	}
+	if n := s.Stats().Spans; n != 0 {
+		t.Fatalf("a refused export stored %d spans", n)
+	}
+	exportGRPC(t, grpcAddr, resource("demo/web", span(1, 1, 0, "a", tracepb.Span_SPAN_KIND_SERVER, 0, 1)))
+	if n := s.Stats().Spans; n != 1 {
+		t.Fatalf("an authorized export stored %d spans, want 1", n)
+	}
+	if len(seen) != 2 || len(seen[0]) != 2 || seen[0][0] != "demo/web" || seen[0][1] != "" {
+		t.Fatalf("the authorizer saw %q", seen)
 	}
 }

@@ -35,9 +35,9 @@ spec:
 
 // TestAuthBuiltinTracing: with tokens on, the control plane's OTLP
 // receiver refuses spans without a token (anyone reaching the xDS address
-// could otherwise write into the trace store), takes them with a node's
-// bootstrap token, and a sidecar's spans to the builtin provider carry
-// its token: they reach the trace store.
+// could otherwise write into the trace store) and a node's token
+// exporting another service's spans, and a sidecar's spans to the builtin
+// provider carry its token: they reach the trace store.
 func TestAuthBuiltinTracing(t *testing.T) {
 	t.Parallel()
 	s, admin := startAuthServer(t)
@@ -57,19 +57,23 @@ func TestAuthBuiltinTracing(t *testing.T) {
 	defer cc.Close()
 	forged := &tracepb.Span{TraceId: bytes.Repeat([]byte{0x7f}, 16), SpanId: bytes.Repeat([]byte{1}, 8), Name: "forged",
 		StartTimeUnixNano: uint64(time.Now().UnixNano()), EndTimeUnixNano: uint64(time.Now().UnixNano()) + 1e6}
-	export := func(token string) error {
+	export := func(token, service string) error {
 		c := ctx
 		if token != "" {
 			c = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 		}
-		_, err := collectorpb.NewTraceServiceClient(cc).Export(c, otlpSpans("at/intruder", forged))
+		_, err := collectorpb.NewTraceServiceClient(cc).Export(c, otlpSpans(service, forged))
 		return err
 	}
-	if err := export(""); status.Code(err) != codes.Unauthenticated {
+	if err := export("", "at/web"); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("OTLP export without a token: %v, want Unauthenticated", err)
 	}
-	if err := export(readTok); status.Code(err) != codes.PermissionDenied {
+	if err := export(readTok, "at/web"); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("OTLP export with a read token: %v, want PermissionDenied", err)
+	}
+	// The web node's token exports web's spans only.
+	if err := export(webTok, "at/intruder"); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("OTLP export with web's token of another service's spans: %v, want PermissionDenied", err)
 	}
 	if code, _, body := apiCall(t, s, http.MethodGet, "/api/traces/7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f", readTok, ""); code != http.StatusNotFound {
 		t.Fatalf("the refused span was stored: %d %s", code, body)
