@@ -109,13 +109,34 @@ func (s *Server) awaitPushed(ctx context.Context, snap *store.Snapshot) {
 }
 
 // readWarnings are the warnings a read of resources answers with: none
-// for meshes (no note is about a mesh itself, so listing meshes translates
+// for meshes only that a mesh shares its trust domain with another (no
+// translation note is about a mesh itself, so listing meshes translates
 // nothing).
 func (s *Server) readWarnings(snap *store.Snapshot, keys []v1alpha1.Key) []string {
-	if len(keys) == 0 || keys[0].Kind == v1alpha1.KindMesh {
+	if len(keys) == 0 {
 		return nil
 	}
+	if keys[0].Kind == v1alpha1.KindMesh {
+		return meshCaseWarnings(snap, keys)
+	}
 	return resourceWarnings(s.warningsOf(snap, keys, true), keys)
+}
+
+// meshCaseWarnings warns of meshes whose names differ only in case,
+// stored before applies refused them (v1alpha1.CheckReferences): they
+// share the mesh CA's trust domain.
+func meshCaseWarnings(l v1alpha1.Lookup, keys []v1alpha1.Key) []string {
+	meshes := l.List(v1alpha1.KindMesh, "", "")
+	var out []string
+	for _, k := range keys {
+		for _, m := range meshes {
+			if m.Name != k.Name && strings.EqualFold(m.Name, k.Name) {
+				out = append(out, k.String()+": name: differs from mesh "+m.Name+" only in case; the two share the mesh CA's trust domain spiffe://"+
+					strings.ToLower(k.Name)+", and a workload of one can prove an identity of the other: delete one and apply it under another name")
+			}
+		}
+	}
+	return out
 }
 
 // resourceWarnings renders the warnings of the given resources, each

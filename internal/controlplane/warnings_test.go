@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 	"github.com/meshlens/meshlens/internal/store"
 )
@@ -291,5 +292,23 @@ spec:
 	}
 	if err := c.streamErr(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Meshes stored before applies refused names that differ only in case
+// are each warned of where they are read: they share a trust domain.
+func TestMeshCaseWarnings(t *testing.T) {
+	mesh := func(name string) *v1alpha1.Resource {
+		return &v1alpha1.Resource{Kind: v1alpha1.KindMesh, Name: name, MeshSpec: &v1alpha1.MeshSpec{}}
+	}
+	snap := store.NewSnapshot(1, []*v1alpha1.Resource{mesh("Shop"), mesh("shop"), mesh("demo")})
+	keys := []v1alpha1.Key{{Kind: v1alpha1.KindMesh, Name: "Shop"}, {Kind: v1alpha1.KindMesh, Name: "demo"}, {Kind: v1alpha1.KindMesh, Name: "shop"}}
+	got := (&Server{}).readWarnings(snap, keys)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "Mesh Shop: name: differs from mesh shop only in case") ||
+		!strings.HasPrefix(got[1], "Mesh shop: name: differs from mesh Shop only in case") || !strings.Contains(got[0], "spiffe://shop") {
+		t.Fatalf("warnings = %q", got)
+	}
+	if w := (&Server{}).readWarnings(snap, keys[1:2]); w != nil {
+		t.Fatalf("mesh demo warned: %q", w)
 	}
 }
