@@ -161,7 +161,10 @@ type Server struct {
 	// beforeApplyWarnings, when set (by tests), runs when an apply starts
 	// computing its warnings.
 	beforeApplyWarnings func()
-	warnings            warningCache
+	// streamsQuiet, when set (by tests), replaces the const of the same
+	// name: how long the streams stay idle before an apply's warnings.
+	streamsQuiet time.Duration
+	warnings     warningCache
 	// feeding is set while feedXDS hands the xDS server its inputs.
 	feeding atomic.Bool
 	taps    tapLimiter // open /v1/tap streams

@@ -90,12 +90,16 @@ func (s *Server) awaitPushed(ctx context.Context, snap *store.Snapshot) {
 			return
 		}
 	}
+	quiet := streamsQuiet
+	if s.streamsQuiet > 0 {
+		quiet = s.streamsQuiet
+	}
 	for {
 		idle := s.xds.StreamsIdleFor()
-		if idle >= streamsQuiet {
+		if idle >= quiet {
 			return
 		}
-		wait := time.NewTimer(streamsQuiet - idle)
+		wait := time.NewTimer(quiet - idle)
 		select {
 		case <-wait.C:
 		case <-timeout.C:

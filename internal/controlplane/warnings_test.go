@@ -232,6 +232,10 @@ func TestApplyWarningsAfterPush(t *testing.T) {
 	var started []time.Time // when each apply's warnings started
 	var cp *runningCP
 	cp = startCP(t, Config{}, func(s *Server) {
+		// A quiet window well over a loaded machine's scheduling delays,
+		// so that "the node ACKed before the warnings" holds under -race
+		// and parallel tests too (the production window is 25 ms).
+		s.streamsQuiet = 500 * time.Millisecond
 		s.beforeApplyWarnings = func() {
 			l, _ := s.xds.Pushed()
 			var rev uint64
