@@ -255,9 +255,14 @@ await check('traces: a trace opens as a waterfall', async () => {
   await page.click('#trace-search button');
   await page.waitForSelector('#trace-list a');
   await page.locator('#trace-list a').first().click();
-  // The newest trace may still be missing the spans its proxies have not
-  // exported yet: reload its page until its tree is in (15 s at most).
+  // The newest trace may still be missing spans its proxies have not
+  // exported yet (each proxy exports on its own schedule, so a child can
+  // arrive before its parent and show as a root): reload its page until a
+  // child is indented under its parent and its bar starts later (15 s at
+  // most).
+  const nested = (layout) => layout.slice(1).some((l) => l.pad > layout[0].pad && l.left > layout[0].left);
   let rows = 0;
+  let layout = [];
   for (let attempt = 0; attempt < 15; attempt++) {
     if (attempt > 0) {
       await page.waitForTimeout(1000);
@@ -265,13 +270,12 @@ await check('traces: a trace opens as a waterfall', async () => {
     }
     await page.waitForSelector('#waterfall .span-row');
     rows = await page.locator('#waterfall .span-row').count();
-    if (rows >= 2) break;
+    layout = await page.locator('#waterfall .span-row').evaluateAll((rs) => rs.map((r) => ({
+      pad: parseFloat(r.querySelector('.span-label').style.paddingLeft), left: parseFloat(r.querySelector('.bar').style.left) })));
+    if (rows >= 2 && nested(layout)) break;
   }
   assert(rows >= 2, `a waterfall of ${rows} spans`);
-  // A child span is indented under its parent and its bar starts later.
-  const layout = await page.locator('#waterfall .span-row').evaluateAll((rs) => rs.map((r) => ({
-    pad: parseFloat(r.querySelector('.span-label').style.paddingLeft), left: parseFloat(r.querySelector('.bar').style.left) })));
-  assert(layout.slice(1).some((l) => l.pad > layout[0].pad && l.left > layout[0].left), `waterfall layout: ${JSON.stringify(layout)}`);
+  assert(nested(layout), `waterfall layout: ${JSON.stringify(layout)}`);
   notes.push(`a trace opened as a waterfall of ${rows} spans`);
   await shot('console-trace.png');
 });
