@@ -23,6 +23,15 @@ const serviceConfig = `{"loadBalancingConfig":[{"pick_first":{"shuffleAddressLis
 
 var seq atomic.Int64
 
+// Window is the flow-control window of a proxy's control-plane stream and
+// connection. A fixed window turns off gRPC's bandwidth estimation, which
+// answers every burst of data with a PING: on a control plane serving
+// thousands of proxies, each push would cost one more frame to read, one
+// PING ACK to write and one more system call per proxy, for a window that
+// xDS responses (one at a time, rarely above a megabyte) do not need to
+// grow. Envoy's gRPC client also keeps fixed windows.
+const Window = 1 << 20
+
 // Dial returns the target and dial options for addr: "host:port",
 // "host:port,host:port,...", or any gRPC target (dns:///name:port and
 // the like), which is passed through.
@@ -31,7 +40,11 @@ func Dial(addr string) (string, []grpc.DialOption, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	opts := []grpc.DialOption{grpc.WithDefaultServiceConfig(serviceConfig)}
+	opts := []grpc.DialOption{
+		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithInitialWindowSize(Window),
+		grpc.WithInitialConnWindowSize(Window),
+	}
 	if len(addrs) == 1 {
 		// grpc.NewClient resolves a bare host:port with DNS and
 		// re-resolves it when connections fail: every address of the

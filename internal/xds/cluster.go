@@ -61,7 +61,23 @@ func (t *translator) outboundCluster(req *clusterReq, fl Flavour) (*clusterv3.Cl
 	tls := effectiveTLS(req.policy, req.target.port, t.meshCA)
 	refused := req.refused
 	key := fmt.Sprintf("%s|%d|%s|%s|%t", req.target.cluster, fl, jsonKey(tls), jsonKey(req.gwPool), refused)
-	c := cached(t, t.clusters, key, func() *clusterv3.Cluster { return buildOutboundCluster(req, tls, fl, t.meshCA) })
+	c := cached(t, t.clusters, key, func() *clusterv3.Cluster {
+		// Within one input the key names the cluster; across inputs,
+		// everything buildOutboundCluster reads does.
+		tg := req.target
+		from := fmt.Sprintf("%s|%s|%s|%d|%s|%s|%t", key, req.mesh, tg.node, tg.port, tg.protocol, jsonKey(tg.listener), t.meshCA)
+		t.mu.Lock()
+		p, ok := t.prevClusters[from]
+		t.mu.Unlock()
+		if !ok {
+			p.c = buildOutboundCluster(req, tls, fl, t.meshCA)
+		}
+		p.gen = t.gen
+		t.mu.Lock()
+		t.clusterFrom[from] = p
+		t.mu.Unlock()
+		return p.c
+	})
 	return c, t.outboundLoadAssignment(req)
 }
 

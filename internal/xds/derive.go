@@ -1,6 +1,10 @@
 package xds
 
-import "maps"
+import (
+	"maps"
+
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
+)
 
 // derive returns a translator for the same lookup as t and new endpoints.
 // It starts with every object t built that does not depend on endpoints
@@ -15,7 +19,7 @@ import "maps"
 // endpoints as the new ones is handed out again, the same object: an
 // endpoint change encodes only the load assignments it changed.
 func (t *translator) derive(eps Endpoints) *translator {
-	n := newTranslator(t.lookup, eps)
+	n := t.follow(t.lookup, eps)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n.routeSets = maps.Clone(t.routeSets)
@@ -23,8 +27,41 @@ func (t *translator) derive(eps Endpoints) *translator {
 	n.refused = maps.Clone(t.refused)
 	n.apiRoutes = maps.Clone(t.apiRoutes)
 	n.clusters = maps.Clone(t.clusters)
-	n.prevClas = make(map[string]claSource, len(t.prevClas)+len(t.claFrom))
-	maps.Copy(n.prevClas, t.prevClas)
-	maps.Copy(n.prevClas, t.claFrom)
+	// The clusters above are handed out without being built again: they
+	// stay in use.
+	for k, c := range t.clusterFrom {
+		c.gen = n.gen
+		n.clusterFrom[k] = c
+	}
 	return n
+}
+
+// follow returns a translator for a new input (lookup and endpoints) that
+// hands out t's outbound clusters and load assignments again where they
+// are built from the same arguments: a change of resources, which builds
+// every view of its mesh again, encodes only the clusters and load
+// assignments it changed. What no translator handed out for
+// keepGenerations inputs is let go.
+func (t *translator) follow(l v1alpha1.Lookup, eps Endpoints) *translator {
+	n := newTranslator(l, eps)
+	n.gen = t.gen + 1
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n.prevClas = carry(n.gen, func(e claSource) uint64 { return e.gen }, t.prevClas, t.claFrom)
+	n.prevClusters = carry(n.gen, func(e builtCluster) uint64 { return e.gen }, t.prevClusters, t.clusterFrom)
+	return n
+}
+
+// carry merges older and newer (newer wins), keeping the entries handed
+// out within keepGenerations of gen.
+func carry[V any](gen uint64, genOf func(V) uint64, older, newer map[string]V) map[string]V {
+	out := make(map[string]V, len(older)+len(newer))
+	for _, m := range []map[string]V{older, newer} {
+		for k, v := range m {
+			if genOf(v)+keepGenerations >= gen {
+				out[k] = v
+			}
+		}
+	}
+	return out
 }

@@ -49,6 +49,11 @@ func newEncoded(m proto.Message, name string) *encoded {
 		// fail the whole view (the client will reject what it gets).
 		b = []byte(fmt.Sprint(m))
 	}
+	return encodedBytes(b, name)
+}
+
+// encodedBytes wraps the deterministic encoding b of a resource.
+func encodedBytes(b []byte, name string) *encoded {
 	sum := sha256.Sum256(b)
 	e := &encoded{Empty: &emptypb.Empty{}, name: name, hash: hex.EncodeToString(sum[:12])}
 	// Clipped, so that appending to the bytes handed out copies them.

@@ -2,8 +2,15 @@ package xds
 
 import (
 	"bytes"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/meshlens/meshlens/internal/nodeid"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -179,4 +186,91 @@ func TestEncodedMarshalsWithoutCopy(t *testing.T) {
 	if n := proto.Size(e); n != len(want) {
 		t.Errorf("size %d, want %d", n, len(want))
 	}
+}
+
+// TestEncodeRoutesIsMarshal: a route configuration encoded out of its
+// virtual hosts' encodings is byte for byte its deterministic
+// marshalling, for the route configurations of translated views and for
+// ones that set fields on both sides of the virtual hosts.
+func TestEncodeRoutesIsMarshal(t *testing.T) {
+	t.Parallel()
+	var rcs []*routev3.RouteConfiguration
+	lookup := loadMesh(t, scaleMesh(t, 20, 4, 60, 40))
+	tr := newTranslator(lookup, staticEndpoints{})
+	for i := range 20 {
+		v := tr.view(nodeid.ID{Mesh: "scale", Kind: nodeid.VirtualNode, Name: fmt.Sprintf("n-%d", i)}, FlavourEnvoy)
+		rcs = append(rcs, v.Routes...)
+	}
+	vh := func(name string) *routev3.VirtualHost {
+		return &routev3.VirtualHost{Name: name, Domains: []string{name, name + ":80"}, Routes: []*routev3.Route{{
+			Name:  "r",
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		}}}
+	}
+	rcs = append(rcs,
+		&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{vh("a"), vh("b")}},
+		&routev3.RouteConfiguration{
+			Name:                            "full",
+			VirtualHosts:                    []*routev3.VirtualHost{vh("b"), vh("a"), vh("c")},
+			InternalOnlyHeaders:             []string{"x-internal"},
+			ResponseHeadersToRemove:         []string{"server"},
+			ValidateClusters:                wrapperspb.Bool(false),
+			MaxDirectResponseBodySizeBytes:  wrapperspb.UInt32(4096),
+			MostSpecificHeaderMutationsWins: true,
+		})
+	seen := 0
+	for _, rc := range rcs {
+		if len(rc.VirtualHosts) < 2 {
+			continue
+		}
+		seen++
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHasher()
+		if got := h.encode(rc).bytes(); !bytes.Equal(got, want) {
+			t.Errorf("route configuration %q: encoded as\n%x\nwant\n%x", rc.Name, got, want)
+		}
+		if got, want := h.encode(rc).hash, contentHash(rc); got != want {
+			t.Errorf("route configuration %q: hash %s, want %s", rc.Name, got, want)
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("only %d route configurations with several virtual hosts", seen)
+	}
+}
+
+// TestVirtualHostsEncodedOnce: the virtual host of a service that many
+// data planes call is marshalled once, however many route
+// configurations hold it.
+func TestVirtualHostsEncodedOnce(t *testing.T) {
+	t.Parallel()
+	lookup := loadMesh(t, scaleMesh(t, 50, 3, 60, 40))
+	tr := newTranslator(lookup, staticEndpoints{})
+	h := newHasher()
+	vhosts := map[*routev3.VirtualHost]bool{}
+	var views []*View
+	for i := range 50 {
+		v := tr.view(nodeid.ID{Mesh: "scale", Kind: nodeid.VirtualNode, Name: fmt.Sprintf("n-%d", i)}, FlavourEnvoy)
+		views = append(views, v)
+		for _, rc := range v.Routes {
+			if len(rc.VirtualHosts) > 1 {
+				for _, vh := range rc.VirtualHosts {
+					vhosts[vh] = true
+				}
+			}
+			h.encode(rc)
+		}
+	}
+	routes := 0
+	for _, v := range views {
+		routes += len(v.Routes)
+	}
+	// Each route configuration once, and each distinct virtual host of
+	// the ones with several (a single one is marshalled in place).
+	if got, want := h.marshals.Load(), int64(routes+len(vhosts)); got != want {
+		t.Errorf("%d marshals for %d route configurations of %d distinct virtual hosts, want %d", got, routes, len(vhosts), want)
+	}
+	runtime.KeepAlive(views)
 }

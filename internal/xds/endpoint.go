@@ -30,12 +30,14 @@ func (t *translator) loadAssignment(mesh string, tg target) *endpointv3.ClusterL
 			uint32(tg.listener.HealthCheck.Port) != tg.port {
 			hcPort = uint32(tg.listener.HealthCheck.Port)
 		}
-		src := claSource{mesh: mesh, node: tg.node, eps: t.nodeEndpoints(mesh, tg.node)}
+		src := claSource{mesh: mesh, node: tg.node, port: tg.port, hcPort: hcPort, single: single,
+			eps: t.nodeEndpoints(mesh, tg.node), gen: t.gen}
 		t.mu.Lock()
 		p, ok := t.prevClas[tg.cluster]
 		t.mu.Unlock()
-		if ok && p.mesh == src.mesh && p.node == src.node && slices.Equal(p.eps, src.eps) {
-			// Built from the same lookup (see derive) and endpoints.
+		if ok && p.mesh == src.mesh && p.node == src.node && p.port == src.port && p.hcPort == src.hcPort &&
+			p.single == src.single && slices.Equal(p.eps, src.eps) {
+			// Built from the same arguments.
 			src.cla = p.cla
 		} else {
 			src.cla = buildLoadAssignment(tg.cluster, tg.port, single, hcPort, src.eps)

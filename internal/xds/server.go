@@ -761,16 +761,19 @@ func (s *Server) applyInput() {
 	changed, moved := changes(cur, next, s.built)
 
 	s.mu.Lock()
-	tr := newTranslator(next.lookup, next.eps)
-	if s.tr != nil && cur != nil && sameLookup(cur.lookup, next.lookup) {
-		// Only endpoints changed: keep what does not depend on them, and
-		// the hasher that holds their encodings.
+	var tr *translator
+	switch {
+	case s.tr == nil:
+		tr = newTranslator(next.lookup, next.eps)
+	case cur != nil && sameLookup(cur.lookup, next.lookup):
+		// Only endpoints changed: keep what does not depend on them.
 		tr = s.tr.derive(next.eps)
-	} else {
-		// A fresh hasher: the previous input's objects, which die with
-		// its views, are forgotten from a hasher nobody encodes with
-		// any more.
-		s.hash = newHasher()
+	default:
+		// Resources changed: every view of their meshes is built again,
+		// out of the clusters and load assignments that did not change.
+		// The hasher holds the encodings of those, and forgets each
+		// object once it is collected.
+		tr = s.tr.follow(next.lookup, next.eps)
 	}
 	tr.builtinCollector = s.opts.BuiltinCollector
 	tr.meshCA = s.opts.Secrets != nil

@@ -21,7 +21,9 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // hasher encodes each resource once per object: it marshals it, keeps
@@ -52,6 +54,8 @@ func (h *hasher) encode(m proto.Message) *encoded {
 	case *listenerv3.Listener:
 		return encodeWeak(h, r, r.GetName())
 	case *routev3.RouteConfiguration:
+		return encodeWeak(h, r, r.GetName())
+	case *routev3.VirtualHost:
 		return encodeWeak(h, r, r.GetName())
 	case *clusterv3.Cluster:
 		return encodeWeak(h, r, r.GetName())
@@ -90,11 +94,68 @@ func encodeWeak[T any, P interface {
 
 func (h *hasher) encodeNow(m proto.Message, name string) *encoded {
 	h.marshals.Add(1)
-	e := newEncoded(m, name)
+	var e *encoded
+	if rc, ok := m.(*routev3.RouteConfiguration); ok && len(rc.VirtualHosts) > 1 {
+		e = h.encodeRoutes(rc)
+	} else {
+		e = newEncoded(m, name)
+	}
 	if l, ok := m.(*listenerv3.Listener); ok {
 		e.routes = routeNames(l)
 	}
 	return e
+}
+
+// encodeRoutes encodes a route configuration out of the encodings of its
+// virtual hosts, which views share: a service's virtual host is in the
+// route configuration of every data plane that calls it, and is marshalled
+// once, not once per data plane. The bytes are those of the deterministic
+// marshalling of rc (TestEncodeRoutesIsMarshal): protobuf writes fields in
+// the order of their numbers, and virtual_hosts (2) comes right after name
+// (1).
+func (h *hasher) encodeRoutes(rc *routev3.RouteConfiguration) *encoded {
+	opts := proto.MarshalOptions{Deterministic: true}
+	rest := &routev3.RouteConfiguration{}
+	rm := rest.ProtoReflect()
+	rc.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if n := fd.Number(); n != fieldName && n != fieldVirtualHosts {
+			rm.Set(fd, v)
+		}
+		return true
+	})
+	vhs := make([][]byte, len(rc.VirtualHosts))
+	size := opts.Size(rest)
+	if rc.Name != "" {
+		size += protowire.SizeTag(fieldName) + protowire.SizeBytes(len(rc.Name))
+	}
+	for i, vh := range rc.VirtualHosts {
+		vhs[i] = h.encode(vh).bytes()
+		size += protowire.SizeTag(fieldVirtualHosts) + protowire.SizeBytes(len(vhs[i]))
+	}
+	b := make([]byte, 0, size)
+	if rc.Name != "" {
+		b = protowire.AppendTag(b, fieldName, protowire.BytesType)
+		b = protowire.AppendString(b, rc.Name)
+	}
+	for _, vh := range vhs {
+		b = protowire.AppendTag(b, fieldVirtualHosts, protowire.BytesType)
+		b = protowire.AppendBytes(b, vh)
+	}
+	b, err := opts.MarshalAppend(b, rest)
+	if err != nil {
+		return newEncoded(rc, rc.Name)
+	}
+	return encodedBytes(b, rc.Name)
+}
+
+// The field numbers of a route configuration's name and virtual hosts.
+var (
+	fieldName         = routeConfigField("name")
+	fieldVirtualHosts = routeConfigField("virtual_hosts")
+)
+
+func routeConfigField(name protoreflect.Name) protowire.Number {
+	return (&routev3.RouteConfiguration{}).ProtoReflect().Descriptor().Fields().ByName(name).Number()
 }
 
 // forget drops the encoding of an object that was collected.

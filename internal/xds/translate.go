@@ -148,18 +148,41 @@ type translator struct {
 	clas      map[string]*endpointv3.ClusterLoadAssignment
 	endpoints map[[2]string][]Endpoint
 	// claFrom holds, by cluster, each load assignment loadAssignment
-	// handed out and the endpoints it was made of; prevClas, those of the
-	// translators this one derives from (see derive). A load assignment
-	// whose endpoints did not change is handed out again as the same
-	// object, whose encoding the server's hasher holds.
+	// handed out and what it was made of; prevClas, those of the
+	// translators this one follows (see derive and follow). A load
+	// assignment built from the same endpoints and parameters is handed
+	// out again as the same object, whose encoding the server's hasher
+	// holds.
 	claFrom, prevClas map[string]claSource
+	// clusterFrom holds, by everything an outbound cluster is built from
+	// (see outboundCluster), each outbound cluster built or reused;
+	// prevClusters, those of the translators this one follows.
+	clusterFrom, prevClusters map[string]builtCluster
+	// gen counts the translators since the server's first: what was last
+	// used more than keepGenerations translators ago is not carried on.
+	gen uint64
 }
 
-// claSource is a load assignment and the endpoints it was built from.
+// keepGenerations bounds how many inputs an unused load assignment or
+// cluster is carried over, so that those of deleted resources are let go.
+const keepGenerations = 16
+
+// claSource is a load assignment and what it was built from (the
+// arguments of buildLoadAssignment).
 type claSource struct {
-	cla        *endpointv3.ClusterLoadAssignment
-	mesh, node string
-	eps        []Endpoint
+	cla          *endpointv3.ClusterLoadAssignment
+	mesh, node   string
+	port, hcPort uint32
+	single       bool
+	eps          []Endpoint
+	gen          uint64 // the translator that last handed it out
+}
+
+// builtCluster is an outbound cluster and the translator that last
+// handed it out.
+type builtCluster struct {
+	c   *clusterv3.Cluster
+	gen uint64
 }
 
 type vhostKey struct {
@@ -198,6 +221,8 @@ func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
 		clas:      map[string]*endpointv3.ClusterLoadAssignment{},
 		endpoints: map[[2]string][]Endpoint{},
 		claFrom:   map[string]claSource{},
+
+		clusterFrom: map[string]builtCluster{},
 	}
 }
 
