@@ -313,12 +313,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go func() { defer wg.Done(); s.feedXDS(ctx) }()
 
-	gopts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(4 << 20),
-		grpc.MaxConcurrentStreams(1000),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-	}
+	gopts := grpcServerOptions()
 	if s.cfg.XDSTLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(s.cfg.XDSTLS)))
 	}
@@ -382,6 +377,26 @@ func (s *Server) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	return runErr
+}
+
+// grpcWindow is the flow-control window of the gRPC server's streams and
+// connections. A fixed window turns off gRPC's bandwidth estimation, which
+// answers data from a client with a PING and then, often, a WINDOW_UPDATE:
+// with thousands of proxies ACKing a push, that is two more frames to
+// write and one more to read per proxy, for a window that xDS requests and
+// span exports (bounded by MaxRecvMsgSize) do not need to grow.
+const grpcWindow = 1 << 20
+
+// grpcServerOptions are the gRPC server's limits, keepalives and windows.
+func grpcServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(4 << 20),
+		grpc.MaxConcurrentStreams(1000),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.InitialWindowSize(grpcWindow),
+		grpc.InitialConnWindowSize(grpcWindow),
+	}
 }
 
 // feedXDS hands the xDS server a new input whenever resources, instances

@@ -2,75 +2,30 @@ package grpctarget
 
 import (
 	"context"
-	"io"
 	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/meshlens/meshlens/internal/pingcount"
 )
 
-// pingCounter is a listener whose connections count the PING frames
-// (not PING ACKs) their clients send.
-type pingCounter struct {
+// countingListener wraps each accepted connection in a ping counter.
+type countingListener struct {
 	net.Listener
-	pings atomic.Int64
-	wg    sync.WaitGroup
+	c *pingcount.Counter
 }
 
-func (l *pingCounter) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+func (l countingListener) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	pr, pw := io.Pipe()
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		defer pr.Close()
-		preface := make([]byte, len(http2.ClientPreface))
-		if _, err := io.ReadFull(pr, preface); err != nil {
-			return
-		}
-		fr := http2.NewFramer(nil, pr)
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			if p, ok := f.(*http2.PingFrame); ok && !p.IsAck() {
-				l.pings.Add(1)
-			}
-		}
-	}()
-	return &teeConn{Conn: c, w: pw}, nil
-}
-
-type teeConn struct {
-	net.Conn
-	w *io.PipeWriter
-}
-
-func (c *teeConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.w.Write(b[:n])
-	}
-	if err != nil {
-		c.w.CloseWithError(err)
-	}
-	return n, err
-}
-
-func (c *teeConn) Close() error {
-	c.w.Close()
-	return c.Conn.Close()
+	return l.c.Wrap(conn, true), nil
 }
 
 // pingsFor makes calls unary calls with the dial options opts to a gRPC
@@ -81,10 +36,10 @@ func pingsFor(t *testing.T, calls int, opts ...grpc.DialOption) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &pingCounter{Listener: ln}
+	counter := &pingcount.Counter{}
 	srv := grpc.NewServer()
 	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go srv.Serve(l)
+	go srv.Serve(countingListener{ln, counter})
 	conn, err := grpc.NewClient(ln.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +47,7 @@ func pingsFor(t *testing.T, calls int, opts ...grpc.DialOption) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	client := healthpb.NewHealthClient(conn)
-	for i := 0; i < calls; i++ {
+	for i := range calls {
 		if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
@@ -101,8 +56,7 @@ func pingsFor(t *testing.T, calls int, opts ...grpc.DialOption) int64 {
 	}
 	conn.Close()
 	srv.Stop()
-	l.wg.Wait()
-	return l.pings.Load()
+	return counter.Pings()
 }
 
 // TestDialSendsNoBandwidthPings shows that a proxy's control-plane
