@@ -26,6 +26,7 @@ func (t *translator) derive(eps Endpoints) *translator {
 	n.vhosts = maps.Clone(t.vhosts)
 	n.refused = maps.Clone(t.refused)
 	n.apiRoutes = maps.Clone(t.apiRoutes)
+	n.apiListeners = maps.Clone(t.apiListeners)
 	n.clusters = maps.Clone(t.clusters)
 	// The clusters above are handed out without being built again: they
 	// stay in use.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/nodeid"
@@ -235,5 +236,32 @@ func TestCarryLetsUnusedGo(t *testing.T) {
 	tr = tr.follow(lookup, fixtureEndpoints())
 	if len(tr.prevClusters) != 0 || len(tr.prevClas) != 0 {
 		t.Errorf("after %d inputs that used none: clusters %d, load assignments %d still carried", keepGenerations+1, len(tr.prevClusters), len(tr.prevClas))
+	}
+}
+
+// TestProxylessListenersShared: the api_listener of a service port is one
+// object for every proxyless client that calls the service, so it is
+// built and marshalled once per input, not once per client.
+func TestProxylessListenersShared(t *testing.T) {
+	t.Parallel()
+	const services = 20
+	tr := newTranslator(loadMesh(t, scaleMesh(t, services, 3, 90, 10)), staticEndpoints{})
+	byName := map[string]*listenerv3.Listener{}
+	shared := 0
+	for i := range services {
+		v := tr.view(nodeid.ID{Mesh: "scale", Kind: nodeid.VirtualNode, Name: fmt.Sprintf("n-%d", i)}, FlavourProxyless)
+		for _, l := range v.Listeners {
+			if prev, ok := byName[l.Name]; ok {
+				if prev != l {
+					t.Errorf("n-%d: api_listener %s built again", i, l.Name)
+				}
+				shared++
+			}
+			byName[l.Name] = l
+		}
+	}
+	// Every node calls service 0: its listeners are shared by all.
+	if shared < services-1 {
+		t.Fatalf("only %d api_listeners shared between views", shared)
 	}
 }

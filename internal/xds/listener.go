@@ -371,9 +371,9 @@ func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
 			b.notes = append(b.notes, rs.notes...)
 			rc := b.t.apiRouteConfig(vn.Mesh, svc.name, p.port)
 			b.routes = append(b.routes, rc)
-			b.listeners = append(b.listeners, apiListener(xdsmeta.APIListenerName(svc.name, p.port), rc))
+			b.listeners = append(b.listeners, b.t.apiListener(xdsmeta.APIListenerName(svc.name, p.port), rc))
 			if p.port == primary {
-				b.listeners = append(b.listeners, apiListener(svc.name, rc))
+				b.listeners = append(b.listeners, b.t.apiListener(svc.name, rc))
 			}
 			for _, r := range rs.rules {
 				if r.rateLimit != nil {
@@ -385,6 +385,20 @@ func (b *viewBuilder) proxyless(vn *v1alpha1.Resource) {
 			}
 		}
 	}
+}
+
+// apiListener returns the api_listener of a service port, built once per
+// input: every proxyless client that calls the service gets the same
+// object, which is marshalled once.
+func (t *translator) apiListener(name string, rc *routev3.RouteConfiguration) *listenerv3.Listener {
+	return cached(t, t.apiListeners, apiListenerKey{name, rc}, func() *listenerv3.Listener { return apiListener(name, rc) })
+}
+
+// apiListenerKey names an api_listener and the route configuration it is
+// built from.
+type apiListenerKey struct {
+	name string
+	rc   *routev3.RouteConfiguration
 }
 
 // apiListener is a listener gRPC uses as its client configuration: no

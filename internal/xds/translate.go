@@ -144,9 +144,12 @@ type translator struct {
 	vhosts    map[vhostKey]*routev3.VirtualHost
 	refused   map[vhostKey]*routev3.VirtualHost // see refusedVirtualHost
 	apiRoutes map[routeSetKey]*routev3.RouteConfiguration
-	clusters  map[string]*clusterv3.Cluster
-	clas      map[string]*endpointv3.ClusterLoadAssignment
-	endpoints map[[2]string][]Endpoint
+	// apiListeners are the proxyless api_listeners, by name and the
+	// route configuration (of apiRoutes) they are built from.
+	apiListeners map[apiListenerKey]*listenerv3.Listener
+	clusters     map[string]*clusterv3.Cluster
+	clas         map[string]*endpointv3.ClusterLoadAssignment
+	endpoints    map[[2]string][]Endpoint
 	// claFrom holds, by cluster, each load assignment loadAssignment
 	// handed out and what it was made of; prevClas, those of the
 	// translators this one follows (see derive and follow). A load
@@ -217,10 +220,12 @@ func newTranslator(l v1alpha1.Lookup, eps Endpoints) *translator {
 		vhosts:    map[vhostKey]*routev3.VirtualHost{},
 		refused:   map[vhostKey]*routev3.VirtualHost{},
 		apiRoutes: map[routeSetKey]*routev3.RouteConfiguration{},
-		clusters:  map[string]*clusterv3.Cluster{},
-		clas:      map[string]*endpointv3.ClusterLoadAssignment{},
-		endpoints: map[[2]string][]Endpoint{},
-		claFrom:   map[string]claSource{},
+
+		apiListeners: map[apiListenerKey]*listenerv3.Listener{},
+		clusters:     map[string]*clusterv3.Cluster{},
+		clas:         map[string]*endpointv3.ClusterLoadAssignment{},
+		endpoints:    map[[2]string][]Endpoint{},
+		claFrom:      map[string]claSource{},
 
 		clusterFrom: map[string]builtCluster{},
 	}
