@@ -138,6 +138,9 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
+	// spanCollector is where the builtin tracing provider sends spans
+	// (builtinCollector), empty when it is off.
+	spanCollector string
 	store    store.Store
 	registry *registry.Registry
 	// leased, with the etcd store, keeps registrations as leased keys
@@ -251,7 +254,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if prom != nil {
 		s.traffic = prom
 	}
-	xopts := xds.Options{Metrics: s.metrics, BuiltinCollector: s.builtinCollector(), ClusterGrace: cfg.ClusterGrace}
+	s.spanCollector = s.builtinCollector()
+	xopts := xds.Options{Metrics: s.metrics, BuiltinCollector: s.spanCollector, ClusterGrace: cfg.ClusterGrace}
 	if cfg.Auth != nil {
 		xopts.Authorize = s.authorizeNode
 	}

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -52,8 +53,55 @@ func (s *Server) warningsOf(snap *store.Snapshot, keys []v1alpha1.Key, cache boo
 		for k, ws := range w {
 			out[k] = ws
 		}
+		if ws := s.envoySpanWarnings(snap, mesh); len(ws) > 0 {
+			k := v1alpha1.Key{Kind: v1alpha1.KindMesh, Name: mesh}
+			out[k] = append(slices.Clip(out[k]), ws...) // the cached slice is not extended
+		}
 	}
 	return out
+}
+
+// envoySpanWarnings warns, with tokens on, of the Envoy data planes
+// connected to a mesh whose tracing is the builtin provider: Envoy's
+// OpenTelemetry exporter sends no token, and the control plane refuses
+// span exports without one, so their spans are never stored. meshlens
+// sidecars send theirs with their xDS credentials. The warning depends on
+// who is connected, so it is computed for each answer, not cached.
+func (s *Server) envoySpanWarnings(l v1alpha1.Lookup, mesh string) []string {
+	if s.cfg.Auth == nil || s.spanCollector == "" || s.xds == nil {
+		return nil
+	}
+	m := l.Get(v1alpha1.Key{Kind: v1alpha1.KindMesh, Name: mesh})
+	if m == nil || m.MeshSpec == nil {
+		return nil
+	}
+	if t := m.MeshSpec.Meshlens; t != nil && t.Tracing != nil && t.Tracing.Provider != "" && t.Tracing.Provider != v1alpha1.TracingBuiltin {
+		return nil
+	}
+	var envoys []string
+	for _, n := range s.xds.Nodes() {
+		if n.Mesh != mesh {
+			continue
+		}
+		for _, st := range n.Streams {
+			if strings.EqualFold(st.UserAgent, "envoy") {
+				envoys = append(envoys, n.ID)
+				break
+			}
+		}
+	}
+	if len(envoys) == 0 {
+		return nil
+	}
+	slices.Sort(envoys)
+	shown := envoys[:min(len(envoys), 3)]
+	more := ""
+	if len(envoys) > len(shown) {
+		more = fmt.Sprintf(" and %d more", len(envoys)-len(shown))
+	}
+	return []string{fmt.Sprintf("spec.meshlens.tracing: %d Envoy data plane(s) connected (%s%s) export the builtin provider's spans without a token, "+
+		"which the control plane refuses while tokens are on: their spans are not stored; give the mesh an otlp provider with a collector of its own",
+		len(envoys), strings.Join(shown, ", "), more)}
 }
 
 // pushWait bounds how long an apply waits for the xDS server to push the
@@ -121,7 +169,13 @@ func (s *Server) readWarnings(snap *store.Snapshot, keys []v1alpha1.Key) []strin
 		return nil
 	}
 	if keys[0].Kind == v1alpha1.KindMesh {
-		return meshCaseWarnings(snap, keys)
+		out := meshCaseWarnings(snap, keys)
+		for _, k := range keys {
+			for _, w := range s.envoySpanWarnings(snap, k.Name) {
+				out = append(out, k.String()+": "+w)
+			}
+		}
+		return out
 	}
 	return resourceWarnings(s.warningsOf(snap, keys, true), keys)
 }
