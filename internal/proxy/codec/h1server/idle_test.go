@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/workers/workerstest"
 )
 
 // idleConnBytes opens n keep-alive connections to a server, sends one
@@ -283,9 +285,9 @@ func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 		} else if id != first {
 			t.Fatalf("request %d ran on goroutine %s, request 0 on %s: no worker was reused", i, id, first)
 		}
-		// The worker waits for the connection's next request before this
-		// one is sent.
-		for deadline := time.Now().Add(10 * time.Second); s.workers.Waiting() != 1; time.Sleep(time.Millisecond) {
+		// The worker waits for the connection's next request (in its
+		// select, see workerstest) before this one is sent.
+		for deadline := time.Now().Add(10 * time.Second); s.workers.Waiting() != 1 || !workerstest.Selecting(); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("after request %d: %d workers wait, want 1", i, s.workers.Waiting())
 			}

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/workers/workerstest"
 )
 
 // goroutineID is the running goroutine's number, from its stack header.
@@ -15,19 +17,6 @@ func goroutineID() string {
 	buf = bytes.TrimPrefix(buf, []byte("goroutine "))
 	id, _, _ := bytes.Cut(buf, []byte(" "))
 	return string(id)
-}
-
-// workerSelecting reports whether a worker goroutine is blocked in its
-// select for the next job.
-func workerSelecting() bool {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("[select")) && bytes.Contains(g, []byte("workers.(*Pool[...]).work")) {
-			return true
-		}
-	}
-	return false
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -57,7 +46,7 @@ func TestWorkerIsReusedThenEnds(t *testing.T) {
 		// Counted as waiting, and in its select: a worker counts itself
 		// just before it selects, and a job sent in between starts
 		// another worker (harmless, but not what this test checks).
-		waitFor(t, "the worker to wait", func() bool { return p.Waiting() == 1 && workerSelecting() })
+		waitFor(t, "the worker to wait", func() bool { return p.Waiting() == 1 && workerstest.Selecting() })
 	}
 	waitFor(t, "the idle worker to end", func() bool { return p.Waiting() == 0 })
 	p.Run(5)
