@@ -517,8 +517,7 @@ func (s *stream) open(ctx context.Context, addr string, i int) error {
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// The windows of the sidecar's control-plane connection
 		// (internal/grpctarget.Window): fixed, so that no bandwidth-
-		// estimation PING follows each response, as from the sidecar
-		// and from Envoy.
+		// estimation PING follows each response, as from the sidecar.
 		grpc.WithInitialWindowSize(sidecarWindow), grpc.WithInitialConnWindowSize(sidecarWindow))
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)

@@ -29,7 +29,7 @@ var seq atomic.Int64
 // thousands of proxies, each push would cost one more frame to read, one
 // PING ACK to write and one more system call per proxy, for a window that
 // xDS responses (one at a time, rarely above a megabyte) do not need to
-// grow. Envoy's gRPC client also keeps fixed windows.
+// grow.
 const Window = 1 << 20
 
 // Dial returns the target and dial options for addr: "host:port",
