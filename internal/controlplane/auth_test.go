@@ -141,14 +141,8 @@ func TestGRPCAuth(t *testing.T) {
 // they answer instead of refusing it.
 func TestReplicasForwardTheCallersToken(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	tokens, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	read, _, err := tokens.Create(auth.Spec{Role: auth.RoleRead})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := tokenStore(t)
+	read := newToken(t, tokens, auth.Spec{Role: auth.RoleRead})
 	withAuth := func(cfg *Config) { cfg.Auth = tokens }
 	a := startReplica(t, c, "a", withAuth)
 	b := startReplica(t, c, "b", withAuth)

@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,18 +19,9 @@ import (
 // are refused; a mesh with an otlp provider does not.
 func TestEnvoySpanWarnings(t *testing.T) {
 	t.Parallel()
-	tokens, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write, _, err := tokens.Create(auth.Spec{Role: auth.RoleWrite})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, _, err := tokens.Create(auth.Spec{Mesh: "demo", Node: "web"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := tokenStore(t)
+	write := newToken(t, tokens, auth.Spec{Role: auth.RoleWrite})
+	node := newToken(t, tokens, auth.Spec{Mesh: "demo", Node: "web"})
 	cp := startCP(t, Config{Auth: tokens})
 	cp.api.Token = write
 	const mesh = "kind: Mesh\nname: demo\nspec: {}\n"

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	"github.com/meshlens/meshlens/internal/apiclient"
+	"github.com/meshlens/meshlens/internal/auth"
 )
 
 // fakeResolver answers dns service discovery from a map the test changes.
@@ -303,4 +305,24 @@ func converged(t testing.TB, cp *runningCP, c *edsClient, mesh, node string) str
 		return fmt.Sprintf("%s/%s: the proxy has %v, describe lists %v", mesh, node, got, want)
 	}
 	return ""
+}
+
+// tokenStore opens an empty token store in the test's directory.
+func tokenStore(t testing.TB) *auth.Store {
+	t.Helper()
+	s, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newToken creates a token of spec in s and returns its secret.
+func newToken(t testing.TB, s *auth.Store, spec auth.Spec) string {
+	t.Helper()
+	tok, _, err := s.Create(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

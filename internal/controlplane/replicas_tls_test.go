@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -57,18 +56,9 @@ func testAPICert(t *testing.T) (*x509.CertPool, tls.Certificate) {
 func TestReplicasCallEachOtherOverTLSWithTokens(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	pool, cert := testAPICert(t)
-	tokens, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _, err := tokens.Create(auth.Spec{Role: auth.RoleAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	read, _, err := tokens.Create(auth.Spec{Role: auth.RoleRead})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := tokenStore(t)
+	admin := newToken(t, tokens, auth.Spec{Role: auth.RoleAdmin})
+	read := newToken(t, tokens, auth.Spec{Role: auth.RoleRead})
 	secure := func(cfg *Config) {
 		cfg.Auth = tokens
 		cfg.APITLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,18 +52,9 @@ spec:
 // with a token that is not valid.
 func TestStandaloneSDSServesTheNodesOwnSecrets(t *testing.T) {
 	t.Parallel()
-	tokens, err := auth.Open(filepath.Join(t.TempDir(), "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write, _, err := tokens.Create(auth.Spec{Role: auth.RoleWrite})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkoutToken, _, err := tokens.Create(auth.Spec{Mesh: "shop", Node: "checkout"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tokens := tokenStore(t)
+	write := newToken(t, tokens, auth.Spec{Role: auth.RoleWrite})
+	checkoutToken := newToken(t, tokens, auth.Spec{Mesh: "shop", Node: "checkout"})
 	cp := startCP(t, Config{Auth: tokens, CA: CAConfig{GenerateKey: true}})
 	cp.api.Token = write
 	mesh, err := os.ReadFile("../../examples/appmesh-acm-tls.yaml")
