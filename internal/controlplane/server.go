@@ -136,13 +136,13 @@ func (c *Config) setDefaults() {
 
 // Server is a running control plane.
 type Server struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	registry *registry.Registry
 	// spanCollector is where the builtin tracing provider sends spans
 	// (builtinCollector), empty when it is off.
 	spanCollector string
-	store         store.Store
-	registry      *registry.Registry
 	// leased, with the etcd store, keeps registrations as leased keys
 	// that every replica mirrors into registry.
 	leased *registry.Leased
