@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -46,13 +47,13 @@ func newServerCmd(e *env) *cobra.Command {
 					return usagef("--auth-tokens: %v", err)
 				}
 			}
-			if cfg.APITLS, err = serverTLS("--api-tls-cert", apiCert, "--api-tls-key", apiKey); err != nil {
+			if cfg.APITLS, err = serverTLS("--api-tls-cert", apiCert, "--api-tls-key", apiKey, log); err != nil {
 				return err
 			}
 			if cfg.PeerTLS, err = peerTLS(apiCA); err != nil {
 				return err
 			}
-			if cfg.XDSTLS, err = serverTLS("--xds-tls-cert", xdsCert, "--xds-tls-key", xdsKey); err != nil {
+			if cfg.XDSTLS, err = serverTLS("--xds-tls-cert", xdsCert, "--xds-tls-key", xdsKey, log); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -170,7 +171,7 @@ func peerTLS(file string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func serverTLS(certFlag, cert, keyFlag, key string) (*tls.Config, error) {
+func serverTLS(certFlag, cert, keyFlag, key string, log *slog.Logger) (*tls.Config, error) {
 	switch {
 	case cert == "" && key == "":
 		return nil, nil
@@ -181,7 +182,7 @@ func serverTLS(certFlag, cert, keyFlag, key string) (*tls.Config, error) {
 	}
 	// The files are read again when they change (certfile), so that a
 	// rotated certificate is served without a restart.
-	r, err := certfile.Load(cert, key, nil)
+	r, err := certfile.Load(cert, key, log)
 	if err != nil {
 		return nil, usagef("%s %s, %s %s: %v", certFlag, cert, keyFlag, key, err)
 	}
