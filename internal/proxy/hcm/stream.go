@@ -126,6 +126,27 @@ func (s *Stream) Body() io.ReadCloser {
 // Read implements io.Reader over the downstream body.
 func (s *Stream) Read(p []byte) (int, error) {
 	n, err := s.rc.Read(p)
+	return s.account(n, err)
+}
+
+// ReadReady implements stream.ReadyReader when the downstream body does:
+// what has arrived, without waiting (0 and nil otherwise).
+func (s *Stream) ReadReady(p []byte) (int, error) {
+	rr, ok := s.rc.(stream.ReadyReader)
+	if !ok {
+		return 0, nil
+	}
+	n, err := rr.ReadReady(p)
+	if n == 0 && err == nil {
+		return 0, nil
+	}
+	return s.account(n, err)
+}
+
+// account counts what a read of the downstream body returned, restarts
+// the idle timer, starts the route timer at the end of the body and
+// marks the stream's body failed on an error.
+func (s *Stream) account(n int, err error) (int, error) {
 	if n > 0 {
 		s.received.Add(uint64(n))
 	}

@@ -78,7 +78,11 @@ type conn struct {
 	wake    chan struct{}
 	idle    *time.Timer
 
-	// Owned by the writer.
+	// busy: a goroutine (the writer, or a request's in writeInline) is
+	// encoding into wbuf and writing it; the rest wait for it.
+	busy bool
+
+	// Owned by the goroutine that set busy.
 	wbuf  bytes.Buffer
 	wfr   *http2.Framer
 	hw    *h2frame.HeaderWriter

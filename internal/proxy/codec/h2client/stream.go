@@ -8,6 +8,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
 // stream is one attempt on a connection. Its fields are guarded by the
@@ -67,16 +69,27 @@ type stream struct {
 const maxPending = 64 << 10
 
 // startStream opens a stream on a reserved slot: its head is queued for
-// the writer, its body pumped by a goroutine of its own.
-func (c *conn) startStream(req *http.Request, fields []hpack.HeaderField, body io.ReadCloser) *stream {
+// the writer with pre, the part of the body read already (all of it when
+// end is set), and the rest of the body is pumped by a goroutine of its
+// own. When no other goroutine is writing, the head (and pre) are
+// written on the caller's goroutine, in one system call.
+func (c *conn) startStream(req *http.Request, fields []hpack.HeaderField, body io.ReadCloser, pre []byte, end bool) *stream {
 	s := &stream{
 		c: c, req: req, fields: fields, body: body,
 		headc:   make(chan struct{}),
 		declLen: -1,
+		out:     pre,
 	}
 	s.inCond.L = &c.mu
 	s.outCond.L = &c.mu
-	s.endAfterHead = body == nil
+	switch {
+	case end:
+		s.trailers = trailerFields(req.Trailer)
+		s.endAfterHead = len(pre) == 0 && len(s.trailers) == 0
+		s.endPending = !s.endAfterHead
+	default:
+		s.endAfterHead = body == nil
+	}
 	c.mu.Lock()
 	if c.closing || c.goAway {
 		// The connection ended between the reservation and now.
@@ -94,8 +107,14 @@ func (c *conn) startStream(req *http.Request, fields []hpack.HeaderField, body i
 	s.sendWindow = int64(c.peerInitWindow)
 	c.streams[s.id] = s
 	c.heads = append(c.heads, s)
-	c.signal()
+	inline := !c.busy
+	if !inline {
+		c.signal()
+	}
 	c.mu.Unlock()
+	if inline {
+		c.writeInline()
+	}
 	if ctx := req.Context(); ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { s.cancel(ctx) })
 		c.mu.Lock()
@@ -107,10 +126,35 @@ func (c *conn) startStream(req *http.Request, fields []hpack.HeaderField, body i
 			c.mu.Unlock()
 		}
 	}
-	if body != nil {
+	if body != nil && !end {
 		go s.pump()
 	}
 	return s
+}
+
+// prefetch reads what has arrived of a request body that can say so
+// without waiting (streamapi.ReadyReader), at most one pump buffer: pre, and
+// end when that is all of it.
+func prefetch(rr streamapi.ReadyReader) (pre []byte, end bool, err error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	n := 0
+	for n < len(buf) && !end {
+		k, err := rr.ReadReady(buf[n:])
+		n += k
+		if err == io.EOF {
+			end = true
+		} else if err != nil {
+			return nil, false, err
+		} else if k == 0 {
+			break // nothing more has arrived
+		}
+	}
+	if n > 0 {
+		pre = append([]byte(nil), buf[:n]...)
+	}
+	return pre, end, nil
 }
 
 // cancel resets the stream because the request's context ended.

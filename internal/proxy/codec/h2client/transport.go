@@ -89,13 +89,29 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(body)
 		body = nil
 	}
+	// A body that has all arrived (a unary gRPC call) goes out with the
+	// head, in the same write, and needs no pump; it is kept for an
+	// attempt sent again on another connection.
+	var pre []byte
+	var end bool
+	if rr, ok := body.(streamapi.ReadyReader); ok {
+		pre, end, err = prefetch(rr)
+		if err != nil {
+			closeBody(body)
+			return nil, err
+		}
+		if end {
+			closeBody(body)
+			body = nil
+		}
+	}
 	for try := 0; ; try++ {
 		c, err := t.getConn(ctx, req.URL.Host)
 		if err != nil {
 			closeBody(body)
 			return nil, err
 		}
-		s := c.startStream(req, fields, body)
+		s := c.startStream(req, fields, body, pre, end)
 		<-s.headc
 		c.mu.Lock()
 		resp, err := s.resp, s.err

@@ -13,43 +13,89 @@ const batchMax = 128 << 10
 // writeLoop is the connection's writer: woken when something is queued,
 // it encodes every queued frame (control frames, request heads, then
 // stream data round-robin within the windows) into one buffer and
-// writes it with one system call.
+// writes it with one system call. While another goroutine writes
+// (writeInline), it leaves the queue to that one, which wakes it again
+// if anything is left.
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
 	for range c.wake {
 		for {
 			c.mu.Lock()
+			if c.busy {
+				c.mu.Unlock()
+				break
+			}
+			c.busy = true
 			more := c.fillLocked()
 			done := c.closing && !more
 			c.mu.Unlock()
-			if c.wbuf.Len() > 0 {
-				if now := time.Now(); now.Sub(c.lastW) > time.Second {
-					_ = c.nc.SetWriteDeadline(now.Add(c.t.writeTimeout()))
-					c.lastW = now
-				}
-				_, err := c.nc.Write(c.wbuf.Bytes())
-				c.wbuf.Reset()
-				if c.wbuf.Cap() > 64<<10 {
-					c.wbuf = bytes.Buffer{}
-				}
-				if err != nil {
-					c.mu.Lock()
-					c.closeLocked(err)
-					c.mu.Unlock()
-					_ = c.nc.Close()
-					return
-				}
+			if err := c.writeBatch(); err != nil {
+				c.mu.Lock()
+				c.closeLocked(err)
+				c.mu.Unlock()
+				_ = c.nc.Close()
+				return
 			}
 			if done {
 				h2frame.CloseWrite(c.nc)
 				_ = c.nc.SetReadDeadline(time.Now().Add(lingerPeriod))
 				return
 			}
+			c.mu.Lock()
+			c.busy = false
+			c.mu.Unlock()
 			if !more {
 				break
 			}
 		}
 	}
+}
+
+// writeInline writes what is queued on the calling goroutine (a
+// request's, as it starts its stream), once, unless another goroutine is
+// writing; the writer goroutine is woken for whatever is left. A request
+// whose head and body are all queued goes out without waking the
+// writer, in one system call.
+func (c *conn) writeInline() {
+	c.mu.Lock()
+	if c.busy || c.closing {
+		c.mu.Unlock()
+		return // the one writing wakes the writer when it is done
+	}
+	c.busy = true
+	more := c.fillLocked()
+	c.mu.Unlock()
+	err := c.writeBatch()
+	c.mu.Lock()
+	c.busy = false
+	switch {
+	case err != nil:
+		c.closeLocked(err)
+	case more || len(c.ctrl) > 0 || len(c.heads) > 0 || len(c.ready) > 0 || c.closing:
+		c.signal()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		_ = c.nc.Close()
+	}
+}
+
+// writeBatch writes wbuf, if anything is in it, and empties it. Only the
+// goroutine that set busy calls it.
+func (c *conn) writeBatch() error {
+	if c.wbuf.Len() == 0 {
+		return nil
+	}
+	if now := time.Now(); now.Sub(c.lastW) > time.Second {
+		_ = c.nc.SetWriteDeadline(now.Add(c.t.writeTimeout()))
+		c.lastW = now
+	}
+	_, err := c.nc.Write(c.wbuf.Bytes())
+	c.wbuf.Reset()
+	if c.wbuf.Cap() > 64<<10 {
+		c.wbuf = bytes.Buffer{}
+	}
+	return err
 }
 
 // fillLocked encodes queued frames into wbuf and says whether more could

@@ -83,6 +83,29 @@ func (cr *connReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// frameBuffered reports whether a whole frame is buffered: the next
+// frame is read without waiting for the client.
+func (cr *connReader) frameBuffered() bool {
+	var b []byte
+	switch {
+	case cr.sr < cr.sw:
+		if cr.r < cr.w {
+			return false // the rest of the bytes are in two places: not worth a look
+		}
+		b = cr.small[cr.sr:cr.sw]
+	case cr.buf != nil:
+		b = (*cr.buf)[cr.r:cr.w]
+	}
+	if len(b) < frameHeaderLen {
+		return false
+	}
+	n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
+	return len(b) >= frameHeaderLen+n
+}
+
+// frameHeaderLen is the length of an HTTP/2 frame header.
+const frameHeaderLen = 9
+
 // release gives the buffer back, empty.
 func (cr *connReader) release() {
 	if cr.buf != nil {

@@ -104,8 +104,16 @@ type conn struct {
 	// or headers to send, round-robin.
 	ctrl  []ctrlFrame
 	ready []*stream
-	// writing: a writer goroutine runs (writeLoop).
+	// writing: a writer runs: the writer goroutine (writeLoop), or a
+	// handler's goroutine writing its response as it ends (writeInline).
 	writing bool
+	// starts are the streams whose head was read and whose handler
+	// waits for the end of the frames at hand (startPending).
+	starts []pendingStart
+	// holdSignal: a handler is ending (runHandler); signal only notes in
+	// held that something was queued, and the handler writes it itself
+	// when no writer runs.
+	holdSignal, held bool
 	// blocked are streams with data that wait for the connection's send
 	// window.
 	blocked []*stream
@@ -277,8 +285,19 @@ func (c *conn) readPreface() error {
 }
 
 // readLoop reads and processes frames until the connection ends.
-func (c *conn) readLoop() error {
+func (c *conn) readLoop() (err error) {
+	defer func() {
+		if err != errDetached && len(c.starts) > 0 {
+			// Streams read before the connection ended: their handlers
+			// start (and see it end), as if started before. (A reader
+			// that detached has started them all.)
+			c.startPending()
+		}
+	}()
 	for {
+		if len(c.starts) > 0 && (len(c.starts) >= maxPendingStarts || !c.br.frameBuffered()) {
+			c.startPending()
+		}
 		if c.detached && c.br.drained() && c.fewStreams() {
 			if c.frBig {
 				// Between frames, with no header block pending: a new
@@ -458,6 +477,10 @@ func (c *conn) queueCtrl(f ctrlFrame) {
 
 // signal wakes the writer, or starts it.
 func (c *conn) signal() {
+	if c.holdSignal {
+		c.held = true
+		return
+	}
 	if !c.writing {
 		c.writing = true
 		go c.writeLoop()

@@ -235,7 +235,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 	if short {
 		s.shortBodyLocked()
 	}
-	c.startHandler(s, req)
+	c.starts = append(c.starts, pendingStart{s, req})
 	return nil
 }
 

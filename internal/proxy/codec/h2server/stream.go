@@ -201,6 +201,37 @@ func (s *stream) localReply(status int) {
 	}
 }
 
+// pendingStart is a stream whose handler is about to start.
+type pendingStart struct {
+	s   *stream
+	req *http.Request
+}
+
+// maxPendingStarts bounds the streams whose handlers wait for the end of
+// the frames at hand.
+const maxPendingStarts = 16
+
+// startPending starts the handlers of the streams whose heads were read.
+// The reader starts them once it has processed the frames that had
+// arrived with their heads (the bytes it holds make no whole frame), so
+// that a request whose body came with its head (a unary gRPC call) is
+// whole when its handler looks: the upstream codec then sends it with
+// its head in one write (stream.ReadyReader).
+func (c *conn) startPending() {
+	c.mu.Lock()
+	for i, p := range c.starts {
+		c.startHandler(p.s, p.req)
+		if p.s.err != nil {
+			// Reset meanwhile: the handler starts cancelled, as it
+			// would have been had it started before the reset.
+			p.s.cancel()
+		}
+		c.starts[i] = pendingStart{}
+	}
+	c.starts = c.starts[:0]
+	c.mu.Unlock()
+}
+
 // startHandler runs the handler of a new stream on a worker (workers.go).
 func (c *conn) startHandler(s *stream, req *http.Request) {
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
@@ -231,6 +262,7 @@ func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {
 			}
 		}
 		c.mu.Lock()
+		c.holdSignal = true
 		switch {
 		case aborted:
 			s.resetLocked(http2.ErrCodeInternal, errStreamReset)
@@ -254,8 +286,23 @@ func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {
 			c.closeLocked()
 		}
 		c.armIdleLocked()
+		c.holdSignal = false
+		inline := false
+		if c.held {
+			c.held = false
+			if c.writing || c.closing {
+				c.signal()
+			} else {
+				c.writing, inline = true, true
+			}
+		}
 		c.mu.Unlock()
 		s.cancel()
+		if inline {
+			// The end of the response goes out from here: no writer
+			// goroutine to start for it.
+			c.writeInline()
+		}
 	}()
 	if c.s.Streams != nil {
 		c.s.Streams.ServeStream(rw)
@@ -270,7 +317,13 @@ type body struct {
 	s *stream
 }
 
-func (b *body) Read(p []byte) (int, error) {
+func (b *body) Read(p []byte) (int, error) { return b.read(p, true) }
+
+// ReadReady implements stream.ReadyReader: what the reader has buffered
+// for the stream, without waiting for more.
+func (b *body) ReadReady(p []byte) (int, error) { return b.read(p, false) }
+
+func (b *body) read(p []byte, wait bool) (int, error) {
 	s := b.s
 	c := s.c
 	c.mu.Lock()
@@ -296,6 +349,9 @@ func (b *body) Read(p []byte) (int, error) {
 				s.trailer = nil
 			}
 			return 0, io.EOF
+		}
+		if !wait || len(p) == 0 {
+			return 0, nil
 		}
 		s.inCond.Wait()
 	}

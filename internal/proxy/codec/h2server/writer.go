@@ -34,25 +34,13 @@ func (c *conn) writeLoop() {
 			quiet := !more && c.quietLocked()
 			c.mu.Unlock()
 			wb := c.wb
-			if wb.buf.Len() > 0 {
-				if now := time.Now(); now.Sub(c.lastW) > time.Second {
-					_ = c.rwc.SetWriteDeadline(now.Add(orDuration(c.s.WriteTimeout, DefaultWriteTimeout)))
-					c.lastW = now
-				}
-				_, err := c.rwc.Write(wb.buf.Bytes())
-				wb.buf.Reset()
-				if wb.buf.Cap() > maxKeptBatch {
-					// A large batch's buffer is not kept.
-					wb.buf = bytes.Buffer{}
-				}
-				if err != nil {
-					c.mu.Lock()
-					c.closing, c.closed = true, true
-					c.mu.Unlock()
-					_ = c.rwc.Close()
-					close(c.wdone)
-					return
-				}
+			if err := c.writeBatch(wb); err != nil {
+				c.mu.Lock()
+				c.closing, c.closed = true, true
+				c.mu.Unlock()
+				_ = c.rwc.Close()
+				close(c.wdone)
+				return
 			}
 			if done {
 				c.mu.Lock()
@@ -91,6 +79,63 @@ func (c *conn) writeLoop() {
 		}
 		<-c.wake
 	}
+}
+
+// writeInline writes, on the goroutine of a handler that just ended,
+// what is queued (its response's last frames, often all of them), as the
+// writer goroutine would, once; the caller set writing. A writer
+// goroutine is started for whatever is left, or when the write failed
+// (it ends the connection's writing); otherwise writing is cleared and
+// the batch buffer given back.
+func (c *conn) writeInline() {
+	c.mu.Lock()
+	if c.wb == nil {
+		c.wb = batchPool.Get().(*batch)
+	}
+	more := c.fillLocked()
+	c.mu.Unlock()
+	wb := c.wb
+	err := c.writeBatch(wb)
+	c.mu.Lock()
+	if err != nil {
+		c.closing, c.closed = true, true
+		c.mu.Unlock()
+		_ = c.rwc.Close()
+		go c.writeLoop()
+		return
+	}
+	if more || len(c.ctrl) > 0 || len(c.ready) > 0 || c.closing {
+		c.mu.Unlock()
+		go c.writeLoop()
+		return
+	}
+	c.wb = nil
+	batchPool.Put(wb)
+	c.writing = false
+	select {
+	case <-c.wake: // a signal for what was written
+	default:
+	}
+	c.mu.Unlock()
+}
+
+// writeBatch writes the batch, if anything is in it, and empties it.
+// Only the writer (the goroutine that set writing) calls it.
+func (c *conn) writeBatch(wb *batch) error {
+	if wb.buf.Len() == 0 {
+		return nil
+	}
+	if now := time.Now(); now.Sub(c.lastW) > time.Second {
+		_ = c.rwc.SetWriteDeadline(now.Add(orDuration(c.s.WriteTimeout, DefaultWriteTimeout)))
+		c.lastW = now
+	}
+	_, err := c.rwc.Write(wb.buf.Bytes())
+	wb.buf.Reset()
+	if wb.buf.Cap() > maxKeptBatch {
+		// A large batch's buffer is not kept.
+		wb.buf = bytes.Buffer{}
+	}
+	return err
 }
 
 // quietLocked reports whether the connection has no stream open, no

@@ -266,3 +266,18 @@ var ErrRefusedStream = errors.New("stream: refused by the upstream before proces
 // ErrNotHijackable is Downstream.Hijack's error on a stream whose
 // connection cannot be taken over (HTTP/2).
 var ErrNotHijackable = errors.New("stream: the connection cannot be taken over")
+
+// ReadyReader is a request body that can hand over what has already
+// arrived without waiting for more. An upstream codec reads a body that
+// is complete when the attempt starts (a unary gRPC call, a small POST)
+// on the caller's goroutine and sends it with the head in one write,
+// instead of pumping it from a goroutine of its own. h2server's request
+// bodies and the connection manager's stream (package hcm) implement it.
+type ReadyReader interface {
+	// ReadReady reads into p what is available now, never waiting. It
+	// returns n > 0 and a nil error for bytes read, 0 and io.EOF at the
+	// end of the body (its trailers are then in the request's Trailer,
+	// as after Read), 0 and nil when nothing has arrived yet, and any
+	// other error as Read would.
+	ReadReady(p []byte) (int, error)
+}

@@ -1,0 +1,145 @@
+package h2client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+)
+
+// readyBody is a request body that has arrived whole or in part: ReadReady
+// hands over ready, then says EOF (whole) or nothing yet (partial); Read
+// serves rest, and counts its calls.
+type readyBody struct {
+	ready, rest []byte
+	whole       bool
+	reads       atomic.Int64
+}
+
+func (b *readyBody) ReadReady(p []byte) (int, error) {
+	if len(b.ready) > 0 {
+		n := copy(p, b.ready)
+		b.ready = b.ready[n:]
+		return n, nil
+	}
+	if b.whole {
+		return 0, io.EOF
+	}
+	return 0, nil
+}
+
+func (b *readyBody) Read(p []byte) (int, error) {
+	b.reads.Add(1)
+	if len(b.ready) > 0 {
+		return 0, errors.New("Read before ReadReady's bytes were taken")
+	}
+	if len(b.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.rest)
+	b.rest = b.rest[n:]
+	return n, nil
+}
+
+func (b *readyBody) Close() error { return nil }
+
+// writeCounter counts the writes of the connections a Transport dials.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (w writeCounter) Write(p []byte) (int, error) {
+	w.writes.Add(1)
+	return w.Conn.Write(p)
+}
+
+func echoServer(t *testing.T) string {
+	return h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(w, r.Body)
+	}), 100)
+}
+
+func countingTransport(t *testing.T, writes *atomic.Int64) *Transport {
+	tr := &Transport{Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return writeCounter{c, writes}, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
+func roundTripBody(t *testing.T, tr *Transport, addr string, body io.ReadCloser) []byte {
+	t.Helper()
+	req := newRequest(t, http.MethodPost, addr, "/", nil)
+	req.Body = body
+	req.ContentLength = -1
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// A body that has all arrived is sent with the head in one write, by the
+// caller: the body's Read is never called (no pump reads it).
+func TestWholeReadyBodyGoesWithTheHeadInOneWrite(t *testing.T) {
+	addr := echoServer(t)
+	var writes atomic.Int64
+	tr := countingTransport(t, &writes)
+	roundTripBody(t, tr, addr, &readyBody{ready: []byte("warm"), whole: true}) // the connection's preface and settings
+	want := bytes.Repeat([]byte("x"), 1000)
+	b := &readyBody{ready: append([]byte(nil), want...), whole: true}
+	before := writes.Load()
+	got := roundTripBody(t, tr, addr, b)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("echo: %d bytes, want %d", len(got), len(want))
+	}
+	if n := b.reads.Load(); n != 0 {
+		t.Errorf("Read called %d times for a body that had all arrived", n)
+	}
+	if n := writes.Load() - before; n != 1 {
+		t.Errorf("the request took %d writes, want 1 (head, data and END_STREAM together)", n)
+	}
+}
+
+// A body that has partly arrived sends what is there, and the rest is
+// read (Read) and sent as it comes.
+func TestPartReadyBodyIsPumpedOn(t *testing.T) {
+	addr := echoServer(t)
+	tr := countingTransport(t, new(atomic.Int64))
+	b := &readyBody{ready: []byte("first part, "), rest: []byte("then the rest")}
+	got := roundTripBody(t, tr, addr, b)
+	if string(got) != "first part, then the rest" {
+		t.Fatalf("echo %q", got)
+	}
+	if b.reads.Load() == 0 {
+		t.Error("the rest of the body was not read")
+	}
+}
+
+// An empty body that has ended sends END_STREAM with the head.
+func TestEmptyReadyBody(t *testing.T) {
+	addr := echoServer(t)
+	tr := countingTransport(t, new(atomic.Int64))
+	b := &readyBody{whole: true}
+	if got := roundTripBody(t, tr, addr, b); len(got) != 0 {
+		t.Fatalf("echo %q", got)
+	}
+	if b.reads.Load() != 0 {
+		t.Error("Read called for an empty body that had ended")
+	}
+}
