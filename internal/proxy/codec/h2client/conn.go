@@ -78,6 +78,13 @@ type conn struct {
 	wake    chan struct{}
 	idle    *time.Timer
 
+	// holdWakes: the reader is processing frames that arrived together;
+	// the streams they wake (wakes) are woken once it has processed them
+	// all (flushWakes), so that a response's head, data and trailers
+	// wake the goroutine reading it once.
+	holdWakes bool
+	wakes     []*stream
+
 	// busy: a goroutine (the writer, or a request's in writeInline) is
 	// encoding into wbuf and writing it; the rest wait for it.
 	busy bool
@@ -277,13 +284,82 @@ func (c *conn) readLoop() {
 			if err = c.readError(err); err != nil {
 				break
 			}
-			continue
-		}
-		if err = c.process(f); err != nil {
+		} else if err = c.process(f); err != nil {
 			break
 		}
 	}
 	c.finish(err)
+}
+
+// endFrameLocked ends the processing of a frame: the wake-ups it held
+// are let go unless another whole frame is buffered (and fewer than
+// maxHeldWakes streams wait), so that none waits while the reader does.
+func (c *conn) endFrameLocked() {
+	if len(c.wakes) >= maxHeldWakes || !c.frameBuffered() {
+		c.flushWakesLocked()
+	}
+}
+
+// maxHeldWakes bounds the streams whose wake-up waits for the end of the
+// frames at hand.
+const maxHeldWakes = 16
+
+// frameBuffered reports whether a whole frame is buffered, one the
+// reader processes without waiting for the server (not a header block
+// that CONTINUATION frames go on).
+func (c *conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, _ := c.br.Peek(9)
+	return h2frame.Whole(h, n)
+}
+
+// wakeHeadLocked wakes RoundTrip: the stream's head is in, or it failed.
+func (s *stream) wakeHeadLocked() {
+	s.headOK = true
+	if s.c.holdWakes {
+		s.wakeHead = true
+		s.c.heldLocked(s)
+		return
+	}
+	close(s.headc)
+}
+
+// wakeInLocked wakes a reader of the response body: data, the end or an
+// error is in.
+func (s *stream) wakeInLocked() {
+	if s.c.holdWakes {
+		s.wakeIn = true
+		s.c.heldLocked(s)
+		return
+	}
+	s.inCond.Broadcast()
+}
+
+func (c *conn) heldLocked(s *stream) {
+	if !s.held {
+		s.held = true
+		c.wakes = append(c.wakes, s)
+	}
+}
+
+// flushWakesLocked wakes what the frames processed since the last call
+// woke, and stops holding wake-ups.
+func (c *conn) flushWakesLocked() {
+	c.holdWakes = false
+	for i, s := range c.wakes {
+		if s.wakeHead {
+			close(s.headc)
+		}
+		if s.wakeIn {
+			s.inCond.Broadcast()
+		}
+		s.held, s.wakeHead, s.wakeIn = false, false, false
+		c.wakes[i] = nil
+	}
+	c.wakes = c.wakes[:0]
 }
 
 // readError handles what the framer refused: a stream error resets that
@@ -293,6 +369,8 @@ func (c *conn) readError(err error) error {
 	var ce http2.ConnectionError
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.holdWakes = true
+	defer c.endFrameLocked()
 	switch {
 	case errors.As(err, &se):
 		why := "malformed header block"
@@ -321,6 +399,8 @@ func (c *conn) readError(err error) error {
 func (c *conn) process(f http2.Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.holdWakes = true
+	defer c.endFrameLocked()
 	if c.closing && len(c.streams) == 0 {
 		return ErrConnClosed
 	}
@@ -498,7 +578,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 			s.creditLocked(int32(len(data)))
 		} else {
 			s.in = append(s.in, data...)
-			s.inCond.Signal()
+			s.wakeInLocked()
 		}
 	}
 	if f.StreamEnded() {
@@ -546,6 +626,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) error {
 // fail, the writer flushes and closes it, and the pool forgets it.
 func (c *conn) finish(err error) {
 	c.mu.Lock()
+	c.flushWakesLocked()
 	if c.err == nil {
 		c.err = err
 	}

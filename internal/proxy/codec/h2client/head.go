@@ -202,8 +202,7 @@ func (s *stream) setResponseLocked(h responseHead, ended bool) {
 		resp.Body = &body{s: s}
 	}
 	s.resp = resp
-	s.headOK = true
-	close(s.headc)
+	s.wakeHeadLocked()
 	if ended {
 		s.endRecvLocked()
 	}

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // readyBody is a request body that has arrived whole or in part: ReadReady
@@ -141,5 +144,46 @@ func TestEmptyReadyBody(t *testing.T) {
 	}
 	if b.reads.Load() != 0 {
 		t.Error("Read called for an empty body that had ended")
+	}
+}
+
+// A response whose head, data and trailers arrive in one read wakes
+// RoundTrip once, with all of it in: when RoundTrip returns, the body
+// and the end of the stream are buffered already.
+func TestResponseThatArrivesTogetherWakesOnce(t *testing.T) {
+	srv := newFakeServer(t)
+	tr := newTransport(t, nil)
+	ch := roundTrip(tr, newRequest(t, http.MethodGet, srv.addr(), "/", nil))
+	srv.accept()
+	id := srv.request().StreamID
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	block := func(kv ...string) []byte {
+		srv.hbuf.Reset()
+		for i := 0; i+1 < len(kv); i += 2 {
+			_ = srv.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+		return append([]byte(nil), srv.hbuf.Bytes()...)
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block(":status", "200"), EndHeaders: true})
+	_ = fr.WriteData(id, false, []byte("all of it"))
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block("grpc-status", "0"), EndHeaders: true, EndStream: true})
+	if _, err := srv.c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	res := <-ch
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	s := res.resp.Body.(*body).s
+	s.c.mu.Lock()
+	in, ended := string(s.in), s.recvClosed
+	s.c.mu.Unlock()
+	if in != "all of it" || !ended {
+		t.Fatalf("when RoundTrip returned: body %q buffered, ended %v; want all of it and the end", in, ended)
+	}
+	b, err := io.ReadAll(res.resp.Body)
+	if err != nil || string(b) != "all of it" || res.resp.Trailer.Get("Grpc-Status") != "0" {
+		t.Fatalf("body %q, %v, trailer %v", b, err, res.resp.Trailer)
 	}
 }

@@ -22,7 +22,10 @@ type stream struct {
 	// headc is closed once the response head is in (resp) or the stream
 	// failed (err).
 	headc  chan struct{}
-	headOK bool // headc is closed
+	headOK bool // headc is closed, or will be when the reader's held wake-ups are flushed
+	// held: on the reader's list of wake-ups (conn.wakes), to close
+	// headc (wakeHead) and wake body readers (wakeIn).
+	held, wakeHead, wakeIn bool
 	resp   *http.Response
 	err    error
 	// unprocessed: the server did not process the stream (GOAWAY above
@@ -252,7 +255,7 @@ func (s *stream) sentEndLocked() {
 // and what was received stays readable.
 func (s *stream) endRecvLocked() {
 	s.recvClosed = true
-	s.inCond.Broadcast()
+	s.wakeInLocked()
 	if !s.sendClosed {
 		if s.headSent {
 			s.c.queueCtrl(ctrlFrame{kind: ctrlRST, stream: s.id, code: http2.ErrCodeCancel})
@@ -274,7 +277,7 @@ func (s *stream) resetLocked(code http2.ErrCode, err error) {
 		// Complete in both directions: only the reads not done yet
 		// fail.
 		s.err = err
-		s.inCond.Broadcast()
+		s.wakeInLocked()
 		return
 	}
 	if s.headSent {
@@ -291,11 +294,10 @@ func (s *stream) closeLocked(err error) {
 	}
 	s.recvClosed, s.sendClosed = true, true
 	s.in, s.out, s.outOff, s.endPending, s.trailers = nil, nil, 0, false, nil
-	s.inCond.Broadcast()
+	s.wakeInLocked()
 	s.outCond.Broadcast()
 	if !s.headOK {
-		s.headOK = true
-		close(s.headc)
+		s.wakeHeadLocked()
 	}
 	s.removeLocked()
 	if s.bodyStarted && !s.pumpDone && s.body != nil {
@@ -341,7 +343,13 @@ func (s *stream) creditLocked(n int32) {
 // body is a response body: what the reader buffered for the stream.
 type body struct{ s *stream }
 
-func (b *body) Read(p []byte) (int, error) {
+func (b *body) Read(p []byte) (int, error) { return b.read(p, true) }
+
+// ReadReady implements stream.ReadyReader: what the reader has buffered
+// for the response, without waiting for more.
+func (b *body) ReadReady(p []byte) (int, error) { return b.read(p, false) }
+
+func (b *body) read(p []byte, wait bool) (int, error) {
 	s := b.s
 	c := s.c
 	c.mu.Lock()
@@ -358,6 +366,8 @@ func (b *body) Read(p []byte) (int, error) {
 				s.trailer = nil
 			}
 			return 0, io.EOF
+		case !wait || len(p) == 0:
+			return 0, nil
 		}
 		s.inCond.Wait()
 	}

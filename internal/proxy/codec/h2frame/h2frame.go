@@ -71,3 +71,22 @@ func CloseWrite(nc net.Conn) {
 		nc = u.NetConn()
 	}
 }
+
+// HeaderLen is the length of an HTTP/2 frame header.
+const HeaderLen = 9
+
+// Whole reports whether b, the start of n buffered bytes, begins with a
+// whole frame that a reader can process without waiting for more: its
+// header and payload are buffered, and it is not a HEADERS or
+// PUSH_PROMISE frame without END_HEADERS (whose CONTINUATION frames may
+// still be on their way).
+func Whole(b []byte, n int) bool {
+	if len(b) < HeaderLen || n < HeaderLen {
+		return false
+	}
+	typ, flags := http2.FrameType(b[3]), http2.Flags(b[4])
+	if (typ == http2.FrameHeaders || typ == http2.FramePushPromise) && !flags.Has(http2.FlagHeadersEndHeaders) {
+		return false
+	}
+	return n >= HeaderLen+(int(b[0])<<16|int(b[1])<<8|int(b[2]))
+}

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"golang.org/x/net/http2"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 )
 
 // An idle HTTP/2 connection holds no read or write buffer: both come
@@ -96,15 +98,8 @@ func (cr *connReader) frameBuffered() bool {
 	case cr.buf != nil:
 		b = (*cr.buf)[cr.r:cr.w]
 	}
-	if len(b) < frameHeaderLen {
-		return false
-	}
-	n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
-	return len(b) >= frameHeaderLen+n
+	return h2frame.Whole(b, len(b))
 }
-
-// frameHeaderLen is the length of an HTTP/2 frame header.
-const frameHeaderLen = 9
 
 // release gives the buffer back, empty.
 func (cr *connReader) release() {

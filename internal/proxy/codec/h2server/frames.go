@@ -58,7 +58,8 @@ func (c *conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 		}
 		clear(c.blocked) // an idle connection keeps no stream
 		c.blocked = c.blocked[:0]
-		c.signal()
+		// The streams made ready signalled the writer; with nothing
+		// waiting for this window there is nothing to wake it for.
 		return nil
 	}
 	if c.idleStream(f.StreamID) {

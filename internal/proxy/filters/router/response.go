@@ -15,9 +15,13 @@ import (
 var errUpstreamBody = errors.New("upstream body")
 
 // writeResponse copies an upstream response downstream: headers minus
-// hop-by-hop ones, the body streamed through a pooled buffer (flushed per
-// read when the response is of unknown length: gRPC, server-sent events,
-// chunked streams), then the trailers.
+// hop-by-hop ones, the body streamed through a pooled buffer, then the
+// trailers. A response of unknown length (gRPC, server-sent events,
+// chunked streams) is flushed whenever the next read of the upstream body
+// would wait: at once per read, or, when the upstream codec can tell what
+// has arrived (stream.ReadyReader), only when nothing more has, so that a
+// response that arrived whole (a unary gRPC call: head, message,
+// trailers) leaves in one write when the stream ends.
 func writeResponse(w stream.Downstream, resp *http.Response, st *hcm.Stream, ex *hcm.Exchange) error {
 	defer resp.Body.Close()
 	hdr := w.Header()
@@ -35,15 +39,30 @@ func writeResponse(w stream.Downstream, resp *http.Response, st *hcm.Stream, ex 
 	}
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength < 0
-	if streaming {
-		w.Flush() // headers now: the client may be waiting for them (gRPC streams)
+	ready, _ := resp.Body.(stream.ReadyReader)
+	if !streaming {
+		ready = nil
 	}
+	// unflushed: written downstream, and to be flushed before a read
+	// that waits (the client may be waiting for it: gRPC streams).
+	unflushed := streaming
 
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
-		n, rerr := resp.Body.Read(buf)
+		var n int
+		var rerr error
+		if ready != nil {
+			n, rerr = ready.ReadReady(buf)
+		}
+		if n == 0 && rerr == nil {
+			if unflushed {
+				w.Flush()
+				unflushed = false
+			}
+			n, rerr = resp.Body.Read(buf)
+		}
 		if n > 0 {
 			st.Touch()
 			wn, werr := w.Write(buf[:n])
@@ -51,8 +70,10 @@ func writeResponse(w stream.Downstream, resp *http.Response, st *hcm.Stream, ex 
 			if werr != nil {
 				return werr
 			}
-			if streaming {
+			if streaming && ready == nil {
 				w.Flush()
+			} else {
+				unflushed = streaming
 			}
 		}
 		if rerr == io.EOF {
