@@ -26,8 +26,8 @@ type stream struct {
 	// held: on the reader's list of wake-ups (conn.wakes), to close
 	// headc (wakeHead) and wake body readers (wakeIn).
 	held, wakeHead, wakeIn bool
-	resp   *http.Response
-	err    error
+	resp                   *http.Response
+	err                    error
 	// unprocessed: the server did not process the stream (GOAWAY above
 	// it, REFUSED_STREAM before a response), so it may be sent again.
 	unprocessed bool

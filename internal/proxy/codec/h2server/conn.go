@@ -296,9 +296,6 @@ func (c *conn) readLoop() (err error) {
 	}()
 	for {
 		if len(c.starts) > 0 && (len(c.starts) >= maxPendingStarts || !c.br.frameBuffered()) {
-			if c.handOver() {
-				return errDetached
-			}
 			c.startPending()
 		}
 		if c.detached && c.br.drained() && c.fewStreams() {

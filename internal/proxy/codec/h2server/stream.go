@@ -234,13 +234,6 @@ func (c *conn) startPending() {
 
 // startHandler runs the handler of a new stream on a worker (workers.go).
 func (c *conn) startHandler(s *stream, req *http.Request) {
-	c.s.workers.Run(c.prepareHandler(s, req))
-}
-
-// prepareHandler readies the handler of a new stream: its request's
-// context and body, its response writer, and the connection's count of
-// running handlers.
-func (c *conn) prepareHandler(s *stream, req *http.Request) handlerJob {
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	req = req.WithContext(s.ctx)
 	s.req = req
@@ -253,36 +246,7 @@ func (c *conn) prepareHandler(s *stream, req *http.Request) handlerJob {
 	c.armIdleLocked()
 	c.handlers.Add(1)
 	rw := &responseWriter{s: s, req: req, hdr: make(http.Header)}
-	return handlerJob{c: c, s: s, rw: rw, req: req}
-}
-
-// handOver is the reader's move when the one stream of a detached
-// connection is to start and the client has sent nothing more: a fresh
-// goroutine waits for the client (readDetached), and this one, which has
-// read the request, runs its handler, instead of waking a worker for it
-// and starting a goroutine to wait. It reports false, doing nothing, when
-// the connection has more under way.
-func (c *conn) handOver() bool {
-	if !c.detached || len(c.starts) != 1 || !c.br.drained() {
-		return false
-	}
-	c.mu.Lock()
-	p := c.starts[0]
-	if len(c.streams) > 1 || c.running > 0 || p.s.err != nil {
-		c.mu.Unlock()
-		return false
-	}
-	c.starts[0] = pendingStart{}
-	c.starts = c.starts[:0]
-	job := c.prepareHandler(p.s, p.req)
-	c.mu.Unlock()
-	if c.frBig {
-		c.frBig = false
-		c.newReadFramer(c.fr.ReadMetaHeaders)
-	}
-	go c.readDetached()
-	runHandlerJob(job)
-	return true
+	c.s.workers.Run(handlerJob{c: c, s: s, rw: rw, req: req})
 }
 
 func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {
