@@ -3,19 +3,13 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/pprof"
 	"runtime"
 	"slices"
 	"time"
 
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
@@ -121,61 +115,42 @@ func (p *Proxy) newAdminServer() *http.Server {
 // reached, INITIALIZING until a first snapshot applies, then LIVE, or
 // DRAINING once health checks are failed (POST /healthcheck/fail) or the
 // proxy shuts down.
-func (p *Proxy) serverState() adminv3.ServerInfo_State {
+func (p *Proxy) serverState() serverState {
 	switch {
 	case p.draining.Load() || p.applied.Load() && p.hcFailed.Load():
-		return adminv3.ServerInfo_DRAINING
+		return stateDraining
 	case p.applied.Load():
-		return adminv3.ServerInfo_LIVE
+		return stateLive
 	case p.cpConnected.Load():
-		return adminv3.ServerInfo_INITIALIZING
+		return stateInitializing
 	}
-	return adminv3.ServerInfo_PRE_INITIALIZING
+	return statePreInitializing
 }
 
 // prettyJSON renders a message as Envoy's admin does: proto field names
-// (snake_case), one field per line, so that `grep state` finds the
-// state's own line.
+// (snake_case), one field per line.
 var prettyJSON = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
 
-// prettyJSONDefaults also prints fields at their default value, as
-// Envoy's /server_info does: "state": "LIVE" is the enum's zero value.
-var prettyJSONDefaults = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true, EmitDefaultValues: true}
-
-func writeJSON(w http.ResponseWriter, m proto.Message) { writeJSONWith(w, prettyJSON, m) }
-
-func writeJSONWith(w http.ResponseWriter, opts protojson.MarshalOptions, m proto.Message) {
-	b, err := opts.Marshal(m)
-	if err != nil {
-		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
-	_, _ = io.WriteString(w, "\n")
-}
-
 func (p *Proxy) handleServerInfo(w http.ResponseWriter, r *http.Request) {
-	up := durationpb.New(time.Since(p.started).Truncate(time.Second))
-	node := &corev3.Node{Id: p.cfg.NodeID, Cluster: p.cfg.Cluster}
+	up := pbDuration(time.Since(p.started).Truncate(time.Second))
 	mode := "sidecar"
 	if p.cfg.Gateway {
 		mode = "gateway"
 	}
-	node.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{"meshlens.mode": structpb.NewStringValue(mode)}}
-	writeJSONWith(w, prettyJSONDefaults, &adminv3.ServerInfo{
+	writeAdminJSON(w, serverInfoJSON{
 		Version:            p.cfg.Version,
 		State:              p.serverState(),
 		HotRestartVersion:  "disabled",
 		UptimeCurrentEpoch: up,
 		UptimeAllEpochs:    up,
-		Node:               node,
-		CommandLineOptions: &adminv3.CommandLineOptions{
+		Node:               nodeJSON{ID: p.cfg.NodeID, Cluster: p.cfg.Cluster, Metadata: map[string]string{"meshlens.mode": mode}},
+		CommandLineOptions: commandLineOptionsJSON{
+			BaseID:         "0",
 			Concurrency:    uint32(runtime.GOMAXPROCS(0)),
 			ServiceNode:    p.cfg.NodeID,
 			ServiceCluster: p.cfg.Cluster,
-			DrainTime:      durationpb.New(p.cfg.DrainTimeout),
-			Mode:           adminv3.CommandLineOptions_Serve,
+			DrainTime:      pbDuration(p.cfg.DrainTimeout),
+			Mode:           "Serve",
 		},
 	})
 }
@@ -183,7 +158,7 @@ func (p *Proxy) handleServerInfo(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) handleReady(w http.ResponseWriter, r *http.Request) {
 	st := p.serverState()
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
-	if st != adminv3.ServerInfo_LIVE {
+	if st != stateLive {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	fmt.Fprintln(w, st.String())

@@ -3,14 +3,10 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
@@ -89,45 +85,43 @@ func hostStats(e *cluster.Endpoint) []struct {
 func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
 	views := p.sortedViews()
 	if r.URL.Query().Get("format") == "json" {
-		out := &adminv3.Clusters{}
+		var out clustersJSON
 		for _, v := range views {
-			cs := &adminv3.ClusterStatus{Name: v.Cluster.Name, AddedViaApi: true, ObservabilityName: v.Cluster.Name}
+			cs := clusterStatusJSON{Name: v.Cluster.Name, AddedViaAPI: true, ObservabilityName: v.Cluster.Name}
 			if v.Cluster.Type == table.ClusterEDS && v.Cluster.ServiceName != "" && v.Cluster.ServiceName != v.Cluster.Name {
-				cs.EdsServiceName = v.Cluster.ServiceName
+				cs.EDSServiceName = v.Cluster.ServiceName
 			}
 			for _, e := range v.Endpoints() {
-				hs := &adminv3.HostStatus{
-					Address:  socketAddress(e.Addr),
-					Weight:   max(e.Spec.Weight, 1),
-					Hostname: e.Hostname,
-					Priority: e.Spec.Priority,
-					HealthStatus: &adminv3.HostHealthStatus{
-						EdsHealthStatus: corev3.HealthStatus_HEALTHY,
-					},
+				hs := hostStatusJSON{
+					Address:      socketAddress(e.Addr),
+					Weight:       max(e.Spec.Weight, 1),
+					Hostname:     e.Hostname,
+					Priority:     e.Spec.Priority,
+					HealthStatus: hostHealthStatusJSON{EDSHealthStatus: "HEALTHY"},
 				}
 				if !e.Spec.Healthy {
-					hs.HealthStatus.EdsHealthStatus = corev3.HealthStatus_UNHEALTHY
+					hs.HealthStatus.EDSHealthStatus = "UNHEALTHY"
 				}
 				if e.Stats != nil {
 					hs.HealthStatus.FailedOutlierCheck = e.Stats.Outlier.Ejected()
 					hs.HealthStatus.FailedActiveHealthCheck = e.Stats.HC.Failed.Load()
-					hs.HealthStatus.PendingActiveHc = e.Stats.HC.Pending.Load()
+					hs.HealthStatus.PendingActiveHC = e.Stats.HC.Pending.Load()
 				}
 				if e.Spec.Zone != "" {
-					hs.Locality = &corev3.Locality{Zone: e.Spec.Zone}
+					hs.Locality = &localityJSON{Zone: e.Spec.Zone}
 				}
 				for _, st := range hostStats(e) {
-					t := adminv3.SimpleMetric_COUNTER
+					t := "COUNTER"
 					if st.gauge {
-						t = adminv3.SimpleMetric_GAUGE
+						t = "GAUGE"
 					}
-					hs.Stats = append(hs.Stats, &adminv3.SimpleMetric{Name: st.name, Type: t, Value: uint64(max(st.v, 0))})
+					hs.Stats = append(hs.Stats, simpleMetricJSON{Name: st.name, Type: t, Value: uint64(max(st.v, 0))})
 				}
 				cs.HostStatuses = append(cs.HostStatuses, hs)
 			}
 			out.ClusterStatuses = append(out.ClusterStatuses, cs)
 		}
-		writeJSON(w, out)
+		writeAdminJSON(w, out)
 		return
 	}
 	var b bytes.Buffer
@@ -166,18 +160,6 @@ func (p *Proxy) handleClusters(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b.Bytes())
 }
 
-// socketAddress renders host:port as Envoy's Address.
-func socketAddress(hostport string) *corev3.Address {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	pv, _ := strconv.ParseUint(port, 10, 32)
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(pv)},
-	}}}
-}
-
 func (p *Proxy) handleListeners(w http.ResponseWriter, r *http.Request) {
 	rs := p.state.Load()
 	bound := map[string][]BoundListener{}
@@ -202,15 +184,15 @@ func (p *Proxy) handleListeners(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if r.URL.Query().Get("format") == "json" {
-		out := &adminv3.Listeners{}
+		var out listenersJSON
 		for _, e := range entries {
-			ls := &adminv3.ListenerStatus{Name: e.name, LocalAddress: socketAddress(e.addrs[0])}
+			ls := listenerStatusJSON{Name: e.name, LocalAddress: socketAddress(e.addrs[0])}
 			for _, a := range e.addrs[1:] {
 				ls.AdditionalLocalAddresses = append(ls.AdditionalLocalAddresses, socketAddress(a))
 			}
 			out.ListenerStatuses = append(out.ListenerStatuses, ls)
 		}
-		writeJSON(w, out)
+		writeAdminJSON(w, out)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")

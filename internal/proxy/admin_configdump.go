@@ -1,104 +1,71 @@
 package proxy
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
-	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Admin /config_dump: the applied xDS resources.
 func (p *Proxy) handleConfigDump(w http.ResponseWriter, r *http.Request) {
 	_, includeEDS := r.URL.Query()["include_eds"]
-	dump, err := p.configDump(includeEDS)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	writeJSON(w, dump)
+	writeAdminJSON(w, p.configDump(includeEDS))
 }
 
 // configDump renders the received xDS resources in Envoy's ConfigDump
-// shape: ClustersConfigDump, (EndpointsConfigDump with include_eds),
-// ListenersConfigDump, RoutesConfigDump, all as dynamic resources.
-func (p *Proxy) configDump(includeEDS bool) (*adminv3.ConfigDump, error) {
+// shape (adminjson.go): ClustersConfigDump, (EndpointsConfigDump with
+// include_eds), ListenersConfigDump, RoutesConfigDump, all as dynamic
+// resources.
+func (p *Proxy) configDump(includeEDS bool) configDumpJSON {
 	rs := p.state.Load()
-	dump := &adminv3.ConfigDump{}
+	var dump configDumpJSON
 	if rs == nil {
-		return dump, nil
+		return dump
 	}
 	s := rs.snap
-	updated := timestamppb.New(p.appliedAt(rs))
+	updated := pbTime(p.appliedAt(rs))
 	ver := func(t string) string { return s.Versions[t] }
-	var msgs []proto.Message
 
-	clusters := &adminv3.ClustersConfigDump{VersionInfo: ver(typeCluster)}
+	clusters := clustersConfigDumpJSON{VersionInfo: ver(typeCluster)}
 	for _, m := range sortedResources(s.Resources[typeCluster]) {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		clusters.DynamicActiveClusters = append(clusters.DynamicActiveClusters, &adminv3.ClustersConfigDump_DynamicCluster{
-			VersionInfo: ver(typeCluster), Cluster: a, LastUpdated: updated,
+		clusters.DynamicActiveClusters = append(clusters.DynamicActiveClusters, dynamicClusterJSON{
+			VersionInfo: ver(typeCluster), Cluster: pbAny{m}, LastUpdated: updated,
 		})
 	}
-	msgs = append(msgs, clusters)
+	dump.Configs = append(dump.Configs, typed{adminTypes + "ClustersConfigDump", clusters})
 
 	if includeEDS {
-		eps := &adminv3.EndpointsConfigDump{}
+		var eps endpointsConfigDumpJSON
 		for _, m := range sortedResources(s.Resources[typeEndpoint]) {
-			a, err := anypb.New(m)
-			if err != nil {
-				return nil, fmt.Errorf("config dump: %w", err)
-			}
-			eps.DynamicEndpointConfigs = append(eps.DynamicEndpointConfigs, &adminv3.EndpointsConfigDump_DynamicEndpointConfig{
-				VersionInfo: ver(typeEndpoint), EndpointConfig: a, LastUpdated: updated,
+			eps.DynamicEndpointConfigs = append(eps.DynamicEndpointConfigs, dynamicEndpointConfigJSON{
+				VersionInfo: ver(typeEndpoint), EndpointConfig: pbAny{m}, LastUpdated: updated,
 			})
 		}
-		msgs = append(msgs, eps)
+		dump.Configs = append(dump.Configs, typed{adminTypes + "EndpointsConfigDump", eps})
 	}
 
-	listeners := &adminv3.ListenersConfigDump{VersionInfo: ver(typeListener)}
+	listeners := listenersConfigDumpJSON{VersionInfo: ver(typeListener)}
 	for _, m := range sortedResources(s.Resources[typeListener]) {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		listeners.DynamicListeners = append(listeners.DynamicListeners, &adminv3.ListenersConfigDump_DynamicListener{
+		listeners.DynamicListeners = append(listeners.DynamicListeners, dynamicListenerJSON{
 			Name: resourceName(m),
-			ActiveState: &adminv3.ListenersConfigDump_DynamicListenerState{
-				VersionInfo: ver(typeListener), Listener: a, LastUpdated: updated,
+			ActiveState: dynamicListenerStateJSON{
+				VersionInfo: ver(typeListener), Listener: pbAny{m}, LastUpdated: updated,
 			},
 		})
 	}
-	msgs = append(msgs, listeners)
+	dump.Configs = append(dump.Configs, typed{adminTypes + "ListenersConfigDump", listeners})
 
-	routes := &adminv3.RoutesConfigDump{}
+	var routes routesConfigDumpJSON
 	for _, m := range sortedResources(s.Resources[typeRoute]) {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		routes.DynamicRouteConfigs = append(routes.DynamicRouteConfigs, &adminv3.RoutesConfigDump_DynamicRouteConfig{
-			VersionInfo: ver(typeRoute), RouteConfig: a, LastUpdated: updated,
+		routes.DynamicRouteConfigs = append(routes.DynamicRouteConfigs, dynamicRouteConfigJSON{
+			VersionInfo: ver(typeRoute), RouteConfig: pbAny{m}, LastUpdated: updated,
 		})
 	}
-	msgs = append(msgs, routes)
-
-	for _, m := range msgs {
-		a, err := anypb.New(m)
-		if err != nil {
-			return nil, fmt.Errorf("config dump: %w", err)
-		}
-		dump.Configs = append(dump.Configs, a)
-	}
-	return dump, nil
+	dump.Configs = append(dump.Configs, typed{adminTypes + "RoutesConfigDump", routes})
+	return dump
 }
 
 // appliedAt is when a snapshot state was swapped in.

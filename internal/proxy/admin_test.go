@@ -12,6 +12,7 @@ import (
 	"time"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -76,6 +77,9 @@ func TestAdminServerInfoAndReady(t *testing.T) {
 	}
 	if si.GetNode().GetId() != "mesh/demo/virtualNode/greeter" || si.GetState() != adminv3.ServerInfo_LIVE || si.GetUptimeCurrentEpoch() == nil {
 		t.Errorf("/server_info: %v", &si)
+	}
+	if mode := si.GetNode().GetMetadata().GetFields()["meshlens.mode"].GetStringValue(); mode != "sidecar" || si.GetCommandLineOptions().GetConcurrency() == 0 || si.GetCommandLineOptions().GetMode() != adminv3.CommandLineOptions_Serve {
+		t.Errorf("/server_info: node mode %q, options %v", mode, si.GetCommandLineOptions())
 	}
 
 	// App Mesh's container health check, verbatim.
@@ -152,6 +156,24 @@ func TestAdminClustersListenersConfigDumpStats(t *testing.T) {
 	var cs adminv3.Clusters
 	if err := protojson.Unmarshal([]byte(cj), &cs); err != nil || len(cs.GetClusterStatuses()) != 2 {
 		t.Errorf("/clusters?format=json: %v\n%s", err, cj)
+	}
+	for _, c := range cs.GetClusterStatuses() {
+		if c.GetName() != "cds_app" {
+			continue
+		}
+		hs := c.GetHostStatuses()
+		if len(hs) != 1 || hs[0].GetAddress().GetSocketAddress().GetAddress() != "127.0.0.1" || hs[0].GetHealthStatus().GetEdsHealthStatus() != corev3.HealthStatus_HEALTHY {
+			t.Fatalf("/clusters?format=json cds_app hosts: %v", hs)
+		}
+		var total uint64
+		for _, m := range hs[0].GetStats() {
+			if m.GetName() == "rq_total" {
+				total = m.GetValue()
+			}
+		}
+		if total != 3 {
+			t.Errorf("/clusters?format=json cds_app rq_total = %d, want 3", total)
+		}
 	}
 
 	_, ls := adminGet(t, p, "/listeners")

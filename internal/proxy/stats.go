@@ -62,7 +62,7 @@ func (p *Proxy) refreshServerStats() {
 	ss := p.srvStats
 	st := p.serverState()
 	live := int64(0)
-	if st == 0 { // adminv3.ServerInfo_LIVE
+	if st == stateLive {
 		live = 1
 	}
 	ss.live.Set(live)
