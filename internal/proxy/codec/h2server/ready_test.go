@@ -3,8 +3,13 @@ package h2server
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -97,5 +102,68 @@ func TestReadReadyDoesNotWait(t *testing.T) {
 	_ = c.fr.WriteData(1, true, []byte("later"))
 	if b := <-rest; string(b) != "later" {
 		t.Errorf("Read gave %q, want %q", b, "later")
+	}
+}
+
+// writeCounter counts a connection's writes, and those made by the
+// writer goroutine (writeLoop).
+type writeCounter struct {
+	net.Conn
+	writes, byWriter *atomic.Int64
+}
+
+func (w writeCounter) Write(p []byte) (int, error) {
+	w.writes.Add(1)
+	buf := make([]byte, 16<<10)
+	if strings.Contains(string(buf[:runtime.Stack(buf, false)]), "h2server.(*conn).writeLoop") {
+		w.byWriter.Add(1)
+	}
+	return w.Conn.Write(p)
+}
+
+// A handler that writes its head, body and trailers without flushing and
+// ends while no writer runs sends them itself, in one write: no writer
+// goroutine is started for them.
+func TestEndedResponseGoesInOneWrite(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "Grpc-Status")
+		_, _ = w.Write(bytes.Repeat([]byte("m"), 1000))
+		w.Header().Set("Grpc-Status", "0")
+	})}
+	t.Cleanup(srv.Close)
+	var writes, byWriter atomic.Int64
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = srv.ServeConnDetached(writeCounter{c, &writes, &byWriter}, nil)
+		}
+	}()
+	c := dialRaw(t, ln.Addr().String())
+	c.sendTogether(1, []byte("first"))
+	if resp := c.await(1); resp.status != 200 || resp.trailer["grpc-status"] != "0" {
+		t.Fatalf("first response %d, trailer %v", resp.status, resp.trailer)
+	}
+	// The connection's SETTINGS and ACKs are written by now; the next
+	// response is counted alone.
+	time.Sleep(50 * time.Millisecond)
+	before, beforeWriter := writes.Load(), byWriter.Load()
+	c.sendTogether(3, []byte("second"))
+	resp := c.await(3)
+	if resp.status != 200 || len(resp.body) != 1000 || resp.trailer["grpc-status"] != "0" {
+		t.Fatalf("second response %d, %d bytes, trailer %v", resp.status, len(resp.body), resp.trailer)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := writes.Load() - before; n != 1 {
+		t.Errorf("the response took %d writes, want 1 (head, data and trailers together)", n)
+	}
+	if n := byWriter.Load() - beforeWriter; n != 0 {
+		t.Errorf("the writer goroutine made %d of the response's writes, want the handler's goroutine to", n)
 	}
 }
