@@ -40,3 +40,25 @@ func TestWhole(t *testing.T) {
 		}
 	}
 }
+
+// Whole agrees with the library's frame header parser on any bytes: a
+// frame is whole when its header and declared payload are all there, and
+// it is not a header block that CONTINUATION frames go on.
+func FuzzWhole(f *testing.F) {
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	_ = fr.WriteData(1, true, []byte("hello"))
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: []byte{0x82}})
+	f.Add(b.Bytes())
+	f.Add([]byte{0, 0, 0, 1, 4, 0, 0, 0, 1})
+	f.Add([]byte{0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := Whole(b, len(b))
+		h, err := http2.ReadFrameHeader(bytes.NewReader(b))
+		want := err == nil && len(b) >= HeaderLen+int(h.Length) &&
+			!((h.Type == http2.FrameHeaders || h.Type == http2.FramePushPromise) && !h.Flags.Has(http2.FlagHeadersEndHeaders))
+		if got != want {
+			t.Fatalf("Whole(%x) = %v, want %v", b, got, want)
+		}
+	})
+}
