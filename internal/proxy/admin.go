@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
@@ -126,10 +125,6 @@ func (p *Proxy) serverState() serverState {
 	}
 	return statePreInitializing
 }
-
-// prettyJSON renders a message as Envoy's admin does: proto field names
-// (snake_case), one field per line.
-var prettyJSON = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
 
 func (p *Proxy) handleServerInfo(w http.ResponseWriter, r *http.Request) {
 	up := pbDuration(time.Since(p.started).Truncate(time.Second))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -89,8 +90,12 @@ func (a pbAny) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config dump: %w", err)
 	}
-	return prettyJSON.Marshal(x)
+	return resourceJSON.Marshal(x)
 }
+
+// resourceJSON renders an xDS resource with proto field names; the
+// document it goes into is indented as a whole (writeAdminJSON).
+var resourceJSON = protojson.MarshalOptions{UseProtoNames: true}
 
 // typed is a message of the admin's own inside an Any: its fields after
 // "@type".
