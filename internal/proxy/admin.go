@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-
 	"github.com/meshlens/meshlens/internal/proxy/hcm"
 	"github.com/meshlens/meshlens/internal/proxy/listener"
 	"github.com/meshlens/meshlens/internal/proxy/table"
