@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -185,5 +186,67 @@ func TestResponseThatArrivesTogetherWakesOnce(t *testing.T) {
 	b, err := io.ReadAll(res.resp.Body)
 	if err != nil || string(b) != "all of it" || res.resp.Trailer.Get("Grpc-Status") != "0" {
 		t.Fatalf("body %q, %v, trailer %v", b, err, res.resp.Trailer)
+	}
+}
+
+// failingConn fails its writes while fail is set.
+type failingConn struct {
+	net.Conn
+	fail *atomic.Bool
+}
+
+func (f failingConn) Write(p []byte) (int, error) {
+	if f.fail.Load() {
+		return 0, errors.New("write refused")
+	}
+	return f.Conn.Write(p)
+}
+
+// A request written on its own goroutine whose write fails ends in an
+// error (not a wait), the connection is given up, and the next request
+// goes out on a new one.
+func TestInlineWriteFailureEndsTheAttempt(t *testing.T) {
+	addr := echoServer(t)
+	var fail atomic.Bool
+	var dials atomic.Int64
+	tr := &Transport{Dial: func(ctx context.Context, a string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err != nil {
+			return nil, err
+		}
+		return failingConn{c, &fail}, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	if got := roundTripBody(t, tr, addr, &readyBody{ready: []byte("one"), whole: true}); string(got) != "one" {
+		t.Fatalf("first echo %q", got)
+	}
+	fail.Store(true)
+	req := newRequest(t, http.MethodPost, addr, "/", nil)
+	req.Body, req.ContentLength = &readyBody{ready: []byte("two"), whole: true}, -1
+	done := make(chan error, 1)
+	go func() {
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a request whose write failed succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request whose write failed still waits")
+	}
+	fail.Store(false)
+	if got := roundTripBody(t, tr, addr, &readyBody{ready: []byte("three"), whole: true}); string(got) != "three" {
+		t.Fatalf("third echo %q", got)
+	}
+	if n := dials.Load(); n != 2 {
+		t.Errorf("%d dials, want 2 (the failed connection replaced once)", n)
 	}
 }
