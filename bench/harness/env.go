@@ -299,7 +299,15 @@ func waitLive(ctx context.Context, sc *sidecar) error {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if !strings.Contains(string(b), `"LIVE"`) {
-			return fmt.Errorf("not LIVE yet")
+			// The state and the sidecar's last log lines, so that a
+			// sidecar that never goes live says why.
+			state := "no state"
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, `"state"`) {
+					state = strings.TrimSpace(l)
+				}
+			}
+			return fmt.Errorf("not LIVE yet (%s); sidecar log: %s", state, sc.p.tail())
 		}
 		return nil
 	})
