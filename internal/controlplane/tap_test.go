@@ -38,7 +38,7 @@ func connectNode(t *testing.T, cp *runningCP, nodeID, admin string) {
 	}
 	node := &corev3.Node{Id: nodeID, Cluster: "test", UserAgentName: "meshlens-proxy"}
 	if admin != "" {
-		xdsmeta.SetAdminAddress(node, admin)
+		node.Metadata = xdsmeta.SetAdminAddress(node.Metadata, admin)
 	}
 	if err := stream.Send(&discovery.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
 		t.Fatal(err)

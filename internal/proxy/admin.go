@@ -15,16 +15,16 @@ import (
 
 	// The typed configs that listeners and clusters embed: /config_dump
 	// renders them with protojson, which must resolve every Any.
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/access_loggers/file/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/access_loggers/stream/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/router/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/listener/http_inspector/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/listener/original_dst/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/listener/tls_inspector/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/tcp_proxy/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/transport_sockets/tls/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/upstreams/http/v3"
 )
 
 // xDS type URLs, the keys of table.Snapshot.Resources.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
 )
 
 // Admin /config_dump: the applied xDS resources.
@@ -76,7 +76,7 @@ func (p *Proxy) appliedAt(rs *runtimeState) time.Time {
 	return rs.appliedAt
 }
 
-func resourceName(m proto.Message) string {
+func resourceName(m xdsproto.Message) string {
 	switch r := m.(type) {
 	case interface{ GetName() string }:
 		return r.GetName()
@@ -86,8 +86,8 @@ func resourceName(m proto.Message) string {
 	return ""
 }
 
-func sortedResources(ms []proto.Message) []proto.Message {
+func sortedResources(ms []xdsproto.Message) []xdsproto.Message {
 	out := slices.Clone(ms)
-	slices.SortStableFunc(out, func(a, b proto.Message) int { return strings.Compare(resourceName(a), resourceName(b)) })
+	slices.SortStableFunc(out, func(a, b xdsproto.Message) int { return strings.Compare(resourceName(a), resourceName(b)) })
 	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/xdsprototest" // registers the xDS types the config dump holds
 	"google.golang.org/protobuf/encoding/protojson"
 )
 

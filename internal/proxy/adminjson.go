@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/meshlens/meshlens/internal/xdsproto"
 )
 
 // The admin endpoint's JSON documents are Envoy's envoy.admin.v3
@@ -83,19 +81,20 @@ func (t pbTime) MarshalJSON() ([]byte, error) {
 }
 
 // pbAny is a google.protobuf.Any holding m, in protojson's form.
-type pbAny struct{ m proto.Message }
+type pbAny struct{ m xdsproto.Message }
 
 func (a pbAny) MarshalJSON() ([]byte, error) {
-	x, err := anypb.New(a.m)
+	body, err := xdsproto.JSON(a.m)
 	if err != nil {
-		return nil, fmt.Errorf("config dump: %w", err)
+		return nil, fmt.Errorf("config dump: %s: %w", a.m.XDSTypeName(), err)
 	}
-	return resourceJSON.Marshal(x)
+	typ, _ := json.Marshal(xdsproto.TypeURL(a.m))
+	out := append([]byte(`{"@type":`), typ...)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...), nil
 }
-
-// resourceJSON renders an xDS resource with proto field names; the
-// document it goes into is indented as a whole (writeAdminJSON).
-var resourceJSON = protojson.MarshalOptions{UseProtoNames: true}
 
 // typed is a message of the admin's own inside an Any: its fields after
 // "@type".

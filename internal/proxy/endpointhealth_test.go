@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
 )
 
 // EndpointHealth reports what /clusters shows: an endpoint ejected by

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	listenerv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/listener/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	hcmv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )

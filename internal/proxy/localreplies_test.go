@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	listenerv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/listener/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 

@@ -183,7 +183,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	node := xdsclient.NewNode(id.String(), cluster, cfg.Version)
 	// The control plane opens live taps on the admin endpoint.
-	xdsmeta.SetAdminAddress(node, p.AdminAddr().String())
+	node.Metadata = xdsmeta.SetAdminAddress(node.Metadata, p.AdminAddr().String())
 	cpAuth.identity = func() *tls.Certificate { return p.MeshIdentity(meshIdentityURI(id)) }
 	// APPMESH_SDS_SOCKET_PATH: the secrets come from that SDS server (a
 	// SPIRE agent, as with App Mesh) instead of the control plane.

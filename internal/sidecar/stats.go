@@ -2,13 +2,14 @@ package sidecar
 
 import (
 	"fmt"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/grpc"
 	"log/slog"
 	"os"
 	"regexp"
 	"time"
+
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc"
 
 	"github.com/meshlens/meshlens/internal/nodeid"
 	"github.com/meshlens/meshlens/internal/stats"

@@ -126,7 +126,7 @@ func buildOutboundCluster(req *clusterReq, tls *v1alpha1.ClientPolicyTLS, fl Fla
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsConfigSource()},
 		ConnectTimeout:       durationpb.New(connectTimeout),
 		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
-		Metadata:             xdsmeta.Metadata(xdsmeta.KeyMesh, req.mesh, xdsmeta.KeyVirtualNode, tg.node),
+		Metadata:             &corev3.Metadata{FilterMetadata: xdsmeta.FilterMetadata(xdsmeta.KeyMesh, req.mesh, xdsmeta.KeyVirtualNode, tg.node)},
 	}
 	if isHTTP2(tg.protocol) {
 		c.TypedExtensionProtocolOptions = http2ProtocolOptions()
@@ -173,7 +173,7 @@ func inboundCluster(mesh, node string, l *v1alpha1.Listener) *clusterv3.Cluster 
 			}},
 		},
 		CircuitBreakers: circuitBreakers(proto, l.ConnectionPool),
-		Metadata:        xdsmeta.Metadata(xdsmeta.KeyMesh, mesh, xdsmeta.KeyVirtualNode, node),
+		Metadata:        &corev3.Metadata{FilterMetadata: xdsmeta.FilterMetadata(xdsmeta.KeyMesh, mesh, xdsmeta.KeyVirtualNode, node)},
 	}
 	if isHTTP2(proto) {
 		c.TypedExtensionProtocolOptions = http2ProtocolOptions()

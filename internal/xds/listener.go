@@ -198,7 +198,7 @@ func (t *translator) refusedVirtualHost(mesh, service string, port uint32, prima
 			domains = append(domains, service)
 		}
 		return &routev3.VirtualHost{
-			Name: virtualHostName(service, port), Domains: domains, Metadata: xdsmeta.Metadata(xdsmeta.KeyVirtualService, service),
+			Name: virtualHostName(service, port), Domains: domains, Metadata: &corev3.Metadata{FilterMetadata: xdsmeta.FilterMetadata(xdsmeta.KeyVirtualService, service)},
 			Routes: []*routev3.Route{{
 				Name:   "acm-refused",
 				Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
@@ -297,7 +297,7 @@ func (b *viewBuilder) outboundListener(mesh string, spec *v1alpha1.VirtualNodeSp
 					Name:             virtualHostName(svc.name, p.port),
 					FilterChainMatch: &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(p.port)},
 					Filters:          []*listenerv3.Filter{tcpProxyFilter(outboundStatPrefix, wts, r.idle, logs)},
-					Metadata:         xdsmeta.Metadata(xdsmeta.KeyVirtualService, svc.name),
+					Metadata:         &corev3.Metadata{FilterMetadata: xdsmeta.FilterMetadata(xdsmeta.KeyVirtualService, svc.name)},
 				}
 			default:
 				continue

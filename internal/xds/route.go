@@ -629,7 +629,7 @@ func outboundVirtualHost(service string, port uint32, primary bool, rs *routeSet
 	if primary {
 		domains = append(domains, service)
 	}
-	vh := &routev3.VirtualHost{Name: virtualHostName(service, port), Domains: domains, Metadata: xdsmeta.Metadata(xdsmeta.KeyVirtualService, service)}
+	vh := &routev3.VirtualHost{Name: virtualHostName(service, port), Domains: domains, Metadata: &corev3.Metadata{FilterMetadata: xdsmeta.FilterMetadata(xdsmeta.KeyVirtualService, service)}}
 	for _, r := range rs.rules {
 		vh.Routes = append(vh.Routes, r.envoyRoute(FlavourEnvoy))
 	}
@@ -1002,7 +1002,7 @@ func gatewayRoute(g *gatewayRule, r *rule) (*routev3.Route, combineResult) {
 	if r.name != g.service {
 		name = g.name + "/" + r.name
 	}
-	rt := &routev3.Route{Name: name, Match: m, Metadata: xdsmeta.Metadata(xdsmeta.KeyVirtualService, g.service)}
+	rt := &routev3.Route{Name: name, Match: m, Metadata: &corev3.Metadata{FilterMetadata: xdsmeta.FilterMetadata(xdsmeta.KeyVirtualService, g.service)}}
 	// The target's route brings its fault and rate limit, as it does to
 	// every caller; the gateway route's own rate limit replaces the
 	// latter, being the more specific to this gateway.

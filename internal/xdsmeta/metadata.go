@@ -1,7 +1,6 @@
 package xdsmeta
 
 import (
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -37,21 +36,28 @@ type Labels struct {
 	VirtualService string
 }
 
-// Metadata builds filter_metadata["meshlens"] from key/value pairs (keys
-// among KeyMesh, KeyVirtualNode and KeyVirtualService). A trailing key
-// without a value is dropped.
-func Metadata(kv ...string) *corev3.Metadata {
+// FilterMetadata builds filter_metadata with the namespace "meshlens"
+// from key/value pairs (keys among KeyMesh, KeyVirtualNode and
+// KeyVirtualService). A trailing key without a value is dropped.
+func FilterMetadata(kv ...string) map[string]*structpb.Struct {
 	fields := make(map[string]*structpb.Value, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		fields[kv[i]] = structpb.NewStringValue(kv[i+1])
 	}
-	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{MetadataNamespace: {Fields: fields}}}
+	return map[string]*structpb.Struct{MetadataNamespace: {Fields: fields}}
 }
 
-// ReadLabels reads filter_metadata["meshlens"] of m (which may be nil).
-// Values that are not strings are ignored: metadata only labels metrics,
-// so a malformed value must not refuse a configuration.
-func ReadLabels(m *corev3.Metadata) Labels {
+// Metadata is xDS metadata as the control plane's and the proxy's types
+// both read it.
+type Metadata interface {
+	GetFilterMetadata() map[string]*structpb.Struct
+}
+
+// ReadLabels reads filter_metadata["meshlens"] of m (which may be a nil
+// pointer, not a nil interface). Values that are not strings are ignored:
+// metadata only labels metrics, so a malformed value must not refuse a
+// configuration.
+func ReadLabels(m Metadata) Labels {
 	s := m.GetFilterMetadata()[MetadataNamespace]
 	str := func(key string) string { return s.GetFields()[key].GetStringValue() }
 	return Labels{Mesh: str(KeyMesh), VirtualNode: str(KeyVirtualNode), VirtualService: str(KeyVirtualService)}

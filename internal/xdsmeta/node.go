@@ -3,7 +3,6 @@ package xdsmeta
 import (
 	"net"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -13,20 +12,26 @@ import (
 // metadata it does not know.
 const NodeKeyAdminAddress = "meshlens.admin_address"
 
-// SetAdminAddress records a proxy's admin address in its node metadata.
-func SetAdminAddress(n *corev3.Node, addr string) {
-	if n.Metadata == nil {
-		n.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+// SetAdminAddress records a proxy's admin address in its node metadata
+// md, and returns md (a new one when md is nil).
+func SetAdminAddress(md *structpb.Struct, addr string) *structpb.Struct {
+	if md == nil {
+		md = &structpb.Struct{}
 	}
-	if n.Metadata.Fields == nil {
-		n.Metadata.Fields = map[string]*structpb.Value{}
+	if md.Fields == nil {
+		md.Fields = map[string]*structpb.Value{}
 	}
-	n.Metadata.Fields[NodeKeyAdminAddress] = structpb.NewStringValue(addr)
+	md.Fields[NodeKeyAdminAddress] = structpb.NewStringValue(addr)
+	return md
 }
+
+// Node is an xDS node as the control plane's and the proxy's types both
+// read it.
+type Node interface{ GetMetadata() *structpb.Struct }
 
 // AdminAddress is the admin address a node reports, empty when it reports
 // none or one that is not host:port.
-func AdminAddress(n *corev3.Node) string {
+func AdminAddress(n Node) string {
 	a := n.GetMetadata().GetFields()[NodeKeyAdminAddress].GetStringValue()
 	if _, _, err := net.SplitHostPort(a); err != nil {
 		return ""

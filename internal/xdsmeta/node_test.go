@@ -12,7 +12,7 @@ func TestAdminAddress(t *testing.T) {
 		return &corev3.Node{Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{NodeKeyAdminAddress: v}}}
 	}
 	set := &corev3.Node{Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{"other": structpb.NewBoolValue(true)}}}
-	SetAdminAddress(set, "127.0.0.1:9901")
+	set.Metadata = SetAdminAddress(set.Metadata, "127.0.0.1:9901")
 	for _, tc := range []struct {
 		name string
 		node *corev3.Node

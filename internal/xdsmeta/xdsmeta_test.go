@@ -58,9 +58,9 @@ func TestLabels(t *testing.T) {
 		md   *corev3.Metadata
 		want Labels
 	}{
-		{"cluster", Metadata(KeyMesh, "demo", KeyVirtualNode, "greeting-v1"), Labels{Mesh: "demo", VirtualNode: "greeting-v1"}},
-		{"route", Metadata(KeyVirtualService, "greeting.demo.local"), Labels{VirtualService: "greeting.demo.local"}},
-		{"odd pair dropped", Metadata(KeyVirtualService, "svc", KeyMesh), Labels{VirtualService: "svc"}},
+		{"cluster", &corev3.Metadata{FilterMetadata: FilterMetadata(KeyMesh, "demo", KeyVirtualNode, "greeting-v1")}, Labels{Mesh: "demo", VirtualNode: "greeting-v1"}},
+		{"route", &corev3.Metadata{FilterMetadata: FilterMetadata(KeyVirtualService, "greeting.demo.local")}, Labels{VirtualService: "greeting.demo.local"}},
+		{"odd pair dropped", &corev3.Metadata{FilterMetadata: FilterMetadata(KeyVirtualService, "svc", KeyMesh)}, Labels{VirtualService: "svc"}},
 		{"nil", nil, Labels{}},
 		{"other namespace", &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
 			"envoy.lb": {Fields: map[string]*structpb.Value{KeyMesh: structpb.NewStringValue("demo")}},
@@ -86,7 +86,7 @@ func FuzzLabelsRoundTrip(f *testing.F) {
 	f.Add("m\x00", "\xff", "a:b")
 	f.Fuzz(func(t *testing.T, mesh, node, service string) {
 		want := Labels{Mesh: mesh, VirtualNode: node, VirtualService: service}
-		if got := ReadLabels(Metadata(KeyMesh, mesh, KeyVirtualNode, node, KeyVirtualService, service)); got != want {
+		if got := ReadLabels(&corev3.Metadata{FilterMetadata: FilterMetadata(KeyMesh, mesh, KeyVirtualNode, node, KeyVirtualService, service)}); got != want {
 			t.Fatalf("%+v, want %+v", got, want)
 		}
 	})

@@ -15,15 +15,15 @@ import (
 	"sync"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	tlsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/service/discovery/v3"
+	resourcev3 "github.com/meshlens/meshlens/internal/xdsproto/resource"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+
+	"github.com/meshlens/meshlens/internal/xdsproto"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 )
 
 // maxMessage bounds a response from the SDS server.
@@ -79,9 +79,8 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("sds %s: %w", c.socket, err)
 	}
 	defer conn.Close()
-	sds := secretv3.NewSecretDiscoveryServiceClient(conn)
 	for {
-		err := c.stream(ctx, sds)
+		err := c.stream(ctx, conn)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -94,10 +93,10 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Client) stream(ctx context.Context, sds secretv3.SecretDiscoveryServiceClient) error {
+func (c *Client) stream(ctx context.Context, conn grpc.ClientConnInterface) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := sds.StreamSecrets(ctx)
+	st, err := xdsproto.NewStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse](ctx, conn, xdsproto.MethodStreamSecrets, true)
 	if err != nil {
 		return err
 	}
@@ -173,13 +172,10 @@ func decode(r *discoveryv3.DiscoveryResponse) (map[string]*tlsv3.Secret, error) 
 		if a.GetTypeUrl() != resourcev3.SecretType {
 			return nil, fmt.Errorf("resources[%d]: type %s in a secret response", i, a.GetTypeUrl())
 		}
-		if err := a.UnmarshalTo(s); err != nil {
+		if err := xdsproto.UnmarshalAny(a, s); err != nil {
 			return nil, fmt.Errorf("resources[%d]: %w", i, err)
 		}
-		if err := s.Validate(); err != nil {
-			return nil, fmt.Errorf("secret %s: %w", s.GetName(), err)
-		}
-		out[s.GetName()] = proto.Clone(s).(*tlsv3.Secret)
+		out[s.GetName()] = xdsproto.Clone(s)
 	}
 	return out, nil
 }

@@ -15,6 +15,8 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	mcorev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	mtlsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/grpc"
 )
 
@@ -53,8 +55,8 @@ func TestFetchesWantedSecretsFromSocket(t *testing.T) {
 	defer g.Stop()
 
 	var mu sync.Mutex
-	var got []map[string]*tlsv3.Secret
-	c := New(sock, &corev3.Node{Id: "node-1"}, func(m map[string]*tlsv3.Secret) error {
+	var got []map[string]*mtlsv3.Secret
+	c := New(sock, &mcorev3.Node{Id: "node-1"}, func(m map[string]*mtlsv3.Secret) error {
 		mu.Lock()
 		got = append(got, m)
 		mu.Unlock()
@@ -62,12 +64,12 @@ func TestFetchesWantedSecretsFromSocket(t *testing.T) {
 	}, nil)
 	go c.Run(ctx)
 	c.Want([]string{"spiffe://example.org"})
-	wait := func(what string, ok func(map[string]*tlsv3.Secret) bool) {
+	wait := func(what string, ok func(map[string]*mtlsv3.Secret) bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			mu.Lock()
-			var last map[string]*tlsv3.Secret
+			var last map[string]*mtlsv3.Secret
 			if len(got) > 0 {
 				last = got[len(got)-1]
 			}
@@ -79,10 +81,10 @@ func TestFetchesWantedSecretsFromSocket(t *testing.T) {
 		}
 		t.Fatalf("timed out waiting for %s", what)
 	}
-	caOf := func(m map[string]*tlsv3.Secret) string {
+	caOf := func(m map[string]*mtlsv3.Secret) string {
 		return m["spiffe://example.org"].GetValidationContext().GetTrustedCa().GetInlineString()
 	}
-	wait("the wanted secret", func(m map[string]*tlsv3.Secret) bool { return len(m) == 1 && caOf(m) == "one" })
+	wait("the wanted secret", func(m map[string]*mtlsv3.Secret) bool { return len(m) == 1 && caOf(m) == "one" })
 	set("2", trust("spiffe://example.org", "two"), trust("other", "x"))
-	wait("the renewed secret", func(m map[string]*tlsv3.Secret) bool { return len(m) == 1 && caOf(m) == "two" })
+	wait("the renewed secret", func(m map[string]*mtlsv3.Secret) bool { return len(m) == 1 && caOf(m) == "two" })
 }

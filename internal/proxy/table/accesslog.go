@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"strconv"
 
-	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
-	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	accesslogv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/accesslog/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	filev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/access_loggers/file/v3"
+	streamv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/access_loggers/stream/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	clusterv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/cluster/v3"
+	endpointv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/endpoint/v3"
+	listenerv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/listener/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	resourcev3 "github.com/meshlens/meshlens/internal/xdsproto/resource"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -151,7 +151,7 @@ func (c *compiler) compile(res Resources) (*Snapshot, error) {
 		Versions:  map[string]string{},
 		Clusters:  c.clusters,
 		Routes:    c.routes,
-		Resources: map[string][]proto.Message{},
+		Resources: map[string][]xdsproto.Message{},
 	}
 	for k, v := range res.Versions {
 		snap.Versions[k] = v
@@ -291,15 +291,15 @@ func (c *compiler) resolve(name string, validate bool) (*Cluster, error) {
 
 // unpack decodes a typed config into m after checking its type, then
 // runs the proto's own validation (the constraints Envoy enforces).
-func unpack(a *anypb.Any, m proto.Message) error {
+func unpack(a *anypb.Any, m xdsproto.Message) error {
 	if a == nil {
 		return errors.New("typed_config is required")
 	}
-	want := typePrefix + string(m.ProtoReflect().Descriptor().FullName())
+	want := typePrefix + string(m.XDSTypeName())
 	if a.GetTypeUrl() != want {
 		return fmt.Errorf("typed_config is %q, want %q", a.GetTypeUrl(), want)
 	}
-	if err := anypb.UnmarshalTo(a, m, proto.UnmarshalOptions{}); err != nil {
+	if err := xdsproto.UnmarshalAny(a, m); err != nil {
 		return fmt.Errorf("typed_config: %w", err)
 	}
 	if v, ok := m.(interface{ Validate() error }); ok {

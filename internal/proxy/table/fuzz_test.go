@@ -3,11 +3,11 @@ package table
 import (
 	"testing"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	clusterv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/cluster/v3"
+	endpointv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/endpoint/v3"
+	listenerv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/listener/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
 )
 
 // FuzzRouteMatch throws arbitrary requests at a compiled table: matching
@@ -40,8 +40,8 @@ func FuzzRouteMatch(f *testing.F) {
 // valid set and compiles: Compile must never panic, whatever it is fed.
 func FuzzCompile(f *testing.F) {
 	base := validSet(f)
-	for _, m := range []proto.Message{base.Listeners[0], base.Listeners[1], base.Routes[0], base.Clusters[0], base.Clusters[1], base.Endpoints[0]} {
-		b, err := proto.Marshal(m)
+	for _, m := range []xdsproto.Message{base.Listeners[0], base.Listeners[1], base.Routes[0], base.Clusters[0], base.Clusters[1], base.Endpoints[0]} {
+		b, err := xdsproto.Marshal(m)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func FuzzCompile(f *testing.F) {
 		f.Add(kind, b)
 	}
 	f.Fuzz(func(t *testing.T, kind byte, data []byte) {
-		var m proto.Message
+		var m xdsproto.Message
 		switch kind % 4 {
 		case 0:
 			m = &listenerv3.Listener{}
@@ -68,7 +68,7 @@ func FuzzCompile(f *testing.F) {
 		case 3:
 			m = &endpointv3.ClusterLoadAssignment{}
 		}
-		if err := proto.Unmarshal(data, m); err != nil {
+		if err := m.Unmarshal(data); err != nil {
 			return
 		}
 		compileFuzzed(t, kind, m, validSet(t))
@@ -76,7 +76,7 @@ func FuzzCompile(f *testing.F) {
 }
 
 // compileFuzzed adds the decoded resource to res and compiles.
-func compileFuzzed(t *testing.T, kind byte, m proto.Message, res Resources) {
+func compileFuzzed(t *testing.T, kind byte, m xdsproto.Message, res Resources) {
 	switch kind % 4 {
 	case 0:
 		res.Listeners = append(res.Listeners, m.(*listenerv3.Listener))

@@ -11,18 +11,18 @@ import (
 	"testing"
 	"time"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/http_inspector/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	clusterv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/cluster/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	endpointv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/endpoint/v3"
+	listenerv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/listener/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/router/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/listener/http_inspector/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/listener/original_dst/v3"
+	_ "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/meshlens/meshlens/internal/xdsproto/xdsprototest"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -95,8 +95,8 @@ func loadYAML(t testing.TB, path string) Resources {
 		}
 	}
 	var res Resources
-	dec := func(m json.RawMessage, into proto.Message) {
-		if err := protojson.Unmarshal(m, into); err != nil {
+	dec := func(m json.RawMessage, into xdsproto.Message) {
+		if err := xdsprototest.FromJSON(m, into); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
 	}
@@ -333,9 +333,9 @@ func (r RetryOn) String() string {
 
 // ---- builders for hand-made resources ----
 
-func mustAny(t testing.TB, m proto.Message) *anypb.Any {
+func mustAny(t testing.TB, m xdsproto.Message) *anypb.Any {
 	t.Helper()
-	a, err := anypb.New(m)
+	a, err := xdsproto.NewAny(m)
 	if err != nil {
 		t.Fatal(err)
 	}

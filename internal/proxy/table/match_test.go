@@ -5,12 +5,12 @@ import (
 	"regexp"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	listenerv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/listener/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	tcpproxyv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/tcp_proxy/v3"
+	matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 

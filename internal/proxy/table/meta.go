@@ -1,7 +1,7 @@
 package table
 
 import (
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
 
 	"github.com/meshlens/meshlens/internal/xdsmeta"
 )

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
 
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 )

@@ -37,10 +37,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/meshlens/meshlens/internal/proxy/filters/chain"
 	"github.com/meshlens/meshlens/internal/proxy/filters/ratelimit"
+	"github.com/meshlens/meshlens/internal/xdsproto"
 )
 
 // Snapshot is one complete data-plane configuration.
@@ -60,7 +59,7 @@ type Snapshot struct {
 	Routes map[string]*RouteTable
 	// Resources keeps the xDS resources the snapshot was compiled from,
 	// by type URL, for /config_dump.
-	Resources map[string][]proto.Message
+	Resources map[string][]xdsproto.Message
 	// RateLimits are the HTTP local rate limit configurations of every
 	// connection manager and route, each once: the runtime provisions
 	// their stats (Provision) before serving the snapshot.

@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"strconv"
 
-	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tracingtypev3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	tracev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/trace/v3"
+	hcmv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	tracingtypev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/tracing/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 )
 
 // TracingProvider is the kind of collector a connection manager's spans

@@ -4,18 +4,17 @@ import (
 	"strings"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tracingtypev3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	tracev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/trace/v3"
+	hcmv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	tracingtypev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/tracing/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 )
 
-func tracingProvider(t *testing.T, name string, m proto.Message) *tracev3.Tracing_Http {
+func tracingProvider(t *testing.T, name string, m xdsproto.Message) *tracev3.Tracing_Http {
 	t.Helper()
-	a, err := anypb.New(m)
+	a, err := xdsproto.NewAny(m)
 	if err != nil {
 		t.Fatal(err)
 	}

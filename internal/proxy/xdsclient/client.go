@@ -12,19 +12,19 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	tlsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/service/discovery/v3"
+	resourcev3 "github.com/meshlens/meshlens/internal/xdsproto/resource"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/meshlens/meshlens/internal/grpctarget"
 	"github.com/meshlens/meshlens/internal/proxy/table"
+	"github.com/meshlens/meshlens/internal/xdsproto"
 )
 
 // MaxMessageSize bounds a response from the control plane: large enough
@@ -218,11 +218,10 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.cfg.Server, err)
 	}
 	defer conn.Close()
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	var warm warming
 	defer warm.stop()
 	for attempt := 0; ; attempt++ {
-		progressed, err := c.stream(ctx, ads, &warm)
+		progressed, err := c.stream(ctx, conn, &warm)
 		c.setConnected(false)
 		if ctx.Err() != nil {
 			return nil
@@ -291,10 +290,10 @@ func (s *streamState) request(typeURL, version, nonce string, names []string, de
 
 // stream runs one ADS stream until it fails. progressed reports whether
 // it delivered at least one response.
-func (c *Client) stream(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, warm *warming) (progressed bool, err error) {
+func (c *Client) stream(ctx context.Context, conn grpc.ClientConnInterface, warm *warming) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := ads.StreamAggregatedResources(ctx)
+	st, err := xdsproto.NewStream[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse](ctx, conn, xdsproto.MethodStreamAggregatedResources, true)
 	if err != nil {
 		return false, err
 	}
@@ -447,10 +446,10 @@ func (c *Client) handle(resp *discoveryv3.DiscoveryResponse, ss *streamState, wa
 // (what of it was asked for, in want) over what is accepted, with the
 // RDS and EDS resources outside the subscriptions it implies dropped; it
 // also returns those subscriptions.
-func (c *Client) tentative(typ string, got map[string]proto.Message, want []string) (resources, map[string][]string) {
+func (c *Client) tentative(typ string, got map[string]xdsproto.Message, want []string) (resources, map[string][]string) {
 	next := c.accepted.clone()
 	if fullState(typ) || next[typ] == nil {
-		next[typ] = map[string]proto.Message{}
+		next[typ] = map[string]xdsproto.Message{}
 	}
 	for n, m := range got {
 		if !fullState(typ) && !slices.Contains(want, n) {
@@ -517,11 +516,11 @@ func (c *Client) applyIncomplete() {
 // handleSecrets accepts an SDS response: the secrets asked for replace
 // those held, go to Config.OnSecrets, and are ACKed. No snapshot is
 // built: listeners and clusters read their secrets at every handshake.
-func (c *Client) handleSecrets(resp *discoveryv3.DiscoveryResponse, ss *streamState, got map[string]proto.Message, nack func(error) error) error {
+func (c *Client) handleSecrets(resp *discoveryv3.DiscoveryResponse, ss *streamState, got map[string]xdsproto.Message, nack func(error) error) error {
 	typ := resourcev3.SecretType
 	next := c.accepted.clone()
 	if next[typ] == nil {
-		next[typ] = map[string]proto.Message{}
+		next[typ] = map[string]xdsproto.Message{}
 	}
 	for n, m := range got {
 		if slices.Contains(ss.names[typ], n) {

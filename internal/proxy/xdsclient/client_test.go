@@ -22,6 +22,7 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	mcorev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -612,7 +613,7 @@ func (e errorString) Error() string { return string(e) }
 func TestNewChecksConfig(t *testing.T) {
 	t.Parallel()
 	apply := func(*table.Snapshot) error { return nil }
-	for _, cfg := range []Config{{}, {Server: "x"}, {Server: "x", Node: &corev3.Node{}}} {
+	for _, cfg := range []Config{{}, {Server: "x"}, {Server: "x", Node: &mcorev3.Node{}}} {
 		if _, err := New(cfg, apply); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}

@@ -5,16 +5,15 @@ import (
 	"maps"
 	"slices"
 
-	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	clusterv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/cluster/v3"
+	endpointv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/endpoint/v3"
+	listenerv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/listener/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	hcmv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/service/discovery/v3"
+	resourcev3 "github.com/meshlens/meshlens/internal/xdsproto/resource"
 
 	"github.com/meshlens/meshlens/internal/proxy/table"
 )
@@ -31,12 +30,12 @@ func fullState(typeURL string) bool {
 	return typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType
 }
 
-var typeHCM = "type.googleapis.com/" + string((&hcmv3.HttpConnectionManager{}).ProtoReflect().Descriptor().FullName())
-var typeResource = "type.googleapis.com/" + string((&discoveryv3.Resource{}).ProtoReflect().Descriptor().FullName())
+var typeHCM = "type.googleapis.com/" + (&hcmv3.HttpConnectionManager{}).XDSTypeName()
+var typeResource = "type.googleapis.com/" + (&discoveryv3.Resource{}).XDSTypeName()
 
 // resources is one set of resources by type URL and name. Values are
 // never modified once stored, so sets share them freely.
-type resources map[string]map[string]proto.Message
+type resources map[string]map[string]xdsproto.Message
 
 // clone copies the maps (not the messages).
 func (r resources) clone() resources {
@@ -50,12 +49,12 @@ func (r resources) clone() resources {
 // decode unpacks a response's resources, checking types, names and each
 // resource's proto validation (the structural checks Envoy runs before
 // anything else).
-func decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.Message, error) {
-	out := map[string]proto.Message{}
+func decode(resp *discoveryv3.DiscoveryResponse) (map[string]xdsproto.Message, error) {
+	out := map[string]xdsproto.Message{}
 	for i, a := range resp.GetResources() {
 		if a.GetTypeUrl() == typeResource {
 			var w discoveryv3.Resource
-			if err := a.UnmarshalTo(&w); err != nil {
+			if err := xdsproto.UnmarshalAny(a, &w); err != nil {
 				return nil, fmt.Errorf("resources[%d]: %w", i, err)
 			}
 			if w.GetResource() == nil {
@@ -70,13 +69,10 @@ func decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.Message, erro
 		if err != nil {
 			return nil, err
 		}
-		if err := anypb.UnmarshalTo(a, m, proto.UnmarshalOptions{}); err != nil {
+		if err := xdsproto.UnmarshalAny(a, m); err != nil {
 			return nil, fmt.Errorf("resources[%d]: %w", i, err)
 		}
 		name := resourceName(m)
-		if err := m.(interface{ Validate() error }).Validate(); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("%s: sent twice", name)
 		}
@@ -85,7 +81,7 @@ func decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.Message, erro
 	return out, nil
 }
 
-func newResource(typeURL string) (proto.Message, error) {
+func newResource(typeURL string) (xdsproto.Message, error) {
 	switch typeURL {
 	case resourcev3.ListenerType:
 		return &listenerv3.Listener{}, nil
@@ -101,7 +97,7 @@ func newResource(typeURL string) (proto.Message, error) {
 	return nil, fmt.Errorf("unexpected type %s", typeURL)
 }
 
-func resourceName(m proto.Message) string {
+func resourceName(m xdsproto.Message) string {
 	switch r := m.(type) {
 	case *listenerv3.Listener:
 		return r.GetName()
@@ -119,7 +115,7 @@ func resourceName(m proto.Message) string {
 
 // routeNames lists the route configurations the listeners name over RDS.
 // A connection manager that does not decode is left to Compile to report.
-func routeNames(ls map[string]proto.Message) []string {
+func routeNames(ls map[string]xdsproto.Message) []string {
 	set := map[string]bool{}
 	for _, m := range ls {
 		l := m.(*listenerv3.Listener)
@@ -136,7 +132,7 @@ func routeNames(ls map[string]proto.Message) []string {
 					continue
 				}
 				var h hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().UnmarshalTo(&h) != nil {
+				if xdsproto.UnmarshalAny(f.GetTypedConfig(), &h) != nil {
 					continue
 				}
 				if n := h.GetRds().GetRouteConfigName(); n != "" {
@@ -149,7 +145,7 @@ func routeNames(ls map[string]proto.Message) []string {
 }
 
 // endpointNames lists the EDS service names of the EDS clusters.
-func endpointNames(cs map[string]proto.Message) []string {
+func endpointNames(cs map[string]xdsproto.Message) []string {
 	set := map[string]bool{}
 	for _, m := range cs {
 		c := m.(*clusterv3.Cluster)
@@ -177,7 +173,7 @@ func (r resources) names() map[string][]string {
 // secretNames lists the SDS secrets the listeners' and clusters' TLS
 // contexts name. A context that does not decode is left to Compile to
 // report.
-func secretNames(ls, cs map[string]proto.Message) []string {
+func secretNames(ls, cs map[string]xdsproto.Message) []string {
 	set := map[string]bool{}
 	common := func(c *tlsv3.CommonTlsContext) {
 		for _, s := range c.GetTlsCertificateSdsSecretConfigs() {
@@ -198,14 +194,14 @@ func secretNames(ls, cs map[string]proto.Message) []string {
 		}
 		for _, ch := range chains {
 			var d tlsv3.DownstreamTlsContext
-			if a := ch.GetTransportSocket().GetTypedConfig(); a != nil && a.MessageIs(&d) && a.UnmarshalTo(&d) == nil {
+			if a := ch.GetTransportSocket().GetTypedConfig(); a != nil && xdsproto.NameOf(a.GetTypeUrl()) == d.XDSTypeName() && xdsproto.UnmarshalAny(a, &d) == nil {
 				common(d.GetCommonTlsContext())
 			}
 		}
 	}
 	for _, m := range cs {
 		var u tlsv3.UpstreamTlsContext
-		if a := m.(*clusterv3.Cluster).GetTransportSocket().GetTypedConfig(); a != nil && a.MessageIs(&u) && a.UnmarshalTo(&u) == nil {
+		if a := m.(*clusterv3.Cluster).GetTransportSocket().GetTypedConfig(); a != nil && xdsproto.NameOf(a.GetTypeUrl()) == u.XDSTypeName() && xdsproto.UnmarshalAny(a, &u) == nil {
 			common(u.GetCommonTlsContext())
 		}
 	}
@@ -272,12 +268,12 @@ func (r resources) tableResources(versions map[string]string) table.Resources {
 
 // sameResources reports whether got (a response's resources) changes
 // nothing in have for the type.
-func sameResources(typeURL string, have, got map[string]proto.Message) bool {
+func sameResources(typeURL string, have, got map[string]xdsproto.Message) bool {
 	if fullState(typeURL) && len(have) != len(got) {
 		return false
 	}
 	for n, m := range got {
-		if old, ok := have[n]; !ok || !proto.Equal(old, m) {
+		if old, ok := have[n]; !ok || !xdsproto.Equal(old, m) {
 			return false
 		}
 	}

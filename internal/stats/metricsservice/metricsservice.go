@@ -23,8 +23,8 @@ import (
 	"sort"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/service/metrics/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	metricsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/service/metrics/v3"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meshlens/meshlens/internal/stats"
+	"github.com/meshlens/meshlens/internal/xdsproto"
 )
 
 // Defaults of Options.
@@ -140,7 +141,7 @@ func (s *Sink) Run(ctx context.Context) error {
 func (s *Sink) stream(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cl, err := metricsv3.NewMetricsServiceClient(s.conn).StreamMetrics(sctx, grpc.WaitForReady(false))
+	cl, err := xdsproto.NewStream[metricsv3.StreamMetricsMessage, metricsv3.StreamMetricsResponse](sctx, s.conn, xdsproto.MethodStreamMetrics, false, grpc.WaitForReady(false))
 	if err != nil {
 		return fmt.Errorf("open stream: %w", err)
 	}
@@ -173,7 +174,7 @@ func (s *Sink) stream(ctx context.Context) error {
 
 // send sends msg, cancelling the stream if it takes longer than
 // SendTimeout (a peer that does not read fills the window and blocks).
-func (s *Sink) send(ctx context.Context, cancel context.CancelFunc, cl metricsv3.MetricsService_StreamMetricsClient, msg *metricsv3.StreamMetricsMessage) error {
+func (s *Sink) send(ctx context.Context, cancel context.CancelFunc, cl *xdsproto.ClientStream[metricsv3.StreamMetricsMessage, metricsv3.StreamMetricsResponse], msg *metricsv3.StreamMetricsMessage) error {
 	timer := time.AfterFunc(s.opts.SendTimeout, cancel)
 	defer timer.Stop()
 	if err := cl.Send(msg); err != nil {

@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
-	lrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	faultcommonv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/common/fault/v3"
+	corsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/fault/v3"
+	grpcwebv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/grpc_web/v3"
+	lrlv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/local_ratelimit/v3"
+	matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -29,9 +29,9 @@ import (
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
-func mustAny(t testing.TB, m proto.Message) *anypb.Any {
+func mustAny(t testing.TB, m xdsproto.Message) *anypb.Any {
 	t.Helper()
-	a, err := anypb.New(m)
+	a, err := xdsproto.NewAny(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func gatewayChain(t *testing.T) *Config {
 	cfg := &Config{}
 	for _, f := range []struct {
 		name string
-		m    proto.Message
+		m    xdsproto.Message
 	}{
 		{"envoy.filters.http.grpc_web", &grpcwebv3.GrpcWeb{}},
 		{"envoy.filters.http.cors", &corsv3.Cors{}},
@@ -59,7 +59,7 @@ func gatewayChain(t *testing.T) *Config {
 	return cfg
 }
 
-func perRoute(t *testing.T, m map[string]proto.Message) *Route {
+func perRoute(t *testing.T, m map[string]xdsproto.Message) *Route {
 	t.Helper()
 	a := map[string]*anypb.Any{}
 	for k, v := range m {
@@ -119,7 +119,7 @@ func TestLocalRepliesThroughEarlierFilters(t *testing.T) {
 	acquire := func(p string) *stats.Scope { return store.Scope(p) }
 	cfg := gatewayChain(t)
 	c := New(cfg, "gw", acquire)
-	rt := perRoute(t, map[string]proto.Message{
+	rt := perRoute(t, map[string]xdsproto.Message{
 		"envoy.filters.http.local_ratelimit": oneBucket,
 		"envoy.filters.http.cors":            allowApp,
 	})
@@ -166,7 +166,7 @@ func TestLocalRepliesThroughEarlierFilters(t *testing.T) {
 // ends the request with its context's error.
 func TestFaultFlags(t *testing.T) {
 	c := New(gatewayChain(t), "gw", func(string) *stats.Scope { return nil })
-	rt := perRoute(t, map[string]proto.Message{"envoy.filters.http.fault": &faultv3.HTTPFault{
+	rt := perRoute(t, map[string]xdsproto.Message{"envoy.filters.http.fault": &faultv3.HTTPFault{
 		Delay: &faultcommonv3.FaultDelay{FaultDelaySecifier: &faultcommonv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(time.Millisecond)}, Percentage: all},
 		Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_HttpStatus{HttpStatus: 503}, Percentage: all},
 	}})
@@ -177,7 +177,7 @@ func TestFaultFlags(t *testing.T) {
 	if err != nil || rep.Status != 503 || rep.Body != BodyFaultAbort || rep.Flags != accesslog.DelayInjected|accesslog.FaultInjected {
 		t.Errorf("faulted request: %+v %v", rep, err)
 	}
-	slow := perRoute(t, map[string]proto.Message{"envoy.filters.http.fault": &faultv3.HTTPFault{
+	slow := perRoute(t, map[string]xdsproto.Message{"envoy.filters.http.fault": &faultv3.HTTPFault{
 		Delay: &faultcommonv3.FaultDelay{FaultDelaySecifier: &faultcommonv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(time.Hour)}, Percentage: all},
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -196,7 +196,7 @@ func TestFaultFlags(t *testing.T) {
 // CORS request's response gets the allow-origin header.
 func TestResponseGRPCWeb(t *testing.T) {
 	c := New(gatewayChain(t), "gw", func(string) *stats.Scope { return nil })
-	rt := perRoute(t, map[string]proto.Message{"envoy.filters.http.cors": allowApp})
+	rt := perRoute(t, map[string]xdsproto.Message{"envoy.filters.http.cors": allowApp})
 	r, _ := http.NewRequest("POST", "http://gw/pkg.Svc/M", bytes.NewReader(grpcweb.AppendFrame(nil, 0, []byte("hi"))))
 	r.Header.Set("Content-Type", "application/grpc-web+proto")
 	r.Header.Set("Origin", "https://app.example")

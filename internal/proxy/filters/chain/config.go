@@ -3,8 +3,7 @@ package chain
 import (
 	"fmt"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	"google.golang.org/protobuf/proto"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshlens/meshlens/internal/proxy/filters/cors"
@@ -149,7 +148,7 @@ func DecodePerFilter(m map[string]*anypb.Any, now int64) (*Route, error) {
 		optional := false
 		if a.GetTypeUrl() == filterConfigType {
 			var fc routev3.FilterConfig
-			if err := proto.Unmarshal(a.GetValue(), &fc); err != nil {
+			if err := fc.Unmarshal(a.GetValue()); err != nil {
 				return nil, fmt.Errorf("typed_per_filter_config[%q]: %w", key, err)
 			}
 			if fc.GetDisabled() {

@@ -34,9 +34,8 @@ import (
 	"fmt"
 	"net/http"
 
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	corsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/cors/v3"
 	"golang.org/x/net/http/httpguts"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshlens/meshlens/internal/proxy/filters/percent"
@@ -75,7 +74,7 @@ func DecodeFilter(a *anypb.Any) error {
 		return fmt.Errorf("cors: typed_config: type %q, want %q", a.GetTypeUrl(), FilterTypeURL)
 	}
 	var m corsv3.Cors
-	if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+	if err := m.Unmarshal(a.GetValue()); err != nil {
 		return fmt.Errorf("cors: typed_config: %w", err)
 	}
 	return nil
@@ -116,7 +115,7 @@ func DecodePolicy(a *anypb.Any) (*Policy, error) {
 		return nil, fmt.Errorf("cors: policy: type %q, want %q", a.GetTypeUrl(), PolicyTypeURL)
 	}
 	var m corsv3.CorsPolicy
-	if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+	if err := m.Unmarshal(a.GetValue()); err != nil {
 		return nil, fmt.Errorf("cors: policy: %w", err)
 	}
 	return CompilePolicy(&m)

@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	corsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/cors/v3"
+	matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -24,9 +24,9 @@ func suffix(s string) *matcherv3.StringMatcher {
 	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Suffix{Suffix: s}}
 }
 
-func anyOf(t testing.TB, m proto.Message) *anypb.Any {
+func anyOf(t testing.TB, m xdsproto.Message) *anypb.Any {
 	t.Helper()
-	a, err := anypb.New(m)
+	a, err := xdsproto.NewAny(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestCheckAllocs(t *testing.T) {
 // compiled policy classifies and writes headers without panicking, and
 // never echoes an origin it did not accept.
 func FuzzDecodePolicy(f *testing.F) {
-	b, _ := proto.Marshal(gateway())
+	b, _ := xdsproto.Marshal(gateway())
 	f.Add(b, "https://app.example.com", "OPTIONS")
 	f.Fuzz(func(t *testing.T, b []byte, origin, method string) {
 		p, err := DecodePolicy(&anypb.Any{TypeUrl: PolicyTypeURL, Value: b})

@@ -4,16 +4,16 @@ import (
 	"fmt"
 	"net/http"
 
-	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	corsv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/cors/v3"
+	matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
 
 	"github.com/meshlens/meshlens/internal/proxy/filters/cors"
 )
 
 // The request path of the CORS filter: a preflight is answered locally.
 func Example() {
-	a, _ := anypb.New(&corsv3.CorsPolicy{
+	a, _ := xdsproto.NewAny(&corsv3.CorsPolicy{
 		AllowOriginStringMatch: []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "https://app.example.com"}}},
 		AllowMethods:           "POST",
 		AllowHeaders:           "content-type,x-grpc-web",

@@ -39,10 +39,9 @@ import (
 	"strings"
 	"time"
 
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	"google.golang.org/protobuf/proto"
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
+	faultcommonv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/common/fault/v3"
+	faultv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/fault/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshlens/meshlens/internal/proxy/filters/percent"
@@ -112,7 +111,7 @@ func Decode(a *anypb.Any) (*Config, error) {
 		return nil, fmt.Errorf("fault: typed_config: type %q, want %q", a.GetTypeUrl(), TypeURL)
 	}
 	var m faultv3.HTTPFault
-	if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+	if err := m.Unmarshal(a.GetValue()); err != nil {
 		return nil, fmt.Errorf("fault: typed_config: %w", err)
 	}
 	return Compile(&m)

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"time"
 
-	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	faultcommonv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/common/fault/v3"
+	faultv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/fault/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/meshlens/meshlens/internal/proxy/filters/fault"
@@ -18,7 +18,7 @@ import (
 // The request path of the fault filter: decode once, decide per request,
 // inject, and answer locally when the decision aborts.
 func Example() {
-	a, _ := anypb.New(&faultv3.HTTPFault{
+	a, _ := xdsproto.NewAny(&faultv3.HTTPFault{
 		Delay: &faultcommonv3.FaultDelay{
 			FaultDelaySecifier: &faultcommonv3.FaultDelay_FixedDelay{FixedDelay: durationpb.New(time.Millisecond)},
 			Percentage:         &typev3.FractionalPercent{Numerator: 100},

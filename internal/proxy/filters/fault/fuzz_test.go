@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	faultv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/fault/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -18,7 +18,7 @@ func FuzzDecode(f *testing.F) {
 		{Delay: headerDelay(100), Abort: headerAbort(100), MaxActiveFaults: nil},
 		{Abort: grpcAbort(14, 100), DownstreamNodes: []string{"n"}},
 	} {
-		b, err := proto.Marshal(m)
+		b, err := xdsproto.Marshal(m)
 		if err != nil {
 			f.Fatal(err)
 		}

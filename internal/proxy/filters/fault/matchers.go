@@ -1,6 +1,6 @@
 package fault
 
-import matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+import matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
 
 // The deprecated HeaderMatcher specifiers are StringMatchers in all but
 // name; these build the equivalent StringMatcher.

@@ -49,8 +49,7 @@ import (
 	"strconv"
 	"strings"
 
-	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
-	"google.golang.org/protobuf/proto"
+	grpcwebv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/grpc_web/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -78,7 +77,7 @@ func Decode(a *anypb.Any) error {
 		return fmt.Errorf("grpc_web: typed_config: type %q, want %q", a.GetTypeUrl(), TypeURL)
 	}
 	var m grpcwebv3.GrpcWeb
-	if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+	if err := m.Unmarshal(a.GetValue()); err != nil {
 		return fmt.Errorf("grpc_web: typed_config: %w", err)
 	}
 	return nil

@@ -10,13 +10,14 @@ import (
 	"testing"
 	"testing/iotest"
 
-	grpcwebv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/grpc_web/v3"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	grpcwebv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/grpc_web/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
 func TestDecode(t *testing.T) {
 	t.Parallel()
-	a, err := anypb.New(&grpcwebv3.GrpcWeb{})
+	a, err := xdsproto.NewAny(&grpcwebv3.GrpcWeb{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,10 +40,9 @@ import (
 	"strconv"
 	"time"
 
-	ratelimitcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
-	lrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
+	ratelimitcommonv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/common/ratelimit/v3"
+	lrlv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/local_ratelimit/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshlens/meshlens/internal/proxy/filters/percent"
@@ -110,7 +109,7 @@ func Decode(a *anypb.Any, now int64) (*Config, error) {
 		return nil, fmt.Errorf("local_ratelimit: typed_config: type %q, want %q", a.GetTypeUrl(), TypeURL)
 	}
 	var m lrlv3.LocalRateLimit
-	if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+	if err := m.Unmarshal(a.GetValue()); err != nil {
 		return nil, fmt.Errorf("local_ratelimit: typed_config: %w", err)
 	}
 	return Compile(&m, now)

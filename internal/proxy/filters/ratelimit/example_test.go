@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	lrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/local_ratelimit/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/types/known/anypb"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
+	lrlv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/http/local_ratelimit/v3"
+	typev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -19,7 +19,7 @@ import (
 // once, decide per request, answer locally when enforced.
 func Example() {
 	all := &corev3.RuntimeFractionalPercent{RuntimeKey: "rl", DefaultValue: &typev3.FractionalPercent{Numerator: 100}}
-	a, _ := anypb.New(&lrlv3.LocalRateLimit{
+	a, _ := xdsproto.NewAny(&lrlv3.LocalRateLimit{
 		StatPrefix:             "ingress_rl",
 		TokenBucket:            &typev3.TokenBucket{MaxTokens: 1, TokensPerFill: wrapperspb.UInt32(1), FillInterval: durationpb.New(time.Second)},
 		FilterEnabled:          all,

@@ -5,15 +5,15 @@ import (
 	"testing"
 	"time"
 
-	nlrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
-	"google.golang.org/protobuf/proto"
+	"github.com/meshlens/meshlens/internal/xdsproto"
+	nlrlv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/local_ratelimit/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // FuzzDecode: any bytes either compile or fail with an error, and a
 // compiled config decides and writes headers without panicking.
 func FuzzDecode(f *testing.F) {
-	b, _ := proto.Marshal(full(3))
+	b, _ := xdsproto.Marshal(full(3))
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Decode(&anypb.Any{TypeUrl: TypeURL, Value: b}, 0)
@@ -37,7 +37,7 @@ func FuzzDecode(f *testing.F) {
 
 // FuzzDecodeNetwork: as FuzzDecode, for the network filter.
 func FuzzDecodeNetwork(f *testing.F) {
-	b, _ := proto.Marshal(&nlrlv3.LocalRateLimit{StatPrefix: "p", TokenBucket: bucket(2, 1, time.Second)})
+	b, _ := xdsproto.Marshal(&nlrlv3.LocalRateLimit{StatPrefix: "p", TokenBucket: bucket(2, 1, time.Second)})
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeNetwork(&anypb.Any{TypeUrl: NetworkTypeURL, Value: b}, 0)

@@ -6,7 +6,7 @@ import (
 	"net/textproto"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	corev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/core/v3"
 	"golang.org/x/net/http/httpguts"
 )
 

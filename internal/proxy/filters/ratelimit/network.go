@@ -4,8 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	nlrlv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
-	"google.golang.org/protobuf/proto"
+	nlrlv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/extensions/filters/network/local_ratelimit/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/meshlens/meshlens/internal/stats"
@@ -37,7 +36,7 @@ func DecodeNetwork(a *anypb.Any, now int64) (*NetConfig, error) {
 		return nil, fmt.Errorf("network local_ratelimit: typed_config: type %q, want %q", a.GetTypeUrl(), NetworkTypeURL)
 	}
 	var m nlrlv3.LocalRateLimit
-	if err := proto.Unmarshal(a.GetValue(), &m); err != nil {
+	if err := m.Unmarshal(a.GetValue()); err != nil {
 		return nil, fmt.Errorf("network local_ratelimit: typed_config: %w", err)
 	}
 	return CompileNetwork(&m, now)

@@ -11,7 +11,7 @@ import (
 	"regexp"
 	"strings"
 
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
 )
 
 // maxRegex bounds a regex's source length; the compiled program is linear

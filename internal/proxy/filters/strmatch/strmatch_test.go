@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	matcherv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/type/matcher/v3"
 )
 
 func TestMatch(t *testing.T) {
