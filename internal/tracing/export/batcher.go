@@ -98,11 +98,23 @@ func (e permanentError) Unwrap() error { return e.err }
 func permanent(err error) error { return permanentError{err} }
 
 // Batcher is the queue and worker every exporter is built on.
+//
+// The queue is a slice that grows as spans arrive, not a channel of
+// QueueSize spans: a channel's buffer is allocated whole when it is made
+// (about 1 MB at the default size), which every sidecar with tracing on
+// would hold while idle. The worker keeps the slice it emptied for the
+// next batch while spans keep coming, and lets it go after a flush that
+// found few, so an idle sidecar holds none.
 type Batcher struct {
-	name   string
-	send   sendFunc
-	o      Options
-	q      chan tracing.SpanData
+	name string
+	send sendFunc
+	o    Options
+
+	mu      sync.Mutex
+	pending []tracing.SpanData // at most QueueSize
+	closed  bool               // Shutdown began: Export drops
+	wake    chan struct{}      // cap 1: pending reached BatchSize
+
 	stop   chan struct{}
 	done   chan struct{}
 	ctx    context.Context
@@ -134,7 +146,7 @@ func newBatcher(name string, send sendFunc, closeFn func() error, o Options) *Ba
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Batcher{
 		name: name, send: send, o: o, close: closeFn,
-		q:    make(chan tracing.SpanData, o.QueueSize),
+		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 	}
@@ -145,10 +157,20 @@ func newBatcher(name string, send sendFunc, closeFn func() error, o Options) *Ba
 // Export queues d, or drops it and counts the drop when the queue is
 // full. It never blocks.
 func (b *Batcher) Export(d tracing.SpanData) {
-	select {
-	case b.q <- d:
-	default:
+	b.mu.Lock()
+	if b.closed || len(b.pending) >= b.o.QueueSize {
+		b.mu.Unlock()
 		add(b.o.Stats.Dropped, 1)
+		return
+	}
+	b.pending = append(b.pending, d)
+	full := len(b.pending) == b.o.BatchSize
+	b.mu.Unlock()
+	if full {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -176,38 +198,36 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 
 func (b *Batcher) run() {
 	defer close(b.done)
-	batch := make([]tracing.SpanData, 0, b.o.BatchSize)
 	tick := time.NewTicker(b.o.FlushInterval)
 	defer tick.Stop()
-	flush := func() {
-		if len(batch) > 0 {
-			b.sendWithRetry(batch)
-			clear(batch) // let the spans' strings go
-			batch = batch[:0]
-		}
-	}
+	var spare []tracing.SpanData
 	for {
+		stopping := false
 		select {
-		case d := <-b.q:
-			batch = append(batch, d)
-			if len(batch) >= b.o.BatchSize {
-				flush()
-			}
+		case <-b.wake:
 		case <-tick.C:
-			flush()
 		case <-b.stop:
-			for {
-				select {
-				case d := <-b.q:
-					batch = append(batch, d)
-					if len(batch) >= b.o.BatchSize {
-						flush()
-					}
-				default:
-					flush()
-					return
-				}
-			}
+			stopping = true
+		}
+		b.mu.Lock()
+		batch := b.pending
+		b.pending = spare
+		b.closed = stopping
+		b.mu.Unlock()
+		for rest := batch; len(rest) > 0; {
+			n := min(len(rest), b.o.BatchSize)
+			b.sendWithRetry(rest[:n])
+			rest = rest[n:]
+		}
+		if stopping {
+			return
+		}
+		clear(batch) // let the spans' strings go
+		// Keep the slice for the next batch while spans keep coming;
+		// let it go once they slow down.
+		spare = nil
+		if len(batch) >= b.o.BatchSize/4 {
+			spare = batch[:0]
 		}
 	}
 }

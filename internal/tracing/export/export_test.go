@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -582,7 +583,9 @@ func TestConfigErrors(t *testing.T) {
 }
 
 // TestExportAllocatesNothing: queueing a span costs the request path no
-// allocation (the span is copied into the queue by value).
+// allocation of its own (the span is copied into the queue by value; the
+// queue's slice grows by doubling, so its few growths round to none per
+// span).
 func TestExportAllocatesNothing(t *testing.T) {
 	discard := func(context.Context, []tracing.SpanData) (int, error) { return 0, nil }
 	b := newBatcher("test", discard, nil, Options{QueueSize: 4096, BatchSize: 4096, FlushInterval: time.Hour})
@@ -590,6 +593,78 @@ func TestExportAllocatesNothing(t *testing.T) {
 	d := tracing.SpanData{Kind: tracing.KindServer, TraceID: [16]byte{1}, SpanID: [8]byte{2}, Name: "x"}
 	if n := testing.AllocsPerRun(1000, func() { b.Export(d) }); n != 0 {
 		t.Fatalf("Export: %v allocs", n)
+	}
+}
+
+// TestNewBatcherHoldsNoQueue: a batcher allocates its queue as spans
+// arrive, not at its full size when made (a channel of QueueSize spans
+// was about 1 MB held by every idle sidecar with tracing on), and lets a
+// batch's slice go after a flush of few spans.
+func TestNewBatcherHoldsNoQueue(t *testing.T) {
+	sent := make(chan int, 10)
+	send := func(_ context.Context, batch []tracing.SpanData) (int, error) { sent <- len(batch); return 0, nil }
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b := newBatcher("test", send, nil, Options{FlushInterval: 10 * time.Millisecond})
+	runtime.ReadMemStats(&after)
+	defer shutdown(t, b)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<10 {
+		t.Errorf("newBatcher allocated %d bytes; want the queue allocated as spans arrive", grew)
+	}
+	b.Export(tracing.SpanData{Name: "a"})
+	b.Export(tracing.SpanData{Name: "b"})
+	if n := <-sent; n != 2 {
+		t.Fatalf("sent %d spans, want 2", n)
+	}
+	// The next flush finds nothing: the queue is the empty spare, or
+	// nil once a flush of few spans let its slice go.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b.mu.Lock()
+		c := cap(b.pending)
+		b.mu.Unlock()
+		if c == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle batcher still holds a queue of capacity %d", c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBatchesNoLargerThanBatchSize: spans that piled up while a send was
+// under way go out in batches of at most BatchSize.
+func TestBatchesNoLargerThanBatchSize(t *testing.T) {
+	release := make(chan struct{})
+	sizes := make(chan int, 100)
+	send := func(_ context.Context, batch []tracing.SpanData) (int, error) {
+		sizes <- len(batch)
+		<-release
+		return 0, nil
+	}
+	b := newBatcher("test", send, nil, Options{QueueSize: 100, BatchSize: 4, FlushInterval: time.Hour})
+	for range 4 {
+		b.Export(tracing.SpanData{Name: "first"})
+	}
+	if n := <-sizes; n != 4 {
+		t.Fatalf("first batch %d spans, want 4", n)
+	}
+	for range 10 { // queued while the first batch is being sent
+		b.Export(tracing.SpanData{Name: "more"})
+	}
+	close(release)
+	shutdown(t, b)
+	close(sizes)
+	total := 0
+	for n := range sizes {
+		if n > 4 {
+			t.Errorf("batch of %d spans, want at most 4", n)
+		}
+		total += n
+	}
+	if total != 10 {
+		t.Errorf("sent %d more spans, want 10", total)
 	}
 }
 
