@@ -8,9 +8,11 @@
 // proxy (docs/design.md). Decoding follows the library: unknown fields
 // and fields of an unexpected wire type are skipped, a repeated message
 // field is merged, the last value of a scalar wins, strings must be UTF-8
-// and nesting is limited. Encoding is deterministic (fields by number, map
+// and nesting is limited. Encoding is deterministic (fields by number,
+// then oneofs in declaration order, as the library writes them; map
 // entries by key) and equals the library's deterministic output for the
-// same message, which internal/xdsproto's tests check on random messages.
+// same message, which internal/xdsproto's tests check on random messages
+// and FuzzUnmarshal on arbitrary input.
 // Configuration is decoded once per change, so the cost of reflection is
 // not on any request path; each type's layout is read once and kept.
 package wire
