@@ -175,7 +175,10 @@ func decode(r *discoveryv3.DiscoveryResponse) (map[string]*tlsv3.Secret, error) 
 		if err := xdsproto.UnmarshalAny(a, s); err != nil {
 			return nil, fmt.Errorf("resources[%d]: %w", i, err)
 		}
-		out[s.GetName()] = xdsproto.Clone(s)
+		if err := s.Validate(); err != nil {
+			return nil, fmt.Errorf("secret %s: %w", s.GetName(), err)
+		}
+		out[s.GetName()] = s
 	}
 	return out, nil
 }

@@ -73,6 +73,9 @@ func decode(resp *discoveryv3.DiscoveryResponse) (map[string]xdsproto.Message, e
 			return nil, fmt.Errorf("resources[%d]: %w", i, err)
 		}
 		name := resourceName(m)
+		if err := m.(interface{ Validate() error }).Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("%s: sent twice", name)
 		}
