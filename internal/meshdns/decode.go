@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/miekg/dns"
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // MaxQuerySize bounds a query the server reads, over UDP or TCP. Queries
@@ -24,12 +24,29 @@ var (
 	errQuestions = errors.New("want exactly one question")
 )
 
+// query is a decoded query.
+type query struct {
+	hdr dnsmessage.Header
+	q   dnsmessage.Question
+	// name is the question's name in presentation form (escaped as RFC
+	// 1035 master files have it, case kept): what is logged and, lower
+	// case, looked up in the Table.
+	name string
+	// ednsSize is the UDP size of the query's OPT record; 0 without one.
+	ednsSize int
+	// wire is the query as it is forwarded: the packet up to the end of
+	// its last record (trailing bytes are dropped).
+	wire []byte
+}
+
 // decodeQuery decodes a DNS query: a message of at most MaxQuerySize
 // bytes with the QR bit clear, opcode QUERY and exactly one question.
-// When the header could be read but the rest is not such a query, the
-// returned id and ok let the caller answer FORMERR (or NOTIMP) instead of
-// staying silent; a packet shorter than a header gets nothing.
-func decodeQuery(b []byte) (m *dns.Msg, id uint16, hdrOK bool, err error) {
+// Every section is decoded, records' data included, so that a malformed
+// packet is refused here rather than sent upstream. When the header could
+// be read but the rest is not such a query, the returned id and ok let
+// the caller answer FORMERR (or NOTIMP) instead of staying silent; a
+// packet shorter than a header gets nothing.
+func decodeQuery(b []byte) (q *query, id uint16, hdrOK bool, err error) {
 	if len(b) < headerSize {
 		return nil, 0, false, errTooShort
 	}
@@ -41,15 +58,73 @@ func decodeQuery(b []byte) (m *dns.Msg, id uint16, hdrOK bool, err error) {
 	if len(b) > MaxQuerySize {
 		return nil, id, true, errTooLarge
 	}
-	m = new(dns.Msg)
+	var m dnsmessage.Message
 	if err := m.Unpack(b); err != nil {
 		return nil, id, true, fmt.Errorf("malformed query: %w", err)
 	}
-	if m.Opcode != dns.OpcodeQuery {
+	l, err := layout(b)
+	if err != nil {
+		// A record claiming more data than the message has: dnsmessage
+		// does not check that for the types of fixed size.
+		return nil, id, true, fmt.Errorf("malformed query: %w", err)
+	}
+	if m.Header.OpCode != 0 {
 		return nil, id, true, errOpcode
 	}
-	if len(m.Question) != 1 {
+	if len(m.Questions) != 1 {
 		return nil, id, true, errQuestions
 	}
-	return m, id, true, nil
+	q = &query{hdr: m.Header, q: m.Questions[0], name: presentation(m.Questions[0].Name), wire: b[:l.end()]}
+	for i := len(m.Additionals) - 1; i >= 0; i-- {
+		if h := m.Additionals[i].Header; h.Type == dnsmessage.TypeOPT {
+			q.ednsSize = int(h.Class)
+			break
+		}
+	}
+	return q, id, true, nil
+}
+
+// presentation is a name as RFC 1035 master files write it: its labels
+// separated by dots, with the bytes that would be ambiguous escaped
+// (\. \" etc.) and the unprintable ones written \DDD. dnsmessage refuses
+// labels holding a dot, so every dot in n.Data separates labels.
+func presentation(n dnsmessage.Name) string {
+	raw := n.Data[:n.Length]
+	if len(raw) <= 1 {
+		return "."
+	}
+	plain := true
+	for _, c := range raw {
+		if c != '.' && (isLabelSpecial(c) || c < ' ' || c > '~') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(raw)
+	}
+	out := make([]byte, 0, 2*len(raw))
+	for _, c := range raw {
+		switch {
+		case c == '.':
+			out = append(out, c)
+		case isLabelSpecial(c):
+			out = append(out, '\\', c)
+		case c < ' ' || c > '~':
+			out = append(out, '\\', '0'+c/100, '0'+c/10%10, '0'+c%10)
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// isLabelSpecial reports whether c is escaped with a backslash in a
+// label's presentation form.
+func isLabelSpecial(c byte) bool {
+	switch c {
+	case '.', ' ', '\'', '@', ';', '(', ')', '"', '\\':
+		return true
+	}
+	return false
 }

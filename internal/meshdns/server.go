@@ -9,13 +9,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/miekg/dns"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/meshlens/meshlens/internal/stats"
 )
@@ -147,15 +148,15 @@ func upstreams(cfg Config) ([]string, error) {
 			out = append(out, u)
 		}
 	} else {
-		rc, err := dns.ClientConfigFromFile(cfg.ResolvConf)
+		servers, err := readResolvConf(cfg.ResolvConf)
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, fs.ErrNotExist) {
 				return nil, nil
 			}
 			return nil, fmt.Errorf("dns upstreams from %s: %w", cfg.ResolvConf, err)
 		}
-		for _, srv := range rc.Servers {
-			out = append(out, net.JoinHostPort(srv, rc.Port))
+		for _, srv := range servers {
+			out = append(out, net.JoinHostPort(srv, resolvConfPort))
 		}
 	}
 	if len(out) > maxUpstreams {
@@ -318,97 +319,192 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 
 // answer returns the response to one query packet, nil for none.
 func (s *Server) answer(ctx context.Context, pkt []byte, network string) []byte {
-	m, id, hdrOK, err := decodeQuery(pkt)
+	q, id, hdrOK, err := decodeQuery(pkt)
 	if err != nil {
 		s.st.malformed.Inc()
 		if !hdrOK {
 			return nil
 		}
-		r := new(dns.Msg)
-		r.Id, r.Response = id, true
-		r.Rcode = dns.RcodeFormatError
+		rcode := dnsmessage.RCodeFormatError
 		if errors.Is(err, errOpcode) {
-			r.Rcode = dns.RcodeNotImplemented
+			rcode = dnsmessage.RCodeNotImplemented
 		}
-		b, _ := r.Pack()
-		return b
+		b := dnsmessage.NewBuilder(make([]byte, 0, headerSize), dnsmessage.Header{ID: id, Response: true, RCode: rcode})
+		out, _ := b.Finish()
+		return out
 	}
 	s.st.queries.Inc()
-	var r *dns.Msg
-	if local := s.local(m); local != nil {
+	var r []byte
+	if addr, ok := s.table.Load().lookupQuestion(q.name); ok && (q.q.Class == dnsmessage.ClassINET || q.q.Class == dnsmessage.ClassANY) {
 		s.st.local.Inc()
-		r = local
+		r, err = s.local(q, addr)
 	} else {
-		r = s.forward(ctx, m, network)
+		r, err = s.forward(ctx, q, network)
+	}
+	if err != nil {
+		s.log.Debug("dns: pack response", "name", q.name, "err", err)
+		r, _ = q.reply(dnsmessage.RCodeServerFailure)
 	}
 	if network == "udp" {
-		if size := udpSize(m); r.Len() > size {
-			r.Truncate(size)
-		}
-	}
-	b, err := r.Pack()
-	if err != nil {
-		s.log.Debug("dns: pack response", "name", m.Question[0].Name, "err", err)
-		fail := new(dns.Msg).SetRcode(m, dns.RcodeServerFailure)
-		b, _ = fail.Pack()
-	}
-	return b
-}
-
-// local answers a query for a mesh name; nil when the name is not one.
-// A mesh name has only an A record: other types get an empty answer
-// (NODATA), never a forward, so that a resolver asking for A and AAAA at
-// once does not take the upstream's NXDOMAIN for the name's.
-func (s *Server) local(m *dns.Msg) *dns.Msg {
-	q := m.Question[0]
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
-		return nil
-	}
-	addr, ok := s.table.Load().Lookup(q.Name)
-	if !ok {
-		return nil
-	}
-	r := new(dns.Msg).SetReply(m)
-	r.Authoritative, r.RecursionAvailable = true, true
-	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
-		r.Answer = []dns.RR{&dns.A{
-			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: s.cfg.TTL},
-			A:   addr.AsSlice(),
-		}}
+		r = truncate(r, q.udpSize())
 	}
 	return r
 }
 
+// reply is the response to q with rcode and no record.
+func (q *query) reply(rcode dnsmessage.RCode) ([]byte, error) {
+	b, err := q.replyBuilder(dnsmessage.Header{RCode: rcode})
+	if err != nil {
+		return nil, err
+	}
+	return b.Finish()
+}
+
+// replyBuilder starts the response to q as miekg/dns's SetReply did: the
+// header h with q's id, opcode, RD and CD bits, then q's question; the
+// Builder is ready for answers.
+func (q *query) replyBuilder(h dnsmessage.Header) (*dnsmessage.Builder, error) {
+	h.ID, h.Response, h.OpCode = q.hdr.ID, true, q.hdr.OpCode
+	h.RecursionDesired, h.CheckingDisabled = q.hdr.RecursionDesired, q.hdr.CheckingDisabled
+	b := dnsmessage.NewBuilder(nil, h)
+	b.EnableCompression()
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q.q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// local answers a query for a mesh name, whose address is addr. A mesh
+// name has only an A record: other types get an empty answer (NODATA),
+// never a forward, so that a resolver asking for A and AAAA at once does
+// not take the upstream's NXDOMAIN for the name's.
+func (s *Server) local(q *query, addr netip.Addr) ([]byte, error) {
+	b, err := q.replyBuilder(dnsmessage.Header{Authoritative: true, RecursionAvailable: true})
+	if err != nil {
+		return nil, err
+	}
+	if q.q.Type == dnsmessage.TypeA || q.q.Type == dnsmessage.TypeALL {
+		h := dnsmessage.ResourceHeader{Name: q.q.Name, Class: dnsmessage.ClassINET, TTL: s.cfg.TTL}
+		if err := b.AResource(h, dnsmessage.AResource{A: addr.As4()}); err != nil {
+			return nil, err
+		}
+	}
+	return b.Finish()
+}
+
 // forward asks the upstreams in order, each bounded by the timeout, and
 // returns the first answer; SERVFAIL when none answers. An upstream's UDP
-// answer is read whole up to maxUDPResponse even when it exceeds what
-// the client takes: answer truncates it to the client's size.
-func (s *Server) forward(ctx context.Context, m *dns.Msg, network string) *dns.Msg {
+// answer is read whole up to maxUDPResponse (or the client's larger EDNS
+// buffer) even when it exceeds what the client takes: answer truncates it
+// to the client's size.
+func (s *Server) forward(ctx context.Context, q *query, network string) ([]byte, error) {
 	for _, up := range s.upstreams {
-		c := &dns.Client{Net: network, Timeout: s.cfg.Timeout, UDPSize: maxUDPResponse}
 		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-		r, _, err := c.ExchangeContext(actx, m, up)
+		r, err := exchangeUpstream(actx, network, up, q.wire, max(maxUDPResponse, q.ednsSize))
 		cancel()
-		if err != nil || r == nil {
-			s.log.Debug("dns: upstream", "upstream", up, "name", m.Question[0].Name, "err", err)
+		if err != nil {
+			s.log.Debug("dns: upstream", "upstream", up, "name", q.name, "err", err)
 			continue
 		}
 		s.st.forwarded.Inc()
-		r.Id = m.Id
-		return r
+		return r, nil
 	}
 	s.st.upstreamFailures.Inc()
-	return new(dns.Msg).SetRcode(m, dns.RcodeServerFailure)
+	return q.reply(dnsmessage.RCodeServerFailure)
+}
+
+// errID is an upstream's TCP answer to another query.
+var errID = errors.New("answer id does not match the query's")
+
+// exchangeUpstream sends query to the resolver addr over network (udp or tcp)
+// and returns its answer, which must decode whole and have the query's
+// id; over UDP, answers with another id are ignored (they may answer an
+// earlier query that timed out) and an answer is read into a buffer of
+// bufSize bytes. ctx bounds the whole exchange.
+func exchangeUpstream(ctx context.Context, network, addr string, query []byte, bufSize int) ([]byte, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	// The server shutting down ends the exchange at once.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	id := binary.BigEndian.Uint16(query)
+	if network == "tcp" {
+		out := make([]byte, 2+len(query))
+		binary.BigEndian.PutUint16(out, uint16(len(query)))
+		copy(out[2:], query)
+		if _, err := c.Write(out); err != nil {
+			return nil, err
+		}
+		var lenBuf [2]byte
+		if _, err := io.ReadFull(c, lenBuf[:]); err != nil {
+			return nil, err
+		}
+		r := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
+		if _, err := io.ReadFull(c, r); err != nil {
+			return nil, err
+		}
+		if err := checkAnswer(r); err != nil {
+			return nil, err
+		}
+		if binary.BigEndian.Uint16(r) != id {
+			return nil, errID
+		}
+		return r, nil
+	}
+	if _, err := c.Write(query); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, bufSize)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil, err
+		}
+		r := buf[:n]
+		if err := checkAnswer(r); err != nil {
+			return nil, err
+		}
+		if binary.BigEndian.Uint16(r) == id {
+			return append([]byte(nil), r...), nil
+		}
+	}
+}
+
+// checkAnswer returns why an upstream's answer is not a DNS message that
+// decodes whole, records' data included; nil when it is one.
+func checkAnswer(r []byte) error {
+	if len(r) < headerSize {
+		return fmt.Errorf("answer of %d bytes: %w", len(r), errTooShort)
+	}
+	var m dnsmessage.Message
+	if err := m.Unpack(r); err != nil {
+		return fmt.Errorf("malformed answer: %w", err)
+	}
+	// dnsmessage does not check that a record of fixed size (A, CNAME...)
+	// ends within the message; layout does.
+	if _, err := layout(r); err != nil {
+		return fmt.Errorf("malformed answer: %w", err)
+	}
+	return nil
 }
 
 // udpSize is the largest response the client takes over UDP: its EDNS
 // buffer size, else 512, and never more than maxUDPResponse.
-func udpSize(m *dns.Msg) int {
-	size := dns.MinMsgSize
-	if opt := m.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
-		size = int(opt.UDPSize())
-	}
-	return min(size, maxUDPResponse)
+func (q *query) udpSize() int {
+	return min(max(minUDPSize, q.ednsSize), maxUDPResponse)
 }
 
 // ParseUpstreams reads a comma-separated list of resolvers; an entry

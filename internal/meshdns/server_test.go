@@ -336,3 +336,98 @@ func TestTableAddressesAreStableAndDistinct(t *testing.T) {
 		t.Fatalf("svc-42 is %s in one table and %s in another", a1, a2)
 	}
 }
+
+func TestEDNSClientGetsItsBufferSize(t *testing.T) {
+	t.Parallel()
+	s, _ := startServer(t, Config{Upstreams: []string{fakeUpstream(t)}})
+	m := new(dns.Msg).SetQuestion("big.example.test.", dns.TypeTXT).SetEdns0(1232, false)
+	r, _, err := (&dns.Client{Net: "udp", UDPSize: 1232, Timeout: 10 * time.Second}).Exchange(m, s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Compress = true
+	if !r.Truncated || r.Len() > 1232 || len(r.Answer) <= 6 {
+		t.Fatalf("EDNS 1232: truncated %v, %d bytes, %d answers; want truncated within 1232 bytes with more answers than 512 hold", r.Truncated, r.Len(), len(r.Answer))
+	}
+}
+
+// An upstream's UDP answer with another id is ignored, a late answer to
+// an earlier query; trailing bytes after a query are not forwarded.
+func TestForwardIgnoresOtherIDsAndTrailingBytes(t *testing.T) {
+	t.Parallel()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		got <- n
+		q := new(dns.Msg)
+		if q.Unpack(buf[:n]) != nil {
+			return
+		}
+		r := new(dns.Msg).SetReply(q)
+		r.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 9)}}
+		r.Id++
+		b, _ := r.Pack()
+		pc.WriteTo(b, from)
+		r.Id--
+		r.Answer[0].(*dns.A).A = net.IPv4(192, 0, 2, 7)
+		b, _ = r.Pack()
+		pc.WriteTo(b, from)
+	}()
+	s, _ := startServer(t, Config{Upstreams: []string{pc.LocalAddr().String()}})
+	q := new(dns.Msg).SetQuestion("example.test.", dns.TypeA)
+	b, _ := q.Pack()
+	conn, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write(append(b, 0xde, 0xad))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(buf[:n]); err != nil || r.Id != q.Id || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.7" {
+		t.Fatalf("answer %v, %v", r, err)
+	}
+	if n := <-got; n != len(b) {
+		t.Fatalf("upstream got %d bytes, want the query's %d", n, len(b))
+	}
+}
+
+// Shutting down does not wait for the upstream's timeout.
+func TestServeReturnsWhileForwarding(t *testing.T) {
+	t.Parallel()
+	s, err := Listen(Config{Addr: "127.0.0.1:0", Upstreams: []string{deadAddr(t)}, Timeout: time.Minute, Log: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx); close(done) }()
+	conn, err := net.Dial("udp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	b, _ := new(dns.Msg).SetQuestion("example.test.", dns.TypeA).Pack()
+	conn.Write(b)
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still waiting for the upstream")
+	}
+}
