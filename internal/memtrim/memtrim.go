@@ -26,7 +26,7 @@ import (
 const (
 	DefaultInterval = 500 * time.Millisecond
 	DefaultQuiet    = 256 << 10 // bytes allocated in an interval below which the process is idle
-	DefaultWorth    = 8 << 20   // bytes allocated since the last trim that make a trim worth its collection
+	DefaultWorth    = 2 << 20   // bytes allocated since the last trim that make a trim worth its collection
 )
 
 // Trimmer decides when to give memory back. The zero value uses the

@@ -103,7 +103,7 @@ func TestRunReturnsMemory(t *testing.T) {
 }
 
 // The zero Trimmer uses the documented defaults: half a second under
-// 256 KiB is quiet, and 8 MiB since the last trim is worth one.
+// 256 KiB is quiet, and 2 MiB since the last trim is worth one.
 func TestDefaults(t *testing.T) {
 	var alloc uint64
 	trims := 0
@@ -115,14 +115,14 @@ func TestDefaults(t *testing.T) {
 	tr.Tick()
 	alloc += DefaultQuiet - 1 // quiet, but 4 MiB is not worth a trim
 	if tr.Tick() {
-		t.Fatal("trimmed before 8 MiB were allocated")
+		t.Fatal("trimmed before 2 MiB were allocated")
 	}
 	alloc += DefaultWorth / 2 // busy
 	tr.Tick()
-	alloc += DefaultQuiet - 1 // quiet after 8 MiB: trims
+	alloc += DefaultQuiet - 1 // quiet after 2 MiB: trims
 	tr.Tick()
 	if trims != 1 {
-		t.Fatalf("%d trims after 8 MiB and a quiet interval, want 1", trims)
+		t.Fatalf("%d trims after 2 MiB and a quiet interval, want 1", trims)
 	}
 	alloc += DefaultWorth
 	tr.Tick() // busy
@@ -130,7 +130,7 @@ func TestDefaults(t *testing.T) {
 	if tr.Tick() {
 		t.Fatal("an interval allocating 256 KiB counted as quiet")
 	}
-	if DefaultInterval != 500*time.Millisecond || DefaultQuiet != 256<<10 || DefaultWorth != 8<<20 {
+	if DefaultInterval != 500*time.Millisecond || DefaultQuiet != 256<<10 || DefaultWorth != 2<<20 {
 		t.Fatal("the defaults differ from docs/proxy.md's --memory-trim")
 	}
 }

@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case cfg.Concurrency > 0:
 		runtime.GOMAXPROCS(cfg.Concurrency)
 	}
+	setGCBallast(cfg.Getenv)
 	tracing, err := tracingFromEnv(cfg.Getenv, id)
 	if err != nil {
 		return err
