@@ -44,7 +44,7 @@ type Trimmer struct {
 	trimmed     uint64 // allocated bytes at the last trim
 	started     bool
 	settle      atomic.Bool // Settle was called: trim at the next tick
-	freeOS      func() // debug.FreeOSMemory; replaced in tests
+	freeOS      func()      // debug.FreeOSMemory; replaced in tests
 	allocatedFn func() uint64
 }
 
