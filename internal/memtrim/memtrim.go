@@ -19,7 +19,6 @@ import (
 	"context"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync/atomic"
 	"time"
 )
 
@@ -43,8 +42,7 @@ type Trimmer struct {
 	last        uint64 // allocated bytes at the previous tick
 	trimmed     uint64 // allocated bytes at the last trim
 	started     bool
-	settle      atomic.Bool // Settle was called: trim at the next tick
-	freeOS      func()      // debug.FreeOSMemory; replaced in tests
+	freeOS      func() // debug.FreeOSMemory; replaced in tests
 	allocatedFn func() uint64
 }
 
@@ -82,7 +80,7 @@ func (t *Trimmer) Tick() bool {
 	}
 	since := now - t.last
 	t.last = now
-	if !t.settle.Swap(false) && (since >= quiet || now-t.trimmed < worth) {
+	if since >= quiet || now-t.trimmed < worth {
 		return false
 	}
 	if t.freeOS != nil {
@@ -98,12 +96,6 @@ func (t *Trimmer) Tick() bool {
 	}
 	return true
 }
-
-// Settle asks for a trim at the next tick (after the first), whatever
-// the process allocated: the caller knows the garbage of a phase is dead,
-// as a sidecar's start-up is once its first configuration is applied.
-// It is safe to call from any goroutine.
-func (t *Trimmer) Settle() { t.settle.Store(true) }
 
 // Run ticks every Interval until ctx ends.
 func (t *Trimmer) Run(ctx context.Context) {

@@ -134,29 +134,3 @@ func TestDefaults(t *testing.T) {
 		t.Fatal("the defaults differ from docs/proxy.md's --memory-trim")
 	}
 }
-
-// TestSettleTrimsAtTheNextTick: after Settle the next tick trims even
-// when little was allocated or the process is busy, once.
-func TestSettleTrimsAtTheNextTick(t *testing.T) {
-	var alloc uint64
-	trims := 0
-	tr := &Trimmer{Quiet: 100, Worth: 1000}
-	tr.allocatedFn = func() uint64 { return alloc }
-	tr.freeOS = func() { trims++ }
-	tr.Settle() // before the baseline: kept for the tick after it
-	if tr.Tick() {
-		t.Fatal("the first tick takes the baseline and does not trim")
-	}
-	alloc += 500 // busy, and not worth a trim
-	if !tr.Tick() || trims != 1 {
-		t.Fatalf("no trim at the tick after Settle (%d trims)", trims)
-	}
-	alloc += 10
-	if tr.Tick() {
-		t.Fatal("trimmed again without Settle")
-	}
-	tr.Settle()
-	if !tr.Tick() || trims != 2 {
-		t.Fatalf("no trim after a second Settle (%d trims)", trims)
-	}
-}

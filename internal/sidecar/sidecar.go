@@ -150,10 +150,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	trim := &memtrim.Trimmer{}
 	if cfg.MemoryTrim {
 		wg.Add(1)
-		go func() { defer wg.Done(); trim.Run(runCtx) }()
+		go func() { defer wg.Done(); (&memtrim.Trimmer{}).Run(runCtx) }()
 	}
 	apply := p.Apply
 	if dns != nil {
@@ -168,19 +167,6 @@ func Run(ctx context.Context, cfg Config) error {
 			dns.SetTable(newDNSTable(s))
 			return nil
 		}
-	}
-	// Start-up's garbage (decoding and compiling the first
-	// configuration among it) is dead once that configuration is
-	// applied: give it back then rather than when the trimmer's
-	// heuristic next fires.
-	var firstApply sync.Once
-	applyFirst := apply
-	apply = func(s *table.Snapshot) error {
-		if err := applyFirst(s); err != nil {
-			return err
-		}
-		firstApply.Do(trim.Settle)
-		return nil
 	}
 	errc := make(chan error, 2)
 	wg.Add(2)
