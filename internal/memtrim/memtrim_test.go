@@ -2,8 +2,11 @@ package memtrim
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,7 +106,7 @@ func TestRunReturnsMemory(t *testing.T) {
 }
 
 // The zero Trimmer uses the documented defaults: half a second under
-// 256 KiB is quiet, and 2 MiB since the last trim is worth one.
+// 256 KiB is quiet, and 8 MiB since the last trim is worth one.
 func TestDefaults(t *testing.T) {
 	var alloc uint64
 	trims := 0
@@ -115,14 +118,14 @@ func TestDefaults(t *testing.T) {
 	tr.Tick()
 	alloc += DefaultQuiet - 1 // quiet, but 4 MiB is not worth a trim
 	if tr.Tick() {
-		t.Fatal("trimmed before 2 MiB were allocated")
+		t.Fatal("trimmed before 8 MiB were allocated")
 	}
 	alloc += DefaultWorth / 2 // busy
 	tr.Tick()
-	alloc += DefaultQuiet - 1 // quiet after 2 MiB: trims
+	alloc += DefaultQuiet - 1 // quiet after 8 MiB: trims
 	tr.Tick()
 	if trims != 1 {
-		t.Fatalf("%d trims after 2 MiB and a quiet interval, want 1", trims)
+		t.Fatalf("%d trims after 8 MiB and a quiet interval, want 1", trims)
 	}
 	alloc += DefaultWorth
 	tr.Tick() // busy
@@ -130,7 +133,79 @@ func TestDefaults(t *testing.T) {
 	if tr.Tick() {
 		t.Fatal("an interval allocating 256 KiB counted as quiet")
 	}
-	if DefaultInterval != 500*time.Millisecond || DefaultQuiet != 256<<10 || DefaultWorth != 2<<20 {
+	if DefaultInterval != 500*time.Millisecond || DefaultQuiet != 256<<10 || DefaultWorth != 8<<20 {
 		t.Fatal("the defaults differ from docs/proxy.md's --memory-trim")
 	}
+}
+
+// TestBallastWhileBusy: the ballast is taken at the first busy interval
+// and let go when the trimmer trims.
+func TestBallastWhileBusy(t *testing.T) {
+	var alloc uint64
+	tr := &Trimmer{Quiet: 100, Worth: 900, Busy: 500, Ballast: 1 << 10}
+	tr.allocatedFn = func() uint64 { return alloc }
+	tr.freeOS = func() {}
+	tr.Tick() // baseline
+	alloc += 400
+	tr.Tick()
+	if tr.ballast != nil {
+		t.Fatal("ballast taken below Busy")
+	}
+	alloc += 500
+	tr.Tick()
+	if len(tr.ballast) != 1<<10 {
+		t.Fatalf("no ballast after a busy interval (%d bytes)", len(tr.ballast))
+	}
+	alloc += 10 // quiet, and 910 since the start are worth a trim
+	if !tr.Tick() || tr.ballast != nil {
+		t.Fatalf("trim let the ballast go: trimmed and ballast %d bytes", len(tr.ballast))
+	}
+}
+
+// rssAnon is the process's resident anonymous memory in bytes.
+func rssAnon(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("no /proc/self/status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("RssAnon %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no RssAnon in /proc/self/status")
+	return 0
+}
+
+// TestBallastIsNotResident: a ballast raises the collector's heap
+// target by its size and adds no resident memory. Not parallel: it reads
+// the process's RSS.
+func TestBallastIsNotResident(t *testing.T) {
+	const size = 4 << 20
+	var alloc uint64
+	tr := &Trimmer{Ballast: size}
+	tr.allocatedFn = func() uint64 { return alloc }
+	runtime.GC()
+	before := rssAnon(t)
+	tr.Tick()
+	alloc += DefaultBusy
+	tr.Tick()
+	if len(tr.ballast) != size {
+		t.Fatalf("ballast of %d bytes, want %d", len(tr.ballast), size)
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc < size {
+		t.Errorf("heap in use %d bytes after GC: the ballast is not counted", ms.HeapAlloc)
+	}
+	if grew := rssAnon(t) - before; grew > size/4 {
+		t.Errorf("resident anonymous memory grew by %d bytes with a %d-byte ballast", grew, size)
+	}
+	runtime.KeepAlive(tr)
 }

@@ -94,7 +94,6 @@ func Run(ctx context.Context, cfg Config) error {
 	case cfg.Concurrency > 0:
 		runtime.GOMAXPROCS(cfg.Concurrency)
 	}
-	setGCBallast(cfg.Getenv)
 	tracing, err := tracingFromEnv(cfg.Getenv, id)
 	if err != nil {
 		return err
@@ -152,7 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var wg sync.WaitGroup
 	if cfg.MemoryTrim {
 		wg.Add(1)
-		go func() { defer wg.Done(); (&memtrim.Trimmer{}).Run(runCtx) }()
+		go func() { defer wg.Done(); (&memtrim.Trimmer{Ballast: gcBallast(cfg.Getenv)}).Run(runCtx) }()
 	}
 	apply := p.Apply
 	if dns != nil {
