@@ -20,11 +20,12 @@
 // collection found live, and at least every 4 MB; a sidecar's live heap
 // is about 1.2 MB, so under load it collected at every 4 MB allocated,
 // and a 4 MB ballast measured 7-15 % more throughput at the maximum rate
-// through two gRPC hops (BENCHMARKS.md). The ballast is taken when an
-// interval allocated Busy bytes or more and let go when the Trimmer
-// trims, so an idle process holds none: a process that has never
-// collected has not touched the pages a collection reads, and a ballast
-// taken at start would force that first collection. Its pages come fresh
+// through two gRPC hops (BENCHMARKS.md). The ballast is taken when two
+// intervals in a row allocated Busy bytes or more each and let go at the
+// first quiet interval, so an idle process holds none and a burst (the
+// first configuration's decoding) takes none: a process that has never
+// collected has not touched the pages a collection reads (about 1 MB),
+// and a ballast taken then would force that first collection. Its pages come fresh
 // from the system, zero already, and are never written, so they never
 // become resident (TestBallastIsNotResident).
 package memtrim
@@ -63,11 +64,16 @@ type Trimmer struct {
 	trimmed     uint64 // allocated bytes at the last trim
 	started     bool
 	ballast     []byte // held while busy
+	busyTicks   int    // consecutive busy intervals
 	freeOS      func() // debug.FreeOSMemory; replaced in tests
 	allocatedFn func() uint64
 }
 
 const allocsMetric = "/gc/heap/allocs:bytes"
+
+// busyTicksForBallast is how many busy intervals in a row take the
+// ballast: a burst such as decoding a large configuration is not load.
+const busyTicksForBallast = 2
 
 func (t *Trimmer) allocated() uint64 {
 	if t.allocatedFn != nil {
@@ -105,13 +111,21 @@ func (t *Trimmer) Tick() bool {
 	if busy == 0 {
 		busy = DefaultBusy
 	}
-	if t.Ballast > 0 && t.ballast == nil && since >= busy {
-		t.ballast = make([]byte, t.Ballast)
+	switch {
+	case since >= busy:
+		t.busyTicks++
+		if t.Ballast > 0 && t.ballast == nil && t.busyTicks >= busyTicksForBallast {
+			t.ballast = make([]byte, t.Ballast)
+		}
+	case since < quiet:
+		t.busyTicks = 0
+		t.ballast = nil // idle: the collector may run at the heap's own pace
+	default:
+		t.busyTicks = 0
 	}
 	if since >= quiet || now-t.trimmed < worth {
 		return false
 	}
-	t.ballast = nil // idle: the collector may run at the heap's own pace
 	if t.freeOS != nil {
 		t.freeOS()
 	} else {

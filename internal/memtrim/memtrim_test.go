@@ -138,27 +138,35 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestBallastWhileBusy: the ballast is taken at the first busy interval
-// and let go when the trimmer trims.
+// TestBallastWhileBusy: the ballast is taken after two busy intervals in
+// a row (one is a burst) and let go at the first quiet one.
 func TestBallastWhileBusy(t *testing.T) {
 	var alloc uint64
-	tr := &Trimmer{Quiet: 100, Worth: 900, Busy: 500, Ballast: 1 << 10}
+	tr := &Trimmer{Quiet: 100, Worth: 1 << 30, Busy: 500, Ballast: 1 << 10}
 	tr.allocatedFn = func() uint64 { return alloc }
 	tr.freeOS = func() {}
-	tr.Tick() // baseline
-	alloc += 400
-	tr.Tick()
-	if tr.ballast != nil {
-		t.Fatal("ballast taken below Busy")
+	steps := []struct {
+		name    string
+		add     uint64
+		ballast bool
+	}{
+		{"baseline", 0, false},
+		{"below Busy", 400, false},
+		{"a burst", 500, false},
+		{"below Busy again", 200, false},
+		{"busy", 600, false},
+		{"busy twice", 600, true},
+		{"still busy", 900, true},
+		{"between Quiet and Busy", 300, true},
+		{"quiet", 10, false},
+		{"busy once", 600, false},
 	}
-	alloc += 500
-	tr.Tick()
-	if len(tr.ballast) != 1<<10 {
-		t.Fatalf("no ballast after a busy interval (%d bytes)", len(tr.ballast))
-	}
-	alloc += 10 // quiet, and 910 since the start are worth a trim
-	if !tr.Tick() || tr.ballast != nil {
-		t.Fatalf("trim let the ballast go: trimmed and ballast %d bytes", len(tr.ballast))
+	for i, s := range steps {
+		alloc += s.add
+		tr.Tick()
+		if got := tr.ballast != nil; got != s.ballast {
+			t.Fatalf("step %d (%s): ballast held %v, want %v", i, s.name, got, s.ballast)
+		}
 	}
 }
 
@@ -193,8 +201,10 @@ func TestBallastIsNotResident(t *testing.T) {
 	runtime.GC()
 	before := rssAnon(t)
 	tr.Tick()
-	alloc += DefaultBusy
-	tr.Tick()
+	for range busyTicksForBallast {
+		alloc += DefaultBusy
+		tr.Tick()
+	}
 	if len(tr.ballast) != size {
 		t.Fatalf("ballast of %d bytes, want %d", len(tr.ballast), size)
 	}
