@@ -52,7 +52,7 @@ import (
 // Module is the import path the mirror packages live under.
 const Module = "github.com/meshlens/meshlens/internal/xdsproto"
 
-// rootPrefixes are the Go import paths whose files' messages are roots.
+// rootPackages are the Go import paths whose files' messages are roots.
 var rootPackages = []string{
 	"github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3",
 	"github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3",
@@ -315,7 +315,7 @@ func alias(importPath string) string {
 	return strings.NewReplacer("/", "_", ".", "_", "-", "_").Replace(strings.TrimPrefix(importPath, Module+"/"))
 }
 
-// goIdent is a message's or enum's Go name, as protoc-gen-go spells it.
+// goMessageName is a message's Go name, as protoc-gen-go spells it.
 func goMessageName(md protoreflect.MessageDescriptor) string {
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.FullName())
 	if err != nil {
@@ -332,12 +332,11 @@ func goEnumName(ed protoreflect.EnumDescriptor) string {
 	return reflect.TypeOf(et.New(0)).Name()
 }
 
-// qualified is the Go expression naming a message or enum from package
-// p.
+// msgType is the Go type naming message md in package p's source.
 func (g *gen) msgType(p *goPkg, im imports, md protoreflect.MessageDescriptor) string {
 	fn := string(md.FullName())
 	if w, ok := wkt[fn]; ok {
-		return im.use(w[0], w[1]) + "." + strings.TrimPrefix(strings.TrimPrefix(fn, "google.protobuf."), "")
+		return im.use(w[0], w[1]) + "." + strings.TrimPrefix(fn, "google.protobuf.")
 	}
 	for pkg, e := range external {
 		if strings.HasPrefix(fn, pkg+".") && e[0] != "" {
@@ -594,13 +593,10 @@ func (g *gen) writeMessage(b *bytes.Buffer, p *goPkg, im imports, md protoreflec
 		iface := "is" + name + "_" + gn
 		fmt.Fprintf(b, "func (x *%s) Get%s() %s {\n\tif x != nil {\n\t\treturn x.%s\n\t}\n\treturn nil\n}\n\n", name, gn, iface, gn)
 		fmt.Fprintf(b, "type %s interface{ %s() }\n\n", iface, iface)
-		var ws []string
 		for _, m := range oneofMembers[on] {
 			fmt.Fprintf(b, "// %s is a value of %s.%s.\ntype %s struct {\n\t%s %s %s\n}\n\n", m.wrapper, name, gn, m.wrapper, m.goName, m.goType, tag(m.f))
 			fmt.Fprintf(b, "func (*%s) %s() {}\n\n", m.wrapper, iface)
-			ws = append(ws, "(*"+m.wrapper+")(nil)")
 		}
-		_ = ws
 	}
 	if len(oneofOrder) > 0 {
 		var ws []string
