@@ -6,8 +6,6 @@
 package xdsprototest
 
 import (
-	"fmt"
-
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -20,23 +18,6 @@ import (
 	_ "github.com/meshlens/meshlens/internal/xdsproto/gen/mirror"
 )
 
-// FromProto makes the mirror of m.
-func FromProto(m proto.Message) (xdsproto.Message, error) {
-	name := string(m.ProtoReflect().Descriptor().FullName())
-	into, ok := xdsproto.New(name).(xdsproto.Message)
-	if !ok {
-		return nil, fmt.Errorf("no mirror of %s", name)
-	}
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	if err := into.Unmarshal(b); err != nil {
-		return nil, fmt.Errorf("mirror of %s: %w", name, err)
-	}
-	return into, nil
-}
-
 // Into decodes m into the mirror into.
 func Into(m proto.Message, into xdsproto.Message) error {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
@@ -44,23 +25,6 @@ func Into(m proto.Message, into xdsproto.Message) error {
 		return err
 	}
 	return into.Unmarshal(b)
-}
-
-// ToProto makes the go-control-plane message m mirrors.
-func ToProto(m xdsproto.Message) (proto.Message, error) {
-	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(m.XDSTypeName()))
-	if err != nil {
-		return nil, err
-	}
-	b, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	out := mt.New().Interface()
-	if err := proto.Unmarshal(b, out); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // FromJSON decodes protojson (as the control plane's fixtures and
