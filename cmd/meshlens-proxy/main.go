@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"os"
+	"syscall"
 
 	"github.com/meshlens/meshlens/internal/proxycmd"
 )
@@ -17,5 +18,5 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(proxycmd.Main(context.Background(), os.Args[1:], proxycmd.Env{Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr, Version: version}))
+	os.Exit(proxycmd.Main(context.Background(), os.Args[1:], proxycmd.Env{Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr, Version: version, Exec: syscall.Exec}))
 }

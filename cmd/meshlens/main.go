@@ -5,10 +5,11 @@ package main
 import (
 	"context"
 	"os"
+	"syscall"
 
 	"github.com/meshlens/meshlens/internal/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(cli.MainProcess(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, syscall.Exec))
 }

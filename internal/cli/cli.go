@@ -88,12 +88,23 @@ type env struct {
 	getenv         func(string) string
 	// runSidecar runs `meshlens proxy`; nil is sidecar.Run.
 	runSidecar func(context.Context, sidecar.Config) error
+	// exec replaces the process, for `meshlens proxy --sysmon-awake`
+	// (proxycmd.Env.Exec); nil never does.
+	exec func(path string, argv, envv []string) error
 }
 
 // Main runs the command line with args (without the program name) and
-// returns the exit code.
+// returns the exit code. It never replaces the process: `meshlens proxy`
+// runs without --sysmon-awake's restart (MainProcess has it).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return MainProcess(ctx, args, stdin, stdout, stderr, nil)
+}
+
+// MainProcess is Main in the meshlens program, where `meshlens proxy` may
+// replace the process with exec (syscall.Exec) to start again with the
+// Go runtime's monitor kept awake (internal/sysmon).
+func MainProcess(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, exec func(path string, argv, envv []string) error) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, exec: exec}
 	root := newRoot(e)
 	root.SetArgs(args)
 	root.SetIn(stdin)

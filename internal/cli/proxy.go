@@ -11,7 +11,7 @@ import (
 // (which meshlens-proxy runs on its own), its errors mapped to the CLI's
 // exit codes.
 func newProxyCmd(e *env) *cobra.Command {
-	cmd := proxycmd.Command("proxy", proxycmd.Env{Getenv: e.getenv, Stdout: e.stdout, Stderr: e.stderr, Version: Version, Run: e.runSidecar})
+	cmd := proxycmd.Command("proxy", proxycmd.Env{Getenv: e.getenv, Stdout: e.stdout, Stderr: e.stderr, Version: Version, Run: e.runSidecar, Exec: e.exec})
 	run := cmd.RunE
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		err := run(cmd, args)
