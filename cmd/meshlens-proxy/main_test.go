@@ -1,9 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/sysmon"
 )
 
 // The proxy-only binary links the data plane and nothing of the control
@@ -56,4 +68,120 @@ func TestLinksOnlyTheDataPlane(t *testing.T) {
 	if !sawSidecar {
 		t.Errorf("meshlens-proxy does not link internal/sidecar; deps: %v", deps)
 	}
+}
+
+// The binary starts again in place with the runtime's monitor kept awake
+// (internal/sysmon): same PID, GODEBUG extended in the environment it was
+// started with, and the monitor thread waking every 10 ms instead of
+// sleeping deeply; the proxy then serves as usual. --sysmon-awake=false
+// keeps the process as it was started.
+func TestStartsAgainWithTheMonitorAwake(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the restart is Linux only")
+	}
+	bin := filepath.Join(t.TempDir(), "meshlens-proxy")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	start := func(t *testing.T, extra ...string) (int, string) {
+		t.Helper()
+		admin := freeAddr(t)
+		cmd := exec.Command(bin, append([]string{"--node", "mesh/m/virtualNode/n", "--xds-addr", freeAddr(t),
+			"--admin-addr", admin, "--ingress-addr", "none", "--register=false"}, extra...)...)
+		cmd.Env = append(os.Environ(), "GODEBUG=gctrace=0")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := http.Get("http://" + admin + "/server_info")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("admin endpoint never answered: %v\n%s", err, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kv := range strings.Split(string(environ), "\x00") {
+			if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+				return cmd.Process.Pid, v
+			}
+		}
+		return cmd.Process.Pid, ""
+	}
+
+	t.Run("awake", func(t *testing.T) {
+		pid, godebug := start(t)
+		if godebug != "gctrace=0,"+sysmon.Setting {
+			t.Fatalf("GODEBUG of the running process %q, want gctrace=0,%s", godebug, sysmon.Setting)
+		}
+		// The monitor is the runtime's first thread after the main one.
+		// Awake, it naps 10 ms at a time when the process is idle.
+		wakes := monitorWakes(t, pid, time.Second)
+		if wakes < 50 {
+			t.Errorf("the monitor thread woke %d times in a second, want about 100", wakes)
+		}
+	})
+	t.Run("--sysmon-awake=false", func(t *testing.T) {
+		_, godebug := start(t, "--sysmon-awake=false")
+		if godebug != "gctrace=0" {
+			t.Errorf("GODEBUG of the running process %q, want gctrace=0 as started", godebug)
+		}
+	})
+}
+
+// monitorWakes counts the voluntary context switches of the process's
+// second thread over d.
+func monitorWakes(t *testing.T, pid int, d time.Duration) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tids []int
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n != pid {
+			tids = append(tids, n)
+		}
+	}
+	if len(tids) == 0 {
+		t.Fatal("no thread besides the main one")
+	}
+	tid := slices.Min(tids)
+	count := func() int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				return n
+			}
+		}
+		t.Fatal("no voluntary_ctxt_switches")
+		return 0
+	}
+	before := count()
+	time.Sleep(d)
+	return count() - before
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
