@@ -181,3 +181,54 @@ func TestReexecThenRestore(t *testing.T) {
 		t.Errorf("on %v, err %v, env %v", on, err, env)
 	}
 }
+
+// For any GODEBUG the process may be started with: when Reexec starts the
+// process again, the new environment has one GODEBUG, with which the new
+// process does not start again, and Restore gives back the value the
+// first process saw (unset when it was empty or unset).
+func FuzzSysmonGODEBUG(f *testing.F) {
+	for _, s := range []string{"", "gctrace=1", "schedtrace=0", Setting, "a=1,,b=2", " schedtrace = 5", "x=" + Setting, ",", "=", "schedtrace"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, godebug string, set bool) {
+		if strings.ContainsRune(godebug, 0) {
+			return // not an environment value
+		}
+		environ := []string{"PATH=/bin"}
+		if set {
+			environ = append(environ, "GODEBUG="+godebug)
+		}
+		var x exec
+		if err := Reexec(Process{GOOS: "linux", Args: []string{"p"}, Environ: environ, Exec: x.run}); err != nil {
+			t.Fatal(err)
+		}
+		seen := "" // what the first process's os.Getenv("GODEBUG") said
+		if set {
+			seen = godebug
+		}
+		if x.calls == 0 {
+			if Wanted("linux", seen) {
+				t.Fatalf("GODEBUG %q (set %v): not restarted though wanted", godebug, set)
+			}
+			return
+		}
+		got := godebugs(x.envv)
+		if len(got) != 1 {
+			t.Fatalf("GODEBUG %q: new environment has %d GODEBUG", godebug, len(got))
+		}
+		if Wanted("linux", got[0]) {
+			t.Fatalf("GODEBUG %q: the started process (GODEBUG %q) would start again", godebug, got[0])
+		}
+		env := map[string]string{"GODEBUG": got[0]}
+		on, err := Restore(func(k string) string { return env[k] },
+			func(k, v string) error { env[k] = v; return nil },
+			func(k string) error { delete(env, k); return nil })
+		if err != nil || !on {
+			t.Fatalf("GODEBUG %q: Restore on %v, err %v", godebug, on, err)
+		}
+		if env["GODEBUG"] != seen {
+			t.Errorf("GODEBUG %q (set %v): restored as %q", godebug, set, env["GODEBUG"])
+		}
+	})
+}
