@@ -81,6 +81,9 @@ type Results struct {
 	Conns     int                `json:"conns"`
 	Runs      []Run              `json:"runs"`
 	IdleRSSMB map[string]float64 `json:"idle_rss_mb"`
+	// IdleCPUMs is the CPU time (ms per second) each proxy process spent
+	// while idle, after its idle RSS was read.
+	IdleCPUMs map[string]float64 `json:"idle_cpu_ms_per_s,omitempty"`
 	// SidecarBinary says what the sidecars ran: the proxy-only build
 	// (meshlens-proxy), or `meshlens proxy` in a repository without it.
 	SidecarBinary string `json:"sidecar_binary"`
@@ -244,6 +247,11 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 			res.IdleRSSMB[name] = mb(u.RSS)
 		}
 	}
+	idleWindow := idleCPUWindow
+	if o.Smoke {
+		idleWindow = time.Second
+	}
+	res.IdleCPUMs = idleCPU(e.namedProcs(), idleWindow)
 	if o.IdleConns > 0 {
 		ic, err := e.runIdleConns(ctx, o.IdleConns, o.IdleConnSettle)
 		res.IdleConns = ic

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meshlens/meshlens/bench/loadgen"
 	"github.com/meshlens/meshlens/bench/xdssim"
@@ -38,7 +39,8 @@ func TestMeshYAML(t *testing.T) {
 // The report renders from synthetic results, and updating BENCHMARKS.md
 // keeps what is outside the generated markers.
 func TestReport(t *testing.T) {
-	res := &Results{Reps: 2, Conns: 16, IdleRSSMB: map[string]float64{"sidecar-client": 20, "haproxy-inner": 7}}
+	res := &Results{Reps: 2, Conns: 16, IdleRSSMB: map[string]float64{"sidecar-client": 20, "haproxy-inner": 7},
+		IdleCPUMs: map[string]float64{"sidecar-client": 2.125}}
 	for rep := 1; rep <= 2; rep++ {
 		for _, s := range scenarios[:2] {
 			for _, rate := range s.Loads {
@@ -60,6 +62,9 @@ func TestReport(t *testing.T) {
 	}
 	if !strings.Contains(sec["latency"], "| meshlens, 2 hops | 0.700 |") {
 		t.Errorf("latency:\n%s", sec["latency"])
+	}
+	if !strings.Contains(sec["cost"], "| sidecar-client | 20.0 | 2.12 |") || !strings.Contains(sec["cost"], "| haproxy-inner | 7.0 | – |") {
+		t.Errorf("cost:\n%s", sec["cost"])
 	}
 
 	md := filepath.Join(t.TempDir(), "BENCHMARKS.md")
@@ -192,5 +197,31 @@ func TestTracingReport(t *testing.T) {
 		if got := (Options{Only: tc.only}).sectionsOfOnly(); !slices.Equal(got, tc.want) {
 			t.Errorf("sections of -only %q = %v, want %v", tc.only, got, tc.want)
 		}
+	}
+}
+
+// threadsCPU counts the CPU time of every thread of a process: a thread
+// that spins for 200 ms adds at least that much.
+func TestThreadsCPU(t *testing.T) {
+	before, err := threadsCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
+		}
+	}()
+	<-done
+	after, err := threadsCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after - before; got < 150*time.Millisecond {
+		t.Errorf("threadsCPU grew by %v over 200 ms of spinning", got)
+	}
+	if _, err := threadsCPU(-1); err == nil {
+		t.Error("threadsCPU of no process: no error")
 	}
 }

@@ -95,6 +95,61 @@ type usage struct {
 	RSS int64         // bytes
 }
 
+// idleCPUWindow is how long the proxies are left idle while their CPU
+// time is counted.
+const idleCPUWindow = 10 * time.Second
+
+// idleCPU is the CPU time, in ms per second, each process spent over
+// window, counted with nanosecond resolution from the schedstat of each
+// of its threads (a second of a sidecar's idle CPU is a few ms, under
+// the 10 ms tick of /proc/<pid>/stat). A process whose threads cannot be
+// read is left out.
+func idleCPU(procs map[string]*proc, window time.Duration) map[string]float64 {
+	before := map[string]time.Duration{}
+	for name, p := range procs {
+		if d, err := threadsCPU(p.pid()); err == nil {
+			before[name] = d
+		}
+	}
+	start := time.Now()
+	time.Sleep(window)
+	elapsed := time.Since(start).Seconds()
+	out := map[string]float64{}
+	for name, b := range before {
+		if d, err := threadsCPU(procs[name].pid()); err == nil && d >= b {
+			out[name] = float64(d-b) / float64(time.Millisecond) / elapsed
+		}
+	}
+	return out
+}
+
+// threadsCPU sums the time on CPU of every thread of pid: the first field
+// of /proc/<pid>/task/<tid>/schedstat, in nanoseconds.
+func threadsCPU(pid int) (time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("threads of %d: %w", pid, err)
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("schedstat of %d/%s: %w", pid, t.Name(), err)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, nil
+}
+
 var clockTick = func() float64 {
 	// USER_HZ is 100 on every Linux this runs on; sysconf is not in the
 	// standard library.

@@ -215,7 +215,7 @@ func sections(res *Results) map[string]string {
 		}
 	}
 	b.WriteString("\nCPU seconds (user + system, from `/proc/<pid>/stat`) of each proxy process per 1000 requests, median (min–max) over repetitions. In closed-loop rows the figure is per 1000 requests at whatever rate the path reached.\n\n")
-	b.WriteString("| process | RSS idle (MB) | peak RSS under 5000 rps, http1 1k (MB) |\n|---|---|---|\n")
+	b.WriteString("| process | RSS idle (MB) | CPU idle (ms per s) | peak RSS under 5000 rps, http1 1k (MB) |\n|---|---|---|---|\n")
 	names := make([]string, 0, len(res.IdleRSSMB))
 	for n := range res.IdleRSSMB {
 		names = append(names, n)
@@ -232,10 +232,14 @@ func sections(res *Results) map[string]string {
 				}
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %.1f | %s |\n", n, res.IdleRSSMB[n], orDash(peak))
+		idleCPU := "–"
+		if ms, ok := res.IdleCPUMs[n]; ok {
+			idleCPU = fmt.Sprintf("%.2f", ms)
+		}
+		fmt.Fprintf(&b, "| %s | %.1f | %s | %s |\n", n, res.IdleRSSMB[n], idleCPU, orDash(peak))
 	}
 	if res.SidecarBinary != "" {
-		fmt.Fprintf(&b, "\nThe sidecars run %s. Idle: configured by the control plane, every path probed once, then left alone for a second.\n", res.SidecarBinary)
+		fmt.Fprintf(&b, "\nThe sidecars run %s. Idle: configured by the control plane, every path probed once, then left alone for a second; the idle CPU is counted over the next %.0f s (every thread's `schedstat`).\n", res.SidecarBinary, idleCPUWindow.Seconds())
 	}
 	b.WriteString(idleConnsTable(res))
 	if g := res.Goroutines; g != nil {
