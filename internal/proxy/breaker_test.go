@@ -58,8 +58,9 @@ func (g *gate) handler(w http.ResponseWriter, r *http.Request) {
 }
 
 // overflowAfter sends n requests that the upstream holds, waits until it
-// holds want of them, then sends one more and returns that response.
-func overflowAfter(t *testing.T, c *http.Client, url string, g *gate, n, want int) (*http.Response, string, []chan int) {
+// holds want of them and queued (when not nil) reports the others queued
+// in the proxy, then sends one more and returns that response.
+func overflowAfter(t *testing.T, c *http.Client, url string, g *gate, n, want int, queued func() bool) (*http.Response, string, []chan int) {
 	t.Helper()
 	var codes []chan int
 	for range n {
@@ -77,6 +78,9 @@ func overflowAfter(t *testing.T, c *http.Client, url string, g *gate, n, want in
 		}()
 	}
 	waitFor(t, "the upstream to hold the first requests", func() bool { return g.holding.Load() == int64(want) })
+	if queued != nil {
+		waitFor(t, "the other requests to queue in the proxy", queued)
+	}
 	resp, body := get(t, c, url, "", nil)
 	return resp, body, codes
 }
@@ -92,11 +96,13 @@ func TestCircuitBreakerHTTP1Pending(t *testing.T) {
 		withBreakers(xCluster("cds_svc", up.Addr()), 1, 1, 0, 0)).snap(t))
 	url := "http://" + addrOf(t, p, egressName, 0) + "/"
 	c := testClient()
-	resp, body, codes := overflowAfter(t, c, url, g, 2, 1)
+	cs := p.state.Load().byName["cds_svc"].Up.Stats
+	// The second request must be queued before the third is sent, or the
+	// third takes the queue's one place.
+	resp, body, codes := overflowAfter(t, c, url, g, 2, 1, func() bool { return cs.CbRqPendingOpen.Value() == 1 })
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" || body != hcm.BodyOverflow {
 		t.Errorf("third request: %d %q overflow=%q, want 503 %q with x-envoy-overflow", resp.StatusCode, body, resp.Header.Get("X-Envoy-Overflow"), hcm.BodyOverflow)
 	}
-	cs := p.state.Load().byName["cds_svc"].Up.Stats
 	if cs.CbRqPendingOpen.Value() != 1 || cs.CbRqOpen.Value() != 0 || cs.CbCxOpen.Value() != 1 {
 		t.Errorf("at the limit: rq_pending_open %d rq_open %d cx_open %d, want 1 0 1", cs.CbRqPendingOpen.Value(), cs.CbRqOpen.Value(), cs.CbCxOpen.Value())
 	}
@@ -130,7 +136,7 @@ func TestCircuitBreakerHTTP2Requests(t *testing.T) {
 		withBreakers(withHTTP2(xCluster("cds_svc", up.Addr())), 0, 0, 2, 0)).snap(t))
 	url := "http://" + addrOf(t, p, egressName, 0) + "/"
 	c := testClient()
-	resp, _, codes := overflowAfter(t, c, url, g, 2, 2)
+	resp, _, codes := overflowAfter(t, c, url, g, 2, 2, nil)
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "true" {
 		t.Errorf("third concurrent HTTP/2 request: %d, want 503 with x-envoy-overflow", resp.StatusCode)
 	}
@@ -170,7 +176,7 @@ func TestCircuitBreakerRetries(t *testing.T) {
 		withBreakers(xCluster("cds_svc", up.Addr()), 0, 0, 0, 1)).snap(t))
 	url := "http://" + addrOf(t, p, egressName, 0) + "/"
 	c := testClient()
-	resp, _, codes := overflowAfter(t, c, url, g, 1, 1)
+	resp, _, codes := overflowAfter(t, c, url, g, 1, 1, nil)
 	if resp.StatusCode != 503 || resp.Header.Get("X-Envoy-Overflow") != "" {
 		t.Errorf("second request: %d overflow=%q, want the upstream's own 503", resp.StatusCode, resp.Header.Get("X-Envoy-Overflow"))
 	}
