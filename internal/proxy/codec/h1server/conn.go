@@ -105,15 +105,24 @@ func (c *conn) serve(first, waited bool) (done bool) {
 					return true
 				}
 				if c.done != nil && (c.bufs == nil || c.br.Buffered() == 0) {
-					// Wait on a fresh goroutine, whose stack is the
-					// runtime's smallest: this one's grew while it
-					// served a request, and a collection shrinks it
-					// only when three quarters are unused.
-					c.dropIdle()
-					go c.waitDetached(!first)
-					return false
-				}
-				if !c.waitRequest(!first) {
+					if first || !s.attachWait() {
+						// Wait on a fresh goroutine, whose stack is the
+						// runtime's smallest: this one's grew while it
+						// served a request, and a collection shrinks it
+						// only when three quarters are unused.
+						c.dropIdle()
+						go c.waitDetached(!first)
+						return false
+					}
+					// Wait on this worker, as a connection that is not
+					// detached does: no goroutine started and no
+					// hand-off to a worker when the request comes.
+					ok := c.waitRequest(!first)
+					s.attached.Add(-1)
+					if !ok {
+						return true
+					}
+				} else if !c.waitRequest(!first) {
 					return true
 				}
 			}
@@ -148,6 +157,30 @@ func (c *conn) serve(first, waited bool) (done bool) {
 			return true
 		}
 	}
+}
+
+// attachedWaits bounds the detached connections that wait for their next
+// request on the worker that served their last one. Such a wait holds the
+// worker's grown stack (8 KiB and more) where a detached wait holds 2 KiB,
+// and saves, per request, starting the waiting goroutine and handing the
+// connection to a worker, each of which wakes a second thread of the
+// runtime when one is idle (a tenth of an HTTP/1.1 sidecar's CPU at 1000
+// requests per second, BENCHMARKS.md finding 34). The connections a
+// sidecar's application keeps busy are few; thousands of idle keep-alive
+// connections beyond these wait detached.
+const attachedWaits = 64
+
+// attachWait takes one of the attachedWaits, if one is free.
+func (s *Server) attachWait() bool {
+	limit := s.maxAttached
+	if limit == 0 {
+		limit = attachedWaits
+	}
+	if s.attached.Add(1) > limit {
+		s.attached.Add(-1)
+		return false
+	}
+	return true
 }
 
 // waitDetached is the wait of a detached connection for its next request

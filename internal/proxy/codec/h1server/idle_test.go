@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -181,12 +182,12 @@ func deepStack(depth int) byte {
 // per-connection goroutine is), sends one request on each, whose handler
 // grows its goroutine's stack past 8 KiB, and returns the goroutine
 // stack memory per idle connection after two collections.
-func idleStackBytes(t *testing.T, n int, serveConn func(*Server, net.Conn, func())) float64 {
+func idleStackBytes(t *testing.T, n int, maxAttached int32, serveConn func(*Server, net.Conn, func())) float64 {
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deepStack(48) // 12 KiB
 		w.Header().Set("Content-Length", "2")
 		io.WriteString(w, "ok")
-	})}
+	}), maxAttached: maxAttached}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +243,8 @@ func TestIdleConnectionWaitsOnSmallStack(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes the sizes measured")
 	}
-	per := idleStackBytes(t, 300, func(s *Server, c net.Conn, done func()) { _ = s.ServeConnDetached(c, done) })
+	// Without attached waits: every connection waits detached.
+	per := idleStackBytes(t, 300, -1, func(s *Server, c net.Conn, done func()) { _ = s.ServeConnDetached(c, done) })
 	t.Logf("%.0f bytes of goroutine stack per idle keep-alive connection", per)
 	if per > 3<<10 {
 		t.Errorf("an idle keep-alive connection holds %.0f bytes of goroutine stack, want at most %d: does it wait on the goroutine that served its request?", per, 3<<10)
@@ -253,14 +255,12 @@ func TestIdleConnectionWaitsOnSmallStack(t *testing.T) {
 // connection, after its wait on a fresh goroutine, are served by a worker
 // that served an earlier request: its stack has grown already, where a
 // fresh goroutine's would grow anew for every request.
+// Without attached waits (maxAttached -1), as here, every wait is.
 func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 	ids := make(chan string, 1)
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		buf := make([]byte, 64)
-		buf = buf[:runtime.Stack(buf, false)]
-		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
-		ids <- id
-	})}
+		ids <- goroutineID()
+	}), maxAttached: -1}
 	addr := serveWith(t, s, func(c net.Conn) { _ = s.ServeConnDetached(c, nil) })
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -293,4 +293,127 @@ func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 			}
 		}
 	}
+}
+
+// goroutineID is the id of the calling goroutine, from its stack header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// roundTrip sends a GET on c and reads its answer to the end.
+func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader) {
+	t.Helper()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// waitUntil polls cond for up to 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}
+
+// A detached connection's requests after its first are served by the
+// worker that served the first, which waits for each next request on the
+// connection: no goroutine started and no worker handed the connection
+// per request; when the client closes, the wait ends and frees its place.
+// (The wait is waitRequest's, which drops the buffers first, as
+// TestIdleConnectionHoldsNoBuffers checks.)
+func TestAttachedWaitServesOnItsWorker(t *testing.T) {
+	ids := make(chan string, 1)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ids <- goroutineID()
+	})}
+	ended := make(chan struct{})
+	addr := serveWith(t, s, func(c net.Conn) { _ = s.ServeConnDetached(c, func() { close(ended) }) })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	var first string
+	for i := range 5 {
+		roundTrip(t, c, br)
+		id := <-ids
+		if i == 0 {
+			first = id
+		} else if id != first {
+			t.Fatalf("request %d ran on goroutine %s, request 0 on %s: the connection did not wait on its worker", i, id, first)
+		}
+		waitUntil(t, "the connection's wait", func() bool { return s.attached.Load() == 1 })
+		if n := s.workers.Waiting(); n != 0 {
+			t.Fatalf("after request %d: %d workers wait in the pool, want 0 (the worker waits on the connection)", i, n)
+		}
+	}
+	c.Close()
+	<-ended
+	waitUntil(t, "the wait to end", func() bool { return s.attached.Load() == 0 })
+}
+
+// Past maxAttached, connections wait detached, and every connection keeps
+// being served.
+func TestAttachedWaitsAreBounded(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), maxAttached: 2}
+	addr := serveWith(t, s, func(c net.Conn) { _ = s.ServeConnDetached(c, nil) })
+	var conns []net.Conn
+	var brs []*bufio.Reader
+	for range 5 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns, brs = append(conns, c), append(brs, bufio.NewReader(c))
+	}
+	for round := range 3 {
+		for i, c := range conns {
+			roundTrip(t, c, brs[i])
+		}
+		waitUntil(t, "two attached waits", func() bool { return s.attached.Load() == 2 })
+		time.Sleep(20 * time.Millisecond)
+		if n := s.attached.Load(); n != 2 {
+			t.Fatalf("round %d: %d attached waits, want 2", round, n)
+		}
+	}
+}
+
+// Shutdown ends an attached wait as it ends any idle connection's.
+func TestShutdownEndsAttachedWait(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
+	addr := serveWith(t, s, func(c net.Conn) { _ = s.ServeConnDetached(c, nil) })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip(t, c, bufio.NewReader(c))
+	waitUntil(t, "the attached wait", func() bool { return s.attached.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read after Shutdown: %d bytes, %v; want EOF", n, err)
+	}
+	waitUntil(t, "the wait to end", func() bool { return s.attached.Load() == 0 })
 }
