@@ -164,7 +164,7 @@ func (c *conn) serve(first, waited bool) (done bool) {
 // worker's grown stack (8 KiB and more) where a detached wait holds 2 KiB,
 // and saves, per request, starting the waiting goroutine and handing the
 // connection to a worker, each of which wakes a second thread of the
-// runtime when one is idle (a tenth of an HTTP/1.1 sidecar's CPU at 1000
+// runtime when one is idle (a quarter of an HTTP/1.1 sidecar's CPU at 1000
 // requests per second, BENCHMARKS.md finding 34). The connections a
 // sidecar's application keeps busy are few; thousands of idle keep-alive
 // connections beyond these wait detached.

@@ -30,7 +30,12 @@
 // runtime's smallest (2 KiB), not on the one that served the last
 // request, whose stack grew to 8 KiB or more along the request path
 // and is not shrunk while it waits (TestIdleConnectionWaitsOnSmallStack);
-// that costs a goroutine started per request.
+// that costs a goroutine started per request, and a hand-off to a worker
+// when the request comes. Up to 64 connections per server (attachedWaits)
+// wait instead on the worker that served their last request, as a
+// connection served by ServeConn does: the connections an application
+// keeps busy save both (TestAttachedWaitServesOnItsWorker), for a
+// worker's stack each while they wait (TestAttachedWaitsAreBounded).
 //
 // Differences from net/http's server:
 //   - A client that hangs up while its request is being handled is
