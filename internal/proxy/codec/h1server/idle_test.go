@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -270,15 +271,7 @@ func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 	br := bufio.NewReader(c)
 	var first string
 	for i := range 5 {
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		roundTrip(t, c, br)
 		id := <-ids
 		if i == 0 {
 			first = id
@@ -287,11 +280,9 @@ func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 		}
 		// The worker waits for the connection's next request (in its
 		// select, see workerstest) before this one is sent.
-		for deadline := time.Now().Add(10 * time.Second); s.workers.Waiting() != 1 || !workerstest.Selecting(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("after request %d: %d workers wait, want 1", i, s.workers.Waiting())
-			}
-		}
+		waitUntil(t, fmt.Sprintf("one worker waiting after request %d", i), func() bool {
+			return s.workers.Waiting() == 1 && workerstest.Selecting()
+		})
 	}
 }
 
