@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // memInUse is the heap and goroutine stack memory in use after two
@@ -23,12 +24,12 @@ func memInUse() (heap, stack uint64) {
 // request with a 1 KiB response on each, and returns the heap and
 // goroutine stack memory per connection they hold while idle (client
 // side included: a socket and its framer, about 1 KiB).
-func idleConnBytes(t *testing.T, n int) (heap, stack float64) {
+func idleConnBytes(t *testing.T, n int, maxAttached int32) (heap, stack float64) {
 	body := make([]byte, 1<<10)
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = w.Write(body)
-	})}
+	}), maxAttached: maxAttached}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,8 @@ func TestIdleConnectionMemory(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes the sizes measured")
 	}
-	heap, stack := idleConnBytes(t, 300)
+	// Without attached waits: every reader waits on a fresh goroutine.
+	heap, stack := idleConnBytes(t, 300, -1)
 	t.Logf("per idle HTTP/2 connection: %.0f bytes of heap, %.0f of goroutine stacks (client side included)", heap, stack)
 	// With its 16 KiB read buffer and its write batch it held 27 KiB of
 	// heap; without, about 8 KiB, 2 of it the client's side.
@@ -96,4 +98,41 @@ func TestIdleConnectionMemory(t *testing.T) {
 	if stack > 3<<10 {
 		t.Errorf("an idle HTTP/2 connection holds %.0f bytes of goroutine stacks, want at most %d: does it wait on a fresh reader goroutine, with no writer?", stack, 3<<10)
 	}
+}
+
+// A detached connection's reader waits for the client's next request on
+// the goroutine that read the last one, for up to maxAttached
+// connections; the others wait on fresh goroutines; all are served, and
+// Shutdown ends the attached waits as the others.
+func TestAttachedReaderWaits(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}), maxAttached: 2}
+	addr := serve(t, s)
+	var clients []*rawClient
+	for range 4 {
+		clients = append(clients, dialRaw(t, addr))
+	}
+	attached := func(want int32) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); s.attached.Load() != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d attached waits, want %d", s.attached.Load(), want)
+			}
+		}
+	}
+	for round := range 3 {
+		id := uint32(2*round + 1)
+		for i, c := range clients {
+			c.get(id)
+			if resp := c.await(id); resp.status != 200 || string(resp.body) != "ok" {
+				t.Fatalf("round %d, client %d: %d %q", round, i, resp.status, resp.body)
+			}
+		}
+		attached(2)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	attached(0)
 }

@@ -66,9 +66,14 @@ type Server struct {
 	// Log receives handler panics; nil means slog.Default().
 	Log *slog.Logger
 
-	mu          sync.Mutex
-	conns       map[*conn]struct{}
-	workers     workerPool // runs the streams' handlers
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	workers workerPool // runs the streams' handlers
+	// attached counts the detached connections whose reader waits for
+	// the client on the goroutine that read their last frames: at most
+	// maxAttached, attachedWaits when 0, none when negative (tests).
+	attached    atomic.Int32
+	maxAttached int32
 	shutdown    atomic.Bool
 	noKeepAlive atomic.Bool
 	done        chan struct{} // closed when the last connection ends after Shutdown
