@@ -105,7 +105,7 @@ func (c *conn) serve(first, waited bool) (done bool) {
 					return true
 				}
 				if c.done != nil && (c.bufs == nil || c.br.Buffered() == 0) {
-					if first || !s.attachWait() {
+					if first || !s.attached.Take() {
 						// Wait on a fresh goroutine, whose stack is the
 						// runtime's smallest: this one's grew while it
 						// served a request, and a collection shrinks it
@@ -117,8 +117,10 @@ func (c *conn) serve(first, waited bool) (done bool) {
 					// Wait on this worker, as a connection that is not
 					// detached does: no goroutine started and no
 					// hand-off to a worker when the request comes.
+					// (A quarter of an HTTP/1.1 sidecar's CPU at 1000
+					// requests per second, BENCHMARKS.md finding 34.)
 					ok := c.waitRequest(!first)
-					s.attached.Add(-1)
+					s.attached.Give()
 					if !ok {
 						return true
 					}
@@ -157,30 +159,6 @@ func (c *conn) serve(first, waited bool) (done bool) {
 			return true
 		}
 	}
-}
-
-// attachedWaits bounds the detached connections that wait for their next
-// request on the worker that served their last one. Such a wait holds the
-// worker's grown stack (8 KiB and more) where a detached wait holds 2 KiB,
-// and saves, per request, starting the waiting goroutine and handing the
-// connection to a worker, each of which wakes a second thread of the
-// runtime when one is idle (a quarter of an HTTP/1.1 sidecar's CPU at 1000
-// requests per second, BENCHMARKS.md finding 34). The connections a
-// sidecar's application keeps busy are few; thousands of idle keep-alive
-// connections beyond these wait detached.
-const attachedWaits = 64
-
-// attachWait takes one of the attachedWaits, if one is free.
-func (s *Server) attachWait() bool {
-	limit := s.maxAttached
-	if limit == 0 {
-		limit = attachedWaits
-	}
-	if s.attached.Add(1) > limit {
-		s.attached.Add(-1)
-		return false
-	}
-	return true
 }
 
 // waitDetached is the wait of a detached connection for its next request

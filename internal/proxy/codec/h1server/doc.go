@@ -31,7 +31,7 @@
 // request, whose stack grew to 8 KiB or more along the request path
 // and is not shrunk while it waits (TestIdleConnectionWaitsOnSmallStack);
 // that costs a goroutine started per request, and a hand-off to a worker
-// when the request comes. Up to 64 connections per server (attachedWaits)
+// when the request comes. Up to 64 connections per server (workers.Waits)
 // wait instead on the worker that served their last request, as a
 // connection served by ServeConn does: the connections an application
 // keeps busy save both (TestAttachedWaitServesOnItsWorker), for a

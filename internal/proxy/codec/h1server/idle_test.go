@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/workers"
 	"github.com/meshlens/meshlens/internal/proxy/codec/workers/workerstest"
 )
 
@@ -188,7 +189,7 @@ func idleStackBytes(t *testing.T, n int, maxAttached int32, serveConn func(*Serv
 		deepStack(48) // 12 KiB
 		w.Header().Set("Content-Length", "2")
 		io.WriteString(w, "ok")
-	}), maxAttached: maxAttached}
+	}), attached: workers.Waits{Max: maxAttached}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -256,12 +257,12 @@ func TestIdleConnectionWaitsOnSmallStack(t *testing.T) {
 // connection, after its wait on a fresh goroutine, are served by a worker
 // that served an earlier request: its stack has grown already, where a
 // fresh goroutine's would grow anew for every request.
-// Without attached waits (maxAttached -1), as here, every wait is.
+// Without attached waits (Max -1), as here, every wait is.
 func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 	ids := make(chan string, 1)
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ids <- goroutineID()
-	}), maxAttached: -1}
+	}), attached: workers.Waits{Max: -1}}
 	addr := serveWith(t, s, func(c net.Conn) { _ = s.ServeConnDetached(c, nil) })
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -349,20 +350,20 @@ func TestAttachedWaitServesOnItsWorker(t *testing.T) {
 		} else if id != first {
 			t.Fatalf("request %d ran on goroutine %s, request 0 on %s: the connection did not wait on its worker", i, id, first)
 		}
-		waitUntil(t, "the connection's wait", func() bool { return s.attached.Load() == 1 })
+		waitUntil(t, "the connection's wait", func() bool { return s.attached.Taken() == 1 })
 		if n := s.workers.Waiting(); n != 0 {
 			t.Fatalf("after request %d: %d workers wait in the pool, want 0 (the worker waits on the connection)", i, n)
 		}
 	}
 	c.Close()
 	<-ended
-	waitUntil(t, "the wait to end", func() bool { return s.attached.Load() == 0 })
+	waitUntil(t, "the wait to end", func() bool { return s.attached.Taken() == 0 })
 }
 
-// Past maxAttached, connections wait detached, and every connection keeps
+// Past attached.Max, connections wait detached, and every connection keeps
 // being served.
 func TestAttachedWaitsAreBounded(t *testing.T) {
-	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), maxAttached: 2}
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), attached: workers.Waits{Max: 2}}
 	addr := serveWith(t, s, func(c net.Conn) { _ = s.ServeConnDetached(c, nil) })
 	var conns []net.Conn
 	var brs []*bufio.Reader
@@ -378,9 +379,9 @@ func TestAttachedWaitsAreBounded(t *testing.T) {
 		for i, c := range conns {
 			roundTrip(t, c, brs[i])
 		}
-		waitUntil(t, "two attached waits", func() bool { return s.attached.Load() == 2 })
+		waitUntil(t, "two attached waits", func() bool { return s.attached.Taken() == 2 })
 		time.Sleep(20 * time.Millisecond)
-		if n := s.attached.Load(); n != 2 {
+		if n := s.attached.Taken(); n != 2 {
 			t.Fatalf("round %d: %d attached waits, want 2", round, n)
 		}
 	}
@@ -396,7 +397,7 @@ func TestShutdownEndsAttachedWait(t *testing.T) {
 	}
 	defer c.Close()
 	roundTrip(t, c, bufio.NewReader(c))
-	waitUntil(t, "the attached wait", func() bool { return s.attached.Load() == 1 })
+	waitUntil(t, "the attached wait", func() bool { return s.attached.Taken() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {
@@ -406,5 +407,5 @@ func TestShutdownEndsAttachedWait(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("read after Shutdown: %d bytes, %v; want EOF", n, err)
 	}
-	waitUntil(t, "the wait to end", func() bool { return s.attached.Load() == 0 })
+	waitUntil(t, "the wait to end", func() bool { return s.attached.Taken() == 0 })
 }

@@ -62,11 +62,9 @@ type Server struct {
 	// workers serve detached connections' requests once their wait
 	// ended; track readies the pool under mu.
 	workers workers.Pool[*conn]
-	// attached counts the detached connections waiting for their next
-	// request on the worker that served their last: at most maxAttached,
-	// attachedWaits when 0, none when negative (tests).
-	attached    atomic.Int32
-	maxAttached int32
+	// attached bounds the detached connections waiting for their next
+	// request on the worker that served their last.
+	attached    workers.Waits
 	mu          sync.Mutex
 	conns       map[*conn]struct{}
 	watching    bool // a watch goroutine runs

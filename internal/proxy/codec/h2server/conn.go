@@ -231,28 +231,6 @@ func (c *conn) readDetached() {
 	c.end(err)
 }
 
-// attachedWaits bounds the detached connections whose reader waits for
-// the client on the goroutine that read their last frames, holding its
-// grown stack (8 KiB and more) where a fresh goroutine's is 2 KiB: each
-// saves a goroutine started, and a stack grown again as it reads and
-// decodes the next request, per request (BENCHMARKS.md finding 35). The
-// connections a sidecar's application keeps busy are few; thousands of
-// idle ones beyond these wait on fresh goroutines.
-const attachedWaits = 64
-
-// attachWait takes one of the attachedWaits, if one is free.
-func (s *Server) attachWait() bool {
-	limit := s.maxAttached
-	if limit == 0 {
-		limit = attachedWaits
-	}
-	if s.attached.Add(1) > limit {
-		s.attached.Add(-1)
-		return false
-	}
-	return true
-}
-
 // fewStreams reports whether at most one stream is open and one handler
 // runs. The reader waits on a fresh goroutine only then: a connection
 // that carries several streams at once is not about to go idle, and
@@ -328,12 +306,13 @@ func (c *conn) readLoop() (err error) {
 				c.frBig = false
 				c.newReadFramer(c.fr.ReadMetaHeaders)
 			}
-			if c.s.attachWait() {
+			if c.s.attached.Take() {
 				// Wait on this goroutine, as a connection that is not
 				// detached does: no goroutine started, and no stack
 				// grown again, per request.
+				// (BENCHMARKS.md finding 35.)
 				err := c.br.wait()
-				c.s.attached.Add(-1)
+				c.s.attached.Give()
 				if err != nil {
 					return err
 				}

@@ -43,7 +43,7 @@
 // (TestIdleConnectionMemory). The price: a goroutine started, and one
 // more small read, each time such a connection waits for the client; a
 // connection with several streams in flight reads as before. Up to 64
-// connections per server (attachedWaits) wait instead on the goroutine
+// connections per server (workers.Waits) wait instead on the goroutine
 // that read their last frames, as a connection served by ServeConn does
 // (its buffer given back all the same): the connections an application
 // keeps busy save the goroutine, and the stack grown again, per request

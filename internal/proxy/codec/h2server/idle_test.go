@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/workers"
 )
 
 // memInUse is the heap and goroutine stack memory in use after two
@@ -29,7 +31,7 @@ func idleConnBytes(t *testing.T, n int, maxAttached int32) (heap, stack float64)
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = w.Write(body)
-	}), maxAttached: maxAttached}
+	}), attached: workers.Waits{Max: maxAttached}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,13 +103,13 @@ func TestIdleConnectionMemory(t *testing.T) {
 }
 
 // A detached connection's reader waits for the client's next request on
-// the goroutine that read the last one, for up to maxAttached
+// the goroutine that read the last one, for up to attached.Max
 // connections; the others wait on fresh goroutines; all are served, and
 // Shutdown ends the attached waits as the others.
 func TestAttachedReaderWaits(t *testing.T) {
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
-	}), maxAttached: 2}
+	}), attached: workers.Waits{Max: 2}}
 	addr := serve(t, s)
 	var clients []*rawClient
 	for range 4 {
@@ -115,9 +117,9 @@ func TestAttachedReaderWaits(t *testing.T) {
 	}
 	attached := func(want int32) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); s.attached.Load() != want; time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); s.attached.Taken() != want; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d attached waits, want %d", s.attached.Load(), want)
+				t.Fatalf("%d attached waits, want %d", s.attached.Taken(), want)
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
+	"github.com/meshlens/meshlens/internal/proxy/codec/workers"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -69,11 +70,9 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	workers workerPool // runs the streams' handlers
-	// attached counts the detached connections whose reader waits for
-	// the client on the goroutine that read their last frames: at most
-	// maxAttached, attachedWaits when 0, none when negative (tests).
-	attached    atomic.Int32
-	maxAttached int32
+	// attached bounds the detached connections whose reader waits for
+	// the client on the goroutine that read their last frames.
+	attached    workers.Waits
 	shutdown    atomic.Bool
 	noKeepAlive atomic.Bool
 	done        chan struct{} // closed when the last connection ends after Shutdown

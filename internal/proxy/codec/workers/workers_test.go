@@ -78,3 +78,27 @@ func TestMaxIdleWorkers(t *testing.T) {
 		t.Fatalf("%d workers wait, want MaxIdle 3", n)
 	}
 }
+
+// Waits hands out at most Max waits at once (DefaultWaits when 0, none
+// when negative), and a wait given back can be taken again.
+func TestWaits(t *testing.T) {
+	for _, tc := range []struct {
+		max  int32
+		want int
+	}{{0, DefaultWaits}, {3, 3}, {-1, 0}} {
+		w := &Waits{Max: tc.max}
+		n := 0
+		for w.Take() {
+			n++
+		}
+		if n != tc.want || int(w.Taken()) != tc.want {
+			t.Errorf("Max %d: took %d (Taken %d), want %d", tc.max, n, w.Taken(), tc.want)
+		}
+		if tc.want > 0 {
+			w.Give()
+			if !w.Take() || w.Take() {
+				t.Errorf("Max %d: after Give, not exactly one more wait", tc.max)
+			}
+		}
+	}
+}
