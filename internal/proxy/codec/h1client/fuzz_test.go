@@ -48,6 +48,19 @@ func strictOK(data []byte, theirs *http.Response, err error) bool {
 	msg := err.Error()
 	lower := bytes.ToLower(data)
 	line, _, _ := bytes.Cut(data, []byte("\n"))
+	// A header section with obs-fold is refused (RFC 9112 lets a proxy
+	// answer 502 to it), whichever check of the folded field fails
+	// first: "Content-Length:" folded onto the next line fails as an
+	// empty Content-Length before the fold is read.
+	head := data
+	for _, end := range []string{"\n\n", "\r\n\r\n"} {
+		if i := bytes.Index(head, []byte(end)); i >= 0 {
+			head = head[:i]
+		}
+	}
+	if bytes.Contains(head, []byte("\n ")) || bytes.Contains(head, []byte("\n\t")) {
+		return true
+	}
 	switch {
 	case strings.Contains(msg, "status line"):
 		return !canonicalStatusLine.Match(line)
