@@ -1,9 +1,11 @@
 package harness
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +225,22 @@ func TestThreadsCPU(t *testing.T) {
 	}
 	if _, err := threadsCPU(-1); err == nil {
 		t.Error("threadsCPU of no process: no error")
+	}
+}
+
+// freePort gives ports below the kernel's ephemeral range, each once.
+func TestFreePort(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		addr, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, p, _ := net.SplitHostPort(addr)
+		port, _ := strconv.Atoi(p)
+		if port < portLow || port >= portHigh || seen[addr] {
+			t.Fatalf("freePort gave %s (seen before: %v), want a new port in %d-%d", addr, seen[addr], portLow, portHigh)
+		}
+		seen[addr] = true
 	}
 }

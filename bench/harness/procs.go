@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -233,13 +234,38 @@ func (s *rssSampler) finish() map[int]int64 {
 
 // freePort asks the kernel for an unused loopback port.
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
+	// Below Linux's ephemeral range (32768-60999 by default): a port the
+	// kernel picked for a listener on port 0 is released here and bound
+	// again later by a proxy, and meanwhile an outgoing connection of
+	// any process (the load generator makes thousands) could take it as
+	// its local port, failing the proxy's bind. Ports from this range
+	// are never given out that way.
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		if portsGiven[port] {
+			continue // given out before: a proxy may bind it any time
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		portsGiven[port] = true
+		return addr, nil
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", fmt.Errorf("find a free port: none free among 200 tries in %d-%d", portLow, portHigh)
 }
+
+// The ports freePort picks from, and those it gave out.
+const portLow, portHigh = 20000, 32000
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // waitFor polls cond until it returns nil or timeout passes.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() error) error {
