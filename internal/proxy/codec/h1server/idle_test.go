@@ -269,6 +269,20 @@ func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	requestsOnOneGoroutine(t, c, ids, "no worker was reused", func(i int) {
+		// The worker waits for the connection's next request (in its
+		// select, see workerstest) before the next one is sent.
+		waitUntil(t, fmt.Sprintf("one worker waiting after request %d", i), func() bool {
+			return s.workers.Waiting() == 1 && workerstest.Selecting()
+		})
+	})
+}
+
+// requestsOnOneGoroutine sends five requests on c, one at a time, and
+// fails (saying why) unless the handler, which sends its goroutine's id
+// on ids, ran every one on the same goroutine; after runs after each.
+func requestsOnOneGoroutine(t *testing.T, c net.Conn, ids <-chan string, why string, after func(i int)) {
+	t.Helper()
 	br := bufio.NewReader(c)
 	var first string
 	for i := range 5 {
@@ -277,13 +291,9 @@ func TestDetachedRequestsRunOnAWorker(t *testing.T) {
 		if i == 0 {
 			first = id
 		} else if id != first {
-			t.Fatalf("request %d ran on goroutine %s, request 0 on %s: no worker was reused", i, id, first)
+			t.Fatalf("request %d ran on goroutine %s, request 0 on %s: %s", i, id, first, why)
 		}
-		// The worker waits for the connection's next request (in its
-		// select, see workerstest) before this one is sent.
-		waitUntil(t, fmt.Sprintf("one worker waiting after request %d", i), func() bool {
-			return s.workers.Waiting() == 1 && workerstest.Selecting()
-		})
+		after(i)
 	}
 }
 
@@ -340,21 +350,12 @@ func TestAttachedWaitServesOnItsWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	br := bufio.NewReader(c)
-	var first string
-	for i := range 5 {
-		roundTrip(t, c, br)
-		id := <-ids
-		if i == 0 {
-			first = id
-		} else if id != first {
-			t.Fatalf("request %d ran on goroutine %s, request 0 on %s: the connection did not wait on its worker", i, id, first)
-		}
+	requestsOnOneGoroutine(t, c, ids, "the connection did not wait on its worker", func(i int) {
 		waitUntil(t, "the connection's wait", func() bool { return s.attached.Taken() == 1 })
 		if n := s.workers.Waiting(); n != 0 {
 			t.Fatalf("after request %d: %d workers wait in the pool, want 0 (the worker waits on the connection)", i, n)
 		}
-	}
+	})
 	c.Close()
 	<-ended
 	waitUntil(t, "the wait to end", func() bool { return s.attached.Taken() == 0 })
