@@ -41,11 +41,14 @@ type query struct {
 
 // decodeQuery decodes a DNS query: a message of at most MaxQuerySize
 // bytes with the QR bit clear, opcode QUERY and exactly one question.
-// Every section is decoded, records' data included, so that a malformed
-// packet is refused here rather than sent upstream. When the header could
-// be read but the rest is not such a query, the returned id and ok let
-// the caller answer FORMERR (or NOTIMP) instead of staying silent; a
-// packet shorter than a header gets nothing.
+// Every section is decoded, so that a malformed packet is refused here
+// rather than sent upstream: every record's data must lie within the
+// message, and the data of the types dnsmessage knows (A, AAAA, CNAME,
+// MX, NS, PTR, SOA, SRV, SVCB, HTTPS, TXT, OPT) must decode; the data of
+// other types (a DNSKEY, say) is forwarded as it is, for the upstream to
+// judge. When the header could be read but the rest is not such a query,
+// the returned id and ok let the caller answer FORMERR (or NOTIMP)
+// instead of staying silent; a packet shorter than a header gets nothing.
 func decodeQuery(b []byte) (q *query, id uint16, hdrOK bool, err error) {
 	if len(b) < headerSize {
 		return nil, 0, false, errTooShort
