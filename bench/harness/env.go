@@ -49,9 +49,14 @@ type sidecar struct {
 	p       *proc
 }
 
+// buildTags are the build tags of the Makefile's BUILDTAGS, which `make
+// build` builds the binaries with: the benchmark measures what is
+// shipped, whoever runs it.
+const buildTags = "grpcnotrace"
+
 // buildMeshlens builds the binary without the race detector.
 func buildMeshlens(ctx context.Context, repo, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/meshlens")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", buildTags, "-o", out, "./cmd/meshlens")
 	cmd.Dir = repo
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build meshlens: %w\n%s", err, b)
@@ -69,7 +74,7 @@ func buildProxy(ctx context.Context, repo, out string) (bool, error) {
 	if _, err := os.Stat(filepath.Join(repo, proxyOnlyMain, "main.go")); err != nil {
 		return false, nil
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./"+proxyOnlyMain)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", buildTags, "-o", out, "./"+proxyOnlyMain)
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -81,7 +86,7 @@ func buildProxy(ctx context.Context, repo, out string) (bool, error) {
 // sidecarBinary says, for the report, what the sidecars run.
 func (e *env) sidecarBinary() string {
 	if len(e.proxyArgs) == 0 {
-		return "meshlens-proxy (" + proxyOnlyMain + ", CGO_ENABLED=0, as `make build` builds it)"
+		return "meshlens-proxy (" + proxyOnlyMain + ", CGO_ENABLED=0, -tags " + buildTags + ", as `make build` builds it)"
 	}
 	return "meshlens proxy (the full binary: this repository has no " + proxyOnlyMain + ")"
 }

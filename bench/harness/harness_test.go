@@ -244,3 +244,21 @@ func TestFreePort(t *testing.T) {
 		seen[addr] = true
 	}
 }
+
+// The benchmark builds the binaries with the Makefile's BUILDTAGS, as
+// `make build` ships them.
+func TestBuildTagsAreTheMakefiles(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags string
+	for _, l := range strings.Split(string(mk), "\n") {
+		if v, ok := strings.CutPrefix(l, "BUILDTAGS ?= "); ok {
+			tags = strings.TrimSpace(v)
+		}
+	}
+	if tags != buildTags {
+		t.Errorf("harness builds with -tags %q, the Makefile's BUILDTAGS is %q", buildTags, tags)
+	}
+}

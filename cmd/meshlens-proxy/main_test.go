@@ -70,6 +70,44 @@ func TestLinksOnlyTheDataPlane(t *testing.T) {
 	}
 }
 
+// Built as the Makefile builds it (BUILDTAGS), the binary links neither
+// gRPC's request tracing (golang.org/x/net/trace) nor html/template, which
+// that brings; without the tags it would: the tags are what keeps them
+// out (docs/design.md).
+func TestBuildTagsLeaveOutRequestTracing(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags string
+	for _, l := range strings.Split(string(mk), "\n") {
+		if v, ok := strings.CutPrefix(l, "BUILDTAGS ?= "); ok {
+			tags = strings.TrimSpace(v)
+		}
+	}
+	if !strings.Contains(tags, "grpcnotrace") {
+		t.Fatalf("Makefile's BUILDTAGS is %q, want grpcnotrace", tags)
+	}
+	if !strings.Contains(string(mk), "export GOFLAGS := $(strip $(GOFLAGS) -tags=$(BUILDTAGS))") {
+		t.Error("Makefile does not export BUILDTAGS in GOFLAGS")
+	}
+	list := func(tags string) []string {
+		cmd := exec.Command("go", "list", "-tags", tags, "-deps", ".")
+		cmd.Env = append(os.Environ(), "GOFLAGS=")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -tags %q -deps: %v", tags, err)
+		}
+		return strings.Fields(string(out))
+	}
+	if deps := list(tags); slices.Contains(deps, "golang.org/x/net/trace") || slices.Contains(deps, "html/template") {
+		t.Errorf("built with -tags %s, meshlens-proxy links request tracing", tags)
+	}
+	if deps := list(""); !slices.Contains(deps, "golang.org/x/net/trace") {
+		t.Error("without build tags meshlens-proxy does not link golang.org/x/net/trace: the tag no longer does anything")
+	}
+}
+
 // The binary starts again in place with the runtime's monitor kept awake
 // (internal/sysmon): same PID, GODEBUG extended in the environment it was
 // started with, and the monitor thread waking every 10 ms instead of
