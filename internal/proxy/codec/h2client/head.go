@@ -10,6 +10,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 )
 
 // requestFields builds a request's header block (RFC 9113 8.3.1) and
@@ -67,7 +69,7 @@ func requestFields(req *http.Request, tls bool) ([]hpack.HeaderField, int64, err
 		if !httpguts.ValidHeaderFieldName(k) {
 			return nil, 0, fmt.Errorf("h2client: invalid request header field name %q", k)
 		}
-		name := lowerName(k)
+		name := h2frame.LowerName(k)
 		for _, v := range vv {
 			fields = append(fields, hpack.HeaderField{Name: name, Value: v, Sensitive: name == "authorization" || name == "cookie"})
 		}
@@ -86,7 +88,7 @@ func trailerFields(t http.Header) []hpack.HeaderField {
 		if !httpguts.ValidTrailerHeader(k) {
 			continue
 		}
-		name := lowerName(k)
+		name := h2frame.LowerName(k)
 		for _, v := range vv {
 			fields = append(fields, hpack.HeaderField{Name: name, Value: v})
 		}
@@ -159,7 +161,7 @@ func parseResponseHead(fields []hpack.HeaderField, ended bool) (responseHead, er
 			}
 			h.declLen = int64(n)
 		}
-		k := canonicalName(f.Name)
+		k := h2frame.CanonicalName(f.Name)
 		if vv, ok := h.header[k]; ok {
 			h.header[k] = append(vv, f.Value)
 		} else {
@@ -222,7 +224,7 @@ func (s *stream) onTrailersLocked(f *http2.MetaHeadersFrame) error {
 	if len(regular) > 0 {
 		t := make(http.Header, len(regular))
 		for _, hf := range regular {
-			k := canonicalName(hf.Name)
+			k := h2frame.CanonicalName(hf.Name)
 			t[k] = append(t[k], hf.Value)
 		}
 		s.trailer = t
@@ -236,42 +238,4 @@ func statusLine(code int) string {
 		return "200 OK"
 	}
 	return strconv.Itoa(code) + " " + http.StatusText(code)
-}
-
-// commonNames are header names frequent enough to map between their
-// canonical and lower-case forms without allocating.
-var commonNames = []string{
-	"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
-	"Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "Etag",
-	"Grpc-Accept-Encoding", "Grpc-Encoding", "Grpc-Message", "Grpc-Status", "Grpc-Timeout",
-	"Grpc-Status-Details-Bin", "Last-Modified", "Location", "Server", "Set-Cookie", "Te",
-	"Trailer", "User-Agent", "Vary", "Via", "X-Forwarded-For", "X-Forwarded-Proto",
-	"X-Request-Id", "X-Envoy-Expected-Rq-Timeout-Ms", "X-Envoy-Attempt-Count",
-	"X-B3-Traceid", "X-B3-Spanid", "X-B3-Parentspanid", "X-B3-Sampled", "Traceparent", "Tracestate",
-	"X-Envoy-Upstream-Service-Time", "Content-Security-Policy", "Strict-Transport-Security",
-}
-
-var toLower, toCanonical = func() (map[string]string, map[string]string) {
-	lo, ca := make(map[string]string, len(commonNames)), make(map[string]string, len(commonNames))
-	for _, n := range commonNames {
-		l := strings.ToLower(n)
-		lo[n], ca[l] = l, n
-	}
-	return lo, ca
-}()
-
-// lowerName is a canonical header name in HTTP/2's lower case.
-func lowerName(k string) string {
-	if l, ok := toLower[k]; ok {
-		return l
-	}
-	return strings.ToLower(k)
-}
-
-// canonicalName is a lower-case field name in net/http's canonical form.
-func canonicalName(n string) string {
-	if c, ok := toCanonical[n]; ok {
-		return c
-	}
-	return http.CanonicalHeaderKey(n)
 }

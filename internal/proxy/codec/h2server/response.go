@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
@@ -153,7 +154,7 @@ func (w *responseWriter) fields(code int, final bool) []hpack.HeaderField {
 		if strings.HasPrefix(k, http.TrailerPrefix) || isConnectionSpecific(k) {
 			continue
 		}
-		name := lower(k)
+		name := h2frame.LowerName(k)
 		if !httpguts.ValidHeaderFieldName(name) {
 			continue
 		}
@@ -188,38 +189,6 @@ func isConnectionSpecific(k string) bool {
 		return true
 	}
 	return false
-}
-
-// commonLower holds the lower-case forms of common header names, so that
-// writing them does not allocate.
-var commonLower = func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range []string{
-		"Accept", "Accept-Encoding", "Accept-Language", "Accept-Ranges", "Access-Control-Allow-Origin",
-		"Age", "Allow", "Authorization", "Cache-Control", "Content-Disposition", "Content-Encoding",
-		"Content-Language", "Content-Length", "Content-Location", "Content-Range", "Content-Type",
-		"Cookie", "Date", "Etag", "Expires", "Grpc-Encoding", "Grpc-Accept-Encoding", "Grpc-Message",
-		"Grpc-Status", "Grpc-Status-Details-Bin", "Last-Modified", "Link", "Location", "Server",
-		"Set-Cookie", "Strict-Transport-Security", "Trailer", "Vary", "Via", "Www-Authenticate",
-		"X-Envoy-Upstream-Service-Time", "X-Request-Id", "X-Served-By",
-	} {
-		m[k] = strings.ToLower(k)
-	}
-	return m
-}()
-
-// lower lower-cases a header name, without allocating when it already is
-// or is a common one.
-func lower(k string) string {
-	if v, ok := commonLower[k]; ok {
-		return v
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(k)
-		}
-	}
-	return k
 }
 
 // queueHeadLocked hands the final header block to the writer.
@@ -335,7 +304,7 @@ func (w *responseWriter) finishLocked() {
 func (w *responseWriter) trailerFields() []hpack.HeaderField {
 	var out []hpack.HeaderField
 	add := func(k string, vv []string) {
-		name := lower(k)
+		name := h2frame.LowerName(k)
 		if !httpguts.ValidHeaderFieldName(name) || isConnectionSpecific(http.CanonicalHeaderKey(k)) {
 			return
 		}

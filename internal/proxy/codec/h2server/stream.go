@@ -17,6 +17,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 )
 
 // stream is one HTTP/2 stream. Its fields are guarded by the
@@ -180,7 +182,7 @@ func (s *stream) setTrailers(fields []hpack.HeaderField) error {
 		s.trailer = make(http.Header, len(fields))
 	}
 	for _, f := range fields {
-		k := http.CanonicalHeaderKey(f.Name)
+		k := h2frame.CanonicalName(f.Name)
 		if !httpguts.ValidTrailerHeader(k) {
 			return fmt.Errorf("trailer field %q is not allowed", f.Name)
 		}
@@ -410,6 +412,9 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 	}
 	regular := f.RegularFields()
 	hdr := make(http.Header, len(regular))
+	// One backing array for the values: most names come once.
+	vals := make([]string, len(regular))
+	nvals := 0
 	declLen := int64(-1)
 	var cookies []string
 	for _, hf := range regular {
@@ -431,8 +436,14 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 			cookies = append(cookies, hf.Value)
 			continue
 		}
-		k := http.CanonicalHeaderKey(hf.Name)
-		hdr[k] = append(hdr[k], hf.Value)
+		k := h2frame.CanonicalName(hf.Name)
+		if vv, ok := hdr[k]; ok {
+			hdr[k] = append(vv, hf.Value)
+		} else {
+			vals[nvals] = hf.Value
+			hdr[k] = vals[nvals : nvals+1 : nvals+1]
+			nvals++
+		}
 	}
 	if len(cookies) > 0 {
 		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
@@ -440,7 +451,10 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 	if authority == "" {
 		authority = hdr.Get("Host")
 	}
-	req := &http.Request{
+	// The request and its URL in one allocation.
+	ru := new(requestAndURL)
+	req := &ru.req
+	*req = http.Request{
 		Method:     method,
 		Proto:      "HTTP/2.0",
 		ProtoMajor: 2,
@@ -451,8 +465,12 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 		TLS:        c.tls,
 	}
 	if connect {
-		req.URL = &url.URL{Host: authority}
+		ru.url = url.URL{Host: authority}
+		req.URL = &ru.url
 		req.RequestURI = authority
+	} else if plainPath(path) {
+		ru.url = url.URL{Path: path}
+		req.URL = &ru.url
 	} else {
 		u, err := parsePath(path, method)
 		if err != nil {
@@ -477,6 +495,44 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 	}
 	return req, declLen, nil
 }
+
+// requestAndURL holds a request and its URL, allocated together.
+type requestAndURL struct {
+	req http.Request
+	url url.URL
+}
+
+// plainPath reports whether path is an origin form that
+// url.ParseRequestURI would return as it is, in URL.Path alone: it starts
+// with '/' and holds only bytes a path never escapes (letters, digits,
+// "-._~$&+,/:;=@"), so no query, no escape and no RawPath. Most requests'
+// paths are (gRPC's always); they need no parsing. FuzzPlainPath checks
+// the claim against net/url.
+func plainPath(path string) bool {
+	if len(path) == 0 || path[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte[path[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainPathByte says which bytes url.URL keeps unescaped in a path.
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("-._~$&+,/:;=@") {
+		t[c] = true
+	}
+	return t
+}()
 
 // parsePath parses a request's :path: an origin form, or "*" for
 // OPTIONS.
