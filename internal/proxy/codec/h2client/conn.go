@@ -44,6 +44,7 @@ type conn struct {
 	nc   net.Conn
 	br   *bufio.Reader
 	fr   *http2.Framer
+	hr   h2frame.HeaderReader // header blocks from fr
 	tls  *tls.ConnectionState
 
 	mu sync.Mutex
@@ -139,8 +140,7 @@ func newConn(t *Transport, addr string, nc net.Conn) (*conn, error) {
 	}
 	c.br = bufio.NewReaderSize(nc, readBufSize)
 	c.fr = http2.NewFramer(nil, c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(headerTable, nil)
-	c.fr.MaxHeaderListSize = t.maxHeaderBytes()
+	c.hr.Init(hpack.NewDecoder(headerTable, nil), t.maxHeaderBytes())
 	c.fr.SetMaxReadFrameSize(frameSize)
 	c.wfr = http2.NewFramer(&c.wbuf, nil)
 	c.hw = h2frame.NewHeaderWriter()
@@ -160,7 +160,7 @@ func newConn(t *Transport, addr string, nc net.Conn) (*conn, error) {
 		return nil, fmt.Errorf("write preface: %w", err)
 	}
 	c.wbuf.Reset()
-	f, err := c.fr.ReadFrame()
+	f, err := c.hr.ReadFrame(c.fr)
 	if err != nil {
 		return nil, fmt.Errorf("read the server's SETTINGS (is it HTTP/2?): %w", err)
 	}
@@ -279,7 +279,7 @@ func (c *conn) readLoop() {
 	var err error
 	for {
 		var f http2.Frame
-		f, err = c.fr.ReadFrame()
+		f, err = c.hr.ReadFrame(c.fr)
 		if err != nil {
 			if err = c.readError(err); err != nil {
 				break
@@ -385,7 +385,7 @@ func (c *conn) readError(err error) error {
 		return nil
 	case errors.As(err, &ce):
 		why := "framing error"
-		if d := c.fr.ErrorDetail(); d != nil {
+		if d := c.hr.ErrorDetail(c.fr); d != nil {
 			why = d.Error()
 		}
 		return c.connErrorLocked(http2.ErrCode(ce), why)

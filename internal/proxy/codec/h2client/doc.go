@@ -10,8 +10,9 @@
 // batch with one write system call, as grpc-go's loopyWriter does. A
 // stream has no goroutine of its own, except one that pumps a request
 // body into the connection's queue while the body lasts. The frame and
-// header encodings come from golang.org/x/net/http2's Framer and hpack;
-// the rest is here because net/http's client spends a goroutine and a
+// header encodings come from golang.org/x/net/http2's Framer and hpack
+// (response heads and trailers decoded by h2frame.HeaderReader, without
+// allocating per block but HPACK's strings); the rest is here because net/http's client spends a goroutine and a
 // flush per stream and frame, which is most of a gRPC sidecar's cost.
 //
 // # Flow control

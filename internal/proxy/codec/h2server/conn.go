@@ -58,6 +58,7 @@ type conn struct {
 	rwc    net.Conn
 	br     connReader
 	fr     *http2.Framer
+	hr     h2frame.HeaderReader // header blocks from fr
 	ctx    context.Context
 	cancel context.CancelFunc
 	tls    *tls.ConnectionState
@@ -168,17 +169,16 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 		c.tls = &cs
 	}
 	c.br.rwc = rwc
-	c.newReadFramer(hpack.NewDecoder(headerTable, nil))
+	c.hr.Init(hpack.NewDecoder(headerTable, nil), s.maxHeaderList())
+	c.newReadFramer()
 	c.hw = h2frame.NewHeaderWriter()
 	return c
 }
 
-// newReadFramer makes the framer the reader reads with, decoding header
-// blocks with dec (the connection's HPACK state).
-func (c *conn) newReadFramer(dec *hpack.Decoder) {
+// newReadFramer makes the framer the reader reads with (c.hr decodes
+// its header blocks, with the connection's HPACK state).
+func (c *conn) newReadFramer() {
 	c.fr = http2.NewFramer(nil, &c.br)
-	c.fr.ReadMetaHeaders = dec
-	c.fr.MaxHeaderListSize = c.s.maxHeaderList()
 	c.fr.SetMaxReadFrameSize(frameSize)
 }
 
@@ -272,7 +272,7 @@ func (c *conn) readPreface() error {
 		c.connError(http2.ErrCodeProtocol, "invalid connection preface")
 		return errors.New("invalid connection preface")
 	}
-	f, err := c.fr.ReadFrame()
+	f, err := c.hr.ReadFrame(c.fr)
 	if err != nil {
 		return c.readError(err)
 	}
@@ -304,7 +304,8 @@ func (c *conn) readLoop() (err error) {
 				// framer, with the same HPACK decoder, reads on as the
 				// old one would.
 				c.frBig = false
-				c.newReadFramer(c.fr.ReadMetaHeaders)
+				c.newReadFramer()
+				c.hr.Release() // its last HEADERS frame is the old framer's
 			}
 			if c.s.attached.Take() {
 				// Wait on this goroutine, as a connection that is not
@@ -318,10 +319,13 @@ func (c *conn) readLoop() (err error) {
 				}
 				continue
 			}
+			// Waiting with nothing of its own but its buffers' state:
+			// the header reader's field slice goes too.
+			c.hr.Release()
 			go c.readDetached()
 			return errDetached
 		}
-		f, err := c.fr.ReadFrame()
+		f, err := c.hr.ReadFrame(c.fr)
 		if err == nil && f.Header().Length > bigFrame {
 			c.frBig = true
 		}
@@ -355,7 +359,7 @@ func (c *conn) readError(err error) error {
 		return nil
 	case errors.As(err, &ce):
 		why := "framing error"
-		if d := c.fr.ErrorDetail(); d != nil {
+		if d := c.hr.ErrorDetail(c.fr); d != nil {
 			why = d.Error()
 		}
 		c.connError(http2.ErrCode(ce), why)

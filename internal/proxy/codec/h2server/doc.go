@@ -12,7 +12,11 @@
 // buffered.
 //
 // The frame and header encodings come from golang.org/x/net/http2's
-// Framer and hpack; what is written here is what net/http's server does
+// Framer and hpack; header blocks are decoded and checked as the Framer
+// checks them by h2frame.HeaderReader, which reuses its fields between
+// blocks instead of allocating a dozen times per block (the slice goes
+// when the connection waits detached). What is written here is what
+// net/http's server does
 // not let the proxy choose: the batching of writes, flow control relayed
 // to the handler (a stream's window opens only as the handler consumes
 // its body, so a slow upstream slows that stream only, within the
