@@ -2,7 +2,9 @@
 // downstream, h2client upstream) both do with frames that
 // golang.org/x/net/http2's Framer does not do for them: splitting an
 // encoded header block into HEADERS and CONTINUATION frames within the
-// peer's frame size, half-closing a connection under its wrappers, and
+// peer's frame size, reading header blocks with the Framer's checks but
+// without its allocations per block (HeaderReader), half-closing a
+// connection under its wrappers, and
 // turning header names between HTTP/2's lower case and net/http's
 // canonical form without allocating for the common ones.
 package h2frame
