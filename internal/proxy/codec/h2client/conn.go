@@ -142,6 +142,9 @@ func newConn(t *Transport, addr string, nc net.Conn) (*conn, error) {
 	c.fr = http2.NewFramer(nil, c.br)
 	c.hr.Init(hpack.NewDecoder(headerTable, nil), t.maxHeaderBytes())
 	c.fr.SetMaxReadFrameSize(frameSize)
+	// A DATA frame is done with before the next is read (its data is
+	// copied out), so one frame value serves them all.
+	c.fr.SetReuseFrames()
 	c.wfr = http2.NewFramer(&c.wbuf, nil)
 	c.hw = h2frame.NewHeaderWriter()
 

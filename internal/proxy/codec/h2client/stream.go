@@ -31,8 +31,10 @@ type stream struct {
 	// unprocessed: the server did not process the stream (GOAWAY above
 	// it, REFUSED_STREAM before a response), so it may be sent again.
 	unprocessed bool
-	// stopCtx stops the watch on the request's context.
+	// stopCtx stops the watch on the request's context; ab, when the
+	// context's SetAbort watches it instead, is that context.
 	stopCtx func() bool
+	ab      aborter
 
 	// The request: its head until written, then its body queued for the
 	// writer, within the windows the server granted.
@@ -118,16 +120,8 @@ func (c *conn) startStream(req *http.Request, fields []hpack.HeaderField, body i
 	if inline {
 		c.writeInline()
 	}
-	if ctx := req.Context(); ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { s.cancel(ctx) })
-		c.mu.Lock()
-		if s.removed {
-			c.mu.Unlock()
-			stop()
-		} else {
-			s.stopCtx = stop
-			c.mu.Unlock()
-		}
+	if ctx := req.Context(); ctx != nil {
+		s.watch(ctx)
 	}
 	if body != nil && !end {
 		go s.pump()
@@ -166,6 +160,44 @@ func (s *stream) cancel(ctx context.Context) {
 	c.mu.Lock()
 	s.resetLocked(http2.ErrCodeCancel, ctx.Err())
 	c.mu.Unlock()
+}
+
+// aborter is a request context that runs a function when it is done
+// without context.AfterFunc's allocations (the proxy's request context
+// is one; h1client.Aborter is the same).
+type aborter interface {
+	SetAbort(f func()) bool
+	ClearAbort() bool
+}
+
+// watch arranges for the stream to be reset once ctx is done: with the
+// context's own SetAbort when it has one and it is free (one stream at a
+// time holds it), else with context.AfterFunc. removeLocked stops it.
+func (s *stream) watch(ctx context.Context) {
+	c := s.c
+	if ab, ok := ctx.(aborter); ok && ab.SetAbort(func() { s.cancel(ctx) }) {
+		c.mu.Lock()
+		if s.removed {
+			c.mu.Unlock()
+			ab.ClearAbort()
+			return
+		}
+		s.ab = ab
+		c.mu.Unlock()
+		return
+	}
+	if ctx.Done() == nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { s.cancel(ctx) })
+	c.mu.Lock()
+	if s.removed {
+		c.mu.Unlock()
+		stop()
+	} else {
+		s.stopCtx = stop
+		c.mu.Unlock()
+	}
 }
 
 // pump reads the request body into the stream's queue, waiting for the
@@ -317,6 +349,10 @@ func (s *stream) removeLocked() {
 	delete(c.streams, s.id)
 	if s.stopCtx != nil {
 		s.stopCtx()
+	}
+	if s.ab != nil {
+		s.ab.ClearAbort()
+		s.ab = nil
 	}
 	wasFull := uint32(c.used) >= c.maxStreams
 	c.releaseLocked()

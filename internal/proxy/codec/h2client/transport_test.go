@@ -662,3 +662,96 @@ func TestTLSNegotiatedH2(t *testing.T) {
 		t.Fatalf("got %q (TLS %v)", b, resp.TLS != nil)
 	}
 }
+
+// abortCtx is a context with SetAbort and ClearAbort, as the proxy's
+// request context has them; busy makes SetAbort refuse.
+type abortCtx struct {
+	context.Context
+	cancelCtx func()
+	busy      bool
+
+	mu           sync.Mutex
+	abort        func()
+	sets, clears int
+}
+
+func newAbortCtx(busy bool) *abortCtx {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &abortCtx{Context: ctx, cancelCtx: cancel, busy: busy}
+}
+
+func (c *abortCtx) SetAbort(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy || c.abort != nil || c.Err() != nil {
+		return false
+	}
+	c.abort = f
+	c.sets++
+	return true
+}
+
+func (c *abortCtx) ClearAbort() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	had := c.abort != nil
+	c.abort = nil
+	c.clears++
+	return had
+}
+
+// cancel cancels the context, then runs the abort on this goroutine.
+func (c *abortCtx) cancel() {
+	c.cancelCtx()
+	c.mu.Lock()
+	f := c.abort
+	c.abort = nil
+	c.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// A request whose context has SetAbort is watched with it, not with
+// context.AfterFunc: its cancellation resets the stream with CANCEL, and
+// a stream that ends lets go of it. A context whose SetAbort refuses is
+// watched with context.AfterFunc.
+func TestAborterContext(t *testing.T) {
+	t.Parallel()
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprint("busy=", busy), func(t *testing.T) {
+			srv := newFakeServer(t)
+			tr := newTransport(t, nil)
+			ctx := newAbortCtx(busy)
+			defer ctx.cancelCtx()
+			ch := roundTrip(tr, newRequest(t, "GET", srv.addr(), "/", nil).WithContext(ctx))
+			srv.accept()
+			h := srv.request()
+			srv.headers(h.StreamID, true, ":status", "204")
+			if r := <-ch; r.err != nil || r.resp.StatusCode != 204 {
+				t.Fatalf("%+v", r)
+			}
+			ctx.mu.Lock()
+			sets, clears, held := ctx.sets, ctx.clears, ctx.abort != nil
+			ctx.mu.Unlock()
+			if want := 1; busy {
+				if sets != 0 {
+					t.Errorf("SetAbort taken %d times on a busy context", sets)
+				}
+			} else if sets != want || clears != want || held {
+				t.Errorf("ended stream: SetAbort %d, ClearAbort %d, still held %v; want 1, 1, false", sets, clears, held)
+			}
+
+			ctx2 := newAbortCtx(busy)
+			ch = roundTrip(tr, newRequest(t, "GET", srv.addr(), "/", nil).WithContext(ctx2))
+			h = srv.request()
+			ctx2.cancel()
+			if rst := srv.reset(); rst.StreamID != h.StreamID || rst.ErrCode != http2.ErrCodeCancel {
+				t.Fatalf("reset %v", rst)
+			}
+			if r := <-ch; !errors.Is(r.err, context.Canceled) {
+				t.Fatalf("error %v", r.err)
+			}
+		})
+	}
+}

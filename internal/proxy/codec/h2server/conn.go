@@ -180,6 +180,9 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 func (c *conn) newReadFramer() {
 	c.fr = http2.NewFramer(nil, &c.br)
 	c.fr.SetMaxReadFrameSize(frameSize)
+	// A DATA frame is done with before the next is read (its data is
+	// copied out), so one frame value serves them all.
+	c.fr.SetReuseFrames()
 }
 
 // bigFrame is the payload size past which a connection going idle drops

@@ -74,3 +74,72 @@ func TestStreamInterface(t *testing.T) {
 		t.Errorf("body read past the deadline: %v", err)
 	}
 }
+
+// cancelListener records DownstreamCancelled calls.
+type cancelListener chan struct{}
+
+func (l cancelListener) DownstreamCancelled() { l <- struct{}{} }
+
+// A stream tells its cancel listener when the client resets it, after
+// its context is cancelled; one that stopped listening is not told; a
+// stream already reset registers nothing (NotifyCancel false).
+func TestNotifyCancel(t *testing.T) {
+	t.Parallel()
+	type result struct {
+		told, ctxDone bool
+	}
+	results := make(chan result, 3)
+	registered := make(chan bool, 3)
+	addr := serve(t, &Server{Streams: streamFunc(func(s streamapi.Downstream) {
+		n, ok := s.(streamapi.CancelNotifier)
+		if !ok {
+			registered <- false
+			results <- result{}
+			return
+		}
+		l := make(cancelListener, 1)
+		switch s.Request().URL.Path {
+		case "/listen":
+			registered <- n.NotifyCancel(l)
+		case "/stop":
+			ok := n.NotifyCancel(l)
+			n.StopNotify()
+			registered <- ok
+		case "/late":
+			<-s.Request().Context().Done()
+			registered <- n.NotifyCancel(l)
+			results <- result{told: len(l) > 0, ctxDone: true}
+			return
+		}
+		<-s.Request().Context().Done()
+		select {
+		case <-l:
+			results <- result{told: true, ctxDone: s.Request().Context().Err() != nil}
+		case <-time.After(200 * time.Millisecond):
+			results <- result{ctxDone: s.Request().Context().Err() != nil}
+		}
+	})})
+	c := dialRaw(t, addr)
+	for i, path := range []string{"/listen", "/stop", "/late"} {
+		id := uint32(2*i + 1)
+		c.headers(id, false, ":method", "POST", ":scheme", "http", ":path", path, ":authority", "x")
+		if path != "/late" && !<-registered {
+			t.Fatalf("%s: NotifyCancel false on a live stream", path)
+		}
+		_ = c.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		var r result
+		select {
+		case r = <-results:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: handler not cancelled", path)
+		}
+		switch {
+		case path == "/listen" && (!r.told || !r.ctxDone):
+			t.Errorf("/listen: told %v, context done %v; want both", r.told, r.ctxDone)
+		case path == "/stop" && r.told:
+			t.Error("/stop: told after StopNotify")
+		case path == "/late" && (<-registered || r.told):
+			t.Error("/late: NotifyCancel on a reset stream registered a listener")
+		}
+	}
+}

@@ -61,6 +61,32 @@ func (w *responseWriter) Reset(code streamapi.ResetCode) {
 	w.reset = http2.ErrCode(code)
 }
 
+var _ streamapi.CancelNotifier = (*responseWriter)(nil)
+
+// NotifyCancel implements streamapi.CancelNotifier: l is told when the
+// stream's context is cancelled (the client reset the stream, the
+// connection ended) while the handler runs, so that the connection
+// manager derives no context of its own from it.
+func (w *responseWriter) NotifyCancel(l streamapi.CancelListener) bool {
+	s := w.s
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.err != nil || s.ctx.Err() != nil {
+		return false
+	}
+	s.cl = l
+	return true
+}
+
+// StopNotify implements streamapi.CancelNotifier.
+func (w *responseWriter) StopNotify() {
+	c := w.s.c
+	c.mu.Lock()
+	w.s.cl = nil
+	c.mu.Unlock()
+}
+
 // EnableFullDuplex implements streamapi.Downstream: HTTP/2 always is.
 func (w *responseWriter) EnableFullDuplex() error { return nil }
 

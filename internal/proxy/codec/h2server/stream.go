@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
+	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
 // stream is one HTTP/2 stream. Its fields are guarded by the
@@ -29,6 +30,9 @@ type stream struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// cl is told when ctx is cancelled while the handler runs
+	// (streamapi.CancelNotifier).
+	cl streamapi.CancelListener
 
 	// recvClosed: the client sent END_STREAM (or the stream is reset);
 	// sendClosed: END_STREAM was queued (or the stream is reset).
@@ -159,6 +163,14 @@ func (s *stream) closeLocked(err error) {
 	s.outCond.Broadcast()
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if l := s.cl; l != nil {
+		// Told on a goroutine of its own, as context.AfterFunc would
+		// tell it, so that nothing it does runs under mu. A stream
+		// that ends as it should is removed without closeLocked: this
+		// is for resets and connections that end.
+		s.cl = nil
+		go l.DownstreamCancelled()
 	}
 	s.removeLocked()
 }
@@ -298,6 +310,7 @@ func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {
 				c.writing, inline = true, true
 			}
 		}
+		s.cl = nil
 		c.mu.Unlock()
 		s.cancel()
 		if inline {

@@ -204,8 +204,8 @@ type Observer interface {
 // request is cancelled (the client went away, the server closed the
 // connection): the same moment its request's context is cancelled, told
 // without the allocations of deriving a context from it or of
-// context.AfterFunc on it for every request. h1server's streams
-// implement it.
+// context.AfterFunc on it for every request. h1server's and h2server's
+// streams implement it.
 type CancelNotifier interface {
 	// NotifyCancel registers l for the stream's request, replacing any
 	// listener before it; it reports false, registering nothing, when
