@@ -176,10 +176,19 @@ func parseResponseHead(fields []hpack.HeaderField, ended bool) (responseHead, er
 	return h, nil
 }
 
+// responseAndBody holds a response and its body, allocated together.
+type responseAndBody struct {
+	resp http.Response
+	body body
+}
+
 // setResponseLocked makes the response of a stream from its head and
 // wakes RoundTrip.
 func (s *stream) setResponseLocked(h responseHead, ended bool) {
-	resp := &http.Response{
+	// The response and its body in one allocation.
+	rb := new(responseAndBody)
+	resp := &rb.resp
+	*resp = http.Response{
 		Status:        statusLine(h.status),
 		StatusCode:    h.status,
 		Proto:         "HTTP/2.0",
@@ -199,9 +208,11 @@ func (s *stream) setResponseLocked(h responseHead, ended bool) {
 	case s.req.Method == http.MethodHead:
 		// A HEAD response has no body whatever its content-length.
 		s.declLen = -1
-		resp.Body = &body{s: s}
+		rb.body.s = s
+		resp.Body = &rb.body
 	default:
-		resp.Body = &body{s: s}
+		rb.body.s = s
+		resp.Body = &rb.body
 	}
 	s.resp = resp
 	s.wakeHeadLocked()
@@ -223,9 +234,16 @@ func (s *stream) onTrailersLocked(f *http2.MetaHeadersFrame) error {
 	regular := f.RegularFields()
 	if len(regular) > 0 {
 		t := make(http.Header, len(regular))
-		for _, hf := range regular {
+		// One backing array for the values: most names come once.
+		vals := make([]string, len(regular))
+		for i, hf := range regular {
 			k := h2frame.CanonicalName(hf.Name)
-			t[k] = append(t[k], hf.Value)
+			if vv, ok := t[k]; ok {
+				t[k] = append(vv, hf.Value)
+			} else {
+				vals[i] = hf.Value
+				t[k] = vals[i : i+1 : i+1]
+			}
 		}
 		s.trailer = t
 	}

@@ -328,7 +328,18 @@ func (w *responseWriter) finishLocked() {
 // trailerFields are the response's trailers: header map keys with
 // http.TrailerPrefix, and the names declared in "Trailer".
 func (w *responseWriter) trailerFields() []hpack.HeaderField {
-	var out []hpack.HeaderField
+	n := len(w.trailer) + len(w.declared)
+	for k := range w.hdr {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	// Sized for a value per name, the usual case (gRPC's status and
+	// message), so that the slice grows at most rarely.
+	out := make([]hpack.HeaderField, 0, n)
 	add := func(k string, vv []string) {
 		name := h2frame.LowerName(k)
 		if !httpguts.ValidHeaderFieldName(name) || isConnectionSpecific(http.CanonicalHeaderKey(k)) {
