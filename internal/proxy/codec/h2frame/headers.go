@@ -21,15 +21,16 @@ import (
 // reader per connection, used by its reader goroutine only, set up with
 // Init; the Framer it reads from must have ReadMetaHeaders nil.
 type HeaderReader struct {
-	dec     *hpack.Decoder
+	dec *hpack.Decoder
+	mh  http2.MetaHeadersFrame
+	// err is, while a block is decoded, its first invalid field's
+	// error; after a ReadFrame that failed here, why.
+	err     error
 	maxList uint32
-	mh      http2.MetaHeadersFrame
-	detail  error // why the last ReadFrame failed, when it was here
 
 	// The header block being decoded.
 	headersLeft, trailersLeft uint32
 	sawRegular                bool
-	invalid                   error
 }
 
 // Init makes r decode with dec (the connection's HPACK state) and
@@ -61,15 +62,15 @@ func (r *HeaderReader) Release() {
 // ErrorDetail says why the last ReadFrame failed: the reader's reason
 // for an error it found, else the Framer's.
 func (r *HeaderReader) ErrorDetail(fr *http2.Framer) error {
-	if r.detail != nil {
-		return r.detail
+	if r.err != nil {
+		return r.err
 	}
 	return fr.ErrorDetail()
 }
 
 // ReadFrame reads the next frame from fr; see HeaderReader.
 func (r *HeaderReader) ReadFrame(fr *http2.Framer) (http2.Frame, error) {
-	r.detail = nil
+	r.err = nil
 	f, err := fr.ReadFrame()
 	if err != nil {
 		return nil, err
@@ -96,7 +97,7 @@ func (r *HeaderReader) readBlock(fr *http2.Framer, hf *http2.HeadersFrame) (http
 	}
 	r.mh = http2.MetaHeadersFrame{HeadersFrame: hf, Fields: r.mh.Fields[:0]}
 	r.headersLeft, r.trailersLeft = r.maxList, r.maxList
-	r.sawRegular, r.invalid = false, nil
+	r.sawRegular, r.err = false, nil
 	r.dec.SetEmitEnabled(true)
 	r.dec.SetMaxStringLength(int(min(r.maxList, 1<<31-1)))
 	var frag []byte
@@ -115,15 +116,15 @@ func (r *HeaderReader) readBlock(fr *http2.Framer, hf *http2.HeadersFrame) (http
 		// longer counted. Either ends the connection, as the Framer
 		// has it.
 		if int64(len(frag)) > 2*int64(r.headersLeft+r.trailersLeft) {
-			r.detail = errors.New("header list too large")
+			r.err = errors.New("header list too large")
 			return &r.mh, http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		if r.invalid != nil {
-			r.detail = r.invalid
+		if r.err != nil {
+			// The invalid field's error says why.
 			return &r.mh, http2.ConnectionError(http2.ErrCodeProtocol)
 		}
 		if _, err := r.dec.Write(frag); err != nil {
-			r.detail = fmt.Errorf("hpack: %w", err)
+			r.err = fmt.Errorf("hpack: %w", err)
 			return &r.mh, http2.ConnectionError(http2.ErrCodeCompression)
 		}
 		if ended {
@@ -135,15 +136,14 @@ func (r *HeaderReader) readBlock(fr *http2.Framer, hf *http2.HeadersFrame) (http
 		}
 	}
 	if err := r.dec.Close(); err != nil {
-		r.detail = fmt.Errorf("hpack: %w", err)
+		r.err = fmt.Errorf("hpack: %w", err)
 		return &r.mh, http2.ConnectionError(http2.ErrCodeCompression)
 	}
-	if r.invalid != nil {
-		r.detail = r.invalid
-		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: r.invalid}
+	if r.err != nil {
+		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: r.err}
 	}
 	if err := checkPseudos(r.mh.PseudoFields()); err != nil {
-		r.detail = err
+		r.err = err
 		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	return &r.mh, nil
@@ -153,19 +153,19 @@ func (r *HeaderReader) readBlock(fr *http2.Framer, hf *http2.HeadersFrame) (http
 func (r *HeaderReader) emit(f hpack.HeaderField) {
 	if !httpguts.ValidHeaderFieldValue(f.Value) {
 		// The value is not in the error: it may be sensitive.
-		r.invalid = fmt.Errorf("invalid header field value for %q", f.Name)
+		r.err = fmt.Errorf("invalid header field value for %q", f.Name)
 	}
 	if strings.HasPrefix(f.Name, ":") {
 		if r.sawRegular {
-			r.invalid = errPseudoAfterRegular
+			r.err = errPseudoAfterRegular
 		}
 	} else {
 		r.sawRegular = true
 		if !validWireName(f.Name) {
-			r.invalid = fmt.Errorf("invalid header field name %q", f.Name)
+			r.err = fmt.Errorf("invalid header field name %q", f.Name)
 		}
 	}
-	if r.invalid != nil {
+	if r.err != nil {
 		r.dec.SetEmitEnabled(false)
 		return
 	}

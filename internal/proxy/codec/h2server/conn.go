@@ -69,9 +69,9 @@ type conn struct {
 	// detached: served by ServeConnDetached, whose done is called once
 	// the connection has ended.
 	detached bool
-	done     func()
 	// frBig: the read framer read a payload over bigFrame bytes.
 	frBig bool
+	done  func()
 
 	mu sync.Mutex
 	// streams are the open streams (not closed in both directions);
@@ -105,12 +105,12 @@ type conn struct {
 	// or headers to send, round-robin.
 	ctrl  []ctrlFrame
 	ready []*stream
-	// writing: a writer runs: the writer goroutine (writeLoop), or a
-	// handler's goroutine writing its response as it ends (writeInline).
-	writing bool
 	// starts are the streams whose head was read and whose handler
 	// waits for the end of the frames at hand (startPending).
 	starts []pendingStart
+	// writing: a writer runs: the writer goroutine (writeLoop), or a
+	// handler's goroutine writing its response as it ends (writeInline).
+	writing bool
 	// holdSignal: a handler is ending (runHandler); signal only notes in
 	// held that something was queued, and the handler writes it itself
 	// when no writer runs.
