@@ -144,9 +144,7 @@ func parseResponseHead(fields []hpack.HeaderField, ended bool) (responseHead, er
 		return h, nil
 	}
 	h.header = make(http.Header, regular)
-	// One backing array for the values: most names come once.
-	vals := make([]string, regular)
-	i := 0
+	vals, i := make([]string, regular), 0
 	for _, f := range fields {
 		if strings.HasPrefix(f.Name, ":") {
 			continue
@@ -161,14 +159,7 @@ func parseResponseHead(fields []hpack.HeaderField, ended bool) (responseHead, er
 			}
 			h.declLen = int64(n)
 		}
-		k := h2frame.CanonicalName(f.Name)
-		if vv, ok := h.header[k]; ok {
-			h.header[k] = append(vv, f.Value)
-		} else {
-			vals[i] = f.Value
-			h.header[k] = vals[i : i+1 : i+1]
-			i++
-		}
+		i = h2frame.AddValue(h.header, vals, i, h2frame.CanonicalName(f.Name), f.Value)
 	}
 	if ended && h.declLen > 0 {
 		return h, fmt.Errorf("content-length %d with no body", h.declLen)
@@ -234,16 +225,9 @@ func (s *stream) onTrailersLocked(f *http2.MetaHeadersFrame) error {
 	regular := f.RegularFields()
 	if len(regular) > 0 {
 		t := make(http.Header, len(regular))
-		// One backing array for the values: most names come once.
-		vals := make([]string, len(regular))
-		for i, hf := range regular {
-			k := h2frame.CanonicalName(hf.Name)
-			if vv, ok := t[k]; ok {
-				t[k] = append(vv, hf.Value)
-			} else {
-				vals[i] = hf.Value
-				t[k] = vals[i : i+1 : i+1]
-			}
+		vals, n := make([]string, len(regular)), 0
+		for _, hf := range regular {
+			n = h2frame.AddValue(t, vals, n, h2frame.CanonicalName(hf.Name), hf.Value)
 		}
 		s.trailer = t
 	}

@@ -47,3 +47,18 @@ func CanonicalName(n string) string {
 	}
 	return http.CanonicalHeaderKey(n)
 }
+
+// AddValue adds v under the canonical name k to h, a header built from
+// one header block: a name's first value goes in vals[n], one backing
+// array for the block's values (most names come once), later ones are
+// appended. It returns the next free index of vals, which must have room
+// for every field of the block.
+func AddValue(h http.Header, vals []string, n int, k, v string) int {
+	if vv, ok := h[k]; ok {
+		h[k] = append(vv, v)
+		return n
+	}
+	vals[n] = v
+	h[k] = vals[n : n+1 : n+1]
+	return n + 1
+}

@@ -27,3 +27,17 @@ func TestNames(t *testing.T) {
 	}
 	_ = sink
 }
+
+// AddValue keeps a name's values in order, the first ones on the shared
+// array, and never lets an append to one name's values overwrite
+// another's.
+func TestAddValue(t *testing.T) {
+	h := http.Header{}
+	vals, n := make([]string, 4), 0
+	for _, kv := range [][2]string{{"A", "1"}, {"B", "2"}, {"A", "3"}, {"C", "4"}} {
+		n = AddValue(h, vals, n, kv[0], kv[1])
+	}
+	if n != 3 || len(h) != 3 || strings.Join(h["A"], ",") != "1,3" || h.Get("B") != "2" || h.Get("C") != "4" {
+		t.Fatalf("n %d, header %v", n, h)
+	}
+}

@@ -425,9 +425,7 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 	}
 	regular := f.RegularFields()
 	hdr := make(http.Header, len(regular))
-	// One backing array for the values: most names come once.
-	vals := make([]string, len(regular))
-	nvals := 0
+	vals, nvals := make([]string, len(regular)), 0
 	declLen := int64(-1)
 	var cookies []string
 	for _, hf := range regular {
@@ -449,14 +447,7 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 			cookies = append(cookies, hf.Value)
 			continue
 		}
-		k := h2frame.CanonicalName(hf.Name)
-		if vv, ok := hdr[k]; ok {
-			hdr[k] = append(vv, hf.Value)
-		} else {
-			vals[nvals] = hf.Value
-			hdr[k] = vals[nvals : nvals+1 : nvals+1]
-			nvals++
-		}
+		nvals = h2frame.AddValue(hdr, vals, nvals, h2frame.CanonicalName(hf.Name), hf.Value)
 	}
 	if len(cookies) > 0 {
 		hdr["Cookie"] = []string{strings.Join(cookies, "; ")}
