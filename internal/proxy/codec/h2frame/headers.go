@@ -49,8 +49,8 @@ func (r *HeaderReader) Init(dec *hpack.Decoder, maxList uint32) {
 // Decoder is the connection's HPACK decoder.
 func (r *HeaderReader) Decoder() *hpack.Decoder { return r.dec }
 
-// keptFields is the most fields whose slice the reader keeps between
-// header blocks: a larger one is dropped after its block.
+// keptFields is the most fields whose slice the reader reuses: a larger
+// one (a block with many fields) is let go when the next block starts.
 const keptFields = 32
 
 // Release drops what the reader holds between header blocks (the field
