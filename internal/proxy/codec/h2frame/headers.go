@@ -46,9 +46,6 @@ func (r *HeaderReader) Init(dec *hpack.Decoder, maxList uint32) {
 	dec.SetEmitFunc(r.emit)
 }
 
-// Decoder is the connection's HPACK decoder.
-func (r *HeaderReader) Decoder() *hpack.Decoder { return r.dec }
-
 // keptFields is the most fields whose slice the reader reuses: a larger
 // one (a block with many fields) is let go when the next block starts.
 const keptFields = 32
