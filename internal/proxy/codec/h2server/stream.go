@@ -33,6 +33,8 @@ type stream struct {
 	// cl is told when ctx is cancelled while the handler runs
 	// (streamapi.CancelNotifier).
 	cl streamapi.CancelListener
+	// rw is the handler's response writer, allocated with the stream.
+	rw responseWriter
 
 	// recvClosed: the client sent END_STREAM (or the stream is reset);
 	// sendClosed: END_STREAM was queued (or the stream is reset).
@@ -259,7 +261,8 @@ func (c *conn) startHandler(s *stream, req *http.Request) {
 	c.running++
 	c.armIdleLocked()
 	c.handlers.Add(1)
-	rw := &responseWriter{s: s, req: req, hdr: make(http.Header)}
+	rw := &s.rw
+	*rw = responseWriter{s: s, req: req, hdr: make(http.Header)}
 	c.s.workers.Run(handlerJob{c: c, s: s, rw: rw, req: req})
 }
 
