@@ -120,6 +120,7 @@ func (c *conn) fillLocked() bool {
 	}
 	clear(c.heads)
 	c.heads = c.heads[:0]
+	base := c.ready
 	n := len(c.ready)
 	for i := 0; i < n && c.wbuf.Len() < batchMax; i++ {
 		s := c.ready[0]
@@ -140,7 +141,14 @@ func (c *conn) fillLocked() bool {
 		}
 	}
 	if len(c.ready) == 0 {
-		c.ready = c.ready[:0:0]
+		// base's array serves the next batch: no allocation per
+		// request. Its entries were cleared as they were taken, and an
+		// entry appended meanwhile was taken too; a large one goes.
+		clear(base[:cap(base)])
+		c.ready = base[:0]
+		if cap(base) > 64 {
+			c.ready = nil
+		}
 	}
 	if c.wbuf.Len() < batchMax {
 		return false

@@ -163,6 +163,7 @@ func (c *conn) fillLocked() bool {
 		c.writeCtrl(f)
 	}
 	c.ctrl = c.ctrl[:0]
+	base := c.ready
 	n := len(c.ready)
 	for i := 0; i < n && c.wb.buf.Len() < batchMax; i++ {
 		s := c.ready[0]
@@ -184,9 +185,7 @@ func (c *conn) fillLocked() bool {
 		}
 	}
 	if len(c.ready) == 0 {
-		// Not ready[:0:0]: that keeps the array, and in it the last
-		// stream (its request and response) of a connection gone idle.
-		c.ready = nil
+		c.ready = reuseReady(base)
 	}
 	if c.wb.buf.Len() < batchMax {
 		return false
@@ -292,4 +291,21 @@ func (s *stream) sentEndLocked() {
 	}
 	_ = s.c.wb.fr.WriteRSTStream(s.id, code)
 	s.closeLocked(errStreamReset)
+}
+
+// maxKeptReady is the most entries of the ready list's array a
+// connection keeps once the list is empty.
+const maxKeptReady = 16
+
+// reuseReady is the ready list to go on with once it is empty: base's
+// array (the list's before the batch), emptied so that it holds no
+// stream (with its request and response) of a connection gone idle, so
+// that the next request's stream is queued without allocating; nil
+// when the array is large.
+func reuseReady(base []*stream) []*stream {
+	clear(base[:cap(base)])
+	if cap(base) > maxKeptReady {
+		return nil
+	}
+	return base[:0]
 }
