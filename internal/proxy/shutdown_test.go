@@ -8,6 +8,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
 )
 
 // TestShutdownDrains: Shutdown turns the state DRAINING (admin stays up
@@ -141,5 +146,57 @@ func TestClientHangupCancelsUpstream(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("cancelled after %s", d)
+	}
+}
+
+// TestHTTP2ClientResetCancelsUpstream: an HTTP/2 client that resets its
+// stream while the request waits for an HTTP/2 upstream has the upstream
+// stream cancelled at once (h2server tells the reset through
+// stream.CancelNotifier, h2client resets through the request context's
+// SetAbort), the request is logged as the client's doing, and the
+// upstream is not blamed.
+func TestHTTP2ClientResetCancelsUpstream(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{})
+	cancelled := make(chan struct{})
+	up := startUpstream(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(30 * time.Second):
+		}
+	})
+	cfg, logPath := loggedEgress(t, []*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_stuck")))},
+		withOutlier(withHTTP2(xCluster("cds_stuck", up.Addr())), 1, 10*time.Second, 30*time.Second, 100))
+	p := startProxy(t, Config{})
+	mustApply(t, p, cfg.snap(t))
+	h := dialH2(t, addrOf(t, p, egressName, 0))
+	if err := h.request(1, "GET", "greeting.demo.local", true, hpack.HeaderField{Name: ":path", Value: "/stuck"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request did not reach the upstream")
+	}
+	if err := h.fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream stream not cancelled after the client reset its stream")
+	}
+	if line := logLine(t, logPath, 1); line != "0 /stuck DC" {
+		t.Errorf("access log %q, want %q (no response, the downstream went away)", line, "0 /stuck DC")
+	}
+	if got := statValue(t, p, "http2.rx_reset"); got != 1 {
+		t.Errorf("http2.rx_reset = %d, want 1", got)
+	}
+	for _, name := range []string{"cluster.cds_stuck.upstream_rq_5xx", "cluster.cds_stuck.upstream_rq_rx_reset", "cluster.cds_stuck.outlier_detection.ejections_enforced_total"} {
+		if got := statValue(t, p, name); got > 0 {
+			t.Errorf("%s = %d after a client reset", name, got)
+		}
 	}
 }
