@@ -383,16 +383,17 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 		res.Notes = append(res.Notes, "stats off: `meshlens proxy` has no `--stats` flag yet; the variant was skipped.")
 	}
 
-	// One core per sidecar, as HAProxy runs one thread: what the Go
-	// scheduler's work across cores costs per request.
+	// Every core per sidecar (a sidecar runs on one by default, as
+	// HAProxy here runs one thread): what the Go scheduler's work across
+	// cores costs per request, and what it buys at the maximum rate.
 	var flags []string
 	if e.hasPprofFlag {
 		flags = []string{"--pprof"}
 	}
-	if err := e.restartSidecars(ctx, flags, []string{"GOMAXPROCS=1"}); err != nil {
-		return fmt.Errorf("restart sidecars with GOMAXPROCS=1: %w", err)
+	if err := e.restartSidecars(ctx, flags, []string{"ENVOY_CONCURRENCY=0"}); err != nil {
+		return fmt.Errorf("restart sidecars with ENVOY_CONCURRENCY=0: %w", err)
 	}
-	runBlock("gomaxprocs-1", sub, subPaths, subLoads)
+	runBlock("every-core", sub, subPaths, subLoads)
 	return nil
 }
 

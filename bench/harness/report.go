@@ -249,7 +249,7 @@ func sections(res *Results) map[string]string {
 
 	// Variants.
 	b.Reset()
-	b.WriteString("| scenario, load | path | default p50 / p99 (ms) | access log on | stats off | GOMAXPROCS=1 | default CPU-s/1000 (all hops) | access log on | stats off | GOMAXPROCS=1 |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario, load | path | default p50 / p99 (ms) | access log on | stats off | every core | default CPU-s/1000 (all hops) | access log on | stats off | every core |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	anyRow := false
 	for _, id := range []string{"http1-1k", "grpc-1k"} {
 		s := scenarioByID(id)
@@ -258,7 +258,7 @@ func sections(res *Results) map[string]string {
 				row := []string{}
 				cpus := []string{}
 				have := false
-				for _, v := range []string{"default", "accesslog-on", "stats-off", "gomaxprocs-1"} {
+				for _, v := range []string{"default", "accesslog-on", "stats-off", "every-core"} {
 					p50, ok := a.stat(v, id, ln, p, func(r Run) float64 { return r.P50 })
 					p99, _ := a.stat(v, id, ln, p, func(r Run) float64 { return r.P99 })
 					_, tot, _ := a.hopCPU(v, id, ln, p)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,34 +119,10 @@ func TestStartsAgainWithTheMonitorAwake(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the restart is Linux only")
 	}
-	bin := filepath.Join(t.TempDir(), "meshlens-proxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := proxyBinary(t)
 	start := func(t *testing.T, extra ...string) (int, string) {
 		t.Helper()
-		admin := freeAddr(t)
-		cmd := exec.Command(bin, append([]string{"--node", "mesh/m/virtualNode/n", "--xds-addr", freeAddr(t),
-			"--admin-addr", admin, "--ingress-addr", "none", "--register=false"}, extra...)...)
-		cmd.Env = append(os.Environ(), "GODEBUG=gctrace=0")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			resp, err := http.Get("http://" + admin + "/server_info")
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("admin endpoint never answered: %v\n%s", err, out.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		cmd, _ := startProxy(t, bin, []string{"GODEBUG=gctrace=0"}, append([]string{"--node", "mesh/m/virtualNode/n"}, extra...)...)
 		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
 		if err != nil {
 			t.Fatal(err)
@@ -222,4 +200,142 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// A sidecar runs on one core unless told otherwise (--concurrency, then
+// ENVOY_CONCURRENCY, then GOMAXPROCS), a gateway on every core; the
+// admin endpoint's server_info says which, as Envoy's does.
+func TestCores(t *testing.T) {
+	bin := proxyBinary(t)
+	const sidecar, gateway = "mesh/m/virtualNode/n", "mesh/m/virtualGateway/g"
+	every := func(t *testing.T) int {
+		_, admin := startProxy(t, bin, nil, "--node", sidecar, "--concurrency", "0")
+		return serverConcurrency(t, admin)
+	}(t)
+	if every < 1 {
+		t.Fatalf("--concurrency 0 runs on %d cores", every)
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want int
+	}{
+		{"sidecar", nil, []string{"--node", sidecar}, 1},
+		{"sidecar, ENVOY_CONCURRENCY", []string{"ENVOY_CONCURRENCY=3"}, []string{"--node", sidecar}, 3},
+		{"sidecar, GOMAXPROCS", []string{"GOMAXPROCS=2"}, []string{"--node", sidecar}, 2},
+		{"sidecar, the flag wins", []string{"ENVOY_CONCURRENCY=3", "GOMAXPROCS=4"}, []string{"--node", sidecar, "--concurrency", "2"}, 2},
+		{"gateway", nil, []string{"--node", gateway}, every},
+		{"gateway, ENVOY_CONCURRENCY", []string{"ENVOY_CONCURRENCY=1"}, []string{"--node", gateway}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, admin := startProxy(t, bin, tc.env, tc.args...)
+			if got := serverConcurrency(t, admin); got != tc.want {
+				t.Errorf("server_info concurrency %d, want %d", got, tc.want)
+			}
+		})
+	}
+	t.Run("ENVOY_CONCURRENCY not a number", func(t *testing.T) {
+		cmd := exec.Command(bin, "--node", sidecar, "--xds-addr", freeAddr(t), "--admin-addr", freeAddr(t), "--ingress-addr", "none", "--register=false", "--sysmon-awake=false")
+		cmd.Env = append(proxyEnv(), "ENVOY_CONCURRENCY=many")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), `ENVOY_CONCURRENCY="many"`) {
+			t.Errorf("started with ENVOY_CONCURRENCY=many: %v\n%s", err, out)
+		}
+	})
+}
+
+// serverConcurrency is command_line_options.concurrency of the proxy's
+// server_info.
+func serverConcurrency(t *testing.T, admin string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/server_info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Options struct {
+			Concurrency int `json:"concurrency"`
+		} `json:"command_line_options"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		t.Fatalf("server_info: %v", err)
+	}
+	return info.Options.Concurrency
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// proxyBinary is the package built once for the tests that start it.
+func proxyBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "meshlens-proxy-test")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "meshlens-proxy")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// proxyEnv is the test's environment without the variables that choose
+// the proxy's cores.
+func proxyEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMAXPROCS=") && !strings.HasPrefix(kv, "ENVOY_CONCURRENCY=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// startProxy starts the binary with no control plane reachable, env
+// added to proxyEnv and args after the common ones, and waits for its
+// admin endpoint, whose address it returns with the command.
+func startProxy(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	admin := freeAddr(t)
+	cmd := exec.Command(bin, append([]string{"--xds-addr", freeAddr(t),
+		"--admin-addr", admin, "--ingress-addr", "none", "--register=false"}, args...)...)
+	cmd.Env = append(proxyEnv(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/server_info")
+		if err == nil {
+			resp.Body.Close()
+			return cmd, admin
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin endpoint never answered: %v\n%s", err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

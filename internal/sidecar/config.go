@@ -93,9 +93,12 @@ type Config struct {
 	// registerPort, when set, is the port the instance registers instead
 	// of the inbound listener's (under capture: the application's).
 	registerPort int
-	// Concurrency is the cores the proxy runs on (--concurrency); 0:
-	// Go's default.
-	Concurrency int
+	// Concurrency is the cores the proxy runs on (--concurrency; 0:
+	// every core), when ConcurrencySet says it was on the command line;
+	// otherwise ENVOY_CONCURRENCY, GOMAXPROCS or the default for the
+	// node's kind decide (concurrency).
+	Concurrency    int
+	ConcurrencySet bool
 	// LogLevel is --log-level; LogLevelSet says it was on the command
 	// line, where it wins over ENVOY_LOG_LEVEL.
 	LogLevel    string

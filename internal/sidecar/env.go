@@ -20,7 +20,7 @@ import (
 var appMeshEnvRead = []string{
 	"APPMESH_RESOURCE_ARN", "APPMESH_RESOURCE_NAME", "APPMESH_VIRTUAL_NODE_NAME",
 	"APPMESH_RESOURCE_CLUSTER", "APPMESH_XDS_ENDPOINT",
-	"ENVOY_LOG_LEVEL", "ENVOY_ADMIN_ACCESS_PORT", "ENVOY_INITIAL_FETCH_TIMEOUT",
+	"ENVOY_LOG_LEVEL", "ENVOY_ADMIN_ACCESS_PORT", "ENVOY_INITIAL_FETCH_TIMEOUT", "ENVOY_CONCURRENCY",
 	"ENABLE_ENVOY_STATS_TAGS", "APPMESH_METRIC_EXTENSION_VERSION", "ENVOY_STATS_FLUSH_INTERVAL",
 	"ENABLE_ENVOY_DOG_STATSD", "STATSD_ADDRESS", "STATSD_PORT", "STATSD_SOCKET_PATH",
 	"ENABLE_ENVOY_XRAY_TRACING", "XRAY_DAEMON_PORT", "XRAY_SAMPLING_RATE", "XRAY_SAMPLING_RULE_MANIFEST", "XRAY_SEGMENT_NAME", "AWS_XRAY_DAEMON_ADDRESS",
@@ -33,7 +33,6 @@ var appMeshEnvRead = []string{
 var appMeshEnvIgnored = []struct{ name, reason string }{
 	{"ENVOY_ADMIN_ACCESS_LOG_FILE", "the admin endpoint keeps no access log"},
 	{"ENVOY_ADMIN_ACCESS_ENABLE_IPV6", "the admin endpoint binds 127.0.0.1; use --admin-addr"},
-	{"ENVOY_CONCURRENCY", "use --concurrency"},
 	{"ENVOY_STATS_CONFIG_FILE", "Envoy stats configuration is not read; the tags are App Mesh's, see docs/stats.md"},
 	{"ENVOY_STATS_SINKS_CFG_FILE", "Envoy sink configuration is not read; use ENABLE_ENVOY_DOG_STATSD or --emf-path"},
 	{"JAEGER_TRACER_VERSION", "spans go to Jaeger as Zipkin v2 JSON"},

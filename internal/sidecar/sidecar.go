@@ -88,12 +88,14 @@ func Run(ctx context.Context, cfg Config) error {
 	gateway := id.Kind == nodeid.VirtualGateway
 	cluster := firstNonEmpty(cfg.Getenv("APPMESH_RESOURCE_CLUSTER"), id.Mesh+"/"+id.Name)
 
-	switch {
-	case cfg.Concurrency < 0:
-		return configf("--concurrency %d: must be 0 or more", cfg.Concurrency)
-	case cfg.Concurrency > 0:
-		runtime.GOMAXPROCS(cfg.Concurrency)
+	procs, procsFrom, err := concurrency(cfg, gateway)
+	if err != nil {
+		return err
 	}
+	if procs > 0 {
+		runtime.GOMAXPROCS(procs)
+	}
+	log.Info("cores", "gomaxprocs", runtime.GOMAXPROCS(0), "from", procsFrom)
 	tracing, err := tracingFromEnv(cfg.Getenv, id)
 	if err != nil {
 		return err
