@@ -119,16 +119,7 @@ func TestShutdownDrainTimeout(t *testing.T) {
 // route timeout.
 func TestClientHangupCancelsUpstream(t *testing.T) {
 	t.Parallel()
-	entered := make(chan struct{})
-	cancelled := make(chan struct{})
-	up := startUpstream(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		select {
-		case <-r.Context().Done():
-			close(cancelled)
-		case <-time.After(30 * time.Second):
-		}
-	})
+	up, entered, cancelled := stuckUpstream(t)
 	p := startProxy(t, Config{})
 	mustApply(t, p, outbound(xCluster("cds_stuck", up.Addr())).snap(t))
 	c, err := net.Dial("tcp", addrOf(t, p, egressName, 0))
@@ -157,16 +148,7 @@ func TestClientHangupCancelsUpstream(t *testing.T) {
 // upstream is not blamed.
 func TestHTTP2ClientResetCancelsUpstream(t *testing.T) {
 	t.Parallel()
-	entered := make(chan struct{})
-	cancelled := make(chan struct{})
-	up := startUpstream(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		select {
-		case <-r.Context().Done():
-			close(cancelled)
-		case <-time.After(30 * time.Second):
-		}
-	})
+	up, entered, cancelled := stuckUpstream(t)
 	cfg, logPath := loggedEgress(t, []*routev3.VirtualHost{xVHost("v", []string{"*"}, xRoute("/", to("cds_stuck")))},
 		withOutlier(withHTTP2(xCluster("cds_stuck", up.Addr())), 1, 10*time.Second, 30*time.Second, 100))
 	p := startProxy(t, Config{})
@@ -200,3 +182,20 @@ func TestHTTP2ClientResetCancelsUpstream(t *testing.T) {
 		}
 	}
 }
+
+// stuckUpstream is an upstream that answers nothing: entered is closed
+// when a request reaches it, cancelled when that request's context ends
+// (the proxy cancelled it) within 30 s.
+func stuckUpstream(t *testing.T) (up *upstreamServer, entered, cancelled chan struct{}) {
+	entered, cancelled = make(chan struct{}), make(chan struct{})
+	up = startUpstream(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return up, entered, cancelled
+}
+
