@@ -226,6 +226,8 @@ func TestCores(t *testing.T) {
 		{"sidecar, GOMAXPROCS", []string{"GOMAXPROCS=2"}, []string{"--node", sidecar}, 2},
 		{"sidecar, the flag wins", []string{"ENVOY_CONCURRENCY=3", "GOMAXPROCS=4"}, []string{"--node", sidecar, "--concurrency", "2"}, 2},
 		{"gateway", nil, []string{"--node", gateway}, every},
+		{"sidecar, --concurrency 0 over GOMAXPROCS", []string{"GOMAXPROCS=1"}, []string{"--node", sidecar, "--concurrency", "0"}, every},
+		{"sidecar, ENVOY_CONCURRENCY=0 over GOMAXPROCS", []string{"ENVOY_CONCURRENCY=0", "GOMAXPROCS=1"}, []string{"--node", sidecar}, every},
 		{"gateway, ENVOY_CONCURRENCY", []string{"ENVOY_CONCURRENCY=1"}, []string{"--node", gateway}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

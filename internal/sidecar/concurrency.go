@@ -24,8 +24,9 @@ const (
 // waking another, a third less CPU per gRPC request at 1000 rps
 // (BENCHMARKS.md), as Linkerd's proxy runs one worker by default. A
 // gateway serves many applications and takes what the machine has.
-// n is 0 where the runtime's default stands: every core, the CPU count
-// or the container's CPU limit.
+// n is 0 for every core (the CPU count or the container's CPU limit):
+// the runtime's default stands, or, asked for by the flag or
+// ENVOY_CONCURRENCY, is restored over a GOMAXPROCS variable (Run).
 func concurrency(cfg Config, gateway bool) (n int, from string, err error) {
 	if cfg.ConcurrencySet {
 		if cfg.Concurrency < 0 {

@@ -92,8 +92,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if procs > 0 {
+	switch {
+	case procs > 0:
 		runtime.GOMAXPROCS(procs)
+	case procsFrom == concurrencyFlag || procsFrom == concurrencyEnvoy:
+		// 0 asked for: every core, even with GOMAXPROCS set.
+		runtime.SetDefaultGOMAXPROCS()
 	}
 	log.Info("cores", "gomaxprocs", runtime.GOMAXPROCS(0), "from", procsFrom)
 	tracing, err := tracingFromEnv(cfg.Getenv, id)
