@@ -198,4 +198,3 @@ func stuckUpstream(t *testing.T) (up *upstreamServer, entered, cancelled chan st
 	})
 	return up, entered, cancelled
 }
-
