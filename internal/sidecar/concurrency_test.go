@@ -46,3 +46,27 @@ func TestConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// ENVOY_CONCURRENCY, whatever it holds: a core count of 0 or more from
+// the variable, or a configuration error that names it; never a panic.
+func FuzzConcurrencyEnv(f *testing.F) {
+	for _, s := range []string{"", "0", "1", " 2 ", "-1", "2.5", "many", "99999999999999999999", "+3", "0x2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		cfg := Config{Getenv: envOf(map[string]string{"ENVOY_CONCURRENCY": v})}
+		n, from, err := concurrency(cfg, false)
+		switch {
+		case err != nil:
+			if !IsConfigError(err) || !strings.Contains(err.Error(), "ENVOY_CONCURRENCY") {
+				t.Fatalf("%q: error %v does not name ENVOY_CONCURRENCY", v, err)
+			}
+		case strings.TrimSpace(v) == "":
+			if n != 1 || from != concurrencySidecar {
+				t.Fatalf("%q (unset): %d from %s, want the sidecar default", v, n, from)
+			}
+		case n < 0 || from != concurrencyEnvoy:
+			t.Fatalf("%q: %d from %s", v, n, from)
+		}
+	})
+}
