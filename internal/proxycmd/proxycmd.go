@@ -91,7 +91,7 @@ func Command(use string, e Env) *cobra.Command {
 	fl.DurationVar(&cfg.RegistrationTTL, "registration-ttl", 15*time.Second, "TTL of the instance registration; renewed at a third of it")
 	fl.DurationVar(&cfg.DrainTimeout, "drain-timeout", proxy.DefaultDrainTimeout, "how long SIGTERM waits for in-flight requests")
 	fl.BoolVar(&cfg.Stats, "stats", true, "keep the data path's stats and mesh metrics (false only to measure their cost; server.* stays)")
-	fl.IntVar(&cfg.Concurrency, "concurrency", 0, "cores the proxy runs on (Envoy's --concurrency; GOMAXPROCS); 0: every core, the CPU count or the container's CPU limit (default: $ENVOY_CONCURRENCY, else $GOMAXPROCS, else 1 for a sidecar and every core for a gateway)")
+	fl.IntVar(&cfg.Concurrency, "concurrency", 0, "cores the proxy runs on, 0 to 1024 (Envoy's --concurrency; GOMAXPROCS); 0: every core, the CPU count or the container's CPU limit (default: $ENVOY_CONCURRENCY, else $GOMAXPROCS, else 1 for a sidecar and every core for a gateway)")
 	fl.BoolVar(&sysmonAwake, "sysmon-awake", true, "keep the Go runtime's monitor thread awake between requests: the proxy starts again in place with GODEBUG="+sysmon.Setting+" (a fifth less CPU per request at 1000 rps; docs/proxy.md); GODEBUG=schedtrace=0 also turns it off")
 	fl.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiles under /debug/pprof/ on the admin port")
 	fl.BoolVar(&cfg.StdlibHTTP1Client, "stdlib-http1-client", false, "send plaintext HTTP/1.1 upstream with net/http's Transport (for comparison benchmarks)")

@@ -14,6 +14,10 @@ const (
 	concurrencyGateway = "gateway default"
 )
 
+// maxConcurrency bounds the cores asked for: the runtime allocates a
+// processor's state for each, whether or not the machine has the core.
+const maxConcurrency = 1024
+
 // concurrency is how many cores (GOMAXPROCS) the proxy runs on, and what
 // chose it: --concurrency when given, else ENVOY_CONCURRENCY (App Mesh's
 // Envoy image passed it to Envoy's --concurrency), else GOMAXPROCS from
@@ -29,15 +33,15 @@ const (
 // ENVOY_CONCURRENCY, is restored over a GOMAXPROCS variable (Run).
 func concurrency(cfg Config, gateway bool) (n int, from string, err error) {
 	if cfg.ConcurrencySet {
-		if cfg.Concurrency < 0 {
-			return 0, "", configf("--concurrency %d: must be 0 (every core) or more", cfg.Concurrency)
+		if cfg.Concurrency < 0 || cfg.Concurrency > maxConcurrency {
+			return 0, "", configf("--concurrency %d: must be 0 (every core) to %d", cfg.Concurrency, maxConcurrency)
 		}
 		return cfg.Concurrency, concurrencyFlag, nil
 	}
 	if v := strings.TrimSpace(cfg.Getenv(concurrencyEnvoy)); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, "", configf("%s=%q: must be a whole number, 0 (every core) or more", concurrencyEnvoy, v)
+		if err != nil || n < 0 || n > maxConcurrency {
+			return 0, "", configf("%s=%q: must be a whole number, 0 (every core) to %d", concurrencyEnvoy, v, maxConcurrency)
 		}
 		return n, concurrencyEnvoy, nil
 	}

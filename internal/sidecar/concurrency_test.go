@@ -21,6 +21,9 @@ func TestConcurrency(t *testing.T) {
 		{name: "flag every core", cfg: Config{Concurrency: 0, ConcurrencySet: true}, env: map[string]string{"ENVOY_CONCURRENCY": "2"}, want: 0, from: concurrencyFlag},
 		{name: "flag on a gateway", cfg: Config{Concurrency: 1, ConcurrencySet: true}, gateway: true, want: 1, from: concurrencyFlag},
 		{name: "flag negative", cfg: Config{Concurrency: -2, ConcurrencySet: true}, err: "--concurrency -2"},
+		{name: "flag at the bound", cfg: Config{Concurrency: 1024, ConcurrencySet: true}, want: 1024, from: concurrencyFlag},
+		{name: "flag over the bound", cfg: Config{Concurrency: 1025, ConcurrencySet: true}, err: "--concurrency 1025"},
+		{name: "envoy over the bound", env: map[string]string{"ENVOY_CONCURRENCY": "1000000"}, err: `ENVOY_CONCURRENCY="1000000"`},
 		{name: "envoy", env: map[string]string{"ENVOY_CONCURRENCY": " 2 ", "GOMAXPROCS": "4"}, want: 2, from: concurrencyEnvoy},
 		{name: "envoy every core", env: map[string]string{"ENVOY_CONCURRENCY": "0"}, want: 0, from: concurrencyEnvoy},
 		{name: "envoy on a gateway", env: map[string]string{"ENVOY_CONCURRENCY": "1"}, gateway: true, want: 1, from: concurrencyEnvoy},
@@ -65,7 +68,7 @@ func FuzzConcurrencyEnv(f *testing.F) {
 			if n != 1 || from != concurrencySidecar {
 				t.Fatalf("%q (unset): %d from %s, want the sidecar default", v, n, from)
 			}
-		case n < 0 || from != concurrencyEnvoy:
+		case n < 0 || n > maxConcurrency || from != concurrencyEnvoy:
 			t.Fatalf("%q: %d from %s", v, n, from)
 		}
 	})
