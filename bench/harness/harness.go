@@ -52,7 +52,11 @@ type Options struct {
 	// the control plane and of the simulator during each change.
 	XDSProfile string
 	// XDSProfileSeconds is the length of the control plane's profiles.
-	XDSProfileSeconds    int
+	XDSProfileSeconds int
+	// ProfileRate is the load, in requests per second, the sidecars'
+	// profiles are taken under; 0 is as fast as the load generator can
+	// go, a negative value the default (1000).
+	ProfileRate          float64
 	SkipData, SkipXDS    bool
 	SkipGoBench, SkipCPU bool
 	// Only, when set, keeps the scenarios whose id contains it.

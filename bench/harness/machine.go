@@ -219,8 +219,9 @@ func profileMicrobench(ctx context.Context, o Options) ([]Profile, error) {
 // request weighs most; the closed-loop maximum shows the forwarding work),
 // once with HTTP/1.1 and once with gRPC, and counts the HTTP/1.1 server
 // sidecar's goroutines idle and loaded.
-// profileRate is the load the profiles are taken under.
-const profileRate = 1000
+// defaultProfileRate is the load the profiles are taken under unless
+// Options.ProfileRate says otherwise.
+const defaultProfileRate = 1000
 
 func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goroutines, error) {
 	secs := 10
@@ -229,6 +230,11 @@ func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goro
 	}
 	var out []Profile
 	var g *Goroutines
+	rate := o.profileRate()
+	load := fmt.Sprintf("%d rps", int(rate))
+	if rate == 0 {
+		load = "the maximum rate"
+	}
 	for _, s := range []Scenario{scenarios[0], scenarios[1]} {
 		server := e.sidecars[serverNodeFor(s.Proto).name]
 		sidecars := []*sidecar{e.sidecars[clientNode], server}
@@ -244,7 +250,7 @@ func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goro
 		for _, sc := range sidecars {
 			go func() {
 				f := fmt.Sprintf("%s/%s-sidecar-%s-cpu.prof", o.Out, s.ID, sc.node)
-				results <- fetched{fmt.Sprintf("%s over two hops at %d rps, sidecar %s, CPU", s.ID, profileRate, sc.node), f,
+				results <- fetched{fmt.Sprintf("%s over two hops at %s, sidecar %s, CPU", s.ID, load, sc.node), f,
 					fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", sc.admin, secs), f)}
 			}()
 		}
@@ -252,7 +258,7 @@ func (e *env) profileUnderLoad(ctx context.Context, o Options) ([]Profile, *Goro
 		if err != nil {
 			return nil, nil, err
 		}
-		cfg := loadgen.Config{Rate: profileRate, Conns: o.Conns, Duration: time.Duration(secs+1) * time.Second, Warmup: 5, Dial: d}
+		cfg := loadgen.Config{Rate: rate, Conns: o.Conns, Duration: time.Duration(secs+1) * time.Second, Warmup: 5, Dial: d}
 		loaded := make(chan int, 1)
 		go func() {
 			time.Sleep(time.Duration(secs) * time.Second / 2)
@@ -394,4 +400,12 @@ func (e *env) traceCount(ctx context.Context, since time.Time) (int, error) {
 		return 0, fmt.Errorf("trace store query: decode: %w", err)
 	}
 	return len(body.Data), nil
+}
+
+// profileRate is the load the sidecars' profiles are taken under.
+func (o Options) profileRate() float64 {
+	if o.ProfileRate < 0 {
+		return defaultProfileRate
+	}
+	return o.ProfileRate
 }

@@ -53,6 +53,9 @@ func runUpstream(ctx context.Context, args []string) error {
 	return upstream.Serve(ctx, a)
 }
 
+// defaultProfileRate is the load of the sidecars' CPU profiles.
+const defaultProfileRate = 1000
+
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("meshbench", flag.ContinueOnError)
 	var o harness.Options
@@ -70,6 +73,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.XDSTimeout, "xds-timeout", 5*time.Minute, "how long the simulator waits for streams to converge")
 	fs.StringVar(&o.XDSProfile, "xds-profile", "", "directory for CPU profiles of the control plane and the simulator during each change (default: none)")
 	fs.IntVar(&o.XDSProfileSeconds, "xds-profile-seconds", 5, "length of the control plane's CPU profile of each change")
+	fs.Float64Var(&o.ProfileRate, "profile-rate", defaultProfileRate, "requests per second the sidecars' CPU profiles are taken under (0: as fast as the load generator goes)")
 	fs.BoolVar(&o.SkipData, "skip-data", false, "skip the data-plane scenarios")
 	fs.BoolVar(&o.SkipXDS, "skip-xds", false, "skip the control-plane simulation")
 	fs.BoolVar(&o.SkipGoBench, "skip-gobench", false, "skip the Go microbenchmarks")
