@@ -114,6 +114,11 @@ type Run struct {
 	Rep      int     `json:"rep"`
 	loadgen.Summary
 	Procs []ProcCost `json:"procs"`
+	// Ends is what the two ends of the path spent: the upstream app
+	// ("app") and this process, the load generator ("loadgen"). A proxy
+	// that makes them work harder per request (more frames, more reads)
+	// costs throughput beyond its own CPU.
+	Ends []ProcCost `json:"ends"`
 	// ForeignCPU is the CPU (in cores) that processes outside the
 	// benchmark used during the run; Attempts counts runs redone because
 	// it was too high.
@@ -442,11 +447,19 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 		pids[i] = p.pid()
 	}
 	before := make([]usage, len(procs))
+	ends := []struct {
+		name string
+		pid  int
+	}{{"app", e.app.pid()}, {"loadgen", os.Getpid()}}
+	endsBefore := make([]usage, len(ends))
 	var sampler *rssSampler
 	cfg := loadgen.Config{Rate: rate, Conns: o.Conns, Duration: o.Duration, Warmup: 20, Dial: d,
 		Started: func() {
 			for i, pid := range pids {
 				before[i], _ = readUsage(pid)
+			}
+			for i, p := range ends {
+				endsBefore[i], _ = readUsage(p.pid)
 			}
 			sampler = sampleRSS(pids, 250*time.Millisecond)
 		}}
@@ -461,12 +474,23 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 	for i, pid := range pids {
 		after[i], _ = readUsage(pid)
 	}
+	endsAfter := make([]usage, len(ends))
+	for i, p := range ends {
+		endsAfter[i], _ = readUsage(p.pid)
+	}
 	var peaks map[int]int64
 	if sampler != nil {
 		peaks = sampler.finish()
 	}
 	if lr != nil {
 		r.Summary = lr.Summarize()
+	}
+	for i, p := range ends {
+		pc := ProcCost{Name: p.name, CPUSeconds: (endsAfter[i].CPU - endsBefore[i].CPU).Seconds(), RSSPeakMB: mb(endsAfter[i].RSS)}
+		if r.Requests > 0 {
+			pc.CPUPer1000 = pc.CPUSeconds / float64(r.Requests) * 1000
+		}
+		r.Ends = append(r.Ends, pc)
 	}
 	for i, p := range procs {
 		cpu := (after[i].CPU - before[i].CPU).Seconds()

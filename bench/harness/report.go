@@ -194,6 +194,46 @@ func sections(res *Results) map[string]string {
 			ratio(cells[pathML1].med, cells[pathHA1].med), ratio(cells[pathML2].med, cells[pathHA2].med))
 	}
 	b.WriteString("\nRequests per second over 16 connections, closed loop (each connection sends its next request when the last is answered); the load generator, the application and the proxies share the machine's cores.\n")
+	// Where the cores went at that rate, one hop: a proxy's own CPU, and
+	// what the two ends spent per request with it on the path.
+	endCost := func(name string) func(Run) float64 {
+		return func(r Run) float64 {
+			for _, pc := range r.Ends {
+				if pc.Name == name {
+					return pc.CPUPer1000 * 1000
+				}
+			}
+			return 0
+		}
+	}
+	proxyCost := func(r Run) float64 {
+		var sum float64
+		for _, pc := range r.Procs {
+			sum += pc.CPUPer1000 * 1000
+		}
+		return sum
+	}
+	var rows strings.Builder
+	for _, s := range scenarios {
+		for _, p := range []string{pathDirect, pathML1, pathHA1} {
+			app, ok := a.stat("default", s.ID, "max", p, endCost("app"))
+			if !ok || app.med == 0 {
+				continue
+			}
+			lg, _ := a.stat("default", s.ID, "max", p, endCost("loadgen"))
+			px, _ := a.stat("default", s.ID, "max", p, proxyCost)
+			proxy := "–"
+			if p != pathDirect {
+				proxy = px.fmt(1)
+			}
+			fmt.Fprintf(&rows, "| %s %s | %s | %s | %s | %s |\n", s.Proto, s.Payload, pathLabel[p], proxy, app.fmt(1), lg.fmt(1))
+		}
+	}
+	if rows.Len() > 0 {
+		b.WriteString("\nCPU per request at the maximum rate, one hop (µs; median, min–max): the proxy's, and what the application and the load generator spent with it on the path. A proxy that makes the ends work harder per request costs throughput beyond its own CPU.\n\n")
+		b.WriteString("| scenario | path | proxy | application | load generator |\n|---|---|---|---|---|\n")
+		b.WriteString(rows.String())
+	}
 	out["throughput"] = b.String()
 
 	// Cost per request.
