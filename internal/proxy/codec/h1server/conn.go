@@ -33,7 +33,7 @@ type conn struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 	remoteAddr string
-	first      firstByte        // what lr reads: the connection, after the byte that ended an idle wait
+	first      firstBytes       // what lr reads: the connection, after the bytes that ended an idle wait
 	lr         io.LimitedReader // bounds the head being read
 	rec        headRecorder     // sees what lr reads
 	// br and bw come from bufPool while a request is read or answered,
@@ -104,7 +104,7 @@ func (c *conn) serve(first, waited bool) (done bool) {
 				if s.shutdown.Load() {
 					return true
 				}
-				if c.done != nil && (c.bufs == nil || c.br.Buffered() == 0) {
+				if c.done != nil && !c.pending() {
 					if first || !s.attached.Take() {
 						// Wait on a fresh goroutine, whose stack is the
 						// runtime's smallest: this one's grew while it
@@ -230,18 +230,25 @@ func (c *conn) releaseBuffers() {
 
 // waitRequest waits for the first byte of a request, and for a request
 // after the first for four bytes, as net/http does before it counts the
-// connection active. With nothing buffered it
-// gives the buffers back for the wait and reads the first byte into the
-// connection itself, then takes buffers again: one more small read per
-// request, and no buffer held by an idle connection.
+// connection active. With nothing buffered it gives the buffers back
+// for the wait and reads the first bytes (firstRead) into the connection
+// itself, then takes buffers again: no buffer held by an idle
+// connection, and a head that fits is read with one system call.
 func (c *conn) waitRequest(peek bool) bool {
-	if c.bufs == nil || c.br.Buffered() == 0 {
+	if !c.pending() {
 		c.dropIdle()
 		if !c.readFirst() {
 			return false
 		}
 	}
+	c.acquireBuffers()
 	return c.peekHead(peek)
+}
+
+// pending reports whether bytes the client sent are held unread: in the
+// buffer, or still in first (a reader that asked for fewer).
+func (c *conn) pending() bool {
+	return c.bufs != nil && c.br.Buffered() > 0 || c.first.r < c.first.w
 }
 
 // dropIdle lets go of what a connection waiting for its next request
@@ -252,13 +259,13 @@ func (c *conn) dropIdle() {
 	c.releaseBuffers()
 }
 
-// readFirst reads the first byte of the next request into the
-// connection, then takes buffers for the request.
+// readFirst reads the first bytes of the next request (most heads
+// whole) into the connection, then takes buffers for the request.
 func (c *conn) readFirst() bool {
 	for {
 		n, err := c.rwc.Read(c.first.b[:])
-		if n == 1 {
-			c.first.held = true
+		if n > 0 {
+			c.first.r, c.first.w = 0, n
 			break
 		}
 		if err != nil {
@@ -287,23 +294,32 @@ func (c *conn) headBuffered() bool {
 	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
-// firstByte reads from conn, first returning the byte an idle wait read.
-type firstByte struct {
+// firstRead is how many bytes an idle connection's wait reads: a
+// request head of a mesh call (with its trace context) usually fits,
+// so it is read with one system call, and the array costs an idle
+// connection little.
+const firstRead = 512
+
+// firstBytes reads from conn, first returning the bytes an idle wait
+// read. It does not read on once they are returned: a head that fit
+// in them is whole, and a read would wait for the client's next
+// request.
+type firstBytes struct {
 	conn net.Conn
-	b    [1]byte
-	held bool
+	b    [firstRead]byte
+	r, w int // b[r:w] is held
 }
 
-func (f *firstByte) Read(p []byte) (int, error) {
-	if !f.held || len(p) == 0 {
+func (f *firstBytes) Read(p []byte) (int, error) {
+	if f.r == f.w || len(p) == 0 {
 		return f.conn.Read(p)
 	}
-	f.held = false
-	p[0] = f.b[0]
-	// The rest of what has arrived, in the same call: a request head
-	// rarely comes one byte at a time.
-	n, err := f.conn.Read(p[1:])
-	return 1 + n, err
+	n := copy(p, f.b[f.r:f.w])
+	f.r += n
+	if f.r == f.w {
+		f.r, f.w = 0, 0
+	}
+	return n, nil
 }
 
 // statusError is a request refused with a status.

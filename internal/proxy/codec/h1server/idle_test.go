@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,82 @@ func TestOneDeadlinePerRequest(t *testing.T) {
 	if got, want := n.Load(), int64(2+requests); got > want {
 		t.Errorf("%d read deadlines set for %d requests, want at most %d", got, requests, want)
 	}
+}
+
+// readConn counts the reads of a connection that returned bytes.
+type readConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (r readConn) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	if n > 0 {
+		r.n.Add(1)
+	}
+	return n, err
+}
+
+// TestOneReadPerRequestHead checks that a kept-alive request whose head
+// (here 400 bytes, a mesh call's size with its trace context) arrives
+// whole is read with one read of the connection, though the connection
+// held no buffer while it waited; and that a head longer than the idle
+// wait's array is read whole too.
+func TestOneReadPerRequestHead(t *testing.T) {
+	var n atomic.Int64
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(r.Header.Get("X-Pad"))))
+		io.WriteString(w, r.Header.Get("X-Pad"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = s.ServeConn(readConn{c, &n})
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	exchange := func(pad string) {
+		t.Helper()
+		head := "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + pad + "\r\n\r\n"
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(b) != pad {
+			t.Fatalf("response %q, %v; want the %d-byte X-Pad back", b, err, len(pad))
+		}
+	}
+	const requests = 20
+	pad := strings.Repeat("p", 400-len("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: \r\n\r\n"))
+	for range requests {
+		exchange(pad)
+	}
+	if got := n.Load(); got > requests {
+		t.Errorf("%d reads for %d requests of 400-byte heads, want one each", got, requests)
+	}
+	// Longer than firstRead: read in more than one piece, answered whole.
+	for _, size := range []int{firstRead - 1, firstRead, firstRead + 1, 3 * firstRead} {
+		exchange(strings.Repeat("q", size))
+	}
+	c.Close()
+	<-done
 }
 
 // deepStack uses about depth * 256 bytes of stack, as the proxy's request
