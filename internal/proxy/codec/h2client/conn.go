@@ -580,7 +580,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		if s.bodyGone {
 			s.creditLocked(int32(len(data)))
 		} else {
-			s.in = append(s.in, data...)
+			s.in.Append(data)
 			s.wakeInLocked()
 		}
 	}

@@ -178,7 +178,7 @@ func TestResponseThatArrivesTogetherWakesOnce(t *testing.T) {
 	}
 	s := res.resp.Body.(*body).s
 	s.c.mu.Lock()
-	in, ended := string(s.in), s.recvClosed
+	in, ended := string(s.in.Bytes()), s.recvClosed
 	s.c.mu.Unlock()
 	if in != "all of it" || !ended {
 		t.Fatalf("when RoundTrip returned: body %q buffered, ended %v; want all of it and the end", in, ended)

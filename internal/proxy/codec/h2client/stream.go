@@ -9,6 +9,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
@@ -58,7 +59,7 @@ type stream struct {
 	// The response body: data received and not yet read, the windows,
 	// the content length declared (-1: none) and received, the
 	// trailers.
-	in              []byte
+	in              h2frame.BodyBuf
 	inCond          sync.Cond
 	recvWindow      int32
 	recvUnacked     int32
@@ -325,7 +326,8 @@ func (s *stream) closeLocked(err error) {
 		s.err = err
 	}
 	s.recvClosed, s.sendClosed = true, true
-	s.in, s.out, s.outOff, s.endPending, s.trailers = nil, nil, 0, false, nil
+	s.in.Reset()
+	s.out, s.outOff, s.endPending, s.trailers = nil, 0, false, nil
 	s.wakeInLocked()
 	s.outCond.Broadcast()
 	if !s.headOK {
@@ -390,7 +392,7 @@ func (b *body) read(p []byte, wait bool) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(s.in) == 0 {
+	for s.in.Len() == 0 {
 		switch {
 		case s.bodyGone:
 			return 0, errBodyClosed
@@ -407,11 +409,7 @@ func (b *body) read(p []byte, wait bool) (int, error) {
 		}
 		s.inCond.Wait()
 	}
-	n := copy(p, s.in)
-	s.in = s.in[n:]
-	if len(s.in) == 0 {
-		s.in = s.in[:0:0]
-	}
+	n := s.in.Read(p)
 	s.creditLocked(int32(n))
 	return n, nil
 }
@@ -426,7 +424,7 @@ func (b *body) Close() error {
 		return nil
 	}
 	s.bodyGone = true
-	s.in = nil
+	s.in.Reset()
 	if !s.recvClosed {
 		s.resetLocked(http2.ErrCodeCancel, errBodyClosed)
 	}

@@ -141,7 +141,7 @@ func (c *conn) onData(f *http2.DataFrame) error {
 		if s.bodyGone {
 			c.consumedLocked(s, int32(len(data)))
 		} else {
-			s.in = append(s.in, data...)
+			s.in.Append(data)
 			s.inCond.Signal()
 		}
 	}

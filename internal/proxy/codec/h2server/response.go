@@ -252,20 +252,17 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		if !w.headQueued {
 			w.queueHeadLocked(false)
 		}
-		pending := len(s.out) - s.outOff
+		pending := s.out.Len()
 		if pending >= maxPending {
 			s.readyLocked()
 			s.outCond.Wait()
 			continue
 		}
 		k := min(len(p), maxPending-pending)
-		if s.outOff > 0 && s.outOff == len(s.out) {
-			s.out, s.outOff = s.out[:0], 0
-		}
-		s.out = append(s.out, p[:k]...)
+		s.out.Append(p[:k])
 		p = p[k:]
 		n += k
-		if len(s.out)-s.outOff >= frameSize {
+		if s.out.Len() >= frameSize {
 			s.readyLocked()
 		}
 	}
@@ -310,7 +307,7 @@ func (w *responseWriter) finishLocked() {
 	}
 	trailers := w.trailerFields()
 	if !w.headQueued {
-		n := len(s.out) - s.outOff
+		n := s.out.Len()
 		if !w.noBody && len(trailers) == 0 && w.hdr["Content-Length"] == nil {
 			w.head = append(w.head, hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(n)})
 		}

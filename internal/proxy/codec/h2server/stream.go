@@ -44,7 +44,7 @@ type stream struct {
 
 	// The request body: data received and not yet read, the content
 	// length declared (-1: none) and received, the trailers.
-	in              []byte
+	in              h2frame.BodyBuf
 	inCond          sync.Cond
 	declLen, gotLen int64
 	trailer         http.Header
@@ -69,8 +69,7 @@ type stream struct {
 	// the final one) as fields to encode, the body data not yet sent,
 	// the trailers, and whether END_STREAM follows them.
 	heads      []headBlock
-	out        []byte
-	outOff     int
+	out        h2frame.BodyBuf
 	trailers   []hpack.HeaderField
 	endPending bool
 	sendWindow int64
@@ -155,12 +154,12 @@ func (s *stream) closeLocked(err error) {
 	}
 	s.recvClosed, s.sendClosed = true, true
 	s.heads, s.trailers, s.endPending = nil, nil, false
-	if len(s.in) > 0 {
-		n := int32(len(s.in))
-		s.in = nil
+	if s.in.Len() > 0 {
+		n := int32(s.in.Len())
+		s.in.Reset()
 		s.c.consumedLocked(nil, n)
 	}
-	s.out, s.outOff = nil, 0
+	s.out.Reset()
 	s.inCond.Broadcast()
 	s.outCond.Broadcast()
 	if s.cancel != nil {
@@ -183,7 +182,7 @@ func (s *stream) readyLocked() {
 	if s.queued || s.err != nil {
 		return
 	}
-	if len(s.heads) == 0 && !s.endPending && (s.outOff >= len(s.out) || s.sendWindow <= 0) {
+	if len(s.heads) == 0 && !s.endPending && (s.out.Len() == 0 || s.sendWindow <= 0) {
 		return
 	}
 	s.queued = true
@@ -293,8 +292,8 @@ func (c *conn) runHandler(s *stream, rw *responseWriter, req *http.Request) {
 		}
 		s.handlerDone = true
 		s.bodyGone = true
-		if n := int32(len(s.in)); n > 0 && s.err == nil {
-			s.in = nil
+		if n := int32(s.in.Len()); n > 0 && s.err == nil {
+			s.in.Reset()
 			c.consumedLocked(s, n)
 		}
 		c.running--
@@ -346,7 +345,7 @@ func (b *body) read(p []byte, wait bool) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(s.in) == 0 {
+	for s.in.Len() == 0 {
 		if s.err != nil {
 			return 0, s.err
 		}
@@ -373,11 +372,7 @@ func (b *body) read(p []byte, wait bool) (int, error) {
 		}
 		s.inCond.Wait()
 	}
-	n := copy(p, s.in)
-	s.in = s.in[n:]
-	if len(s.in) == 0 {
-		s.in = s.in[:0:0]
-	}
+	n := s.in.Read(p)
 	c.consumedLocked(s, int32(n))
 	return n, nil
 }
@@ -387,8 +382,8 @@ func (b *body) Close() error {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := int32(len(s.in)); n > 0 && s.err == nil {
-		s.in = nil
+	if n := int32(s.in.Len()); n > 0 && s.err == nil {
+		s.in.Reset()
 		c.consumedLocked(s, n)
 	}
 	s.bodyGone = true

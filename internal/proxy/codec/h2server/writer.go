@@ -178,7 +178,7 @@ func (c *conn) fillLocked() bool {
 		case s.sendable(c.sendWindow):
 			s.queued = true
 			c.ready = append(c.ready, s)
-		case s.outOff < len(s.out) && s.sendWindow > 0:
+		case s.out.Len() > 0 && s.sendWindow > 0:
 			// Only the connection window holds it: it goes back on
 			// the list when the client opens that window.
 			c.blocked = append(c.blocked, s)
@@ -200,8 +200,8 @@ func (c *conn) fillLocked() bool {
 
 // sendable says whether the stream has frames it may send now.
 func (s *stream) sendable(connWindow int64) bool {
-	return len(s.heads) > 0 || s.outOff < len(s.out) && s.sendWindow > 0 && connWindow > 0 ||
-		s.endPending && s.outOff >= len(s.out)
+	return len(s.heads) > 0 || s.out.Len() > 0 && s.sendWindow > 0 && connWindow > 0 ||
+		s.endPending && s.out.Len() == 0
 }
 
 func (c *conn) writeCtrl(f ctrlFrame) {
@@ -241,27 +241,25 @@ func (c *conn) writeStream(s *stream) {
 	}
 	s.heads = s.heads[:0]
 	drained := false
-	for s.outOff < len(s.out) && s.sendWindow > 0 && c.sendWindow > 0 && c.wb.buf.Len() < batchMax {
-		n := min(len(s.out)-s.outOff, int(c.peerMaxFrame), int(min(s.sendWindow, c.sendWindow)))
-		end := s.outOff+n == len(s.out) && s.endPending && len(s.trailers) == 0
-		_ = c.wb.fr.WriteData(s.id, end, s.out[s.outOff:s.outOff+n])
-		s.outOff += n
+	for s.out.Len() > 0 && s.sendWindow > 0 && c.sendWindow > 0 && c.wb.buf.Len() < batchMax {
+		n := min(s.out.Len(), int(c.peerMaxFrame), int(min(s.sendWindow, c.sendWindow)))
+		end := n == s.out.Len() && s.endPending && len(s.trailers) == 0
+		// WriteData copies the bytes into the batch before they leave
+		// s.out (whose array goes back to its pool once drained).
+		_ = c.wb.fr.WriteData(s.id, end, s.out.Bytes()[:n])
+		s.out.Consume(n)
 		s.sendWindow -= int64(n)
 		c.sendWindow -= int64(n)
 		drained = true
 		if end {
-			s.out, s.outOff = nil, 0
 			s.sentEndLocked()
 			return
 		}
 	}
 	if drained {
-		if s.outOff == len(s.out) {
-			s.out, s.outOff = s.out[:0], 0
-		}
 		s.outCond.Broadcast()
 	}
-	if s.endPending && s.outOff >= len(s.out) {
+	if s.endPending && s.out.Len() == 0 {
 		if len(s.trailers) > 0 {
 			c.hw.Write(c.wb.fr, s.id, s.trailers, true, c.peerMaxFrame)
 		} else {
@@ -278,7 +276,7 @@ func (s *stream) sentEndLocked() {
 	s.endPending = false
 	s.trailers = nil
 	s.sendClosed = true
-	s.out, s.outOff = nil, 0
+	s.out.Reset()
 	s.outCond.Broadcast()
 	if s.recvClosed {
 		s.removeLocked()
