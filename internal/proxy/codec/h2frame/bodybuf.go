@@ -22,7 +22,7 @@ var bodyBufPool = sync.Pool{New: func() any {
 // their connection's lock, and copy bytes out of it before unlocking,
 // so no slice of a pooled array outlives the lock.
 type BodyBuf struct {
-	b      []byte  // b[off:] is unread
+	b      []byte // b[off:] is unread
 	off    int
 	pooled *[]byte // the pool's array b was first taken from; nil if none
 }
