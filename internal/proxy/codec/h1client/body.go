@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1lex"
 )
 
 // Body framings.
@@ -281,7 +283,7 @@ func (b *body) nextChunk() (last bool, err error) {
 	if i := bytes.IndexByte(line, ';'); i >= 0 {
 		line = line[:i] // chunk extensions are ignored
 	}
-	line = trimOWSBytes(line)
+	line = h1lex.TrimOWSBytes(line)
 	size, ok := parseHex(line)
 	if !ok {
 		return false, fmt.Errorf("%w: bad chunk size %.40q", ErrMalformedResponse, line)

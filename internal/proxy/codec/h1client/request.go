@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1lex"
 )
 
 // conn is one pooled connection to an upstream. It is owned by one
@@ -154,7 +156,7 @@ func (c *conn) writeHead(req *http.Request, sendBody, chunked bool) (closeAfter,
 	if method == "" {
 		method = http.MethodGet
 	}
-	if !validToken(method) {
+	if !h1lex.ValidToken(method) {
 		return false, false, errors.New("h1client: invalid method " + strconv.Quote(method))
 	}
 	host := req.Host
@@ -177,16 +179,16 @@ func (c *conn) writeHead(req *http.Request, sendBody, chunked bool) (closeAfter,
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
 		case "Connection":
-			closeAfter = closeAfter || hasToken(vv, "close")
+			closeAfter = closeAfter || h1lex.HasToken(vv, "close")
 		case "Expect":
 			expect = true
 		}
-		if !validToken(k) {
+		if !h1lex.ValidToken(k) {
 			return false, false, errors.New("h1client: invalid header field name " + strconv.Quote(k))
 		}
 		for _, v := range vv {
-			v = trimOWS(v)
-			if !validValue(v) {
+			v = h1lex.TrimOWS(v)
+			if !h1lex.ValidValue(v) {
 				return false, false, errors.New("h1client: invalid value for header field " + strconv.Quote(k))
 			}
 			bw.WriteString(k)
@@ -202,7 +204,7 @@ func (c *conn) writeHead(req *http.Request, sendBody, chunked bool) (closeAfter,
 			bw.WriteString("Trailer: ")
 			first := true
 			for k := range req.Trailer {
-				if !validToken(k) {
+				if !h1lex.ValidToken(k) {
 					return false, false, errors.New("h1client: invalid trailer field name " + strconv.Quote(k))
 				}
 				if !first {
@@ -321,12 +323,12 @@ func (c *conn) copyBody(req *http.Request, chunked, flushFirst bool) (err error,
 	if chunked {
 		bw.WriteString("0\r\n")
 		for k, vv := range req.Trailer {
-			if !validToken(k) {
+			if !h1lex.ValidToken(k) {
 				return errors.New("h1client: invalid trailer field name " + strconv.Quote(k)), true
 			}
 			for _, v := range vv {
-				v = trimOWS(v)
-				if !validValue(v) {
+				v = h1lex.TrimOWS(v)
+				if !h1lex.ValidValue(v) {
 					return errors.New("h1client: invalid value for trailer field " + strconv.Quote(k)), true
 				}
 				bw.WriteString(k)

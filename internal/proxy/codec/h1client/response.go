@@ -8,6 +8,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strings"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1lex"
 )
 
 // max1xx bounds the interim responses skipped before a final one, as
@@ -139,16 +142,16 @@ func declaredTrailers(vv []string) (http.Header, error) {
 	for _, v := range vv {
 		for len(v) > 0 {
 			var name string
-			if i := indexByte(v, ','); i >= 0 {
+			if i := strings.IndexByte(v, ','); i >= 0 {
 				name, v = v[:i], v[i+1:]
 			} else {
 				name, v = v, ""
 			}
-			name = trimOWS(name)
+			name = h1lex.TrimOWS(name)
 			if name == "" {
 				continue
 			}
-			if !validToken(name) {
+			if !h1lex.ValidToken(name) {
 				// Not a name, so no trailer field can match it;
 				// net/http does not refuse the response either.
 				continue
@@ -182,7 +185,7 @@ func (c *conn) readHead(resp *http.Response, f *framing, limit int) error {
 	}
 	d0, d1, d2 := line[9], line[10], line[11]
 	if d0 < '1' || d0 > '9' || d1 < '0' || d1 > '9' || d2 < '0' || d2 > '9' ||
-		(len(line) > 12 && line[12] != ' ') || !validValueBytes(line[12:]) {
+		(len(line) > 12 && line[12] != ' ') || !h1lex.ValidValueBytes(line[12:]) {
 		return fmt.Errorf("%w: bad status line %.80q", ErrMalformedResponse, line)
 	}
 	resp.StatusCode = int(d0-'0')*100 + int(d1-'0')*10 + int(d2-'0')
@@ -263,14 +266,14 @@ func (c *conn) readFields(budget *int, limit int, f *framing) (http.Header, erro
 			return h, fmt.Errorf("%w: field line without colon %.80q", ErrMalformedResponse, line)
 		}
 		name := line[:colon]
-		if !validTokenBytes(name) {
+		if !h1lex.ValidTokenBytes(name) {
 			return h, fmt.Errorf("%w: invalid field name %.80q", ErrMalformedResponse, name)
 		}
-		v := trimOWSBytes(line[colon+1:])
-		if !validValueBytes(v) {
+		v := h1lex.TrimOWSBytes(line[colon+1:])
+		if !h1lex.ValidValueBytes(v) {
 			return h, fmt.Errorf("%w: invalid value in field %.80q", ErrMalformedResponse, name)
 		}
-		key := canonicalKey(name)
+		key := h1lex.CanonicalKey(name)
 		if h == nil {
 			n := c.upcomingFields()
 			h = make(http.Header, n)
@@ -281,7 +284,7 @@ func (c *conn) readFields(budget *int, limit int, f *framing) (http.Header, erro
 			case "Transfer-Encoding":
 				f.te++
 				if f.te == 1 {
-					f.teChunked = asciiEqualFold(v, "chunked")
+					f.teChunked = h1lex.EqualFold(v, "chunked")
 				}
 				continue
 			case "Content-Length":
@@ -300,12 +303,7 @@ func (c *conn) readFields(budget *int, limit int, f *framing) (http.Header, erro
 				connectionTokens(v, f)
 			}
 		}
-		var value string
-		if s, ok := commonValues[string(v)]; ok {
-			value = s
-		} else {
-			value = string(v)
-		}
+		value := h1lex.Value(v)
 		if vv, ok := h[key]; ok {
 			h[key] = append(vv, value)
 		} else if len(strs) > 0 {
@@ -366,10 +364,10 @@ func connectionTokens(v []byte, f *framing) {
 		} else {
 			tok, v = v, nil
 		}
-		tok = trimOWSBytes(tok)
-		if asciiEqualFold(tok, "close") {
+		tok = h1lex.TrimOWSBytes(tok)
+		if h1lex.EqualFold(tok, "close") {
 			f.connClose = true
-		} else if asciiEqualFold(tok, "keep-alive") {
+		} else if h1lex.EqualFold(tok, "keep-alive") {
 			f.keepAlive = true
 		}
 	}
