@@ -187,3 +187,35 @@ func HasToken(vv []string, tok string) bool {
 	}
 	return false
 }
+
+// PlainPath reports whether path is an origin form that
+// url.ParseRequestURI would return as it is, in URL.Path alone: it
+// starts with '/' and holds only bytes a path never escapes (letters,
+// digits, "-._~$&+,/:;=@"), so no query, no escape and no RawPath. Most
+// requests' paths are (gRPC's always); both HTTP servers take them
+// without parsing. FuzzPlainPath checks the claim against net/url.
+func PlainPath[T string | []byte](path T) bool {
+	if len(path) == 0 || path[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte[path[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainPathByte says which bytes url.URL keeps unescaped in a path.
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("-._~$&+,/:;=@") {
+		t[c] = true
+	}
+	return t
+}()

@@ -2,6 +2,7 @@ package h1lex
 
 import (
 	"net/textproto"
+	"net/url"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -61,4 +62,28 @@ func TestHasToken(t *testing.T) {
 			t.Errorf("HasToken(%q, %q) = %v, want %v", tc.vv, tc.tok, got, tc.want)
 		}
 	}
+}
+
+// FuzzPlainPath: a path PlainPath takes as it is is one net/url parses
+// to a URL with that Path and nothing else, so skipping the parse changes
+// nothing the router or the upstream request sees.
+func FuzzPlainPath(f *testing.F) {
+	for _, p := range []string{"/", "/svc.Greeter/SayHello", "/a/b?c=d", "/a%20b", "/a b", "/a!b", "/é", "*", "//x/y", "/a:b@c;d=e,f+g$h&i~j"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if !PlainPath(p) {
+			return
+		}
+		u, err := url.ParseRequestURI(p)
+		if err != nil {
+			t.Fatalf("PlainPath(%q), but net/url: %v", p, err)
+		}
+		if want := (url.URL{Path: p}); *u != want {
+			t.Fatalf("PlainPath(%q), but net/url parses %#v", p, *u)
+		}
+		if got := u.RequestURI(); got != p {
+			t.Fatalf("PlainPath(%q) is sent as %q", p, got)
+		}
+	})
 }

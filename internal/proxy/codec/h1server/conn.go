@@ -370,9 +370,22 @@ func (c *conn) readRequest() (*http.Request, error) {
 		}
 		_, _ = c.br.Discard(n)
 	}
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	if req, n, host, hosts, ok := parseHead(buffered); ok && int64(n) <= c.lr.N {
+		// A common head, whole in the buffer: parsed without net/http.
+		_, _ = c.br.Discard(n)
+		c.lr.N = 1<<63 - 1
+		c.lastPOST = req.Method == http.MethodPost
+		if req.ProtoAtLeast(1, 1) && hosts == 0 {
+			return nil, errNoHost
+		}
+		if hosts == 1 && !httpguts.ValidHostHeader(host) {
+			return nil, badField("malformed Host header", "Host", host)
+		}
+		return req, nil
+	}
 	// http.ReadRequest drops the Host fields, so record the head's
 	// bytes (those buffered already and those read now) to count them.
-	buffered, _ := c.br.Peek(c.br.Buffered())
 	c.rec.buf = append(c.rec.buf[:0], buffered...)
 	c.rec.on = true
 	req, err := http.ReadRequest(c.br)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"net/url"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -75,28 +74,4 @@ func fuzzSeeds() [][]byte {
 		_ = fr.WriteRawFrame(0xff, 0, 0, []byte("unknown"))
 	})
 	return seeds
-}
-
-// FuzzPlainPath: a path plainPath takes as it is is one net/url parses
-// to a URL with that Path and nothing else, so skipping the parse changes
-// nothing the router or the upstream request sees.
-func FuzzPlainPath(f *testing.F) {
-	for _, p := range []string{"/", "/svc.Greeter/SayHello", "/a/b?c=d", "/a%20b", "/a b", "/a!b", "/é", "*", "//x/y", "/a:b@c;d=e,f+g$h&i~j"} {
-		f.Add(p)
-	}
-	f.Fuzz(func(t *testing.T, p string) {
-		if !plainPath(p) {
-			return
-		}
-		u, err := url.ParseRequestURI(p)
-		if err != nil {
-			t.Fatalf("plainPath(%q), but net/url: %v", p, err)
-		}
-		if want := (url.URL{Path: p}); *u != want {
-			t.Fatalf("plainPath(%q), but net/url parses %#v", p, *u)
-		}
-		if got := u.RequestURI(); got != p {
-			t.Fatalf("plainPath(%q) is sent as %q", p, got)
-		}
-	})
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1lex"
 	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 	streamapi "github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
@@ -470,7 +471,7 @@ func (c *conn) newRequest(f *http2.MetaHeadersFrame) (*http.Request, int64, erro
 		ru.url = url.URL{Host: authority}
 		req.URL = &ru.url
 		req.RequestURI = authority
-	} else if plainPath(path) {
+	} else if h1lex.PlainPath(path) {
 		ru.url = url.URL{Path: path}
 		req.URL = &ru.url
 	} else {
@@ -503,38 +504,6 @@ type requestAndURL struct {
 	req http.Request
 	url url.URL
 }
-
-// plainPath reports whether path is an origin form that
-// url.ParseRequestURI would return as it is, in URL.Path alone: it starts
-// with '/' and holds only bytes a path never escapes (letters, digits,
-// "-._~$&+,/:;=@"), so no query, no escape and no RawPath. Most requests'
-// paths are (gRPC's always); they need no parsing. FuzzPlainPath checks
-// the claim against net/url.
-func plainPath(path string) bool {
-	if len(path) == 0 || path[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(path); i++ {
-		if !plainPathByte[path[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// plainPathByte says which bytes url.URL keeps unescaped in a path.
-var plainPathByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range []byte("-._~$&+,/:;=@") {
-		t[c] = true
-	}
-	return t
-}()
 
 // parsePath parses a request's :path: an origin form, or "*" for
 // OPTIONS.
