@@ -147,22 +147,6 @@ func lower(b byte) byte {
 	return b
 }
 
-// tchar reports the token characters of RFC 9110 §5.6.2, which net/http
-// requires of a method.
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 // unhex maps a hex digit to its value and anything else to 255.
 var unhex = func() (t [256]uint8) {
 	for i := range t {

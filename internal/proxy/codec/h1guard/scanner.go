@@ -2,6 +2,8 @@ package h1guard
 
 import (
 	"bytes"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h1lex"
 )
 
 // state is where the scanner is in the request stream.
@@ -260,7 +262,7 @@ func (s *scanner) head(p []byte, i int) int {
 				i++
 				continue
 			}
-			if !tchar[b] {
+			if !h1lex.TokenByte(b) {
 				// Not a request: an HTTP/2 frame, TLS, a tunnel's data,
 				// or garbage net/http refuses.
 				s.st = stDone
@@ -275,7 +277,7 @@ func (s *scanner) head(p []byte, i int) int {
 				if b == ' ' {
 					break
 				}
-				if !tchar[b] {
+				if !h1lex.TokenByte(b) {
 					s.st = stDone
 					return i
 				}

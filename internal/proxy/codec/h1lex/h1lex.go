@@ -69,6 +69,11 @@ func Value(v []byte) string {
 	return string(v)
 }
 
+// TokenByte reports whether c is a tchar of RFC 9110 §5.6.2, the bytes
+// of a token (a method, a field name).
+func TokenByte(c byte) bool { return tokenTable[c] }
+
+// tokenTable marks the tchar bytes.
 var tokenTable = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true

@@ -190,21 +190,11 @@ func plainQuery(q []byte) bool {
 // methodString returns the method, without allocating for the common
 // ones.
 func methodString(m []byte) string {
-	switch string(m) {
-	case http.MethodGet:
-		return http.MethodGet
-	case http.MethodPost:
-		return http.MethodPost
-	case http.MethodPut:
-		return http.MethodPut
-	case http.MethodDelete:
-		return http.MethodDelete
-	case http.MethodHead:
-		return http.MethodHead
-	case http.MethodOptions:
-		return http.MethodOptions
-	case http.MethodPatch:
-		return http.MethodPatch
+	if s, ok := commonMethods[string(m)]; ok {
+		return s
 	}
 	return string(m)
 }
+
+var commonMethods = h1lex.InternTable(http.MethodGet, http.MethodPost, http.MethodPut,
+	http.MethodDelete, http.MethodHead, http.MethodOptions, http.MethodPatch)

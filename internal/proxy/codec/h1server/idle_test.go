@@ -104,6 +104,31 @@ func BenchmarkIdleConnections(b *testing.B) {
 	}
 }
 
+// serveOne serves one connection with s, wrapped by wrap, and returns
+// the client's end and a channel closed when ServeConn has returned.
+func serveOne(t *testing.T, s *Server, wrap func(net.Conn) net.Conn) (net.Conn, <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = s.ServeConn(wrap(c))
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, done
+}
+
 // deadlineConn counts the read deadlines set on a connection.
 type deadlineConn struct {
 	net.Conn
@@ -125,24 +150,7 @@ func TestOneDeadlinePerRequest(t *testing.T) {
 		w.Header().Set("Content-Length", "2")
 		io.WriteString(w, "ok")
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		_ = s.ServeConn(deadlineConn{c, &n})
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, done := serveOne(t, s, func(c net.Conn) net.Conn { return deadlineConn{c, &n} })
 	br := bufio.NewReader(c)
 	const requests = 20
 	for range requests {
@@ -192,24 +200,7 @@ func TestOneReadPerRequestHead(t *testing.T) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(r.Header.Get("X-Pad"))))
 		io.WriteString(w, r.Header.Get("X-Pad"))
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		_ = s.ServeConn(readConn{c, &n})
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, done := serveOne(t, s, func(c net.Conn) net.Conn { return readConn{c, &n} })
 	br := bufio.NewReader(c)
 	exchange := func(pad string) {
 		t.Helper()
