@@ -132,6 +132,12 @@ type ProcCost struct {
 	CPUSeconds float64 `json:"cpu_s"`
 	CPUPer1000 float64 `json:"cpu_s_per_1000"`
 	RSSPeakMB  float64 `json:"rss_peak_mb"`
+	// ReadsPerReq and WritesPerReq are the read and write system calls
+	// per request, for the ends and meshlens sidecars only: Go processes,
+	// whose socket reads and writes /proc/<pid>/io counts (HAProxy's recv
+	// and send it does not).
+	ReadsPerReq  float64 `json:"reads_per_req,omitempty"`
+	WritesPerReq float64 `json:"writes_per_req,omitempty"`
 }
 
 // Goroutines counts a sidecar's goroutines idle and with the load
@@ -489,6 +495,8 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 		pc := ProcCost{Name: p.name, CPUSeconds: (endsAfter[i].CPU - endsBefore[i].CPU).Seconds(), RSSPeakMB: mb(endsAfter[i].RSS)}
 		if r.Requests > 0 {
 			pc.CPUPer1000 = pc.CPUSeconds / float64(r.Requests) * 1000
+			pc.ReadsPerReq = float64(endsAfter[i].Reads-endsBefore[i].Reads) / float64(r.Requests)
+			pc.WritesPerReq = float64(endsAfter[i].Writes-endsBefore[i].Writes) / float64(r.Requests)
 		}
 		r.Ends = append(r.Ends, pc)
 	}
@@ -497,6 +505,10 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 		pc := ProcCost{Name: p.name, CPUSeconds: cpu, RSSPeakMB: mb(max(peaks[pids[i]], after[i].RSS))}
 		if r.Requests > 0 {
 			pc.CPUPer1000 = cpu / float64(r.Requests) * 1000
+			if strings.HasPrefix(p.name, "sidecar") {
+				pc.ReadsPerReq = float64(after[i].Reads-before[i].Reads) / float64(r.Requests)
+				pc.WritesPerReq = float64(after[i].Writes-before[i].Writes) / float64(r.Requests)
+			}
 		}
 		r.Procs = append(r.Procs, pc)
 	}

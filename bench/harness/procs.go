@@ -94,6 +94,11 @@ func (p *proc) stop() {
 type usage struct {
 	CPU time.Duration // user + system
 	RSS int64         // bytes
+	// Reads and Writes count the read(2)-like and write(2)-like system
+	// calls (syscr and syscw of /proc/<pid>/io), zero when unreadable.
+	// A Go process's socket reads and writes are among them; HAProxy's
+	// recv and send are not.
+	Reads, Writes int64
 }
 
 // idleCPUWindow is how long the proxies are left idle while their CPU
@@ -191,7 +196,30 @@ func readUsage(pid int) (usage, error) {
 			u.RSS = kb << 10
 		}
 	}
+	u.Reads, u.Writes = readIO(pid)
 	return u, nil
+}
+
+// readIO reads syscr and syscw from /proc/<pid>/io; zeros when it cannot.
+func readIO(pid int) (reads, writes int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
 
 // rssSampler records the peak RSS of some processes while a run lasts.

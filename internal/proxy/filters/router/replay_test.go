@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
 func TestReplayBody(t *testing.T) {
@@ -74,6 +76,43 @@ func TestReplayBody(t *testing.T) {
 			t.Errorf("the next attempt's view: %q %v, want the whole body", b, err)
 		}
 	})
+	t.Run("ReadReady hands over what has arrived, and keeps it", func(t *testing.T) {
+		src := &readySource{buf: "0123"}
+		rb := newReplayBody(src, -1, 64)
+		v1 := rb.view()
+		var rr stream.ReadyReader = v1
+		b := make([]byte, 16)
+		if n, err := rr.ReadReady(b); string(b[:n]) != "0123" || err != nil {
+			t.Fatalf("ReadReady: %q %v", b[:n], err)
+		}
+		if n, err := rr.ReadReady(b); n != 0 || err != nil {
+			t.Fatalf("ReadReady with nothing arrived: %d %v, want 0 and nil", n, err)
+		}
+		src.buf, src.eof = "45", true
+		if s, err := readN(v1, 2); s != "45" || err != nil {
+			t.Fatalf("Read after ReadReady: %q %v", s, err)
+		}
+		if n, err := rr.ReadReady(b); n != 0 || err != io.EOF {
+			t.Fatalf("ReadReady at the end: %d %v, want 0 and EOF", n, err)
+		}
+		// A later attempt replays what both reads took, ReadReady first.
+		v2 := rb.view()
+		if n, err := v2.ReadReady(b); string(b[:n]) != "012345" || err != nil {
+			t.Errorf("second view's ReadReady: %q %v", b[:n], err)
+		}
+		if n, err := v2.ReadReady(b); n != 0 || err != io.EOF {
+			t.Errorf("second view's ReadReady at the end: %d %v, want 0 and EOF", n, err)
+		}
+	})
+	t.Run("ReadReady over a source that cannot say what has arrived", func(t *testing.T) {
+		rb := newReplayBody(strings.NewReader("01"), -1, 64)
+		if n, err := rb.view().ReadReady(make([]byte, 4)); n != 0 || err != nil {
+			t.Errorf("ReadReady: %d %v, want 0 and nil (nothing known to have arrived)", n, err)
+		}
+		if b, err := io.ReadAll(rb.view()); string(b) != "01" || err != nil {
+			t.Errorf("view after it: %q %v", b, err)
+		}
+	})
 	t.Run("source fails", func(t *testing.T) {
 		boom := errors.New("boom")
 		rb := newReplayBody(io.MultiReader(strings.NewReader("01"), iotest.ErrReader(boom)), -1, 64)
@@ -84,6 +123,33 @@ func TestReplayBody(t *testing.T) {
 			t.Error("canReplay true after the source failed")
 		}
 	})
+}
+
+// readySource is a body whose arrived bytes are buf, ended when eof is
+// set (Read, like ReadReady, never waits).
+type readySource struct {
+	buf string
+	eof bool
+}
+
+func (r *readySource) Read(p []byte) (int, error) {
+	n, err := r.ReadReady(p)
+	if n == 0 && err == nil {
+		return 0, errors.New("readySource: Read would wait")
+	}
+	return n, err
+}
+
+func (r *readySource) ReadReady(p []byte) (int, error) {
+	if r.buf == "" {
+		if r.eof {
+			return 0, io.EOF
+		}
+		return 0, nil
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
 }
 
 // readN reads exactly n bytes from r, or what it can with the error.

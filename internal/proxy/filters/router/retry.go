@@ -84,6 +84,22 @@ type bodyView struct {
 
 // Read implements io.Reader.
 func (v *bodyView) Read(p []byte) (int, error) {
+	return v.read(p, false)
+}
+
+// ReadReady implements stream.ReadyReader: the kept bytes this view has
+// not read, else what the downstream body has buffered, when it can say
+// so without waiting (0 and nil otherwise). An upstream codec then sends
+// a body that is whole when the attempt starts with its head, in one
+// write, as it does without a retry policy.
+func (v *bodyView) ReadReady(p []byte) (int, error) {
+	return v.read(p, true)
+}
+
+// read reads the view's next bytes: the kept ones, then src's (only what
+// src has buffered when ready is set), which it keeps for a later
+// attempt.
+func (v *bodyView) read(p []byte, ready bool) (int, error) {
 	rb := v.rb
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
@@ -103,7 +119,17 @@ func (v *bodyView) Read(p []byte) (int, error) {
 	case rb.eof:
 		return 0, io.EOF
 	}
-	n, err := rb.src.Read(p)
+	var n int
+	var err error
+	if ready {
+		rr, ok := rb.src.(stream.ReadyReader)
+		if !ok {
+			return 0, nil
+		}
+		n, err = rr.ReadReady(p)
+	} else {
+		n, err = rb.src.Read(p)
+	}
 	if n > 0 {
 		rb.total += int64(n)
 		v.off += int64(n)
@@ -236,3 +262,5 @@ func backoff(ctx context.Context, pol *table.RetryPolicy, n int) bool {
 		return false
 	}
 }
+
+var _ stream.ReadyReader = (*bodyView)(nil)
