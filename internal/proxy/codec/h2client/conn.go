@@ -86,6 +86,10 @@ type conn struct {
 	holdWakes bool
 	wakes     []*stream
 
+	// acks are PING acknowledgements that wait for the next write, or
+	// h2frame.AckDelay.
+	acks h2frame.PingAcks
+
 	// busy: a goroutine (the writer, or a request's in writeInline) is
 	// encoding into wbuf and writing it; the rest wait for it.
 	busy bool
@@ -253,6 +257,28 @@ func (c *conn) signal() {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// queuePingAck queues a PING's acknowledgement for the next write
+// (h2frame.AckDelay): a gRPC server's PING with each response goes back
+// with the next request. Queued acknowledgements count against
+// maxCtrlQueued with the control frames.
+func (c *conn) queuePingAck(data [8]byte) {
+	if len(c.ctrl)+c.acks.Len() >= maxCtrlQueued {
+		c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: data}) // the flood's GOAWAY
+		return
+	}
+	c.acks.Add(data, c.flushPingAcks)
+}
+
+// flushPingAcks wakes the writer for acknowledgements that waited
+// h2frame.AckDelay with nothing else written.
+func (c *conn) flushPingAcks() {
+	c.mu.Lock()
+	if c.acks.Len() > 0 && !c.closing {
+		c.signal()
+	}
+	c.mu.Unlock()
 }
 
 func (c *conn) queueCtrl(f ctrlFrame) {
@@ -425,7 +451,7 @@ func (c *conn) process(f http2.Frame) error {
 		}
 	case *http2.PingFrame:
 		if !f.IsAck() {
-			c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: f.Data})
+			c.queuePingAck(f.Data)
 		}
 	case *http2.GoAwayFrame:
 		c.onGoAway(f)

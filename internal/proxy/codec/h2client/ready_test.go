@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 )
 
 // readyBody is a request body that has arrived whole or in part: ReadReady
@@ -248,5 +250,54 @@ func TestInlineWriteFailureEndsTheAttempt(t *testing.T) {
 	}
 	if n := dials.Load(); n != 2 {
 		t.Errorf("%d dials, want 2 (the failed connection replaced once)", n)
+	}
+}
+
+// A PING that comes with a response (as a gRPC server's flow-control
+// estimator sends one) is acknowledged with the next request, in its
+// write; a PING with no request after it is acknowledged alone after
+// h2frame.AckDelay.
+func TestPingAckGoesWithTheNextRequest(t *testing.T) {
+	srv := newFakeServer(t)
+	var writes atomic.Int64
+	tr := countingTransport(t, &writes)
+	ch := roundTrip(tr, newRequest(t, http.MethodGet, srv.addr(), "/", nil))
+	srv.accept()
+	id := srv.request().StreamID
+	srv.headers(id, true, ":status", "200")
+	pinged := time.Now()
+	if err := srv.fr.WritePing(false, [8]byte{5}); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-ch; res.err != nil {
+		t.Fatal(res.err)
+	} else {
+		_ = res.resp.Body.Close()
+	}
+	// The client's SETTINGS ACK went with the first request (the
+	// connection reads the server's SETTINGS before its first stream).
+	before := writes.Load()
+	ch = roundTrip(tr, newRequest(t, http.MethodGet, srv.addr(), "/", nil))
+	f := srv.next()
+	if p, ok := f.(*http2.PingFrame); !ok || !p.IsAck() || p.Data != [8]byte{5} {
+		t.Fatalf("frame before the second request %v, want the PING's acknowledgement", f)
+	}
+	id = srv.request().StreamID
+	if n := writes.Load() - before; n != 1 && time.Since(pinged) < h2frame.AckDelay {
+		t.Errorf("acknowledgement and request took %d writes, want 1", n)
+	}
+	srv.headers(id, true, ":status", "200")
+	start := time.Now()
+	if err := srv.fr.WritePing(false, [8]byte{6}); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-ch; res.err != nil {
+		t.Fatal(res.err)
+	} else {
+		_ = res.resp.Body.Close()
+	}
+	srv.until(func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() && p.Data == [8]byte{6} })
+	if d := time.Since(start); d < h2frame.AckDelay {
+		t.Errorf("a lone PING acknowledged after %v, before h2frame.AckDelay", d)
 	}
 }

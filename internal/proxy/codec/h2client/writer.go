@@ -18,6 +18,11 @@ const batchMax = 128 << 10
 // if anything is left.
 func (c *conn) writeLoop() {
 	defer close(c.wdone)
+	defer func() {
+		c.mu.Lock()
+		c.acks.Stop()
+		c.mu.Unlock()
+	}()
 	for range c.wake {
 		for {
 			c.mu.Lock()
@@ -105,6 +110,7 @@ func (c *conn) fillLocked() bool {
 		c.writeCtrl(f)
 	}
 	c.ctrl = c.ctrl[:0]
+	c.acks.Write(c.wfr)
 	for _, s := range c.heads {
 		if s.err != nil {
 			continue

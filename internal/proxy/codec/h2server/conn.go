@@ -105,6 +105,9 @@ type conn struct {
 	// or headers to send, round-robin.
 	ctrl  []ctrlFrame
 	ready []*stream
+	// acks are PING acknowledgements that wait for the next write, or
+	// h2frame.AckDelay.
+	acks h2frame.PingAcks
 	// starts are the streams whose head was read and whose handler
 	// waits for the end of the frames at hand (startPending).
 	starts []pendingStart
@@ -395,7 +398,7 @@ func (c *conn) process(f http2.Frame) error {
 		err = c.onReset(f)
 	case *http2.PingFrame:
 		if !f.IsAck() {
-			c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: f.Data})
+			c.queuePingAck(f.Data)
 		}
 	case *http2.PriorityFrame:
 		if f.StreamDep == f.StreamID {
@@ -494,6 +497,27 @@ func (c *conn) queueCtrl(f ctrlFrame) {
 	c.signal()
 }
 
+// queuePingAck queues a PING's acknowledgement for the next write
+// (h2frame.AckDelay). Queued acknowledgements count against
+// maxCtrlQueued with the control frames.
+func (c *conn) queuePingAck(data [8]byte) {
+	if len(c.ctrl)+c.acks.Len() >= maxCtrlQueued {
+		c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: data}) // the flood's GOAWAY
+		return
+	}
+	c.acks.Add(data, c.flushPingAcks)
+}
+
+// flushPingAcks wakes the writer for acknowledgements that waited
+// h2frame.AckDelay with nothing else written.
+func (c *conn) flushPingAcks() {
+	c.mu.Lock()
+	if c.acks.Len() > 0 && !c.closing {
+		c.signal()
+	}
+	c.mu.Unlock()
+}
+
 // signal wakes the writer, or starts it.
 func (c *conn) signal() {
 	if c.holdSignal {
@@ -554,6 +578,7 @@ func (c *conn) finish(err error) {
 	if c.idle != nil {
 		c.idle.Stop()
 	}
+	c.acks.Stop()
 	for _, s := range c.streams {
 		s.closeLocked(errConnClosed)
 	}

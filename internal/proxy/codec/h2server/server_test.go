@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -352,16 +353,31 @@ func TestUnreadRequestBodyHoldsItsStreamOnly(t *testing.T) {
 // out in one write.
 func TestResponseIsOneWrite(t *testing.T) {
 	t.Parallel()
+	c, sc := serveCounting(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+		w.Header().Set(http.TrailerPrefix+"Grpc-Status", "0")
+	})})
+	before := sc.writes.Load()
+	c.get(1)
+	resp := c.await(1)
+	if resp.status != 200 || string(resp.body) != "hello" || resp.trailer["grpc-status"] != "0" {
+		t.Fatalf("response %d %q %v", resp.status, resp.body, resp.trailer)
+	}
+	if n := sc.writes.Load() - before; n != 1 {
+		t.Errorf("response written in %d writes, want 1", n)
+	}
+}
+
+// serveCounting serves one connection with s, counting the server's
+// writes, and returns the client once the handshake is over.
+func serveCounting(t *testing.T, s *Server) (*rawClient, *countingConn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "hello")
-		w.Header().Set(http.TrailerPrefix+"Grpc-Status", "0")
-	})}
-	defer s.Close()
+	t.Cleanup(func() { _ = ln.Close() })
+	t.Cleanup(s.Close)
 	conns := make(chan *countingConn, 1)
 	go func() {
 		nc, err := ln.Accept()
@@ -380,14 +396,47 @@ func TestResponseIsOneWrite(t *testing.T) {
 			break
 		}
 	}
+	return c, sc
+}
+
+// A PING's acknowledgement waits for the connection's next write: sent
+// with a request, it goes in the response's write; sent alone, it goes
+// alone after h2frame.AckDelay.
+func TestPingAckGoesWithTheNextWrite(t *testing.T) {
+	t.Parallel()
+	c, sc := serveCounting(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	})})
 	before := sc.writes.Load()
+	pinged := time.Now()
+	_ = c.fr.WritePing(false, [8]byte{7})
 	c.get(1)
-	resp := c.await(1)
-	if resp.status != 200 || string(resp.body) != "hello" || resp.trailer["grpc-status"] != "0" {
-		t.Fatalf("response %d %q %v", resp.status, resp.body, resp.trailer)
+	var acked, answered bool
+	for !acked || !answered {
+		switch f := c.next().(type) {
+		case *http2.PingFrame:
+			acked = f.IsAck() && f.Data == [8]byte{7}
+		case *http2.DataFrame:
+			answered = f.StreamEnded()
+		}
+	}
+	if n := sc.writes.Load() - before; n != 1 && time.Since(pinged) < h2frame.AckDelay {
+		t.Errorf("acknowledgement and response written in %d writes, want 1", n)
+	}
+
+	before = sc.writes.Load()
+	start := time.Now()
+	_ = c.fr.WritePing(false, [8]byte{8})
+	for {
+		if p, ok := c.next().(*http2.PingFrame); ok && p.IsAck() && p.Data == [8]byte{8} {
+			break
+		}
+	}
+	if d := time.Since(start); d < h2frame.AckDelay {
+		t.Errorf("a lone PING acknowledged after %v, before h2frame.AckDelay: it did not wait for a write", d)
 	}
 	if n := sc.writes.Load() - before; n != 1 {
-		t.Errorf("response written in %d writes, want 1", n)
+		t.Errorf("a lone PING's acknowledgement took %d writes, want 1", n)
 	}
 }
 

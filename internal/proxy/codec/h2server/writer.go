@@ -157,12 +157,14 @@ func (c *conn) drain() {
 func (c *conn) fillLocked() bool {
 	if c.closed {
 		c.ctrl = c.ctrl[:0]
+		c.acks.Stop()
 		return false
 	}
 	for _, f := range c.ctrl {
 		c.writeCtrl(f)
 	}
 	c.ctrl = c.ctrl[:0]
+	c.acks.Write(c.wb.fr)
 	base := c.ready
 	n := len(c.ready)
 	for i := 0; i < n && c.wb.buf.Len() < batchMax; i++ {

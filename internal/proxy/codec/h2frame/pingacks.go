@@ -1,0 +1,67 @@
+package h2frame
+
+import (
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// AckDelay is the longest a PING's acknowledgement waits for the
+// connection's next write.
+//
+// A gRPC peer (grpc-go's flow-control estimator) sends a PING with
+// nearly every call's data, and an acknowledgement sent at once goes in a
+// write of its own that the peer reads on its own: a system call at each
+// end and a wake-up per call. Held back, it goes with the next frames
+// the connection sends anyway (the next call's request or response),
+// which on a busy connection follow within a millisecond or two. RFC
+// 9113 asks for a response, first among the frames sent (it is: a batch
+// starts with it), not for one within a given time; peers that time
+// PINGs (keepalives, health checks) allow seconds.
+const AckDelay = 5 * time.Millisecond
+
+// PingAcks holds a connection's PING acknowledgements until its next
+// write, or AckDelay. Its methods are called under the connection's
+// lock; the flush function given to Add runs on a goroutine of its own
+// when AckDelay passed with no write, and should take the lock and wake
+// the connection's writer if Len is not zero.
+type PingAcks struct {
+	pending [][8]byte
+	timer   *time.Timer
+}
+
+// Add queues the acknowledgement of a PING carrying data.
+func (a *PingAcks) Add(data [8]byte, flush func()) {
+	a.pending = append(a.pending, data)
+	if len(a.pending) > 1 {
+		return // the timer runs already
+	}
+	if a.timer == nil {
+		a.timer = time.AfterFunc(AckDelay, flush)
+		return
+	}
+	a.timer.Reset(AckDelay)
+}
+
+// Len is how many acknowledgements wait.
+func (a *PingAcks) Len() int { return len(a.pending) }
+
+// Write writes the waiting acknowledgements with fr and stops the timer.
+func (a *PingAcks) Write(fr *http2.Framer) {
+	if len(a.pending) == 0 {
+		return
+	}
+	for _, d := range a.pending {
+		_ = fr.WritePing(true, d)
+	}
+	a.pending = a.pending[:0]
+	a.timer.Stop()
+}
+
+// Stop forgets the waiting acknowledgements (the connection ends).
+func (a *PingAcks) Stop() {
+	a.pending = nil
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+}
