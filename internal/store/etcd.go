@@ -104,8 +104,9 @@ type Etcd struct {
 	done    chan struct{} // closed when the watch loop ends
 	relists atomic.Int64  // full re-lists after a failed watch
 	// behind is signalled when checkFresh found the watch stalled: it
-	// is restarted from a fresh list.
-	behind chan struct{}
+	// is restarted from a fresh list; stallRestarts counts those.
+	behind        chan struct{}
+	stallRestarts atomic.Int64
 	// stalled, set by tests, makes the watch drop what it receives, as
 	// a stream stuck on an unresponsive member would.
 	stalled atomic.Bool
@@ -569,6 +570,7 @@ func (e *Etcd) checkFresh(ctx context.Context) {
 			e.log.Warn("store watch delivered nothing for a whole check interval; restarting it", "have", have, "want", pending)
 			select {
 			case e.behind <- struct{}{}:
+				e.stallRestarts.Add(1)
 			default:
 			}
 			pending = 0

@@ -119,8 +119,12 @@ func TestEtcdWatchSurvivesMemberLoss(t *testing.T) {
 			if compact && relists == 0 {
 				t.Error("the reader caught up over a compacted history without re-listing")
 			}
-			if !compact && relists != 0 {
-				t.Errorf("the reader re-listed %d times; its watch should have resumed", relists)
+			// A restarted member can take over freshInterval to serve
+			// the watch again; the freshness check then restarts it
+			// from a list, which is that check's work, not a failed
+			// resumption.
+			if stalls := reader.stallRestarts.Load(); !compact && relists > stalls {
+				t.Errorf("the reader re-listed %d times (%d after a stalled watch); its watch should have resumed", relists, stalls)
 			}
 		})
 	}
