@@ -213,6 +213,37 @@ func sections(res *Results) map[string]string {
 		}
 		return sum
 	}
+	// syscalls is the read and write system calls per request of the
+	// processes named (all of a path's proxies when name is empty).
+	syscalls := func(name string) (func(Run) float64, func(Run) float64) {
+		pick := func(r Run) []ProcCost {
+			if name == "" {
+				return r.Procs
+			}
+			return r.Ends
+		}
+		sum := func(f func(ProcCost) float64) func(Run) float64 {
+			return func(r Run) float64 {
+				var n float64
+				for _, pc := range pick(r) {
+					if name == "" || pc.Name == name {
+						n += f(pc)
+					}
+				}
+				return n
+			}
+		}
+		return sum(func(pc ProcCost) float64 { return pc.ReadsPerReq }), sum(func(pc ProcCost) float64 { return pc.WritesPerReq })
+	}
+	rw := func(s Scenario, p, name string) string {
+		rf, wf := syscalls(name)
+		r, ok1 := a.stat("default", s.ID, "max", p, rf)
+		w, ok2 := a.stat("default", s.ID, "max", p, wf)
+		if !ok1 || !ok2 || r.med == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f, %.2f", r.med, w.med)
+	}
 	var rows strings.Builder
 	for _, s := range scenarios {
 		for _, p := range []string{pathDirect, pathML1, pathHA1} {
@@ -222,16 +253,20 @@ func sections(res *Results) map[string]string {
 			}
 			lg, _ := a.stat("default", s.ID, "max", p, endCost("loadgen"))
 			px, _ := a.stat("default", s.ID, "max", p, proxyCost)
-			proxy := "–"
+			proxy, proxyRW := "–", "–"
 			if p != pathDirect {
 				proxy = px.fmt(1)
 			}
-			fmt.Fprintf(&rows, "| %s %s | %s | %s | %s | %s |\n", s.Proto, s.Payload, pathLabel[p], proxy, app.fmt(1), lg.fmt(1))
+			if p == pathML1 {
+				proxyRW = rw(s, p, "")
+			}
+			fmt.Fprintf(&rows, "| %s %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Proto, s.Payload, pathLabel[p], proxy, app.fmt(1), lg.fmt(1),
+				proxyRW, rw(s, p, "app"), rw(s, p, "loadgen"))
 		}
 	}
 	if rows.Len() > 0 {
-		b.WriteString("\nCPU per request at the maximum rate, one hop (µs; median, min–max): the proxy's, and what the application and the load generator spent with it on the path. A proxy that makes the ends work harder per request costs throughput beyond its own CPU.\n\n")
-		b.WriteString("| scenario | path | proxy | application | load generator |\n|---|---|---|---|---|\n")
+		b.WriteString("\nCPU per request at the maximum rate, one hop (µs; median, min–max): the proxy's, and what the application and the load generator spent with it on the path; then the read and write system calls per request of each (medians, from `/proc/<pid>/io`, which does not count HAProxy's `recv` and `send`). A proxy that makes the ends work harder per request costs throughput beyond its own CPU.\n\n")
+		b.WriteString("| scenario | path | proxy | application | load generator | proxy reads, writes | application reads, writes | load generator reads, writes |\n|---|---|---|---|---|---|---|---|\n")
 		b.WriteString(rows.String())
 	}
 	out["throughput"] = b.String()
