@@ -296,7 +296,10 @@ func TestPingAckGoesWithTheNextRequest(t *testing.T) {
 	} else {
 		_ = res.resp.Body.Close()
 	}
-	srv.until(func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() && p.Data == [8]byte{6} })
+	srv.until(func(f http2.Frame) bool {
+		p, ok := f.(*http2.PingFrame)
+		return ok && p.IsAck() && p.Data == [8]byte{6}
+	})
 	if d := time.Since(start); d < h2frame.AckDelay {
 		t.Errorf("a lone PING acknowledged after %v, before h2frame.AckDelay", d)
 	}
