@@ -138,6 +138,7 @@ func newConn(t *Transport, addr string, nc net.Conn) (*conn, error) {
 		wake:           make(chan struct{}, 1),
 		wdone:          make(chan struct{}),
 	}
+	c.acks.Init(&c.mu, c.wakeForAcks)
 	if tc, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		cs := tc.ConnectionState()
 		c.tls = &cs
@@ -259,26 +260,12 @@ func (c *conn) signal() {
 	}
 }
 
-// queuePingAck queues a PING's acknowledgement for the next write
-// (h2frame.AckDelay): a gRPC server's PING with each response goes back
-// with the next request. Queued acknowledgements count against
-// maxCtrlQueued with the control frames.
-func (c *conn) queuePingAck(data [8]byte) {
-	if len(c.ctrl)+c.acks.Len() >= maxCtrlQueued {
-		c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: data}) // the flood's GOAWAY
-		return
-	}
-	c.acks.Add(data, c.flushPingAcks)
-}
-
-// flushPingAcks wakes the writer for acknowledgements that waited
-// h2frame.AckDelay with nothing else written.
-func (c *conn) flushPingAcks() {
-	c.mu.Lock()
-	if c.acks.Len() > 0 && !c.closing {
+// wakeForAcks wakes the writer for PING acknowledgements that waited
+// h2frame.AckDelay (h2frame.PingAcks, under mu).
+func (c *conn) wakeForAcks() {
+	if !c.closing {
 		c.signal()
 	}
-	c.mu.Unlock()
 }
 
 func (c *conn) queueCtrl(f ctrlFrame) {
@@ -450,8 +437,10 @@ func (c *conn) process(f http2.Frame) error {
 			return c.connErrorLocked(http2.ErrCodeProtocol, "RST_STREAM on an idle stream")
 		}
 	case *http2.PingFrame:
-		if !f.IsAck() {
-			c.queuePingAck(f.Data)
+		// The acknowledgement waits for the next write (h2frame.PingAcks);
+		// past the control-frame limit, queueCtrl's flood answer.
+		if !f.IsAck() && !c.acks.Add(f.Data, len(c.ctrl), maxCtrlQueued) {
+			c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: f.Data})
 		}
 	case *http2.GoAwayFrame:
 		c.onGoAway(f)

@@ -1,6 +1,7 @@
 package h2frame
 
 import (
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -22,25 +23,45 @@ const AckDelay = 5 * time.Millisecond
 
 // PingAcks holds a connection's PING acknowledgements until its next
 // write, or AckDelay. Its methods are called under the connection's
-// lock; the flush function given to Add runs on a goroutine of its own
-// when AckDelay passed with no write, and should take the lock and wake
-// the connection's writer if Len is not zero.
+// lock (mu of Init). When AckDelay passed with no write, it takes that
+// lock and calls wake, which wakes the connection's writer.
 type PingAcks struct {
+	mu      sync.Locker
+	wake    func()
 	pending [][8]byte
 	timer   *time.Timer
 }
 
-// Add queues the acknowledgement of a PING carrying data.
-func (a *PingAcks) Add(data [8]byte, flush func()) {
+// Init sets the connection's lock and writer wake-up.
+func (a *PingAcks) Init(mu sync.Locker, wake func()) { a.mu, a.wake = mu, wake }
+
+// Add queues the acknowledgement of a PING carrying data, unless it and
+// the connection's queued control frames (ctrl) would exceed limit: it
+// then returns false, and the connection's flood limit is its answer.
+func (a *PingAcks) Add(data [8]byte, ctrl, limit int) bool {
+	if ctrl+len(a.pending) >= limit {
+		return false
+	}
 	a.pending = append(a.pending, data)
 	if len(a.pending) > 1 {
-		return // the timer runs already
+		return true // the timer runs already
 	}
 	if a.timer == nil {
-		a.timer = time.AfterFunc(AckDelay, flush)
-		return
+		a.timer = time.AfterFunc(AckDelay, a.flush)
+		return true
 	}
 	a.timer.Reset(AckDelay)
+	return true
+}
+
+// flush wakes the writer for acknowledgements that waited AckDelay with
+// nothing else written.
+func (a *PingAcks) flush() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.pending) > 0 {
+		a.wake()
+	}
 }
 
 // Len is how many acknowledgements wait.

@@ -10,24 +10,30 @@ import (
 )
 
 // PINGs' acknowledgements wait for the next write, which carries them
-// all in order; with no write, the flush function runs after AckDelay.
+// all in order; with no write, the writer is woken after AckDelay.
 func TestPingAcks(t *testing.T) {
 	var mu sync.Mutex
 	flushed := make(chan time.Time, 4)
-	flush := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		flushed <- time.Now()
-	}
 	var a PingAcks
+	// wake runs under mu, as a connection's writer wake-up does.
+	a.Init(&mu, func() {
+		if mu.TryLock() {
+			t.Error("wake called without the connection's lock")
+			mu.Unlock()
+		}
+		flushed <- time.Now()
+	})
 	var buf bytes.Buffer
 	fr := http2.NewFramer(&buf, &buf)
 
 	mu.Lock()
-	a.Add([8]byte{1}, flush)
-	a.Add([8]byte{2}, flush)
+	a.Add([8]byte{1}, 0, 8)
+	a.Add([8]byte{2}, 0, 8)
 	if a.Len() != 2 {
 		t.Fatalf("Len = %d, want 2", a.Len())
+	}
+	if a.Add([8]byte{9}, 6, 8) {
+		t.Fatal("Add took an acknowledgement past the limit (6 control frames and 2 acknowledgements queued, 8 allowed)")
 	}
 	a.Write(fr)
 	mu.Unlock()
@@ -46,21 +52,21 @@ func TestPingAcks(t *testing.T) {
 	}
 	select {
 	case <-flushed:
-		t.Fatal("flush ran although the acknowledgements were written")
+		t.Fatal("wake called although the acknowledgements were written")
 	case <-time.After(3 * AckDelay):
 	}
 
 	mu.Lock()
 	start := time.Now()
-	a.Add([8]byte{3}, flush)
+	a.Add([8]byte{3}, 0, 8)
 	mu.Unlock()
 	select {
 	case at := <-flushed:
 		if d := at.Sub(start); d < AckDelay {
-			t.Errorf("flush after %v, before AckDelay (%v)", d, AckDelay)
+			t.Errorf("wake after %v, before AckDelay (%v)", d, AckDelay)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("no flush for an acknowledgement no write took")
+		t.Fatal("no wake for an acknowledgement no write took")
 	}
 	mu.Lock()
 	a.Write(fr)

@@ -175,6 +175,7 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 	c.hr.Init(hpack.NewDecoder(headerTable, nil), s.maxHeaderList())
 	c.newReadFramer()
 	c.hw = h2frame.NewHeaderWriter()
+	c.acks.Init(&c.mu, c.wakeForAcks)
 	return c
 }
 
@@ -397,8 +398,10 @@ func (c *conn) process(f http2.Frame) error {
 	case *http2.RSTStreamFrame:
 		err = c.onReset(f)
 	case *http2.PingFrame:
-		if !f.IsAck() {
-			c.queuePingAck(f.Data)
+		// The acknowledgement waits for the next write (h2frame.PingAcks);
+		// past the control-frame limit, queueCtrl's flood answer.
+		if !f.IsAck() && !c.acks.Add(f.Data, len(c.ctrl), maxCtrlQueued) {
+			c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: f.Data})
 		}
 	case *http2.PriorityFrame:
 		if f.StreamDep == f.StreamID {
@@ -497,25 +500,12 @@ func (c *conn) queueCtrl(f ctrlFrame) {
 	c.signal()
 }
 
-// queuePingAck queues a PING's acknowledgement for the next write
-// (h2frame.AckDelay). Queued acknowledgements count against
-// maxCtrlQueued with the control frames.
-func (c *conn) queuePingAck(data [8]byte) {
-	if len(c.ctrl)+c.acks.Len() >= maxCtrlQueued {
-		c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: data}) // the flood's GOAWAY
-		return
-	}
-	c.acks.Add(data, c.flushPingAcks)
-}
-
-// flushPingAcks wakes the writer for acknowledgements that waited
-// h2frame.AckDelay with nothing else written.
-func (c *conn) flushPingAcks() {
-	c.mu.Lock()
-	if c.acks.Len() > 0 && !c.closing {
+// wakeForAcks wakes the writer for PING acknowledgements that waited
+// h2frame.AckDelay (h2frame.PingAcks, under mu).
+func (c *conn) wakeForAcks() {
+	if !c.closing {
 		c.signal()
 	}
-	c.mu.Unlock()
 }
 
 // signal wakes the writer, or starts it.
