@@ -263,17 +263,23 @@ func TestPingAckGoesWithTheNextRequest(t *testing.T) {
 	tr := countingTransport(t, &writes)
 	ch := roundTrip(tr, newRequest(t, http.MethodGet, srv.addr(), "/", nil))
 	srv.accept()
-	id := srv.request().StreamID
-	srv.headers(id, true, ":status", "200")
-	pinged := time.Now()
-	if err := srv.fr.WritePing(false, [8]byte{5}); err != nil {
-		t.Fatal(err)
-	}
-	if res := <-ch; res.err != nil {
-		t.Fatal(res.err)
-	} else {
+	// answer answers stream id, PINGs with data right after, and waits
+	// for the round trip; it returns when the PING was sent.
+	answer := func(id uint32, data byte) time.Time {
+		t.Helper()
+		srv.headers(id, true, ":status", "200")
+		at := time.Now()
+		if err := srv.fr.WritePing(false, [8]byte{data}); err != nil {
+			t.Fatal(err)
+		}
+		res := <-ch
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
 		_ = res.resp.Body.Close()
+		return at
 	}
+	pinged := answer(srv.request().StreamID, 5)
 	// The client's SETTINGS ACK went with the first request (the
 	// connection reads the server's SETTINGS before its first stream).
 	before := writes.Load()
@@ -282,20 +288,11 @@ func TestPingAckGoesWithTheNextRequest(t *testing.T) {
 	if p, ok := f.(*http2.PingFrame); !ok || !p.IsAck() || p.Data != [8]byte{5} {
 		t.Fatalf("frame before the second request %v, want the PING's acknowledgement", f)
 	}
-	id = srv.request().StreamID
+	id := srv.request().StreamID
 	if n := writes.Load() - before; n != 1 && time.Since(pinged) < h2frame.AckDelay {
 		t.Errorf("acknowledgement and request took %d writes, want 1", n)
 	}
-	srv.headers(id, true, ":status", "200")
-	start := time.Now()
-	if err := srv.fr.WritePing(false, [8]byte{6}); err != nil {
-		t.Fatal(err)
-	}
-	if res := <-ch; res.err != nil {
-		t.Fatal(res.err)
-	} else {
-		_ = res.resp.Body.Close()
-	}
+	start := answer(id, 6)
 	srv.until(func(f http2.Frame) bool {
 		p, ok := f.(*http2.PingFrame)
 		return ok && p.IsAck() && p.Data == [8]byte{6}
