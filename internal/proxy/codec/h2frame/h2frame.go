@@ -4,9 +4,11 @@
 // encoded header block into HEADERS and CONTINUATION frames within the
 // peer's frame size, reading header blocks with the Framer's checks but
 // without its allocations per block (HeaderReader), half-closing a
-// connection under its wrappers, and
-// turning header names between HTTP/2's lower case and net/http's
-// canonical form without allocating for the common ones.
+// connection under its wrappers, turning header names between HTTP/2's
+// lower case and net/http's canonical form without allocating for the
+// common ones, holding stream body bytes in pooled arrays (BodyBuf), and
+// holding PING acknowledgements for the connection's next write
+// (PingAcks).
 package h2frame
 
 import (
