@@ -509,7 +509,10 @@ func (c *conn) refuse(err error) {
 	case errors.As(err, &se):
 		code = se.code
 		body = fmt.Sprintf("%d %s: %s", code, http.StatusText(code), se.text)
-	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"),
+		strings.HasPrefix(err.Error(), "too many transfer encodings"):
+		// Both are net/http's unsupportedTEError, which its server
+		// answers 501.
 		code, body = http.StatusNotImplemented, "Unsupported transfer encoding"
 	default:
 		// net/http says only "400 Bad Request"; the parser's reason
