@@ -132,6 +132,10 @@ type ProcCost struct {
 	CPUSeconds float64 `json:"cpu_s"`
 	CPUPer1000 float64 `json:"cpu_s_per_1000"`
 	RSSPeakMB  float64 `json:"rss_peak_mb"`
+	// SysPer1000 is the part of CPUPer1000 spent in the kernel (stime
+	// of /proc/<pid>/stat): system calls and the network stack under
+	// them. The rest is the process's own code.
+	SysPer1000 float64 `json:"sys_s_per_1000,omitempty"`
 	// ReadsPerReq and WritesPerReq are the read and write system calls
 	// per request, for the ends and meshlens sidecars only: Go processes,
 	// whose socket reads and writes /proc/<pid>/io counts (HAProxy's recv
@@ -495,6 +499,7 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 		pc := ProcCost{Name: p.name, CPUSeconds: (endsAfter[i].CPU - endsBefore[i].CPU).Seconds(), RSSPeakMB: mb(endsAfter[i].RSS)}
 		if r.Requests > 0 {
 			pc.CPUPer1000 = pc.CPUSeconds / float64(r.Requests) * 1000
+			pc.SysPer1000 = (endsAfter[i].Sys - endsBefore[i].Sys).Seconds() / float64(r.Requests) * 1000
 			pc.ReadsPerReq = float64(endsAfter[i].Reads-endsBefore[i].Reads) / float64(r.Requests)
 			pc.WritesPerReq = float64(endsAfter[i].Writes-endsBefore[i].Writes) / float64(r.Requests)
 		}
@@ -505,6 +510,7 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 		pc := ProcCost{Name: p.name, CPUSeconds: cpu, RSSPeakMB: mb(max(peaks[pids[i]], after[i].RSS))}
 		if r.Requests > 0 {
 			pc.CPUPer1000 = cpu / float64(r.Requests) * 1000
+			pc.SysPer1000 = (after[i].Sys - before[i].Sys).Seconds() / float64(r.Requests) * 1000
 			if strings.HasPrefix(p.name, "sidecar") {
 				pc.ReadsPerReq = float64(after[i].Reads-before[i].Reads) / float64(r.Requests)
 				pc.WritesPerReq = float64(after[i].Writes-before[i].Writes) / float64(r.Requests)

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/meshlens/meshlens/bench/loadgen"
 	"github.com/meshlens/meshlens/bench/xdssim"
@@ -260,5 +262,73 @@ func TestBuildTagsAreTheMakefiles(t *testing.T) {
 	}
 	if tags != buildTags {
 		t.Errorf("harness builds with -tags %q, the Makefile's BUILDTAGS is %q", buildTags, tags)
+	}
+}
+
+// The split table puts a hop's user and kernel time per request against
+// HAProxy's, and is left out for runs that carry no split.
+func TestSplitTable(t *testing.T) {
+	var runs []Run
+	for rep := 1; rep <= 3; rep++ {
+		for _, load := range []string{"1000rps", "max"} {
+			for _, p := range []string{pathML1, pathHA1} {
+				// meshlens: 0.030 CPU-s per 1000 of which 0.012 kernel;
+				// HAProxy: 0.020 of which 0.012 kernel (rep 2 doubles).
+				total, sys := 0.030, 0.012
+				if p == pathHA1 {
+					total = 0.020
+				}
+				if rep == 2 {
+					total, sys = 2*total, 2*sys
+				}
+				runs = append(runs, Run{Scenario: "http1-1k", Proto: "http1", Payload: "1k", Load: load, Path: p, Variant: "default", Rep: rep,
+					Procs: []ProcCost{{Name: "x", CPUPer1000: total, SysPer1000: sys}}})
+			}
+		}
+	}
+	got := splitTable(aggregate(runs), []Scenario{scenarioByID("http1-1k")})
+	for _, want := range []string{
+		"| http1 1k, 1000rps | 18.0 (18.0–36.0) | 12.0 (12.0–24.0) | 8.0 (8.0–16.0) | 12.0 (12.0–24.0) | 2.25x | 1.00x |",
+		"| http1 1k, max | 18.0 (18.0–36.0) |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("split table lacks %q:\n%s", want, got)
+		}
+	}
+	for i := range runs {
+		runs[i].Procs[0].SysPer1000 = 0
+	}
+	if got := splitTable(aggregate(runs), []Scenario{scenarioByID("http1-1k")}); got != "" {
+		t.Errorf("runs without a split gave a table:\n%s", got)
+	}
+}
+
+// readUsage's system time grows with time spent in system calls, and
+// is part of the CPU time.
+func TestReadUsageSystemTime(t *testing.T) {
+	before, err := readUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("/dev/zero")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		// The kernel zeroes 1 MiB each time. A raw system call: the race
+		// detector's bookkeeping of syscall.Read would be user time.
+		syscall.Syscall(syscall.SYS_READ, f.Fd(), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	}
+	after, err := readUsage(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.Sys - before.Sys; got < 100*time.Millisecond {
+		t.Errorf("system time grew by %v over 300 ms of reads from /dev/zero", got)
+	}
+	if after.Sys > after.CPU {
+		t.Errorf("system time %v exceeds CPU time %v", after.Sys, after.CPU)
 	}
 }

@@ -93,6 +93,7 @@ func (p *proc) stop() {
 // usage is what /proc says about a process at one moment.
 type usage struct {
 	CPU time.Duration // user + system
+	Sys time.Duration // system: in the kernel on the process's behalf
 	RSS int64         // bytes
 	// Reads and Writes count the read(2)-like and write(2)-like system
 	// calls (syscr and syscw of /proc/<pid>/io), zero when unreadable.
@@ -184,6 +185,7 @@ func readUsage(pid int) (usage, error) {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	u.CPU = time.Duration((ut + st) / clockTick * float64(time.Second))
+	u.Sys = time.Duration(st / clockTick * float64(time.Second))
 	sf, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return u, fmt.Errorf("read status of %d: %w", pid, err)

@@ -269,6 +269,7 @@ func sections(res *Results) map[string]string {
 		b.WriteString("| scenario | path | proxy | application | load generator | proxy reads, writes | application reads, writes | load generator reads, writes |\n|---|---|---|---|---|---|---|---|\n")
 		b.WriteString(rows.String())
 	}
+	b.WriteString(splitTable(a, scenarios))
 	out["throughput"] = b.String()
 
 	// Cost per request.
@@ -730,4 +731,46 @@ func idleConnsTable(res *Results) string {
 	}
 	b.WriteString("\nEach connection made one request (1 KB response) and stays open; the figure is the process's RSS growth (`/proc/<pid>/status` VmRSS) with all of them open and idle, divided by their number. Each process is measured once, fresh: no load has gone through it before.\n")
 	return b.String()
+}
+
+// splitTable puts a meshlens hop's CPU per request against HAProxy's,
+// split into the proxy's own code (user time) and the kernel's work on
+// its behalf (system time: the system calls and the network stack
+// under them), one hop at 1000 rps and at the maximum rate. Where the
+// hop costs more than HAProxy's, it says which side the difference is
+// on. Empty when the runs carry no split (results of older builds).
+func splitTable(a agg, scenarios []Scenario) string {
+	part := func(sys bool) func(Run) float64 {
+		return func(r Run) float64 {
+			var n float64
+			for _, pc := range r.Procs {
+				if sys {
+					n += pc.SysPer1000 * 1000
+				} else {
+					n += (pc.CPUPer1000 - pc.SysPer1000) * 1000
+				}
+			}
+			return n
+		}
+	}
+	var rows strings.Builder
+	for _, s := range scenarios {
+		for _, ln := range []string{"1000rps", "max"} {
+			mu, ok1 := a.stat("default", s.ID, ln, pathML1, part(false))
+			mk, ok2 := a.stat("default", s.ID, ln, pathML1, part(true))
+			hu, ok3 := a.stat("default", s.ID, ln, pathHA1, part(false))
+			hk, ok4 := a.stat("default", s.ID, ln, pathHA1, part(true))
+			if !ok1 || !ok2 || !ok3 || !ok4 || mk.med == 0 || hk.med == 0 {
+				continue
+			}
+			fmt.Fprintf(&rows, "| %s %s, %s | %s | %s | %s | %s | %s | %s |\n", s.Proto, s.Payload, ln,
+				mu.fmt(1), mk.fmt(1), hu.fmt(1), hk.fmt(1), ratio(mu.med, hu.med), ratio(mk.med, hk.med))
+		}
+	}
+	if rows.Len() == 0 {
+		return ""
+	}
+	return "\nThe CPU per request of one hop split into the proxy's own code (user time) and the kernel's work for it (system time: its system calls and the network stack under them), from `/proc/<pid>/stat` (10 ms ticks; µs, median, min–max):\n\n" +
+		"| scenario, load | meshlens user | meshlens kernel | HAProxy user | HAProxy kernel | user, meshlens/HAProxy | kernel, meshlens/HAProxy |\n|---|---|---|---|---|---|---|\n" +
+		rows.String()
 }
