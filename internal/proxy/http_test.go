@@ -125,6 +125,28 @@ func TestHTTP1ForwardProxyKeepAlive(t *testing.T) {
 		t.Errorf("unknown host: %d %q, want 404 with empty body", resp.StatusCode, body)
 	}
 
+	// A GET in absolute form (the codec's own parse, not net/http's) is
+	// routed by the target's authority, whatever its Host field says.
+	raw, err := net.Dial("tcp", addrOf(t, p, egressName, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	fmt.Fprintf(raw, "GET http://greeting.demo.local:9080/abs?q=1 HTTP/1.1\r\nHost: unknown.local\r\n\r\n")
+	ar, err := http.ReadResponse(bufio.NewReader(raw), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := io.ReadAll(ar.Body)
+	if ar.StatusCode != 200 || string(ab) != "greeting" {
+		t.Fatalf("absolute-form GET: %d %q", ar.StatusCode, ab)
+	}
+	if all := up.Seen(); len(all) != 7 {
+		t.Errorf("upstream saw %d requests, want 7", len(all))
+	} else if s := all[6]; s.Host != "greeting.demo.local:9080" || s.Path != "/abs" || s.RawQuery != "q=1" || s.Method != "GET" {
+		t.Errorf("absolute-form GET: upstream saw %+v", s)
+	}
+
 	// CONNECT is routed by its authority: an unknown one gets 404.
 	conn, err := net.Dial("tcp", addrOf(t, p, egressName, 0))
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 )
 
 // A request head is parsed here, from the bytes buffered, when it is the
-// common kind: a method and an origin-form target of plain bytes,
+// common kind: a method and an origin-form target of plain bytes (or an
+// absolute-form one, "http://" and a plain authority before it),
 // HTTP/1.1 or HTTP/1.0, field lines ending in CRLF with valid names and
 // values and no folding, at most one Host field, and no body (neither
 // Content-Length nor Transfer-Encoding). Every other head goes to
@@ -66,11 +67,25 @@ func parseHead(b []byte) (req *http.Request, n int, host string, hosts int, ok b
 	if string(method) == http.MethodConnect {
 		return nil, 0, "", 0, false // the server has its own rules for it
 	}
-	pathEnd := bytes.IndexByte(target, '?')
+	// The target is in origin form ("/path?query"), or in absolute form
+	// with a plain authority ("http://host:port/path?query", what a
+	// client sends to a proxy it was told to use, as the sidecar's
+	// egress listener is).
+	pathStart := 0
+	if bytes.HasPrefix(target, httpScheme) {
+		slash := bytes.IndexByte(target[len(httpScheme):], '/')
+		if slash < 0 || !plainAuthority(target[len(httpScheme):len(httpScheme)+slash]) {
+			return nil, 0, "", 0, false
+		}
+		pathStart = len(httpScheme) + slash
+	}
+	pathEnd := bytes.IndexByte(target[pathStart:], '?')
 	if pathEnd < 0 {
 		pathEnd = len(target)
+	} else {
+		pathEnd += pathStart
 	}
-	if !h1lex.PlainPath(target[:pathEnd]) || !plainQuery(target[pathEnd:]) {
+	if !h1lex.PlainPath(target[pathStart:pathEnd]) || !plainQuery(target[pathEnd:]) {
 		return nil, 0, "", 0, false
 	}
 
@@ -140,7 +155,7 @@ func parseHead(b []byte) (req *http.Request, n int, host string, hosts int, ok b
 
 	p := &parsedRequest{}
 	uri := head[sp1+1 : sp2]
-	p.url.Path = uri[:pathEnd]
+	p.url.Path = uri[pathStart:pathEnd]
 	if q := uri[pathEnd:]; q == "?" {
 		p.url.ForceQuery = true
 	} else if q != "" {
@@ -156,6 +171,13 @@ func parseHead(b []byte) (req *http.Request, n int, host string, hosts int, ok b
 	r.ProtoMajor, r.ProtoMinor = 1, minor
 	r.Header = h
 	r.Host = host
+	if pathStart > 0 {
+		// As net/http: the target's authority is the request's host,
+		// whatever the Host field says (RFC 9112 3.2.2).
+		p.url.Scheme = "http"
+		p.url.Host = uri[len(httpScheme):pathStart]
+		r.Host = p.url.Host
+	}
 	r.RequestURI = uri
 	r.Body = http.NoBody
 	// As net/http: Pragma: no-cache stands for Cache-Control: no-cache,
@@ -172,9 +194,38 @@ func parseHead(b []byte) (req *http.Request, n int, host string, hosts int, ok b
 }
 
 var (
-	crlf     = []byte("\r\n")
-	crlfcrlf = []byte("\r\n\r\n")
+	crlf       = []byte("\r\n")
+	crlfcrlf   = []byte("\r\n\r\n")
+	httpScheme = []byte("http://")
 )
+
+// plainAuthority reports whether a is a host name or IPv4 address of
+// letters, digits, dots and hyphens, with an optional port of one to
+// five digits: an authority net/url keeps as it is in URL.Host. Other
+// authorities (user info, IPv6 literals, escapes) go to net/http.
+func plainAuthority(a []byte) bool {
+	host, port := a, []byte(nil)
+	if i := bytes.IndexByte(a, ':'); i >= 0 {
+		host, port = a[:i], a[i+1:]
+		if len(port) == 0 || len(port) > 5 {
+			return false
+		}
+	}
+	if len(host) == 0 {
+		return false
+	}
+	for _, c := range host {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // plainQuery reports whether q is empty or a '?' and a query that
 // net/url keeps as it is in RawQuery: visible ASCII.

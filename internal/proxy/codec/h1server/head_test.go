@@ -19,12 +19,24 @@ var headSeeds = []string{
 	"DELETE /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, close\r\nPragma: no-cache\r\n\r\n",
 	"OPTIONS /x HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nCache-Control: max-age=1\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nx: 2\r\nX-Empty:\r\nX-Ws: \t v \t\r\n\r\n",
+	"GET http://svc.mesh.local:8080/1k?x=1 HTTP/1.1\r\nHost: other\r\nUser-Agent: ua\r\n\r\n",
+	"GET http://a/ HTTP/1.0\r\n\r\n",
+	"GET http://A-1.b:1/p? HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
 	"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	"GET /a%2Fb HTTP/1.1\r\nHost: a\r\n\r\n",
-	"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a:/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a:123456/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a:8x/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://u@a/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://[::1]:80/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http:///b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET HTTP://a/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET https://a/b HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a/b%2F HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\nHost: a\n\n",
 	"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
@@ -80,7 +92,7 @@ func FuzzParseHead(f *testing.F) {
 func TestParseHeadTakesCommonHeads(t *testing.T) {
 	for i, s := range headSeeds {
 		_, _, _, _, ok := parseHead([]byte(s))
-		want := i < 9
+		want := i < 12
 		if ok != want {
 			t.Errorf("parseHead(%q) took it: %v, want %v", s, ok, want)
 		}
