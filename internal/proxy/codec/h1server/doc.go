@@ -12,12 +12,16 @@
 // thread. Here one goroutine reads a request, runs the handler, writes the
 // response and reads the next, as Envoy's and HAProxy's event loops do.
 //
-// Parsing is net/http's own (http.ReadRequest), followed by the checks
-// net/http's server adds (Host present, single and valid; header names and
-// values valid; Expect), so both servers accept and refuse the same
-// requests with the same status codes: 400, 431 for a header section over
-// the limit, 501 for an unsupported Transfer-Encoding, 417 for an unknown
-// expectation.
+// A head of the common kind (no body framing, a plain target in origin
+// form or, as a client sends to a proxy, in absolute form, valid field
+// lines; head.go) is parsed from the buffer by the codec into the request
+// http.ReadRequest would return (FuzzParseHead compares the two); any
+// other head is parsed by http.ReadRequest. Then come the checks
+// net/http's server adds (Host present, single and valid; header names
+// and values valid; Expect), so both servers accept and refuse the same
+// requests with the same status codes (FuzzAgainstNetHTTP): 400, 431 for
+// a header section over the limit, 501 for an unsupported
+// Transfer-Encoding, 417 for an unknown expectation.
 //
 // A connection holds its read and write buffers (4 KiB each, from a
 // pool) only while it reads or answers a request. Waiting for the next
