@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
+	"github.com/meshlens/meshlens/internal/proxy/sockpeek"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -140,9 +141,11 @@ func (c *conn) serve(first, waited bool) (done bool) {
 		}
 		req, err := c.readRequest()
 		if err != nil {
-			c.refuse(err)
-			if errors.Is(err, errTooLarge) {
-				// The client may still be sending its head.
+			if c.refuse(err) && (errors.Is(err, errTooLarge) || sockpeek.Look(c.rwc) == sockpeek.Data) {
+				// The client may still be sending its head, or sent
+				// more than was read: closing now, with input unread,
+				// would send a reset that can destroy the answer
+				// before the client reads it.
 				c.closeWriteAndWait()
 			}
 			return true
@@ -482,20 +485,21 @@ func hostFields(b []byte) (n int, first []byte) {
 }
 
 // refuse answers a request that could not be read, unless the connection
-// simply ended or timed out, and leaves the connection to be closed.
-func (c *conn) refuse(err error) {
+// simply ended or timed out, and leaves the connection to be closed. It
+// reports whether it answered.
+func (c *conn) refuse(err error) (answered bool) {
 	// As net/http: no answer when the connection ended, timed out or
 	// failed (an incomplete head is answered).
 	if err == io.EOF || errors.Is(err, net.ErrClosed) {
-		return
+		return false
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return
+		return false
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "read" {
-		return
+		return false
 	}
 	// The same status lines and bodies as net/http's server.
 	var se statusError
@@ -528,6 +532,7 @@ func (c *conn) refuse(err error) {
 	if f := c.s.OnRefuse; f != nil {
 		f(c.rwc, code, err)
 	}
+	return true
 }
 
 // handle runs the handler for req and finishes its response. It reports

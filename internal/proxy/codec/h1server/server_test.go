@@ -663,3 +663,24 @@ func TestHijack(t *testing.T) {
 		}
 	}
 }
+
+// A refused head followed by input the server has not read (more than
+// an idle connection's first read) gets its whole answer and a clean
+// end: the server half-closes and waits before it closes, as it does
+// after a 431, instead of closing with input unread, which resets the
+// connection and can destroy the answer before the client reads it.
+func TestRefusalWithUnreadInputEndsCleanly(t *testing.T) {
+	t.Parallel()
+	addr := serve(t, &Server{Handler: http.HandlerFunc(echo)})
+	for _, raw := range []string{
+		"GET / HTTP/0.9\r\nHost: a\r\n\r\n" + strings.Repeat("x", 2*firstRead),
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + strings.Repeat("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 60),
+	} {
+		for i := range 20 {
+			got := exchange(t, addr, raw)
+			if len(got) != 1 || strings.HasSuffix(got[0], "(truncated)") || !strings.HasPrefix(got[0], "40") && !strings.HasPrefix(got[0], "50") {
+				t.Fatalf("%.30q, try %d: got %q, want one whole refusal", raw, i, got)
+			}
+		}
+	}
+}
