@@ -53,6 +53,12 @@
 //     net/http. Hijack is offered (for
 //     WebSocket and other HTTP/1.1 upgrades): the hijacked connection
 //     leaves the server, which Shutdown then does not wait for.
+//   - A refused request whose client sent more than the server read is
+//     answered, then the connection is half-closed and held 500 ms
+//     before it closes, as net/http does only after a 431: closing with
+//     input unread resets the connection, which can destroy the answer
+//     before the client reads it (TestRefusalWithUnreadInputEndsCleanly).
+//     net/http's larger first read usually leaves nothing unread.
 //   - Header keys are written in map order, not sorted.
 //   - A 400 says which field or line it refuses, after net/http's text.
 package h1server
