@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -127,16 +125,7 @@ func TestHTTP1ForwardProxyKeepAlive(t *testing.T) {
 
 	// A GET in absolute form (the codec's own parse, not net/http's) is
 	// routed by the target's authority, whatever its Host field says.
-	raw, err := net.Dial("tcp", addrOf(t, p, egressName, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	fmt.Fprintf(raw, "GET http://greeting.demo.local:9080/abs?q=1 HTTP/1.1\r\nHost: unknown.local\r\n\r\n")
-	ar, err := http.ReadResponse(bufio.NewReader(raw), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, ar := rawRequest(t, addrOf(t, p, egressName, 0), "GET http://greeting.demo.local:9080/abs?q=1 HTTP/1.1\r\nHost: unknown.local\r\n\r\n", nil)
 	ab, _ := io.ReadAll(ar.Body)
 	if ar.StatusCode != 200 || string(ab) != "greeting" {
 		t.Fatalf("absolute-form GET: %d %q", ar.StatusCode, ab)
@@ -148,17 +137,7 @@ func TestHTTP1ForwardProxyKeepAlive(t *testing.T) {
 	}
 
 	// CONNECT is routed by its authority: an unknown one gets 404.
-	conn, err := net.Dial("tcp", addrOf(t, p, egressName, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "CONNECT unknown.local:443 HTTP/1.1\r\nHost: unknown.local:443\r\n\r\n")
-	r, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.StatusCode != http.StatusNotFound {
+	if _, _, r := rawRequest(t, addrOf(t, p, egressName, 0), "CONNECT unknown.local:443 HTTP/1.1\r\nHost: unknown.local:443\r\n\r\n", nil); r.StatusCode != http.StatusNotFound {
 		t.Errorf("CONNECT to an unknown authority: %d, want 404", r.StatusCode)
 	}
 }
