@@ -269,7 +269,7 @@ func (c *conn) wakeForAcks() {
 }
 
 func (c *conn) queueCtrl(f ctrlFrame) {
-	if len(c.ctrl) >= maxCtrlQueued && f.kind != ctrlGoAway {
+	if len(c.ctrl)+c.acks.Len() >= maxCtrlQueued && f.kind != ctrlGoAway {
 		c.connErrorLocked(http2.ErrCodeEnhanceYourCalm, "too many control frames queued")
 		return
 	}
@@ -438,9 +438,10 @@ func (c *conn) process(f http2.Frame) error {
 		}
 	case *http2.PingFrame:
 		// The acknowledgement waits for the next write (h2frame.PingAcks);
-		// past the control-frame limit, queueCtrl's flood answer.
+		// past the control-frame limit (acknowledgements waiting count
+		// with the control frames queued), the flood answer.
 		if !f.IsAck() && !c.acks.Add(f.Data, len(c.ctrl), maxCtrlQueued) {
-			c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: f.Data})
+			return c.connErrorLocked(http2.ErrCodeEnhanceYourCalm, "too many control frames queued")
 		}
 	case *http2.GoAwayFrame:
 		c.onGoAway(f)

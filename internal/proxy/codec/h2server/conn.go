@@ -399,9 +399,10 @@ func (c *conn) process(f http2.Frame) error {
 		err = c.onReset(f)
 	case *http2.PingFrame:
 		// The acknowledgement waits for the next write (h2frame.PingAcks);
-		// past the control-frame limit, queueCtrl's flood answer.
+		// past the control-frame limit (acknowledgements waiting count
+		// with the control frames queued), the flood answer.
 		if !f.IsAck() && !c.acks.Add(f.Data, len(c.ctrl), maxCtrlQueued) {
-			c.queueCtrl(ctrlFrame{kind: ctrlPingAck, ping: f.Data})
+			c.controlFloodLocked()
 		}
 	case *http2.PriorityFrame:
 		if f.StreamDep == f.StreamID {
@@ -489,15 +490,21 @@ func (c *conn) queueRST(id uint32, code http2.ErrCode) {
 }
 
 func (c *conn) queueCtrl(f ctrlFrame) {
-	if len(c.ctrl) >= maxCtrlQueued && f.kind != ctrlGoAway {
-		if !c.closing {
-			c.st.OutboundControlFlood.Inc()
-			c.goAwayLocked(http2.ErrCodeEnhanceYourCalm, "too many control frames queued")
-		}
+	if len(c.ctrl)+c.acks.Len() >= maxCtrlQueued && f.kind != ctrlGoAway {
+		c.controlFloodLocked()
 		return
 	}
 	c.ctrl = append(c.ctrl, f)
 	c.signal()
+}
+
+// controlFloodLocked ends a connection whose client lets control frames
+// pile up unread (http2.outbound_control_flood), once.
+func (c *conn) controlFloodLocked() {
+	if !c.closing {
+		c.st.OutboundControlFlood.Inc()
+		c.goAwayLocked(http2.ErrCodeEnhanceYourCalm, "too many control frames queued")
+	}
 }
 
 // wakeForAcks wakes the writer for PING acknowledgements that waited
