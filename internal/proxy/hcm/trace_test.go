@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/allocstest"
 	"github.com/meshlens/meshlens/internal/proxy/table"
 	"github.com/meshlens/meshlens/internal/tracing"
 	"github.com/meshlens/meshlens/internal/tracing/propagation"
@@ -39,7 +40,7 @@ func TestUnsampledTraceAllocatesNothing(t *testing.T) {
 		w := newRecorderStream(r)
 		up := hdr.Clone()
 		ex := &Exchange{route: route, start: time.Now()}
-		n := testing.AllocsPerRun(1000, func() {
+		n := allocstest.Fewest(1000, func() {
 			ex.beginTrace(r, cc, nil)
 			if ex.Trace.Span != nil {
 				t.Fatal("sampled at 0 %")

@@ -3,6 +3,7 @@ package h2server
 import (
 	"testing"
 
+	"github.com/meshlens/meshlens/internal/allocstest"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -31,7 +32,7 @@ func TestNewRequestAllocations(t *testing.T) {
 		req.Host != "greeter.demo.local:8080" || req.Header.Get("Grpc-Timeout") != "1S" || len(req.Header) != 6 || req.Header["Te"][0] != "trailers" {
 		t.Fatalf("request %+v, URL %+v", req, req.URL)
 	}
-	if a := testing.AllocsPerRun(100, func() { _, _, _ = c.newRequest(f) }); a > 4 {
+	if a := allocstest.Fewest(100, func() { _, _, _ = c.newRequest(f) }); a > 4 {
 		t.Errorf("newRequest: %v allocations, want at most 4", a)
 	}
 	// A path with a query is parsed.
