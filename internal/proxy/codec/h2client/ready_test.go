@@ -301,3 +301,33 @@ func TestPingAckGoesWithTheNextRequest(t *testing.T) {
 		t.Errorf("a lone PING acknowledged after %v, before h2frame.AckDelay", d)
 	}
 }
+
+// A server that sends PINGs faster than their acknowledgements can be
+// written, past the control-frame limit (acknowledgements waiting count
+// with it), gets GOAWAY ENHANCE_YOUR_CALM and the request in flight
+// fails: the connection does not queue acknowledgements without bound.
+func TestPingFloodEndsTheConnection(t *testing.T) {
+	srv := newFakeServer(t)
+	tr := newTransport(t, nil)
+	ch := roundTrip(tr, newRequest(t, http.MethodGet, srv.addr(), "/", nil))
+	srv.accept()
+	srv.request()
+	// Many times the limit in one write: read faster than AckDelay lets
+	// the acknowledgements go, even on a slow machine.
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	for i := range 20 * maxCtrlQueued {
+		_ = fr.WritePing(false, [8]byte{byte(i), byte(i >> 8)})
+	}
+	if _, err := srv.c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	g := srv.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	if g.ErrCode != http2.ErrCodeEnhanceYourCalm {
+		t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM", g.ErrCode)
+	}
+	if res := <-ch; res.err == nil {
+		res.resp.Body.Close()
+		t.Error("the request in flight on a flooded connection succeeded")
+	}
+}
