@@ -59,8 +59,13 @@ type conn struct {
 	br     connReader
 	fr     *http2.Framer
 	hr     h2frame.HeaderReader // header blocks from fr
-	ctx    context.Context
-	cancel context.CancelFunc
+	// ctx is ConnContext's, the parent of every stream's context. It
+	// is not cancelled with the connection: the connection's end
+	// cancels each stream it closes (closeLocked), so a stream's
+	// context is not registered with the connection's, which would
+	// keep that registration's map for as long as the connection is
+	// idle.
+	ctx context.Context
 	tls    *tls.ConnectionState
 	remote string
 	st     *Stats
@@ -150,13 +155,11 @@ const (
 	ctrlWindowUpdate
 	ctrlRST
 	ctrlGoAway
-	ctrlTableSize // apply the peer's SETTINGS_HEADER_TABLE_SIZE to the encoder
 )
 
 func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
-	ctx, cancel := context.WithCancel(ctx)
 	c := &conn{
-		s: s, rwc: rwc, ctx: ctx, cancel: cancel, st: s.stats(),
+		s: s, rwc: rwc, ctx: ctx, st: s.stats(),
 		remote:         rwc.RemoteAddr().String(),
 		streams:        make(map[uint32]*stream),
 		peerMaxFrame:   frameSize,
@@ -174,7 +177,9 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 	c.br.rwc = rwc
 	c.hr.Init(hpack.NewDecoder(headerTable, nil), s.maxHeaderList())
 	c.newReadFramer()
-	c.hw = h2frame.NewHeaderWriter()
+	// Responses are encoded without a dynamic table, so an idle
+	// connection holds none (HAProxy's encoder keeps none either).
+	c.hw = h2frame.NewLiteralHeaderWriter()
 	c.acks.Init(&c.mu, c.wakeForAcks)
 	return c
 }
@@ -254,7 +259,6 @@ func (c *conn) fewStreams() bool {
 func (c *conn) end(err error) {
 	c.finish(err)
 	c.handlers.Wait()
-	c.cancel()
 	s := c.s
 	s.untrack(c)
 	if s.ConnState != nil {
@@ -596,5 +600,4 @@ func (c *conn) finish(err error) {
 		c.drain()
 	}
 	_ = c.rwc.Close()
-	c.cancel()
 }

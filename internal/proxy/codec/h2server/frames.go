@@ -26,7 +26,8 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 		}
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
-			c.queueCtrl(ctrlFrame{kind: ctrlTableSize, n: s.Val})
+			// It bounds the encoder's dynamic table, which has size
+			// zero (h2frame.NewLiteralHeaderWriter): nothing to apply.
 		case http2.SettingInitialWindowSize:
 			delta := int64(s.Val) - int64(c.peerInitWindow)
 			for _, st := range c.streams {

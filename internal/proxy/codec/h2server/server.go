@@ -208,7 +208,6 @@ func (s *Server) newConn(rwc net.Conn, detached bool, done func()) *conn {
 	c := newConn(s, rwc, ctx)
 	c.detached, c.done = detached, done
 	if !s.track(c) {
-		c.cancel()
 		_ = rwc.Close()
 		return nil
 	}

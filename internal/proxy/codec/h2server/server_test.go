@@ -2,6 +2,7 @@ package h2server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -468,6 +469,41 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	if got := st.GoawaySent.Value(); got != 1 {
 		t.Errorf("goaway_sent = %d, want 1", got)
+	}
+}
+
+// A connection that ends cancels the context of every handler still
+// running on it: the streams' contexts are cancelled one by one as the
+// connection closes them, not through a context of the connection's.
+func TestConnectionEndCancelsTheHandlers(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 2)
+	cancelled := make(chan error, 2)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done()
+		cancelled <- r.Context().Err()
+	})})
+	c := dialRaw(t, addr)
+	c.get(1)
+	c.get(3)
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("handlers did not start")
+		}
+	}
+	_ = c.c.Close()
+	for i := range 2 {
+		select {
+		case err := <-cancelled:
+			if err != context.Canceled {
+				t.Errorf("handler %d: context error %v, want %v", i, err, context.Canceled)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("handler %d: context not cancelled after the connection closed", i)
+		}
 	}
 }
 

@@ -225,8 +225,6 @@ func (c *conn) writeCtrl(f ctrlFrame) {
 	case ctrlGoAway:
 		c.st.GoawaySent.Inc()
 		_ = c.wb.fr.WriteGoAway(f.stream, f.code, nil)
-	case ctrlTableSize:
-		c.hw.Enc.SetMaxDynamicTableSizeLimit(f.n)
 	}
 }
 
