@@ -54,18 +54,18 @@ var (
 // framer it reads with; the writer goroutine (writeLoop) owns the framer
 // it writes with and the HPACK encoder; everything else is guarded by mu.
 type conn struct {
-	s      *Server
-	rwc    net.Conn
-	br     connReader
-	fr     *http2.Framer
-	hr     h2frame.HeaderReader // header blocks from fr
+	s   *Server
+	rwc net.Conn
+	br  connReader
+	fr  *http2.Framer
+	hr  h2frame.HeaderReader // header blocks from fr
 	// ctx is ConnContext's, the parent of every stream's context. It
 	// is not cancelled with the connection: the connection's end
 	// cancels each stream it closes (closeLocked), so a stream's
 	// context is not registered with the connection's, which would
 	// keep that registration's map for as long as the connection is
 	// idle.
-	ctx context.Context
+	ctx    context.Context
 	tls    *tls.ConnectionState
 	remote string
 	st     *Stats
