@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/idlewait"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -43,6 +44,36 @@ type Conn struct {
 	stats  *Stats
 	env    *Env
 	closed atomic.Bool
+	// idle parks the connection while its server waits for its next
+	// request (WaitReadable).
+	idle idlewait.Slot
+}
+
+// WaitReadable parks the connection until it has bytes to read, then
+// runs fn on a goroutine of its own (idlewait.Slot.Park): an idle
+// keep-alive connection holds no goroutine. It reports false when the
+// connection cannot be parked: bytes the inspectors peeked at wait to be
+// read, or the connection is not a socket.
+func (c *Conn) WaitReadable(deadline time.Time, fn func()) bool {
+	if len(c.peeked) > 0 {
+		return false
+	}
+	return c.idle.Park(c.Conn, deadline, fn)
+}
+
+// SetReadDeadline sets the read deadline; a parked connection wakes and
+// reads under it.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	err := c.Conn.SetReadDeadline(t)
+	c.idle.Wake()
+	return err
+}
+
+// SetDeadline sets both deadlines; a parked connection wakes.
+func (c *Conn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	c.idle.Wake()
+	return err
 }
 
 // SetCounters makes rx and tx count the bytes read and written from now
@@ -77,7 +108,11 @@ func (c *Conn) Close() error {
 		c.stats.cxLength.RecordDuration(time.Since(c.opened))
 		c.env.OpenConns.Add(-1)
 	}
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	// A parked connection wakes and finds itself closed, so its server
+	// ends it as it ends one whose blocked read failed.
+	c.idle.Wake()
+	return err
 }
 
 // Read returns the peeked bytes first.

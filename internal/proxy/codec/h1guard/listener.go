@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
+
+	"github.com/meshlens/meshlens/internal/proxy/idlewait"
 )
 
 // Reasons a request is rejected; the error given to Options.OnReject
@@ -142,6 +145,15 @@ func (c *conn) report() {
 
 // NetConn returns the wrapped connection.
 func (c *conn) NetConn() net.Conn { return c.Conn }
+
+// WaitReadable parks the wrapped connection until it has bytes to read
+// (idlewait): the scan holds no bytes of its own, so what the wrapped
+// connection has is what a read returns. Over TLS it reports false: the
+// TLS connection may hold bytes already read and decrypted.
+func (c *conn) WaitReadable(deadline time.Time, fn func()) bool {
+	p, ok := c.Conn.(idlewait.Parker)
+	return ok && p.WaitReadable(deadline, fn)
+}
 
 // StopScanning ends the scanning for good: the connection no longer
 // carries HTTP/1.1 requests (a protocol upgrade took it over). It must

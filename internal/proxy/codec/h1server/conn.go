@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/stream"
+	"github.com/meshlens/meshlens/internal/proxy/idlewait"
 	"github.com/meshlens/meshlens/internal/proxy/sockpeek"
 	"golang.org/x/net/http/httpguts"
 )
@@ -101,18 +102,21 @@ func (c *conn) serve(first, waited bool) (done bool) {
 				if first {
 					timeout = s.readHeaderTimeout()
 				}
-				_ = c.rwc.SetReadDeadline(time.Now().Add(timeout))
+				deadline := time.Now().Add(timeout)
+				_ = c.rwc.SetReadDeadline(deadline)
 				if s.shutdown.Load() {
 					return true
 				}
 				if c.done != nil && !c.pending() {
 					if first || !s.attached.Take() {
-						// Wait on a fresh goroutine, whose stack is the
+						// Wait parked, with no goroutine (idlewait), or
+						// on a fresh goroutine, whose stack is the
 						// runtime's smallest: this one's grew while it
 						// served a request, and a collection shrinks it
 						// only when three quarters are unused.
 						c.dropIdle()
-						go c.waitDetached(!first)
+						peek := !first
+						idlewait.ParkOrGo(c.rwc, deadline, func() { c.waitDetached(peek) })
 						return false
 					}
 					// Wait on this worker, as a connection that is not

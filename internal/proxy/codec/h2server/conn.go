@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/h2frame"
+	"github.com/meshlens/meshlens/internal/proxy/idlewait"
 )
 
 const (
@@ -331,9 +332,12 @@ func (c *conn) readLoop() (err error) {
 				continue
 			}
 			// Waiting with nothing of its own but its buffers' state:
-			// the header reader's field slice goes too.
+			// the header reader's field slice goes too. Parked, it
+			// holds no goroutine either (idlewait); else it waits on
+			// a fresh one. No read deadline: the idle timer sends
+			// GOAWAY, and the read deadline that follows wakes it.
 			c.hr.Release()
-			go c.readDetached()
+			idlewait.ParkOrGo(c.rwc, time.Time{}, c.readDetached)
 			return errDetached
 		}
 		f, err := c.hr.ReadFrame(c.fr)

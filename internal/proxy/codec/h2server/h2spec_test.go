@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -78,6 +79,12 @@ func TestH2Spec(t *testing.T) {
 	bin := h2specPath(t)
 	t.Run("h2c", func(t *testing.T) {
 		runH2Spec(t, bin, serve(t, &Server{Handler: echoHandler}))
+	})
+	t.Run("h2c-parked", func(t *testing.T) {
+		// Every wait for the client parks the connection (idlewait), as
+		// on the proxy's listener connections.
+		var ended atomic.Int64
+		runH2Spec(t, bin, serveParked(t, &Server{Handler: echoHandler}, &ended))
 	})
 	t.Run("tls", func(t *testing.T) {
 		runH2Spec(t, bin, serveTLS(t, &Server{Handler: echoHandler}), "-t", "-k")

@@ -1,0 +1,155 @@
+package h2server
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/meshlens/meshlens/internal/proxy/codec/workers"
+	"github.com/meshlens/meshlens/internal/proxy/idlewait"
+)
+
+// serveParked serves s detached on a loopback listener, each connection
+// wrapped so that its reader parks when it waits for the client
+// (idlewait), as the proxy's listener connections do; ended counts the
+// connections that ended. s waits on no goroutine of its own
+// (attached.Max -1), so every wait parks.
+func serveParked(t *testing.T, s *Server, ended *atomic.Int64) string {
+	t.Helper()
+	s.attached = workers.Waits{Max: -1}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = s.ServeConnDetached(&idlewait.Conn{Conn: c}, func() { ended.Add(1) }) }()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		s.Close()
+	})
+	return ln.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+	}
+}
+
+// Idle HTTP/2 connections are parked: they hold no goroutine, and each
+// is served again when its next stream comes.
+func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 200 connections")
+	}
+	var ended atomic.Int64
+	addr := serveParked(t, &Server{Handler: echoHandler}, &ended)
+	parked0 := idlewait.Parked()
+	before := runtime.NumGoroutine()
+	const n = 200
+	var clients []*rawClient
+	for range n {
+		c := dialRaw(t, addr)
+		c.get(1)
+		if resp := c.await(1); resp.status != 200 {
+			t.Fatalf("status %d", resp.status)
+		}
+		clients = append(clients, c)
+	}
+	waitFor(t, "every connection parked", func() bool { return idlewait.Parked()-parked0 >= n })
+	if d := runtime.NumGoroutine() - before; d > n/10 {
+		t.Errorf("%d idle HTTP/2 connections hold %d goroutines, want none each", n, d)
+	}
+	for i, c := range clients {
+		c.get(3)
+		if resp := c.await(3); resp.status != 200 || string(resp.body) != "hello from h2server\n" {
+			t.Fatalf("connection %d, second stream: %d %q", i, resp.status, resp.body)
+		}
+	}
+	for _, c := range clients {
+		_ = c.c.Close()
+	}
+	waitFor(t, "every connection's end", func() bool { return ended.Load() == n })
+}
+
+// readToEnd reads frames until the connection ends, and returns the
+// GOAWAY frame read, if any.
+func readToEnd(c *rawClient) *http2.GoAwayFrame {
+	var goaway *http2.GoAwayFrame
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return goaway
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			goaway = g
+		}
+	}
+}
+
+// A parked connection's idle timeout sends GOAWAY and ends it, as for
+// a connection whose reader waits on a goroutine.
+func TestParkedConnectionIdleTimeout(t *testing.T) {
+	var ended atomic.Int64
+	addr := serveParked(t, &Server{Handler: echoHandler, IdleTimeout: 200 * time.Millisecond}, &ended)
+	c := dialRaw(t, addr)
+	c.get(1)
+	c.await(1)
+	if g := readToEnd(c); g == nil || g.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("GOAWAY %v, want NO_ERROR", g)
+	}
+	_ = c.c.Close()
+	waitFor(t, "the connection's end", func() bool { return ended.Load() == 1 })
+}
+
+// Shutdown sends parked connections GOAWAY and returns once they have
+// ended; Close ends them at once.
+func TestShutdownAndCloseEndParkedConnections(t *testing.T) {
+	for _, how := range []string{"shutdown", "close"} {
+		t.Run(how, func(t *testing.T) {
+			var ended atomic.Int64
+			s := &Server{Handler: echoHandler}
+			addr := serveParked(t, s, &ended)
+			var clients []*rawClient
+			for range 4 {
+				c := dialRaw(t, addr)
+				c.get(1)
+				c.await(1)
+				clients = append(clients, c)
+			}
+			// Each client reads what comes (GOAWAY) and closes at the
+			// end, as an HTTP/2 client does.
+			for _, c := range clients {
+				go func() {
+					readToEnd(c)
+					_ = c.c.Close()
+				}()
+			}
+			if how == "shutdown" {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := s.Shutdown(ctx); err != nil {
+					t.Fatalf("Shutdown: %v", err)
+				}
+			} else {
+				s.Close()
+			}
+			waitFor(t, "every connection's end", func() bool { return ended.Load() == 4 })
+		})
+	}
+}
