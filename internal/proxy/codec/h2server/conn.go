@@ -332,11 +332,13 @@ func (c *conn) readLoop() (err error) {
 				continue
 			}
 			// Waiting with nothing of its own but its buffers' state:
-			// the header reader's field slice goes too. Parked, it
-			// holds no goroutine either (idlewait); else it waits on
-			// a fresh one. No read deadline: the idle timer sends
-			// GOAWAY, and the read deadline that follows wakes it.
+			// the read buffer and the header reader's field slice go
+			// back before it waits. Parked, it holds no goroutine
+			// either (idlewait); else it waits on a fresh one. No
+			// read deadline: the idle timer sends GOAWAY, and the read
+			// deadline that follows wakes it.
 			c.hr.Release()
+			c.br.release()
 			idlewait.ParkOrGo(c.rwc, time.Time{}, c.readDetached)
 			return errDetached
 		}

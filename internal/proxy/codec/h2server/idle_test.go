@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/workers"
+	"github.com/meshlens/meshlens/internal/proxy/idlewait"
 )
 
 // memInUse is the heap and goroutine stack memory in use after two
@@ -26,7 +27,7 @@ func memInUse() (heap, stack uint64) {
 // request with a 1 KiB response on each, and returns the heap and
 // goroutine stack memory per connection they hold while idle (client
 // side included: a socket and its framer, about 1 KiB).
-func idleConnBytes(t *testing.T, n int, maxAttached int32) (heap, stack float64) {
+func idleConnBytes(t *testing.T, n int, maxAttached int32, park bool) (heap, stack float64) {
 	body := make([]byte, 1<<10)
 	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -55,6 +56,9 @@ func idleConnBytes(t *testing.T, n int, maxAttached int32) (heap, stack float64)
 				// The listener's accept path: 1.5 KiB of frames.
 				var pad [1536]byte
 				pad[0] = 1
+				if park {
+					c = &idlewait.Conn{Conn: c}
+				}
 				_ = s.ServeConnDetached(c, wg.Done)
 				runtime.KeepAlive(pad)
 			}()
@@ -88,7 +92,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 		t.Skip("the race detector changes the sizes measured")
 	}
 	// Without attached waits: every reader waits on a fresh goroutine.
-	heap, stack := idleConnBytes(t, 300, -1)
+	heap, stack := idleConnBytes(t, 300, -1, false)
 	t.Logf("per idle HTTP/2 connection: %.0f bytes of heap, %.0f of goroutine stacks (client side included)", heap, stack)
 	// With its 16 KiB read buffer and its write batch it held 27 KiB of
 	// heap; without, about 8 KiB, 2 of it the client's side.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -151,5 +152,53 @@ func TestShutdownAndCloseEndParkedConnections(t *testing.T) {
 			}
 			waitFor(t, "every connection's end", func() bool { return ended.Load() == 4 })
 		})
+	}
+}
+
+// A parked connection has given its read buffer back to the pool, as
+// one waiting on a goroutine gives it back before it waits.
+func TestParkedConnectionHoldsNoReadBuffer(t *testing.T) {
+	var ended atomic.Int64
+	s := &Server{Handler: echoHandler}
+	addr := serveParked(t, s, &ended)
+	parked0 := idlewait.Parked()
+	// Parked after a request too long for the idle wait's small array,
+	// which the read buffer held.
+	const n = 20
+	for range n {
+		c := dialRaw(t, addr)
+		c.get(1, "x-pad", strings.Repeat("p", 300))
+		c.await(1)
+	}
+	waitFor(t, "every connection parked", func() bool { return idlewait.Parked()-parked0 >= n })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := 0
+	for c := range s.conns {
+		if c.br.buf != nil {
+			held++
+		}
+	}
+	if held > 0 {
+		t.Errorf("%d of %d parked connections hold a read buffer", held, len(s.conns))
+	}
+}
+
+// A parked HTTP/2 connection holds what one waiting on a goroutine holds
+// (TestIdleConnectionMemory) less the goroutine.
+func TestParkedConnectionMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 300 connections")
+	}
+	if raceEnabled {
+		t.Skip("the race detector changes the sizes measured")
+	}
+	heap, stack := idleConnBytes(t, 300, -1, true)
+	t.Logf("per parked HTTP/2 connection: %.0f bytes of heap, %.0f of goroutine stacks (client side included)", heap, stack)
+	if heap > 12<<10 {
+		t.Errorf("a parked HTTP/2 connection holds %.0f bytes of heap, want at most %d: are its buffers released before it parks?", heap, 12<<10)
+	}
+	if stack > 512 {
+		t.Errorf("parked HTTP/2 connections hold %.0f bytes of goroutine stack each, want none", stack)
 	}
 }
