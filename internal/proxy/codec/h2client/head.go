@@ -70,14 +70,33 @@ func requestFields(req *http.Request, tls bool) ([]hpack.HeaderField, int64, err
 			return nil, 0, fmt.Errorf("h2client: invalid request header field name %q", k)
 		}
 		name := h2frame.LowerName(k)
+		never := neverIndexed(name)
 		for _, v := range vv {
-			fields = append(fields, hpack.HeaderField{Name: name, Value: v, Sensitive: name == "authorization" || name == "cookie"})
+			fields = append(fields, hpack.HeaderField{Name: name, Value: v, Sensitive: never})
 		}
 	}
 	if bodyLen > 0 || bodyLen == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
 		fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(bodyLen, 10)})
 	}
 	return fields, bodyLen, nil
+}
+
+// neverIndexed says which request fields are sent as literals never
+// indexed: credentials (authorization, cookie), so that their values
+// never enter a compression table shared with other requests, and the
+// fields whose value is new in every request (the request id and the
+// trace context the proxy sets), which a table would only churn on: each
+// would be added, evicting an entry another request could have used, at
+// both ends of the connection and at every hop after, as an intermediary
+// keeps a never-indexed field never indexed.
+func neverIndexed(name string) bool {
+	switch name {
+	case "authorization", "cookie",
+		"x-request-id", "traceparent", "b3", "x-b3-traceid", "x-b3-spanid",
+		"x-b3-parentspanid", "x-amzn-trace-id":
+		return true
+	}
+	return false
 }
 
 // trailerFields are a request's trailers as a header block; nil when
