@@ -40,6 +40,12 @@
 // connection served by ServeConn does: the connections an application
 // keeps busy save both (TestAttachedWaitServesOnItsWorker), for a
 // worker's stack each while they wait (TestAttachedWaitsAreBounded).
+// A detached wait on a connection that can be parked (the proxy's
+// listener connections in plaintext, internal/proxy/idlewait) holds no
+// goroutine at all: the connection is parked until its next bytes, its
+// idle deadline, its Close or a new read deadline, and the goroutine
+// starts then (TestParkedConnectionsHoldNoGoroutine,
+// TestParkedConnectionIdleTimeout, TestShutdownEndsParkedConnections).
 //
 // Differences from net/http's server:
 //   - A client that hangs up while its request is being handled is

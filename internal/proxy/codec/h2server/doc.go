@@ -43,7 +43,7 @@
 // its read buffer (16 KiB) back and waits for more on a fresh goroutine,
 // whose stack is the runtime's smallest, reading into a small array; the
 // read framer is renewed then if it read a large payload. So an idle
-// connection costs its HPACK tables, its state and a 2 KiB stack
+// connection costs its HPACK decoder's table, its state and a 2 KiB stack
 // (TestIdleConnectionMemory). The price: a goroutine started, and one
 // more small read, each time such a connection waits for the client; a
 // connection with several streams in flight reads as before. Up to 64
@@ -51,5 +51,12 @@
 // that read their last frames, as a connection served by ServeConn does
 // (its buffer given back all the same): the connections an application
 // keeps busy save the goroutine, and the stack grown again, per request
-// (TestAttachedReaderWaits).
+// (TestAttachedReaderWaits). A detached wait on a connection that can be
+// parked (the proxy's listener connections in h2c, internal/proxy/idlewait)
+// holds no goroutine at all: the connection is parked until the client
+// sends, and the goroutine starts then (TestParkedConnectionsHoldNoGoroutine,
+// TestParkedConnectionMemory; h2spec runs against parked connections
+// too). Responses are encoded with no HPACK dynamic table
+// (h2frame.NewLiteralHeaderWriter), so an idle connection keeps the
+// decoder's table only.
 package h2server

@@ -12,7 +12,8 @@ const DefaultWaits = 64
 // request, the goroutine a detached wait starts and the stack it grows
 // again (and, for HTTP/1.1, the hand-off to a worker). The connections an
 // application keeps busy are few; thousands of idle ones beyond the bound
-// wait detached.
+// wait detached (parked, with no goroutine, where the connection allows:
+// internal/proxy/idlewait).
 type Waits struct {
 	// Max is how many may wait at once: DefaultWaits when 0, none when
 	// negative.
