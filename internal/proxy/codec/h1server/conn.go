@@ -196,13 +196,20 @@ type bufs struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	head []byte // the head recorder's buffer
+	// hdr is the response's header map, kept empty between requests:
+	// a map keeps what it grew to after it is cleared.
+	hdr http.Header
 }
+
+// maxPooledHeader is the most response header fields whose map goes
+// back to bufPool with the buffers.
+const maxPooledHeader = 32
 
 // bufPool holds the buffers of connections that are waiting for a
 // request, so that thousands of idle keep-alive connections cost their
 // goroutine and socket, not 8 KiB of buffers each.
 var bufPool = sync.Pool{New: func() any {
-	return &bufs{br: bufio.NewReaderSize(nil, bufferSize), bw: bufio.NewWriterSize(nil, bufferSize)}
+	return &bufs{br: bufio.NewReaderSize(nil, bufferSize), bw: bufio.NewWriterSize(nil, bufferSize), hdr: make(http.Header)}
 }}
 
 // acquireBuffers takes buffers from bufPool, unless c holds some.
@@ -212,7 +219,7 @@ func (c *conn) acquireBuffers() {
 	}
 	b := bufPool.Get().(*bufs)
 	c.bufs = b
-	c.br, c.bw, c.rec.buf = b.br, b.bw, b.head[:0]
+	c.br, c.bw, c.rec.buf, c.w.hdr = b.br, b.bw, b.head[:0], b.hdr
 	c.br.Reset(&c.rec)
 	c.bw.Reset(c.rwc)
 }
@@ -231,7 +238,12 @@ func (c *conn) releaseBuffers() {
 	if cap(b.head) > bufferSize {
 		b.head = nil // a large head: do not keep its buffer
 	}
-	c.bufs, c.br, c.bw, c.rec.buf = nil, nil, nil, nil
+	if len(b.hdr) > maxPooledHeader {
+		b.hdr = make(http.Header) // nor a large map
+	} else {
+		clear(b.hdr)
+	}
+	c.bufs, c.br, c.bw, c.rec.buf, c.w.hdr = nil, nil, nil, nil, nil
 	bufPool.Put(b)
 }
 
@@ -262,7 +274,6 @@ func (c *conn) pending() bool {
 // does not need: its buffers, and its last request and header fields.
 func (c *conn) dropIdle() {
 	c.w.req = nil
-	clear(c.w.hdr)
 	c.releaseBuffers()
 }
 

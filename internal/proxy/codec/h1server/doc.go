@@ -24,7 +24,8 @@
 // Transfer-Encoding, 417 for an unknown expectation.
 //
 // A connection holds its read and write buffers (4 KiB each, from a
-// pool) only while it reads or answers a request. Waiting for the next
+// pool) and its response header map only while it reads or answers a
+// request. Waiting for the next
 // request it reads the first byte into the connection itself, with the
 // buffers back in the pool, so an idle keep-alive connection costs its
 // goroutine's stack and its socket (TestIdleConnectionHoldsNoBuffers), as

@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -107,4 +108,29 @@ func TestCloseEndsParkedConnections(t *testing.T) {
 	waitUntil(t, "parked connections", func() bool { return idlewait.Parked() >= 3 })
 	s.Close()
 	waitUntil(t, "every connection's end", func() bool { return ended.Load() == 3 })
+}
+
+// A parked connection holds no buffer, no last request and no response
+// header map: the map, grown by the last response's fields, went back to
+// the pool with the buffers.
+func TestParkedConnectionHoldsNoBuffers(t *testing.T) {
+	var ended atomic.Int64
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 12 {
+			w.Header().Set(fmt.Sprintf("X-Field-%d", i), "v")
+		}
+		io.WriteString(w, "ok")
+	}), attached: workers.Waits{Max: -1}}
+	addr := serveParked(t, s, &ended)
+	parked0 := idlewait.Parked()
+	const n = 10
+	openIdle(t, addr, n)
+	waitUntil(t, "every connection parked", func() bool { return idlewait.Parked()-parked0 >= n })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.bufs != nil || c.w.hdr != nil || c.w.req != nil {
+			t.Errorf("a parked connection holds buffers %v, header map %v, request %v", c.bufs != nil, c.w.hdr != nil, c.w.req != nil)
+		}
+	}
 }

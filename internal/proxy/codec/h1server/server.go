@@ -170,7 +170,6 @@ func (s *Server) newConn(rwc net.Conn, done func()) *conn {
 	c.lr.R = &c.first
 	c.rec.r = &c.lr
 	c.w.c = c
-	c.w.hdr = make(http.Header)
 	return c
 }
 
