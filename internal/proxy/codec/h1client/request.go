@@ -34,6 +34,11 @@ type conn struct {
 
 	lineBuf []byte // a response line longer than br's buffer
 	wbuf    []byte // request body copy buffer
+	// bufs holds br, bw and wbuf when they come from bufPool (a
+	// connection with the default buffer sizes): given back while the
+	// connection is idle in the pool, taken again when it is reused.
+	bufs   *connBufs
+	pooled bool
 
 	// The request body goroutine of the current exchange: werr and
 	// wbodyErr are set before wdone is closed.

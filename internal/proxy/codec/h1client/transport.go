@@ -228,6 +228,7 @@ func (p *hostPool) get(ctx context.Context, fresh, probe bool) (*conn, error) {
 					continue
 				}
 				p.mu.Unlock()
+				c.takeBuffers()
 				if probe && !c.alive() {
 					c.close()
 					p.mu.Lock()
@@ -302,19 +303,66 @@ func (p *hostPool) dial(ctx context.Context) (*conn, error) {
 		}
 		return nil, err
 	}
-	c := &conn{
-		p:  p,
-		nc: nc,
-		br: bufio.NewReaderSize(nc, orDefault(t.ReadBufferSize, DefaultBufferSize)),
-		bw: bufio.NewWriterSize(nc, orDefault(t.WriteBufferSize, DefaultBufferSize)),
+	c := &conn{p: p, nc: nc}
+	rs, ws := orDefault(t.ReadBufferSize, DefaultBufferSize), orDefault(t.WriteBufferSize, DefaultBufferSize)
+	if rs == DefaultBufferSize && ws == DefaultBufferSize {
+		c.pooled = true
+		c.takeBuffers()
+	} else {
+		c.br, c.bw = bufio.NewReaderSize(nc, rs), bufio.NewWriterSize(nc, ws)
 	}
 	c.abort = c.abortExchange
 	c.clear = c.clearAbort
 	return c, nil
 }
 
+// connBufs are an upstream connection's buffers of the default size:
+// 16 KiB to read, 16 KiB to write and, once a request body was copied,
+// 16 KiB to copy it through.
+type connBufs struct {
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	wbuf []byte
+}
+
+// bufPool holds the buffers of idle connections, so that the idle pool's
+// connections (up to MaxIdleConnsPerHost per address) hold their
+// sockets, not 32 KiB of buffers or more each; HAProxy and Envoy hold
+// none for an idle connection either.
+var bufPool = sync.Pool{New: func() any {
+	return &connBufs{br: bufio.NewReaderSize(nil, DefaultBufferSize), bw: bufio.NewWriterSize(nil, DefaultBufferSize)}
+}}
+
+// takeBuffers gives a pooled-size connection its buffers, unless it
+// holds them.
+func (c *conn) takeBuffers() {
+	if !c.pooled || c.bufs != nil {
+		return
+	}
+	b := bufPool.Get().(*connBufs)
+	b.br.Reset(c.nc)
+	b.bw.Reset(c.nc)
+	c.bufs, c.br, c.bw, c.wbuf = b, b.br, b.bw, b.wbuf
+}
+
+// releaseBuffers gives a connection's pooled buffers back as it goes
+// idle; one holding bytes (unsolicited ones from the upstream, which
+// alive will find) keeps them.
+func (c *conn) releaseBuffers() {
+	b := c.bufs
+	if b == nil || c.br.Buffered() > 0 || c.bw.Buffered() > 0 {
+		return
+	}
+	b.br.Reset(nil)
+	b.bw.Reset(nil)
+	b.wbuf = c.wbuf
+	c.bufs, c.br, c.bw, c.wbuf = nil, nil, nil, nil
+	bufPool.Put(b)
+}
+
 // put returns c to the idle pool, or closes it when the pool is full.
 func (p *hostPool) put(c *conn) {
+	c.releaseBuffers()
 	p.mu.Lock()
 	if len(p.idle) >= p.t.maxIdle() {
 		p.freeLocked()
@@ -428,7 +476,7 @@ func isConnGone(err error) bool {
 // alive reports whether an idle connection can carry a request: the
 // upstream has neither closed it nor sent anything unsolicited.
 func (c *conn) alive() bool {
-	if c.br.Buffered() > 0 {
+	if c.br != nil && c.br.Buffered() > 0 {
 		return false
 	}
 	st := sockpeek.Look(c.nc)
