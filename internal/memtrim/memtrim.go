@@ -9,8 +9,8 @@
 // RSS is what the node pays for. The Trimmer watches the bytes the
 // process allocates (runtime/metrics, a few atomic reads): when a whole
 // interval allocated less than Quiet bytes and at least Worth bytes were
-// allocated since the last trim, it collects and returns free memory
-// (debug.FreeOSMemory) once. A busy process never trims (it allocates
+// allocated since the last trim, it collects (twice, to free what
+// sync.Pools held) and returns free memory (debug.FreeOSMemory) once. A busy process never trims (it allocates
 // more than Quiet per interval), and an idle one trims once per idle
 // stretch, so the cost is one collection per burst.
 //
@@ -32,6 +32,7 @@ package memtrim
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -65,7 +66,7 @@ type Trimmer struct {
 	started     bool
 	ballast     []byte // held while busy
 	busyTicks   int    // consecutive busy intervals
-	freeOS      func() // debug.FreeOSMemory; replaced in tests
+	freeOS      func() // freeMemory; replaced in tests
 	allocatedFn func() uint64
 }
 
@@ -129,7 +130,7 @@ func (t *Trimmer) Tick() bool {
 	if t.freeOS != nil {
 		t.freeOS()
 	} else {
-		debug.FreeOSMemory()
+		freeMemory()
 	}
 	// What the collection itself allocated does not count as work.
 	t.trimmed = t.allocated()
@@ -157,4 +158,14 @@ func (t *Trimmer) Run(ctx context.Context) {
 			t.Tick()
 		}
 	}
+}
+
+// freeMemory collects twice and returns free memory to the system. The
+// first collection moves what sync.Pools hold (buffers of connections
+// and requests since gone) to their victim caches, the second frees it;
+// a single one would keep it until the next, which an idle process may
+// not run for minutes.
+func freeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }

@@ -7,6 +7,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,4 +219,18 @@ func TestBallastIsNotResident(t *testing.T) {
 		t.Errorf("resident anonymous memory grew by %d bytes with a %d-byte ballast", grew, size)
 	}
 	runtime.KeepAlive(tr)
+}
+
+// The trim frees what sync.Pools hold: a pooled object does not survive
+// it (one collection alone would keep it in the pool's victim cache).
+func TestFreeMemoryEmptiesPools(t *testing.T) {
+	var made atomic.Int32
+	pool := sync.Pool{New: func() any { made.Add(1); return new([4096]byte) }}
+	pool.Put(pool.Get())
+	before := made.Load()
+	freeMemory()
+	pool.Get()
+	if made.Load() == before {
+		t.Error("a pooled object survived the trim")
+	}
 }
