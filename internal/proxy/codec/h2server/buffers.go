@@ -111,14 +111,21 @@ func (cr *connReader) release() {
 
 // batch is what the writer encodes frames into: a buffer and a framer
 // writing into it, held while frames are written and given back when the
-// connection has no stream open and nothing queued.
+// connection has no stream open and nothing queued. Its header writer
+// goes with it: responses are encoded with no dynamic table
+// (h2frame.NewLiteralHeaderWriter), so a header writer holds nothing of
+// a connection's once it has written a block, and any connection's
+// writer may use it. A header writer new to the connection starts its
+// first block with a table size update to zero, which any block may
+// start with.
 type batch struct {
 	buf bytes.Buffer
 	fr  *http2.Framer
+	hw  *h2frame.HeaderWriter
 }
 
 var batchPool = sync.Pool{New: func() any {
-	b := &batch{}
+	b := &batch{hw: h2frame.NewLiteralHeaderWriter()}
 	b.fr = http2.NewFramer(&b.buf, nil)
 	return b
 }}

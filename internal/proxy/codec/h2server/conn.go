@@ -127,11 +127,17 @@ type conn struct {
 	// blocked are streams with data that wait for the connection's send
 	// window.
 	blocked []*stream
-	wake    chan struct{}
+	// parked: the reader is parked (idlewait), no goroutine reads. The
+	// stream map and the queues let their storage go as they empty
+	// (shedLocked).
+	parked bool
+	wake   chan struct{}
 
-	// Owned by the writer. wb is held while frames are written.
+	// Owned by the writer. wb is held while frames are written, with
+	// its header writer (responses are encoded without a dynamic table,
+	// so an idle connection holds no encoder: HAProxy's keeps none
+	// either).
 	wb      *batch
-	hw      *h2frame.HeaderWriter
 	wdone   chan struct{}
 	lastW   time.Time
 	idle    *time.Timer
@@ -162,7 +168,6 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 	c := &conn{
 		s: s, rwc: rwc, ctx: ctx, st: s.stats(),
 		remote:         rwc.RemoteAddr().String(),
-		streams:        make(map[uint32]*stream),
 		peerMaxFrame:   frameSize,
 		peerInitWindow: initialWindow,
 		sendWindow:     initialWindow,
@@ -178,9 +183,6 @@ func newConn(s *Server, rwc net.Conn, ctx context.Context) *conn {
 	c.br.rwc = rwc
 	c.hr.Init(hpack.NewDecoder(headerTable, nil), s.maxHeaderList())
 	c.newReadFramer()
-	// Responses are encoded without a dynamic table, so an idle
-	// connection holds none (HAProxy's encoder keeps none either).
-	c.hw = h2frame.NewLiteralHeaderWriter()
 	c.acks.Init(&c.mu, c.wakeForAcks)
 	return c
 }
@@ -237,6 +239,12 @@ var errDetached = errors.New("h2server: reading goes on on a fresh goroutine")
 func (c *conn) readDetached() {
 	err := c.br.wait()
 	if err == nil {
+		if c.fr == nil {
+			c.mu.Lock()
+			c.parked = false
+			c.mu.Unlock()
+			c.newReadFramer()
+		}
 		if err = c.readLoop(); err == errDetached {
 			return
 		}
@@ -334,11 +342,19 @@ func (c *conn) readLoop() (err error) {
 			// Waiting with nothing of its own but its buffers' state:
 			// the read buffer and the header reader's field slice go
 			// back before it waits. Parked, it holds no goroutine
-			// either (idlewait); else it waits on a fresh one. No
-			// read deadline: the idle timer sends GOAWAY, and the read
-			// deadline that follows wakes it.
+			// either (idlewait), nor its read framer, made again when
+			// the client sends, nor its empty queues; else it waits on
+			// a fresh goroutine. No read deadline: the idle timer sends
+			// GOAWAY, and the read deadline that follows wakes it.
 			c.hr.Release()
 			c.br.release()
+			if _, ok := c.rwc.(idlewait.Parker); ok {
+				c.fr = nil
+				c.mu.Lock()
+				c.parked = true
+				c.shedLocked()
+				c.mu.Unlock()
+			}
 			idlewait.ParkOrGo(c.rwc, time.Time{}, c.readDetached)
 			return errDetached
 		}
@@ -606,4 +622,27 @@ func (c *conn) finish(err error) {
 		c.drain()
 	}
 	_ = c.rwc.Close()
+}
+
+// shedLocked lets a parked connection's empty stream map and queues go:
+// each keeps the storage it grew to while it is empty. They are made
+// again as they are needed (a nil map or slice reads as empty). It runs
+// as the reader parks, and as the stream map (removeLocked) and the
+// write queues (the writer going quiet) empty while it is parked.
+func (c *conn) shedLocked() {
+	if len(c.streams) == 0 {
+		c.streams = nil
+	}
+	if len(c.ctrl) == 0 {
+		c.ctrl = nil
+	}
+	if len(c.ready) == 0 {
+		c.ready = nil
+	}
+	if len(c.blocked) == 0 {
+		c.blocked = nil
+	}
+	if len(c.starts) == 0 {
+		c.starts = nil
+	}
 }

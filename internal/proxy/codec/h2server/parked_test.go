@@ -156,7 +156,8 @@ func TestShutdownAndCloseEndParkedConnections(t *testing.T) {
 }
 
 // A parked connection has given its read buffer back to the pool, as
-// one waiting on a goroutine gives it back before it waits.
+// one waiting on a goroutine gives it back before it waits, and holds no
+// read framer and no storage for its empty stream map and control queue.
 func TestParkedConnectionHoldsNoReadBuffer(t *testing.T) {
 	var ended atomic.Int64
 	s := &Server{Handler: echoHandler}
@@ -178,6 +179,11 @@ func TestParkedConnectionHoldsNoReadBuffer(t *testing.T) {
 		if c.br.buf != nil {
 			held++
 		}
+		c.mu.Lock()
+		if c.fr != nil || c.streams != nil || c.ctrl != nil {
+			t.Errorf("a parked connection holds its read framer %v, stream map %v, control queue %v", c.fr != nil, c.streams != nil, c.ctrl != nil)
+		}
+		c.mu.Unlock()
 	}
 	if held > 0 {
 		t.Errorf("%d of %d parked connections hold a read buffer", held, len(s.conns))

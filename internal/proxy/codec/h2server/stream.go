@@ -96,6 +96,9 @@ func (c *conn) newStream(id uint32, bodyFollows bool) *stream {
 	}
 	s.inCond.L = &c.mu
 	s.outCond.L = &c.mu
+	if c.streams == nil {
+		c.streams = make(map[uint32]*stream)
+	}
 	c.streams[id] = s
 	c.st.StreamsActive.Inc()
 	c.armIdleLocked()
@@ -121,6 +124,9 @@ func (s *stream) removeLocked() {
 		return
 	}
 	delete(c.streams, s.id)
+	if c.parked && len(c.streams) == 0 {
+		c.streams = nil
+	}
 	c.st.StreamsActive.Dec()
 	if c.goAway && len(c.streams) == 0 && c.running == 0 {
 		c.cleanup = true

@@ -63,6 +63,9 @@ func (c *conn) writeLoop() {
 				batchPool.Put(wb)
 				c.mu.Lock()
 				if c.quietLocked() {
+					if c.parked {
+						c.shedLocked()
+					}
 					c.writing = false
 					select {
 					case <-c.wake: // a signal for what was written
@@ -115,6 +118,9 @@ func (c *conn) writeInline() {
 	select {
 	case <-c.wake: // a signal for what was written
 	default:
+	}
+	if c.parked {
+		c.shedLocked()
 	}
 	c.mu.Unlock()
 }
@@ -232,7 +238,7 @@ func (c *conn) writeCtrl(f ctrlFrame) {
 // within the windows, then trailers or END_STREAM.
 func (c *conn) writeStream(s *stream) {
 	for _, h := range s.heads {
-		c.hw.Write(c.wb.fr, s.id, h.fields, h.end, c.peerMaxFrame)
+		c.wb.hw.Write(c.wb.fr, s.id, h.fields, h.end, c.peerMaxFrame)
 		if h.end {
 			s.heads = s.heads[:0]
 			s.sentEndLocked()
@@ -261,7 +267,7 @@ func (c *conn) writeStream(s *stream) {
 	}
 	if s.endPending && s.out.Len() == 0 {
 		if len(s.trailers) > 0 {
-			c.hw.Write(c.wb.fr, s.id, s.trailers, true, c.peerMaxFrame)
+			c.wb.hw.Write(c.wb.fr, s.id, s.trailers, true, c.peerMaxFrame)
 		} else {
 			_ = c.wb.fr.WriteData(s.id, true, nil)
 		}
