@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,4 +143,81 @@ func TestHTTP2IdleConnectionsParked(t *testing.T) {
 		}
 	}
 	waitStat(t, p, "http.egress.downstream_cx_active", 0)
+}
+
+// The proxy's shutdown ends parked idle connections, HTTP/1.1 and HTTP/2
+// alike, as promptly as ones waiting on goroutines: Run returns well
+// within the drain timeout and every client reads the end.
+func TestShutdownEndsParkedConnections(t *testing.T) {
+	up := startUpstream(t, "app", nil)
+	p, err := New(Config{AdminAddr: "127.0.0.1:0", EgressAddr: "127.0.0.1:0", DrainTimeout: 30 * time.Second, Log: quietLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- p.Run(ctx) }()
+	mustApply(t, p, outbound(xCluster("cds_app", up.Addr())).snap(t))
+	addr := addrOf(t, p, egressName, 0)
+	parked0 := idlewait.Parked()
+	const n = workers.DefaultWaits + 20
+	var h1 []net.Conn
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: greeting.demo.local\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("HTTP/1.1 request: %v %v", resp, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		h1 = append(h1, c)
+	}
+	var h2 []*h2Raw
+	for range n {
+		h := dialH2(t, addr)
+		if err := h.request(1, "GET", "greeting.demo.local", true); err != nil {
+			t.Fatal(err)
+		}
+		if status, err := h.response(1); err != nil || status != "200" {
+			t.Fatalf("HTTP/2 request: %q %v", status, err)
+		}
+		h2 = append(h2, h)
+	}
+	waitFor(t, "parked connections", func() bool { return idlewait.Parked()-parked0 >= 2*(n-workers.DefaultWaits) })
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-runDone:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return: parked connections kept the drain waiting")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("shutdown took %v with parked connections", d)
+	}
+	for i, c := range h1 {
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("HTTP/1.1 connection %d still open after shutdown", i)
+		}
+	}
+	for i, h := range h2 {
+		for {
+			if _, err := h.fr.ReadFrame(); err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("HTTP/2 connection %d after shutdown: %v, want its end", i, err)
+				}
+				break
+			}
+		}
+	}
 }
