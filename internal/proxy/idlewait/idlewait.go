@@ -142,6 +142,10 @@ type Parker interface {
 	WaitReadable(deadline time.Time, fn func()) bool
 }
 
+// Supported reports whether connections can be parked here (Linux, with
+// its epoll set made).
+func Supported() bool { return supported() }
+
 // ParkOrGo parks nc when it is a Parker that can park, and otherwise
 // runs fn on a goroutine of its own at once.
 func ParkOrGo(nc net.Conn, deadline time.Time, fn func()) {

@@ -22,6 +22,9 @@ import (
 // (attached.Max -1), so every wait parks.
 func serveParked(t *testing.T, s *Server, ended *atomic.Int64) string {
 	t.Helper()
+	if !idlewait.Supported() {
+		t.Skip("connections are not parked on this platform")
+	}
 	s.attached = workers.Waits{Max: -1}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -198,6 +201,9 @@ func TestParkedConnectionMemory(t *testing.T) {
 	}
 	if raceEnabled {
 		t.Skip("the race detector changes the sizes measured")
+	}
+	if !idlewait.Supported() {
+		t.Skip("connections are not parked on this platform")
 	}
 	heap, stack := idleConnBytes(t, 300, -1, true)
 	t.Logf("per parked HTTP/2 connection: %.0f bytes of heap, %.0f of goroutine stacks (client side included)", heap, stack)
