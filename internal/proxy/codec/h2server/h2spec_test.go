@@ -44,6 +44,13 @@ func h2specPath(t *testing.T) string {
 // serve serves the codec on a loopback listener until the test ends.
 func serve(t *testing.T, s *Server) string {
 	t.Helper()
+	return serveWrapped(t, s, func(c net.Conn) net.Conn { return c }, nil)
+}
+
+// serveWrapped is serve with each accepted connection wrapped by wrap,
+// and done called as each ends.
+func serveWrapped(t *testing.T, s *Server, wrap func(net.Conn) net.Conn, done func()) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +62,7 @@ func serve(t *testing.T, s *Server) string {
 				return
 			}
 			// As the proxy serves a connection.
-			go func() { _ = s.ServeConnDetached(c, nil) }()
+			go func() { _ = s.ServeConnDetached(wrap(c), done) }()
 		}
 	}()
 	t.Cleanup(func() {

@@ -1,13 +1,13 @@
 package h2server
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/meshlens/meshlens/internal/proxy/codec/workers"
 	"github.com/meshlens/meshlens/internal/proxy/idlewait"
@@ -121,11 +121,7 @@ func TestAttachedReaderWaits(t *testing.T) {
 	}
 	attached := func(want int32) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); s.attached.Taken() != want; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d attached waits, want %d", s.attached.Taken(), want)
-			}
-		}
+		waitFor(t, fmt.Sprintf("%d attached waits", want), func() bool { return s.attached.Taken() == want })
 	}
 	for round := range 3 {
 		id := uint32(2*round + 1)

@@ -26,26 +26,10 @@ func serveParked(t *testing.T, s *Server, ended *atomic.Int64) string {
 		t.Skip("connections are not parked on this platform")
 	}
 	s.attached = workers.Waits{Max: -1}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = s.ServeConnDetached(&idlewait.Conn{Conn: c}, func() { ended.Add(1) }) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		s.Close()
-	})
-	return ln.Addr().String()
+	return serveWrapped(t, s, func(c net.Conn) net.Conn { return &idlewait.Conn{Conn: c} }, func() { ended.Add(1) })
 }
 
+// waitFor polls cond for up to 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
