@@ -1,11 +1,14 @@
 package h1client
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // An idle pooled connection holds no buffers: they go back to bufPool as
@@ -48,5 +51,49 @@ func TestIdleConnectionHoldsNoBuffers(t *testing.T) {
 	}
 	if n := dials.Load(); n != 1 {
 		t.Fatalf("%d dials, want 1: the connection was not reused", n)
+	}
+}
+
+// An idle connection whose upstream sent bytes nobody asked for after it
+// went idle (its buffers back in the pool) is not reused for a request
+// with a body: the probe finds the bytes at the socket, and the request
+// goes on a fresh connection, answered in full.
+func TestUnsolicitedBytesOnIdleConnection(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(first bool) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				if first {
+					time.Sleep(20 * time.Millisecond)
+					_, _ = io.WriteString(c, "HTTP/1.1 500 Stray\r\nContent-Length: 0\r\n\r\n")
+				}
+				_, _ = br.ReadByte() // until the client closes
+			}(n == 0)
+		}
+	}()
+	tr, dials := testTransport()
+	url := "http://" + ln.Addr().String() + "/"
+	get(t, tr, url)
+	time.Sleep(100 * time.Millisecond)
+	resp, body := do(t, tr, "POST", url, strings.NewReader("data"))
+	if resp.StatusCode != 200 || body != "ok" || dials.Load() != 2 {
+		t.Fatalf("POST after unsolicited bytes on the idle connection: %d %q, %d dials", resp.StatusCode, body, dials.Load())
 	}
 }
