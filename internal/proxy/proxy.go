@@ -224,16 +224,22 @@ func (p *Proxy) Run(ctx context.Context) error {
 // in-flight requests and TCP sessions get up to Config.DrainTimeout (or
 // until ctx ends) to finish, then everything is closed, the admin server
 // last. It is safe to call more than once; later calls wait for the first.
+// It returns when ctx ends even if something the shutdown waits for has
+// not ended (a connection's goroutine), so that a process exits in the
+// time it was given; the error then says how many connections were
+// still open.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.shutOnce.Do(func() {
-		p.shutErr = p.shutdown(ctx, p.cfg.DrainTimeout)
-		close(p.done)
+		go func() {
+			p.shutErr = p.shutdown(ctx, p.cfg.DrainTimeout)
+			close(p.done)
+		}()
 	})
 	select {
 	case <-p.done:
 		return p.shutErr
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("shutdown unfinished with %d downstream connections open: %w", p.openConns.Load(), ctx.Err())
 	}
 }
 

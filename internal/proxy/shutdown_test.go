@@ -198,3 +198,29 @@ func stuckUpstream(t *testing.T) (up *upstreamServer, entered, cancelled chan st
 	})
 	return up, entered, cancelled
 }
+
+// TestShutdownIsBoundedByItsContext: a connection whose goroutine never
+// ends (what a bug would leave) does not keep Shutdown from returning
+// when its context ends, so a sidecar told to stop exits in the time it
+// was given; the error says so. A later Shutdown returns the same way.
+func TestShutdownIsBoundedByItsContext(t *testing.T) {
+	t.Parallel()
+	p, err := New(Config{AdminAddr: "127.0.0.1:0", EgressAddr: "127.0.0.1:0", DrainTimeout: 100 * time.Millisecond, Log: quietLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.conns.Add(1) // a connection goroutine that never calls Done
+	t.Cleanup(p.conns.Done)
+	for i := range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		start := time.Now()
+		err := p.Shutdown(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "shutdown unfinished") {
+			t.Errorf("Shutdown %d with a connection that never ends: %v, want the unfinished shutdown's error", i, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Shutdown %d returned after %v, past its 500ms context", i, d)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,6 +23,11 @@ import (
 // started: it serves, the supervisor owns the rules.
 const envCaptureChild = "MESHLENS_CAPTURE_CHILD"
 
+// envCaptureLifeline names the descriptor of the child's end of a pipe
+// that only the supervisor writes to and never does: it reads end of
+// file when the supervisor has exited, however it ended.
+const envCaptureLifeline = "MESHLENS_CAPTURE_LIFELINE_FD"
+
 // captureSupervisor reports whether this process is the one that installs
 // the rules and runs the proxy under the ignored UID: --capture, not yet
 // the child.
@@ -34,8 +40,11 @@ func (cfg *Config) captureSupervisor() bool {
 // and GID (the proxy's own traffic must not be captured, and a root
 // process would be), forwards SIGTERM, SIGINT and SIGUSR1 to it, and
 // when it exits removes the rules, so that a task's network is left as
-// it was. If the supervisor itself is killed, its child gets SIGTERM
-// and the rules stay until the next install replaces them.
+// it was. If the supervisor itself is killed, its child stops as on
+// SIGTERM (told twice: by the kernel's parent-death signal, and by the
+// end of file on a pipe from the supervisor, which the kernel closes
+// whatever ends the supervisor) and the rules stay until the next
+// install replaces them.
 func supervise(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var id nodeid.ID
 	var err error
@@ -88,8 +97,14 @@ func supervise(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// this goroutine on its thread for the child's whole life.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	lifeline, keep, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("--capture: a pipe to the proxy: %w", err)
+	}
+	defer keep.Close()
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), envCaptureChild+"=1")
+	cmd.Env = append(os.Environ(), envCaptureChild+"=1", envCaptureLifeline+"=3")
+	cmd.ExtraFiles = []*os.File{lifeline} // descriptor 3
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, cfg.Stdout, cfg.Stderr
 	uid, gid := uint32(0), uint32(0)
 	if cc.IgnoreUID >= 0 {
@@ -105,7 +120,9 @@ func supervise(ctx context.Context, cfg Config, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	lifeline.Close()
+	if err != nil {
 		return fmt.Errorf("--capture: start the proxy as uid %d gid %d: %w", uid, gid, err)
 	}
 	log.Info("proxy started under capture", "pid", cmd.Process.Pid, "uid", uid, "gid", gid)
@@ -181,5 +198,34 @@ func captureListeners(cfg *Config, cc capture.Config) error {
 	if len(cc.AppPorts) > 0 && cfg.registerPort == 0 {
 		cfg.registerPort = int(cc.AppPorts[0])
 	}
+	return nil
+}
+
+// watchSupervisor calls stop when the --capture supervisor that started
+// this process has exited (its lifeline pipe reads end of file): a
+// supervisor killed outright cannot forward SIGTERM, and the kernel's
+// parent-death signal alone was seen not to arrive. Without the
+// variable (started otherwise) it does nothing.
+func watchSupervisor(getenv func(string) string, log *slog.Logger, stop func()) error {
+	v := getenv(envCaptureLifeline)
+	if v == "" {
+		return nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return configf("%s=%q: want a descriptor number of 3 or more", envCaptureLifeline, v)
+	}
+	// Non-blocking, so that the read waits in the runtime's poller, not
+	// on a thread of its own.
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		return fmt.Errorf("%s=%d: %w", envCaptureLifeline, fd, err)
+	}
+	f := os.NewFile(uintptr(fd), "capture-lifeline")
+	go func() {
+		defer f.Close()
+		_, _ = io.Copy(io.Discard, f)
+		log.Warn("the capture supervisor is gone: stopping as on SIGTERM")
+		stop()
+	}()
 	return nil
 }

@@ -48,6 +48,12 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := captureListeners(&cfg, cc); err != nil {
 			return err
 		}
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		defer stop()
+		if err := watchSupervisor(cfg.Getenv, log, stop); err != nil {
+			return err
+		}
 	}
 	dnsCfg, err := dnsConfig(cfg)
 	if err != nil {
@@ -260,13 +266,25 @@ func Run(ctx context.Context, cfg Config) error {
 	if reg != nil {
 		reg.deregister()
 	}
+	// The process exits in bounded time whatever is stuck: Shutdown
+	// returns when shutCtx ends, and what runs beside the proxy gets a
+	// few more seconds to stop.
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), cfg.DrainTimeout+5*time.Second)
 	defer shutCancel()
-	if err := p.Shutdown(shutCtx); err != nil && runErr == nil {
-		runErr = err
+	if err := p.Shutdown(shutCtx); err != nil {
+		log.Error("shutdown did not finish: exiting", "err", err)
+		if runErr == nil {
+			runErr = err
+		}
 	}
 	cancel()
-	wg.Wait()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		log.Error("exiting with background work unfinished (xDS client, registration, stats, DNS) 5s after the shutdown")
+	}
 	return runErr
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,7 +88,14 @@ type capturedProxy struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
+	// waitErr is cmd.Wait's error, set before done closes.
+	waitErr error
 }
+
+// proxyWaitDelay bounds how long cmd.Wait waits, after the supervisor
+// exits, for the proxy it started (which shares its output) to exit
+// too: a proxy that outlives it fails the test instead of hanging it.
+const proxyWaitDelay = 25 * time.Second
 
 // startCapturedProxy starts `meshlens proxy --capture` as root.
 func startCapturedProxy(t *testing.T, ns *netns, node string, env []string, flags ...string) *capturedProxy {
@@ -110,8 +118,9 @@ func startProxyInNetns(t *testing.T, ns *netns, node string, uid int, env []stri
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	p.cmd.WaitDelay = proxyWaitDelay
 	ns.start(t, p.cmd)
-	go func() { p.cmd.Wait(); close(p.done) }()
+	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.stop(t, syscall.SIGTERM) })
 	eventually(t, 30*time.Second, node+" LIVE under capture", func() error {
 		select {
@@ -144,10 +153,34 @@ func (p *capturedProxy) stop(t *testing.T, sig syscall.Signal) {
 	select {
 	case <-p.done:
 	case <-time.After(20 * time.Second):
+		// The proxy the supervisor runs, if it is still there, prints
+		// where it is stuck (the Go runtime's answer to SIGQUIT) into
+		// the log before it is killed.
+		child := p.childPID()
+		if child > 0 {
+			_ = syscall.Kill(child, syscall.SIGQUIT)
+			time.Sleep(2 * time.Second)
+			_ = syscall.Kill(child, syscall.SIGKILL)
+		}
 		p.cmd.Process.Kill()
 		<-p.done
-		t.Errorf("captured proxy did not stop within 20s of %s\n%s", sig, p.logs.String())
+		t.Errorf("captured proxy (supervisor %d, proxy %d) did not stop within 20s of %s\n%s", p.cmd.Process.Pid, child, sig, p.logs.String())
+		return
 	}
+	if errors.Is(p.waitErr, exec.ErrWaitDelay) {
+		t.Errorf("the proxy the supervisor started outlived it by %v after %s\n%s", proxyWaitDelay, sig, p.logs.String())
+	}
+}
+
+// childPID is the pid of the proxy a --capture supervisor started, as
+// the supervisor logged it; 0 if it did not.
+func (p *capturedProxy) childPID() int {
+	m := regexp.MustCompile(`msg="proxy started under capture" pid=(\d+)`).FindStringSubmatch(p.logs.String())
+	if m == nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(m[1])
+	return pid
 }
 
 // stats is the proxy's /stats.

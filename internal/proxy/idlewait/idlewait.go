@@ -27,10 +27,16 @@ import (
 )
 
 // Slot is what one connection needs to be parked: nothing until its
-// first Park. Park is called by the connection's reader only; Wake by
-// anyone.
+// first Park but the connection's read deadline. Park is called by the
+// connection's reader only; Wake and SetReadDeadline by anyone.
 type Slot struct {
 	p atomic.Pointer[parked]
+	// rdl is the connection's read deadline (Unix nanoseconds, 0 for
+	// none) as its owner last set it, and rdlSet counts the settings: a
+	// parked wait ends by that deadline, as a blocked read would, even
+	// when it was set while the reader was on its way to Park.
+	rdl    atomic.Int64
+	rdlSet atomic.Uint64
 }
 
 // parked is a connection's registration with the process's poller.
@@ -58,7 +64,12 @@ type parked struct {
 // be parked: the caller then runs fn itself. nc must be the socket
 // itself (a *net.TCPConn or *net.UnixConn), with nothing buffered above
 // it that fn would read.
+//
+// The wait also ends by the connection's read deadline, as its owner
+// last told SetReadDeadline, whichever is earlier; a deadline set while
+// Park runs wakes the connection once it is parked.
 func (s *Slot) Park(nc net.Conn, deadline time.Time, fn func()) bool {
+	set := s.rdlSet.Load()
 	p := s.p.Load()
 	if p == nil {
 		sc, ok := nc.(syscall.Conn)
@@ -76,7 +87,34 @@ func (s *Slot) Park(nc net.Conn, deadline time.Time, fn func()) bool {
 	if !deadline.IsZero() {
 		d = deadline.UnixNano()
 	}
-	return park(p, d, fn)
+	if r := s.rdl.Load(); r != 0 && (d == 0 || r < d) {
+		d = r
+	}
+	key, ok := park(p, d, fn)
+	if !ok {
+		return false
+	}
+	if s.rdlSet.Load() != set {
+		// The deadline changed after it was read: its setter's Wake
+		// may have come before the connection was parked. Only this
+		// wait is ended: if an event started fn meanwhile, fn reads
+		// under the new deadline, or parks again after reading it.
+		wake(p, key)
+	}
+	return true
+}
+
+// SetReadDeadline records the connection's new read deadline (which the
+// caller has set on it) and wakes the connection if it is parked, as a
+// new deadline ends a blocked read: the function then reads under it.
+func (s *Slot) SetReadDeadline(t time.Time) {
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	s.rdl.Store(d)
+	s.rdlSet.Add(1)
+	s.Wake()
 }
 
 // Wake ends the connection's wait, if it is parked: its function starts
@@ -87,7 +125,7 @@ func (s *Slot) Wake() {
 	if p == nil || !p.waiting.Load() {
 		return
 	}
-	wake(p)
+	wake(p, 0)
 }
 
 // Conn is a connection whose reader may park it: Close and the deadline
@@ -114,14 +152,14 @@ func (c *Conn) Close() error {
 // then reads under it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	err := c.Conn.SetReadDeadline(t)
-	c.slot.Wake()
+	c.slot.SetReadDeadline(t)
 	return err
 }
 
 // SetDeadline is SetReadDeadline for both directions.
 func (c *Conn) SetDeadline(t time.Time) error {
 	err := c.Conn.SetDeadline(t)
-	c.slot.Wake()
+	c.slot.SetReadDeadline(t)
 	return err
 }
 

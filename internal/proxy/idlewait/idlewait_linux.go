@@ -55,8 +55,9 @@ func Parked() int {
 // park enters p with a new key, then arms its socket in the epoll set
 // with that key (one-shot: an event disarms it, the next park re-arms
 // it). The socket is touched inside RawConn.Control, which keeps its
-// descriptor from being closed, and so from being reused, meanwhile.
-func park(p *parked, deadline int64, fn func()) bool {
+// descriptor from being closed, and so from being reused, meanwhile. It
+// returns the key, and false when fn is the caller's to run.
+func park(p *parked, deadline int64, fn func()) (uint64, bool) {
 	pl.mu.Lock()
 	pl.next++
 	key := pl.next
@@ -88,7 +89,7 @@ func park(p *parked, deadline int64, fn func()) bool {
 	})
 	p.ctl.Unlock()
 	if err == nil && ctlErr == nil {
-		return true
+		return key, true
 	}
 	// Not armed (a closed connection, a full epoll set): take the wait
 	// back and let the caller read on a goroutine. If a wake took it
@@ -96,13 +97,17 @@ func park(p *parked, deadline int64, fn func()) bool {
 	pl.mu.Lock()
 	mine := pl.takeLocked(p, key) != nil
 	pl.mu.Unlock()
-	return !mine
+	return key, !mine
 }
 
-// wake starts p's function now, unless something else started it.
-func wake(p *parked) {
+// wake starts p's function now, unless something else started it: its
+// wait under key, or under any key when key is 0 (keys start at 1).
+func wake(p *parked, key uint64) {
 	pl.mu.Lock()
-	fn := pl.takeLocked(p, p.key)
+	if key == 0 {
+		key = p.key
+	}
+	fn := pl.takeLocked(p, key)
 	pl.mu.Unlock()
 	if fn != nil {
 		go fn()

@@ -264,3 +264,56 @@ func TestReparkFromTheWokenFunction(t *testing.T) {
 		t.Fatal("the rounds stopped")
 	}
 }
+
+// A read deadline set before Park, by the reader or anyone else, bounds
+// the parked wait as it bounds a blocked read: a past one ends it at
+// once, though Park was given none.
+func TestDeadlineSetBeforeParkBoundsTheWait(t *testing.T) {
+	_, server := pair(t)
+	server.SetReadDeadline(time.Now().Add(-time.Second))
+	r := await(t, parkRead(t, server, time.Time{}), "a past read deadline set before Park")
+	if !isTimeout(r.err) {
+		t.Fatalf("read after the wake: %v, want a timeout", r.err)
+	}
+	server.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	start := time.Now()
+	r = await(t, parkRead(t, server, time.Now().Add(time.Hour)), "a read deadline earlier than Park's")
+	if !isTimeout(r.err) || r.at.Sub(start) > 5*time.Second {
+		t.Fatalf("read after %v: %v, want a timeout after 300ms", r.at.Sub(start), r.err)
+	}
+}
+
+// A read deadline set from another goroutine while the reader parks (the
+// HTTP/2 writer's linger after GOAWAY, a drain) is never lost, whichever
+// comes first: every round's function runs.
+func TestDeadlineRacingParkIsNotLost(t *testing.T) {
+	_, server := pair(t)
+	for i := range 1000 {
+		server.SetReadDeadline(time.Time{})
+		start := make(chan struct{})
+		go func() {
+			<-start
+			if i%3 == 0 {
+				runtime.Gosched()
+			}
+			server.SetReadDeadline(time.Unix(1, 0))
+		}()
+		out := make(chan readResult, 1)
+		close(start)
+		if !server.WaitReadable(time.Time{}, func() {
+			var b [1]byte
+			_, err := server.Read(b[:])
+			out <- readResult{err: err}
+		}) {
+			t.Fatal("not parked")
+		}
+		select {
+		case r := <-out:
+			if !isTimeout(r.err) {
+				t.Fatalf("round %d: read %v, want a timeout", i, r.err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: a read deadline set while parking was lost: the connection is still parked", i)
+		}
+	}
+}

@@ -65,14 +65,14 @@ func (c *Conn) WaitReadable(deadline time.Time, fn func()) bool {
 // reads under it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	err := c.Conn.SetReadDeadline(t)
-	c.idle.Wake()
+	c.idle.SetReadDeadline(t)
 	return err
 }
 
 // SetDeadline sets both deadlines; a parked connection wakes.
 func (c *Conn) SetDeadline(t time.Time) error {
 	err := c.Conn.SetDeadline(t)
-	c.idle.Wake()
+	c.idle.SetReadDeadline(t)
 	return err
 }
 
