@@ -90,6 +90,10 @@ func TestHTTP1IdleConnectionsParked(t *testing.T) {
 	waitFor(t, "connections past the attached waits parked", func() bool {
 		return idlewait.Parked()-parked0 >= n-workers.DefaultWaits
 	})
+	// An operator sees them (process-wide: other tests' may add).
+	if got := statValue(t, p, "server.parked_connections"); got < n-workers.DefaultWaits {
+		t.Errorf("server.parked_connections = %d with %d connections parked", got, n-workers.DefaultWaits)
+	}
 	for i := range n {
 		roundTrip(i)
 	}

@@ -1,12 +1,13 @@
 package proxy
 
 import (
-	"github.com/meshlens/meshlens/internal/proxy/codec/h2server"
 	"runtime"
 	"runtime/metrics"
 	"sync/atomic"
 	"time"
 
+	"github.com/meshlens/meshlens/internal/proxy/codec/h2server"
+	"github.com/meshlens/meshlens/internal/proxy/idlewait"
 	"github.com/meshlens/meshlens/internal/stats"
 )
 
@@ -18,9 +19,12 @@ import (
 
 // serverStats are the process-wide server.* and control_plane.* stats.
 type serverStats struct {
-	live, state, uptime, concurrency  *stats.Gauge
-	memAllocated, memHeapSize         *stats.Gauge
-	totalConnections, cpConnected     *stats.Gauge
+	live, state, uptime, concurrency *stats.Gauge
+	memAllocated, memHeapSize        *stats.Gauge
+	totalConnections, cpConnected    *stats.Gauge
+	// parkedConnections: downstream connections waiting for a request
+	// with no goroutine of their own (idlewait).
+	parkedConnections                 *stats.Gauge
 	version                           *stats.TextReadout
 	accessLogDropped, accessLogWrites *stats.Gauge
 	// daysUntilCertExpiring is Envoy's
@@ -35,18 +39,19 @@ func newServerStats(s *stats.Store) *serverStats {
 	cp := s.Scope("control_plane.")
 	al := s.Scope("access_log.")
 	return &serverStats{
-		live:             sc.Gauge("live"),
-		state:            sc.Gauge("state"),
-		uptime:           sc.Gauge("uptime"),
-		concurrency:      sc.Gauge("concurrency"),
-		memAllocated:     sc.Gauge("memory_allocated"),
-		memHeapSize:      sc.Gauge("memory_heap_size"),
-		totalConnections: sc.Gauge("total_connections"),
-		version:          sc.TextReadout("version"),
-		cpConnected:      cp.Gauge("connected_state"),
-		accessLogDropped: al.Gauge("dropped"),
-		accessLogWrites:  al.Gauge("written"),
-		scope:            sc,
+		live:              sc.Gauge("live"),
+		state:             sc.Gauge("state"),
+		uptime:            sc.Gauge("uptime"),
+		concurrency:       sc.Gauge("concurrency"),
+		memAllocated:      sc.Gauge("memory_allocated"),
+		memHeapSize:       sc.Gauge("memory_heap_size"),
+		totalConnections:  sc.Gauge("total_connections"),
+		parkedConnections: sc.Gauge("parked_connections"),
+		version:           sc.TextReadout("version"),
+		cpConnected:       cp.Gauge("connected_state"),
+		accessLogDropped:  al.Gauge("dropped"),
+		accessLogWrites:   al.Gauge("written"),
+		scope:             sc,
 	}
 }
 
@@ -80,6 +85,7 @@ func (p *Proxy) refreshServerStats() {
 		ss.memHeapSize.Set(int64(v.Uint64()))
 	}
 	ss.totalConnections.Set(p.openConns.Load())
+	ss.parkedConnections.Set(int64(idlewait.Parked()))
 	cp := int64(0)
 	if p.cpConnected.Load() {
 		cp = 1
