@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"log/slog"
 	"os/signal"
 	"syscall"
 
@@ -8,6 +10,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/demo"
 	"github.com/meshlens/meshlens/internal/demo/apps"
+	"github.com/meshlens/meshlens/internal/lifeline"
 )
 
 func newDemoCmd(e *env) *cobra.Command {
@@ -57,6 +60,10 @@ func newDemoAppCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			ctx, err := watchLifeline(ctx, e, nil)
+			if err != nil {
+				return err
+			}
 			if err := apps.Serve(ctx, listen, cfg); err != nil {
 				return runError{err}
 			}
@@ -72,4 +79,22 @@ func newDemoAppCmd(e *env) *cobra.Command {
 	f.StringVar(&cfg.NameURL, "name-url", "", "greeter: name service URL")
 	f.StringVar(&listen, "listen", "127.0.0.1:9080", "address to serve on")
 	return cmd
+}
+
+// watchLifeline returns ctx, ended also when the process that started
+// this one with a lifeline (internal/lifeline: `meshlens demo`) is gone,
+// as SIGTERM ends it. log may be nil.
+func watchLifeline(ctx context.Context, e *env, log *slog.Logger) (context.Context, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	err := lifeline.Watch(e.getenv, func() {
+		if log != nil {
+			log.Warn("the process that started this one is gone: stopping as on SIGTERM")
+		}
+		cancel()
+	})
+	if err != nil {
+		cancel()
+		return ctx, usageError{err}
+	}
+	return ctx, nil
 }

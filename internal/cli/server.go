@@ -58,6 +58,10 @@ func newServerCmd(e *env) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			ctx, err = watchLifeline(ctx, e, log)
+			if err != nil {
+				return err
+			}
 			if pprofAddr != "" {
 				ln, err := listenPprof(pprofAddr)
 				if err != nil {

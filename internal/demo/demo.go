@@ -26,6 +26,7 @@ import (
 
 	"github.com/meshlens/meshlens/examples"
 	"github.com/meshlens/meshlens/internal/apiclient"
+	"github.com/meshlens/meshlens/internal/lifeline"
 )
 
 // Options configure a demo run. Zero values take the defaults.
@@ -113,6 +114,9 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *os.File
+	// line stops the child if the demo dies however it dies
+	// (internal/lifeline); held, never written, for the demo's life.
+	line *lifeline.Line
 }
 
 type runner struct {
@@ -134,13 +138,22 @@ func (r *runner) start(name string, args ...string) (*proc, error) {
 	// A process group of its own: Ctrl-C in the terminal reaches only the
 	// demo, which stops its processes in order, rather than all of them at
 	// once (a process that exits first would read as a failure).
-	// Pdeathsig still stops them if the demo itself dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// If the demo itself dies, however it dies, its lifeline to each
+	// child ends (internal/lifeline) and the child stops as on SIGTERM.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	line, err := lifeline.Attach(cmd)
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: f}
+	err = cmd.Start()
+	line.Started()
+	if err != nil {
+		f.Close()
+		line.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), log: f, line: line}
 	go func() { cmd.Wait(); close(p.done) }()
 	r.mu.Lock()
 	r.procs = append(r.procs, p)
@@ -164,6 +177,7 @@ func (r *runner) stopAll() {
 			<-p.done
 		}
 		p.log.Close()
+		p.line.Close()
 	}
 }
 

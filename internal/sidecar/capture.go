@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,17 +15,13 @@ import (
 	"time"
 
 	"github.com/meshlens/meshlens/internal/capture"
+	"github.com/meshlens/meshlens/internal/lifeline"
 	"github.com/meshlens/meshlens/internal/nodeid"
 )
 
 // envCaptureChild marks the proxy process that a --capture supervisor
 // started: it serves, the supervisor owns the rules.
 const envCaptureChild = "MESHLENS_CAPTURE_CHILD"
-
-// envCaptureLifeline names the descriptor of the child's end of a pipe
-// that only the supervisor writes to and never does: it reads end of
-// file when the supervisor has exited, however it ended.
-const envCaptureLifeline = "MESHLENS_CAPTURE_LIFELINE_FD"
 
 // captureSupervisor reports whether this process is the one that installs
 // the rules and runs the proxy under the ignored UID: --capture, not yet
@@ -41,10 +36,9 @@ func (cfg *Config) captureSupervisor() bool {
 // process would be), forwards SIGTERM, SIGINT and SIGUSR1 to it, and
 // when it exits removes the rules, so that a task's network is left as
 // it was. If the supervisor itself is killed, its child stops as on
-// SIGTERM (told twice: by the kernel's parent-death signal, and by the
-// end of file on a pipe from the supervisor, which the kernel closes
-// whatever ends the supervisor) and the rules stay until the next
-// install replaces them.
+// SIGTERM (told twice: by the kernel's parent-death signal, and by its
+// lifeline, internal/lifeline) and the rules stay until the next install
+// replaces them.
 func supervise(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var id nodeid.ID
 	var err error
@@ -97,14 +91,13 @@ func supervise(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// this goroutine on its thread for the child's whole life.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	lifeline, keep, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("--capture: a pipe to the proxy: %w", err)
-	}
-	defer keep.Close()
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), envCaptureChild+"=1", envCaptureLifeline+"=3")
-	cmd.ExtraFiles = []*os.File{lifeline} // descriptor 3
+	cmd.Env = append(os.Environ(), envCaptureChild+"=1")
+	line, err := lifeline.Attach(cmd)
+	if err != nil {
+		return fmt.Errorf("--capture: %w", err)
+	}
+	defer line.Close()
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, cfg.Stdout, cfg.Stderr
 	uid, gid := uint32(0), uint32(0)
 	if cc.IgnoreUID >= 0 {
@@ -121,7 +114,7 @@ func supervise(ctx context.Context, cfg Config, log *slog.Logger) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	err = cmd.Start()
-	lifeline.Close()
+	line.Started()
 	if err != nil {
 		return fmt.Errorf("--capture: start the proxy as uid %d gid %d: %w", uid, gid, err)
 	}
@@ -198,34 +191,5 @@ func captureListeners(cfg *Config, cc capture.Config) error {
 	if len(cc.AppPorts) > 0 && cfg.registerPort == 0 {
 		cfg.registerPort = int(cc.AppPorts[0])
 	}
-	return nil
-}
-
-// watchSupervisor calls stop when the --capture supervisor that started
-// this process has exited (its lifeline pipe reads end of file): a
-// supervisor killed outright cannot forward SIGTERM, and the kernel's
-// parent-death signal alone was seen not to arrive. Without the
-// variable (started otherwise) it does nothing.
-func watchSupervisor(getenv func(string) string, log *slog.Logger, stop func()) error {
-	v := getenv(envCaptureLifeline)
-	if v == "" {
-		return nil
-	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return configf("%s=%q: want a descriptor number of 3 or more", envCaptureLifeline, v)
-	}
-	// Non-blocking, so that the read waits in the runtime's poller, not
-	// on a thread of its own.
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		return fmt.Errorf("%s=%d: %w", envCaptureLifeline, fd, err)
-	}
-	f := os.NewFile(uintptr(fd), "capture-lifeline")
-	go func() {
-		defer f.Close()
-		_, _ = io.Copy(io.Discard, f)
-		log.Warn("the capture supervisor is gone: stopping as on SIGTERM")
-		stop()
-	}()
 	return nil
 }

@@ -3,14 +3,9 @@ package sidecar
 import (
 	"context"
 	"io"
-	"log/slog"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/meshlens/meshlens/internal/capture"
 	"github.com/meshlens/meshlens/internal/proxy/table"
@@ -88,59 +83,6 @@ func TestCaptureConfigErrors(t *testing.T) {
 		err := Run(context.Background(), cfg)
 		if err == nil || !IsConfigError(err) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s %v: %v, want a config error containing %q", tc.node, tc.env, err, tc.want)
-		}
-	}
-}
-
-// The proxy a --capture supervisor started stops when the supervisor's
-// end of the lifeline pipe closes (the supervisor exited, however it
-// ended), and not before.
-func TestWatchSupervisorStopsAtTheLifelinesEnd(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	// The descriptor is the watcher's from here on (it closes it).
-	fd, err := syscall.Dup(int(r.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	stopped := make(chan struct{})
-	getenv := func(k string) string {
-		if k == envCaptureLifeline {
-			return strconv.Itoa(fd)
-		}
-		return ""
-	}
-	if err := watchSupervisor(getenv, slog.New(slog.DiscardHandler), func() { close(stopped) }); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-stopped:
-		t.Fatal("stopped while the supervisor's end is open")
-	case <-time.After(200 * time.Millisecond):
-	}
-	w.Close()
-	select {
-	case <-stopped:
-	case <-time.After(10 * time.Second):
-		t.Fatal("not stopped 10s after the supervisor's end closed")
-	}
-}
-
-// Started otherwise (no lifeline named), nothing is watched; a malformed
-// value is refused, naming the variable.
-func TestWatchSupervisorEnv(t *testing.T) {
-	log := slog.New(slog.DiscardHandler)
-	if err := watchSupervisor(func(string) string { return "" }, log, func() { t.Error("stop called") }); err != nil {
-		t.Fatalf("no lifeline: %v", err)
-	}
-	for _, v := range []string{"x", "1", "-3"} {
-		err := watchSupervisor(func(string) string { return v }, log, func() { t.Error("stop called") })
-		if err == nil || !strings.Contains(err.Error(), envCaptureLifeline) {
-			t.Errorf("%s=%q: %v, want an error naming the variable", envCaptureLifeline, v, err)
 		}
 	}
 }

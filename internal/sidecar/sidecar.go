@@ -16,6 +16,7 @@ import (
 
 	"github.com/meshlens/meshlens/internal/accesslog"
 	"github.com/meshlens/meshlens/internal/capture"
+	"github.com/meshlens/meshlens/internal/lifeline"
 	"github.com/meshlens/meshlens/internal/memtrim"
 	"github.com/meshlens/meshlens/internal/meshdns"
 	"github.com/meshlens/meshlens/internal/nodeid"
@@ -37,6 +38,17 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	WarnIgnoredEnv(log, cfg.Getenv)
+	// Started with a lifeline (by `meshlens demo`, or by a --capture
+	// supervisor): stop as on SIGTERM when the process that started this
+	// one is gone, however it ended.
+	ctx, stopLine := context.WithCancel(ctx)
+	defer stopLine()
+	if err := lifeline.Watch(cfg.Getenv, func() {
+		log.Warn("the process that started this one is gone: stopping as on SIGTERM")
+		stopLine()
+	}); err != nil {
+		return &ConfigError{err}
+	}
 	if cfg.captureSupervisor() {
 		return supervise(ctx, cfg, log)
 	}
@@ -46,12 +58,6 @@ func Run(ctx context.Context, cfg Config) error {
 			return &ConfigError{fmt.Errorf("--capture: %w", err)}
 		}
 		if err := captureListeners(&cfg, cc); err != nil {
-			return err
-		}
-		var stop context.CancelFunc
-		ctx, stop = context.WithCancel(ctx)
-		defer stop()
-		if err := watchSupervisor(cfg.Getenv, log, stop); err != nil {
 			return err
 		}
 	}

@@ -88,6 +88,34 @@ func startDemo(t *testing.T, env ...string) *demoProc {
 	return d
 }
 
+// killOutright kills the demo with SIGKILL, so that it stops nothing
+// itself, and expects every process it started (control plane, apps,
+// sidecars, gateway) gone within 20 s: each holds a lifeline to the
+// demo (internal/lifeline) and stops when it ends.
+func (d *demoProc) killOutright(t *testing.T) {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(d.cmd.Process.Pid)).Output()
+	kids := strings.Fields(string(out))
+	if len(kids) < 5 {
+		t.Fatalf("the demo runs %d processes (%v), want its control plane, apps, sidecars and gateway", len(kids), kids)
+	}
+	d.cmd.Process.Kill()
+	<-d.exited
+	eventually(t, 20*time.Second, "every process of the killed demo gone", func() error {
+		var left []string
+		for _, pid := range kids {
+			// Gone, or a zombie its new parent has yet to reap.
+			if st, err := os.ReadFile("/proc/" + pid + "/stat"); err == nil && !bytes.Contains(st, []byte(") Z ")) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("still running: %v", left)
+		}
+		return nil
+	})
+}
+
 // adminGet fetches an admin path of one of the demo's proxies.
 func adminGet(t *testing.T, addr, path string) string {
 	t.Helper()

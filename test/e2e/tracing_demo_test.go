@@ -137,6 +137,8 @@ func TestDemoXRayFromEnv(t *testing.T) {
 	if names["demo/ingress"] != 1 || names["demo/greeter"] < 1 {
 		t.Errorf("segments by name %v, want the gateway's and the greeter's", names)
 	}
+	// Killed outright, the demo leaves nothing running.
+	d.killOutright(t)
 }
 
 // canonicalOutline is Outline with siblings in a fixed order (the
