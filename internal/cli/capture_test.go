@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -12,12 +11,7 @@ import (
 func TestCapturePrintFlagsOverEnv(t *testing.T) {
 	vars := map[string]string{"APPMESH_APP_PORTS": "9080", "APPMESH_IGNORE_UID": "1337"}
 	run := func(args ...string) (int, string, string) {
-		var stdout, stderr bytes.Buffer
-		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }}
-		root := newRoot(e)
-		root.SetArgs(args)
-		root.SetOut(&stdout)
-		root.SetErr(&stderr)
+		root, stdout, stderr := testRoot(vars, args...)
 		err := root.ExecuteContext(context.Background())
 		return ExitCode(err), stdout.String(), stderr.String() + errString(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/meshlens/meshlens/internal/lifeline"
 )
 
@@ -33,13 +35,7 @@ func TestCommandsStopAtTheLifelinesEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.Close()
-			vars := map[string]string{lifeline.Env: strconv.Itoa(fd)}
-			var stdout, stderr bytes.Buffer
-			e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return vars[k] }}
-			root := newRoot(e)
-			root.SetArgs(args)
-			root.SetOut(&stdout)
-			root.SetErr(&stderr)
+			root, _, stderr := testRoot(map[string]string{lifeline.Env: strconv.Itoa(fd)}, args...)
 			done := make(chan error, 1)
 			go func() { done <- root.ExecuteContext(context.Background()) }()
 			select {
@@ -58,16 +54,21 @@ func TestCommandsStopAtTheLifelinesEnd(t *testing.T) {
 			}
 		})
 	}
-	var stdout, stderr bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(k string) string {
-		return map[string]string{lifeline.Env: "stdin"}[k]
-	}}
-	root := newRoot(e)
-	root.SetArgs([]string{"demo-app", "--role", "name", "--listen", "127.0.0.1:0"})
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
+	root, _, _ := testRoot(map[string]string{lifeline.Env: "stdin"}, "demo-app", "--role", "name", "--listen", "127.0.0.1:0")
 	err := root.ExecuteContext(context.Background())
 	if code := ExitCode(err); code != ExitUsage || !strings.Contains(errString(err), lifeline.Env) {
 		t.Fatalf("a malformed lifeline: exit %d, %v; want a usage error naming %s", code, err, lifeline.Env)
 	}
+}
+
+// testRoot is the command line with args, the environment vars and
+// nothing on standard input, writing into the buffers returned.
+func testRoot(vars map[string]string, args ...string) (root *cobra.Command, stdout, stderr *bytes.Buffer) {
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	e := &env{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: func(k string) string { return vars[k] }}
+	root = newRoot(e)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root, stdout, stderr
 }
