@@ -55,15 +55,24 @@ func (l *Line) Close() error { return l.keep.Close() }
 // Watch calls stop, once, when the parent that attached this process's
 // lifeline has exited (the descriptor Env names reads end of file). It
 // does nothing when Env is not set, and reports an error naming it when
-// its value is not a descriptor number.
+// its value is not the number of an open pipe.
 func Watch(getenv func(string) string, stop func()) error {
 	v := getenv(Env)
 	if v == "" {
 		return nil
 	}
-	fd, err := strconv.Atoi(v)
-	if err != nil || fd < 3 {
-		return fmt.Errorf("%s=%q: want a descriptor number of 3 or more", Env, v)
+	fd, err := ParseFD(v)
+	if err != nil {
+		return err
+	}
+	// A descriptor that is not a pipe (a file, a socket, one inherited
+	// by mistake) would read end of file, or never, for other reasons.
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("%s=%d: %w", Env, fd, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return fmt.Errorf("%s=%d: not a pipe", Env, fd)
 	}
 	// Non-blocking, so that the read waits in the runtime's poller, not
 	// on a thread of its own.
@@ -77,4 +86,14 @@ func Watch(getenv func(string) string, stop func()) error {
 		stop()
 	}()
 	return nil
+}
+
+// ParseFD reads Env's value: a descriptor number of 3 or more (0 to 2
+// are standard input, output and error). The error names Env.
+func ParseFD(v string) (int, error) {
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return 0, fmt.Errorf("%s=%q: want a descriptor number of 3 or more", Env, v)
+	}
+	return fd, nil
 }

@@ -53,12 +53,44 @@ func TestWatchEnv(t *testing.T) {
 	if err := Watch(func(string) string { return "" }, func() { t.Error("stop called") }); err != nil {
 		t.Fatalf("no lifeline: %v", err)
 	}
-	for _, v := range []string{"x", "1", "-3"} {
-		err := Watch(func(string) string { return v }, func() { t.Error("stop called") })
-		if err == nil || !strings.Contains(err.Error(), Env) {
-			t.Errorf("%s=%q: %v, want an error naming the variable", Env, v, err)
+	f, err := os.CreateTemp(t.TempDir(), "not-a-pipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	notPipe := strconv.Itoa(int(f.Fd()))
+	for _, c := range []struct{ v, want string }{
+		{"x", "want a descriptor number"},
+		{"1", "want a descriptor number"},
+		{"-3", "want a descriptor number"},
+		{"99999", "bad file descriptor"},
+		{notPipe, "not a pipe"},
+	} {
+		err := Watch(func(string) string { return c.v }, func() { t.Error("stop called") })
+		if err == nil || !strings.Contains(err.Error(), Env) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s=%q: %v, want an error naming the variable: %s", Env, c.v, err, c.want)
 		}
 	}
+}
+
+// Any value of the variable parses to a descriptor of 3 or more, or to
+// an error that names the variable; never a panic.
+func FuzzParseFD(f *testing.F) {
+	for _, v := range []string{"3", "4", "0", "-1", "x", "", "99999999999999999999", " 3"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		fd, err := ParseFD(v)
+		if err != nil {
+			if !strings.Contains(err.Error(), Env) {
+				t.Fatalf("%q: error %v does not name %s", v, err, Env)
+			}
+			return
+		}
+		if fd < 3 {
+			t.Fatalf("%q: descriptor %d accepted", v, fd)
+		}
+	})
 }
 
 // A real child: Attach names the descriptor after the ones cmd already
