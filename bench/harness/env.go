@@ -31,6 +31,10 @@ type env struct {
 	sidecars  map[string]*sidecar
 	haInner   *proc
 	haOuter   *proc
+	// relay is the Go floor of an HTTP/1.1 hop (bench/gorelay), at
+	// relayAddr, to the application's HTTP/1.1 address.
+	relay     *proc
+	relayAddr string
 	haIn      haFrontends
 	haOut     haFrontends
 	egress    string
@@ -145,6 +149,10 @@ func startEnv(ctx context.Context, repo, dir string) (*env, error) {
 		e.close()
 		return nil, err
 	}
+	if err := e.startRelay(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -215,6 +223,24 @@ func (e *env) startApp(ctx context.Context) error {
 		if err := waitTCP(ctx, a); err != nil {
 			return fmt.Errorf("upstream app: %w: %s", err, e.app.tail())
 		}
+	}
+	return nil
+}
+
+// startRelay starts the Go floor relay (meshbench relay, on one core as
+// the sidecars run) in front of the application's HTTP/1.1 address.
+func (e *env) startRelay(ctx context.Context) error {
+	a, err := freePort()
+	if err != nil {
+		return err
+	}
+	e.relayAddr = a
+	e.relay, err = startProcEnv(e.dir, "gorelay", []string{"GOMAXPROCS=1"}, e.self, "relay", "-listen", a, "-to", e.appAddrs[0])
+	if err != nil {
+		return err
+	}
+	if err := waitTCP(ctx, a); err != nil {
+		return fmt.Errorf("go relay: %w: %s", err, e.relay.tail())
 	}
 	return nil
 }
@@ -389,7 +415,7 @@ func (e *env) close() {
 			sc.p.stop()
 		}
 	}
-	for _, p := range []*proc{e.haOuter, e.haInner, e.app, e.server} {
+	for _, p := range []*proc{e.relay, e.haOuter, e.haInner, e.app, e.server} {
 		p.stop()
 	}
 }

@@ -334,8 +334,15 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 		}
 	}
 
+	// The floor: HTTP/1.1 1 KB at the maximum rate through one meshlens
+	// hop, one HAProxy hop and the Go relay, interleaved.
+	if o.Only == "" || strings.Contains(floorScenarioID, o.Only) {
+		runBlock(floorVariant, []Scenario{scenarioByID("http1-1k")}, []string{pathML1, pathHA1, pathRelay1},
+			func(Scenario) []float64 { return []float64{closedLoop} })
+	}
+
 	if len(selected) == 0 {
-		// Only the tracing variants were asked for.
+		// Only the tracing variants or the floor were asked for.
 		return nil
 	}
 	if !e.hasPprofFlag {
@@ -419,7 +426,7 @@ func runDataPlane(ctx context.Context, o Options, work string, res *Results, sav
 // allPids are the processes the harness started.
 func (e *env) allPids() []int {
 	var pids []int
-	for _, p := range []*proc{e.server, e.app, e.haInner, e.haOuter} {
+	for _, p := range []*proc{e.server, e.app, e.haInner, e.haOuter, e.relay} {
 		if p != nil {
 			pids = append(pids, p.pid())
 		}
@@ -511,7 +518,7 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 		if r.Requests > 0 {
 			pc.CPUPer1000 = cpu / float64(r.Requests) * 1000
 			pc.SysPer1000 = (after[i].Sys - before[i].Sys).Seconds() / float64(r.Requests) * 1000
-			if strings.HasPrefix(p.name, "sidecar") {
+			if strings.HasPrefix(p.name, "sidecar") || p.name == "gorelay" {
 				pc.ReadsPerReq = float64(after[i].Reads-before[i].Reads) / float64(r.Requests)
 				pc.WritesPerReq = float64(after[i].Writes-before[i].Writes) / float64(r.Requests)
 			}
@@ -531,6 +538,13 @@ func (e *env) runOne(ctx context.Context, o Options, s Scenario, rate float64, p
 
 // tracingScenarioID selects the tracing variants with -only.
 const tracingScenarioID = "http1-1k-tracing"
+
+// floorScenarioID selects the floor block with -only; floorVariant names
+// its runs.
+const (
+	floorScenarioID = "http1-1k-floor"
+	floorVariant    = "floor"
+)
 
 // runTracing measures the tracing settings, each repetition running every
 // setting in turn, then restores the mesh's default tracing. It checks
@@ -590,7 +604,7 @@ func runBlockRep(runBlock func(string, []Scenario, []string, func(Scenario) []fl
 // measures, when that is the tracing variants alone; nil means every
 // section.
 func (o Options) sectionsOfOnly() []string {
-	if o.Only == "" || !strings.Contains(tracingScenarioID, o.Only) {
+	if o.Only == "" {
 		return nil
 	}
 	for _, s := range scenarios {
@@ -598,5 +612,15 @@ func (o Options) sectionsOfOnly() []string {
 			return nil
 		}
 	}
-	return []string{"tracing"}
+	var only []string
+	if strings.Contains(tracingScenarioID, o.Only) {
+		only = append(only, "tracing")
+	}
+	if strings.Contains(floorScenarioID, o.Only) {
+		only = append(only, "floor")
+	}
+	if only == nil {
+		return nil
+	}
+	return only
 }

@@ -197,10 +197,47 @@ func TestTracingReport(t *testing.T) {
 		{tracingScenarioID, []string{"tracing"}},
 		{"http1-1k", nil},
 		{"grpc", nil},
+		{"floor", []string{"floor"}},
+		{floorScenarioID, []string{"floor"}},
+		{"1k-", []string{"tracing", "floor"}},
 	} {
 		if got := (Options{Only: tc.only}).sectionsOfOnly(); !slices.Equal(got, tc.want) {
 			t.Errorf("sections of -only %q = %v, want %v", tc.only, got, tc.want)
 		}
+	}
+}
+
+// TestFloorReport: the floor section compares the three paths' CPU per
+// request, its user and kernel parts and the rate against HAProxy's.
+func TestFloorReport(t *testing.T) {
+	res := &Results{Reps: 3, Conns: 16, DurationS: 4}
+	cpu := map[string]float64{pathML1: 0.028, pathHA1: 0.0175, pathRelay1: 0.0168}
+	rps := map[string]float64{pathML1: 18000, pathHA1: 22000, pathRelay1: 22500}
+	for rep := 1; rep <= 3; rep++ {
+		for _, p := range []string{pathML1, pathHA1, pathRelay1} {
+			f := float64(rep+1) / 3 // 2/3, 1, 4/3
+			pc := ProcCost{Name: "x", CPUPer1000: cpu[p] * f, SysPer1000: cpu[p] * f / 2}
+			if p != pathHA1 {
+				pc.ReadsPerReq, pc.WritesPerReq = 3.8, 2
+			}
+			res.Runs = append(res.Runs, Run{Scenario: "http1-1k", Proto: "http1", Payload: "1k", Load: "max", Path: p, Variant: floorVariant, Rep: rep,
+				Summary: loadgen.Summary{Requests: 80000, Throughput: rps[p] * f},
+				Procs:   []ProcCost{pc},
+				Ends:    []ProcCost{{Name: "app", CPUPer1000: 0.025 * f}, {Name: "loadgen", CPUPer1000: 0.035 * f}}})
+		}
+	}
+	sec := sections(res)["floor"]
+	for _, want := range []string{
+		"| meshlens, 1 hop | 18000 (12000–24000) | 28.0 (18.7–37.3) | 14.0 (9.3–18.7) | 14.0 (9.3–18.7) | 1.60x | 0.82x | 60.0 (40.0–80.0) | 3.80, 2.00 |",
+		"| HAProxy, 1 hop | 22000 (14667–29333) | 17.5 (11.7–23.3) | 8.8 (5.8–11.7) | 8.8 (5.8–11.7) | 1.00x | 1.00x | 60.0 (40.0–80.0) | – |",
+		"| Go relay, 1 hop | 22500 (15000–30000) | 16.8 (11.2–22.4) | 8.4 (5.6–11.2) | 8.4 (5.6–11.2) | 0.96x | 1.02x |",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("floor section lacks %q:\n%s", want, sec)
+		}
+	}
+	if got := sections(&Results{})["floor"]; got != "The floor block was not run.\n" {
+		t.Errorf("floor section without its runs: %q", got)
 	}
 }
 

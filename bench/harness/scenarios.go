@@ -14,6 +14,9 @@ const (
 	pathML2    = "meshlens-2hop"
 	pathHA1    = "haproxy-1hop"
 	pathHA2    = "haproxy-2hop"
+	// pathRelay1 is the Go floor of an HTTP/1.1 hop (bench/gorelay); only
+	// the floor block runs it.
+	pathRelay1 = "gorelay-1hop"
 )
 
 var allPaths = []string{pathDirect, pathML1, pathML2, pathHA1, pathHA2}
@@ -83,6 +86,8 @@ func (e *env) procsOn(path, proto string) []*proc {
 		return []*proc{e.haInner}
 	case pathHA2:
 		return []*proc{e.haOuter, e.haInner}
+	case pathRelay1:
+		return []*proc{e.relay}
 	}
 	return nil
 }
@@ -106,6 +111,11 @@ func (e *env) dialer(path string, s Scenario) (loadgen.Dialer, error) {
 		httpAddr, h2cAddr, grpcAddr, tcpAddr = e.haIn.HTTP, e.haIn.H2C, e.haIn.GRPC, e.haIn.TCP
 	case pathHA2:
 		httpAddr, h2cAddr, grpcAddr, tcpAddr = e.haOut.HTTP, e.haOut.H2C, e.haOut.GRPC, e.haOut.TCP
+	case pathRelay1:
+		if s.Proto != "http1" || s.Payload == "upload-1m" {
+			return nil, fmt.Errorf("path %s relays HTTP/1.1 requests without a body only, not %s %s", path, s.Proto, s.Payload)
+		}
+		httpAddr = e.relayAddr
 	default:
 		return nil, fmt.Errorf("unknown path %q", path)
 	}

@@ -2,10 +2,11 @@
 //
 //	meshbench [-smoke] [-out DIR] [-markdown FILE] [-reps N] [-duration D] ...
 //
-// and, as a child of itself, the upstream application the benchmarks end
-// at:
+// and, as children of itself, the upstream application the benchmarks end
+// at and the Go floor relay of an HTTP/1.1 hop (bench/gorelay):
 //
 //	meshbench upstream -http ADDR -grpc ADDR -tcp ADDR
+//	meshbench relay -listen ADDR -to ADDR
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/meshlens/meshlens/bench/gorelay"
 	"github.com/meshlens/meshlens/bench/harness"
 	"github.com/meshlens/meshlens/bench/upstream"
 )
@@ -32,6 +34,8 @@ func main() {
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "upstream" {
 		err = runUpstream(ctx, os.Args[2:])
+	} else if len(os.Args) > 1 && os.Args[1] == "relay" {
+		err = runRelay(ctx, os.Args[2:])
 	} else {
 		err = run(ctx, os.Args[1:])
 	}
@@ -51,6 +55,16 @@ func runUpstream(ctx context.Context, args []string) error {
 		return err
 	}
 	return upstream.Serve(ctx, a)
+}
+
+func runRelay(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:18090", "address to accept HTTP/1.1 connections on")
+	to := fs.String("to", "127.0.0.1:18080", "HTTP/1.1 address to relay to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return gorelay.Serve(ctx, *listen, *to)
 }
 
 // defaultProfileRate is the load of the sidecars' CPU profiles.
