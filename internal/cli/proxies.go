@@ -9,8 +9,8 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
+	"github.com/meshlens/meshlens/api/mesh/v1alpha1"
 	restv1 "github.com/meshlens/meshlens/api/rest/v1"
 )
 
@@ -72,7 +72,11 @@ func runGetProxies(cmd *cobra.Command, e *env, args []string, output string) err
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return nil
 	case "yaml":
-		b, err := yaml.Marshal(items)
+		j, err := json.Marshal(items)
+		if err != nil {
+			return runError{err}
+		}
+		b, err := v1alpha1.JSONToYAML(j)
 		if err != nil {
 			return runError{err}
 		}

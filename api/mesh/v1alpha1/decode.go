@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	yamlv2 "go.yaml.in/yaml/v2"
 	yamlv3 "go.yaml.in/yaml/v3"
@@ -153,7 +154,7 @@ func Encode(w io.Writer, rs []*Resource, format string) error {
 			if err != nil {
 				return fmt.Errorf("encode %s: %w", r.Key(), err)
 			}
-			y, err := orderedYAML(b)
+			y, err := JSONToYAML(b)
 			if err != nil {
 				return fmt.Errorf("encode %s as yaml: %w", r.Key(), err)
 			}
@@ -170,15 +171,73 @@ func Encode(w io.Writer, rs []*Resource, format string) error {
 	return fmt.Errorf("unknown output format %q: want yaml or json", format)
 }
 
-// orderedYAML turns JSON into YAML keeping the keys in their JSON order
-// (kind, mesh and name first, fields in the order App Mesh documents them)
-// rather than sorting them as sigs.k8s.io/yaml.JSONToYAML does.
-func orderedYAML(j []byte) ([]byte, error) {
-	var v yamlv2.MapSlice
-	if err := yamlv2.Unmarshal(j, &v); err != nil {
-		return nil, err
+// JSONToYAML turns JSON text into YAML, keeping the keys in their JSON
+// order (kind, mesh and name first, fields in the order App Mesh
+// documents them) rather than sorting them as sigs.k8s.io/yaml.JSONToYAML
+// does. Strings holding characters a YAML reader refuses raw (DEL, the
+// C1 controls but NEL, U+FFFE and U+FFFF, which encoding/json leaves
+// unescaped) are written with escapes, so they read back as they were
+// instead of failing with "control characters are not allowed".
+//
+// j is a JSON object or a list of objects. A string holding U+0085
+// (next line) is an error: YAML would read it back as a line break.
+func JSONToYAML(j []byte) ([]byte, error) {
+	var v any
+	if t := bytes.TrimSpace(j); len(t) > 0 && t[0] == '[' {
+		var l []yamlv2.MapSlice
+		if err := yamlv2.Unmarshal(escapeForYAML(j), &l); err != nil {
+			return nil, err
+		}
+		v = l
+	} else {
+		var m yamlv2.MapSlice
+		if err := yamlv2.Unmarshal(escapeForYAML(j), &m); err != nil {
+			return nil, err
+		}
+		v = m
+	}
+	var generic any
+	if (bytes.ContainsRune(j, nel) || bytes.Contains(bytes.ToLower(j), []byte(`\u0085`))) && json.Unmarshal(j, &generic) == nil {
+		if path, ok := findRune(generic, "", nel); ok {
+			if path == "" {
+				path = "a value"
+			}
+			return nil, fmt.Errorf("%s holds U+0085 (next line), which YAML reads as a line break: write it as JSON", path)
+		}
 	}
 	return yamlv2.Marshal(v)
+}
+
+// escapeForYAML returns j with every character a YAML reader refuses
+// raw or reads as a line break inside a string (NEL, LS and PS, which a
+// JSON writer other than encoding/json may leave raw) written as a
+// \uXXXX escape; j itself when it has none. In JSON text such characters
+// occur only inside strings, where the escape means the same character
+// (in YAML's double-quoted scalars too).
+func escapeForYAML(j []byte) []byte {
+	var out []byte // nil while nothing needed escaping
+	for i := 0; i < len(j); {
+		r, size := utf8.DecodeRune(j[i:])
+		if yamlRefusesRaw(r) || r == nel || r == '\u2028' || r == '\u2029' {
+			if out == nil {
+				out = append(make([]byte, 0, len(j)+16), j[:i]...)
+			}
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else if out != nil {
+			out = append(out, j[i:i+size]...)
+		}
+		i += size
+	}
+	if out == nil {
+		return j
+	}
+	return out
+}
+
+// yamlRefusesRaw reports whether r is outside YAML's printable set and
+// not one that encoding/json escapes anyway (the C0 controls).
+func yamlRefusesRaw(r rune) bool {
+	return r == 0x7f || (r >= 0x80 && r <= 0x9f && r != 0x85) || r == 0xfffe || r == 0xffff
 }
 
 // ---- splitting the input into documents ----
@@ -243,10 +302,64 @@ func decodeAll(data []byte) ([]decoded, []error) {
 				errs = append(errs, err)
 				continue
 			}
-			out = append(out, ds...)
+			for _, d := range ds {
+				if fe := refuseNEL(d.r); fe != nil {
+					errs = append(errs, &DocumentError{Index: d.index, Name: d.name, Err: fe})
+					continue
+				}
+				out = append(out, d)
+			}
 		}
 	}
 	return out, errs
+}
+
+// nel is U+0085 (next line). YAML reads it as a line break, and the YAML
+// writer of Encode leaves it raw, so a value holding it would not read
+// back as it was written: Decode refuses it, naming the field.
+const nel = '\u0085'
+
+// refuseNEL finds the first field of r (in the meshlens form's names)
+// whose name or value holds NEL.
+func refuseNEL(r *Resource) *FieldError {
+	b, err := json.Marshal(r)
+	if err != nil || !bytes.ContainsRune(b, nel) {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	if path, ok := findRune(v, "", nel); ok {
+		return &FieldError{Path: path, Message: "holds U+0085 (next line), which YAML reads as a line break: not allowed"}
+	}
+	return nil
+}
+
+// findRune is the path of the first string or key of v, in sorted key
+// order, that holds c.
+func findRune(v any, path string, c rune) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return path, strings.ContainsRune(x, c)
+	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			p := field(path, k)
+			if strings.ContainsRune(k, c) {
+				return p, true
+			}
+			if p, ok := findRune(x[k], p, c); ok {
+				return p, true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if p, ok := findRune(e, index(path, i), c); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
 }
 
 // jsonDocuments reads a stream of JSON values.

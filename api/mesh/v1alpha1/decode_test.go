@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -497,13 +499,16 @@ func TestSpecEqual(t *testing.T) {
 }
 
 // TestYAMLRoundTripStrings encodes values YAML could misread (booleans
-// and numbers of YAML 1.1, nulls, indicators, long and multi-line text).
+// and numbers of YAML 1.1, nulls, indicators, long and multi-line text)
+// or refuses raw (DEL, the C1 controls, U+FFFE and U+FFFF, which JSON
+// leaves unescaped).
 func TestYAMLRoundTripStrings(t *testing.T) {
 	t.Parallel()
 	values := []string{
 		"yes", "no", "on", "off", "y", "n", "true", "null", "~", "", "1", "0x1f", "1e3", "01", ".inf",
 		"- x", ": x", "# x", "x #y", "  padded  ", "'quoted'", `"double"`, "a: b", "{x}", "[x]", "!Ref x", "&a", "*a", "%x", "@x", "`x",
 		"line\nbreak\n", "tab\there", "nul\x00byte", "é ☃ 😀", strings.Repeat("long words ", 40), "---", "...", "\r\n",
+		"del\x7fchar", "c1 \u0080\u0084\u0086\u009f", "nonchars \ufffe\uffff", "ls\u2028ps\u2029",
 	}
 	for _, v := range values {
 		r := &Resource{Kind: KindMesh, Name: "m", Tags: []Tag{{Key: "k", Value: v}}, MeshSpec: &MeshSpec{}}
@@ -519,6 +524,58 @@ func TestYAMLRoundTripStrings(t *testing.T) {
 				continue
 			}
 			equalResources(t, format+" "+v, out, in)
+		}
+	}
+}
+
+// TestJSONToYAML keeps JSON's key order and writes what a YAML reader
+// refuses raw as escapes, which read back as the characters they were.
+func TestJSONToYAML(t *testing.T) {
+	t.Parallel()
+	y, err := JSONToYAML([]byte("{\"z\": 1, \"a\": \"del\x7f c1\u0090 ls\u2028 \ufffe\", \"m\": [true]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(y), "z: 1\na: ") || !strings.HasSuffix(string(y), "m:\n- true\n") {
+		t.Errorf("keys out of their JSON order:\n%s", y)
+	}
+	var back map[string]any
+	if err := yamlv3.Unmarshal(y, &back); err != nil {
+		t.Fatalf("read back %s: %v", y, err)
+	}
+	if got := back["a"]; got != "del\x7f c1\u0090 ls\u2028 \ufffe" {
+		t.Errorf("read back %q from\n%s", got, y)
+	}
+	if _, err := JSONToYAML([]byte(`{"a": `)); err == nil {
+		t.Error("truncated JSON converted")
+	}
+	l, err := JSONToYAML([]byte(`[{"b": 1, "a": "x\u007f"}, {"c": []}]`))
+	if err != nil || string(l) != "- b: 1\n  a: \"x\\x7F\"\n- c: []\n" {
+		t.Errorf("a list: %q, %v", l, err)
+	}
+	for _, j := range []string{"[{\"name\": \"n\", \"agent\": \"a\u0085\"}]", `{"agent": "a\u0085"}`} {
+		if _, err := JSONToYAML([]byte(j)); err == nil || !strings.Contains(err.Error(), "agent holds U+0085") {
+			t.Errorf("%s: %v, want an error naming the field and U+0085", j, err)
+		}
+	}
+}
+
+// TestDecodeRefusesNEL: U+0085, which YAML would read back as a line
+// break, is refused in any name or value, in every input form, with the
+// field named.
+func TestDecodeRefusesNEL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"{\"meshName\": \"r\", \"virtualRouterName\": \"m\", \"routeName\": \"a\u0085\", \"spec\": {\"httpRoute\": {}}}", "name: holds U+0085"},
+		{"kind: Mesh\nname: m\ntags: [{key: k, value: \"v\\N\"}]\n", "tags[0].value: holds U+0085"},
+		{"kind: VirtualNode\nmesh: m\nname: node\nspec: {backendDefaults: {}, logging: {accessLog: {file: {path: \"/x\\u0085\"}}}}\n", "spec.logging.accessLog.file.path: holds U+0085"},
+	} {
+		_, err := Decode([]byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error with %q", tc.in, err, tc.want)
+		}
+		if _, err := DecodeAndValidate([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DecodeAndValidate %q: %v, want an error with %q", tc.in, err, tc.want)
 		}
 	}
 }

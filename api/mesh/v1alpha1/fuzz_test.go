@@ -2,10 +2,13 @@ package v1alpha1
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 // seeds adds the documents of the files under testdata one by one (small
@@ -70,6 +73,38 @@ func FuzzDecode(f *testing.F) {
 			if !bytes.Equal(first.Bytes(), second.Bytes()) {
 				t.Fatalf("%s round trip changed the resources:\nfirst:  %s\nsecond: %s", format, first.Bytes(), second.Bytes())
 			}
+		}
+	})
+}
+
+// FuzzJSONToYAML: any string, as a JSON value, converts to YAML that
+// reads back as the same string, or, holding U+0085, is refused.
+func FuzzJSONToYAML(f *testing.F) {
+	f.Add("del\x7f")
+	f.Add("\u0085\u0086\ufffe\uffff")
+	f.Add("- yes: no #")
+	f.Fuzz(func(t *testing.T, s string) {
+		j, err := json.Marshal(map[string]string{"k": s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back, want map[string]string
+		json.Unmarshal(j, &want) // invalid UTF-8 is U+FFFD in both
+		y, err := JSONToYAML(j)
+		if strings.ContainsRune(want["k"], '\u0085') {
+			if err == nil {
+				t.Fatalf("%q holds U+0085 and converted: %s", want["k"], y)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		if err := yamlv3.Unmarshal(y, &back); err != nil {
+			t.Fatalf("read back %s: %v", y, err)
+		}
+		if back["k"] != want["k"] {
+			t.Fatalf("%q came back as %q from\n%s", want["k"], back["k"], y)
 		}
 	})
 }
