@@ -55,7 +55,10 @@ func (l *Line) Close() error { return l.keep.Close() }
 // Watch calls stop, once, when the parent that attached this process's
 // lifeline has exited (the descriptor Env names reads end of file). It
 // does nothing when Env is not set, and reports an error naming it when
-// its value is not the number of an open pipe.
+// its value is not the number of an open pipe. Once watching, it removes
+// Env from the process's environment and marks the descriptor
+// close-on-exec, so that the processes this one starts do not inherit
+// its line.
 func Watch(getenv func(string) string, stop func()) error {
 	v := getenv(Env)
 	if v == "" {
@@ -79,6 +82,11 @@ func Watch(getenv func(string) string, stop func()) error {
 	if err := syscall.SetNonblock(fd, true); err != nil {
 		return fmt.Errorf("%s=%d: %w", Env, fd, err)
 	}
+	// The line is this process's: a process it starts inherits neither
+	// the descriptor nor the variable, which would name a descriptor it
+	// does not have (or another one), unless Attach gives it its own.
+	syscall.CloseOnExec(fd)
+	os.Unsetenv(Env)
 	f := os.NewFile(uintptr(fd), "lifeline")
 	go func() {
 		defer f.Close()

@@ -47,6 +47,33 @@ func TestWatchStopsAtTheLinesEnd(t *testing.T) {
 	}
 }
 
+// A watched line is not passed on: the variable leaves the environment
+// and the descriptor is closed on exec, so a process this one starts
+// without Attach does not watch (or misread) it.
+func TestWatchDoesNotPassTheLineOn(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	fd, err := syscall.Dup(int(r.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	t.Setenv(Env, strconv.Itoa(fd))
+	if err := Watch(os.Getenv, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := os.LookupEnv(Env); ok {
+		t.Errorf("%s=%s still in the environment", Env, v)
+	}
+	flags, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFD, 0)
+	if errno != 0 || flags&syscall.FD_CLOEXEC == 0 {
+		t.Errorf("descriptor flags %#x (%v): not close-on-exec", flags, errno)
+	}
+}
+
 // Without the variable nothing is watched; a malformed value is refused,
 // naming the variable.
 func TestWatchEnv(t *testing.T) {
